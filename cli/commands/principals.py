@@ -1,0 +1,12 @@
+"""`tenantguard principals` commands (filled in by the principals work)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="principals", no_args_is_help=True)
+# Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
+COMMANDS: dict[str, Callable[..., Any]] = {}

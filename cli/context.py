@@ -1,0 +1,28 @@
+"""What every command needs: settings, the database (migrated), and a console."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from rich.console import Console
+
+from core.db import Database
+from core.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings()
+
+
+def database(*, migrate: bool = True) -> Database:
+    """The configured database; schema brought up to date unless `migrate` is False."""
+    db = Database.from_settings(settings())
+    if migrate:
+        db.upgrade()
+    else:
+        db.ping()
+    return db

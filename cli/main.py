@@ -1,0 +1,147 @@
+"""The `tenantguard` command: wires every area's sub-commands and turns errors into one clear line."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.context import console, database, err_console
+from core.audit import export_csv, export_jsonl, iter_records, verify_database, verify_export
+from core.clock import parse_time
+from core.errors import TenantguardError
+
+app = typer.Typer(
+    name="tenantguard",
+    help="SaaS security posture monitoring and incident response for Microsoft 365, Google Workspace and Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit trail: export and verify.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+AREAS = ("simulator", "rules", "collect", "posture", "incidents", "remediation", "principals", "serve")
+
+
+def _register_areas() -> None:
+    for area in AREAS:
+        module = importlib.import_module(f"cli.commands.{area}")
+        group = getattr(module, "app", None)
+        if group is not None and (group.registered_commands or group.registered_groups):
+            app.add_typer(group, name=getattr(module, "GROUP_NAME", area))
+        for name, function in getattr(module, "COMMANDS", {}).items():
+            app.command(name)(function)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    if debug:
+        os.environ["TENANTGUARD_DEBUG"] = "1"
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import version as package_version
+
+    console.print(f"tenantguard {package_version('tenantguard')}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    db = database(migrate=False)
+    db.upgrade()
+    console.print(f"database at the newest schema ({db.dialect})")
+
+
+@audit_app.command("export")
+def audit_export(
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="Only records at or after this time (ISO 8601).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Export the audit chain; verify the file later with `tenantguard audit verify`."""
+    if format not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"--format must be jsonl or csv, not {format!r}")
+    since_at = parse_time(since) if since else None
+    db = database()
+    with db.session(readonly=True) as session:
+        records = iter_records(session, since=since_at)
+        if format == "jsonl":
+            chunks: list[bytes] = list(export_jsonl(records))
+            data = b"".join(chunks)
+        else:
+            data = "".join(export_csv(records)).encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        err_console.print(f"wrote {output}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[
+        Path | None, typer.Argument(help="An export (JSONL or CSV); omit with --database.")
+    ] = None,
+    live: Annotated[bool, typer.Option("--database", help="Verify the live chain in the database.")] = False,
+) -> None:
+    """Check that an export (or the live chain) has not been altered; exit 1 naming the first bad record."""
+    if file is None and not live:
+        raise typer.BadParameter("give an export FILE, or --database")
+    if file is not None:
+        if not file.exists():
+            raise typer.BadParameter(f"{file} does not exist")
+        result = verify_export(file)
+    else:
+        with database().session(readonly=True) as session:
+            result = verify_database(session)
+    if result.ok:
+        console.print(f"OK: {result.records} records verified; head hash {result.head_hash}")
+        return
+    err_console.print(f"[red]FAILED[/red] at seq {result.first_bad_seq}: {result.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """Run the product end to end against the built-in simulator on an embedded SQLite database."""
+    from cli.demo import run_demo
+
+    run_demo()
+
+
+_register_areas()
+
+
+def run() -> None:
+    """Console entry point: expected errors print one line and exit 1; tracebacks only with --debug."""
+    debug = "--debug" in sys.argv or os.environ.get("TENANTGUARD_DEBUG") == "1"
+    try:
+        app()
+    except TenantguardError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:  # a bug or an unexpected environment: still one line by default
+        if debug:
+            raise
+        err_console.print(
+            f"[red]error:[/red] {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(run with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)

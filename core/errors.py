@@ -1,0 +1,19 @@
+"""The core error hierarchy: each message names what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class TenantguardError(Exception):
+    """Base of every error tenantguard raises on purpose."""
+
+
+class ConfigurationError(TenantguardError):
+    """A setting or configuration file is wrong."""
+
+
+class DatabaseError(TenantguardError):
+    """The database cannot be used: unreachable, corrupt, locked or at the wrong schema version."""
+
+
+class AuditChainError(TenantguardError):
+    """The audit chain or an export of it does not verify."""

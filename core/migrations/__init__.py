@@ -1,0 +1,1 @@
+"""Alembic migrations for the domain tables (run through core.migrations.runner)."""

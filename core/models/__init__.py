@@ -1,0 +1,51 @@
+"""Domain tables (SQLModel), one file per domain; importing this module registers them all."""
+
+from core.models.audit import AuditRecord
+from core.models.connection import Checkpoint, Connection
+from core.models.enums import (
+    ActionStatus,
+    Decision,
+    FindingKind,
+    FindingStatus,
+    Health,
+    IncidentStatus,
+    Priority,
+    Provider,
+    Role,
+    Severity,
+)
+from core.models.event import ConfigSnapshot, Event, QuarantinedRecord
+from core.models.finding import Finding, Suppression
+from core.models.identity import Account, Person
+from core.models.incident import Incident, Message, TimelineEntry
+from core.models.principal import ApiPrincipal
+from core.models.remediation import Approval, RemediationAction
+
+__all__ = [
+    "Account",
+    "ActionStatus",
+    "ApiPrincipal",
+    "Approval",
+    "AuditRecord",
+    "Checkpoint",
+    "ConfigSnapshot",
+    "Connection",
+    "Decision",
+    "Event",
+    "Finding",
+    "FindingKind",
+    "FindingStatus",
+    "Health",
+    "Incident",
+    "IncidentStatus",
+    "Message",
+    "Person",
+    "Priority",
+    "Provider",
+    "QuarantinedRecord",
+    "RemediationAction",
+    "Role",
+    "Severity",
+    "Suppression",
+    "TimelineEntry",
+]

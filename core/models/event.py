@@ -1,0 +1,68 @@
+"""What the collectors store: normalised events, quarantined input and configuration snapshots."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+from core.models.types import JSONType, UTCDateTime
+
+
+class Event(SQLModel, table=True):
+    """One audit/activity record, keyed by the provider's own id so re-reads change nothing."""
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "stream", "provider_event_id", name="uq_event_provider_id"),
+        Index("ix_event_stream_time", "provider", "stream", "occurred_at"),
+        Index("ix_event_actor_time", "actor", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id", index=True)
+    provider: str = Field(max_length=20)
+    stream: str = Field(max_length=100)
+    provider_event_id: str = Field(max_length=500)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str | None = Field(default=None, max_length=500)
+    action: str | None = Field(default=None, max_length=300, index=True)
+    target: str | None = Field(default=None, max_length=1000)
+    ip: str | None = Field(default=None, max_length=64, index=True)
+    country: str | None = Field(default=None, max_length=8)
+    outcome: str | None = Field(default=None, max_length=50)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class QuarantinedRecord(SQLModel, table=True):
+    """Input we could not use, kept verbatim with the reason, so nothing is silently lost."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id", index=True)
+    provider: str | None = Field(default=None, max_length=20)
+    stream: str | None = Field(default=None, max_length=100)
+    source: str = Field(max_length=1000)
+    reason: str
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class ConfigSnapshot(SQLModel, table=True):
+    """The state of one configuration object at one time; a new row only when its content changed."""
+
+    __table_args__ = (
+        Index("ix_snapshot_object_time", "connection_id", "object_type", "object_id", "collected_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id")
+    provider: str = Field(max_length=20)
+    object_type: str = Field(max_length=100, index=True)
+    object_id: str = Field(max_length=500)
+    content_hash: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    collected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    deleted: bool = False

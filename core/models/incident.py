@@ -1,0 +1,84 @@
+"""Incidents, their timelines, and the conversations collected from chat and mail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+from core.models.enums import IncidentStatus, Priority
+from core.models.types import JSONType, UTCDateTime
+
+
+class Incident(SQLModel, table=True):
+    """Findings about the same person, asset, network or app inside a window, with a lifecycle."""
+
+    __table_args__ = (Index("ix_incident_status_priority", "status", "priority"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    status: str = Field(default=IncidentStatus.NEW, max_length=20)
+    priority: str = Field(default=Priority.P4, max_length=4)
+    priority_factors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    severity: str = Field(max_length=20)
+    assignee: str | None = Field(default=None, max_length=200)
+    summary: str = ""
+    entities: dict[str, list[str]] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    grouping: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    root_cause: str = ""
+    lessons: str = ""
+    impact: str = ""
+    first_seen: datetime = Field(sa_type=UTCDateTime, index=True)
+    last_seen: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    triaged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    contained_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    merged_into_id: int | None = Field(default=None, foreign_key="incident.id")
+
+
+class TimelineEntry(SQLModel, table=True):
+    """One typed, timestamped line of an incident's story, pointing at the stored record behind it."""
+
+    __table_args__ = (Index("ix_timeline_incident_at", "incident_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+    kind: str = Field(max_length=30)
+    source: str = Field(max_length=100)
+    title: str = Field(max_length=1000)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    ref_type: str | None = Field(default=None, max_length=50)
+    ref_id: str | None = Field(default=None, max_length=200)
+    count: int = 1
+    actor: str | None = Field(default=None, max_length=200)
+
+
+class Message(SQLModel, table=True):
+    """A chat or mail message, stored only after redaction: the clear text is never written."""
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "stream", "provider_message_id", name="uq_message_provider_id"),
+        Index("ix_message_sent_at", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id")
+    provider: str = Field(max_length=20)
+    stream: str = Field(max_length=100)
+    provider_message_id: str = Field(max_length=500)
+    channel: str | None = Field(default=None, max_length=300)
+    thread_id: str | None = Field(default=None, max_length=300)
+    author: str | None = Field(default=None, max_length=320)
+    sent_at: datetime = Field(sa_type=UTCDateTime)
+    subject: str | None = Field(default=None, max_length=1000)
+    text_redacted: str = Field(default="", sa_column=Column(Text, nullable=False))
+    redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))

@@ -1,0 +1,51 @@
+"""Proposed fixes and the human decisions on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+from core.models.enums import ActionStatus
+from core.models.types import JSONType, UTCDateTime
+
+
+class RemediationAction(SQLModel, table=True):
+    """One step of an incident's plan: an action from the catalogue applied to one target."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    action: str = Field(max_length=100)
+    provider: str = Field(max_length=20)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id")
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    phase: str = Field(max_length=20)
+    position: int = 0
+    reason: str = ""
+    risk: str = Field(default="low", max_length=20)
+    status: str = Field(default=ActionStatus.PROPOSED, index=True, max_length=20)
+    requested_by: str = Field(max_length=200)
+    idempotency_key: str = Field(unique=True, max_length=300)
+    depends_on: list[int] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    provider_response_ids: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    executed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Approval(SQLModel, table=True):
+    """A principal's approve/reject decision on one action; it expires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="remediationaction.id", index=True)
+    principal: str = Field(max_length=200)
+    decision: str = Field(max_length=10)
+    comment: str = ""
+    via: str = Field(default="api", max_length=20)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

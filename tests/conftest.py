@@ -1,0 +1,153 @@
+"""Shared fixtures: settings, a fresh migrated database per test (SQLite or PostgreSQL), loopback guard.
+
+Choose the database with ``--db sqlite|postgresql`` (or TENANTGUARD_TEST_DB). In the PostgreSQL
+run only tests that touch the database are collected (the others ran in the SQLite run). When
+PostgreSQL is unreachable the run is skipped with a plain message, unless
+TENANTGUARD_REQUIRE_POSTGRES=1 (CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.db import Database
+from core.settings import Settings
+
+pytest_plugins = ["tests.fixtures.simulator"]
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("TENANTGUARD_TEST_DB", "sqlite"),
+        help="database the suite runs on",
+    )
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("TENANTGUARD_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(_pg_admin_url(), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "uses_db: the test touches the database (set automatically)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "db" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.uses_db)
+    if config.getoption("--db") != "postgresql":
+        return
+    keep = [item for item in items if "db" in getattr(item, "fixturenames", ())]
+    deselected = [item for item in items if item not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
+    problem = _postgres_reachable()
+    if problem is None:
+        return
+    message = f"PostgreSQL suite SKIPPED: cannot connect to {_pg_admin_url()} ({problem})"
+    if os.environ.get("TENANTGUARD_REQUIRE_POSTGRES") == "1":
+        raise pytest.UsageError(message + " — and TENANTGUARD_REQUIRE_POSTGRES=1 demands it")
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=message))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tenantguard database: {config.getoption('--db')}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """No test may reach a real SaaS endpoint: name resolution works for loopback only."""
+    real = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or name in _LOOPBACK_NAMES or str(name).startswith("127."):
+            return real(host, *args, **kwargs)
+        raise OSError(f"test tried to resolve {name!r}: tests may only talk to 127.0.0.1")
+
+    socket.getaddrinfo = guarded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real  # type: ignore[assignment]
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def _db_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database made once per session, copied for each test (fast and isolated)."""
+    kind = request.config.getoption("--db")
+    if kind == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        db = Database(f"sqlite:///{path}")
+        db.upgrade()
+        db.dispose()
+        with sqlite3.connect(path, isolation_level=None) as conn:  # fold the WAL into the file we copy
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        yield str(path)
+        return
+    name = f"tg_tpl_{_worker()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
+    db = Database(url)
+    db.upgrade()
+    db.dispose()
+    yield name
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, _db_template: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty database for this test alone."""
+    if request.config.getoption("--db") == "sqlite":
+        path = tmp_path / "tenantguard.db"
+        shutil.copyfile(_db_template, path)
+        yield f"sqlite:///{path}"
+        return
+    name = f"tg_t_{_worker()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_db_template}" STRATEGY FILE_COPY')
+    yield _pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database.from_settings(settings)
+    yield database
+    database.dispose()
