@@ -1,5 +1,6 @@
 """Domain tables (SQLModel), one file per domain; importing this module registers them all."""
 
+from core.models.anomaly import AnalysisCursor, AnomalyModel, PersonBaseline
 from core.models.audit import AuditRecord
 from core.models.connection import Checkpoint, Connection
 from core.models.enums import (
@@ -18,12 +19,15 @@ from core.models.event import ConfigSnapshot, Event, QuarantinedRecord
 from core.models.finding import Finding, Suppression
 from core.models.identity import Account, Person
 from core.models.incident import Incident, Message, TimelineEntry
+from core.models.posture import PostureResult, PostureScore
 from core.models.principal import ApiPrincipal
 from core.models.remediation import Approval, RemediationAction
 
 __all__ = [
     "Account",
     "ActionStatus",
+    "AnalysisCursor",
+    "AnomalyModel",
     "ApiPrincipal",
     "Approval",
     "AuditRecord",
@@ -40,6 +44,9 @@ __all__ = [
     "IncidentStatus",
     "Message",
     "Person",
+    "PersonBaseline",
+    "PostureResult",
+    "PostureScore",
     "Priority",
     "Provider",
     "QuarantinedRecord",

@@ -20,6 +20,7 @@ class Person(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=300)
     aliases: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     risk_score: float = 0.0
+    risk_level: str = Field(default="low", max_length=20)
     risk_factors: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONType, nullable=False)
     )
@@ -45,5 +46,9 @@ class Account(SQLModel, table=True):
     mfa_registered: bool | None = None
     mfa_methods: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     is_guest: bool = False
+    # Verified addresses and aliases the provider lists for this account (lower-case).
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    # Facts risk scoring uses that are not columns: legacy auth in use, strongest MFA method, ...
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     last_sign_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -22,6 +22,34 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "analysiscursor",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "anomalymodel",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("trained_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("samples", sa.Integer(), nullable=False),
+        sa.Column(
+            "features",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_anomalymodel_kind"), "anomalymodel", ["kind"], unique=False)
+    op.create_table(
         "apiprincipal",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -137,6 +165,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("risk_score", sa.Float(), nullable=False),
+        sa.Column("risk_level", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column(
             "risk_factors",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
@@ -146,6 +175,48 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_person_primary_email"), "person", ["primary_email"], unique=True)
+    op.create_table(
+        "personbaseline",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("built_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("window_start", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("window_end", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("active_days", sa.Integer(), nullable=False),
+        sa.Column("signins", sa.Integer(), nullable=False),
+        sa.Column(
+            "countries",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "networks",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "devices",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "hours",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "volumes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "last_location",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_personbaseline_actor"), "personbaseline", ["actor"], unique=True)
     op.create_table(
         "suppression",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -187,6 +258,16 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("is_guest", sa.Boolean(), nullable=False),
+        sa.Column(
+            "aliases",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "attributes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("last_sign_in_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -366,6 +447,66 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_sent_at", "message", ["sent_at"], unique=False)
     op.create_table(
+        "postureresult",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("evaluated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("connection_id", sa.Integer(), nullable=True),
+        sa.Column("provider", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("check_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("objects_total", sa.Integer(), nullable=False),
+        sa.Column("objects_failing", sa.Integer(), nullable=False),
+        sa.Column(
+            "failing_object_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connection.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_posture_result_check_time", "postureresult", ["check_id", "evaluated_at"], unique=False
+    )
+    op.create_index(op.f("ix_postureresult_evaluated_at"), "postureresult", ["evaluated_at"], unique=False)
+    op.create_index(op.f("ix_postureresult_run_id"), "postureresult", ["run_id"], unique=False)
+    op.create_table(
+        "posturescore",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("evaluated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("connection_id", sa.Integer(), nullable=True),
+        sa.Column("provider", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("checks_passed", sa.Integer(), nullable=False),
+        sa.Column("checks_failed", sa.Integer(), nullable=False),
+        sa.Column("weight_passed", sa.Float(), nullable=False),
+        sa.Column("weight_total", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connection.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_posture_score_scope_time",
+        "posturescore",
+        ["connection_id", "category", "evaluated_at"],
+        unique=False,
+    )
+    op.create_index(op.f("ix_posturescore_run_id"), "posturescore", ["run_id"], unique=False)
+    op.create_table(
         "quarantinedrecord",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("connection_id", sa.Integer(), nullable=True),
@@ -496,6 +637,13 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_quarantinedrecord_received_at"), table_name="quarantinedrecord")
     op.drop_index(op.f("ix_quarantinedrecord_connection_id"), table_name="quarantinedrecord")
     op.drop_table("quarantinedrecord")
+    op.drop_index(op.f("ix_posturescore_run_id"), table_name="posturescore")
+    op.drop_index("ix_posture_score_scope_time", table_name="posturescore")
+    op.drop_table("posturescore")
+    op.drop_index(op.f("ix_postureresult_run_id"), table_name="postureresult")
+    op.drop_index(op.f("ix_postureresult_evaluated_at"), table_name="postureresult")
+    op.drop_index("ix_posture_result_check_time", table_name="postureresult")
+    op.drop_table("postureresult")
     op.drop_index("ix_message_sent_at", table_name="message")
     op.drop_table("message")
     op.drop_index(op.f("ix_finding_status"), table_name="finding")
@@ -524,6 +672,8 @@ def downgrade() -> None:
     op.drop_table("account")
     op.drop_index(op.f("ix_suppression_rule_id"), table_name="suppression")
     op.drop_table("suppression")
+    op.drop_index(op.f("ix_personbaseline_actor"), table_name="personbaseline")
+    op.drop_table("personbaseline")
     op.drop_index(op.f("ix_person_primary_email"), table_name="person")
     op.drop_table("person")
     op.drop_index("ix_incident_status_priority", table_name="incident")
@@ -539,3 +689,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_apiprincipal_slack_user_id"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_name"), table_name="apiprincipal")
     op.drop_table("apiprincipal")
+    op.drop_index(op.f("ix_anomalymodel_kind"), table_name="anomalymodel")
+    op.drop_table("anomalymodel")
+    op.drop_table("analysiscursor")
