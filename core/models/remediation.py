@@ -33,9 +33,21 @@ class RemediationAction(SQLModel, table=True):
     depends_on: list[int] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     provider_response_ids: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    # Who or what the step acts on (an e-mail, a file, an app), for display and dependency grouping.
+    subject: str = Field(default="", max_length=500)
+    blast_radius: str = Field(default="single_object", max_length=20)
+    reversible: bool = False
+    approvals_required: int = 1
+    # Hash of what would be done (action, connection, target, params): an approval is only good
+    # for the fingerprint it was given on, so a re-planned step with new parameters needs a new one.
+    fingerprint: str = Field(default="", max_length=64)
+    finding_ids: list[int] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    playbooks: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     executed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rolled_back_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Approval(SQLModel, table=True):
@@ -49,3 +61,9 @@ class Approval(SQLModel, table=True):
     via: str = Field(default="api", max_length=20)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The action fingerprint this decision was made on (see RemediationAction.fingerprint).
+    fingerprint: str = Field(default="", max_length=64)
+    # The principal's role when deciding, kept for the record.
+    role: str = Field(default="", max_length=20)
+    # A channel's own id for the request (e.g. Slack action_ts + trigger), unique so a replay is refused.
+    request_ref: str | None = Field(default=None, unique=True, max_length=300)

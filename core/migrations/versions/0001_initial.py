@@ -567,9 +567,26 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("blast_radius", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("reversible", sa.Boolean(), nullable=False),
+        sa.Column("approvals_required", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "finding_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "playbooks",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("executed_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("verified_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rolled_back_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["connection_id"],
             ["connection.id"],
@@ -617,11 +634,15 @@ def upgrade() -> None:
         sa.Column("via", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("request_ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
         sa.ForeignKeyConstraint(
             ["action_id"],
             ["remediationaction.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("request_ref"),
     )
     op.create_index(op.f("ix_approval_action_id"), "approval", ["action_id"], unique=False)
 
