@@ -1,11 +1,11 @@
-"""A connected tenant and the collectors' position in each of its streams."""
+"""A connected tenant, the collectors' position in each of its streams, and their run history."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -14,7 +14,13 @@ from core.models.types import JSONType, UTCDateTime
 
 
 class Connection(SQLModel, table=True):
-    """One SaaS tenant. `config` holds non-secret settings; secrets are referenced by `secret_ref`."""
+    """One SaaS tenant.
+
+    `config` holds non-secret settings (endpoints, client ids, streams, intervals); `secret_refs`
+    maps each secret's name to a *reference* (``env:VAR`` or ``file:/path``) resolved at use time,
+    so no secret is ever stored in the database. `source` says where the definition came from
+    (``file`` for the connections file, ``api``), so a file sync never touches API-made connections.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=200)
@@ -22,12 +28,14 @@ class Connection(SQLModel, table=True):
     tenant: str = Field(max_length=300)
     enabled: bool = True
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    secret_ref: str | None = Field(default=None, max_length=500)
+    secret_refs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    source: str = Field(default="api", max_length=20)
     health: str = Field(default=Health.UNKNOWN, max_length=20)
     health_reason: str | None = None
     last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Checkpoint(SQLModel, table=True):
@@ -44,4 +52,28 @@ class Checkpoint(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CollectionRun(SQLModel, table=True):
+    """One run of one (connection, stream) by one worker: what it read, and how it ended.
+
+    `heartbeat_at` moves with every committed page, so a run whose worker died shows when it
+    last made progress; operators see stuck or failing streams here.
+    """
+
+    __table_args__ = (Index("ix_collectionrun_stream_started", "connection_id", "stream", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="connection.id")
+    stream: str = Field(max_length=100)
+    worker: str = Field(max_length=200)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default="running", max_length=20)
+    pages: int = 0
+    records_read: int = 0
+    records_new: int = 0
+    error: str | None = None

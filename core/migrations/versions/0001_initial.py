@@ -60,11 +60,13 @@ def upgrade() -> None:
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index(op.f("ix_apiprincipal_name"), "apiprincipal", ["name"], unique=True)
     op.create_index(op.f("ix_apiprincipal_slack_user_id"), "apiprincipal", ["slack_user_id"], unique=False)
+    op.create_index(op.f("ix_apiprincipal_token_prefix"), "apiprincipal", ["token_prefix"], unique=True)
     op.create_table(
         "auditrecord",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
@@ -98,12 +100,18 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("secret_ref", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column(
+            "secret_refs",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("health", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("health_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("last_run_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_success_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_connection_name"), "connection", ["name"], unique=True)
@@ -298,6 +306,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("lease_expires_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_run_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],
@@ -307,6 +316,32 @@ def upgrade() -> None:
         sa.UniqueConstraint("connection_id", "stream"),
     )
     op.create_index(op.f("ix_checkpoint_connection_id"), "checkpoint", ["connection_id"], unique=False)
+    op.create_table(
+        "collectionrun",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("connection_id", sa.Integer(), nullable=False),
+        sa.Column("stream", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("worker", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("started_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("pages", sa.Integer(), nullable=False),
+        sa.Column("records_read", sa.Integer(), nullable=False),
+        sa.Column("records_new", sa.Integer(), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connection.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_collectionrun_stream_started",
+        "collectionrun",
+        ["connection_id", "stream", "started_at"],
+        unique=False,
+    )
     op.create_table(
         "configsnapshot",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -686,6 +721,8 @@ def downgrade() -> None:
     op.drop_index("ix_snapshot_object_time", table_name="configsnapshot")
     op.drop_index(op.f("ix_configsnapshot_object_type"), table_name="configsnapshot")
     op.drop_table("configsnapshot")
+    op.drop_index("ix_collectionrun_stream_started", table_name="collectionrun")
+    op.drop_table("collectionrun")
     op.drop_index(op.f("ix_checkpoint_connection_id"), table_name="checkpoint")
     op.drop_table("checkpoint")
     op.drop_index(op.f("ix_account_person_id"), table_name="account")
@@ -707,6 +744,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_auditrecord_at"), table_name="auditrecord")
     op.drop_index(op.f("ix_auditrecord_action"), table_name="auditrecord")
     op.drop_table("auditrecord")
+    op.drop_index(op.f("ix_apiprincipal_token_prefix"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_slack_user_id"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_name"), table_name="apiprincipal")
     op.drop_table("apiprincipal")
