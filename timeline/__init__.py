@@ -1,1 +1,1 @@
-"""timeline"""
+"""Findings become incidents: grouping, priority, conversations (redacted), lifecycle, metrics, reports."""
