@@ -332,23 +332,33 @@ def measure_parse(payloads: list[bytes], loads: Any = orjson.loads, runs: int = 
     return repeat(rate(work), runs)
 
 
+def _migrated_with_connection(url: str, *, migrate: bool = True) -> int:
+    """Migrate the database at `url` (unless done) and add one connection row; return its id."""
+    from core.models import Connection
+
+    database = Database(url)
+    if migrate:
+        database.upgrade()
+    with database.session() as session:
+        connection = Connection(name="bench", provider="m365", tenant="bench")
+        session.add(connection)
+        session.flush()
+        connection_id = connection.id
+    database.dispose()
+    assert connection_id is not None
+    return connection_id
+
+
 @contextmanager
 def sqlite_event_table() -> Iterator[tuple[sqlite3.Connection, int]]:
     """A migrated SQLite file opened with the product's PRAGMAs, plus the id of one connection row."""
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         path = Path(tmp) / "limits.db"
-        database = Database(f"sqlite:///{path}")
-        database.upgrade()
-        database.dispose()
+        connection_id = _migrated_with_connection(f"sqlite:///{path}")
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(
-            "INSERT INTO connection (name, provider, tenant, enabled, config, health, created_at) "
-            "VALUES ('bench', 'm365', 'bench', 1, '{}', 'unknown', '2026-11-01 00:00:00')"
-        )
-        connection_id = conn.execute("SELECT id FROM connection").fetchone()[0]
         try:
             yield conn, connection_id
         finally:
@@ -431,11 +441,7 @@ def measure_postgres_insert(rows: list[EventRow], runs: int = 5) -> tuple[Stats,
     """Rows/s for ``COPY ... FROM STDIN`` and, as the baseline, ``executemany``, into ``event``."""
     columns = ", ".join(EVENT_COLUMNS)
     with postgres_database() as url, psycopg.connect(url) as conn:
-        connection_id = conn.execute(
-            "INSERT INTO connection (name, provider, tenant, enabled, config, health, created_at) "
-            "VALUES ('bench', 'm365', 'bench', true, '{}', 'unknown', now()) RETURNING id"
-        ).fetchone()[0]  # type: ignore[index]
-        conn.commit()
+        connection_id = _migrated_with_connection(url, migrate=False)
         now = datetime.now(UTC)
         values = [_pg_tuple(row, connection_id, now) for row in rows]
 

@@ -1,0 +1,426 @@
+"""End to end: simulator scenario → collect → detect → incidents, on SQLite and on PostgreSQL.
+
+For each scale (users × days) and backend, one *child process* runs the product stages against a
+simulator that runs in its own process, so the child's peak RSS (``ru_maxrss``) is the product's
+alone. Reported per run: events/s end to end and per stage, peak RSS, database bytes per million
+events, and the pipeline as a fraction of :mod:`bench.limits` measured in the same run on the
+same (stored) events. Detection latency is measured by :mod:`bench.e2e_latency` logic below
+when the simulator can release events live; otherwise it is modelled and the note says so.
+
+Stages are the brief's entry points; whichever is missing is reported, never faked:
+``collectors.collect_once``, ``detectors.pipeline.detect_new``, ``timeline.build_incidents``.
+Without a simulator or collectors, events from :func:`bench.limits.sample_events` are inserted
+directly so the later stages can still be measured (the figure's note says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.harness import Figure, Stats, print_table
+from bench.limits import (
+    EventRow,
+    limit_figures,
+    postgres_database,
+    postgres_problem,
+    sample_events,
+)
+
+AREA = "e2e"
+SCENARIO = "account_takeover"
+STAGES = {
+    "collect": ("collectors", "collect_once"),
+    "detect": ("detectors.pipeline", "detect_new"),
+    "incidents": ("timeline", "build_incidents"),
+}
+LIMIT_SAMPLE = 20_000  # stored events the same-run limits are measured on
+
+
+@dataclass(frozen=True)
+class Scale:
+    users: int
+    days: int
+    runs: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.users:,} users × {self.days} d"
+
+
+FULL_SCALES = (Scale(1_000, 7, 5), Scale(10_000, 7, 1))
+QUICK_SCALES = (Scale(30, 1, 1),)
+
+
+def stage(name: str) -> Callable[..., Any] | None:
+    """The entry point of a stage, or None while its owner has not landed it."""
+    module_name, attribute = STAGES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return getattr(module, attribute, None)
+
+
+def missing_stages() -> list[str]:
+    return [name for name in STAGES if stage(name) is None]
+
+
+# --- the child: runs the stages, reports timings and its own peak RSS ---------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    database_url: str
+    data_dir: str
+    simulator_info: dict[str, Any] | None
+    scenario: str
+    users: int
+    days: int
+    seed: int
+
+
+@dataclass
+class RunResult:
+    seconds: dict[str, float] = field(default_factory=dict)
+    events: int = 0
+    findings: int = 0
+    incidents: int = 0
+    peak_rss_bytes: int = 0
+    missing: list[str] = field(default_factory=list)
+    seeded_directly: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _count(db: Any, table: str) -> int:
+    from sqlalchemy import text
+
+    with db.session(readonly=True) as session:
+        return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def _seed_directly(db: Any, users: int, days: int, seed: int) -> int:
+    """Stand-in for collection when the collectors or the simulator are missing: insert sample events."""
+    from core.models import Connection, Event
+
+    count = max(1000, users * days * 40)
+    with db.session() as session:
+        connection = Connection(name="bench-seed", provider="m365", tenant="bench")
+        session.add(connection)
+        session.flush()
+        for _, row in sample_events(count, seed=seed, users=users):
+            session.add(
+                Event(
+                    connection_id=connection.id,
+                    **{k: v for k, v in asdict(row).items()},
+                )
+            )
+    return count
+
+
+def child_main(spec: RunSpec) -> RunResult:
+    """Run every stage that exists once, in order, timing each."""
+    from core.db import Database
+    from core.settings import Settings
+
+    settings = Settings(data_dir=Path(spec.data_dir), database_url=spec.database_url)
+    db = Database.from_settings(settings)
+    result = RunResult(missing=missing_stages())
+    collect = stage("collect")
+    if collect is not None and spec.simulator_info is not None:
+        from bench.e2e_setup import connect_simulator
+
+        connect_simulator(db, settings, spec.simulator_info)
+        start = time.perf_counter()
+        collect(db, settings)
+        result.seconds["collect"] = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        _seed_directly(db, spec.users, spec.days, spec.seed)
+        result.seconds["seed"] = time.perf_counter() - start
+        result.seeded_directly = True
+    for name in ("detect", "incidents"):
+        entry = stage(name)
+        if entry is None:
+            continue
+        start = time.perf_counter()
+        entry(db, settings)
+        result.seconds[name] = time.perf_counter() - start
+    result.events = _count(db, "event")
+    result.findings = _count(db, "finding")
+    result.incidents = _count(db, "incident")
+    result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    db.dispose()
+    return result
+
+
+# --- the parent: simulator process, database, child process, sizes ------------------------------
+
+
+@contextmanager
+def simulator_process(scenario: str, users: int, days: int, seed: int) -> Iterator[dict[str, Any] | None]:
+    """A simulator serving in its own process (its memory is not the product's); None if absent."""
+    try:
+        importlib.import_module("simulator.__main__")
+    except ImportError:
+        yield None
+        return
+    command = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "serve",
+        "--scenario",
+        scenario,
+        "--users",
+        str(users),
+        "--days",
+        str(days),
+        "--seed",
+        str(seed),
+        "--port",
+        "0",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = process.stdout.readline() if process.stdout else b""
+        if not line:
+            raise RuntimeError(f"the simulator exited without printing its info line: {' '.join(command)}")
+        yield orjson.loads(line)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        from core.db import Database
+
+        url = f"sqlite:///{tmp / 'e2e.db'}"
+        database = Database(url)
+        database.upgrade()
+        database.dispose()
+        yield url
+        return
+    with postgres_database() as url:
+        yield url
+
+
+def database_bytes(url: str) -> int:
+    """On-disk size: the SQLite file after folding its WAL in, or pg_database_size."""
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
+
+
+def stored_events(url: str, limit: int) -> tuple[list[dict[str, Any]], list[EventRow]]:
+    """Up to `limit` stored events (raw record and normalised row) to measure the limits on."""
+    from sqlalchemy import select
+
+    from core.db import Database
+    from core.models import Event
+
+    db = Database(url)
+    with db.session(readonly=True) as session:
+        events = session.exec(select(Event).limit(limit)).scalars().all()  # type: ignore[call-overload]
+        rows = [
+            EventRow(
+                e.provider,
+                e.stream,
+                e.provider_event_id,
+                e.occurred_at,
+                e.actor,
+                e.action,
+                e.target,
+                e.ip,
+                e.country,
+                e.outcome,
+                e.raw,
+            )
+            for e in events
+        ]
+    db.dispose()
+    return [row.raw for row in rows], rows
+
+
+def _stats(values: list[float]) -> Stats:
+    return Stats(statistics.median(values), min(values), max(values), len(values))
+
+
+def backend_runs(backend: str, scale: Scale) -> tuple[list[RunResult], list[int], tuple[list, list]]:
+    """`scale.runs` fresh runs; returns results, bytes each run added, and stored events of the first."""
+    results: list[RunResult] = []
+    added: list[int] = []
+    sample: tuple[list, list] = ([], [])
+    for run_index in range(scale.runs):
+        with tempfile.TemporaryDirectory(prefix="tg-e2e-") as tmp_name:
+            tmp = Path(tmp_name)
+            with (
+                simulator_process(SCENARIO, scale.users, scale.days, seed=1) as info,
+                database(backend, tmp) as url,
+            ):
+                empty = database_bytes(url)
+                spec = RunSpec(url, str(tmp / "data"), info, SCENARIO, scale.users, scale.days, 1)
+                spec_path, out_path = tmp / "spec.json", tmp / "result.json"
+                spec_path.write_bytes(orjson.dumps(asdict(spec)))
+                subprocess.run(
+                    [sys.executable, "-m", "bench.e2e", "--child", str(spec_path), str(out_path)],
+                    check=True,
+                )
+                results.append(RunResult(**orjson.loads(out_path.read_bytes())))
+                added.append(database_bytes(url) - empty)
+                if run_index == 0:
+                    sample = stored_events(url, LIMIT_SAMPLE)
+    return results, added, sample
+
+
+def scale_figures(backends: list[str], scale: Scale, quick: bool) -> list[Figure]:
+    """Every backend at one scale, then the limits once, on the events the first backend stored."""
+    runs = {backend: backend_runs(backend, scale) for backend in backends}
+    records, rows = runs[backends[0]][2]
+    limits = limit_figures(records, rows, runs=3 if quick else 5) if rows else []
+    where = f"{len(rows):,} stored events, {scale.label}"
+    figures: list[Figure] = []
+    for backend, (results, added, _) in runs.items():
+        figures.extend(_figures(backend, scale, results, added, limits))
+    return figures + [_relabel(f, where) for f in limits]
+
+
+def _figures(
+    backend: str, scale: Scale, results: list[RunResult], sizes: list[int], limits: list[Figure]
+) -> list[Figure]:
+    first = results[0]
+    where = f"{backend}, {scale.label}"
+    notes = []
+    if first.missing:
+        notes.append(f"stages missing: {', '.join(first.missing)}")
+    if first.seeded_directly:
+        notes.append("no simulator/collectors: sample events inserted directly (collection not measured)")
+    note = "; ".join(notes + first.notes)
+    events = first.events
+    total = _stats([sum(r.seconds.values()) for r in results])
+    e2e_rate = _stats([r.events / sum(r.seconds.values()) for r in results if sum(r.seconds.values())])
+    parse = next((f for f in limits if f.name.startswith("orjson")), None)
+    insert = next(
+        (f for f in limits if f.name.startswith("SQLite" if backend == "sqlite" else "PostgreSQL COPY")), None
+    )
+    figures = [
+        Figure.from_stats(
+            AREA,
+            f"end to end ({where}; {events:,} events, {first.findings:,} findings, {first.incidents:,} incidents)",
+            e2e_rate,
+            "events/s",
+            baseline_name=f"limit: {insert.name.split(' (')[0]}" if insert else None,
+            baseline=insert.value if insert else None,
+            notes=note,
+            extra={"total_seconds": total.median, "stage_seconds": [r.seconds for r in results]},
+        )
+    ]
+    if parse is not None:
+        figures.append(
+            Figure(
+                AREA,
+                f"end to end vs orjson parse ({where})",
+                e2e_rate.median,
+                "events/s",
+                baseline_name="orjson parse limit",
+                baseline=parse.value,
+                notes="ratio = the fraction of the parse-only limit the pipeline reaches",
+            )
+        )
+    for name in ("collect", "seed", "detect", "incidents"):
+        seconds = [r.seconds[name] for r in results if name in r.seconds]
+        if seconds and events:
+            figures.append(
+                Figure.from_stats(
+                    AREA, f"stage {name} ({where})", _stats([events / s for s in seconds]), "events/s"
+                )
+            )
+    figures.append(
+        Figure.from_stats(
+            AREA,
+            f"peak RSS of the product process ({where})",
+            _stats([r.peak_rss_bytes / 2**20 for r in results]),
+            "MiB",
+            notes="ru_maxrss of the child that ran the stages; the simulator runs in another process",
+        )
+    )
+    if events:
+        figures.append(
+            Figure.from_stats(
+                AREA,
+                f"database bytes per million events ({where})",
+                _stats(
+                    [
+                        size / r.events * 1e6 / 2**20
+                        for size, r in zip(sizes, results, strict=True)
+                        if r.events
+                    ]
+                ),
+                "MiB/M events",
+                notes="growth of the whole database (events, findings, incidents, indexes) / stored events",
+            )
+        )
+    return figures
+
+
+def _relabel(figure: Figure, where: str) -> Figure:
+    name = figure.name.split(" (")[0]
+    return Figure(**{**asdict(figure), "area": AREA, "name": f"limit: {name} ({where})"})
+
+
+def run(quick: bool) -> list[Figure]:
+    missing = missing_stages()
+    if missing:
+        print(f"e2e: stages missing (not measured): {', '.join(missing)}", file=sys.stderr)
+    backends = ["sqlite"]
+    problem = postgres_problem()
+    if problem is None:
+        backends.append("postgresql")
+    else:
+        print(f"e2e: PostgreSQL skipped ({problem})", file=sys.stderr)
+    figures: list[Figure] = []
+    for scale in QUICK_SCALES if quick else FULL_SCALES:
+        figures.extend(scale_figures(backends, scale, quick))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        spec = RunSpec(**orjson.loads(Path(args.child[0]).read_bytes()))
+        Path(args.child[1]).write_bytes(orjson.dumps(asdict(child_main(spec))))
+        return 0
+    print_table(run(quick=args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
