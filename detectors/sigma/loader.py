@@ -1,0 +1,879 @@
+"""Rule files -> a RulePack. Every refusal names the file, the line and the reason; one bad rule
+never stops the others from loading.
+
+A rule file holds one or more YAML documents (`---`): Sigma rules, and Sigma correlation rules
+that reference rules by `name` (or `id`) from any file of the pack. Besides the Sigma fields a
+document may carry `tenantguard:` (alert settings) and `tests:` (its test events); both are
+described in detectors/sigma/README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.conditions import ConditionOR, SigmaCondition
+from sigma.correlations import (
+    SigmaCorrelationConditionOperator,
+    SigmaCorrelationRule,
+    SigmaCorrelationType,
+    SigmaExtendedCorrelationCondition,
+)
+from sigma.exceptions import (
+    SigmaConditionError,
+    SigmaCorrelationConditionError,
+    SigmaCorrelationRuleError,
+    SigmaCorrelationTypeError,
+    SigmaDateError,
+    SigmaDescriptionError,
+    SigmaDetectionError,
+    SigmaError,
+    SigmaIdentifierError,
+    SigmaLevelError,
+    SigmaLogsourceError,
+    SigmaStatusError,
+    SigmaTimespanError,
+    SigmaTitleError,
+)
+from sigma.modifiers import SigmaBase64Modifier, SigmaBase64OffsetModifier, modifier_mapping
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
+
+from detectors.sigma.compiler import (
+    CompileError,
+    FieldPath,
+    Node,
+    compile_re2,
+    from_sigma,
+    predicate,
+    simplify,
+)
+from detectors.sigma.definitions import (
+    DEFAULT_DEDUP_PERIOD,
+    SEVERITIES,
+    AlertSpec,
+    CompiledCorrelation,
+    CompiledRule,
+    CorrelationType,
+    RulePack,
+    RuleSource,
+    RuleTest,
+    TestEvent,
+)
+from detectors.sigma.errors import RuleProblem
+from detectors.sigma.logsource import LogsourceError, profile, resolve_streams
+
+MAX_RULE_FILE_BYTES = 2 << 20
+TENANTGUARD_KEYS = {
+    "title",
+    "severity",
+    "confidence",
+    "dedup",
+    "dedup_period",
+    "threshold",
+    "unique",
+    "context",
+    "entities",
+    "runbook",
+    "signal",
+}
+TEST_KEYS = {"name", "match", "event", "events", "count", "title", "logsource"}
+ENTITY_KINDS = ("people", "ips", "files", "apps", "accounts")
+STATUS_CONFIDENCE = {"stable": 0.9, "test": 0.8, "experimental": 0.7}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 60}
+
+
+# -- YAML with line numbers -------------------------------------------------------------------
+
+
+class _LineLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML that remembers the line of every mapping key, refuses duplicate keys, and keeps
+    timestamps as text (events carry them as strings, like the JSON they come from)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.key_lines: dict[int, dict[Any, int]] = {}
+        self.map_lines: dict[int, int] = {}
+
+    def construct_tracked_map(self, node: yaml.MappingNode) -> Iterable[dict[Any, Any]]:
+        data: dict[Any, Any] = {}
+        yield data
+        self.flatten_mapping(node)
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                )
+            if key in lines:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {lines[key]})", key_node.start_mark
+                )
+            lines[key] = key_node.start_mark.line + 1
+            data[key] = self.construct_object(value_node)
+        self.key_lines[id(data)] = lines
+        self.map_lines[id(data)] = node.start_mark.line + 1
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_tracked_map)
+
+
+class _Lines:
+    """Line lookups into the documents one loader produced (valid while the documents live)."""
+
+    def __init__(self, loader: _LineLoader) -> None:
+        self.key_lines = loader.key_lines
+        self.map_lines = loader.map_lines
+
+    def key(self, mapping: Any, key: Any, default: int | None = None) -> int | None:
+        if isinstance(mapping, dict):
+            found = self.key_lines.get(id(mapping), {}).get(key)
+            if found is not None:
+                return found
+            return self.map_lines.get(id(mapping), default)
+        return default
+
+    def of(self, mapping: Any, default: int | None = None) -> int | None:
+        return self.map_lines.get(id(mapping), default) if isinstance(mapping, dict) else default
+
+
+def _read_yaml(path: str, raw: bytes) -> tuple[list[Any], _Lines | None, RuleProblem | None]:
+    if len(raw) > MAX_RULE_FILE_BYTES:
+        return (
+            [],
+            None,
+            RuleProblem(
+                path,
+                None,
+                None,
+                f"file is {len(raw)} bytes; a rule file may be at most {MAX_RULE_FILE_BYTES}",
+            ),
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return (
+            [],
+            None,
+            RuleProblem(
+                path,
+                line,
+                None,
+                f"not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); save the file as UTF-8",
+            ),
+        )
+    loader = _LineLoader(text)
+    docs: list[Any] = []
+    try:
+        while loader.check_data():
+            docs.append(loader.get_data())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        reason = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+        return [], None, RuleProblem(path, line, None, reason)
+    except RecursionError:
+        return [], None, RuleProblem(path, None, None, "invalid YAML: nested too deeply")
+    finally:
+        loader.dispose()
+    return docs, _Lines(loader), None
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+def parse_duration(value: Any) -> float:
+    """`60m`, `1h`, `30s`, `1d`, or a bare number of minutes -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        return float(value) * 60
+    match = _DURATION.match(str(value))
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 15m, 1h, 1d")
+    return float(int(match.group(1)) * _UNIT[match.group(2)])
+
+
+def _field_list(value: Any, what: str) -> tuple[FieldPath, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ValueError(f"{what} must be a field name or a list of field names")
+    return tuple(FieldPath.of(i) for i in items)
+
+
+def _mitre(tags: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    techniques, tactics = [], []
+    for tag in tags:
+        namespace, _, name = tag.partition(".")
+        if namespace.lower() != "attack" or not name:
+            continue
+        if re.fullmatch(r"[tT]\d{4}(\.\d{3})?", name):
+            techniques.append(name.upper())
+        elif not re.fullmatch(r"[gGsS]\d{4}", name):
+            tactics.append(name.lower().replace("-", "_"))
+    return tuple(techniques), tuple(tactics)
+
+
+# -- the loader ------------------------------------------------------------------------------------
+
+
+class _FileLoader:
+    """Loads one file's documents; problems are collected, never raised."""
+
+    def __init__(self, path: str, lines: _Lines) -> None:
+        self.path = path
+        self.lines = lines
+        self.problems: list[RuleProblem] = []
+        self.lint: list[RuleProblem] = []
+
+    def problem(self, line: int | None, rule: str | None, reason: str) -> None:
+        self.problems.append(RuleProblem(self.path, line, rule, reason))
+
+    # detection values are checked here, before pySigma, so that errors carry the line
+    def check_detection(self, doc: dict[str, Any], rule: str | None) -> bool:
+        detection = doc.get("detection")
+        if not isinstance(detection, dict):
+            self.problem(
+                self.lines.key(doc, "detection"),
+                rule,
+                "`detection` must be a mapping of selections and a condition",
+            )
+            return False
+        ok = True
+        for name, selection in detection.items():
+            if name == "condition":
+                continue
+            ok &= self._check_selection(selection, self.lines.key(detection, name), rule)
+        return ok
+
+    def _check_selection(self, selection: Any, line: int | None, rule: str | None) -> bool:
+        ok = True
+        if isinstance(selection, dict):
+            for key, value in selection.items():
+                ok &= self._check_item(str(key), value, self.lines.key(selection, key, line), rule)
+        elif isinstance(selection, list):
+            for item in selection:
+                if isinstance(item, dict | list):
+                    ok &= self._check_selection(item, self.lines.of(item, line), rule)
+        return ok
+
+    def _check_item(self, key: str, value: Any, line: int | None, rule: str | None) -> bool:
+        field, *modifiers = key.split("|")
+        unknown = [m for m in modifiers if m not in modifier_mapping]
+        if unknown:
+            self.problem(
+                line,
+                rule,
+                f"unknown modifier {unknown[0]!r} in {key!r}; known modifiers: {', '.join(sorted(modifier_mapping))}",
+            )
+            return False
+        values = value if isinstance(value, list) else [value]
+        if "re" in modifiers:
+            for v in values:
+                try:
+                    compile_re2(
+                        str(v),
+                        ignore_case=bool({"i", "ignorecase"} & set(modifiers)),
+                        multiline=bool({"m", "multiline"} & set(modifiers)),
+                        dotall=bool({"s", "dotall"} & set(modifiers)),
+                    )
+                except CompileError as exc:
+                    self.problem(line, rule, f"{key}: {exc}")
+                    return False
+        if "cidr" in modifiers:
+            for v in values:
+                try:
+                    ipaddress.ip_network(str(v), strict=False)
+                except ValueError:
+                    self.problem(line, rule, f"{key}: {v!r} is not an IP network (write e.g. 10.0.0.0/8)")
+                    return False
+        if {"gt", "gte", "lt", "lte"} & set(modifiers):
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    self.problem(
+                        line, rule, f"{key}: {v!r} is not a number; comparison modifiers need numbers"
+                    )
+                    return False
+        if "expand" in modifiers:
+            self.problem(
+                line,
+                rule,
+                f"{key}: the `expand` modifier (%placeholders%) is not supported; write the values out",
+            )
+            return False
+        return True
+
+    def sigma_problem(self, doc: dict[str, Any], rule: str | None, exc: Exception) -> None:
+        section = {
+            SigmaLogsourceError: "logsource",
+            SigmaConditionError: "detection",
+            SigmaDetectionError: "detection",
+            SigmaIdentifierError: "id",
+            SigmaLevelError: "level",
+            SigmaStatusError: "status",
+            SigmaTitleError: "title",
+            SigmaDateError: "date",
+            SigmaDescriptionError: "description",
+            SigmaTimespanError: "correlation",
+            SigmaCorrelationTypeError: "correlation",
+            SigmaCorrelationRuleError: "correlation",
+            SigmaCorrelationConditionError: "correlation",
+        }
+        key = next((k for cls, k in section.items() if isinstance(exc, cls)), None)
+        line = self.lines.key(doc, key) if key else self.lines.of(doc)
+        if isinstance(exc, SigmaConditionError):
+            line = self.lines.key(doc.get("detection"), "condition", line)
+        message = str(exc).split(" in /", 1)[0]
+        self.problem(line, rule, f"{type(exc).__name__}: {message}")
+
+    def alert_spec(
+        self, doc: dict[str, Any], rule: str | None, level: str, status: str | None, tags: tuple[str, ...]
+    ) -> AlertSpec | None:
+        block = doc.get("tenantguard") or {}
+        line = self.lines.key(doc, "tenantguard")
+        if not isinstance(block, dict):
+            self.problem(line, rule, "`tenantguard:` must be a mapping (see detectors/sigma/README.md)")
+            return None
+        unknown = set(block) - TENANTGUARD_KEYS
+        if unknown:
+            key = sorted(unknown, key=str)[0]
+            self.problem(
+                self.lines.key(block, key, line),
+                rule,
+                f"unknown tenantguard key {key!r}; known: {', '.join(sorted(TENANTGUARD_KEYS))}",
+            )
+            return None
+        try:
+            severity = str(block.get("severity", level)).lower()
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+            confidence = float(block.get("confidence", STATUS_CONFIDENCE.get(status or "", 0.8)))
+            if not 0.0 <= confidence <= 1.0:
+                raise ValueError("confidence must be between 0 and 1")
+            threshold = block.get("threshold", 1)
+            if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+                raise ValueError("threshold must be a whole number ≥ 1")
+            dedup = None if "dedup" not in block else _field_list(block["dedup"], "dedup")
+            unique_fields = _field_list(block.get("unique"), "unique")
+            if len(unique_fields) > 1:
+                raise ValueError("unique takes one field")
+            entities_raw = block.get("entities") or {}
+            if not isinstance(entities_raw, dict) or set(entities_raw) - set(ENTITY_KINDS):
+                raise ValueError(f"entities must map some of {', '.join(ENTITY_KINDS)} to field names")
+            entities = {kind: _field_list(paths, f"entities.{kind}") for kind, paths in entities_raw.items()}
+            runbook = block.get("runbook", "")
+            if not isinstance(runbook, str):
+                raise ValueError("runbook must be text")
+            title = block.get("title", doc.get("title", ""))
+            if not isinstance(title, str):
+                raise ValueError("title must be text")
+            techniques, tactics = _mitre(tags)
+            references = doc.get("references") or []
+            return AlertSpec(
+                severity=severity,
+                confidence=confidence,
+                title_template=title,
+                dedup_fields=dedup,
+                dedup_period=parse_duration(block.get("dedup_period", DEFAULT_DEDUP_PERIOD / 60)),
+                threshold=threshold,
+                unique=unique_fields[0] if unique_fields else None,
+                context_fields=_field_list(block.get("context"), "context"),
+                entities=entities,
+                runbook=runbook.strip(),
+                mitre=techniques,
+                tactics=tactics,
+                references=tuple(str(r) for r in references) if isinstance(references, list) else (),
+                signal_only=bool(block.get("signal", False)),
+            )
+        except (ValueError, TypeError) as exc:
+            self.problem(line, rule, f"tenantguard: {exc}")
+            return None
+
+    def tests(self, doc: dict[str, Any], rule: str | None) -> tuple[RuleTest, ...] | None:
+        raw = doc.get("tests")
+        if raw is None:
+            return ()
+        line = self.lines.key(doc, "tests")
+        if not isinstance(raw, list):
+            self.problem(line, rule, "`tests:` must be a list of test cases")
+            return None
+        out = []
+        for index, case in enumerate(raw, 1):
+            case_line = self.lines.of(case, line)
+            if not isinstance(case, dict):
+                self.problem(
+                    case_line, rule, f"test #{index} must be a mapping with name, match and event(s)"
+                )
+                return None
+            unknown = set(case) - TEST_KEYS
+            if unknown:
+                key = sorted(unknown, key=str)[0]
+                self.problem(
+                    self.lines.key(case, key, case_line),
+                    rule,
+                    f"test #{index}: unknown key {key!r}; known: {', '.join(sorted(TEST_KEYS))}",
+                )
+                return None
+            name = case.get("name") or f"test #{index}"
+            if not isinstance(case.get("match"), bool):
+                self.problem(case_line, rule, f"test {name!r}: `match: true|false` is required")
+                return None
+            if ("event" in case) == ("events" in case):
+                self.problem(case_line, rule, f"test {name!r}: give exactly one of `event:` or `events:`")
+                return None
+            items = [case["event"]] if "event" in case else case["events"]
+            if not isinstance(items, list) or not items:
+                self.problem(case_line, rule, f"test {name!r}: `events:` must be a non-empty list")
+                return None
+            try:
+                default = _test_logsource(case.get("logsource"))
+                events = tuple(_test_event(item, default) for item in items)
+            except (ValueError, LogsourceError) as exc:
+                self.problem(case_line, rule, f"test {name!r}: {exc}")
+                return None
+            count = case.get("count")
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                self.problem(case_line, rule, f"test {name!r}: count must be a whole number")
+                return None
+            title = case.get("title")
+            out.append(
+                RuleTest(
+                    str(name),
+                    case["match"],
+                    events,
+                    count,
+                    str(title) if title is not None else None,
+                    case_line,
+                )
+            )
+        return tuple(out)
+
+    def lint_tests(self, tests: tuple[RuleTest, ...], line: int | None, rule: str) -> None:
+        if not any(t.expect_match for t in tests) or not any(not t.expect_match for t in tests):
+            self.lint.append(
+                RuleProblem(
+                    self.path,
+                    line,
+                    rule,
+                    "needs at least one positive (match: true) and one negative (match: false) test",
+                )
+            )
+
+
+def _test_logsource(raw: Any) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("logsource must be a mapping with product and service")
+    provider, streams = resolve_streams(raw.get("product"), raw.get("service"))
+    if len(streams) != 1:
+        raise ValueError("a test event's logsource needs a service")
+    return provider, streams[0]
+
+
+def _test_event(item: Any, default: tuple[str, str] | None) -> TestEvent:
+    if isinstance(item, dict) and "event" in item and set(item) <= {"event", "logsource"}:
+        where = _test_logsource(item.get("logsource")) or default
+        item = item["event"]
+    else:
+        where = default
+    if not isinstance(item, dict):
+        raise ValueError("every test event must be a mapping (the event's JSON as YAML)")
+    provider, stream = where if where else ("", "")
+    return TestEvent(provider, stream, item)
+
+
+def _rule_id(doc: dict[str, Any]) -> str | None:
+    name = doc.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    ident = doc.get("id")
+    return str(ident) if ident else None
+
+
+def _mark_base64_cased(rule: SigmaRule) -> None:
+    """Base64 text is case-significant; Sigma's case-insensitive default would match garbage."""
+
+    def visit(item: SigmaDetection | SigmaDetectionItem) -> None:
+        if isinstance(item, SigmaDetection):
+            for child in item.detection_items:
+                visit(child)
+            return
+        if any(m in (SigmaBase64Modifier, SigmaBase64OffsetModifier) for m in item.modifiers):
+            item.value = [_cased(v) for v in item.value]
+
+    def _cased(value: Any) -> Any:
+        if isinstance(value, SigmaExpansion):
+            return SigmaExpansion([_cased(v) for v in value.values])
+        if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+            return SigmaCasedString.from_sigma_string(value)
+        return value
+
+    for detection in rule.detection.detections.values():
+        visit(detection)
+
+
+def _condition_node(rule: SigmaRule) -> Node:
+    parsed = [condition.parsed for condition in rule.detection.parsed_condition]
+    if len(parsed) == 1:
+        return simplify(from_sigma(parsed[0]))
+    return simplify(from_sigma(ConditionOR(parsed)))
+
+
+def _detection_nodes(rule: SigmaRule) -> dict[str, Node]:
+    out = {}
+    for name in rule.detection.detections:
+        try:
+            out[name] = simplify(from_sigma(SigmaCondition(name, rule.detection).parse()))
+        except (SigmaError, CompileError):
+            continue
+    return out
+
+
+def _level(doc_level: Any) -> str:
+    return str(doc_level).lower() if doc_level else "medium"
+
+
+def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | None:
+    rule_name = _rule_id(doc)
+    doc_line = loader.lines.of(doc)
+    if rule_name is None:
+        loader.problem(doc_line, doc.get("title"), "a rule needs an `id` (UUID) or a `name`")
+        return None
+    logsource = doc.get("logsource")
+    if not isinstance(logsource, dict):
+        loader.problem(
+            loader.lines.key(doc, "logsource", doc_line),
+            rule_name,
+            "`logsource:` with product and service is required",
+        )
+        return None
+    try:
+        provider, streams = resolve_streams(logsource.get("product"), logsource.get("service"))
+    except LogsourceError as exc:
+        loader.problem(loader.lines.key(doc, "logsource", doc_line), rule_name, str(exc))
+        return None
+    if not loader.check_detection(doc, rule_name):
+        return None
+    try:
+        sigma = SigmaRule.from_dict(doc)
+    except SigmaError as exc:
+        loader.sigma_problem(doc, rule_name, exc)
+        return None
+    except Exception as exc:  # pySigma can raise plain errors on odd shapes; still name the rule
+        loader.problem(doc_line, rule_name, f"cannot parse rule: {type(exc).__name__}: {exc}")
+        return None
+    try:
+        _mark_base64_cased(sigma)
+        node = _condition_node(sigma)
+        matches = predicate(node)
+    except (SigmaError, CompileError) as exc:
+        loader.problem(loader.lines.key(doc, "detection", doc_line), rule_name, str(exc).split(" in /", 1)[0])
+        return None
+    tags = tuple(str(t) for t in sigma.tags)
+    level = _level(sigma.level.name if sigma.level else None)
+    status = sigma.status.name.lower() if sigma.status else None
+    alert = loader.alert_spec(doc, rule_name, level, status, tags)
+    tests = loader.tests(doc, rule_name)
+    if alert is None or tests is None:
+        return None
+    tests = tuple(
+        dataclasses.replace(
+            t, events=tuple(e if e.provider else TestEvent(provider, streams[0], e.data) for e in t.events)
+        )
+        for t in tests
+    )
+    loader.lint_tests(tests, loader.lines.key(doc, "tests", doc_line), rule_name)
+    conditions = doc["detection"].get("condition")
+    return CompiledRule(
+        rule_id=rule_name,
+        uuid=str(sigma.id) if sigma.id else None,
+        name=sigma.name,
+        title=sigma.title,
+        description=(sigma.description or "").strip(),
+        level=level,
+        status=status,
+        tags=tags,
+        provider=provider,
+        streams=streams,
+        node=node,
+        matches=matches,
+        detections=_detection_nodes(sigma),
+        condition_text=" or ".join(conditions) if isinstance(conditions, list) else str(conditions),
+        alert=alert,
+        source=RuleSource(loader.path, doc_line),
+        tests=tests,
+        sigma=sigma,
+    )
+
+
+_SUPPORTED_CORRELATIONS = {
+    SigmaCorrelationType.EVENT_COUNT: CorrelationType.EVENT_COUNT,
+    SigmaCorrelationType.VALUE_COUNT: CorrelationType.VALUE_COUNT,
+    SigmaCorrelationType.TEMPORAL: CorrelationType.TEMPORAL,
+    SigmaCorrelationType.TEMPORAL_ORDERED: CorrelationType.TEMPORAL_ORDERED,
+}
+
+
+def load_correlation_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledCorrelation | None:
+    rule_name = _rule_id(doc)
+    doc_line = loader.lines.of(doc)
+    corr_line = loader.lines.key(doc, "correlation", doc_line)
+    if rule_name is None:
+        loader.problem(doc_line, doc.get("title"), "a correlation rule needs an `id` (UUID) or a `name`")
+        return None
+    try:
+        sigma = SigmaCorrelationRule.from_dict(doc)
+    except SigmaError as exc:
+        loader.sigma_problem(doc, rule_name, exc)
+        return None
+    except Exception as exc:
+        loader.problem(corr_line, rule_name, f"cannot parse correlation: {type(exc).__name__}: {exc}")
+        return None
+    kind = _SUPPORTED_CORRELATIONS.get(sigma.type)
+    if kind is None:
+        loader.problem(
+            corr_line,
+            rule_name,
+            f"correlation type {sigma.type.name.lower()} is not supported; use event_count, value_count, temporal or temporal_ordered",
+        )
+        return None
+    op, count, value_field = "gte", len(sigma.rules or []), None
+    condition = sigma.condition
+    if isinstance(condition, SigmaExtendedCorrelationCondition):
+        loader.problem(
+            corr_line,
+            rule_name,
+            "extended (boolean) correlation conditions are not supported; list the rules and use gte",
+        )
+        return None
+    if condition is not None:
+        op = condition.op.name.lower()
+        count = int(condition.count)
+        if op not in ("gte", "gt"):
+            loader.problem(
+                loader.lines.key(doc.get("correlation"), "condition", corr_line),
+                rule_name,
+                f"correlation condition {op} is not supported; use gte or gt (a finding fires when the count is reached)",
+            )
+            return None
+        if condition.op is SigmaCorrelationConditionOperator.GT:
+            op, count = "gte", count + 1
+        if kind is CorrelationType.VALUE_COUNT:
+            if not isinstance(condition.fieldref, str):
+                loader.problem(corr_line, rule_name, "value_count needs `condition.field` naming one field")
+                return None
+            value_field = FieldPath.of(condition.fieldref)
+    aliases = {
+        alias.alias: {ref.reference: FieldPath.of(field) for ref, field in alias.mapping.items()}
+        for alias in sigma.aliases
+    }
+    tags = tuple(str(t) for t in sigma.tags)
+    level = _level(sigma.level.name if sigma.level else None)
+    status = sigma.status.name.lower() if sigma.status else None
+    alert = loader.alert_spec(doc, rule_name, level, status, tags)
+    tests = loader.tests(doc, rule_name)
+    if alert is None or tests is None:
+        return None
+    loader.lint_tests(tests, loader.lines.key(doc, "tests", doc_line), rule_name)
+    return CompiledCorrelation(
+        rule_id=rule_name,
+        uuid=str(sigma.id) if sigma.id else None,
+        name=sigma.name,
+        title=sigma.title,
+        description=(sigma.description or "").strip(),
+        level=level,
+        status=status,
+        tags=tags,
+        type=kind,
+        member_refs=tuple(ref.reference for ref in sigma.rules or []),
+        group_by=tuple(sigma.group_by or ()),
+        aliases=aliases,
+        timespan=float(sigma.timespan.seconds),
+        op=op,
+        count=max(count, 1),
+        value_field=value_field,
+        generate=bool(sigma.generate),
+        alert=alert,
+        source=RuleSource(loader.path, doc_line),
+        tests=tests,
+        sigma=sigma,
+    )
+
+
+def load_file(path: Path, pack: RulePack, lint: list[RuleProblem]) -> None:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        pack.problems.append(RuleProblem(name, None, None, f"cannot read: {exc.strerror or exc}"))
+        return
+    docs, lines, problem = _read_yaml(name, raw)
+    if problem is not None or lines is None:
+        pack.problems.append(problem or RuleProblem(name, None, None, "unreadable"))
+        return
+    loader = _FileLoader(name, lines)
+    for doc in docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            loader.problem(None, None, "each YAML document must be a mapping (a Sigma rule)")
+            continue
+        if "action" in doc or "filter" in doc:
+            loader.problem(
+                lines.of(doc),
+                _rule_id(doc),
+                "Sigma collection actions and filters are not supported; write each rule out in full",
+            )
+            continue
+        try:
+            if "correlation" in doc:
+                correlation = load_correlation_doc(loader, doc)
+                if correlation is not None:
+                    pack.correlations.append(correlation)
+            else:
+                rule = load_rule_doc(loader, doc)
+                if rule is not None:
+                    pack.rules.append(rule)
+        except RecursionError:
+            loader.problem(lines.of(doc), _rule_id(doc), "rule is nested too deeply to compile")
+        except Exception as exc:  # a bug must not take the rest of the pack down; say where
+            loader.problem(
+                lines.of(doc), _rule_id(doc), f"internal error while loading: {type(exc).__name__}: {exc}"
+            )
+    pack.problems.extend(loader.problems)
+    lint.extend(loader.lint)
+    pack.files.append(name)
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def load_pack(paths: Iterable[str | Path], *, lint: list[RuleProblem] | None = None) -> RulePack:
+    """Load every rule file under `paths`; refusals end up in `pack.problems`, never raised."""
+    pack = RulePack()
+    lint_out: list[RuleProblem] = [] if lint is None else lint
+    for path in rule_files(paths):
+        load_file(path, pack, lint_out)
+    _drop_duplicates(pack)
+    _resolve_correlations(pack)
+    return pack
+
+
+def _drop_duplicates(pack: RulePack) -> None:
+    seen: dict[str, RuleSource] = {}
+    kept_rules, kept_corr = [], []
+    for item in [*pack.rules, *pack.correlations]:
+        keys = {k for k in (item.rule_id, item.uuid, item.name) if k}
+        clash = next((k for k in keys if k in seen), None)
+        if clash is not None:
+            pack.problems.append(
+                RuleProblem(
+                    item.source.path,
+                    item.source.line,
+                    item.rule_id,
+                    f"duplicate rule id/name {clash!r} (first in {seen[clash]})",
+                )
+            )
+            continue
+        for k in keys:
+            seen[k] = item.source
+        (kept_rules if isinstance(item, CompiledRule) else kept_corr).append(item)
+    pack.rules, pack.correlations = kept_rules, kept_corr  # type: ignore[assignment]
+
+
+def _resolve_correlations(pack: RulePack) -> None:
+    """Bind member references across files; members of non-generating correlations become signals."""
+    index = pack.by_id()
+    resolved = []
+    for corr in pack.correlations:
+        members = []
+        missing = [ref for ref in corr.member_refs if ref not in index]
+        if missing:
+            pack.problems.append(
+                RuleProblem(
+                    corr.source.path,
+                    corr.source.line,
+                    corr.rule_id,
+                    f"references unknown rule {missing[0]!r}; give the rule's name or id",
+                )
+            )
+            continue
+        nested = [ref for ref in corr.member_refs if isinstance(index[ref], CompiledCorrelation)]
+        if nested:
+            pack.problems.append(
+                RuleProblem(
+                    corr.source.path,
+                    corr.source.line,
+                    corr.rule_id,
+                    f"references correlation {nested[0]!r}; correlations of correlations are not supported",
+                )
+            )
+            continue
+        for ref in corr.member_refs:
+            members.append(index[ref].rule_id)
+        corr.members = tuple(members)
+        corr.aliases = {
+            alias: {index[ref].rule_id: path for ref, path in mapping.items() if ref in index}
+            for alias, mapping in corr.aliases.items()
+        }
+        first = index[corr.member_refs[0]]
+        corr.provider = first.provider
+        corr.tests = tuple(
+            dataclasses.replace(t, events=tuple(_default_event_source(e, first) for e in t.events))
+            for t in corr.tests
+        )
+        resolved.append(corr)
+    pack.correlations = resolved
+    for corr in resolved:
+        for member in corr.members:
+            target = index[member]
+            if isinstance(target, CompiledRule):
+                target.used_by.append(corr.rule_id)
+                if not corr.generate and target.alert is not None and not target.alert.signal_only:
+                    target.alert = dataclasses.replace(target.alert, signal_only=True)
+
+
+def _default_event_source(event: TestEvent, first: CompiledRule | CompiledCorrelation) -> TestEvent:
+    if event.provider:
+        return event
+    if isinstance(first, CompiledRule):
+        return TestEvent(first.provider, first.streams[0], event.data)
+    return event
+
+
+def entity_paths(provider: str, stream: str, alert: AlertSpec) -> dict[str, tuple[FieldPath, ...]]:
+    """The stream's default entity fields plus the rule's own."""
+    defaults = profile(provider, stream).entities
+    out: dict[str, tuple[FieldPath, ...]] = {}
+    for kind in {*defaults, *alert.entities}:
+        paths = tuple(FieldPath.of(p) for p in defaults.get(kind, ())) + tuple(alert.entities.get(kind, ()))
+        out[kind] = paths
+    return out

@@ -1,0 +1,191 @@
+"""Which provider/stream a Sigma `logsource` means, and what each stream's events look like.
+
+Rules name streams the way the rest of tenantguard does (`product: m365`, `service: signins`),
+and the names SigmaHQ uses are accepted as aliases (`product: azure, service: signinlogs`,
+`product: google_workspace, service: google_workspace.admin`) so community rules load unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STREAMS: dict[str, tuple[str, ...]] = {
+    "m365": ("signins", "directory_audits", "unified_audit", "risk_detections"),
+    "google": ("login", "admin", "drive", "token", "saml", "user_accounts"),
+    "slack": ("audit",),
+}
+
+PROVIDER_ALIASES: dict[str, str] = {
+    "m365": "m365",
+    "microsoft365": "m365",
+    "office365": "m365",
+    "o365": "m365",
+    "azure": "m365",
+    "entra": "m365",
+    "entra_id": "m365",
+    "azuread": "m365",
+    "google": "google",
+    "google_workspace": "google",
+    "gworkspace": "google",
+    "slack": "slack",
+}
+
+# SigmaHQ service names -> our stream names (per provider).
+SERVICE_ALIASES: dict[str, dict[str, str]] = {
+    "m365": {
+        "signinlogs": "signins",
+        "signin": "signins",
+        "sign_in": "signins",
+        "auditlogs": "directory_audits",
+        "directory_audit": "directory_audits",
+        "riskdetection": "risk_detections",
+        "risk_detection": "risk_detections",
+        "audit": "unified_audit",
+        "exchange": "unified_audit",
+        "sharepoint": "unified_audit",
+        "threat_management": "unified_audit",
+        "threat_detection": "unified_audit",
+        "management_activity": "unified_audit",
+    },
+    "google": {"token_activity": "token", "login_activity": "login"},
+    "slack": {"audit_logs": "audit", "auditlogs": "audit"},
+}
+
+
+@dataclass(frozen=True)
+class StreamProfile:
+    """What a stream's events look like: where the time is, who the entities are, what to index on."""
+
+    time_paths: tuple[str, ...]
+    index_preference: tuple[str, ...]
+    entities: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    actor_path: str | None = None
+
+
+_GOOGLE = StreamProfile(
+    time_paths=("id.time",),
+    index_preference=("name", "type"),
+    entities={
+        "people": ("actor.email",),
+        "ips": ("ipAddress",),
+        "accounts": ("actor.profileId",),
+    },
+    actor_path="actor.email",
+)
+
+PROFILES: dict[tuple[str, str], StreamProfile] = {
+    ("m365", "signins"): StreamProfile(
+        time_paths=("createdDateTime", "time"),
+        index_preference=("status.errorCode", "clientAppUsed", "riskLevelDuringSignIn"),
+        entities={
+            "people": ("userPrincipalName",),
+            "ips": ("ipAddress", "callerIpAddress"),
+            "apps": ("appDisplayName",),
+            "accounts": ("userId",),
+        },
+        actor_path="userPrincipalName",
+    ),
+    ("m365", "directory_audits"): StreamProfile(
+        time_paths=("activityDateTime", "time"),
+        index_preference=("activityDisplayName", "operationName", "category"),
+        entities={
+            "people": ("initiatedBy.user.userPrincipalName", "targetResources.userPrincipalName"),
+            "ips": ("initiatedBy.user.ipAddress",),
+            "apps": ("initiatedBy.app.displayName",),
+            "accounts": ("initiatedBy.user.id",),
+        },
+        actor_path="initiatedBy.user.userPrincipalName",
+    ),
+    ("m365", "unified_audit"): StreamProfile(
+        time_paths=("CreationTime",),
+        index_preference=("Operation", "RecordType", "Workload"),
+        entities={
+            "people": ("UserId",),
+            "ips": ("ClientIP",),
+            "files": ("SourceFileName",),
+            "accounts": ("UserKey",),
+        },
+        actor_path="UserId",
+    ),
+    ("m365", "risk_detections"): StreamProfile(
+        time_paths=("detectedDateTime", "activityDateTime"),
+        index_preference=("riskEventType", "riskLevel"),
+        entities={"people": ("userPrincipalName",), "ips": ("ipAddress",), "accounts": ("userId",)},
+        actor_path="userPrincipalName",
+    ),
+    ("google", "login"): _GOOGLE,
+    ("google", "admin"): StreamProfile(
+        time_paths=_GOOGLE.time_paths,
+        index_preference=_GOOGLE.index_preference,
+        entities={**_GOOGLE.entities, "people": ("actor.email", "parameters.USER_EMAIL")},
+        actor_path="actor.email",
+    ),
+    ("google", "drive"): StreamProfile(
+        time_paths=_GOOGLE.time_paths,
+        index_preference=_GOOGLE.index_preference,
+        entities={**_GOOGLE.entities, "files": ("parameters.doc_title", "parameters.doc_id")},
+        actor_path="actor.email",
+    ),
+    ("google", "token"): StreamProfile(
+        time_paths=_GOOGLE.time_paths,
+        index_preference=_GOOGLE.index_preference,
+        entities={**_GOOGLE.entities, "apps": ("parameters.app_name", "parameters.client_id")},
+        actor_path="actor.email",
+    ),
+    ("google", "saml"): _GOOGLE,
+    ("google", "user_accounts"): _GOOGLE,
+    ("slack", "audit"): StreamProfile(
+        time_paths=("date_create",),
+        index_preference=("action",),
+        entities={
+            "people": ("actor.user.email", "entity.user.email"),
+            "ips": ("context.ip_address",),
+            "files": ("entity.file.name",),
+            "apps": ("entity.app.name",),
+            "accounts": ("actor.user.id",),
+        },
+        actor_path="actor.user.email",
+    ),
+}
+
+
+class LogsourceError(ValueError):
+    """The logsource names no provider/stream tenantguard collects."""
+
+
+def resolve_provider(product: str | None) -> str:
+    if not product:
+        raise LogsourceError(
+            "logsource has no product; use product: m365 | google | slack (aliases: azure, google_workspace)"
+        )
+    provider = PROVIDER_ALIASES.get(product.strip().lower())
+    if provider is None:
+        raise LogsourceError(
+            f"unknown logsource product {product!r}; use one of m365, google, slack "
+            f"(aliases: {', '.join(sorted(a for a in PROVIDER_ALIASES if a not in STREAMS))})"
+        )
+    return provider
+
+
+def resolve_streams(product: str | None, service: str | None) -> tuple[str, tuple[str, ...]]:
+    """(provider, streams) for a logsource; no service means every stream of the provider."""
+    provider = resolve_provider(product)
+    if not service:
+        return provider, STREAMS[provider]
+    name = service.strip().lower()
+    for prefix in ("google_workspace.", "gworkspace.", "slack.", "m365.", "azure."):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    name = SERVICE_ALIASES.get(provider, {}).get(name, name)
+    if name not in STREAMS[provider]:
+        raise LogsourceError(
+            f"unknown logsource service {service!r} for product {provider}; "
+            f"use one of {', '.join(STREAMS[provider])}"
+        )
+    return provider, (name,)
+
+
+def profile(provider: str, stream: str) -> StreamProfile:
+    return PROFILES.get((provider, stream)) or StreamProfile(
+        time_paths=("time", "timestamp"), index_preference=()
+    )
