@@ -16,10 +16,15 @@ from core.models.types import JSONType, UTCDateTime
 class Incident(SQLModel, table=True):
     """Findings about the same person, asset, network or app inside a window, with a lifecycle."""
 
-    __table_args__ = (Index("ix_incident_status_priority", "status", "priority"),)
+    __table_args__ = (
+        Index("ix_incident_status_priority", "status", "priority"),
+        Index("ix_incident_type_created", "incident_type", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=500)
+    # The rule behind the incident's most severe finding: what volume/recurrence metrics count by.
+    incident_type: str = Field(default="", max_length=200)
     status: str = Field(default=IncidentStatus.NEW, max_length=20)
     priority: str = Field(default=Priority.P4, max_length=4)
     priority_factors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
@@ -41,12 +46,35 @@ class Incident(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     merged_into_id: int | None = Field(default=None, foreign_key="incident.id")
+    # Grouping keys ("person:12", "ip:203.0.113.5", ...) a later finding can join on.
+    keys: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    # Threads/channels whose messages belong to the incident: [{"provider","channel","thread_id"}].
+    linked_conversations: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    # What was posted to Slack about it: {"channel","ts","status","priority","error"}.
+    notifications: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    created_by: str = Field(default="system:timeline", max_length=200)
+    first_event_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    detected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ack_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recurrence_of_id: int | None = Field(default=None, foreign_key="incident.id")
+    finding_count: int = 0
+    evidence_count: int = 0
+    message_count: int = 0
+    # Max Finding.updated_at folded into the evidence entries, so a rebuild happens only on change.
+    evidence_built_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TimelineEntry(SQLModel, table=True):
     """One typed, timestamped line of an incident's story, pointing at the stored record behind it."""
 
-    __table_args__ = (Index("ix_timeline_incident_at", "incident_id", "at"),)
+    __table_args__ = (
+        Index("ix_timeline_incident_at", "incident_id", "at"),
+        Index("ix_timeline_incident_kind", "incident_id", "kind"),
+        UniqueConstraint("incident_id", "dedup_key", name="uq_timeline_incident_dedup"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id")
@@ -59,6 +87,9 @@ class TimelineEntry(SQLModel, table=True):
     ref_id: str | None = Field(default=None, max_length=200)
     count: int = 1
     actor: str | None = Field(default=None, max_length=200)
+    # "finding:12", "message:7": one entry per record and incident (NULL for status/notes/evidence).
+    dedup_key: str | None = Field(default=None, max_length=250)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Message(SQLModel, table=True):

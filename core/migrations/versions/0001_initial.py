@@ -120,6 +120,7 @@ def upgrade() -> None:
         "incident",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("incident_type", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("priority", sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
         sa.Column(
@@ -153,8 +154,35 @@ def upgrade() -> None:
         sa.Column("closed_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("due_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("merged_into_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "keys", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "linked_conversations",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "notifications",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("first_event_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("detected_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ack_due_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("recurrence_of_id", sa.Integer(), nullable=True),
+        sa.Column("finding_count", sa.Integer(), nullable=False),
+        sa.Column("evidence_count", sa.Integer(), nullable=False),
+        sa.Column("message_count", sa.Integer(), nullable=False),
+        sa.Column("evidence_built_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["merged_into_id"],
+            ["incident.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["recurrence_of_id"],
             ["incident.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
@@ -162,6 +190,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_incident_created_at"), "incident", ["created_at"], unique=False)
     op.create_index(op.f("ix_incident_first_seen"), "incident", ["first_seen"], unique=False)
     op.create_index("ix_incident_status_priority", "incident", ["status", "priority"], unique=False)
+    op.create_index("ix_incident_type_created", "incident", ["incident_type", "created_at"], unique=False)
     op.create_table(
         "person",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -652,13 +681,17 @@ def upgrade() -> None:
         sa.Column("ref_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("dedup_key", sqlmodel.sql.sqltypes.AutoString(length=250), nullable=True),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incident.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("incident_id", "dedup_key", name="uq_timeline_incident_dedup"),
     )
     op.create_index("ix_timeline_incident_at", "timelineentry", ["incident_id", "at"], unique=False)
+    op.create_index("ix_timeline_incident_kind", "timelineentry", ["incident_id", "kind"], unique=False)
     op.create_table(
         "approval",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -685,6 +718,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_approval_action_id"), table_name="approval")
     op.drop_table("approval")
+    op.drop_index("ix_timeline_incident_kind", table_name="timelineentry")
     op.drop_index("ix_timeline_incident_at", table_name="timelineentry")
     op.drop_table("timelineentry")
     op.drop_index(op.f("ix_remediationaction_status"), table_name="remediationaction")
@@ -734,6 +768,7 @@ def downgrade() -> None:
     op.drop_table("personbaseline")
     op.drop_index(op.f("ix_person_primary_email"), table_name="person")
     op.drop_table("person")
+    op.drop_index("ix_incident_type_created", table_name="incident")
     op.drop_index("ix_incident_status_priority", table_name="incident")
     op.drop_index(op.f("ix_incident_first_seen"), table_name="incident")
     op.drop_index(op.f("ix_incident_created_at"), table_name="incident")
