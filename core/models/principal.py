@@ -12,12 +12,15 @@ from core.models.types import UTCDateTime
 
 
 class ApiPrincipal(SQLModel, table=True):
+    """An API caller. `token_prefix` is the public key id of the token; `token_hash` an HMAC of it."""
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=200)
     role: str = Field(default=Role.VIEWER, max_length=20)
     token_hash: str = Field(unique=True, max_length=128)
-    token_prefix: str = Field(max_length=16)
+    token_prefix: str = Field(unique=True, index=True, max_length=16)
     slack_user_id: str | None = Field(default=None, max_length=50, index=True)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
