@@ -1,0 +1,317 @@
+"""Four-eyes approval of remediation steps: approve, reject, auto-approve by policy, expiry.
+
+An approval counts only while it is unexpired, was given on the step's current fingerprint
+(what the step would do), and comes from a principal other than the requester. Every
+refusal — missing role, self-approval, a decided or executed step, a replay — is written to
+the audit chain (and the incident timeline) in its own transaction before the error is raised,
+so a refused request leaves a trace but changes nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core.audit import record
+from core.clock import as_utc, utcnow
+from core.db import Database
+from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
+from remediation.catalogue import get_action
+from remediation.config import RemediationSettings
+from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
+from remediation.journal import note
+from remediation.policy import ApprovalPolicy, load_policy
+from remediation.principals import resolve_actor
+from remediation.targets import target_is_admin
+
+POLICY_PRINCIPAL = "system:policy"
+DECIDABLE = (ActionStatus.PROPOSED, ActionStatus.APPROVED, ActionStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    action_id: int
+    status: str
+    approvals: int
+    approvals_required: int
+    approved_by: tuple[str, ...]
+
+
+@contextmanager
+def audited_refusals(
+    db: Database, actor: str, request: str, *, action_id: int | None = None, incident_id: int | None = None
+) -> Iterator[None]:
+    """Let a Refused escape only after recording it (the failed transaction has been rolled back)."""
+    try:
+        yield
+    except Refused as exc:
+        record_refusal(db, actor, request, exc, action_id=action_id, incident_id=incident_id)
+        raise
+
+
+def record_refusal(
+    db: Database,
+    actor: str,
+    request: str,
+    exc: Refused,
+    *,
+    action_id: int | None = None,
+    incident_id: int | None = None,
+) -> None:
+    with db.session() as session:
+        row = session.get(RemediationAction, action_id) if action_id is not None else None
+        details = {"request": request, "code": exc.code, "reason": str(exc)}
+        if row is not None:
+            note(
+                session,
+                row,
+                "refused",
+                actor,
+                f"Refused {request} of {row.action} — {row.subject}: {exc}",
+                details,
+            )
+        else:
+            record(
+                session,
+                actor=actor,
+                action="remediation.refused",
+                object_type="incident" if incident_id is not None else "remediation_action",
+                object_id=str(incident_id if incident_id is not None else action_id),
+                details=details,
+            )
+
+
+def valid_approvals(
+    action: RemediationAction, approvals: Sequence[Approval], now: datetime
+) -> list[Approval]:
+    """Approvals that still count: approve decisions, unexpired, on the current fingerprint, one per principal."""
+    seen: set[str] = set()
+    valid: list[Approval] = []
+    for approval in sorted(approvals, key=lambda a: as_utc(a.at)):
+        if approval.decision != Decision.APPROVE or approval.principal in seen:
+            continue
+        if approval.fingerprint != action.fingerprint:
+            continue
+        if approval.expires_at is not None and as_utc(approval.expires_at) <= now:
+            continue
+        if approval.principal == action.requested_by:
+            continue
+        seen.add(approval.principal)
+        valid.append(approval)
+    return valid
+
+
+def is_approved(action: RemediationAction, approvals: Sequence[Approval], now: datetime) -> bool:
+    valid = valid_approvals(action, approvals, now)
+    if any(a.principal == POLICY_PRINCIPAL for a in valid):
+        return True
+    return len(valid) >= action.approvals_required
+
+
+def approvals_of(session: Session, action_id: int) -> list[Approval]:
+    return list(session.exec(select(Approval).where(Approval.action_id == action_id)).all())
+
+
+def _policy(policy: ApprovalPolicy | None) -> ApprovalPolicy:
+    return policy or load_policy(RemediationSettings().policy_file)
+
+
+def approve(
+    db: Database,
+    action_id: int,
+    principal: str,
+    *,
+    comment: str = "",
+    via: str = "api",
+    request_ref: str | None = None,
+    policy: ApprovalPolicy | None = None,
+    now: datetime | None = None,
+) -> DecisionOutcome:
+    """Record `principal`'s approval; the step becomes approved once the policy's count is reached."""
+    return _decide(
+        db,
+        action_id,
+        principal,
+        Decision.APPROVE,
+        comment,
+        via,
+        request_ref,
+        _policy(policy),
+        now or utcnow(),
+    )
+
+
+def reject(
+    db: Database,
+    action_id: int,
+    principal: str,
+    *,
+    comment: str = "",
+    via: str = "api",
+    request_ref: str | None = None,
+    policy: ApprovalPolicy | None = None,
+    now: datetime | None = None,
+) -> DecisionOutcome:
+    """Reject the step: it will not run (its dependants are stopped) unless re-planned with changes."""
+    return _decide(
+        db, action_id, principal, Decision.REJECT, comment, via, request_ref, _policy(policy), now or utcnow()
+    )
+
+
+def _decide(
+    db: Database,
+    action_id: int,
+    principal: str,
+    decision: Decision,
+    comment: str,
+    via: str,
+    request_ref: str | None,
+    policy: ApprovalPolicy,
+    now: datetime,
+) -> DecisionOutcome:
+    with db.session(readonly=True) as session:
+        if session.get(RemediationAction, action_id) is None:
+            raise ActionNotFound(
+                f"no remediation action {action_id}; `tenantguard plan INCIDENT` lists the steps"
+            )
+    with audited_refusals(db, principal, str(decision), action_id=action_id), db.session() as session:
+        action = session.get(RemediationAction, action_id)
+        assert action is not None
+        actor = resolve_actor(session, principal)
+        _check_may_decide(session, action, actor, decision, policy, request_ref)
+        approvals = approvals_of(session, action_id)
+        if decision == Decision.APPROVE and any(
+            a.principal == actor.label for a in valid_approvals(action, approvals, now)
+        ):
+            raise AlreadyDecided(f"{actor.label} has already approved action {action_id}")
+        approval = Approval(
+            action_id=action_id,
+            principal=actor.label,
+            decision=decision,
+            comment=comment,
+            via=via,
+            at=now,
+            expires_at=now + policy.approval_ttl if decision == Decision.APPROVE else None,
+            fingerprint=action.fingerprint,
+            role=actor.role or "",
+            request_ref=request_ref,
+        )
+        session.add(approval)
+        session.flush()
+        approvals.append(approval)
+        spec = get_action(action.action)
+        if decision == Decision.REJECT:
+            action.status = ActionStatus.REJECTED
+            event, title = "rejected", f"Rejected by {actor.label}: {spec.title} — {action.subject}"
+        elif is_approved(action, approvals, now):
+            action.status = ActionStatus.APPROVED
+            event, title = "approved", f"Approved by {actor.label}: {spec.title} — {action.subject}"
+        else:
+            event, title = (
+                "approval_recorded",
+                (
+                    f"Approval {len(valid_approvals(action, approvals, now))} of {action.approvals_required} "
+                    f"by {actor.label}: {spec.title} — {action.subject}"
+                ),
+            )
+        action.updated_at = now
+        session.add(action)
+        note(
+            session,
+            action,
+            event,
+            actor.label,
+            title,
+            {
+                "via": via,
+                "comment": comment,
+                "expires_at": approval.expires_at.isoformat() if approval.expires_at else None,
+            },
+            now,
+        )
+        valid = valid_approvals(action, approvals, now)
+        return DecisionOutcome(
+            action_id, action.status, len(valid), action.approvals_required, tuple(a.principal for a in valid)
+        )
+
+
+def _check_may_decide(
+    session: Session,
+    action: RemediationAction,
+    actor: Any,
+    decision: Decision,
+    policy: ApprovalPolicy,
+    request_ref: str | None,
+) -> None:
+    if actor.system:
+        raise NotAllowed(
+            f"{actor.label} is a system actor: only people approve or reject (policy approvals are automatic)"
+        )
+    if not actor.known:
+        raise NotAllowed(
+            f"{actor.label} is not a known principal; create it with `tenantguard principals create`"
+        )
+    if actor.role not in policy.approver_roles:
+        raise NotAllowed(
+            f"{actor.label} has role {actor.role or 'none (disabled)'}; deciding on remediation needs one of "
+            f"{', '.join(sorted(policy.approver_roles))}"
+        )
+    if action.status not in DECIDABLE:
+        raise InvalidState(
+            f"action {action.id} is {action.status}; only proposed or approved steps can be decided"
+        )
+    requester = resolve_actor(session, action.requested_by)
+    if decision == Decision.APPROVE and requester.label == actor.label:
+        raise SelfApproval(
+            f"{actor.label} requested action {action.id} and cannot approve it: ask another approver"
+        )
+    if request_ref and session.exec(select(Approval).where(Approval.request_ref == request_ref)).first():
+        raise AlreadyDecided(f"request {request_ref} was already processed (replay)")
+
+
+def try_auto_approve(
+    session: Session, action: RemediationAction, incident: Incident, policy: ApprovalPolicy, now: datetime
+) -> bool:
+    """Approve a freshly proposed step by policy when a named auto-approve rule covers it."""
+    if action.status != ActionStatus.PROPOSED:
+        return False
+    admin = target_is_admin(session, action.provider, action.subject)
+    if admin is None:
+        return False  # only a target known not to be an admin qualifies
+    rule = policy.auto_approves(action.action, incident.priority, admin)
+    if rule is None:
+        return False
+    existing = [a for a in approvals_of(session, action.id or 0) if a.principal == POLICY_PRINCIPAL]
+    if any(a.fingerprint == action.fingerprint for a in valid_approvals(action, existing, now)):
+        return False
+    session.add(
+        Approval(
+            action_id=action.id or 0,
+            principal=POLICY_PRINCIPAL,
+            decision=Decision.APPROVE,
+            comment=f"auto-approved: {rule.action} during a {incident.priority} on a non-admin target",
+            via="policy",
+            at=now,
+            expires_at=now + policy.approval_ttl,
+            fingerprint=action.fingerprint,
+            role="policy",
+        )
+    )
+    action.status = ActionStatus.APPROVED
+    session.add(action)
+    spec = get_action(action.action)
+    note(
+        session,
+        action,
+        "auto_approved",
+        POLICY_PRINCIPAL,
+        f"Auto-approved by policy: {spec.title} — {action.subject}",
+        {"priority": incident.priority, "rule": rule.action},
+        now,
+    )
+    return True

@@ -1,0 +1,309 @@
+"""Google Workspace actions, through the Admin SDK Directory API and Drive v3 (googleapiclient)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import Provider
+from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
+from remediation.errors import TargetMissing
+from remediation.gateways import GoogleGateway
+
+USER = Field("user", "primary e-mail or id of the Workspace user")
+_PERMISSION_FIELDS = "id,type,role,emailAddress,domain,allowFileDiscovery,displayName"
+
+
+def read_user(gw: GoogleGateway, user: str) -> dict[str, Any]:
+    found = gw.get(lambda s: s.directory.users().get(userKey=user))
+    if found is None:
+        raise TargetMissing(f"no Google Workspace user {user!r}: it was deleted or never existed")
+    return found
+
+
+class SetUserField(Operation):
+    """users.update with one boolean field (suspended, changePasswordAtNextLogin)."""
+
+    def __init__(self, field: str, value: bool) -> None:
+        self.field = field
+        self.value = value
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        return {"id": user.get("id"), self.field: bool(user.get(self.field, False))}
+
+    def satisfied(self, before, params):
+        return before.get(self.field) is self.value
+
+    def apply(self, gw, target, params, before):
+        gw.write(lambda s: s.directory.users().update(userKey=target["user"], body={self.field: self.value}))
+
+    def verify(self, gw, target, params, before):
+        after = read_user(gw, target["user"])
+        return Verification(
+            bool(after.get(self.field, False)) is self.value, {self.field: after.get(self.field)}
+        )
+
+
+class SignOut(Operation):
+    """users.signOut ends every web and device session; Google offers no read of sessions, so the
+    check reads the user back and relies on the 2xx of the call (noted in the verification)."""
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        return {"id": user.get("id"), "lastLoginTime": user.get("lastLoginTime")}
+
+    def apply(self, gw, target, params, before):
+        gw.write(lambda s: s.directory.users().signOut(userKey=target["user"]))
+
+    def verify(self, gw, target, params, before):
+        after = read_user(gw, target["user"])
+        signed_out = [c for c in gw.log.writes if c.url.endswith("/signOut") and (c.status or 0) < 300]
+        return Verification(
+            bool(signed_out),
+            {"user": after.get("primaryEmail"), "signOut_status": [c.status for c in signed_out]},
+        )
+
+
+class RevokeToken(Operation):
+    def _get(self, gw: GoogleGateway, target: dict[str, Any]) -> dict[str, Any] | None:
+        return gw.get(
+            lambda s: s.directory.tokens().get(userKey=target["user"], clientId=target["client_id"])
+        )
+
+    def inspect(self, gw, target, params):
+        token = self._get(gw, target)
+        if token is None:
+            raise TargetMissing(
+                f"{target['user']} has no OAuth token for client {target['client_id']} (already revoked?)"
+            )
+        return token
+
+    def apply(self, gw, target, params, before):
+        gw.write(lambda s: s.directory.tokens().delete(userKey=target["user"], clientId=target["client_id"]))
+
+    def verify(self, gw, target, params, before):
+        token = self._get(gw, target)
+        return Verification(token is None, {"token_present": token is not None})
+
+
+def _external(permission: dict[str, Any], domain: str) -> bool:
+    if permission.get("type") == "anyone":
+        return True
+    if permission.get("type") == "domain":
+        return (permission.get("domain") or "").lower() != domain
+    address = (permission.get("emailAddress") or "").lower()
+    return bool(domain) and bool(address) and not address.endswith("@" + domain)
+
+
+class RemoveDrivePermissions(Operation):
+    """Delete one permission by id, or every public ("anyone") or external permission of a file."""
+
+    def _list(self, gw: GoogleGateway, file_id: str) -> list[dict[str, Any]] | None:
+        found = gw.get(
+            lambda s: s.drive.permissions().list(
+                fileId=file_id, supportsAllDrives=True, fields=f"permissions({_PERMISSION_FIELDS})"
+            )
+        )
+        return None if found is None else found.get("permissions", [])
+
+    def inspect(self, gw, target, params):
+        permissions = self._list(gw, target["file_id"])
+        if permissions is None:
+            raise TargetMissing(f"no Drive file {target['file_id']!r}")
+        if target.get("permission_id"):
+            chosen = [p for p in permissions if p.get("id") == target["permission_id"]]
+        else:
+            scope = target.get("scope", "anyone")
+            domain = (target.get("internal_domain") or "").lower()
+            chosen = [
+                p
+                for p in permissions
+                if p.get("role") != "owner"
+                and (p.get("type") == "anyone" if scope == "anyone" else _external(p, domain))
+            ]
+        if not chosen:
+            raise TargetMissing(f"file {target['file_id']}: no matching permission (already removed?)")
+        return {"permissions": chosen}
+
+    def apply(self, gw, target, params, before):
+        for permission in before["permissions"]:
+            gw.write(
+                lambda s, pid=permission["id"]: s.drive.permissions().delete(
+                    fileId=target["file_id"], permissionId=pid, supportsAllDrives=True
+                )
+            )
+
+    def verify(self, gw, target, params, before):
+        ids = {p["id"] for p in before["permissions"]}
+        remaining = [p["id"] for p in self._list(gw, target["file_id"]) or [] if p.get("id") in ids]
+        return Verification(not remaining, {"still_present": remaining})
+
+    def inverse_request(self, target, params, before):
+        writable = ("type", "role", "emailAddress", "domain", "allowFileDiscovery")
+        saved = [{k: p[k] for k in writable if p.get(k) is not None} for p in before["permissions"]]
+        return {"file_id": target["file_id"]}, {"permissions": saved}
+
+
+class RestoreDrivePermissions(Operation):
+    def inspect(self, gw, target, params):
+        found = gw.get(lambda s: s.drive.permissions().list(fileId=target["file_id"], supportsAllDrives=True))
+        if found is None:
+            raise TargetMissing(f"no Drive file {target['file_id']!r}")
+        return {"existing": found.get("permissions", [])}
+
+    def apply(self, gw, target, params, before):
+        for permission in params["permissions"]:
+            gw.write(
+                lambda s, body=permission: s.drive.permissions().create(
+                    fileId=target["file_id"], body=body, supportsAllDrives=True, sendNotificationEmail=False
+                )
+            )
+
+    def verify(self, gw, target, params, before):
+        found = (
+            gw.get(
+                lambda s: s.drive.permissions().list(
+                    fileId=target["file_id"],
+                    supportsAllDrives=True,
+                    fields=f"permissions({_PERMISSION_FIELDS})",
+                )
+            )
+            or {}
+        )
+        present = found.get("permissions", [])
+        missing = [
+            p
+            for p in params["permissions"]
+            if not any(
+                q.get("type") == p.get("type")
+                and q.get("role") == p.get("role")
+                and q.get("emailAddress") == p.get("emailAddress")
+                and q.get("domain") == p.get("domain")
+                for q in present
+            )
+        ]
+        return Verification(not missing, {"missing": missing})
+
+
+_P = Provider.GOOGLE
+
+ACTIONS = (
+    ActionSpec(
+        name="google.suspend_user",
+        provider=_P,
+        title="Suspend the user",
+        description="Suspend the Workspace account: no sign-in, no mail delivery to the attacker.",
+        target=(USER,),
+        permission="https://www.googleapis.com/auth/admin.directory.user",
+        reversible=True,
+        inverse="google.unsuspend_user",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.get(userKey).suspended is true",
+        operation=SetUserField("suspended", True),
+    ),
+    ActionSpec(
+        name="google.unsuspend_user",
+        provider=_P,
+        title="Unsuspend the user",
+        description="Give the account back to its owner once it is clean.",
+        target=(USER,),
+        permission="https://www.googleapis.com/auth/admin.directory.user",
+        reversible=True,
+        inverse="google.suspend_user",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.get(userKey).suspended is false",
+        operation=SetUserField("suspended", False),
+    ),
+    ActionSpec(
+        name="google.sign_out",
+        provider=_P,
+        title="Sign the user out everywhere",
+        description="End every web and device session (users.signOut).",
+        target=(USER,),
+        permission="https://www.googleapis.com/auth/admin.directory.user.security",
+        reversible=True,
+        inverse=None,  # nothing to undo: the user signs in again
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.signOut answered 2xx and users.get still finds the user (Google exposes no session read)",
+        operation=SignOut(),
+    ),
+    ActionSpec(
+        name="google.revoke_token",
+        provider=_P,
+        title="Revoke an OAuth token",
+        description="Revoke the access a third-party app holds for the user (tokens.delete).",
+        target=(USER, Field("client_id", "OAuth client id of the app")),
+        permission="https://www.googleapis.com/auth/admin.directory.user.security",
+        reversible=False,  # only the user can grant it again
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("user", "client_id"),
+        verification="tokens.get(userKey, clientId) answers 404",
+        operation=RevokeToken(),
+    ),
+    ActionSpec(
+        name="google.remove_drive_permission",
+        provider=_P,
+        title="Remove a Drive permission",
+        description="Delete a public link or an external share of a file (one by id, or all public/external).",
+        target=(
+            Field("file_id", "Drive file id"),
+            Field("permission_id", "permission id (default: all matching `scope`)", required=False),
+            Field("scope", "'anyone' (public links, default) or 'external' (outside internal_domain)", required=False),
+            Field("internal_domain", "the tenant's own domain, for scope=external", required=False),
+        ),
+        permission="https://www.googleapis.com/auth/drive (as the owner, or useDomainAdminAccess)",
+        reversible=True,
+        inverse="google.restore_drive_permission",
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("file_id", "permission_id", "scope"),
+        verification="permissions.list(fileId) no longer lists the permission ids",
+        operation=RemoveDrivePermissions(),
+    ),
+    ActionSpec(
+        name="google.restore_drive_permission",
+        provider=_P,
+        title="Restore Drive permissions",
+        description="Re-create removed permissions from the saved copies (new ids).",
+        target=(Field("file_id", "Drive file id"), Field("permission_id", "original id", required=False)),
+        params=(Field("permissions", "the saved permissions"),),
+        permission="https://www.googleapis.com/auth/drive",
+        reversible=False,
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("file_id", "permission_id"),
+        verification="permissions.list(fileId) lists each saved type/role/grantee again",
+        operation=RestoreDrivePermissions(),
+        rollback_only=True,
+    ),
+    ActionSpec(
+        name="google.force_password_change",
+        provider=_P,
+        title="Force a password change",
+        description="Make the user choose a new password at the next sign-in.",
+        target=(USER,),
+        permission="https://www.googleapis.com/auth/admin.directory.user",
+        reversible=True,
+        inverse="google.clear_password_change",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.get(userKey).changePasswordAtNextLogin is true",
+        operation=SetUserField("changePasswordAtNextLogin", True),
+    ),
+    ActionSpec(
+        name="google.clear_password_change",
+        provider=_P,
+        title="Cancel a forced password change",
+        description="Undo a forced password change (changePasswordAtNextLogin=false).",
+        target=(USER,),
+        permission="https://www.googleapis.com/auth/admin.directory.user",
+        reversible=True,
+        inverse="google.force_password_change",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.get(userKey).changePasswordAtNextLogin is false",
+        operation=SetUserField("changePasswordAtNextLogin", False),
+        rollback_only=True,
+    ),
+)

@@ -1,0 +1,581 @@
+"""Microsoft 365 / Entra ID actions, through Microsoft Graph v1.0 (see saas-apis.md, "Remediation calls")."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from core.models import Provider
+from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
+from remediation.errors import InvalidState, TargetMissing
+from remediation.gateways import GraphGateway
+
+USER = Field("user", "userPrincipalName or object id of the account")
+_USER_SELECT = {"$select": "id,userPrincipalName,accountEnabled,signInSessionsValidFromDateTime"}
+
+
+def _q(value: str) -> str:
+    return quote(str(value), safe="@")
+
+
+def read_user(gw: GraphGateway, user: str) -> dict[str, Any]:
+    found = gw.get(f"/users/{_q(user)}", _USER_SELECT)
+    if found is None:
+        raise TargetMissing(f"no Microsoft 365 user {user!r}: it was deleted or never existed")
+    return found
+
+
+def _gone(gw: GraphGateway, paths: list[str]) -> Verification:
+    still_there = [path for path in paths if gw.get(path) is not None]
+    return Verification(not still_there, {"still_present": still_there, "checked": paths})
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+class RevokeSessions(Operation):
+    def inspect(self, gw, target, params):
+        return read_user(gw, target["user"])
+
+    def apply(self, gw, target, params, before):
+        gw.write("POST", f"/users/{_q(target['user'])}/revokeSignInSessions")
+
+    def verify(self, gw, target, params, before):
+        after = read_user(gw, target["user"])
+        old, new = before.get("signInSessionsValidFromDateTime"), after.get("signInSessionsValidFromDateTime")
+        return Verification(bool(new) and new != old, {"signInSessionsValidFromDateTime": new, "before": old})
+
+
+# --------------------------------------------------------------------------- account enabled
+
+
+class SetAccountEnabled(Operation):
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def inspect(self, gw, target, params):
+        return read_user(gw, target["user"])
+
+    def satisfied(self, before, params):
+        return before.get("accountEnabled") is self.enabled
+
+    def apply(self, gw, target, params, before):
+        gw.write("PATCH", f"/users/{_q(target['user'])}", {"accountEnabled": self.enabled})
+
+    def verify(self, gw, target, params, before):
+        after = read_user(gw, target["user"])
+        return Verification(
+            after.get("accountEnabled") is self.enabled, {"accountEnabled": after.get("accountEnabled")}
+        )
+
+
+# --------------------------------------------------------------------------- user risk
+
+
+class SetUserRisk(Operation):
+    """confirmCompromised / dismiss on identityProtection/riskyUsers (needs the object id)."""
+
+    def __init__(self, verb: str, state: str) -> None:
+        self.verb = verb
+        self.state = state
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        risky = gw.get(f"/identityProtection/riskyUsers/{user['id']}") or {}
+        return {
+            "id": user["id"],
+            "riskState": risky.get("riskState", "none"),
+            "riskLevel": risky.get("riskLevel", "none"),
+        }
+
+    def satisfied(self, before, params):
+        return before.get("riskState") == self.state
+
+    def apply(self, gw, target, params, before):
+        gw.write("POST", f"/identityProtection/riskyUsers/{self.verb}", {"userIds": [before["id"]]})
+
+    def verify(self, gw, target, params, before):
+        risky = gw.get(f"/identityProtection/riskyUsers/{before['id']}") or {}
+        return Verification(risky.get("riskState") == self.state, {"riskState": risky.get("riskState")})
+
+
+# --------------------------------------------------------------------------- drive permissions
+
+
+class RemoveDrivePermission(Operation):
+    def _path(self, target: dict[str, Any]) -> str:
+        return f"/drives/{_q(target['drive_id'])}/items/{_q(target['item_id'])}/permissions/{_q(target['permission_id'])}"
+
+    def inspect(self, gw, target, params):
+        permission = gw.get(self._path(target))
+        if permission is None:
+            raise TargetMissing(
+                f"permission {target['permission_id']} on item {target['item_id']} no longer exists"
+            )
+        if permission.get("inheritedFrom"):
+            raise InvalidState(
+                f"permission {target['permission_id']} is inherited from {permission['inheritedFrom']}: "
+                "remove it on the item where it is defined"
+            )
+        return permission
+
+    def apply(self, gw, target, params, before):
+        gw.write("DELETE", self._path(target))
+
+    def verify(self, gw, target, params, before):
+        return _gone(gw, [self._path(target)])
+
+
+# --------------------------------------------------------------------------- OAuth2 grants
+
+
+class RevokeOAuthGrants(Operation):
+    """Delete delegated grants of a client app: one user's, one by id, or all of them."""
+
+    def inspect(self, gw, target, params):
+        if target.get("grant_id"):
+            grant = gw.get(f"/oauth2PermissionGrants/{_q(target['grant_id'])}")
+            grants = [grant] if grant else []
+        else:
+            client_id = _service_principal_id(gw, target["app"])
+            grants = gw.list("/oauth2PermissionGrants", {"$filter": f"clientId eq '{client_id}'"}) or []
+        if target.get("user"):
+            principal = read_user(gw, target["user"])["id"]
+            grants = [g for g in grants if g.get("principalId") == principal]
+        if not grants:
+            raise TargetMissing(
+                f"no OAuth2 permission grant matches {target}: already revoked or never granted"
+            )
+        return {"grants": grants}
+
+    def apply(self, gw, target, params, before):
+        for grant in before["grants"]:
+            gw.write("DELETE", f"/oauth2PermissionGrants/{_q(grant['id'])}")
+
+    def verify(self, gw, target, params, before):
+        return _gone(gw, [f"/oauth2PermissionGrants/{_q(g['id'])}" for g in before["grants"]])
+
+    def inverse_request(self, target, params, before):
+        keep = ("clientId", "consentType", "principalId", "resourceId", "scope")
+        return dict(target), {"grants": [{k: g.get(k) for k in keep} for g in before["grants"]]}
+
+
+class RestoreOAuthGrants(Operation):
+    """Re-create grants from the copies saved when they were revoked (new ids, same consent)."""
+
+    def inspect(self, gw, target, params):
+        return {"grants": params["grants"]}
+
+    def apply(self, gw, target, params, before):
+        for grant in params["grants"]:
+            gw.write("POST", "/oauth2PermissionGrants", grant)
+
+    def verify(self, gw, target, params, before):
+        missing = []
+        for grant in params["grants"]:
+            present = (
+                gw.list("/oauth2PermissionGrants", {"$filter": f"clientId eq '{grant['clientId']}'"}) or []
+            )
+            if not any(
+                p.get("scope") == grant["scope"] and p.get("principalId") == grant.get("principalId")
+                for p in present
+            ):
+                missing.append(grant)
+        return Verification(not missing, {"missing": missing})
+
+
+def _service_principal_id(gw: GraphGateway, app: str) -> str:
+    """Accept a service principal object id, an appId, or a display name."""
+    if gw.get(f"/servicePrincipals/{_q(app)}") is not None:
+        return app
+    for expression in (f"appId eq '{app}'", f"displayName eq '{app}'"):
+        found = gw.list("/servicePrincipals", {"$filter": expression}) or []
+        if found:
+            return found[0]["id"]
+    raise TargetMissing(f"no service principal (app) {app!r} in the tenant")
+
+
+# --------------------------------------------------------------------------- inbox rules
+
+_FORWARDING_ACTIONS = ("forwardTo", "redirectTo", "forwardAsAttachmentTo")
+
+
+def _forwards(rule: dict[str, Any]) -> bool:
+    actions = rule.get("actions") or {}
+    return any(actions.get(name) for name in _FORWARDING_ACTIONS)
+
+
+class RemoveInboxRules(Operation):
+    def _rules_path(self, user: str) -> str:
+        return f"/users/{_q(user)}/mailFolders/inbox/messageRules"
+
+    def inspect(self, gw, target, params):
+        rules = gw.list(self._rules_path(target["user"]))
+        if rules is None:
+            raise TargetMissing(f"no mailbox for {target['user']!r}")
+        if target.get("rule_id"):
+            chosen = [r for r in rules if r.get("id") == target["rule_id"]]
+        else:
+            chosen = [r for r in rules if _forwards(r)]
+        if not chosen:
+            what = f"rule {target['rule_id']}" if target.get("rule_id") else "no forwarding rule"
+            raise TargetMissing(f"{target['user']}: {what} in the inbox (already removed?)")
+        return {"rules": chosen}
+
+    def apply(self, gw, target, params, before):
+        for rule in before["rules"]:
+            gw.write("DELETE", f"{self._rules_path(target['user'])}/{_q(rule['id'])}")
+
+    def verify(self, gw, target, params, before):
+        ids = {r["id"] for r in before["rules"]}
+        remaining = [r["id"] for r in gw.list(self._rules_path(target["user"])) or [] if r.get("id") in ids]
+        return Verification(not remaining, {"still_present": remaining})
+
+    def inverse_request(self, target, params, before):
+        writable = ("displayName", "sequence", "isEnabled", "conditions", "actions", "exceptions")
+        rules = [{k: r[k] for k in writable if k in r} for r in before["rules"]]
+        return {"user": target["user"]}, {"rules": rules}
+
+
+class RestoreInboxRules(Operation):
+    def inspect(self, gw, target, params):
+        rules = gw.list(f"/users/{_q(target['user'])}/mailFolders/inbox/messageRules")
+        if rules is None:
+            raise TargetMissing(f"no mailbox for {target['user']!r}")
+        return {"existing": [r.get("displayName") for r in rules]}
+
+    def apply(self, gw, target, params, before):
+        for rule in params["rules"]:
+            gw.write("POST", f"/users/{_q(target['user'])}/mailFolders/inbox/messageRules", rule)
+
+    def verify(self, gw, target, params, before):
+        present = {
+            r.get("displayName")
+            for r in gw.list(f"/users/{_q(target['user'])}/mailFolders/inbox/messageRules") or []
+        }
+        missing = [r.get("displayName") for r in params["rules"] if r.get("displayName") not in present]
+        return Verification(not missing, {"missing": missing})
+
+
+# --------------------------------------------------------------------------- authentication methods
+
+_METHOD_SEGMENTS = {
+    "#microsoft.graph.phoneAuthenticationMethod": "phoneMethods",
+    "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod": "microsoftAuthenticatorMethods",
+    "#microsoft.graph.softwareOathAuthenticationMethod": "softwareOathMethods",
+    "#microsoft.graph.fido2AuthenticationMethod": "fido2Methods",
+    "#microsoft.graph.emailAuthenticationMethod": "emailMethods",
+    "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod": "windowsHelloForBusinessMethods",
+    "#microsoft.graph.temporaryAccessPassAuthenticationMethod": "temporaryAccessPassMethods",
+}
+
+
+class RemoveAuthMethods(Operation):
+    """Delete MFA methods: one by id, or every removable method registered at or after a time."""
+
+    def inspect(self, gw, target, params):
+        methods = gw.list(f"/users/{_q(target['user'])}/authentication/methods")
+        if methods is None:
+            raise TargetMissing(f"no Microsoft 365 user {target['user']!r}")
+        removable = [m for m in methods if m.get("@odata.type") in _METHOD_SEGMENTS]
+        if target.get("method_id"):
+            chosen = [m for m in removable if m.get("id") == target["method_id"]]
+        else:
+            since = params.get("registered_after") or ""
+            chosen = [m for m in removable if since and str(m.get("createdDateTime") or "") >= since]
+        if not chosen:
+            raise TargetMissing(f"{target['user']}: no matching authentication method (already removed?)")
+        return {"methods": chosen}
+
+    def _path(self, user: str, method: dict[str, Any]) -> str:
+        return (
+            f"/users/{_q(user)}/authentication/{_METHOD_SEGMENTS[method['@odata.type']]}/{_q(method['id'])}"
+        )
+
+    def apply(self, gw, target, params, before):
+        for method in before["methods"]:
+            gw.write("DELETE", self._path(target["user"], method))
+
+    def verify(self, gw, target, params, before):
+        ids = {m["id"] for m in before["methods"]}
+        remaining = [
+            m["id"]
+            for m in gw.list(f"/users/{_q(target['user'])}/authentication/methods") or []
+            if m.get("id") in ids
+        ]
+        return Verification(not remaining, {"still_present": remaining})
+
+
+# --------------------------------------------------------------------------- tenant policies
+
+
+class RestoreCaPolicy(Operation):
+    """PATCH a conditional-access policy back to known-good values (from a snapshot or baseline)."""
+
+    def _path(self, target: dict[str, Any]) -> str:
+        return f"/identity/conditionalAccess/policies/{_q(target['policy_id'])}"
+
+    def inspect(self, gw, target, params):
+        policy = gw.get(self._path(target))
+        if policy is None:
+            raise TargetMissing(f"conditional-access policy {target['policy_id']} does not exist (deleted?)")
+        return {key: policy.get(key) for key in params["settings"]}
+
+    def satisfied(self, before, params):
+        return all(before.get(k) == v for k, v in params["settings"].items())
+
+    def apply(self, gw, target, params, before):
+        gw.write("PATCH", self._path(target), params["settings"])
+
+    def verify(self, gw, target, params, before):
+        after = gw.get(self._path(target)) or {}
+        differ = {k: after.get(k) for k, v in params["settings"].items() if after.get(k) != v}
+        return Verification(not differ, {"differs": differ})
+
+    def inverse_request(self, target, params, before):
+        return dict(target), {"settings": dict(before)}
+
+
+class SetSecurityDefaults(Operation):
+    PATH = "/policies/identitySecurityDefaultsEnforcementPolicy"
+
+    def inspect(self, gw, target, params):
+        policy = gw.get(self.PATH)
+        if policy is None:
+            raise TargetMissing("the tenant exposes no security-defaults policy")
+        return {"isEnabled": policy.get("isEnabled")}
+
+    def satisfied(self, before, params):
+        return before.get("isEnabled") is params.get("enabled", True)
+
+    def apply(self, gw, target, params, before):
+        gw.write("PATCH", self.PATH, {"isEnabled": params.get("enabled", True)})
+
+    def verify(self, gw, target, params, before):
+        after = gw.get(self.PATH) or {}
+        return Verification(
+            after.get("isEnabled") is params.get("enabled", True), {"isEnabled": after.get("isEnabled")}
+        )
+
+    def inverse_request(self, target, params, before):
+        return dict(target), {"enabled": bool(before.get("isEnabled"))}
+
+
+# --------------------------------------------------------------------------- the declarations
+
+_P = Provider.M365
+
+ACTIONS = (
+    ActionSpec(
+        name="m365.revoke_sessions",
+        provider=_P,
+        title="Revoke sign-in sessions",
+        description="Invalidate every refresh token and session cookie of the account; stolen tokens stop working.",
+        target=(USER,),
+        permission="User.RevokeSessions.All (or User.ReadWrite.All)",
+        reversible=True,
+        inverse=None,  # nothing to undo: the user simply signs in again
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="GET /users/{user}?$select=signInSessionsValidFromDateTime has moved past its value before the call",
+        operation=RevokeSessions(),
+    ),
+    ActionSpec(
+        name="m365.disable_account",
+        provider=_P,
+        title="Disable the account",
+        description="Block every new sign-in to the account (accountEnabled=false).",
+        target=(USER,),
+        permission="User.EnableDisableAccount.All (or User.ReadWrite.All)",
+        reversible=True,
+        inverse="m365.enable_account",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="GET /users/{user}?$select=accountEnabled is false",
+        operation=SetAccountEnabled(False),
+    ),
+    ActionSpec(
+        name="m365.enable_account",
+        provider=_P,
+        title="Re-enable the account",
+        description="Let the owner sign in again once the account is clean (accountEnabled=true).",
+        target=(USER,),
+        permission="User.EnableDisableAccount.All (or User.ReadWrite.All)",
+        reversible=True,
+        inverse="m365.disable_account",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="GET /users/{user}?$select=accountEnabled is true",
+        operation=SetAccountEnabled(True),
+    ),
+    ActionSpec(
+        name="m365.confirm_compromised",
+        provider=_P,
+        title="Confirm the user compromised",
+        description="Tell Entra ID Protection the account is compromised: user risk high, risk policies apply.",
+        target=(USER,),
+        permission="IdentityRiskyUser.ReadWrite.All",
+        reversible=True,
+        inverse="m365.dismiss_risk",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="GET /identityProtection/riskyUsers/{id} riskState is confirmedCompromised",
+        operation=SetUserRisk("confirmCompromised", "confirmedCompromised"),
+    ),
+    ActionSpec(
+        name="m365.dismiss_risk",
+        provider=_P,
+        title="Dismiss the user's risk",
+        description="Clear the user risk once the account is remediated (riskState=dismissed).",
+        target=(USER,),
+        permission="IdentityRiskyUser.ReadWrite.All",
+        reversible=False,
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="GET /identityProtection/riskyUsers/{id} riskState is dismissed",
+        operation=SetUserRisk("dismiss", "dismissed"),
+    ),
+    ActionSpec(
+        name="m365.remove_drive_permission",
+        provider=_P,
+        title="Remove a sharing link or drive permission",
+        description="Delete one permission (an anonymous link, an external grant) where it is defined.",
+        target=(
+            Field("drive_id", "drive id"),
+            Field("item_id", "drive item id"),
+            Field("permission_id", "permission id"),
+            Field("user", "owner of the drive, for display", required=False),
+        ),
+        permission="Files.ReadWrite.All or Sites.ReadWrite.All",
+        reversible=False,  # a link cannot be re-created with the same URL
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("drive_id", "item_id", "permission_id"),
+        verification="GET /drives/{drive}/items/{item}/permissions/{id} answers 404",
+        operation=RemoveDrivePermission(),
+    ),
+    ActionSpec(
+        name="m365.revoke_oauth_grant",
+        provider=_P,
+        title="Revoke a user's OAuth2 permission grant",
+        description="Delete the delegated consent one user gave to an app (consentType Principal).",
+        target=(USER, Field("app", "client service principal id, appId or display name")),
+        permission="DelegatedPermissionGrant.ReadWrite.All",
+        reversible=True,
+        inverse="m365.restore_oauth_grant",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "app"),
+        verification="GET /oauth2PermissionGrants/{id} answers 404 for every revoked grant",
+        operation=RevokeOAuthGrants(),
+    ),
+    ActionSpec(
+        name="m365.revoke_app_consent",
+        provider=_P,
+        title="Revoke every grant of an app",
+        description="Delete all delegated consent to an app, tenant-wide (admin consent and each user's).",
+        target=(
+            Field("app", "client service principal id, appId or display name"),
+            Field("grant_id", "only this oAuth2PermissionGrant", required=False),
+        ),
+        permission="DelegatedPermissionGrant.ReadWrite.All",
+        reversible=True,
+        inverse="m365.restore_oauth_grant",
+        blast_radius=BlastRadius.APP,
+        idempotency_fields=("app", "grant_id"),
+        verification="GET /oauth2PermissionGrants/{id} answers 404 for every revoked grant",
+        operation=RevokeOAuthGrants(),
+    ),
+    ActionSpec(
+        name="m365.restore_oauth_grant",
+        provider=_P,
+        title="Restore OAuth2 permission grants",
+        description="Re-create revoked delegated grants from the copies saved at revocation.",
+        target=(
+            Field("grant_id", "original grant id", required=False),
+            Field("app", "client app", required=False),
+            Field("user", "user", required=False),
+        ),
+        params=(Field("grants", "the saved grants (clientId, consentType, principalId, resourceId, scope)"),),
+        permission="DelegatedPermissionGrant.ReadWrite.All",
+        reversible=False,
+        blast_radius=BlastRadius.APP,
+        idempotency_fields=("grant_id", "app", "user"),
+        verification="GET /oauth2PermissionGrants?$filter=clientId eq '{client}' lists each saved scope again",
+        operation=RestoreOAuthGrants(),
+        rollback_only=True,
+    ),
+    ActionSpec(
+        name="m365.remove_inbox_rule",
+        provider=_P,
+        title="Remove inbox forwarding rules",
+        description="Delete the inbox rule(s) that forward or redirect mail (one by id, or all forwarding rules).",
+        target=(USER, Field("rule_id", "messageRule id (default: every forwarding rule)", required=False)),
+        permission="MailboxSettings.ReadWrite",
+        reversible=True,
+        inverse="m365.restore_inbox_rule",
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("user", "rule_id"),
+        verification="GET /users/{user}/mailFolders/inbox/messageRules no longer lists the rule ids",
+        operation=RemoveInboxRules(),
+    ),
+    ActionSpec(
+        name="m365.restore_inbox_rule",
+        provider=_P,
+        title="Restore inbox rules",
+        description="Re-create inbox rules from the copies saved when they were removed.",
+        target=(USER, Field("rule_id", "original rule id", required=False)),
+        params=(Field("rules", "the saved rules"),),
+        permission="MailboxSettings.ReadWrite",
+        reversible=False,
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("user", "rule_id"),
+        verification="GET /users/{user}/mailFolders/inbox/messageRules lists each saved displayName",
+        operation=RestoreInboxRules(),
+        rollback_only=True,
+    ),
+    ActionSpec(
+        name="m365.remove_auth_method",
+        provider=_P,
+        title="Remove MFA methods added by the attacker",
+        description="Delete authentication methods registered during the incident (or one by id).",
+        target=(USER, Field("method_id", "authentication method id", required=False)),
+        params=(
+            Field("registered_after", "ISO time: remove methods registered at or after it", required=False),
+        ),
+        permission="UserAuthenticationMethod.ReadWrite.All",
+        reversible=False,  # the attacker's device cannot (and must not) be re-registered
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "method_id"),
+        verification="GET /users/{user}/authentication/methods no longer lists the method ids",
+        operation=RemoveAuthMethods(),
+    ),
+    ActionSpec(
+        name="m365.restore_ca_policy",
+        provider=_P,
+        title="Restore a conditional-access policy",
+        description="Set a weakened conditional-access policy back to its known-good values.",
+        target=(Field("policy_id", "conditionalAccessPolicy id"),),
+        params=(Field("settings", "the policy fields to set (state, conditions, grantControls, ...)"),),
+        permission="Policy.ReadWrite.ConditionalAccess",
+        reversible=True,
+        inverse="m365.restore_ca_policy",
+        blast_radius=BlastRadius.TENANT,
+        idempotency_fields=("policy_id",),
+        verification="GET /identity/conditionalAccess/policies/{id} shows every restored field",
+        operation=RestoreCaPolicy(),
+    ),
+    ActionSpec(
+        name="m365.restore_security_defaults",
+        provider=_P,
+        title="Restore security defaults",
+        description="Turn Entra security defaults back on (or to the given value).",
+        target=(),
+        params=(Field("enabled", "desired isEnabled (default true)", required=False),),
+        permission="Policy.ReadWrite.ConditionalAccess",
+        reversible=True,
+        inverse="m365.restore_security_defaults",
+        blast_radius=BlastRadius.TENANT,
+        idempotency_fields=(),
+        verification="GET /policies/identitySecurityDefaultsEnforcementPolicy isEnabled is the desired value",
+        operation=SetSecurityDefaults(),
+    ),
+)

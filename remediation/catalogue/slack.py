@@ -1,0 +1,151 @@
+"""Slack actions, through the Web API (admin.* methods need an Enterprise org-admin user token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import Provider
+from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
+from remediation.errors import TargetMissing
+from remediation.gateways import SlackGateway
+
+USER = Field("user", "Slack user id (U…/W…) or the user's e-mail")
+
+
+def read_user(gw: SlackGateway, user: str) -> dict[str, Any]:
+    """users.info by id, or users.lookupByEmail by address."""
+    if "@" in user:
+        found = gw.read("users.lookupByEmail", token="bot", email=user)
+    else:
+        found = gw.read("users.info", token="bot", user=user)
+    if found is None or not found.get("user"):
+        raise TargetMissing(f"no Slack user {user!r}")
+    return found["user"]
+
+
+class ResetSessions(Operation):
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        sessions = gw.read("admin.users.session.list", token="admin", user_id=user["id"]) or {}
+        return {
+            "id": user["id"],
+            "team_id": user.get("team_id"),
+            "sessions": len(sessions.get("active_sessions", [])),
+        }
+
+    def apply(self, gw, target, params, before):
+        gw.write("admin.users.session.reset", token="admin", user_id=before["id"])
+
+    def verify(self, gw, target, params, before):
+        sessions = gw.read("admin.users.session.list", token="admin", user_id=before["id"]) or {}
+        active = sessions.get("active_sessions", [])
+        return Verification(not active, {"active_sessions": len(active)})
+
+
+class DeactivateUser(Operation):
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        return {"id": user["id"], "team_id": user.get("team_id"), "deleted": bool(user.get("deleted"))}
+
+    def satisfied(self, before, params):
+        return before["deleted"]
+
+    def apply(self, gw, target, params, before):
+        gw.write("admin.users.remove", token="admin", team_id=before["team_id"], user_id=before["id"])
+
+    def verify(self, gw, target, params, before):
+        after = read_user(gw, before["id"])
+        return Verification(bool(after.get("deleted")), {"deleted": after.get("deleted")})
+
+
+class SetPublicUrl(Operation):
+    """files.revokePublicURL / files.sharedPublicURL (user token), checked with files.info."""
+
+    def __init__(self, shared: bool) -> None:
+        self.shared = shared
+
+    def _info(self, gw: SlackGateway, file_id: str) -> dict[str, Any]:
+        found = gw.read("files.info", token="bot", file=file_id)
+        if found is None or not found.get("file"):
+            raise TargetMissing(f"no Slack file {file_id!r} (deleted?)")
+        return found["file"]
+
+    def inspect(self, gw, target, params):
+        file = self._info(gw, target["file"])
+        return {"public_url_shared": bool(file.get("public_url_shared")), "name": file.get("name")}
+
+    def satisfied(self, before, params):
+        return before["public_url_shared"] is self.shared
+
+    def apply(self, gw, target, params, before):
+        method = "files.sharedPublicURL" if self.shared else "files.revokePublicURL"
+        gw.write(method, token="user", file=target["file"])
+
+    def verify(self, gw, target, params, before):
+        file = self._info(gw, target["file"])
+        return Verification(
+            bool(file.get("public_url_shared")) is self.shared,
+            {"public_url_shared": file.get("public_url_shared")},
+        )
+
+
+_P = Provider.SLACK
+
+ACTIONS = (
+    ActionSpec(
+        name="slack.reset_sessions",
+        provider=_P,
+        title="Reset Slack sessions",
+        description="Sign the user out of every Slack client (admin.users.session.reset).",
+        target=(USER,),
+        permission="admin.users:write (org admin user token)",
+        reversible=True,
+        inverse=None,  # nothing to undo: the user signs in again
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="admin.users.session.list(user_id) lists no active session",
+        operation=ResetSessions(),
+    ),
+    ActionSpec(
+        name="slack.deactivate_user",
+        provider=_P,
+        title="Deactivate the Slack user",
+        description="Remove the user from the workspace (admin.users.remove).",
+        target=(USER,),
+        permission="admin.users:write (org admin user token)",
+        reversible=False,  # reactivation needs SCIM or the admin console
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user",),
+        verification="users.info(user).deleted is true",
+        operation=DeactivateUser(),
+    ),
+    ActionSpec(
+        name="slack.revoke_public_url",
+        provider=_P,
+        title="Revoke a file's public URL",
+        description="Turn off the public link of a file (files.revokePublicURL).",
+        target=(Field("file", "Slack file id (F…)"),),
+        permission="files:write (user token of the owner or an admin)",
+        reversible=True,
+        inverse="slack.share_public_url",
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("file",),
+        verification="files.info(file).public_url_shared is false",
+        operation=SetPublicUrl(False),
+    ),
+    ActionSpec(
+        name="slack.share_public_url",
+        provider=_P,
+        title="Share a file's public URL again",
+        description="Turn the public link back on (files.sharedPublicURL; a new URL).",
+        target=(Field("file", "Slack file id (F…)"),),
+        permission="files:write (user token)",
+        reversible=True,
+        inverse="slack.revoke_public_url",
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("file",),
+        verification="files.info(file).public_url_shared is true",
+        operation=SetPublicUrl(True),
+        rollback_only=True,
+    ),
+)

@@ -1,0 +1,59 @@
+"""Every remediation event goes to two places in one transaction: the audit chain and the incident's
+timeline (so the responder's story and the tamper-evident record never disagree)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core.audit import record
+from core.clock import utcnow
+from core.models import RemediationAction, TimelineEntry
+
+TIMELINE_KIND = "remediation"
+
+
+def note(
+    session: Session,
+    action: RemediationAction,
+    event: str,
+    actor: str,
+    title: str,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Record `remediation.<event>` for one step in the audit chain and on its incident's timeline."""
+    when = at or utcnow()
+    body = {
+        "event": event,
+        "action": action.action,
+        "status": action.status,
+        "subject": action.subject,
+        "target": action.target,
+        **(details or {}),
+    }
+    record(
+        session,
+        actor=actor,
+        action=f"remediation.{event}",
+        object_type="remediation_action",
+        object_id=str(action.id),
+        details={"incident_id": action.incident_id, **body},
+        at=when,
+    )
+    if action.incident_id is not None:
+        session.add(
+            TimelineEntry(
+                incident_id=action.incident_id,
+                at=when,
+                kind=TIMELINE_KIND,
+                source="remediation",
+                title=title[:1000],
+                body=body,
+                ref_type="remediation_action",
+                ref_id=str(action.id),
+                actor=actor,
+            )
+        )

@@ -1,0 +1,290 @@
+"""Playbooks: YAML files in rules/playbooks/ saying which actions a kind of finding calls for.
+
+A playbook matches findings (by rule id glob, kind, MITRE technique / tag, provider — conditions
+inside one ``match`` entry are ANDed, entries are ORed) and lists steps: an action from the
+catalogue, its phase (contain → eradicate → recover), what to bind its target to, and why.
+
+Bindings are templates over the finding: ``{person}`` (one step per person in the finding's
+entities), ``{file}``, ``{app}``, ``{account}``, ``{ip}``, ``{domain}`` (the person's domain),
+``{context.some.key}``, ``{finding.first_seen}``, ``{incident.first_seen}``. A value that is
+exactly one ``{…}`` keeps its type; ``{context.doc_id|file}`` takes the first alternative
+that has a value; a binding that cannot be filled leaves the step out of the
+plan with the reason shown. ``@snapshot_before`` as a parameter value means "the configuration
+object's last snapshot before the finding" (used to restore drifted policies).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from remediation.catalogue import Phase, get_action
+from remediation.errors import CatalogueError, PlaybookError
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "rules" / "playbooks"
+ENTITY_VARIABLES = {"person": "people", "file": "files", "app": "apps", "account": "accounts", "ip": "ips"}
+MATCH_KEYS = {"rule_id", "kind", "tags", "provider", "min_severity"}
+STEP_KEYS = {"action", "phase", "target", "params", "why", "after", "for_each", "only_if"}
+_TEMPLATE = re.compile(r"\{([a-zA-Z_][\w.|]*)\}")
+
+
+def normalise_tag(tag: str) -> str:
+    """'attack.t1114.003', 'T1114.003' and 't1114.003' are the same technique."""
+    text = str(tag).strip().lower()
+    return text[len("attack.") :] if text.startswith("attack.") else text
+
+
+@dataclass(frozen=True)
+class MatchClause:
+    rule_ids: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    min_severity: str | None = None
+
+    def matches(self, finding: Any) -> bool:
+        if self.rule_ids and not any(fnmatch.fnmatchcase(finding.rule_id.lower(), g) for g in self.rule_ids):
+            return False
+        if self.kinds and finding.kind not in self.kinds:
+            return False
+        if self.providers and (finding.provider or "") not in self.providers:
+            return False
+        if self.tags and not set(self.tags) & finding_tags(finding):
+            return False
+        return not (
+            self.min_severity and _severity_rank(finding.severity) < _severity_rank(self.min_severity)
+        )
+
+
+@dataclass(frozen=True)
+class PlaybookStep:
+    action: str
+    phase: Phase
+    why: str
+    target: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+    # Optional condition on the incident ({"priority": ["P1"]}) for a step to be proposed at all.
+    only_if: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Playbook:
+    id: str
+    title: str
+    description: str
+    match: tuple[MatchClause, ...]
+    steps: tuple[PlaybookStep, ...]
+    source: str
+
+    def matches(self, finding: Any) -> bool:
+        return any(clause.matches(finding) for clause in self.match)
+
+
+def finding_tags(finding: Any) -> set[str]:
+    tags = {normalise_tag(t) for t in (finding.mitre or [])}
+    tags |= {normalise_tag(t) for t in (finding.context or {}).get("tags", []) if isinstance(t, str)}
+    # a sub-technique also counts as its parent technique
+    tags |= {t.split(".")[0] for t in tags if t.startswith("t") and "." in t}
+    return tags
+
+
+_SEVERITIES = ("informational", "low", "medium", "high", "critical")
+
+
+def _severity_rank(value: str) -> int:
+    return _SEVERITIES.index(value) if value in _SEVERITIES else 0
+
+
+def load_playbooks(directory: Path | None = None) -> list[Playbook]:
+    """Every playbook in the directory, validated; a bad file raises PlaybookError naming it."""
+    directory = directory or DEFAULT_DIR
+    if not directory.is_dir():
+        raise PlaybookError(
+            f"playbook directory {directory} does not exist; set TENANTGUARD_REMEDIATION_PLAYBOOKS_DIR"
+        )
+    playbooks = [load_playbook(path) for path in sorted(directory.glob("*.y*ml"))]
+    seen: dict[str, str] = {}
+    for playbook in playbooks:
+        if playbook.id in seen:
+            raise PlaybookError(
+                f"{playbook.source}: playbook id {playbook.id!r} is also used by {seen[playbook.id]}"
+            )
+        seen[playbook.id] = playbook.source
+    return playbooks
+
+
+def load_playbook(path: Path) -> Playbook:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PlaybookError(f"{path}: not valid YAML ({exc})") from None
+    return parse_playbook(raw, source=str(path))
+
+
+def parse_playbook(raw: Any, source: str = "<memory>") -> Playbook:
+    if not isinstance(raw, dict):
+        raise PlaybookError(f"{source}: a playbook is a mapping with id, title, match and steps")
+    unknown = set(raw) - {"id", "title", "description", "match", "steps"}
+    if unknown:
+        raise PlaybookError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("id", "match", "steps"):
+        if not raw.get(key):
+            raise PlaybookError(f"{source}: missing {key!r}")
+    match = tuple(_clause(entry, f"{source}: match[{i}]") for i, entry in enumerate(_as_list(raw["match"])))
+    steps = tuple(_step(entry, f"{source}: steps[{i}]") for i, entry in enumerate(_as_list(raw["steps"])))
+    names = {s.action for s in steps}
+    for step in steps:
+        for name in step.after:
+            if name not in names:
+                raise PlaybookError(
+                    f"{source}: step {step.action} is 'after' {name}, which is not a step of this playbook"
+                )
+    return Playbook(
+        id=str(raw["id"]),
+        title=str(raw.get("title", raw["id"])),
+        description=str(raw.get("description", "")).strip(),
+        match=match,
+        steps=steps,
+        source=source,
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in _as_list(value)) if value is not None else ()
+
+
+def _clause(raw: Any, where: str) -> MatchClause:
+    if not isinstance(raw, dict) or not raw:
+        raise PlaybookError(f"{where}: a match entry is a mapping of {', '.join(sorted(MATCH_KEYS))}")
+    unknown = set(raw) - MATCH_KEYS
+    if unknown:
+        raise PlaybookError(
+            f"{where}: unknown match key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(MATCH_KEYS))}"
+        )
+    severity = raw.get("min_severity")
+    if severity is not None and severity not in _SEVERITIES:
+        raise PlaybookError(f"{where}: min_severity {severity!r} is not one of {', '.join(_SEVERITIES)}")
+    return MatchClause(
+        rule_ids=tuple(g.lower() for g in _strings(raw.get("rule_id"))),
+        kinds=_strings(raw.get("kind")),
+        tags=tuple(normalise_tag(t) for t in _strings(raw.get("tags"))),
+        providers=_strings(raw.get("provider")),
+        min_severity=severity,
+    )
+
+
+def _step(raw: Any, where: str) -> PlaybookStep:
+    if not isinstance(raw, dict):
+        raise PlaybookError(f"{where}: a step is a mapping with action, phase, target and why")
+    unknown = set(raw) - STEP_KEYS
+    if unknown:
+        raise PlaybookError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(STEP_KEYS))}"
+        )
+    try:
+        spec = get_action(str(raw.get("action")))
+    except CatalogueError as exc:
+        raise PlaybookError(f"{where}: {exc}") from None
+    if spec.rollback_only:
+        raise PlaybookError(f"{where}: {spec.name} is only used to roll back another action")
+    try:
+        phase = Phase(raw.get("phase"))
+    except ValueError:
+        raise PlaybookError(f"{where}: phase {raw.get('phase')!r} is not one of {', '.join(Phase)}") from None
+    why = str(raw.get("why", "")).strip()
+    if not why:
+        raise PlaybookError(f"{where}: say why the step is needed ('why:'), the approver reads it")
+    target = raw.get("target") or {}
+    params = raw.get("params") or {}
+    if not isinstance(target, dict) or not isinstance(params, dict):
+        raise PlaybookError(f"{where}: target and params are mappings")
+    declared_target = {f.name for f in spec.target}
+    declared_params = {f.name for f in spec.params}
+    bad = sorted(set(target) - declared_target) + sorted(set(params) - declared_params)
+    if bad:
+        raise PlaybookError(
+            f"{where}: {spec.name} does not accept {', '.join(bad)} (target: {', '.join(sorted(declared_target)) or 'none'}; "
+            f"params: {', '.join(sorted(declared_params)) or 'none'})"
+        )
+    return PlaybookStep(
+        action=spec.name,
+        phase=phase,
+        why=why,
+        target=dict(target),
+        params=dict(params),
+        after=_strings(raw.get("after")),
+        only_if=dict(raw.get("only_if") or {}),
+    )
+
+
+# --------------------------------------------------------------------------- binding
+
+
+class Unbound(Exception):
+    """A template names a value the finding does not have (internal: turned into a plan note)."""
+
+
+def template_variables(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return set(_TEMPLATE.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(template_variables(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(template_variables(v) for v in value)) if value else set()
+    return set()
+
+
+def fill(value: Any, variables: dict[str, Any]) -> Any:
+    """Substitute ``{name}`` templates; a value that is exactly one template keeps its type."""
+    if isinstance(value, dict):
+        return {k: fill(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, variables) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _TEMPLATE.fullmatch(value)
+    if whole:
+        return _lookup(whole.group(1), variables)
+    return _TEMPLATE.sub(lambda m: str(_lookup(m.group(1), variables)), value)
+
+
+def _lookup(name: str, variables: dict[str, Any]) -> Any:
+    """``a.b|c``: the first alternative that has a value."""
+    alternatives = name.split("|")
+    for alternative in alternatives[:-1]:
+        try:
+            return _lookup_one(alternative, variables)
+        except Unbound:
+            continue
+    try:
+        return _lookup_one(alternatives[-1], variables)
+    except Unbound:
+        raise Unbound(name) from None
+
+
+def _lookup_one(name: str, variables: dict[str, Any]) -> Any:
+    head, _, rest = name.partition(".")
+    if head not in variables:
+        raise Unbound(name)
+    value = variables[head]
+    for part in rest.split(".") if rest else ():
+        if isinstance(value, dict):
+            match = next((k for k in value if str(k).lower() == part.lower()), None)
+            if match is None:
+                raise Unbound(name)
+            value = value[match]
+        else:
+            raise Unbound(name)
+    if value in (None, "", [], {}):
+        raise Unbound(name)
+    return value

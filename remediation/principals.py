@@ -1,0 +1,39 @@
+"""Who is acting: principal strings ("principal:alice", "slack:U123", "system:policy") resolved to
+the ApiPrincipal behind them, so that one person reaching us through the API and through Slack
+is recognised as the same person (four eyes cannot be bypassed by switching channels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from core.models import ApiPrincipal
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str  # canonical: "principal:<name>" for people, the given string for system actors
+    role: str | None
+    system: bool = False
+    known: bool = True
+
+    @property
+    def is_person(self) -> bool:
+        return not self.system
+
+
+def resolve_actor(session: Session, who: str) -> Actor:
+    """The canonical actor for a principal string; unknown or disabled principals have no role."""
+    scheme, sep, name = who.partition(":")
+    if sep and scheme == "system":
+        return Actor(label=who, role=None, system=True)
+    if sep and scheme == "slack":
+        row = session.exec(select(ApiPrincipal).where(ApiPrincipal.slack_user_id == name)).first()
+    else:
+        name = name if sep and scheme == "principal" else who
+        row = session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first()
+    if row is None:
+        return Actor(label=who if sep else f"principal:{who}", role=None, known=False)
+    role = None if row.disabled else row.role
+    return Actor(label=f"principal:{row.name}", role=role)

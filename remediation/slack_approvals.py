@@ -1,0 +1,225 @@
+"""Approve or reject remediation steps with Slack interactive buttons.
+
+`approval_blocks` renders a step as a Block Kit message with Approve / Reject buttons;
+`post_approval_request` posts it through a Slack connection. When someone clicks, Slack POSTs
+the interaction to our endpoint (the API wires it to `handle_interaction`), which
+
+1. checks the request is Slack's: the v0 HMAC-SHA256 signature of ``v0:{timestamp}:{body}`` with
+   the app's signing secret, and a timestamp no older than five minutes (a replay window);
+2. maps the clicking Slack user to an ApiPrincipal through ``slack_user_id`` (so four eyes and
+   roles apply exactly as through the API);
+3. checks the button still refers to the step's current version (fingerprint) and that the
+   interaction was not processed before (``Approval.request_ref``);
+4. approves or rejects with ``via="slack"``.
+
+Every refusal is audited; nothing is approved on a refused request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+
+from core.audit import record
+from core.db import Database
+from core.models import Connection, RemediationAction
+from remediation.approvals import DecisionOutcome, approve, record_refusal, reject
+from remediation.catalogue import get_action
+from remediation.config import RemediationSettings
+from remediation.errors import ActionNotFound, ApprovalInvalid, Refused, SlackRequestRejected
+from remediation.planner import PlanStep
+from remediation.policy import ApprovalPolicy
+
+APPROVE_ID = "tenantguard_approve"
+REJECT_ID = "tenantguard_reject"
+FINGERPRINT_PREFIX = 16
+
+
+@dataclass(frozen=True)
+class InteractionResult:
+    """What to answer Slack: HTTP status and the message replacing the buttons."""
+
+    status_code: int
+    text: str
+    outcome: DecisionOutcome | None = None
+
+    def as_response(self) -> dict[str, Any]:
+        return {"response_type": "ephemeral", "replace_original": self.outcome is not None, "text": self.text}
+
+
+def signing_secret(settings: RemediationSettings | None = None) -> str:
+    from collectors.credentials import resolve_reference
+
+    config = settings or RemediationSettings()
+    if not config.slack_signing_secret_ref:
+        raise SlackRequestRejected(
+            "no Slack signing secret configured: set TENANTGUARD_REMEDIATION_SLACK_SIGNING_SECRET_REF=env:VAR"
+        )
+    return resolve_reference("slack_signing_secret", config.slack_signing_secret_ref)
+
+
+def check_signature(
+    body: bytes, headers: Mapping[str, str], secret: str, *, now: float | None = None, max_skew: int = 300
+) -> None:
+    """Raise SlackRequestRejected unless the request carries a fresh, valid v0 signature."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp = lowered.get("x-slack-request-timestamp", "")
+    signature = lowered.get("x-slack-signature", "")
+    if not timestamp or not signature:
+        raise SlackRequestRejected(
+            "the request has no X-Slack-Signature / X-Slack-Request-Timestamp: not from Slack"
+        )
+    if not timestamp.isdigit():
+        raise SlackRequestRejected(f"X-Slack-Request-Timestamp {timestamp[:20]!r} is not a Unix time")
+    skew = abs((now if now is not None else time.time()) - int(timestamp))
+    if skew > max_skew:
+        raise SlackRequestRejected(
+            f"the request is {int(skew)} s old (more than {max_skew} s): refused as a possible replay"
+        )
+    expected = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body) or ""
+    if not hmac.compare_digest(expected, signature):
+        raise SlackRequestRejected(
+            "the request signature does not match the signing secret: forged or altered"
+        )
+
+
+def approval_blocks(step: PlanStep, fingerprint: str) -> list[dict[str, Any]]:
+    """A Block Kit message for one step: what, on whom, why, risk, and the two buttons."""
+    value = f"{step.id}:{fingerprint[:FINGERPRINT_PREFIX]}"
+    text = (
+        f"*{step.title}* — `{step.subject}` ({step.phase}, incident #{step.incident_id})\n"
+        f"*Why:* {step.reason[:1500]}\n*Risk:* {step.risk}\n*Approvals:* {len(step.approved_by)} of {step.approvals_required}"
+    )
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "actions",
+            "block_id": f"tenantguard_action_{step.id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "style": "primary",
+                    "action_id": APPROVE_ID,
+                    "value": value,
+                    "text": {"type": "plain_text", "text": "Approve"},
+                },
+                {
+                    "type": "button",
+                    "style": "danger",
+                    "action_id": REJECT_ID,
+                    "value": value,
+                    "text": {"type": "plain_text", "text": "Reject"},
+                },
+            ],
+        },
+    ]
+
+
+def post_approval_request(db: Database, connection: Connection, channel: str, step: PlanStep) -> str:
+    """Post the approval message for one step; returns the message ts."""
+    from collectors.clients import slack_web_client
+    from collectors.credentials import Secrets
+
+    with db.session(readonly=True) as session:
+        row = session.get(RemediationAction, step.id)
+        if row is None:
+            raise ActionNotFound(f"no remediation action {step.id}")
+        fingerprint = row.fingerprint
+    client = slack_web_client(connection, Secrets(connection.secret_refs or {}))
+    response = client.chat_postMessage(
+        channel=channel,
+        text=f"Approval needed: {step.title} — {step.subject}",
+        blocks=approval_blocks(step, fingerprint),
+    )
+    return str(response["ts"])
+
+
+def handle_interaction(
+    db: Database,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secret: str | None = None,
+    policy: ApprovalPolicy | None = None,
+    now: datetime | None = None,
+    clock: float | None = None,
+) -> InteractionResult:
+    """Verify and apply one Slack block_actions interaction (see the module docstring)."""
+    config = RemediationSettings()
+    try:
+        check_signature(
+            body, headers, secret or signing_secret(config), now=clock, max_skew=config.slack_max_skew_seconds
+        )
+        user_id, action_id, fingerprint_prefix, decision, request_ref = _parse(body)
+    except SlackRequestRejected as exc:
+        _audit_rejected_request(db, headers, exc)
+        return InteractionResult(401, f"Refused: {exc}")
+    principal = f"slack:{user_id}"
+    try:
+        with db.session(readonly=True) as session:
+            row = session.get(RemediationAction, action_id)
+            if row is None:
+                raise ActionNotFound(f"no remediation action {action_id}")
+            current = row.fingerprint
+        if not current.startswith(fingerprint_prefix):
+            exc = ApprovalInvalid(
+                f"the button was for an earlier version of action {action_id}; the plan changed, ask for a new message"
+            )
+            record_refusal(db, principal, f"slack {decision}", exc, action_id=action_id)
+            return InteractionResult(409, f"Refused: {exc}")
+        decide = approve if decision == "approve" else reject
+        outcome = decide(
+            db, action_id, principal, via="slack", request_ref=request_ref, policy=policy, now=now
+        )
+    except ActionNotFound as exc:
+        return InteractionResult(404, f"Refused: {exc}")
+    except Refused as exc:
+        return InteractionResult(
+            403 if exc.code in ("not_allowed", "self_approval") else 409, f"Refused: {exc}"
+        )
+    spec_title = get_action(row.action).title
+    return InteractionResult(
+        200,
+        f"{decision.capitalize()}d by <@{user_id}>: {spec_title} — {row.subject} "
+        f"({outcome.approvals} of {outcome.approvals_required} approvals; status {outcome.status})",
+        outcome,
+    )
+
+
+def _parse(body: bytes) -> tuple[str, int, str, str, str]:
+    """(slack user id, action id, fingerprint prefix, approve|reject, request ref) from the form body."""
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = json.loads(form["payload"][0])
+        user_id = str(payload["user"]["id"])
+        team_id = str((payload.get("team") or {}).get("id", ""))
+        clicked = payload["actions"][0]
+        kind = {APPROVE_ID: "approve", REJECT_ID: "reject"}[clicked["action_id"]]
+        action_text, _, prefix = str(clicked["value"]).partition(":")
+        action_ts = str(clicked["action_ts"])
+        return user_id, int(action_text), prefix, kind, f"slack:{team_id}:{user_id}:{action_ts}"
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise SlackRequestRejected(
+            f"not a tenantguard block_actions payload ({type(exc).__name__})"
+        ) from None
+
+
+def _audit_rejected_request(db: Database, headers: Mapping[str, str], exc: SlackRequestRejected) -> None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    with db.session() as session:
+        record(
+            session,
+            actor="slack:unverified",
+            action="remediation.refused",
+            object_type="slack_request",
+            object_id=lowered.get("x-slack-request-timestamp", "")[:20] or "-",
+            details={"request": "slack interaction", "code": exc.code, "reason": str(exc)},
+        )
