@@ -1,12 +1,236 @@
-"""`tenantguard collect` commands (filled in by the collect work)."""
+"""`tenantguard collect`, `tenantguard ingest` and `tenantguard connections ...`."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="collect", no_args_is_help=True)
-# Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
-COMMANDS: dict[str, Callable[..., Any]] = {}
+from cli.context import console, database, err_console, settings
+
+GROUP_NAME = "connections"
+app = typer.Typer(
+    help="Connected tenants: list, sync from the connections file, test, enable/disable.",
+    no_args_is_help=True,
+)
+
+
+def collect(
+    once: Annotated[bool, typer.Option("--once", help="Run every enabled stream once, then exit.")] = False,
+    connection: Annotated[
+        list[str] | None, typer.Option("--connection", "-c", help="Only this connection (repeatable).")
+    ] = None,
+    stream: Annotated[
+        list[str] | None, typer.Option("--stream", "-s", help="Only this stream (repeatable).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show live progress.")] = True,
+) -> None:
+    """Collect events, snapshots and conversations: one pass with --once, else run on a schedule."""
+    from collectors.progress import RichProgress
+
+    db = database()
+    if once:
+        from collectors import collect_once
+
+        if progress:
+            with RichProgress(err_console) as sink:
+                report = collect_once(db, settings(), connections=connection, streams=stream, progress=sink)
+        else:
+            report = collect_once(db, settings(), connections=connection, streams=stream)
+        _print_report(report)
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    _run_scheduler(db, progress)
+
+
+def _print_report(report: Any) -> None:
+    table = Table(title="collection", show_lines=False)
+    for column in (
+        "connection",
+        "stream",
+        "status",
+        "pages",
+        "read",
+        "new",
+        "snapshot rows",
+        "quarantined",
+        "seconds",
+    ):
+        table.add_column(column)
+    for r in report.results:
+        style = "red" if not r.ok else ("dim" if r.status == "busy" else "")
+        table.add_row(
+            r.connection,
+            r.stream,
+            f"[{style}]{r.status}[/{style}]" if style else str(r.status),
+            str(r.pages),
+            str(r.records_read),
+            str(r.records_new),
+            str(r.snapshot_rows),
+            str(r.quarantined),
+            f"{r.seconds:.1f}",
+        )
+    console.print(table)
+    for r in report.failures:
+        err_console.print(f"[red]FAILED[/red] {r.connection}/{r.stream}: {r.error}", highlight=False)
+    for name, problem in report.connection_errors.items():
+        err_console.print(f"[red]FAILED[/red] {name}: {problem}", highlight=False)
+    console.print(report.summary())
+
+
+def _run_scheduler(db: Any, progress: bool) -> None:
+    from collectors.scheduler import build_scheduler
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = build_scheduler(db, settings())
+    scheduler.start()
+    jobs = [j for j in scheduler.get_jobs() if j.id.startswith("collect:")]
+    console.print(f"collecting {len(jobs)} streams on their intervals; Ctrl-C to stop")
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Exported logs: JSON array or JSON Lines.")],
+    provider: Annotated[str, typer.Option("--provider", "-p", help="m365, google or slack")],
+    stream: Annotated[str, typer.Option("--stream", "-s", help="e.g. signins, login, audit")],
+    connection: Annotated[
+        str | None,
+        typer.Option("--connection", "-c", help="Attach to this connection (default ingest:<provider>)."),
+    ] = None,
+    detect: Annotated[bool, typer.Option("--detect/--no-detect", help="Run detection afterwards.")] = True,
+) -> None:
+    """Load exported logs through the collectors' normalisers and on into detection."""
+    from collectors.ingest import ingest_files
+
+    report = ingest_files(
+        database(),
+        provider=provider,
+        stream=stream,
+        files=files,
+        connection=connection,
+        detect=detect,
+        settings=settings(),
+    )
+    console.print(
+        f"{report.files} file(s), {report.records} records: {report.events_new} new events, "
+        f"{report.duplicates} already stored, {report.quarantined} quarantined (connection {report.connection})"
+    )
+    for problem in report.problems:
+        err_console.print(f"[yellow]quarantined[/yellow] {problem}", highlight=False)
+    if report.detection is not None:
+        console.print(f"detection: {report.detection}")
+    if report.quarantined:
+        raise typer.Exit(2)
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {"collect": collect, "ingest": ingest}
+
+
+@app.command("list")
+def connections_list() -> None:
+    """Connections with their health and each stream's health and checkpoint time."""
+    from sqlmodel import select
+
+    from core.models import Connection
+    from core.models.connection import Checkpoint
+
+    with database().session(readonly=True) as session:
+        connections = session.exec(select(Connection).order_by(Connection.name)).all()
+        checkpoints = session.exec(select(Checkpoint)).all()
+    table = Table(title="connections")
+    for column in ("name", "provider", "enabled", "source", "health", "streams (health)"):
+        table.add_column(column)
+    for c in connections:
+        streams = [
+            f"{cp.stream}={cp.health}" + (f" ({cp.health_reason[:60]})" if cp.health_reason else "")
+            for cp in checkpoints
+            if cp.connection_id == c.id
+        ]
+        table.add_row(
+            c.name,
+            c.provider,
+            "yes" if c.enabled else "no",
+            c.source,
+            c.health + (f": {c.health_reason[:80]}" if c.health_reason else ""),
+            "\n".join(sorted(streams)),
+        )
+    console.print(table)
+
+
+@app.command("sync")
+def connections_sync(
+    file: Annotated[
+        Path | None, typer.Argument(help="Connections file (default: TENANTGUARD_CONNECTIONS_FILE).")
+    ] = None,
+) -> None:
+    """Create/update connections from a TOML or YAML file (secrets as env:/file: references)."""
+    from collectors.connections import sync_connections_file
+
+    path = file or settings().connections_file
+    if path is None:
+        raise typer.BadParameter("give a FILE or set TENANTGUARD_CONNECTIONS_FILE")
+    outcome = sync_connections_file(database(), path, actor="principal:cli")
+    for name, what in sorted(outcome.items()):
+        console.print(f"{name}: {what}")
+
+
+@app.command("test")
+def connections_test(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Connections to test (default: all enabled).")
+    ] = None,
+) -> None:
+    """Check each connection's credentials and permissions; print what is missing."""
+    from collectors.connections import check_connection, sync_connections_file
+    from collectors.runner import select_connections
+
+    db = database()
+    if settings().connections_file:
+        sync_connections_file(db, settings().connections_file, actor="principal:cli")
+    chosen = select_connections(db, names)
+    if names and len(chosen) < len(names):
+        unknown = set(names) - {c.name for c in chosen}
+        raise typer.BadParameter(f"no enabled connection named {', '.join(sorted(unknown))}")
+    failed = False
+    for connection in chosen:
+        check = check_connection(connection)
+        mark = "[green]OK[/green]" if check.ok else "[red]MISSING[/red]"
+        console.print(f"{mark} {connection.name} ({connection.provider})")
+        for s in check.streams:
+            status = "[green]ok[/green]" if s.ok else "[red]fail[/red]"
+            note = f" — {s.problem}" if s.problem else ""
+            console.print(f"    {status} {s.stream}{note}", highlight=False)
+        for line in check.secrets_missing.values():
+            console.print(f"    [red]secret[/red] {line}", highlight=False)
+        failed = failed or not check.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("enable")
+def connections_enable(name: str) -> None:
+    """Start collecting from a connection again."""
+    from collectors.connections import set_enabled
+
+    set_enabled(database(), name, True, actor="principal:cli")
+    console.print(f"{name}: enabled")
+
+
+@app.command("disable")
+def connections_disable(name: str) -> None:
+    """Stop collecting from a connection (its data and checkpoints stay)."""
+    from collectors.connections import set_enabled
+
+    set_enabled(database(), name, False, actor="principal:cli")
+    console.print(f"{name}: disabled")

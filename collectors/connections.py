@@ -1,0 +1,433 @@
+"""Connections: defined in a TOML/YAML file or through the API, checked, and stored without secrets.
+
+File format (TOML; YAML takes the same keys under a top-level ``connections:`` list)::
+
+    [[connections]]
+    name = "contoso"
+    provider = "m365"                      # m365 | google | slack
+    tenant = "00000000-0000-0000-0000-000000000000"
+    streams = ["signins", "directory_audits"]   # optional: default = every stream that is configured
+    [connections.config]                   # non-secret settings (see collectors.clients)
+    client_id = "..."
+    [connections.secrets]                  # references only: env:VARIABLE or file:/path
+    client_secret = "env:CONTOSO_CLIENT_SECRET"
+    [connections.intervals]                # optional, seconds per stream
+    signins = 300
+
+Every create, update or disable writes an audit record (names of what changed; never a secret).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlmodel import select
+
+from collectors.credentials import Secrets, check_reference
+from collectors.errors import CollectorError, ConnectionConfigError
+from collectors.options import CollectorOptions
+from collectors.retry import RetryPolicy
+from collectors.streams.base import StreamContext, configured_streams, open_api, streams_for
+from core.audit import record
+from core.clock import utcnow
+from core.db import Database
+from core.models import Connection, Provider
+
+ACTOR = "system:collector"
+REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
+    Provider.M365: ("client_id",),
+    Provider.GOOGLE: ("subject",),
+    Provider.SLACK: (),
+}
+REQUIRED_SECRETS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # each inner tuple: at least one of these
+    Provider.M365: (("client_secret", "certificate_key"),),
+    Provider.GOOGLE: (("service_account",),),
+    Provider.SLACK: (("bot_token", "admin_token", "audit_token"),),
+}
+
+
+@dataclass(frozen=True)
+class ConnectionDefinition:
+    """A connection as an operator writes it: settings plus secret *references*."""
+
+    name: str
+    provider: str
+    tenant: str
+    config: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    streams: tuple[str, ...] | None = None
+    intervals: dict[str, int] = field(default_factory=dict)
+
+    def stored_config(self) -> dict[str, Any]:
+        config = dict(self.config)
+        if self.streams is not None:
+            config["streams"] = list(self.streams)
+        if self.intervals:
+            config["intervals"] = dict(self.intervals)
+        return config
+
+
+def validate(definition: ConnectionDefinition, *, where: str = "") -> ConnectionDefinition:
+    """Refuse a definition that could never work, naming the connection and the key at fault."""
+    prefix = f"{where}connection {definition.name!r}"
+    if not definition.name or len(definition.name) > 200:
+        raise ConnectionConfigError(f"{where}every connection needs a name (at most 200 characters)")
+    if definition.provider not in {p.value for p in Provider}:
+        raise ConnectionConfigError(
+            f"{prefix}: provider {definition.provider!r} is not one of {', '.join(p.value for p in Provider)}"
+        )
+    if not definition.tenant:
+        raise ConnectionConfigError(f"{prefix}: set 'tenant' (Entra tenant id, Google domain or Slack org)")
+    for key in REQUIRED_CONFIG[definition.provider]:
+        if not definition.config.get(key):
+            raise ConnectionConfigError(f"{prefix}: config needs {key!r}")
+    for name, ref in definition.secrets.items():
+        if name in definition.config:
+            raise ConnectionConfigError(
+                f"{prefix}: {name!r} is a secret; put a reference under [secrets], not config"
+            )
+        check_reference(f"{definition.name}.{name}", ref)
+    for group in REQUIRED_SECRETS[definition.provider]:
+        if not any(name in definition.secrets for name in group):
+            raise ConnectionConfigError(
+                f"{prefix}: [secrets] needs {' or '.join(group)} (as env:VAR or file:/path)"
+            )
+    known = {s.name for s in streams_for(definition.provider)}
+    for stream in list(definition.streams or ()) + list(definition.intervals):
+        if stream not in known:
+            raise ConnectionConfigError(
+                f"{prefix}: unknown stream {stream!r} for {definition.provider}; known: {', '.join(sorted(known))}"
+            )
+    for stream, seconds in definition.intervals.items():
+        if not isinstance(seconds, int | float) or seconds < 10:
+            raise ConnectionConfigError(f"{prefix}: interval for {stream!r} must be a number of seconds ≥ 10")
+    return definition
+
+
+def definition_from_mapping(data: Mapping[str, Any], *, where: str = "") -> ConnectionDefinition:
+    if not isinstance(data, Mapping):
+        raise ConnectionConfigError(f"{where}each connection must be a table/mapping")
+    unknown = set(data) - {
+        "name",
+        "provider",
+        "tenant",
+        "config",
+        "secrets",
+        "enabled",
+        "streams",
+        "intervals",
+    }
+    if unknown:
+        raise ConnectionConfigError(
+            f"{where}connection {data.get('name')!r}: unknown keys {sorted(unknown)} (secrets go under 'secrets')"
+        )
+    streams = data.get("streams")
+    return validate(
+        ConnectionDefinition(
+            name=str(data.get("name") or ""),
+            provider=str(data.get("provider") or ""),
+            tenant=str(data.get("tenant") or ""),
+            config=dict(data.get("config") or {}),
+            secrets={str(k): v for k, v in dict(data.get("secrets") or {}).items()},
+            enabled=bool(data.get("enabled", True)),
+            streams=tuple(streams) if streams is not None else None,
+            intervals=dict(data.get("intervals") or {}),
+        ),
+        where=where,
+    )
+
+
+def load_connections_file(path: Path) -> list[ConnectionDefinition]:
+    """Parse and validate a TOML or YAML connections file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConnectionConfigError(f"cannot read connections file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConnectionConfigError(
+            f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'TOML'}: {exc}"
+        ) from exc
+    entries = data.get("connections", []) if isinstance(data, Mapping) else None
+    if not isinstance(entries, list):
+        raise ConnectionConfigError(f"{path}: expected a list of connections under 'connections'")
+    definitions = [definition_from_mapping(e, where=f"{path}: ") for e in entries]
+    names = [d.name for d in definitions]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConnectionConfigError(
+            f"{path}: connection names must be unique; repeated: {', '.join(duplicates)}"
+        )
+    return definitions
+
+
+# ---- storing definitions (audited) ------------------------------------------------------------
+
+
+def _changes(row: Connection, definition: ConnectionDefinition) -> list[str]:
+    wanted = {
+        "provider": definition.provider,
+        "tenant": definition.tenant,
+        "enabled": definition.enabled,
+        "config": definition.stored_config(),
+        "secret_refs": dict(definition.secrets),
+    }
+    return [key for key, value in wanted.items() if getattr(row, key) != value]
+
+
+def upsert_connection(
+    db: Database, definition: ConnectionDefinition, *, actor: str, source: str = "api"
+) -> tuple[Connection, str]:
+    """Create or update one connection; returns (row, "created"|"updated"|"unchanged")."""
+    validate(definition)
+    with db.session() as session:
+        row = session.exec(select(Connection).where(Connection.name == definition.name)).first()
+        if row is None:
+            row = Connection(
+                name=definition.name,
+                provider=definition.provider,
+                tenant=definition.tenant,
+                enabled=definition.enabled,
+                config=definition.stored_config(),
+                secret_refs=dict(definition.secrets),
+                source=source,
+            )
+            session.add(row)
+            session.flush()
+            record(
+                session,
+                actor=actor,
+                action="connection.created",
+                object_type="connection",
+                object_id=str(row.id),
+                details={
+                    "name": row.name,
+                    "provider": row.provider,
+                    "source": source,
+                    "streams": definition.streams,
+                    "secrets": sorted(definition.secrets),
+                },
+            )
+            return row, "created"
+        changed = _changes(row, definition)
+        if row.source != source:
+            changed.append("source")
+        if not changed:
+            return row, "unchanged"
+        row.provider = definition.provider
+        row.tenant = definition.tenant
+        row.enabled = definition.enabled
+        row.config = definition.stored_config()
+        row.secret_refs = dict(definition.secrets)
+        row.source = source
+        row.updated_at = utcnow()
+        session.add(row)
+        record(
+            session,
+            actor=actor,
+            action="connection.updated",
+            object_type="connection",
+            object_id=str(row.id),
+            details={"name": row.name, "changed": sorted(changed), "source": source},
+        )
+        return row, "updated"
+
+
+def set_enabled(db: Database, name: str, enabled: bool, *, actor: str) -> Connection:
+    with db.session() as session:
+        row = session.exec(select(Connection).where(Connection.name == name)).first()
+        if row is None:
+            raise ConnectionConfigError(f"no connection named {name!r}")
+        if row.enabled != enabled:
+            row.enabled = enabled
+            row.updated_at = utcnow()
+            session.add(row)
+            record(
+                session,
+                actor=actor,
+                action="connection.enabled" if enabled else "connection.disabled",
+                object_type="connection",
+                object_id=str(row.id),
+                details={"name": name},
+            )
+        return row
+
+
+def sync_connections(
+    db: Database, definitions: Iterable[ConnectionDefinition], *, actor: str = ACTOR, source: str = "file"
+) -> dict[str, str]:
+    """Make the stored connections from `source` match `definitions`; name -> what happened.
+
+    Connections from the same source that are no longer defined are disabled (their history
+    stays); connections made through the API are never touched by a file sync.
+    """
+    outcome: dict[str, str] = {}
+    seen = set()
+    for definition in definitions:
+        _, what = upsert_connection(db, definition, actor=actor, source=source)
+        outcome[definition.name] = what
+        seen.add(definition.name)
+    with db.session(readonly=True) as session:
+        stale = session.exec(
+            select(Connection.name).where(Connection.source == source, Connection.enabled == True)  # noqa: E712
+        ).all()
+    for name in stale:
+        if name not in seen:
+            set_enabled(db, name, False, actor=actor)
+            outcome[name] = "disabled"
+    return outcome
+
+
+def sync_connections_file(db: Database, path: Path, *, actor: str = ACTOR) -> dict[str, str]:
+    return sync_connections(db, load_connections_file(path), actor=actor, source="file")
+
+
+def describe(connection: Connection) -> dict[str, Any]:
+    """A connection for display or the API: settings, secret *names*, health — never a secret."""
+    return {
+        "id": connection.id,
+        "name": connection.name,
+        "provider": connection.provider,
+        "tenant": connection.tenant,
+        "enabled": connection.enabled,
+        "source": connection.source,
+        "config": connection.config,
+        "secrets": sorted(connection.secret_refs or {}),
+        "health": connection.health,
+        "health_reason": connection.health_reason,
+        "last_run_at": connection.last_run_at,
+        "last_success_at": connection.last_success_at,
+    }
+
+
+# ---- checking credentials and permissions -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    stream: str
+    ok: bool
+    problem: str | None = None
+    permission: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    connection: str
+    provider: str
+    secrets_missing: dict[str, str]
+    streams: tuple[StreamCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.secrets_missing and all(s.ok for s in self.streams)
+
+    def missing(self) -> list[str]:
+        """Plain sentences: what the operator must add or grant."""
+        lines = list(self.secrets_missing.values())
+        lines += [f"{s.stream}: {s.problem}" for s in self.streams if not s.ok]
+        return lines
+
+
+def check_connection(connection: Connection, *, options: CollectorOptions | None = None) -> ConnectionCheck:
+    """Read one page (or less) of every configured stream and report what fails and why."""
+    from collectors.errors import AuthenticationFailed, PermissionMissing
+
+    options = options or CollectorOptions()
+    secrets = Secrets(connection.secret_refs or {})
+    missing = secrets.missing()
+    checks: list[StreamCheck] = []
+    for spec in streams_for(connection.provider):
+        if spec not in configured_streams(connection):
+            continue
+        if missing:
+            checks.append(StreamCheck(spec.name, False, "not checked: secrets are missing", spec.permission))
+            continue
+        ctx = StreamContext(
+            connection=connection,
+            secrets=secrets,
+            cursor={},
+            options=options,
+            policy=RetryPolicy(max_attempts=3, malformed_attempts=2, backoff_max=2.0, max_retry_after=30.0),
+            now=utcnow(),
+            probe=True,
+        )
+        try:
+            ctx.api = open_api(ctx)
+            next(iter(spec.read(ctx)), None)
+        except PermissionMissing as exc:
+            checks.append(
+                StreamCheck(spec.name, False, f"missing permission {exc.permission}: {exc}", exc.permission)
+            )
+        except AuthenticationFailed as exc:
+            checks.append(StreamCheck(spec.name, False, f"credentials rejected: {exc}", spec.permission))
+        except (CollectorError, KeyError) as exc:
+            checks.append(StreamCheck(spec.name, False, str(exc), spec.permission))
+        except Exception as exc:  # report, do not crash the whole check
+            checks.append(StreamCheck(spec.name, False, f"{type(exc).__name__}: {exc}", spec.permission))
+        else:
+            checks.append(StreamCheck(spec.name, True, None, spec.permission))
+    not_selected = [
+        s
+        for s in streams_for(connection.provider)
+        if s.needs_config and s not in configured_streams(connection)
+    ]
+    for spec in not_selected:
+        checks.append(
+            StreamCheck(
+                spec.name,
+                True,
+                f"not collected: set {' and '.join(spec.needs_config)} to select what to read",
+            )
+        )
+    return ConnectionCheck(connection.name, connection.provider, missing, tuple(checks))
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        inner = ", ".join(
+            f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items() if v is not None
+        )
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    return json.dumps(str(value))
+
+
+def definitions_to_toml(definitions: Sequence[ConnectionDefinition]) -> str:
+    """Render definitions as a connections file (secret references only)."""
+    lines: list[str] = []
+    for d in definitions:
+        lines += [
+            "[[connections]]",
+            f"name = {_toml_value(d.name)}",
+            f"provider = {_toml_value(d.provider)}",
+            f"tenant = {_toml_value(d.tenant)}",
+            f"enabled = {_toml_value(d.enabled)}",
+        ]
+        if d.streams is not None:
+            lines.append(f"streams = {_toml_value(list(d.streams))}")
+        for table, content in (("config", d.config), ("secrets", d.secrets), ("intervals", d.intervals)):
+            if content:
+                lines.append(f"[connections.{table}]")
+                lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in content.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)

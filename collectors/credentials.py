@@ -1,0 +1,90 @@
+"""Secret references (``env:VAR`` / ``file:/path``): validated when a connection is defined,
+resolved only at the moment a client is built, never stored, logged or shown in clear.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from collectors.errors import ConnectionConfigError, SecretUnavailable
+
+REFERENCE_SCHEMES = ("env", "file")
+
+
+def check_reference(name: str, ref: object) -> str:
+    """Refuse anything that is not a reference, so a pasted secret never reaches the database."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ConnectionConfigError(
+            f"secret {name!r} must be a reference like 'env:VARIABLE' or 'file:/path/to/secret', "
+            "not the secret itself"
+        )
+    scheme, _, target = ref.partition(":")
+    if scheme not in REFERENCE_SCHEMES or not target:
+        raise ConnectionConfigError(
+            f"secret {name!r} has an unknown reference scheme {scheme!r}: use 'env:VARIABLE' or "
+            "'file:/path/to/secret'"
+        )
+    return ref
+
+
+def resolve_reference(name: str, ref: str) -> str:
+    """The secret a reference points at, or SecretUnavailable saying which reference is broken."""
+    scheme, _, target = check_reference(name, ref).partition(":")
+    if scheme == "env":
+        value = os.environ.get(target)
+        if not value:
+            raise SecretUnavailable(f"secret {name!r}: environment variable {target} is not set")
+        return value
+    path = Path(target).expanduser()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretUnavailable(f"secret {name!r}: cannot read {path} ({exc.strerror or exc})") from exc
+    if not value:
+        raise SecretUnavailable(f"secret {name!r}: {path} is empty")
+    return value
+
+
+class Secrets(Mapping[str, str]):
+    """Resolved secrets for one connection; their repr never shows a value."""
+
+    def __init__(self, refs: Mapping[str, str]) -> None:
+        self._refs = dict(refs)
+        self._cache: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._refs:
+            raise SecretUnavailable(
+                f"secret {name!r} is not configured for this connection: add it under [secrets] "
+                f'as {name} = "env:VARIABLE"'
+            )
+        if name not in self._cache:
+            self._cache[name] = resolve_reference(name, self._refs[name])
+        return self._cache[name]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self[name] if name in self._refs else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs
+
+    def __repr__(self) -> str:
+        return f"Secrets({sorted(self._refs)})"
+
+    def missing(self) -> dict[str, str]:
+        """name -> why it cannot be resolved, for `connections test`."""
+        problems: dict[str, str] = {}
+        for name, ref in self._refs.items():
+            try:
+                resolve_reference(name, ref)
+            except SecretUnavailable as exc:
+                problems[name] = str(exc)
+        return problems

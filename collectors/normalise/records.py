@@ -1,0 +1,116 @@
+"""The values normalisers hand to the store, and the field access they share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.clock import parse_time
+
+_MISSING: Any = object()
+
+
+class NormaliseError(ValueError):
+    """A record is not what its stream promises; the message says which field is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedEvent:
+    """One event ready to store: the provider's own id, when it happened, and a few indexed fields."""
+
+    provider_event_id: str
+    occurred_at: datetime
+    raw: dict[str, Any]
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    ip: str | None = None
+    country: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedMessage:
+    """One chat/mail message in clear text; the store redacts `text`/`subject` before writing."""
+
+    provider_message_id: str
+    sent_at: datetime
+    text: str
+    channel: str | None = None
+    thread_id: str | None = None
+    author: str | None = None
+    subject: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def lookup(record: Mapping[str, Any], *path: str) -> Any:
+    """Dotted access that falls back to a case-insensitive key match (exports vary in key case)."""
+    node: Any = record
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        if key in node:
+            node = node[key]
+            continue
+        lowered = key.lower()
+        node = next((v for k, v in node.items() if isinstance(k, str) and k.lower() == lowered), None)
+        if node is None:
+            return None
+    return node
+
+
+def text(value: Any, limit: int) -> str | None:
+    """A column-sized string, or None for empty values."""
+    if value is None or value == "":
+        return None
+    result = value if isinstance(value, str) else str(value)
+    return result[:limit]
+
+
+def required_id(record: Mapping[str, Any], *names: str) -> str:
+    for name in names:
+        value = lookup(record, *name.split("."))
+        if value not in (None, ""):
+            return str(value)
+    raise NormaliseError(f"record has no {' or '.join(repr(n) for n in names)} (the provider's event id)")
+
+
+def required_time(record: Mapping[str, Any], *names: str) -> datetime:
+    for name in names:
+        value = lookup(record, *name.split("."))
+        if value in (None, ""):
+            continue
+        return to_datetime(value, name)
+    raise NormaliseError(f"record has no {' or '.join(repr(n) for n in names)} (the event time)")
+
+
+def to_datetime(value: Any, name: str = "time") -> datetime:
+    """ISO 8601 text (any fraction length, with or without zone) or epoch seconds (number or text)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(float(value), UTC)
+        if isinstance(value, str):
+            stripped = value.strip()
+            try:
+                return datetime.fromtimestamp(float(stripped), UTC)
+            except ValueError:
+                return parse_time(stripped)
+        raise TypeError
+    except (TypeError, ValueError, OverflowError):
+        raise NormaliseError(f"{name} {value!r} is not a time (expected ISO 8601 or epoch seconds)") from None
+
+
+def strip_port(address: Any) -> str | None:
+    """`1.2.3.4:443` / `[2001:db8::1]:443` -> the address alone (the unified audit log adds ports)."""
+    if not isinstance(address, str) or not address:
+        return None
+    value = address.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0][:64]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0][:64]
+    return value[:64]

@@ -1,0 +1,68 @@
+"""Slack Audit Logs entries and Web API messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from collectors.normalise.records import (
+    NormalisedEvent,
+    NormalisedMessage,
+    NormaliseError,
+    lookup,
+    required_id,
+    strip_port,
+    text,
+    to_datetime,
+)
+
+
+def _entity_name(entry: Mapping[str, Any]) -> Any:
+    kind = lookup(entry, "entity", "type")
+    node = lookup(entry, "entity", str(kind)) if kind else None
+    if not isinstance(node, Mapping):
+        return None
+    return lookup(node, "email") or lookup(node, "name") or lookup(node, "domain") or lookup(node, "id")
+
+
+def normalise_slack_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
+    """An Audit Logs API entry; `date_create` may be epoch seconds as a number or as text."""
+    data = dict(record)
+    created = lookup(data, "date_create")
+    if created in (None, ""):
+        raise NormaliseError("entry has no 'date_create' (the event time)")
+    actor = lookup(data, "actor", "user", "email") or lookup(data, "actor", "user", "id")
+    if actor is None and isinstance(lookup(data, "actor", "type"), str):
+        kind = lookup(data, "actor", "type")
+        actor = lookup(data, "actor", kind, "name") or lookup(data, "actor", kind, "id")
+    return [
+        NormalisedEvent(
+            provider_event_id=required_id(data, "id"),
+            occurred_at=to_datetime(created, "date_create"),
+            raw=data,
+            actor=text(actor, 500),
+            action=text(lookup(data, "action"), 300),
+            target=text(_entity_name(data), 1000),
+            ip=strip_port(lookup(data, "context", "ip_address")),
+        )
+    ]
+
+
+def normalise_slack_message(message: Mapping[str, Any], channel: str) -> NormalisedMessage:
+    """A `conversations.history`/`replies` message; its id is `channel/ts` (ts is per channel)."""
+    ts = lookup(message, "ts")
+    if ts in (None, ""):
+        raise NormaliseError("Slack message has no 'ts'")
+    return NormalisedMessage(
+        provider_message_id=f"{channel}/{ts}",
+        sent_at=to_datetime(str(ts), "ts"),
+        text=str(lookup(message, "text") or ""),
+        channel=text(channel, 300),
+        thread_id=text(lookup(message, "thread_ts") or ts, 300),
+        author=text(lookup(message, "user") or lookup(message, "bot_id") or lookup(message, "username"), 320),
+        meta={
+            "subtype": lookup(message, "subtype"),
+            "reply_count": lookup(message, "reply_count"),
+            "files": [f.get("name") for f in (lookup(message, "files") or []) if isinstance(f, Mapping)],
+        },
+    )

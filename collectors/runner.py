@@ -1,0 +1,462 @@
+"""Run streams: lease, read pages, commit each page with its checkpoint, record health and runs.
+
+The contract that keeps collection exact: a page's events (or messages, or snapshot changes)
+and the checkpoint that follows them commit in one transaction, fenced on the lease. A crash
+before the commit re-reads the page; a crash after it resumes from the next one. Failures are
+contained: a malformed page is quarantined and fails its stream loudly (checkpoint unmoved);
+a refused permission marks the stream unhealthy naming what to grant; rejected credentials
+mark the connection unhealthy; nothing one connection does stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+
+from collectors.credentials import Secrets
+from collectors.errors import (
+    AuthenticationFailed,
+    CollectorError,
+    ConnectionConfigError,
+    LeaseLost,
+    MalformedResponse,
+    PermissionMissing,
+    TransientError,
+)
+from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
+from collectors.normalise import NormaliseError, normalise
+from collectors.options import CollectorOptions
+from collectors.progress import ProgressSink
+from collectors.report import CollectionReport, RunStatus, StreamResult
+from collectors.retry import RetryPolicy
+from collectors.store import (
+    insert_events,
+    insert_messages,
+    quarantine,
+    save_checkpoint,
+    store_snapshots,
+    touch_run,
+)
+from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec, configured_streams, open_api
+from core.audit import record
+from core.clock import utcnow
+from core.db import Database
+from core.models import Connection, Health
+from core.models.connection import Checkpoint, CollectionRun
+from core.settings import Settings
+
+log = logging.getLogger("tenantguard.collectors")
+ACTOR = "system:collector"
+
+
+@dataclass
+class _Counters:
+    pages: int = 0
+    read: int = 0
+    new: int = 0
+    snapshot_rows: int = 0
+    quarantined: int = 0
+
+
+# ---- health (audited state changes) --------------------------------------------------------------
+
+
+def set_stream_health(
+    db: Database, connection: Connection, stream: str, health: Health, reason: str | None
+) -> None:
+    """Record a stream's health; an actual change goes through the audit chain."""
+    with db.session() as session:
+        checkpoint = session.exec(
+            select(Checkpoint).where(Checkpoint.connection_id == connection.id, Checkpoint.stream == stream)
+        ).first()
+        if checkpoint is None or (checkpoint.health == health and checkpoint.health_reason == reason):
+            return
+        before = checkpoint.health
+        checkpoint.health = health
+        checkpoint.health_reason = reason
+        session.add(checkpoint)
+        record(
+            session,
+            actor=ACTOR,
+            action="collector.stream_health",
+            object_type="connection",
+            object_id=f"{connection.id}:{stream}",
+            details={
+                "connection": connection.name,
+                "stream": stream,
+                "from": before,
+                "to": health,
+                "reason": reason,
+            },
+        )
+
+
+def set_connection_health(
+    db: Database, connection: Connection, health: Health, reason: str | None, *, succeeded: bool = False
+) -> None:
+    with db.session() as session:
+        current = session.get(Connection, connection.id)
+        if current is None:
+            return
+        now = utcnow()
+        current.last_run_at = now
+        if succeeded:
+            current.last_success_at = now
+        if current.health != health or current.health_reason != reason:
+            record(
+                session,
+                actor=ACTOR,
+                action="connection.health",
+                object_type="connection",
+                object_id=str(connection.id),
+                details={
+                    "connection": connection.name,
+                    "from": current.health,
+                    "to": health,
+                    "reason": reason,
+                },
+            )
+            current.health = health
+            current.health_reason = reason
+        session.add(current)
+
+
+# ---- one page ---------------------------------------------------------------------------------
+
+
+def _normalise_page(
+    connection: Connection, spec: StreamSpec, page: Page
+) -> tuple[list[Any], list[tuple[str, str, Any]]]:
+    events: list[Any] = []
+    bad: list[tuple[str, str, Any]] = []
+    for position, raw in enumerate(page.records):
+        try:
+            events.extend(normalise(connection.provider, spec.name, raw))
+        except NormaliseError as exc:
+            bad.append((f"{page.source}#{position}", str(exc), raw))
+    return events, bad
+
+
+def commit_page(
+    db: Database,
+    connection: Connection,
+    spec: StreamSpec,
+    page: Page,
+    *,
+    checkpoint_id: int,
+    owner: str,
+    options: CollectorOptions,
+    run_id: int,
+    counters: _Counters,
+) -> int:
+    """Store one page and the checkpoint after it, in one transaction; returns new records."""
+    assert connection.id is not None
+    new = read = rows = 0
+    with db.session() as session:
+        quarantined = list(page.quarantined)
+        if page.objects is not None and page.object_type:
+            changes = store_snapshots(
+                session,
+                connection_id=connection.id,
+                provider=connection.provider,
+                object_type=page.object_type,
+                objects=page.objects,
+            )
+            read, rows = len(page.objects), changes.rows_written
+        elif spec.kind is StreamKind.CONVERSATION:
+            read = len(page.records)
+            new = insert_messages(
+                session,
+                connection_id=connection.id,
+                provider=connection.provider,
+                stream=spec.name,
+                messages=page.records,
+                redaction=connection.config.get("redaction"),
+            )
+        else:
+            events, bad = _normalise_page(connection, spec, page)
+            quarantined.extend(bad)
+            read = len(events)
+            new = insert_events(
+                session,
+                connection_id=connection.id,
+                provider=connection.provider,
+                stream=spec.name,
+                events=events,
+            )
+        for source, reason, raw in quarantined:
+            quarantine(
+                session,
+                connection_id=connection.id,
+                provider=connection.provider,
+                stream=spec.name,
+                source=source,
+                reason=reason,
+                raw=raw,
+            )
+        save_checkpoint(
+            session,
+            checkpoint_id=checkpoint_id,
+            owner=owner,
+            cursor=page.cursor if page.cursor is not None else _current_cursor(session, checkpoint_id),
+            lease_seconds=options.lease_seconds,
+        )
+        touch_run(session, run_id, pages=1, read=read, new=new + rows)
+    counters.pages += 1
+    counters.read += read
+    counters.new += new
+    counters.snapshot_rows += rows
+    counters.quarantined += len(quarantined)
+    return new + rows
+
+
+def _current_cursor(session: Any, checkpoint_id: int) -> dict[str, Any]:
+    return dict(session.exec(select(Checkpoint.cursor).where(Checkpoint.id == checkpoint_id)).one() or {})
+
+
+def _quarantine_page(db: Database, connection: Connection, spec: StreamSpec, exc: MalformedResponse) -> None:
+    with db.session() as session:
+        quarantine(
+            session,
+            connection_id=connection.id,
+            provider=connection.provider,
+            stream=spec.name,
+            source=exc.source,
+            reason=str(exc),
+            raw=exc.body,
+        )
+        record(
+            session,
+            actor=ACTOR,
+            action="collector.page_quarantined",
+            object_type="connection",
+            object_id=f"{connection.id}:{spec.name}",
+            details={
+                "connection": connection.name,
+                "stream": spec.name,
+                "source": exc.source,
+                "reason": str(exc),
+            },
+        )
+
+
+# ---- one stream -------------------------------------------------------------------------------
+
+
+def _start_run(db: Database, connection_id: int, stream: str, owner: str) -> int:
+    with db.session() as session:
+        run = CollectionRun(connection_id=connection_id, stream=stream, worker=owner)
+        session.add(run)
+        session.flush()
+        assert run.id is not None
+        return run.id
+
+
+def _finish_run(db: Database, run_id: int, status: RunStatus, error: str | None) -> None:
+    with db.session() as session:
+        run = session.get(CollectionRun, run_id)
+        if run is not None:
+            run.status = status
+            run.error = error
+            run.finished_at = utcnow()
+            session.add(run)
+
+
+def _mark_success(db: Database, checkpoint_id: int) -> None:
+    with db.session() as session:
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        if checkpoint is not None:
+            checkpoint.last_success_at = utcnow()
+            session.add(checkpoint)
+
+
+def run_stream(
+    db: Database,
+    connection: Connection,
+    spec: StreamSpec,
+    *,
+    options: CollectorOptions | None = None,
+    owner: str | None = None,
+    progress: ProgressSink | None = None,
+) -> StreamResult:
+    """One run of one stream of one connection; never raises for provider or data problems."""
+    options = options or CollectorOptions()
+    owner = owner or options.worker()
+    assert connection.id is not None
+    key = f"{connection.name}/{spec.name}"
+    checkpoint_id = ensure_checkpoint(db, connection.id, spec.name)
+    if not try_acquire(db, checkpoint_id, owner, options.lease_seconds):
+        return StreamResult(connection.name, connection.provider, spec.name, RunStatus.BUSY)
+    started = time.monotonic()
+    counters = _Counters()
+    run_id = _start_run(db, connection.id, spec.name, owner)
+    if progress:
+        progress.started(key)
+
+    def result(status: RunStatus, error: str | None = None) -> StreamResult:
+        _finish_run(db, run_id, status, error)
+        if progress:
+            progress.finished(key, status if error is None else f"{status}: {error[:80]}")
+        return StreamResult(
+            connection.name,
+            connection.provider,
+            spec.name,
+            status,
+            pages=counters.pages,
+            records_read=counters.read,
+            records_new=counters.new,
+            snapshot_rows=counters.snapshot_rows,
+            quarantined=counters.quarantined,
+            seconds=time.monotonic() - started,
+            error=error,
+        )
+
+    try:
+        with LeaseKeeper(db, checkpoint_id, owner, options.lease_seconds) as keeper:
+            ctx = _context(db, connection, spec, checkpoint_id, options, progress, key)
+            for page in spec.read(ctx):
+                if keeper.lost.is_set():
+                    raise LeaseLost(f"{key}: lease lost while reading")
+                new = commit_page(
+                    db,
+                    connection,
+                    spec,
+                    page,
+                    checkpoint_id=checkpoint_id,
+                    owner=owner,
+                    options=options,
+                    run_id=run_id,
+                    counters=counters,
+                )
+                if progress:
+                    progress.page(
+                        key, records=len(page.records) or len(page.objects or {}), new=new, window=page.window
+                    )
+        _mark_success(db, checkpoint_id)
+        set_stream_health(db, connection, spec.name, Health.OK, None)
+        set_connection_health(db, connection, Health.OK, None, succeeded=True)
+        return result(RunStatus.SUCCEEDED)
+    except LeaseLost as exc:
+        return result(RunStatus.LOST, str(exc))
+    except MalformedResponse as exc:
+        _quarantine_page(db, connection, spec, exc)
+        reason = (
+            f"malformed page quarantined ({exc}); the checkpoint stays before it — inspect the quarantine"
+        )
+        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
+        log.error("%s: %s", key, reason)
+        return result(RunStatus.FAILED, reason)
+    except PermissionMissing as exc:
+        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, str(exc))
+        return result(RunStatus.FAILED, str(exc))
+    except (AuthenticationFailed, ConnectionConfigError) as exc:
+        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, str(exc))
+        set_connection_health(db, connection, Health.UNHEALTHY, str(exc))
+        return result(RunStatus.FAILED, str(exc))
+    except (TransientError, CollectorError) as exc:
+        reason = f"gave up for this run: {exc}"
+        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
+        return result(RunStatus.FAILED, reason)
+    except Exception as exc:  # a bug must not stop the other streams; keep the traceback in the log
+        log.error("%s: unexpected error\n%s", key, traceback.format_exc())
+        reason = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        try:
+            set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
+        except Exception:
+            log.exception("%s: could not record stream health", key)
+        return result(RunStatus.FAILED, reason)
+    finally:
+        try:
+            release(db, checkpoint_id, owner)
+        except Exception:
+            log.exception("%s: could not release the lease (it will expire)", key)
+
+
+def _context(
+    db: Database,
+    connection: Connection,
+    spec: StreamSpec,
+    checkpoint_id: int,
+    options: CollectorOptions,
+    progress: ProgressSink | None,
+    key: str,
+) -> StreamContext:
+    with db.session(readonly=True) as session:
+        cursor = session.exec(select(Checkpoint.cursor).where(Checkpoint.id == checkpoint_id)).one()
+    secrets = Secrets(connection.secret_refs or {})
+    policy = RetryPolicy.from_options(options)
+
+    def on_wait(seconds: float, why: str) -> None:
+        if progress:
+            progress.waiting(key, seconds, why)
+
+    ctx = StreamContext(
+        connection=connection,
+        secrets=secrets,
+        cursor=dict(cursor or {}),
+        options=options,
+        policy=policy,
+        now=utcnow(),
+        on_wait=on_wait,
+    )
+    ctx.api = open_api(ctx)
+    return ctx
+
+
+# ---- a pass over connections --------------------------------------------------------------------
+
+
+def select_connections(db: Database, wanted: Iterable[Any] | None = None) -> list[Connection]:
+    """Enabled connections, optionally only those named (by name, id or Connection)."""
+    with db.session(readonly=True) as session:
+        rows = list(
+            session.exec(select(Connection).where(col(Connection.enabled)).order_by(col(Connection.id))).all()
+        )
+    if wanted is None:
+        return rows
+    keys = {w.name if isinstance(w, Connection) else w for w in wanted}
+    return [c for c in rows if c.name in keys or c.id in keys]
+
+
+def collect_once(
+    db: Database,
+    settings: Settings,
+    *,
+    connections: Sequence[Any] | None = None,
+    streams: Sequence[str] | None = None,
+    options: CollectorOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> CollectionReport:
+    """Every enabled stream of every enabled connection, once; one bad connection never stops others."""
+    from collectors.connections import sync_connections_file
+
+    options = options or CollectorOptions()
+    owner = options.worker()
+    connection_errors: dict[str, str] = {}
+    if settings.connections_file:
+        try:
+            sync_connections_file(db, settings.connections_file)
+        except CollectorError as exc:  # keep collecting what the database already knows
+            connection_errors[str(settings.connections_file)] = str(exc)
+    jobs: list[tuple[Connection, StreamSpec]] = []
+    for connection in select_connections(db, connections):
+        try:
+            specs = configured_streams(connection)
+        except (KeyError, CollectorError) as exc:
+            connection_errors[connection.name] = str(exc)
+            continue
+        jobs.extend((connection, s) for s in specs if not streams or s.name in streams)
+
+    def run(job: tuple[Connection, StreamSpec]) -> StreamResult:
+        return run_stream(db, job[0], job[1], options=options, owner=owner, progress=progress)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.threads), thread_name_prefix="collect") as pool:
+        results = tuple(pool.map(run, jobs))
+    return CollectionReport(results=results, connection_errors=connection_errors)

@@ -1,0 +1,140 @@
+"""APScheduler: one interval job per (connection, stream), plus a job that follows connection changes.
+
+Several processes may run this scheduler against one PostgreSQL database: each job takes the
+stream's lease before reading (`collectors.leases`), so a stream never runs twice at once and
+a dead worker's streams are picked up by the others once its lease expires (at once on the
+same host). Within one process `max_instances=1` and `coalesce` keep a slow stream from piling up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collectors.errors import CollectorError
+from collectors.options import CollectorOptions
+from collectors.progress import ProgressSink
+from collectors.runner import run_stream, select_connections
+from collectors.streams.base import configured_streams, stream_spec
+from core.db import Database
+from core.models import Connection
+from core.settings import Settings
+
+log = logging.getLogger("tenantguard.collectors")
+REFRESH_JOB = "collectors:refresh"
+REFRESH_SECONDS = 60
+
+
+def job_id(connection: Connection, stream: str) -> str:
+    return f"collect:{connection.id}:{stream}"
+
+
+def interval_for(connection: Connection, stream: str, default: int) -> int:
+    intervals = connection.config.get("intervals") or {}
+    return int(intervals.get(stream, default))
+
+
+class CollectorJobs:
+    """Keeps the scheduler's jobs equal to the enabled (connection, stream) pairs in the database."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        scheduler: BackgroundScheduler,
+        options: CollectorOptions,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.scheduler = scheduler
+        self.options = options
+        self.owner = options.worker()
+        self.progress = progress
+
+    def run(self, connection_id: int, stream: str) -> None:
+        connection = next((c for c in select_connections(self.db, [connection_id])), None)
+        if connection is None:
+            return
+        try:
+            spec = stream_spec(connection.provider, stream)
+        except KeyError as exc:
+            log.error("%s", exc)
+            return
+        result = run_stream(
+            self.db, connection, spec, options=self.options, owner=self.owner, progress=self.progress
+        )
+        if not result.ok:
+            log.warning("%s/%s: %s", connection.name, stream, result.error)
+
+    def refresh(self) -> None:
+        """Add jobs for new connections/streams, drop jobs for removed or disabled ones."""
+        if self.settings.connections_file:
+            from collectors.connections import sync_connections_file
+
+            try:
+                sync_connections_file(self.db, self.settings.connections_file)
+            except CollectorError as exc:
+                log.error("connections file: %s", exc)
+        wanted: dict[str, tuple[Connection, str, int]] = {}
+        for connection in select_connections(self.db):
+            for spec in configured_streams(connection):
+                seconds = interval_for(connection, spec.name, spec.interval_seconds)
+                wanted[job_id(connection, spec.name)] = (connection, spec.name, seconds)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("collect:") and job.id not in wanted:
+                job.remove()
+        for identifier, (connection, stream, seconds) in wanted.items():
+            existing = self.scheduler.get_job(identifier)
+            if existing is not None and getattr(existing.trigger, "interval", None) is not None:
+                if existing.trigger.interval.total_seconds() == seconds:
+                    continue
+                existing.remove()
+            self.scheduler.add_job(
+                self.run,
+                IntervalTrigger(seconds=seconds),
+                args=(connection.id, stream),
+                id=identifier,
+                name=f"{connection.name}/{stream}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=seconds,
+                next_run_time=_now(),
+                replace_existing=True,
+            )
+
+
+def _now() -> Any:
+    from core.clock import utcnow
+
+    return utcnow()
+
+
+def build_scheduler(
+    db: Database,
+    settings: Settings,
+    *,
+    options: CollectorOptions | None = None,
+    progress: ProgressSink | None = None,
+    refresh_seconds: int = REFRESH_SECONDS,
+) -> BackgroundScheduler:
+    """A scheduler (not started) with one job per enabled stream; call `.start()` to run it."""
+    options = options or CollectorOptions()
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        executors={"default": {"type": "threadpool", "max_workers": max(1, options.threads)}},
+        job_defaults={"max_instances": 1, "coalesce": True},
+    )
+    jobs = CollectorJobs(db, settings, scheduler, options, progress)
+    jobs.refresh()
+    scheduler.add_job(
+        jobs.refresh,
+        IntervalTrigger(seconds=refresh_seconds),
+        id=REFRESH_JOB,
+        name="follow connection changes",
+    )
+    scheduler.collector_jobs = jobs  # type: ignore[attr-defined]
+    return scheduler

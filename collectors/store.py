@@ -1,0 +1,322 @@
+"""Writes the collectors make, each inside the caller's transaction.
+
+Events and messages are inserted with ON CONFLICT DO NOTHING on the provider's own id, so a page
+read twice (after a crash, or through the overlap window) changes nothing. The checkpoint is
+saved in the same transaction, fenced by the lease: if another worker took the stream over, the
+update matches no row and the whole transaction (events included) is rolled back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from collectors.errors import CollectorError, LeaseLost
+from collectors.normalise import NormalisedEvent, NormalisedMessage
+from core.clock import utcnow
+from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
+from core.models.connection import Checkpoint, CollectionRun
+
+_BATCH = 500
+_QUARANTINE_RAW_LIMIT = 1_000_000
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _json_safe(value: Any) -> Any:
+    """What the JSON column will hand back (datetimes and the like become text)."""
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+def insert_events(
+    session: Session,
+    *,
+    connection_id: int | None,
+    provider: str,
+    stream: str,
+    events: Iterable[NormalisedEvent],
+) -> int:
+    """Store events not seen before; returns how many were new."""
+    unique: dict[str, NormalisedEvent] = {}
+    for event in events:
+        unique.setdefault(event.provider_event_id, event)
+    if not unique:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "connection_id": connection_id,
+            "provider": provider,
+            "stream": stream,
+            "provider_event_id": e.provider_event_id[:500],
+            "occurred_at": e.occurred_at,
+            "ingested_at": now,
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "ip": e.ip,
+            "country": e.country,
+            "outcome": e.outcome,
+            "raw": _json_safe(e.raw),
+        }
+        for e in unique.values()
+    ]
+    new = 0
+    for start in range(0, len(rows), _BATCH):
+        statement = (
+            dialect_insert(session, Event)
+            .values(rows[start : start + _BATCH])
+            .on_conflict_do_nothing(index_elements=["connection_id", "stream", "provider_event_id"])
+            .returning(Event.__table__.c.id)  # type: ignore[attr-defined]
+        )
+        new += len(session.execute(statement).all())
+    return new
+
+
+def _redactor() -> Any:
+    try:
+        from timeline.redaction import RedactionPolicy, redact
+    except ImportError as exc:  # never fall back to storing clear text
+        raise CollectorError(
+            "timeline.redaction is not available, so conversations cannot be stored (they are only "
+            f"ever stored redacted): {exc}"
+        ) from exc
+    return redact, RedactionPolicy
+
+
+def insert_messages(
+    session: Session,
+    *,
+    connection_id: int | None,
+    provider: str,
+    stream: str,
+    messages: Iterable[NormalisedMessage],
+    redaction: Mapping[str, Any] | None = None,
+) -> int:
+    """Redact, then store messages not seen before; the clear text never leaves this function."""
+    redact, policy_type = _redactor()
+    policy = policy_type.from_config(redaction) if redaction else None
+    unique: dict[str, NormalisedMessage] = {}
+    for message in messages:
+        unique.setdefault(message.provider_message_id, message)
+    rows = []
+    for m in unique.values():
+        body = redact(m.text, policy)
+        counts = dict(body.counts)
+        subject = None
+        if m.subject:
+            redacted_subject = redact(m.subject, policy)
+            subject = redacted_subject.text[:1000]
+            for kind, n in redacted_subject.counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+        rows.append(
+            {
+                "connection_id": connection_id,
+                "provider": provider,
+                "stream": stream,
+                "provider_message_id": m.provider_message_id[:500],
+                "channel": m.channel,
+                "thread_id": m.thread_id,
+                "author": m.author,
+                "sent_at": m.sent_at,
+                "subject": subject,
+                "text_redacted": body.text,
+                "redactions": counts,
+                "meta": _json_safe(m.meta),
+            }
+        )
+    new = 0
+    for start in range(0, len(rows), _BATCH):
+        statement = (
+            dialect_insert(session, Message)
+            .values(rows[start : start + _BATCH])
+            .on_conflict_do_nothing(index_elements=["connection_id", "stream", "provider_message_id"])
+            .returning(Message.__table__.c.id)  # type: ignore[attr-defined]
+        )
+        new += len(session.execute(statement).all())
+    return new
+
+
+# ---- configuration snapshots --------------------------------------------------------------------
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+@dataclass(frozen=True)
+class SnapshotChanges:
+    """What one full read of an object type changed."""
+
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.added + self.changed + self.deleted
+
+
+def latest_snapshots(session: Session, connection_id: int, object_type: str) -> dict[str, ConfigSnapshot]:
+    """The newest row of each object of one type (deleted ones included)."""
+    newest = (
+        select(func.max(ConfigSnapshot.id))
+        .where(ConfigSnapshot.connection_id == connection_id, ConfigSnapshot.object_type == object_type)
+        .group_by(ConfigSnapshot.object_id)
+    )
+    rows = session.exec(select(ConfigSnapshot).where(col(ConfigSnapshot.id).in_(newest))).all()
+    return {row.object_id: row for row in rows}
+
+
+def store_snapshots(
+    session: Session,
+    *,
+    connection_id: int,
+    provider: str,
+    object_type: str,
+    objects: Mapping[str, Mapping[str, Any]],
+    collected_at: datetime | None = None,
+) -> SnapshotChanges:
+    """Compare a complete read of `object_type` with the newest stored state.
+
+    A new row only when an object's content changed (or it is new); an object that was there
+    before and is missing now gets a `deleted` row carrying its last known data.
+    """
+    at = collected_at or utcnow()
+    previous = latest_snapshots(session, connection_id, object_type)
+    added = changed = deleted = unchanged = 0
+    for object_id, data in objects.items():
+        safe = _json_safe(dict(data))
+        digest = content_hash(safe)
+        before = previous.get(object_id)
+        if before is not None and not before.deleted and before.content_hash == digest:
+            unchanged += 1
+            continue
+        if before is None or before.deleted:
+            added += 1
+        else:
+            changed += 1
+        session.add(
+            ConfigSnapshot(
+                connection_id=connection_id,
+                provider=provider,
+                object_type=object_type,
+                object_id=str(object_id)[:500],
+                content_hash=digest,
+                data=safe,
+                collected_at=at,
+            )
+        )
+    for object_id, before in previous.items():
+        if object_id in objects or before.deleted:
+            continue
+        deleted += 1
+        session.add(
+            ConfigSnapshot(
+                connection_id=connection_id,
+                provider=provider,
+                object_type=object_type,
+                object_id=object_id,
+                content_hash=before.content_hash,
+                data=before.data,
+                collected_at=at,
+                deleted=True,
+            )
+        )
+    session.flush()
+    return SnapshotChanges(added=added, changed=changed, deleted=deleted, unchanged=unchanged)
+
+
+# ---- quarantine ---------------------------------------------------------------------------------
+
+
+def quarantine(
+    session: Session,
+    *,
+    connection_id: int | None,
+    provider: str | None,
+    stream: str | None,
+    source: str,
+    reason: str,
+    raw: Any,
+) -> QuarantinedRecord:
+    """Keep unusable input verbatim (as text) with the reason, so nothing is silently dropped."""
+    if isinstance(raw, bytes):
+        body = raw.decode("utf-8", "replace")
+    elif isinstance(raw, str):
+        body = raw
+    else:
+        body = orjson.dumps(raw, default=str).decode()
+    record = QuarantinedRecord(
+        connection_id=connection_id,
+        provider=provider,
+        stream=stream,
+        source=source[:1000],
+        reason=reason,
+        raw=body[:_QUARANTINE_RAW_LIMIT],
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+# ---- checkpoints and runs -----------------------------------------------------------------------
+
+
+def save_checkpoint(
+    session: Session,
+    *,
+    checkpoint_id: int,
+    owner: str,
+    cursor: Mapping[str, Any],
+    lease_seconds: float,
+    success: bool = False,
+) -> None:
+    """Move the checkpoint and renew the lease — only while `owner` still holds it."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "cursor": _json_safe(dict(cursor)),
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "updated_at": now,
+    }
+    if success:
+        values["last_success_at"] = now
+    result = session.execute(
+        update(Checkpoint)
+        .where(col(Checkpoint.id) == checkpoint_id, col(Checkpoint.lease_owner) == owner)
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"checkpoint {checkpoint_id}: the lease moved to another worker; not committing")
+
+
+def touch_run(session: Session, run_id: int, *, pages: int, read: int, new: int) -> None:
+    session.execute(
+        update(CollectionRun)
+        .where(col(CollectionRun.id) == run_id)
+        .values(
+            heartbeat_at=utcnow(),
+            pages=CollectionRun.pages + pages,  # type: ignore[operator]
+            records_read=CollectionRun.records_read + read,  # type: ignore[operator]
+            records_new=CollectionRun.records_new + new,  # type: ignore[operator]
+        )
+    )
+
+
+def count_events(session: Session, connection_id: int, streams: Sequence[str] | None = None) -> int:
+    query = select(func.count()).select_from(Event).where(Event.connection_id == connection_id)
+    if streams:
+        query = query.where(col(Event.stream).in_(list(streams)))
+    return int(session.exec(query).one())

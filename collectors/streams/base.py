@@ -1,0 +1,167 @@
+"""What a stream is: a provider-specific reader that yields pages, plus what it needs and stores.
+
+A reader is a generator over `Page`s. For event and conversation streams every page carries the
+checkpoint to store once that page is committed; for snapshot streams a page carries one
+complete listing of an object type (compared with the stored state as a whole, so deletions
+are seen). Readers do I/O through their provider's client wrapper and nothing else: storage,
+leases, retries and health are the runner's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from collectors.credentials import Secrets
+from collectors.options import CollectorOptions
+from collectors.retry import RetryPolicy, WaitHook
+from core.models import Connection
+
+
+class StreamKind(StrEnum):
+    EVENTS = "events"
+    SNAPSHOT = "snapshot"
+    CONVERSATION = "conversation"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One unit of work the runner commits in one transaction.
+
+    events: `records` are raw provider records (normalised by the runner).
+    conversations: `records` are `NormalisedMessage`s.
+    snapshots: `objects` maps object id -> data for one complete listing of `object_type`.
+    """
+
+    records: Sequence[Any] = ()
+    cursor: Mapping[str, Any] | None = None
+    source: str = ""
+    window: tuple[datetime, datetime] | None = None
+    object_type: str | None = None
+    objects: Mapping[str, Mapping[str, Any]] | None = None
+    quarantined: Sequence[tuple[str, str, Any]] = ()  # (source, reason, raw) found while reading
+
+
+@dataclass
+class StreamContext:
+    """Everything a reader may use; `api` is the provider's client wrapper, built once per run."""
+
+    connection: Connection
+    secrets: Secrets
+    cursor: dict[str, Any]
+    options: CollectorOptions
+    policy: RetryPolicy
+    now: datetime
+    api: Any = None
+    probe: bool = False  # `connections test`: read as little as possible, store nothing
+    on_wait: WaitHook | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        return self.connection.config.get(key, default)
+
+    @property
+    def page_size(self) -> int:
+        if self.probe:
+            return 1
+        return int(self.setting("page_size", self.options.page_size))
+
+
+Reader = Callable[[StreamContext], Iterator[Page]]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of one provider."""
+
+    provider: str
+    name: str
+    kind: StreamKind
+    read: Reader
+    permission: str  # what to grant when the provider refuses (named in health and `connections test`)
+    interval_seconds: int = 300
+    object_types: tuple[str, ...] = ()
+    needs_config: tuple[str, ...] = ()  # conversation streams run only for what the operator selected
+    needs_secret: tuple[str, ...] = ()  # one of these secret references must be configured
+    enabled_by_default: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+
+STREAMS: dict[tuple[str, str], StreamSpec] = {}
+
+
+def register(spec: StreamSpec) -> StreamSpec:
+    STREAMS[(spec.provider, spec.name)] = spec
+    return spec
+
+
+def streams_for(provider: str) -> list[StreamSpec]:
+    _load_providers()
+    return [spec for (p, _), spec in STREAMS.items() if p == provider]
+
+
+def stream_spec(provider: str, name: str) -> StreamSpec:
+    _load_providers()
+    try:
+        return STREAMS[(provider, name)]
+    except KeyError:
+        known = ", ".join(s.name for s in streams_for(provider)) or "none"
+        raise KeyError(f"{provider} has no stream {name!r}; its streams are: {known}") from None
+
+
+def configured_streams(connection: Connection) -> list[StreamSpec]:
+    """The streams this connection runs: `config.streams` when given, else every default stream
+    whose required configuration (e.g. selected channels or mailboxes) is present."""
+    specs = streams_for(connection.provider)
+    chosen = connection.config.get("streams")
+    if chosen:
+        wanted = set(chosen)
+        return [s for s in specs if s.name in wanted and _runnable(connection, s)]
+    return [s for s in specs if s.enabled_by_default and _runnable(connection, s)]
+
+
+def _runnable(connection: Connection, spec: StreamSpec) -> bool:
+    refs = connection.secret_refs or {}
+    has_secret = not spec.needs_secret or any(name in refs for name in spec.needs_secret)
+    return has_secret and all(connection.config.get(key) for key in spec.needs_config)
+
+
+def missing_requirements(connection: Connection, spec: StreamSpec) -> list[str]:
+    """Why a stream does not run for this connection (empty when it does)."""
+    missing = [f"config {key!r}" for key in spec.needs_config if not connection.config.get(key)]
+    refs = connection.secret_refs or {}
+    if spec.needs_secret and not any(name in refs for name in spec.needs_secret):
+        missing.append(f"secret {' or '.join(spec.needs_secret)}")
+    return missing
+
+
+def _load_providers() -> None:
+    """Import the provider modules (they register their streams)."""
+    from collectors.streams import google, m365, slack  # noqa: F401
+
+
+ApiFactory = Callable[[StreamContext], Any]
+API_FACTORIES: dict[str, ApiFactory] = {}
+
+
+def register_api(provider: str, factory: ApiFactory) -> None:
+    """A provider's client wrapper factory: builds its official clients for one stream run."""
+    API_FACTORIES[provider] = factory
+
+
+def open_api(ctx: StreamContext) -> Any:
+    _load_providers()
+    try:
+        factory = API_FACTORIES[ctx.connection.provider]
+    except KeyError:
+        raise KeyError(
+            f"connection {ctx.connection.name!r}: unknown provider {ctx.connection.provider!r}; "
+            f"expected one of {sorted(API_FACTORIES)}"
+        ) from None
+    return factory(ctx)

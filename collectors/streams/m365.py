@@ -1,0 +1,584 @@
+"""Microsoft 365 / Entra streams: Graph audit logs, the Management Activity API, inventory, conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+from collectors.clients import M365Clients, m365_clients
+from collectors.errors import (
+    AuthenticationFailed,
+    MalformedResponse,
+    PermissionMissing,
+    RequestRejected,
+    StalePageToken,
+    Throttled,
+    TransientError,
+)
+from collectors.normalise.m365 import normalise_mail_message, normalise_teams_message
+from collectors.normalise.records import NormaliseError
+from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec, register, register_api
+from collectors.streams.windows import WindowPlan, event_pages
+
+PROVIDER = "m365"
+UNIFIED_AUDIT_CONTENT_TYPES = (
+    "Audit.AzureActiveDirectory",
+    "Audit.Exchange",
+    "Audit.SharePoint",
+    "Audit.General",
+)
+
+
+def graph_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error_text(response: requests.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:200]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code", "")), str(error.get("message", ""))[:300]
+    if isinstance(error, str):
+        return error, str(body.get("error_description", ""))[:300]
+    return "", str(body)[:200]
+
+
+class M365Api:
+    """Graph and Management Activity API reads with our error classes and retry policy."""
+
+    def __init__(self, ctx: StreamContext, clients: M365Clients | None = None) -> None:
+        self.ctx = ctx
+        self.clients = clients or m365_clients(ctx.connection, ctx.secrets)
+        self.name = ctx.connection.name
+
+    # -- one request ----------------------------------------------------------------------------
+    def _once(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        permission: str,
+    ) -> tuple[Any, requests.Response]:
+        try:
+            response = session.request(method, url, params=params)
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransientError(f"{self.name}: {method} {_path(url)}: {type(exc).__name__}") from exc
+        except requests.exceptions.RetryError as exc:
+            raise TransientError(f"{self.name}: {method} {_path(url)}: retries exhausted ({exc})") from exc
+        status = response.status_code
+        if status < 300:
+            if not response.content:
+                return None, response
+            try:
+                return response.json(), response
+            except ValueError:
+                raise MalformedResponse(
+                    f"{self.name}: {_path(url)} returned a body that is not JSON (HTTP {status}, "
+                    f"{len(response.content)} bytes)",
+                    source=response.url,
+                    body=response.text,
+                ) from None
+        code, message = _error_text(response)
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise Throttled(f"{self.name}: {_path(url)} throttled (429 {code})", retry_after=retry_after)
+        if status >= 500:
+            raise TransientError(f"{self.name}: {_path(url)}: HTTP {status} {code}")
+        if status == 401:
+            raise AuthenticationFailed(
+                f"{self.name}: {_path(url)} still answered 401 after a fresh token ({code}: {message}); "
+                "check the app registration and its secret"
+            )
+        if status == 403:
+            raise PermissionMissing(
+                f"{self.name}: {_path(url)} refused (403 {code}: {message}); grant the application permission "
+                f"{permission} and admin-consent it",
+                permission=permission,
+            )
+        raise RequestRejected(
+            f"{self.name}: {_path(url)}: HTTP {status} {code}: {message}", status=status, code=code
+        )
+
+    def request(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        permission: str,
+        management: bool = False,
+        method: str = "GET",
+    ) -> tuple[Any, requests.Response]:
+        session = self.clients.management if management else self.clients.graph
+        return self.ctx.policy.run(
+            lambda: self._once(session, method, url, params, permission), on_wait=self.ctx.on_wait
+        )
+
+    def graph_url(self, path: str) -> str:
+        return f"{self.clients.graph_base_url}/{path.lstrip('/')}"
+
+    # -- Graph collections -----------------------------------------------------------------------
+    def graph_page(
+        self, path_or_link: str, params: Mapping[str, Any] | None, permission: str
+    ) -> tuple[list[Any], str | None, str]:
+        """One page of a Graph collection: (items, nextLink, source)."""
+        url = (
+            path_or_link if path_or_link.startswith(("http://", "https://")) else self.graph_url(path_or_link)
+        )
+        if params is None and not _same_origin(url, self.clients.graph_base_url):
+            raise StalePageToken(
+                f"{self.name}: stored next link {url} does not point at {self.clients.graph_base_url}"
+            )
+        try:
+            body, response = self.request(url, params=params, permission=permission)
+        except RequestRejected as exc:
+            if params is None and exc.status in (400, 404, 410):
+                raise StalePageToken(f"{self.name}: next link no longer accepted ({exc})") from exc
+            raise
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise MalformedResponse(
+                f"{self.name}: {_path(url)} page has no 'value' list", source=response.url, body=response.text
+            )
+        return body["value"], body.get("@odata.nextLink"), response.url
+
+    def graph_all(self, path: str, params: Mapping[str, Any] | None, permission: str) -> Iterator[Any]:
+        items, link, _ = self.graph_page(path, params, permission)
+        yield from items
+        while link:
+            items, link, _ = self.graph_page(link, None, permission)
+            yield from items
+
+    def graph_object(self, path: str, permission: str) -> Any:
+        body, response = self.request(self.graph_url(path), permission=permission)
+        if not isinstance(body, dict):
+            raise MalformedResponse(
+                f"{self.name}: {path} is not a JSON object", source=response.url, body=response.text
+            )
+        return body
+
+
+def _path(url: str) -> str:
+    return urlparse(url).path
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlparse(url), urlparse(base)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def open_m365(ctx: StreamContext) -> M365Api:
+    return M365Api(ctx)
+
+
+register_api(PROVIDER, open_m365)
+
+
+# ---- event streams (Graph audit logs) ---------------------------------------------------------
+
+
+def graph_event_reader(path: str, time_field: str, permission: str, extra_filter: str = "") -> Any:
+    def read(ctx: StreamContext) -> Iterator[Page]:
+        api: M365Api = ctx.api
+
+        def fetch(start: datetime, end: datetime, token: Any) -> tuple[list[Any], Any, str]:
+            if token:
+                return api.graph_page(token, None, permission)
+            flt = f"{time_field} ge {graph_time(start)} and {time_field} lt {graph_time(end)}"
+            if extra_filter:
+                flt = f"({flt}) and {extra_filter}"
+            return api.graph_page(path, {"$filter": flt, "$top": ctx.page_size}, permission)
+
+        yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch)
+
+    return read
+
+
+def read_signins(ctx: StreamContext) -> Iterator[Page]:
+    """Interactive and non-interactive sign-ins: one sub-checkpoint per sign-in event type."""
+    kinds = ctx.setting("signin_event_types") or ["interactiveUser", "nonInteractiveUser"]
+    api: M365Api = ctx.api
+    permission = "AuditLog.Read.All"
+    for kind in kinds:
+
+        def fetch(start: datetime, end: datetime, token: Any, kind: str = kind) -> tuple[list[Any], Any, str]:
+            if token:
+                return api.graph_page(token, None, permission)
+            flt = (
+                f"createdDateTime ge {graph_time(start)} and createdDateTime lt {graph_time(end)} "
+                f"and signInEventTypes/any(t: t eq '{kind}')"
+            )
+            return api.graph_page("auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission)
+
+        yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch, key=kind)
+
+
+# ---- unified audit log (Office 365 Management Activity API) ---------------------------------------
+
+
+def _start_subscription(ctx: StreamContext, content_type: str) -> None:
+    api: M365Api = ctx.api
+    started = ctx.extra.setdefault("subscriptions", set())
+    if content_type in started:
+        return
+    try:
+        api.request(
+            f"{api.clients.management_feed_url}/subscriptions/start",
+            params={"contentType": content_type, "PublisherIdentifier": ctx.connection.tenant},
+            permission="ActivityFeed.Read",
+            management=True,
+            method="POST",
+        )
+    except RequestRejected as exc:
+        if "AF20024" not in exc.code and "already" not in str(exc).lower():  # already enabled is fine
+            raise
+    started.add(content_type)
+
+
+def _content_page(
+    ctx: StreamContext, content_type: str, start: datetime, end: datetime, token: Any
+) -> tuple[list[Any], Any, str]:
+    """One listing page of content blobs, with the records of every blob on it."""
+    api: M365Api = ctx.api
+    permission = "ActivityFeed.Read"
+    if token:
+        if not _same_origin(token, api.clients.management_feed_url):
+            raise StalePageToken("stored NextPageUri points elsewhere")
+        listing, response = api.request(token, permission=permission, management=True)
+    else:
+        _start_subscription(ctx, content_type)
+        listing, response = api.request(
+            f"{api.clients.management_feed_url}/subscriptions/content",
+            params={
+                "contentType": content_type,
+                "startTime": start.strftime("%Y-%m-%dT%H:%M:%S"),
+                "endTime": end.strftime("%Y-%m-%dT%H:%M:%S"),
+                "PublisherIdentifier": ctx.connection.tenant,
+            },
+            permission=permission,
+            management=True,
+        )
+    if not isinstance(listing, list):
+        raise MalformedResponse(
+            "content listing is not a JSON array", source=response.url, body=response.text
+        )
+    records: list[Any] = []
+    for blob in listing:
+        uri = blob.get("contentUri") if isinstance(blob, dict) else None
+        if not uri:
+            raise MalformedResponse(
+                "content listing entry has no contentUri", source=response.url, body=response.text
+            )
+        content, blob_response = api.request(uri, permission=permission, management=True)
+        if not isinstance(content, list):
+            raise MalformedResponse(
+                "content blob is not a JSON array", source=blob_response.url, body=blob_response.text
+            )
+        records.extend(content)
+        if ctx.probe:
+            break
+    return records, response.headers.get("NextPageUri") or None, response.url
+
+
+def read_unified_audit(ctx: StreamContext) -> Iterator[Page]:
+    types = ctx.setting("content_types") or list(UNIFIED_AUDIT_CONTENT_TYPES)
+    plan = WindowPlan.for_context(
+        ctx, max_window=timedelta(hours=24), max_age=timedelta(days=7) - timedelta(minutes=5)
+    )
+    for content_type in types:
+
+        def fetch(
+            start: datetime, end: datetime, token: Any, ct: str = content_type
+        ) -> tuple[list[Any], Any, str]:
+            return _content_page(ctx, ct, start, end, token)
+
+        yield from event_pages(ctx, plan, fetch, key=content_type)
+        if ctx.probe:
+            return
+
+
+# ---- snapshots --------------------------------------------------------------------------------
+
+
+def snapshot_reader(
+    object_type: str,
+    path: str,
+    permission: str,
+    params: Mapping[str, Any] | None = None,
+    id_field: str = "id",
+) -> Any:
+    def read(ctx: StreamContext) -> Iterator[Page]:
+        api: M365Api = ctx.api
+        query = {**(params or {}), "$top": ctx.page_size if ctx.probe else (params or {}).get("$top", 999)}
+        objects: dict[str, Any] = {}
+        bad: list[tuple[str, str, Any]] = []
+        for item in api.graph_all(path, query, permission):
+            if not isinstance(item, dict) or not item.get(id_field):
+                bad.append((path, f"{object_type} without {id_field!r}", item))
+                continue
+            objects[str(item[id_field])] = item
+            if ctx.probe:
+                break
+        yield Page(object_type=object_type, objects=objects, source=path, quarantined=bad)
+
+    return read
+
+
+def read_security_defaults(ctx: StreamContext) -> Iterator[Page]:
+    api: M365Api = ctx.api
+    policy = api.graph_object("policies/identitySecurityDefaultsEnforcementPolicy", "Policy.Read.All")
+    yield Page(object_type="security_defaults", objects={str(policy.get("id", "securityDefaults")): policy})
+
+
+def read_inbox_rules(ctx: StreamContext) -> Iterator[Page]:
+    """Inbox rules (forwarding, deletion) of the selected mailboxes, or of every user."""
+    api: M365Api = ctx.api
+    permission = "MailboxSettings.Read"
+    mailboxes = ctx.setting("rule_mailboxes") or [
+        u.get("userPrincipalName") or u.get("id")
+        for u in api.graph_all("users", {"$select": "id,userPrincipalName", "$top": 999}, "User.Read.All")
+    ]
+    objects: dict[str, Any] = {}
+    for mailbox in mailboxes:
+        try:
+            rules = list(api.graph_all(f"users/{mailbox}/mailFolders/inbox/messageRules", None, permission))
+        except RequestRejected as exc:
+            if exc.status == 404:  # no mailbox (unlicensed user)
+                continue
+            raise
+        for rule in rules:
+            if isinstance(rule, dict) and rule.get("id"):
+                objects[f"{mailbox}/{rule['id']}"] = {**rule, "mailbox": mailbox}
+        if ctx.probe:
+            break
+    yield Page(object_type="inbox_rule", objects=objects, source="messageRules")
+
+
+def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
+    """Sharing links and grants on the files in each user's OneDrive (top level of the drive)."""
+    api: M365Api = ctx.api
+    permission = "Files.Read.All"
+    owners = ctx.setting("drive_users") or [
+        u.get("id")
+        for u in api.graph_all("users", {"$select": "id,userPrincipalName", "$top": 999}, "User.Read.All")
+    ]
+    objects: dict[str, Any] = {}
+    for owner in owners:
+        try:
+            items = list(api.graph_all(f"users/{owner}/drive/root/children", None, permission))
+        except RequestRejected as exc:
+            if exc.status == 404:
+                continue
+            raise
+        for item in items:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            drive_id = (item.get("parentReference") or {}).get("driveId") or owner
+            for perm in api.graph_all(f"drives/{drive_id}/items/{item['id']}/permissions", None, permission):
+                if isinstance(perm, dict) and perm.get("id"):
+                    objects[f"{drive_id}/{item['id']}/{perm['id']}"] = {
+                        **perm,
+                        "item": {
+                            "id": item["id"],
+                            "name": item.get("name"),
+                            "driveId": drive_id,
+                            "webUrl": item.get("webUrl"),
+                        },
+                        "owner": owner,
+                    }
+        if ctx.probe:
+            break
+    yield Page(object_type="file_permission", objects=objects, source="drive permissions")
+
+
+# ---- conversations ----------------------------------------------------------------------------
+
+
+def read_teams_messages(ctx: StreamContext) -> Iterator[Page]:
+    """Chats of the selected users (`teams_users`) via getAllMessages, by lastModifiedDateTime window."""
+    api: M365Api = ctx.api
+    permission = "Chat.Read.All"
+    for user in ctx.setting("teams_users") or []:
+
+        def fetch(start: datetime, end: datetime, token: Any, user: str = user) -> tuple[list[Any], Any, str]:
+            if token:
+                items, link, source = api.graph_page(token, None, permission)
+            else:
+                flt = f"lastModifiedDateTime gt {graph_time(start)} and lastModifiedDateTime lt {graph_time(end)}"
+                items, link, source = api.graph_page(
+                    f"users/{user}/chats/getAllMessages",
+                    {"$filter": flt, "$top": min(ctx.page_size, 50)},
+                    permission,
+                )
+            return _messages(items, normalise_teams_message), link, source
+
+        yield from _conversation_pages(ctx, fetch, key=f"teams:{user}")
+
+
+def read_mail(ctx: StreamContext) -> Iterator[Page]:
+    """Messages of the selected mailboxes (`mailboxes`), by receivedDateTime window."""
+    api: M365Api = ctx.api
+    permission = "Mail.Read"
+    for mailbox in ctx.setting("mailboxes") or []:
+
+        def fetch(
+            start: datetime, end: datetime, token: Any, mailbox: str = mailbox
+        ) -> tuple[list[Any], Any, str]:
+            if token:
+                items, link, source = api.graph_page(token, None, permission)
+            else:
+                flt = f"receivedDateTime ge {graph_time(start)} and receivedDateTime lt {graph_time(end)}"
+                items, link, source = api.graph_page(
+                    f"users/{mailbox}/messages",
+                    {
+                        "$filter": flt,
+                        "$top": ctx.page_size,
+                        "$select": "id,subject,from,toRecipients,receivedDateTime,internetMessageId,conversationId,bodyPreview,body",
+                    },
+                    permission,
+                )
+            return _messages(items, lambda m: normalise_mail_message(m, mailbox)), link, source
+
+        yield from _conversation_pages(ctx, fetch, key=f"mail:{mailbox}")
+
+
+def _messages(items: list[Any], convert: Any) -> list[Any]:
+    out = []
+    for item in items:
+        try:
+            out.append(convert(item))
+        except NormaliseError:
+            continue  # system messages without a body or time carry nothing to link
+    return out
+
+
+def _conversation_pages(ctx: StreamContext, fetch: Any, *, key: str) -> Iterator[Page]:
+    yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch, key=key)
+
+
+# ---- registration -----------------------------------------------------------------------------
+
+register(StreamSpec(PROVIDER, "signins", StreamKind.EVENTS, read_signins, "AuditLog.Read.All", 300))
+register(
+    StreamSpec(
+        PROVIDER,
+        "directory_audits",
+        StreamKind.EVENTS,
+        graph_event_reader("auditLogs/directoryAudits", "activityDateTime", "AuditLog.Read.All"),
+        "AuditLog.Read.All",
+        300,
+    )
+)
+register(
+    StreamSpec(PROVIDER, "unified_audit", StreamKind.EVENTS, read_unified_audit, "ActivityFeed.Read", 600)
+)
+register(
+    StreamSpec(
+        PROVIDER,
+        "risk_detections",
+        StreamKind.EVENTS,
+        graph_event_reader(
+            "identityProtection/riskDetections", "detectedDateTime", "IdentityRiskEvent.Read.All"
+        ),
+        "IdentityRiskEvent.Read.All",
+        600,
+    )
+)
+_USER_SELECT = (
+    "id,userPrincipalName,displayName,mail,accountEnabled,userType,createdDateTime,externalUserState,"
+    "signInActivity,assignedLicenses,onPremisesSyncEnabled"
+)
+for _name, _type, _path, _perm, _params in (
+    ("users", "user", "users", "User.Read.All + AuditLog.Read.All", {"$select": _USER_SELECT}),
+    (
+        "auth_methods",
+        "auth_method_registration",
+        "reports/authenticationMethods/userRegistrationDetails",
+        "AuditLog.Read.All",
+        None,
+    ),
+    ("groups", "group", "groups", "Group.Read.All", None),
+    (
+        "role_assignments",
+        "role_assignment",
+        "roleManagement/directory/roleAssignments",
+        "RoleManagement.Read.Directory",
+        {"$expand": "principal"},
+    ),
+    ("ca_policies", "ca_policy", "identity/conditionalAccess/policies", "Policy.Read.All", None),
+    ("oauth_grants", "oauth_grant", "oauth2PermissionGrants", "Directory.Read.All", None),
+    ("service_principals", "service_principal", "servicePrincipals", "Application.Read.All", None),
+):
+    register(
+        StreamSpec(
+            PROVIDER,
+            _name,
+            StreamKind.SNAPSHOT,
+            snapshot_reader(_type, _path, _perm, _params),
+            _perm,
+            3600,
+            (_type,),
+        )
+    )
+register(
+    StreamSpec(
+        PROVIDER,
+        "security_defaults",
+        StreamKind.SNAPSHOT,
+        read_security_defaults,
+        "Policy.Read.All",
+        3600,
+        ("security_defaults",),
+    )
+)
+register(
+    StreamSpec(
+        PROVIDER,
+        "inbox_rules",
+        StreamKind.SNAPSHOT,
+        read_inbox_rules,
+        "MailboxSettings.Read",
+        3600,
+        ("inbox_rule",),
+    )
+)
+register(
+    StreamSpec(
+        PROVIDER,
+        "file_permissions",
+        StreamKind.SNAPSHOT,
+        read_file_permissions,
+        "Files.Read.All",
+        3600,
+        ("file_permission",),
+    )
+)
+register(
+    StreamSpec(
+        PROVIDER,
+        "teams_messages",
+        StreamKind.CONVERSATION,
+        read_teams_messages,
+        "Chat.Read.All",
+        300,
+        needs_config=("teams_users",),
+    )
+)
+register(
+    StreamSpec(
+        PROVIDER, "mail", StreamKind.CONVERSATION, read_mail, "Mail.Read", 300, needs_config=("mailboxes",)
+    )
+)
