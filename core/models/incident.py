@@ -63,6 +63,8 @@ class Incident(SQLModel, table=True):
     finding_count: int = 0
     evidence_count: int = 0
     message_count: int = 0
+    # Highest Message.id already checked against this incident's entities (0: check the whole window).
+    messages_scanned_id: int = 0
     # Max Finding.updated_at folded into the evidence entries, so a rebuild happens only on change.
     evidence_built_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

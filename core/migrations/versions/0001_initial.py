@@ -176,6 +176,7 @@ def upgrade() -> None:
         sa.Column("finding_count", sa.Integer(), nullable=False),
         sa.Column("evidence_count", sa.Integer(), nullable=False),
         sa.Column("message_count", sa.Integer(), nullable=False),
+        sa.Column("messages_scanned_id", sa.Integer(), nullable=False),
         sa.Column("evidence_built_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["merged_into_id"],
