@@ -17,6 +17,7 @@ from collectors.normalise.records import (
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
+    checked_id,
     lookup,
     required_time,
     strip_port,
@@ -67,7 +68,9 @@ def provider_event_id(activity_id: Mapping[str, Any], index: int) -> str:
     qualifier = lookup(activity_id, "uniqueQualifier")
     if time in (None, "") or qualifier in (None, ""):
         raise NormaliseError("activity has no id.time / id.uniqueQualifier (the provider's event id)")
-    return f"{time}/{qualifier}/{index}"
+    return checked_id(
+        f"{checked_id(time, 'id.time')}/{checked_id(qualifier, 'id.uniqueQualifier')}/{index}", "the event id"
+    )
 
 
 def is_raw_activity(record: Mapping[str, Any]) -> bool:
@@ -196,7 +199,7 @@ def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = No
     payload = lookup(message, "payload") or {}
     body = _plain_text(payload) if isinstance(payload, Mapping) else ""
     return NormalisedMessage(
-        provider_message_id=str(message_id),
+        provider_message_id=checked_id(message_id, "message id"),
         sent_at=sent_at,
         text=body or str(lookup(message, "snippet") or ""),
         channel=text(mailbox, 300),

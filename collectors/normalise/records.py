@@ -69,11 +69,26 @@ def text(value: Any, limit: int) -> str | None:
     return result[:limit]
 
 
+MAX_ID_LENGTH = 500  # Event.provider_event_id / Message.provider_message_id
+
+
+def checked_id(value: Any, name: str) -> str:
+    """A provider id as text: a string or an integer, short enough for its column."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise NormaliseError(f"{name} must be a string or a number, not {type(value).__name__}")
+    text_value = str(value)
+    if len(text_value) > MAX_ID_LENGTH:
+        raise NormaliseError(
+            f"{name} is {len(text_value)} characters long; provider ids are at most {MAX_ID_LENGTH}"
+        )
+    return text_value
+
+
 def required_id(record: Mapping[str, Any], *names: str) -> str:
     for name in names:
         value = lookup(record, *name.split("."))
         if value not in (None, ""):
-            return str(value)
+            return checked_id(value, repr(name))
     raise NormaliseError(f"record has no {' or '.join(repr(n) for n in names)} (the provider's event id)")
 
 

@@ -9,6 +9,7 @@ from collectors.normalise.records import (
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
+    checked_id,
     lookup,
     required_id,
     strip_port,
@@ -54,7 +55,7 @@ def normalise_slack_message(message: Mapping[str, Any], channel: str) -> Normali
     if ts in (None, ""):
         raise NormaliseError("Slack message has no 'ts'")
     return NormalisedMessage(
-        provider_message_id=f"{channel}/{ts}",
+        provider_message_id=checked_id(f"{channel}/{checked_id(ts, 'ts')}", "message id"),
         sent_at=to_datetime(str(ts), "ts"),
         text=str(lookup(message, "text") or ""),
         channel=text(channel, 300),

@@ -227,12 +227,6 @@ def _with_oversized_id(provider: str, stream: str) -> dict[str, Any]:
     return record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collectors bug found by this fuzzing: an event id longer than the 500-character "
-    "provider_event_id column (or a non-string id, which is str()-ed) is passed on instead of "
-    "refused with a NormaliseError, so PostgreSQL refuses the whole page; remove once refused",
-)
 @pytest.mark.parametrize(
     "provider_stream",
     [("m365", "signins"), ("m365", "unified_audit"), ("google", "login"), ("slack", "audit")],
