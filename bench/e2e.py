@@ -132,6 +132,14 @@ def _seed_directly(db: Any, users: int, days: int, seed: int) -> int:
     return count
 
 
+def connect_simulator(db: Any, info: dict[str, Any]) -> None:
+    """Store the connections a running simulator describes (secrets stay references)."""
+    from collectors import connections_from_simulator
+    from collectors.connections import sync_connections
+
+    sync_connections(db, connections_from_simulator(info), actor="system:bench", source="simulator")
+
+
 def child_main(spec: RunSpec) -> RunResult:
     """Run every stage that exists once, in order, timing each."""
     from core.db import Database
@@ -142,9 +150,7 @@ def child_main(spec: RunSpec) -> RunResult:
     result = RunResult(missing=missing_stages())
     collect = stage("collect")
     if collect is not None and spec.simulator_info is not None:
-        from bench.e2e_setup import connect_simulator
-
-        connect_simulator(db, settings, spec.simulator_info)
+        connect_simulator(db, spec.simulator_info)
         start = time.perf_counter()
         collect(db, settings)
         result.seconds["collect"] = time.perf_counter() - start
@@ -172,7 +178,9 @@ def child_main(spec: RunSpec) -> RunResult:
 
 
 @contextmanager
-def simulator_process(scenario: str, users: int, days: int, seed: int) -> Iterator[dict[str, Any] | None]:
+def simulator_process(
+    scenario: str, users: int, days: int, seed: int, *, faults: str | None = None
+) -> Iterator[dict[str, Any] | None]:
     """A simulator serving in its own process (its memory is not the product's); None if absent."""
     try:
         importlib.import_module("simulator.__main__")
@@ -195,6 +203,8 @@ def simulator_process(scenario: str, users: int, days: int, seed: int) -> Iterat
         "--port",
         "0",
     ]
+    if faults:
+        command += ["--faults", faults]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         line = process.stdout.readline() if process.stdout else b""

@@ -1,0 +1,338 @@
+"""`make chaos`: kill, crash and fault the pipeline during scenario runs; the outcome must not change.
+
+Each case runs a simulator scenario twice on fresh databases — once clean, once under chaos —
+and compares what was stored (:mod:`bench.chaos_outcome`): the same events (none lost, none
+duplicated, every ground-truth event present), the same findings, the same incidents.
+
+Cases
+  collector-kill    collector processes SIGKILLed at random points, then restarted (SQLite)
+  worker-kill       detection/incident worker processes SIGKILLed at random points (SQLite)
+  faults            the simulator injects 429s, 5xx, malformed pages, duplicates, late events
+  postgres-restart  a *private* PostgreSQL (initdb/pg_ctl on a spare port; never the shared
+                    server) crashed (`pg_ctl -m immediate restart`) under the collector and
+                    under the detection worker, plus kills
+  fuzz              tests/fuzz with a large random budget (TENANTGUARD_FUZZ_EXAMPLES)
+
+``python -m bench.chaos [--quick] [--seed N] [CASE ...]``; writes bench/results/chaos.json and
+exits 1 if any case failed. The short CI form is tests/resilience (SQLite/--db, one kill each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.chaos_kill import KillLog, StageMissing, finish, run_with_kills
+from bench.chaos_outcome import Outcome, differences, snapshot, truth_event_keys
+from bench.harness import RESULTS_DIR
+
+SCENARIO = "account_takeover"
+FAULTS = "429=0.10,5xx=0.05,malformed=0.01,duplicate=0.02,late=0.02"
+
+
+@dataclass(frozen=True)
+class Size:
+    users: int
+    days: int
+    kills: int
+
+
+QUICK = Size(users=20, days=2, kills=2)
+FULL = Size(users=200, days=7, kills=4)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: str
+    passed: bool | None  # None: could not run here (missing stage or binaries)
+    detail: str
+    clean: str = ""
+    chaos: str = ""
+    seconds: float = 0.0
+
+
+# --- simulator, databases and the two runs -------------------------------------------------------
+
+
+@contextmanager
+def simulator(
+    size: Size, seed: int, faults: str | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(info, ground truth) of a simulator serving in its own process."""
+    from bench.e2e import simulator_process
+
+    with simulator_process(SCENARIO, size.users, size.days, seed, faults=faults) as info:
+        if info is None:
+            raise StageMissing("the simulator (python -m simulator serve)")
+        yield info, simulator_truth(size, seed)
+
+
+def simulator_truth(size: Size, seed: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "simulator", "truth", "--scenario", SCENARIO]
+    command += ["--users", str(size.users), "--days", str(size.days), "--seed", str(seed)]
+    out = subprocess.run(command, check=True, capture_output=True).stdout
+    return orjson.loads(out)
+
+
+def sqlite_url(tmp: Path, name: str) -> str:
+    from core.db import Database
+
+    url = f"sqlite:///{tmp / name}.db"
+    database = Database(url)
+    database.upgrade()
+    database.dispose()
+    return url
+
+
+def prepared(url: str, info: dict[str, Any]) -> None:
+    """Connections for the simulator stored in the database at `url`."""
+    from bench.e2e import connect_simulator
+    from core.db import Database
+
+    database = Database(url)
+    connect_simulator(database, info)
+    database.dispose()
+
+
+def outcome_of(url: str) -> Outcome:
+    from core.db import Database
+
+    database = Database(url)
+    try:
+        return snapshot(database)
+    finally:
+        database.dispose()
+
+
+def clean_run(url: str, data_dir: str, info: dict[str, Any]) -> tuple[Outcome, dict[str, float]]:
+    """Collect then detect, once each, undisturbed; also how long each took (to aim the kills)."""
+    prepared(url, info)
+    log = KillLog()
+    collect = finish("collect", url, data_dir, log=log)
+    detect = finish("detect", url, data_dir, log=log)
+    return outcome_of(url), {"collect": collect.seconds, "detect": detect.seconds}
+
+
+def verdict(
+    case: str, clean: Outcome, chaos: Outcome, truth: dict[str, Any], log: KillLog, started: float
+) -> CaseResult:
+    problems = differences(clean, chaos, truth_event_keys(truth))
+    detail = "; ".join(problems) if problems else f"identical outcome after {log.kills} kills"
+    return CaseResult(
+        case,
+        not problems,
+        f"{detail} [{log.describe()}]",
+        clean.summary(),
+        chaos.summary(),
+        time.perf_counter() - started,
+    )
+
+
+# --- the cases --------------------------------------------------------------------------------------
+
+
+def case_kill(stage: str, size: Size, seed: int) -> CaseResult:
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="tg-chaos-") as tmp_name, simulator(size, seed) as (info, truth):
+        tmp = Path(tmp_name)
+        clean_url, chaos_url = sqlite_url(tmp, "clean"), sqlite_url(tmp, "chaos")
+        clean, seconds = clean_run(clean_url, str(tmp / "clean-data"), info)
+        prepared(chaos_url, info)
+        log = KillLog()
+        data = str(tmp / "chaos-data")
+        if stage == "collect":
+            run_with_kills(
+                "collect",
+                chaos_url,
+                data,
+                kills=size.kills,
+                clean_seconds=seconds["collect"],
+                rng=rng,
+                log=log,
+            )
+            finish("detect", chaos_url, data, log=log)
+        else:
+            finish("collect", chaos_url, data, log=log)
+            run_with_kills(
+                "detect", chaos_url, data, kills=size.kills, clean_seconds=seconds["detect"], rng=rng, log=log
+            )
+        return verdict(
+            f"{stage}-kill" if stage == "collect" else "worker-kill",
+            clean,
+            outcome_of(chaos_url),
+            truth,
+            log,
+            started,
+        )
+
+
+def case_faults(size: Size, seed: int) -> CaseResult:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tg-chaos-") as tmp_name:
+        tmp = Path(tmp_name)
+        with simulator(size, seed) as (info, truth):
+            clean, _ = clean_run(sqlite_url(tmp, "clean"), str(tmp / "clean-data"), info)
+        with simulator(size, seed, faults=FAULTS) as (info, _truth):
+            url = sqlite_url(tmp, "faults")
+            prepared(url, info)
+            log = KillLog()
+            # Faults may fail a pass on purpose (a malformed page is quarantined and the run fails
+            # loudly without moving the checkpoint): later passes must still converge.
+            finish("collect", url, str(tmp / "faults-data"), log=log, attempts=8)
+            finish("collect", url, str(tmp / "faults-data"), log=log, attempts=8)
+            finish("detect", url, str(tmp / "faults-data"), log=log)
+        return verdict("faults", clean, outcome_of(url), truth, log, started)
+
+
+def case_postgres_restart(size: Size, seed: int) -> CaseResult:
+    from bench.chaos_postgres import PrivatePostgresUnavailable, private_postgres
+    from core.db import Database
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    try:
+        server_context = private_postgres()
+        server = server_context.__enter__()
+    except (PrivatePostgresUnavailable, subprocess.CalledProcessError) as exc:
+        return CaseResult("postgres-restart", None, f"skipped: {exc}")
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="tg-chaos-") as tmp_name,
+            simulator(size, seed) as (info, truth),
+        ):
+            tmp = Path(tmp_name)
+            urls = {}
+            for name in ("clean", "chaos"):
+                urls[name] = server.create_database(name)
+                Database(urls[name]).upgrade()
+            clean, seconds = clean_run(urls["clean"], str(tmp / "clean-data"), info)
+            prepared(urls["chaos"], info)
+            log = KillLog()
+            data = str(tmp / "chaos-data")
+
+            def crash_soon(stage_seconds: float) -> Callable[[], None]:
+                def crash() -> None:
+                    time.sleep(rng.uniform(0.05, 0.6) * max(stage_seconds, 0.2))
+                    server.crash()
+
+                return crash
+
+            from bench.chaos_kill import run_worker
+
+            log.runs.append(run_worker("collect", urls["chaos"], data, during=crash_soon(seconds["collect"])))
+            run_with_kills(
+                "collect", urls["chaos"], data, kills=1, clean_seconds=seconds["collect"], rng=rng, log=log
+            )
+            log.runs.append(run_worker("detect", urls["chaos"], data, during=crash_soon(seconds["detect"])))
+            run_with_kills(
+                "detect", urls["chaos"], data, kills=1, clean_seconds=seconds["detect"], rng=rng, log=log
+            )
+            return verdict("postgres-restart", clean, outcome_of(urls["chaos"]), truth, log, started)
+    finally:
+        server_context.__exit__(None, None, None)
+
+
+def case_fuzz(quick: bool) -> CaseResult:
+    started = time.perf_counter()
+    examples = "300" if quick else "3000"
+    command = [sys.executable, "-m", "pytest", "tests/fuzz", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    done = subprocess.run(
+        command,
+        env={**os.environ, "TENANTGUARD_FUZZ_EXAMPLES": examples},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+    return CaseResult(
+        "fuzz",
+        done.returncode == 0,
+        f"{examples} examples per target: {last}",
+        seconds=time.perf_counter() - started,
+    )
+
+
+CASES: dict[str, Callable[[Size, int, bool], CaseResult]] = {
+    "collector-kill": lambda size, seed, quick: case_kill("collect", size, seed),
+    "worker-kill": lambda size, seed, quick: case_kill("detect", size, seed),
+    "faults": lambda size, seed, quick: case_faults(size, seed),
+    "postgres-restart": lambda size, seed, quick: case_postgres_restart(size, seed),
+    "fuzz": lambda size, seed, quick: case_fuzz(quick),
+}
+
+
+def run_cases(names: list[str], quick: bool, seed: int) -> list[CaseResult]:
+    size = QUICK if quick else FULL
+    results = []
+    for name in names:
+        print(f"== chaos: {name}", file=sys.stderr, flush=True)
+        try:
+            result = CASES[name](size, seed, quick)
+        except StageMissing as exc:
+            result = CaseResult(name, None, f"skipped: stage missing in this tree: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a case that blows up is a failed case, reported as such
+            result = CaseResult(name, False, f"error: {type(exc).__name__}: {str(exc)[:500]}")
+        print(
+            f"   {name}: {'PASS' if result.passed else 'SKIP' if result.passed is None else 'FAIL'} — {result.detail}",
+            file=sys.stderr,
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def print_results(results: list[CaseResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tenantguard chaos (clean run vs run under chaos)")
+    for column in ("case", "result", "clean run", "chaos run", "detail", "s"):
+        table.add_column(column)
+    for r in results:
+        verdict_text = "PASS" if r.passed else "SKIP" if r.passed is None else "FAIL"
+        table.add_row(r.case, verdict_text, r.clean, r.chaos, r.detail, f"{r.seconds:.0f}")
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos")
+    parser.add_argument("cases", nargs="*", help=f"cases to run (default: all of {', '.join(CASES)})")
+    parser.add_argument("--quick", action="store_true", help="a smaller tenant and fewer kills")
+    parser.add_argument(
+        "--seed", type=int, default=int(time.time()) % 10_000, help="kill points and scenario seed"
+    )
+    args = parser.parse_args(argv)
+    names = args.cases or list(CASES)
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    print(f"chaos seed {args.seed} (re-run with --seed {args.seed})", file=sys.stderr)
+    results = run_cases(names, args.quick, args.seed)
+    print_results(results)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "chaos.json"
+    path.write_bytes(
+        orjson.dumps(
+            {"seed": args.seed, "quick": args.quick, "cases": [asdict(r) for r in results]},
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    print(f"results: {path}")
+    return 1 if any(r.passed is False for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
