@@ -41,15 +41,18 @@ class CorrelationHit:
 class _Group:
     """Matches of one group-by key, sorted by time; `vals` only for value_count, `rules` for temporal."""
 
-    __slots__ = ("ts", "ids", "vals", "rules")
+    __slots__ = ("ts", "ids", "vals", "rules", "fired_until")
 
     def __init__(self, with_values: bool, with_rules: bool) -> None:
+        self.fired_until = float("-inf")  # a count window that fired keeps absorbing matches until then
         self.ts: list[float] = []
-        self.ids: list[int | str] = []
+        self.ids: list[int | str | tuple[int | str, ...]] = []
         self.vals: list[str] | None = [] if with_values else None
         self.rules: list[str] | None = [] if with_rules else None
 
-    def insert(self, ts: float, event_id: int | str, value: str | None, rule: str | None) -> int:
+    def insert(
+        self, ts: float, event_id: int | str | tuple[int | str, ...], value: str | None, rule: str | None
+    ) -> int:
         at = bisect_right(self.ts, ts)
         self.ts.insert(at, ts)
         self.ids.insert(at, event_id)
@@ -117,16 +120,17 @@ class CorrelationState:
         return tuple(key), shown
 
     # -- evaluation ----------------------------------------------------------------------------
-    def observe(self, rule: CompiledRule, view: EventView) -> CorrelationHit | None:
-        record = view.record
-        ts = record.ts
+    def observe(
+        self, member_id: str, view: EventView, ts: float, event_id: int | str | tuple[int | str, ...]
+    ) -> CorrelationHit | None:
+        """Add one member match (a rule's event, or a member correlation's firing) and check."""
         horizon = self.corr.timespan + self.lateness
         if ts < self.watermark - horizon:
             self.late_dropped += 1
             return None
         if ts > self.watermark:
             self.watermark = ts
-        key_parts, shown = self._group_values(rule.rule_id, view)
+        key_parts, shown = self._group_values(member_id, view)
         key: str | tuple[str, ...] = key_parts[0] if len(key_parts) == 1 else key_parts
         group = self.groups.pop(key, None)
         if group is None:
@@ -142,8 +146,14 @@ class CorrelationState:
             if not forms:
                 return self._finish(key, group)
             value = forms[0]
+        if ts <= group.fired_until and self.corr.type in (CorrelationType.EVENT_COUNT, CorrelationType.VALUE_COUNT):
+            # the window already fired: this match belongs to the same alert (the alerter dedups it)
+            group.fired_until = max(group.fired_until, ts + self.corr.timespan)
+            self._finish(key, group)
+            ids = event_id if isinstance(event_id, tuple) else (event_id,)
+            return CorrelationHit(self.corr, ts, ts, ids, 1, shown, view, (value,) if value else ())
         group.drop_before(self.watermark - horizon)
-        group.insert(ts, record.id, value, rule.rule_id)
+        group.insert(ts, event_id, value, member_id)  # type: ignore[arg-type]
         group.cap(self.max_entries)
         hit = self._check(group, ts)
         if hit is None:
@@ -155,11 +165,12 @@ class CorrelationState:
             first, last = bisect_left(group.ts, start), bisect_right(group.ts, end_ts)
             values = tuple(dict.fromkeys(group.vals[first:last]))[:50]
         group.clear_until(end_ts)  # these events have fired; they never fire again
+        group.fired_until = end_ts + self.corr.timespan
         self._finish(key, group)
-        return CorrelationHit(self.corr, max(ts, end_ts), start, ids, count, shown, view, values)
+        return CorrelationHit(self.corr, max(ts, end_ts), start, _flatten(ids), count, shown, view, values)
 
     def _finish(self, key: str | tuple[str, ...], group: _Group) -> None:
-        if not group.ts:
+        if not group.ts and group.fired_until < self.watermark:
             self.groups.pop(key, None)
         if len(self.groups) > self.max_groups:
             self.groups.pop(next(iter(self.groups)))
@@ -170,7 +181,7 @@ class CorrelationState:
         """Forget groups whose newest match can no longer be part of any window."""
         self._last_sweep = self.watermark
         cutoff = self.watermark - self.corr.timespan - self.lateness
-        for key in [k for k, g in self.groups.items() if not g.ts or g.ts[-1] < cutoff]:
+        for key in [k for k, g in self.groups.items() if (not g.ts or g.ts[-1] < cutoff) and g.fired_until < cutoff]:
             del self.groups[key]
 
     def _check(self, group: _Group, ts: float) -> tuple[float, float, int, tuple[int | str, ...]] | None:
@@ -217,6 +228,16 @@ class CorrelationState:
         return len(chain), tuple(chain)
 
 
+def _flatten(ids: tuple[int | str | tuple[int | str, ...], ...]) -> tuple[int | str, ...]:
+    out: list[int | str] = []
+    for item in ids:
+        if isinstance(item, tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return tuple(dict.fromkeys(out))
+
+
 class CorrelationEngine:
     """Feeds each rule match to the correlations that reference the rule."""
 
@@ -238,9 +259,20 @@ class CorrelationEngine:
                 self.by_member[member].append(state)
 
     def observe(self, rule: CompiledRule, view: EventView) -> list[CorrelationHit]:
+        """A rule matched an event: feed every correlation that references the rule."""
         hits = []
+        record = view.record
         for state in self.by_member.get(rule.rule_id, ()):
-            hit = state.observe(rule, view)
+            hit = state.observe(rule.rule_id, view, record.ts, record.id)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+    def observe_hit(self, fired: CorrelationHit) -> list[CorrelationHit]:
+        """A correlation fired: feed the correlations that reference it (e.g. success after brute force)."""
+        hits = []
+        for state in self.by_member.get(fired.correlation.rule_id, ()):
+            hit = state.observe(fired.correlation.rule_id, fired.view, fired.ts, fired.event_ids)
             if hit is not None:
                 hits.append(hit)
         return hits

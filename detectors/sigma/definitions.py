@@ -48,6 +48,7 @@ class TestEvent:
     provider: str
     stream: str
     data: Mapping[str, Any]
+    offset: float = 0.0  # seconds added to the event's own time (from `repeat`/`every`)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ class CompiledCorrelation:
     tests: tuple[RuleTest, ...] = ()
     provider: str | None = None
     sigma: Any = None
+    used_by: list[str] = field(default_factory=list)  # correlations referencing this one
+
+    @property
+    def emits(self) -> bool:
+        return self.alert is not None and not self.alert.signal_only
 
     def __repr__(self) -> str:
         return f"CompiledCorrelation({self.rule_id!r})"

@@ -138,21 +138,22 @@ class DetectionEngine:
         record = view.record
         if rule.emits:
             self.alerter.add(Hit(rule, record.ts, (record.id,), view), emit=emit)
-        if rule.used_by:
-            for hit in self.correlations.observe(rule, view):
-                corr = hit.correlation
-                ckeys = (corr.rule_id, corr.uuid, corr.name)
-                if (
-                    self.suppressor
-                    and self.suppressor.check(ckeys, view, now, hit.group, count=emit) is not None
-                ):
-                    continue
+        if not rule.used_by:
+            return
+        pending = self.correlations.observe(rule, view)
+        while pending:
+            hit = pending.pop(0)
+            corr = hit.correlation
+            ckeys = (corr.rule_id, corr.uuid, corr.name)
+            if self.suppressor and self.suppressor.check(ckeys, hit.view, now, hit.group, count=emit) is not None:
+                continue
+            if corr.emits:
                 self.alerter.add(
-                    Hit(
-                        corr, hit.ts, hit.event_ids, hit.view, hit.group, hit.count, hit.first_ts, hit.values
-                    ),
+                    Hit(corr, hit.ts, hit.event_ids, hit.view, hit.group, hit.count, hit.first_ts, hit.values),
                     emit=emit,
                 )
+            if corr.used_by:
+                pending.extend(self.correlations.observe_hit(hit))
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -446,7 +446,7 @@ class _FileLoader:
                 return None
             try:
                 default = _test_logsource(case.get("logsource"))
-                events = tuple(_test_event(item, default) for item in items)
+                events = tuple(e for item in items for e in _test_events(item, default))
             except (ValueError, LogsourceError) as exc:
                 self.problem(case_line, rule, f"test {name!r}: {exc}")
                 return None
@@ -490,16 +490,35 @@ def _test_logsource(raw: Any) -> tuple[str, str] | None:
     return provider, streams[0]
 
 
-def _test_event(item: Any, default: tuple[str, str] | None) -> TestEvent:
-    if isinstance(item, dict) and "event" in item and set(item) <= {"event", "logsource"}:
+def _substitute(value: Any, index: int) -> Any:
+    if isinstance(value, str):
+        return value.replace("{i}", str(index))
+    if isinstance(value, dict):
+        return {k: _substitute(v, index) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, index) for v in value]
+    return value
+
+
+def _test_events(item: Any, default: tuple[str, str] | None) -> list[TestEvent]:
+    """One test event, or `{event, logsource?, repeat?, every?}`: `repeat: N` makes N copies,
+    `{i}` in strings becomes 1..N, and copy i happens (i-1) x `every` after the event's time."""
+    repeat, every = 1, 0.0
+    if isinstance(item, dict) and "event" in item and set(item) <= {"event", "logsource", "repeat", "every"}:
         where = _test_logsource(item.get("logsource")) or default
+        repeat = item.get("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10_000:
+            raise ValueError("repeat must be a whole number from 1 to 10000")
+        every = parse_duration(item["every"]) if "every" in item else 0.0
         item = item["event"]
     else:
         where = default
     if not isinstance(item, dict):
         raise ValueError("every test event must be a mapping (the event's JSON as YAML)")
     provider, stream = where if where else ("", "")
-    return TestEvent(provider, stream, item)
+    if repeat == 1:
+        return [TestEvent(provider, stream, item)]
+    return [TestEvent(provider, stream, _substitute(item, i), (i - 1) * every) for i in range(1, repeat + 1)]
 
 
 def _rule_id(doc: dict[str, Any]) -> str | None:
@@ -598,7 +617,7 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         return None
     tests = tuple(
         dataclasses.replace(
-            t, events=tuple(e if e.provider else TestEvent(provider, streams[0], e.data) for e in t.events)
+            t, events=tuple(e if e.provider else TestEvent(provider, streams[0], e.data, e.offset) for e in t.events)
         )
         for t in tests
     )
@@ -814,7 +833,6 @@ def _resolve_correlations(pack: RulePack) -> None:
     index = pack.by_id()
     resolved = []
     for corr in pack.correlations:
-        members = []
         missing = [ref for ref in corr.member_refs if ref not in index]
         if missing:
             pack.problems.append(
@@ -826,47 +844,73 @@ def _resolve_correlations(pack: RulePack) -> None:
                 )
             )
             continue
-        nested = [ref for ref in corr.member_refs if isinstance(index[ref], CompiledCorrelation)]
-        if nested:
+        corr.members = tuple(index[ref].rule_id for ref in corr.member_refs)
+        corr.aliases = {
+            alias: {index[ref].rule_id: path for ref, path in mapping.items() if ref in index}
+            for alias, mapping in corr.aliases.items()
+        }
+        resolved.append(corr)
+    resolved = _without_cycles(resolved, pack)
+    pack.correlations = resolved
+    for corr in resolved:
+        first = _first_rule(corr, index)
+        corr.provider = first.provider if first else None
+        corr.tests = tuple(
+            dataclasses.replace(t, events=tuple(_default_event_source(e, first) for e in t.events))
+            for t in corr.tests
+        )
+        for member in corr.members:
+            target = index[member]
+            target.used_by.append(corr.rule_id)
+            if not corr.generate and target.alert is not None and not target.alert.signal_only:
+                target.alert = dataclasses.replace(target.alert, signal_only=True)
+
+
+def _first_rule(
+    corr: CompiledCorrelation, index: dict[str, CompiledRule | CompiledCorrelation], depth: int = 0
+) -> CompiledRule | None:
+    """The first single-event rule under a correlation (its logsource is the tests' default)."""
+    for member in corr.members:
+        target = index.get(member)
+        if isinstance(target, CompiledRule):
+            return target
+        if isinstance(target, CompiledCorrelation) and depth < 10:
+            found = _first_rule(target, index, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _without_cycles(correlations: list[CompiledCorrelation], pack: RulePack) -> list[CompiledCorrelation]:
+    """A correlation that (indirectly) references itself would feed itself forever: refuse it."""
+    by_id = {c.rule_id: c for c in correlations}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for member in by_id[start].members if start in by_id else ():
+            if member == target or (member not in seen and reaches(member, target, seen | {member})):
+                return True
+        return False
+
+    kept = []
+    for corr in correlations:
+        if reaches(corr.rule_id, corr.rule_id, set()):
             pack.problems.append(
                 RuleProblem(
                     corr.source.path,
                     corr.source.line,
                     corr.rule_id,
-                    f"references correlation {nested[0]!r}; correlations of correlations are not supported",
+                    "correlation references itself (directly or through others)",
                 )
             )
-            continue
-        for ref in corr.member_refs:
-            members.append(index[ref].rule_id)
-        corr.members = tuple(members)
-        corr.aliases = {
-            alias: {index[ref].rule_id: path for ref, path in mapping.items() if ref in index}
-            for alias, mapping in corr.aliases.items()
-        }
-        first = index[corr.member_refs[0]]
-        corr.provider = first.provider
-        corr.tests = tuple(
-            dataclasses.replace(t, events=tuple(_default_event_source(e, first) for e in t.events))
-            for t in corr.tests
-        )
-        resolved.append(corr)
-    pack.correlations = resolved
-    for corr in resolved:
-        for member in corr.members:
-            target = index[member]
-            if isinstance(target, CompiledRule):
-                target.used_by.append(corr.rule_id)
-                if not corr.generate and target.alert is not None and not target.alert.signal_only:
-                    target.alert = dataclasses.replace(target.alert, signal_only=True)
+        else:
+            kept.append(corr)
+    return kept
 
 
-def _default_event_source(event: TestEvent, first: CompiledRule | CompiledCorrelation) -> TestEvent:
-    if event.provider:
+def _default_event_source(event: TestEvent, first: CompiledRule | None) -> TestEvent:
+    if event.provider or first is None:
         return event
-    if isinstance(first, CompiledRule):
-        return TestEvent(first.provider, first.streams[0], event.data)
-    return event
+    return TestEvent(first.provider, first.streams[0], event.data, event.offset)
 
 
 def entity_paths(provider: str, stream: str, alert: AlertSpec) -> dict[str, tuple[FieldPath, ...]]:

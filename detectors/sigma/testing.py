@@ -41,9 +41,9 @@ def _records(test: RuleTest, rule_id: str) -> tuple[list[EventRecord], list[str]
         check_depth(event.data, f"{rule_id} test {test.name!r} event {position}")
         for provider_id, data in normalise(event.provider, event.stream, event.data):
             try:
-                ts = event_time(event.provider, event.stream, data)
+                ts = event_time(event.provider, event.stream, data) + event.offset
             except EventError:
-                ts = BASE_TIME + position
+                ts = BASE_TIME + position + event.offset
             records.append(EventRecord(len(records) + 1, event.provider, event.stream, ts, data, provider_id))
     return records, notes
 
@@ -51,8 +51,20 @@ def _records(test: RuleTest, rule_id: str) -> tuple[list[EventRecord], list[str]
 def _sub_pack(pack: RulePack, item: CompiledRule | CompiledCorrelation) -> RulePack:
     if isinstance(item, CompiledRule):
         return RulePack(rules=[item])
-    members = [r for r in pack.rules if r.rule_id in item.members]
-    return RulePack(rules=members, correlations=[item])
+    wanted: set[str] = set()
+    todo = [item.rule_id]
+    correlations = {c.rule_id: c for c in pack.correlations}
+    while todo:
+        current = todo.pop()
+        if current in wanted:
+            continue
+        wanted.add(current)
+        if current in correlations:
+            todo.extend(correlations[current].members)
+    return RulePack(
+        rules=[r for r in pack.rules if r.rule_id in wanted],
+        correlations=[c for c in pack.correlations if c.rule_id in wanted],
+    )
 
 
 def run_test(pack: RulePack, item: CompiledRule | CompiledCorrelation, test: RuleTest) -> TestOutcome:
@@ -108,7 +120,7 @@ def _matches(rule: CompiledRule, record: EventRecord) -> bool:
 
 def _why(pack: RulePack, item: CompiledRule | CompiledCorrelation, records: list[EventRecord]) -> list[str]:
     lines = []
-    rules = [item] if isinstance(item, CompiledRule) else [r for r in pack.rules if r.rule_id in item.members]
+    rules = [item] if isinstance(item, CompiledRule) else _sub_pack(pack, item).rules
     for record in records[:10]:
         view = EventView(record)
         for rule in rules:

@@ -1,0 +1,327 @@
+"""Per-person baselines: countries, networks, devices, hours, daily volumes — learned from history.
+
+:class:`BaselineBuilder` accumulates counts (vectorised per batch) and :meth:`freeze` turns them
+into a :class:`BaselineSet`: sorted int64 key arrays (``person * VOCAB + value``) with counts, so
+"how often has alice signed in from BR?" for 100,000 sign-ins is one ``np.searchsorted``. The
+builder round-trips through :class:`core.models.PersonBaseline` rows (JSON per person), so a
+restart resumes from what was learned; peers' volume statistics are recomputed from those rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from core.models import PersonBaseline
+from detectors.anomaly.signals import Activity, ActivityKind, Outcome, SignInColumns
+
+VOCAB = 1 << 32
+FEATURES = ("country", "network", "device")
+
+
+class Vocabulary:
+    """Stable small integer codes for strings (countries, networks, devices, people)."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.codes: dict[str, int] = {}
+        self.values: list[str] = []
+        for value in values:
+            self.code(value)
+
+    def code(self, value: str) -> int:
+        code = self.codes.get(value)
+        if code is None:
+            code = len(self.values)
+            self.codes[value] = code
+            self.values.append(value)
+        return code
+
+    def encode(self, values: np.ndarray, *, grow: bool) -> np.ndarray:
+        """Codes for an object array; None stays -1, unknown values are -1 unless `grow`."""
+        get = self.code if grow else (lambda v: self.codes.get(v, -1))
+        return np.fromiter((-1 if v is None else get(v) for v in values), dtype=np.int64, count=len(values))
+
+
+@dataclass
+class VolumeStats:
+    mean: np.ndarray  # per person: mean daily count over the person's active days
+    std: np.ndarray
+    maximum: np.ndarray
+    peer_p50: float
+    peer_p99: float
+
+
+@dataclass
+class BaselineSet:
+    """A frozen, array-backed view of every person's baseline (what scoring reads)."""
+
+    people: Vocabulary
+    vocab: dict[str, Vocabulary]
+    keys: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    hours: np.ndarray  # (people, 24) counts of successful sign-ins
+    signins: np.ndarray
+    active_days: np.ndarray
+    last_ts: np.ndarray
+    last_lat: np.ndarray
+    last_lon: np.ndarray
+    last_country: list[str | None]
+    last_event: np.ndarray
+    last_precise: np.ndarray
+    volumes: dict[str, VolumeStats]
+    window_start: float
+    window_end: float
+
+    def person_codes(self, actors: np.ndarray) -> np.ndarray:
+        return self.people.encode(actors, grow=False)
+
+    def count_of(self, feature: str, person: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """How often each (person, value) pair was seen; -1 where the value is missing."""
+        codes = self.vocab[feature].encode(values, grow=False)
+        keys, counts = self.keys[feature], self.counts[feature]
+        result = np.zeros(len(values), dtype=np.int64)
+        query = person * VOCAB + codes
+        valid = (person >= 0) & (codes >= 0)
+        if len(keys) and valid.any():
+            where = np.searchsorted(keys, query[valid])
+            where = np.minimum(where, len(keys) - 1)
+            hit = keys[where] == query[valid]
+            result[np.flatnonzero(valid)[hit]] = counts[where[hit]]
+        result[np.array([v is None for v in values], dtype=bool)] = -1
+        return result
+
+    def distinct_of(self, feature: str, person: np.ndarray) -> np.ndarray:
+        """How many distinct values of a feature each person has in the baseline."""
+        keys = self.keys[feature]
+        owners = keys // VOCAB
+        per_person = np.bincount(owners, minlength=len(self.people.values)) if len(keys) else np.zeros(0, np.int64)
+        result = np.zeros(len(person), dtype=np.int64)
+        known = (person >= 0) & (person < len(per_person))
+        result[known] = per_person[person[known]]
+        return result
+
+    def established(self, person: np.ndarray, min_days: int, min_signins: int) -> np.ndarray:
+        """True where the person has enough history for a trustworthy baseline (cold start otherwise)."""
+        result = np.zeros(len(person), dtype=bool)
+        known = person >= 0
+        result[known] = (self.active_days[person[known]] >= min_days) & (self.signins[person[known]] >= min_signins)
+        return result
+
+
+class BaselineBuilder:
+    """Accumulates history; cheap to update per batch, frozen into a BaselineSet for scoring."""
+
+    def __init__(self) -> None:
+        self.people = Vocabulary()
+        self.vocab = {feature: Vocabulary() for feature in FEATURES}
+        self.pairs: dict[str, dict[int, int]] = {feature: defaultdict(int) for feature in FEATURES}
+        self.hours = np.zeros((0, 24), dtype=np.int64)
+        self.signins = np.zeros(0, dtype=np.int64)
+        self.days: set[int] = set()  # person * 100_000 + day
+        self.last = {}  # person -> (ts, lat, lon, country, event_id, precise)
+        self.volume: dict[tuple[int, str, int], int] = defaultdict(int)  # (person, kind, day) -> count
+        self.window_start = float("inf")
+        self.window_end = float("-inf")
+
+    def _grow(self) -> None:
+        n = len(self.people.values)
+        if len(self.signins) < n:
+            extra = n - len(self.signins)
+            self.hours = np.vstack([self.hours, np.zeros((extra, 24), dtype=np.int64)])
+            self.signins = np.concatenate([self.signins, np.zeros(extra, dtype=np.int64)])
+
+    def add_signins(self, columns: SignInColumns) -> None:
+        if len(columns) == 0:
+            return
+        success = columns.outcome == Outcome.SUCCESS.value
+        person = self.people.encode(columns.actor, grow=True)
+        self._grow()
+        self.window_start = min(self.window_start, float(columns.ts.min()))
+        self.window_end = max(self.window_end, float(columns.ts.max()))
+        day = (columns.ts // 86400).astype(np.int64)
+        self.days.update(np.unique(person * 100_000 + day).tolist())
+        p_ok = person[success]
+        for feature in FEATURES:
+            codes = self.vocab[feature].encode(getattr(columns, feature)[success], grow=True)
+            keep = codes >= 0
+            keys, counts = np.unique(p_ok[keep] * VOCAB + codes[keep], return_counts=True)
+            pairs = self.pairs[feature]
+            for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+                pairs[key] += count
+        hour = ((columns.ts[success] % 86400) // 3600).astype(np.int64)
+        np.add.at(self.hours, (p_ok, hour), 1)
+        np.add.at(self.signins, p_ok, 1)
+        located = success & ~np.isnan(columns.latitude) | success & np.array([c is not None for c in columns.country])
+        idx = np.flatnonzero(located)
+        if len(idx):
+            # rows are sorted by (actor, ts): the last row of each person is their latest location
+            last_rows = idx[np.r_[person[idx][1:] != person[idx][:-1], True]]
+            for row in last_rows.tolist():
+                code = int(person[row])
+                if code in self.last and self.last[code][0] > columns.ts[row]:
+                    continue
+                self.last[code] = (
+                    float(columns.ts[row]),
+                    float(columns.latitude[row]),
+                    float(columns.longitude[row]),
+                    columns.country[row],
+                    int(columns.event_id[row]),
+                    bool(columns.precise[row]),
+                )
+
+    def add_activities(self, activities: Sequence[Activity]) -> None:
+        for activity in activities:
+            code = self.people.code(activity.actor)
+            day = int(activity.ts // 86400)
+            self.volume[(code, activity.kind.value, day)] += 1
+            self.days.add(code * 100_000 + day)
+        self._grow()
+
+    def freeze(self) -> BaselineSet:
+        self._grow()
+        n = len(self.people.values)
+        keys, counts = {}, {}
+        for feature in FEATURES:
+            items = sorted(self.pairs[feature].items())
+            keys[feature] = np.fromiter((k for k, _ in items), dtype=np.int64, count=len(items))
+            counts[feature] = np.fromiter((c for _, c in items), dtype=np.int64, count=len(items))
+        day_keys = np.fromiter(self.days, dtype=np.int64, count=len(self.days))
+        active = np.bincount(day_keys // 100_000, minlength=n) if len(day_keys) else np.zeros(n, np.int64)
+        last_ts = np.full(n, np.nan)
+        last_lat = np.full(n, np.nan)
+        last_lon = np.full(n, np.nan)
+        last_event = np.full(n, -1, dtype=np.int64)
+        last_precise = np.zeros(n, dtype=bool)
+        last_country: list[str | None] = [None] * n
+        for code, (ts, lat, lon, country, event_id, precise) in self.last.items():
+            last_ts[code], last_lat[code], last_lon[code] = ts, lat, lon
+            last_country[code], last_event[code], last_precise[code] = country, event_id, precise
+        return BaselineSet(
+            people=self.people,
+            vocab=self.vocab,
+            keys=keys,
+            counts=counts,
+            hours=self.hours.copy(),
+            signins=self.signins.copy(),
+            active_days=active[:n],
+            last_ts=last_ts,
+            last_lat=last_lat,
+            last_lon=last_lon,
+            last_country=last_country,
+            last_event=last_event,
+            last_precise=last_precise,
+            volumes=self._volume_stats(n, active),
+            window_start=self.window_start,
+            window_end=self.window_end,
+        )
+
+    def _volume_stats(self, n: int, active: np.ndarray) -> dict[str, VolumeStats]:
+        stats = {}
+        days = np.maximum(active[:n], 1).astype(np.float64)
+        for kind in ActivityKind:
+            total = np.zeros(n)
+            squares = np.zeros(n)
+            maximum = np.zeros(n)
+            day_counts = []
+            for (person, k, _day), count in self.volume.items():
+                if k != kind.value:
+                    continue
+                total[person] += count
+                squares[person] += count * count
+                maximum[person] = max(maximum[person], count)
+                day_counts.append(count)
+            mean = total / days
+            std = np.sqrt(np.maximum(squares / days - mean * mean, 0.0))
+            peers = np.array(day_counts, dtype=np.float64)
+            stats[kind.value] = VolumeStats(
+                mean,
+                std,
+                maximum,
+                float(np.percentile(peers, 50)) if len(peers) else 0.0,
+                float(np.percentile(peers, 99)) if len(peers) else 0.0,
+            )
+        return stats
+
+    # ------------------------------------------------------------ persistence
+
+    def to_rows(self, built_at: datetime) -> list[PersonBaseline]:
+        """One row per person (plus the peers row): what a restart reloads."""
+        frozen = self.freeze()
+        per_person: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: {f: {} for f in FEATURES})
+        for feature in FEATURES:
+            values = self.vocab[feature].values
+            for key, count in self.pairs[feature].items():
+                per_person[key // VOCAB][feature][values[key % VOCAB]] = count
+        volume_days: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        for (person, kind, day), count in self.volume.items():
+            volume_days[person][kind][str(day)] = count
+        start = datetime.fromtimestamp(self.window_start if np.isfinite(self.window_start) else 0, UTC)
+        end = datetime.fromtimestamp(self.window_end if np.isfinite(self.window_end) else 0, UTC)
+        rows = []
+        for code, actor in enumerate(self.people.values):
+            seen = per_person.get(code, {f: {} for f in FEATURES})
+            last = self.last.get(code)
+            rows.append(
+                PersonBaseline(
+                    actor=actor[:500],
+                    built_at=built_at,
+                    window_start=start,
+                    window_end=end,
+                    active_days=int(frozen.active_days[code]),
+                    signins=int(frozen.signins[code]),
+                    countries=seen["country"],
+                    networks=seen["network"],
+                    devices=seen["device"],
+                    hours=frozen.hours[code].tolist(),
+                    volumes={kind: days for kind, days in volume_days.get(code, {}).items()},
+                    last_location={
+                        "ts": last[0],
+                        "lat": last[1],
+                        "lon": last[2],
+                        "country": last[3],
+                        "event_id": last[4],
+                        "precise": last[5],
+                    }
+                    if last
+                    else {},
+                )
+            )
+        return rows
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[PersonBaseline]) -> BaselineBuilder:
+        builder = cls()
+        for row in rows:
+            code = builder.people.code(row.actor)
+            builder._grow()
+            for feature, seen in (("country", row.countries), ("network", row.networks), ("device", row.devices)):
+                vocab = builder.vocab[feature]
+                for value, count in seen.items():
+                    builder.pairs[feature][code * VOCAB + vocab.code(value)] += int(count)
+            if row.hours:
+                builder.hours[code] = np.asarray(row.hours, dtype=np.int64)
+            builder.signins[code] = row.signins
+            for kind, days in row.volumes.items():
+                for day, count in days.items():
+                    builder.volume[(code, kind, int(day))] = int(count)
+            # active days are not stored day by day; spread them as distinct synthetic days
+            end_day = int(row.window_end.timestamp() // 86400)
+            builder.days.update(code * 100_000 + (end_day - i) % 100_000 for i in range(row.active_days))
+            loc: dict[str, Any] = row.last_location or {}
+            if loc:
+                builder.last[code] = (
+                    float(loc["ts"]),
+                    float(loc["lat"]) if loc.get("lat") is not None else float("nan"),
+                    float(loc["lon"]) if loc.get("lon") is not None else float("nan"),
+                    loc.get("country"),
+                    int(loc.get("event_id", -1)),
+                    bool(loc.get("precise")),
+                )
+            builder.window_start = min(builder.window_start, row.window_start.timestamp())
+            builder.window_end = max(builder.window_end, row.window_end.timestamp())
+        return builder

@@ -1,0 +1,277 @@
+"""The detection pipeline: stored Events -> detectors -> Finding rows, one transaction per batch.
+
+It reads events after its cursor (`AnalysisCursor` "detection"), runs the Sigma engine (rule
+matches, correlations, dedup/threshold, suppressions) and then every extra `Detector` plugged in
+(anomaly, identity ...), and writes what they conclude. A finding that grows inside its dedup
+period is updated in place (same `dedup_key` and `window_start`), never duplicated. The cursor
+moves in the same transaction as the findings, so a crash loses or repeats nothing.
+
+After a restart the engine's windows are rebuilt by replaying the stored events of the last
+`replay_horizon` seconds before the cursor with emission off.
+
+Plugging in a detector::
+
+    class ImpossibleTravel:
+        name = "anomaly.impossible_travel"
+        def detect(self, session, events):   # -> Iterable[FindingDraft]
+            ...
+
+    DetectionPipeline(load_default_pack(), detectors=[ImpossibleTravel()]).run(db)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from sqlmodel import Session, col, select
+
+from core.audit import record as audit_record
+from core.clock import utcnow
+from core.db import Database
+from core.models import Event, Finding, Suppression
+from core.models.anomaly import AnalysisCursor
+from core.models.enums import FindingStatus
+from detectors.sigma.alerting import FindingDraft
+from detectors.sigma.definitions import RulePack
+from detectors.sigma.engine import DetectionEngine
+from detectors.sigma.events import EventRecord, normalise
+from detectors.sigma.loader import load_pack
+from detectors.sigma.suppressions import SuppressionSpec
+
+__all__ = [
+    "Detector",
+    "DetectionPipeline",
+    "FindingDraft",
+    "PipelineResult",
+    "default_rules_path",
+    "write_findings",
+]
+
+CURSOR_NAME = "detection"
+ACTOR = "system:detector"
+MAX_EVIDENCE = 200
+
+
+class Detector(Protocol):
+    """Anything that turns a batch of stored events into finding drafts."""
+
+    name: str
+
+    def detect(self, session: Session, events: Sequence[Event]) -> Iterable[FindingDraft]: ...
+
+
+def default_rules_path() -> Path:
+    """`TENANTGUARD_RULES_DIR`, else the pack shipped in the repository (rules/detections)."""
+    configured = os.environ.get("TENANTGUARD_RULES_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[1] / "rules" / "detections"
+
+
+def load_default_pack() -> RulePack:
+    return load_pack([default_rules_path()])
+
+
+@dataclass
+class PipelineResult:
+    events: int = 0
+    created: int = 0
+    updated: int = 0
+    suppressed: int = 0
+    errors: list[str] = field(default_factory=list)
+    findings: list[int] = field(default_factory=list)
+
+    def add(self, other: PipelineResult) -> None:
+        self.events += other.events
+        self.created += other.created
+        self.updated += other.updated
+        self.suppressed += other.suppressed
+        self.errors.extend(other.errors)
+        self.findings.extend(other.findings)
+
+
+def event_records(event: Event) -> list[EventRecord]:
+    """A stored Event as the engine's record (tolerating raw shapes the collectors may keep)."""
+    assert event.id is not None
+    ts = event.occurred_at.timestamp()
+    out = []
+    for index, (provider_id, data) in enumerate(normalise(event.provider, event.stream, event.raw or {})):
+        rid: int | str = event.id if index == 0 else f"{event.id}#{index}"
+        out.append(
+            EventRecord(rid, event.provider, event.stream, ts, data, provider_id or event.provider_event_id)
+        )
+    return out
+
+
+def _active_suppressions(session: Session, now: datetime) -> list[Suppression]:
+    rows = session.exec(select(Suppression)).all()
+    return [s for s in rows if s.expires_at is None or s.expires_at > now]
+
+
+def _spec(row: Suppression) -> SuppressionSpec:
+    assert row.id is not None
+    return SuppressionSpec(row.id, row.rule_id, dict(row.match or {}), row.expires_at, row.reason)
+
+
+def _merge_entities(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged = {k: list(v) for k, v in (old or {}).items()}
+    for kind, values in new.items():
+        bucket = merged.setdefault(kind, [])
+        bucket.extend(v for v in values if v not in bucket)
+    return merged
+
+
+def write_findings(session: Session, drafts: Iterable[FindingDraft], result: PipelineResult) -> None:
+    """Insert new findings, update those whose alert grew; audit each new finding."""
+    now = utcnow()
+    for draft in drafts:
+        existing = session.exec(
+            select(Finding)
+            .where(Finding.dedup_key == draft.dedup_key, Finding.rule_id == draft.rule_id)
+            .order_by(col(Finding.first_seen).desc())
+            .limit(1)
+        ).first()
+        if existing is not None and (existing.context or {}).get("window_start") == draft.window_start:
+            evidence = list(existing.evidence_event_ids or [])
+            evidence.extend(e for e in draft.evidence_event_ids if isinstance(e, int) and e not in evidence)
+            existing.evidence_event_ids = evidence[:MAX_EVIDENCE]
+            existing.count = max(existing.count, draft.count)
+            existing.first_seen = min(existing.first_seen, draft.first_seen)
+            existing.last_seen = max(existing.last_seen, draft.last_seen)
+            existing.entities = _merge_entities(existing.entities, draft.entities)
+            existing.context = {**(existing.context or {}), **draft.context}
+            existing.updated_at = now
+            session.add(existing)
+            result.updated += 1
+            if existing.id is not None:
+                result.findings.append(existing.id)
+            continue
+        finding = Finding(
+            rule_id=draft.rule_id,
+            kind=draft.kind,
+            severity=draft.severity,
+            confidence=draft.confidence,
+            title=draft.title,
+            description=draft.description,
+            provider=draft.provider,
+            status=FindingStatus.OPEN,
+            entities=draft.entities,
+            evidence_event_ids=[e for e in draft.evidence_event_ids if isinstance(e, int)],
+            first_seen=draft.first_seen,
+            last_seen=draft.last_seen,
+            count=draft.count,
+            dedup_key=draft.dedup_key[:500],
+            mitre=list(draft.mitre),
+            context={**draft.context, "window_start": draft.window_start},
+            runbook=draft.runbook,
+        )
+        session.add(finding)
+        session.flush()
+        assert finding.id is not None
+        audit_record(
+            session,
+            actor=ACTOR,
+            action="finding.create",
+            object_type="finding",
+            object_id=finding.id,
+            details={"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind},
+        )
+        result.created += 1
+        result.findings.append(finding.id)
+
+
+class DetectionPipeline:
+    """Long-lived (one per process): keeps the engine's windows between batches."""
+
+    def __init__(
+        self,
+        pack: RulePack | None = None,
+        *,
+        detectors: Sequence[Detector] = (),
+        batch_size: int = 5000,
+        cursor_name: str = CURSOR_NAME,
+    ) -> None:
+        self.pack = pack if pack is not None else load_default_pack()
+        self.engine = DetectionEngine(self.pack)
+        self.detectors = list(detectors)
+        self.batch_size = batch_size
+        self.cursor_name = cursor_name
+        self._warm = False
+
+    def _cursor(self, session: Session) -> AnalysisCursor:
+        cursor = session.get(AnalysisCursor, self.cursor_name)
+        if cursor is None:
+            cursor = AnalysisCursor(name=self.cursor_name, position=0)
+            session.add(cursor)
+        return cursor
+
+    def _warm_up(self, session: Session, position: int) -> None:
+        """Rebuild windows and open alerts from events already processed before this process."""
+        self._warm = True
+        if position <= 0:
+            return
+        last = session.get(Event, position)
+        if last is None:
+            last = session.exec(
+                select(Event).where(Event.id <= position).order_by(col(Event.id).desc()).limit(1)
+            ).first()
+        if last is None:
+            return
+        since = last.occurred_at - timedelta(seconds=self.engine.replay_horizon())
+        replay = session.exec(
+            select(Event).where(Event.id <= position, Event.occurred_at >= since).order_by(col(Event.id))
+        ).all()
+        self.engine.warm_up(r for event in replay for r in event_records(event))
+
+    def run_batch(self, session: Session) -> PipelineResult:
+        """Process the next batch after the cursor, in the caller's transaction."""
+        cursor = self._cursor(session)
+        if not self._warm:
+            self._warm_up(session, cursor.position)
+        events = session.exec(
+            select(Event).where(Event.id > cursor.position).order_by(col(Event.id)).limit(self.batch_size)
+        ).all()
+        result = PipelineResult(events=len(events))
+        if not events:
+            return result
+        now = utcnow()
+        rows = {row.id: row for row in _active_suppressions(session, now)}
+        self.engine.set_suppressions(_spec(row) for row in rows.values())
+        records = [r for event in events for r in event_records(event)]
+        batch = self.engine.process(records)
+        drafts = list(batch.findings)
+        for detector in self.detectors:
+            try:
+                drafts.extend(detector.detect(session, events))
+            except Exception as exc:  # one detector's bug must not stop detection
+                result.errors.append(f"detector {detector.name}: {type(exc).__name__}: {exc}")
+        write_findings(session, drafts, result)
+        for suppression_id, count in batch.suppressed.items():
+            row = rows.get(suppression_id)  # type: ignore[call-overload]
+            if row is not None:
+                row.suppressed_count += count
+                session.add(row)
+                result.suppressed += count
+        result.errors.extend(str(e) for e in batch.errors[:100])
+        cursor.position = max(e.id for e in events if e.id is not None)
+        cursor.updated_at = now
+        session.add(cursor)
+        return result
+
+    def run(self, db: Database, *, max_batches: int | None = None) -> PipelineResult:
+        """Process everything stored so far, one transaction per batch."""
+        total = PipelineResult()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            with db.session() as session:
+                result = self.run_batch(session)
+            total.add(result)
+            batches += 1
+            if result.events < self.batch_size:
+                break
+        return total
