@@ -1,12 +1,71 @@
-"""`tenantguard principals` commands (filled in by the principals work)."""
+"""`tenantguard principals`: create API principals (the token is printed once), list them, disable them."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="principals", no_args_is_help=True)
-# Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
+from cli.context import console, database, err_console, settings
+
+app = typer.Typer(help="API principals: who may call the HTTP API, with which role.", no_args_is_help=True)
 COMMANDS: dict[str, Callable[..., Any]] = {}
+
+
+def _actor() -> str:
+    try:
+        return f"system:cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "system:cli"
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Principal name (letters, digits, . _ @ + -).")],
+    role: Annotated[str, typer.Option("--role", "-r", help="viewer, analyst, approver, auditor or admin.")],
+) -> None:
+    """Create a principal and print its API token. The token is shown this once and never again."""
+    from api.config import ApiSettings
+    from api.principals.service import create_principal
+    from api.tokens import load_pepper
+
+    principal, token = create_principal(
+        database(), load_pepper(settings(), ApiSettings()), name=name, role=role, actor=_actor()
+    )
+    err_console.print(
+        f"created principal [bold]{principal.name}[/bold] (role {principal.role}, key id "
+        f"{principal.token_prefix}). Its token follows; store it now, it cannot be shown again:"
+    )
+    print(token)
+
+
+@app.command("list")
+def list_() -> None:
+    """List principals with their role, key id and last use (never their tokens)."""
+    from api.principals.service import list_principals
+
+    with database().session(readonly=True) as session:
+        principals = list_principals(session)
+    table = Table("name", "role", "key id", "status", "created", "last used")
+    for p in principals:
+        table.add_row(
+            p.name,
+            p.role,
+            p.token_prefix,
+            "disabled" if p.disabled else "active",
+            p.created_at.strftime("%Y-%m-%d %H:%M"),
+            p.last_used_at.strftime("%Y-%m-%d %H:%M") if p.last_used_at else "never",
+        )
+    console.print(table)
+
+
+@app.command("disable")
+def disable(name: Annotated[str, typer.Argument(help="Principal to disable.")]) -> None:
+    """Disable a principal: its token stops working at once (the principal stays for the audit trail)."""
+    from api.principals.service import disable_principal
+
+    principal = disable_principal(database(), name=name, actor=_actor())
+    console.print(f"principal {principal.name} is disabled")

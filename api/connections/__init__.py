@@ -1,0 +1,1 @@
+"""Connections: connected tenants, their health per stream, last runs and errors."""

@@ -1,0 +1,1 @@
+"""Findings: list with filters, sorting and cursor pagination; detail with evidence."""

@@ -1,0 +1,1 @@
+"""Liveness and readiness (`/health`) and Prometheus exposition (`/metrics`)."""

@@ -1,0 +1,105 @@
+"""Request and response shapes for incidents (separate from the `Incident` table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.findings.schemas import FindingSummary
+from core.models import IncidentStatus, Priority, Severity
+
+
+class IncidentSort(StrEnum):
+    NEWEST = "-first_seen"
+    OLDEST = "first_seen"
+    RECENTLY_CREATED = "-created_at"
+    FIRST_CREATED = "created_at"
+    MOST_URGENT = "priority"
+    LEAST_URGENT = "-priority"
+    ID_DESC = "-id"
+    ID_ASC = "id"
+
+
+class IncidentSummary(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 31,
+                    "title": "Account takeover of alice@example.com",
+                    "incident_type": "m365-impossible-travel",
+                    "status": "triaged",
+                    "priority": "P1",
+                    "severity": "high",
+                    "assignee": "bob",
+                    "entities": {"people": ["alice@example.com"], "ips": ["203.0.113.9"]},
+                    "first_seen": "2025-03-02T08:15:00Z",
+                    "last_seen": "2025-03-02T09:02:00Z",
+                    "created_at": "2025-03-02T08:20:00Z",
+                    "updated_at": "2025-03-02T08:40:00Z",
+                    "merged_into_id": None,
+                    "finding_count": 4,
+                }
+            ]
+        },
+    )
+
+    id: int
+    title: str
+    incident_type: str
+    status: str
+    priority: str
+    severity: str
+    assignee: str | None
+    entities: dict[str, list[Any]]
+    first_seen: datetime
+    last_seen: datetime
+    created_at: datetime
+    updated_at: datetime
+    merged_into_id: int | None
+    finding_count: int
+
+
+class IncidentDetail(IncidentSummary):
+    summary: str
+    priority_factors: dict[str, Any]
+    grouping: list[dict[str, Any]]
+    root_cause: str
+    lessons: str
+    impact: str
+    created_by: str
+    first_event_at: datetime | None
+    detected_at: datetime | None
+    acknowledged_at: datetime | None
+    ack_due_at: datetime | None
+    triaged_at: datetime | None
+    contained_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    due_at: datetime | None
+    recurrence_of_id: int | None
+    evidence_count: int
+    message_count: int
+    findings: list[FindingSummary] = Field(
+        description="The incident's findings, most severe first (at most 200)."
+    )
+    findings_total: int
+
+
+Assignee = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class IncidentFilters(BaseModel):
+    """Every filter is optional; several values of one filter mean "any of them"."""
+
+    status: list[IncidentStatus] | None = Field(default=None, max_length=7)
+    priority: list[Priority] | None = Field(default=None, max_length=4)
+    severity: list[Severity] | None = Field(default=None, max_length=5)
+    assignee: Assignee | None = None
+    person: str | None = Field(default=None, min_length=3, max_length=320, description="E-mail of a person.")
+    since: datetime | None = Field(default=None, description="Active at or after (last_seen >= since).")
+    until: datetime | None = Field(default=None, description="Started before (first_seen < until).")

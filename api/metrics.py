@@ -1,0 +1,140 @@
+"""Prometheus metrics for `/metrics`: request counts and latency per route, plus a few product gauges.
+
+Each application gets its own registry, so several apps (tests, benchmarks) never collide.
+Product gauges (open findings, incidents by status) are read from the database at scrape time
+and cached briefly, so a fast scraper cannot turn into a database load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.db import Database
+from core.models import Finding, Incident
+
+_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ApiMetrics:
+    """The metric objects one application updates."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "tenantguard_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tenantguard_http_request_duration_seconds",
+            "Time to the last response byte, by method and route template.",
+            ("method", "route"),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "tenantguard_http_requests_in_flight", "Requests being served now.", registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "tenantguard_auth_failures_total",
+            "Refused authentications by reason.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "tenantguard_rate_limited_total",
+            "Requests refused by the per-caller rate limit.",
+            registry=self.registry,
+        )
+        self.audit_records = Counter(
+            "tenantguard_api_audit_records_total",
+            "Audit records written by API mutations.",
+            ("action",),
+            registry=self.registry,
+        )
+
+    def watch_database(self, db: Database, ttl_seconds: float = 30.0) -> None:
+        self.registry.register(ProductGauges(db, ttl_seconds))
+
+
+class ProductGauges(Collector):
+    """Open findings by severity and incidents by status, cached for `ttl` seconds."""
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._cached: tuple[list[tuple[str, int]], list[tuple[str, int]]] = ([], [])
+
+    def _read(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl:
+                with self.db.session(readonly=True) as session:
+                    findings = session.exec(
+                        select(Finding.severity, func.count())
+                        .where(Finding.status == "open")
+                        .group_by(Finding.severity)
+                    ).all()
+                    incidents = session.exec(
+                        select(Incident.status, func.count()).group_by(Incident.status)
+                    ).all()
+                self._cached = ([tuple(r) for r in findings], [tuple(r) for r in incidents])
+                self._at = time.monotonic()
+            return self._cached
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        findings, incidents = self._read()
+        open_findings = GaugeMetricFamily(
+            "tenantguard_open_findings", "Open findings by severity.", labels=["severity"]
+        )
+        for severity, count in findings:
+            open_findings.add_metric([severity], count)
+        yield open_findings
+        by_status = GaugeMetricFamily("tenantguard_incidents", "Incidents by status.", labels=["status"])
+        for status, count in incidents:
+            by_status.add_metric([status], count)
+        yield by_status
+
+
+class MetricsMiddleware:
+    """Count and time every request under its route template (never the raw path: ids would explode)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)

@@ -1,0 +1,80 @@
+"""The permission matrix: the one place that says which role may do what.
+
+Every endpoint names exactly one :class:`Permission` (or is public); roles map to permission sets
+here and nowhere else. viewer < analyst < approver is a ladder (each has everything the one below
+has); auditor reads everything and exports the audit trail but changes nothing; admin may do all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from core.models import Role
+
+
+class Permission(StrEnum):
+    CONNECTIONS_READ = "connections:read"
+    CONNECTIONS_WRITE = "connections:write"
+    FINDINGS_READ = "findings:read"
+    FINDINGS_WRITE = "findings:write"
+    INCIDENTS_READ = "incidents:read"
+    INCIDENTS_WRITE = "incidents:write"
+    # Redacted chat/mail excerpts attached to incident timelines.
+    CONVERSATIONS_READ = "conversations:read"
+    ACTIONS_READ = "actions:read"
+    ACTIONS_REQUEST = "actions:request"
+    ACTIONS_DECIDE = "actions:decide"
+    ACTIONS_EXECUTE = "actions:execute"
+    ACTIONS_ROLLBACK = "actions:rollback"
+    RULES_READ = "rules:read"
+    RULES_TEST = "rules:test"
+    SUPPRESSIONS_WRITE = "suppressions:write"
+    POSTURE_READ = "posture:read"
+    IDENTITIES_READ = "identities:read"
+    METRICS_READ = "metrics:read"
+    AUDIT_EXPORT = "audit:export"
+    PRINCIPALS_ADMIN = "principals:admin"
+
+
+_READ = frozenset(
+    {
+        Permission.CONNECTIONS_READ,
+        Permission.FINDINGS_READ,
+        Permission.INCIDENTS_READ,
+        Permission.ACTIONS_READ,
+        Permission.RULES_READ,
+        Permission.POSTURE_READ,
+        Permission.IDENTITIES_READ,
+        Permission.METRICS_READ,
+    }
+)
+_VIEWER = _READ
+_ANALYST = _VIEWER | {
+    Permission.CONVERSATIONS_READ,
+    Permission.FINDINGS_WRITE,
+    Permission.INCIDENTS_WRITE,
+    Permission.ACTIONS_REQUEST,
+    Permission.ACTIONS_EXECUTE,
+    Permission.RULES_TEST,
+    Permission.SUPPRESSIONS_WRITE,
+}
+_APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK}
+_AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT}
+
+MATRIX: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset(_VIEWER),
+    Role.ANALYST: frozenset(_ANALYST),
+    Role.APPROVER: frozenset(_APPROVER),
+    Role.AUDITOR: frozenset(_AUDITOR),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+def allows(roles: Iterable[Role], permission: Permission) -> bool:
+    """True when any of the caller's roles carries `permission`."""
+    return any(permission in MATRIX[role] for role in roles)
+
+
+def roles_allowed(permission: Permission) -> list[Role]:
+    return [role for role in Role if permission in MATRIX[role]]

@@ -1,0 +1,1 @@
+"""API principals: who may call the API, with which role; tokens shown once and kept only as hashes."""

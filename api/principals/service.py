@@ -1,0 +1,89 @@
+"""Creating, listing and disabling principals; shared by the API and `tenantguard principals`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.errors import Conflict, NotFound, Unprocessable
+from api.principals.schemas import NAME_PATTERN
+from api.tokens import hash_token, new_token
+from core.audit import record
+from core.clock import utcnow
+from core.db import Database
+from core.models import ApiPrincipal, Role
+
+
+def _public(principal: ApiPrincipal) -> dict[str, Any]:
+    return {
+        "name": principal.name,
+        "role": principal.role,
+        "token_prefix": principal.token_prefix,
+        "disabled": principal.disabled,
+    }
+
+
+def create_principal(
+    db: Database, pepper: bytes, *, name: str, role: Role | str, actor: str, request_id: str | None = None
+) -> tuple[ApiPrincipal, str]:
+    """A new principal and its token (returned once; only its HMAC is stored)."""
+    if not re.match(NAME_PATTERN, name):
+        raise Unprocessable(
+            f"principal name {name!r} is not allowed: use letters, digits and . _ @ + - (at most 190)"
+        )
+    try:
+        role = Role(role)
+    except ValueError:
+        raise Unprocessable(f"role {role!r} does not exist; choose one of {', '.join(Role)}")
+    issued = new_token()
+    principal = ApiPrincipal(
+        name=name, role=role, token_hash=hash_token(issued.token, pepper), token_prefix=issued.key_id
+    )
+    try:
+        with db.session() as session:
+            if session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first() is not None:
+                raise Conflict(f"principal {name!r} already exists; choose another name")
+            session.add(principal)
+            session.flush()
+            record(
+                session,
+                actor=actor,
+                action="principal.create",
+                object_type="principal",
+                object_id=principal.name,
+                details={"request_id": request_id, "before": None, "after": _public(principal)},
+            )
+    except IntegrityError:
+        raise Conflict(f"principal {name!r} already exists; choose another name")
+    return principal, issued.token
+
+
+def list_principals(session: Session) -> list[ApiPrincipal]:
+    return list(session.exec(select(ApiPrincipal).order_by(col(ApiPrincipal.name))).all())
+
+
+def disable_principal(db: Database, *, name: str, actor: str, request_id: str | None = None) -> ApiPrincipal:
+    """Disable a principal: its token stops working at once. Already disabled: nothing changes."""
+    with db.session() as session:
+        principal = session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first()
+        if principal is None:
+            raise NotFound(f"principal {name!r} does not exist (see `tenantguard principals list`)")
+        if principal.disabled:
+            return principal
+        before = _public(principal)
+        principal.disabled = True
+        principal.disabled_at = utcnow()
+        session.add(principal)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="principal.disable",
+            object_type="principal",
+            object_id=principal.name,
+            details={"request_id": request_id, "before": before, "after": _public(principal)},
+        )
+        return principal
