@@ -16,6 +16,7 @@ expressions (``any(p.state == 'enabled' for p in ca_policy)``), and the function
 from __future__ import annotations
 
 import ast
+import inspect
 import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -26,6 +27,7 @@ from detectors.posture.errors import ExpressionError
 
 MAX_EXPRESSION_CHARS = 4000
 MAX_SEQUENCE = 1_000_000
+MAX_DEPTH = 60
 
 Scope = Mapping[str, Any]
 Compiled = Callable[[Scope], Any]
@@ -35,6 +37,8 @@ _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 
 def lookup(value: Any, key: str | int) -> Any:
     """`value[key]` for data: dict keys case-insensitively, list indexes; anything else is None."""
+    if not isinstance(key, str | int) or isinstance(key, bool):
+        return None
     if isinstance(value, Mapping):
         if key in value:
             return value[key]
@@ -314,9 +318,24 @@ class _Compiler:
             raise self.fail(node, f"unknown function {shown!r} (known: {', '.join(sorted(FUNCTIONS))})")
         if node.keywords:
             raise self.fail(node, "keyword arguments are not allowed")
-        function = FUNCTIONS[node.func.id]
+        name = node.func.id
+        function = FUNCTIONS[name]
+        try:
+            inspect.signature(function).bind(*node.args)
+        except TypeError as exc:
+            raise self.fail(node, f"{name}() called with {len(node.args)} argument(s): {exc}") from None
         arguments = [self.compile(argument) for argument in node.args]
-        return lambda scope: function(*(argument(scope) for argument in arguments))
+
+        def call(scope: Scope) -> Any:
+            values = [argument(scope) for argument in arguments]
+            try:
+                return function(*values)
+            except (TypeError, ValueError, AttributeError, ArithmeticError, KeyError, IndexError) as exc:
+                raise ExpressionError(
+                    f"{name}() cannot use {values!r:.200}: {exc} (in {self.text!r})"
+                ) from None
+
+        return call
 
     def _comprehension(self, node: ast.GeneratorExp | ast.ListComp) -> Compiled:
         if len(node.generators) != 1:
@@ -373,8 +392,27 @@ def compile_expression(text: str) -> Compiled:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse {text!r}: {exc.msg} at column {exc.offset}") from None
+        raise ExpressionError(f"cannot parse {text!r:.200}: {exc.msg} at column {exc.offset}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            f"expression nests too deeply (limit {MAX_DEPTH} levels): {text[:80]!r}..."
+        ) from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels deep: {text[:80]!r}...")
     return _Compiler(text).compile(tree)
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth without recursion (a hostile expression must not overflow the stack)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def referenced_paths(text: str) -> list[str]:
