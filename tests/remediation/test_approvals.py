@@ -1,0 +1,174 @@
+"""Four eyes: who may approve, how many must, and what is refused (and audited) instead."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from core.models import ActionStatus, Approval, AuditRecord, ConfigSnapshot, TimelineEntry
+from remediation import Outcome, approve, execute, get_plan, plan_for_incident, reject
+from remediation.errors import AlreadyDecided, InvalidState, NotAllowed, SelfApproval
+
+from .conftest import T0, VICTIM
+
+
+def _audit(db, action: str) -> list[AuditRecord]:
+    with db.session() as s:
+        return list(s.exec(select(AuditRecord).where(AuditRecord.action == action)).all())
+
+
+def test_a_second_principal_approves_and_it_is_audited_and_on_the_timeline(
+    db, ato_incident, analyst, approver
+):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    outcome = approve(db, step.id, approver, comment="confirmed with the user by phone")
+
+    assert outcome.status == ActionStatus.APPROVED and outcome.approved_by == (approver,)
+    [record] = _audit(db, "remediation.approved")
+    assert record.actor == approver and record.object_id == str(step.id)
+    with db.session() as s:
+        entry = s.exec(
+            select(TimelineEntry).where(TimelineEntry.ref_id == str(step.id), TimelineEntry.actor == approver)
+        ).one()
+    assert entry.title.startswith("Approved by principal:bob")
+
+
+def test_the_requester_cannot_approve_their_own_step(db, ato_incident, approver):
+    step = plan_for_incident(db, ato_incident, approver).step("m365.disable_account", VICTIM)
+
+    with pytest.raises(SelfApproval):
+        approve(db, step.id, approver)
+
+    assert get_plan(db, ato_incident).step("m365.disable_account", VICTIM).status == ActionStatus.PROPOSED
+    [refusal] = _audit(db, "remediation.refused")
+    assert refusal.details["code"] == "self_approval" and refusal.object_id == str(step.id)
+    with db.session() as s:
+        assert s.exec(select(Approval)).all() == []
+
+
+def test_switching_to_slack_does_not_get_around_four_eyes(db, ato_incident, approver):
+    step = plan_for_incident(db, ato_incident, approver).step("m365.disable_account", VICTIM)
+
+    with pytest.raises(SelfApproval):
+        approve(db, step.id, "slack:U0BOB", via="slack")  # bob's Slack account
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "disabled"),
+    [
+        ("ana2", "analyst", False),
+        ("viv", "viewer", False),
+        ("aud", "auditor", False),
+        ("old", "approver", True),
+    ],
+)
+def test_a_principal_without_the_approver_role_is_refused(
+    db, ato_incident, analyst, make_principal, name, role, disabled
+):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+    who = make_principal(name, role, disabled=disabled)
+
+    with pytest.raises(NotAllowed):
+        approve(db, step.id, who)
+
+    assert _audit(db, "remediation.refused")[0].details["code"] == "not_allowed"
+
+
+def test_unknown_and_system_principals_cannot_approve(db, ato_incident, analyst):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    for who in ("principal:nobody", "slack:U0UNKNOWN", "system:scheduler"):
+        with pytest.raises(NotAllowed):
+            approve(db, step.id, who)
+    assert len(_audit(db, "remediation.refused")) == 3
+
+
+def test_a_tenant_wide_step_needs_two_different_approvers(
+    db, make_incident, make_finding, analyst, approver, second_approver
+):
+    incident = make_incident(priority="P2")
+    with db.session() as s:
+        s.add(
+            ConfigSnapshot(
+                provider="m365",
+                object_type="ca_policy",
+                object_id="pol-1",
+                content_hash="a",
+                data={"state": "enabled"},
+                collected_at=T0 - timedelta(days=1),
+            )
+        )
+    make_finding(
+        incident,
+        "m365_conditional_access_policy_disabled",
+        kind="drift",
+        people=(),
+        context={"object_id": "pol-1"},
+    )
+    step = plan_for_incident(db, incident, analyst).step("m365.restore_ca_policy")
+
+    first = approve(db, step.id, approver)
+    with pytest.raises(AlreadyDecided):
+        approve(db, step.id, approver)
+    second = approve(db, step.id, second_approver)
+
+    assert (first.status, first.approvals, first.approvals_required) == (ActionStatus.PROPOSED, 1, 2)
+    assert (second.status, second.approvals) == (ActionStatus.APPROVED, 2)
+    assert len(_audit(db, "remediation.approval_recorded")) == 1
+
+
+def test_a_rejected_step_cannot_be_approved_afterwards(db, ato_incident, analyst, approver, second_approver):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    reject(db, step.id, approver, comment="the user is travelling, sign-in is legitimate")
+
+    with pytest.raises(InvalidState):
+        approve(db, step.id, second_approver)
+    assert get_plan(db, ato_incident).step("m365.disable_account", VICTIM).status == ActionStatus.REJECTED
+    assert len(_audit(db, "remediation.rejected")) == 1
+
+
+def test_an_expired_approval_is_refused_at_execution_and_nothing_runs(
+    db, settings, ato_incident, analyst, approver, policy
+):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+    approve(db, step.id, approver, now=T0)
+
+    report = execute(db, settings, action_ids=[step.id], now=T0 + policy.approval_ttl + timedelta(minutes=1))
+
+    [result] = report.results
+    assert result.outcome == Outcome.REFUSED and "expired" in result.message and result.calls == ()
+    assert (
+        get_plan(db, ato_incident, now=T0 + timedelta(days=2)).step("m365.disable_account", VICTIM).status
+        == ActionStatus.PROPOSED
+    )
+    assert _audit(db, "remediation.refused")[0].details["code"] == "approval_invalid"
+
+
+def test_a_step_that_was_never_approved_is_refused_when_named_explicitly(db, settings, ato_incident, analyst):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    [result] = execute(db, settings, action_ids=[step.id]).results
+
+    assert result.outcome == Outcome.REFUSED and result.calls == ()
+    assert len(_audit(db, "remediation.refused")) == 1
+
+
+def test_when_a_step_fails_the_steps_that_depend_on_it_are_stopped(
+    db, settings, ato_incident, analyst, approver
+):
+    # No connection is configured for m365: the contain steps fail, so recovery must not run.
+    plan = plan_for_incident(db, ato_incident, analyst)
+    for step in plan.steps:
+        approve(db, step.id, approver)
+
+    report = execute(db, settings, ato_incident)
+
+    outcomes = {r.action: r.outcome for r in report.results}
+    assert outcomes["m365.disable_account"] == Outcome.FAILED
+    assert outcomes["m365.enable_account"] == Outcome.STOPPED
+    assert get_plan(db, ato_incident).step("m365.enable_account", VICTIM).status == ActionStatus.SKIPPED
+    assert _audit(db, "remediation.stopped")
