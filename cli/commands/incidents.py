@@ -1,12 +1,237 @@
-"""`tenantguard incidents` commands (filled in by the incidents work)."""
+"""`tenantguard incidents ...`: build, list, show, and work incidents (transition, assign, note, merge, split)."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="incidents", no_args_is_help=True)
+from cli.context import console, database, settings
+
+app = typer.Typer(
+    help="Incidents: build from findings, list, show with timeline, triage, merge, split.",
+    no_args_is_help=True,
+)
 # Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
 COMMANDS: dict[str, Callable[..., Any]] = {}
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--as", help="Who is acting, e.g. principal:alice (default: principal:<login name>)."),
+]
+
+
+def _actor(value: str | None) -> str:
+    return value or f"principal:{getpass.getuser()}"
+
+
+_PRIORITY_STYLE = {"P1": "bold red", "P2": "red", "P3": "yellow", "P4": "dim"}
+
+
+@app.command("build")
+def build(
+    notify: Annotated[bool, typer.Option("--notify/--no-notify", help="Post Slack notifications.")] = True,
+) -> None:
+    """Group open findings into incidents, link conversations and set priorities (what the pipeline runs)."""
+    from timeline import build_incidents
+
+    changed = build_incidents(database(), settings(), notify=notify)
+    console.print(
+        f"{len(changed)} incident(s) created or updated"
+        + (f": {', '.join(map(str, changed))}" if changed else "")
+    )
+
+
+@app.command("list")
+def list_(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Only this status (repeatable).")
+    ] = None,
+    priority: Annotated[
+        list[str] | None, typer.Option("--priority", "-p", help="Only this priority (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Incidents, newest first."""
+    from timeline.queries import IncidentFilter, list_incidents
+
+    incidents = list_incidents(database(), IncidentFilter(status=status, priority=priority), limit=limit)
+    table = Table(title=f"{len(incidents)} incident(s)")
+    for column in ("id", "priority", "status", "title", "findings", "messages", "assignee", "opened", "due"):
+        table.add_column(column)
+    for i in incidents:
+        table.add_row(
+            str(i.id),
+            f"[{_PRIORITY_STYLE.get(i.priority, '')}]{i.priority}[/]",
+            i.status,
+            i.title,
+            str(i.finding_count),
+            str(i.message_count),
+            i.assignee or "",
+            i.created_at.strftime("%Y-%m-%d %H:%M"),
+            i.due_at.strftime("%Y-%m-%d %H:%M") if i.due_at else "",
+        )
+    console.print(table)
+
+
+def print_incident(incident_id: int, *, limit: int = 200, excerpts: bool = True) -> None:
+    """The incident, why it is grouped and prioritised, and its timeline (used by `show` and the demo)."""
+    from timeline.queries import get_incident, get_timeline
+
+    db = database()
+    incident, findings = get_incident(db, incident_id)
+    style = _PRIORITY_STYLE.get(incident.priority, "")
+    console.rule(f"[{style}]{incident.priority}[/] #{incident.id} {incident.title}")
+    console.print(
+        f"status [bold]{incident.status}[/] · severity {incident.severity} · assignee {incident.assignee or '—'} · "
+        f"{incident.finding_count} findings · {incident.evidence_count} evidence events · {incident.message_count} messages"
+    )
+    factors = incident.priority_factors or {}
+    console.print(f"priority = {factors.get('formula', '')} = {factors.get('score', 0)}")
+    for name, factor in (factors.get("factors") or {}).items():
+        console.print(f"  {name:<10} ×{factor.get('weight')}  {factor.get('why')}", highlight=False)
+    console.print("grouping:")
+    for reason in (incident.grouping or [])[:20]:
+        console.print(f"  • {reason.get('text')}", highlight=False)
+    page = get_timeline(db, incident_id, limit=limit, include_excerpts=excerpts)
+    table = Table(title=f"timeline ({len(page.items)} of {page.total})", show_lines=False)
+    for column in ("time", "kind", "what", "×", "source"):
+        table.add_column(column, overflow="fold")
+    for item in page.items:
+        what = item.title
+        if item.kind == "message":
+            what += f"\n[dim]{str(item.body.get('excerpt', ''))[:300]}[/]"
+        elif item.kind == "note":
+            what += f"\n[dim]{item.body.get('text', '')}[/]"
+        table.add_row(item.at.strftime("%Y-%m-%d %H:%M:%S"), item.kind, what, str(item.count), item.source)
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    limit: Annotated[int, typer.Option(help="Timeline entries to show.")] = 200,
+    excerpts: Annotated[
+        bool, typer.Option("--excerpts/--no-excerpts", help="Show conversation excerpts.")
+    ] = True,
+) -> None:
+    """One incident: priority factors, grouping reasons and its timeline."""
+    print_incident(incident_id, limit=limit, excerpts=excerpts)
+
+
+@app.command("transition")
+def transition(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    status: Annotated[
+        str, typer.Argument(help="triaged, contained, resolved, closed, false_positive, duplicate")
+    ],
+    note: Annotated[str | None, typer.Option("--note", "-m", help="Why (stored redacted).")] = None,
+    of: Annotated[int | None, typer.Option("--of", help="For duplicate: the original incident.")] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Move an incident through its lifecycle (timestamped and audited)."""
+    from timeline.lifecycle import transition as move
+    from timeline.notify import NotificationError, deliver_notifications
+
+    incident = move(database(), incident_id, status, actor=_actor(actor), note=note, duplicate_of=of)
+    console.print(f"incident {incident.id} is now {incident.status}")
+    try:
+        deliver_notifications(database(), settings())
+    except NotificationError as exc:
+        console.print(f"[yellow]notification not sent:[/] {exc}")
+
+
+@app.command("assign")
+def assign(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    assignee: Annotated[str | None, typer.Argument(help="Who takes it (omit with --unassign).")] = None,
+    unassign: Annotated[bool, typer.Option("--unassign", help="Remove the assignee.")] = False,
+    actor: ActorOption = None,
+) -> None:
+    """Give an incident to someone (acknowledges it)."""
+    from timeline.lifecycle import assign as give
+
+    if not assignee and not unassign:
+        raise typer.BadParameter("name the ASSIGNEE, or pass --unassign")
+    incident = give(database(), incident_id, None if unassign else assignee, actor=_actor(actor))
+    console.print(f"incident {incident.id} assigned to {incident.assignee or 'nobody'}")
+
+
+@app.command("note")
+def note(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    text: Annotated[str, typer.Argument(help="The note (secrets and personal data are redacted).")],
+    actor: ActorOption = None,
+) -> None:
+    """Add a note to an incident's timeline."""
+    from timeline.lifecycle import add_note
+
+    entry = add_note(database(), incident_id, text, actor=_actor(actor))
+    console.print(f"note {entry} added to incident {incident_id}")
+
+
+@app.command("merge")
+def merge(
+    target: Annotated[int, typer.Argument(help="The incident to keep.")],
+    sources: Annotated[list[int], typer.Argument(help="Incidents to fold into it.")],
+    reason: Annotated[str, typer.Option("--reason", "-m", help="Why they are one incident.")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Merge incidents: findings and messages move to TARGET; the others become duplicates."""
+    from timeline.lifecycle import merge as fold
+
+    incident = fold(database(), target, sources, actor=_actor(actor), reason=reason, settings=settings())
+    console.print(f"incident {incident.id} now holds {incident.finding_count} findings")
+
+
+@app.command("split")
+def split(
+    incident_id: Annotated[int, typer.Argument(help="The incident to split.")],
+    findings: Annotated[list[int], typer.Argument(help="Finding ids that move to a new incident.")],
+    reason: Annotated[str, typer.Option("--reason", "-m", help="Why they are separate.")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Move some findings of an incident to a new incident."""
+    from timeline.lifecycle import split as cut
+
+    created = cut(database(), incident_id, findings, actor=_actor(actor), reason=reason, settings=settings())
+    console.print(f"findings {', '.join(map(str, findings))} moved to new incident {created.id}")
+
+
+@app.command("link")
+def link(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    provider: Annotated[str, typer.Argument(help="slack, m365 or google")],
+    channel: Annotated[str, typer.Argument(help="Channel (or mailbox) id.")],
+    thread: Annotated[str | None, typer.Option("--thread", help="Only this thread of the channel.")] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Link a channel or thread: its messages join the incident's timeline at the next build."""
+    from timeline.lifecycle import link_conversation
+
+    link_conversation(
+        database(), incident_id, provider=provider, channel=channel, thread_id=thread, actor=_actor(actor)
+    )
+    console.print(
+        f"linked {provider} {channel}{' thread ' + thread if thread else ''} to incident {incident_id}"
+    )
+
+
+@app.command("postmortem")
+def postmortem(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    root_cause: Annotated[str | None, typer.Option("--root-cause")] = None,
+    lessons: Annotated[str | None, typer.Option("--lessons")] = None,
+    impact: Annotated[str | None, typer.Option("--impact")] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Record root cause, lessons and impact for the incident report."""
+    from timeline.lifecycle import set_postmortem
+
+    set_postmortem(
+        database(), incident_id, actor=_actor(actor), root_cause=root_cause, lessons=lessons, impact=impact
+    )
+    console.print(f"postmortem of incident {incident_id} updated")

@@ -1,0 +1,116 @@
+"""`tenantguard report ...`: response metrics and incident reports (Markdown or HTML)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from cli.context import console, database, err_console
+from core.clock import parse_time, utcnow
+
+GROUP_NAME = "report"
+app = typer.Typer(help="Reports: response metrics, incident postmortems.", no_args_is_help=True)
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time, or a span back from now: 30m, 24h, 7d, 4w."""
+    match = _RELATIVE.match(value.strip().lower())
+    if match:
+        return (now or utcnow()) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time: use ISO 8601 (2025-03-01T00:00:00Z) or 30m, 24h, 7d, 4w"
+        )
+
+
+@app.command("metrics")
+def metrics(
+    since: Annotated[
+        str, typer.Option("--since", help="Incidents opened since: ISO time or 7d, 24h, ...")
+    ] = "30d",
+    until: Annotated[
+        str | None, typer.Option("--until", help="... and before this time (default: now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """MTTD, MTTA, MTTC, MTTR, volume and recurrence by type, SLA compliance."""
+    from timeline.metrics import compute_metrics, describe_seconds
+
+    start = parse_since(since)
+    end = parse_since(until) if until else None
+    report = compute_metrics(database(), start, end)
+    if as_json:
+        console.print_json(orjson.dumps(report.as_dict()).decode())
+        return
+    console.print(
+        f"{report.incidents} incident(s) opened {start:%Y-%m-%d %H:%M} – {report.until:%Y-%m-%d %H:%M} UTC"
+    )
+    table = Table(title="response times")
+    for column in ("metric", "incidents", "mean", "median", "p90"):
+        table.add_column(column)
+    for name, stats in (
+        ("MTTD", report.mttd),
+        ("MTTA", report.mtta),
+        ("MTTC", report.mttc),
+        ("MTTR", report.mttr),
+    ):
+        table.add_row(
+            name,
+            str(stats.count),
+            describe_seconds(stats.mean_seconds),
+            describe_seconds(stats.median_seconds),
+            describe_seconds(stats.p90_seconds),
+        )
+    console.print(table)
+    sla = Table(title="SLA compliance")
+    for column in ("target", "met", "breached", "pending", "compliance"):
+        sla.add_column(column)
+    for name, stats in (("acknowledge", report.sla_acknowledge), ("resolve", report.sla_resolve)):
+        rate = "—" if stats.compliance is None else f"{stats.compliance:.0%}"
+        sla.add_row(name, str(stats.met), str(stats.breached), str(stats.pending), rate)
+    console.print(sla)
+    kinds = Table(title="volume and recurrence by type")
+    for column in ("type", "incidents", "recurrences", "by priority"):
+        kinds.add_column(column)
+    for name, stats in report.by_type.items():
+        spread = ", ".join(f"{p} {n}" for p, n in sorted(stats.by_priority.items()))
+        kinds.add_row(name, str(stats.count), str(stats.recurrences), spread)
+    console.print(kinds)
+    console.print("by priority: " + ", ".join(f"{p} {n}" for p, n in report.by_priority.items()))
+    console.print("by status: " + (", ".join(f"{s} {n}" for s, n in sorted(report.by_status.items())) or "—"))
+
+
+@app.command("incident")
+def incident(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md or html")] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    excerpts: Annotated[
+        bool, typer.Option("--excerpts/--no-excerpts", help="Include conversation excerpts.")
+    ] = True,
+) -> None:
+    """The incident report / postmortem: summary, impact, timeline, root cause, lessons, actions."""
+    from timeline.reports import build_report, render_html, render_markdown
+
+    if format not in ("md", "html"):
+        raise typer.BadParameter(f"--format must be md or html, not {format!r}")
+    report = build_report(database(), incident_id, include_excerpts=excerpts)
+    text = render_markdown(report) if format == "md" else render_html(report)
+    if output is None:
+        print(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {output}")

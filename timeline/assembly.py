@@ -1,0 +1,388 @@
+"""Assemble an incident from its findings: aggregates, finding and evidence entries, priority, SLA.
+
+`refresh_incident` is what the build step and the lifecycle operations (merge, split) call after
+the set of findings of an incident changed. It rewrites only what depends on the findings: the
+evidence entries are rebuilt (collapsed) when a finding was added, moved or updated, the finding
+entries are upserted, the priority is recomputed and a change of priority is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlmodel import Session, col
+
+from core.audit import record
+from core.models.enums import Priority
+from core.models.event import Event
+from core.models.finding import Finding
+from core.models.incident import Incident, TimelineEntry
+from timeline.config import TimelineConfig
+from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
+from timeline.entries import EntryKind, evidence_entry, finding_entry, simple_entry, update_finding_entry
+from timeline.evidence import collapse, load_events
+from timeline.priority import FindingSignal, PersonSignal, compute_priority, severity_weight
+from timeline.sla import set_due_dates
+
+SYSTEM_ACTOR = "system:timeline"
+MAX_ENTITY_VALUES = 500
+MAX_GROUPING_REASONS = 2000
+
+
+@dataclass
+class BuildContext:
+    """What one build (or one lifecycle operation) shares: configuration, identities, time, caches."""
+
+    config: TimelineConfig
+    identities: IdentityIndex
+    now: datetime
+    actor: str = SYSTEM_ACTOR
+    shared_ips: dict[str, str | None] = field(default_factory=dict)  # ip -> why shared (None: not shared)
+
+    def ignored_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        return {
+            k: why for k in keys if (why := self.shared_ips.get(k.partition(":")[2])) and k.startswith("ip:")
+        }
+
+
+def check_shared_ips(session: Session, ips: Iterable[str], ctx: BuildContext) -> None:
+    """Mark IPs many people used over days (office egress, VPN): they do not group findings.
+
+    An attacker's IP used against many accounts (a spray) is short-lived and stays a key; an office
+    egress is used by many people over many days. Results are cached in `ctx.shared_ips`.
+    """
+    todo = sorted({ip for ip in ips if ip not in ctx.shared_ips and "/" not in ip})
+    config = ctx.config
+    for start in range(0, len(todo), 1000):
+        chunk = todo[start : start + 1000]
+        rows = session.execute(
+            select(
+                col(Event.ip),
+                func.count(func.distinct(col(Event.actor))),
+                func.min(col(Event.occurred_at)),
+                func.max(col(Event.occurred_at)),
+            )
+            .where(col(Event.ip).in_(chunk))
+            .group_by(col(Event.ip))
+        ).all()
+        found = {row[0]: row for row in rows}
+        for ip in chunk:
+            row = found.get(ip)
+            shared = None
+            if row is not None and row[1] >= config.shared_ip_min_people:
+                span = row[3] - row[2]
+                if span >= config.shared_ip_min_span:
+                    shared = f"{ip} is shared: {row[1]} accounts used it over {span.days} days"
+            ctx.shared_ips[ip] = shared
+
+
+def finding_keys(
+    finding: Finding, ctx: BuildContext
+) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
+    """(grouping keys, their labels, keys ignored with why) for one finding."""
+    found = keys_for(finding.entities, ctx.identities)
+    ignored = ctx.ignored_keys(found.keys)
+    keys = tuple(k for k in found.keys if k not in ignored)
+    return keys, dict(found.labels), ignored
+
+
+def _merge_entities(findings: Sequence[Finding]) -> dict[str, list[str]]:
+    merged: dict[str, dict[str, None]] = {name: {} for name in ENTITY_FIELDS}
+    for finding in findings:
+        for name in ENTITY_FIELDS:
+            values = (finding.entities or {}).get(name) or []
+            for value in values if isinstance(values, list) else [values]:
+                text = str(value).strip()
+                if not text:
+                    continue
+                if name == "people" and "@" in text:
+                    text = normalise_email(text)
+                elif name == "ips":
+                    text = normalise_ip(text) or text
+                merged[name].setdefault(text, None)
+    return {name: list(values)[:MAX_ENTITY_VALUES] for name, values in merged.items() if values}
+
+
+def _top_finding(findings: Sequence[Finding]) -> Finding:
+    return max(
+        findings,
+        key=lambda f: (severity_weight(f.severity), f.confidence, -f.first_seen.timestamp(), -(f.id or 0)),
+    )
+
+
+def _title(top: Finding, findings: Sequence[Finding], entities: dict[str, list[str]]) -> str:
+    title = top.title
+    subject = (entities.get("people") or entities.get("accounts") or entities.get("apps") or [None])[0]
+    if subject and subject.lower() not in title.lower():
+        title = f"{title} — {subject}"
+    if len(findings) > 1:
+        title = f"{title} (+{len(findings) - 1} related finding{'s' if len(findings) > 2 else ''})"
+    return title[:500]
+
+
+def _people(keys: Iterable[str], ctx: BuildContext) -> list[PersonSignal]:
+    people: list[PersonSignal] = []
+    for key in keys:
+        kind, _, value = key.partition(":")
+        if kind == "person":
+            facts = ctx.identities.people.get(int(value))
+            if facts:
+                people.append(PersonSignal(facts.email, facts.is_admin, facts.admin_roles))
+        elif kind in ("email", "account"):
+            roles = ctx.identities.unresolved_admin.get(value)
+            people.append(PersonSignal(value, bool(roles), tuple(roles or ())))
+    return people
+
+
+def _reasons_by_finding(incident: Incident) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for reason in incident.grouping or []:
+        if reason.get("decision") in ("opened", "joined") and reason.get("finding_id") is not None:
+            found[int(reason["finding_id"])] = str(reason.get("text", ""))
+    return found
+
+
+def append_reasons(incident: Incident, reasons: Sequence[dict[str, Any]]) -> None:
+    """Keep the grouping explanation bounded: the first reasons and the latest ones."""
+    combined = [*(incident.grouping or []), *reasons]
+    if len(combined) > MAX_GROUPING_REASONS:
+        head = combined[: MAX_GROUPING_REASONS // 2]
+        tail = combined[-(MAX_GROUPING_REASONS // 2) + 1 :]
+        skipped = len(combined) - len(head) - len(tail)
+        combined = [*head, {"decision": "elided", "text": f"{skipped} further decisions not kept"}, *tail]
+    incident.grouping = combined
+
+
+def insert_entries(session: Session, entries: Sequence[TimelineEntry]) -> None:
+    """Insert many entries in one statement (the ORM unit of work is too slow for thousands)."""
+    if entries:
+        session.execute(insert(TimelineEntry), [e.model_dump(exclude={"id"}) for e in entries])
+
+
+def _chunks(values: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _findings_of(session: Session, incident_ids: Sequence[int]) -> dict[int, list[Finding]]:
+    found: dict[int, list[Finding]] = {i: [] for i in incident_ids}
+    for chunk in _chunks(list(incident_ids)):
+        for finding in session.execute(select(Finding).where(col(Finding.incident_id).in_(chunk))).scalars():
+            found[finding.incident_id or 0].append(finding)
+    return found
+
+
+def _sync_finding_entries(
+    session: Session, incidents: Sequence[Incident], findings: dict[int, list[Finding]]
+) -> None:
+    ids = [i.id or 0 for i in incidents]
+    existing: dict[int, dict[str, TimelineEntry]] = {i: {} for i in ids}
+    for chunk in _chunks(ids):
+        for entry in session.execute(
+            select(TimelineEntry).where(
+                col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.FINDING
+            )
+        ).scalars():
+            existing[entry.incident_id][entry.dedup_key or ""] = entry
+    new_entries: list[TimelineEntry] = []
+    for incident in incidents:
+        reasons = _reasons_by_finding(incident)
+        mine = existing[incident.id or 0]
+        wanted = set()
+        for finding in findings[incident.id or 0]:
+            key = f"finding:{finding.id}"
+            wanted.add(key)
+            entry = mine.get(key)
+            if entry is None:
+                new_entries.append(finding_entry(incident.id or 0, finding, reasons.get(finding.id or 0)))
+            elif (
+                entry.count != finding.count
+                or (entry.body or {}).get("last_seen") != finding.last_seen.isoformat()
+            ):
+                update_finding_entry(entry, finding, reasons.get(finding.id or 0))
+                session.add(entry)
+        for key, entry in mine.items():
+            if key not in wanted:
+                session.delete(entry)
+    insert_entries(session, new_entries)
+
+
+def _rebuild_evidence(
+    session: Session, incidents: Sequence[Incident], findings: dict[int, list[Finding]], ctx: BuildContext
+) -> None:
+    ids = [i.id or 0 for i in incidents]
+    for chunk in _chunks(ids):
+        session.execute(
+            delete(TimelineEntry).where(
+                col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.EVIDENCE
+            )
+        )
+    cited_by: dict[int, dict[int, list[int]]] = {}
+    for incident in incidents:
+        mine = cited_by[incident.id or 0] = {}
+        for finding in findings[incident.id or 0]:
+            for event_id in finding.evidence_event_ids or []:
+                mine.setdefault(int(event_id), []).append(finding.id or 0)
+    events = {e.id: e for e in load_events(session, {e for m in cited_by.values() for e in m})}
+    rows: list[TimelineEntry] = []
+    for incident in incidents:
+        mine = cited_by[incident.id or 0]
+        own_events = [events[e] for e in mine if e in events]
+        collapsed = collapse(
+            own_events, gap=ctx.config.evidence_gap, max_entries=ctx.config.max_evidence_entries
+        )
+        for evidence in collapsed:
+            finding_ids = sorted({f for event_id in evidence.sample_ids for f in mine.get(event_id, ())})
+            rows.append(evidence_entry(incident.id or 0, evidence, finding_ids))
+        incident.evidence_count = len(own_events)
+        first_finding = min((f.first_seen for f in findings[incident.id or 0]), default=incident.first_seen)
+        incident.first_event_at = min((e.occurred_at for e in own_events), default=first_finding)
+    insert_entries(session, rows)
+
+
+def refresh_incidents(
+    session: Session, incidents: Sequence[Incident], ctx: BuildContext, *, rebuild: Iterable[int] = ()
+) -> set[int]:
+    """Recompute what depends on each incident's findings; returns the ids whose keys changed.
+
+    Evidence entries are rebuilt for incidents in `rebuild` (their set of findings changed) and for
+    those with a finding updated since the last build.
+    """
+    if not incidents:
+        return set()
+    findings = _findings_of(session, [i.id or 0 for i in incidents])
+    entities_of = {i.id or 0: _merge_entities(findings[i.id or 0]) for i in incidents}
+    check_shared_ips(session, [ip for e in entities_of.values() for ip in e.get("ips", [])], ctx)
+    force = set(rebuild)
+    changed_keys: set[int] = set()
+    stale: list[Incident] = []
+    live = [i for i in incidents if findings[i.id or 0]]
+    for incident in incidents:
+        mine = findings[incident.id or 0]
+        if not mine:
+            incident.finding_count = 0
+            incident.updated_at = ctx.now
+            session.add(incident)
+            continue
+        if _aggregate(incident, mine, entities_of[incident.id or 0], ctx):
+            changed_keys.add(incident.id or 0)
+        latest_update = max(f.updated_at for f in mine)
+        if (
+            incident.id in force
+            or incident.evidence_built_at is None
+            or latest_update > incident.evidence_built_at
+        ):
+            stale.append(incident)
+            incident.evidence_built_at = latest_update
+    _sync_finding_entries(session, live, findings)
+    _rebuild_evidence(session, stale, findings, ctx)
+    _count_messages(session, live)
+    for incident in live:
+        _update_priority(
+            session, incident, findings[incident.id or 0], incident.keys, entities_of[incident.id or 0], ctx
+        )
+        session.add(incident)
+    return changed_keys
+
+
+def _count_messages(session: Session, incidents: Sequence[Incident]) -> None:
+    counts: dict[int, int] = {}
+    for chunk in _chunks([i.id or 0 for i in incidents]):
+        rows = session.execute(
+            select(col(TimelineEntry.incident_id), func.count())
+            .where(col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.MESSAGE)
+            .group_by(col(TimelineEntry.incident_id))
+        ).all()
+        counts.update({row[0]: row[1] for row in rows})
+    for incident in incidents:
+        incident.message_count = counts.get(incident.id or 0, 0)
+
+
+def refresh_incident(
+    session: Session, incident: Incident, ctx: BuildContext, *, rebuild_evidence: bool = False
+) -> bool:
+    """`refresh_incidents` for one incident; True when its keys changed."""
+    return bool(
+        refresh_incidents(session, [incident], ctx, rebuild=[incident.id or 0] if rebuild_evidence else [])
+    )
+
+
+def _aggregate(
+    incident: Incident, findings: Sequence[Finding], entities: dict[str, list[str]], ctx: BuildContext
+) -> bool:
+    """Title, severity, type, entities, times and keys from the findings; True when keys changed."""
+    keys: dict[str, None] = {}
+    for finding in findings:
+        for key in finding_keys(finding, ctx)[0]:
+            keys.setdefault(key, None)
+    top = _top_finding(findings)
+    incident.title = _title(top, findings, entities)
+    incident.severity = top.severity
+    incident.incident_type = top.rule_id[:200]
+    incident.entities = entities
+    incident.first_seen = min(f.first_seen for f in findings)
+    incident.last_seen = max(f.last_seen for f in findings)
+    incident.detected_at = min(f.created_at for f in findings)
+    incident.finding_count = len(findings)
+    incident.updated_at = ctx.now
+    if list(keys) == list(incident.keys or []):
+        return False
+    incident.keys = list(keys)
+    incident.messages_scanned_id = 0
+    return True
+
+
+def _update_priority(
+    session: Session,
+    incident: Incident,
+    findings: Sequence[Finding],
+    keys: Iterable[str],
+    entities: dict[str, list[str]],
+    ctx: BuildContext,
+) -> None:
+    signals = [
+        FindingSignal(f.id or 0, f.severity, f.confidence, f.provider, f.title, f.rule_id, f.context or {})
+        for f in findings
+    ]
+    result = compute_priority(signals, _people(keys, ctx), entities.get("files", []))
+    first_time = not incident.priority_factors
+    previous = incident.priority
+    incident.priority_factors = result.factors
+    if first_time or previous != result.priority:
+        incident.priority = result.priority
+        set_due_dates(incident, ctx.config)
+    if first_time or previous == result.priority:
+        return
+    details = {"from": previous, "to": result.priority.value, "score": result.score}
+    session.add(
+        simple_entry(
+            incident.id or 0,
+            EntryKind.PRIORITY,
+            f"priority {previous} → {result.priority.value} (score {result.score:.2f})",
+            actor=ctx.actor,
+            at=ctx.now,
+            body={**details, "factors": result.factors.get("factors", {})},
+        )
+    )
+    record(
+        session,
+        actor=ctx.actor,
+        action="incident.priority_changed",
+        object_type="incident",
+        object_id=str(incident.id),
+        details=details,
+        at=ctx.now,
+    )
+
+
+def is_escalation(old: str, new: str) -> bool:
+    order = [p.value for p in Priority]
+    return order.index(new) < order.index(old)
+
+
+def window_of(incident: Incident, config: TimelineConfig) -> tuple[datetime, datetime]:
+    return incident.first_seen - config.conversation_before, incident.last_seen + config.conversation_after

@@ -1,0 +1,539 @@
+"""`build_incidents`: open findings -> incidents, with conversations, priority and notifications.
+
+One build runs in one transaction under a lock (PostgreSQL advisory lock; SQLite's
+``BEGIN IMMEDIATE``), so two workers never group the same findings twice:
+
+1. group the open findings that are in no incident yet (see :mod:`timeline.grouping`) with each
+   other and with the incidents still open, create the new incidents, assign the findings, and
+   audit every creation, join and automatic merge;
+2. refresh the incidents that changed (aggregates, finding and evidence entries, priority, SLA);
+3. link conversations (see :mod:`timeline.conversations`) to the incidents still open;
+4. after the commit, post notifications (a Slack failure never undoes the build).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlmodel import Session, col
+
+from core.audit import record
+from core.clock import utcnow
+from core.db import Database
+from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity
+from core.models.finding import Finding
+from core.models.incident import Incident, Message, TimelineEntry
+from timeline.assembly import (
+    SYSTEM_ACTOR,
+    BuildContext,
+    append_reasons,
+    check_shared_ips,
+    insert_entries,
+    refresh_incidents,
+    window_of,
+)
+from timeline.config import TimelineConfig
+from timeline.conversations import ConversationLinker, MessageFacts, incident_terms
+from timeline.entities import IdentityIndex, keys_for
+from timeline.entries import EntryKind, message_entry, simple_entry
+from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
+
+log = logging.getLogger(__name__)
+
+OPEN_FOR_GROUPING = (IncidentStatus.NEW, IncidentStatus.TRIAGED, IncidentStatus.CONTAINED)
+OPEN_FOR_CONVERSATIONS = (*OPEN_FOR_GROUPING, IncidentStatus.RESOLVED)
+# Standing configuration issues and informational findings never open an incident on their own.
+CANNOT_OPEN_KINDS = frozenset({FindingKind.POSTURE.value})
+CANNOT_OPEN_SEVERITIES = frozenset({Severity.INFORMATIONAL.value})
+RECURRENCE_LOOKBACK = timedelta(days=90)
+MAX_LINKED_CONVERSATIONS = 200
+_PG_BUILD_LOCK = 0x7467_7469_6D65  # "tgtime"
+
+
+def build_incidents(
+    db: Database, settings: Any = None, *, now: datetime | None = None, notify: bool = True
+) -> list[int]:
+    """Group, assemble and link; returns the ids of incidents created or changed by this build."""
+    config = TimelineConfig.from_settings(settings)
+    with db.session() as session:
+        if db.dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_BUILD_LOCK})
+        ctx = BuildContext(config, IdentityIndex.load(session), now or utcnow())
+        changed = IncidentBuild(session, ctx).run()
+    if notify and changed:
+        from timeline.notify import NotificationError, deliver_notifications
+
+        try:
+            deliver_notifications(db, settings)
+        except NotificationError as exc:
+            log.warning("incident notifications not delivered: %s", exc)
+    return changed
+
+
+class IncidentBuild:
+    """One build over one session; `run` does the three steps and returns the changed ids."""
+
+    def __init__(self, session: Session, ctx: BuildContext) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.created: list[int] = []
+
+    def run(self) -> list[int]:
+        touched = self.group()
+        stale = self._stale_incident_ids()
+        to_refresh = self._incidents(sorted(set(touched) | stale))
+        refresh_incidents(self.session, to_refresh, self.ctx, rebuild=touched)
+        self._note_recurrences(self.created)
+        linked = self.link_conversations()
+        return sorted(set(touched) | stale | linked)
+
+    # ------------------------------------------------------------------ step 1: grouping
+
+    def group(self) -> list[int]:
+        candidates = self._candidate_findings()
+        if not candidates:
+            return []
+        check_shared_ips(
+            self.session,
+            [ip for row in candidates for ip in ((row.entities or {}).get("ips") or [])],
+            self.ctx,
+        )
+        facts, ignored = self._facts(candidates)
+        earliest = min(f.first_seen for f in facts) - self.ctx.config.group_window
+        plan = group_findings(facts, self._open_incidents(since=earliest), self.ctx.config.group_window)
+        touched: list[int] = []
+        for group in plan.groups:
+            touched.append(self._apply(group, ignored))
+        return touched
+
+    def _candidate_findings(self) -> list[Any]:
+        return list(
+            self.session.execute(
+                select(
+                    col(Finding.id),
+                    col(Finding.kind),
+                    col(Finding.severity),
+                    col(Finding.first_seen),
+                    col(Finding.last_seen),
+                    col(Finding.entities),
+                ).where(col(Finding.incident_id).is_(None), col(Finding.status) == FindingStatus.OPEN)
+            ).all()
+        )
+
+    def _facts(self, rows: Sequence[Any]) -> tuple[list[FindingFacts], dict[int, dict[str, str]]]:
+        facts: list[FindingFacts] = []
+        ignored_by_finding: dict[int, dict[str, str]] = {}
+        identities = self.ctx.identities
+        for row in rows:
+            found = keys_for(row.entities, identities)
+            ignored = self.ctx.ignored_keys(found.keys)
+            keys = tuple(k for k in found.keys if k not in ignored) if ignored else found.keys
+            if ignored:
+                ignored_by_finding[row.id] = ignored
+            facts.append(
+                FindingFacts(
+                    id=row.id,
+                    severity=row.severity,
+                    first_seen=row.first_seen,
+                    last_seen=row.last_seen,
+                    keys=keys,
+                    labels=found.labels,
+                    can_open=row.kind not in CANNOT_OPEN_KINDS and row.severity not in CANNOT_OPEN_SEVERITIES,
+                )
+            )
+        return facts, ignored_by_finding
+
+    def _open_incidents(self, *, since: datetime) -> list[OpenIncident]:
+        rows = self.session.execute(
+            select(
+                col(Incident.id),
+                col(Incident.keys),
+                col(Incident.first_seen),
+                col(Incident.last_seen),
+                col(Incident.status),
+                col(Incident.assignee),
+                col(Incident.created_by),
+            ).where(
+                col(Incident.status).in_(OPEN_FOR_GROUPING),
+                col(Incident.merged_into_id).is_(None),
+                col(Incident.last_seen) >= since,
+            )
+        ).all()
+        return [
+            OpenIncident(
+                id=row.id,
+                keys=tuple(row.keys or ()),
+                first_seen=row.first_seen,
+                last_seen=row.last_seen,
+                auto_mergeable=row.status == IncidentStatus.NEW
+                and not row.assignee
+                and row.created_by == SYSTEM_ACTOR,
+            )
+            for row in rows
+        ]
+
+    def _apply(self, group: Group, ignored: dict[int, dict[str, str]]) -> int:
+        for reason in group.reasons:
+            skipped = ignored.get(reason.get("finding_id", -1))
+            if skipped:
+                reason["ignored_keys"] = sorted(skipped)
+                reason["text"] += "; ignored " + "; ".join(skipped.values())
+        if group.incident_id is None:
+            incident = self._create(group)
+        else:
+            incident = self.session.get(Incident, group.incident_id)
+            assert incident is not None
+            append_reasons(incident, group.reasons)
+            self.session.add(incident)
+        incident_id = incident.id or 0
+        self._assign(incident_id, group.finding_ids)
+        for absorbed in group.absorbed_incident_ids:
+            self._absorb(incident_id, absorbed, group)
+        if group.incident_id is not None and group.finding_ids:
+            record(
+                self.session,
+                actor=SYSTEM_ACTOR,
+                action="incident.findings_added",
+                object_type="incident",
+                object_id=incident_id,
+                details={
+                    "finding_ids": group.finding_ids,
+                    "reasons": [r["text"] for r in group.reasons[-20:]],
+                },
+                at=self.ctx.now,
+            )
+        return incident_id
+
+    def _create(self, group: Group) -> Incident:
+        first = group.reasons[0] if group.reasons else {}
+        incident = Incident(
+            title=f"incident from finding #{group.finding_ids[0]}",
+            severity=Severity.MEDIUM,
+            first_seen=group.first_seen,
+            last_seen=group.last_seen,
+            created_at=self.ctx.now,
+            updated_at=self.ctx.now,
+            keys=list(group.keys),
+            created_by=SYSTEM_ACTOR,
+        )
+        append_reasons(incident, group.reasons)
+        self.session.add(incident)
+        self.session.flush()
+        self.created.append(incident.id or 0)
+        self.session.add(
+            simple_entry(
+                incident.id or 0,
+                EntryKind.STATUS,
+                f"incident opened ({IncidentStatus.NEW}): {first.get('text', '')}",
+                actor=SYSTEM_ACTOR,
+                at=self.ctx.now,
+                body={"to": IncidentStatus.NEW.value, "reason": first.get("text")},
+            )
+        )
+        record(
+            self.session,
+            actor=SYSTEM_ACTOR,
+            action="incident.created",
+            object_type="incident",
+            object_id=incident.id or 0,
+            details={"finding_ids": group.finding_ids, "reasons": [r["text"] for r in group.reasons[:20]]},
+            at=self.ctx.now,
+        )
+        return incident
+
+    def _assign(self, incident_id: int, finding_ids: Sequence[int]) -> None:
+        for start in range(0, len(finding_ids), 1000):
+            chunk = finding_ids[start : start + 1000]
+            self.session.execute(
+                update(Finding)
+                .where(col(Finding.id).in_(chunk), col(Finding.incident_id).is_(None))
+                .values(incident_id=incident_id)
+            )
+
+    def _absorb(self, incident_id: int, absorbed_id: int, group: Group) -> None:
+        """An untouched incident bridged by a new finding becomes part of `incident_id`."""
+        absorbed = self.session.get(Incident, absorbed_id)
+        if absorbed is None:
+            return
+        move_incident_contents(self.session, absorbed_id, incident_id)
+        absorbed.status = IncidentStatus.DUPLICATE
+        absorbed.merged_into_id = incident_id
+        absorbed.updated_at = self.ctx.now
+        self.session.add(absorbed)
+        why = next(
+            (r["text"] for r in group.reasons if r.get("decision") == "merged"), "bridged by a finding"
+        )
+        for target, title in (
+            (incident_id, f"incident #{absorbed_id} merged into this one: {why}"),
+            (absorbed_id, f"merged into incident #{incident_id}: {why}"),
+        ):
+            self.session.add(
+                simple_entry(
+                    target, EntryKind.MERGE, title, actor=SYSTEM_ACTOR, at=self.ctx.now, body={"reason": why}
+                )
+            )
+        record(
+            self.session,
+            actor=SYSTEM_ACTOR,
+            action="incident.merged",
+            object_type="incident",
+            object_id=incident_id,
+            details={"merged": [absorbed_id], "reason": why, "automatic": True},
+            at=self.ctx.now,
+        )
+
+    # ------------------------------------------------------------------ step 2: refresh
+
+    def _stale_incident_ids(self) -> set[int]:
+        """Open incidents one of whose findings a detector updated since the last build."""
+        rows = self.session.execute(
+            select(col(Incident.id), col(Incident.evidence_built_at), func.max(col(Finding.updated_at)))
+            .join(Finding, col(Finding.incident_id) == col(Incident.id))
+            .where(col(Incident.status).in_(OPEN_FOR_GROUPING), col(Incident.merged_into_id).is_(None))
+            .group_by(col(Incident.id), col(Incident.evidence_built_at))
+        ).all()
+        stale = set()
+        for incident_id, built_at, latest in rows:
+            if built_at is None or (latest is not None and _as_aware(latest) > built_at):
+                stale.add(incident_id)
+        return stale
+
+    def _incidents(self, ids: Iterable[int]) -> list[Incident]:
+        wanted = list(ids)
+        found: list[Incident] = []
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+            found.extend(self.session.execute(select(Incident).where(col(Incident.id).in_(chunk))).scalars())
+        return found
+
+    def _note_recurrences(self, created: Sequence[int]) -> None:
+        """A new incident of a type seen before about the same person/asset recurs the older one."""
+        if not created:
+            return
+        since = self.ctx.now - RECURRENCE_LOOKBACK
+        for incident in self._incidents(created):
+            earlier = self.session.execute(
+                select(col(Incident.id), col(Incident.keys))
+                .where(
+                    col(Incident.incident_type) == incident.incident_type,
+                    col(Incident.id) != incident.id,
+                    col(Incident.created_at) >= since,
+                    col(Incident.status).in_(
+                        (IncidentStatus.RESOLVED, IncidentStatus.CLOSED, IncidentStatus.CONTAINED)
+                    ),
+                )
+                .order_by(col(Incident.created_at).desc())
+            ).all()
+            mine = set(incident.keys or [])
+            match = next((row for row in earlier if mine & set(row.keys or [])), None)
+            if match is not None:
+                incident.recurrence_of_id = match.id
+                self.session.add(incident)
+
+    # ------------------------------------------------------------------ step 3: conversations
+
+    def link_conversations(self) -> set[int]:
+        incidents = list(
+            self.session.execute(
+                select(Incident).where(
+                    col(Incident.status).in_(OPEN_FOR_CONVERSATIONS),
+                    col(Incident.merged_into_id).is_(None),
+                    col(Incident.finding_count) > 0,
+                )
+            ).scalars()
+        )
+        if not incidents:
+            return set()
+        high_water = self.session.execute(select(func.max(col(Message.id)))).scalar() or 0
+        pending = [i for i in incidents if i.messages_scanned_id < high_water]
+        if not pending:
+            return set()
+        messages = self._messages_for(pending, high_water)
+        terms = [
+            incident_terms(
+                i.id or 0,
+                window_of(i, self.ctx.config),
+                i.entities or {},
+                i.keys or [],
+                self.ctx.identities,
+                i.linked_conversations or [],
+            )
+            for i in pending
+        ]
+        linker = ConversationLinker(terms, self.ctx.identities)
+        scanned_from = {i.id: i.messages_scanned_id for i in pending}
+        matches = [m for m in linker.link(messages) if m.message_id > scanned_from[m.incident_id]]
+        changed = self._store_matches(pending, matches, {m.id: m for m in messages})
+        for incident in pending:
+            incident.messages_scanned_id = high_water
+            self.session.add(incident)
+        return changed
+
+    def _messages_for(self, incidents: Sequence[Incident], high_water: int) -> list[MessageFacts]:
+        lowest = min(i.messages_scanned_id for i in incidents)
+        windows = [window_of(i, self.ctx.config) for i in incidents]
+        start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        columns = (
+            col(Message.id),
+            col(Message.provider),
+            col(Message.stream),
+            col(Message.provider_message_id),
+            col(Message.channel),
+            col(Message.thread_id),
+            col(Message.author),
+            col(Message.sent_at),
+            col(Message.subject),
+            col(Message.text_redacted),
+            col(Message.meta),
+            col(Message.redactions),
+        )
+        base = select(*columns).where(col(Message.id) > lowest, col(Message.id) <= high_water)
+        rows = {
+            r.id: r for r in self.session.execute(base.where(col(Message.sent_at).between(start, end))).all()
+        }
+        threads = sorted(
+            {
+                str(link["thread_id"])
+                for i in incidents
+                for link in (i.linked_conversations or [])
+                if link.get("thread_id")
+            }
+        )
+        for begin in range(0, len(threads), 1000):
+            chunk = threads[begin : begin + 1000]
+            query = base.where(col(Message.sent_at) >= start, col(Message.thread_id).in_(chunk))
+            rows.update({r.id: r for r in self.session.execute(query).all()})
+        self._redactions = {r.id: dict(r.redactions or {}) for r in rows.values()}
+        return [
+            MessageFacts(
+                id=r.id,
+                provider=r.provider,
+                stream=r.stream,
+                provider_message_id=r.provider_message_id,
+                channel=r.channel,
+                thread_id=r.thread_id,
+                author=r.author,
+                sent_at=r.sent_at,
+                subject=r.subject,
+                text=r.text_redacted or "",
+                recipients=_recipients(r.meta or {}),
+            )
+            for r in sorted(rows.values(), key=lambda r: (r.sent_at, r.id))
+        ]
+
+    def _store_matches(
+        self, incidents: Sequence[Incident], matches: Sequence[Any], messages: dict[int, MessageFacts]
+    ) -> set[int]:
+        if not matches:
+            return set()
+        by_id = {i.id: i for i in incidents}
+        existing = set(
+            self.session.execute(
+                select(col(TimelineEntry.incident_id), col(TimelineEntry.dedup_key)).where(
+                    col(TimelineEntry.incident_id).in_(list(by_id)),
+                    col(TimelineEntry.kind) == EntryKind.MESSAGE,
+                )
+            ).all()
+        )
+        rows = []
+        added: dict[int, list[int]] = {}
+        for match in matches:
+            key = (match.incident_id, f"message:{match.message_id}")
+            if key in existing:
+                continue
+            existing.add(key)
+            message = messages[match.message_id]
+            rows.append(
+                message_entry(match.incident_id, message, match, self._redactions.get(message.id, {}))
+            )
+            added.setdefault(match.incident_id, []).append(message.id)
+            incident = by_id[match.incident_id]
+            link = message.thread_key or message.own_key
+            links = list(incident.linked_conversations or [])
+            if len(links) < MAX_LINKED_CONVERSATIONS and not any(
+                (known.get("provider"), known.get("channel") or "", known.get("thread_id")) == link
+                for known in links
+            ):
+                links.append(
+                    {
+                        "provider": link[0],
+                        "channel": link[1],
+                        "thread_id": link[2],
+                        "via": f"message #{message.id}",
+                    }
+                )
+                incident.linked_conversations = links
+        insert_entries(self.session, rows)
+        for incident_id, message_ids in added.items():
+            incident = by_id[incident_id]
+            incident.message_count = (incident.message_count or 0) + len(message_ids)
+            incident.updated_at = self.ctx.now
+            self.session.add(incident)
+            record(
+                self.session,
+                actor=SYSTEM_ACTOR,
+                action="incident.conversations_linked",
+                object_type="incident",
+                object_id=incident_id,
+                details={"message_ids": message_ids},
+                at=self.ctx.now,
+            )
+        return set(added)
+
+
+def move_incident_contents(session: Session, source_id: int, target_id: int) -> None:
+    """Findings and message entries of `source_id` now belong to `target_id` (a merge)."""
+    session.execute(
+        update(Finding).where(col(Finding.incident_id) == source_id).values(incident_id=target_id)
+    )
+    target_keys = set(
+        session.execute(
+            select(col(TimelineEntry.dedup_key)).where(
+                col(TimelineEntry.incident_id) == target_id, col(TimelineEntry.dedup_key).is_not(None)
+            )
+        ).scalars()
+    )
+    for entry in session.execute(
+        select(TimelineEntry).where(
+            col(TimelineEntry.incident_id) == source_id,
+            col(TimelineEntry.kind).in_((EntryKind.MESSAGE, EntryKind.NOTE)),
+        )
+    ).scalars():
+        if entry.dedup_key and entry.dedup_key in target_keys:
+            continue
+        entry.incident_id = target_id
+        entry.body = {**(entry.body or {}), "moved_from": source_id}
+        session.add(entry)
+    session.flush()
+    session.execute(
+        delete(TimelineEntry).where(
+            col(TimelineEntry.incident_id) == source_id,
+            col(TimelineEntry.kind).in_((EntryKind.FINDING, EntryKind.EVIDENCE)),
+        )
+    )
+
+
+def _recipients(meta: dict[str, Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    for name in ("to", "cc", "recipients", "toRecipients", "ccRecipients"):
+        values = meta.get(name) or []
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, dict):
+                value = (
+                    value.get("address")
+                    or value.get("email")
+                    or (value.get("emailAddress") or {}).get("address")
+                )
+            if isinstance(value, str) and value:
+                found.append(value)
+    return tuple(found)
+
+
+def _as_aware(value: datetime) -> datetime:
+    from core.clock import as_utc
+
+    return as_utc(value)

@@ -1,0 +1,312 @@
+"""Which chat and mail messages belong to which incident, and why.
+
+Pure matching over already-redacted messages. A message is scored against each incident whose
+conversation window (``first_seen - before`` … ``last_seen + after``) contains it:
+
+* 2 — it names something specific to the incident: a source IP, a file, an app, the incident
+  itself (``INC-12``), or it sits in a thread/channel linked to the incident;
+* 1 — it involves one of the incident's people: written by, sent to, or mentioning them
+  (address, ``<@U123>`` mention, full name);
+* 1 — it talks about security ("phishing", "not me", "MFA prompt", "compromised", ...).
+
+It is attached when the score reaches 2 — something specific, or a person of the incident talking
+about security — to the incident(s) with the best score. Then the threads of attached messages are
+linked, and the other messages of those threads follow ("same thread as message #7"). A person
+merely chatting in the window is not enough: that is most of a company's chat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from timeline.entities import IdentityIndex, normalise_email, normalise_ip
+
+ATTACH_SCORE = 2
+SECURITY_WORDS = (
+    r"phish\w*",
+    r"suspicious",
+    r"compromis\w*",
+    r"hack(?:ed|er|ers)?",
+    r"malware",
+    r"ransomware",
+    r"breach\w*",
+    r"leak(?:ed)?",
+    r"unauthori[sz]ed",
+    r"(?:was|wasn'?t|was not|not) me",
+    r"didn'?t (?:do|sign|log|share|approve|request|create|send|install|grant|authori[sz]e)\w*",
+    r"did not (?:do|sign|log|share|approve|request|create|send|install|grant|authori[sz]e)\w*",
+    r"mfa (?:prompt|push|request|notification)s?",
+    r"(?:2fa|two[- ]factor|verification) (?:code|prompt|request)s?",
+    r"(?:weird|strange|odd|unexpected|unusual|random) (?:sign[- ]?in|log[- ]?in|login|prompt|email|mail|message|link|"
+    r"request|activity|app|access|alert|rule|forward\w*|share|sharing|file)s?",
+    r"reset (?:my|your|the|his|her) password",
+    r"password reset",
+    r"locked out",
+    r"verify your (?:account|identity|password)",
+    r"security (?:alert|incident|team)",
+    r"incident",
+    r"forwarding rule",
+    r"inbox rule",
+    r"consent(?:ed)?",
+    r"revok\w*",
+    r"impossible travel",
+    r"exfiltrat\w*",
+    r"(?:sign|log)[- ]?in from",
+    r"shared (?:publicly|externally|with anyone)",
+    r"public link",
+)
+_SECURITY = re.compile(r"(?<!\w)(?:" + "|".join(SECURITY_WORDS) + r")(?!\w)", re.IGNORECASE)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}")
+_SLACK_MENTION = re.compile(r"<@([A-Za-z0-9]{2,30})(?:\|[^>]{0,100})?>")
+_MIN_TERM = 4
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    id: int
+    provider: str
+    stream: str
+    provider_message_id: str
+    channel: str | None
+    thread_id: str | None
+    author: str | None
+    sent_at: datetime
+    subject: str | None
+    text: str
+    recipients: tuple[str, ...] = ()
+
+    @property
+    def thread_key(self) -> tuple[str, str, str] | None:
+        """The thread this message sits in; a thread's first message is keyed by its own id."""
+        if self.thread_id:
+            return (self.provider, self.channel or "", self.thread_id)
+        return None
+
+    @property
+    def own_key(self) -> tuple[str, str, str]:
+        return (self.provider, self.channel or "", self.provider_message_id)
+
+
+@dataclass(frozen=True)
+class IncidentTerms:
+    """What an incident's messages may mention, and the window they may fall in."""
+
+    incident_id: int
+    window_start: datetime
+    window_end: datetime
+    person_keys: frozenset[str]  # "person:12" / "email:x@y"
+    names: Mapping[str, str]  # lower-case full name -> person key
+    strong: Mapping[str, str]  # lower-case term -> what it is ("source IP 203.0.113.5")
+    threads: frozenset[tuple[str, str, str]] = frozenset()
+    channels: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass
+class ConversationMatch:
+    message_id: int
+    incident_id: int
+    score: int
+    reasons: list[str] = field(default_factory=list)
+    thread_key: tuple[str, str, str] | None = None
+
+
+def incident_terms(
+    incident_id: int,
+    window: tuple[datetime, datetime],
+    entities: Mapping[str, Any],
+    keys: Iterable[str],
+    identities: IdentityIndex,
+    linked: Iterable[Mapping[str, Any]] = (),
+) -> IncidentTerms:
+    """Terms from an incident's entities and grouping keys (people through the identity index)."""
+    strong: dict[str, str] = {
+        f"inc-{incident_id}": "the incident",
+        f"incident #{incident_id}": "the incident",
+    }
+    person_keys: set[str] = set()
+    names: dict[str, str] = {}
+    for key in keys:
+        kind, _, value = key.partition(":")
+        if kind == "person":
+            person_keys.add(key)
+            facts = identities.people.get(int(value))
+            if facts and facts.display_name and len(facts.display_name.split()) >= 2:
+                names[" ".join(facts.display_name.lower().split())] = key
+        elif kind == "email":
+            person_keys.add(key)
+    for ip in entities.get("ips") or ():
+        if normalise_ip(str(ip)) is not None:
+            strong[str(ip).lower()] = f"source IP {ip}"
+    for name in entities.get("files") or ():
+        _add_name(strong, str(name), "file")
+    for name in entities.get("apps") or ():
+        _add_name(strong, str(name), "app")
+    threads = set()
+    channels = set()
+    for link in linked:
+        provider, channel = str(link.get("provider") or ""), str(link.get("channel") or "")
+        if link.get("thread_id"):
+            threads.add((provider, channel, str(link["thread_id"])))
+        elif channel:
+            channels.add((provider, channel))
+    return IncidentTerms(
+        incident_id,
+        window[0],
+        window[1],
+        frozenset(person_keys),
+        names,
+        strong,
+        frozenset(threads),
+        frozenset(channels),
+    )
+
+
+def _add_name(strong: dict[str, str], name: str, what: str) -> None:
+    text = " ".join(name.strip().lower().split())
+    if len(text) >= _MIN_TERM:
+        strong.setdefault(text, f"{what} {name.strip()}")
+    stem, dot, extension = text.rpartition(".")
+    if dot and 1 <= len(extension) <= 5 and len(stem) >= 8:
+        strong.setdefault(stem, f"{what} {name.strip()}")
+
+
+def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    ordered = sorted(set(terms), key=len, reverse=True)
+    if not ordered:
+        return None
+    return re.compile(r"(?<![\w@.\-])(?:" + "|".join(re.escape(t) for t in ordered) + r")(?![\w@\-]|\.\w)")
+
+
+class ConversationLinker:
+    """Match many messages against many incidents in one pass over each message's text."""
+
+    def __init__(self, incidents: Sequence[IncidentTerms], identities: IdentityIndex) -> None:
+        self.incidents = {i.incident_id: i for i in incidents}
+        self.identities = identities
+        self._strong: dict[str, list[tuple[int, str]]] = {}
+        self._names: dict[str, list[tuple[int, str]]] = {}
+        self._people: dict[str, list[int]] = {}
+        for incident in incidents:
+            for term, what in incident.strong.items():
+                self._strong.setdefault(term, []).append((incident.incident_id, what))
+            for name, key in incident.names.items():
+                self._names.setdefault(name, []).append((incident.incident_id, key))
+            for key in incident.person_keys:
+                self._people.setdefault(key, []).append(incident.incident_id)
+        self._pattern = _term_pattern([*self._strong, *self._names])
+
+    def _person_key(self, value: str) -> str | None:
+        person = self.identities.person_for(value)
+        if person is not None:
+            return f"person:{person}"
+        if "@" in value:
+            return f"email:{normalise_email(value)}"
+        return None
+
+    def _in_window(self, incident: IncidentTerms, message: MessageFacts) -> bool:
+        if message.thread_key in incident.threads or message.own_key in incident.threads:
+            return message.sent_at >= incident.window_start
+        return incident.window_start <= message.sent_at <= incident.window_end
+
+    def score(self, message: MessageFacts) -> list[ConversationMatch]:
+        """Every incident this message could belong to, with its score and reasons."""
+        text = f"{message.subject or ''}\n{message.text}"
+        lowered = text.lower()
+        strong: dict[int, list[str]] = {}
+        people: dict[int, list[str]] = {}
+        if self._pattern is not None:
+            for found in self._pattern.finditer(lowered):
+                term = found.group(0)
+                for incident_id, what in self._strong.get(term, ()):
+                    strong.setdefault(incident_id, []).append(f"mentions {what}")
+                for incident_id, key in self._names.get(term, ()):
+                    people.setdefault(incident_id, []).append(f"mentions {self.identities.label(key)}")
+        mentioned = {self._person_key(m.group(0)) for m in _EMAIL.finditer(text)}
+        mentioned |= {self._person_key(m.group(1)) for m in _SLACK_MENTION.finditer(text)}
+        for key in mentioned - {None}:
+            for incident_id in self._people.get(key or "", ()):
+                people.setdefault(incident_id, []).append(f"mentions {self.identities.label(key or '')}")
+        author = self._person_key(message.author) if message.author else None
+        for incident_id in self._people.get(author or "", ()):
+            people.setdefault(incident_id, []).append(f"written by {self.identities.label(author or '')}")
+        for recipient in message.recipients:
+            key = self._person_key(recipient)
+            for incident_id in self._people.get(key or "", ()):
+                people.setdefault(incident_id, []).append(f"sent to {self.identities.label(key or '')}")
+        for incident in self.incidents.values():
+            if message.thread_key in incident.threads or message.own_key in incident.threads:
+                strong.setdefault(incident.incident_id, []).append("in a thread linked to the incident")
+            elif (message.provider, message.channel or "") in incident.channels:
+                strong.setdefault(incident.incident_id, []).append(
+                    f"in channel {message.channel} linked to the incident"
+                )
+        security = _SECURITY.search(text)
+        matches: list[ConversationMatch] = []
+        for incident_id in set(strong) | set(people):
+            incident = self.incidents[incident_id]
+            if not self._in_window(incident, message):
+                continue
+            reasons = sorted(set(strong.get(incident_id, ()))) + sorted(set(people.get(incident_id, ())))
+            score = (2 if incident_id in strong else 0) + (1 if incident_id in people else 0)
+            if security:
+                score += 1
+                reasons.append(f"talks about security (\u201c{security.group(0)}\u201d)")
+            matches.append(ConversationMatch(message.id, incident_id, score, reasons, message.thread_key))
+        return matches
+
+    def link(self, messages: Sequence[MessageFacts]) -> list[ConversationMatch]:
+        """Attach messages to incidents: direct matches first, then the rest of their threads."""
+        attached: list[ConversationMatch] = []
+        threads: dict[tuple[str, str, str], tuple[int, int]] = {}  # thread -> (incident, message)
+        for message in messages:
+            scored = [m for m in self.score(message) if m.score >= ATTACH_SCORE]
+            if not scored:
+                continue
+            best = max(m.score for m in scored)
+            for match in scored:
+                if match.score == best:
+                    attached.append(match)
+                    for key in (message.thread_key, message.own_key):
+                        if key is not None:
+                            threads.setdefault(key, (match.incident_id, message.id))
+        done = {(m.message_id, m.incident_id) for m in attached}
+        for message in messages:
+            for key in (message.thread_key, message.own_key):
+                owner = threads.get(key) if key is not None else None
+                if owner is None:
+                    continue
+                incident_id, anchor = owner
+                if (message.id, incident_id) in done:
+                    continue
+                incident = self.incidents[incident_id]
+                if message.sent_at < incident.window_start:
+                    continue
+                done.add((message.id, incident_id))
+                attached.append(
+                    ConversationMatch(
+                        message.id,
+                        incident_id,
+                        ATTACH_SCORE,
+                        [f"same thread as message #{anchor}"],
+                        message.thread_key,
+                    )
+                )
+        return attached
+
+
+def linked_threads(
+    matches: Iterable[ConversationMatch], messages: Mapping[int, MessageFacts]
+) -> dict[int, set[tuple[str, str, str]]]:
+    """Per incident, the threads its attached messages sit in (to be stored as links)."""
+    found: dict[int, set[tuple[str, str, str]]] = {}
+    for match in matches:
+        message = messages.get(match.message_id)
+        if message is None:
+            continue
+        key = message.thread_key or message.own_key
+        found.setdefault(match.incident_id, set()).add(key)
+    return found

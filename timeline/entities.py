@@ -1,0 +1,237 @@
+"""Who and what a finding is about, as grouping keys: one person across accounts, an IP, a file, an app.
+
+Keys are strings so they can be stored on the incident and indexed in a dict:
+``person:<Person.id>`` when the identity tables know the person, else ``email:<normalised>``;
+``account:<provider id>`` for an account nobody resolved; ``ip:<address>`` (IPv6 by /64, since
+one host rotates through its /64); ``file:<name>``; ``app:<name>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core.models.identity import Account, Person
+
+ENTITY_FIELDS = ("people", "ips", "files", "apps", "accounts")
+TOP_ADMIN_ROLES = frozenset(
+    {
+        "global administrator",
+        "company administrator",
+        "privileged role administrator",
+        "privileged authentication administrator",
+        "super admin",
+        "super_admin",
+        "_seed_admin_role",
+        "owner",
+        "primary_owner",
+        "org_owner",
+        "org_primary_owner",
+        "org_admin",
+    }
+)
+
+
+def normalise_email(value: str) -> str:
+    """Lower-case, without ``mailto:`` or a ``+tag`` (alice+x@corp is alice@corp)."""
+    text = value.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[7:]
+    local, at, domain = text.partition("@")
+    if not at:
+        return text
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def normalise_ip(value: str) -> str | None:
+    """The address as a key, or None for something that is not a routable IP."""
+    try:
+        address = ipaddress.ip_address(value.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if address.is_unspecified or address.is_loopback:
+        return None
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def normalise_name(value: str) -> str:
+    return " ".join(value.strip().lower().split())
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What priority and conversation linking need to know about one resolved person."""
+
+    id: int
+    email: str
+    display_name: str | None
+    addresses: tuple[str, ...]
+    account_ids: tuple[str, ...]
+    admin_roles: tuple[str, ...]
+    is_admin: bool
+
+
+@dataclass
+class IdentityIndex:
+    """Addresses and provider ids mapped to people, loaded once per build from Person/Account."""
+
+    by_address: dict[str, int] = field(default_factory=dict)
+    by_account: dict[str, int] = field(default_factory=dict)
+    people: dict[int, PersonFacts] = field(default_factory=dict)
+    # Admin flags for accounts that no person was resolved for, by address and by provider id.
+    unresolved_admin: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> IdentityIndex:
+        persons = session.exec(
+            select(Person.id, Person.primary_email, Person.display_name, Person.aliases)
+        ).all()
+        accounts = session.exec(
+            select(
+                Account.person_id,
+                Account.provider_user_id,
+                Account.email,
+                Account.is_admin,
+                Account.admin_roles,
+                Account.display_name,
+            )
+        ).all()
+        return cls.build(persons, accounts)
+
+    @classmethod
+    def build(cls, persons: Iterable[Any], accounts: Iterable[Any]) -> IdentityIndex:
+        index = cls()
+        addresses: dict[int, set[str]] = {}
+        account_ids: dict[int, set[str]] = {}
+        roles: dict[int, set[str]] = {}
+        admin: dict[int, bool] = {}
+        names: dict[int, str | None] = {}
+        primary: dict[int, str] = {}
+        for person_id, email, display_name, aliases in persons:
+            primary[person_id] = normalise_email(email)
+            names[person_id] = display_name
+            addresses.setdefault(person_id, set()).update(
+                normalise_email(a) for a in [email, *(aliases or [])] if a and "@" in a
+            )
+        for person_id, provider_user_id, email, is_admin, admin_roles, display_name in accounts:
+            if person_id is None:
+                if is_admin or admin_roles:
+                    granted = tuple(admin_roles or ()) or ("admin",)
+                    if email:
+                        index.unresolved_admin[normalise_email(email)] = granted
+                    if provider_user_id:
+                        index.unresolved_admin[provider_user_id.lower()] = granted
+                continue
+            if email:
+                addresses.setdefault(person_id, set()).add(normalise_email(email))
+            if provider_user_id:
+                account_ids.setdefault(person_id, set()).add(provider_user_id)
+            roles.setdefault(person_id, set()).update(admin_roles or ())
+            admin[person_id] = admin.get(person_id, False) or bool(is_admin)
+            if not names.get(person_id) and display_name:
+                names[person_id] = display_name
+        for person_id in set(addresses) | set(account_ids):
+            for address in addresses.get(person_id, ()):
+                index.by_address.setdefault(address, person_id)
+            for account in account_ids.get(person_id, ()):
+                index.by_account.setdefault(account.lower(), person_id)
+            email = primary.get(person_id) or min(addresses.get(person_id) or {""})
+            index.people[person_id] = PersonFacts(
+                id=person_id,
+                email=email,
+                display_name=names.get(person_id),
+                addresses=tuple(sorted(addresses.get(person_id, ()))),
+                account_ids=tuple(sorted(account_ids.get(person_id, ()))),
+                admin_roles=tuple(sorted(roles.get(person_id, ()))),
+                is_admin=admin.get(person_id, False) or bool(roles.get(person_id)),
+            )
+        return index
+
+    def person_for(self, value: str) -> int | None:
+        """The person an address or provider user id belongs to, if the identity tables know."""
+        if "@" in value:
+            found = self.by_address.get(normalise_email(value))
+            if found is not None:
+                return found
+        return self.by_account.get(value.strip().lower())
+
+    def label(self, key: str) -> str:
+        """A key in words for people: ``person:12`` -> ``alice@corp.example``."""
+        kind, _, value = key.partition(":")
+        if kind == "person":
+            facts = self.people.get(int(value))
+            return facts.email if facts else key
+        return value
+
+
+@dataclass(frozen=True)
+class EntityKeys:
+    """A finding's grouping keys, with the words to explain each."""
+
+    keys: tuple[str, ...]
+    labels: Mapping[str, str]
+
+
+def keys_for(entities: Mapping[str, Any] | None, identities: IdentityIndex) -> EntityKeys:
+    """Turn a finding's `entities` JSON into grouping keys (people resolved through `identities`)."""
+    keys: dict[str, str] = {}
+    entities = entities or {}
+    for raw in _strings(entities.get("people")):
+        person = identities.person_for(raw)
+        if person is not None:
+            keys.setdefault(f"person:{person}", identities.label(f"person:{person}"))
+        elif "@" in raw:
+            email = normalise_email(raw)
+            keys.setdefault(f"email:{email}", email)
+    for raw in _strings(entities.get("accounts")):
+        person = identities.person_for(raw)
+        if person is not None:
+            keys.setdefault(f"person:{person}", identities.label(f"person:{person}"))
+        elif "@" in raw:
+            email = normalise_email(raw)
+            keys.setdefault(f"email:{email}", email)
+        else:
+            keys.setdefault(f"account:{raw.strip().lower()}", raw.strip())
+    for raw in _strings(entities.get("ips")):
+        ip = normalise_ip(raw)
+        if ip is not None:
+            keys.setdefault(f"ip:{ip}", ip)
+    for raw in _strings(entities.get("files")):
+        name = normalise_name(raw)
+        if name:
+            keys.setdefault(f"file:{name}", raw.strip())
+    for raw in _strings(entities.get("apps")):
+        name = normalise_name(raw)
+        if name:
+            keys.setdefault(f"app:{name}", raw.strip())
+    return EntityKeys(tuple(keys), keys)
+
+
+def _strings(values: Any) -> list[str]:
+    if isinstance(values, str):
+        return [values] if values.strip() else []
+    if not isinstance(values, list | tuple | set):
+        return []
+    return [str(v) for v in values if v is not None and str(v).strip()]
+
+
+def key_kind(key: str) -> str:
+    return key.partition(":")[0]
+
+
+KEY_WORDS = {
+    "person": "person",
+    "email": "person",
+    "account": "account",
+    "ip": "source IP",
+    "file": "file",
+    "app": "app",
+}

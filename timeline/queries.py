@@ -1,0 +1,314 @@
+"""Reading incidents and their timelines: filters, cursor pagination, role-aware excerpts.
+
+A timeline page is read from the stored entries (indexed by incident and time; evidence already
+collapsed) merged with the incident's remediation steps (proposals, decisions, executions read
+live from the remediation tables, which the remediation stage owns). Cursors are opaque strings
+encoding the position ``(time, source, id)`` of the last item, so pages are stable while new
+entries arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlmodel import Session, col
+
+from core.clock import isoformat, parse_time
+from core.db import Database
+from core.models.finding import Finding
+from core.models.incident import Incident, TimelineEntry
+from core.models.remediation import Approval, RemediationAction
+from timeline.entries import EntryKind, hide_excerpt
+from timeline.errors import IncidentNotFoundError, TimelineError
+
+MAX_PAGE = 1000
+_STORED, _REMEDIATION = 0, 1
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    id: str  # "e<TimelineEntry.id>" or "r<action id>.<step>"
+    at: datetime
+    kind: str
+    source: str
+    title: str
+    body: dict[str, Any]
+    ref_type: str | None
+    ref_id: str | None
+    count: int
+    actor: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": isoformat(self.at),
+            "kind": self.kind,
+            "source": self.source,
+            "title": self.title,
+            "body": self.body,
+            "ref": {"type": self.ref_type, "id": self.ref_id} if self.ref_type else None,
+            "count": self.count,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    incident_id: int
+    items: list[TimelineItem]
+    next_cursor: str | None
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _encode(at: datetime, source: int, item_id: int, step: int = 0) -> str:
+    raw = f"{isoformat(at)}|{source}|{item_id}|{step}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, int, int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, source, item_id, step = raw.split("|")
+        return parse_time(at), int(source), int(item_id), int(step)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TimelineError(
+            f"cursor {cursor!r} is not one this server gave out; start again without it"
+        ) from exc
+
+
+def _position(item: TimelineItem) -> tuple[datetime, int, int, int]:
+    if item.id.startswith("e"):
+        return item.at, _STORED, int(item.id[1:]), 0
+    action, _, step = item.id[1:].partition(".")
+    return item.at, _REMEDIATION, int(action), int(step)
+
+
+def _stored_page(
+    session: Session,
+    incident_id: int,
+    after: tuple[datetime, int, int, int] | None,
+    limit: int,
+    kinds: Sequence[str] | None,
+    include_excerpts: bool,
+) -> list[TimelineItem]:
+    query = select(TimelineEntry).where(col(TimelineEntry.incident_id) == incident_id)
+    if kinds:
+        query = query.where(col(TimelineEntry.kind).in_(list(kinds)))
+    if after is not None:
+        at, source, item_id, _ = after
+        if source == _STORED:
+            query = query.where(
+                or_(
+                    col(TimelineEntry.at) > at,
+                    and_(col(TimelineEntry.at) == at, col(TimelineEntry.id) > item_id),
+                )
+            )
+        else:
+            query = query.where(col(TimelineEntry.at) > at)
+    query = query.order_by(col(TimelineEntry.at), col(TimelineEntry.id)).limit(limit)
+    items = []
+    for entry in session.execute(query).scalars():
+        body = dict(entry.body or {})
+        if entry.kind == EntryKind.MESSAGE and not include_excerpts:
+            body = hide_excerpt(body)
+        items.append(
+            TimelineItem(
+                f"e{entry.id}",
+                entry.at,
+                entry.kind,
+                entry.source,
+                entry.title,
+                body,
+                entry.ref_type,
+                entry.ref_id,
+                entry.count,
+                entry.actor,
+            )
+        )
+    return items
+
+
+def remediation_items(session: Session, incident_id: int) -> list[TimelineItem]:
+    """Each action's proposal, decisions, execution and rollback, as timeline items."""
+    actions = list(
+        session.execute(
+            select(RemediationAction).where(col(RemediationAction.incident_id) == incident_id)
+        ).scalars()
+    )
+    if not actions:
+        return []
+    approvals: dict[int, list[Approval]] = {}
+    for approval in session.execute(
+        select(Approval)
+        .where(col(Approval.action_id).in_([a.id for a in actions]))
+        .order_by(col(Approval.at))
+    ).scalars():
+        approvals.setdefault(approval.action_id, []).append(approval)
+    items: list[TimelineItem] = []
+    for action in actions:
+        what = f"{action.action} {getattr(action, 'subject', '') or _target_words(action.target)}".strip()
+        items.append(
+            _remediation_item(
+                action,
+                0,
+                action.created_at,
+                f"proposed: {what}",
+                action.requested_by,
+                {"reason": action.reason},
+            )
+        )
+        for step, approval in enumerate(approvals.get(action.id or 0, []), start=1):
+            verb = "approved" if approval.decision == "approve" else "rejected"
+            extra = {"decision": approval.decision, "via": approval.via, "comment": approval.comment}
+            items.append(
+                _remediation_item(
+                    action,
+                    step,
+                    approval.at,
+                    f"{verb} by {approval.principal}: {what}",
+                    approval.principal,
+                    extra,
+                )
+            )
+        if action.executed_at is not None:
+            title = f"executed ({action.status}): {what}"
+            items.append(
+                _remediation_item(
+                    action, 900, action.executed_at, title, None, {"result": _short(action.result)}
+                )
+            )
+        rolled_back = getattr(action, "rolled_back_at", None)
+        if rolled_back is not None:
+            items.append(_remediation_item(action, 901, rolled_back, f"rolled back: {what}", None, {}))
+    return items
+
+
+def _remediation_item(
+    action: RemediationAction, step: int, at: datetime, title: str, actor: str | None, extra: dict[str, Any]
+) -> TimelineItem:
+    body = {
+        "action_id": action.id,
+        "action": action.action,
+        "provider": action.provider,
+        "phase": action.phase,
+        "status": action.status,
+        "risk": action.risk,
+        "requested_by": action.requested_by,
+        **extra,
+    }
+    return TimelineItem(
+        f"r{action.id}.{step}",
+        at,
+        EntryKind.REMEDIATION,
+        f"remediation/{action.provider}",
+        title,
+        body,
+        "remediation_action",
+        str(action.id),
+        1,
+        actor,
+    )
+
+
+def _target_words(target: dict[str, Any]) -> str:
+    for key in ("email", "user", "user_id", "file", "file_name", "app", "app_name", "name", "id"):
+        if target.get(key):
+            return str(target[key])
+    return ""
+
+
+def _short(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (result or {}).items()
+        if isinstance(v, str | int | float | bool) and len(str(v)) < 300
+    }
+
+
+def get_timeline(
+    db: Database,
+    incident_id: int,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    kinds: Sequence[str] | None = None,
+    include_excerpts: bool = False,
+) -> TimelinePage:
+    """One page of an incident's timeline in time order; `include_excerpts` only for roles allowed."""
+    limit = max(1, min(limit, MAX_PAGE))
+    after = _decode(cursor) if cursor else None
+    with db.session(readonly=True) as session:
+        if session.get(Incident, incident_id) is None:
+            raise IncidentNotFoundError(f"incident {incident_id} does not exist")
+        stored = _stored_page(session, incident_id, after, limit + 1, kinds, include_excerpts)
+        remediation = []
+        if not kinds or EntryKind.REMEDIATION in kinds:
+            remediation = [
+                i for i in remediation_items(session, incident_id) if after is None or _position(i) > after
+            ]
+        merged = sorted([*stored, *remediation], key=_position)
+        page = merged[:limit]
+        more = len(merged) > limit
+        count_query = select(col(TimelineEntry.kind), func.count()).where(
+            col(TimelineEntry.incident_id) == incident_id
+        )
+        counts = dict(session.execute(count_query.group_by(col(TimelineEntry.kind))).all())
+        all_remediation = remediation if after is None else remediation_items(session, incident_id)
+        if all_remediation:
+            counts[EntryKind.REMEDIATION] = len(all_remediation)
+        total = sum(v for k, v in counts.items() if not kinds or k in kinds)
+    next_cursor = _encode(*_position(page[-1])) if more and page else None
+    return TimelinePage(incident_id, page, next_cursor, total, {str(k): v for k, v in counts.items()})
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    status: Sequence[str] | None = None
+    priority: Sequence[str] | None = None
+    assignee: str | None = None
+    since: datetime | None = None
+    include_duplicates: bool = False
+
+
+def list_incidents(
+    db: Database, filters: IncidentFilter | None = None, *, limit: int = 50, after_id: int | None = None
+) -> list[Incident]:
+    """Newest first; `after_id` continues from the last id of the previous page."""
+    filters = filters or IncidentFilter()
+    query = select(Incident)
+    if filters.status:
+        query = query.where(col(Incident.status).in_(list(filters.status)))
+    elif not filters.include_duplicates:
+        query = query.where(col(Incident.status) != "duplicate")
+    if filters.priority:
+        query = query.where(col(Incident.priority).in_(list(filters.priority)))
+    if filters.assignee:
+        query = query.where(col(Incident.assignee) == filters.assignee)
+    if filters.since:
+        query = query.where(col(Incident.created_at) >= filters.since)
+    if after_id is not None:
+        query = query.where(col(Incident.id) < after_id)
+    query = query.order_by(col(Incident.id).desc()).limit(max(1, min(limit, MAX_PAGE)))
+    with db.session(readonly=True) as session:
+        return list(session.execute(query).scalars())
+
+
+def get_incident(db: Database, incident_id: int) -> tuple[Incident, list[Finding]]:
+    with db.session(readonly=True) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise IncidentNotFoundError(f"incident {incident_id} does not exist")
+        findings = list(
+            session.execute(
+                select(Finding)
+                .where(col(Finding.incident_id) == incident_id)
+                .order_by(col(Finding.first_seen))
+            ).scalars()
+        )
+        return incident, findings
