@@ -3,7 +3,7 @@
 The checkpoint is ``{"high_water": T, "window": {"start", "end", "page"} | None}``:
 
 * a pass starts at ``high_water - overlap`` (late data: Google's reporting lag, Entra's delays)
-  and reads windows of at most ``window`` length up to the time the pass started;
+  and reads contiguous windows of at most ``window`` length up to the time the pass started;
 * after every page the checkpoint names the window and the provider's token for the *next*
   page, so a crash resumes exactly there (re-reading at most one page, which the provider ids
   make harmless);
@@ -66,6 +66,7 @@ def windowed_pages(
 ) -> Iterator[tuple[Sequence[Any], dict[str, Any], tuple[datetime, datetime], str]]:
     """(records, checkpoint after them, window, source) for one pass from `cursor` up to `now`."""
     state: dict[str, Any] = dict(cursor)
+    first = True  # the overlap is re-read once per pass, not between the windows of a backfill
     while True:
         current = state.get("window")
         high_water = parse_time(state["high_water"]) if state.get("high_water") else None
@@ -74,7 +75,11 @@ def windowed_pages(
         else:
             if high_water is not None and high_water >= now:
                 return
-            start = _clamp(high_water - plan.overlap if high_water else plan.backfill_start, plan)
+            if high_water is None:
+                start = plan.backfill_start
+            else:
+                start = high_water - plan.overlap if first else high_water
+            start = _clamp(start, plan)
             end = min(start + plan.window, now)
             if end <= start:
                 return
@@ -94,6 +99,7 @@ def windowed_pages(
         else:
             done_to = max(end, high_water) if high_water else end
             state = {"high_water": isoformat(done_to), "window": None}
+        first = False
         yield records, dict(state), (start, end), source
         if not next_token and end >= now:
             return

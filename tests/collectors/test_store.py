@@ -1,0 +1,100 @@
+"""Storing what the collectors read: events once per provider id, snapshots only when they change,
+messages only redacted, unusable input quarantined with its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import func, select
+
+from collectors.normalise import NormalisedEvent, NormalisedMessage
+from collectors.store import insert_events, insert_messages, quarantine, store_snapshots
+from core.db import Database
+from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
+
+AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def _event(eid: str) -> NormalisedEvent:
+    return NormalisedEvent(
+        provider_event_id=eid, occurred_at=AT, raw={"id": eid}, actor="a@x", action="login"
+    )
+
+
+def test_reading_the_same_events_twice_stores_them_once(db: Database, make_connection) -> None:
+    conn = make_connection(provider="slack")
+    with db.session() as s:
+        first = insert_events(
+            s, connection_id=conn.id, provider="slack", stream="audit", events=[_event("1"), _event("2")]
+        )
+    with db.session() as s:
+        second = insert_events(
+            s,
+            connection_id=conn.id,
+            provider="slack",
+            stream="audit",
+            events=[_event("2"), _event("3"), _event("3")],
+        )
+    with db.session(readonly=True) as s:
+        stored = sorted(s.exec(select(Event.provider_event_id)).all())
+    assert (first, second, stored) == (2, 1, ["1", "2", "3"])
+
+
+def test_a_snapshot_row_is_written_only_when_an_object_changes_and_deletions_are_recorded(
+    db: Database, make_connection
+) -> None:
+    conn = make_connection(provider="google")
+
+    def read(objects: dict) -> tuple[int, int, int, int]:
+        with db.session() as s:
+            c = store_snapshots(
+                s, connection_id=conn.id, provider="google", object_type="user", objects=objects
+            )
+        return c.added, c.changed, c.deleted, c.unchanged
+
+    alice, bob = {"id": "1", "isEnrolledIn2Sv": True}, {"id": "2", "suspended": False}
+    assert read({"1": alice, "2": bob}) == (2, 0, 0, 0)
+    assert read({"1": alice, "2": bob}) == (0, 0, 0, 2)
+    assert read({"1": {**alice, "isEnrolledIn2Sv": False}, "2": bob}) == (0, 1, 0, 1)
+    assert read({"1": {**alice, "isEnrolledIn2Sv": False}}) == (0, 0, 1, 1)
+    assert read({"1": {**alice, "isEnrolledIn2Sv": False}, "2": bob}) == (1, 0, 0, 1)  # back again
+    with db.session(readonly=True) as s:
+        rows = s.exec(
+            select(ConfigSnapshot).where(ConfigSnapshot.object_id == "2").order_by(ConfigSnapshot.id)
+        ).all()
+    assert [r.deleted for r in rows] == [False, True, False]
+
+
+def test_messages_are_stored_redacted_never_in_clear(db: Database, make_connection) -> None:
+    conn = make_connection(provider="slack")
+    secret = "xoxb-123456789012-123456789012-abcdefghijklmnopqrstuvwx"
+    message = NormalisedMessage(
+        provider_message_id="C1/1.0", sent_at=AT, text=f"here is the bot token {secret} use it", channel="C1"
+    )
+    with db.session() as s:
+        assert (
+            insert_messages(s, connection_id=conn.id, provider="slack", stream="messages", messages=[message])
+            == 1
+        )
+    with db.session(readonly=True) as s:
+        stored = s.exec(select(Message)).one()
+    assert secret not in stored.text_redacted
+    assert "[REDACTED:secret]" in stored.text_redacted
+    assert stored.redactions == {"secret": 1}
+
+
+def test_quarantine_keeps_the_input_verbatim_with_the_reason(db: Database) -> None:
+    with db.session() as s:
+        quarantine(
+            s,
+            connection_id=None,
+            provider="m365",
+            stream="signins",
+            source="page 3",
+            reason="not JSON",
+            raw=b'{"va',
+        )
+    with db.session(readonly=True) as s:
+        row = s.exec(select(QuarantinedRecord)).one()
+        count = s.exec(select(func.count()).select_from(QuarantinedRecord)).one()
+    assert (row.source, row.reason, row.raw, count) == ("page 3", "not JSON", '{"va', 1)
