@@ -208,3 +208,19 @@ def test_misused_functions_and_subscripts_are_refused_cleanly(text: str) -> None
     if compiled is not None:
         with contextlib.suppress(PostureError):
             compiled({"x": {"a": 1}})
+
+
+@pytest.mark.xfail(
+    raises=TypeError,
+    strict=True,
+    reason="posture bug found by this fuzzing (after the first fixes): `in` / `not in` with a number "
+    "(or bool) on the right iterates it and raises TypeError ('int' object is not iterable) instead "
+    "of being False; remove this marker once it is",
+)
+@pytest.mark.parametrize("text", ["1 in 2", "'a' in 1.5", "x in n", "x not in true"])
+def test_membership_in_a_number_is_false_not_a_crash(text: str) -> None:
+    # given a membership test whose right side is a number, when evaluated, then no TypeError escapes
+    compiled = _compile_or_reject(text)
+    if compiled is not None:
+        with contextlib.suppress(PostureError):
+            compiled({"x": "a", "n": 3})
