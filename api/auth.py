@@ -150,11 +150,12 @@ class OidcAuthenticator:
     def _roles(self, claim: object) -> frozenset[Role]:
         values = claim.split() if isinstance(claim, str) else claim if isinstance(claim, list) else []
         prefix = self.settings.oidc_role_prefix
-        found = set()
-        for value in values:
-            if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in Role:
-                found.add(Role(value[len(prefix) :]))
-        return frozenset(found)
+        known = {role.value: role for role in Role}
+        return frozenset(
+            known[value[len(prefix) :]]
+            for value in values
+            if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :] in known
+        )
 
 
 def _discover_jwks_url(issuer: str) -> str:
