@@ -99,7 +99,9 @@ class BaselineSet:
         """How many distinct values of a feature each person has in the baseline."""
         keys = self.keys[feature]
         owners = keys // VOCAB
-        per_person = np.bincount(owners, minlength=len(self.people.values)) if len(keys) else np.zeros(0, np.int64)
+        per_person = (
+            np.bincount(owners, minlength=len(self.people.values)) if len(keys) else np.zeros(0, np.int64)
+        )
         result = np.zeros(len(person), dtype=np.int64)
         known = (person >= 0) & (person < len(per_person))
         result[known] = per_person[person[known]]
@@ -109,7 +111,9 @@ class BaselineSet:
         """True where the person has enough history for a trustworthy baseline (cold start otherwise)."""
         result = np.zeros(len(person), dtype=bool)
         known = person >= 0
-        result[known] = (self.active_days[person[known]] >= min_days) & (self.signins[person[known]] >= min_signins)
+        result[known] = (self.active_days[person[known]] >= min_days) & (
+            self.signins[person[known]] >= min_signins
+        )
         return result
 
 
@@ -156,7 +160,9 @@ class BaselineBuilder:
         hour = ((columns.ts[success] % 86400) // 3600).astype(np.int64)
         np.add.at(self.hours, (p_ok, hour), 1)
         np.add.at(self.signins, p_ok, 1)
-        located = success & ~np.isnan(columns.latitude) | success & np.array([c is not None for c in columns.country])
+        located = success & ~np.isnan(columns.latitude) | success & np.array(
+            [c is not None for c in columns.country]
+        )
         idx = np.flatnonzero(located)
         if len(idx):
             # rows are sorted by (actor, ts): the last row of each person is their latest location
@@ -182,7 +188,9 @@ class BaselineBuilder:
             self.days.add(code * 100_000 + day)
         self._grow()
 
-    def freeze(self) -> BaselineSet:
+    def freeze(self, *, volumes_before_day: int | None = None) -> BaselineSet:
+        """Freeze for scoring; volumes of `volumes_before_day` and later are left out, so a spike
+        that arrives over several batches is never compared with itself."""
         self._grow()
         n = len(self.people.values)
         keys, counts = {}, {}
@@ -215,35 +223,40 @@ class BaselineBuilder:
             last_country=last_country,
             last_event=last_event,
             last_precise=last_precise,
-            volumes=self._volume_stats(n, active),
+            volumes=self._volume_stats(n, active, volumes_before_day),
             window_start=self.window_start,
             window_end=self.window_end,
         )
 
-    def _volume_stats(self, n: int, active: np.ndarray) -> dict[str, VolumeStats]:
+    def _volume_stats(
+        self, n: int, active: np.ndarray, before_day: int | None = None
+    ) -> dict[str, VolumeStats]:
         stats = {}
+        if before_day is not None:
+            keys = np.fromiter(self.days, dtype=np.int64, count=len(self.days))
+            keys = keys[keys % 100_000 < before_day]
+            active = np.bincount(keys // 100_000, minlength=n) if len(keys) else np.zeros(n, np.int64)
         days = np.maximum(active[:n], 1).astype(np.float64)
+        entries = [(k, c) for k, c in self.volume.items() if before_day is None or k[2] < before_day]
+        size = len(entries)
+        person = np.fromiter((k[0] for k, _ in entries), dtype=np.int64, count=size)
+        kinds = np.array([k[1] for k, _ in entries], dtype=object)
+        counts = np.fromiter((c for _, c in entries), dtype=np.float64, count=size)
         for kind in ActivityKind:
-            total = np.zeros(n)
-            squares = np.zeros(n)
+            mask = kinds == kind.value if size else np.zeros(0, dtype=bool)
+            p, c = person[mask], counts[mask]
+            total = np.bincount(p, weights=c, minlength=n)[:n]
+            squares = np.bincount(p, weights=c * c, minlength=n)[:n]
             maximum = np.zeros(n)
-            day_counts = []
-            for (person, k, _day), count in self.volume.items():
-                if k != kind.value:
-                    continue
-                total[person] += count
-                squares[person] += count * count
-                maximum[person] = max(maximum[person], count)
-                day_counts.append(count)
+            np.maximum.at(maximum, p, c)
             mean = total / days
             std = np.sqrt(np.maximum(squares / days - mean * mean, 0.0))
-            peers = np.array(day_counts, dtype=np.float64)
             stats[kind.value] = VolumeStats(
                 mean,
                 std,
                 maximum,
-                float(np.percentile(peers, 50)) if len(peers) else 0.0,
-                float(np.percentile(peers, 99)) if len(peers) else 0.0,
+                float(np.percentile(c, 50)) if len(c) else 0.0,
+                float(np.percentile(c, 99)) if len(c) else 0.0,
             )
         return stats
 
@@ -299,7 +312,11 @@ class BaselineBuilder:
         for row in rows:
             code = builder.people.code(row.actor)
             builder._grow()
-            for feature, seen in (("country", row.countries), ("network", row.networks), ("device", row.devices)):
+            for feature, seen in (
+                ("country", row.countries),
+                ("network", row.networks),
+                ("device", row.devices),
+            ):
                 vocab = builder.vocab[feature]
                 for value, count in seen.items():
                     builder.pairs[feature][code * VOCAB + vocab.code(value)] += int(count)

@@ -15,7 +15,9 @@ from detectors.anomaly.errors import AnomalyConfigError
 class AnomalyConfig(BaseSettings):
     """Defaults tuned on the simulator's quiet week (≤ 1 medium+ finding per 1,000 users per day)."""
 
-    model_config = SettingsConfigDict(env_prefix="TENANTGUARD_ANOMALY_", env_file=None, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTGUARD_ANOMALY_", env_file=None, extra="ignore", frozen=True
+    )
 
     geoip_database: Path | None = None
     geoip_asn_database: Path | None = None
@@ -35,7 +37,7 @@ class AnomalyConfig(BaseSettings):
     volume_user_sigmas: float = 4.0
     volume_peer_factor: float = 2.0
     unusual_hour_max_share: float = 0.01
-    model_trees: int = 100
+    model_trees: int = 64
     model_sample: int = 256
     model_alert_quantile: float = 0.9995
     model_max_age_hours: int = 24

@@ -73,7 +73,9 @@ def _fallback_network(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 class GeoLocator:
     """Country and network of an IP address, cached per address (sign-ins repeat addresses a lot)."""
 
-    def __init__(self, mmdb_path: Path | None = None, asn_mmdb_path: Path | None = None, cache_size: int = 200_000) -> None:
+    def __init__(
+        self, mmdb_path: Path | None = None, asn_mmdb_path: Path | None = None, cache_size: int = 200_000
+    ) -> None:
         self._cache: dict[str, IpInfo] = {}
         self._cache_size = cache_size
         self._mmdb: Any = None
@@ -144,7 +146,9 @@ def _open_mmdb(path: Path) -> Any:
     try:
         return maxminddb.open_database(str(path))
     except (OSError, ValueError) as exc:
-        raise AnomalyConfigError(f"{path} is not a readable MaxMind database ({exc}); replace the file or unset the setting") from None
+        raise AnomalyConfigError(
+            f"{path} is not a readable MaxMind database ({exc}); replace the file or unset the setting"
+        ) from None
 
 
 @lru_cache(maxsize=1)

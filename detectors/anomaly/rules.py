@@ -135,7 +135,9 @@ def join(cols: SignInColumns, base: BaselineSet, config: AnomalyConfig) -> Batch
 # ---------------------------------------------------------------- travel
 
 
-def travel_speeds(view: BatchView, base: BaselineSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def travel_speeds(
+    view: BatchView, base: BaselineSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each successful sign-in: (previous row or -1, distance km lower bound, hours, previous ts).
 
     Distances use provider/database coordinates when both ends have them; otherwise country
@@ -158,7 +160,9 @@ def travel_speeds(view: BatchView, base: BaselineSet) -> tuple[np.ndarray, np.nd
     lat1 = np.where(same, cols.latitude[np.maximum(prev_rows, 0)], np.nan)
     lon1 = np.where(same, cols.longitude[np.maximum(prev_rows, 0)], np.nan)
     ts1 = np.where(same, cols.ts[np.maximum(prev_rows, 0)], np.nan)
-    country1 = [cols.country[p] if s else None for p, s in zip(prev_rows.tolist(), same.tolist(), strict=True)]
+    country1 = [
+        cols.country[p] if s else None for p, s in zip(prev_rows.tolist(), same.tolist(), strict=True)
+    ]
     # first row of a person in the batch: continue from the baseline's last location
     person = view.person[idx]
     from_base = ~same & (person >= 0)
@@ -184,10 +188,14 @@ def travel_speeds(view: BatchView, base: BaselineSet) -> tuple[np.ndarray, np.nd
             continue
         a_lat, a_lon, a_r = (lat1[i], lon1[i], 0.0) if not np.isnan(lat1[i]) else p1
         b_lat, b_lon, b_r = (lat2[i], lon2[i], 0.0) if not np.isnan(lat2[i]) else p2
-        centre = haversine_km_array(np.array([a_lat]), np.array([a_lon]), np.array([b_lat]), np.array([b_lon]))[0]
+        centre = haversine_km_array(
+            np.array([a_lat]), np.array([a_lon]), np.array([b_lat]), np.array([b_lon])
+        )[0]
         km[i] = max(0.0, centre - a_r - b_r)
     dist[idx] = km
-    hours[idx] = np.maximum((cols.ts[idx] - ts1) / 3600.0, 1 / 60)
+    elapsed = (cols.ts[idx] - ts1) / 3600.0
+    # a late-arriving event older than the remembered location says nothing about travel
+    hours[idx] = np.where(elapsed >= 0, np.maximum(elapsed, 1 / 60), np.nan)
     prev_ts[idx] = ts1
     return prev, dist, hours, prev_ts
 
@@ -272,7 +280,9 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
         if new_country:
             groups[(AnomalyRule.NEW_COUNTRY, actor, str(cols.country[row]))].append(row)
         elif new_network and new_device:
-            groups[(AnomalyRule.UNFAMILIAR_SIGNIN, actor, f"{cols.network[row]}|{cols.device[row]}")].append(row)
+            groups[(AnomalyRule.UNFAMILIAR_SIGNIN, actor, f"{cols.network[row]}|{cols.device[row]}")].append(
+                row
+            )
         elif new_network:
             groups[(AnomalyRule.NEW_NETWORK, actor, str(cols.network[row]))].append(row)
         elif new_device:
@@ -288,7 +298,11 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
         severity = Severity.LOW
         reasons = []
         if rule is AnomalyRule.NEW_COUNTRY:
-            for flag, reason in ((hosting, "a hosting/VPS network"), (from_spray, "an IP that failed against other accounts"), (new_device, "a device never seen for them")):
+            for flag, reason in (
+                (hosting, "a hosting/VPS network"),
+                (from_spray, "an IP that failed against other accounts"),
+                (new_device, "a device never seen for them"),
+            ):
                 if flag:
                     severity = _raise(severity)
                     reasons.append(reason)
@@ -302,7 +316,11 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
             severity = min(severity, Severity.LOW, key=lambda s: s.rank)
         countries = base.vocab["country"].values
         known = sorted(
-            ((countries[k % (1 << 32)], int(c)) for k, c in zip(base.keys["country"], base.counts["country"], strict=True) if k >> 32 == person),
+            (
+                (countries[k % (1 << 32)], int(c))
+                for k, c in zip(base.keys["country"], base.counts["country"], strict=True)
+                if k >> 32 == person
+            ),
             key=lambda item: -item[1],
         )[:3]
         history = ", ".join(f"{c} ({n})" for c, n in known) or "none yet"
@@ -335,8 +353,14 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
                 (actor,),
                 tuple(sorted({cols.ip[m] for m in members if cols.ip[m]}))[:10],
                 cols.provider[first],
-                {"value": value, "baseline_signins": total, "known_countries": dict(known), "cold_start": not established,
-                 "hosting_network": hosting, "spray_ip": from_spray},
+                {
+                    "value": value,
+                    "baseline_signins": total,
+                    "known_countries": dict(known),
+                    "cold_start": not established,
+                    "hosting_network": hosting,
+                    "spray_ip": from_spray,
+                },
             )
         )
     return hits
@@ -351,7 +375,11 @@ def unusual_hour(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> l
     hour = ((cols.ts[rows] % 86400) // 3600).astype(np.int64)
     hist = base.hours[person]
     total = hist.sum(axis=1)
-    near = hist[np.arange(len(rows)), hour] + hist[np.arange(len(rows)), (hour - 1) % 24] + hist[np.arange(len(rows)), (hour + 1) % 24]
+    near = (
+        hist[np.arange(len(rows)), hour]
+        + hist[np.arange(len(rows)), (hour - 1) % 24]
+        + hist[np.arange(len(rows)), (hour + 1) % 24]
+    )
     share = near / np.maximum(total, 1)
     flagged = rows[(total >= 50) & (share < config.unusual_hour_max_share)]
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -363,7 +391,11 @@ def unusual_hour(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> l
         h = int((cols.ts[row] % 86400) // 3600)
         p = int(view.person[row])
         busiest = int(np.argmax(base.hours[p]))
-        share_pct = 100.0 * float(base.hours[p][[(h - 1) % 24, h, (h + 1) % 24]].sum()) / max(int(base.hours[p].sum()), 1)
+        share_pct = (
+            100.0
+            * float(base.hours[p][[(h - 1) % 24, h, (h + 1) % 24]].sum())
+            / max(int(base.hours[p].sum()), 1)
+        )
         hits.append(
             AnomalyHit(
                 AnomalyRule.UNUSUAL_HOUR,
@@ -407,14 +439,30 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
             while cols.ts[failures[end]] - cols.ts[failures[start]] > window:
                 start += 1
             accounts = {cols.actor[r] for r in failures[start : end + 1]}
-            if len(accounts) >= config.spray_min_accounts and (best is None or end - start > best[1] - best[0]):
+            if len(accounts) >= config.spray_min_accounts and (
+                best is None or end - start > best[1] - best[0]
+            ):
                 best = (start, end)
         if best is None:
             continue
         members = failures[best[0] : best[1] + 1]
         first_ts, last_ts = cols.ts[members[0]], cols.ts[members[-1]]
-        successes = [r for r in rows if cols.outcome[r] == Outcome.SUCCESS.value and first_ts <= cols.ts[r] <= last_ts + window]
-        ratio = len(members) / max(len(members) + len([r for r in rows if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == Outcome.SUCCESS.value]), 1)
+        successes = [
+            r
+            for r in rows
+            if cols.outcome[r] == Outcome.SUCCESS.value and first_ts <= cols.ts[r] <= last_ts + window
+        ]
+        ratio = len(members) / max(
+            len(members)
+            + len(
+                [
+                    r
+                    for r in rows
+                    if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == Outcome.SUCCESS.value
+                ]
+            ),
+            1,
+        )
         if ratio < config.spray_min_failure_ratio:
             continue  # a shared office egress with many good sign-ins is not a spray source
         accounts = sorted({cols.actor[r] for r in members})
@@ -430,7 +478,8 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
                 AnomalyRule.PASSWORD_SPRAY,
                 Severity.HIGH if won or len(accounts) >= 2 * config.spray_min_accounts else Severity.MEDIUM,
                 0.9,
-                f"Password spray from {ip} against {len(accounts)} accounts" + (f"; {len(won)} succeeded" if won else ""),
+                f"Password spray from {ip} against {len(accounts)} accounts"
+                + (f"; {len(won)} succeeded" if won else ""),
                 description,
                 f"anomaly:spray:{ip}:{_day(first_ts)}",
                 float(first_ts),
@@ -439,7 +488,12 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
                 tuple(won + [a for a in accounts if a not in won])[:100],
                 (ip,),
                 cols.provider[members[0]],
-                {"accounts": len(accounts), "failures": len(members), "failure_ratio": round(ratio, 3), "succeeded_for": won},
+                {
+                    "accounts": len(accounts),
+                    "failures": len(members),
+                    "failure_ratio": round(ratio, 3),
+                    "succeeded_for": won,
+                },
             )
         )
     return hits
@@ -464,7 +518,9 @@ def mfa_fatigue(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
         for end in range(len(rows)):
             while cols.ts[rows[end]] - cols.ts[rows[start]] > window:
                 start += 1
-            if end - start + 1 >= config.mfa_min_denials and (best is None or end - start > best[1] - best[0]):
+            if end - start + 1 >= config.mfa_min_denials and (
+                best is None or end - start > best[1] - best[0]
+            ):
                 best = (start, end)
         if best is None:
             continue
@@ -475,7 +531,11 @@ def mfa_fatigue(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
         description = (
             f"{len(members)} MFA prompts denied or failed for {actor} within {_duration(last_ts - first_ts)} "
             f"({_when(first_ts)} – {_when(last_ts)}) from {', '.join(ips) or 'unknown IPs'}"
-            + (f"; then a successful sign-in at {_when(cols.ts[accepted[0]])} — the user may have accepted a prompt" if accepted else "")
+            + (
+                f"; then a successful sign-in at {_when(cols.ts[accepted[0]])} — the user may have accepted a prompt"
+                if accepted
+                else ""
+            )
             + "."
         )
         hits.append(
@@ -483,7 +543,8 @@ def mfa_fatigue(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
                 AnomalyRule.MFA_FATIGUE,
                 Severity.HIGH,
                 0.9 if accepted else 0.8,
-                f"MFA fatigue against {actor}: {len(members)} prompts in {_duration(last_ts - first_ts)}" + (" then accepted" if accepted else ""),
+                f"MFA fatigue against {actor}: {len(members)} prompts in {_duration(last_ts - first_ts)}"
+                + (" then accepted" if accepted else ""),
                 description,
                 f"anomaly:mfa_fatigue:{actor}:{_day(first_ts)}",
                 float(first_ts),
@@ -501,7 +562,12 @@ def mfa_fatigue(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
 # ---------------------------------------------------------------- volumes
 
 
-def volume_spikes(activities: Sequence[Activity], base: BaselineSet, config: AnomalyConfig, day_counts: dict[tuple[str, str, int], int] | None = None) -> list[AnomalyHit]:
+def volume_spikes(
+    activities: Sequence[Activity],
+    base: BaselineSet,
+    config: AnomalyConfig,
+    day_counts: dict[tuple[str, str, int], int] | None = None,
+) -> list[AnomalyHit]:
     """Daily downloads / shares / deletes far above the person's own history and their peers'.
 
     `day_counts` may carry the full day's counts (when earlier batches already saw part of it);
@@ -533,7 +599,8 @@ def volume_spikes(activities: Sequence[Activity], base: BaselineSet, config: Ano
         description = (
             f"{count:,} files {verb} by {actor} on {_day(day * 86400)}; their daily average is {mean:.1f} "
             f"(σ {std:.1f}, busiest day {top:.0f}) and peers' 99th percentile is {stats.peer_p99:.0f} — "
-            f"{ratio:.0f}× the peer level." + ("" if established else " Cold start: little history for this person.")
+            f"{ratio:.0f}× the peer level."
+            + ("" if established else " Cold start: little history for this person.")
         )
         items.sort(key=lambda a: a.ts)
         hits.append(
@@ -550,8 +617,16 @@ def volume_spikes(activities: Sequence[Activity], base: BaselineSet, config: Ano
                 (actor,),
                 (),
                 items[0].provider,
-                {"kind": kind, "count": count, "user_mean": round(mean, 2), "user_std": round(std, 2), "user_max": top,
-                 "peer_p50": stats.peer_p50, "peer_p99": stats.peer_p99, "files": sorted({a.target for a in items if a.target})[:50]},
+                {
+                    "kind": kind,
+                    "count": count,
+                    "user_mean": round(mean, 2),
+                    "user_std": round(std, 2),
+                    "user_max": top,
+                    "peer_p50": stats.peer_p50,
+                    "peer_p99": stats.peer_p99,
+                    "files": sorted({a.target for a in items if a.target})[:50],
+                },
             )
         )
     return hits

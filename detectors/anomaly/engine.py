@@ -1,0 +1,321 @@
+"""The anomaly engine: events in, explained hits out; it learns as it goes and keeps its model fresh.
+
+An :class:`AnomalyEngine` is long-lived (one per process, like the detection pipeline). For each
+batch of stored events it extracts sign-ins and file activity, compares them with the baseline
+learned from everything *before* the batch, runs the explicit checks and the session model, and
+only then folds the batch into the baseline. Baselines are saved as :class:`PersonBaseline` rows
+and the model as a hashed ``.npz`` file (see :mod:`detectors.anomaly.model`), so a restart
+resumes from what was learned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlmodel import Session, col, delete, select
+
+from core.clock import utcnow
+from core.models import AnomalyModel, Event, PersonBaseline
+from core.models.enums import Severity
+from detectors.anomaly import model as session_model
+from detectors.anomaly.baseline import BaselineBuilder, BaselineSet
+from detectors.anomaly.config import AnomalyConfig
+from detectors.anomaly.errors import ModelIntegrityError
+from detectors.anomaly.features import session_features
+from detectors.anomaly.geo import GeoLocator, default_locator
+from detectors.anomaly.rules import (
+    AnomalyHit,
+    AnomalyRule,
+    impossible_travel,
+    join,
+    mfa_fatigue,
+    novelty,
+    password_spray,
+    unusual_hour,
+    volume_spikes,
+)
+from detectors.anomaly.signals import (
+    ACTIVITY_STREAMS,
+    SIGNIN_STREAMS,
+    Activity,
+    StoredEvent,
+    activity_from,
+    signin_from,
+    to_columns,
+)
+
+log = logging.getLogger(__name__)
+MODEL_KIND = "signin_forest"
+MIN_TRAINING_ROWS = 2000
+RESERVOIR = 50_000
+STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS
+
+
+def stored(event: Event) -> StoredEvent:
+    return StoredEvent(
+        int(event.id or 0),
+        event.provider,
+        event.stream,
+        event.occurred_at,
+        event.actor,
+        event.action,
+        event.ip,
+        event.country,
+        event.raw or {},
+    )
+
+
+@dataclass
+class BatchResult:
+    hits: list[AnomalyHit] = field(default_factory=list)
+    signins: int = 0
+    activities: int = 0
+
+
+class AnomalyEngine:
+    """Baseline + model + checks, updated batch by batch."""
+
+    def __init__(
+        self,
+        config: AnomalyConfig | None = None,
+        *,
+        models_dir: Path | None = None,
+        geo: GeoLocator | None = None,
+    ) -> None:
+        self.config = config or AnomalyConfig()
+        self.models_dir = models_dir
+        self.geo = geo or default_locator(
+            str(self.config.geoip_database) if self.config.geoip_database else None,
+            str(self.config.geoip_asn_database) if self.config.geoip_asn_database else None,
+        )
+        self.builder = BaselineBuilder()
+        self.forest: session_model.ForestArrays | None = None
+        self.model_trained_ts: float | None = None
+        self._reservoir: list[np.ndarray] = []
+        self._reservoir_rows = 0
+        self._rng = np.random.default_rng(0)
+        self._day_counts: dict[tuple[str, str, int], int] = {}
+        self._loaded = False
+        self._dirty_batches = 0
+
+    # ------------------------------------------------------------ state
+
+    def load(self, session: Session) -> None:
+        """Resume from stored baselines and the newest model whose file still verifies."""
+        self._loaded = True
+        rows = session.exec(select(PersonBaseline)).all()
+        if rows:
+            self.builder = BaselineBuilder.from_rows(rows)
+        record = session.exec(
+            select(AnomalyModel)
+            .where(AnomalyModel.kind == MODEL_KIND)
+            .order_by(col(AnomalyModel.trained_at).desc())
+            .limit(1)
+        ).first()
+        if record is not None:
+            try:
+                self.forest = session_model.load(Path(record.path), record.sha256)
+                self.model_trained_ts = float(
+                    record.details.get("trained_event_ts", record.trained_at.timestamp())
+                )
+            except ModelIntegrityError as exc:
+                log.warning("%s", exc)
+                self.forest = None
+
+    def save(self, session: Session, *, now: datetime | None = None) -> int:
+        """Replace the stored baselines with the builder's current state."""
+        rows = self.builder.to_rows(now or utcnow())
+        session.exec(delete(PersonBaseline))  # type: ignore[call-overload]
+        session.add_all(rows)
+        self._dirty_batches = 0
+        return len(rows)
+
+    # ------------------------------------------------------------ analysis
+
+    def process(self, events: Sequence[StoredEvent]) -> BatchResult:
+        """Analyse a batch day by day (in event time): each day against everything learned before it.
+
+        A backfill of weeks arrives as a few large batches; splitting by day means the first
+        weeks become the baseline the later ones are judged against, as if collected live.
+        """
+        by_day: dict[int, list[StoredEvent]] = {}
+        for event in events:
+            by_day.setdefault(int(event.occurred_at.timestamp() // 86400), []).append(event)
+        result = BatchResult()
+        for day in sorted(by_day):
+            part = self._process_day(by_day[day])
+            result.hits.extend(part.hits)
+            result.signins += part.signins
+            result.activities += part.activities
+        self._dirty_batches += 1
+        return result
+
+    def _process_day(self, events: Sequence[StoredEvent]) -> BatchResult:
+        signins = [
+            s for e in events if (e.provider, e.stream) in SIGNIN_STREAMS and (s := signin_from(e, self.geo))
+        ]
+        activities = [a for e in events if (a := activity_from(e))]
+        result = BatchResult(signins=len(signins), activities=len(activities))
+        day = int(events[0].occurred_at.timestamp() // 86400) if events else None
+        base = self.builder.freeze(volumes_before_day=day)
+        cols = to_columns(signins)
+        if len(cols):
+            view = join(cols, base, self.config)
+            result.hits.extend(impossible_travel(view, base, self.config))
+            result.hits.extend(novelty(view, base, self.config))
+            result.hits.extend(unusual_hour(view, base, self.config))
+            result.hits.extend(password_spray(cols, self.config))
+            result.hits.extend(mfa_fatigue(cols, self.config))
+            features = session_features(view, base)
+            result.hits.extend(self._model_hits(view, base, features))
+            self._remember(features[view.established])
+        if activities:
+            result.hits.extend(volume_spikes(activities, base, self.config, self._count_days(activities)))
+        self.builder.add_signins(cols)
+        self.builder.add_activities(activities)
+        self._maybe_retrain(cols.ts.max() if len(cols) else None)
+        return result
+
+    def _count_days(self, activities: Sequence[Activity]) -> dict[tuple[str, str, int], int]:
+        """Running per-day counts across batches, so a spike split over batches still adds up."""
+        for activity in activities:
+            key = (activity.actor, activity.kind.value, int(activity.ts // 86400))
+            self._day_counts[key] = self._day_counts.get(key, 0) + 1
+        if len(self._day_counts) > 2_000_000:
+            newest = max(day for _, _, day in self._day_counts)
+            self._day_counts = {k: v for k, v in self._day_counts.items() if k[2] >= newest - 2}
+        return self._day_counts
+
+    def _model_hits(self, view, base: BaselineSet, features: np.ndarray) -> list[AnomalyHit]:  # type: ignore[no-untyped-def]
+        if self.forest is None or len(features) == 0:
+            return []
+        scores = self.forest.score(features)
+        cols = view.cols
+        novel = (features[:, 1] >= 0.99) | (features[:, 2] >= 0.99) | (features[:, 3] >= 0.99)
+        flagged = np.flatnonzero(
+            (scores >= self.forest.alert_score) & view.established & novel & view.success
+        )
+        grouped: dict[tuple[str, str], list[int]] = {}
+        for row in flagged.tolist():
+            day = datetime.fromtimestamp(cols.ts[row], UTC).strftime("%Y-%m-%d")
+            grouped.setdefault((cols.actor[row], day), []).append(row)
+        hits = []
+        for (actor, day), rows in grouped.items():
+            row = rows[int(np.argmax(scores[rows]))]
+            reasons = self.forest.explain(features[row])
+            because = (
+                "; ".join(f"{name} = {value:.2f} (usual {usual:.2f})" for name, value, usual in reasons)
+                or "an unusual combination"
+            )
+            hits.append(
+                AnomalyHit(
+                    AnomalyRule.SESSION_MODEL,
+                    Severity.LOW,
+                    round(float(min(0.9, scores[row])), 2),
+                    f"Unusual sign-in session for {actor} (model score {scores[row]:.2f})",
+                    f"The sign-in model scored {actor}'s sign-in at {datetime.fromtimestamp(cols.ts[row], UTC):%Y-%m-%d %H:%M} UTC "
+                    f"from {cols.ip[row]} ({cols.country[row] or '??'}, {cols.network[row] or 'unknown network'}) at "
+                    f"{scores[row]:.2f}, above the alert level {self.forest.alert_score:.2f} (the top "
+                    f"{100 * (1 - self.config.model_alert_quantile):.2f}% of training sessions): {because}.",
+                    f"anomaly:model:{actor}:{day}",
+                    float(cols.ts[rows[0]]),
+                    float(cols.ts[rows[-1]]),
+                    tuple(int(cols.event_id[r]) for r in rows[:50]),
+                    (actor,),
+                    tuple(sorted({cols.ip[r] for r in rows if cols.ip[r]}))[:10],
+                    cols.provider[row],
+                    {
+                        "score": round(float(scores[row]), 4),
+                        "alert_score": round(self.forest.alert_score, 4),
+                        "features": {
+                            name: round(float(v), 3)
+                            for name, v in zip(session_model.FEATURES, features[row], strict=True)
+                        },
+                    },
+                )
+            )
+        return hits
+
+    def _remember(self, rows: np.ndarray) -> None:
+        """Keep a bounded, uniform sample of ordinary sessions to (re)train on."""
+        if len(rows) == 0:
+            return
+        self._reservoir_rows += len(rows)
+        self._reservoir.append(rows)
+        total = sum(len(r) for r in self._reservoir)
+        if total > RESERVOIR:
+            merged = np.concatenate(self._reservoir)
+            keep = self._rng.choice(len(merged), RESERVOIR, replace=False)
+            self._reservoir = [merged[keep]]
+
+    def _maybe_retrain(self, latest_ts: float | None) -> None:
+        if latest_ts is None:
+            return
+        stale = (
+            self.model_trained_ts is None
+            or latest_ts - self.model_trained_ts >= self.config.model_max_age_hours * 3600
+        )
+        rows = sum(len(r) for r in self._reservoir)
+        if stale and rows >= MIN_TRAINING_ROWS:
+            self.retrain(latest_ts)
+
+    def retrain(self, trained_event_ts: float | None = None) -> session_model.ForestArrays | None:
+        """Fit a fresh forest on the sample of established people's sessions; store it if we can."""
+        if not self._reservoir:
+            return None
+        training = np.concatenate(self._reservoir)
+        self.forest = session_model.train(
+            training,
+            trees=self.config.model_trees,
+            sample=self.config.model_sample,
+            alert_quantile=self.config.model_alert_quantile,
+        )
+        self.model_trained_ts = trained_event_ts if trained_event_ts is not None else utcnow().timestamp()
+        self._pending_model = (self.forest, len(training))
+        return self.forest
+
+    def store_model(self, session: Session) -> AnomalyModel | None:
+        """Write a freshly trained model (file + hash row) in the caller's transaction."""
+        pending = getattr(self, "_pending_model", None)
+        if pending is None or self.models_dir is None:
+            return None
+        forest, samples = pending
+        now = utcnow()
+        stored_model = session_model.save(forest, self.models_dir, now)
+        row = AnomalyModel(
+            kind=MODEL_KIND,
+            trained_at=now,
+            samples=samples,
+            features=list(session_model.FEATURES),
+            path=str(stored_model.path),
+            sha256=stored_model.sha256,
+            details={
+                "trees": len(forest.roots),
+                "alert_score": forest.alert_score,
+                "trained_event_ts": self.model_trained_ts,
+            },
+        )
+        session.add(row)
+        self._pending_model = None
+        return row
+
+
+def read_events(session: Session, after_id: int, limit: int) -> list[Event]:
+    """The next events after `after_id` from the streams anomaly detection reads."""
+    providers = sorted({p for p, _ in STREAMS})
+    streams = sorted({s for _, s in STREAMS})
+    return list(
+        session.exec(
+            select(Event)
+            .where(
+                col(Event.id) > after_id, col(Event.provider).in_(providers), col(Event.stream).in_(streams)
+            )
+            .order_by(col(Event.id))
+            .limit(limit)
+        ).all()
+    )
