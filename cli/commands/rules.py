@@ -1,12 +1,246 @@
-"""`tenantguard rules` commands (filled in by the rules work)."""
+"""`tenantguard rules test|validate|list|convert` and `tenantguard detect`.
+
+Every command takes rule files or directories (default: the shipped pack, or
+TENANTGUARD_RULES_DIR). Refused rules are printed as `file:line (rule id): reason`.
+"""
 
 from __future__ import annotations
 
+import json
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="rules", no_args_is_help=True)
-# Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
-COMMANDS: dict[str, Callable[..., Any]] = {}
+from cli.context import console, database, err_console
+
+app = typer.Typer(
+    help="Detection rules: run their tests, validate, list coverage, convert.", no_args_is_help=True
+)
+
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Rule files or directories (default: the shipped pack, or TENANTGUARD_RULES_DIR)."),
+]
+
+
+def _load(paths: list[Path] | None) -> tuple[Any, list[Any]]:
+    from detectors.pipeline import default_rules_path
+    from detectors.sigma.loader import load_pack
+
+    targets = paths or [default_rules_path()]
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise typer.BadParameter(f"{missing[0]} does not exist")
+    lint: list[Any] = []
+    return load_pack(targets, lint=lint), lint
+
+
+def _print_problems(problems: list[Any], label: str) -> None:
+    for problem in problems:
+        err_console.print(f"[red]{label}[/red] {problem}", highlight=False, soft_wrap=True)
+
+
+@app.command("test")
+def test(
+    paths: PathsArg = None,
+    rule: Annotated[
+        list[str] | None, typer.Option("--rule", "-r", help="Only this rule id (repeatable).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List passing tests too.")] = False,
+) -> None:
+    """Run every rule's test events; exit 1 on any failure, refused rule or rule without tests."""
+    from detectors.sigma.testing import run_pack_tests
+
+    pack, lint = _load(paths)
+    outcomes = run_pack_tests(pack, set(rule) if rule else None)
+    failed = [o for o in outcomes if not o.passed]
+    for outcome in outcomes:
+        if outcome.passed and verbose:
+            console.print(f"[green]PASS[/green] {outcome.rule_id} :: {outcome.test}", highlight=False)
+        elif not outcome.passed:
+            console.print(
+                f"[red]FAIL[/red] {outcome.rule_id} :: {outcome.test}  ({outcome.where})", highlight=False
+            )
+            for line in outcome.details:
+                console.print(f"      {line}", highlight=False, soft_wrap=True)
+    _print_problems(pack.problems, "REFUSED")
+    _print_problems(lint, "UNTESTED")
+    total = len(outcomes)
+    console.print(
+        f"{total - len(failed)}/{total} tests passed across {len(pack.rules)} rules and "
+        f"{len(pack.correlations)} correlations in {len(pack.files)} files"
+        + (f"; {len(pack.problems)} rule(s) refused" if pack.problems else "")
+        + (f"; {len(lint)} rule(s) without positive and negative tests" if lint else ""),
+        highlight=False,
+    )
+    if failed or pack.problems or lint or (rule and not outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("validate")
+def validate(
+    paths: PathsArg = None,
+    allow_untested: Annotated[
+        bool, typer.Option("--allow-untested", help="Do not fail rules that lack positive/negative tests.")
+    ] = False,
+) -> None:
+    """Check that every rule parses and compiles; print file, line and reason for each refusal."""
+    pack, lint = _load(paths)
+    _print_problems(pack.problems, "REFUSED")
+    if not allow_untested:
+        _print_problems(lint, "UNTESTED")
+    console.print(
+        f"{len(pack.rules)} rules and {len(pack.correlations)} correlations valid in {len(pack.files)} files"
+        + (f"; {len(pack.problems)} refused" if pack.problems else ""),
+        highlight=False,
+    )
+    if pack.problems or (lint and not allow_untested):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_rules(
+    paths: PathsArg = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Only rules for this provider (m365, google, slack).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Rules with level and ATT&CK mapping, and coverage by provider and tactic."""
+    pack, _ = _load(paths)
+    items = [*pack.rules, *pack.correlations]
+    if provider:
+        items = [i for i in items if i.provider == provider]
+    rows = []
+    for item in items:
+        alert = item.alert
+        rows.append(
+            {
+                "id": item.rule_id,
+                "title": item.title,
+                "kind": "correlation" if hasattr(item, "members") else "rule",
+                "provider": item.provider,
+                "streams": list(getattr(item, "streams", ())),
+                "level": alert.severity if alert else item.level,
+                "signal_only": bool(alert and alert.signal_only),
+                "tactics": list(alert.tactics) if alert else [],
+                "techniques": list(alert.mitre) if alert else [],
+                "tests": len(item.tests),
+                "source": str(item.source),
+            }
+        )
+    if output == "json":
+        print(json.dumps({"rules": rows, "coverage": _coverage(rows)}, indent=2))
+        return
+    if output != "table":
+        raise typer.BadParameter("--format must be table or json")
+    table = Table(title=f"{len(rows)} detections")
+    for column in ("id", "kind", "provider", "level", "tactics", "techniques", "tests"):
+        table.add_column(column)
+    for row in sorted(rows, key=lambda r: (r["provider"] or "", r["id"])):
+        level = row["level"] + (" (signal)" if row["signal_only"] else "")
+        table.add_row(
+            row["id"],
+            row["kind"],
+            row["provider"] or "",
+            level,
+            ", ".join(row["tactics"]),
+            ", ".join(row["techniques"]),
+            str(row["tests"]),
+        )
+    console.print(table)
+    coverage = _coverage(rows)
+    providers = sorted(coverage["providers"])
+    cov = Table(title="ATT&CK tactic coverage (rules that alert)")
+    cov.add_column("tactic")
+    for name in providers:
+        cov.add_column(name, justify="right")
+    for tactic in sorted(coverage["tactics"]):
+        cov.add_row(tactic, *(str(coverage["tactics"][tactic].get(p, 0)) for p in providers))
+    console.print(cov)
+
+
+def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    tactics: dict[str, Counter[str]] = defaultdict(Counter)
+    providers: Counter[str] = Counter()
+    for row in rows:
+        if row["signal_only"]:
+            continue
+        providers[row["provider"] or "?"] += 1
+        for tactic in row["tactics"]:
+            tactics[tactic][row["provider"] or "?"] += 1
+    return {"providers": dict(providers), "tactics": {t: dict(c) for t, c in tactics.items()}}
+
+
+@app.command("convert")
+def convert(
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="pySigma backend, e.g. sqlite (see --list).")
+    ] = "",
+    paths: PathsArg = None,
+    output_format: Annotated[
+        str, typer.Option("--output-format", "-f", help="Backend output format.")
+    ] = "default",
+    list_targets: Annotated[bool, typer.Option("--list", help="List installed backends.")] = False,
+) -> None:
+    """Convert the pack with an installed pySigma backend (one query per rule, errors per rule)."""
+    from sigma.collection import SigmaCollection
+    from sigma.plugins import InstalledSigmaPlugins
+
+    backends = InstalledSigmaPlugins.autodiscover().backends
+    if list_targets or not target:
+        console.print(
+            "installed backends: " + (", ".join(sorted(backends)) or "none (pip install pysigma-backend-...)")
+        )
+        if not target:
+            raise typer.Exit(0 if list_targets else 1)
+        return
+    if target not in backends:
+        raise typer.BadParameter(
+            f"no pySigma backend {target!r} installed; installed: {', '.join(sorted(backends)) or 'none'}"
+        )
+    pack, _ = _load(paths)
+    backend = backends[target]()
+    failures = 0
+    for item in pack.rules:
+        try:
+            queries = backend.convert(SigmaCollection([item.sigma]), output_format)
+        except Exception as exc:  # a backend that cannot express a rule must not stop the others
+            failures += 1
+            err_console.print(f"[yellow]skipped[/yellow] {item.rule_id}: {exc}", highlight=False)
+            continue
+        for query in queries if isinstance(queries, list) else [queries]:
+            print(f"-- {item.rule_id}: {item.title}\n{query}")
+    if pack.correlations:
+        err_console.print(
+            f"{len(pack.correlations)} correlation rule(s) not converted (evaluated natively by tenantguard)",
+            highlight=False,
+        )
+    if failures:
+        raise typer.Exit(1)
+
+
+def detect(
+    batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+) -> None:
+    """Run the detection rules over stored events not yet processed, writing findings."""
+    from detectors.pipeline import DetectionPipeline
+
+    pipeline = DetectionPipeline(batch_size=batch_size)
+    if pipeline.pack.problems:
+        _print_problems(pipeline.pack.problems, "REFUSED")
+    result = pipeline.run(database())
+    console.print(
+        f"{result.events} events: {result.created} new findings, {result.updated} updated, "
+        f"{result.suppressed} suppressed" + (f", {len(result.errors)} errors" if result.errors else ""),
+        highlight=False,
+    )
+    for error in result.errors[:20]:
+        err_console.print(f"[yellow]{error}[/yellow]", highlight=False)
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {"detect": detect}

@@ -146,7 +146,10 @@ class CorrelationState:
             if not forms:
                 return self._finish(key, group)
             value = forms[0]
-        if ts <= group.fired_until and self.corr.type in (CorrelationType.EVENT_COUNT, CorrelationType.VALUE_COUNT):
+        if ts <= group.fired_until and self.corr.type in (
+            CorrelationType.EVENT_COUNT,
+            CorrelationType.VALUE_COUNT,
+        ):
             # the window already fired: this match belongs to the same alert (the alerter dedups it)
             group.fired_until = max(group.fired_until, ts + self.corr.timespan)
             self._finish(key, group)
@@ -181,7 +184,9 @@ class CorrelationState:
         """Forget groups whose newest match can no longer be part of any window."""
         self._last_sweep = self.watermark
         cutoff = self.watermark - self.corr.timespan - self.lateness
-        for key in [k for k, g in self.groups.items() if (not g.ts or g.ts[-1] < cutoff) and g.fired_until < cutoff]:
+        for key in [
+            k for k, g in self.groups.items() if (not g.ts or g.ts[-1] < cutoff) and g.fired_until < cutoff
+        ]:
             del self.groups[key]
 
     def _check(self, group: _Group, ts: float) -> tuple[float, float, int, tuple[int | str, ...]] | None:

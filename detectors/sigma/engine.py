@@ -145,11 +145,16 @@ class DetectionEngine:
             hit = pending.pop(0)
             corr = hit.correlation
             ckeys = (corr.rule_id, corr.uuid, corr.name)
-            if self.suppressor and self.suppressor.check(ckeys, hit.view, now, hit.group, count=emit) is not None:
+            if (
+                self.suppressor
+                and self.suppressor.check(ckeys, hit.view, now, hit.group, count=emit) is not None
+            ):
                 continue
             if corr.emits:
                 self.alerter.add(
-                    Hit(corr, hit.ts, hit.event_ids, hit.view, hit.group, hit.count, hit.first_ts, hit.values),
+                    Hit(
+                        corr, hit.ts, hit.event_ids, hit.view, hit.group, hit.count, hit.first_ts, hit.values
+                    ),
                     emit=emit,
                 )
             if corr.used_by:

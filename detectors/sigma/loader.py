@@ -260,6 +260,15 @@ class _FileLoader:
             return False
         ok = True
         for name, selection in detection.items():
+            if not isinstance(name, str):
+                self.problem(
+                    self.lines.key(detection, name),
+                    rule,
+                    f"selection name {name!r} is not text: YAML reads off/on/yes/no/true/false/null as values; "
+                    "rename the selection (e.g. `filter_off`)",
+                )
+                ok = False
+                continue
             if name == "condition":
                 continue
             ok &= self._check_selection(selection, self.lines.key(detection, name), rule)
@@ -269,14 +278,21 @@ class _FileLoader:
         ok = True
         if isinstance(selection, dict):
             for key, value in selection.items():
-                ok &= self._check_item(str(key), value, self.lines.key(selection, key, line), rule)
+                ok &= self._check_item(key, value, self.lines.key(selection, key, line), rule)
         elif isinstance(selection, list):
             for item in selection:
                 if isinstance(item, dict | list):
                     ok &= self._check_selection(item, self.lines.of(item, line), rule)
         return ok
 
-    def _check_item(self, key: str, value: Any, line: int | None, rule: str | None) -> bool:
+    def _check_item(self, key: Any, value: Any, line: int | None, rule: str | None) -> bool:
+        if not isinstance(key, str):
+            self.problem(
+                line,
+                rule,
+                f"field name {key!r} is not text: quote it (YAML reads off/on/yes/no/true/false/null and numbers as values)",
+            )
+            return False
         field, *modifiers = key.split("|")
         unknown = [m for m in modifiers if m not in modifier_mapping]
         if unknown:
@@ -605,8 +621,11 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         _mark_base64_cased(sigma)
         node = _condition_node(sigma)
         matches = predicate(node)
-    except (SigmaError, CompileError) as exc:
-        loader.problem(loader.lines.key(doc, "detection", doc_line), rule_name, str(exc).split(" in /", 1)[0])
+    except SigmaError as exc:
+        loader.sigma_problem(doc, rule_name, exc)
+        return None
+    except CompileError as exc:
+        loader.problem(loader.lines.key(doc, "detection", doc_line), rule_name, str(exc))
         return None
     tags = tuple(str(t) for t in sigma.tags)
     level = _level(sigma.level.name if sigma.level else None)
@@ -617,7 +636,10 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         return None
     tests = tuple(
         dataclasses.replace(
-            t, events=tuple(e if e.provider else TestEvent(provider, streams[0], e.data, e.offset) for e in t.events)
+            t,
+            events=tuple(
+                e if e.provider else TestEvent(provider, streams[0], e.data, e.offset) for e in t.events
+            ),
         )
         for t in tests
     )

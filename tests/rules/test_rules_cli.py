@@ -1,0 +1,71 @@
+"""`tenantguard rules ...` as a detection engineer uses it: readable output, exit codes CI can trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.commands.rules import app
+
+runner = CliRunner()
+
+GOOD = """\
+title: Legacy auth
+name: legacy
+logsource: {product: m365, service: signins}
+detection:
+  selection:
+    clientAppUsed: IMAP4
+  condition: selection
+level: medium
+tags: [attack.initial_access]
+tests:
+  - {name: imap, match: true, event: {clientAppUsed: IMAP4}}
+  - {name: browser, match: false, event: {clientAppUsed: Browser}}
+"""
+
+
+def test_rules_test_passes_on_the_shipped_pack() -> None:
+    result = runner.invoke(app, ["test"])
+    assert result.exit_code == 0, result.output
+    assert "tests passed" in result.output
+
+
+def test_a_failing_test_exits_1_and_says_what_did_not_match(tmp_path: Path) -> None:
+    (tmp_path / "legacy.yml").write_text(
+        GOOD.replace("{name: browser, match: false", "{name: browser, match: true")
+    )
+    result = runner.invoke(app, ["test", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "FAIL legacy :: browser" in result.output
+    assert "clientAppUsed = 'IMAP4'" in result.output and "'Browser'" in result.output
+
+
+def test_validate_names_file_line_and_reason(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "bad.yml").write_text(
+        GOOD.replace("name: legacy", "name: bad").replace(
+            "clientAppUsed: IMAP4", "clientAppUsed|startwith: IMAP4"
+        )
+    )
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "bad.yml:6 (rule bad): unknown modifier 'startwith'" in result.output.replace("\n", "")
+    assert "1 rules and 0 correlations valid" in result.output
+
+
+def test_list_reports_coverage_as_json(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    result = runner.invoke(app, ["list", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0
+    assert '"initial_access": {' in result.output and '"m365": 1' in result.output
+
+
+def test_convert_uses_an_installed_pysigma_backend(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    result = runner.invoke(app, ["convert", "--target", "sqlite", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "SELECT * FROM logs WHERE clientAppUsed='IMAP4'" in result.output
+    unknown = runner.invoke(app, ["convert", "--target", "splunk", str(tmp_path)])
+    assert unknown.exit_code != 0
