@@ -1,0 +1,151 @@
+"""Conversations: the chat and mail about an incident join its timeline; the rest of the chat does not."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from core.models.incident import TimelineEntry
+from tests.timeline.conftest import at
+from timeline import build_incidents
+from timeline.queries import get_timeline
+
+
+def attached(db, incident_id: int) -> dict[int, list[str]]:
+    with db.session(readonly=True) as session:
+        entries = session.exec(
+            select(TimelineEntry).where(
+                TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "message"
+            )
+        ).all()
+    return {e.body["message_id"]: e.body["reasons"] for e in entries}
+
+
+def test_messages_naming_the_incidents_ip_file_or_app_are_attached(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding(
+        "File shared publicly",
+        people=["alice@northwind.example"],
+        ips=["203.0.113.7"],
+        files=["Q3 Board Deck.pptx"],
+        apps=["MailSync Pro"],
+    )
+    by_ip = make_message("anyone know who 203.0.113.7 is? it's hitting our tenant", sent_at=at(30))
+    by_file = make_message("Why is the Q3 Board Deck public??", sent_at=at(hours=2))
+    by_app = make_message(
+        "IT: please revoke mailsync pro from everyone",
+        sent_at=at(hours=5),
+        provider="m365",
+        stream="teams_messages",
+    )
+    make_message("the file server at 203.0.113.70 is down", sent_at=at(40))  # a different IP
+    make_message("lunch at noon?", author="alice@northwind.example", sent_at=at(20))  # the person, chatting
+    [incident_id] = build_incidents(db, settings, notify=False)
+    found = attached(db, incident_id)
+    assert sorted(found) == [by_ip, by_file, by_app]
+    assert found[by_ip] == ["mentions source IP 203.0.113.7"]
+    assert found[by_file] == ["mentions file Q3 Board Deck.pptx"]
+
+
+def test_a_person_of_the_incident_talking_about_security_is_attached(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding("Impossible travel", people=["alice@northwind.example"])
+    worried = make_message(
+        "I just got an MFA prompt I didn't ask for", author="alice@northwind.example", sent_at=at(10)
+    )
+    about_her = make_message(
+        "<@U0ALICE> did you share that doc? looks like phishing",
+        author="bob@northwind.example",
+        sent_at=at(12),
+    )
+    make_message("security training is on Friday", author="carol@northwind.example", sent_at=at(15))
+    [incident_id] = build_incidents(db, settings, notify=False)
+    found = attached(db, incident_id)
+    assert list(found) == [worried]
+    assert found[worried] == ["written by alice@northwind.example", "talks about security (“MFA prompt”)"]
+    # once the identity tables map U0ALICE to alice, the mention counts too
+    assert about_her not in found
+
+
+def test_slack_mentions_resolve_through_accounts(
+    db, settings, make_person, make_finding, make_message
+) -> None:
+    make_person(
+        "alice@northwind.example",
+        accounts=[{"provider": "slack", "provider_user_id": "U0ALICE", "email": "alice@northwind.example"}],
+    )
+    make_finding("Impossible travel", people=["alice@northwind.example"])
+    about_her = make_message(
+        "<@U0ALICE> did you share that doc? looks like phishing", author="U0BOB", sent_at=at(12)
+    )
+    [incident_id] = build_incidents(db, settings, notify=False)
+    assert attached(db, incident_id)[about_her][0] == "mentions alice@northwind.example"
+
+
+def test_messages_outside_the_window_are_not_attached(db, settings, make_finding, make_message) -> None:
+    make_finding(ips=["203.0.113.7"], people=["alice@northwind.example"])
+    make_message("203.0.113.7 again", sent_at=at(days=-3))
+    make_message("203.0.113.7 again", sent_at=at(days=5))
+    [incident_id] = build_incidents(db, settings, notify=False)
+    assert attached(db, incident_id) == {}
+
+
+def test_replies_in_the_thread_of_an_attached_message_follow_it(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding(ips=["203.0.113.7"], people=["alice@northwind.example"])
+    root = make_message(
+        "seeing logins from 203.0.113.7",
+        sent_at=at(5),
+        message_id="1700000000.000100",
+        thread_id="1700000000.000100",
+    )
+    reply = make_message("on it, resetting her sessions now", sent_at=at(9), thread_id="1700000000.000100")
+    other_thread = make_message("on it", sent_at=at(9), thread_id="1700000000.999999")
+    [incident_id] = build_incidents(db, settings, notify=False)
+    found = attached(db, incident_id)
+    assert sorted(found) == [root, reply]
+    assert found[reply] == [f"same thread as message #{root}"]
+    assert other_thread not in found
+    # and a reply written after this build arrives at the next one, even days later
+    late = make_message("closing this out", sent_at=at(days=6), thread_id="1700000000.000100")
+    build_incidents(db, settings, notify=False)
+    assert late in attached(db, incident_id)
+
+
+def test_a_message_is_attached_once_however_often_builds_run(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding(ips=["203.0.113.7"])
+    make_message("203.0.113.7 is scanning us", sent_at=at(5))
+    [incident_id] = build_incidents(db, settings, notify=False)
+    build_incidents(db, settings, notify=False)
+    make_finding("More from the same IP", ips=["203.0.113.7"], first_seen=at(60))
+    build_incidents(db, settings, notify=False)
+    assert len(attached(db, incident_id)) == 1
+
+
+def test_two_incidents_each_get_their_own_conversation(db, settings, make_finding, make_message) -> None:
+    make_finding(ips=["203.0.113.7"], people=["alice@northwind.example"])
+    make_finding(
+        "OAuth consent", apps=["Calendar Helper"], people=["dan@northwind.example"], first_seen=at(30)
+    )
+    about_ip = make_message("block 203.0.113.7 please", sent_at=at(35))
+    about_app = make_message("what is Calendar Helper and why does it read mail?", sent_at=at(40))
+    first, second = build_incidents(db, settings, notify=False)
+    assert list(attached(db, first)) == [about_ip]
+    assert list(attached(db, second)) == [about_app]
+
+
+def test_excerpts_are_only_shown_to_roles_allowed_to_read_conversations(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding(ips=["203.0.113.7"])
+    make_message("203.0.113.7 got my password [REDACTED:secret]", sent_at=at(5), subject="urgent")
+    [incident_id] = build_incidents(db, settings, notify=False)
+    allowed = get_timeline(db, incident_id, kinds=["message"], include_excerpts=True).items[0]
+    hidden = get_timeline(db, incident_id, kinds=["message"], include_excerpts=False).items[0]
+    assert allowed.body["excerpt"] == "203.0.113.7 got my password [REDACTED:secret]"
+    assert "203.0.113.7" not in str(hidden.body) and "203.0.113.7" not in hidden.title
+    assert hidden.body["excerpt"].startswith("[conversation excerpt hidden")

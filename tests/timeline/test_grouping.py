@@ -1,0 +1,218 @@
+"""Grouping: which findings become one incident, and the words that explain why."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from core.audit import verify_database
+from core.models.audit import AuditRecord
+from core.models.finding import Finding
+from tests.timeline.conftest import T0, at
+from timeline import build_incidents
+from timeline.grouping import FindingFacts, OpenIncident, describe_gap, group_findings
+
+WINDOW = timedelta(hours=24)
+
+
+def facts(fid: int, *keys: str, minutes: float = 0, can_open: bool = True) -> FindingFacts:
+    when = at(minutes)
+    return FindingFacts(
+        fid, "high", when, when, tuple(keys), {k: k.partition(":")[2] for k in keys}, can_open
+    )
+
+
+def test_findings_sharing_a_person_inside_the_window_are_one_group() -> None:
+    plan = group_findings([facts(1, "person:1"), facts(2, "person:1", minutes=125)], [], WINDOW)
+    assert [g.finding_ids for g in plan.groups] == [[1, 2]]
+    assert plan.groups[0].reasons[1]["text"] == "joined: same person 1 within 2 h 5 min of finding #1"
+
+
+def test_the_window_slides_with_each_finding_that_joins() -> None:
+    # given findings 20 hours apart: each is within 24 h of the previous one, not of the first
+    plan = group_findings(
+        [
+            facts(1, "ip:203.0.113.9"),
+            facts(2, "ip:203.0.113.9", minutes=20 * 60),
+            facts(3, "ip:203.0.113.9", minutes=40 * 60),
+        ],
+        [],
+        WINDOW,
+    )
+    assert [g.finding_ids for g in plan.groups] == [[1, 2, 3]]
+
+
+def test_a_finding_outside_the_window_opens_a_new_group() -> None:
+    plan = group_findings([facts(1, "app:evilapp"), facts(2, "app:evilapp", minutes=25 * 60)], [], WINDOW)
+    assert [g.finding_ids for g in plan.groups] == [[1], [2]]
+
+
+def test_unrelated_findings_stay_apart() -> None:
+    plan = group_findings(
+        [facts(1, "person:1"), facts(2, "person:2"), facts(3, "file:payroll.xlsx")], [], WINDOW
+    )
+    assert len(plan.groups) == 3
+
+
+def test_a_finding_bridging_two_new_groups_merges_them_and_says_so() -> None:
+    plan = group_findings(
+        [
+            facts(1, "person:1"),
+            facts(2, "ip:198.51.100.4", minutes=5),
+            facts(3, "person:1", "ip:198.51.100.4", minutes=10),
+        ],
+        [],
+        WINDOW,
+    )
+    assert len(plan.groups) == 1
+    assert sorted(plan.groups[0].finding_ids) == [1, 2, 3]
+    assert any(r["decision"] == "merged" for r in plan.groups[0].reasons)
+
+
+def test_a_bridge_to_an_incident_someone_works_on_is_recorded_not_merged() -> None:
+    busy = OpenIncident(7, ("ip:198.51.100.4",), T0, T0, auto_mergeable=False)
+    untouched = OpenIncident(8, ("person:1",), T0, T0, auto_mergeable=True)
+    plan = group_findings([facts(3, "person:1", "ip:198.51.100.4", minutes=10)], [busy, untouched], WINDOW)
+    [group] = plan.groups
+    assert group.incident_id == 7 and group.absorbed_incident_ids == []
+    assert "also related to incident #8" in group.reasons[-1]["text"]
+
+
+def test_posture_style_findings_only_join_they_never_open() -> None:
+    plan = group_findings(
+        [facts(1, "person:1", can_open=False), facts(2, "person:2", can_open=False)], [], WINDOW
+    )
+    assert plan.groups == [] and plan.ungrouped == [1, 2]
+    plan = group_findings([facts(1, "person:1"), facts(2, "person:1", minutes=5, can_open=False)], [], WINDOW)
+    assert [g.finding_ids for g in plan.groups] == [[1, 2]]
+
+
+def test_gaps_read_like_a_person_would_say_them() -> None:
+    assert [describe_gap(s) for s in (5, 600, 7500, 3 * 86400 + 3600)] == [
+        "5 s",
+        "10 min",
+        "2 h 5 min",
+        "3 d 1 h",
+    ]
+
+
+def test_build_groups_by_resolved_person_across_accounts(
+    db, settings, make_person, make_finding, incidents_of
+) -> None:
+    # given alice has an M365 account and a Slack account under a different address
+    make_person(
+        "alice@northwind.example",
+        accounts=[
+            {"provider": "m365", "provider_user_id": "aad-1", "email": "alice@northwind.example"},
+            {"provider": "slack", "provider_user_id": "U0ALICE", "email": "alice.w@northwind-chat.example"},
+        ],
+    )
+    make_finding("Impossible travel", people=["alice@northwind.example"])
+    make_finding(
+        "Slack admin role granted",
+        people=["alice.w@northwind-chat.example"],
+        provider="slack",
+        first_seen=at(30),
+    )
+    make_finding("Session from new device", accounts=["U0ALICE"], provider="slack", first_seen=at(50))
+    # when incidents are built
+    build_incidents(db, settings, notify=False)
+    # then the three findings are one incident about one person
+    [incident] = incidents_of()
+    assert incident.finding_count == 3
+    assert incident.keys == ["person:1"]
+    assert "joined: same person alice@northwind.example" in incident.grouping[1]["text"]
+
+
+def test_build_without_identity_tables_groups_by_normalised_email(
+    db, settings, make_finding, incidents_of
+) -> None:
+    make_finding(people=["Bob+alerts@Northwind.example"])
+    make_finding("Mass download", people=["bob@northwind.example"], first_seen=at(90))
+    build_incidents(db, settings, notify=False)
+    [incident] = incidents_of()
+    assert incident.keys == ["email:bob@northwind.example"]
+
+
+def test_a_later_finding_joins_the_open_incident_on_the_next_build(
+    db, settings, make_finding, incidents_of
+) -> None:
+    make_finding(people=["carol@northwind.example"], ips=["203.0.113.50"])
+    first = build_incidents(db, settings, notify=False)
+    make_finding(
+        "OAuth app granted mail access", ips=["203.0.113.50"], apps=["MailSync Pro"], first_seen=at(hours=3)
+    )
+    second = build_incidents(db, settings, notify=False)
+    [incident] = incidents_of()
+    assert first == second == [incident.id]
+    assert incident.finding_count == 2
+    assert "within 3 h of" in incident.grouping[-1]["text"]
+
+
+def test_a_resolved_incident_is_not_reopened_by_a_new_finding(
+    db, settings, make_finding, incidents_of
+) -> None:
+    from timeline.lifecycle import transition
+
+    make_finding(people=["dave@northwind.example"])
+    [incident_id] = build_incidents(db, settings, notify=False)
+    transition(db, incident_id, "resolved", actor="principal:erin")
+    make_finding(people=["dave@northwind.example"], first_seen=at(hours=2))
+    build_incidents(db, settings, notify=False)
+    first, second = incidents_of()
+    assert (first.finding_count, second.finding_count) == (1, 1)
+    assert second.recurrence_of_id == first.id
+
+
+def test_an_office_ip_shared_by_many_people_for_days_does_not_group(
+    db, settings, make_events, make_finding, incidents_of
+) -> None:
+    # given the office egress IP is used by five people over a week
+    for n, person in enumerate(["a", "b", "c", "d", "e"]):
+        make_events(
+            2,
+            actor=f"{person}@northwind.example",
+            ip="198.51.100.1",
+            start=T0 - timedelta(days=7 - n),
+            every=timedelta(days=1),
+        )
+    make_finding("Unusual download volume", people=["frank@northwind.example"], ips=["198.51.100.1"])
+    make_finding("External share", people=["gina@northwind.example"], ips=["198.51.100.1"], first_seen=at(20))
+    build_incidents(db, settings, notify=False)
+    incidents = incidents_of()
+    assert len(incidents) == 2
+    assert all("ip:198.51.100.1" not in i.keys for i in incidents)
+    assert "shared: 5 accounts used it over" in incidents[1].grouping[0]["text"]
+
+
+def test_an_attackers_ip_spraying_many_accounts_in_an_hour_still_groups(
+    db, settings, make_events, make_finding, incidents_of
+) -> None:
+    for person in ["a", "b", "c", "d", "e", "f"]:
+        make_events(3, actor=f"{person}@northwind.example", ip="203.0.113.66", outcome="failure")
+    make_finding("Password spray", ips=["203.0.113.66"], severity="medium")
+    make_finding(
+        "Sign-in after spray", people=["c@northwind.example"], ips=["203.0.113.66"], first_seen=at(40)
+    )
+    build_incidents(db, settings, notify=False)
+    [incident] = incidents_of()
+    assert incident.finding_count == 2
+
+
+def test_building_twice_changes_nothing_and_every_step_is_audited(db, settings, make_finding) -> None:
+    make_finding(people=["hana@northwind.example"])
+    make_finding(people=["hana@northwind.example"], first_seen=at(10))
+    build_incidents(db, settings, notify=False)
+    assert build_incidents(db, settings, notify=False) == []
+    with db.session(readonly=True) as session:
+        actions = [r.action for r in session.exec(select(AuditRecord)).all()]
+        assert actions.count("incident.created") == 1
+        assert verify_database(session).ok
+        assert all(f.incident_id is not None for f in session.exec(select(Finding)).all())
+
+
+def test_suppressed_findings_are_not_grouped(db, settings, make_finding, incidents_of) -> None:
+    make_finding(people=["ivan@northwind.example"], status="suppressed")
+    assert build_incidents(db, settings, notify=False) == []
+    assert incidents_of() == []

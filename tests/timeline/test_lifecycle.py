@@ -1,0 +1,186 @@
+"""Lifecycle: transitions, assignment, notes, merge and split — timestamped, on the timeline, audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from core.audit import verify_database
+from core.models.audit import AuditRecord
+from core.models.finding import Finding
+from core.models.incident import Incident, TimelineEntry
+from tests.timeline.conftest import T0, at
+from timeline import build_incidents
+from timeline.errors import IncidentNotFoundError, InvalidTransitionError, MergeError
+from timeline.lifecycle import add_note, assign, link_conversation, merge, set_postmortem, split, transition
+
+
+@pytest.fixture
+def incident_id(db, settings, make_finding) -> int:
+    make_finding(people=["alice@northwind.example"], ips=["203.0.113.7"])
+    make_finding(
+        "Inbox rule forwards to external address", people=["alice@northwind.example"], first_seen=at(20)
+    )
+    [found] = build_incidents(db, settings, notify=False, now=T0 + timedelta(minutes=30))
+    return found
+
+
+def audit_actions(db) -> list[str]:
+    with db.session(readonly=True) as session:
+        assert verify_database(session).ok
+        return [r.action for r in session.exec(select(AuditRecord).order_by(AuditRecord.seq)).all()]
+
+
+def entries(db, incident_id: int, kind: str) -> list[TimelineEntry]:
+    with db.session(readonly=True) as session:
+        return list(
+            session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == kind)
+                .order_by(TimelineEntry.id)
+            ).all()
+        )
+
+
+def test_walking_the_lifecycle_stamps_each_step(db, incident_id) -> None:
+    opened = T0 + timedelta(minutes=30)
+    for minutes, status in ((40, "triaged"), (70, "contained"), (200, "resolved"), (300, "closed")):
+        transition(db, incident_id, status, actor="principal:erin", at=opened + timedelta(minutes=minutes))
+    with db.session(readonly=True) as session:
+        incident = session.get(Incident, incident_id)
+    assert incident.status == "closed"
+    assert (
+        incident.acknowledged_at - opened,
+        incident.contained_at - opened,
+        incident.resolved_at - opened,
+    ) == (
+        timedelta(minutes=40),
+        timedelta(minutes=70),
+        timedelta(minutes=200),
+    )
+    assert [e.title for e in entries(db, incident_id, "status")][1:] == [
+        "status new → triaged",
+        "status triaged → contained",
+        "status contained → resolved",
+        "status resolved → closed",
+    ]
+    assert audit_actions(db).count("incident.transition") == 4
+
+
+def test_a_forbidden_transition_names_what_is_allowed(db, incident_id) -> None:
+    transition(db, incident_id, "resolved", actor="principal:erin")
+    with pytest.raises(InvalidTransitionError, match="it can move to closed, triaged, not contained"):
+        transition(db, incident_id, "contained", actor="principal:erin")
+    with pytest.raises(InvalidTransitionError, match="unknown status 'done'"):
+        transition(db, incident_id, "done", actor="principal:erin")
+
+
+def test_reopening_clears_the_resolution(db, incident_id) -> None:
+    transition(db, incident_id, "resolved", actor="principal:erin")
+    reopened = transition(db, incident_id, "triaged", actor="principal:erin", note="attacker came back")
+    assert reopened.resolved_at is None and reopened.status == "triaged"
+
+
+def test_a_duplicate_needs_the_original(db, incident_id) -> None:
+    with pytest.raises(InvalidTransitionError, match="--of ID"):
+        transition(db, incident_id, "duplicate", actor="principal:erin")
+
+
+def test_assigning_acknowledges_and_notes_are_redacted(db, incident_id) -> None:
+    assign(db, incident_id, "principal:frank", actor="principal:erin")
+    add_note(
+        db,
+        incident_id,
+        "reset done; temp password: Hunter2!! card 4111 1111 1111 1111",
+        actor="principal:frank",
+    )
+    [note] = entries(db, incident_id, "note")
+    assert note.body["text"] == "reset done; temp password: [REDACTED:secret] card [REDACTED:payment_card]"
+    with db.session(readonly=True) as session:
+        incident = session.get(Incident, incident_id)
+        records = session.exec(select(AuditRecord).where(AuditRecord.action == "incident.note")).all()
+    assert incident.assignee == "principal:frank" and incident.acknowledged_at is not None
+    assert "Hunter2" not in str([r.details for r in records])
+
+
+def test_an_unknown_incident_is_a_clear_error(db, settings) -> None:
+    with pytest.raises(IncidentNotFoundError, match="incident 999 does not exist"):
+        assign(db, 999, "x", actor="principal:erin")
+
+
+def test_merging_moves_findings_and_messages_and_marks_the_other_a_duplicate(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding(people=["alice@northwind.example"])
+    make_finding(
+        "OAuth app consent", apps=["Calendar Helper"], people=["zed@northwind.example"], first_seen=at(5)
+    )
+    message = make_message("who approved Calendar Helper?", sent_at=at(10))
+    first, second = build_incidents(db, settings, notify=False)
+    transition(db, first, "triaged", actor="principal:erin")
+    merged = merge(
+        db, first, [second], actor="principal:erin", reason="same phishing campaign", settings=settings
+    )
+    assert merged.finding_count == 2 and merged.message_count == 1
+    with db.session(readonly=True) as session:
+        other = session.get(Incident, second)
+        findings = session.exec(select(Finding)).all()
+    assert (other.status, other.merged_into_id) == ("duplicate", first)
+    assert {f.incident_id for f in findings} == {first}
+    assert [e.body["message_id"] for e in entries(db, first, "message")] == [message]
+    assert entries(db, second, "finding") == []
+    assert "incident.merged" in audit_actions(db)
+    with pytest.raises(MergeError, match="already a duplicate"):
+        merge(db, first, [second], actor="principal:erin")
+
+
+def test_splitting_moves_findings_to_a_new_incident(db, settings, incident_id) -> None:
+    with db.session(readonly=True) as session:
+        finding_ids = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
+    created = split(
+        db, incident_id, [finding_ids[1]], actor="principal:erin", reason="unrelated rule", settings=settings
+    )
+    with db.session(readonly=True) as session:
+        original = session.get(Incident, incident_id)
+        moved = session.get(Finding, finding_ids[1])
+    assert (original.finding_count, created.finding_count) == (1, 1)
+    assert moved.incident_id == created.id
+    assert created.created_by == "principal:erin"
+    assert created.title.startswith("Inbox rule forwards to external address")
+    assert "split from incident" in created.grouping[0]["text"]
+    assert {"incident.split", "incident.created"} <= set(audit_actions(db))
+    with pytest.raises(MergeError, match="leave at least one"):
+        split(db, incident_id, [finding_ids[0]], actor="principal:erin")
+    with pytest.raises(MergeError, match=r"findings \[12345\] are not in incident"):
+        split(db, incident_id, [12345], actor="principal:erin")
+
+
+def test_a_split_off_incident_is_not_merged_back_automatically(
+    db, settings, incident_id, make_finding, incidents_of
+) -> None:
+    with db.session(readonly=True) as session:
+        finding_ids = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
+    split(db, incident_id, [finding_ids[1]], actor="principal:erin", settings=settings)
+    make_finding("Another", people=["alice@northwind.example"], first_seen=at(50))
+    build_incidents(db, settings, notify=False)
+    assert [i.status for i in incidents_of()] == ["new", "new"]
+
+
+def test_postmortem_fields_and_conversation_links_are_recorded(db, incident_id) -> None:
+    set_postmortem(
+        db, incident_id, actor="principal:erin", root_cause="Phished password, no MFA", lessons="Enforce MFA"
+    )
+    linked = link_conversation(db, incident_id, provider="slack", channel="C-IR-42", actor="principal:erin")
+    assert linked.root_cause == "Phished password, no MFA"
+    assert linked.linked_conversations[-1]["channel"] == "C-IR-42"
+    assert {"incident.postmortem", "incident.link_conversation"} <= set(audit_actions(db))
+
+
+def test_a_linked_channel_brings_its_messages(db, settings, incident_id, make_message) -> None:
+    in_room = make_message("war room open", channel="C-IR-42", sent_at=at(60))
+    make_message("unrelated", channel="C-random", sent_at=at(60))
+    link_conversation(db, incident_id, provider="slack", channel="C-IR-42", actor="principal:erin")
+    build_incidents(db, settings, notify=False)
+    assert [e.body["message_id"] for e in entries(db, incident_id, "message")] == [in_room]
