@@ -1,1 +1,20 @@
-"""identity"""
+"""One person across many SaaS accounts: resolution, explained risk scores, and who can access what.
+
+Entry points: :func:`resolve_people` (Person/Account rows from user snapshots), :func:`score_people`
+(risk as weighted factors), :func:`who_can_access` / :func:`what_can_access`.
+"""
+
+from identity.access import Grant, what_can_access, who_can_access
+from identity.resolve import ResolutionReport, resolve_people
+from identity.risk import WEIGHTS, RiskFactor, score_people
+
+__all__ = [
+    "WEIGHTS",
+    "Grant",
+    "ResolutionReport",
+    "RiskFactor",
+    "resolve_people",
+    "score_people",
+    "what_can_access",
+    "who_can_access",
+]

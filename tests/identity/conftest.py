@@ -1,0 +1,5 @@
+"""Identity tests write the same snapshots the posture tests do."""
+
+from tests.posture.conftest import connection, store_snapshot
+
+__all__ = ["connection", "store_snapshot"]
