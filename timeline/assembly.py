@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from core.audit import record
@@ -23,7 +23,7 @@ from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
 from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
-from timeline.entries import EntryKind, evidence_entry, finding_entry, simple_entry, update_finding_entry
+from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
 from timeline.priority import FindingSignal, PersonSignal, compute_priority, severity_weight
 from timeline.sla import set_due_dates
@@ -147,20 +147,17 @@ def _reasons_by_finding(incident: Incident) -> dict[int, str]:
 
 
 def append_reasons(incident: Incident, reasons: Sequence[dict[str, Any]]) -> None:
+    incident.grouping = bounded_reasons([*(incident.grouping or []), *reasons])
+
+
+def bounded_reasons(combined: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the grouping explanation bounded: the first reasons and the latest ones."""
-    combined = [*(incident.grouping or []), *reasons]
     if len(combined) > MAX_GROUPING_REASONS:
         head = combined[: MAX_GROUPING_REASONS // 2]
         tail = combined[-(MAX_GROUPING_REASONS // 2) + 1 :]
         skipped = len(combined) - len(head) - len(tail)
         combined = [*head, {"decision": "elided", "text": f"{skipped} further decisions not kept"}, *tail]
-    incident.grouping = combined
-
-
-def insert_entries(session: Session, entries: Sequence[TimelineEntry]) -> None:
-    """Insert many entries in one statement (the ORM unit of work is too slow for thousands)."""
-    if entries:
-        session.execute(insert(TimelineEntry), [e.model_dump(exclude={"id"}) for e in entries])
+    return combined
 
 
 def _chunks(values: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
@@ -188,7 +185,7 @@ def _sync_finding_entries(
             )
         ).scalars():
             existing[entry.incident_id][entry.dedup_key or ""] = entry
-    new_entries: list[TimelineEntry] = []
+    new_entries: list[dict[str, Any]] = []
     for incident in incidents:
         reasons = _reasons_by_finding(incident)
         mine = existing[incident.id or 0]
@@ -198,17 +195,18 @@ def _sync_finding_entries(
             wanted.add(key)
             entry = mine.get(key)
             if entry is None:
-                new_entries.append(finding_entry(incident.id or 0, finding, reasons.get(finding.id or 0)))
+                new_entries.append(finding_row(incident.id or 0, finding, reasons.get(finding.id or 0)))
             elif (
                 entry.count != finding.count
                 or (entry.body or {}).get("last_seen") != finding.last_seen.isoformat()
             ):
-                update_finding_entry(entry, finding, reasons.get(finding.id or 0))
+                for name, value in finding_fields(finding, reasons.get(finding.id or 0), entry.body).items():
+                    setattr(entry, name, value)
                 session.add(entry)
         for key, entry in mine.items():
             if key not in wanted:
                 session.delete(entry)
-    insert_entries(session, new_entries)
+    insert_rows(session, new_entries)
 
 
 def _rebuild_evidence(
@@ -228,7 +226,7 @@ def _rebuild_evidence(
             for event_id in finding.evidence_event_ids or []:
                 mine.setdefault(int(event_id), []).append(finding.id or 0)
     events = {e.id: e for e in load_events(session, {e for m in cited_by.values() for e in m})}
-    rows: list[TimelineEntry] = []
+    rows: list[dict[str, Any]] = []
     for incident in incidents:
         mine = cited_by[incident.id or 0]
         own_events = [events[e] for e in mine if e in events]
@@ -237,11 +235,11 @@ def _rebuild_evidence(
         )
         for evidence in collapsed:
             finding_ids = sorted({f for event_id in evidence.sample_ids for f in mine.get(event_id, ())})
-            rows.append(evidence_entry(incident.id or 0, evidence, finding_ids))
+            rows.append(evidence_row(incident.id or 0, evidence, finding_ids))
         incident.evidence_count = len(own_events)
         first_finding = min((f.first_seen for f in findings[incident.id or 0]), default=incident.first_seen)
         incident.first_event_at = min((e.occurred_at for e in own_events), default=first_finding)
-    insert_entries(session, rows)
+    insert_rows(session, rows)
 
 
 def refresh_incidents(

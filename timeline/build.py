@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 
 from core.audit import record
@@ -31,15 +31,15 @@ from timeline.assembly import (
     SYSTEM_ACTOR,
     BuildContext,
     append_reasons,
+    bounded_reasons,
     check_shared_ips,
-    insert_entries,
     refresh_incidents,
     window_of,
 )
 from timeline.config import TimelineConfig
 from timeline.conversations import ConversationLinker, MessageFacts, incident_terms
 from timeline.entities import IdentityIndex, keys_for
-from timeline.entries import EntryKind, message_entry, simple_entry
+from timeline.entries import EntryKind, entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class IncidentBuild:
         stale = self._stale_incident_ids()
         to_refresh = self._incidents(sorted(set(touched) | stale))
         refresh_incidents(self.session, to_refresh, self.ctx, rebuild=touched)
-        self._note_recurrences(self.created)
+        created = set(self.created)
+        self._note_recurrences([i for i in to_refresh if i.id in created])
         linked = self.link_conversations()
         return sorted(set(touched) | stale | linked)
 
@@ -105,10 +106,38 @@ class IncidentBuild:
         facts, ignored = self._facts(candidates)
         earliest = min(f.first_seen for f in facts) - self.ctx.config.group_window
         plan = group_findings(facts, self._open_incidents(since=earliest), self.ctx.config.group_window)
-        touched: list[int] = []
         for group in plan.groups:
-            touched.append(self._apply(group, ignored))
-        return touched
+            _explain_ignored(group, ignored)
+        fresh = [g for g in plan.groups if g.incident_id is None]
+        created = self._create_all(fresh)
+        for group, incident_id in zip(fresh, created, strict=True):
+            group.incident_id = incident_id
+        fresh_ids = {id(g) for g in fresh}
+        for group in plan.groups:
+            if id(group) in fresh_ids:
+                continue
+            incident = self.session.get(Incident, group.incident_id)
+            assert incident is not None
+            append_reasons(incident, group.reasons)
+            self.session.add(incident)
+            if group.finding_ids:
+                record(
+                    self.session,
+                    actor=SYSTEM_ACTOR,
+                    action="incident.findings_added",
+                    object_type="incident",
+                    object_id=group.incident_id or 0,
+                    details={
+                        "finding_ids": group.finding_ids,
+                        "reasons": [r["text"] for r in group.reasons[-20:]],
+                    },
+                    at=self.ctx.now,
+                )
+        self._assign([(g.incident_id or 0, f) for g in plan.groups for f in g.finding_ids])
+        for group in plan.groups:
+            for absorbed in group.absorbed_incident_ids:
+                self._absorb(group.incident_id or 0, absorbed, group)
+        return [g.incident_id or 0 for g in plan.groups]
 
     def _candidate_findings(self) -> list[Any]:
         return list(
@@ -176,83 +205,70 @@ class IncidentBuild:
             for row in rows
         ]
 
-    def _apply(self, group: Group, ignored: dict[int, dict[str, str]]) -> int:
-        for reason in group.reasons:
-            skipped = ignored.get(reason.get("finding_id", -1))
-            if skipped:
-                reason["ignored_keys"] = sorted(skipped)
-                reason["text"] += "; ignored " + "; ".join(skipped.values())
-        if group.incident_id is None:
-            incident = self._create(group)
-        else:
-            incident = self.session.get(Incident, group.incident_id)
-            assert incident is not None
-            append_reasons(incident, group.reasons)
-            self.session.add(incident)
-        incident_id = incident.id or 0
-        self._assign(incident_id, group.finding_ids)
-        for absorbed in group.absorbed_incident_ids:
-            self._absorb(incident_id, absorbed, group)
-        if group.incident_id is not None and group.finding_ids:
+    def _create_all(self, groups: Sequence[Group]) -> list[int]:
+        """Insert the new incidents in one statement, then their opening entries and audit records."""
+        if not groups:
+            return []
+        rows = []
+        for group in groups:
+            reasons = bounded_reasons(list(group.reasons))
+            rows.append(
+                {
+                    **_NEW_INCIDENT_DEFAULTS,
+                    "title": f"incident from finding #{group.finding_ids[0]}",
+                    "first_seen": group.first_seen,
+                    "last_seen": group.last_seen,
+                    "created_at": self.ctx.now,
+                    "updated_at": self.ctx.now,
+                    "keys": list(group.keys),
+                    "grouping": reasons,
+                }
+            )
+        ids = list(
+            self.session.execute(
+                insert(Incident).returning(col(Incident.id), sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+        entries = []
+        for group, incident_id in zip(groups, ids, strict=True):
+            first = group.reasons[0]["text"] if group.reasons else ""
+            entries.append(
+                entry_row(
+                    incident_id,
+                    EntryKind.STATUS,
+                    self.ctx.now,
+                    "tenantguard",
+                    f"incident opened ({IncidentStatus.NEW}): {first}",
+                    body={"to": IncidentStatus.NEW.value, "reason": first},
+                    actor=SYSTEM_ACTOR,
+                )
+            )
             record(
                 self.session,
                 actor=SYSTEM_ACTOR,
-                action="incident.findings_added",
+                action="incident.created",
                 object_type="incident",
                 object_id=incident_id,
                 details={
                     "finding_ids": group.finding_ids,
-                    "reasons": [r["text"] for r in group.reasons[-20:]],
+                    "reasons": [r["text"] for r in group.reasons[:20]],
                 },
                 at=self.ctx.now,
             )
-        return incident_id
+        insert_rows(self.session, entries)
+        self.created.extend(ids)
+        return ids
 
-    def _create(self, group: Group) -> Incident:
-        first = group.reasons[0] if group.reasons else {}
-        incident = Incident(
-            title=f"incident from finding #{group.finding_ids[0]}",
-            severity=Severity.MEDIUM,
-            first_seen=group.first_seen,
-            last_seen=group.last_seen,
-            created_at=self.ctx.now,
-            updated_at=self.ctx.now,
-            keys=list(group.keys),
-            created_by=SYSTEM_ACTOR,
+    def _assign(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Point each finding at its incident, in one executemany."""
+        if not pairs:
+            return
+        self.session.execute(
+            update(Finding.__table__)  # type: ignore[arg-type]
+            .where(Finding.__table__.c.id == bindparam("finding"), Finding.__table__.c.incident_id.is_(None))
+            .values(incident_id=bindparam("incident")),
+            [{"finding": finding_id, "incident": incident_id} for incident_id, finding_id in pairs],
         )
-        append_reasons(incident, group.reasons)
-        self.session.add(incident)
-        self.session.flush()
-        self.created.append(incident.id or 0)
-        self.session.add(
-            simple_entry(
-                incident.id or 0,
-                EntryKind.STATUS,
-                f"incident opened ({IncidentStatus.NEW}): {first.get('text', '')}",
-                actor=SYSTEM_ACTOR,
-                at=self.ctx.now,
-                body={"to": IncidentStatus.NEW.value, "reason": first.get("text")},
-            )
-        )
-        record(
-            self.session,
-            actor=SYSTEM_ACTOR,
-            action="incident.created",
-            object_type="incident",
-            object_id=incident.id or 0,
-            details={"finding_ids": group.finding_ids, "reasons": [r["text"] for r in group.reasons[:20]]},
-            at=self.ctx.now,
-        )
-        return incident
-
-    def _assign(self, incident_id: int, finding_ids: Sequence[int]) -> None:
-        for start in range(0, len(finding_ids), 1000):
-            chunk = finding_ids[start : start + 1000]
-            self.session.execute(
-                update(Finding)
-                .where(col(Finding.id).in_(chunk), col(Finding.incident_id).is_(None))
-                .values(incident_id=incident_id)
-            )
 
     def _absorb(self, incident_id: int, absorbed_id: int, group: Group) -> None:
         """An untouched incident bridged by a new finding becomes part of `incident_id`."""
@@ -310,26 +326,36 @@ class IncidentBuild:
             found.extend(self.session.execute(select(Incident).where(col(Incident.id).in_(chunk))).scalars())
         return found
 
-    def _note_recurrences(self, created: Sequence[int]) -> None:
+    def _note_recurrences(self, incidents: Sequence[Incident]) -> None:
         """A new incident of a type seen before about the same person/asset recurs the older one."""
-        if not created:
+        if not incidents:
             return
-        since = self.ctx.now - RECURRENCE_LOOKBACK
-        for incident in self._incidents(created):
-            earlier = self.session.execute(
-                select(col(Incident.id), col(Incident.keys))
+        types = sorted({i.incident_type for i in incidents})
+        earlier: dict[str, list[Any]] = {}
+        for start in range(0, len(types), 500):
+            rows = self.session.execute(
+                select(col(Incident.id), col(Incident.incident_type), col(Incident.keys))
                 .where(
-                    col(Incident.incident_type) == incident.incident_type,
-                    col(Incident.id) != incident.id,
-                    col(Incident.created_at) >= since,
+                    col(Incident.incident_type).in_(types[start : start + 500]),
+                    col(Incident.created_at) >= self.ctx.now - RECURRENCE_LOOKBACK,
                     col(Incident.status).in_(
                         (IncidentStatus.RESOLVED, IncidentStatus.CLOSED, IncidentStatus.CONTAINED)
                     ),
                 )
                 .order_by(col(Incident.created_at).desc())
             ).all()
+            for row in rows:
+                earlier.setdefault(row.incident_type, []).append(row)
+        for incident in incidents:
             mine = set(incident.keys or [])
-            match = next((row for row in earlier if mine & set(row.keys or [])), None)
+            match = next(
+                (
+                    r
+                    for r in earlier.get(incident.incident_type, [])
+                    if r.id != incident.id and mine & set(r.keys or [])
+                ),
+                None,
+            )
             if match is not None:
                 incident.recurrence_of_id = match.id
                 self.session.add(incident)
@@ -447,9 +473,7 @@ class IncidentBuild:
                 continue
             existing.add(key)
             message = messages[match.message_id]
-            rows.append(
-                message_entry(match.incident_id, message, match, self._redactions.get(message.id, {}))
-            )
+            rows.append(message_row(match.incident_id, message, match, self._redactions.get(message.id, {})))
             added.setdefault(match.incident_id, []).append(message.id)
             incident = by_id[match.incident_id]
             link = message.thread_key or message.own_key
@@ -467,7 +491,7 @@ class IncidentBuild:
                     }
                 )
                 incident.linked_conversations = links
-        insert_entries(self.session, rows)
+        insert_rows(self.session, rows)
         for incident_id, message_ids in added.items():
             incident = by_id[incident_id]
             incident.message_count = (incident.message_count or 0) + len(message_ids)
@@ -515,6 +539,35 @@ def move_incident_contents(session: Session, source_id: int, target_id: int) -> 
             col(TimelineEntry.kind).in_((EntryKind.FINDING, EntryKind.EVIDENCE)),
         )
     )
+
+
+_NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
+    "incident_type": "",
+    "status": IncidentStatus.NEW.value,
+    "priority": "P4",
+    "priority_factors": {},
+    "severity": Severity.MEDIUM.value,
+    "summary": "",
+    "entities": {},
+    "root_cause": "",
+    "lessons": "",
+    "impact": "",
+    "linked_conversations": [],
+    "notifications": {},
+    "created_by": SYSTEM_ACTOR,
+    "finding_count": 0,
+    "evidence_count": 0,
+    "message_count": 0,
+    "messages_scanned_id": 0,
+}
+
+
+def _explain_ignored(group: Group, ignored: dict[int, dict[str, str]]) -> None:
+    for reason in group.reasons:
+        skipped = ignored.get(reason.get("finding_id", -1))
+        if skipped and "ignored_keys" not in reason:
+            reason["ignored_keys"] = sorted(skipped)
+            reason["text"] += "; ignored " + "; ".join(skipped.values())
 
 
 def _recipients(meta: dict[str, Any]) -> tuple[str, ...]:

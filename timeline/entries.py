@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from core.clock import utcnow
 from core.models.finding import Finding
 from core.models.incident import TimelineEntry
 from timeline.conversations import ConversationMatch, MessageFacts
@@ -30,19 +35,39 @@ class EntryKind(StrEnum):
     POSTMORTEM = "postmortem"
 
 
-def finding_entry(incident_id: int, finding: Finding, reason: str | None = None) -> TimelineEntry:
-    entry = TimelineEntry(incident_id=incident_id, kind=EntryKind.FINDING, dedup_key=f"finding:{finding.id}")
-    update_finding_entry(entry, finding, reason)
-    return entry
+EntryRow = dict[str, Any]
 
 
-def update_finding_entry(entry: TimelineEntry, finding: Finding, reason: str | None = None) -> None:
-    entry.at = finding.first_seen
-    entry.source = f"{finding.provider or 'tenant'}/{finding.kind}"
-    entry.title = f"[{finding.severity}] {finding.title}"[:1000]
-    entry.count = finding.count
-    entry.ref_type = "finding"
-    entry.ref_id = str(finding.id)
+def entry_row(
+    incident_id: int, kind: EntryKind, at: datetime, source: str, title: str, **fields: Any
+) -> EntryRow:
+    """A TimelineEntry as a plain row for bulk inserts (building thousands of models is slow)."""
+    return {
+        "incident_id": incident_id,
+        "kind": kind.value,
+        "at": at,
+        "source": source[:100],
+        "title": title[:1000],
+        "body": fields.get("body", {}),
+        "ref_type": fields.get("ref_type"),
+        "ref_id": fields.get("ref_id"),
+        "count": fields.get("count", 1),
+        "actor": (fields.get("actor") or None) and str(fields["actor"])[:200],
+        "dedup_key": fields.get("dedup_key"),
+        "created_at": fields.get("created_at") or utcnow(),
+    }
+
+
+def insert_rows(session: Session, rows: Sequence[EntryRow]) -> None:
+    """Insert many entries in one statement."""
+    if rows:
+        session.execute(insert(TimelineEntry), list(rows))
+
+
+def finding_fields(
+    finding: Finding, reason: str | None = None, previous_body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The columns of a finding's entry that follow the finding (it may be updated by its detector)."""
     body = {
         "finding_id": finding.id,
         "rule_id": finding.rule_id,
@@ -54,53 +79,73 @@ def update_finding_entry(entry: TimelineEntry, finding: Finding, reason: str | N
         "mitre": list(finding.mitre or []),
         "evidence_events": len(finding.evidence_event_ids or []),
     }
-    previous = dict(entry.body or {})
-    if reason or previous.get("grouping"):
-        body["grouping"] = reason or previous.get("grouping")
-    entry.body = body
+    grouping = reason or (previous_body or {}).get("grouping")
+    if grouping:
+        body["grouping"] = grouping
+    return {
+        "at": finding.first_seen,
+        "source": f"{finding.provider or 'tenant'}/{finding.kind}"[:100],
+        "title": f"[{finding.severity}] {finding.title}"[:1000],
+        "count": finding.count,
+        "ref_type": "finding",
+        "ref_id": str(finding.id),
+        "body": body,
+    }
 
 
-def evidence_entry(incident_id: int, evidence: EvidenceEntry, finding_ids: list[int]) -> TimelineEntry:
-    return TimelineEntry(
-        incident_id=incident_id,
-        at=evidence.first_at,
-        kind=EntryKind.EVIDENCE,
-        source=f"{evidence.provider}/{evidence.stream}",
-        title=evidence.title[:1000],
+def finding_row(incident_id: int, finding: Finding, reason: str | None = None) -> EntryRow:
+    fields = finding_fields(finding, reason)
+    return entry_row(
+        incident_id,
+        EntryKind.FINDING,
+        fields.pop("at"),
+        fields.pop("source"),
+        fields.pop("title"),
+        dedup_key=f"finding:{finding.id}",
+        **fields,
+    )
+
+
+def evidence_row(incident_id: int, evidence: EvidenceEntry, finding_ids: list[int]) -> EntryRow:
+    return entry_row(
+        incident_id,
+        EntryKind.EVIDENCE,
+        evidence.first_at,
+        f"{evidence.provider}/{evidence.stream}",
+        evidence.title,
         body={**evidence.body(), "finding_ids": finding_ids[:20]},
         ref_type="event",
         ref_id=str(evidence.sample_ids[0]) if evidence.sample_ids else None,
         count=evidence.count,
-        actor=(evidence.fixed.get("actor") or None) and str(evidence.fixed.get("actor"))[:200],
+        actor=evidence.fixed.get("actor"),
     )
 
 
-def message_entry(
+def message_row(
     incident_id: int, message: MessageFacts, match: ConversationMatch, redactions: dict[str, int]
-) -> TimelineEntry:
+) -> EntryRow:
     where = message.channel or message.stream
-    excerpt = message.text[:EXCERPT_CHARS]
     # The title carries no message text, so a role that may not read conversations still gets it.
-    return TimelineEntry(
-        incident_id=incident_id,
-        at=message.sent_at,
-        kind=EntryKind.MESSAGE,
-        source=f"{message.provider}/{message.stream}",
-        title=f"message from {message.author or 'someone'} in {where}"[:1000],
+    return entry_row(
+        incident_id,
+        EntryKind.MESSAGE,
+        message.sent_at,
+        f"{message.provider}/{message.stream}",
+        f"message from {message.author or 'someone'} in {where}",
         body={
             "message_id": message.id,
             "channel": message.channel,
             "thread_id": message.thread_id,
             "author": message.author,
             "subject": message.subject,
-            "excerpt": excerpt,
+            "excerpt": message.text[:EXCERPT_CHARS],
             "redactions": redactions,
             "score": match.score,
             "reasons": match.reasons,
         },
         ref_type="message",
         ref_id=str(message.id),
-        actor=(message.author or None) and message.author[:200],
+        actor=message.author,
         dedup_key=f"message:{message.id}",
     )
 
