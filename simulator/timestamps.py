@@ -1,0 +1,86 @@
+"""Time in the simulator: integer microseconds since the epoch, and each vendor's text format.
+
+Graph writes 7 fractional digits and a Z, Google writes milliseconds and a Z, the Office 365
+Management API writes no zone at all (UTC implied), Slack uses epoch seconds or "seconds.micros".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FRACTION = re.compile(r"(\.\d+)")
+_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 1000, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "w": 7 * DAY}
+
+
+def to_datetime(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def from_datetime(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * SECOND + delta.microseconds
+
+
+def graph_time(us: int) -> str:
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def google_time(us: int) -> str:
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def ual_time(us: int) -> str:
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def iso_seconds(us: int) -> str:
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slack_ts(us: int) -> str:
+    return f"{us // SECOND}.{us % SECOND:06d}"
+
+
+def parse_slack_ts(text: str) -> int:
+    seconds, _, fraction = str(text).partition(".")
+    return int(seconds) * SECOND + int((fraction + "000000")[:6] or 0)
+
+
+def parse_time(text: str) -> int:
+    """Parse ISO 8601 (any fraction length, Z or offset, or a bare date) or epoch seconds."""
+    value = str(text).strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return int(float(value) * SECOND)
+    value = value.replace("z", "Z")
+    match = _FRACTION.search(value)
+    if match:  # Python wants at most 6 fractional digits
+        value = value.replace(match.group(1), match.group(1)[:7].ljust(2, "0"), 1)
+    parsed = datetime.fromisoformat(value)
+    return from_datetime(parsed)
+
+
+def parse_duration(text: str | int | float) -> int:
+    """'90s', '15m', '2h30m', '1d', or a number of seconds -> microseconds."""
+    if isinstance(text, int | float):
+        return int(text * SECOND)
+    value = text.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return int(float(value) * SECOND)
+    parts = _DURATION.findall(value)
+    if not parts or "".join(a + b for a, b in parts) != value.replace(" ", ""):
+        raise ValueError(f"bad duration {text!r}: use forms like 90s, 15m, 2h30m, 1d")
+    return int(sum(float(n) * _DURATION_UNITS[unit] for n, unit in parts))
+
+
+def floor_day(us: int) -> int:
+    return us - us % DAY
