@@ -18,13 +18,19 @@ from sqlmodel import Session, col
 
 from core.audit import record
 from core.models.enums import Priority
-from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
 from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
 from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
+from timeline.prevalence import (
+    PrevalenceRules,
+    common_in_findings,
+    first_party_apps,
+    recent_finding_entities,
+    shared_ips,
+)
 from timeline.priority import FindingSignal, PersonSignal, compute_priority, severity_weight
 from timeline.sla import set_due_dates
 
@@ -41,43 +47,34 @@ class BuildContext:
     identities: IdentityIndex
     now: datetime
     actor: str = SYSTEM_ACTOR
-    shared_ips: dict[str, str | None] = field(default_factory=dict)  # ip -> why shared (None: not shared)
+    # Keys too common to group by, with why (see timeline.prevalence); IPs checked against events.
+    common: dict[str, str] = field(default_factory=dict)
+    checked_ips: set[str] = field(default_factory=set)
+    learned: bool = False
+
+    @property
+    def rules(self) -> PrevalenceRules:
+        return PrevalenceRules(self.config.shared_ip_min_people, self.config.shared_ip_min_span)
 
     def ignored_keys(self, keys: Iterable[str]) -> dict[str, str]:
-        return {
-            k: why for k in keys if (why := self.shared_ips.get(k.partition(":")[2])) and k.startswith("ip:")
-        }
+        return {k: self.common[k] for k in keys if k in self.common}
 
 
-def check_shared_ips(session: Session, ips: Iterable[str], ctx: BuildContext) -> None:
-    """Mark IPs many people used over days (office egress, VPN): they do not group findings.
+def learn_common_keys(session: Session, ctx: BuildContext, *, since: datetime) -> None:
+    """What recent findings say is common (apps, files, IPs about many people over days)."""
+    rows = recent_finding_entities(session, since)
+    ctx.common.update(common_in_findings(rows, ctx.identities, ctx.rules))
+    ctx.learned = True
 
-    An attacker's IP used against many accounts (a spray) is short-lived and stays a key; an office
-    egress is used by many people over many days. Results are cached in `ctx.shared_ips`.
-    """
-    todo = sorted({ip for ip in ips if ip not in ctx.shared_ips and "/" not in ip})
-    config = ctx.config
-    for start in range(0, len(todo), 1000):
-        chunk = todo[start : start + 1000]
-        rows = session.execute(
-            select(
-                col(Event.ip),
-                func.count(func.distinct(col(Event.actor))),
-                func.min(col(Event.occurred_at)),
-                func.max(col(Event.occurred_at)),
-            )
-            .where(col(Event.ip).in_(chunk))
-            .group_by(col(Event.ip))
-        ).all()
-        found = {row[0]: row for row in rows}
-        for ip in chunk:
-            row = found.get(ip)
-            shared = None
-            if row is not None and row[1] >= config.shared_ip_min_people:
-                span = row[3] - row[2]
-                if span >= config.shared_ip_min_span:
-                    shared = f"{ip} is shared: {row[1]} accounts used it over {span.days} days"
-            ctx.shared_ips[ip] = shared
+
+def check_keys(session: Session, keys: Iterable[str], ctx: BuildContext) -> None:
+    """Add first-party apps and shared IPs among `keys` to `ctx.common` (IPs queried once per build)."""
+    wanted = set(keys)
+    ctx.common.update(first_party_apps(wanted))
+    ips = {k.partition(":")[2] for k in wanted if k.startswith("ip:")} - ctx.checked_ips
+    if ips:
+        ctx.common.update(shared_ips(session, ips, ctx.rules))
+        ctx.checked_ips |= ips
 
 
 def finding_keys(
@@ -254,7 +251,10 @@ def refresh_incidents(
         return set()
     findings = _findings_of(session, [i.id or 0 for i in incidents])
     entities_of = {i.id or 0: _merge_entities(findings[i.id or 0]) for i in incidents}
-    check_shared_ips(session, [ip for e in entities_of.values() for ip in e.get("ips", [])], ctx)
+    all_findings = [f for mine in findings.values() for f in mine]
+    if not ctx.learned and all_findings:
+        learn_common_keys(session, ctx, since=min(f.first_seen for f in all_findings))
+    check_keys(session, (k for f in all_findings for k in keys_for(f.entities, ctx.identities).keys), ctx)
     force = set(rebuild)
     changed_keys: set[int] = set()
     stale: list[Incident] = []

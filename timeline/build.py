@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
@@ -32,7 +33,8 @@ from timeline.assembly import (
     BuildContext,
     append_reasons,
     bounded_reasons,
-    check_shared_ips,
+    check_keys,
+    learn_common_keys,
     refresh_incidents,
     window_of,
 )
@@ -98,9 +100,11 @@ class IncidentBuild:
         candidates = self._candidate_findings()
         if not candidates:
             return []
-        check_shared_ips(
+        earliest_seen = min(row.first_seen for row in candidates)
+        learn_common_keys(self.session, self.ctx, since=earliest_seen)
+        check_keys(
             self.session,
-            [ip for row in candidates for ip in ((row.entities or {}).get("ips") or [])],
+            (k for row in candidates for k in keys_for(row.entities, self.ctx.identities).keys),
             self.ctx,
         )
         facts, ignored = self._facts(candidates)
@@ -447,6 +451,7 @@ class IncidentBuild:
                 subject=r.subject,
                 text=r.text_redacted or "",
                 recipients=_recipients(r.meta or {}),
+                attachments=tuple(str(f) for f in (r.meta or {}).get("files") or [] if f),
             )
             for r in sorted(rows.values(), key=lambda r: (r.sent_at, r.id))
         ]
@@ -571,6 +576,7 @@ def _explain_ignored(group: Group, ignored: dict[int, dict[str, str]]) -> None:
 
 
 def _recipients(meta: dict[str, Any]) -> tuple[str, ...]:
+    """Addresses from a message's To/Cc, whatever shape the provider gave them in."""
     found: list[str] = []
     for name in ("to", "cc", "recipients", "toRecipients", "ccRecipients"):
         values = meta.get(name) or []
@@ -582,7 +588,7 @@ def _recipients(meta: dict[str, Any]) -> tuple[str, ...]:
                     or (value.get("emailAddress") or {}).get("address")
                 )
             if isinstance(value, str) and value:
-                found.append(value)
+                found.extend(address for _, address in getaddresses([value]) if "@" in address)
     return tuple(found)
 
 

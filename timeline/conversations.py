@@ -21,11 +21,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
 
 from timeline.entities import IdentityIndex, normalise_email, normalise_ip
 
 ATTACH_SCORE = 2
+MAIL_STREAMS = frozenset({"mail", "gmail"})
 SECURITY_WORDS = (
     r"phish\w*",
     r"suspicious",
@@ -79,16 +81,24 @@ class MessageFacts:
     text: str
     recipients: tuple[str, ...] = ()
 
+    attachments: tuple[str, ...] = ()
+
+    @property
+    def _scope(self) -> str:
+        # A mail conversation spans mailboxes (each holds its own copy); a chat thread id is
+        # only unique inside its channel.
+        return "" if self.stream in MAIL_STREAMS else (self.channel or "")
+
     @property
     def thread_key(self) -> tuple[str, str, str] | None:
-        """The thread this message sits in; a thread's first message is keyed by its own id."""
+        """The thread this message sits in (a Slack thread's first message carries its own ts)."""
         if self.thread_id:
-            return (self.provider, self.channel or "", self.thread_id)
+            return (self.provider, self._scope, self.thread_id)
         return None
 
     @property
     def own_key(self) -> tuple[str, str, str]:
-        return (self.provider, self.channel or "", self.provider_message_id)
+        return (self.provider, self._scope, self.provider_message_id)
 
 
 @dataclass(frozen=True)
@@ -200,11 +210,12 @@ class ConversationLinker:
         self._pattern = _term_pattern([*self._strong, *self._names])
 
     def _person_key(self, value: str) -> str | None:
-        person = self.identities.person_for(value)
+        address = parseaddr(value)[1] if "<" in value else value
+        person = self.identities.person_for(address or value)
         if person is not None:
             return f"person:{person}"
-        if "@" in value:
-            return f"email:{normalise_email(value)}"
+        if "@" in (address or ""):
+            return f"email:{normalise_email(address)}"
         return None
 
     def _in_window(self, incident: IncidentTerms, message: MessageFacts) -> bool:
@@ -214,7 +225,7 @@ class ConversationLinker:
 
     def score(self, message: MessageFacts) -> list[ConversationMatch]:
         """Every incident this message could belong to, with its score and reasons."""
-        text = f"{message.subject or ''}\n{message.text}"
+        text = "\n".join([message.subject or "", message.text, *message.attachments])
         lowered = text.lower()
         strong: dict[int, list[str]] = {}
         people: dict[int, list[str]] = {}

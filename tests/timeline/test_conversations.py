@@ -149,3 +149,41 @@ def test_excerpts_are_only_shown_to_roles_allowed_to_read_conversations(
     assert allowed.body["excerpt"] == "203.0.113.7 got my password [REDACTED:secret]"
     assert "203.0.113.7" not in str(hidden.body) and "203.0.113.7" not in hidden.title
     assert hidden.body["excerpt"].startswith("[conversation excerpt hidden")
+
+
+def test_mail_shapes_from_the_collectors_are_understood(db, settings, make_finding, make_message) -> None:
+    make_finding("Impossible travel", people=["alice@northwind.example"])
+    # a phishing mail to alice, as Gmail headers give it
+    phish = make_message(
+        "Your mailbox is full. Verify your account here.",
+        author='"IT Helpdesk" <helpdesk@evil.example>',
+        meta={"to": "Alice Wong <alice@northwind.example>, bob@northwind.example"},
+        provider="google",
+        stream="gmail",
+        channel="alice@northwind.example",
+        thread_id="t-1",
+        sent_at=at(-30),
+    )
+    # the same conversation in another mailbox (M365 keeps one conversationId across mailboxes)
+    copy = make_message(
+        "fwd: is this real?",
+        author="Bob <bob@northwind.example>",
+        provider="google",
+        stream="gmail",
+        channel="bob@northwind.example",
+        thread_id="t-1",
+        sent_at=at(-20),
+    )
+    [incident_id] = build_incidents(db, settings, notify=False)
+    found = attached(db, incident_id)
+    assert found[phish] == ["sent to alice@northwind.example", "talks about security (“Verify your account”)"]
+    assert found[copy] == [f"same thread as message #{phish}"]
+
+
+def test_a_file_attached_to_a_slack_message_counts_as_a_mention(
+    db, settings, make_finding, make_message
+) -> None:
+    make_finding("File shared publicly", files=["Payroll-2025.xlsx"], people=["alice@northwind.example"])
+    shared = make_message("here you go", sent_at=at(5), meta={"files": ["Payroll-2025.xlsx"]})
+    [incident_id] = build_incidents(db, settings, notify=False)
+    assert attached(db, incident_id)[shared] == ["mentions file Payroll-2025.xlsx"]

@@ -216,3 +216,45 @@ def test_suppressed_findings_are_not_grouped(db, settings, make_finding, inciden
     make_finding(people=["ivan@northwind.example"], status="suppressed")
     assert build_incidents(db, settings, notify=False) == []
     assert incidents_of() == []
+
+
+def test_first_party_apps_and_company_wide_files_do_not_group(
+    db, settings, make_finding, incidents_of
+) -> None:
+    # given sign-in findings about different people that all name Microsoft Teams
+    make_finding("Unfamiliar sign-in", people=["kim@northwind.example"], apps=["Microsoft Teams"])
+    make_finding(
+        "Unfamiliar sign-in", people=["lee@northwind.example"], apps=["Microsoft Teams"], first_seen=at(30)
+    )
+    # and downloads of the all-hands deck by many people over days
+    for n, person in enumerate(["m", "n", "o", "p"]):
+        make_finding(
+            "Download burst",
+            people=[f"{person}@northwind.example"],
+            files=["All hands.pptx"],
+            first_seen=at(days=n),
+            severity="low",
+        )
+    build_incidents(db, settings, notify=False)
+    incidents = incidents_of()
+    assert len(incidents) == 6
+    texts = [i.grouping[0]["text"] for i in incidents]
+    assert any(t.endswith("; ignored microsoft teams is a provider's own app") and "lee@" in t for t in texts)
+    assert any(
+        t.endswith("; ignored All hands.pptx is common: findings about 4 people over 3 days") for t in texts
+    )
+
+
+def test_a_malicious_app_consented_by_several_people_in_an_hour_is_one_incident(
+    db, settings, make_finding, incidents_of
+) -> None:
+    for n, person in enumerate(["q", "r", "s", "t", "u"]):
+        make_finding(
+            "OAuth app granted mail scopes",
+            people=[f"{person}@northwind.example"],
+            apps=["MailSync Pro"],
+            first_seen=at(n * 10),
+        )
+    build_incidents(db, settings, notify=False)
+    [incident] = incidents_of()
+    assert incident.finding_count == 5
