@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,11 +28,13 @@ audit_app = typer.Typer(help="Audit trail: export and verify.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
-AREAS = ("simulator", "rules", "collect", "posture", "incidents", "remediation", "principals", "serve")
-
 
 def _register_areas() -> None:
-    for area in AREAS:
+    """Every module in cli/commands is an area: a new area is a new file, not an edit here."""
+    import cli.commands
+
+    for info in sorted(pkgutil.iter_modules(cli.commands.__path__), key=lambda m: m.name):
+        area = info.name
         module = importlib.import_module(f"cli.commands.{area}")
         group = getattr(module, "app", None)
         if group is not None and (group.registered_commands or group.registered_groups):
