@@ -35,8 +35,9 @@ class TimelineConfig:
     # A finding joins an incident when it shares a key with it and starts no later than this
     # after the incident's last activity (the window slides as findings join).
     group_window: timedelta = timedelta(hours=24)
-    # Conversations are looked for from this long before the first finding ...
-    conversation_before: timedelta = timedelta(hours=24)
+    # Conversations are looked for from this long before the first finding (a phishing mail, a
+    # resignation notice) ...
+    conversation_before: timedelta = timedelta(hours=48)
     # ... to this long after the last one.
     conversation_after: timedelta = timedelta(hours=72)
     # Repeats of the same evidence (same action, actor, source) closer than this collapse into one entry.

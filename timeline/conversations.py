@@ -60,6 +60,19 @@ SECURITY_WORDS = (
     r"(?:sign|log)[- ]?in from",
     r"shared (?:publicly|externally|with anyone)",
     r"public link",
+    r"mfa",
+    r"2sv",
+    r"2fa",
+    r"authenticator",
+    r"posture drift",
+    r"drift",
+    r"change (?:ticket|board|process|request)",
+    r"not approved",
+    r"without (?:approval|a ticket)",
+    r"(?:too many|a lot of) permissions",
+    r"resign(?:ed|ation)?",
+    r"offboarding",
+    r"last day",
 )
 _SECURITY = re.compile(r"(?<!\w)(?:" + "|".join(SECURITY_WORDS) + r")(?!\w)", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}")
