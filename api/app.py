@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.actions.router import router as actions_router
 from api.audit.router import UPLOAD_PATH
 from api.audit.router import router as audit_router
 from api.auth import OidcAuthenticator, TokenAuthenticator
@@ -22,9 +23,13 @@ from api.incidents.router import router as incidents_router
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.openapi import build_openapi
+from api.posture.router import router as posture_router
 from api.principals.router import router as principals_router
 from api.ratelimit import TokenBucketLimiter
+from api.reporting.router import router as reporting_router
 from api.requestid import RequestIdMiddleware
+from api.rules.router import router as rules_router
+from api.stage_errors import install_stage_error_handlers
 from api.tokens import load_pepper
 from core.db import Database
 from core.settings import Settings
@@ -34,6 +39,10 @@ ROUTERS = (
     connections_router,
     findings_router,
     incidents_router,
+    actions_router,
+    rules_router,
+    posture_router,
+    reporting_router,
     audit_router,
     principals_router,
 )
@@ -70,11 +79,10 @@ def create_app(
     app = FastAPI(title="tenantguard", version=package_version(), lifespan=lifespan)
     app.state.tenantguard = state
     install_problem_handlers(app)
+    install_stage_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(metrics_router(api_settings.metrics_require_auth))
-    for router in _capability_routers():
-        app.include_router(router)
 
     # Added innermost first: request id outermost, so every response and metric sees it.
     app.add_middleware(
@@ -95,8 +103,3 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-def _capability_routers() -> list[Any]:
-    """Routers for capabilities other stages provide; each appears once its stage has landed."""
-    return []

@@ -117,6 +117,33 @@ class RequestContext:
         self.state.metrics.audit_records.labels(action).inc()
         return rec
 
+    def audit_request(
+        self,
+        *,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        before: Any = None,
+        after: Any = None,
+        **details: Any,
+    ) -> AuditRecord:
+        """Record a mutation a stage carried out (and audited on its own) with what the API knows.
+
+        Stage functions write their own audit record inside their transaction; this companion
+        record, written right after, ties the change to the API principal, the request id and the
+        before/after values the API observed.
+        """
+        with self.db.session() as session:
+            return self.audit(
+                session,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                before=before,
+                after=after,
+                **details,
+            )
+
 
 def state_of(request: Request) -> ApiState:
     return request.app.state.tenantguard

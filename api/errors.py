@@ -59,6 +59,7 @@ class Problem(BaseModel):
     request_id: str | None = None
     errors: list[FieldError] | None = Field(default=None, description="Invalid inputs (422 only).")
     retry_after: int | None = Field(default=None, description="Seconds to wait (429 only).")
+    code: str | None = Field(default=None, description="A stable code for refusals (e.g. self_approval).")
 
 
 class ApiError(TenantguardError):

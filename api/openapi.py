@@ -109,6 +109,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             else:
                 operation["security"] = []
             responses = operation.setdefault("responses", {})
+            declared = {str(code) for code in (route.responses or {})}
             for code in _error_codes(route, method.lower(), permission):
-                responses[code] = _problem_response(_ERRORS[code])
+                if code not in declared:  # a route's own declaration wins (e.g. Slack's answers)
+                    responses[code] = _problem_response(_ERRORS[code])
     return document

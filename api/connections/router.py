@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path
 
 from api.connections import service
-from api.connections.schemas import ConnectionCreate, ConnectionOut, ConnectionUpdate
+from api.connections.schemas import ConnectionCheckOut, ConnectionCreate, ConnectionOut, ConnectionUpdate
 from api.context import RequestContext, require
 from api.permissions import Permission
 
@@ -47,3 +47,13 @@ def update_connection(
     body: Annotated[ConnectionUpdate, Body()],
 ) -> ConnectionOut:
     return service.update_connection(ctx, connection_id, body)
+
+
+@router.post(
+    "/{connection_id}/check", response_model=ConnectionCheckOut, summary="Probe credentials and permissions"
+)
+def check_connection(
+    ctx: Annotated[RequestContext, require(Permission.CONNECTIONS_WRITE)], connection_id: ConnectionId
+) -> ConnectionCheckOut:
+    """Reads at most one page of every configured stream from the provider and says what fails and why."""
+    return service.check(ctx, connection_id)

@@ -36,6 +36,7 @@ def _reject_inline_secrets(config: dict[str, Any]) -> dict[str, Any]:
 
 SecretName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_REF_PATTERN, max_length=500)]
+StreamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,99}$")]
 
 
 class LastRun(BaseModel):
@@ -132,6 +133,12 @@ class ConnectionCreate(BaseModel):
     enabled: bool = True
     config: dict[str, Any] = Field(default_factory=dict)
     secret_refs: dict[SecretName, SecretRef] = Field(default_factory=dict, max_length=20)
+    streams: list[StreamName] | None = Field(
+        default=None, max_length=30, description="Default: every configured stream."
+    )
+    intervals: dict[StreamName, Annotated[int, Field(ge=10, le=86_400)]] = Field(
+        default_factory=dict, max_length=30, description="Seconds between runs, per stream."
+    )
 
     @field_validator("config")
     @classmethod
@@ -146,8 +153,29 @@ class ConnectionUpdate(BaseModel):
     enabled: bool | None = None
     config: dict[str, Any] | None = None
     secret_refs: dict[SecretName, SecretRef] | None = Field(default=None, max_length=20)
+    streams: list[StreamName] | None = Field(default=None, max_length=30)
+    intervals: dict[StreamName, Annotated[int, Field(ge=10, le=86_400)]] | None = Field(
+        default=None, max_length=30
+    )
 
     @field_validator("config")
     @classmethod
     def _config_has_no_secrets(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if value is None else _reject_inline_secrets(value)
+
+
+class StreamCheckOut(BaseModel):
+    stream: str
+    ok: bool
+    problem: str | None
+    permission: str | None
+
+
+class ConnectionCheckOut(BaseModel):
+    """What a live probe of the connection found: missing secrets, and each stream's first page."""
+
+    connection: str
+    provider: str
+    ok: bool
+    secrets_missing: dict[str, str]
+    streams: list[StreamCheckOut]

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.connections.schemas import ConnectionCreate, ConnectionOut, ConnectionUpdate, LastRun, StreamHealth
+from api.connections.schemas import (
+    ConnectionCheckOut,
+    ConnectionCreate,
+    ConnectionOut,
+    ConnectionUpdate,
+    LastRun,
+    StreamCheckOut,
+    StreamHealth,
+)
 from api.context import RequestContext
 from api.errors import Conflict, NotFound, Unprocessable
-from core.clock import utcnow
+from collectors.connections import ConnectionDefinition, check_connection, upsert_connection
 from core.models import Checkpoint, Connection
 from core.models.connection import CollectionRun
 
@@ -72,25 +79,37 @@ def get_connection(session: Session, connection_id: int) -> ConnectionOut:
     return _describe(session, [_load(session, connection_id)])[0]
 
 
+def _definition(values: dict[str, Any]) -> ConnectionDefinition:
+    return ConnectionDefinition(
+        name=values["name"],
+        provider=values["provider"],
+        tenant=values["tenant"],
+        config=dict(values.get("config") or {}),
+        secrets=dict(values.get("secret_refs") or {}),
+        enabled=values.get("enabled", True),
+        streams=tuple(values["streams"]) if values.get("streams") is not None else None,
+        intervals=dict(values.get("intervals") or {}),
+    )
+
+
 def create_connection(ctx: RequestContext, body: ConnectionCreate) -> ConnectionOut:
-    with ctx.db.session() as session:
+    """Validated and stored by the collectors' own definition path (the same as the connections file)."""
+    with ctx.db.session(readonly=True) as session:
         if session.exec(select(Connection).where(Connection.name == body.name)).first() is not None:
             raise Conflict(f"a connection named {body.name!r} already exists; choose another name")
-        connection = Connection(**body.model_dump(mode="json"), source="api")
-        session.add(connection)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"a connection named {body.name!r} already exists; choose another name")
-        assert connection.id is not None
-        ctx.audit(
-            session,
-            action="connection.create",
-            object_type="connection",
-            object_id=connection.id,
-            after=_snapshot(connection),
-        )
-        return _describe(session, [connection])[0]
+    row, _ = upsert_connection(
+        ctx.db, _definition(body.model_dump(mode="json")), actor=ctx.caller.actor, source="api"
+    )
+    assert row.id is not None
+    ctx.audit_request(
+        action="api.connection.create",
+        object_type="connection",
+        object_id=row.id,
+        before=None,
+        after=_snapshot(row),
+    )
+    with ctx.db.session(readonly=True) as session:
+        return get_connection(session, row.id)
 
 
 def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionUpdate) -> ConnectionOut:
@@ -98,27 +117,48 @@ def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionU
     cleared = [name for name in ("tenant", "enabled", "config") if name in changes and changes[name] is None]
     if cleared:
         raise Unprocessable(f"{', '.join(cleared)} cannot be null; leave a field out to keep its value")
-    with ctx.db.session() as session:
-        connection = _load(session, connection_id)
-        if connection.source == "file":
+    with ctx.db.session(readonly=True) as session:
+        row = _load(session, connection_id)
+        if row.source == "file":
             raise Conflict(
-                f"connection {connection.name!r} is defined in the connections file; change it there "
+                f"connection {row.name!r} is defined in the connections file; change it there "
                 "(the next file sync would undo a change made here)"
             )
-        before = _snapshot(connection)
-        for name, value in changes.items():
-            setattr(connection, name, value)
-        connection.updated_at = utcnow()
-        session.add(connection)
-        session.flush()
-        after = _snapshot(connection)
-        if after != before:
-            ctx.audit(
-                session,
-                action="connection.update",
-                object_type="connection",
-                object_id=connection_id,
-                before={k: before[k] for k in changes},
-                after={k: after[k] for k in changes},
-            )
-        return _describe(session, [connection])[0]
+        before = _snapshot(row)
+    config = {k: v for k, v in before["config"].items() if k not in ("streams", "intervals")}
+    current = {
+        **before,
+        "config": config,
+        "streams": before["config"].get("streams"),
+        "intervals": before["config"].get("intervals") or {},
+    }
+    current.update({k: v for k, v in changes.items() if v is not None or k in ("secret_refs", "streams")})
+    row, what = upsert_connection(ctx.db, _definition(current), actor=ctx.caller.actor, source="api")
+    after = _snapshot(row)
+    if what != "unchanged":
+        changed = sorted(k for k in after if after[k] != before[k])
+        ctx.audit_request(
+            action="api.connection.update",
+            object_type="connection",
+            object_id=connection_id,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    with ctx.db.session(readonly=True) as session:
+        return get_connection(session, connection_id)
+
+
+def check(ctx: RequestContext, connection_id: int) -> ConnectionCheckOut:
+    with ctx.db.session(readonly=True) as session:
+        row = _load(session, connection_id)
+    result = check_connection(row)
+    return ConnectionCheckOut(
+        connection=result.connection,
+        provider=result.provider,
+        ok=result.ok,
+        secrets_missing=dict(result.secrets_missing),
+        streams=[
+            StreamCheckOut(stream=s.stream, ok=s.ok, problem=s.problem, permission=s.permission)
+            for s in result.streams
+        ],
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.findings.schemas import FindingSummary
-from core.models import IncidentStatus, Priority, Severity
+from core.models import IncidentStatus, Priority, Provider, Severity
 
 
 class IncidentSort(StrEnum):
@@ -103,3 +103,115 @@ class IncidentFilters(BaseModel):
     person: str | None = Field(default=None, min_length=3, max_length=320, description="E-mail of a person.")
     since: datetime | None = Field(default=None, description="Active at or after (last_seen >= since).")
     until: datetime | None = Field(default=None, description="Started before (first_seen < until).")
+
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"to": "contained", "note": "sessions revoked"}]}
+    )
+
+    to: IncidentStatus
+    note: Text | None = None
+    duplicate_of: int | None = Field(
+        default=None, ge=1, le=2**62, description="Needed when `to` is duplicate."
+    )
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"assignee": "bob"}]})
+
+    assignee: Assignee | None = Field(description="null unassigns.")
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Called Alice: she was not travelling."}]}
+    )
+
+    text: Text
+
+
+class NoteOut(BaseModel):
+    entry_id: int
+
+
+class PostmortemIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"root_cause": "Phished password, no MFA"}]}
+    )
+
+    root_cause: Text | None = None
+    lessons: Text | None = None
+    impact: Text | None = None
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"incident_ids": [41, 42], "reason": "same attacker IP"}]},
+    )
+
+    incident_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=50)
+    reason: str = Field(default="", max_length=2000)
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"finding_ids": [812], "reason": "unrelated"}]}
+    )
+
+    finding_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=500)
+    reason: str = Field(default="", max_length=2000)
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"provider": "slack", "channel": "C0123", "thread_id": "1712.0001"}]},
+    )
+
+    provider: Provider
+    channel: str = Field(min_length=1, max_length=300)
+    thread_id: str | None = Field(default=None, min_length=1, max_length=300)
+
+
+class TimelineRef(BaseModel):
+    type: str
+    id: str | None
+
+
+class TimelineItemOut(BaseModel):
+    id: str = Field(description='"e<entry id>" for stored entries, "r<action id>.<step>" for remediation.')
+    at: datetime
+    kind: str
+    source: str
+    title: str
+    body: dict[str, Any]
+    ref: TimelineRef | None
+    count: int
+    actor: str | None
+
+
+class TimelinePageOut(BaseModel):
+    incident_id: int
+    items: list[TimelineItemOut]
+    next_cursor: str | None
+    total: int
+    counts: dict[str, int]
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+class ReportOut(BaseModel):
+    incident_id: int
+    summary: str
+    generated_at: datetime
+    timeline_total: int
+    facts: dict[str, Any]

@@ -8,13 +8,30 @@ from typing import Any
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
+from api.context import RequestContext
 from api.entities import entity_list_contains
-from api.errors import NotFound
+from api.errors import NotFound, Unprocessable
 from api.findings.schemas import FindingSummary
-from api.incidents.schemas import IncidentDetail, IncidentFilters, IncidentSort
+from api.incidents.schemas import (
+    AssignIn,
+    IncidentDetail,
+    IncidentFilters,
+    IncidentSort,
+    LinkIn,
+    MergeIn,
+    NoteIn,
+    NoteOut,
+    PostmortemIn,
+    SplitIn,
+    TimelineItemOut,
+    TimelinePageOut,
+    TransitionIn,
+)
 from api.pagination import after_key, decode_cursor, encode_cursor
+from api.permissions import Permission, allows
 from core.clock import as_utc
 from core.models import Finding, Incident, Severity
+from timeline import lifecycle, queries, reports
 
 DETAIL_FINDINGS = 200
 
@@ -93,3 +110,189 @@ def incident_detail(session: Session, incident_id: int) -> IncidentDetail:
     }
     fields.update(findings=[FindingSummary.model_validate(f) for f in findings], findings_total=total)
     return IncidentDetail.model_validate(fields)
+
+
+# ---- lifecycle: carried out by timeline.lifecycle, audited again here with the request id ----------
+
+
+def _state(incident: Incident) -> dict[str, Any]:
+    return {
+        "status": incident.status,
+        "assignee": incident.assignee,
+        "priority": incident.priority,
+        "merged_into_id": incident.merged_into_id,
+    }
+
+
+def _current(ctx: RequestContext, incident_id: int) -> dict[str, Any]:
+    with ctx.db.session(readonly=True) as session:
+        return _state(load_incident(session, incident_id))
+
+
+def transition(ctx: RequestContext, incident_id: int, body: TransitionIn) -> IncidentDetail:
+    before = _current(ctx, incident_id)
+    incident = lifecycle.transition(
+        ctx.db,
+        incident_id,
+        body.to.value,
+        actor=ctx.caller.actor,
+        note=body.note,
+        duplicate_of=body.duplicate_of,
+    )
+    ctx.audit_request(
+        action="api.incident.transition",
+        object_type="incident",
+        object_id=incident_id,
+        before=before,
+        after=_state(incident),
+    )
+    return _detail(ctx, incident_id)
+
+
+def assign(ctx: RequestContext, incident_id: int, body: AssignIn) -> IncidentDetail:
+    before = _current(ctx, incident_id)
+    incident = lifecycle.assign(ctx.db, incident_id, body.assignee, actor=ctx.caller.actor)
+    ctx.audit_request(
+        action="api.incident.assign",
+        object_type="incident",
+        object_id=incident_id,
+        before=before,
+        after=_state(incident),
+    )
+    return _detail(ctx, incident_id)
+
+
+def add_note(ctx: RequestContext, incident_id: int, body: NoteIn) -> NoteOut:
+    _current(ctx, incident_id)
+    entry_id = lifecycle.add_note(ctx.db, incident_id, body.text, actor=ctx.caller.actor)
+    # The note's text stays out of the audit trail (it is redacted in the timeline, and may be long).
+    ctx.audit_request(
+        action="api.incident.note",
+        object_type="incident",
+        object_id=incident_id,
+        before=None,
+        after={"entry_id": entry_id, "chars": len(body.text)},
+    )
+    return NoteOut(entry_id=entry_id)
+
+
+def set_postmortem(ctx: RequestContext, incident_id: int, body: PostmortemIn) -> IncidentDetail:
+    given = body.model_dump(exclude_none=True)
+    if not given:
+        raise Unprocessable("give at least one of root_cause, lessons, impact")
+    with ctx.db.session(readonly=True) as session:
+        incident = load_incident(session, incident_id)
+        before = {name: getattr(incident, name) for name in given}
+    lifecycle.set_postmortem(ctx.db, incident_id, actor=ctx.caller.actor, **given)
+    with ctx.db.session(readonly=True) as session:
+        incident = load_incident(session, incident_id)
+        after = {name: getattr(incident, name) for name in given}
+    ctx.audit_request(
+        action="api.incident.postmortem",
+        object_type="incident",
+        object_id=incident_id,
+        before=before,
+        after=after,
+    )
+    return _detail(ctx, incident_id)
+
+
+def merge(ctx: RequestContext, incident_id: int, body: MergeIn) -> IncidentDetail:
+    with ctx.db.session(readonly=True) as session:
+        before = {str(i): _state(load_incident(session, i)) for i in [incident_id, *body.incident_ids]}
+    lifecycle.merge(
+        ctx.db,
+        incident_id,
+        body.incident_ids,
+        actor=ctx.caller.actor,
+        reason=body.reason,
+        settings=ctx.settings,
+    )
+    with ctx.db.session(readonly=True) as session:
+        after = {key: _state(load_incident(session, int(key))) for key in before}
+    ctx.audit_request(
+        action="api.incident.merge",
+        object_type="incident",
+        object_id=incident_id,
+        before=before,
+        after=after,
+        reason=body.reason,
+    )
+    return _detail(ctx, incident_id)
+
+
+def split(ctx: RequestContext, incident_id: int, body: SplitIn) -> IncidentDetail:
+    before = _current(ctx, incident_id)
+    created = lifecycle.split(
+        ctx.db,
+        incident_id,
+        body.finding_ids,
+        actor=ctx.caller.actor,
+        reason=body.reason,
+        settings=ctx.settings,
+    )
+    assert created.id is not None
+    ctx.audit_request(
+        action="api.incident.split",
+        object_type="incident",
+        object_id=incident_id,
+        before={"incident": before, "finding_ids": body.finding_ids},
+        after={"new_incident_id": created.id, "finding_ids": body.finding_ids},
+        reason=body.reason,
+    )
+    return _detail(ctx, created.id)
+
+
+def link_conversation(ctx: RequestContext, incident_id: int, body: LinkIn) -> IncidentDetail:
+    with ctx.db.session(readonly=True) as session:
+        before = list(load_incident(session, incident_id).linked_conversations or [])
+    incident = lifecycle.link_conversation(
+        ctx.db,
+        incident_id,
+        provider=body.provider.value,
+        channel=body.channel,
+        thread_id=body.thread_id,
+        actor=ctx.caller.actor,
+    )
+    ctx.audit_request(
+        action="api.incident.link_conversation",
+        object_type="incident",
+        object_id=incident_id,
+        before={"linked_conversations": before},
+        after={"linked_conversations": incident.linked_conversations},
+    )
+    return _detail(ctx, incident_id)
+
+
+def _detail(ctx: RequestContext, incident_id: int) -> IncidentDetail:
+    with ctx.db.session(readonly=True) as session:
+        return incident_detail(session, incident_id)
+
+
+# ---- timeline and report (timeline.queries / timeline.reports) -------------------------------------
+
+
+def timeline_page(
+    ctx: RequestContext, incident_id: int, *, cursor: str | None, limit: int, kinds: list[str] | None
+) -> TimelinePageOut:
+    page = queries.get_timeline(
+        ctx.db,
+        incident_id,
+        cursor=cursor,
+        limit=limit,
+        kinds=kinds,
+        include_excerpts=allows(ctx.caller.roles, Permission.CONVERSATIONS_READ),
+    )
+    return TimelinePageOut(
+        incident_id=page.incident_id,
+        items=[TimelineItemOut.model_validate(item.as_dict()) for item in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        counts=page.counts,
+    )
+
+
+def report(ctx: RequestContext, incident_id: int) -> reports.IncidentReport:
+    return reports.build_report(
+        ctx.db, incident_id, include_excerpts=allows(ctx.caller.roles, Permission.CONVERSATIONS_READ)
+    )

@@ -23,7 +23,11 @@ T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 @pytest.fixture
 def api_settings() -> ApiSettings:
-    return ApiSettings(token_pepper="test-pepper-0123456789abcdef0123456789abcdef", rate_limit_per_second=0)
+    return ApiSettings(
+        token_pepper="test-pepper-0123456789abcdef0123456789abcdef",
+        rate_limit_per_second=0,
+        auth_failures_per_minute=100_000,
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Remediation over HTTP: an incident's plan, four-eyes decisions, execution and rollback (remediation stage)."""

@@ -1,0 +1,140 @@
+"""Remediation calls (remediation stage functions), each audited again with the request id and states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from sqlmodel import Session, select
+
+import remediation
+from api.actions.schemas import DecisionOut, ExecutionOut, PlanOut, PlanStepOut
+from api.context import RequestContext
+from api.errors import NotFound
+from core.models import RemediationAction
+
+
+def _plan_out(plan: remediation.Plan) -> PlanOut:
+    return PlanOut.model_validate(jsonable_encoder(plan.as_dict()))
+
+
+def _statuses(
+    session: Session, incident_id: int | None = None, action_ids: list[int] | None = None
+) -> dict[str, str]:
+    query = select(RemediationAction.id, RemediationAction.status)
+    if incident_id is not None:
+        query = query.where(RemediationAction.incident_id == incident_id)
+    if action_ids is not None:
+        query = query.where(RemediationAction.id.in_(action_ids))  # type: ignore[union-attr]
+    return {str(action_id): status for action_id, status in session.exec(query).all()}
+
+
+def _incident_of(ctx: RequestContext, action_id: int) -> int:
+    with ctx.db.session(readonly=True) as session:
+        row = session.get(RemediationAction, action_id)
+        if row is None or row.incident_id is None:
+            raise NotFound(f"remediation action {action_id} does not exist")
+        return row.incident_id
+
+
+def get_plan(ctx: RequestContext, incident_id: int) -> PlanOut:
+    return _plan_out(remediation.get_plan(ctx.db, incident_id))
+
+
+def get_step(ctx: RequestContext, action_id: int) -> PlanStepOut:
+    plan = remediation.get_plan(ctx.db, _incident_of(ctx, action_id))
+    step = next(s for s in plan.steps if s.id == action_id)
+    return PlanStepOut.model_validate(jsonable_encoder(step.as_dict()))
+
+
+def propose(ctx: RequestContext, incident_id: int) -> PlanOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, incident_id=incident_id)
+    plan = remediation.plan_for_incident(ctx.db, incident_id, ctx.caller.actor)
+    ctx.audit_request(
+        action="api.remediation.plan",
+        object_type="incident",
+        object_id=incident_id,
+        before={"steps": before},
+        after={"steps": {str(s.id): s.status for s in plan.steps}},
+    )
+    return _plan_out(plan)
+
+
+def decide(ctx: RequestContext, action_id: int, *, approve: bool, comment: str) -> DecisionOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, action_ids=[action_id])
+    if not before:
+        raise NotFound(f"remediation action {action_id} does not exist")
+    decide_as = remediation.approve if approve else remediation.reject
+    outcome = decide_as(ctx.db, action_id, ctx.caller.actor, comment=comment, via="api")
+    ctx.audit_request(
+        action="api.remediation.approve" if approve else "api.remediation.reject",
+        object_type="remediation_action",
+        object_id=action_id,
+        before={"status": before[str(action_id)]},
+        after={"status": outcome.status, "approvals": outcome.approvals},
+    )
+    return DecisionOut(
+        action_id=outcome.action_id,
+        status=outcome.status,
+        approvals=outcome.approvals,
+        approvals_required=outcome.approvals_required,
+        approved_by=list(outcome.approved_by),
+    )
+
+
+def _report(
+    ctx: RequestContext,
+    action: str,
+    object_type: str,
+    object_id: int,
+    before: dict[str, str],
+    report: Any,
+    dry_run: bool,
+) -> ExecutionOut:
+    with ctx.db.session(readonly=True) as session:
+        after = _statuses(session, action_ids=[int(k) for k in before]) if before else {}
+    ctx.audit_request(
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before={"steps": before},
+        after={"steps": after, "outcomes": {str(r.action_id): str(r.outcome) for r in report.results}},
+        dry_run=dry_run,
+    )
+    return ExecutionOut.model_validate(jsonable_encoder(report.as_dict()))
+
+
+def execute_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, incident_id=incident_id)
+    report = remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=ctx.caller.actor)
+    return _report(ctx, "api.remediation.execute", "incident", incident_id, before, report, dry_run)
+
+
+def execute_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, action_ids=[action_id])
+    report = remediation.execute(
+        ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=ctx.caller.actor
+    )
+    return _report(ctx, "api.remediation.execute", "remediation_action", action_id, before, report, dry_run)
+
+
+def rollback_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, action_ids=[action_id])
+    report = remediation.rollback(
+        ctx.db, ctx.settings, action_id, principal=ctx.caller.actor, dry_run=dry_run
+    )
+    return _report(ctx, "api.remediation.rollback", "remediation_action", action_id, before, report, dry_run)
+
+
+def rollback_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
+    with ctx.db.session(readonly=True) as session:
+        before = _statuses(session, incident_id=incident_id)
+    report = remediation.rollback(
+        ctx.db, ctx.settings, incident_id=incident_id, principal=ctx.caller.actor, dry_run=dry_run
+    )
+    return _report(ctx, "api.remediation.rollback", "incident", incident_id, before, report, dry_run)

@@ -1,0 +1,1 @@
+"""Posture over HTTP: scores, the checks with their latest results, score history and drift."""

@@ -1,0 +1,1 @@
+"""Operational metrics over HTTP: MTTD, MTTA, MTTC, MTTR, SLA compliance (timeline stage)."""

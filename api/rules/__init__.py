@@ -1,0 +1,1 @@
+"""Detection rules over HTTP: the loaded pack, validating and testing a rule sent in the body, suppressions."""

@@ -1,0 +1,179 @@
+"""Rules and suppressions, through the detection stage's loader, test runner and suppression store."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from api.context import RequestContext
+from api.errors import NotFound
+from api.rules.schemas import (
+    RuleDocumentIn,
+    RuleOut,
+    RuleProblemOut,
+    RuleTestIn,
+    RuleTestOut,
+    SuppressionIn,
+    SuppressionOut,
+    TestOutcomeOut,
+    ValidationOut,
+)
+from core.models import Suppression
+from detectors import suppressions
+from detectors.pipeline import load_default_pack
+from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, RulePack, RuleTest, TestEvent
+from detectors.sigma.loader import load_pack
+from detectors.sigma.testing import run_pack_tests, run_test
+
+_pack_lock = threading.Lock()
+
+
+def shipped_pack(ctx: RequestContext) -> RulePack:
+    """The rule pack the pipeline uses, loaded once per application."""
+    with _pack_lock:
+        pack = ctx.state.extras.get("rule_pack")
+        if pack is None:
+            pack = ctx.state.extras["rule_pack"] = load_default_pack()
+        return pack
+
+
+def _rule_out(item: CompiledRule | CompiledCorrelation) -> RuleOut:
+    alert = item.alert
+    is_rule = isinstance(item, CompiledRule)
+    return RuleOut(
+        rule_id=item.rule_id,
+        kind="rule" if is_rule else "correlation",
+        title=item.title,
+        description=item.description,
+        level=item.level,
+        status=item.status,
+        provider=item.provider,
+        streams=list(item.streams) if isinstance(item, CompiledRule) else [],
+        tags=list(item.tags),
+        mitre=list(alert.mitre) if alert else [],
+        emits=item.emits,
+        tests=len(item.tests),
+        source=str(item.source),
+    )
+
+
+def list_rules(ctx: RequestContext, provider: str | None) -> list[RuleOut]:
+    pack = shipped_pack(ctx)
+    items = [*pack.rules, *pack.correlations]
+    return [_rule_out(i) for i in items if provider is None or i.provider == provider]
+
+
+def _load_body(text: str) -> RulePack:
+    """Load rules from text through the same loader as files (it reads files: write one)."""
+    with tempfile.TemporaryDirectory(prefix="tenantguard-rule-") as tmp:
+        path = Path(tmp) / "body.yml"
+        path.write_text(text, encoding="utf-8")
+        pack = load_pack([path])
+    for problem in pack.problems:
+        object.__setattr__(problem, "path", "body")
+    return pack
+
+
+def _problems(pack: RulePack) -> list[RuleProblemOut]:
+    return [RuleProblemOut(line=p.line, rule=p.rule, reason=p.reason) for p in pack.problems]
+
+
+def _ids(pack: RulePack) -> list[str]:
+    return [i.rule_id for i in [*pack.rules, *pack.correlations]]
+
+
+def validate(body: RuleDocumentIn) -> ValidationOut:
+    pack = _load_body(body.yaml)
+    return ValidationOut(
+        ok=not pack.problems and bool(_ids(pack)), rules=_ids(pack), problems=_problems(pack)
+    )
+
+
+def _scrub(text: str) -> str:
+    return text.replace(tempfile.gettempdir(), "…")
+
+
+def test(body: RuleTestIn) -> RuleTestOut:
+    pack = _load_body(body.yaml)
+    outcomes = [
+        TestOutcomeOut(
+            rule_id=o.rule_id, test=o.test, passed=o.passed, details=[_scrub(d) for d in o.details]
+        )
+        for o in run_pack_tests(pack)
+    ]
+    if body.events:
+        events = tuple(TestEvent(e.provider.value, e.stream, e.data) for e in body.events)
+        probe = RuleTest(name="events from the request", expect_match=True, events=events)
+        for item in [*pack.rules, *pack.correlations]:
+            outcome = run_test(pack, item, probe)
+            outcomes.append(
+                TestOutcomeOut(
+                    rule_id=item.rule_id,
+                    test=probe.name,
+                    passed=outcome.passed,
+                    details=[_scrub(d) for d in outcome.details],
+                )
+            )
+    ok = not pack.problems and bool(_ids(pack)) and all(o.passed for o in outcomes)
+    return RuleTestOut(ok=ok, rules=_ids(pack), problems=_problems(pack), outcomes=outcomes)
+
+
+# ---- suppressions (detectors.suppressions is the write path; the API adds its own audit record) ----
+
+
+def _snapshot(row: Suppression) -> dict[str, Any]:
+    return SuppressionOut.model_validate(row).model_dump(mode="json", exclude={"suppressed_count"})
+
+
+def list_suppressions(session: Session, include_expired: bool) -> list[SuppressionOut]:
+    rows = suppressions.list_suppressions(session, include_expired=include_expired)
+    return [SuppressionOut.model_validate(r) for r in rows]
+
+
+def get_suppression(session: Session, suppression_id: int) -> Suppression:
+    row = session.get(Suppression, suppression_id)
+    if row is None:
+        raise NotFound(f"suppression {suppression_id} does not exist")
+    return row
+
+
+def create_suppression(ctx: RequestContext, body: SuppressionIn) -> SuppressionOut:
+    pack = shipped_pack(ctx)
+    with ctx.db.session() as session:
+        row = suppressions.create_suppression(
+            session,
+            rule_id=body.rule_id,
+            match=body.match,
+            reason=body.reason,
+            created_by=ctx.caller.actor,
+            expires_at=body.expires_at,
+            pack=pack,
+        )
+        assert row.id is not None
+        ctx.audit(
+            session,
+            action="api.suppression.create",
+            object_type="suppression",
+            object_id=row.id,
+            before=None,
+            after=_snapshot(row),
+        )
+        return SuppressionOut.model_validate(row)
+
+
+def delete_suppression(ctx: RequestContext, suppression_id: int) -> None:
+    with ctx.db.session() as session:
+        before = _snapshot(get_suppression(session, suppression_id))
+        suppressions.remove_suppression(session, suppression_id, actor=ctx.caller.actor)
+        ctx.audit(
+            session,
+            action="api.suppression.delete",
+            object_type="suppression",
+            object_id=suppression_id,
+            before=before,
+            after=None,
+        )
