@@ -24,6 +24,7 @@ from timeline.config import TimelineConfig
 from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
 from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
+from timeline.grouping import describe_gap
 from timeline.prevalence import (
     PrevalenceRules,
     common_in_findings,
@@ -283,6 +284,7 @@ def refresh_incidents(
         _update_priority(
             session, incident, findings[incident.id or 0], incident.keys, entities_of[incident.id or 0], ctx
         )
+        incident.summary = one_line_summary(incident, findings[incident.id or 0])
         session.add(incident)
     return changed_keys
 
@@ -375,6 +377,36 @@ def _update_priority(
         details=details,
         at=ctx.now,
     )
+
+
+def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
+    """A sentence for lists and notifications; the report has the full story."""
+    entities = incident.entities or {}
+    who = entities.get("people") or entities.get("accounts") or []
+    about = (
+        ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
+        if who
+        else "no named person"
+    )
+    providers = sorted({f.provider for f in findings if f.provider})
+    severities: dict[str, int] = {}
+    for finding in findings:
+        severities[finding.severity] = severities.get(finding.severity, 0) + 1
+    counted = ", ".join(
+        f"{n} {s}" for s, n in sorted(severities.items(), key=lambda kv: -severity_weight(kv[0]))
+    )
+    factors = (incident.priority_factors or {}).get("factors") or {}
+    raised = [
+        f["why"]
+        for name, f in factors.items()
+        if name in ("privilege", "assets") and f.get("weight", 1.0) > 1.0
+    ]
+    because = f"; {'; '.join(raised)}" if raised else ""
+    span = describe_gap((incident.last_seen - incident.first_seen).total_seconds())
+    return (
+        f"{len(findings)} finding{'s' if len(findings) != 1 else ''} ({counted}) about {about}"
+        f" in {', '.join(providers) or 'the tenant'} over {span}{because}."
+    )[:2000]
 
 
 def is_escalation(old: str, new: str) -> bool:

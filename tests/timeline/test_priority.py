@@ -108,6 +108,10 @@ def test_every_factor_is_stored_on_the_incident(
     }
     assert incident.priority_factors["formula"] == "severity × confidence × privilege × assets × spread"
     assert incident.due_at - incident.created_at == settings_sla_p1()
+    assert incident.summary == (
+        "2 findings (1 high, 1 medium) about root@northwind.example in google over 15 min; "
+        "root@northwind.example holds Super Admin."
+    )
 
 
 def settings_sla_p1():
