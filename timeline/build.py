@@ -327,7 +327,9 @@ class IncidentBuild:
         found: list[Incident] = []
         for start in range(0, len(wanted), 1000):
             chunk = wanted[start : start + 1000]
-            found.extend(self.session.execute(select(Incident).where(col(Incident.id).in_(chunk))).scalars())
+            # Row locks (PostgreSQL): an analyst's concurrent change waits for the build, never interleaves.
+            query = select(Incident).where(col(Incident.id).in_(chunk)).with_for_update()
+            found.extend(self.session.execute(query).scalars())
         return found
 
     def _note_recurrences(self, incidents: Sequence[Incident]) -> None:
@@ -369,11 +371,13 @@ class IncidentBuild:
     def link_conversations(self) -> set[int]:
         incidents = list(
             self.session.execute(
-                select(Incident).where(
+                select(Incident)
+                .where(
                     col(Incident.status).in_(OPEN_FOR_CONVERSATIONS),
                     col(Incident.merged_into_id).is_(None),
                     col(Incident.finding_count) > 0,
                 )
+                .with_for_update()
             ).scalars()
         )
         if not incidents:

@@ -258,3 +258,14 @@ def test_a_malicious_app_consented_by_several_people_in_an_hour_is_one_incident(
     build_incidents(db, settings, notify=False)
     [incident] = incidents_of()
     assert incident.finding_count == 5
+
+
+def test_concurrent_builds_never_group_a_finding_twice(db, settings, make_finding, incidents_of) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for n in range(20):
+        make_finding(people=[f"user{n % 4}@northwind.example"], first_seen=at(n))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: build_incidents(db, settings, notify=False), range(3)))
+    assert sorted(i for r in results for i in r) == [1, 2, 3, 4]
+    assert [i.finding_count for i in incidents_of()] == [5, 5, 5, 5]
