@@ -114,7 +114,8 @@ def _top_finding(findings: Sequence[Finding]) -> Finding:
 
 def _title(top: Finding, findings: Sequence[Finding], entities: dict[str, list[str]]) -> str:
     title = top.title
-    subject = (entities.get("people") or entities.get("accounts") or entities.get("apps") or [None])[0]
+    named = entities.get("people") or entities.get("accounts") or entities.get("apps") or []
+    subject = named[0] if named else None
     if subject and subject.lower() not in title.lower():
         title = f"{title} — {subject}"
     if len(findings) > 1:

@@ -267,9 +267,10 @@ class IncidentBuild:
         """Point each finding at its incident, in one executemany."""
         if not pairs:
             return
+        table: Any = Finding.__table__  # type: ignore[attr-defined]
         self.session.execute(
-            update(Finding.__table__)  # type: ignore[arg-type]
-            .where(Finding.__table__.c.id == bindparam("finding"), Finding.__table__.c.incident_id.is_(None))
+            update(table)
+            .where(table.c.id == bindparam("finding"), table.c.incident_id.is_(None))
             .values(incident_id=bindparam("incident")),
             [{"finding": finding_id, "incident": incident_id} for incident_id, finding_id in pairs],
         )
@@ -466,14 +467,15 @@ class IncidentBuild:
         if not matches:
             return set()
         by_id = {i.id: i for i in incidents}
-        existing = set(
-            self.session.execute(
+        existing: set[tuple[int, str]] = {
+            (row[0], row[1])
+            for row in self.session.execute(
                 select(col(TimelineEntry.incident_id), col(TimelineEntry.dedup_key)).where(
                     col(TimelineEntry.incident_id).in_(list(by_id)),
                     col(TimelineEntry.kind) == EntryKind.MESSAGE,
                 )
-            ).all()
-        )
+            )
+        }
         rows = []
         added: dict[int, list[int]] = {}
         for match in matches:

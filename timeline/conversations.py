@@ -249,18 +249,18 @@ class ConversationLinker:
                     strong.setdefault(incident_id, []).append(f"mentions {what}")
                 for incident_id, key in self._names.get(term, ()):
                     people.setdefault(incident_id, []).append(f"mentions {self.identities.label(key)}")
-        mentioned = {self._person_key(m.group(0)) for m in _EMAIL.finditer(text)}
-        mentioned |= {self._person_key(m.group(1)) for m in _SLACK_MENTION.finditer(text)}
-        for key in mentioned - {None}:
-            for incident_id in self._people.get(key or "", ()):
-                people.setdefault(incident_id, []).append(f"mentions {self.identities.label(key or '')}")
+        found_keys = [self._person_key(m.group(0)) for m in _EMAIL.finditer(text)]
+        found_keys += [self._person_key(m.group(1)) for m in _SLACK_MENTION.finditer(text)]
+        for person in {k for k in found_keys if k}:
+            for incident_id in self._people.get(person, ()):
+                people.setdefault(incident_id, []).append(f"mentions {self.identities.label(person)}")
         author = self._person_key(message.author) if message.author else None
         for incident_id in self._people.get(author or "", ()):
             people.setdefault(incident_id, []).append(f"written by {self.identities.label(author or '')}")
         for recipient in message.recipients:
-            key = self._person_key(recipient)
-            for incident_id in self._people.get(key or "", ()):
-                people.setdefault(incident_id, []).append(f"sent to {self.identities.label(key or '')}")
+            to = self._person_key(recipient)
+            for incident_id in self._people.get(to or "", ()):
+                people.setdefault(incident_id, []).append(f"sent to {self.identities.label(to or '')}")
         for incident in self.incidents.values():
             if message.thread_key in incident.threads or message.own_key in incident.threads:
                 strong.setdefault(incident.incident_id, []).append("in a thread linked to the incident")

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from core.models.identity import Account, Person
 
@@ -91,17 +92,19 @@ class IdentityIndex:
 
     @classmethod
     def load(cls, session: Session) -> IdentityIndex:
-        persons = session.exec(
-            select(Person.id, Person.primary_email, Person.display_name, Person.aliases)
+        persons = session.execute(
+            sa_select(
+                col(Person.id), col(Person.primary_email), col(Person.display_name), col(Person.aliases)
+            )
         ).all()
-        accounts = session.exec(
-            select(
-                Account.person_id,
-                Account.provider_user_id,
-                Account.email,
-                Account.is_admin,
-                Account.admin_roles,
-                Account.display_name,
+        accounts = session.execute(
+            sa_select(
+                col(Account.person_id),
+                col(Account.provider_user_id),
+                col(Account.email),
+                col(Account.is_admin),
+                col(Account.admin_roles),
+                col(Account.display_name),
             )
         ).all()
         return cls.build(persons, accounts)

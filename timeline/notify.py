@@ -85,7 +85,7 @@ def announcement(
     text = f"[{incident.priority}] Incident #{incident.id}: {incident.title}"
     why = "; ".join(f"{name}: {f.get('why')}" for name, f in factors.items() if f.get("weight", 1.0) != 1.0)
     evidence = "\n".join(f"• {_escape(line)}" for line in top_evidence[:5]) or "—"
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(text, 150)},
         {
             "type": "section",
@@ -129,7 +129,7 @@ def status_update(
         changes.append(f"priority {previous.get('priority')} → {incident.priority}")
     who = f" · assignee {incident.assignee}" if incident.assignee else ""
     text = f"Incident #{incident.id}: " + ", ".join(changes)
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _mrkdwn(_escape(text) + _escape(who))},
         {"type": "context", "elements": [_mrkdwn(f"<{link}|Open incident #{incident.id}>")]},
     ]

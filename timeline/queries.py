@@ -258,7 +258,9 @@ def get_timeline(
         count_query = select(col(TimelineEntry.kind), func.count()).where(
             col(TimelineEntry.incident_id) == incident_id
         )
-        counts = dict(session.execute(count_query.group_by(col(TimelineEntry.kind))).all())
+        counts: dict[str, int] = {
+            row[0]: row[1] for row in session.execute(count_query.group_by(col(TimelineEntry.kind)))
+        }
         all_remediation = remediation if after is None else remediation_items(session, incident_id)
         if all_remediation:
             counts[EntryKind.REMEDIATION] = len(all_remediation)

@@ -76,16 +76,16 @@ def metrics(
     sla = Table(title="SLA compliance")
     for column in ("target", "met", "breached", "pending", "compliance"):
         sla.add_column(column)
-    for name, stats in (("acknowledge", report.sla_acknowledge), ("resolve", report.sla_resolve)):
-        rate = "—" if stats.compliance is None else f"{stats.compliance:.0%}"
-        sla.add_row(name, str(stats.met), str(stats.breached), str(stats.pending), rate)
+    for name, sla_stats in (("acknowledge", report.sla_acknowledge), ("resolve", report.sla_resolve)):
+        rate = "—" if sla_stats.compliance is None else f"{sla_stats.compliance:.0%}"
+        sla.add_row(name, str(sla_stats.met), str(sla_stats.breached), str(sla_stats.pending), rate)
     console.print(sla)
     kinds = Table(title="volume and recurrence by type")
     for column in ("type", "incidents", "recurrences", "by priority"):
         kinds.add_column(column)
-    for name, stats in report.by_type.items():
-        spread = ", ".join(f"{p} {n}" for p, n in sorted(stats.by_priority.items()))
-        kinds.add_row(name, str(stats.count), str(stats.recurrences), spread)
+    for name, kind in report.by_type.items():
+        spread = ", ".join(f"{p} {n}" for p, n in sorted(kind.by_priority.items()))
+        kinds.add_row(name, str(kind.count), str(kind.recurrences), spread)
     console.print(kinds)
     console.print("by priority: " + ", ".join(f"{p} {n}" for p, n in report.by_priority.items()))
     console.print("by status: " + (", ".join(f"{s} {n}" for s, n in sorted(report.by_status.items())) or "—"))
