@@ -12,7 +12,6 @@ is an unanchored RE2 search (case-sensitive unless `|i`); numbers equal their de
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -249,7 +248,13 @@ def leaf_for(path: FieldPath, value: Any) -> Node:
         )
         return Leaf(LeafKind.REGEX, path, (compiled,), f"{name}|re = {str(value.regexp)!r}")
     if isinstance(value, SigmaCIDRExpression):
-        return Leaf(LeafKind.CIDR, path, (value.network,), f"{name}|cidr = {value.cidr}")
+        net = value.network
+        return Leaf(
+            LeafKind.CIDR,
+            path,
+            ((net.version, int(net.network_address), int(net.netmask)),),
+            f"{name}|cidr = {value.cidr}",
+        )
     if isinstance(value, SigmaCompareExpression):
         op = value.op.name.lower()
         return Leaf(
@@ -289,7 +294,7 @@ def keyword_leaf(value: Any) -> Node:
 
 # -- simplification ---------------------------------------------------------------------------
 
-_MERGEABLE = (LeafKind.EQUALS, LeafKind.CONTAINS, LeafKind.STARTSWITH, LeafKind.ENDSWITH)
+_MERGEABLE = (LeafKind.EQUALS, LeafKind.CONTAINS, LeafKind.STARTSWITH, LeafKind.ENDSWITH, LeafKind.CIDR)
 
 
 def simplify(node: Node) -> Node:
@@ -367,6 +372,33 @@ def required_values(node: Node) -> dict[str, tuple[FieldPath, frozenset[str]]]:
             dotted: (branches[0][dotted][0], frozenset().union(*(b[dotted][1] for b in branches)))
             for dotted in common
         }
+    return {}
+
+
+def required_ip_octets(node: Node) -> dict[str, tuple[FieldPath, frozenset[int]]]:
+    """IPv4 fields whose first octet must be one of a known set (CIDR-only rules become indexable)."""
+    if isinstance(node, Leaf):
+        if node.kind is LeafKind.CIDR and node.path is not None:
+            octets: set[int] = set()
+            for version, network, mask in node.args:
+                if version != 4:
+                    return {}
+                first, first_mask = network >> 24, mask >> 24
+                octets.update(o for o in range(256) if o & first_mask == first)
+            return {node.path.dotted: (node.path, frozenset(octets))}
+        return {}
+    if isinstance(node, And):
+        out: dict[str, tuple[FieldPath, frozenset[int]]] = {}
+        for child in node.children:
+            for dotted, (path, values) in required_ip_octets(child).items():
+                out[dotted] = (path, out[dotted][1] & values) if dotted in out else (path, values)
+        return out
+    if isinstance(node, Or):
+        branches = [required_ip_octets(child) for child in node.children]
+        if not branches or any(not b for b in branches):
+            return {}
+        common = set(branches[0]).intersection(*branches[1:])
+        return {d: (branches[0][d][0], frozenset().union(*(b[d][1] for b in branches))) for d in common}
     return {}
 
 
@@ -527,16 +559,13 @@ def _leaf_predicate(leaf: Leaf) -> Predicate:  # noqa: C901 - one small closure 
         return regex
 
     if kind is LeafKind.CIDR:
-        (network,) = leaf.args
+        networks = leaf.args  # (version, network as int, mask as int)
 
         def cidr(view: EventView) -> bool:
-            for value in view.resolve(d, s):
-                if type(value) is str:
-                    try:
-                        if ipaddress.ip_address(value.strip()) in network:
-                            return True
-                    except ValueError:
-                        continue
+            for version, address in view.ips(d, s):
+                for net_version, network, mask in networks:
+                    if version == net_version and address & mask == network:
+                        return True
             return False
 
         return cidr

@@ -1,14 +1,16 @@
 """Events as the engine sees them: a record (id, stream, time, data) and a case-insensitive view.
 
 Exported logs differ in key case (`Operation` vs `operation`), so every field lookup is
-case-insensitive. The view lowers the keys of the top-level object once per event and those of
-nested objects the first time a rule walks into them (memoised per event, never per rule).
+case-insensitive. The lower-case -> original key map of an object is computed once per *shape*
+(key set) and shared by every event with that shape, so a stream's events cost a tuple lookup
+per object walked, not a re-lowering; each resolved path is memoised per event, never per rule.
 Dotted paths walk nested objects and lists of objects; a path resolves to every leaf value it
 reaches (lists are flattened), and a rule value matches when any of them matches.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,6 +74,27 @@ def _lower_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
         return {str(key).lower(): value for key, value in obj.items()}
 
 
+# Objects of one stream share a handful of shapes (the same keys in the same order), so the
+# lower-case -> original key map is built once per shape and reused by every later event.
+_KEYMAPS: dict[tuple[Any, ...], dict[str, Any]] = {}
+MAX_SHAPES = 20_000
+
+
+def keymap(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """{lower-cased key: key as written} for this object's key set (cached per key set)."""
+    shape = tuple(obj)
+    mapping = _KEYMAPS.get(shape)
+    if mapping is None:
+        if len(_KEYMAPS) >= MAX_SHAPES:
+            _KEYMAPS.clear()
+        mapping = {}
+        for key in shape:
+            lowered = key.lower() if type(key) is str else str(key).lower()
+            mapping.setdefault(lowered, key)
+        _KEYMAPS[shape] = mapping
+    return mapping
+
+
 def _extend_leaves(out: list[Any], value: Any, depth: int = 0) -> None:
     if type(value) is list:
         if depth > MAX_DEPTH:
@@ -82,123 +105,188 @@ def _extend_leaves(out: list[Any], value: Any, depth: int = 0) -> None:
         out.append(value)
 
 
+def _leaves(value: Any) -> tuple[Any, ...]:
+    if type(value) is list:
+        out: list[Any] = []
+        _extend_leaves(out, value)
+        return tuple(out)
+    return (value,)
+
+
+def _objects(nodes: list[Any]) -> Iterator[Mapping[str, Any]]:
+    """The objects among `nodes`, lists of objects flattened (bounded, for hostile input)."""
+    stack = list(reversed(nodes))
+    steps = 0
+    while stack:
+        node = stack.pop()
+        steps += 1
+        if steps > MAX_KEYWORD_LEAVES:
+            return
+        if isinstance(node, Mapping):
+            yield node
+        elif type(node) is list:
+            stack.extend(reversed(node))
+
+
+def _child(node: Mapping[str, Any], segment: str) -> Any:
+    key = keymap(node).get(segment, _MISSING)
+    return _MISSING if key is _MISSING else node[key]
+
+
+def walk(
+    data: Mapping[str, Any], dotted: str, segments: tuple[str, ...], top: dict[str, Any] | None = None
+) -> tuple[tuple[Any, ...], bool]:
+    """(every leaf value at the case-insensitive dotted path, whether the path exists)."""
+    top = keymap(data) if top is None else top
+    key = top.get(segments[0], _MISSING)
+    value = _MISSING if key is _MISSING else data[key]
+    if value is _MISSING:
+        if len(segments) > 1:  # a flattened export may carry the dotted name as one key
+            key = top.get(dotted, _MISSING)
+            value = _MISSING if key is _MISSING else data[key]
+            if value is not _MISSING:
+                return _leaves(value), True
+        return (), False
+    if len(segments) == 1:
+        return _leaves(value), True
+    if len(segments) == 2 and isinstance(value, Mapping):
+        child = _child(value, segments[1])
+        if child is not _MISSING:
+            return _leaves(child), True
+    nodes = [value]
+    for position in range(1, len(segments)):
+        segment = segments[position]
+        found: list[Any] = []
+        for node in _objects(nodes):
+            child = _child(node, segment)
+            if child is _MISSING and position < len(segments) - 1:
+                child = _child(node, ".".join(segments[position:]))
+                if child is not _MISSING:
+                    return _leaves(child), True
+            if child is not _MISSING:
+                found.append(child)
+        if not found:
+            return (), False
+        nodes = found
+    out: list[Any] = []
+    for node in nodes:
+        _extend_leaves(out, node)
+    return tuple(out), True
+
+
 class EventView:
     """Case-insensitive, memoised field access to one event's data."""
 
-    __slots__ = ("record", "top", "_nested", "_values", "_forms", "_present")
+    __slots__ = ("record", "data", "top", "_values", "_forms", "_ips")
 
     def __init__(self, record: EventRecord) -> None:
         self.record = record
-        self.top = _lower_keys(record.data)
-        self._nested: dict[int, dict[str, Any]] = {}
-        self._values: dict[str, tuple[Any, ...]] = {}
+        data = record.data
+        if not isinstance(data, Mapping):
+            raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
+        self.data = data
+        self.top = keymap(data)  # the event's lowered-key view, once per event (shared per shape)
+        self._values: dict[str, tuple[tuple[Any, ...], bool]] | None = None
         self._forms: dict[str, tuple[str, ...]] = {}
-        self._present: dict[str, bool] = {}
+        self._ips: dict[str, tuple[tuple[int, int], ...]] | None = None
 
-    # -- resolution -------------------------------------------------------------------------
-    def _lowered(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        key = id(obj)
-        lowered = self._nested.get(key)
-        if lowered is None:
-            lowered = self._nested[key] = _lower_keys(obj)
-        return lowered
+    def _resolved(self, dotted: str, segments: tuple[str, ...]) -> tuple[tuple[Any, ...], bool]:
+        cache = self._values
+        if cache is None:
+            cache = self._values = {}
+        found = cache.get(dotted)
+        if found is None:
+            found = cache[dotted] = self._nested_scalar(segments) or walk(
+                self.data, dotted, segments, self.top
+            )
+        return found
 
-    def _walk(self, dotted: str, segments: tuple[str, ...]) -> tuple[tuple[Any, ...], bool]:
-        value = self.top.get(segments[0], _MISSING)
-        if value is _MISSING:
-            if len(segments) > 1:  # a flattened export may carry the dotted name as one key
-                value = self.top.get(dotted, _MISSING)
-                if value is not _MISSING:
-                    return self._leaves(value), True
-            return (), False
-        if len(segments) == 1:
-            return self._leaves(value), True
-        nodes = [value]
-        for position in range(1, len(segments)):
-            segment = segments[position]
-            found: list[Any] = []
-            for node in self._objects(nodes):
-                lowered = self._lowered(node)
-                child = lowered.get(segment, _MISSING)
-                if child is _MISSING and position < len(segments) - 1:
-                    child = lowered.get(".".join(segments[position:]), _MISSING)
-                    if child is not _MISSING:
-                        out: list[Any] = []
-                        _extend_leaves(out, child)
-                        return tuple(out), True
-                if child is not _MISSING:
-                    found.append(child)
-            if not found:
-                return (), False
-            nodes = found
-        out = []
-        for node in nodes:
-            _extend_leaves(out, node)
-        return tuple(out), True
-
-    @staticmethod
-    def _leaves(value: Any) -> tuple[Any, ...]:
-        if type(value) is list:
-            out: list[Any] = []
-            _extend_leaves(out, value)
-            return tuple(out)
-        return (value,)
-
-    @staticmethod
-    def _objects(nodes: list[Any]) -> Iterator[Mapping[str, Any]]:
-        stack = list(reversed(nodes))
-        steps = 0
-        while stack:
-            node = stack.pop()
-            steps += 1
-            if steps > MAX_KEYWORD_LEAVES:
-                return
-            if isinstance(node, Mapping):
-                yield node
-            elif type(node) is list:
-                stack.extend(reversed(node))
+    def _nested_scalar(self, segments: tuple[str, ...]) -> tuple[tuple[Any, ...], bool] | None:
+        """The common case without the general walk: a non-list value through nested objects."""
+        key = self.top.get(segments[0], _MISSING)
+        if key is _MISSING:
+            return None
+        value = self.data[key]
+        for segment in segments[1:]:
+            inner = keymap(value).get(segment, _MISSING) if type(value) is dict else _MISSING
+            if inner is _MISSING:
+                return None
+            value = value[inner]
+        return None if type(value) is list else ((value,), True)
 
     def resolve(self, dotted: str, segments: tuple[str, ...]) -> tuple[Any, ...]:
         """Every leaf value at the path (lists flattened); empty when the path is absent."""
-        values = self._values.get(dotted)
-        if values is None:
-            values, present = self._walk(dotted, segments)
-            self._values[dotted] = values
-            self._present[dotted] = present
-        return values
+        return self._resolved(dotted, segments)[0]
 
     def present(self, dotted: str, segments: tuple[str, ...]) -> bool:
-        if dotted not in self._present:
-            self.resolve(dotted, segments)
-        return self._present[dotted]
+        return self._resolved(dotted, segments)[1]
 
     def forms(self, dotted: str, segments: tuple[str, ...]) -> tuple[str, ...]:
         """The case-folded text of every scalar leaf at the path (see :func:`stringform`)."""
         forms = self._forms.get(dotted)
-        if forms is None:
-            values = self._values.get(dotted)
-            if values is None:
-                values = self.resolve(dotted, segments)
-            if len(values) == 1:
-                form = stringform(values[0])
-                forms = () if form is None else (form,)
-            else:
-                forms = tuple(f for f in map(stringform, values) if f is not None)
-            self._forms[dotted] = forms
+        if forms is not None:
+            return forms
+        # the common cases inlined: a scalar (or a list of scalars) reached through nested objects
+        key = self.top.get(segments[0], _MISSING)
+        if key is _MISSING:
+            if len(segments) == 1:
+                forms = self._forms[dotted] = ()
+                return forms
+        else:
+            value = self.data[key]
+            complete = True
+            for segment in segments[1:]:
+                inner = keymap(value).get(segment, _MISSING) if type(value) is dict else _MISSING
+                if inner is _MISSING:  # through a list, or absent: the general walk handles both
+                    complete = False
+                    break
+                value = value[inner]
+            if complete:
+                kind = type(value)
+                if kind is str:
+                    forms = self._forms[dotted] = (value.lower(),)
+                    return forms
+                if value is None:
+                    forms = self._forms[dotted] = ()
+                    return forms
+                if kind is int or kind is bool or kind is float:
+                    forms = self._forms[dotted] = (stringform(value),)  # type: ignore[assignment]
+                    return forms
+                if kind is list and not any(type(item) is list for item in value):
+                    forms = self._forms[dotted] = tuple(f for f in map(stringform, value) if f is not None)
+                    return forms
+        values = self._resolved(dotted, segments)[0]
+        if len(values) == 1:
+            form = stringform(values[0])
+            forms = () if form is None else (form,)
+        else:
+            forms = tuple(f for f in map(stringform, values) if f is not None)
+        self._forms[dotted] = forms
         return forms
+
+    def ips(self, dotted: str, segments: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+        """(IP version, address as int) for every value at the path that is an IP address."""
+        cache = self._ips
+        if cache is None:
+            cache = self._ips = {}
+        found = cache.get(dotted)
+        if found is None:
+            found = cache[dotted] = tuple(
+                ip for ip in map(parse_ip, self._resolved(dotted, segments)[0]) if ip is not None
+            )
+        return found
 
     def get(self, path: str) -> Any:
         """First value at a dotted path (case-insensitive), or None; for titles and context."""
         dotted = path.lower()
-        values = self.resolve(dotted, tuple(dotted.split(".")))
-        for value in values:
+        for value in self.resolve(dotted, tuple(dotted.split("."))):
             if value is not None:
                 return value
         return None
 
     def all_strings(self) -> Iterator[str]:
         """Every string leaf (keys excluded), bounded, for Sigma keyword searches."""
-        stack: list[tuple[Any, int]] = [(self.record.data, 0)]
+        stack: list[tuple[Any, int]] = [(self.data, 0)]
         seen = 0
         while stack:
             node, depth = stack.pop()
@@ -211,6 +299,30 @@ class EventView:
                 stack.extend((child, depth + 1) for child in node.values())
             elif type(node) is list:
                 stack.extend((child, depth + 1) for child in node)
+
+
+def parse_ip(value: Any) -> tuple[int, int] | None:
+    """(4 or 6, address as int) for an IP address text (also `1.2.3.4:port` and `[v6]:port`)."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except OSError:
+        pass
+    if text.count(":") == 1 and "." in text:  # Exchange's ClientIP "1.2.3.4:51234"
+        text = text.split(":", 1)[0]
+        try:
+            return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except OSError:
+            return None
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text[1:]
+    text = text.split("%", 1)[0]
+    try:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except (OSError, ValueError):
+        return None
 
 
 # -- shapes ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from detectors.sigma.compiler import required_values
+from detectors.sigma.compiler import required_ip_octets, required_values
 from detectors.sigma.definitions import CompiledRule
 from detectors.sigma.events import EventView
 from detectors.sigma.logsource import profile
@@ -23,6 +23,8 @@ from detectors.sigma.logsource import profile
 class StreamIndex:
     always: tuple[CompiledRule, ...]
     tables: tuple[tuple[str, tuple[str, ...], dict[str, tuple[CompiledRule, ...]]], ...]
+    # rules whose only requirement is an IPv4 CIDR: filed under the first octet of the address
+    ip_tables: tuple[tuple[str, tuple[str, ...], dict[int, tuple[CompiledRule, ...]]], ...] = ()
 
     @property
     def indexed_fields(self) -> list[str]:
@@ -46,11 +48,20 @@ def build_stream_index(provider: str, stream: str, rules: Iterable[CompiledRule]
     popularity: Counter[str] = Counter(d for req in required.values() for d in req)
     always: list[CompiledRule] = []
     tables: dict[str, dict[str, list[CompiledRule]]] = defaultdict(lambda: defaultdict(list))
+    ip_tables: dict[str, dict[int, list[CompiledRule]]] = defaultdict(lambda: defaultdict(list))
     segments: dict[str, tuple[str, ...]] = {}
     for rule in rules:
         req = required[id(rule)]
         if not req:
-            always.append(rule)
+            octets = required_ip_octets(rule.node)
+            if not octets:
+                always.append(rule)
+                continue
+            dotted = min(octets, key=lambda d: len(octets[d][1]))
+            path, allowed = octets[dotted]
+            segments[dotted] = path.segments
+            for octet in allowed:
+                ip_tables[dotted][octet].append(rule)
             continue
         dotted = _choose_field(req, preference, popularity)
         path, values = req[dotted]
@@ -61,6 +72,9 @@ def build_stream_index(provider: str, stream: str, rules: Iterable[CompiledRule]
     return StreamIndex(
         always=tuple(always),
         tables=tuple((d, segments[d], {v: tuple(rs) for v, rs in tables[d].items()}) for d in ordered),
+        ip_tables=tuple(
+            (d, segments[d], {o: tuple(rs) for o, rs in ip_tables[d].items()}) for d in ip_tables
+        ),
     )
 
 
@@ -97,11 +111,57 @@ class RuleIndex:
                 hit = table.get(form)
                 if hit:
                     out.extend(r for r in hit if r not in out)
+        for dotted, segments, by_octet in index.ip_tables:
+            for version, address in view.ips(dotted, segments):
+                if version == 4:
+                    hit = by_octet.get(address >> 24)
+                    if hit:
+                        out.extend(r for r in hit if r not in out)
         return out
 
     def match(self, view: EventView) -> list[CompiledRule]:
-        """Rules whose condition holds for the event (exceptions propagate; see engine.safe_match)."""
-        return [rule for rule in self.candidates(view) if rule.matches(view)]
+        """Rules whose condition holds for the event (exceptions propagate; see DetectionEngine.match).
+
+        The same walk as `candidates`, evaluating as it goes (the hot path: no intermediate list)."""
+        record = view.record
+        index = self.streams.get((record.provider, record.stream))
+        if index is None:
+            return []
+        out = [rule for rule in index.always if rule.matches(view)]
+        for dotted, segments, table in index.tables:
+            forms = view._forms.get(dotted)
+            if forms is None:
+                forms = view.forms(dotted, segments)
+            if not forms:
+                continue
+            if len(forms) == 1:
+                hit = table.get(forms[0])
+                if hit:
+                    for rule in hit:
+                        if rule.matches(view):
+                            out.append(rule)
+                continue
+            tried: set[int] = set()
+            for form in forms:
+                for rule in table.get(form, ()):
+                    if id(rule) not in tried:
+                        tried.add(id(rule))
+                        if rule.matches(view):
+                            out.append(rule)
+        if index.ip_tables:
+            out.extend(
+                rule for rule in self._ip_candidates(index, view) if rule not in out and rule.matches(view)
+            )
+        return out
+
+    @staticmethod
+    def _ip_candidates(index: StreamIndex, view: EventView) -> list[CompiledRule]:
+        found: list[CompiledRule] = []
+        for dotted, segments, by_octet in index.ip_tables:
+            for version, address in view.ips(dotted, segments):
+                if version == 4:
+                    found.extend(r for r in by_octet.get(address >> 24, ()) if r not in found)
+        return found
 
 
 def naive_match(rules: list[CompiledRule], view: EventView) -> list[CompiledRule]:
