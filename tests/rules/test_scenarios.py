@@ -1,0 +1,83 @@
+"""Every simulator scenario: the rule pack finds every detectable attack step, and a quiet week
+raises nothing above low severity.
+
+The events are the simulator's own vendor JSON (its renderers, the same bytes its HTTP API
+serves), normalised the way the collectors store them; evidence is compared with the ground
+truth by provider event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from detectors.pipeline import default_rules_path
+from detectors.sigma.engine import DetectionEngine
+from detectors.sigma.events import EventRecord, event_time, normalise
+from detectors.sigma.loader import load_pack
+
+simulator_world = pytest.importorskip("simulator.world")
+from simulator.render import event_ids, render  # noqa: E402
+from simulator.store import EVENT_STREAMS  # noqa: E402
+
+PACK = load_pack([default_rules_path()])
+ATTACKS = [
+    "account_takeover",
+    "admin_privilege_abuse",
+    "insider_exfiltration",
+    "oauth_consent_phishing",
+    "slack_session_theft",
+]
+
+
+def scenario_events(world) -> Iterator[EventRecord]:
+    for stream in EVENT_STREAMS:
+        provider, name = stream.split(":")
+        for record in world.store.all_records(stream):
+            body = render(world.ctx, stream, record)
+            ids = event_ids(world.ctx, stream, record)
+            for index, (provider_id, data) in enumerate(normalise(provider, name, body)):
+                event_id = provider_id or ids[index]
+                yield EventRecord(event_id, provider, name, event_time(provider, name, data), data, event_id)
+
+
+def _detect(scenario: str):
+    world = simulator_world.build_world(scenario)
+    result = DetectionEngine(PACK).process(list(scenario_events(world)))
+    assert result.errors == []
+    return world.truth(), result.findings
+
+
+@pytest.mark.parametrize("scenario", ATTACKS)
+def test_every_detectable_attack_step_is_found(scenario: str) -> None:
+    truth, findings = _detect(scenario)
+    evidence = {event_id for f in findings for event_id in f.evidence_event_ids}
+    missed = [
+        f"{story['id']}/{step['id']}: {step['title']}"
+        for story in truth["stories"]
+        for step in story["steps"]
+        if step["detectable"] and not evidence & {e["id"] for e in step["events"]}
+    ]
+    assert missed == []
+
+
+@pytest.mark.parametrize("scenario", ATTACKS)
+def test_each_attack_story_raises_at_least_one_high_finding(scenario: str) -> None:
+    truth, findings = _detect(scenario)
+    story_events = {e["id"] for s in truth["stories"] for step in s["steps"] for e in step["events"]}
+    assert any(
+        f.severity in ("high", "critical") and story_events & set(f.evidence_event_ids) for f in findings
+    )
+
+
+@pytest.mark.parametrize("scenario", ["quiet_week", *ATTACKS])
+def test_benign_activity_and_decoys_stay_at_low_severity_or_below(scenario: str) -> None:
+    truth, findings = _detect(scenario)
+    story_events = {e["id"] for s in truth["stories"] for step in s["steps"] for e in step["events"]}
+    loud = [
+        f"{f.severity} {f.rule_id}: {f.title}"
+        for f in findings
+        if f.severity not in ("informational", "low") and not story_events & set(f.evidence_event_ids)
+    ]
+    assert loud == []
