@@ -1,0 +1,100 @@
+"""Start a simulator in-process (tests, demo) and talk to it through a small handle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from simulator.admin_view import stream_digest
+from simulator.scenario import Scenario, load_scenario
+from simulator.server import Simulator
+from simulator.world import build_world
+
+
+@dataclass
+class SimulatorHandle:
+    """A running simulator: connection info, ground truth, recorded writes, fault control."""
+
+    sim: Simulator
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.sim.info()
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        return self.sim.world.truth()
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """Every write call (remediation) recorded so far, oldest first."""
+        return [c.to_json() for c in list(self.sim.state.changes)]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.sim.requests)
+
+    @property
+    def base_url(self) -> str:
+        return self.sim.base_url
+
+    def set_faults(self, spec: str) -> None:
+        self.sim.set_faults(spec)
+
+    def faults_fired(self) -> dict[str, int]:
+        return dict(self.sim.faults.fired)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator clock forward (lagging and late events become visible, tokens age)."""
+        self.sim.clock_offset += int(seconds * 1_000_000)
+
+    def expire_tokens(self, vendor: str | None = None) -> int:
+        return self.sim.tokens.expire_all(vendor)
+
+    def events(self, stream: str, visible: bool = False, ids: bool = True) -> dict[str, Any]:
+        """Count, digest and (optionally) every provider id of a stream such as "m365:signins"."""
+        return stream_digest(self.sim, stream, visible, ids)
+
+    def stop(self) -> None:
+        self.sim.stop()
+
+    def __enter__(self) -> SimulatorHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(
+    scenario: str | Path | Scenario = "account_takeover",
+    users: int | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+    start: str | int | None = None,
+    faults: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls_port: int = 0,
+    paging: dict[str, int] | None = None,
+    lag: dict[str, str | int] | None = None,
+) -> SimulatorHandle:
+    """Build the world and serve it on loopback (port 0 = any free port) in background threads."""
+    loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if paging or lag:
+        from simulator.timestamps import parse_duration
+
+        loaded = replace(
+            loaded,
+            paging={**loaded.paging, **(paging or {})},
+            lag={
+                **loaded.lag,
+                **{
+                    k: parse_duration(v) if isinstance(v, str) else int(v * 1_000_000)
+                    for k, v in (lag or {}).items()
+                },
+            },
+        )
+    world = build_world(loaded, users=users, days=days, seed=seed, start=start)
+    sim = Simulator(world, faults=faults, host=host, port=port, tls_port=tls_port)
+    return SimulatorHandle(sim.start())

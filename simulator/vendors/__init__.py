@@ -1,0 +1,15 @@
+"""The vendor APIs the simulator serves, one module per API family, plus /_sim/ introspection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.server import Simulator
+
+
+def register_all(sim: Simulator) -> None:
+    from simulator.vendors import admin, entra, google, graph, management, slack
+
+    for module in (admin, entra, graph, management, google, slack):
+        module.register(sim)

@@ -1,0 +1,569 @@
+"""Slack: Web API methods (POST or GET, form or JSON bodies, cursor paging) and the Audit Logs API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from simulator.conversations import Message, slack_ts_text
+from simulator.http import Request, Response
+from simulator.render.slack import audit_extra, slack_user
+from simulator.server import ApiError
+from simulator.store import Window
+from simulator.tenant import Person
+from simulator.timestamps import SECOND, parse_slack_ts
+from simulator.vendors.paging import decode_cursor, encode_cursor, event_page
+
+if TYPE_CHECKING:
+    from simulator.server import Simulator
+
+AUDIT_ACTIONS = {
+    "user": [
+        "user_login",
+        "user_login_failed",
+        "user_logout",
+        "user_session_invalidated",
+        "user_session_reset_by_admin",
+        "user_created",
+        "user_deactivated",
+        "user_reactivated",
+        "role_change_to_admin",
+        "role_change_to_owner",
+        "anomaly",
+    ],
+    "file": [
+        "file_downloaded",
+        "file_shared",
+        "file_public_link_created",
+        "file_public_link_revoked",
+        "file_deleted",
+    ],
+    "app": ["app_installed", "app_uninstalled", "app_scopes_expanded", "app_approved", "app_restricted"],
+    "workspace_or_org": [
+        "pref.two_factor_auth_changed",
+        "pref.sso_setting_changed",
+        "bulk_session_reset_by_admin",
+    ],
+}
+
+
+def register(sim: Simulator) -> None:
+    api = SlackApi(sim)
+    add = sim.router.add
+    methods = {
+        "auth.test": (api.auth_test, "bot|admin|user|audit"),
+        "users.list": (api.users_list, "bot|admin|user"),
+        "users.info": (api.users_info, "bot|admin|user"),
+        "conversations.list": (api.conversations_list, "bot|admin|user"),
+        "conversations.info": (api.conversations_info, "bot|admin|user"),
+        "conversations.history": (api.history, "bot|admin|user"),
+        "conversations.replies": (api.replies, "bot|admin|user"),
+        "chat.postMessage": (api.post_message, "bot|admin|user"),
+        "files.info": (api.files_info, "bot|admin|user"),
+        "files.revokePublicURL": (api.revoke_public_url, "admin|user"),
+        "team.info": (api.team_info, "bot|admin|user"),
+        "team.preferences.list": (api.team_preferences, "bot|admin|user"),
+        "admin.teams.settings.info": (api.team_settings, "admin"),
+        "admin.users.session.reset": (api.session_reset, "admin"),
+        "admin.users.remove": (api.users_remove, "admin"),
+        "admin.apps.approved.list": (api.apps_approved, "admin"),
+        "admin.apps.restricted.list": (api.apps_restricted, "admin"),
+        "admin.apps.uninstall": (api.apps_uninstall, "admin"),
+    }
+    for name, (handler, auth) in methods.items():
+        add("GET POST", "/api/" + name.replace(".", r"\."), handler, "slack", name, auth)
+    add("GET", r"/audit/v1/logs", api.audit_logs, "slack", "audit", "audit")
+    add("GET", r"/audit/v1/schemas", api.audit_schemas, "slack", "audit_schemas")
+    add("GET", r"/audit/v1/actions", api.audit_actions, "slack", "audit_actions")
+
+
+def ok(**values: Any) -> Response:
+    return Response.json({"ok": True, **values})
+
+
+def fail(error: str, **values: Any) -> Response:
+    return Response.json({"ok": False, "error": error, **values})
+
+
+class SlackApi:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.world = sim.world
+        self.tenant = sim.tenant
+        self.state = sim.state
+
+    # ---------------------------------------------------------------- helpers
+
+    def person(self, request: Request, name: str = "user") -> Person:
+        key = request.arg(name) or request.arg("user_id") or ""
+        person = self.tenant.person(key)
+        if person is None:
+            raise ApiError(200, "user_not_found", f"no user {key}")
+        return person
+
+    def limit(self, request: Request, default: int, maximum: int = 1000) -> int:
+        raw = request.arg("limit")
+        try:
+            value = int(raw) if raw not in (None, "", "0") else default
+        except ValueError:
+            raise ApiError(200, "invalid_limit", f"limit {raw!r} is not a number") from None
+        return max(1, min(value, maximum))
+
+    def cursor(self, request: Request) -> dict[str, Any] | None:
+        raw = request.arg("cursor")
+        if not raw:
+            return None
+        data = decode_cursor(raw)
+        if data is None:
+            raise ApiError(200, "invalid_cursor", "cursor is not valid")
+        return data
+
+    def offset_page(self, request: Request, key: str, items: list[Any], default: int) -> Response:
+        size = self.limit(request, default)
+        cursor = self.cursor(request)
+        offset = int(cursor["o"]) if cursor else 0
+        more = offset + size < len(items)
+        return ok(
+            **{key: items[offset : offset + size]},
+            response_metadata={"next_cursor": encode_cursor({"o": offset + size}) if more else ""},
+        )
+
+    def change(
+        self, request: Request, action: str, target: dict[str, Any], person: Person | None = None
+    ) -> None:
+        self.state.bump(person)
+        self.state.record_change(
+            "slack",
+            action,
+            target,
+            {"method": request.method, "path": request.path, "body": request.form or None},
+            200,
+        )
+
+    def audit_event(
+        self,
+        action: str,
+        subject: Person | None,
+        entity: dict[str, Any],
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        admin = self.tenant.admins("slack")[0]
+        extra = audit_extra(action, admin, entity, None, "tenantguard/1.0", None, details)
+        self.world.store.add_dynamic("slack:audit", self.sim.now(), "entry", subject, extra)
+
+    # ---------------------------------------------------------------- identity and workspace
+
+    def auth_test(self, request: Request) -> Response:
+        audience = request.params.get("_token_audience")
+        tenant = self.tenant
+        admin = tenant.admins("slack")[0]
+        values: dict[str, Any] = {
+            "url": f"https://{tenant.domain.split('.')[0]}.slack.com/",
+            "team": tenant.scenario.tenant.name,
+            "team_id": tenant.slack_team_id,
+            "enterprise_id": tenant.slack_enterprise_id,
+            "is_enterprise_install": audience == "audit",
+        }
+        if audience == "bot":
+            values.update(
+                {
+                    "user": "tenantguard",
+                    "user_id": tenant.ids.slack_id("U", "bot-user"),
+                    "bot_id": tenant.ids.slack_id("B", "bot"),
+                }
+            )
+        else:
+            values.update({"user": admin.local_part, "user_id": admin.slack_id})
+        return ok(**values)
+
+    def user_object(self, person: Person) -> dict[str, Any]:
+        state = self.state.user(person.index)
+        tz = person.office.tz
+        return {
+            "id": person.slack_id,
+            "team_id": self.tenant.slack_team_id,
+            "name": person.local_part,
+            "deleted": state.slack_deleted,
+            "color": "9f69e7",
+            "real_name": person.name,
+            "tz": tz,
+            "tz_label": tz,
+            "tz_offset": 0,
+            "profile": {
+                "title": person.title,
+                "phone": "",
+                "real_name": person.name,
+                "display_name": person.given,
+                "email": person.email,
+                "team": self.tenant.slack_team_id,
+                "first_name": person.given,
+                "last_name": person.family,
+            },
+            "is_admin": person.slack_role in ("admin", "owner", "primary_owner"),
+            "is_owner": person.slack_role in ("owner", "primary_owner"),
+            "is_primary_owner": person.slack_role == "primary_owner",
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": False,
+            "is_app_user": False,
+            "updated": (person.created // SECOND),
+            "is_email_confirmed": True,
+            "has_2fa": person.two_sv,
+            "who_can_share_contact_card": "EVERYONE",
+        }
+
+    def users_list(self, request: Request) -> Response:
+        now = self.sim.now()
+        members = [
+            self.user_object(p)
+            for p in self.tenant.people
+            if p.created <= now and p.index not in self.state.removed_users
+        ]
+        return self.offset_page(request, "members", members, 200)
+
+    def users_info(self, request: Request) -> Response:
+        return ok(user=self.user_object(self.person(request)))
+
+    def channel_object(self, channel: Any) -> dict[str, Any]:
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": not channel.private,
+            "is_group": channel.private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": channel.private,
+            "created": channel.created // SECOND,
+            "is_archived": False,
+            "is_general": channel.name == "general",
+            "unlinked": 0,
+            "name_normalized": channel.name,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_member": True,
+            "context_team_id": self.tenant.slack_team_id,
+            "topic": {"value": channel.topic, "creator": "", "last_set": 0},
+            "purpose": {"value": channel.topic, "creator": "", "last_set": 0},
+            "num_members": len(channel.members),
+        }
+
+    def conversations_list(self, request: Request) -> Response:
+        types = (request.arg("types") or "public_channel").split(",")
+        channels = [
+            self.channel_object(c)
+            for c in self.tenant.channels
+            if ("private_channel" in types and c.private) or ("public_channel" in types and not c.private)
+        ]
+        return self.offset_page(request, "channels", channels, 100)
+
+    def _channel(self, request: Request) -> Any:
+        channel = self.world.conversations.slack_channel(request.arg("channel") or "")
+        if channel is None:
+            raise ApiError(200, "channel_not_found", "channel not found")
+        return channel
+
+    def conversations_info(self, request: Request) -> Response:
+        return ok(channel=self.channel_object(self._channel(request)))
+
+    def message_object(self, message: Message, parent: bool = False) -> dict[str, Any]:
+        sender = message.sender
+        body: dict[str, Any] = {
+            "type": "message",
+            "user": sender.slack_id if isinstance(sender, Person) else "USLACKBOT",
+            "text": message.text,
+            "ts": slack_ts_text(message.ts),
+            "team": self.tenant.slack_team_id,
+        }
+        if message.thread:
+            body["thread_ts"] = message.thread
+            if message.thread != body["ts"]:
+                conversations = self.world.conversations
+                channel_messages = conversations.channel_messages(
+                    "slack:messages",
+                    message.container,
+                    parse_slack_ts(message.thread),
+                    parse_slack_ts(message.thread) + 1,
+                )
+                first = channel_messages[0] if channel_messages else None
+                if first is not None and isinstance(first.sender, Person):
+                    body["parent_user_id"] = first.sender.slack_id
+        if message.reply_count:
+            body["reply_count"] = message.reply_count
+            body["reply_users_count"] = 1
+        return body
+
+    def _range(self, request: Request) -> tuple[int, int]:
+        inclusive = request.arg("inclusive") in ("1", "true", "True")
+        oldest = request.arg("oldest")
+        latest = request.arg("latest")
+        low = parse_slack_ts(oldest) + (0 if inclusive else 1) if oldest else 0
+        high = parse_slack_ts(latest) + (1 if inclusive else 0) if latest else 1 << 62
+        return low, high
+
+    def history(self, request: Request) -> Response:
+        channel = self._channel(request)
+        low, high = self._range(request)
+        cursor = self.cursor(request)
+        if cursor:
+            high = min(high, int(cursor["before"]))
+        messages = [
+            m
+            for m in self.world.conversations.channel_messages("slack:messages", channel.id, low, high)
+            if m.thread is None or m.thread == slack_ts_text(m.ts)
+        ]
+        messages.reverse()
+        size = self.limit(request, self.sim.paging.slack_default, 999)
+        chunk = messages[:size]
+        more = len(messages) > size
+        return ok(
+            messages=[self.message_object(m) for m in chunk],
+            has_more=more,
+            pin_count=0,
+            channel_actions_ts=None,
+            channel_actions_count=0,
+            response_metadata={"next_cursor": encode_cursor({"before": chunk[-1].ts}) if more else ""},
+        )
+
+    def replies(self, request: Request) -> Response:
+        channel = self._channel(request)
+        ts = request.arg("ts")
+        if not ts:
+            raise ApiError(200, "thread_not_found", "ts is required")
+        low, high = self._range(request)
+        messages = [
+            m
+            for m in self.world.conversations.channel_messages("slack:messages", channel.id, 0, 1 << 62)
+            if (m.thread == ts or slack_ts_text(m.ts) == ts)
+            and (slack_ts_text(m.ts) == ts or low <= m.ts < high)
+        ]
+        if not messages:
+            raise ApiError(200, "thread_not_found", f"no thread {ts}")
+        cursor = self.cursor(request)
+        offset = int(cursor["o"]) if cursor else 0
+        size = self.limit(request, self.sim.paging.slack_default, 1000)
+        chunk = messages[offset : offset + size]
+        more = offset + size < len(messages)
+        return ok(
+            messages=[self.message_object(m) for m in chunk],
+            has_more=more,
+            response_metadata={"next_cursor": encode_cursor({"o": offset + size}) if more else ""},
+        )
+
+    def post_message(self, request: Request) -> Response:
+        channel = self._channel(request)
+        text = request.arg("text") or ""
+        if not text and not request.form.get("blocks"):
+            return fail("no_text")
+        now = self.sim.now()
+        conversations = self.world.conversations
+        with self.state.lock:
+            ts = max([now] + [m.ts + 1 for m in conversations.added])
+            thread = request.arg("thread_ts")
+            admin = self.tenant.admins("slack")[0]
+            message = Message(
+                "slack:messages", slack_ts_text(ts), ts, channel.id, admin, (), text, None, thread, 0
+            )
+            conversations.added.append(message)
+        body = self.message_object(message)
+        body["bot_id"] = self.tenant.ids.slack_id("B", "bot")
+        self.change(request, "post_message", {"channel": channel.id, "ts": body["ts"], "text": text})
+        return ok(channel=channel.id, ts=body["ts"], message=body)
+
+    def team_object(self) -> dict[str, Any]:
+        tenant = self.tenant
+        return {
+            "id": tenant.slack_team_id,
+            "name": tenant.scenario.tenant.name,
+            "domain": tenant.domain.split(".")[0],
+            "email_domain": tenant.domain,
+            "icon": {"image_default": True},
+            "enterprise_id": tenant.slack_enterprise_id,
+            "enterprise_name": tenant.scenario.tenant.name,
+            "is_verified": False,
+        }
+
+    def team_info(self, request: Request) -> Response:
+        return ok(team=self.team_object())
+
+    def team_preferences(self, request: Request) -> Response:
+        return ok(
+            msg_edit_window_mins=-1,
+            allow_message_deletion=True,
+            display_real_names=True,
+            disable_file_uploads="allow_all",
+            who_can_post_general="everyone",
+        )
+
+    def team_settings(self, request: Request) -> Response:
+        with self.state.lock:
+            security = dict(self.state.slack_settings)
+        general = next((c.id for c in self.tenant.channels if c.name == "general"), "")
+        return ok(
+            team={
+                **self.team_object(),
+                "default_channels": [general],
+                "discoverability": "invite_only",
+                **security,
+            }
+        )
+
+    # ---------------------------------------------------------------- remediation
+
+    def session_reset(self, request: Request) -> Response:
+        person = self.person(request, "user_id")
+        self.state.user(person.index).slack_sessions_reset_at = self.sim.now()
+        self.audit_event(
+            "user_session_reset_by_admin",
+            person,
+            {"type": "user", "user": slack_user(self.world.ctx, person)},
+            {
+                "mobile_only": request.arg("mobile_only") in ("true", "1"),
+                "web_only": request.arg("web_only") in ("true", "1"),
+            },
+        )
+        self.change(
+            request, "reset_slack_sessions", {"user": person.email, "user_id": person.slack_id}, person
+        )
+        return ok()
+
+    def users_remove(self, request: Request) -> Response:
+        person = self.person(request, "user_id")
+        self.state.user(person.index).slack_deleted = True
+        self.audit_event(
+            "user_deactivated", person, {"type": "user", "user": slack_user(self.world.ctx, person)}
+        )
+        self.change(
+            request,
+            "deactivate_user",
+            {"user": person.email, "user_id": person.slack_id, "team_id": request.arg("team_id")},
+            person,
+        )
+        return ok()
+
+    def files_info(self, request: Request) -> Response:
+        file_id = request.arg("file") or ""
+        with self.state.lock:
+            info = self.state.slack_public_files.get(file_id)
+        if info is None:
+            raise ApiError(200, "file_not_found", f"no file {file_id}")
+        return ok(
+            file={k: v for k, v in info.items() if k != "created"}
+            | {"created": info["created"], "is_public": False}
+        )
+
+    def revoke_public_url(self, request: Request) -> Response:
+        file_id = request.arg("file") or ""
+        with self.state.lock:
+            info = self.state.slack_public_files.get(file_id)
+            if info is None:
+                raise ApiError(200, "file_not_found", f"no file {file_id}")
+            info["public_url_shared"] = False
+        owner = self.tenant.person(info["user"])
+        self.audit_event(
+            "file_public_link_revoked",
+            owner,
+            {"type": "file", "file": {k: info[k] for k in ("id", "name", "filetype", "title")}},
+        )
+        self.change(request, "revoke_public_url", {"file_id": file_id, "name": info["name"]}, owner)
+        return ok(file={**info, "is_public": False})
+
+    def app_object(self, app: Any) -> dict[str, Any]:
+        return {
+            "app": {
+                "id": app.id,
+                "name": app.name,
+                "description": "",
+                "help_url": "",
+                "privacy_policy_url": "",
+                "app_homepage_url": "",
+                "app_directory_url": "",
+                "is_app_directory_approved": app.approved,
+                "is_internal": False,
+                "additional_info": "",
+            },
+            "scopes": [
+                {
+                    "name": s,
+                    "description": s,
+                    "is_sensitive": s.split(":")[0] in ("admin", "channels", "groups", "files"),
+                    "token_type": "user" if s == "admin" else "bot",
+                }
+                for s in app.scopes
+            ],
+            "date_updated": app.date_installed // SECOND,
+            "last_resolved_by": {
+                "actor_id": self.tenant.people[app.installed_by or 0].slack_id,
+                "actor_type": "user",
+            },
+        }
+
+    def apps_approved(self, request: Request) -> Response:
+        with self.state.lock:
+            apps = [self.app_object(a) for a in self.state.slack_apps.values()]
+        return self.offset_page(request, "approved_apps", apps, 100)
+
+    def apps_restricted(self, request: Request) -> Response:
+        return self.offset_page(request, "restricted_apps", [], 100)
+
+    def apps_uninstall(self, request: Request) -> Response:
+        app_id = request.arg("app_id") or ""
+        with self.state.lock:
+            key = next((k for k, a in self.state.slack_apps.items() if a.id == app_id), None)
+            app = self.state.slack_apps.pop(key) if key else None
+        if app is None:
+            raise ApiError(200, "app_not_found", f"no app {app_id}")
+        self.audit_event("app_uninstalled", None, {"type": "app", "app": {"id": app.id, "name": app.name}})
+        self.change(request, "uninstall_app", {"app_id": app_id, "name": app.name})
+        return ok()
+
+    # ---------------------------------------------------------------- audit logs
+
+    def audit_logs(self, request: Request) -> Response:
+        oldest, latest = request.arg("oldest"), request.arg("latest")
+        try:
+            low = int(oldest) * SECOND if oldest else 0
+            high = (int(latest) + 1) * SECOND if latest else 1 << 62
+            size = int(request.arg("limit") or self.sim.paging.slack_audit_default)
+        except ValueError:
+            return Response.json({"ok": False, "error": "invalid_arguments"}, 400)
+        if not 1 <= size <= 9999:
+            return Response.json({"ok": False, "error": "invalid_arguments"}, 400)
+        actions = set(filter(None, (request.arg("action") or "").split(",")))
+        actor = request.arg("actor")
+        entity = request.arg("entity")
+        cursor = decode_cursor(request.arg("cursor") or "") if request.arg("cursor") else None
+        if request.arg("cursor") and cursor is None:
+            return Response.json({"ok": False, "error": "invalid_cursor"}, 400)
+
+        def keep(entry: dict[str, Any]) -> bool:
+            if actions and entry["action"] not in actions:
+                return False
+            if actor and (entry.get("actor", {}).get("user") or {}).get("id") != actor:
+                return False
+            if entity:
+                inner = entry.get("entity", {})
+                return any(isinstance(v, dict) and v.get("id") == entity for v in inner.values())
+            return True
+
+        predicate = keep if (actions or actor or entity) else None
+        page = event_page(
+            self.sim, "slack:audit", Window(low, high, True), size, cursor, predicate, request.path
+        )
+        return Response.json(
+            {
+                "entries": page.items,
+                "response_metadata": {"next_cursor": encode_cursor(page.next) if page.next else ""},
+            }
+        )
+
+    def audit_schemas(self, request: Request) -> Response:
+        return Response.json(
+            {
+                "schemas": [
+                    {"type": t, "workspace_or_org": {}, "user": {}, "file": {}, "app": {}}
+                    for t in AUDIT_ACTIONS
+                ]
+            }
+        )
+
+    def audit_actions(self, request: Request) -> Response:
+        return Response.json({"actions": AUDIT_ACTIONS})
