@@ -36,6 +36,7 @@ from core.db import Database
 from core.models import Event, Finding, Suppression
 from core.models.anomaly import AnalysisCursor
 from core.models.enums import FindingStatus
+from core.settings import Settings
 from detectors.sigma.alerting import FindingDraft
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
@@ -275,3 +276,25 @@ class DetectionPipeline:
             if result.events < self.batch_size:
                 break
         return total
+
+
+_PIPELINES: dict[str, DetectionPipeline] = {}
+
+
+def detect_new(
+    db: Database, settings: Settings | None = None, *, with_anomaly: bool = True
+) -> PipelineResult:
+    """Run detection over every stored event not yet processed (what the scheduler, `tenantguard
+    detect` and the end-to-end bench call). One long-lived pipeline per database in this process,
+    so correlation windows and open alerts carry over between calls; anomaly detectors included
+    unless `with_anomaly` is False."""
+    key = f"{db.url}|{with_anomaly}"
+    pipeline = _PIPELINES.get(key)
+    if pipeline is None:
+        detectors: list[Detector] = []
+        if with_anomaly:
+            from detectors.anomaly import anomaly_detectors
+
+            detectors.extend(anomaly_detectors(settings))
+        pipeline = _PIPELINES[key] = DetectionPipeline(detectors=detectors)
+    return pipeline.run(db)

@@ -225,15 +225,15 @@ def convert(
 
 
 def detect(
-    batch_size: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+    anomaly: Annotated[
+        bool, typer.Option("--anomaly/--rules-only", help="Also run the anomaly detectors.")
+    ] = True,
 ) -> None:
-    """Run the detection rules over stored events not yet processed, writing findings."""
-    from detectors.pipeline import DetectionPipeline
+    """Run detection (Sigma rules, correlations, anomaly detectors) over stored events not yet processed."""
+    from cli.context import settings
+    from detectors.pipeline import detect_new
 
-    pipeline = DetectionPipeline(batch_size=batch_size)
-    if pipeline.pack.problems:
-        _print_problems(pipeline.pack.problems, "REFUSED")
-    result = pipeline.run(database())
+    result = detect_new(database(), settings(), with_anomaly=anomaly)
     console.print(
         f"{result.events} events: {result.created} new findings, {result.updated} updated, "
         f"{result.suppressed} suppressed" + (f", {len(result.errors)} errors" if result.errors else ""),

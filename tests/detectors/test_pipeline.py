@@ -150,3 +150,13 @@ def test_a_plugged_in_detector_writes_through_the_same_path(db) -> None:
     _store(db, [_failure("a@northwind.example", T0)])
     DetectionPipeline(detectors=[EveryBatch()]).run(db)
     assert [f.rule_id for f in _findings(db)] == ["anomaly.test"]
+
+
+def test_detect_new_keeps_one_pipeline_per_database_and_runs_anomaly_detectors_too(db, settings) -> None:
+    from detectors.pipeline import detect_new
+
+    _spray(db, range(12), T0)
+    first = detect_new(db, settings)
+    assert first.events == 12 and first.created >= 1
+    assert detect_new(db, settings).events == 0
+    assert "m365_password_spray" in {f.rule_id for f in _findings(db)}
