@@ -20,6 +20,8 @@ from core.clock import isoformat, parse_time
 
 T = TypeVar("T")
 MAX_CURSOR_LENGTH = 512
+# Primary keys are INTEGER columns (32-bit on PostgreSQL): larger ids can never exist.
+MAX_ID = 2**31 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -82,8 +84,8 @@ def _restore(value: Any, kind: type) -> Any:
         if not isinstance(value, dict) or not isinstance(value.get("t"), str):
             raise ValueError("expected a time")
         return parse_time(value["t"])
-    if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ValueError("expected an integer")
+    if kind is int and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID):
+        raise ValueError("expected an id")
     if kind is str and not isinstance(value, str):
         raise ValueError("expected a string")
     return value

@@ -21,12 +21,13 @@ from api.actions.schemas import (
 )
 from api.context import RequestContext, require, state_of
 from api.errors import RateLimited
+from api.pagination import MAX_ID
 from api.permissions import Permission
 from api.ratelimit import retry_after_seconds
 
 router = APIRouter(tags=["remediation"])
-IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id.")]
-ActionId = Annotated[int, Path(ge=1, le=2**62, description="Remediation action id.")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
+ActionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Remediation action id.")]
 
 
 @router.get(

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body, Path
 from api.connections import service
 from api.connections.schemas import ConnectionCheckOut, ConnectionCreate, ConnectionOut, ConnectionUpdate
 from api.context import RequestContext, require
+from api.pagination import MAX_ID
 from api.permissions import Permission
 
 router = APIRouter(prefix="/connections", tags=["connections"])
-ConnectionId = Annotated[int, Path(ge=1, le=2**62, description="Connection id.")]
+ConnectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Connection id.")]
 
 
 @router.get("", response_model=list[ConnectionOut], summary="Connected tenants with health per stream")

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.context import RequestContext, require
 from api.findings import service
 from api.findings.schemas import FindingDetail, FindingFilters, FindingSort, FindingSummary
-from api.pagination import Page, PageRequest, page_request
+from api.pagination import MAX_ID, Page, PageRequest, page_request
 from api.permissions import Permission
 
 router = APIRouter(prefix="/findings", tags=["findings"])
-FindingId = Annotated[int, Path(ge=1, le=2**62, description="Finding id.")]
+FindingId = Annotated[int, Path(ge=1, le=MAX_ID, description="Finding id.")]
 
 
 @router.get("", response_model=Page[FindingSummary], summary="List findings")

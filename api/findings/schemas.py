@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.pagination import MAX_ID
 from core.models import FindingKind, FindingStatus, Provider, Severity
 
 
@@ -95,6 +96,6 @@ class FindingFilters(BaseModel):
     severity: list[Severity] | None = Field(default=None, max_length=5)
     status: list[FindingStatus] | None = Field(default=None, max_length=3)
     person: str | None = Field(default=None, min_length=3, max_length=320, description="E-mail of a person.")
-    incident_id: int | None = Field(default=None, ge=1, le=2**62)
+    incident_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     since: datetime | None = Field(default=None, description="Seen at or after (last_seen >= since).")
     until: datetime | None = Field(default=None, description="First seen before (first_seen < until).")

@@ -26,13 +26,13 @@ from api.incidents.schemas import (
     TimelinePageOut,
     TransitionIn,
 )
-from api.pagination import Page, PageRequest, page_request
+from api.pagination import MAX_ID, Page, PageRequest, page_request
 from api.permissions import Permission
 from timeline import reports
 from timeline.entries import EntryKind
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-IncidentId = Annotated[int, Path(ge=1, le=2**62, description="Incident id.")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
 
 
 @router.get("", response_model=Page[IncidentSummary], summary="List incidents")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.findings.schemas import FindingSummary
+from api.pagination import MAX_ID
 from core.models import IncidentStatus, Priority, Provider, Severity
 
 
@@ -116,7 +117,7 @@ class TransitionIn(BaseModel):
     to: IncidentStatus
     note: Text | None = None
     duplicate_of: int | None = Field(
-        default=None, ge=1, le=2**62, description="Needed when `to` is duplicate."
+        default=None, ge=1, le=MAX_ID, description="Needed when `to` is duplicate."
     )
 
 
@@ -154,7 +155,7 @@ class MergeIn(BaseModel):
         json_schema_extra={"examples": [{"incident_ids": [41, 42], "reason": "same attacker IP"}]},
     )
 
-    incident_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=50)
+    incident_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=50)
     reason: str = Field(default="", max_length=2000)
 
 
@@ -163,7 +164,7 @@ class SplitIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"finding_ids": [812], "reason": "unrelated"}]}
     )
 
-    finding_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=500)
+    finding_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=500)
     reason: str = Field(default="", max_length=2000)
 
 

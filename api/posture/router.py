@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.context import RequestContext, require
 from api.findings import service as findings
 from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
-from api.pagination import Page, PageRequest, page_request
+from api.pagination import MAX_ID, Page, PageRequest, page_request
 from api.permissions import Permission
 from api.posture import service
 from api.posture.schemas import CheckOut, ScoreOut
@@ -26,7 +26,7 @@ def scores(ctx: Annotated[RequestContext, require(Permission.POSTURE_READ)]) -> 
 @router.get("/scores/history", response_model=list[ScoreOut], summary="Score trend, oldest first")
 def history(
     ctx: Annotated[RequestContext, require(Permission.POSTURE_READ)],
-    connection_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    connection_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     category: Annotated[str, Query(min_length=1, max_length=50)] = "overall",
     limit: Annotated[int, Query(ge=1, le=500)] = 30,
 ) -> list[ScoreOut]:

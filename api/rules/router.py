@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.context import RequestContext, require
+from api.pagination import MAX_ID
 from api.permissions import Permission
 from api.rules import service
 from api.rules.schemas import (
@@ -21,7 +22,7 @@ from api.rules.schemas import (
 from core.models import Provider
 
 router = APIRouter(tags=["rules"])
-SuppressionId = Annotated[int, Path(ge=1, le=2**62, description="Suppression id.")]
+SuppressionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Suppression id.")]
 
 
 @router.get("/rules", response_model=list[RuleOut], summary="The loaded detection rules and correlations")
