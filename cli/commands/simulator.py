@@ -1,12 +1,82 @@
-"""`tenantguard simulator` commands (filled in by the simulator work)."""
+"""`tenantguard simulator ...`: serve the built-in Microsoft 365 / Google Workspace / Slack simulator."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="simulator", no_args_is_help=True)
+app = typer.Typer(
+    help="A local Microsoft 365, Google Workspace and Slack with attack scenarios and ground truth.",
+    no_args_is_help=True,
+)
 # Top-level commands this area adds (name -> function), e.g. {"collect": collect}.
 COMMANDS: dict[str, Callable[..., Any]] = {}
+
+Scenario = Annotated[
+    str,
+    typer.Option(
+        "--scenario", "-s", help="Scenario id (see `tenantguard simulator scenarios`) or a YAML file."
+    ),
+]
+Users = Annotated[int | None, typer.Option(help="Number of people in the tenant (default: the scenario's).")]
+Days = Annotated[int | None, typer.Option(help="Days of activity (default: the scenario's).")]
+Seed = Annotated[int | None, typer.Option(help="Random seed: same seed, same world.")]
+Start = Annotated[
+    str | None, typer.Option("--start", help="ISO date-time the scenario starts (default: it ends now).")
+]
+
+
+@app.command()
+def serve(
+    scenario: Scenario = "account_takeover",
+    port: Annotated[int, typer.Option(help="HTTP port (0 = any free port).")] = 0,
+    tls_port: Annotated[
+        int, typer.Option("--tls-port", help="HTTPS port for the Entra authority (0 = any).")
+    ] = 0,
+    faults: Annotated[
+        str | None, typer.Option(help="Fault spec, e.g. 429=0.1,500=0.05,slow=0.02:1.5,403=m365:signins.")
+    ] = None,
+    users: Users = None,
+    days: Days = None,
+    seed: Seed = None,
+    start: Start = None,
+) -> None:
+    """Print one JSON line with the connection info, then serve until interrupted."""
+    from simulator.launcher import serve as run
+
+    run(
+        scenario,
+        port=port,
+        tls_port=tls_port,
+        faults=faults,
+        users=users,
+        days=days,
+        seed=seed,
+        start_at=start,
+    )
+
+
+@app.command()
+def truth(
+    scenario: Scenario = "account_takeover",
+    users: Users = None,
+    days: Days = None,
+    seed: Seed = None,
+    start: Start = None,
+) -> None:
+    """Print the scenario's ground truth (stories, steps, event ids, remediation) as JSON."""
+    from simulator.launcher import truth as build
+
+    typer.echo(json.dumps(build(scenario, users, days, seed, start), indent=2))
+
+
+@app.command()
+def scenarios() -> None:
+    """List the shipped scenarios."""
+    from simulator.scenario import available_scenarios, load_scenario
+
+    for name in available_scenarios():
+        typer.echo(f"{name:28} {load_scenario(name).title}")

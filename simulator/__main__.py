@@ -1,0 +1,7 @@
+"""`python -m simulator serve|truth|scenarios ...` (subprocess-friendly; see simulator/launcher.py)."""
+
+import sys
+
+from simulator.launcher import main
+
+sys.exit(main())
