@@ -18,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.sigma.compiler import FieldPath
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, CorrelationType
@@ -94,7 +95,10 @@ class CorrelationState:
         self.max_groups = max_groups
         needed = corr.count * (4 if corr.type is CorrelationType.VALUE_COUNT else 2)
         self.max_entries = max(max_entries, needed)
-        self.groups: dict[str | tuple[str, ...], _Group] = {}
+        self.groups: dict[str | tuple[str, ...], _Group | tuple[Any, ...]] = {}
+        temporal = corr.type in (CorrelationType.TEMPORAL, CorrelationType.TEMPORAL_ORDERED)
+        single_fires = corr.count <= 1 or (temporal and len(set(corr.members)) <= 1)
+        self._single_cannot_fire = not single_fires
         self.watermark = float("-inf")
         self._last_sweep = float("-inf")
         self.late_dropped = 0
@@ -132,20 +136,21 @@ class CorrelationState:
             self.watermark = ts
         key_parts, shown = self._group_values(member_id, view)
         key: str | tuple[str, ...] = key_parts[0] if len(key_parts) == 1 else key_parts
-        group = self.groups.pop(key, None)
-        if group is None:
-            group = _Group(
-                self.corr.type is CorrelationType.VALUE_COUNT,
-                self.corr.type in (CorrelationType.TEMPORAL, CorrelationType.TEMPORAL_ORDERED),
-            )
-        self.groups[key] = group  # re-inserted last: dict order is least-recently-updated first
         value = None
         if self.corr.value_field is not None:
             path = self.corr.value_field
             forms = view.forms(path.dotted, path.segments)
             if not forms:
-                return self._finish(key, group)
+                return None
             value = forms[0]
+        stored = self.groups.pop(key, None)
+        if stored is None and self._single_cannot_fire:
+            # most keys of a high-cardinality group-by are seen once: keep them as one small tuple
+            self.groups[key] = (ts, event_id, value, member_id)
+            self._finish_compact()
+            return None
+        group = self._expand(stored)
+        self.groups[key] = group  # re-inserted last: dict order is least-recently-updated first
         if ts <= group.fired_until and self.corr.type in (
             CorrelationType.EVENT_COUNT,
             CorrelationType.VALUE_COUNT,
@@ -172,9 +177,24 @@ class CorrelationState:
         self._finish(key, group)
         return CorrelationHit(self.corr, max(ts, end_ts), start, _flatten(ids), count, shown, view, values)
 
+    def _expand(self, stored: _Group | tuple[Any, ...] | None) -> _Group:
+        if isinstance(stored, _Group):
+            return stored
+        group = _Group(
+            self.corr.type is CorrelationType.VALUE_COUNT,
+            self.corr.type in (CorrelationType.TEMPORAL, CorrelationType.TEMPORAL_ORDERED),
+        )
+        if stored is not None:
+            ts, event_id, value, member = stored
+            group.insert(ts, event_id, value, member)
+        return group
+
     def _finish(self, key: str | tuple[str, ...], group: _Group) -> None:
         if not group.ts and group.fired_until < self.watermark:
             self.groups.pop(key, None)
+        self._finish_compact()
+
+    def _finish_compact(self) -> None:
         if len(self.groups) > self.max_groups:
             self.groups.pop(next(iter(self.groups)))
         if self.watermark - self._last_sweep > self.corr.timespan + self.lateness:
@@ -184,9 +204,14 @@ class CorrelationState:
         """Forget groups whose newest match can no longer be part of any window."""
         self._last_sweep = self.watermark
         cutoff = self.watermark - self.corr.timespan - self.lateness
-        for key in [
-            k for k, g in self.groups.items() if (not g.ts or g.ts[-1] < cutoff) and g.fired_until < cutoff
-        ]:
+        stale = []
+        for key, group in self.groups.items():
+            if isinstance(group, tuple):
+                if group[0] < cutoff:
+                    stale.append(key)
+            elif (not group.ts or group.ts[-1] < cutoff) and group.fired_until < cutoff:
+                stale.append(key)
+        for key in stale:
             del self.groups[key]
 
     def _check(self, group: _Group, ts: float) -> tuple[float, float, int, tuple[int | str, ...]] | None:
