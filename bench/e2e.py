@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import resource
 import sqlite3
 import statistics
@@ -196,9 +197,7 @@ def simulator_process(
     scenario: str, users: int, days: int, seed: int, *, faults: str | None = None
 ) -> Iterator[dict[str, Any] | None]:
     """A simulator serving in its own process (its memory is not the product's); None if absent."""
-    try:
-        importlib.import_module("simulator.__main__")
-    except ImportError:
+    if importlib.util.find_spec("simulator.launcher") is None:
         yield None
         return
     command = [
