@@ -361,7 +361,7 @@ def check_connection(connection: Connection, *, options: CollectorOptions | None
             cursor={},
             options=options,
             policy=RetryPolicy(max_attempts=3, malformed_attempts=2, backoff_max=2.0, max_retry_after=30.0),
-            now=utcnow(),
+            now=utcnow().replace(microsecond=0),
             probe=True,
         )
         try:

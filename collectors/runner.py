@@ -403,7 +403,7 @@ def _context(
         cursor=dict(cursor or {}),
         options=options,
         policy=policy,
-        now=utcnow(),
+        now=utcnow().replace(microsecond=0),  # whole seconds: every API takes them in its time filters
         on_wait=on_wait,
     )
     ctx.api = open_api(ctx)

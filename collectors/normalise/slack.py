@@ -50,12 +50,12 @@ def normalise_slack_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
 
 
 def normalise_slack_message(message: Mapping[str, Any], channel: str) -> NormalisedMessage:
-    """A `conversations.history`/`replies` message; its id is `channel/ts` (ts is per channel)."""
+    """A `conversations.history`/`replies` message; its id is `channel:ts` (ts is unique per channel)."""
     ts = lookup(message, "ts")
     if ts in (None, ""):
         raise NormaliseError("Slack message has no 'ts'")
     return NormalisedMessage(
-        provider_message_id=checked_id(f"{channel}/{checked_id(ts, 'ts')}", "message id"),
+        provider_message_id=checked_id(f"{channel}:{checked_id(ts, 'ts')}", "message id"),
         sent_at=to_datetime(str(ts), "ts"),
         text=str(lookup(message, "text") or ""),
         channel=text(channel, 300),

@@ -84,7 +84,9 @@ class StreamSpec:
     permission: str  # what to grant when the provider refuses (named in health and `connections test`)
     interval_seconds: int = 300
     object_types: tuple[str, ...] = ()
-    needs_config: tuple[str, ...] = ()  # conversation streams run only for what the operator selected
+    needs_config: tuple[
+        str, ...
+    ] = ()  # conversation streams run only for what the operator selected ("a|b": either)
     needs_secret: tuple[str, ...] = ()  # one of these secret references must be configured
     enabled_by_default: bool = True
 
@@ -129,12 +131,21 @@ def configured_streams(connection: Connection) -> list[StreamSpec]:
 def _runnable(connection: Connection, spec: StreamSpec) -> bool:
     refs = connection.secret_refs or {}
     has_secret = not spec.needs_secret or any(name in refs for name in spec.needs_secret)
-    return has_secret and all(connection.config.get(key) for key in spec.needs_config)
+    return has_secret and all(_configured(connection.config, key) for key in spec.needs_config)
+
+
+def _configured(config: Mapping[str, Any], key: str) -> bool:
+    """`a|b`: either key is enough."""
+    return any(config.get(alternative) for alternative in key.split("|"))
 
 
 def missing_requirements(connection: Connection, spec: StreamSpec) -> list[str]:
     """Why a stream does not run for this connection (empty when it does)."""
-    missing = [f"config {key!r}" for key in spec.needs_config if not connection.config.get(key)]
+    missing = [
+        f"config {key.replace('|', ' or ')!r}"
+        for key in spec.needs_config
+        if not _configured(connection.config, key)
+    ]
     refs = connection.secret_refs or {}
     if spec.needs_secret and not any(name in refs for name in spec.needs_secret):
         missing.append(f"secret {' or '.join(spec.needs_secret)}")

@@ -63,10 +63,40 @@ class GoogleApi:
     def customer(self) -> str:
         return str(self.ctx.setting("customer_id") or "my_customer")
 
-    def execute(self, build_request: Callable[[], Any], *, permission: str) -> Any:
-        return self.ctx.policy.run(lambda: self._once(build_request, permission), on_wait=self.ctx.on_wait)
+    def execute(
+        self,
+        build_request: Callable[[], Any],
+        *,
+        permission: str,
+        kind: str | None = None,
+        required: tuple[str, ...] = (),
+        lists: tuple[str, ...] = (),
+    ) -> Any:
+        """Run one request under the retry policy. A body that parses but is not the promised
+        resource (wrong `kind`, a `required` key missing, a `lists` key that is not a list) is
+        malformed: a page cut short must never pass for an empty one."""
 
-    def _once(self, build_request: Callable[[], Any], permission: str) -> Any:
+        def call() -> Any:
+            body, uri = self._once(build_request, permission)
+            problems = []
+            if kind is not None and body.get("kind") != kind:
+                problems.append(f"kind {body.get('kind')!r} is not {kind!r}")
+            etag = body.get("etag")
+            if isinstance(etag, str) and not (etag.startswith('"') and etag.endswith('"')):
+                problems.append("its etag is cut short")
+            problems += [f"no {key!r}" for key in required if key not in body]
+            problems += [f"{key!r} is not a list" for key in lists if not isinstance(body.get(key, []), list)]
+            if problems:
+                raise MalformedResponse(
+                    f"{self.name}: {_path(uri)} is not a valid page ({'; '.join(problems)})",
+                    source=uri,
+                    body=str(body)[:100_000],
+                )
+            return body
+
+        return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
+
+    def _once(self, build_request: Callable[[], Any], permission: str) -> tuple[Any, str]:
         import httplib2
         from google.auth.exceptions import RefreshError, TransportError
         from googleapiclient.errors import HttpError
@@ -96,7 +126,7 @@ class GoogleApi:
             raise MalformedResponse(
                 f"{self.name}: {_path(request.uri)} is not a JSON object", source=request.uri, body=str(body)
             )
-        return body
+        return body, request.uri
 
     def _classify(self, exc: Any, uri: str, permission: str) -> Exception:
         status = int(getattr(exc, "status_code", None) or exc.resp.status)
@@ -166,20 +196,16 @@ def activities_reader(application: str) -> Any:
                 params["pageToken"] = token
             try:
                 body = api.execute(
-                    lambda: api.service("reports").activities().list(**params), permission=permission
+                    lambda: api.service("reports").activities().list(**params),
+                    permission=permission,
+                    kind="admin#reports#activities",
+                    lists=("items",),
                 )
             except RequestRejected as exc:
                 if token and exc.status == 400:
                     raise StalePageToken(f"{api.name}: page token refused ({exc})") from exc
                 raise
-            items = body.get("items", [])
-            if not isinstance(items, list):
-                raise MalformedResponse(
-                    f"{api.name}: activities 'items' is not a list",
-                    source=application,
-                    body=str(body)[:10000],
-                )
-            return items, body.get("nextPageToken"), f"reports/{application}"
+            return body.get("items", []), body.get("nextPageToken"), f"reports/{application}"
 
         plan = WindowPlan.for_context(ctx, max_age=timedelta(days=180) - timedelta(hours=1))
         yield from event_pages(ctx, plan, fetch)
@@ -191,15 +217,18 @@ def activities_reader(application: str) -> Any:
 
 
 def _paged(
-    api: GoogleApi, make: Callable[[Any], Any], key: str, permission: str, *, probe: bool = False
+    api: GoogleApi,
+    make: Callable[[Any], Any],
+    key: str,
+    permission: str,
+    *,
+    kind: str,
+    probe: bool = False,
 ) -> Iterator[Any]:
     token = None
     while True:
-        body = api.execute(lambda token=token: make(token), permission=permission)
-        items = body.get(key, [])
-        if not isinstance(items, list):
-            raise MalformedResponse(f"{api.name}: {key!r} is not a list", source=key, body=str(body)[:10000])
-        yield from items
+        body = api.execute(lambda token=token: make(token), permission=permission, kind=kind, lists=(key,))
+        yield from body.get(key, [])
         token = body.get("nextPageToken")
         if not token or probe:
             return
@@ -224,11 +253,22 @@ def _users(ctx: StreamContext) -> list[dict[str, Any]]:
                 ),
                 "users",
                 SCOPE_NAMES["directory"],
+                kind="admin#directory#users",
                 probe=ctx.probe,
             )
         )
         ctx.extra["users"] = cached
     return cached
+
+
+def _selected(ctx: StreamContext, key: str, *, default_all: bool = False) -> list[str]:
+    """Users named in config `key`; ``["*"]`` (or nothing, with `default_all`) means every user."""
+    chosen = [str(u) for u in ctx.setting(key) or []]
+    if chosen and chosen != ["*"]:
+        return chosen
+    if not chosen and not default_all:
+        return []
+    return [str(u["primaryEmail"]) for u in _users(ctx) if u.get("primaryEmail") and not u.get("suspended")]
 
 
 def read_users(ctx: StreamContext) -> Iterator[Page]:
@@ -245,6 +285,8 @@ def read_tokens(ctx: StreamContext) -> Iterator[Page]:
         body = api.execute(
             lambda key=key: api.service("directory").tokens().list(userKey=key),
             permission=SCOPE_NAMES["tokens"],
+            kind="admin#directory#tokenList",
+            lists=("items",),
         )
         for token in body.get("items", []) or []:
             if isinstance(token, dict) and token.get("clientId"):
@@ -268,6 +310,7 @@ def read_role_assignments(ctx: StreamContext) -> Iterator[Page]:
             lambda token: api.service("directory").roles().list(customer=api.customer, pageToken=token),
             "items",
             permission,
+            kind="admin#directory#roles",
             probe=ctx.probe,
         )
         if isinstance(r, dict)
@@ -278,6 +321,7 @@ def read_role_assignments(ctx: StreamContext) -> Iterator[Page]:
         lambda token: api.service("directory").roleAssignments().list(customer=api.customer, pageToken=token),
         "items",
         permission,
+        kind="admin#directory#roleAssignments",
         probe=ctx.probe,
     ):
         if isinstance(a, dict) and a.get("roleAssignmentId"):
@@ -299,6 +343,7 @@ def read_groups(ctx: StreamContext) -> Iterator[Page]:
             lambda token: api.service("directory").groups().list(customer=api.customer, pageToken=token),
             "groups",
             SCOPE_NAMES["groups"],
+            kind="admin#directory#groups",
             probe=ctx.probe,
         )
         if isinstance(g, dict) and g.get("id")
@@ -310,11 +355,9 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
     """Permissions on files each user owns (impersonating the owner), incl. anyone/domain links."""
     api: GoogleApi = ctx.api
     permission = SCOPE_NAMES["drive"]
-    owners = ctx.setting("drive_users") or [
-        u.get("primaryEmail") for u in _users(ctx) if u.get("primaryEmail")
-    ]
+    owners = _selected(ctx, "drive_users", default_all=True)
     objects: dict[str, Any] = {}
-    fields = "nextPageToken,files(id,name,mimeType,owners(emailAddress),webViewLink,permissions(id,type,role,emailAddress,domain,allowFileDiscovery))"
+    fields = "kind,nextPageToken,files(id,name,mimeType,owners(emailAddress),webViewLink,permissions(id,type,role,emailAddress,domain,allowFileDiscovery))"
     for owner in owners:
         drive = api.service("drive", subject=owner)
         files = _paged(
@@ -327,6 +370,7 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
             ),
             "files",
             permission,
+            kind="drive#fileList",
             probe=ctx.probe,
         )
         for f in files:
@@ -337,6 +381,8 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
                 body = api.execute(
                     lambda f=f, drive=drive: drive.permissions().list(fileId=f["id"], supportsAllDrives=True),
                     permission=permission,
+                    kind="drive#permissionList",
+                    lists=("permissions",),
                 )
                 perms = body.get("permissions", [])
             for p in perms or []:
@@ -358,7 +404,7 @@ def read_gmail(ctx: StreamContext) -> Iterator[Page]:
     """Threads of the selected mailboxes (`gmail_users`), by time window (Gmail search `after:`/`before:`)."""
     api: GoogleApi = ctx.api
     permission = SCOPE_NAMES["gmail"]
-    for mailbox in ctx.setting("gmail_users") or []:
+    for mailbox in _selected(ctx, "gmail_users"):
         gmail = api.service("gmail", subject=mailbox)
 
         def fetch(
@@ -372,6 +418,8 @@ def read_gmail(ctx: StreamContext) -> Iterator[Page]:
                     .list(userId="me", q=query, maxResults=min(ctx.page_size, 500), pageToken=token)
                 ),
                 permission=permission,
+                required=("resultSizeEstimate",),
+                lists=("threads",),
             )
             messages = []
             for thread in body.get("threads", []) or []:
@@ -380,6 +428,8 @@ def read_gmail(ctx: StreamContext) -> Iterator[Page]:
                         gmail.users().threads().get(userId="me", id=thread["id"], format="full")
                     ),
                     permission=permission,
+                    required=("id", "messages"),
+                    lists=("messages",),
                 )
                 for message in full.get("messages", []) or []:
                     try:

@@ -115,11 +115,36 @@ class M365Api:
         permission: str,
         management: bool = False,
         method: str = "GET",
+        expect: type | None = None,
+        key: str | None = None,
+        check: Any = None,
     ) -> tuple[Any, requests.Response]:
+        """One call under the retry policy; a body that is not the `expect`ed shape (with a list
+        under `key`) counts as malformed, so it is re-read like unparseable JSON."""
         session = self.clients.management if management else self.clients.graph
-        return self.ctx.policy.run(
-            lambda: self._once(session, method, url, params, permission), on_wait=self.ctx.on_wait
-        )
+
+        def call() -> tuple[Any, requests.Response]:
+            body, response = self._once(session, method, url, params, permission)
+            if expect is not None and not isinstance(body, expect):
+                raise MalformedResponse(
+                    f"{self.name}: {_path(url)} answered {type(body).__name__}, not a JSON {expect.__name__}",
+                    source=response.url,
+                    body=response.text,
+                )
+            if key is not None and not isinstance(body.get(key), list):
+                raise MalformedResponse(
+                    f"{self.name}: {_path(url)} page has no {key!r} list",
+                    source=response.url,
+                    body=response.text,
+                )
+            problem = check(body) if check is not None else None
+            if problem:
+                raise MalformedResponse(
+                    f"{self.name}: {_path(url)}: {problem}", source=response.url, body=response.text
+                )
+            return body, response
+
+        return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
 
     def graph_url(self, path: str) -> str:
         return f"{self.clients.graph_base_url}/{path.lstrip('/')}"
@@ -137,15 +162,11 @@ class M365Api:
                 f"{self.name}: stored next link {url} does not point at {self.clients.graph_base_url}"
             )
         try:
-            body, response = self.request(url, params=params, permission=permission)
+            body, response = self.request(url, params=params, permission=permission, expect=dict, key="value")
         except RequestRejected as exc:
             if params is None and exc.status in (400, 404, 410):
                 raise StalePageToken(f"{self.name}: next link no longer accepted ({exc})") from exc
             raise
-        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-            raise MalformedResponse(
-                f"{self.name}: {_path(url)} page has no 'value' list", source=response.url, body=response.text
-            )
         return body["value"], body.get("@odata.nextLink"), response.url
 
     def graph_all(self, path: str, params: Mapping[str, Any] | None, permission: str) -> Iterator[Any]:
@@ -207,8 +228,16 @@ def graph_event_reader(path: str, time_field: str, permission: str, extra_filter
     return read
 
 
+def beta_url(ctx: StreamContext) -> str:
+    configured = ctx.setting("graph_beta_url")
+    if configured:
+        return str(configured).rstrip("/")
+    return ctx.api.clients.graph_base_url.rsplit("/", 1)[0] + "/beta"
+
+
 def read_signins(ctx: StreamContext) -> Iterator[Page]:
-    """Interactive and non-interactive sign-ins: one sub-checkpoint per sign-in event type."""
+    """Interactive sign-ins (v1.0) and non-interactive ones (beta, `signInEventTypes`), each with
+    its own sub-checkpoint; `signin_event_types` in config can limit them to one kind."""
     kinds = ctx.setting("signin_event_types") or ["interactiveUser", "nonInteractiveUser"]
     api: M365Api = ctx.api
     permission = "AuditLog.Read.All"
@@ -217,11 +246,15 @@ def read_signins(ctx: StreamContext) -> Iterator[Page]:
         def fetch(start: datetime, end: datetime, token: Any, kind: str = kind) -> tuple[list[Any], Any, str]:
             if token:
                 return api.graph_page(token, None, permission)
-            flt = (
-                f"createdDateTime ge {graph_time(start)} and createdDateTime lt {graph_time(end)} "
-                f"and signInEventTypes/any(t: t eq '{kind}')"
+            flt = f"createdDateTime ge {graph_time(start)} and createdDateTime lt {graph_time(end)}"
+            if kind == "interactiveUser":
+                return api.graph_page(
+                    "auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission
+                )
+            flt += " and signInEventTypes/any(t: t ne 'interactiveUser')"
+            return api.graph_page(
+                f"{beta_url(ctx)}/auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission
             )
-            return api.graph_page("auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission)
 
         yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch, key=kind)
 
@@ -248,6 +281,12 @@ def _start_subscription(ctx: StreamContext, content_type: str) -> None:
     started.add(content_type)
 
 
+def _listing_problem(listing: list[Any]) -> str | None:
+    if all(isinstance(b, dict) and b.get("contentUri") for b in listing):
+        return None
+    return "a content listing entry has no contentUri"
+
+
 def _content_page(
     ctx: StreamContext, content_type: str, start: datetime, end: datetime, token: Any
 ) -> tuple[list[Any], Any, str]:
@@ -257,7 +296,9 @@ def _content_page(
     if token:
         if not _same_origin(token, api.clients.management_feed_url):
             raise StalePageToken("stored NextPageUri points elsewhere")
-        listing, response = api.request(token, permission=permission, management=True)
+        listing, response = api.request(
+            token, permission=permission, management=True, expect=list, check=_listing_problem
+        )
     else:
         _start_subscription(ctx, content_type)
         listing, response = api.request(
@@ -270,23 +311,13 @@ def _content_page(
             },
             permission=permission,
             management=True,
-        )
-    if not isinstance(listing, list):
-        raise MalformedResponse(
-            "content listing is not a JSON array", source=response.url, body=response.text
+            expect=list,
+            check=_listing_problem,
         )
     records: list[Any] = []
     for blob in listing:
-        uri = blob.get("contentUri") if isinstance(blob, dict) else None
-        if not uri:
-            raise MalformedResponse(
-                "content listing entry has no contentUri", source=response.url, body=response.text
-            )
-        content, blob_response = api.request(uri, permission=permission, management=True)
-        if not isinstance(content, list):
-            raise MalformedResponse(
-                "content blob is not a JSON array", source=blob_response.url, body=blob_response.text
-            )
+        uri = blob["contentUri"]
+        content, _ = api.request(uri, permission=permission, management=True, expect=list)
         records.extend(content)
         if ctx.probe:
             break
@@ -296,7 +327,7 @@ def _content_page(
 def read_unified_audit(ctx: StreamContext) -> Iterator[Page]:
     types = ctx.setting("content_types") or list(UNIFIED_AUDIT_CONTENT_TYPES)
     plan = WindowPlan.for_context(
-        ctx, max_window=timedelta(hours=24), max_age=timedelta(days=7) - timedelta(minutes=5)
+        ctx, max_window=timedelta(hours=23), max_age=timedelta(days=7) - timedelta(minutes=5)
     )
     for content_type in types:
 
@@ -347,10 +378,7 @@ def read_inbox_rules(ctx: StreamContext) -> Iterator[Page]:
     """Inbox rules (forwarding, deletion) of the selected mailboxes, or of every user."""
     api: M365Api = ctx.api
     permission = "MailboxSettings.Read"
-    mailboxes = ctx.setting("rule_mailboxes") or [
-        u.get("userPrincipalName") or u.get("id")
-        for u in api.graph_all("users", {"$select": "id,userPrincipalName", "$top": 999}, "User.Read.All")
-    ]
+    mailboxes = selected_users(ctx, "rule_mailboxes", default_all=True)
     objects: dict[str, Any] = {}
     for mailbox in mailboxes:
         try:
@@ -408,10 +436,11 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
 
 
 def read_teams_messages(ctx: StreamContext) -> Iterator[Page]:
-    """Chats of the selected users (`teams_users`) via getAllMessages, by lastModifiedDateTime window."""
+    """Chats of the selected users (`teams_users`, via getAllMessages) and messages with their replies
+    in the selected channels (`teams_channels`: [{team, channel}] or ["*"]), by lastModifiedDateTime."""
     api: M365Api = ctx.api
     permission = "Chat.Read.All"
-    for user in ctx.setting("teams_users") or []:
+    for user in selected_users(ctx, "teams_users"):
 
         def fetch(start: datetime, end: datetime, token: Any, user: str = user) -> tuple[list[Any], Any, str]:
             if token:
@@ -426,13 +455,54 @@ def read_teams_messages(ctx: StreamContext) -> Iterator[Page]:
             return _messages(items, normalise_teams_message), link, source
 
         yield from _conversation_pages(ctx, fetch, key=f"teams:{user}")
+    for team, channel in _selected_channels(ctx):
+        yield from _conversation_pages(
+            ctx, _channel_fetch(ctx, team, channel), key=f"channel:{team}/{channel}"
+        )
+
+
+def _selected_channels(ctx: StreamContext) -> list[tuple[str, str]]:
+    chosen = ctx.setting("teams_channels") or []
+    api: M365Api = ctx.api
+    permission = "ChannelMessage.Read.All"
+    if chosen != ["*"]:
+        return [(str(c["team"]), str(c["channel"])) for c in chosen if isinstance(c, Mapping)]
+    pairs = []
+    for team in api.graph_all("teams", None, "Team.ReadBasic.All"):
+        for channel in api.graph_all(f"teams/{team['id']}/channels", None, permission):
+            pairs.append((str(team["id"]), str(channel["id"])))
+    return pairs
+
+
+def _channel_fetch(ctx: StreamContext, team: str, channel: str) -> Any:
+    api: M365Api = ctx.api
+    permission = "ChannelMessage.Read.All"
+    base = f"teams/{team}/channels/{channel}/messages"
+
+    def fetch(start: datetime, end: datetime, token: Any) -> tuple[list[Any], Any, str]:
+        if token:
+            items, link, source = api.graph_page(token, None, permission)
+        else:
+            flt = f"lastModifiedDateTime gt {graph_time(start)} and lastModifiedDateTime lt {graph_time(end)}"
+            items, link, source = api.graph_page(
+                base, {"$filter": flt, "$top": min(ctx.page_size, 50)}, permission
+            )
+        replies = [
+            reply
+            for item in items
+            if isinstance(item, dict) and item.get("id")
+            for reply in api.graph_all(f"{base}/{item['id']}/replies", None, permission)
+        ]
+        return _messages(items + replies, normalise_teams_message), link, source
+
+    return fetch
 
 
 def read_mail(ctx: StreamContext) -> Iterator[Page]:
     """Messages of the selected mailboxes (`mailboxes`), by receivedDateTime window."""
     api: M365Api = ctx.api
     permission = "Mail.Read"
-    for mailbox in ctx.setting("mailboxes") or []:
+    for mailbox in selected_users(ctx, "mailboxes"):
 
         def fetch(
             start: datetime, end: datetime, token: Any, mailbox: str = mailbox
@@ -453,6 +523,18 @@ def read_mail(ctx: StreamContext) -> Iterator[Page]:
             return _messages(items, lambda m: normalise_mail_message(m, mailbox)), link, source
 
         yield from _conversation_pages(ctx, fetch, key=f"mail:{mailbox}")
+
+
+def selected_users(ctx: StreamContext, key: str, *, default_all: bool = False) -> list[str]:
+    """The users named in config `key`; ``["*"]`` (or nothing, with `default_all`) means every user."""
+    chosen = [str(u) for u in ctx.setting(key) or []]
+    if chosen and chosen != ["*"]:
+        return chosen
+    if not chosen and not default_all:
+        return []
+    api: M365Api = ctx.api
+    users = api.graph_all("users", {"$select": "id,userPrincipalName", "$top": 999}, "User.Read.All")
+    return [str(u.get("userPrincipalName") or u.get("id")) for u in users if isinstance(u, dict)]
 
 
 def _messages(items: list[Any], convert: Any) -> list[Any]:
@@ -501,7 +583,7 @@ _USER_SELECT = (
     "id,userPrincipalName,displayName,mail,accountEnabled,userType,createdDateTime,externalUserState,"
     "signInActivity,assignedLicenses,onPremisesSyncEnabled"
 )
-for _name, _type, _path, _perm, _params in (
+for _name, _type, _resource, _perm, _params in (
     ("users", "user", "users", "User.Read.All + AuditLog.Read.All", {"$select": _USER_SELECT}),
     (
         "auth_methods",
@@ -527,7 +609,7 @@ for _name, _type, _path, _perm, _params in (
             PROVIDER,
             _name,
             StreamKind.SNAPSHOT,
-            snapshot_reader(_type, _path, _perm, _params),
+            snapshot_reader(_type, _resource, _perm, _params),
             _perm,
             3600,
             (_type,),

@@ -89,11 +89,29 @@ class SlackApi:
 
     # -- Web API --------------------------------------------------------------------------------
     def call(
-        self, method: str, *, token: str = "bot_token", permission: str, **params: Any
+        self,
+        method: str,
+        *,
+        token: str = "bot_token",
+        permission: str,
+        lists: tuple[str, ...] = (),
+        **params: Any,
     ) -> dict[str, Any]:
-        return self.ctx.policy.run(
-            lambda: self._call_once(method, token, permission, params), on_wait=self.ctx.on_wait
-        )
+        """One Web API call under the retry policy; an answer whose `lists` keys are not lists is
+        malformed (re-read, then quarantined), never taken for an empty page."""
+
+        def once() -> dict[str, Any]:
+            data = self._call_once(method, token, permission, params)
+            missing = [key for key in lists if not isinstance(data.get(key), list)]
+            if missing:
+                raise MalformedResponse(
+                    f"{self.name}: {method} answer has no {', '.join(missing)} list",
+                    source=method,
+                    body=str(data)[:100_000],
+                )
+            return data
+
+        return self.ctx.policy.run(once, on_wait=self.ctx.on_wait)
 
     def _call_once(self, method: str, token: str, permission: str, params: dict[str, Any]) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -125,7 +143,7 @@ class SlackApi:
             )
         if status >= 500:
             return TransientError(f"{self.name}: {method}: HTTP {status}")
-        if error.startswith(_NON_JSON):
+        if error.startswith(_NON_JSON) or (status == 200 and "ok" not in data):
             return MalformedResponse(
                 f"{self.name}: {method} returned a body that is not JSON", source=method, body=error
             )
@@ -149,14 +167,14 @@ class SlackApi:
         cursor = None
         while True:
             body = self.call(
-                method, token=token, permission=permission, **params, **({"cursor": cursor} if cursor else {})
+                method,
+                token=token,
+                permission=permission,
+                lists=(key,),
+                **params,
+                **({"cursor": cursor} if cursor else {}),
             )
-            items = body.get(key, [])
-            if not isinstance(items, list):
-                raise MalformedResponse(
-                    f"{self.name}: {method} '{key}' is not a list", source=method, body=str(body)[:10000]
-                )
-            yield from items
+            yield from body[key]
             cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not cursor or self.ctx.probe:
                 return
@@ -199,7 +217,7 @@ class SlackApi:
             raise RequestRejected(
                 f"{self.name}: audit logs: HTTP {status} {error}", status=status, code=error
             )
-        if not isinstance(body, dict) or not isinstance(body.get("entries", []), list):
+        if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
             raise MalformedResponse(
                 f"{self.name}: audit logs page has no 'entries' list",
                 source="audit/v1/logs",
@@ -310,6 +328,18 @@ def _channel_ids(ctx: StreamContext) -> list[str]:
     """Selected channels by id (C…/G…) or by name (looked up once with conversations.list)."""
     api: SlackApi = ctx.api
     wanted = [str(c).lstrip("#") for c in ctx.setting("slack_channels") or []]
+    if wanted == ["*"]:
+        return [
+            str(ch["id"])
+            for ch in api.paged(
+                "conversations.list",
+                "channels",
+                permission="channels:read groups:read",
+                types="public_channel,private_channel",
+                limit=1000,
+            )
+            if isinstance(ch, dict) and ch.get("id")
+        ]
     names = [c for c in wanted if not (c[:1] in ("C", "G", "D") and c.upper() == c)]
     ids = [c for c in wanted if c not in names]
     if names:
@@ -351,14 +381,8 @@ def read_messages(ctx: StreamContext) -> Iterator[Page]:
             }
             if token:
                 params["cursor"] = token
-            body = api.call("conversations.history", permission=permission, **params)
-            messages = body.get("messages", [])
-            if not isinstance(messages, list):
-                raise MalformedResponse(
-                    f"{api.name}: history 'messages' is not a list",
-                    source="conversations.history",
-                    body=str(body)[:10000],
-                )
+            body = api.call("conversations.history", permission=permission, lists=("messages",), **params)
+            messages = body["messages"]
             out = _convert(messages, channel)
             for parent in messages:
                 if isinstance(parent, dict) and parent.get("reply_count") and parent.get("ts"):

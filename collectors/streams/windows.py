@@ -46,12 +46,12 @@ class WindowPlan:
         window = max(window, overlap * 2, timedelta(minutes=1))
         configured = ctx.setting("backfill_start")
         if configured:
-            backfill = parse_time(str(configured))
+            backfill = parse_time(str(configured)).replace(microsecond=0)
         else:
             backfill = ctx.now - timedelta(
                 days=float(ctx.setting("backfill_days", ctx.options.backfill_days))
             )
-        earliest = ctx.now - max_age if max_age is not None else None
+        earliest = (ctx.now - max_age).replace(microsecond=0) if max_age is not None else None
         if ctx.probe:
             backfill = ctx.now - timedelta(hours=1)
         return cls(overlap=overlap, window=window, backfill_start=backfill, earliest=earliest)

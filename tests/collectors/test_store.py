@@ -69,7 +69,7 @@ def test_messages_are_stored_redacted_never_in_clear(db: Database, make_connecti
     conn = make_connection(provider="slack")
     secret = "xoxb-123456789012-123456789012-abcdefghijklmnopqrstuvwx"
     message = NormalisedMessage(
-        provider_message_id="C1/1.0", sent_at=AT, text=f"here is the bot token {secret} use it", channel="C1"
+        provider_message_id="C1:1.0", sent_at=AT, text=f"here is the bot token {secret} use it", channel="C1"
     )
     with db.session() as s:
         assert (
