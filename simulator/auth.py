@@ -292,9 +292,9 @@ def verify_client_assertion(
 ) -> dict[str, Any]:
     """Check an Entra certificate assertion: signature (RS256/PS256), thumbprint header, aud, iss=sub=client_id."""
     header = jwt.get_unverified_header(assertion)
-    if header.get("x5t#S256") and header["x5t#S256"] != credentials.client_cert_sha256():
+    if header.get("x5t#S256") and str(header["x5t#S256"]).rstrip("=") != credentials.client_cert_sha256():
         raise jwt.InvalidTokenError("x5t#S256 does not match the registered certificate")
-    if header.get("x5t") and header["x5t"] not in (
+    if header.get("x5t") and str(header["x5t"]).rstrip("=") not in (
         credentials.client_cert_sha1(),
         credentials.client_thumbprint,
     ):

@@ -14,9 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simulator.activity import Planner, count
+from simulator.data_files import load_yaml
 from simulator.tenant import Channel, Person, Tenant
 from simulator.timestamps import DAY, HOUR, MINUTE
 
@@ -61,7 +60,7 @@ def slack_ts_text(ts: int) -> str:
 
 @lru_cache(maxsize=1)
 def texts() -> dict[str, Any]:
-    return yaml.safe_load(TEXT_FILE.read_text())
+    return load_yaml(TEXT_FILE.read_text())
 
 
 @dataclass(frozen=True, slots=True)

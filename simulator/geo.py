@@ -11,8 +11,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-
+from simulator.data_files import load_yaml
 from simulator.errors import ScenarioError
 
 GEO_FILE = Path(__file__).parent / "data" / "geo.yaml"
@@ -81,7 +80,7 @@ class Geo:
 
 @cache
 def load_geo() -> Geo:
-    raw = yaml.safe_load(GEO_FILE.read_text())["countries"]
+    raw = load_yaml(GEO_FILE.read_text())["countries"]
     countries: dict[str, Country] = {}
     cities: dict[str, City] = {}
     for code, entry in raw.items():

@@ -208,7 +208,7 @@ class Listener:
         self.server = _Server((host, port), app, tls)
         self.thread = threading.Thread(
             target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.05},
             daemon=True,
             name=f"simulator-{'https' if tls else 'http'}",
         )

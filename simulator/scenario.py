@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from simulator.data_files import load_yaml
 from simulator.errors import ScenarioError
 from simulator.timestamps import DAY, SECOND, floor_day, parse_duration, parse_time
 
@@ -156,7 +157,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             f"no scenario {str(name_or_path)!r}: give a file path or one of {', '.join(available_scenarios())}"
         )
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):

@@ -104,8 +104,10 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        closer = threading.Thread(target=self.https.stop)
+        closer.start()
         self.http.stop()
-        self.https.stop()
+        closer.join()
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

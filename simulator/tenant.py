@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-import yaml
-
 from simulator.catalog import LAPTOPS, PHONES, THIRD_PARTY_APPS, DeviceModel, ThirdPartyApp
+from simulator.data_files import load_yaml
 from simulator.errors import ScenarioError
 from simulator.geo import Block, City, Geo, load_geo
 from simulator.identifiers import Ids
@@ -244,7 +243,7 @@ def build_tenant(scenario: Scenario, options: Options) -> Tenant:
 
 @lru_cache(maxsize=1)
 def _name_data() -> dict:
-    return yaml.safe_load(PEOPLE_FILE.read_text())
+    return load_yaml(PEOPLE_FILE.read_text())
 
 
 def _weighted(rng: random.Random, weights: dict[str, float]) -> str:

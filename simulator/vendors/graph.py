@@ -358,6 +358,15 @@ class GraphApi:
     # ---------------------------------------------------------------- users
 
     def user_object(self, person: Person, fields: list[str] | None = None) -> dict[str, Any]:
+        """The user as Graph returns it: default properties, or exactly the `$select`ed ones."""
+        body = self.full_user(
+            person, bool(fields) and any(f.lower() == "signinactivity" for f in fields or [])
+        )
+        if fields:
+            return self.project(body, fields)
+        return {k: body[k] for k in DEFAULT_USER_FIELDS}
+
+    def full_user(self, person: Person, with_activity: bool = False) -> dict[str, Any]:
         state = self.state.user(person.index)
         body: dict[str, Any] = {
             "businessPhones": [],
@@ -383,11 +392,9 @@ class GraphApi:
                 state.sessions_revoked_at or person.created - person.created % SECOND
             ),
         }
-        if fields and any(f.lower() == "signinactivity" for f in fields):
+        if with_activity:
             body["signInActivity"] = self.sign_in_activity(person)
-        if fields:
-            return self.project(body, fields)
-        return {k: body[k] for k in DEFAULT_USER_FIELDS}
+        return body
 
     def sign_in_activity(self, person: Person) -> dict[str, Any]:
         last, last_ok = self._last_signin.get(person.index) or self._find_last_signin(person)
@@ -432,12 +439,10 @@ class GraphApi:
     def users(self, request: Request) -> Response:
         fields = self.select(request)
         node = self.filter(request)
-        everything = [
-            self.user_object(
-                p, (fields or []) + ["accountEnabled", "userType", "createdDateTime", "department"]
-            )
-            for p in self.visible_people()
-        ]
+        activity = any(f.lower() == "signinactivity" for f in fields or []) or "signInActivity" in (
+            request.arg("$filter") or ""
+        )
+        everything = [self.full_user(p, activity) for p in self.visible_people()]
         if node is not None:
             everything = [u for u in everything if evaluate(node, u)]
         trimmed = [
