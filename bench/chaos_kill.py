@@ -74,9 +74,14 @@ def run_worker(
         text=True,
     )
     assert process.stdout is not None
-    first = process.stdout.readline()
+    first = ""
+    while True:  # imports may print warnings first; the stage has begun at "started"
+        line = process.stdout.readline()
+        first += line
+        if not line or line.startswith("started"):
+            break
     killed_after = None
-    if first.startswith("started"):
+    if first.endswith("started\n"):
         if during is not None:
             during()
         if kill_after is not None:

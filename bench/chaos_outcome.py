@@ -91,9 +91,38 @@ def truth_event_keys(truth: dict[str, Any]) -> set[EventKey]:
     return keys
 
 
-def differences(expected: Outcome, actual: Outcome, truth_keys: Iterable[EventKey] = ()) -> list[str]:
-    """Plain sentences for every way `actual` differs from `expected` (empty: the same)."""
+def simulator_event_keys(streams: Iterable[tuple[str, Iterable[str]]]) -> frozenset[EventKey]:
+    """Every event a simulator serves, from (``"provider:stream"``, provider ids) pairs."""
+    keys = set()
+    for stream, ids in streams:
+        provider, _, name = stream.partition(":")
+        keys.update((provider, name, str(i)) for i in ids)
+    return frozenset(keys)
+
+
+def differences(
+    expected: Outcome,
+    actual: Outcome,
+    truth_keys: Iterable[EventKey] = (),
+    served: frozenset[EventKey] | None = None,
+) -> list[str]:
+    """Plain sentences for every way `actual` differs from `expected` (empty: the same).
+
+    `served`, when given, is every event the simulator serves: the stored events must be exactly
+    those (the ground truth), not merely those of the clean run.
+    """
     problems = []
+    if served is not None:
+        missing = served - actual.events
+        foreign = actual.events - served
+        if missing:
+            problems.append(
+                f"{len(missing)} of the simulator's {len(served):,} events not stored, e.g. {sorted(missing)[:3]}"
+            )
+        if foreign:
+            problems.append(
+                f"{len(foreign)} stored events the simulator never served, e.g. {sorted(foreign)[:3]}"
+            )
     lost = expected.events - actual.events
     extra = actual.events - expected.events
     if lost:

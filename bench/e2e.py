@@ -194,7 +194,7 @@ def _idle_pass(db: Any, settings: Any, seeded_directly: bool) -> float | None:
 
 @contextmanager
 def simulator_process(
-    scenario: str, users: int, days: int, seed: int, *, faults: str | None = None
+    scenario: str, users: int, days: int, seed: int, *, faults: str | None = None, start: str | None = None
 ) -> Iterator[dict[str, Any] | None]:
     """A simulator serving in its own process (its memory is not the product's); None if absent."""
     if importlib.util.find_spec("simulator.launcher") is None:
@@ -218,6 +218,8 @@ def simulator_process(
     ]
     if faults:
         command += ["--faults", faults]
+    if start:
+        command += ["--start", start]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         line = process.stdout.readline() if process.stdout else b""
