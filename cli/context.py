@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
 from rich.console import Console
@@ -9,7 +10,8 @@ from rich.console import Console
 from core.db import Database
 from core.settings import Settings
 
-console = Console()
+# Piped output (CI logs, `| less`) has no terminal width; give tables room instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 

@@ -119,11 +119,26 @@ def audit_verify(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", "-s", help="Scenario to run (repeatable; default: all).")
+    ] = None,
+    approve_as: Annotated[
+        str | None,
+        typer.Option(
+            "--approve-as",
+            help="Approve the plans as this second principal (demo-approver) and execute them.",
+        ),
+    ] = None,
+    users: Annotated[
+        int | None, typer.Option(help="People in each simulated tenant (scenario default: 40).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Days of simulated history (scenario default: 7).")] = None,
+) -> None:
     """Run the product end to end against the built-in simulator on an embedded SQLite database."""
     from cli.demo import run_demo
 
-    run_demo()
+    run_demo(scenario, approve_as=approve_as, users=users, days=days)
 
 
 _register_areas()

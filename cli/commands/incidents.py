@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cli.context import console, database, settings
+from core.db import Database
 
 app = typer.Typer(
     help="Incidents: build from findings, list, show with timeline, triage, merge, split.",
@@ -77,11 +78,13 @@ def list_(
     console.print(table)
 
 
-def print_incident(incident_id: int, *, limit: int = 200, excerpts: bool = True) -> None:
+def print_incident(
+    incident_id: int, *, db: Database | None = None, limit: int = 200, excerpts: bool = True
+) -> None:
     """The incident, why it is grouped and prioritised, and its timeline (used by `show` and the demo)."""
     from timeline.queries import get_incident, get_timeline
 
-    db = database()
+    db = db or database()
     incident, findings = get_incident(db, incident_id)
     style = _PRIORITY_STYLE.get(incident.priority, "")
     console.rule(f"[{style}]{incident.priority}[/] #{incident.id} {incident.title}")
