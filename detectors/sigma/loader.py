@@ -66,7 +66,7 @@ from detectors.sigma.definitions import (
     TestEvent,
 )
 from detectors.sigma.errors import RuleProblem
-from detectors.sigma.logsource import LogsourceError, profile, resolve_streams
+from detectors.sigma.logsource import LogsourceError, resolve_streams
 
 MAX_RULE_FILE_BYTES = 2 << 20
 TENANTGUARD_KEYS = {
@@ -933,13 +933,3 @@ def _default_event_source(event: TestEvent, first: CompiledRule | None) -> TestE
     if event.provider or first is None:
         return event
     return TestEvent(first.provider, first.streams[0], event.data, event.offset)
-
-
-def entity_paths(provider: str, stream: str, alert: AlertSpec) -> dict[str, tuple[FieldPath, ...]]:
-    """The stream's default entity fields plus the rule's own."""
-    defaults = profile(provider, stream).entities
-    out: dict[str, tuple[FieldPath, ...]] = {}
-    for kind in {*defaults, *alert.entities}:
-        paths = tuple(FieldPath.of(p) for p in defaults.get(kind, ())) + tuple(alert.entities.get(kind, ()))
-        out[kind] = paths
-    return out

@@ -11,6 +11,7 @@ when given.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from detectors.sigma.compiler import explain
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, RulePack, RuleTest
@@ -78,7 +79,7 @@ def run_test(pack: RulePack, item: CompiledRule | CompiledCorrelation, test: Rul
     outcome.details.extend(notes)
     if notes:
         return outcome
-    engine = DetectionEngine(_sub_pack(pack, item), clock=lambda: _fixed_now())
+    engine = DetectionEngine(_sub_pack(pack, item), clock=_fixed_now)
     signal_only = isinstance(item, CompiledRule) and not item.emits
     if signal_only:
         assert isinstance(item, CompiledRule)
@@ -106,9 +107,7 @@ def run_test(pack: RulePack, item: CompiledRule | CompiledCorrelation, test: Rul
     return outcome
 
 
-def _fixed_now():  # suppressions are not part of rule tests; any fixed instant will do
-    from datetime import UTC, datetime
-
+def _fixed_now() -> datetime:  # suppressions are not part of rule tests; any fixed instant will do
     return datetime(2000, 1, 1, tzinfo=UTC)
 
 
