@@ -1,17 +1,22 @@
 """Filtering on the `entities` JSON column ({"people": [...], "ips": [...], ...}) on both databases.
 
-PostgreSQL uses JSONB containment (``@>``), which a GIN index can serve; SQLite looks inside the
-list with ``json_each``.
+PostgreSQL uses JSONB containment (``@>``), which the GIN index on the column serves. SQLite
+has no JSON index: it looks inside the list with ``json_each``, behind a ``LIKE`` on the stored
+text that rules out almost every row cheaply (only for values whose JSON text is the value itself
+in quotes, so the pre-filter can never hide a match).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
-from sqlalchemy import exists, literal, select
+from sqlalchemy import and_, exists, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import ColumnElement, cast, func
+
+_PLAIN = re.compile(r"^[\x20-\x7e]*$")
 
 
 def entity_list_contains(column: Any, kind: str, value: str, *, dialect: str) -> ColumnElement[bool]:
@@ -20,4 +25,8 @@ def entity_list_contains(column: Any, kind: str, value: str, *, dialect: str) ->
         document = orjson.dumps({kind: [value]}).decode()
         return column.op("@>")(cast(literal(document), JSONB))
     members = func.json_each(column, f"$.{kind}").table_valued("value").alias("member")
-    return exists(select(literal(1)).select_from(members).where(members.c.value == value))
+    exact = exists(select(literal(1)).select_from(members).where(members.c.value == value))
+    if not _PLAIN.match(value) or '"' in value or "\\" in value:
+        return exact
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return and_(column.like(f'%"{escaped}"%', escape="\\"), exact)

@@ -2,26 +2,79 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import orjson
+from sqlalchemy import Text, cast, select
+from sqlmodel import Session
 from starlette.requests import Request
 
 from api.audit.schemas import ExportFormat, VerifyOut
 from api.errors import Unprocessable
-from core.audit import VerifyResult, export_csv, export_jsonl, iter_records, verify_database, verify_export
+from core.audit import VerifyResult, export_csv, export_jsonl, verify_database, verify_export
 from core.db import Database
 from core.errors import AuditChainError
+from core.models import AuditRecord
 
 # Records are batched into chunks of about this many bytes: fewer, larger writes stream faster.
 _CHUNK_BYTES = 256 * 1024
 
 
+class ExportRow(NamedTuple):
+    """The fields core.audit's exporters read from a record, without an ORM object per row."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _details(text: str) -> dict[str, Any]:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the standard parser copes
+        return json.loads(text)
+
+
+def export_rows(
+    session: Session, *, since: datetime | None = None, batch: int = 10_000
+) -> Iterator[ExportRow]:
+    """Every record in chain order, like core.audit.iter_records, read as plain rows (several times faster).
+
+    The output is still produced by core.audit.export_jsonl / export_csv, so the format is core's
+    by construction; tests check the bytes are identical to core's own export.
+    """
+    table = AuditRecord.__table__  # type: ignore[attr-defined]
+    # Positional order of the select below: every field but details, then details as text.
+    columns = [table.c[name] for name in ExportRow._fields if name != "details"]
+    last_seq = 0
+    while True:
+        query = select(*columns, cast(table.c.details, Text).label("details")).where(table.c.seq > last_seq)
+        if since is not None:
+            query = query.where(table.c.at >= since)
+        rows = session.connection().execute(query.order_by(table.c.seq).limit(batch)).all()
+        if not rows:
+            return
+        for seq, at, actor, action, object_type, object_id, prev_hash, hash_, details in rows:
+            yield ExportRow(
+                seq, at, actor, action, object_type, object_id, _details(details), prev_hash, hash_
+            )
+        last_seq = rows[-1].seq
+
+
 def stream_export(db: Database, fmt: ExportFormat, since: datetime | None) -> Iterator[bytes]:
     """The chain in seq order as JSONL or CSV bytes, read in batches inside one read transaction."""
     with db.session(readonly=True) as session:
-        records = iter_records(session, since=since)
+        records = export_rows(session, since=since)
         pieces = (
             export_jsonl(records) if fmt is ExportFormat.JSONL else (s.encode() for s in export_csv(records))
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 
-from api.context import RequestContext, require, state_of
+from api.context import ApiState, RequestContext, require, state_of
 from api.errors import Unavailable
 from api.permissions import Permission
 from core.errors import DatabaseError
@@ -43,13 +44,30 @@ class HealthOut(BaseModel):
 @router.get("/health", response_model=HealthOut, summary="Is the service up and its database usable?")
 def health(request: Request) -> HealthOut:
     """No authentication: load balancers call it. Says nothing an outsider could use."""
-    db = state_of(request).db
+    state = state_of(request)
     try:
-        db.ping()
-        current = is_up_to_date(db)
+        state.db.ping()
+        current = _schema_current(state)
     except DatabaseError:
         raise Unavailable("the database is unreachable; see the service log")
-    return HealthOut(status="ok", database=db.dialect, schema_current=current, version=package_version())
+    return HealthOut(
+        status="ok", database=state.db.dialect, schema_current=current, version=package_version()
+    )
+
+
+_SCHEMA_CHECK_SECONDS = 60.0
+
+
+def _schema_current(state: ApiState) -> bool:
+    """Whether the schema is at this code's newest migration, re-checked at most once a minute.
+
+    Reading the migration scripts costs far more than the ping; probes call this every few seconds.
+    """
+    checked = state.extras.get("schema_checked")
+    now = time.monotonic()
+    if checked is None or now - checked[0] > _SCHEMA_CHECK_SECONDS:
+        checked = state.extras["schema_checked"] = (now, is_up_to_date(state.db))
+    return bool(checked[1])
 
 
 _METRICS_DOC: dict[str, Any] = {

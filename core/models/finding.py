@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -20,6 +20,16 @@ class Finding(SQLModel, table=True):
         Index("ix_finding_dedup", "dedup_key", "last_seen"),
         Index("ix_finding_first_seen", "first_seen"),
         Index("ix_finding_severity_first_seen", "severity", "first_seen"),
+        Index("ix_finding_last_seen", "last_seen"),
+        # The API's person/IP filters are JSONB containment on PostgreSQL, served by this GIN index.
+        # SQLite cannot index inside JSON lists: there the index is empty (WHERE 0) and costs nothing.
+        Index(
+            "ix_finding_entities",
+            "entities",
+            postgresql_using="gin",
+            postgresql_ops={"entities": "jsonb_path_ops"},
+            sqlite_where=text("0"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -19,6 +19,14 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         Index("ix_incident_status_priority", "status", "priority"),
         Index("ix_incident_type_created", "incident_type", "created_at"),
+        # The API's person filter (JSONB containment) on PostgreSQL; empty on SQLite (see Finding).
+        Index(
+            "ix_incident_entities",
+            "entities",
+            postgresql_using="gin",
+            postgresql_ops={"entities": "jsonb_path_ops"},
+            sqlite_where=text("0"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

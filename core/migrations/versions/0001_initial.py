@@ -189,6 +189,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_incident_created_at"), "incident", ["created_at"], unique=False)
+    op.create_index(
+        "ix_incident_entities",
+        "incident",
+        ["entities"],
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops={"entities": "jsonb_path_ops"},
+        sqlite_where=sa.text("0"),
+    )
     op.create_index(op.f("ix_incident_first_seen"), "incident", ["first_seen"], unique=False)
     op.create_index("ix_incident_status_priority", "incident", ["status", "priority"], unique=False)
     op.create_index("ix_incident_type_created", "incident", ["incident_type", "created_at"], unique=False)
@@ -475,9 +484,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_finding_dedup", "finding", ["dedup_key", "last_seen"], unique=False)
+    op.create_index(
+        "ix_finding_entities",
+        "finding",
+        ["entities"],
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops={"entities": "jsonb_path_ops"},
+        sqlite_where=sa.text("0"),
+    )
     op.create_index("ix_finding_first_seen", "finding", ["first_seen"], unique=False)
     op.create_index(op.f("ix_finding_incident_id"), "finding", ["incident_id"], unique=False)
     op.create_index(op.f("ix_finding_kind"), "finding", ["kind"], unique=False)
+    op.create_index("ix_finding_last_seen", "finding", ["last_seen"], unique=False)
     op.create_index(op.f("ix_finding_provider"), "finding", ["provider"], unique=False)
     op.create_index(op.f("ix_finding_rule_id"), "finding", ["rule_id"], unique=False)
     op.create_index("ix_finding_severity_first_seen", "finding", ["severity", "first_seen"], unique=False)
@@ -741,9 +760,17 @@ def downgrade() -> None:
     op.drop_index("ix_finding_severity_first_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_rule_id"), table_name="finding")
     op.drop_index(op.f("ix_finding_provider"), table_name="finding")
+    op.drop_index("ix_finding_last_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_kind"), table_name="finding")
     op.drop_index(op.f("ix_finding_incident_id"), table_name="finding")
     op.drop_index("ix_finding_first_seen", table_name="finding")
+    op.drop_index(
+        "ix_finding_entities",
+        table_name="finding",
+        postgresql_using="gin",
+        postgresql_ops={"entities": "jsonb_path_ops"},
+        sqlite_where=sa.text("0"),
+    )
     op.drop_index("ix_finding_dedup", table_name="finding")
     op.drop_table("finding")
     op.drop_index("ix_event_stream_time", table_name="event")
@@ -772,6 +799,13 @@ def downgrade() -> None:
     op.drop_index("ix_incident_type_created", table_name="incident")
     op.drop_index("ix_incident_status_priority", table_name="incident")
     op.drop_index(op.f("ix_incident_first_seen"), table_name="incident")
+    op.drop_index(
+        "ix_incident_entities",
+        table_name="incident",
+        postgresql_using="gin",
+        postgresql_ops={"entities": "jsonb_path_ops"},
+        sqlite_where=sa.text("0"),
+    )
     op.drop_index(op.f("ix_incident_created_at"), table_name="incident")
     op.drop_table("incident")
     op.drop_index(op.f("ix_connection_provider"), table_name="connection")
