@@ -119,7 +119,7 @@ class StoryBuilder:
             "start": graph_time(start),
             "steps": steps,
             "conversations": conversations,
-            "remediation": [self._remediation(r) for r in spec.remediation],
+            "remediation": [entry for r in spec.remediation for entry in self._remediation(r)],
             "incident": self._incident(spec, people, attacker_ips),
             "mitre": list(spec.mitre),
         }
@@ -402,33 +402,47 @@ class StoryBuilder:
 
     # ---------------------------------------------------------------- truth helpers
 
-    def _remediation(self, raw: dict[str, Any]) -> dict[str, Any]:
-        resolved_target: dict[str, Any] = {}
+    def _remediation(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resolve actor names and `$kind.field` references; one entry per object a step created."""
+        base: dict[str, Any] = {}
+        provider = (raw.get("target") or {}).get("provider", "m365")
         for key, value in (raw.get("target") or {}).items():
             actor = self.actors.get(value) if isinstance(value, str) else None
             if isinstance(actor, Person):
-                resolved_target[key] = actor.email
-                resolved_target[f"{key}_id"] = {
+                base[key] = actor.email
+                base[f"{key}_id"] = {
                     "m365": actor.entra_id,
                     "google": actor.google_id,
                     "slack": actor.slack_id,
-                }.get((raw.get("target") or {}).get("provider", "m365"), actor.entra_id)
+                }.get(provider, actor.entra_id)
             elif isinstance(actor, Attacker):
-                resolved_target[key] = actor.ips
+                base[key] = actor.ips
             else:
-                resolved_target[key] = value
-        for key, value in list(resolved_target.items()):
-            if isinstance(value, str) and value.startswith("$"):
-                kind, _, field_name = value[1:].partition(".")
-                made = self.created.get(kind) or []
-                resolved_target[key] = (
-                    [m.get(field_name) for m in made] if len(made) != 1 else made[0].get(field_name)
-                )
-        return {
-            "action": str(raw["action"]),
-            "target": resolved_target,
-            **({"why": raw["why"]} if "why" in raw else {}),
+                base[key] = value
+        references = {
+            k: v[1:].partition(".") for k, v in base.items() if isinstance(v, str) and v.startswith("$")
         }
+        objects: list[dict[str, Any]] = [{}]
+        kinds = {kind for kind, _, _ in references.values()}
+        if len(kinds) == 1:
+            made = self.created.get(next(iter(kinds))) or []
+            owner = base.get("user")
+            if owner and any(m.get("user") == owner for m in made):
+                made = [m for m in made if m.get("user") == owner]
+            objects = list({tuple(sorted(m.items())): m for m in made}.values()) or [{}]
+        entries = []
+        for made_object in objects:
+            target = dict(base)
+            for key, (_, _, field_name) in references.items():
+                target[key] = made_object.get(field_name)
+            entries.append(
+                {
+                    "action": str(raw["action"]),
+                    "target": target,
+                    **({"why": raw["why"]} if "why" in raw else {}),
+                }
+            )
+        return entries
 
     def _incident(self, spec: StorySpec, people: list[str], ips: list[str]) -> dict[str, Any]:
         incident = {

@@ -643,7 +643,6 @@ class GraphApi:
             self.sim.now(),
             "Remove-InboxRule",
             person,
-            None,
             {
                 "parameters": [{"Name": "Identity", "Value": rule_id}],
                 "object_id": f"{person.email}\\{rule_id}",
@@ -958,7 +957,6 @@ class GraphApi:
             self.sim.now(),
             "SharingRevoked",
             owner,
-            None,
             {
                 "ObjectId": drive_file.name,
                 "Workload": "OneDrive",

@@ -58,8 +58,14 @@ def graph_session(token: str, retries: int = 0) -> requests.Session:
     session.trust_env = False
     session.headers["Authorization"] = f"Bearer {token}"
     if retries:
-        retry = Retry(total=retries, status_forcelist=[429, 500, 502, 503, 504], respect_retry_after_header=True,
-                      allowed_methods=None, raise_on_status=False, backoff_factor=0)
+        retry = Retry(
+            total=retries,
+            status_forcelist=[429, 500, 502, 503, 504],
+            respect_retry_after_header=True,
+            allowed_methods=None,
+            raise_on_status=False,
+            backoff_factor=0,
+        )
         session.mount("http://", HTTPAdapter(max_retries=retry))
     return session
 
@@ -74,8 +80,12 @@ def graph() -> Callable[..., requests.Session]:
     return make
 
 
-def google_credentials(info: dict[str, Any], scopes: list[str] | None = None, subject: str | None = None) -> service_account.Credentials:
-    creds = service_account.Credentials.from_service_account_file(info["google.service_account_file"], scopes=scopes or GOOGLE_ADMIN_SCOPES)
+def google_credentials(
+    info: dict[str, Any], scopes: list[str] | None = None, subject: str | None = None
+) -> service_account.Credentials:
+    creds = service_account.Credentials.from_service_account_file(
+        info["google.service_account_file"], scopes=scopes or GOOGLE_ADMIN_SCOPES
+    )
     return creds.with_subject(subject or info["google.subject"])
 
 
@@ -83,11 +93,23 @@ def google_credentials(info: dict[str, Any], scopes: list[str] | None = None, su
 def google() -> Callable[..., Any]:
     """google(info, "admin", "reports_v1", scopes=..., subject=...) -> a discovery client on the simulator."""
 
-    def make(info: dict[str, Any], api: str, version: str, scopes: list[str] | None = None, subject: str | None = None,
-             credentials: Any = None) -> Any:
+    def make(
+        info: dict[str, Any],
+        api: str,
+        version: str,
+        scopes: list[str] | None = None,
+        subject: str | None = None,
+        credentials: Any = None,
+    ) -> Any:
         endpoint = info["google.drive_api_endpoint"] if api == "drive" else info["google.api_endpoint"]
-        return build(api, version, credentials=credentials or google_credentials(info, scopes, subject),
-                     client_options={"api_endpoint": endpoint}, static_discovery=True, cache_discovery=False)
+        return build(
+            api,
+            version,
+            credentials=credentials or google_credentials(info, scopes, subject),
+            client_options={"api_endpoint": endpoint},
+            static_discovery=True,
+            cache_discovery=False,
+        )
 
     return make
 
@@ -103,6 +125,8 @@ def slack() -> Callable[..., WebClient]:
 @pytest.fixture
 def audit_logs() -> Callable[..., AuditLogsClient]:
     def make(info: dict[str, Any], token: str | None = None, **kwargs: Any) -> AuditLogsClient:
-        return AuditLogsClient(token=token or info["slack.audit_token"], base_url=info["slack.audit_base_url"], **kwargs)
+        return AuditLogsClient(
+            token=token or info["slack.audit_token"], base_url=info["slack.audit_base_url"], **kwargs
+        )
 
     return make

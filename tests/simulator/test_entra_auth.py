@@ -48,7 +48,10 @@ def test_certificate_credential_with_public_certificate_signs_ps256_and_is_verif
 
 def test_certificate_credential_with_legacy_thumbprint_is_verified(simulator):
     info = simulator.info
-    credential = {"private_key": Path(info["m365.client_private_key"]).read_text(), "thumbprint": info["m365.client_thumbprint"]}
+    credential = {
+        "private_key": Path(info["m365.client_private_key"]).read_text(),
+        "thumbprint": info["m365.client_thumbprint"],
+    }
 
     result = msal_app(info, credential).acquire_token_for_client(GRAPH_SCOPE)
 
@@ -59,8 +62,13 @@ def test_an_assertion_signed_with_another_key_is_refused(simulator):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
     credential = {"private_key": other, "thumbprint": simulator.info["m365.client_thumbprint"]}
 
     result = msal_app(simulator.info, credential).acquire_token_for_client(GRAPH_SCOPE)

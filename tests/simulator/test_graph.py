@@ -32,7 +32,9 @@ def test_sign_ins_page_newest_first_through_absolute_next_links(simulator, graph
 
     items = [i for page in pages for i in page]
     assert len(pages) >= 3
-    assert [i["createdDateTime"] for i in items] == sorted((i["createdDateTime"] for i in items), reverse=True)
+    assert [i["createdDateTime"] for i in items] == sorted(
+        (i["createdDateTime"] for i in items), reverse=True
+    )
     assert len({i["id"] for i in items}) == len(items) == simulator.events("m365:signins")["count"]
 
 
@@ -40,8 +42,10 @@ def test_next_links_point_back_at_the_simulator_and_keep_the_filter(simulator, g
     info = simulator.info
     session = graph(info)
 
-    body = session.get(f"{info['m365.graph_base_url']}/auditLogs/signIns",
-                       params={"$top": "3", "$filter": "status/errorCode eq 50126"}).json()
+    body = session.get(
+        f"{info['m365.graph_base_url']}/auditLogs/signIns",
+        params={"$top": "3", "$filter": "status/errorCode eq 50126"},
+    ).json()
 
     assert body["@odata.nextLink"].startswith(info["m365.graph_base_url"] + "/auditLogs/signIns?")
     assert "errorCode" in body["@odata.nextLink"]
@@ -54,8 +58,15 @@ def test_the_password_spray_is_found_with_a_time_and_error_filter(simulator, gra
     spray_ids = {e["id"] for e in spray["events"] if e["stream"] == "signins"}
     at = spray["at"][:19] + "Z"
 
-    pages = all_pages(graph(info), f"{info['m365.graph_base_url']}/auditLogs/signIns", {
-        "$filter": f"createdDateTime ge {at} and status/errorCode eq 50126", "$top": "10", "$orderby": "createdDateTime asc"})
+    pages = all_pages(
+        graph(info),
+        f"{info['m365.graph_base_url']}/auditLogs/signIns",
+        {
+            "$filter": f"createdDateTime ge {at} and status/errorCode eq 50126",
+            "$top": "10",
+            "$orderby": "createdDateTime asc",
+        },
+    )
 
     found = [i for page in pages for i in page]
     assert spray_ids <= {i["id"] for i in found}
@@ -68,8 +79,11 @@ def test_sign_ins_of_one_user_come_from_the_per_user_path(simulator, graph):
     info = simulator.info
     victim = simulator.truth["stories"][0]["people"]
 
-    pages = all_pages(graph(info), f"{info['m365.graph_base_url']}/auditLogs/signIns",
-                      {"$filter": f"userPrincipalName eq '{victim[0]}'", "$top": "50"})
+    pages = all_pages(
+        graph(info),
+        f"{info['m365.graph_base_url']}/auditLogs/signIns",
+        {"$filter": f"userPrincipalName eq '{victim[0]}'", "$top": "50"},
+    )
 
     assert {i["userPrincipalName"] for page in pages for i in page} <= set(victim)
 
@@ -78,8 +92,12 @@ def test_v1_sign_ins_omit_beta_only_fields_but_beta_has_them(simulator, graph):
     info = simulator.info
     session = graph(info)
 
-    v1 = session.get(f"{info['m365.graph_base_url']}/auditLogs/signIns", params={"$top": "1"}).json()["value"][0]
-    beta = session.get(f"{info['m365.graph_beta_url']}/auditLogs/signIns", params={"$top": "1"}).json()["value"][0]
+    v1 = session.get(f"{info['m365.graph_base_url']}/auditLogs/signIns", params={"$top": "1"}).json()[
+        "value"
+    ][0]
+    beta = session.get(f"{info['m365.graph_beta_url']}/auditLogs/signIns", params={"$top": "1"}).json()[
+        "value"
+    ][0]
 
     assert "authenticationRequirement" not in v1
     assert "authenticationRequirement" in beta
@@ -136,8 +154,11 @@ def test_403_for_a_missing_permission_stays_until_cleared(make_simulator, graph)
 def test_users_list_pages_and_selects_sign_in_activity(simulator, graph):
     info = simulator.info
 
-    pages = all_pages(graph(info), f"{info['m365.graph_base_url']}/users",
-                      {"$select": "id,userPrincipalName,accountEnabled,signInActivity", "$top": "15"})
+    pages = all_pages(
+        graph(info),
+        f"{info['m365.graph_base_url']}/users",
+        {"$select": "id,userPrincipalName,accountEnabled,signInActivity", "$top": "15"},
+    )
 
     users = [u for page in pages for u in page]
     assert len(pages) >= 3
@@ -171,7 +192,9 @@ def test_users_delta_returns_only_changed_users_after_a_write(simulator, graph):
 def test_a_bad_filter_is_a_400_naming_the_problem(simulator, graph):
     info = simulator.info
 
-    response = graph(info).get(f"{info['m365.graph_base_url']}/auditLogs/signIns", params={"$filter": "createdDateTime foo 3"})
+    response = graph(info).get(
+        f"{info['m365.graph_base_url']}/auditLogs/signIns", params={"$filter": "createdDateTime foo 3"}
+    )
 
     assert response.status_code == 400
     assert "foo" in response.json()["error"]["message"]
@@ -180,8 +203,14 @@ def test_a_bad_filter_is_a_400_naming_the_problem(simulator, graph):
 def test_registration_details_filter_finds_admins(simulator, graph):
     info = simulator.info
 
-    body = graph(info).get(f"{info['m365.graph_base_url']}/reports/authenticationMethods/userRegistrationDetails",
-                           params={"$filter": "isAdmin eq true"}).json()
+    body = (
+        graph(info)
+        .get(
+            f"{info['m365.graph_base_url']}/reports/authenticationMethods/userRegistrationDetails",
+            params={"$filter": "isAdmin eq true"},
+        )
+        .json()
+    )
 
     assert body["value"]
     assert all(u["isAdmin"] for u in body["value"])
