@@ -3,7 +3,8 @@ execution with verification, and rollback (see remediation/README.md).
 
 Public entry points (what the API, CLI and demo call):
 
-- ``plan_for_incident(db, incident_id, requested_by) -> Plan`` and ``get_plan(db, incident_id)``
+- ``plan_for_incident(db, incident_id, requested_by) -> Plan``, ``get_plan(db, incident_id)``,
+  ``add_step(db, incident_id, action, target, params, requested_by=..., reason=...)``
 - ``approve(db, action_id, principal, ...)``, ``reject(db, action_id, principal, ...)``
 - ``execute(db, settings, incident_id | action_ids=[...], dry_run=False) -> ExecutionReport``
 - ``rollback(db, settings, action_id | incident_id=..., principal=...) -> ExecutionReport``
@@ -16,11 +17,12 @@ from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, all_acti
 from remediation.demo import DemoResult, demo_flow
 from remediation.errors import Refused, RemediationError
 from remediation.executor import ExecutionReport, Outcome, StepResult, execute, rollback
-from remediation.planner import Plan, PlanStep, get_plan, plan_for_incident
+from remediation.planner import Plan, PlanStep, add_step, get_plan, plan_for_incident
 from remediation.slack_approvals import InteractionResult, approval_blocks, handle_interaction
 
 __all__ = [
     "ActionSpec",
+    "add_step",
     "BlastRadius",
     "DecisionOutcome",
     "DemoResult",

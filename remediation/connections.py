@@ -63,11 +63,13 @@ def _google(connection: Connection, secrets: Any, log: CallLog) -> GoogleGateway
 
 
 def _slack(connection: Connection, secrets: Any, log: CallLog) -> SlackGateway:
-    from collectors.clients import slack_web_client
+    from collectors.clients import slack_audit_client, slack_web_client
 
     clients: dict[str, Any] = {}
     for kind, names in SLACK_TOKENS.items():
         name = next((n for n in names if n in secrets), None)
         if name is not None:
             clients[kind] = slack_web_client(connection, secrets, token=name)
+    if "audit_token" in secrets:
+        clients["audit"] = slack_audit_client(connection, secrets)
     return SlackGateway(clients, log)

@@ -126,6 +126,10 @@ class GraphGateway:
             return {}
         response = self.session.request(method, url, json=body, timeout=self.timeout)
         self.log.add(HttpCall("write", method, url, body, response.status_code, _graph_id(response)))
+        if method == "DELETE" and response.status_code == 404:
+            # The target was there when inspected: a 404 now means an earlier (retried) attempt
+            # removed it. The read-back decides.
+            return {}
         _raise_for_graph(response, method, url)
         try:
             return response.json() if response.content else {}
@@ -199,6 +203,8 @@ class GoogleGateway:
             result, headers = self._execute(request)
         except ProviderCallFailed as exc:
             self.log.add(HttpCall("write", request.method, request.uri, body, exc.status))
+            if request.method == "DELETE" and exc.status == 404:
+                return {}  # gone already (see GraphGateway.write); the read-back decides
             raise
         response_id = _google_id(headers) or (result or {}).get("id")
         self.log.add(HttpCall("write", request.method, request.uri, body, 200, response_id))
@@ -279,6 +285,29 @@ class SlackGateway:
         if error:
             raise ProviderCallFailed(f"Slack {method} failed: {error}", code=error)
         return dict(response.data)
+
+    def read_all(self, method: str, key: str, *, token: str = "bot", **params: Any) -> list[dict[str, Any]]:
+        """Every item of a cursor-paged method (e.g. users.list -> members)."""
+        items: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = self.read(method, token=token, **params, **({"cursor": cursor} if cursor else {})) or {}
+            items.extend(page.get(key, []))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                return items
+
+    def audit_logs(self, **params: Any) -> list[dict[str, Any]]:
+        """Entries of the Audit Logs API (never raises on HTTP errors itself: we check the status)."""
+        client = self._client("audit")
+        response = client.logs(**params)
+        url = f"{client.base_url}logs"
+        self.log.add(HttpCall("read", "GET", url, params, response.status_code))
+        if response.status_code != 200:
+            raise ProviderCallFailed(
+                f"Slack audit logs answered HTTP {response.status_code}", status=response.status_code
+            )
+        return list((response.body or {}).get("entries", []))
 
     @staticmethod
     def _call(client: Any, method: str, params: dict[str, Any]) -> tuple[Any, str | None]:

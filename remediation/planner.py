@@ -31,7 +31,7 @@ from core.models import (
 )
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
 from remediation.config import RemediationSettings
-from remediation.errors import IncidentNotFound, NotAllowed
+from remediation.errors import CatalogueError, IncidentNotFound, NotAllowed
 from remediation.journal import note
 from remediation.playbooks import (
     ENTITY_VARIABLES,
@@ -341,6 +341,12 @@ class Plan:
                 return s
         raise KeyError(f"no step {action} {subject or ''} in the plan of incident {self.incident_id}")
 
+    def step_by_id(self, action_id: int) -> PlanStep:
+        for s in self.steps:
+            if s.id == action_id:
+                return s
+        raise KeyError(f"no step {action_id} in the plan of incident {self.incident_id}")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "incident_id": self.incident_id,
@@ -529,6 +535,100 @@ def _snapshot_lookup(session: Session) -> SnapshotLookup:
         return row.data if row else None
 
     return lookup
+
+
+def add_step(
+    db: Database,
+    incident_id: int,
+    action: str,
+    target: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    *,
+    requested_by: str,
+    reason: str,
+    phase: Phase | str | None = None,
+    connection_id: int | None = None,
+    policy: ApprovalPolicy | None = None,
+    now: datetime | None = None,
+) -> PlanStep:
+    """An analyst asks for one catalogue action outside the playbooks (same checks, same approvals).
+
+    Asking again for the same action on the same target returns the existing step.
+    """
+    spec = get_action(action)
+    params = dict(params or {})
+    spec.check_target(target, params)
+    if not reason.strip():
+        raise CatalogueError(f"say why {action} is needed: the approver reads the reason")
+    policy = policy or load_policy(RemediationSettings().policy_file)
+    now = now or utcnow()
+    step_phase = (
+        Phase(phase)
+        if phase
+        else (Phase.RECOVER if spec.name.split(".")[1].startswith(("enable", "unsuspend")) else Phase.CONTAIN)
+    )
+    from remediation.approvals import audited_refusals
+
+    with audited_refusals(db, requested_by, "add step", incident_id=incident_id), db.session() as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise IncidentNotFound(f"no incident {incident_id}")
+        actor = resolve_actor(session, requested_by)
+        if not actor.system and actor.role not in policy.requester_roles:
+            raise NotAllowed(f"{requested_by} may not request remediation (role {actor.role or 'none'})")
+        key = f"incident:{incident_id}|{spec.name}|{spec.idempotency_part(target)}"
+        row = session.exec(select(RemediationAction).where(RemediationAction.idempotency_key == key)).first()
+        if row is None:
+            subject = subject_of(target)
+            assessment = assess_risk(spec, target_is_admin(session, spec.provider, subject))
+            if connection_id is None:
+                connection_id = connections_by_provider(session, []).get(str(spec.provider))
+            position = len(
+                session.exec(
+                    select(RemediationAction.id).where(RemediationAction.incident_id == incident_id)
+                ).all()
+            )
+            row = RemediationAction(
+                incident_id=incident_id,
+                action=spec.name,
+                provider=str(spec.provider),
+                connection_id=connection_id,
+                target=dict(target),
+                params=params,
+                phase=str(step_phase),
+                position=position,
+                reason=reason,
+                risk=str(assessment.risk),
+                requested_by=actor.label,
+                idempotency_key=key,
+                subject=subject,
+                blast_radius=str(spec.blast_radius),
+                reversible=spec.reversible,
+                approvals_required=policy.approvals_required(str(spec.blast_radius), str(assessment.risk)),
+                fingerprint=fingerprint(spec.name, connection_id, dict(target), params),
+                result={"plan": {"risk": assessment.explanation, "after": []}},
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            note(
+                session,
+                row,
+                "proposed",
+                actor.label,
+                f"Proposed: {spec.title} — {subject}",
+                {
+                    "phase": row.phase,
+                    "risk": row.risk,
+                    "reason": reason,
+                    "approvals_required": row.approvals_required,
+                    "manual": True,
+                },
+                now,
+            )
+        action_id = row.id
+    return get_plan(db, incident_id, now=now).step_by_id(action_id or 0)
 
 
 def get_plan(db: Database, incident_id: int, *, now: datetime | None = None) -> Plan:

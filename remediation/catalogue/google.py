@@ -57,7 +57,7 @@ class SignOut(Operation):
 
     def verify(self, gw, target, params, before):
         after = read_user(gw, target["user"])
-        signed_out = [c for c in gw.log.writes if c.url.endswith("/signOut") and (c.status or 0) < 300]
+        signed_out = [c for c in gw.log.writes if "/signOut" in c.url and (c.status or 0) < 300]
         return Verification(
             bool(signed_out),
             {"user": after.get("primaryEmail"), "signOut_status": [c.status for c in signed_out]},
@@ -66,9 +66,10 @@ class SignOut(Operation):
 
 class RevokeToken(Operation):
     def _get(self, gw: GoogleGateway, target: dict[str, Any]) -> dict[str, Any] | None:
-        return gw.get(
-            lambda s: s.directory.tokens().get(userKey=target["user"], clientId=target["client_id"])
-        )
+        found = gw.get(lambda s: s.directory.tokens().list(userKey=target["user"]))
+        if found is None:
+            raise TargetMissing(f"no Google Workspace user {target['user']!r}")
+        return next((t for t in found.get("items", []) if t.get("clientId") == target["client_id"]), None)
 
     def inspect(self, gw, target, params):
         token = self._get(gw, target)
@@ -240,7 +241,7 @@ ACTIONS = (
         reversible=False,  # only the user can grant it again
         blast_radius=BlastRadius.OBJECT,
         idempotency_fields=("user", "client_id"),
-        verification="tokens.get(userKey, clientId) answers 404",
+        verification="tokens.list(userKey) no longer lists the clientId",
         operation=RevokeToken(),
     ),
     ActionSpec(
@@ -251,7 +252,11 @@ ACTIONS = (
         target=(
             Field("file_id", "Drive file id"),
             Field("permission_id", "permission id (default: all matching `scope`)", required=False),
-            Field("scope", "'anyone' (public links, default) or 'external' (outside internal_domain)", required=False),
+            Field(
+                "scope",
+                "'anyone' (public links, default) or 'external' (outside internal_domain)",
+                required=False,
+            ),
             Field("internal_domain", "the tenant's own domain, for scope=external", required=False),
         ),
         permission="https://www.googleapis.com/auth/drive (as the owner, or useDomainAdminAccess)",

@@ -15,7 +15,8 @@ _USER_SELECT = {"$select": "id,userPrincipalName,accountEnabled,signInSessionsVa
 
 
 def _q(value: str) -> str:
-    return quote(str(value), safe="@")
+    """Percent-encode a path segment; sub-delimiters (= ! $ ...) are legal in paths and ids use them."""
+    return quote(str(value), safe="@!$&'()*+,;=:")
 
 
 def read_user(gw: GraphGateway, user: str) -> dict[str, Any]:
@@ -23,11 +24,6 @@ def read_user(gw: GraphGateway, user: str) -> dict[str, Any]:
     if found is None:
         raise TargetMissing(f"no Microsoft 365 user {user!r}: it was deleted or never existed")
     return found
-
-
-def _gone(gw: GraphGateway, paths: list[str]) -> Verification:
-    still_there = [path for path in paths if gw.get(path) is not None]
-    return Verification(not still_there, {"still_present": still_there, "checked": paths})
 
 
 # --------------------------------------------------------------------------- sessions
@@ -103,11 +99,19 @@ class SetUserRisk(Operation):
 
 
 class RemoveDrivePermission(Operation):
-    def _path(self, target: dict[str, Any]) -> str:
-        return f"/drives/{_q(target['drive_id'])}/items/{_q(target['item_id'])}/permissions/{_q(target['permission_id'])}"
+    def _list_path(self, target: dict[str, Any]) -> str:
+        return f"/drives/{_q(target['drive_id'])}/items/{_q(target['item_id'])}/permissions"
+
+    def _present(self, gw: GraphGateway, target: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return gw.list(self._list_path(target))
 
     def inspect(self, gw, target, params):
-        permission = gw.get(self._path(target))
+        permissions = self._present(gw, target)
+        if permissions is None:
+            raise TargetMissing(
+                f"drive item {target['item_id']} in drive {target['drive_id']} does not exist"
+            )
+        permission = next((p for p in permissions if p.get("id") == target["permission_id"]), None)
         if permission is None:
             raise TargetMissing(
                 f"permission {target['permission_id']} on item {target['item_id']} no longer exists"
@@ -120,10 +124,13 @@ class RemoveDrivePermission(Operation):
         return permission
 
     def apply(self, gw, target, params, before):
-        gw.write("DELETE", self._path(target))
+        gw.write("DELETE", f"{self._list_path(target)}/{_q(target['permission_id'])}")
 
     def verify(self, gw, target, params, before):
-        return _gone(gw, [self._path(target)])
+        remaining = [
+            p["id"] for p in self._present(gw, target) or [] if p.get("id") == target["permission_id"]
+        ]
+        return Verification(not remaining, {"still_present": remaining})
 
 
 # --------------------------------------------------------------------------- OAuth2 grants
@@ -133,12 +140,10 @@ class RevokeOAuthGrants(Operation):
     """Delete delegated grants of a client app: one user's, one by id, or all of them."""
 
     def inspect(self, gw, target, params):
+        client_id = _service_principal_id(gw, target["app"])
+        grants = gw.list("/oauth2PermissionGrants", {"$filter": f"clientId eq '{client_id}'"}) or []
         if target.get("grant_id"):
-            grant = gw.get(f"/oauth2PermissionGrants/{_q(target['grant_id'])}")
-            grants = [grant] if grant else []
-        else:
-            client_id = _service_principal_id(gw, target["app"])
-            grants = gw.list("/oauth2PermissionGrants", {"$filter": f"clientId eq '{client_id}'"}) or []
+            grants = [g for g in grants if g.get("id") == target["grant_id"]]
         if target.get("user"):
             principal = read_user(gw, target["user"])["id"]
             grants = [g for g in grants if g.get("principalId") == principal]
@@ -153,7 +158,12 @@ class RevokeOAuthGrants(Operation):
             gw.write("DELETE", f"/oauth2PermissionGrants/{_q(grant['id'])}")
 
     def verify(self, gw, target, params, before):
-        return _gone(gw, [f"/oauth2PermissionGrants/{_q(g['id'])}" for g in before["grants"]])
+        ids = {g["id"] for g in before["grants"]}
+        remaining = []
+        for client_id in sorted({g["clientId"] for g in before["grants"]}):
+            present = gw.list("/oauth2PermissionGrants", {"$filter": f"clientId eq '{client_id}'"}) or []
+            remaining += [g["id"] for g in present if g.get("id") in ids]
+        return Verification(not remaining, {"still_present": remaining})
 
     def inverse_request(self, target, params, before):
         keep = ("clientId", "consentType", "principalId", "resourceId", "scope")
@@ -186,8 +196,9 @@ class RestoreOAuthGrants(Operation):
 
 def _service_principal_id(gw: GraphGateway, app: str) -> str:
     """Accept a service principal object id, an appId, or a display name."""
-    if gw.get(f"/servicePrincipals/{_q(app)}") is not None:
-        return app
+    found = gw.get(f"/servicePrincipals/{_q(app)}")
+    if found is not None:
+        return str(found.get("id", app))
     for expression in (f"appId eq '{app}'", f"displayName eq '{app}'"):
         found = gw.list("/servicePrincipals", {"$filter": expression}) or []
         if found:
@@ -450,7 +461,7 @@ ACTIONS = (
         reversible=False,  # a link cannot be re-created with the same URL
         blast_radius=BlastRadius.OBJECT,
         idempotency_fields=("drive_id", "item_id", "permission_id"),
-        verification="GET /drives/{drive}/items/{item}/permissions/{id} answers 404",
+        verification="GET /drives/{drive}/items/{item}/permissions no longer lists the permission",
         operation=RemoveDrivePermission(),
     ),
     ActionSpec(
@@ -458,13 +469,17 @@ ACTIONS = (
         provider=_P,
         title="Revoke a user's OAuth2 permission grant",
         description="Delete the delegated consent one user gave to an app (consentType Principal).",
-        target=(USER, Field("app", "client service principal id, appId or display name")),
+        target=(
+            USER,
+            Field("app", "client service principal id, appId or display name"),
+            Field("grant_id", "only this oAuth2PermissionGrant", required=False),
+        ),
         permission="DelegatedPermissionGrant.ReadWrite.All",
         reversible=True,
         inverse="m365.restore_oauth_grant",
         blast_radius=BlastRadius.USER,
         idempotency_fields=("user", "app"),
-        verification="GET /oauth2PermissionGrants/{id} answers 404 for every revoked grant",
+        verification="GET /oauth2PermissionGrants?$filter=clientId eq '{client}' no longer lists the revoked grants",
         operation=RevokeOAuthGrants(),
     ),
     ActionSpec(
@@ -481,7 +496,7 @@ ACTIONS = (
         inverse="m365.restore_oauth_grant",
         blast_radius=BlastRadius.APP,
         idempotency_fields=("app", "grant_id"),
-        verification="GET /oauth2PermissionGrants/{id} answers 404 for every revoked grant",
+        verification="GET /oauth2PermissionGrants?$filter=clientId eq '{client}' no longer lists the revoked grants",
         operation=RevokeOAuthGrants(),
     ),
     ActionSpec(

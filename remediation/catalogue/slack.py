@@ -13,33 +13,40 @@ USER = Field("user", "Slack user id (U…/W…) or the user's e-mail")
 
 
 def read_user(gw: SlackGateway, user: str) -> dict[str, Any]:
-    """users.info by id, or users.lookupByEmail by address."""
+    """users.info by id; an e-mail is looked up in users.list (profile.email)."""
     if "@" in user:
-        found = gw.read("users.lookupByEmail", token="bot", email=user)
-    else:
-        found = gw.read("users.info", token="bot", user=user)
+        for member in gw.read_all("users.list", "members", token="bot"):
+            if str((member.get("profile") or {}).get("email", "")).lower() == user.lower():
+                return member
+        raise TargetMissing(f"no Slack user with e-mail {user!r}")
+    found = gw.read("users.info", token="bot", user=user)
     if found is None or not found.get("user"):
         raise TargetMissing(f"no Slack user {user!r}")
     return found["user"]
 
 
 class ResetSessions(Operation):
+    """admin.users.session.reset; checked in the Audit Logs API: a user_session_reset_by_admin entry
+    for the user that was not there before the call (the provider's own record; no clock compared)."""
+
+    def _resets(self, gw: SlackGateway, user_id: str) -> set[str]:
+        entries = gw.audit_logs(action="user_session_reset_by_admin", entity=user_id, limit=100)
+        return {str(e.get("id")) for e in entries}
+
     def inspect(self, gw, target, params):
         user = read_user(gw, target["user"])
-        sessions = gw.read("admin.users.session.list", token="admin", user_id=user["id"]) or {}
         return {
             "id": user["id"],
             "team_id": user.get("team_id"),
-            "sessions": len(sessions.get("active_sessions", [])),
+            "earlier_resets": sorted(self._resets(gw, user["id"])),
         }
 
     def apply(self, gw, target, params, before):
         gw.write("admin.users.session.reset", token="admin", user_id=before["id"])
 
     def verify(self, gw, target, params, before):
-        sessions = gw.read("admin.users.session.list", token="admin", user_id=before["id"]) or {}
-        active = sessions.get("active_sessions", [])
-        return Verification(not active, {"active_sessions": len(active)})
+        new = self._resets(gw, before["id"]) - set(before.get("earlier_resets", []))
+        return Verification(bool(new), {"audit_entries": sorted(new)})
 
 
 class DeactivateUser(Operation):
@@ -103,7 +110,7 @@ ACTIONS = (
         inverse=None,  # nothing to undo: the user signs in again
         blast_radius=BlastRadius.USER,
         idempotency_fields=("user",),
-        verification="admin.users.session.list(user_id) lists no active session",
+        verification="Audit Logs API: a new user_session_reset_by_admin entry for the user",
         operation=ResetSessions(),
     ),
     ActionSpec(

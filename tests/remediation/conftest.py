@@ -173,3 +173,70 @@ def ato_incident(make_incident: Callable[..., int], make_finding: Callable[..., 
 
 def playbook_dir() -> Path:
     return DEFAULT_DIR
+
+
+@pytest.fixture
+def connect(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, int]]:
+    """Store one Connection per provider pointing at a running simulator (secrets by env reference)."""
+    from core.models import Connection
+
+    def make(sim: Any) -> dict[str, int]:
+        info = sim.info
+        port = info["admin_url"].rsplit(":", 1)[1].split("/")[0]
+        env = {
+            f"TG_TEST_M365_SECRET_{port}": info["m365.client_secret"],
+            f"TG_TEST_SLACK_BOT_{port}": info["slack.bot_token"],
+            f"TG_TEST_SLACK_ADMIN_{port}": info["slack.admin_token"],
+            f"TG_TEST_SLACK_USER_{port}": info["slack.user_token"],
+            f"TG_TEST_SLACK_AUDIT_{port}": info["slack.audit_token"],
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        rows = [
+            Connection(
+                name=f"m365-{port}",
+                provider="m365",
+                tenant=info["m365.tenant_id"],
+                config={
+                    "authority": info["m365.authority"],
+                    "client_id": info["m365.client_id"],
+                    "graph_base_url": info["m365.graph_base_url"],
+                    "ca_bundle": info["m365.ca_bundle"],
+                },
+                secret_refs={"client_secret": f"env:TG_TEST_M365_SECRET_{port}"},
+            ),
+            Connection(
+                name=f"google-{port}",
+                provider="google",
+                tenant=info["google.customer_id"],
+                config={
+                    "api_endpoint": info["google.api_endpoint"],
+                    "subject": info["google.subject"],
+                    "customer_id": info["google.customer_id"],
+                },
+                secret_refs={"service_account": f"file:{info['google.service_account_file']}"},
+            ),
+            Connection(
+                name=f"slack-{port}",
+                provider="slack",
+                tenant=info["slack.team_id"],
+                config={
+                    "base_url": info["slack.base_url"],
+                    "audit_base_url": info["slack.audit_base_url"],
+                    "team_id": info["slack.team_id"],
+                },
+                secret_refs={
+                    "bot_token": f"env:TG_TEST_SLACK_BOT_{port}",
+                    "admin_token": f"env:TG_TEST_SLACK_ADMIN_{port}",
+                    "user_token": f"env:TG_TEST_SLACK_USER_{port}",
+                    "audit_token": f"env:TG_TEST_SLACK_AUDIT_{port}",
+                },
+            ),
+        ]
+        with db.session() as s:
+            for row in rows:
+                s.add(row)
+            s.flush()
+            return {row.provider: row.id or 0 for row in rows}
+
+    return make
