@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,5 +43,27 @@ def make_connection(db: Database) -> Callable[..., Connection]:
         )
         row, _ = upsert_connection(db, definition, actor="principal:test")
         return row
+
+    return make
+
+
+@pytest.fixture
+def past_simulator(make_simulator: Callable[..., Any]) -> Callable[..., Any]:
+    """past_simulator(scenario, days=2, faults=...) -> a tenant whose simulated period ended
+    yesterday at 22:00 UTC, served on today's clock.
+
+    The simulator keeps background activity to the end of the period's last UTC day, and the
+    Management Activity API lists an hour's blob only once that hour is over; ending the period on
+    an earlier day makes every event listable now, so the "visible" ground truth is the whole truth.
+    """
+    day = 86400
+
+    def make(scenario: str = "account_takeover", *, days: int = 2, users: int = 10, **options: Any) -> Any:
+        ends = (int(time.time()) // day) * day - 2 * 3600
+        handle = make_simulator(
+            scenario, users=users, days=days, start=(ends - days * day) * 1_000_000, **options
+        )
+        handle.advance(time.time() - handle.sim.now() / 1_000_000)
+        return handle
 
     return make

@@ -20,7 +20,6 @@ from collectors.connections import definitions_to_toml
 from core.db import Database
 from core.models import Event
 from simulator.handle import SimulatorHandle
-from simulator.handle import start as start_simulator
 
 FAULTS = "429=0.1,500=0.025,503=0.025,malformed=0.01,retry_after=0:1"
 EVENT_STREAMS = {
@@ -31,28 +30,6 @@ EVENT_STREAMS = {
 SCENARIO = {"m365": "account_takeover", "google": "account_takeover", "slack": "slack_session_theft"}
 PAGE_SIZE = {"m365": 10, "google": 5, "slack": 4}
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def simulated_past(
-    scenario: str, *, days: int = 2, faults: str | None = FAULTS, **options: object
-) -> SimulatorHandle:
-    """A tenant whose simulated period ended yesterday at 22:00 UTC, served on today's clock.
-
-    The simulator keeps background activity to the end of the period's last UTC day and the
-    Management Activity API lists an hour's blob only once that hour is over; ending the period
-    on an earlier day makes every event listable now, so "visible" ground truth is the whole truth.
-    """
-    day = 86400
-    ends = (int(time.time()) // day) * day - 2 * 3600
-    handle = start_simulator(
-        scenario, users=10, days=days, start=(ends - days * day) * 1_000_000, faults=faults, **options
-    )
-    handle.advance(time.time() - handle.sim.now() / 1_000_000)
-    return handle
-
-
-def _simulator(provider: str) -> SimulatorHandle:
-    return simulated_past(SCENARIO[provider])
 
 
 def _stored(db: Database, provider: str) -> list[tuple[str, str]]:
@@ -103,10 +80,10 @@ def _kill_when(
 @pytest.mark.slow
 @pytest.mark.parametrize("provider", ["m365", "google", "slack"])
 def test_a_collector_killed_twice_under_faults_stores_exactly_the_ground_truth(
-    provider: str, db: Database, database_url: str, tmp_path: Path
+    provider: str, db: Database, database_url: str, tmp_path: Path, past_simulator
 ) -> None:
     # given a simulated tenant answering with throttling, server errors and malformed pages
-    with _simulator(provider) as sim:
+    with past_simulator(SCENARIO[provider], faults=FAULTS) as sim:
         truth = _truth(sim, provider)
         definitions = connections_from_simulator(
             sim.info, providers=[provider], streams={provider: EVENT_STREAMS[provider]}
