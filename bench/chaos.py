@@ -122,16 +122,23 @@ def served_events(info: dict[str, Any]) -> frozenset[EventKey]:
     )
 
 
+def scenario_start(size: Size) -> str:
+    """Where the scenario starts so that it ends 2-3 hours before now (same for both runs of a case).
+
+    A collector holds back the newest minutes of some streams (the Management Activity API
+    publishes late) that a later pass would pick up; ending the scenario earlier keeps them in.
+    """
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=size.days, hours=2)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @contextmanager
-def simulator(size: Size, seed: int, faults: str | None = None) -> Iterator[Served]:
+def simulator(size: Size, seed: int, faults: str | None = None, start: str | None = None) -> Iterator[Served]:
     """A simulator serving in its own process, its clock moved on so every event is readable."""
     from bench.e2e import simulator_process
 
-    # The scenario ends two hours before now: a collector holds back the newest minutes of some
-    # streams (the Management Activity API publishes late), which a later pass would pick up.
-    start = datetime.now(UTC) - timedelta(days=size.days, hours=2)
-    iso = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    with simulator_process(SCENARIO, size.users, size.days, seed, faults=faults, start=iso) as info:
+    start = start or scenario_start(size)
+    with simulator_process(SCENARIO, size.users, size.days, seed, faults=faults, start=start) as info:
         if info is None:
             raise StageMissing("the simulator (python -m simulator serve)")
         _admin(info, "/clock", json={"advance": SETTLE_SECONDS})
@@ -174,7 +181,7 @@ def clean_run(url: str, data_dir: str, info: dict[str, Any]) -> tuple[Outcome, d
     log = KillLog()
     collect = finish("collect", url, data_dir, log=log)
     detect = finish("detect", url, data_dir, log=log)
-    return outcome_of(url), {"collect": collect.seconds, "detect": detect.seconds}
+    return outcome_of(url), {"collect": collect.stage_seconds, "detect": detect.stage_seconds}
 
 
 def verdict(
@@ -235,9 +242,10 @@ def case_faults(size: Size, seed: int) -> CaseResult:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tg-chaos-") as tmp_name:
         tmp = Path(tmp_name)
-        with simulator(size, seed) as served:
+        start = scenario_start(size)
+        with simulator(size, seed, start=start) as served:
             clean, _ = clean_run(sqlite_url(tmp, "clean"), str(tmp / "clean-data"), served.info)
-        with simulator(size, seed, faults=FAULTS) as served:
+        with simulator(size, seed, faults=FAULTS, start=start) as served:
             url = sqlite_url(tmp, "faults")
             prepared(url, served.info)
             log = KillLog()

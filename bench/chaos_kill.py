@@ -31,6 +31,7 @@ class WorkerRun:
     returncode: int
     killed_after: float | None  # seconds after "started" when SIGKILL was sent, None if not killed
     output: str
+    stage_seconds: float = 0.0  # from "started" to exit: the span a kill can land in
 
 
 @dataclass
@@ -81,6 +82,7 @@ def run_worker(
         if not line or line.startswith("started"):
             break
     killed_after = None
+    began = time.perf_counter()
     if first.endswith("started\n"):
         if during is not None:
             during()
@@ -97,9 +99,9 @@ def run_worker(
         rest, _ = process.communicate()
     if process.returncode == MISSING_STAGE:
         raise StageMissing(first.strip() or stage)
-    return WorkerRun(
-        stage, time.perf_counter() - start, process.returncode, killed_after, (first + (rest or ""))[-2000:]
-    )
+    end = time.perf_counter()
+    output = (first + (rest or ""))[-2000:]
+    return WorkerRun(stage, end - start, process.returncode, killed_after, output, end - began)
 
 
 def run_with_kills(

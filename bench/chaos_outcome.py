@@ -145,6 +145,15 @@ def differences(
     if expected.incidents != actual.incidents:
         problems.append(
             f"incidents differ: clean run {len(expected.incidents)}, this run {len(actual.incidents)} "
-            f"({len(expected.incidents - actual.incidents)} missing, {len(actual.incidents - expected.incidents)} unexpected)"
+            f"({len(expected.incidents - actual.incidents)} missing, {len(actual.incidents - expected.incidents)} unexpected); "
+            f"missing e.g. {_shown(expected.incidents - actual.incidents)}, unexpected e.g. {_shown(actual.incidents - expected.incidents)}"
         )
     return problems
+
+
+def _shown(incidents: frozenset[frozenset[FindingKey]], limit: int = 2) -> list[str]:
+    """A few incidents by what they group: rule ids and how many evidence events each finding has."""
+    shown = []
+    for incident in sorted(incidents, key=len)[:limit]:
+        shown.append(" + ".join(sorted(f"{rule}({len(evidence)})" for rule, evidence in incident)))
+    return shown
