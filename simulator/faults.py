@@ -99,17 +99,30 @@ def parse_faults(text: str | None, seed: int = 0) -> FaultSpec:
     return FaultSpec(tuple(rules), retry_after, max_consecutive, seed, text)
 
 
+PROVIDERS = ("m365", "google", "slack")
+
+
 def _rule(kind: str, value: str) -> FaultRule:
     if kind == "expire_tokens" and value in ("now", "all"):
         return FaultRule(kind, 1.0, None, "now")
     numbers, _, scope = value.partition("@")
     if not _is_number(numbers.split(":")[0]):
-        return FaultRule(kind, 1.0, None, value)
+        return FaultRule(kind, 1.0, None, _scope(kind, value))
     probability_text, _, arg_text = numbers.partition(":")
     probability = float(probability_text)
     if not 0 <= probability <= 1:
         raise FaultSpecError(f"fault {kind}={value}: probability must be between 0 and 1")
-    return FaultRule(kind, probability, float(arg_text) if arg_text else None, scope or None)
+    return FaultRule(
+        kind, probability, float(arg_text) if arg_text else None, _scope(kind, scope) if scope else None
+    )
+
+
+def _scope(kind: str, scope: str) -> str:
+    if scope.startswith("/") or scope.split(":")[0] in PROVIDERS:
+        return scope
+    raise FaultSpecError(
+        f"fault {kind}: scope {scope!r} must be a provider ({', '.join(PROVIDERS)}), provider:stream or a /path prefix"
+    )
 
 
 def _is_number(text: str) -> bool:
