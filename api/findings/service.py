@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from api.entities import entity_list_contains
+from api.entities import entity_list_contains, scanned
 from api.errors import NotFound
 from api.findings.schemas import FindingFilters, FindingSort
 from api.pagination import after_key, decode_cursor, encode_cursor
@@ -66,7 +66,9 @@ def list_findings(
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
         )
-    order = [c.desc() if descending else c.asc() for c in columns]
+    # A person filter on SQLite matches few rows: scan once and sort them (see api.entities.scanned).
+    keys = [scanned(c) for c in columns] if filters.person and dialect == "sqlite" else columns
+    order = [c.desc() if descending else c.asc() for c in keys]
     rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())
     if len(rows) <= limit:
         return rows, None

@@ -9,7 +9,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from api.context import RequestContext
-from api.entities import entity_list_contains
+from api.entities import entity_list_contains, scanned
 from api.errors import NotFound, Unprocessable
 from api.findings.schemas import FindingSummary
 from api.incidents.schemas import (
@@ -73,12 +73,15 @@ def list_incidents(
     session: Session, filters: IncidentFilters, *, sort: IncidentSort, limit: int, cursor: str | None
 ) -> tuple[list[Incident], str | None]:
     columns, types, descending = _KEYSETS[sort]
-    query = select(Incident).where(*_conditions(filters, session.get_bind().dialect.name))
+    dialect = session.get_bind().dialect.name
+    query = select(Incident).where(*_conditions(filters, dialect))
     if cursor is not None:
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
         )
-    order = [c.desc() if descending else c.asc() for c in columns]
+    # A person filter on SQLite matches few rows: scan once and sort them (see api.entities.scanned).
+    keys = [scanned(c) for c in columns] if filters.person and dialect == "sqlite" else columns
+    order = [c.desc() if descending else c.asc() for c in keys]
     rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())
     if len(rows) <= limit:
         return rows, None
