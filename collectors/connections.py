@@ -106,8 +106,8 @@ def validate(definition: ConnectionDefinition, *, where: str = "") -> Connection
                 f"{prefix}: unknown stream {stream!r} for {definition.provider}; known: {', '.join(sorted(known))}"
             )
     for stream, seconds in definition.intervals.items():
-        if not isinstance(seconds, int | float) or seconds < 10:
-            raise ConnectionConfigError(f"{prefix}: interval for {stream!r} must be a number of seconds ≥ 10")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 1:
+            raise ConnectionConfigError(f"{prefix}: interval for {stream!r} must be a number of seconds ≥ 1")
     return definition
 
 
