@@ -24,7 +24,7 @@ from timeline.config import TimelineConfig
 from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
 from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
-from timeline.grouping import describe_gap
+from timeline.grouping import BROAD_PREFIX, describe_gap
 from timeline.prevalence import (
     PrevalenceRules,
     common_in_findings,
@@ -38,6 +38,7 @@ from timeline.sla import set_due_dates
 SYSTEM_ACTOR = "system:timeline"
 MAX_ENTITY_VALUES = 500
 MAX_GROUPING_REASONS = 2000
+MAX_BROAD_KEYS = 200
 
 
 @dataclass
@@ -317,9 +318,13 @@ def _aggregate(
 ) -> bool:
     """Title, severity, type, entities, times and keys from the findings; True when keys changed."""
     keys: dict[str, None] = {}
+    broad: dict[str, None] = {}
     for finding in findings:
         for key in finding_keys(finding, ctx)[0]:
             keys.setdefault(key, None)
+        for key in keys_for(finding.entities, ctx.identities).broad:
+            broad.setdefault(f"{BROAD_PREFIX}{key}", None)
+    keys.update(dict.fromkeys(list(broad)[:MAX_BROAD_KEYS]))
     top = _top_finding(findings)
     incident.title = _title(top, findings, entities)
     incident.severity = top.severity

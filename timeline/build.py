@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import Any
@@ -39,7 +40,7 @@ from timeline.assembly import (
     window_of,
 )
 from timeline.config import TimelineConfig
-from timeline.conversations import ConversationLinker, MessageFacts, incident_terms
+from timeline.conversations import ConversationLinker, IncidentTerms, MessageFacts, incident_terms
 from timeline.entities import IdentityIndex, keys_for
 from timeline.entries import EntryKind, entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
@@ -53,6 +54,9 @@ CANNOT_OPEN_KINDS = frozenset({FindingKind.POSTURE.value})
 CANNOT_OPEN_SEVERITIES = frozenset({Severity.INFORMATIONAL.value})
 RECURRENCE_LOOKBACK = timedelta(days=90)
 MAX_LINKED_CONVERSATIONS = 200
+# A file or app name that more than this many different messages mention in an incident's window
+# is everyday chatter, not a sign that a message is about the incident.
+CHATTER_TEXTS = 5
 _PG_BUILD_LOCK = 0x7467_7469_6D65  # "tgtime"
 
 
@@ -83,6 +87,7 @@ class IncidentBuild:
         self.session = session
         self.ctx = ctx
         self.created: list[int] = []
+        self._mentions: dict[tuple[str, datetime, datetime], int] = {}
 
     def run(self) -> list[int]:
         touched = self.group()
@@ -164,6 +169,8 @@ class IncidentBuild:
         for row in rows:
             found = keys_for(row.entities, identities)
             ignored = self.ctx.ignored_keys(found.keys)
+            if found.broad:
+                ignored = {**ignored, "broad": _broad_note(found.broad)}
             keys = tuple(k for k in found.keys if k not in ignored) if ignored else found.keys
             if ignored:
                 ignored_by_finding[row.id] = ignored
@@ -176,6 +183,7 @@ class IncidentBuild:
                     keys=keys,
                     labels=found.labels,
                     can_open=row.kind not in CANNOT_OPEN_KINDS and row.severity not in CANNOT_OPEN_SEVERITIES,
+                    broad=found.broad,
                 )
             )
         return facts, ignored_by_finding
@@ -399,6 +407,7 @@ class IncidentBuild:
             )
             for i in pending
         ]
+        terms = [self._without_chatter(t) for t in terms]
         linker = ConversationLinker(terms, self.ctx.identities)
         scanned_from = {i.id: i.messages_scanned_id for i in pending}
         matches = [m for m in linker.link(messages) if m.message_id > scanned_from[m.incident_id]]
@@ -407,6 +416,35 @@ class IncidentBuild:
             incident.messages_scanned_id = high_water
             self.session.add(incident)
         return changed
+
+    def _without_chatter(self, terms: IncidentTerms) -> IncidentTerms:
+        """Drop file and app names that everyday chat mentions anyway ("Budget forecast")."""
+        names = [t for t, what in terms.strong.items() if what.startswith(("file ", "app "))]
+        common = {
+            t
+            for t in names
+            if self._distinct_mentions(t, terms.window_start, terms.window_end) > CHATTER_TEXTS
+        }
+        if not common:
+            return terms
+        return replace(terms, strong={t: w for t, w in terms.strong.items() if t not in common})
+
+    def _distinct_mentions(self, term: str, start: datetime, end: datetime) -> int:
+        """How many different texts mention `term` in the window (copies of one mail count once)."""
+        key = (term, start, end)
+        if key not in self._mentions:
+            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            haystack = func.lower(col(Message.text_redacted) + " " + func.coalesce(col(Message.subject), ""))
+            self._mentions[key] = (
+                self.session.execute(
+                    select(func.count(func.distinct(func.substr(col(Message.text_redacted), 1, 200)))).where(
+                        col(Message.sent_at).between(start, end),
+                        haystack.like(f"%{escaped}%", escape="\\"),
+                    )
+                ).scalar()
+                or 0
+            )
+        return self._mentions[key]
 
     def _messages_for(self, incidents: Sequence[Incident], high_water: int) -> list[MessageFacts]:
         lowest = min(i.messages_scanned_id for i in incidents)
@@ -571,6 +609,15 @@ _NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
     "message_count": 0,
     "messages_scanned_id": 0,
 }
+
+
+def _broad_note(broad: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for key in broad:
+        word = {"file": "files"}.get(key.partition(":")[0], "people")
+        counts[word] = counts.get(word, 0) + 1
+    named = " and ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    return f"it names {named}, too many to group by"
 
 
 def _explain_ignored(group: Group, ignored: dict[int, dict[str, str]]) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from timeline.entities import IdentityIndex, normalise_email, normalise_ip
+from timeline.entities import IdentityIndex, normalise_email, normalise_name
 
 ATTACH_SCORE = 2
 MAIL_STREAMS = frozenset({"mail", "gmail"})
@@ -161,13 +161,17 @@ def incident_terms(
                 names[" ".join(facts.display_name.lower().split())] = key
         elif kind == "email":
             person_keys.add(key)
-    for ip in entities.get("ips") or ():
-        if normalise_ip(str(ip)) is not None:
-            strong[str(ip).lower()] = f"source IP {ip}"
-    for name in entities.get("files") or ():
-        _add_name(strong, str(name), "file")
-    for name in entities.get("apps") or ():
-        _add_name(strong, str(name), "app")
+    # Specific things come from the grouping keys, which leave out what is common (office IPs,
+    # first-party apps) and what a finding names too many of (a mass download's files).
+    labels = {
+        normalise_name(str(v)): str(v) for field in ("files", "apps") for v in entities.get(field) or ()
+    }
+    for key in keys:
+        kind, _, value = key.partition(":")
+        if kind == "ip" and "/" not in value:
+            strong[value.lower()] = f"source IP {value}"
+        elif kind in ("file", "app"):
+            _add_name(strong, labels.get(value, value), kind)
     threads = set()
     channels = set()
     for link in linked:

@@ -177,45 +177,57 @@ class IdentityIndex:
 
 @dataclass(frozen=True)
 class EntityKeys:
-    """A finding's grouping keys, with the words to explain each."""
+    """A finding's grouping keys, with the words to explain each.
+
+    `broad` holds what the finding names too many of to group by (the 17 accounts a spray
+    targeted, the 120 files of a mass download): those describe its reach, not who or what it
+    is about, and would otherwise pull every later finding about any of them into the incident.
+    """
 
     keys: tuple[str, ...]
     labels: Mapping[str, str]
+    broad: tuple[str, ...] = ()
+
+
+MAX_NAMED = 3
+
+
+def _person_keys(raws: list[str], identities: IdentityIndex, *, accounts: bool) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for raw in raws:
+        person = identities.person_for(raw)
+        if person is not None:
+            found.setdefault(f"person:{person}", identities.label(f"person:{person}"))
+        elif "@" in raw:
+            email = normalise_email(raw)
+            found.setdefault(f"email:{email}", email)
+        elif accounts:
+            found.setdefault(f"account:{raw.strip().lower()}", raw.strip())
+    return found
 
 
 def keys_for(entities: Mapping[str, Any] | None, identities: IdentityIndex) -> EntityKeys:
     """Turn a finding's `entities` JSON into grouping keys (people resolved through `identities`)."""
-    keys: dict[str, str] = {}
     entities = entities or {}
-    for raw in _strings(entities.get("people")):
-        person = identities.person_for(raw)
-        if person is not None:
-            keys.setdefault(f"person:{person}", identities.label(f"person:{person}"))
-        elif "@" in raw:
-            email = normalise_email(raw)
-            keys.setdefault(f"email:{email}", email)
-    for raw in _strings(entities.get("accounts")):
-        person = identities.person_for(raw)
-        if person is not None:
-            keys.setdefault(f"person:{person}", identities.label(f"person:{person}"))
-        elif "@" in raw:
-            email = normalise_email(raw)
-            keys.setdefault(f"email:{email}", email)
-        else:
-            keys.setdefault(f"account:{raw.strip().lower()}", raw.strip())
+    from_people = _person_keys(_strings(entities.get("people")), identities, accounts=False)
+    from_accounts = _person_keys(_strings(entities.get("accounts")), identities, accounts=True)
+    people = {**from_people, **from_accounts}
+    files = {
+        f"file:{n}": raw.strip() for raw in _strings(entities.get("files")) if (n := normalise_name(raw))
+    }
+    keys: dict[str, str] = {}
+    broad: dict[str, str] = {}
+    (broad if max(len(from_people), len(from_accounts)) > MAX_NAMED else keys).update(people)
     for raw in _strings(entities.get("ips")):
         ip = normalise_ip(raw)
         if ip is not None:
             keys.setdefault(f"ip:{ip}", ip)
-    for raw in _strings(entities.get("files")):
-        name = normalise_name(raw)
-        if name:
-            keys.setdefault(f"file:{name}", raw.strip())
+    (broad if len(files) > MAX_NAMED else keys).update(files)
     for raw in _strings(entities.get("apps")):
         name = normalise_name(raw)
         if name:
             keys.setdefault(f"app:{name}", raw.strip())
-    return EntityKeys(tuple(keys), keys)
+    return EntityKeys(tuple(keys), {**keys, **broad}, tuple(broad))
 
 
 def _strings(values: Any) -> list[str]:

@@ -1,8 +1,8 @@
 """Which findings belong together: a pure, explainable decision over grouping keys and time.
 
 A finding joins a group when it shares a key (person, account, IP, file, app) with it and starts
-no later than ``window`` after the group's last activity; each join extends the group, so the
-window slides. A finding that bridges several groups merges them when that surprises nobody —
+no later than ``window`` after the last finding of the group that had that key; each join moves
+that key's window on, so it slides with the activity about each person, IP or app. A finding that bridges several groups merges them when that surprises nobody —
 groups opened in this run, or incidents nobody has touched yet (status ``new``, no assignee, made by
 the system) — and otherwise joins the best match and records the other relation for an analyst to
 merge. Findings that cannot open an incident (posture, informational) only ever join one.
@@ -33,6 +33,8 @@ class FindingFacts:
     keys: tuple[str, ...]
     labels: Mapping[str, str]
     can_open: bool = True
+    # What it names too many of to group by (a spray's targets); overlapping sets still link.
+    broad: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,16 @@ class _KeyUse:
     group: Group
     finding_id: int | None  # None: the key came from an existing incident
     at: datetime
+    size: int = 0  # for a broad set: how many it named
+
+
+BROAD_PREFIX = "broad:"
+TARGETS_KEY = "targets"
+# Two broad sets are one campaign when they share at least this many members and this share of
+# the smaller set ("sprays from three IPs against the same 17 accounts").
+MIN_SHARED_TARGETS = 3
+MIN_TARGET_OVERLAP = 0.5
+_BROAD_HISTORY = 50
 
 
 def _root(group: Group) -> Group:
@@ -101,7 +113,12 @@ def describe_gap(seconds: float) -> str:
 
 
 def describe_keys(keys: Iterable[str], labels: Mapping[str, str]) -> str:
-    parts = [f"{KEY_WORDS.get(key_kind(k), key_kind(k))} {labels.get(k, k.partition(':')[2])}" for k in keys]
+    parts = [
+        "targets"
+        if k == TARGETS_KEY
+        else f"{KEY_WORDS.get(key_kind(k), key_kind(k))} {labels.get(k, k.partition(':')[2])}"
+        for k in keys
+    ]
     if len(parts) > 3:
         parts = parts[:3] + [f"{len(parts) - 3} more"]
     return " and ".join(parts) if len(parts) < 3 else ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -114,24 +131,30 @@ class Grouper:
         self.window = window
         self._groups: list[Group] = []
         self._index: dict[str, _KeyUse] = {}
+        self._broad: dict[str, list[_KeyUse]] = {}
         self._ungrouped: list[int] = []
         for incident in sorted(open_incidents, key=lambda i: (i.last_seen, i.id)):
             group = self._new_group(
                 incident.id, incident.first_seen, incident.last_seen, incident.auto_mergeable
             )
+            broad = [k.removeprefix(BROAD_PREFIX) for k in incident.keys if k.startswith(BROAD_PREFIX)]
             for key in incident.keys:
+                if key.startswith(BROAD_PREFIX):
+                    continue
                 group.keys[key] = key.partition(":")[2]
                 self._index[key] = _KeyUse(group, None, incident.last_seen)
+            self._remember_broad(broad, _KeyUse(group, None, incident.last_seen, len(broad)))
 
     def _new_group(self, incident_id: int | None, first: datetime, last: datetime, mergeable: bool) -> Group:
         group = Group(len(self._groups), incident_id, first, last, mergeable)
         self._groups.append(group)
         return group
 
-    def _in_window(self, group: Group, finding: FindingFacts) -> bool:
+    def _in_window(self, group: Group, use: _KeyUse, finding: FindingFacts) -> bool:
+        """Within the window of the last finding that shared this key (not of any finding in the
+        group), so an incident does not keep growing through one busy key after another."""
         return (
-            finding.first_seen <= group.last_seen + self.window
-            and finding.last_seen >= group.first_seen - self.window
+            finding.first_seen <= use.at + self.window and finding.last_seen >= group.first_seen - self.window
         )
 
     def _candidates(self, finding: FindingFacts) -> dict[int, tuple[Group, list[tuple[str, _KeyUse]]]]:
@@ -141,10 +164,38 @@ class Grouper:
             if use is None:
                 continue
             group = _root(use.group)
-            if not self._in_window(group, finding):
+            if not self._in_window(group, use, finding):
                 continue
             found.setdefault(group.ref, (group, []))[1].append((key, use))
+        for use in self._overlapping(finding):
+            found.setdefault(_root(use.group).ref, (_root(use.group), []))[1].append((TARGETS_KEY, use))
         return found
+
+    def _overlapping(self, finding: FindingFacts) -> list[_KeyUse]:
+        """Earlier broad sets in the window that share most of this finding's broad set."""
+        if len(finding.broad) < MIN_SHARED_TARGETS:
+            return []
+        shared: dict[int, int] = {}
+        uses: dict[int, _KeyUse] = {}
+        for key in finding.broad:
+            for use in self._broad.get(key, ()):
+                if finding.first_seen > use.at + self.window:
+                    continue
+                shared[id(use)] = shared.get(id(use), 0) + 1
+                uses[id(use)] = use
+        return [
+            uses[u]
+            for u, n in shared.items()
+            if n >= MIN_SHARED_TARGETS
+            and n / min(len(finding.broad), uses[u].size or 1) >= MIN_TARGET_OVERLAP
+        ]
+
+    def _remember_broad(self, broad: Iterable[str], use: _KeyUse) -> None:
+        for key in broad:
+            history = self._broad.setdefault(key, [])
+            history.append(use)
+            if len(history) > _BROAD_HISTORY:
+                del history[0]
 
     def add(self, finding: FindingFacts) -> None:
         candidates = self._candidates(finding)
@@ -215,9 +266,11 @@ class Grouper:
                 if use.finding_id is not None
                 else f"incident #{use.group.incident_id}'s last activity"
             )
-            text = (
-                f"joined: same {describe_keys(keys, finding.labels)} within {describe_gap(gap)} of {anchor}"
-            )
+            named = [k for k in keys if k != TARGETS_KEY]
+            parts = [f"same {describe_keys(named, finding.labels)}"] if named else []
+            if TARGETS_KEY in keys:
+                parts.append(f"mostly the same {use.size} targets")
+            text = f"joined: {' and '.join(parts)} within {describe_gap(gap)} of {anchor}"
         reason = self._reason(finding, decision, keys, text)
         if use is not None:
             reason["with_finding_id"] = use.finding_id
@@ -241,6 +294,10 @@ class Grouper:
         for key in finding.keys:
             group.keys.setdefault(key, finding.labels.get(key, key))
             self._index[key] = _KeyUse(group, finding.id, finding.last_seen)
+        if finding.broad:
+            self._remember_broad(
+                finding.broad, _KeyUse(group, finding.id, finding.last_seen, len(finding.broad))
+            )
 
     def plan(self) -> GroupingPlan:
         survivors = [g for g in self._groups if g.merged_into is None and g.changed]
