@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -31,16 +32,21 @@ def from_datetime(value: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * SECOND + delta.microseconds
 
 
+@lru_cache(maxsize=1 << 16)
+def _seconds_text(seconds: int) -> str:
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def graph_time(us: int) -> str:
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return f"{_seconds_text(us // SECOND)}.{us % SECOND:06d}0Z"
 
 
 def google_time(us: int) -> str:
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{_seconds_text(us // SECOND)}.{us % SECOND // 1000:03d}Z"
 
 
 def ual_time(us: int) -> str:
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S")
+    return _seconds_text(us // SECOND)
 
 
 def iso_seconds(us: int) -> str:

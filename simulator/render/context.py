@@ -17,7 +17,7 @@ class RenderContext:
         return self.tenant.ids
 
     def guid(self, stream: str, uid: int) -> str:
-        return self.tenant.ids.guid(stream, uid)
+        return self.tenant.ids.fast_guid(stream, uid)
 
     def person(self, index: int) -> Person:
         return self.tenant.people[index]

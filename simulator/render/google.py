@@ -62,11 +62,11 @@ def _shell(
         "kind": "admin#reports#activity",
         "id": {
             "time": google_time(ts),
-            "uniqueQualifier": ids.qualifier(stream, uid),
+            "uniqueQualifier": str(ids.fast(stream, uid) - (1 << 63)),
             "applicationName": APPLICATIONS[stream],
             "customerId": ctx.tenant.customer_id,
         },
-        "etag": f'"{ids.token("etag", stream, uid, length=27)}/{ids.token("etag2", stream, uid, length=27)}"',
+        "etag": f'"{ids.fast_token("etag", uid)}/{ids.fast_token(stream, uid)}"',
         "actor": {"callerType": "USER", "email": actor.email, "profileId": actor.google_id}
         if actor is not None
         else {"callerType": "KEY", "key": "SYSTEM"},

@@ -92,7 +92,7 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "appDisplayName": app.name,
         "ipAddress": session.ip,
         "clientAppUsed": app.client_app,
-        "correlationId": ctx.ids.guid("correlation", session.start, person.index, session.number),
+        "correlationId": ctx.ids.fast_guid("correlation", session.start, person.index, session.number),
         "conditionalAccessStatus": policy_result if error != 50126 else "notApplied",
         "isInteractive": True,
         "riskDetail": "none",
@@ -275,6 +275,11 @@ def _office_ip(ctx: RenderContext, person: Person) -> str:
     return block.address(person.index * 7)
 
 
+def _directory_audit_id(ctx: RenderContext, uid: int) -> str:
+    suffix = f"{ctx.ids.fast('dir-suffix', uid):016X}"[:5]
+    return f"Directory_{ctx.guid('m365:directory_audits', uid)}_{suffix}_{uid % 10**9:09d}"
+
+
 def render_directory_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:
     ts, uid, kind, person, session, extra = record
     spec = extra if kind == "audit" else _background_audit(ctx, kind, person, session, extra)
@@ -303,9 +308,9 @@ def render_directory_audit(ctx: RenderContext, record: Record) -> dict[str, Any]
             "user": None,
         }
     return {
-        "id": f"Directory_{ctx.guid('m365:directory_audits', uid)}_{ctx.ids.hex('dir-suffix', uid, length=5).upper()}_{uid % 10**9:09d}",
+        "id": _directory_audit_id(ctx, uid),
         "category": spec["category"],
-        "correlationId": ctx.guid("audit-correlation", uid),
+        "correlationId": ctx.ids.fast_guid("audit-correlation", uid),
         "result": spec["result"],
         "resultReason": "",
         "activityDisplayName": spec["activity"],
@@ -328,9 +333,9 @@ def render_risk_detection(ctx: RenderContext, record: Record) -> dict[str, Any]:
     loc = location(session)
     loc["geoCoordinates"] = None
     return {
-        "id": ctx.ids.hex("m365:risk_detections", uid, length=64),
-        "requestId": ctx.guid("risk-request", uid),
-        "correlationId": ctx.ids.guid("correlation", session.start, person.index, session.number),
+        "id": "".join(f"{ctx.ids.fast('m365:risk_detections', uid, k):016x}" for k in range(4)),
+        "requestId": ctx.ids.fast_guid("risk-request", uid),
+        "correlationId": ctx.ids.fast_guid("correlation", session.start, person.index, session.number),
         "riskEventType": kind,
         "riskType": kind,
         "riskState": state,
@@ -399,7 +404,7 @@ def render_unified_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "UserId": person.email if person else "",
     }
     if record_type == 15:
-        _ual_login(ctx, body, kind, person, session)
+        _ual_login(ctx, body, uid, kind, person, session)
     elif workload == "OneDrive":
         _ual_file(ctx, body, kind, person, session, extra)
     elif kind == "Send":
@@ -411,14 +416,16 @@ def render_unified_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:
         body["ResultStatus"] = "Succeeded"
         body["LogonType"] = 0
         body["MailboxOwnerUPN"] = person.email
-        body["MailboxGuid"] = ctx.ids.guid("mailbox", person.index)
+        body["MailboxGuid"] = ctx.ids.fast_guid("mailbox", person.index)
         body["ClientIPAddress"] = session.ip
     else:
         body.update(extra or {})
     return body
 
 
-def _ual_login(ctx: RenderContext, body: dict[str, Any], kind: str, person: Person, session: Session) -> None:
+def _ual_login(
+    ctx: RenderContext, body: dict[str, Any], uid: int, kind: str, person: Person, session: Session
+) -> None:
     body["ResultStatus"] = "Success" if kind == "UserLoggedIn" else "Failed"
     body["UserType"] = 0
     body["ObjectId"] = "00000003-0000-0ff1-ce00-000000000000"
@@ -432,8 +439,8 @@ def _ual_login(ctx: RenderContext, body: dict[str, Any], kind: str, person: Pers
     ]
     body["Actor"] = [{"ID": person.entra_id, "Type": 0}, {"ID": person.email, "Type": 5}]
     body["ActorContextId"] = ctx.tenant.tenant_id
-    body["InterSystemsId"] = ctx.ids.guid("intersystems", body["Id"])
-    body["IntraSystemId"] = ctx.ids.guid("intrasystem", body["Id"])
+    body["InterSystemsId"] = ctx.ids.fast_guid("intersystems", uid)
+    body["IntraSystemId"] = ctx.ids.fast_guid("intrasystem", uid)
     body["Target"] = [{"ID": "00000003-0000-0ff1-ce00-000000000000", "Type": 0}]
     body["TargetContextId"] = ctx.tenant.tenant_id
     body["ErrorNumber"] = "0" if kind == "UserLoggedIn" else "50126"
@@ -466,9 +473,9 @@ def _ual_file(
             "SourceFileExtension": drive_file.extension,
             "SourceRelativeUrl": "Documents",
             "ItemType": "File",
-            "ListItemUniqueId": ctx.ids.guid("list-item", drive_file.id),
-            "Site": ctx.ids.guid("site", owner_index),
-            "WebId": ctx.ids.guid("web", owner_index),
+            "ListItemUniqueId": ctx.ids.fast_guid("list-item", owner_index, k),
+            "Site": ctx.ids.fast_guid("site", owner_index),
+            "WebId": ctx.ids.fast_guid("web", owner_index),
             "UserAgent": session.device.model.user_agent,
             "EventSource": "SharePoint",
             "Platform": "WinDesktop"
@@ -495,11 +502,11 @@ def _ual_send(
             "ClientIPAddress": session.ip,
             "ClientInfoString": "Client=OWA;Action=ViaProxy",
             "LogonType": 0,
-            "MailboxGuid": ctx.ids.guid("mailbox", person.index),
+            "MailboxGuid": ctx.ids.fast_guid("mailbox", person.index),
             "MailboxOwnerUPN": person.email,
             "Item": {
-                "Id": ctx.ids.token("mail-item", uid, length=40),
-                "InternetMessageId": f"<{ctx.ids.hex('msgid', uid, length=24)}@{ctx.tenant.domain}>",
+                "Id": ctx.ids.fast_token("mail-item", uid, length=40),
+                "InternetMessageId": f"<{ctx.ids.fast('msgid', uid):016x}@{ctx.tenant.domain}>",
                 "Subject": "Re: follow-up" if recipient else "Update",
                 "ParentFolder": {"Name": "Sent Items", "Path": "\\Sent Items"},
                 "SizeInBytes": 4200 + uid % 30000,

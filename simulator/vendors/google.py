@@ -280,6 +280,12 @@ class GoogleApi:
         if stream is None:
             return Response.json(body)
         predicate = self._predicate(request)
+        if person is not None and stream == "google:admin":
+            # admin records are kept with the person acted upon; userKey filters on the actor
+            predicate = _and(
+                predicate, lambda activity, email=person.email: activity["actor"].get("email") == email
+            )
+            person = None
         page = event_page(
             self.sim, stream, Window(start, end, True, person), size, cursor, predicate, request.path
         )
@@ -989,6 +995,12 @@ class GoogleApi:
                 },
             }
         )
+
+
+def _and(first: Any, second: Any) -> Any:
+    if first is None:
+        return second
+    return lambda activity: first(activity) and second(activity)
 
 
 def _copy(policy: dict[str, Any]) -> dict[str, Any]:

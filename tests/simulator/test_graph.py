@@ -214,3 +214,22 @@ def test_registration_details_filter_finds_admins(simulator, graph):
 
     assert body["value"]
     assert all(u["isAdmin"] for u in body["value"])
+
+
+def test_story_conversations_are_in_outlook_and_teams(simulator, graph):
+    info = simulator.info
+    session = graph(info)
+    story = simulator.truth["stories"][0]
+    wanted = {c["id"] for c in story["conversations"]}
+    victim = next(r["target"]["user"] for r in story["remediation"] if r["action"] == "revoke_sessions")
+
+    mail = all_pages(session, f"{info['m365.graph_base_url']}/users/{victim}/messages", {"$top": "5"})
+    chats = session.get(f"{info['m365.graph_base_url']}/users/{victim}/chats/getAllMessages").json()["value"]
+
+    mail_ids = {m["id"] for page in mail for m in page}
+    assert {c["id"] for c in story["conversations"] if c["stream"] == "mail"} <= mail_ids
+    assert {c["id"] for c in story["conversations"] if c["stream"] == "teams_messages"} == {
+        m["id"] for m in chats
+    } & wanted
+    subjects = {m["subject"] for page in mail for m in page if m["id"] in wanted}
+    assert any(s.startswith("Did you just sign in from") for s in subjects)
