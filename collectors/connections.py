@@ -32,7 +32,13 @@ from collectors.credentials import Secrets, check_reference
 from collectors.errors import CollectorError, ConnectionConfigError
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
-from collectors.streams.base import StreamContext, configured_streams, open_api, streams_for
+from collectors.streams.base import (
+    StreamContext,
+    configured_streams,
+    missing_requirements,
+    open_api,
+    streams_for,
+)
 from core.audit import record
 from core.clock import utcnow
 from core.db import Database
@@ -379,19 +385,14 @@ def check_connection(connection: Connection, *, options: CollectorOptions | None
             checks.append(StreamCheck(spec.name, False, f"{type(exc).__name__}: {exc}", spec.permission))
         else:
             checks.append(StreamCheck(spec.name, True, None, spec.permission))
-    not_selected = [
-        s
-        for s in streams_for(connection.provider)
-        if s.needs_config and s not in configured_streams(connection)
-    ]
-    for spec in not_selected:
-        checks.append(
-            StreamCheck(
-                spec.name,
-                True,
-                f"not collected: set {' and '.join(spec.needs_config)} to select what to read",
-            )
-        )
+    if not connection.config.get("streams"):
+        configured = configured_streams(connection)
+        for spec in streams_for(connection.provider):
+            needs = missing_requirements(connection, spec)
+            if spec not in configured and needs:
+                checks.append(
+                    StreamCheck(spec.name, True, f"not collected: set {' and '.join(needs)} to read it")
+                )
     return ConnectionCheck(connection.name, connection.provider, missing, tuple(checks))
 
 

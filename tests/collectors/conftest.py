@@ -25,6 +25,7 @@ def make_connection(db: Database) -> Callable[..., Connection]:
         config: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
         streams: tuple[str, ...] | None = None,
+        intervals: dict[str, int] | None = None,
     ) -> Connection:
         counter["n"] += 1
         defaults = {"m365": {"client_id": "app"}, "google": {"subject": "admin@example.com"}, "slack": {}}
@@ -40,6 +41,7 @@ def make_connection(db: Database) -> Callable[..., Connection]:
             config={**defaults[provider], **(config or {})},
             secrets=secrets or secret_defaults[provider],
             streams=streams,
+            intervals=intervals or {},
         )
         row, _ = upsert_connection(db, definition, actor="principal:test")
         return row
