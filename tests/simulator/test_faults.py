@@ -98,7 +98,9 @@ def test_duplicate_pages_repeat_the_previous_last_item(make_simulator, graph):
 
 
 def test_late_events_are_hidden_until_the_clock_passes_their_delay(make_simulator):
-    sim = make_simulator(faults="late=0.5:7200@slack:audit")
+    sim = make_simulator(
+        faults="late=0.5:7200@slack:audit", start="2026-03-04T18:00:00Z"
+    )  # ends on a busy Wednesday
     all_ids = sim.events("slack:audit")
     visible_now = sim.events("slack:audit", visible=True)
 

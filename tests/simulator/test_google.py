@@ -58,7 +58,9 @@ def test_drive_acl_changes_of_the_insider_are_found_with_event_name_and_filters(
 
 
 def test_reporting_lag_hides_the_newest_events_until_time_passes(make_simulator, google):
-    sim = make_simulator(lag={"google:login": "6h"})
+    sim = make_simulator(
+        lag={"google:login": "6h"}, start="2026-03-04T18:00:00Z"
+    )  # ends on a Wednesday evening
     reports = google(sim.info, "admin", "reports_v1", scopes=REPORTS)
     before, _ = activities(reports, userKey="all", applicationName="login")
 

@@ -23,7 +23,9 @@ def test_users_list_pages_with_the_cursor(simulator, slack):
 
 
 def test_channel_history_pages_newest_first_and_threads_have_replies(make_simulator, slack):
-    sim = make_simulator("account_takeover")
+    sim = make_simulator(
+        "account_takeover", start="2026-03-02T00:00:00Z"
+    )  # a fixed week: a known number of messages
     client = slack(sim.info)
     channel = next(
         c
@@ -32,7 +34,7 @@ def test_channel_history_pages_newest_first_and_threads_have_replies(make_simula
     )
     thread = next(c for c in sim.truth["stories"][0]["conversations"] if c["stream"] == "messages")
 
-    pages = [list(page["messages"]) for page in client.conversations_history(channel=channel["id"], limit=3)]
+    pages = [list(page["messages"]) for page in client.conversations_history(channel=channel["id"], limit=2)]
     messages = [m for page in pages for m in page]
     parent = next(m for m in messages if f"{channel['id']}:{m['ts']}" == thread["id"])
     replies = client.conversations_replies(channel=channel["id"], ts=parent["ts"])["messages"]
