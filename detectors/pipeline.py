@@ -1,6 +1,7 @@
 """The detection pipeline: stored Events -> detectors -> Finding rows, one transaction per batch.
 
-It reads events after its cursor (`AnalysisCursor` "detection"), runs the Sigma engine (rule
+It reads events after its cursor (`AnalysisCursor` "detection", a `GapCursor`: ids a concurrent
+writer commits late are read on a later pass, not skipped), runs the Sigma engine (rule
 matches, correlations, dedup/threshold, suppressions) and then every extra `Detector` plugged in
 (anomaly, identity ...), and writes what they conclude. A finding that grows inside its dedup
 period is updated in place (same `dedup_key` and `window_start`), never duplicated. The cursor
@@ -34,9 +35,9 @@ from core.audit import record as audit_record
 from core.clock import utcnow
 from core.db import Database
 from core.models import Event, Finding, Suppression
-from core.models.anomaly import AnalysisCursor
 from core.models.enums import FindingStatus
 from core.settings import Settings
+from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
 from detectors.sigma.alerting import FindingDraft
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
@@ -196,20 +197,15 @@ class DetectionPipeline:
         detectors: Sequence[Detector] = (),
         batch_size: int = 5000,
         cursor_name: str = CURSOR_NAME,
+        gap_timeout: float = DEFAULT_GAP_TIMEOUT,
     ) -> None:
         self.pack = pack if pack is not None else load_default_pack()
         self.engine = DetectionEngine(self.pack)
         self.detectors = list(detectors)
         self.batch_size = batch_size
         self.cursor_name = cursor_name
+        self.cursor = GapCursor(cursor_name, Event, gap_timeout=gap_timeout)
         self._warm = False
-
-    def _cursor(self, session: Session) -> AnalysisCursor:
-        cursor = session.get(AnalysisCursor, self.cursor_name)
-        if cursor is None:
-            cursor = AnalysisCursor(name=self.cursor_name, position=0)
-            session.add(cursor)
-        return cursor
 
     def _warm_up(self, session: Session, position: int) -> None:
         """Rebuild windows and open alerts from events already processed before this process."""
@@ -231,14 +227,12 @@ class DetectionPipeline:
 
     def run_batch(self, session: Session) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction."""
-        cursor = self._cursor(session)
         if not self._warm:
-            self._warm_up(session, cursor.position)
-        events = session.exec(
-            select(Event).where(Event.id > cursor.position).order_by(col(Event.id)).limit(self.batch_size)
-        ).all()
+            self._warm_up(session, self.cursor.row(session).position)
+        events = self.cursor.read(session, self.batch_size)
         result = PipelineResult(events=len(events))
         if not events:
+            self.cursor.advance(session, events)  # lets gaps that never filled expire
             return result
         now = utcnow()
         rows = {row.id: row for row in _active_suppressions(session, now)}
@@ -259,9 +253,7 @@ class DetectionPipeline:
                 session.add(row)
                 result.suppressed += count
         result.errors.extend(str(e) for e in batch.errors[:100])
-        cursor.position = max(e.id for e in events if e.id is not None)
-        cursor.updated_at = now
-        session.add(cursor)
+        self.cursor.advance(session, events)
         return result
 
     def run(self, db: Database, *, max_batches: int | None = None) -> PipelineResult:

@@ -48,4 +48,7 @@ class AnalysisCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     position: int = 0
+    # Ids below `position` not seen yet (a writer still in flight, or a sequence value never used):
+    # [[low, high, first_noticed_epoch], ...], re-read until seen or timed out.
+    gaps: list[list[float]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -25,6 +25,9 @@ def upgrade() -> None:
         "analysiscursor",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column(
+            "gaps", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
         sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )

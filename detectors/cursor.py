@@ -1,0 +1,147 @@
+"""Reading rows "not yet processed" by id without losing the ones concurrent writers commit late.
+
+Ids come from a sequence that every writer draws from at insert time, but writers commit in
+their own order: on PostgreSQL, with several collector workers, id 41 can become visible after
+id 42 was read. A plain `id > cursor` reader would skip 41 forever. So the cursor remembers the
+ids below it it has not seen (the *gaps*, as ranges) and reads them again on every pass until
+they turn up or `gap_timeout` passes: a rolled-back insert or an `ON CONFLICT DO NOTHING` also
+burns a sequence value that will never appear, and those must not be re-read for ever. The
+timeout is the longest a writer's transaction may stay open (collectors commit per page, in
+seconds); anything committed later than that is logged as a late arrival, not processed.
+
+The gap state lives in the cursor row (`AnalysisCursor.gaps`) and moves in the caller's
+transaction together with whatever was derived from the rows, so a crash repeats or loses
+nothing. Rows are returned in id order; gap rows first (they are the oldest).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
+
+from core.clock import utcnow
+from core.models.anomaly import AnalysisCursor
+
+__all__ = ["GapCursor", "DEFAULT_GAP_TIMEOUT", "MAX_GAP_RANGES"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GAP_TIMEOUT = 600.0
+MAX_GAP_RANGES = 500
+
+
+@dataclass(frozen=True)
+class _Gap:
+    low: int
+    high: int
+    since: float
+
+    def as_json(self) -> list[float]:
+        return [self.low, self.high, self.since]
+
+
+def _gaps(cursor: AnalysisCursor) -> list[_Gap]:
+    return [_Gap(int(g[0]), int(g[1]), float(g[2])) for g in (cursor.gaps or [])]
+
+
+def _missing(ids: Sequence[int], after: int, since: float) -> list[_Gap]:
+    """Ranges of ids in (after, max(ids)] absent from the sorted `ids`."""
+    out: list[_Gap] = []
+    previous = after
+    for value in ids:
+        if value > previous + 1:
+            out.append(_Gap(previous + 1, value - 1, since))
+        previous = max(previous, value)
+    return out
+
+
+def _remove_seen(gaps: list[_Gap], seen: Sequence[int]) -> list[_Gap]:
+    """Split each gap range around the ids that have now turned up."""
+    if not seen:
+        return gaps
+    ordered = sorted(seen)
+    out: list[_Gap] = []
+    for gap in gaps:
+        low = gap.low
+        for value in ordered:
+            if value < low or value > gap.high:
+                continue
+            if value > low:
+                out.append(_Gap(low, value - 1, gap.since))
+            low = value + 1
+        if low <= gap.high:
+            out.append(_Gap(low, gap.high, gap.since))
+    return out
+
+
+class GapCursor:
+    """A named id cursor over one table (`model`, with an integer `id`) that re-reads its gaps."""
+
+    def __init__(self, name: str, model: Any, *, gap_timeout: float = DEFAULT_GAP_TIMEOUT) -> None:
+        self.name = name
+        self.model = model
+        self.gap_timeout = gap_timeout
+
+    def row(self, session: Session) -> AnalysisCursor:
+        cursor = session.get(AnalysisCursor, self.name)
+        if cursor is None:
+            cursor = AnalysisCursor(name=self.name, position=0, gaps=[])
+            session.add(cursor)
+        return cursor
+
+    def read(self, session: Session, limit: int, *, where: Any = None) -> list[Any]:
+        """Rows that appeared in a gap since the last pass, then up to `limit` rows after the cursor."""
+        cursor = self.row(session)
+        ident = col(self.model.id)
+        late: list[Any] = []
+        gaps = _gaps(cursor)
+        if gaps:
+            query = select(self.model).where(or_(*(and_(ident >= g.low, ident <= g.high) for g in gaps)))
+            if where is not None:
+                query = query.where(where)
+            late = list(session.exec(query.order_by(ident)).all())
+        query = select(self.model).where(ident > cursor.position)
+        if where is not None:
+            query = query.where(where)
+        fresh = list(session.exec(query.order_by(ident).limit(limit)).all())
+        return late + fresh
+
+    def advance(self, session: Session, rows: Sequence[Any], *, scanned_to: int | None = None) -> None:
+        """Record `rows` (as returned by `read`) as processed; ids skipped over become gaps.
+
+        `scanned_to`: with a `where` filter, the highest id known to have been examined (rows
+        the filter excluded are not gaps); defaults to the highest id among `rows`."""
+        cursor = self.row(session)
+        if not rows and not cursor.gaps and scanned_to is None:
+            return
+        now = utcnow().timestamp()
+        ids = sorted(int(r.id) for r in rows if r.id is not None)
+        position = cursor.position
+        gaps = _remove_seen(_gaps(cursor), [i for i in ids if i <= position])
+        fresh = [i for i in ids if i > position]
+        if fresh:
+            gaps.extend(_missing(fresh, position, now))
+            position = fresh[-1]
+        if scanned_to is not None and scanned_to > position:
+            position = scanned_to
+        gaps = self._expire(gaps, now)
+        cursor.position = position
+        cursor.gaps = [g.as_json() for g in gaps]
+        cursor.updated_at = utcnow()
+        session.add(cursor)
+
+    def _expire(self, gaps: list[_Gap], now: float) -> list[_Gap]:
+        kept = [g for g in gaps if now - g.since < self.gap_timeout]
+        if len(kept) < len(gaps):
+            log.info("cursor %s: %d id range(s) never committed, given up", self.name, len(gaps) - len(kept))
+        if len(kept) > MAX_GAP_RANGES:  # bound the re-read query: drop the oldest ranges
+            log.warning(
+                "cursor %s: more than %d open id ranges, dropping the oldest", self.name, MAX_GAP_RANGES
+            )
+            kept = sorted(kept, key=lambda g: g.since)[-MAX_GAP_RANGES:]
+        return sorted(kept, key=lambda g: g.low)
