@@ -1,0 +1,321 @@
+"""Story actions in Google Workspace: logins, Drive sharing and downloads, OAuth tokens, roles, settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.activity import Session
+from simulator.catalog import GOOGLE_ROLES
+from simulator.errors import ScenarioError
+from simulator.render.google import activity_extra, client_id
+from simulator.scenario import StepSpec
+from simulator.state import GoogleToken
+from simulator.stories.engine import StoryBuilder, action, add_permission, choose_files, file_refs
+from simulator.tenant import Permission, Person
+from simulator.timestamps import SECOND
+
+
+def _google_activity(
+    b: StoryBuilder,
+    stream: str,
+    ts: int,
+    actor: Person,
+    session: Session,
+    events: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    b.emit(
+        stream,
+        ts,
+        "activity",
+        actor,
+        session,
+        activity_extra(actor, session.ip, events, session.city.country),
+    )
+
+
+@action("google.login")
+def google_login(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    session = b.session(person, at, b.where(p), p, n=int(p.get("ip", 0)))
+    suspicious = bool(p.get("suspicious", session.network == "attacker"))
+    for k in range(int(p.get("failures", 0))):
+        _google_activity(
+            b,
+            "google:login",
+            at - (k + 1) * 50 * SECOND,
+            person,
+            session,
+            [
+                (
+                    "login",
+                    "login_failure",
+                    {
+                        "login_type": "google_password",
+                        "login_challenge_method": ["password"],
+                        "login_failure_type": "login_failure_invalid_password",
+                        "is_suspicious": suspicious,
+                    },
+                )
+            ],
+        )
+    methods = ["password", "google_authenticator"] if person.two_sv else ["password"]
+    _google_activity(
+        b,
+        "google:login",
+        at,
+        person,
+        session,
+        [
+            (
+                "login",
+                "login_success",
+                {
+                    "login_type": "google_password",
+                    "login_challenge_method": methods,
+                    "is_suspicious": suspicious,
+                    "is_second_factor": person.two_sv,
+                },
+            )
+        ],
+    )
+    if suspicious:
+        _google_activity(
+            b,
+            "google:login",
+            at + 40 * SECOND,
+            person,
+            session,
+            [("login", "suspicious_login", {"login_type": "google_password", "login_timestamp": at // 1000})],
+        )
+
+
+def _google_visibility(drive_file: Any) -> str:
+    kinds = {x.type for x in drive_file.permissions}
+    return (
+        "people_with_link"
+        if "anyone" in kinds
+        else "people_within_domain_with_link"
+        if "domain" in kinds
+        else ("shared_internally" if len(drive_file.permissions) > 1 else "private")
+    )
+
+
+@action("google.visibility_change")
+def google_visibility_change(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """Drive files made public on the web / anyone with the link (two events per activity)."""
+    person = b.person(p)
+    visibility = str(p.get("visibility", "people_with_link"))
+    files = b.tenant.files_of(person.index, "google")
+    for i, (_k, drive_file) in enumerate(choose_files(b, files, p)):
+        ts = at + i * 25 * SECOND
+        session = b.session(person, ts, b.where(p), p)
+        old = _google_visibility(drive_file)
+        common = {
+            "primary_event": True,
+            "billable": True,
+            "owner_is_shared_drive": False,
+            "owner": person.email,
+            "doc_id": drive_file.id,
+            "doc_type": "document",
+            "doc_title": drive_file.title,
+            "visibility": visibility,
+            "actor_is_collaborator_account": False,
+        }
+        scope = "can_view"
+        _google_activity(
+            b,
+            "google:drive",
+            ts,
+            person,
+            session,
+            [
+                (
+                    "acl_change",
+                    "change_document_access_scope",
+                    {**common, "old_value": ["none"], "new_value": [scope]},
+                ),
+                (
+                    "acl_change",
+                    "change_document_visibility",
+                    {
+                        **common,
+                        "old_visibility": old,
+                        "visibility_change": "external",
+                        "old_value": [old],
+                        "new_value": [visibility],
+                    },
+                ),
+            ],
+        )
+        discoverable = visibility == "public_on_the_web"
+        add_permission(
+            b,
+            "google",
+            drive_file.id,
+            Permission(
+                "anyoneWithLink" if not discoverable else "anyone",
+                "anyone",
+                "reader",
+                discoverable=discoverable,
+            ),
+        )
+        b.remember(
+            "google_public",
+            file_id=drive_file.id,
+            permission_id="anyoneWithLink" if not discoverable else "anyone",
+            title=drive_file.title,
+            owner=person.email,
+        )
+
+
+@action("google.external_share")
+def google_external_share(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    to = str(p["to"])
+    files = b.tenant.files_of(person.index, "google")
+    for i, (_k, drive_file) in enumerate(choose_files(b, files, p)):
+        ts = at + i * 20 * SECOND
+        session = b.session(person, ts, b.where(p), p)
+        common = {
+            "primary_event": True,
+            "billable": True,
+            "owner_is_shared_drive": False,
+            "owner": person.email,
+            "doc_id": drive_file.id,
+            "doc_type": "document",
+            "doc_title": drive_file.title,
+            "visibility": "shared_externally",
+            "actor_is_collaborator_account": False,
+        }
+        _google_activity(
+            b,
+            "google:drive",
+            ts,
+            person,
+            session,
+            [
+                (
+                    "acl_change",
+                    "change_user_access",
+                    {
+                        **common,
+                        "target_user": to,
+                        "target_domain": to.split("@")[-1],
+                        "old_value": ["none"],
+                        "new_value": ["can_view"],
+                    },
+                ),
+            ],
+        )
+        perm_id = str(b.ids.number("google-perm", drive_file.id, to) % 10**20)
+        add_permission(b, "google", drive_file.id, Permission(perm_id, "user", "reader", email=to))
+        b.remember("google_share", file_id=drive_file.id, permission_id=perm_id, to=to, owner=person.email)
+
+
+@action("google.mass_download")
+def google_mass_download(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    n = int(p.get("files", 80))
+    refs = file_refs(b, person, n, "google", str(p.get("owners", "team")))
+    from simulator.render.google import _doc_params
+
+    for i, ts in enumerate(b.spread(at, p, n, "30m")):
+        session = b.session(person, ts, b.where(p), p)
+        _google_activity(
+            b, "google:drive", ts, person, session, [("access", "download", _doc_params(b.ctx, refs[i]))]
+        )
+
+
+@action("google.token_authorize")
+def google_token_authorize(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A user grants a third-party app OAuth access to their Google account."""
+    person = b.person(p)
+    app = dict(p.get("app") or {})
+    name = str(app.get("name", "Document Viewer"))
+    scopes = [
+        str(s)
+        for s in app.get("scopes", ["https://mail.google.com/", "https://www.googleapis.com/auth/drive"])
+    ]
+    cid = client_id(b.ctx, f"story-app:{name}")
+    session = b.session(person, at, b.where(p), p)
+    _google_activity(
+        b,
+        "google:token",
+        at,
+        person,
+        session,
+        [("auth", "authorize", {"client_id": cid, "app_name": name, "client_type": "WEB", "scope": scopes})],
+    )
+    b.state.google_tokens_added.setdefault(person.index, {})[cid] = GoogleToken(cid, name, scopes)
+    b.remember("google_token", client_id=cid, user=person.email, app=name)
+
+
+@action("google.assign_role")
+def google_assign_role(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    admin = b.person(p, "by")
+    person = b.person(p)
+    role = str(p.get("role", "_SEED_ADMIN_ROLE"))
+    session = b.session(admin, at, b.where(p), p)
+    events = [
+        (
+            "DELEGATED_ADMIN_SETTINGS",
+            "ASSIGN_ROLE",
+            {"ROLE_NAME": role, "USER_EMAIL": person.email, "ROLE_ID": GOOGLE_ROLES[role][0]},
+        )
+    ]
+    if GOOGLE_ROLES[role][2]:
+        events.append(("USER_SETTINGS", "GRANT_ADMIN_PRIVILEGE", {"USER_EMAIL": person.email}))
+        b.state.user(person.index).google_admin = True
+    _google_activity(b, "google:admin", at, admin, session, events)
+    assignment = b.state._add_google_role(
+        person, role, b.ids.number("story-google-role", b.spec.id if b.spec else "", step.id)
+    )
+    b.state.bump(person)
+    b.remember("google_role", id=assignment["roleAssignmentId"], role=role, user=person.email)
+
+
+@action("google.setting_changed")
+def google_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """An admin changes a setting; the Cloud Identity policy read shows the new value."""
+    admin = b.person(p, "by")
+    setting = str(p.get("setting", "drive_and_docs.external_sharing"))
+    attribute = str(p.get("attribute", "externalSharingMode"))
+    policy = b.state.google_policies.get(setting)
+    if policy is None:
+        raise ScenarioError(
+            f"google.setting_changed: unknown setting {setting!r}; known: {', '.join(b.state.google_policies)}"
+        )
+    value = policy["setting"]["value"]
+    old, new = value.get(attribute), p.get("new")
+    if new is None:
+        value.pop(attribute, None)
+    else:
+        value[attribute] = new
+    session = b.session(admin, at, b.where(p), p)
+    event_name = str(p.get("event", "CHANGE_APPLICATION_SETTING"))
+    if event_name == "CHANGE_APPLICATION_SETTING":
+        event = (
+            "APPLICATION_SETTINGS",
+            event_name,
+            {
+                "APPLICATION_NAME": str(p.get("application", "Drive and Docs")),
+                "SETTING_NAME": str(p.get("setting_name", attribute)),
+                "OLD_VALUE": "" if old is None else str(old),
+                "NEW_VALUE": "" if new is None else str(new),
+                "ORG_UNIT_NAME": b.tenant.scenario.tenant.name,
+            },
+        )
+    else:
+        event = (
+            "SECURITY_SETTINGS",
+            event_name,
+            {
+                "ORG_UNIT_NAME": b.tenant.scenario.tenant.name,
+                "OLD_VALUE": "" if old is None else str(old),
+                "NEW_VALUE": "" if new is None else str(new),
+            },
+        )
+    _google_activity(b, "google:admin", at, admin, session, [event])
+    b.remember(
+        "google_setting", setting=setting, attribute=attribute, old=old, new=new, policy=policy["name"]
+    )

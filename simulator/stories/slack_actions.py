@@ -1,0 +1,191 @@
+"""Story actions in Slack: hijacked logins, file theft, public links, rogue apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.activity import Session
+from simulator.catalog import DeviceModel
+from simulator.errors import ScenarioError
+from simulator.render.slack import audit_extra as slack_extra
+from simulator.render.slack import slack_file, slack_user
+from simulator.scenario import StepSpec
+from simulator.state import SlackApp
+from simulator.stories.engine import StoryBuilder, action, file_refs
+from simulator.tenant import Device, Person
+from simulator.timestamps import SECOND
+
+
+def _slack_session_id(b: StoryBuilder, person: Person, where: str) -> str:
+    return str(b.ids.number("slack-story-session", person.index, where) % 10**12)
+
+
+def _slack_entry(
+    b: StoryBuilder,
+    ts: int,
+    person: Person,
+    session: Session,
+    action_name: str,
+    entity: dict[str, Any],
+    details: dict[str, Any] | None = None,
+    app: dict[str, Any] | None = None,
+    where: str = "attacker",
+) -> None:
+    b.emit(
+        "slack:audit",
+        ts,
+        "entry",
+        person,
+        session,
+        slack_extra(
+            action_name,
+            person,
+            entity,
+            session.ip,
+            session.device.model.user_agent,
+            _slack_session_id(b, person, where),
+            details,
+            app,
+        ),
+    )
+
+
+@action("slack.login")
+def slack_login(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A login with a stolen session/credentials: new IP, new user agent, and Slack's anomaly event."""
+    person = b.person(p)
+    where = b.where(p)
+    session = b.session(person, at, where, p, n=int(p.get("ip", 0)))
+    if p.get("agent"):
+        session = Session(
+            session.person,
+            session.number,
+            session.start,
+            session.end,
+            session.ip,
+            session.city,
+            session.block,
+            session.network,
+            Device("", DeviceModel("laptop", "", "", str(p["agent"]), 1), "", False, False),
+            session.local_day,
+        )
+    _slack_entry(
+        b, at, person, session, "user_login", {"type": "user", "user": slack_user(b.ctx, person)}, where=where
+    )
+    if p.get("anomaly", where == "attacker"):
+        _slack_entry(
+            b,
+            at + 90 * SECOND,
+            person,
+            session,
+            "anomaly",
+            {"type": "user", "user": slack_user(b.ctx, person)},
+            {
+                "reason": ["asn", "ip_address", "user_agent", "session_fingerprint"],
+                "action_timestamp": at // 1000,
+                "location": f"{session.city.name}, {session.city.country}",
+                "ip_address": session.ip,
+                "ua": session.device.model.user_agent,
+            },
+            where=where,
+        )
+
+
+@action("slack.file_downloads")
+def slack_file_downloads(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    n = int(p.get("files", 40))
+    refs = file_refs(b, person, n, "m365", str(p.get("owners", "all")))
+    where = b.where(p)
+    for i, ts in enumerate(b.spread(at, p, n, "20m")):
+        session = b.session(person, ts, where, p)
+        _slack_entry(
+            b,
+            ts,
+            person,
+            session,
+            "file_downloaded",
+            {"type": "file", "file": slack_file(b.ctx, refs[i])},
+            where=where,
+        )
+
+
+@action("slack.public_link")
+def slack_public_link(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    where = b.where(p)
+    n = int(p.get("files", 1))
+    for i in range(n):
+        ts = at + i * 30 * SECOND
+        session = b.session(person, ts, where, p)
+        info = slack_file(b.ctx, (person.index, i))
+        _slack_entry(
+            b, ts, person, session, "file_public_link_created", {"type": "file", "file": info}, where=where
+        )
+        b.state.slack_public_files[info["id"]] = {
+            **info,
+            "user": person.slack_id,
+            "public_url_shared": True,
+            "created": ts // SECOND,
+            "permalink_public": f"https://slack-files.com/{b.tenant.slack_team_id}-{info['id']}-{b.ids.hex('pub', info['id'], length=10)}",
+        }
+        b.remember("slack_public_file", file_id=info["id"], user=person.email, name=info["name"])
+
+
+@action("slack.app_installed")
+def slack_app_installed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    app = dict(p.get("app") or {})
+    name = str(app.get("name", "DataSync"))
+    scopes = [str(s) for s in app.get("scopes", ["channels:history", "files:read", "users:read.email"])]
+    app_id = b.ids.slack_id("A", "slack-app", f"story:{name}")
+    where = b.where(p)
+    session = b.session(person, at, where, p)
+    info = {
+        "id": app_id,
+        "name": name,
+        "is_distributed": False,
+        "is_directory_approved": False,
+        "scopes": scopes,
+    }
+    _slack_entry(
+        b,
+        at,
+        person,
+        session,
+        "app_installed",
+        {"type": "app", "app": info},
+        {
+            "app_owner_id": person.slack_id,
+            "is_internal_integration": False,
+            "is_token_rotation_enabled_app": False,
+            "scopes": scopes,
+        },
+        where=where,
+    )
+    b.state.slack_apps[f"story:{name}"] = SlackApp(app_id, name, scopes, person.index, at, approved=False)
+    b.remember("slack_app", id=app_id, name=name, user=person.email)
+
+
+@action("slack.app_scopes_expanded")
+def slack_app_scopes_expanded(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    person = b.person(p)
+    name = str((p.get("app") or {}).get("name", "DataSync"))
+    app = b.state.slack_apps.get(f"story:{name}")
+    if app is None:
+        raise ScenarioError(f"slack.app_scopes_expanded: install {name!r} with slack.app_installed first")
+    new_scopes = [str(s) for s in (p.get("app") or {}).get("scopes", ["admin", "chat:write", "files:write"])]
+    old_scopes = list(app.scopes)
+    app.scopes = sorted(set(old_scopes) | set(new_scopes))
+    where = b.where(p)
+    session = b.session(person, at, where, p)
+    _slack_entry(
+        b,
+        at,
+        person,
+        session,
+        "app_scopes_expanded",
+        {"type": "app", "app": {"id": app.id, "name": name, "scopes": app.scopes}},
+        {"new_scopes": new_scopes, "previous_scopes": old_scopes},
+        where=where,
+    )
