@@ -37,13 +37,33 @@ class ChangeAttribution:
     score: int
 
 
-def _leaf_names(paths: list[str]) -> list[str]:
-    names = []
+_GENERIC = ("value", "state", "isenabled", "enabled")
+
+
+def _leaf_names(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(specific leaf names, generic ones). A specific name anywhere in an event is a hint; a
+    generic one (`isEnabled`, `state`) only when the event names it as a value — the way audit
+    logs list a modified property (`"displayName": "isEnabled"`, Google's parameter `name`)."""
+    specific: list[str] = []
+    generic: list[str] = []
     for path in paths:
         leaf = path.rsplit(".", 1)[-1].lower()
-        if len(leaf) >= 4 and leaf not in ("value", "state", "isenabled") and leaf not in names:
-            names.append(leaf)
-    return names
+        if len(leaf) < 4 or leaf in specific or leaf in generic:
+            continue
+        (generic if leaf in _GENERIC else specific).append(leaf)
+    return specific, generic
+
+
+def _named_as_value(text: str, name: str) -> bool:
+    """`name` appears as a JSON string value (not as a key) in compact JSON `text`."""
+    quoted = f'"{name}"'
+    start = text.find(quoted)
+    while start >= 0:
+        end = start + len(quoted)
+        if start > 0 and text[start - 1] in ":[," and not text.startswith(":", end):
+            return True
+        start = text.find(quoted, end)
+    return False
 
 
 def attribute_change(
@@ -71,7 +91,7 @@ def attribute_change(
         query = query.where(Event.connection_id == connection_id)
     events = session.exec(query.order_by(col(Event.occurred_at).desc()).limit(MAX_CANDIDATES)).all()
     needle_id = object_id.lower()
-    leaves = _leaf_names(paths)
+    leaves, generic = _leaf_names(paths)
     best: ChangeAttribution | None = None
     for event in events:
         text = orjson.dumps(event.raw).decode().lower()
@@ -79,6 +99,7 @@ def attribute_change(
         if needle_id and len(needle_id) >= 4 and needle_id in text:
             score += 3
         score += 2 * sum(1 for leaf in leaves if leaf in text)
+        score += 2 * sum(1 for leaf in generic if _named_as_value(text, leaf))
         action = (event.action or "").lower()
         if any(word in action for word in _SETTING_WORDS):
             score += 1

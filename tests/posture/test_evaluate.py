@@ -191,3 +191,49 @@ def test_given_a_ten_user_tenant_then_failing_users_are_named_in_one_finding(
         "u9@corp.test",
     ]
     assert "google.super_admin_count" not in {f.rule_id for f in findings(db, "posture")}
+
+
+def test_given_tenant_wide_drift_whose_object_id_the_audit_event_does_not_name_then_the_property_name_attributes_it(
+    db, connection, store_snapshot, store_event
+) -> None:
+    """The tenant-wide path: the snapshot's id ("sd") differs from the policy id in the audit
+    event, and the changed property is a generic name (isEnabled) — listed by the event as a
+    modified property, which is enough; an unrelated admin event in the window is not cited."""
+    cid = connection("m365")
+    store_snapshot(cid, "m365", "security_defaults", "sd", {"isEnabled": True}, T0)
+    evaluate(db, now=T0)
+    store_event(
+        cid,
+        "m365",
+        "directory_audits",
+        "unrelated",
+        T0 + timedelta(minutes=30),
+        {"activityDisplayName": "Add user", "targetResources": [{"userPrincipalName": "new@contoso.test"}]},
+        actor="helpdesk@contoso.test",
+        action="Add user",
+    )
+    event_id = store_event(
+        cid,
+        "m365",
+        "directory_audits",
+        "dir-1",
+        T0 + timedelta(hours=1),
+        {
+            "targetResources": [
+                {
+                    "id": "00000000-0000-0000-0000-000000000005",
+                    "modifiedProperties": [{"displayName": "isEnabled"}],
+                }
+            ]
+        },
+        actor="mallory@corp.test",
+        action="Update policy",
+    )
+    store_snapshot(cid, "m365", "security_defaults", "sd", {"isEnabled": False}, T0 + timedelta(hours=2))
+    evaluate(db, now=T0 + timedelta(hours=2))
+
+    drift = findings(db, "drift")
+    assert {f.rule_id for f in drift} >= {"m365.mfa_all_users", "m365.mfa_admins"}
+    for finding in drift:
+        assert finding.evidence_event_ids == [event_id], finding.rule_id
+        assert finding.context["changed_by"] == "mallory@corp.test"
