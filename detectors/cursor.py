@@ -111,6 +111,19 @@ class GapCursor:
         fresh = list(session.exec(query.order_by(ident).limit(limit)).all())
         return late + fresh
 
+    def pending(self, session: Session) -> bool:
+        """Whether a `read` would return anything (without reading it)."""
+        cursor = session.get(AnalysisCursor, self.name)
+        ident = col(self.model.id)
+        position = cursor.position if cursor is not None else 0
+        if session.exec(select(ident).where(ident > position).limit(1)).first() is not None:
+            return True
+        gaps = _gaps(cursor) if cursor is not None else []
+        if not gaps:
+            return False
+        query = select(ident).where(or_(*(and_(ident >= g.low, ident <= g.high) for g in gaps)))
+        return session.exec(query.limit(1)).first() is not None
+
     def advance(self, session: Session, rows: Sequence[Any], *, scanned_to: int | None = None) -> None:
         """Record `rows` (as returned by `read`) as processed; ids skipped over become gaps.
 

@@ -38,6 +38,7 @@ from core.models import Event, Finding, Suppression
 from core.models.enums import FindingStatus
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
+from detectors.posture.service import PostureReport
 from detectors.sigma.alerting import FindingDraft
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
@@ -87,6 +88,7 @@ class PipelineResult:
     suppressed: int = 0
     errors: list[str] = field(default_factory=list)
     findings: list[int] = field(default_factory=list)
+    posture: PostureReport | None = None  # set by `detect_new` when new snapshots were evaluated
 
     def add(self, other: PipelineResult) -> None:
         self.events += other.events
@@ -279,7 +281,8 @@ def detect_new(
     """Run detection over every stored event not yet processed (what the scheduler, `tenantguard
     detect` and the end-to-end bench call). One long-lived pipeline per database in this process,
     so correlation windows and open alerts carry over between calls; anomaly detectors included
-    unless `with_anomaly` is False."""
+    unless `with_anomaly` is False. Posture checks run too, once, when new snapshots arrived
+    (`result.posture`)."""
     key = f"{db.url}|{with_anomaly}"
     pipeline = _PIPELINES.get(key)
     if pipeline is None:
@@ -289,4 +292,23 @@ def detect_new(
 
             detectors.extend(anomaly_detectors(settings))
         pipeline = _PIPELINES[key] = DetectionPipeline(detectors=detectors)
-    return pipeline.run(db)
+    result = pipeline.run(db)
+    run_posture(db, settings, result)
+    return result
+
+
+def run_posture(db: Database, settings: Settings | None, result: PipelineResult) -> None:
+    """Evaluate posture once when snapshots arrived since the last evaluation; its drift and
+    posture findings are counted in `result` (they go through posture's own upsert, which
+    resolves passing checks)."""
+    from detectors.posture import evaluate, snapshots_pending
+
+    try:
+        if not snapshots_pending(db):
+            return
+        report = evaluate(db, settings)
+    except Exception as exc:  # posture's failure must not hide the detections already written
+        result.errors.append(f"posture: {type(exc).__name__}: {exc}")
+        return
+    result.posture = report
+    result.errors.extend(f"posture: {e}" for e in report.errors)

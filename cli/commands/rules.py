@@ -229,7 +229,8 @@ def detect(
         bool, typer.Option("--anomaly/--rules-only", help="Also run the anomaly detectors.")
     ] = True,
 ) -> None:
-    """Run detection (Sigma rules, correlations, anomaly detectors) over stored events not yet processed."""
+    """Run detection (Sigma rules, correlations, anomaly detectors) over stored events not yet processed,
+    and the posture checks when new snapshots arrived."""
     from cli.context import settings
     from detectors.pipeline import detect_new
 
@@ -239,6 +240,13 @@ def detect(
         f"{result.suppressed} suppressed" + (f", {len(result.errors)} errors" if result.errors else ""),
         highlight=False,
     )
+    if result.posture is not None:
+        report = result.posture
+        console.print(
+            f"posture: {report.results} check results, {report.failing} failing, "
+            f"{report.drift_findings} drift findings, {report.resolved} resolved",
+            highlight=False,
+        )
     for error in result.errors[:20]:
         err_console.print(f"[yellow]{error}[/yellow]", highlight=False)
 

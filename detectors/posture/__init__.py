@@ -7,7 +7,13 @@ failing snapshots, for ``tenantguard rules test``) and :func:`load_checks`.
 
 from detectors.posture.checks import PostureCheck, load_checks
 from detectors.posture.evaluation import CheckStatus, CheckTestResult, run_check_tests
-from detectors.posture.service import PostureReport, evaluate, latest_scores, score_history
+from detectors.posture.service import (
+    PostureReport,
+    evaluate,
+    latest_scores,
+    score_history,
+    snapshots_pending,
+)
 
 __all__ = [
     "CheckStatus",
@@ -19,4 +25,5 @@ __all__ = [
     "load_checks",
     "run_check_tests",
     "score_history",
+    "snapshots_pending",
 ]

@@ -22,8 +22,9 @@ from sqlmodel import Session, col, select
 from core.audit import record
 from core.clock import utcnow
 from core.db import Database
-from core.models import AnalysisCursor, ConfigSnapshot, FindingKind, PostureResult, PostureScore
+from core.models import ConfigSnapshot, FindingKind, PostureResult, PostureScore
 from core.settings import Settings
+from detectors.cursor import GapCursor
 from detectors.posture.attribution import attribute_change
 from detectors.posture.checks import PostureCheck, Scope, load_checks
 from detectors.posture.evaluation import (
@@ -37,6 +38,7 @@ from detectors.posture.expression import get_path
 from detectors.posture.findings import FindingDraft, resolve_findings, upsert_finding
 
 DRIFT_CURSOR = "posture.drift"
+DRIFT_READER = GapCursor(DRIFT_CURSOR, ConfigSnapshot)
 OVERALL = "overall"
 MAX_DIFFS = 20
 _PERSON_FIELDS = ("userPrincipalName", "primaryEmail", "mail", "profile.email", "mailbox", "userKey", "email")
@@ -346,20 +348,14 @@ def detect_snapshot_drift(
     session: Session, checks: Sequence[PostureCheck], *, limit: int = 20_000
 ) -> list[FindingDraft]:
     """Compare every snapshot stored since the last pass with the one before it."""
-    cursor = session.get(AnalysisCursor, DRIFT_CURSOR) or AnalysisCursor(name=DRIFT_CURSOR, position=0)
     drift_checks: dict[tuple[str, str], list[PostureCheck]] = defaultdict(list)
     for check in checks:
         if check.drift and check.scope is Scope.EACH:
             drift_checks[(check.provider.value, check.object_type)].append(check)
-    types = sorted({object_type for _, object_type in drift_checks})
-    new = session.exec(
-        select(ConfigSnapshot)
-        .where(col(ConfigSnapshot.id) > cursor.position, col(ConfigSnapshot.object_type).in_(types))
-        .order_by(col(ConfigSnapshot.id))
-        .limit(limit)
-    ).all()
+    types = {object_type for _, object_type in drift_checks}
+    read = DRIFT_READER.read(session, limit)  # every type, so skipped-over ids are true gaps
     drafts = []
-    for snapshot in new:
+    for snapshot in (s for s in read if s.object_type in types):
         applicable = [
             c
             for c in drift_checks.get((snapshot.provider, snapshot.object_type), ())
@@ -385,13 +381,14 @@ def detect_snapshot_drift(
                         snapshot_id=snapshot.id,
                     )
                 )
-    newest = max((s.id or 0 for s in new), default=None)
-    if newest is None:
-        newest = session.exec(select(func.max(ConfigSnapshot.id))).one() or cursor.position
-    cursor.position = max(cursor.position, int(newest))
-    cursor.updated_at = utcnow()
-    session.add(cursor)
+    DRIFT_READER.advance(session, read)
     return drafts
+
+
+def snapshots_pending(db: Database) -> bool:
+    """Whether snapshots were stored (or committed late) since the last `evaluate`."""
+    with db.session(readonly=True) as session:
+        return DRIFT_READER.pending(session)
 
 
 def _tenant_drift(

@@ -160,3 +160,33 @@ def test_detect_new_keeps_one_pipeline_per_database_and_runs_anomaly_detectors_t
     assert first.events == 12 and first.created >= 1
     assert detect_new(db, settings).events == 0
     assert "m365_password_spray" in {f.rule_id for f in _findings(db)}
+
+
+def test_detect_new_evaluates_posture_once_when_new_snapshots_arrive(db, settings) -> None:
+    from core.models import ConfigSnapshot, Connection
+    from detectors.pipeline import detect_new
+
+    # given a tenant whose security defaults are off, collected once
+    with db.session() as session:
+        connection = Connection(name="m365-tenant", provider="m365", tenant="contoso.test")
+        session.add(connection)
+        session.flush()
+        session.add(
+            ConfigSnapshot(
+                connection_id=connection.id,
+                provider="m365",
+                object_type="security_defaults",
+                object_id="00000000-0000-0000-0000-000000000005",
+                content_hash="off",
+                data={"isEnabled": False},
+                collected_at=T0,
+            )
+        )
+    # when detection runs, posture is evaluated in the same call and reported
+    first = detect_new(db, settings)
+    assert first.posture is not None and first.posture.failing >= 1
+    with db.session(readonly=True) as session:
+        posture = session.exec(select(Finding).where(Finding.kind == "posture")).all()
+    assert "m365.mfa_all_users" in {f.rule_id for f in posture}
+    # and a second call with no new snapshot does not evaluate again
+    assert detect_new(db, settings).posture is None
