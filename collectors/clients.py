@@ -84,12 +84,25 @@ def timeout_of(connection: Connection) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+class ExactRetryAfter(Retry):
+    """urllib3's Retry treats `Retry-After: 0` as absent and backs off instead; wait exactly what
+    the provider asked, zero included."""
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after is None:
+            return False
+        if retry_after > 0:
+            time.sleep(retry_after)
+        return True
+
+
 def http_retry(*, retries: int = DEFAULT_RETRIES, retry_writes: bool = False) -> Retry:
     """urllib3 retries: 429 waits exactly Retry-After, 5xx/timeouts back off exponentially.
 
     Writes (POST/PATCH/DELETE) are retried only when the caller says they are idempotent.
     """
-    return Retry(
+    return ExactRetryAfter(
         total=retries,
         connect=retries,
         read=retries,

@@ -39,6 +39,7 @@ def ensure_checkpoint(db: Database, connection_id: int, stream: str) -> int:
                 Checkpoint.connection_id == connection_id, Checkpoint.stream == stream
             )
         ).one()
+    assert row is not None
     return int(row)
 
 

@@ -6,6 +6,7 @@ under our retry policy, which waits exactly what a 429 asks and backs off on 5xx
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -227,7 +228,7 @@ def _paged(
 ) -> Iterator[Any]:
     token = None
     while True:
-        body = api.execute(lambda token=token: make(token), permission=permission, kind=kind, lists=(key,))
+        body = api.execute(functools.partial(make, token), permission=permission, kind=kind, lists=(key,))
         yield from body.get(key, [])
         token = body.get("nextPageToken")
         if not token or probe:
@@ -283,7 +284,7 @@ def read_tokens(ctx: StreamContext) -> Iterator[Page]:
     for user in _users(ctx):
         key = user.get("primaryEmail") or user.get("id")
         body = api.execute(
-            lambda key=key: api.service("directory").tokens().list(userKey=key),
+            functools.partial(api.service("directory").tokens().list, userKey=key),
             permission=SCOPE_NAMES["tokens"],
             kind="admin#directory#tokenList",
             lists=("items",),
@@ -351,6 +352,12 @@ def read_groups(ctx: StreamContext) -> Iterator[Page]:
     yield Page(object_type="group", objects=objects, source="directory/groups")
 
 
+def _owned_files(drive: Any, fields: str, page_size: int, token: Any) -> Any:
+    return drive.files().list(
+        q="'me' in owners and trashed = false", fields=fields, pageSize=page_size, pageToken=token
+    )
+
+
 def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
     """Permissions on files each user owns (impersonating the owner), incl. anyone/domain links."""
     api: GoogleApi = ctx.api
@@ -362,12 +369,7 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
         drive = api.service("drive", subject=owner)
         files = _paged(
             api,
-            lambda token, drive=drive: drive.files().list(
-                q="'me' in owners and trashed = false",
-                fields=fields,
-                pageSize=min(ctx.page_size, 1000),
-                pageToken=token,
-            ),
+            functools.partial(_owned_files, drive, fields, min(ctx.page_size, 1000)),
             "files",
             permission,
             kind="drive#fileList",
@@ -379,7 +381,7 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
             perms = f.get("permissions")
             if perms is None:
                 body = api.execute(
-                    lambda f=f, drive=drive: drive.permissions().list(fileId=f["id"], supportsAllDrives=True),
+                    functools.partial(drive.permissions().list, fileId=f["id"], supportsAllDrives=True),
                     permission=permission,
                     kind="drive#permissionList",
                     lists=("permissions",),
@@ -424,8 +426,8 @@ def read_gmail(ctx: StreamContext) -> Iterator[Page]:
             messages = []
             for thread in body.get("threads", []) or []:
                 full = api.execute(
-                    lambda thread=thread: (
-                        gmail.users().threads().get(userId="me", id=thread["id"], format="full")
+                    functools.partial(
+                        gmail.users().threads().get, userId="me", id=thread["id"], format="full"
                     ),
                     permission=permission,
                     required=("id", "messages"),

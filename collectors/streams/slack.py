@@ -359,7 +359,7 @@ def _channel_ids(ctx: StreamContext) -> list[str]:
             raise RequestRejected(
                 f"{api.name}: no channel named {', '.join(missing)} is visible to the bot", status=404
             )
-        ids += [found[n] for n in names]
+        ids += [str(found[n]) for n in names]
     return ids
 
 
