@@ -38,24 +38,38 @@ DYNAMIC_UID_BASE = 1 << 61
 
 
 class Lru:
-    """A tiny thread-safe LRU cache; values are rebuilt (identically) after eviction."""
+    """A tiny thread-safe LRU cache; values are rebuilt (identically) after eviction.
+
+    Concurrent misses on one key are built once: the other callers wait for the first.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[Any, threading.Event] = {}
 
     def get(self, key: Any, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+                pending = self._building.get(key)
+                if pending is None:
+                    self._building[key] = threading.Event()
+                    break
+            pending.wait()
+        try:
+            value = make()
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                self._building.pop(key).set()
 
     def discard(self, key: Any) -> None:
         with self._lock:

@@ -1,6 +1,4 @@
-"""The story engine: actors, timing, emitting records, and the ground truth of each story.
-
-Attack (and benign look-alike) stories: scenario steps turned into events, state and ground truth.
+"""The story engine: actors, timing, emitted records, and the ground truth of each story.
 
 A story resolves its actors (a victim picked from the tenant, an attacker with foreign IPs ...),
 places itself in time, then runs each step's *action*. Actions append records to event streams,

@@ -174,8 +174,14 @@ def m365_inbox_rule(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int)
         },
     )
     actions["stopProcessingRules"] = True
-    rule = InboxRule(rule_id, name, 0, True, conditions, actions, at)
-    b.state.inbox_rules_added.setdefault(person.index, []).append(rule)
+    rules = b.state.inbox_rules_added.setdefault(person.index, [])
+    existing = next((r for r in rules if r.name == name), None)
+    if operation == "Set-InboxRule" and existing is not None:  # changes the rule made earlier
+        existing.actions.update(actions)
+        existing.conditions.update(conditions)
+        rule_id = existing.id
+    else:
+        rules.append(InboxRule(rule_id, name, 0, True, conditions, actions, at))
     b.remember("inbox_rule", id=rule_id, name=name, user=person.email)
 
 
