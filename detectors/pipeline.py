@@ -32,10 +32,10 @@ from typing import Protocol
 from sqlmodel import Session, col, select
 
 from core.audit import record as audit_record
-from core.clock import utcnow
+from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import Event, Finding, Suppression
-from core.models.enums import FindingStatus
+from core.models.enums import FindingStatus, Severity
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
 from detectors.posture.service import PostureReport
@@ -144,6 +144,13 @@ def write_findings(session: Session, drafts: Iterable[FindingDraft], result: Pip
             evidence = list(existing.evidence_event_ids or [])
             evidence.extend(e for e in draft.evidence_event_ids if isinstance(e, int) and e not in evidence)
             existing.evidence_event_ids = evidence[:MAX_EVIDENCE]
+            if as_utc(draft.last_seen) >= as_utc(existing.last_seen):
+                # the newer draft describes the alert as it is now ("1,200 files", not "400")
+                existing.title = draft.title[:500]
+                existing.description = draft.description
+            if Severity(draft.severity).rank > Severity(existing.severity).rank:
+                existing.severity = draft.severity
+            existing.confidence = max(existing.confidence, draft.confidence)
             existing.count = max(existing.count, draft.count)
             existing.first_seen = min(existing.first_seen, draft.first_seen)
             existing.last_seen = max(existing.last_seen, draft.last_seen)

@@ -190,3 +190,53 @@ def test_detect_new_evaluates_posture_once_when_new_snapshots_arrive(db, setting
     assert "m365.mfa_all_users" in {f.rule_id for f in posture}
     # and a second call with no new snapshot does not evaluate again
     assert detect_new(db, settings).posture is None
+
+
+def test_a_growing_finding_keeps_its_title_and_description_current(db) -> None:
+    from detectors.sigma.alerting import FindingDraft
+
+    class GrowingSpike:
+        """Emits the same alert (same dedup key and window) with the day's count so far."""
+
+        name = "test.growing_spike"
+
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def detect(self, session, events):
+            self.batches += 1
+            files = 400 * self.batches
+            last = max(e.occurred_at for e in events)
+            yield FindingDraft(
+                rule_id="anomaly.volume_spike",
+                kind="anomaly",
+                severity="medium" if files < 1000 else "high",
+                confidence=0.85,
+                title=f"Mass download: {files:,} files downloaded by a@northwind.example in a day",
+                description=f"{files:,} files downloaded by a@northwind.example",
+                provider="m365",
+                entities={"people": ["a@northwind.example"]},
+                evidence_event_ids=tuple(e.id for e in events),
+                first_seen=T0,
+                last_seen=last,
+                count=len(events),
+                dedup_key="anomaly:volume:download:a@northwind.example:day",
+                window_start=T0.timestamp(),
+                mitre=(),
+                context={"count": files},
+                runbook="",
+            )
+
+    pipeline = DetectionPipeline(detectors=[GrowingSpike()])
+    # given a spike first reported at 400 files
+    _store(db, [_failure("a@northwind.example", T0)])
+    pipeline.run(db)
+    # when it grows to 800 and then 1,200 files in later batches
+    for n in (1, 2):
+        _store(db, [_failure("a@northwind.example", T0 + timedelta(minutes=n))])
+        pipeline.run(db)
+    # then the one finding says the new number and its severity rose with it
+    [finding] = [f for f in _findings(db) if f.rule_id == "anomaly.volume_spike"]
+    assert finding.title.startswith("Mass download: 1,200 files")
+    assert finding.description.startswith("1,200 files")
+    assert finding.context["count"] == 1200 and finding.severity == "high"
