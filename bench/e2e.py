@@ -134,12 +134,16 @@ def _seed_directly(db: Any, users: int, days: int, seed: int) -> int:
     return count
 
 
-def connect_simulator(db: Any, info: dict[str, Any]) -> None:
-    """Store the connections a running simulator describes (secrets stay references)."""
+def connect_simulator(db: Any, info: dict[str, Any], **options: Any) -> None:
+    """Store the connections a running simulator describes (secrets stay references).
+
+    `options` go to `collectors.connections_from_simulator` (e.g. ``streams=`` to limit them).
+    """
     from collectors import connections_from_simulator
     from collectors.connections import sync_connections
 
-    sync_connections(db, connections_from_simulator(info), actor="system:bench", source="simulator")
+    definitions = connections_from_simulator(info, **options)
+    sync_connections(db, definitions, actor="system:bench", source="simulator")
 
 
 def child_main(spec: RunSpec) -> RunResult:
