@@ -233,3 +233,23 @@ def test_story_conversations_are_in_outlook_and_teams(simulator, graph):
     } & wanted
     subjects = {m["subject"] for page in mail for m in page if m["id"] in wanted}
     assert any(s.startswith("Did you just sign in from") for s in subjects)
+
+
+def test_concurrent_readers_page_the_same_stream_consistently(simulator, graph):
+    from concurrent.futures import ThreadPoolExecutor
+
+    info = simulator.info
+    token_session = graph(info)
+
+    def read_all(_: int) -> list[str]:
+        session = requests.Session()
+        session.trust_env = False
+        session.headers.update(token_session.headers)
+        pages = all_pages(session, f"{info['m365.graph_base_url']}/auditLogs/directoryAudits", {"$top": "7"})
+        return [i["id"] for page in pages for i in page]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(read_all, range(6)))
+
+    assert all(r == results[0] for r in results)
+    assert len(results[0]) == len(set(results[0])) == simulator.events("m365:directory_audits")["count"]
