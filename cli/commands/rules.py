@@ -1,5 +1,7 @@
 """`tenantguard rules test|validate|list|convert` and `tenantguard detect`.
 
+`rules test` runs both packs: Sigma detections and posture checks (rules/posture).
+
 Every command takes rule files or directories (default: the shipped pack, or
 TENANTGUARD_RULES_DIR). Refused rules are printed as `file:line (rule id): reason`.
 """
@@ -44,40 +46,89 @@ def _print_problems(problems: list[Any], label: str) -> None:
         err_console.print(f"[red]{label}[/red] {problem}", highlight=False, soft_wrap=True)
 
 
+def _is_posture(path: Path) -> bool:
+    """Posture checks live under a `posture` folder (rules/posture/...); everything else is Sigma."""
+    return "posture" in path.resolve().parts
+
+
+def _posture_tests(paths: list[Path], rules: set[str] | None, verbose: bool) -> tuple[int, int]:
+    """Run the posture checks' own snapshots; print failures; return (tests, failed)."""
+    from detectors.posture import run_check_tests
+
+    total = failed = 0
+    for path in paths:
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist")
+        for result in run_check_tests(path):
+            if rules and result.check_id not in rules:
+                continue
+            total += 1
+            where = f"{result.source}:{result.line}" if result.line else result.source
+            if result.ok:
+                if verbose:
+                    console.print(f"[green]PASS[/green] {result.check_id} :: {result.test}", highlight=False)
+                continue
+            failed += 1
+            console.print(
+                f"[red]FAIL[/red] {result.check_id} :: {result.test}  ({where}): expected {result.expected}, "
+                f"got {result.actual}" + (f" — {result.message}" if result.message else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+    return total, failed
+
+
 @app.command("test")
 def test(
     paths: PathsArg = None,
     rule: Annotated[
-        list[str] | None, typer.Option("--rule", "-r", help="Only this rule id (repeatable).")
+        list[str] | None, typer.Option("--rule", "-r", help="Only this rule or check id (repeatable).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List passing tests too.")] = False,
 ) -> None:
-    """Run every rule's test events; exit 1 on any failure, refused rule or rule without tests."""
+    """Run every Sigma rule's test events and every posture check's test snapshots; exit 1 on any
+    failure, refused rule or rule without tests. Without PATH: the shipped packs (rules/detections
+    and rules/posture); a PATH under a `posture` folder is run as posture checks."""
+    from detectors.posture.checks import DEFAULT_RULES_DIR
     from detectors.sigma.testing import run_pack_tests
 
-    pack, lint = _load(paths)
-    outcomes = run_pack_tests(pack, set(rule) if rule else None)
-    failed = [o for o in outcomes if not o.passed]
-    for outcome in outcomes:
-        if outcome.passed and verbose:
-            console.print(f"[green]PASS[/green] {outcome.rule_id} :: {outcome.test}", highlight=False)
-        elif not outcome.passed:
-            console.print(
-                f"[red]FAIL[/red] {outcome.rule_id} :: {outcome.test}  ({outcome.where})", highlight=False
-            )
-            for line in outcome.details:
-                console.print(f"      {line}", highlight=False, soft_wrap=True)
-    _print_problems(pack.problems, "REFUSED")
-    _print_problems(lint, "UNTESTED")
-    total = len(outcomes)
-    console.print(
-        f"{total - len(failed)}/{total} tests passed across {len(pack.rules)} rules and "
-        f"{len(pack.correlations)} correlations in {len(pack.files)} files"
-        + (f"; {len(pack.problems)} rule(s) refused" if pack.problems else "")
-        + (f"; {len(lint)} rule(s) without positive and negative tests" if lint else ""),
-        highlight=False,
-    )
-    if failed or pack.problems or lint or (rule and not outcomes):
+    given = list(paths or [])
+    posture_paths = [p for p in given if _is_posture(p)] if given else [DEFAULT_RULES_DIR]
+    sigma_paths = [p for p in given if not _is_posture(p)]
+    selected = set(rule) if rule else None
+    failures = 0
+    ran = 0
+    if sigma_paths or not given:
+        pack, lint = _load(sigma_paths or None)
+        outcomes = run_pack_tests(pack, selected)
+        failed = [o for o in outcomes if not o.passed]
+        for outcome in outcomes:
+            if outcome.passed and verbose:
+                console.print(f"[green]PASS[/green] {outcome.rule_id} :: {outcome.test}", highlight=False)
+            elif not outcome.passed:
+                console.print(
+                    f"[red]FAIL[/red] {outcome.rule_id} :: {outcome.test}  ({outcome.where})", highlight=False
+                )
+                for line in outcome.details:
+                    console.print(f"      {line}", highlight=False, soft_wrap=True)
+        _print_problems(pack.problems, "REFUSED")
+        _print_problems(lint, "UNTESTED")
+        total = len(outcomes)
+        console.print(
+            f"Sigma: {total - len(failed)}/{total} tests passed across {len(pack.rules)} rules and "
+            f"{len(pack.correlations)} correlations in {len(pack.files)} files"
+            + (f"; {len(pack.problems)} rule(s) refused" if pack.problems else "")
+            + (f"; {len(lint)} rule(s) without positive and negative tests" if lint else ""),
+            highlight=False,
+        )
+        failures += len(failed) + len(pack.problems) + len(lint)
+        ran += total
+    if posture_paths:
+        total, failed_count = _posture_tests(posture_paths, selected, verbose)
+        console.print(f"Posture: {total - failed_count}/{total} check tests passed", highlight=False)
+        failures += failed_count
+        ran += total
+    if failures or (rule and not ran):
         raise typer.Exit(1)
 
 

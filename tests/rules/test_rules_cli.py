@@ -29,7 +29,47 @@ tests:
 def test_rules_test_passes_on_the_shipped_pack() -> None:
     result = runner.invoke(app, ["test"])
     assert result.exit_code == 0, result.output
-    assert "tests passed" in result.output
+    assert "Sigma: " in result.output and "Posture: " in result.output
+
+
+POSTURE_CHECK = """\
+id: slack.admins_two_factor
+provider: slack
+title: Every Slack admin has two-factor authentication on
+severity: high
+category: privileged_access
+object: user
+applies_to: is_admin == true
+condition: has_2fa == true
+tests:
+  - {name: admin with 2FA, expect: pass, snapshot: {id: U1, is_admin: true, has_2fa: true}}
+  - {name: admin without, expect: fail, snapshot: {id: U1, is_admin: true, has_2fa: false}}
+"""
+
+
+def test_a_failing_posture_check_test_exits_1_and_names_the_check(tmp_path: Path) -> None:
+    # given a Sigma pack that passes and a posture check whose condition lets an admin without 2FA pass
+    (tmp_path / "sigma").mkdir()
+    (tmp_path / "sigma" / "legacy.yml").write_text(GOOD)
+    (tmp_path / "posture").mkdir()
+    (tmp_path / "posture" / "two_factor.yml").write_text(
+        POSTURE_CHECK.replace("condition: has_2fa == true", "condition: has_2fa == true or is_admin == true")
+    )
+    # when both are tested
+    result = runner.invoke(app, ["test", str(tmp_path / "sigma"), str(tmp_path / "posture")])
+    # then the run fails, naming the check, its test and what happened
+    assert result.exit_code == 1, result.output
+    assert "FAIL slack.admins_two_factor :: admin without" in result.output
+    assert "expected fail, got pass" in result.output
+    assert "Sigma: 2/2 tests passed" in result.output and "Posture: 1/2" in result.output
+
+
+def test_a_passing_posture_pack_alone_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "posture").mkdir()
+    (tmp_path / "posture" / "two_factor.yml").write_text(POSTURE_CHECK)
+    result = runner.invoke(app, ["test", str(tmp_path / "posture")])
+    assert result.exit_code == 0, result.output
+    assert "Posture: 2/2 check tests passed" in result.output and "Sigma" not in result.output
 
 
 def test_a_failing_test_exits_1_and_says_what_did_not_match(tmp_path: Path) -> None:
