@@ -276,15 +276,25 @@ def _lookup_one(name: str, variables: dict[str, Any]) -> Any:
     head, _, rest = name.partition(".")
     if head not in variables:
         raise Unbound(name)
-    value = variables[head]
-    for part in rest.split(".") if rest else ():
-        if isinstance(value, dict):
-            match = next((k for k in value if str(k).lower() == part.lower()), None)
-            if match is None:
-                raise Unbound(name)
-            value = value[match]
-        else:
-            raise Unbound(name)
+    value = _descend(variables[head], rest.split(".") if rest else [])
     if value in (None, "", [], {}):
         raise Unbound(name)
     return value
+
+
+def _descend(value: Any, parts: list[str]) -> Any:
+    """Follow a dotted path; keys may themselves hold dots (detector context keeps field paths
+    such as ``parameters.doc_id`` as flat keys), so the longest matching key wins; case-insensitive."""
+    if not parts:
+        return value
+    if not isinstance(value, dict):
+        raise Unbound(".".join(parts))
+    lowered = {str(k).lower(): k for k in value}
+    for size in range(len(parts), 0, -1):
+        key = lowered.get(".".join(parts[:size]).lower())
+        if key is not None:
+            try:
+                return _descend(value[key], parts[size:])
+            except Unbound:
+                continue
+    raise Unbound(".".join(parts))

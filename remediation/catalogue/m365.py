@@ -98,38 +98,49 @@ class SetUserRisk(Operation):
 # --------------------------------------------------------------------------- drive permissions
 
 
-class RemoveDrivePermission(Operation):
-    def _list_path(self, target: dict[str, Any]) -> str:
-        return f"/drives/{_q(target['drive_id'])}/items/{_q(target['item_id'])}/permissions"
+class RemoveDrivePermissions(Operation):
+    """Delete sharing links / grants of one drive item: one permission by id, or every link of a
+    scope (``anonymous`` by default). The item is named by drive and item id, or by its owner and
+    file name (what audit records carry), looked up in the owner's OneDrive."""
 
-    def _present(self, gw: GraphGateway, target: dict[str, Any]) -> list[dict[str, Any]] | None:
-        return gw.list(self._list_path(target))
+    def _item(self, gw: GraphGateway, target: dict[str, Any]) -> tuple[str, str]:
+        if target.get("drive_id") and target.get("item_id"):
+            return target["drive_id"], target["item_id"]
+        if not (target.get("user") and target.get("file_name")):
+            raise InvalidState("name the item by drive_id + item_id, or by user (owner) + file_name")
+        drive = gw.get(f"/users/{_q(target['user'])}/drive")
+        children = gw.list(f"/users/{_q(target['user'])}/drive/root/children") if drive else None
+        name = str(target["file_name"]).rsplit("/", 1)[-1].lower()
+        item = next((c for c in children or [] if str(c.get("name", "")).lower() == name), None)
+        if drive is None or item is None:
+            raise TargetMissing(f"no file {target['file_name']!r} in the OneDrive of {target['user']}")
+        return drive["id"], item["id"]
 
     def inspect(self, gw, target, params):
-        permissions = self._present(gw, target)
+        drive_id, item_id = self._item(gw, target)
+        permissions = gw.list(f"/drives/{_q(drive_id)}/items/{_q(item_id)}/permissions")
         if permissions is None:
-            raise TargetMissing(
-                f"drive item {target['item_id']} in drive {target['drive_id']} does not exist"
-            )
-        permission = next((p for p in permissions if p.get("id") == target["permission_id"]), None)
-        if permission is None:
-            raise TargetMissing(
-                f"permission {target['permission_id']} on item {target['item_id']} no longer exists"
-            )
-        if permission.get("inheritedFrom"):
-            raise InvalidState(
-                f"permission {target['permission_id']} is inherited from {permission['inheritedFrom']}: "
-                "remove it on the item where it is defined"
-            )
-        return permission
+            raise TargetMissing(f"drive item {item_id} in drive {drive_id} does not exist")
+        own = [p for p in permissions if not p.get("inheritedFrom") and "owner" not in (p.get("roles") or [])]
+        if target.get("permission_id"):
+            chosen = [p for p in own if p.get("id") == target["permission_id"]]
+        else:
+            scope = target.get("scope", "anonymous")
+            chosen = [p for p in own if (p.get("link") or {}).get("scope") == scope]
+        if not chosen:
+            raise TargetMissing(f"item {item_id}: no matching permission defined on it (already removed?)")
+        return {"drive_id": drive_id, "item_id": item_id, "permissions": chosen}
+
+    def _path(self, before: dict[str, Any]) -> str:
+        return f"/drives/{_q(before['drive_id'])}/items/{_q(before['item_id'])}/permissions"
 
     def apply(self, gw, target, params, before):
-        gw.write("DELETE", f"{self._list_path(target)}/{_q(target['permission_id'])}")
+        for permission in before["permissions"]:
+            gw.write("DELETE", f"{self._path(before)}/{_q(permission['id'])}")
 
     def verify(self, gw, target, params, before):
-        remaining = [
-            p["id"] for p in self._present(gw, target) or [] if p.get("id") == target["permission_id"]
-        ]
+        ids = {p["id"] for p in before["permissions"]}
+        remaining = [p["id"] for p in gw.list(self._path(before)) or [] if p.get("id") in ids]
         return Verification(not remaining, {"still_present": remaining})
 
 
@@ -449,20 +460,22 @@ ACTIONS = (
     ActionSpec(
         name="m365.remove_drive_permission",
         provider=_P,
-        title="Remove a sharing link or drive permission",
-        description="Delete one permission (an anonymous link, an external grant) where it is defined.",
+        title="Remove sharing links or a drive permission",
+        description="Delete a OneDrive/SharePoint item's anonymous links (or one permission by id) where they are defined.",
         target=(
-            Field("drive_id", "drive id"),
-            Field("item_id", "drive item id"),
-            Field("permission_id", "permission id"),
-            Field("user", "owner of the drive, for display", required=False),
+            Field("drive_id", "drive id (or give user + file_name)", required=False),
+            Field("item_id", "drive item id", required=False),
+            Field("user", "owner of the OneDrive, with file_name", required=False),
+            Field("file_name", "file name in the owner's OneDrive", required=False),
+            Field("permission_id", "one permission (default: every link of `scope`)", required=False),
+            Field("scope", "link scope to remove: anonymous (default), organization, users", required=False),
         ),
         permission="Files.ReadWrite.All or Sites.ReadWrite.All",
         reversible=False,  # a link cannot be re-created with the same URL
         blast_radius=BlastRadius.OBJECT,
-        idempotency_fields=("drive_id", "item_id", "permission_id"),
-        verification="GET /drives/{drive}/items/{item}/permissions no longer lists the permission",
-        operation=RemoveDrivePermission(),
+        idempotency_fields=("drive_id", "item_id", "user", "file_name", "permission_id", "scope"),
+        verification="GET /drives/{drive}/items/{item}/permissions no longer lists the removed permissions",
+        operation=RemoveDrivePermissions(),
     ),
     ActionSpec(
         name="m365.revoke_oauth_grant",

@@ -231,6 +231,23 @@ def test_remove_an_anonymous_sharing_link(tenant_of, run):
     assert tenant.changes("remove_sharing_link")[0]["target"]["permission_id"] == permission_id
 
 
+def test_remove_anonymous_links_of_a_file_named_by_its_owner_and_name(tenant_of, run):
+    tenant = tenant_of("insider_exfiltration")
+    target = _remediation(tenant.sim, "remove_sharing_link")
+    drive_id, item_id = _first(target["drive_id"]), _first(target["file_id"])
+    name = tenant.graph(f"/drives/{drive_id}/items/{item_id}")["name"]
+
+    _, result = run(
+        "m365.remove_drive_permission", {"user": target["user"], "file_name": name, "scope": "anonymous"}
+    )
+
+    assert succeeded(result)
+    links = [
+        p for p in tenant.graph(f"/drives/{drive_id}/items/{item_id}/permissions")["value"] if p.get("link")
+    ]
+    assert not [p for p in links if p["link"]["scope"] == "anonymous"]
+
+
 def test_restore_a_disabled_ca_policy_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("admin_privilege_abuse")
     target = _remediation(tenant.sim, "restore_ca_policy")

@@ -69,7 +69,7 @@ def test_replanning_with_a_new_finding_keeps_approvals_and_adds_steps(
     make_finding(
         ato_incident,
         "m365_anonymous_link_created",
-        context={"drive_id": "b!d1", "item_id": "01ITEM", "permission_id": "perm1"},
+        context={"fields": {"SourceFileName": "Q3 forecast.xlsx"}},
         at=T0 + timedelta(minutes=30),
     )
     second = plan_for_incident(db, ato_incident, analyst)
@@ -108,12 +108,12 @@ def test_a_step_whose_parameters_change_needs_approval_again(db, ato_incident, a
 
 def test_a_step_the_finding_cannot_fill_is_left_out_with_the_reason(db, make_incident, make_finding, analyst):
     incident = make_incident()
-    make_finding(incident, "m365_anonymous_link_created", context={"item_id": "01ITEM"})
+    make_finding(incident, "m365_anonymous_link_created", context={"fields": {"ObjectId": "https://x/doc"}})
 
     plan = plan_for_incident(db, incident, analyst)
 
     assert not [s for s in plan.steps if s.action == "m365.remove_drive_permission"]
-    assert any("m365.remove_drive_permission" in n and "drive_id" in n for n in plan.notes)
+    assert any("m365.remove_drive_permission" in n and "SourceFileName" in n for n in plan.notes)
 
 
 def test_a_weakened_policy_is_restored_from_its_last_snapshot_before_the_change(
