@@ -1,4 +1,4 @@
-"""Resilience fixtures: more than one fresh database per test (a clean run and a disturbed run).
+"""Resilience fixtures: a small simulated tenant and its clean run, shared by the module's tests.
 
 The short CI form of `make chaos`: small tenants, one or two SIGKILLs, simulator faults; never a
 PostgreSQL restart (that needs the private server `python -m bench.chaos postgres-restart` starts).
@@ -7,21 +7,16 @@ PostgreSQL restart (that needs the private server `python -m bench.chaos postgre
 from __future__ import annotations
 
 import importlib
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from bench.chaos_kill import KillLog, finish
 from bench.chaos_outcome import EventKey, Outcome, simulator_event_keys, snapshot
 from core.db import Database
-from tests.conftest import _pg_admin_url, _worker
 
 EVENT_STREAMS = [
     "m365:signins",
@@ -56,39 +51,6 @@ def missing_stages() -> list[str]:
         if not hasattr(module, attribute):
             missing.append(name)
     return missing
-
-
-@pytest.fixture
-def pipeline_stages() -> None:
-    """Skip (saying which) while a stage's owner has not landed its entry point."""
-    missing = missing_stages()
-    if missing:
-        pytest.skip(f"pipeline stages not in this tree yet: {', '.join(missing)}")
-
-
-@pytest.fixture
-def fresh_database_url(
-    request: pytest.FixtureRequest, _db_template: str, tmp_path: Path
-) -> Iterator[Callable[[str], str]]:
-    """A factory: fresh migrated databases of the suite's kind (SQLite file or PostgreSQL database)."""
-    created: list[str] = []
-    postgres = request.config.getoption("--db") == "postgresql"
-
-    def make(label: str) -> str:
-        if not postgres:
-            path = tmp_path / f"{label}.db"
-            shutil.copyfile(_db_template, path)
-            return f"sqlite:///{path}"
-        name = f"tg_r_{_worker()}_{label}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_db_template}" STRATEGY FILE_COPY')
-        created.append(name)
-        return _pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
-
-    yield make
-    for name in created:
-        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # The scenario ends hours before now (a collector holds back the newest minutes of some streams

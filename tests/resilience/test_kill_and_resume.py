@@ -9,13 +9,13 @@ per stage). PostgreSQL is never restarted here: that is `python -m bench.chaos p
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bench.chaos_kill import KillLog, finish, run_with_kills
 from bench.chaos_outcome import differences, truth_event_keys
+from core.db import Database
 from tests.resilience.conftest import CleanRun, connect, outcome
 
 pytestmark = pytest.mark.slow
@@ -24,11 +24,11 @@ FAULTS = "429=0.1,500=0.05,503=0.03,malformed=0.02,truncated=0.02,duplicate=0.05
 
 
 def test_killed_collector_and_worker_end_with_the_clean_runs_events_findings_and_incidents(
-    clean_run: CleanRun, fresh_database_url: Callable[[str], str], tmp_path: Path
+    clean_run: CleanRun, db: Database, tmp_path: Path
 ) -> None:
     assert clean_run.served and clean_run.outcome.findings, "the scenario must give events and findings"
-    # given the tenant of the clean run, connected to a fresh database
-    url = fresh_database_url("chaos")
+    # given the tenant of the clean run, connected to a fresh database of the suite's kind
+    url = db.url.render_as_string(hide_password=False)
     connect(url, clean_run.tenant.info)
     log = KillLog()
     rng = random.Random(7)
@@ -62,10 +62,10 @@ def test_killed_collector_and_worker_end_with_the_clean_runs_events_findings_and
 
 
 def test_simulator_faults_do_not_change_what_is_stored_or_detected(
-    clean_run: CleanRun, fresh_database_url: Callable[[str], str], tmp_path: Path
+    clean_run: CleanRun, db: Database, tmp_path: Path
 ) -> None:
     # given the same tenant now answering with 429s, 5xx, malformed/truncated pages, duplicates, late events
-    url = fresh_database_url("faults")
+    url = db.url.render_as_string(hide_password=False)
     connect(url, clean_run.tenant.info)
     clean_run.tenant.set_faults(FAULTS)
     log = KillLog()
