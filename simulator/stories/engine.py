@@ -26,7 +26,7 @@ from simulator.scenario import StepSpec, StorySpec
 from simulator.state import State
 from simulator.store import STORY_UID_BASE
 from simulator.tenant import Device, Permission, Person, Tenant
-from simulator.timestamps import DAY, HOUR, MINUTE, floor_day, graph_time, parse_duration
+from simulator.timestamps import DAY, HOUR, MINUTE, SECOND, floor_day, graph_time, parse_duration
 
 Action = Callable[["StoryBuilder", StepSpec, dict[str, Any], int], None]
 ACTIONS: dict[str, Action] = {}
@@ -141,7 +141,8 @@ class StoryBuilder:
             )
         self._step_records = []
         self._step_messages = []
-        at = start + step.after
+        # people and attackers do not act on the minute: a stable offset per step (whole step moves)
+        at = start + step.after + self.ids.number("step-jitter", spec.id, step.id) % (47 * SECOND)
         try:
             function(self, step, dict(step.params), at)
         except KeyError as exc:
@@ -355,6 +356,7 @@ class StoryBuilder:
         self, stream: str, ts: int, kind: str, person: Person | None, session: Session | None, extra: Any
     ) -> Record:
         self._uid += 1
+        ts += (self._uid * 7919) % 997 * 1000  # sub-second jitter keeps the order of events a second apart
         record: Record = (ts - ts % 1000, self._uid, kind, person, session, extra)
         self.output.records.setdefault(stream, []).append(record)
         self._step_records.append((stream, record))
