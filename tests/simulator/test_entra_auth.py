@@ -120,3 +120,13 @@ def test_openid_configuration_points_back_at_the_https_authority(simulator):
 
     assert body["token_endpoint"] == f"{info['m365.authority']}/oauth2/v2.0/token"
     assert body["token_endpoint"].startswith("https://127.0.0.1:")
+
+
+def test_no_test_can_reach_the_real_vendors():
+    import socket
+
+    import pytest
+
+    for host in ("login.microsoftonline.com", "graph.microsoft.com", "oauth2.googleapis.com", "slack.com"):
+        with pytest.raises(OSError):
+            socket.getaddrinfo(host, 443)
