@@ -19,6 +19,7 @@ from api.errors import install_problem_handlers
 from api.findings.router import router as findings_router
 from api.health.router import metrics_router, package_version
 from api.health.router import router as health_router
+from api.identities.router import router as identities_router
 from api.incidents.router import router as incidents_router
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -42,6 +43,7 @@ ROUTERS = (
     actions_router,
     rules_router,
     posture_router,
+    identities_router,
     reporting_router,
     audit_router,
     principals_router,

@@ -207,7 +207,12 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no endpoint at {request.url.path}; see /docs for the available ones"
     return problem_response(
-        request, status=exc.status_code, slug=slug, title=title, detail=detail, headers=exc.headers
+        request,
+        status=exc.status_code,
+        slug=slug,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
     )
 
 

@@ -89,7 +89,10 @@ class ProductGauges(Collector):
                     incidents = session.exec(
                         select(Incident.status, func.count()).group_by(Incident.status)
                     ).all()
-                self._cached = ([tuple(r) for r in findings], [tuple(r) for r in incidents])
+                self._cached = (
+                    [(str(name), int(count)) for name, count in findings],
+                    [(str(name), int(count)) for name, count in incidents],
+                )
                 self._at = time.monotonic()
             return self._cached
 

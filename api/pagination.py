@@ -86,6 +86,8 @@ def _restore(value: Any, kind: type) -> Any:
         return parse_time(value["t"])
     if kind is int and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID):
         raise ValueError("expected an id")
+    if kind is float and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise ValueError("expected a number")
     if kind is str and not isinstance(value, str):
         raise ValueError("expected a string")
     return value

@@ -36,7 +36,7 @@ def _latest_runs(session: Session, connection_ids: list[int]) -> dict[tuple[int,
     newest = (
         select(CollectionRun.connection_id, CollectionRun.stream, func.max(CollectionRun.id).label("run_id"))
         .where(col(CollectionRun.connection_id).in_(connection_ids))
-        .group_by(CollectionRun.connection_id, CollectionRun.stream)
+        .group_by(col(CollectionRun.connection_id), col(CollectionRun.stream))
         .subquery()
     )
     runs = session.exec(select(CollectionRun).join(newest, col(CollectionRun.id) == newest.c.run_id)).all()

@@ -63,7 +63,7 @@ def _rule_out(item: CompiledRule | CompiledCorrelation) -> RuleOut:
 
 def list_rules(ctx: RequestContext, provider: str | None) -> list[RuleOut]:
     pack = shipped_pack(ctx)
-    items = [*pack.rules, *pack.correlations]
+    items: list[CompiledRule | CompiledCorrelation] = [*pack.rules, *pack.correlations]
     return [_rule_out(i) for i in items if provider is None or i.provider == provider]
 
 
@@ -82,8 +82,12 @@ def _problems(pack: RulePack) -> list[RuleProblemOut]:
     return [RuleProblemOut(line=p.line, rule=p.rule, reason=p.reason) for p in pack.problems]
 
 
+def _items(pack: RulePack) -> list[CompiledRule | CompiledCorrelation]:
+    return [*pack.rules, *pack.correlations]
+
+
 def _ids(pack: RulePack) -> list[str]:
-    return [i.rule_id for i in [*pack.rules, *pack.correlations]]
+    return [i.rule_id for i in _items(pack)]
 
 
 def validate(body: RuleDocumentIn) -> ValidationOut:
@@ -108,7 +112,7 @@ def test(body: RuleTestIn) -> RuleTestOut:
     if body.events:
         events = tuple(TestEvent(e.provider.value, e.stream, e.data) for e in body.events)
         probe = RuleTest(name="events from the request", expect_match=True, events=events)
-        for item in [*pack.rules, *pack.correlations]:
+        for item in _items(pack):
             outcome = run_test(pack, item, probe)
             outcomes.append(
                 TestOutcomeOut(
