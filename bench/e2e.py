@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import resource
 import sqlite3
 import statistics
@@ -67,6 +68,19 @@ FULL_SCALES = (Scale(1_000, 7, 5), Scale(10_000, 7, 1))
 QUICK_SCALES = (Scale(30, 1, 1),)
 
 
+def scales(quick: bool) -> tuple[Scale, ...]:
+    """The issue's sizes, or ``TENANTGUARD_BENCH_E2E_SCALES="1000x7x5,10000x7x1"`` (users x days x runs)."""
+    configured = os.environ.get("TENANTGUARD_BENCH_E2E_SCALES")
+    if configured:
+        return tuple(Scale(*(int(n) for n in item.split("x"))) for item in configured.split(","))
+    return QUICK_SCALES if quick else FULL_SCALES
+
+
+def chosen_backends() -> list[str]:
+    """sqlite and postgresql, or ``TENANTGUARD_BENCH_E2E_BACKENDS=sqlite`` (comma-separated)."""
+    return os.environ.get("TENANTGUARD_BENCH_E2E_BACKENDS", "sqlite,postgresql").split(",")
+
+
 def stage(name: str) -> Callable[..., Any] | None:
     """The entry point of a stage, or None while its owner has not landed it."""
     module_name, attribute = STAGES[name]
@@ -104,7 +118,7 @@ class RunResult:
     peak_rss_bytes: int = 0
     missing: list[str] = field(default_factory=list)
     seeded_directly: bool = False
-    idle_pass_seconds: float | None = None
+    idle_pass_seconds: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -181,16 +195,18 @@ def child_main(spec: RunSpec) -> RunResult:
     return result
 
 
-def _idle_pass(db: Any, settings: Any, seeded_directly: bool) -> float | None:
+def _idle_pass(db: Any, settings: Any, seeded_directly: bool) -> dict[str, float] | None:
     """One more scheduled pass of every stage once the backlog is done: the fixed cost per interval."""
-    names = [] if seeded_directly else ["collect"]
-    entries = [stage(name) for name in (*names, "detect", "incidents")]
-    if any(entry is None for entry in entries) or seeded_directly:
+    names = ("collect", "detect", "incidents")
+    entries = {name: stage(name) for name in names}
+    if seeded_directly or any(entry is None for entry in entries.values()):
         return None
-    start = time.perf_counter()
-    for entry in entries:
+    seconds = {}
+    for name, entry in entries.items():
+        start = time.perf_counter()
         entry(db, settings)  # type: ignore[misc]
-    return time.perf_counter() - start
+        seconds[name] = time.perf_counter() - start
+    return seconds
 
 
 # --- the parent: simulator process, database, child process, sizes ------------------------------
@@ -433,7 +449,7 @@ def _latency_figures(
     the events that arrived during the interval at this tenant's rate, processed at the measured
     end-to-end events/s.
     """
-    idle = [r.idle_pass_seconds for r in results if r.idle_pass_seconds is not None]
+    idle = [sum(r.idle_pass_seconds.values()) for r in results if r.idle_pass_seconds]
     if not idle or not pipeline_rate:
         return []
     fixed = statistics.median(idle)
@@ -455,8 +471,9 @@ def _latency_figures(
                 baseline=float(interval),
                 notes=(
                     "MODELLED, not clocked: the simulator has no live mode. mean = interval/2 + idle pass "
-                    f"({fixed:.2f}s measured) + events arriving per interval ({tenant_rate * interval:,.0f}) "
-                    "/ measured end-to-end events/s; min-max = event just before / just after a pass"
+                    f"({fixed:.2f}s measured: {results[0].idle_pass_seconds}) + events arriving per interval "
+                    f"({tenant_rate * interval:,.0f}) / measured end-to-end events/s; min-max = event just "
+                    "before / just after a pass"
                 ),
             )
         )
@@ -472,14 +489,13 @@ def run(quick: bool) -> list[Figure]:
     missing = missing_stages()
     if missing:
         print(f"e2e: stages missing (not measured): {', '.join(missing)}", file=sys.stderr)
-    backends = ["sqlite"]
-    problem = postgres_problem()
-    if problem is None:
-        backends.append("postgresql")
-    else:
+    backends = chosen_backends()
+    problem = postgres_problem() if "postgresql" in backends else None
+    if problem is not None:
+        backends.remove("postgresql")
         print(f"e2e: PostgreSQL skipped ({problem})", file=sys.stderr)
     figures: list[Figure] = []
-    for scale in QUICK_SCALES if quick else FULL_SCALES:
+    for scale in scales(quick):
         figures.extend(scale_figures(backends, scale, quick))
     return figures
 
