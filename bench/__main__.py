@@ -16,7 +16,9 @@ SKIP = {"harness", "chaos", "__main__"}
 
 def discover() -> list[str]:
     here = Path(__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name not in SKIP and not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules([str(here)]) if m.name not in SKIP and not m.name.startswith("_")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
