@@ -72,9 +72,12 @@ def demo_flow(
     requested_by: str,
     approve_as: str | None = None,
     console: Console | None = None,
+    phases: tuple[str, ...] = ("contain", "eradicate"),
 ) -> DemoResult:
-    """Plan the incident, show the dry run; with `approve_as`, approve every step as that principal
-    (someone other than `requested_by`) and execute. Steps needing more approvers stay pending."""
+    """Plan the incident, show the dry run; with `approve_as`, approve the steps of `phases` as that
+    principal (someone other than `requested_by`) and execute. Recovery steps (re-enabling an
+    account) are left for a human who has talked to the owner; steps needing more approvers stay
+    pending — as they should."""
     plan = plan_for_incident(db, incident_id, requested_by)
     dry = execute(db, settings, incident_id, dry_run=True)
     if console:
@@ -87,7 +90,7 @@ def demo_flow(
     report = None
     if approve_as:
         for step in plan.steps:
-            if step.status != ActionStatus.PROPOSED:
+            if step.status != ActionStatus.PROPOSED or step.phase not in phases:
                 continue
             try:
                 approve(db, step.id, approve_as, comment="approved in the demo")

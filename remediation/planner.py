@@ -50,7 +50,7 @@ SNAPSHOT_BEFORE = "@snapshot_before"
 # Which fields of a snapshot a restore writes back, per configuration object type.
 RESTORABLE_FIELDS = {"ca_policy": ("displayName", "state", "conditions", "grantControls", "sessionControls")}
 _SNAPSHOT_TYPES = {"m365.restore_ca_policy": ("ca_policy", "policy_id")}
-_SUBJECT_FIELDS = ("user", "file_id", "item_id", "file", "app", "policy_id", "grant_id")
+_SUBJECT_FIELDS = ("user", "file_id", "item_id", "file", "app", "policy_id", "policy_name", "grant_id")
 
 
 # --------------------------------------------------------------------------- pure part

@@ -28,7 +28,7 @@ from remediation.errors import CatalogueError, PlaybookError
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "rules" / "playbooks"
 ENTITY_VARIABLES = {"person": "people", "file": "files", "app": "apps", "account": "accounts", "ip": "ips"}
-MATCH_KEYS = {"rule_id", "kind", "tags", "provider", "min_severity"}
+MATCH_KEYS = {"rule_id", "kind", "tags", "provider", "min_severity", "context"}
 STEP_KEYS = {"action", "phase", "target", "params", "why", "after", "for_each", "only_if"}
 _TEMPLATE = re.compile(r"\{([a-zA-Z_][\w.|]*)\}")
 
@@ -46,8 +46,16 @@ class MatchClause:
     tags: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     min_severity: str | None = None
+    # Equality on finding context values (dotted keys), e.g. {"object_type": "ca_policy"} for drift.
+    context: tuple[tuple[str, Any], ...] = ()
 
     def matches(self, finding: Any) -> bool:
+        for key, wanted in self.context:
+            try:
+                if _descend(finding.context or {}, key.split(".")) != wanted:
+                    return False
+            except Unbound:
+                return False
         if self.rule_ids and not any(fnmatch.fnmatchcase(finding.rule_id.lower(), g) for g in self.rule_ids):
             return False
         if self.kinds and finding.kind not in self.kinds:
@@ -180,6 +188,7 @@ def _clause(raw: Any, where: str) -> MatchClause:
         tags=tuple(normalise_tag(t) for t in _strings(raw.get("tags"))),
         providers=_strings(raw.get("provider")),
         min_severity=severity,
+        context=tuple(sorted((str(k), v) for k, v in (raw.get("context") or {}).items())),
     )
 
 

@@ -331,31 +331,51 @@ class RemoveAuthMethods(Operation):
 # --------------------------------------------------------------------------- tenant policies
 
 
-class RestoreCaPolicy(Operation):
-    """PATCH a conditional-access policy back to known-good values (from a snapshot or baseline)."""
+def _contains(actual: Any, wanted: Any) -> bool:
+    """`wanted` is in `actual`: equal values, or for objects every wanted key matches (the service
+    may add keys of its own to what we wrote)."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        return all(_contains(actual.get(k), v) for k, v in wanted.items())
+    return bool(actual == wanted)
 
-    def _path(self, target: dict[str, Any]) -> str:
-        return f"/identity/conditionalAccess/policies/{_q(target['policy_id'])}"
+
+class RestoreCaPolicy(Operation):
+    """PATCH a conditional-access policy back to known-good values (from a snapshot or baseline).
+    The policy is named by id, or by display name (what the directory audit records carry)."""
+
+    def _find(self, gw: GraphGateway, target: dict[str, Any]) -> dict[str, Any]:
+        if target.get("policy_id"):
+            policy = gw.get(f"/identity/conditionalAccess/policies/{_q(target['policy_id'])}")
+        else:
+            policies = gw.list("/identity/conditionalAccess/policies") or []
+            named = [p for p in policies if p.get("displayName") == target.get("policy_name")]
+            if len(named) > 1:
+                raise InvalidState(
+                    f"{len(named)} policies are named {target.get('policy_name')!r}: name it by policy_id"
+                )
+            policy = named[0] if named else None
+        if policy is None:
+            which = target.get("policy_id") or target.get("policy_name")
+            raise TargetMissing(f"conditional-access policy {which!r} does not exist (deleted?)")
+        return policy
 
     def inspect(self, gw, target, params):
-        policy = gw.get(self._path(target))
-        if policy is None:
-            raise TargetMissing(f"conditional-access policy {target['policy_id']} does not exist (deleted?)")
-        return {key: policy.get(key) for key in params["settings"]}
+        policy = self._find(gw, target)
+        return {"id": policy["id"], "settings": {key: policy.get(key) for key in params["settings"]}}
 
     def satisfied(self, before, params):
-        return all(before.get(k) == v for k, v in params["settings"].items())
+        return _contains(before["settings"], params["settings"])
 
     def apply(self, gw, target, params, before):
-        gw.write("PATCH", self._path(target), params["settings"])
+        gw.write("PATCH", f"/identity/conditionalAccess/policies/{_q(before['id'])}", params["settings"])
 
     def verify(self, gw, target, params, before):
-        after = gw.get(self._path(target)) or {}
-        differ = {k: after.get(k) for k, v in params["settings"].items() if after.get(k) != v}
+        after = gw.get(f"/identity/conditionalAccess/policies/{_q(before['id'])}") or {}
+        differ = {k: after.get(k) for k, v in params["settings"].items() if not _contains(after.get(k), v)}
         return Verification(not differ, {"differs": differ})
 
     def inverse_request(self, target, params, before):
-        return dict(target), {"settings": dict(before)}
+        return {"policy_id": before["id"]}, {"settings": dict(before["settings"])}
 
 
 class SetSecurityDefaults(Operation):
@@ -581,13 +601,16 @@ ACTIONS = (
         provider=_P,
         title="Restore a conditional-access policy",
         description="Set a weakened conditional-access policy back to its known-good values.",
-        target=(Field("policy_id", "conditionalAccessPolicy id"),),
+        target=(
+            Field("policy_id", "conditionalAccessPolicy id (or policy_name)", required=False),
+            Field("policy_name", "the policy's display name", required=False),
+        ),
         params=(Field("settings", "the policy fields to set (state, conditions, grantControls, ...)"),),
         permission="Policy.ReadWrite.ConditionalAccess",
         reversible=True,
         inverse="m365.restore_ca_policy",
         blast_radius=BlastRadius.TENANT,
-        idempotency_fields=("policy_id",),
+        idempotency_fields=("policy_id", "policy_name"),
         verification="GET /identity/conditionalAccess/policies/{id} shows every restored field",
         operation=RestoreCaPolicy(),
     ),

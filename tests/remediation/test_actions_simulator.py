@@ -263,6 +263,19 @@ def test_restore_a_disabled_ca_policy_then_roll_back(tenant_of, run, undo):
     assert tenant.graph(policy)["state"] == "disabled"
 
 
+def test_restore_a_policy_named_by_its_display_name(tenant_of, run, undo):
+    tenant = tenant_of("admin_privilege_abuse")
+    policy_id = _remediation(tenant.sim, "restore_ca_policy")["policy_id"]
+    policy = f"/identity/conditionalAccess/policies/{policy_id}"
+    name = tenant.graph(policy)["displayName"]
+
+    step_id, result = run("m365.restore_ca_policy", {"policy_name": name}, {"settings": {"state": "enabled"}})
+
+    assert succeeded(result) and tenant.graph(policy)["state"] == "enabled"
+    assert rolled_back(undo(step_id))
+    assert tenant.graph(policy)["state"] == "disabled"
+
+
 def test_restore_security_defaults_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("quiet_week")
     path = "/policies/identitySecurityDefaultsEnforcementPolicy"

@@ -103,10 +103,10 @@ def test_a_tenant_wide_step_needs_two_different_approvers(
         )
     make_finding(
         incident,
-        "m365_conditional_access_policy_disabled",
+        "m365.mfa_admins",
         kind="drift",
         people=(),
-        context={"object_id": "pol-1"},
+        context={"object_type": "ca_policy", "object_id": "pol-1"},
     )
     step = plan_for_incident(db, incident, analyst).step("m365.restore_ca_policy")
 

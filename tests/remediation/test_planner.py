@@ -149,16 +149,33 @@ def test_a_weakened_policy_is_restored_from_its_last_snapshot_before_the_change(
         )
     make_finding(
         incident,
-        "m365_conditional_access_policy_weakened",
+        "m365.mfa_admins",
         kind="drift",
         people=(),
-        context={"object_id": "pol-1"},
+        context={"object_type": "ca_policy", "object_id": "pol-1"},
     )
 
     step = plan_for_incident(db, incident, analyst).step("m365.restore_ca_policy", "pol-1")
 
     assert step.params["settings"]["state"] == "enabled" and "id" not in step.params["settings"]
     assert step.blast_radius == "tenant" and step.approvals_required == 2
+
+
+def test_a_policy_named_in_an_audit_detection_is_turned_back_on(db, make_incident, make_finding, analyst):
+    incident = make_incident(priority="P2")
+    make_finding(
+        incident,
+        "m365_ca_policy_weakened",
+        people=(),
+        context={"fields": {"targetResources.displayName": "Require MFA for administrators"}},
+    )
+
+    step = plan_for_incident(db, incident, analyst).step(
+        "m365.restore_ca_policy", "Require MFA for administrators"
+    )
+
+    assert step.target == {"policy_name": "Require MFA for administrators"}
+    assert step.params == {"settings": {"state": "enabled"}}
 
 
 def test_an_admin_target_raises_the_risk_and_the_number_of_approvers(
