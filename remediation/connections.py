@@ -14,6 +14,7 @@ GOOGLE_WRITE_SCOPES = {
     "directory": (
         "https://www.googleapis.com/auth/admin.directory.user",
         "https://www.googleapis.com/auth/admin.directory.user.security",
+        "https://www.googleapis.com/auth/admin.directory.rolemanagement",
     ),
     "drive": ("https://www.googleapis.com/auth/drive",),
 }
@@ -72,4 +73,4 @@ def _slack(connection: Connection, secrets: Any, log: CallLog) -> SlackGateway:
             clients[kind] = slack_web_client(connection, secrets, token=name)
     if "audit_token" in secrets:
         clients["audit"] = slack_audit_client(connection, secrets)
-    return SlackGateway(clients, log)
+    return SlackGateway(clients, log, team_id=connection.config.get("team_id") or connection.tenant or None)

@@ -248,9 +248,10 @@ SLACK_MISSING = frozenset(
 class SlackGateway:
     """Slack Web API methods through slack_sdk ``WebClient`` objects, one per kind of token."""
 
-    def __init__(self, clients: dict[str, Any], log: CallLog) -> None:
+    def __init__(self, clients: dict[str, Any], log: CallLog, *, team_id: str | None = None) -> None:
         self.clients = clients
         self.log = log
+        self.team_id = team_id
 
     def _client(self, token: str) -> Any:
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from core.models import Provider
 from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
-from remediation.errors import TargetMissing
+from remediation.errors import InvalidState, TargetMissing
 from remediation.gateways import GoogleGateway
 
 USER = Field("user", "primary e-mail or id of the Workspace user")
@@ -186,6 +186,55 @@ class RestoreDrivePermissions(Operation):
         return Verification(not missing, {"missing": missing})
 
 
+class RemoveAdminRoles(Operation):
+    """Delete a user's admin role assignment: by id, or every assignment of a named role."""
+
+    def _assignments(self, gw: GoogleGateway, user: str) -> list[dict[str, Any]]:
+        found = gw.get(lambda s: s.directory.roleAssignments().list(customer="my_customer", userKey=user))
+        if found is None:
+            raise TargetMissing(f"no Google Workspace user {user!r}")
+        return list(found.get("items", []))
+
+    def inspect(self, gw, target, params):
+        assignments = self._assignments(gw, target["user"])
+        if target.get("role_assignment_id"):
+            chosen = [
+                a for a in assignments if str(a.get("roleAssignmentId")) == str(target["role_assignment_id"])
+            ]
+        elif target.get("role"):
+            roles = (gw.get(lambda s: s.directory.roles().list(customer="my_customer")) or {}).get(
+                "items", []
+            )
+            ids = {
+                str(r["roleId"])
+                for r in roles
+                if target["role"] in (r.get("roleName"), r.get("roleDescription"), str(r.get("roleId")))
+            }
+            chosen = [a for a in assignments if str(a.get("roleId")) in ids]
+        else:
+            raise InvalidState("name the role (role) or the assignment (role_assignment_id) to remove")
+        if not chosen:
+            raise TargetMissing(f"{target['user']} holds no such admin role (already removed?)")
+        return {"assignments": chosen}
+
+    def apply(self, gw, target, params, before):
+        for assignment in before["assignments"]:
+            gw.write(
+                lambda s, aid=str(assignment["roleAssignmentId"]): s.directory.roleAssignments().delete(
+                    customer="my_customer", roleAssignmentId=aid
+                )
+            )
+
+    def verify(self, gw, target, params, before):
+        ids = {str(a["roleAssignmentId"]) for a in before["assignments"]}
+        remaining = [
+            a["roleAssignmentId"]
+            for a in self._assignments(gw, target["user"])
+            if str(a.get("roleAssignmentId")) in ids
+        ]
+        return Verification(not remaining, {"still_present": remaining})
+
+
 _P = Provider.GOOGLE
 
 ACTIONS = (
@@ -310,5 +359,22 @@ ACTIONS = (
         verification="users.get(userKey).changePasswordAtNextLogin is false",
         operation=SetUserField("changePasswordAtNextLogin", False),
         rollback_only=True,
+    ),
+    ActionSpec(
+        name="google.remove_admin_role",
+        provider=_P,
+        title="Remove an admin role",
+        description="Take a Workspace admin role away from a user (roleAssignments.delete).",
+        target=(
+            USER,
+            Field("role_assignment_id", "roleAssignmentId", required=False),
+            Field("role", "roleName (e.g. _SEED_ADMIN_ROLE) or description (Super Admin)", required=False),
+        ),
+        permission="https://www.googleapis.com/auth/admin.directory.rolemanagement",
+        reversible=False,  # privilege goes back only through the normal role-assignment process
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "role_assignment_id", "role"),
+        verification="roleAssignments.list(userKey) no longer lists the assignment",
+        operation=RemoveAdminRoles(),
     ),
 )

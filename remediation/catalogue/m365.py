@@ -403,6 +403,76 @@ class SetSecurityDefaults(Operation):
         return dict(target), {"enabled": bool(before.get("isEnabled"))}
 
 
+# --------------------------------------------------------------------------- apps and roles
+
+
+class SetServicePrincipalEnabled(Operation):
+    """accountEnabled on a service principal: disabled, no user can sign in to the app or use its tokens."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def inspect(self, gw, target, params):
+        sp_id = _service_principal_id(gw, target["app"])
+        sp = gw.get(f"/servicePrincipals/{_q(sp_id)}") or {}
+        return {"id": sp_id, "displayName": sp.get("displayName"), "accountEnabled": sp.get("accountEnabled")}
+
+    def satisfied(self, before, params):
+        return before.get("accountEnabled") is self.enabled
+
+    def apply(self, gw, target, params, before):
+        gw.write("PATCH", f"/servicePrincipals/{_q(before['id'])}", {"accountEnabled": self.enabled})
+
+    def verify(self, gw, target, params, before):
+        after = gw.get(f"/servicePrincipals/{_q(before['id'])}") or {}
+        return Verification(
+            after.get("accountEnabled") is self.enabled, {"accountEnabled": after.get("accountEnabled")}
+        )
+
+
+class RemoveRoleAssignments(Operation):
+    """Delete a user's directory role assignment: by id, or every assignment of a named role."""
+
+    def _assignments(self, gw: GraphGateway, user_id: str) -> list[dict[str, Any]]:
+        return (
+            gw.list("/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{user_id}'"})
+            or []
+        )
+
+    def _role_id(self, gw: GraphGateway, role: str) -> str:
+        name = role.strip().strip('"')
+        definitions = gw.list("/roleManagement/directory/roleDefinitions") or []
+        found = next(
+            (d for d in definitions if name in (d.get("id"), d.get("templateId"), d.get("displayName"))), None
+        )
+        if found is None:
+            raise TargetMissing(f"no directory role {name!r}")
+        return str(found.get("templateId") or found["id"])
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        assignments = self._assignments(gw, user["id"])
+        if target.get("role_assignment_id"):
+            chosen = [a for a in assignments if a.get("id") == target["role_assignment_id"]]
+        elif target.get("role"):
+            role_id = self._role_id(gw, target["role"])
+            chosen = [a for a in assignments if a.get("roleDefinitionId") == role_id]
+        else:
+            raise InvalidState("name the role (role) or the assignment (role_assignment_id) to remove")
+        if not chosen:
+            raise TargetMissing(f"{target['user']} holds no such role assignment (already removed?)")
+        return {"user_id": user["id"], "assignments": chosen}
+
+    def apply(self, gw, target, params, before):
+        for assignment in before["assignments"]:
+            gw.write("DELETE", f"/roleManagement/directory/roleAssignments/{_q(assignment['id'])}")
+
+    def verify(self, gw, target, params, before):
+        ids = {a["id"] for a in before["assignments"]}
+        remaining = [a["id"] for a in self._assignments(gw, before["user_id"]) if a.get("id") in ids]
+        return Verification(not remaining, {"still_present": remaining})
+
+
 # --------------------------------------------------------------------------- the declarations
 
 _P = Provider.M365
@@ -628,5 +698,51 @@ ACTIONS = (
         idempotency_fields=(),
         verification="GET /policies/identitySecurityDefaultsEnforcementPolicy isEnabled is the desired value",
         operation=SetSecurityDefaults(),
+    ),
+    ActionSpec(
+        name="m365.disable_service_principal",
+        provider=_P,
+        title="Disable an app (service principal)",
+        description="Stop every sign-in to the app and every use of its tokens, tenant-wide.",
+        target=(Field("app", "service principal id, appId or display name"),),
+        permission="Application.ReadWrite.All",
+        reversible=True,
+        inverse="m365.enable_service_principal",
+        blast_radius=BlastRadius.APP,
+        idempotency_fields=("app",),
+        verification="GET /servicePrincipals/{id} accountEnabled is false",
+        operation=SetServicePrincipalEnabled(False),
+    ),
+    ActionSpec(
+        name="m365.enable_service_principal",
+        provider=_P,
+        title="Enable an app (service principal)",
+        description="Let users sign in to the app again.",
+        target=(Field("app", "service principal id, appId or display name"),),
+        permission="Application.ReadWrite.All",
+        reversible=True,
+        inverse="m365.disable_service_principal",
+        blast_radius=BlastRadius.APP,
+        idempotency_fields=("app",),
+        verification="GET /servicePrincipals/{id} accountEnabled is true",
+        operation=SetServicePrincipalEnabled(True),
+        rollback_only=True,
+    ),
+    ActionSpec(
+        name="m365.remove_role_assignment",
+        provider=_P,
+        title="Remove a directory role assignment",
+        description="Take an admin role away from a user (one assignment by id, or the named role).",
+        target=(
+            USER,
+            Field("role_assignment_id", "unifiedRoleAssignment id", required=False),
+            Field("role", "role display name or role definition id", required=False),
+        ),
+        permission="RoleManagement.ReadWrite.Directory",
+        reversible=False,  # privilege goes back only through the normal role-assignment process
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "role_assignment_id", "role"),
+        verification="GET /roleManagement/directory/roleAssignments?$filter=principalId eq '{id}' no longer lists it",
+        operation=RemoveRoleAssignments(),
     ),
 )

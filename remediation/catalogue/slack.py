@@ -96,6 +96,31 @@ class SetPublicUrl(Operation):
         )
 
 
+class UninstallApp(Operation):
+    """admin.apps.uninstall; checked with admin.apps.approved.list (the app is no longer installed)."""
+
+    def _installed(self, gw: SlackGateway) -> list[dict[str, Any]]:
+        return [
+            entry.get("app") or {}
+            for entry in gw.read_all("admin.apps.approved.list", "approved_apps", token="admin")
+        ]
+
+    def inspect(self, gw, target, params):
+        wanted = str(target["app"])
+        app = next((a for a in self._installed(gw) if wanted in (a.get("id"), a.get("name"))), None)
+        if app is None:
+            raise TargetMissing(f"no installed Slack app {wanted!r} (already uninstalled?)")
+        return {"id": app["id"], "name": app.get("name")}
+
+    def apply(self, gw, target, params, before):
+        extra = {"team_ids": gw.team_id} if gw.team_id else {}
+        gw.write("admin.apps.uninstall", token="admin", app_id=before["id"], **extra)
+
+    def verify(self, gw, target, params, before):
+        still = [a.get("id") for a in self._installed(gw) if a.get("id") == before["id"]]
+        return Verification(not still, {"installed": bool(still)})
+
+
 _P = Provider.SLACK
 
 ACTIONS = (
@@ -154,5 +179,18 @@ ACTIONS = (
         verification="files.info(file).public_url_shared is true",
         operation=SetPublicUrl(True),
         rollback_only=True,
+    ),
+    ActionSpec(
+        name="slack.uninstall_app",
+        provider=_P,
+        title="Uninstall a Slack app",
+        description="Remove an app (and its tokens) from the workspace (admin.apps.uninstall).",
+        target=(Field("app", "app id (A…) or name"),),
+        permission="admin.apps:write (org admin user token)",
+        reversible=False,  # reinstalling needs the app's OAuth flow
+        blast_radius=BlastRadius.APP,
+        idempotency_fields=("app",),
+        verification="admin.apps.approved.list no longer lists the app",
+        operation=UninstallApp(),
     ),
 )

@@ -288,6 +288,32 @@ def test_restore_security_defaults_then_roll_back(tenant_of, run, undo):
     assert tenant.graph(path)["isEnabled"] is False
 
 
+def test_disable_a_consented_app_then_roll_back(tenant_of, run, undo):
+    tenant = tenant_of("oauth_consent_phishing")
+    sp_id = _first(_remediation(tenant.sim, "disable_service_principal")["service_principal_id"])
+    name = tenant.graph(f"/servicePrincipals/{sp_id}")["displayName"]
+
+    step_id, result = run("m365.disable_service_principal", {"app": name})
+
+    assert succeeded(result) and tenant.graph(f"/servicePrincipals/{sp_id}")["accountEnabled"] is False
+    assert rolled_back(undo(step_id))
+    assert tenant.graph(f"/servicePrincipals/{sp_id}")["accountEnabled"] is True
+
+
+def test_remove_a_self_granted_admin_role(tenant_of, run):
+    tenant = tenant_of("admin_privilege_abuse")
+    target = _remediation(tenant.sim, "remove_role_assignment")
+
+    _, result = run("m365.remove_role_assignment", {"user": target["user"], "role": "Global Administrator"})
+
+    assert succeeded(result)
+    left = tenant.graph(
+        f"/roleManagement/directory/roleAssignments?$filter=principalId eq '{target['user_id']}'"
+    )["value"]
+    assert target["role_assignment_id"] not in {a["id"] for a in left}
+    assert tenant.changes("remove_role_assignment")
+
+
 # --------------------------------------------------------------------------- Google Workspace
 
 
@@ -357,6 +383,20 @@ def test_force_a_google_password_change_then_roll_back(tenant_of, run, undo):
     assert tenant.directory().users().get(userKey=user).execute()["changePasswordAtNextLogin"] is False
 
 
+def test_remove_a_google_admin_role(tenant_of, run):
+    tenant = tenant_of("admin_privilege_abuse")
+    target = _remediation(tenant.sim, "remove_google_role")
+
+    _, result = run(
+        "google.remove_admin_role",
+        {"user": target["user"], "role_assignment_id": target["role_assignment_id"]},
+    )
+
+    assert succeeded(result)
+    left = tenant.directory().roleAssignments().list(customer="my_customer", userKey=target["user"]).execute()
+    assert target["role_assignment_id"] not in {a["roleAssignmentId"] for a in left.get("items", [])}
+
+
 # --------------------------------------------------------------------------- Slack
 
 
@@ -391,6 +431,18 @@ def test_revoke_a_slack_files_public_url_then_roll_back(tenant_of, run, undo):
     assert tenant.slack().files_info(file=file_id)["file"]["public_url_shared"] is False
     assert rolled_back(undo(step_id))
     assert tenant.slack().files_info(file=file_id)["file"]["public_url_shared"] is True
+
+
+def test_uninstall_a_slack_app(tenant_of, run):
+    tenant = tenant_of("slack_session_theft")
+    app_id = _remediation(tenant.sim, "uninstall_app")["app_id"]
+
+    _, result = run("slack.uninstall_app", {"app": app_id})
+
+    assert succeeded(result)
+    installed = tenant.slack("admin_token").admin_apps_approved_list()["approved_apps"]
+    assert app_id not in {entry["app"]["id"] for entry in installed}
+    assert tenant.changes("uninstall_app")
 
 
 # --------------------------------------------------------------------------- execution properties
