@@ -50,7 +50,6 @@ SECURITY_WORDS = (
     r"locked out",
     r"verify your (?:account|identity|password)",
     r"security (?:alert|incident|team)",
-    r"incident",
     r"forwarding rule",
     r"inbox rule",
     r"consent(?:ed)?",
@@ -135,6 +134,9 @@ class ConversationMatch:
     score: int
     reasons: list[str] = field(default_factory=list)
     thread_key: tuple[str, str, str] | None = None
+    # Names something specific to the incident (or sits in its thread), rather than only a
+    # person of the incident talking about security.
+    specific: bool = False
 
 
 def incident_terms(
@@ -283,19 +285,43 @@ class ConversationLinker:
             if security:
                 score += 1
                 reasons.append(f"talks about security (\u201c{security.group(0)}\u201d)")
-            matches.append(ConversationMatch(message.id, incident_id, score, reasons, message.thread_key))
+            matches.append(
+                ConversationMatch(
+                    message.id, incident_id, score, reasons, message.thread_key, incident_id in strong
+                )
+            )
         return matches
 
     def link(self, messages: Sequence[MessageFacts]) -> list[ConversationMatch]:
-        """Attach messages to incidents: direct matches first, then the rest of their threads."""
+        """Attach messages to incidents, specific evidence first.
+
+        Pass one attaches messages that name something of an incident, and the rest of their
+        threads. Pass two looks only at what is left: a person of an incident talking about
+        security, and the rest of those threads. So an analyst's reply in an incident's thread
+        belongs to that incident, not also to some other incident about the analyst.
+        """
+        scored = {m.id: [x for x in self.score(m) if x.score >= ATTACH_SCORE] for m in messages}
+        specific = {i: [x for x in found if x.specific] for i, found in scored.items()}
+        attached = self._attach(messages, specific, taken=set())
+        taken = {m.message_id for m in attached}
+        weak = {i: [x for x in found if not x.specific] for i, found in scored.items() if i not in taken}
+        return attached + self._attach(messages, weak, taken=taken)
+
+    def _attach(
+        self,
+        messages: Sequence[MessageFacts],
+        candidates: Mapping[int, list[ConversationMatch]],
+        *,
+        taken: set[int],
+    ) -> list[ConversationMatch]:
         attached: list[ConversationMatch] = []
         threads: dict[tuple[str, str, str], tuple[int, int]] = {}  # thread -> (incident, message)
         for message in messages:
-            scored = [m for m in self.score(message) if m.score >= ATTACH_SCORE]
-            if not scored:
+            found = candidates.get(message.id) or []
+            if not found:
                 continue
-            best = max(m.score for m in scored)
-            for match in scored:
+            best = max(m.score for m in found)
+            for match in found:
                 if match.score == best:
                     attached.append(match)
                     for key in (message.thread_key, message.own_key):
@@ -303,24 +329,20 @@ class ConversationLinker:
                             threads.setdefault(key, (match.incident_id, message.id))
         done = {(m.message_id, m.incident_id) for m in attached}
         for message in messages:
+            if message.id in taken:
+                continue
             for key in (message.thread_key, message.own_key):
                 owner = threads.get(key) if key is not None else None
-                if owner is None:
+                if owner is None or (message.id, owner[0]) in done:
                     continue
                 incident_id, anchor = owner
-                if (message.id, incident_id) in done:
-                    continue
-                incident = self.incidents[incident_id]
-                if message.sent_at < incident.window_start:
+                if message.sent_at < self.incidents[incident_id].window_start:
                     continue
                 done.add((message.id, incident_id))
+                reasons = [f"same thread as message #{anchor}"]
                 attached.append(
                     ConversationMatch(
-                        message.id,
-                        incident_id,
-                        ATTACH_SCORE,
-                        [f"same thread as message #{anchor}"],
-                        message.thread_key,
+                        message.id, incident_id, ATTACH_SCORE, reasons, message.thread_key, True
                     )
                 )
         return attached

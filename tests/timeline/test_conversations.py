@@ -187,3 +187,23 @@ def test_a_file_attached_to_a_slack_message_counts_as_a_mention(
     shared = make_message("here you go", sent_at=at(5), meta={"files": ["Payroll-2025.xlsx"]})
     [incident_id] = build_incidents(db, settings, notify=False)
     assert attached(db, incident_id)[shared] == ["mentions file Payroll-2025.xlsx"]
+
+
+def test_an_analysts_reply_belongs_to_the_thread_not_to_the_analysts_own_incident(
+    db, settings, make_finding, make_message
+) -> None:
+    # given an incident about an attacker's app, and an unrelated one about the analyst's new phone
+    make_finding(
+        "OAuth consent to an unverified app", apps=["SecureDoc Viewer"], people=["jo@northwind.example"]
+    )
+    make_finding("New device", people=["bruno@northwind.example"], severity="low", first_seen=at(10))
+    question = make_message("Is SecureDoc Viewer something we use?", thread_id="t-9", sent_at=at(30))
+    reply = make_message(
+        "No. We're revoking the app's access now.",
+        author="bruno@northwind.example",
+        thread_id="t-9",
+        sent_at=at(40),
+    )
+    app_incident, phone_incident = build_incidents(db, settings, notify=False)
+    assert sorted(attached(db, app_incident)) == [question, reply]
+    assert attached(db, phone_incident) == {}
