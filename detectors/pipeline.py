@@ -45,6 +45,7 @@ from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord, normalise
 from detectors.sigma.loader import load_pack
 from detectors.sigma.suppressions import SuppressionSpec
+from identity.risk import IdentityReview
 
 __all__ = [
     "Detector",
@@ -89,6 +90,7 @@ class PipelineResult:
     errors: list[str] = field(default_factory=list)
     findings: list[int] = field(default_factory=list)
     posture: PostureReport | None = None  # set by `detect_new` when new snapshots were evaluated
+    identity: IdentityReview | None = None  # set by `detect_new` when people were re-scored
 
     def add(self, other: PipelineResult) -> None:
         self.events += other.events
@@ -289,7 +291,8 @@ def detect_new(
     detect` and the end-to-end bench call). One long-lived pipeline per database in this process,
     so correlation windows and open alerts carry over between calls; anomaly detectors included
     unless `with_anomaly` is False. Posture checks run too, once, when new snapshots arrived
-    (`result.posture`)."""
+    (`result.posture`), and when findings changed people are re-scored and identity findings
+    opened or resolved (`result.identity`)."""
     key = f"{db.url}|{with_anomaly}"
     pipeline = _PIPELINES.get(key)
     if pipeline is None:
@@ -301,7 +304,23 @@ def detect_new(
         pipeline = _PIPELINES[key] = DetectionPipeline(detectors=detectors)
     result = pipeline.run(db)
     run_posture(db, settings, result)
+    if result.created or result.updated or result.posture is not None:
+        run_identity(db, result)
     return result
+
+
+def run_identity(db: Database, result: PipelineResult) -> None:
+    """Re-score people (findings feed their risk) and open/resolve identity findings."""
+    from core.models import Person
+    from identity import review_people
+
+    try:
+        with db.session(readonly=True) as session:
+            if session.exec(select(Person.id).limit(1)).first() is None:
+                return
+        result.identity = review_people(db)
+    except Exception as exc:  # identity's failure must not hide the detections already written
+        result.errors.append(f"identity: {type(exc).__name__}: {exc}")
 
 
 def run_posture(db: Database, settings: Settings | None, result: PipelineResult) -> None:

@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from core.clock import utcnow
+from core.audit import record
+from core.clock import as_utc, utcnow
 from core.db import Database
-from core.models import Account, Finding, FindingStatus, Person
+from core.models import Account, Finding, FindingKind, FindingStatus, Person
+from detectors.posture.findings import FindingDraft
 from identity.access import resource_grants
+from identity.findings import ATTACK_KINDS, IdentityFacts, identity_drafts, write_identity_findings
 from identity.resolve import WEAK_METHODS
 
 WEIGHTS = {
@@ -111,11 +114,9 @@ def account_factors(accounts: list[Account], now: datetime) -> list[RiskFactor]:
         )
     if any(a.is_guest for a in enabled):
         factors.append(RiskFactor("guest", "exposure", WEIGHTS["guest"], "guest/external account"))
-    dormant = [
-        a for a in enabled if a.last_sign_in_at is not None and now - a.last_sign_in_at > DORMANT_AFTER
-    ]
+    dormant = [a for a in enabled if _dormant(a, now)]
     if dormant:
-        days = max((now - a.last_sign_in_at).days for a in dormant if a.last_sign_in_at)
+        days = max((now - as_utc(a.last_sign_in_at)).days for a in dormant if a.last_sign_in_at)
         factors.append(
             RiskFactor(
                 "dormant_enabled",
@@ -143,8 +144,21 @@ def _findings_factor(findings: list[Finding]) -> RiskFactor | None:
     return RiskFactor("recent_findings", "findings", points * WEIGHTS["recent_findings"], detail)
 
 
+@dataclass(frozen=True)
+class IdentityReview:
+    people: int
+    findings_opened: int
+    findings_resolved: int
+
+
 def score_people(db: Database, *, now: datetime | None = None) -> int:
-    """Recompute every person's risk score and its explanation; returns how many were scored."""
+    """Recompute every person's risk score and its explanation, and open/resolve the identity
+    findings those scores call for (`identity.findings`); returns how many were scored."""
+    return review_people(db, now=now).people
+
+
+def review_people(db: Database, *, now: datetime | None = None) -> IdentityReview:
+    """`score_people`, reporting the identity findings opened and resolved too."""
     now = now or utcnow()
     with db.session() as session:
         people = session.exec(select(Person)).all()
@@ -154,6 +168,7 @@ def score_people(db: Database, *, now: datetime | None = None) -> int:
                 accounts[account.person_id].append(account)
         recent = _recent_findings(session, now)
         exposure = _exposure_by_email(session)
+        drafts: list[FindingDraft] = []
         for person in people:
             factors = account_factors(accounts.get(person.id or -1, []), now)
             addresses = {person.primary_email, *person.aliases}
@@ -186,13 +201,49 @@ def score_people(db: Database, *, now: datetime | None = None) -> int:
             person.risk_factors = [asdict(f) for f in factors]
             person.updated_at = now
             session.add(person)
-        return len(people)
+            mine = accounts.get(person.id or -1, [])
+            drafts.extend(
+                identity_drafts(
+                    IdentityFacts(
+                        person,
+                        mine,
+                        person.risk_score,
+                        person.risk_factors,
+                        _unique([f for a in addresses for f in recent.get(a, []) if f.kind in ATTACK_KINDS]),
+                        frozenset(a.id for a in mine if a.id is not None and _dormant(a, now)),
+                    ),
+                    now,
+                )
+            )
+        opened, resolved = write_identity_findings(session, drafts)
+        record(
+            session,
+            actor="system:identity",
+            action="identity.score",
+            object_type="identity_run",
+            object_id=now.isoformat(),
+            details={"people": len(people), "findings_opened": opened, "findings_resolved": resolved},
+        )
+        return IdentityReview(len(people), opened, resolved)
+
+
+def _dormant(account: Account, now: datetime) -> bool:
+    return account.last_sign_in_at is not None and now - as_utc(account.last_sign_in_at) > DORMANT_AFTER
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    seen: dict[int | None, Finding] = {}
+    for finding in findings:
+        seen.setdefault(finding.id, finding)
+    return list(seen.values())
 
 
 def _recent_findings(session: Session, now: datetime) -> dict[str, list[Finding]]:
     rows = session.exec(
         select(Finding).where(
-            Finding.status == FindingStatus.OPEN, col(Finding.last_seen) >= now - timedelta(days=30)
+            Finding.status == FindingStatus.OPEN,
+            col(Finding.last_seen) >= now - timedelta(days=30),
+            Finding.kind != FindingKind.IDENTITY.value,  # our own conclusions never feed the score
         )
     ).all()
     by_person: dict[str, list[Finding]] = defaultdict(list)

@@ -298,6 +298,12 @@ def detect(
             f"{report.drift_findings} drift findings, {report.resolved} resolved",
             highlight=False,
         )
+    if result.identity is not None:
+        console.print(
+            f"identity: {result.identity.people} people scored, {result.identity.findings_opened} findings "
+            f"opened, {result.identity.findings_resolved} resolved",
+            highlight=False,
+        )
     for error in result.errors[:20]:
         err_console.print(f"[yellow]{error}[/yellow]", highlight=False)
 
