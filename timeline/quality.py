@@ -57,8 +57,11 @@ def _ratio(part: int, whole: int) -> float | None:
 def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any]:
     """Compare the incidents in `db` with the simulator's ground truth (``simulator truth`` JSON)."""
     stories = list(truth.get("stories") or [])
+    decoys = list(truth.get("decoys") or [])
     with db.session(readonly=True) as session:
-        event_refs = [e for s in stories for step in s.get("steps", []) for e in step.get("events", [])]
+        event_refs = [
+            e for s in [*stories, *decoys] for step in s.get("steps", []) for e in step.get("events", [])
+        ]
         event_ids = _ids_by_provider_id(session, Event, "provider_event_id", event_refs)
         message_refs = [m for s in stories for m in s.get("conversations", [])]
         message_ids = _ids_by_provider_id(session, Message, "provider_message_id", message_refs)
@@ -138,10 +141,28 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
                 "messages_unrelated": sorted(got - expected),
             }
         )
+    story_incidents_all = {i for s in per_story for i in s["incidents"]}
+    per_decoy = []
+    for decoy in decoys:
+        hit: set[int] = set()
+        for step in decoy.get("steps", []):
+            for e in step.get("events", []):
+                event_id = event_ids.get((str(e.get("provider")), str(e.get("stream")), str(e.get("id"))))
+                if event_id is not None:
+                    hit |= incidents_of_event.get(event_id, set())
+        per_decoy.append(
+            {
+                "id": decoy.get("id"),
+                "incidents": sorted(hit),
+                "priorities": sorted({incidents[i][2] for i in hit if i in incidents}),
+                "in_story_incident": sorted(hit & story_incidents_all),
+            }
+        )
     detected = [s for s in per_story if s["incidents"]]
     split = [s for s in detected if len(s["incidents"]) > 1]
     merged = {i: sorted(names) for i, names in stories_of_incident.items() if len(names) > 1}
     live = {i for i, row in incidents.items() if row[1] is None}
+    decoy_incidents = {i for d in per_decoy for i in d["incidents"]}
     unmatched = sorted(live - set(stories_of_incident))
     by_priority: dict[str, int] = {}
     for incident_id in unmatched:
@@ -158,12 +179,24 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
             1 for s in per_story if len(s["incidents"]) == 1 and s["incidents"][0] not in merged
         ),
         "incidents": len(live),
-        "unmatched_incidents": {"count": len(unmatched), "by_priority": by_priority, "ids": unmatched},
+        "unmatched_incidents": {
+            "count": len(unmatched),
+            "by_priority": by_priority,
+            "ids": unmatched,
+            "from_decoys": len(set(unmatched) & decoy_incidents),
+        },
         "conversations": {
             **totals,
             "precision": _ratio(totals["correct"], totals["attached"]),
             "recall": _ratio(totals["correct"], totals["expected"]),
             "on_unmatched_incidents": stray_messages,
+        },
+        "decoys": {
+            "count": len(decoys),
+            "with_incident": sum(1 for d in per_decoy if d["incidents"]),
+            "at_p1_p2": sum(1 for d in per_decoy if {"P1", "P2"} & set(d["priorities"])),
+            "in_story_incidents": sum(1 for d in per_decoy if d["in_story_incident"]),
+            "per_decoy": per_decoy,
         },
         "per_story": per_story,
     }
