@@ -325,6 +325,7 @@ GOOGLE_APIS: dict[str, tuple[str, str, str]] = {
     "directory": ("admin", "directory_v1", ""),
     "drive": ("drive", "v3", "drive/v3/"),
     "gmail": ("gmail", "v1", ""),
+    "policies": ("cloudidentity", "v1", ""),
 }
 GOOGLE_SCOPES: dict[str, tuple[str, ...]] = {
     "reports": ("https://www.googleapis.com/auth/admin.reports.audit.readonly",),
@@ -336,6 +337,7 @@ GOOGLE_SCOPES: dict[str, tuple[str, ...]] = {
     ),
     "drive": ("https://www.googleapis.com/auth/drive.readonly",),
     "gmail": ("https://www.googleapis.com/auth/gmail.readonly",),
+    "policies": ("https://www.googleapis.com/auth/cloud-identity.policies.readonly",),
 }
 
 

@@ -39,6 +39,7 @@ SCOPE_NAMES = {
     "groups": "https://www.googleapis.com/auth/admin.directory.group.readonly",
     "drive": "https://www.googleapis.com/auth/drive.readonly",
     "gmail": "https://www.googleapis.com/auth/gmail.readonly",
+    "policies": "https://www.googleapis.com/auth/cloud-identity.policies.readonly",
 }
 
 
@@ -399,6 +400,27 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
     yield Page(object_type="file_permission", objects=objects, source="drive/permissions")
 
 
+def read_settings(ctx: StreamContext) -> Iterator[Page]:
+    """Workspace security settings (Cloud Identity policies: 2SV, sharing, less secure apps...)."""
+    api: GoogleApi = ctx.api
+    token = None
+    objects: dict[str, Any] = {}
+    while True:
+        body = api.execute(
+            functools.partial(api.service("policies").policies().list, pageSize=100, pageToken=token),
+            permission=SCOPE_NAMES["policies"],
+            required=("policies",),
+            lists=("policies",),
+        )
+        for policy in body["policies"]:
+            if isinstance(policy, dict) and policy.get("name"):
+                objects[str(policy["name"])] = policy
+        token = body.get("nextPageToken")
+        if not token or ctx.probe:
+            break
+    yield Page(object_type="tenant_settings", objects=objects, source="cloudidentity/policies")
+
+
 # ---- Gmail ------------------------------------------------------------------------------------
 
 
@@ -478,6 +500,17 @@ register(
         SCOPE_NAMES["drive"],
         3600,
         ("file_permission",),
+    )
+)
+register(
+    StreamSpec(
+        PROVIDER,
+        "settings",
+        StreamKind.SNAPSHOT,
+        read_settings,
+        SCOPE_NAMES["policies"],
+        3600,
+        ("tenant_settings",),
     )
 )
 register(

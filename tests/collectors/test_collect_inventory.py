@@ -21,7 +21,7 @@ OPTIONS = CollectorOptions(threads=4, backoff_base=0.01, backoff_max=0.05)
 SNAPSHOT_STREAMS = {
     "m365": ["users", "auth_methods", "groups", "role_assignments", "ca_policies", "oauth_grants",
              "service_principals", "security_defaults", "inbox_rules", "file_permissions"],
-    "google": ["users", "tokens", "role_assignments", "groups", "file_permissions"],
+    "google": ["users", "tokens", "role_assignments", "groups", "file_permissions", "settings"],
     "slack": ["users", "apps", "settings"],
 }  # fmt: skip
 LEAKED = "xoxb-123456789012-123456789012-abcdefghijklmnopqrstuvwx"
@@ -46,10 +46,11 @@ def test_snapshots_are_written_when_objects_change_and_deletions_are_recorded(
     assert first.ok, first.failures
     counts = _snapshot_rows(db)
     expected_types = {
-        "user", "auth_method_registration", "group", "role_assignment", "ca_policy", "oauth_grant",
-        "service_principal", "security_defaults", "inbox_rule", "file_permission", "token", "app",
-        "tenant_settings",
-    }  # fmt: skip
+        ("m365", t) for t in ("user", "auth_method_registration", "group", "role_assignment", "ca_policy",
+                              "oauth_grant", "service_principal", "security_defaults", "inbox_rule", "file_permission")
+    } | {
+        ("google", t) for t in ("user", "token", "role_assignment", "group", "file_permission", "tenant_settings")
+    } | {("slack", t) for t in ("user", "app", "tenant_settings")}  # fmt: skip
     assert expected_types <= set(counts)
     # when nothing changed, then a second read writes nothing
     assert collect_once(db, settings, options=OPTIONS).ok
