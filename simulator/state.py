@@ -22,6 +22,7 @@ from simulator.timestamps import DAY, SECOND
 class UserState:
     entra_enabled: bool = True
     google_suspended: bool = False
+    google_change_password: bool = False
     slack_deleted: bool = False
     sessions_revoked_at: int | None = None
     google_signed_out_at: int | None = None

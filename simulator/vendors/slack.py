@@ -60,6 +60,7 @@ def register(sim: Simulator) -> None:
         "chat.postMessage": (api.post_message, "bot|admin|user"),
         "files.info": (api.files_info, "bot|admin|user"),
         "files.revokePublicURL": (api.revoke_public_url, "admin|user"),
+        "files.sharedPublicURL": (api.share_public_url, "admin|user"),
         "team.info": (api.team_info, "bot|admin|user"),
         "team.preferences.list": (api.team_preferences, "bot|admin|user"),
         "admin.teams.settings.info": (api.team_settings, "admin"),
@@ -465,6 +466,23 @@ class SlackApi:
         )
         self.change(request, "revoke_public_url", {"file_id": file_id, "name": info["name"]}, owner)
         return ok(file={**info, "is_public": False})
+
+    def share_public_url(self, request: Request) -> Response:
+        """files.sharedPublicURL: turn a file's public link on (again)."""
+        file_id = request.arg("file") or ""
+        with self.state.lock:
+            info = self.state.slack_public_files.get(file_id)
+            if info is None:
+                raise ApiError(200, "file_not_found", f"no file {file_id}")
+            info["public_url_shared"] = True
+        owner = self.tenant.person(info["user"])
+        self.audit_event(
+            "file_public_link_created",
+            owner,
+            {"type": "file", "file": {k: info[k] for k in ("id", "name", "filetype", "title")}},
+        )
+        self.change(request, "share_public_url", {"file_id": file_id, "name": info["name"]}, owner)
+        return ok(file={**info, "is_public": True})
 
     def app_object(self, app: Any) -> dict[str, Any]:
         return {

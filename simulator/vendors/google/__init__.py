@@ -54,6 +54,7 @@ def register(sim: Simulator) -> None:
         ("GET", r"/drive/v3/files", api.files, "drive_files"),
         ("GET", r"/drive/v3/files/(?P<file>[^/]+)", api.file, "drive_files"),
         ("GET", r"/drive/v3/files/(?P<file>[^/]+)/permissions", api.permissions, "drive_permissions"),
+        ("POST", r"/drive/v3/files/(?P<file>[^/]+)/permissions", api.create_permission, "drive_permissions"),
         (
             "DELETE",
             r"/drive/v3/files/(?P<file>[^/]+)/permissions/(?P<permission>[^/]+)",

@@ -42,7 +42,7 @@ class Directory(GoogleBase):
             "agreedToTerms": True,
             "suspended": state.google_suspended,
             "archived": False,
-            "changePasswordAtNextLogin": False,
+            "changePasswordAtNextLogin": state.google_change_password,
             "ipWhitelisted": False,
             "emails": [{"address": person.email, "primary": True}],
             "languages": [{"languageCode": "en", "preference": "preferred"}],
@@ -116,6 +116,23 @@ class Directory(GoogleBase):
             if before != state.google_suspended:
                 name = "SUSPEND_USER" if state.google_suspended else "UNSUSPEND_USER"
                 self.admin_event(admin, [("USER_SETTINGS", name, {"USER_EMAIL": person.email})])
+        if "changePasswordAtNextLogin" in body:
+            before_flag = state.google_change_password
+            state.google_change_password = bool(body["changePasswordAtNextLogin"])
+            if before_flag != state.google_change_password:
+                self.admin_event(
+                    admin,
+                    [
+                        (
+                            "USER_SETTINGS",
+                            "CHANGE_PASSWORD_ON_NEXT_LOGIN",
+                            {
+                                "USER_EMAIL": person.email,
+                                "NEW_VALUE": str(state.google_change_password).lower(),
+                            },
+                        )
+                    ],
+                )
         self.change(
             request,
             "suspend_user"

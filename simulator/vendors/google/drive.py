@@ -122,6 +122,41 @@ class Drive(GoogleBase):
             }
         )
 
+    def create_permission(self, request: Request) -> Response:
+        """permissions.create: share a file (remediation rollback restores a removed share this way)."""
+        from simulator.tenant import Permission
+
+        self.need(request, "drive_write")
+        drive_file = self._file(request)
+        body = request.json()
+        kind, role = body.get("type"), body.get("role")
+        if kind not in ("user", "group", "domain", "anyone") or role not in ("reader", "commenter", "writer"):
+            raise ApiError(400, "invalid", "Invalid permission: type and role are required.")
+        if kind in ("user", "group") and not body.get("emailAddress"):
+            raise ApiError(400, "invalid", "An emailAddress is required for user and group permissions.")
+        with self.state.lock:
+            added = self.state.added_permissions.setdefault(drive_file.id, [])
+            permission = Permission(
+                "anyoneWithLink"
+                if kind == "anyone"
+                else str(self.tenant.ids.number("perm-created", drive_file.id, len(added))),
+                kind,
+                "reader" if role == "commenter" else role,
+                email=str(body.get("emailAddress") or ""),
+                domain=str(body.get("domain") or ""),
+                discoverable=bool(body.get("allowFileDiscovery", False)),
+            )
+            self.state.removed_permissions.discard((drive_file.id, permission.id))
+            added.append(permission)
+        self.change(
+            request,
+            "create_permission",
+            {"file_id": drive_file.id, "permission_id": permission.id, "type": kind, "role": role},
+            200,
+            self.tenant.people[drive_file.owner],
+        )
+        return Response.json(self.permission_object(permission))
+
     def delete_permission(self, request: Request) -> Response:
         subject = self.need(request, "drive_write")
         drive_file = self._file(request)

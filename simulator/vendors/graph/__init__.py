@@ -47,6 +47,12 @@ def register(sim: Simulator) -> None:
         ),
         ("GET", f"/users/{USER}/mailFolders/(?P<folder>[^/]+)/messageRules", api.inbox_rules, "inbox_rules"),
         (
+            "POST",
+            f"/users/{USER}/mailFolders/(?P<folder>[^/]+)/messageRules",
+            api.create_inbox_rule,
+            "inbox_rules",
+        ),
+        (
             "DELETE",
             f"/users/{USER}/mailFolders/(?P<folder>[^/]+)/messageRules/(?P<rule>[^/]+)",
             api.delete_inbox_rule,
@@ -96,6 +102,7 @@ def register(sim: Simulator) -> None:
             "security_defaults",
         ),
         ("GET", "/oauth2PermissionGrants", api.grants, "oauth_grants"),
+        ("POST", "/oauth2PermissionGrants", api.create_grant, "oauth_grants"),
         ("DELETE", "/oauth2PermissionGrants/(?P<grant>[^/]+)", api.delete_grant, "oauth_grants"),
         ("GET", "/servicePrincipals", api.service_principals, "service_principals"),
         ("GET", "/servicePrincipals/(?P<sp>[^/]+)", api.service_principal, "service_principals"),

@@ -56,6 +56,40 @@ class Content(GraphBase):
         self.change(request, "remove_inbox_rule", {"user": person.email, "rule_id": rule_id}, person=person)
         return Response.empty(204)
 
+    def create_inbox_rule(self, request: Request) -> Response:
+        """POST messageRules: a new rule (remediation rollback re-creates a removed one this way)."""
+        from simulator.state import InboxRule
+
+        person = self.person(request.params["user"])
+        body = request.json()
+        if not body.get("displayName"):
+            raise ApiError(400, "ErrorInvalidRequest", "displayName is required.")
+        with self.state.lock:
+            count = sum(len(v) for v in self.state.inbox_rules_added.values())
+            rule = InboxRule(
+                self.tenant.ids.token("rule-created", person.index, count, length=22) + "AQ==",
+                str(body["displayName"]),
+                int(body.get("sequence") or 1),
+                bool(body.get("isEnabled", True)),
+                dict(body.get("conditions") or {}),
+                dict(body.get("actions") or {}),
+                self.sim.now(),
+            )
+            self.state.inbox_rules_added.setdefault(person.index, []).append(rule)
+        self.world.store.add_dynamic(
+            "m365:unified_audit",
+            self.sim.now(),
+            "New-InboxRule",
+            person,
+            {
+                "parameters": [{"Name": "Name", "Value": rule.name}],
+                "object_id": f"{person.email}\\{rule.id}",
+                "app_id": self.sim.credentials.client_id,
+            },
+        )
+        self.change(request, "create_inbox_rule", {"user": person.email, "rule_id": rule.id}, 201, person)
+        return Response.json(self.rule_object(rule), 201)
+
     def message_object(self, message: Any) -> dict[str, Any]:
         sender = message.sender_email
         name = message.sender.name if isinstance(message.sender, Person) else sender

@@ -119,6 +119,63 @@ class Protection(GraphBase):
             ]
         return self.page_of(request, items, 100, "oauth2PermissionGrants")
 
+    def create_grant(self, request: Request) -> Response:
+        """POST oauth2PermissionGrants: delegated consent (remediation rollback restores one this way)."""
+        body = request.json()
+        missing = [k for k in ("clientId", "consentType", "resourceId", "scope") if not body.get(k)]
+        if missing or body["consentType"] not in ("AllPrincipals", "Principal"):
+            raise ApiError(
+                400,
+                "Request_BadRequest",
+                f"Invalid grant: missing or wrong {', '.join(missing) or 'consentType'}.",
+            )
+        with self.state.lock:
+            grant_id = self.tenant.ids.token(
+                "grant-created", len(self.state.grants), body["clientId"], length=43
+            )
+            grant = self.state._add_grant(
+                body["clientId"], body["consentType"], body.get("principalId"), body["scope"], grant_id
+            )
+            grant.resource_id = body["resourceId"]
+        self.app_audit(
+            "Add delegated permission grant",
+            "ApplicationManagement",
+            "Core Directory",
+            "Assign",
+            [
+                target(
+                    "ServicePrincipal",
+                    grant.client_id,
+                    None,
+                    props=[("DelegatedPermissionGrant.Scope", None, grant.scope)],
+                )
+            ],
+        )
+        person = next((p for p in self.tenant.people if p.entra_id == grant.principal_id), None)
+        self.change(
+            request,
+            "create_oauth_grant",
+            {
+                "grant_id": grant.id,
+                "client_id": grant.client_id,
+                "user": person.email if person else None,
+                "scope": grant.scope,
+            },
+            201,
+            person,
+        )
+        return Response.json(
+            {
+                "id": grant.id,
+                "clientId": grant.client_id,
+                "consentType": grant.consent_type,
+                "principalId": grant.principal_id,
+                "resourceId": grant.resource_id,
+                "scope": grant.scope,
+            },
+            201,
+        )
+
     def delete_grant(self, request: Request) -> Response:
         grant_id = request.params["grant"]
         with self.state.lock:
