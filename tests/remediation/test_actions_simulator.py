@@ -21,10 +21,6 @@ from remediation.errors import InvalidState
 START = "2026-03-02T00:00:00Z"
 
 
-def SIMULATOR_GAP(reason: str):  # noqa: N802 - reads as a marker
-    return pytest.mark.xfail(reason=reason, strict=True)
-
-
 class Tenant:
     """Independent reads of the simulated tenant through the official clients."""
 
@@ -167,7 +163,6 @@ def test_dismiss_risk_is_irreversible(db, settings, tenant_of, run, approver):
         rollback(db, settings, step_id, principal=approver)
 
 
-@SIMULATOR_GAP("simulator: no POST users/{id}/mailFolders/inbox/messageRules yet")
 def test_remove_the_attackers_inbox_rule_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("account_takeover")
     target = _remediation(tenant.sim, "remove_inbox_rule")
@@ -196,7 +191,6 @@ def test_remove_the_attackers_mfa_method(tenant_of, run):
     assert len(tenant.changes("delete_auth_method")) == 1
 
 
-@SIMULATOR_GAP("simulator: no POST oauth2PermissionGrants yet")
 def test_revoke_a_users_oauth_grant_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("oauth_consent_phishing")
     target = _remediation(tenant.sim, "revoke_oauth_grant")
@@ -352,7 +346,6 @@ def test_revoke_a_google_oauth_token(tenant_of, run):
     assert len(tenant.changes("delete_google_token")) == 1
 
 
-@SIMULATOR_GAP("simulator: no Drive permissions.create yet")
 def test_remove_a_public_drive_link_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("insider_exfiltration")
     target = _remediation(tenant.sim, "remove_public_link")
@@ -370,7 +363,6 @@ def test_remove_a_public_drive_link_then_roll_back(tenant_of, run, undo):
     assert public()
 
 
-@SIMULATOR_GAP("simulator: users.update ignores changePasswordAtNextLogin")
 def test_force_a_google_password_change_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("insider_exfiltration")
     user = _remediation(tenant.sim, "suspend_user")["user"]
@@ -420,7 +412,6 @@ def test_deactivate_a_slack_user(tenant_of, run):
     assert tenant.slack().users_info(user=target["user_id"])["user"]["deleted"] is True
 
 
-@SIMULATOR_GAP("simulator: no files.sharedPublicURL yet")
 def test_revoke_a_slack_files_public_url_then_roll_back(tenant_of, run, undo):
     tenant = tenant_of("slack_session_theft")
     file_id = _remediation(tenant.sim, "revoke_public_url")["file_id"]
