@@ -28,12 +28,14 @@ LEAKED = "xoxb-123456789012-123456789012-abcdefghijklmnopqrstuvwx"
 CONVERSATIONS = {"m365": ["teams_messages", "mail"], "google": ["gmail"], "slack": ["messages"]}
 
 
-def _snapshot_rows(db: Database) -> dict[str, int]:
+def _snapshot_rows(db: Database) -> dict[tuple[str, str], int]:
     with db.session(readonly=True) as s:
         rows = s.exec(
-            select(ConfigSnapshot.object_type, func.count()).group_by(ConfigSnapshot.object_type)
+            select(ConfigSnapshot.provider, ConfigSnapshot.object_type, func.count()).group_by(
+                ConfigSnapshot.provider, ConfigSnapshot.object_type
+            )
         ).all()
-    return dict(rows)
+    return {(provider, kind): n for provider, kind, n in rows}
 
 
 def test_snapshots_are_written_when_objects_change_and_deletions_are_recorded(
