@@ -61,7 +61,7 @@ def _generate(users: int, days: int) -> dict[str, Any]:
 def _baseline(count: int) -> dict[str, Any]:
     import orjson
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     size = 0
     for i in range(count):
         size += len(
@@ -70,6 +70,7 @@ def _baseline(count: int) -> dict[str, Any]:
     return {
         "events": count,
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "bytes": size,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -89,13 +90,16 @@ def run(quick: bool = False, users: int | None = None, days: int | None = None) 
     users = users or (1000 if quick else 10_000)
     days = days or (7 if quick else 30)
     generated = _child("generate", str(users), str(days))
+    print(f"simulator generation: {json.dumps(generated)}", file=sys.stderr, flush=True)
     baseline = _child("baseline", str(generated["events"]))
     rate = generated["events"] / generated["seconds"]
     base_rate = baseline["events"] / baseline["seconds"]
     cpu_rate = generated["events"] / generated["cpu_seconds"]
     base_cpu_rate = baseline["events"] / max(baseline["cpu_seconds"], 1e-9)
     size = f"{users:,} users x {days} days"
-    return [
+    short_days = max(1, days // 4)
+    short = _child("generate", str(users), str(short_days))
+    figures = [
         Figure(
             "simulator",
             f"generation rate per CPU second, {size}",
@@ -118,6 +122,15 @@ def run(quick: bool = False, users: int | None = None, days: int | None = None) 
         ),
         Figure(
             "simulator",
+            f"peak RSS streaming {size} vs {short_days} days",
+            generated["peak_rss_mb"],
+            "MB",
+            baseline_name=f"same tenant, {short_days} days",
+            baseline=short["peak_rss_mb"],
+            goal="ratio ~1: memory does not grow with days",
+        ),
+        Figure(
+            "simulator",
             f"peak RSS streaming {size}",
             generated["peak_rss_mb"],
             "MB",
@@ -126,6 +139,7 @@ def run(quick: bool = False, users: int | None = None, days: int | None = None) 
             goal="bounded: does not grow with days",
         ),
     ]
+    return figures
 
 
 def main() -> None:
