@@ -8,7 +8,8 @@ Scores alone are a dashboard; these are the cases worth a finding (``kind=identi
 - ``identity.dormant_admin`` (low): an administrator account unused for months (with MFA).
 - ``identity.high_risk_person`` (high): a person whose score reaches the *high* level while an
   open attack finding (detection, correlation or anomaly, severity high or above) is about
-  them — the attack matters more because of who it hits. It cites the attack's evidence.
+  them — the attack matters more because of who it hits. It cites the attack's evidence. A
+  finding that names many people (a spray's targets) does not count: it would flag them all.
 
 One open finding per person and rule (dedup key ``identity:<rule>:<email>``), updated in place
 while the condition holds and resolved when it no longer does; the findings never feed back
@@ -31,6 +32,8 @@ HIGH_RISK_SCORE = 50.0
 ATTACK_KINDS = (FindingKind.DETECTION.value, FindingKind.CORRELATION.value, FindingKind.ANOMALY.value)
 ATTACK_SEVERITIES = ("high", "critical")
 MAX_EVIDENCE = 100
+# A finding naming more people than this (a password spray's targets) is not an attack *on* one of them.
+MAX_TARGETS = 3
 
 
 class IdentityRule(StrEnum):
@@ -152,7 +155,11 @@ def _dormant_admin(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
 
 
 def _high_risk(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
-    attacks = [f for f in facts.attack_findings if f.severity in ATTACK_SEVERITIES]
+    attacks = [
+        f
+        for f in facts.attack_findings
+        if f.severity in ATTACK_SEVERITIES and len((f.entities or {}).get("people", [])) <= MAX_TARGETS
+    ]
     if facts.score < HIGH_RISK_SCORE or not attacks:
         return []
     email = facts.person.primary_email

@@ -108,3 +108,25 @@ def test_posture_findings_alone_never_make_a_high_identity_finding(db) -> None:
     given_finding(db, "ga@acme.test", kind="posture", severity="critical", evidence=[])
     review_people(db, now=NOW)
     assert identity_findings(db) == []
+
+
+def test_a_spray_naming_many_people_does_not_flag_each_target(db) -> None:
+    targets = [f"user{i}@acme.test" for i in range(10)]
+    for email in targets:
+        given_person(db, email, admin=True, mfa=True, last_sign_in=NOW)
+    with db.session() as session:
+        session.add(
+            Finding(
+                rule_id="m365_password_spray",
+                kind="correlation",
+                severity="high",
+                title="spray",
+                dedup_key="spray",
+                entities={"people": targets},
+                evidence_event_ids=[1],
+                first_seen=NOW - timedelta(hours=1),
+                last_seen=NOW,
+            )
+        )
+    review_people(db, now=NOW)
+    assert identity_findings(db) == []
