@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlmodel import col, select
 
-from core.clock import isoformat, utcnow
+from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import ActionStatus, Connection, RemediationAction
 from core.settings import Settings
@@ -44,6 +44,7 @@ from remediation.principals import resolve_actor
 
 EXECUTOR = "system:remediation"
 RUNNABLE = (ActionStatus.APPROVED, ActionStatus.FAILED, ActionStatus.RUNNING)
+STALE_RUN = timedelta(minutes=10)
 STOPPING = (ActionStatus.FAILED, ActionStatus.REJECTED, ActionStatus.SKIPPED, ActionStatus.ROLLED_BACK)
 
 GatewayFactory = Callable[[Connection | None, CallLog], Any]
@@ -149,11 +150,26 @@ def execute(
     `settings` is accepted for symmetry with the other stage entry points (connections and
     their secrets come from the database and the environment).
     """
+    rows = _select(db, incident_id, action_ids)
+    if not dry_run:
+        _check_executor(db, actor, incident_id, action_ids)
     results: list[StepResult] = []
-    for row in _select(db, incident_id, action_ids):
+    for row in rows:
         explicit = bool(action_ids)
         results.append(_run_step(db, row.id or 0, explicit, dry_run, actor, gateway_factory, now or utcnow()))
     return ExecutionReport(dry_run, tuple(results))
+
+
+def _check_executor(
+    db: Database, actor: str, incident_id: int | None, action_ids: Sequence[int] | None
+) -> None:
+    """A person running approved steps needs a role that may ask for remediation (approval is the gate)."""
+    policy = load_policy(RemediationSettings().policy_file)
+    with audited_refusals(db, actor, "execute", action_id=(action_ids or [None])[0], incident_id=incident_id):
+        with db.session(readonly=True) as session:
+            who = resolve_actor(session, actor)
+        if not who.system and (who.role not in policy.requester_roles | policy.approver_roles):
+            raise NotAllowed(f"{actor} may not execute remediation (role {who.role or 'none'})")
 
 
 def _run_step(
@@ -221,8 +237,8 @@ def _run_step(
             )
         return StepResult(**base, outcome=Outcome.FAILED, message=str(exc))
 
-    if not dry_run:
-        _mark_running(db, row, actor, now)
+    if not dry_run and not _claim(db, row, actor, now):
+        return StepResult(**base, outcome=Outcome.WAITING, message="another executor is running this step")
     try:
         outcome, message, verification, before = _perform(spec, gateway, row.target, row.params)
     except TargetMissing as exc:
@@ -377,15 +393,22 @@ def _stop(
     return StepResult(row.id or 0, row.action, row.subject, Outcome.STOPPED, f"not run: {why}")
 
 
-def _mark_running(db: Database, row: RemediationAction, actor: str, now: datetime) -> None:
+def _claim(db: Database, row: RemediationAction, actor: str, now: datetime) -> bool:
+    """Mark the step running unless another executor holds it (a RUNNING step older than
+    STALE_RUN is taken over: its executor died; inspect-before-write makes the re-run safe)."""
     spec = get_action(row.action)
     with db.session() as session:
-        fresh = session.get(RemediationAction, row.id)
-        assert fresh is not None
+        fresh = session.exec(
+            select(RemediationAction).where(RemediationAction.id == row.id).with_for_update()
+        ).one()
+        held = fresh.status == ActionStatus.RUNNING and as_utc(fresh.updated_at) > now - STALE_RUN
+        if held or fresh.status not in RUNNABLE:
+            return False
         fresh.status = ActionStatus.RUNNING
         fresh.updated_at = now
         session.add(fresh)
         note(session, fresh, "execution_started", actor, f"Executing: {spec.title} — {row.subject}", {}, now)
+        return True
 
 
 def _finish(

@@ -532,3 +532,71 @@ def test_the_calls_the_before_state_and_the_provider_ids_are_stored(db, tenant_o
         "remediation.execution_started",
         "remediation.succeeded",
     ]
+
+
+def test_a_step_another_executor_is_running_is_left_alone_until_its_run_goes_stale(
+    db, settings, tenant_of, make_incident, analyst, approver
+):
+    from datetime import timedelta
+
+    from core.clock import utcnow
+
+    tenant = tenant_of("account_takeover")
+    victim = _remediation(tenant.sim, "revoke_sessions")["user"]
+    step = add_step(
+        db, make_incident(), "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover"
+    )
+    approve(db, step.id, approver)
+    with db.session() as s:
+        row = s.get(RemediationAction, step.id)
+        row.status, row.updated_at = ActionStatus.RUNNING, utcnow()
+        s.add(row)
+
+    [busy] = execute(db, settings, action_ids=[step.id]).results
+    [taken_over] = execute(db, settings, action_ids=[step.id], now=utcnow() + timedelta(minutes=11)).results
+
+    assert busy.outcome == Outcome.WAITING and busy.calls == ()
+    assert succeeded(taken_over) and len(tenant.changes("disable_user")) == 1
+
+
+def test_a_viewer_cannot_execute_and_the_refusal_is_audited(
+    db, settings, tenant_of, make_incident, make_principal, analyst, approver
+):
+    from remediation.errors import NotAllowed
+
+    tenant = tenant_of("account_takeover")
+    victim = _remediation(tenant.sim, "revoke_sessions")["user"]
+    step = add_step(
+        db, make_incident(), "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover"
+    )
+    approve(db, step.id, approver)
+
+    with pytest.raises(NotAllowed):
+        execute(db, settings, action_ids=[step.id], actor=make_principal("vic", "viewer"))
+
+    assert tenant.sim.changes == []
+    with db.session() as s:
+        assert (
+            s.exec(select(AuditRecord).where(AuditRecord.action == "remediation.refused"))
+            .one()
+            .details["request"]
+            == "execute"
+        )
+
+
+def test_the_approval_request_is_posted_to_slack(db, tenant_of, make_incident, analyst):
+    from remediation.planner import get_plan
+    from remediation.slack_approvals import post_approval_request
+
+    tenant = tenant_of("account_takeover")
+    victim = _remediation(tenant.sim, "revoke_sessions")["user"]
+    incident = make_incident()
+    add_step(db, incident, "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover")
+    step = get_plan(db, incident).steps[0]
+    channel = tenant.slack().conversations_list()["channels"][0]["id"]
+
+    ts = post_approval_request(db, tenant.connections["slack"], channel, step)
+
+    history = tenant.slack().conversations_history(channel=channel, limit=5)["messages"]
+    assert victim in next(m for m in history if m["ts"] == ts)["text"]
+    assert [r["status"] for r in tenant.sim.requests if r["path"] == "/api/chat.postMessage"] == [200]
