@@ -35,6 +35,8 @@ class CollectorOptions(BaseSettings):
     window_hours: float = 24.0
     # Records asked for per page (connections may override: page_size).
     page_size: int = 500
+    # Finished run records older than this are pruned by the scheduler.
+    run_history_days: float = 30.0
     worker_id: str | None = None
 
     def worker(self) -> str:

@@ -18,6 +18,7 @@ from collectors.errors import CollectorError
 from collectors.options import CollectorOptions
 from collectors.progress import ProgressSink
 from collectors.runner import run_stream, select_connections
+from collectors.store import prune_runs
 from collectors.streams.base import configured_streams, stream_spec
 from core.db import Database
 from core.models import Connection
@@ -79,6 +80,8 @@ class CollectorJobs:
                 sync_connections_file(self.db, self.settings.connections_file)
             except CollectorError as exc:
                 log.error("connections file: %s", exc)
+        with self.db.session() as session:
+            prune_runs(session, keep_days=self.options.run_history_days)
         wanted: dict[str, tuple[Connection, str, int]] = {}
         for connection in select_connections(self.db):
             for spec in configured_streams(connection):

