@@ -28,7 +28,6 @@ from collectors.errors import (
     LeaseLost,
     MalformedResponse,
     PermissionMissing,
-    TransientError,
 )
 from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
 from collectors.normalise import NormaliseError, normalise
@@ -98,13 +97,23 @@ def set_stream_health(
         )
 
 
-def set_connection_health(
-    db: Database, connection: Connection, health: Health, reason: str | None, *, succeeded: bool = False
-) -> None:
+def refresh_connection_health(db: Database, connection: Connection, *, succeeded: bool = False) -> None:
+    """A connection is as healthy as its streams: unhealthy while any stream is, naming them.
+
+    Derived from the streams' current state, so one failing stream never makes the connection
+    flip between healthy and unhealthy as its other streams come and go.
+    """
     with db.session() as session:
         current = session.get(Connection, connection.id)
         if current is None:
             return
+        sick = session.exec(
+            select(Checkpoint.stream, Checkpoint.health_reason)
+            .where(Checkpoint.connection_id == connection.id, Checkpoint.health == Health.UNHEALTHY)
+            .order_by(col(Checkpoint.stream))
+        ).all()
+        health = Health.UNHEALTHY if sick else Health.OK
+        reason = "; ".join(f"{stream}: {why}" for stream, why in sick)[:2000] if sick else None
         now = utcnow()
         current.last_run_at = now
         if succeeded:
@@ -302,6 +311,11 @@ def run_stream(
 
     def result(status: RunStatus, error: str | None = None) -> StreamResult:
         _finish_run(db, run_id, status, error)
+        if status is RunStatus.FAILED:
+            try:
+                refresh_connection_health(db, connection)
+            except Exception:
+                log.exception("%s: could not record connection health", key)
         if progress:
             progress.finished(key, status if error is None else f"{status}: {error[:80]}")
         return StreamResult(
@@ -341,42 +355,43 @@ def run_stream(
                     )
         _mark_success(db, checkpoint_id)
         set_stream_health(db, connection, spec.name, Health.OK, None)
-        set_connection_health(db, connection, Health.OK, None, succeeded=True)
+        refresh_connection_health(db, connection, succeeded=True)
         return result(RunStatus.SUCCEEDED)
     except LeaseLost as exc:
         return result(RunStatus.LOST, str(exc))
-    except MalformedResponse as exc:
-        _quarantine_page(db, connection, spec, exc)
-        reason = (
-            f"malformed page quarantined ({exc}); the checkpoint stays before it — inspect the quarantine"
-        )
-        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
-        log.error("%s: %s", key, reason)
-        return result(RunStatus.FAILED, reason)
-    except PermissionMissing as exc:
-        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, str(exc))
-        return result(RunStatus.FAILED, str(exc))
-    except (AuthenticationFailed, ConnectionConfigError) as exc:
-        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, str(exc))
-        set_connection_health(db, connection, Health.UNHEALTHY, str(exc))
-        return result(RunStatus.FAILED, str(exc))
-    except (TransientError, CollectorError) as exc:
-        reason = f"gave up for this run: {exc}"
-        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
-        return result(RunStatus.FAILED, reason)
-    except Exception as exc:  # a bug must not stop the other streams; keep the traceback in the log
-        log.error("%s: unexpected error\n%s", key, traceback.format_exc())
-        reason = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        try:
-            set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
-        except Exception:
-            log.exception("%s: could not record stream health", key)
-        return result(RunStatus.FAILED, reason)
+    except Exception as exc:  # contained: nothing a stream does may stop the others
+        return result(RunStatus.FAILED, _record_failure(db, connection, spec, exc))
     finally:
         try:
             release(db, checkpoint_id, owner)
         except Exception:
             log.exception("%s: could not release the lease (it will expire)", key)
+
+
+def _record_failure(db: Database, connection: Connection, spec: StreamSpec, exc: Exception) -> str:
+    """Mark the stream unhealthy with a reason an operator can act on; quarantine a bad page."""
+    key = f"{connection.name}/{spec.name}"
+    if isinstance(exc, MalformedResponse):
+        try:
+            _quarantine_page(db, connection, spec, exc)
+        except Exception:
+            log.exception("%s: could not quarantine the malformed page", key)
+        reason = (
+            f"malformed page quarantined ({exc}); the checkpoint stays before it — inspect the quarantine"
+        )
+        log.error("%s: %s", key, reason)
+    elif isinstance(exc, PermissionMissing | AuthenticationFailed | ConnectionConfigError):
+        reason = str(exc)
+    elif isinstance(exc, CollectorError):  # transient errors that outlasted the retries, rejected requests
+        reason = f"gave up for this run: {exc}"
+    else:  # a bug: keep the traceback in the log
+        log.error("%s: unexpected error\n%s", key, traceback.format_exc())
+        reason = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    try:
+        set_stream_health(db, connection, spec.name, Health.UNHEALTHY, reason)
+    except Exception:
+        log.exception("%s: could not record stream health", key)
+    return reason
 
 
 def _context(
