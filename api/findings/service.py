@@ -66,8 +66,8 @@ def list_findings(
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
         )
-    # A person filter on SQLite matches few rows: scan once and sort them (see api.entities.scanned).
-    keys = [scanned(c) for c in columns] if filters.person and dialect == "sqlite" else columns
+    # A person matches few rows: find them, then sort (see api.entities.scanned).
+    keys = [scanned(c) for c in columns] if filters.person else columns
     order = [c.desc() if descending else c.asc() for c in keys]
     rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())
     if len(rows) <= limit:

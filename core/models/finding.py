@@ -21,6 +21,8 @@ class Finding(SQLModel, table=True):
         Index("ix_finding_first_seen", "first_seen"),
         Index("ix_finding_severity_first_seen", "severity", "first_seen"),
         Index("ix_finding_last_seen", "last_seen"),
+        # One rule's findings, newest first (the API's rule filter) without sorting them all.
+        Index("ix_finding_rule_first_seen", "rule_id", "first_seen"),
         # The API's person/IP filters are JSONB containment on PostgreSQL, served by this GIN index.
         # SQLite cannot index inside JSON lists: there the index is empty (WHERE 0) and costs nothing.
         Index(

@@ -19,6 +19,8 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         Index("ix_incident_status_priority", "status", "priority"),
         Index("ix_incident_type_created", "incident_type", "created_at"),
+        # The API's "most urgent first" order, read in index order and filtered by status.
+        Index("ix_incident_priority_id", "priority", "id"),
         # The API's person filter (JSONB containment) on PostgreSQL; empty on SQLite (see Finding).
         Index(
             "ix_incident_entities",

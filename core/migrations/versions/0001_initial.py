@@ -202,6 +202,7 @@ def upgrade() -> None:
         sqlite_where=sa.text("0"),
     )
     op.create_index(op.f("ix_incident_first_seen"), "incident", ["first_seen"], unique=False)
+    op.create_index("ix_incident_priority_id", "incident", ["priority", "id"], unique=False)
     op.create_index("ix_incident_status_priority", "incident", ["status", "priority"], unique=False)
     op.create_index("ix_incident_type_created", "incident", ["incident_type", "created_at"], unique=False)
     op.create_table(
@@ -501,6 +502,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_finding_kind"), "finding", ["kind"], unique=False)
     op.create_index("ix_finding_last_seen", "finding", ["last_seen"], unique=False)
     op.create_index(op.f("ix_finding_provider"), "finding", ["provider"], unique=False)
+    op.create_index("ix_finding_rule_first_seen", "finding", ["rule_id", "first_seen"], unique=False)
     op.create_index(op.f("ix_finding_rule_id"), "finding", ["rule_id"], unique=False)
     op.create_index("ix_finding_severity_first_seen", "finding", ["severity", "first_seen"], unique=False)
     op.create_index(op.f("ix_finding_status"), "finding", ["status"], unique=False)
@@ -762,6 +764,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_finding_status"), table_name="finding")
     op.drop_index("ix_finding_severity_first_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_rule_id"), table_name="finding")
+    op.drop_index("ix_finding_rule_first_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_provider"), table_name="finding")
     op.drop_index("ix_finding_last_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_kind"), table_name="finding")
@@ -801,6 +804,7 @@ def downgrade() -> None:
     op.drop_table("person")
     op.drop_index("ix_incident_type_created", table_name="incident")
     op.drop_index("ix_incident_status_priority", table_name="incident")
+    op.drop_index("ix_incident_priority_id", table_name="incident")
     op.drop_index(op.f("ix_incident_first_seen"), table_name="incident")
     op.drop_index(
         "ix_incident_entities",
