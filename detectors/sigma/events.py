@@ -10,6 +10,7 @@ reaches (lists are flattened), and a rule value matches when any of them matches
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -305,6 +306,11 @@ def parse_ip(value: Any) -> tuple[int, int] | None:
     """(4 or 6, address as int) for an IP address text (also `1.2.3.4:port` and `[v6]:port`)."""
     if type(value) is not str:
         return None
+    return _parse_ip_text(value)
+
+
+@functools.lru_cache(maxsize=65_536)  # the same addresses recur across a batch (and a tenant)
+def _parse_ip_text(value: str) -> tuple[int, int] | None:
     text = value.strip()
     try:
         return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
