@@ -265,8 +265,10 @@ class Conversations:
             for channel in self.tenant.channels:
                 out.extend(self.channel_messages(stream, channel.id, options.start, options.end + 400 * DAY))
         elif stream == "m365:teams_messages":
-            for channel in self.teams_channels:
-                out.extend(self.channel_messages(stream, channel.id, options.start, options.end + 400 * DAY))
+            for teams_channel in self.teams_channels:
+                out.extend(
+                    self.channel_messages(stream, teams_channel.id, options.start, options.end + 400 * DAY)
+                )
             out.extend(
                 m
                 for m in self.story + self.added

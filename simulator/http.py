@@ -152,7 +152,7 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.tls = tls
         super().__init__(address, _RequestHandler)
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), int(self.server_address[1])
         self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
 
     def finish_request(self, request: Any, client_address: Any) -> None:

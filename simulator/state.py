@@ -355,7 +355,7 @@ class State:
 
     def _base_google_policies(self) -> None:
         overrides = self.tenant.scenario.tenant.settings.get("google", {})
-        values = {
+        values: dict[str, dict[str, Any]] = {
             "security.two_step_verification_enforcement": {"enforcedFrom": "2023-01-09T00:00:00Z"},
             "security.two_step_verification_enrollment": {"allowEnrollment": True},
             "security.less_secure_apps": {"allowLessSecureApps": False},

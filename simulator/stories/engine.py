@@ -149,7 +149,7 @@ class StoryBuilder:
             raise ScenarioError(
                 f"story {spec.id!r} step {step.id!r} ({step.action}): missing or unknown {exc}"
             ) from None
-        events = []
+        events: list[dict[str, Any]] = []
         for stream, record in self._step_records:
             provider, stream_name = stream.split(":")
             events.extend(
@@ -378,7 +378,7 @@ class StoryBuilder:
         return times
 
     def format(self, text: str) -> str:
-        values = {}
+        values: dict[str, Any] = {}
         for name, actor in self.actors.items():
             if isinstance(actor, Person):
                 values[name] = _PersonView(actor)

@@ -38,7 +38,14 @@ def register(sim: Simulator) -> None:
     add = sim.router.add
     add("POST", base + r"/subscriptions/start", api.start, "m365", "management_subscriptions", "manage")
     add("POST", base + r"/subscriptions/stop", api.stop, "m365", "management_subscriptions", "manage")
-    add("GET", base + r"/subscriptions/list", api.list, "m365", "management_subscriptions", "manage")
+    add(
+        "GET",
+        base + r"/subscriptions/list",
+        api.list_subscriptions,
+        "m365",
+        "management_subscriptions",
+        "manage",
+    )
     add("GET", base + r"/subscriptions/content", api.content, "m365", "management_content", "manage")
     add("GET", base + r"/audit/(?P<content>[^/]+)", api.blob, "m365", "unified_audit", "manage")
 
@@ -79,7 +86,7 @@ class ManagementApi:
             self.sim.state.subscriptions.pop(content, None)
         return Response.empty(204)
 
-    def list(self, request: Request) -> Response:
+    def list_subscriptions(self, request: Request) -> Response:
         self._tenant(request)
         with self.sim.state.lock:
             return Response.json(list(self.sim.state.subscriptions.values()))

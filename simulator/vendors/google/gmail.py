@@ -60,7 +60,7 @@ class Gmail(GoogleBase):
         messages = self.world.conversations.mailbox("google:gmail", owner, start, end)
         threads: dict[str, Any] = {}
         for message in reversed(messages):
-            threads.setdefault(message.thread, message)
+            threads.setdefault(message.thread or message.id, message)
         items = [
             {"id": tid, "snippet": m.text[:120], "historyId": str(m.ts // 1000)} for tid, m in threads.items()
         ]
