@@ -351,7 +351,16 @@ def _update_priority(
     ctx: BuildContext,
 ) -> None:
     signals = [
-        FindingSignal(f.id or 0, f.severity, f.confidence, f.provider, f.title, f.rule_id, f.context or {})
+        FindingSignal(
+            f.id or 0,
+            f.severity,
+            f.confidence,
+            f.provider,
+            f.title,
+            f.rule_id,
+            f.context or {},
+            frozenset(int(e) for e in f.evidence_event_ids or []),
+        )
         for f in findings
     ]
     result = compute_priority(signals, _people(keys, ctx), entities.get("files", []))

@@ -20,13 +20,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
 from timeline.entities import IdentityIndex, normalise_email, normalise_name
 
 ATTACH_SCORE = 2
+CHAT_MAX_AUTHORS = 3
+CHAT_REPLY_WINDOW = timedelta(minutes=30)
 MAIL_STREAMS = frozenset({"mail", "gmail"})
 SECURITY_WORDS = (
     r"phish\w*",
@@ -59,6 +61,10 @@ SECURITY_WORDS = (
     r"(?:sign|log)[- ]?in from",
     r"shared (?:publicly|externally|with anyone)",
     r"public link",
+    r"made [^.?!\n]{0,60}public",
+    r"shared [^.?!\n]{0,60}(?:externally|outside|with anyone)",
+    r"(?:is|are) public",
+    r"bank details",
     r"mfa",
     r"2sv",
     r"2fa",
@@ -137,6 +143,7 @@ class ConversationMatch:
     # Names something specific to the incident (or sits in its thread), rather than only a
     # person of the incident talking about security.
     specific: bool = False
+    rank: int = 0
 
 
 def incident_terms(
@@ -247,19 +254,27 @@ class ConversationLinker:
         text = "\n".join([message.subject or "", message.text, *message.attachments])
         lowered = text.lower()
         strong: dict[int, list[str]] = {}
+        files: dict[int, list[str]] = {}
         people: dict[int, list[str]] = {}
+        mentioned: set[int] = set()
         if self._pattern is not None:
             for found in self._pattern.finditer(lowered):
                 term = found.group(0)
                 for incident_id, what in self._strong.get(term, ()):
-                    strong.setdefault(incident_id, []).append(f"mentions {what}")
+                    # File names are everyday words ("Budget forecast"): on their own they only
+                    # count as much as a person does.
+                    (files if what.startswith("file ") else strong).setdefault(incident_id, []).append(
+                        f"mentions {what}"
+                    )
                 for incident_id, key in self._names.get(term, ()):
                     people.setdefault(incident_id, []).append(f"mentions {self.identities.label(key)}")
+                    mentioned.add(incident_id)
         found_keys = [self._person_key(m.group(0)) for m in _EMAIL.finditer(text)]
         found_keys += [self._person_key(m.group(1)) for m in _SLACK_MENTION.finditer(text)]
         for person in {k for k in found_keys if k}:
             for incident_id in self._people.get(person, ()):
                 people.setdefault(incident_id, []).append(f"mentions {self.identities.label(person)}")
+                mentioned.add(incident_id)
         author = self._person_key(message.author) if message.author else None
         for incident_id in self._people.get(author or "", ()):
             people.setdefault(incident_id, []).append(f"written by {self.identities.label(author or '')}")
@@ -276,19 +291,28 @@ class ConversationLinker:
                 )
         security = _SECURITY.search(text)
         matches: list[ConversationMatch] = []
-        for incident_id in set(strong) | set(people):
+        for incident_id in set(strong) | set(files) | set(people):
             incident = self.incidents[incident_id]
             if not self._in_window(incident, message):
                 continue
-            reasons = sorted(set(strong.get(incident_id, ()))) + sorted(set(people.get(incident_id, ())))
-            score = (2 if incident_id in strong else 0) + (1 if incident_id in people else 0)
+            reasons = [
+                *sorted(set(strong.get(incident_id, ()))),
+                *sorted(set(files.get(incident_id, ()))),
+                *sorted(set(people.get(incident_id, ()))),
+            ]
+            score = (
+                (2 if incident_id in strong else 0)
+                + (1 if incident_id in files else 0)
+                + (1 if incident_id in people else 0)
+            )
             if security:
                 score += 1
                 reasons.append(f"talks about security (\u201c{security.group(0)}\u201d)")
+            specific = incident_id in strong or incident_id in files
+            # Among equal scores, a message is about the person it names, not the one who wrote it.
+            rank = score * 10 + (2 if incident_id in mentioned else 0) + (1 if specific else 0)
             matches.append(
-                ConversationMatch(
-                    message.id, incident_id, score, reasons, message.thread_key, incident_id in strong
-                )
+                ConversationMatch(message.id, incident_id, score, reasons, message.thread_key, specific, rank)
             )
         return matches
 
@@ -320,9 +344,9 @@ class ConversationLinker:
             found = candidates.get(message.id) or []
             if not found:
                 continue
-            best = max(m.score for m in found)
+            best = max(m.rank for m in found)
             for match in found:
-                if match.score == best:
+                if match.rank == best:
                     attached.append(match)
                     for key in (message.thread_key, message.own_key):
                         if key is not None:
@@ -345,7 +369,56 @@ class ConversationLinker:
                         message.id, incident_id, ATTACH_SCORE, reasons, message.thread_key, True
                     )
                 )
+        attached.extend(self._chat_replies(messages, attached, done, taken))
         return attached
+
+    def _chat_replies(
+        self,
+        messages: Sequence[MessageFacts],
+        attached: Sequence[ConversationMatch],
+        done: set[tuple[int, int]],
+        taken: set[int],
+    ) -> list[ConversationMatch]:
+        """In a small chat (a 1:1 or group chat has no threads), the answers right after an
+        attached message belong with it: "Did you get weird emails from me?" — "Yes, ...".
+        """
+        authors: dict[tuple[str, str], set[str]] = {}
+        for message in messages:
+            if is_direct_chat(message):
+                authors.setdefault((message.provider, message.channel or ""), set()).add(message.author or "")
+        by_id = {m.id: m for m in messages}
+        replies: list[ConversationMatch] = []
+        for match in list(attached):
+            anchor = by_id.get(match.message_id)
+            if anchor is None or not is_direct_chat(anchor):
+                continue
+            if len(authors.get((anchor.provider, anchor.channel or ""), ())) > CHAT_MAX_AUTHORS:
+                continue
+            for message in messages:
+                if (
+                    message.id in taken
+                    or (message.id, match.incident_id) in done
+                    or (message.provider, message.channel) != (anchor.provider, anchor.channel)
+                    or not anchor.sent_at < message.sent_at <= anchor.sent_at + CHAT_REPLY_WINDOW
+                ):
+                    continue
+                done.add((message.id, match.incident_id))
+                minutes = int((message.sent_at - anchor.sent_at).total_seconds() // 60)
+                reasons = [f"answers message #{anchor.id} in the same chat {minutes} min later"]
+                replies.append(
+                    ConversationMatch(message.id, match.incident_id, ATTACH_SCORE, reasons, None, True)
+                )
+        return replies
+
+
+def is_direct_chat(message: MessageFacts) -> bool:
+    """A 1:1 or group chat (no threads, few people), not a channel: Teams chats, Slack DMs."""
+    channel = message.channel or ""
+    if message.stream == "teams_messages":
+        return channel.endswith(("@unq.gbl.spaces", "@thread.v2"))
+    if message.provider == "slack":
+        return channel.startswith("D")
+    return False
 
 
 def linked_threads(

@@ -37,6 +37,31 @@ TOP_ADMIN_ROLES = frozenset(
 )
 
 
+# Entra built-in role template ids (stable, documented by Microsoft) as their names, so that the
+# priority explanation says "Global Administrator" and not a GUID.
+ENTRA_ROLE_NAMES = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
+    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
+    "f28a1f50-f6e7-4571-818b-6a12f2af6b6c": "SharePoint Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+    "966707d0-3269-4727-9be2-8c3a10f19b9d": "Password Administrator",
+    "b0f54661-2d74-4c50-afa3-1ec803f12efe": "Billing Administrator",
+    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
+    "5d6b6bb7-de71-4623-b4af-96380a352509": "Security Reader",
+    "17315797-102d-40b4-93e0-432062caca18": "Compliance Administrator",
+}
+
+
+def role_name(role: str) -> str:
+    return ENTRA_ROLE_NAMES.get(role.strip().lower(), role)
+
+
 def normalise_email(value: str) -> str:
     """Lower-case, without ``mailto:`` or a ``+tag`` (alice+x@corp is alice@corp)."""
     text = value.strip().lower()
@@ -86,6 +111,8 @@ class IdentityIndex:
 
     by_address: dict[str, int] = field(default_factory=dict)
     by_account: dict[str, int] = field(default_factory=dict)
+    # Full display names that belong to exactly one person (Teams gives authors by name).
+    by_name: dict[str, int] = field(default_factory=dict)
     people: dict[int, PersonFacts] = field(default_factory=dict)
     # Admin flags for accounts that no person was resolved for, by address and by provider id.
     unresolved_admin: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -127,7 +154,7 @@ class IdentityIndex:
         for person_id, provider_user_id, email, is_admin, admin_roles, display_name in accounts:
             if person_id is None:
                 if is_admin or admin_roles:
-                    granted = tuple(admin_roles or ()) or ("admin",)
+                    granted = tuple(role_name(r) for r in admin_roles or ()) or ("admin",)
                     if email:
                         index.unresolved_admin[normalise_email(email)] = granted
                     if provider_user_id:
@@ -137,7 +164,7 @@ class IdentityIndex:
                 addresses.setdefault(person_id, set()).add(normalise_email(email))
             if provider_user_id:
                 account_ids.setdefault(person_id, set()).add(provider_user_id)
-            roles.setdefault(person_id, set()).update(admin_roles or ())
+            roles.setdefault(person_id, set()).update(role_name(r) for r in admin_roles or ())
             admin[person_id] = admin.get(person_id, False) or bool(is_admin)
             if not names.get(person_id) and display_name:
                 names[person_id] = display_name
@@ -146,6 +173,10 @@ class IdentityIndex:
                 index.by_address.setdefault(address, person_id)
             for account in account_ids.get(person_id, ()):
                 index.by_account.setdefault(account.lower(), person_id)
+            name = names.get(person_id)
+            if name and len(name.split()) >= 2:
+                key = normalise_name(name)
+                index.by_name[key] = -1 if key in index.by_name else person_id
             email = primary.get(person_id) or min(addresses.get(person_id) or {""})
             index.people[person_id] = PersonFacts(
                 id=person_id,
@@ -164,7 +195,11 @@ class IdentityIndex:
             found = self.by_address.get(normalise_email(value))
             if found is not None:
                 return found
-        return self.by_account.get(value.strip().lower())
+        found = self.by_account.get(value.strip().lower())
+        if found is None and " " in value.strip():
+            by_name = self.by_name.get(normalise_name(value), -1)
+            return by_name if by_name >= 0 else None
+        return found
 
     def label(self, key: str) -> str:
         """A key in words for people: ``person:12`` -> ``alice@corp.example``."""

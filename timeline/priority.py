@@ -94,6 +94,7 @@ class FindingSignal:
     title: str
     rule_id: str
     context: Mapping[str, Any]
+    evidence: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -128,17 +129,44 @@ def _severity(findings: Sequence[FindingSignal]) -> tuple[float, dict[str, Any]]
     }
 
 
+def independent_confidences(findings: Sequence[FindingSignal]) -> list[float]:
+    """One confidence per piece of independent evidence: findings that cite the same events
+    (a new country and a new network, both from one sign-in) are one observation, not two."""
+    parent = list(range(len(findings)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[int, int] = {}
+    for index, finding in enumerate(findings):
+        for event_id in finding.evidence:
+            if event_id in owner:
+                parent[root(index)] = root(owner[event_id])
+            else:
+                owner[event_id] = index
+    best: dict[int, float] = {}
+    for index, finding in enumerate(findings):
+        group = root(index)
+        best[group] = max(best.get(group, 0.0), min(1.0, max(0.0, finding.confidence)))
+    return sorted(best.values(), reverse=True)
+
+
 def _confidence(findings: Sequence[FindingSignal]) -> tuple[float, dict[str, Any]]:
+    independent = independent_confidences(findings)
     doubt = 1.0
-    for finding in findings:
-        doubt *= 1.0 - min(1.0, max(0.0, finding.confidence))
+    for confidence in independent:
+        doubt *= 1.0 - confidence
     weight = round(1.0 - doubt, 4)
-    shown = ", ".join(f"{f.confidence:.2f}" for f in findings[:5]) + (" …" if len(findings) > 5 else "")
-    why = (
-        f"confidence of the finding ({shown})"
-        if len(findings) == 1
-        else f"{len(findings)} findings corroborate each other ({shown})"
-    )
+    shown = ", ".join(f"{c:.2f}" for c in independent[:5]) + (" …" if len(independent) > 5 else "")
+    if len(independent) == 1:
+        why = f"confidence of the evidence ({shown})"
+        if len(findings) > 1:
+            why = f"{len(findings)} findings on the same evidence ({shown})"
+    else:
+        why = f"{len(independent)} independent lines of evidence corroborate each other ({shown})"
     return weight, {"weight": weight, "why": why}
 
 

@@ -31,7 +31,7 @@ def test_messages_naming_the_incidents_ip_file_or_app_are_attached(
         apps=["MailSync Pro"],
     )
     by_ip = make_message("anyone know who 203.0.113.7 is? it's hitting our tenant", sent_at=at(30))
-    by_file = make_message("Why is the Q3 Board Deck public??", sent_at=at(hours=2))
+    by_file = make_message("Who made the Q3 Board Deck public??", sent_at=at(hours=2))
     by_app = make_message(
         "IT: please revoke mailsync pro from everyone",
         sent_at=at(hours=5),
@@ -44,7 +44,10 @@ def test_messages_naming_the_incidents_ip_file_or_app_are_attached(
     found = attached(db, incident_id)
     assert sorted(found) == [by_ip, by_file, by_app]
     assert found[by_ip] == ["mentions source IP 203.0.113.7"]
-    assert found[by_file] == ["mentions file Q3 Board Deck.pptx"]
+    assert found[by_file] == [
+        "mentions file Q3 Board Deck.pptx",
+        "talks about security (“made the Q3 Board Deck public”)",
+    ]
 
 
 def test_a_person_of_the_incident_talking_about_security_is_attached(
@@ -184,9 +187,15 @@ def test_a_file_attached_to_a_slack_message_counts_as_a_mention(
     db, settings, make_finding, make_message
 ) -> None:
     make_finding("File shared publicly", files=["Payroll-2025.xlsx"], people=["alice@northwind.example"])
-    shared = make_message("here you go", sent_at=at(5), meta={"files": ["Payroll-2025.xlsx"]})
+    # a file name alone is everyday vocabulary; the file sent by the person of the incident is not
+    shared = make_message(
+        "here you go", author="alice@northwind.example", sent_at=at(5), meta={"files": ["Payroll-2025.xlsx"]}
+    )
+    make_message("here you go", sent_at=at(6), meta={"files": ["Payroll-2025.xlsx"]})
     [incident_id] = build_incidents(db, settings, notify=False)
-    assert attached(db, incident_id)[shared] == ["mentions file Payroll-2025.xlsx"]
+    assert attached(db, incident_id) == {
+        shared: ["mentions file Payroll-2025.xlsx", "written by alice@northwind.example"]
+    }
 
 
 def test_an_analysts_reply_belongs_to_the_thread_not_to_the_analysts_own_incident(
@@ -207,3 +216,35 @@ def test_an_analysts_reply_belongs_to_the_thread_not_to_the_analysts_own_inciden
     app_incident, phone_incident = build_incidents(db, settings, notify=False)
     assert sorted(attached(db, app_incident)) == [question, reply]
     assert attached(db, phone_incident) == {}
+
+
+def test_an_answer_in_a_small_teams_chat_follows_the_question(
+    db, settings, make_person, make_finding, make_message
+) -> None:
+    make_person("daniel@northwind.example", name="Daniel Harris")
+    make_finding("Inbox rule forwards mail outside", people=["daniel@northwind.example"])
+    chat = "19:aaa_bbb@unq.gbl.spaces"
+    question = make_message(
+        "Did you get any weird emails from me overnight?",
+        author="Daniel Harris",
+        provider="m365",
+        stream="teams_messages",
+        channel=chat,
+        sent_at=at(60),
+    )
+    answer = make_message(
+        "Yes, one asking to change the bank details. Call IT now.",
+        author="Hiro Park",
+        provider="m365",
+        stream="teams_messages",
+        channel=chat,
+        sent_at=at(63),
+    )
+    later = make_message(
+        "lunch?", author="Hiro Park", provider="m365", stream="teams_messages", channel=chat, sent_at=at(200)
+    )
+    [incident_id] = build_incidents(db, settings, notify=False)
+    found = attached(db, incident_id)
+    assert found[question] == ["written by daniel@northwind.example", "talks about security (“weird emails”)"]
+    assert found[answer] == [f"answers message #{question} in the same chat 3 min later"]
+    assert later not in found

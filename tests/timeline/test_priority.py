@@ -141,3 +141,41 @@ def test_a_priority_change_is_recorded_on_the_timeline(db, settings, make_findin
     with db.session(readonly=True) as session:
         entries = session.exec(select(TimelineEntry).where(TimelineEntry.kind == "priority")).all()
     assert [e.title.split(" (")[0] for e in entries] == ["priority P3 → P1"]
+
+
+def test_findings_about_the_same_events_do_not_corroborate_each_other() -> None:
+    new_country = finding("medium", 0.9, id=1, evidence=frozenset({7}))
+    new_network = finding("medium", 0.8, id=2, evidence=frozenset({7, 8}))
+    result = compute_priority([new_country, new_network], [USER], [])
+    assert result.factors["factors"]["confidence"] == {
+        "weight": 0.9,
+        "why": "2 findings on the same evidence (0.90)",
+    }
+    assert result.priority is Priority.P3
+
+
+def test_entra_role_template_ids_are_named(db, make_person) -> None:
+    from timeline.entities import IdentityIndex
+
+    make_person(
+        "kofi@northwind.example",
+        accounts=[
+            {
+                "provider": "m365",
+                "provider_user_id": "aad-k",
+                "email": "kofi@northwind.example",
+                "is_admin": True,
+                "admin_roles": ["62e90394-69f5-4237-9190-012177145e10"],
+            }
+        ],
+    )
+    with db.session(readonly=True) as session:
+        index = IdentityIndex.load(session)
+    [person] = index.people.values()
+    assert person.admin_roles == ("Global Administrator",)
+    result = compute_priority(
+        [finding()], [PersonSignal(person.email, person.is_admin, person.admin_roles)], []
+    )
+    assert (
+        result.factors["factors"]["privilege"]["why"] == "kofi@northwind.example holds Global Administrator"
+    )
