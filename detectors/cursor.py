@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, not_, or_
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
@@ -82,9 +82,13 @@ def _remove_seen(gaps: list[_Gap], seen: Sequence[int]) -> list[_Gap]:
 class GapCursor:
     """A named id cursor over one table (`model`, with an integer `id`) that re-reads its gaps."""
 
-    def __init__(self, name: str, model: Any, *, gap_timeout: float = DEFAULT_GAP_TIMEOUT) -> None:
+    def __init__(
+        self, name: str, model: Any, *, where: Any = None, gap_timeout: float = DEFAULT_GAP_TIMEOUT
+    ) -> None:
+        """`where`: a filter on the rows this reader cares about (others are skipped, not gaps)."""
         self.name = name
         self.model = model
+        self.where = where
         self.gap_timeout = gap_timeout
 
     def row(self, session: Session) -> AnalysisCursor:
@@ -94,8 +98,9 @@ class GapCursor:
             session.add(cursor)
         return cursor
 
-    def read(self, session: Session, limit: int, *, where: Any = None) -> list[Any]:
+    def read(self, session: Session, limit: int) -> list[Any]:
         """Rows that appeared in a gap since the last pass, then up to `limit` rows after the cursor."""
+        where = self.where
         cursor = self.row(session)
         ident = col(self.model.id)
         late: list[Any] = []
@@ -116,37 +121,56 @@ class GapCursor:
         cursor = session.get(AnalysisCursor, self.name)
         ident = col(self.model.id)
         position = cursor.position if cursor is not None else 0
-        if session.exec(select(ident).where(ident > position).limit(1)).first() is not None:
+        query = select(ident).where(ident > position)
+        if self.where is not None:
+            query = query.where(self.where)
+        if session.exec(query.limit(1)).first() is not None:
             return True
         gaps = _gaps(cursor) if cursor is not None else []
         if not gaps:
             return False
         query = select(ident).where(or_(*(and_(ident >= g.low, ident <= g.high) for g in gaps)))
+        if self.where is not None:
+            query = query.where(self.where)
         return session.exec(query.limit(1)).first() is not None
 
-    def advance(self, session: Session, rows: Sequence[Any], *, scanned_to: int | None = None) -> None:
-        """Record `rows` (as returned by `read`) as processed; ids skipped over become gaps.
-
-        `scanned_to`: with a `where` filter, the highest id known to have been examined (rows
-        the filter excluded are not gaps); defaults to the highest id among `rows`."""
+    def advance(self, session: Session, rows: Sequence[Any]) -> None:
+        """Record `rows` (as returned by `read`) as processed; ids skipped over become gaps."""
         cursor = self.row(session)
-        if not rows and not cursor.gaps and scanned_to is None:
+        if not rows and not cursor.gaps:
             return
         now = utcnow().timestamp()
-        ids = sorted(int(r.id) for r in rows if r.id is not None)
+        ids = {int(r.id) for r in rows if r.id is not None}
         position = cursor.position
-        gaps = _remove_seen(_gaps(cursor), [i for i in ids if i <= position])
-        fresh = [i for i in ids if i > position]
+        newest = max([position, *ids])
+        gaps = _gaps(cursor)
+        ids |= self._filtered_out(session, position, newest, gaps)
+        seen = sorted(ids)
+        gaps = _remove_seen(gaps, [i for i in seen if i <= position])
+        fresh = [i for i in seen if position < i <= newest]
         if fresh:
             gaps.extend(_missing(fresh, position, now))
-            position = fresh[-1]
-        if scanned_to is not None and scanned_to > position:
-            position = scanned_to
+            position = newest
         gaps = self._expire(gaps, now)
         cursor.position = position
         cursor.gaps = [g.as_json() for g in gaps]
         cursor.updated_at = utcnow()
         session.add(cursor)
+
+    def _filtered_out(self, session: Session, position: int, newest: int, gaps: list[_Gap]) -> set[int]:
+        """Ids in the range just read (or in a gap) that exist but fail `where`: not gaps.
+
+        Only rows *failing* the filter are taken: a matching row that committed after `read`
+        must stay a gap to be read next time."""
+        if self.where is None:
+            return set()
+        ident = col(self.model.id)
+        ranges = [(position + 1, newest)] if newest > position else []
+        ranges += [(g.low, g.high) for g in gaps]
+        if not ranges:
+            return set()
+        query = select(ident).where(or_(*(and_(ident >= low, ident <= high) for low, high in ranges)))
+        return {int(i) for i in session.exec(query.where(not_(self.where))).all()}
 
     def _expire(self, gaps: list[_Gap], now: float) -> list[_Gap]:
         kept = [g for g in gaps if now - g.since < self.gap_timeout]

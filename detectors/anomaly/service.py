@@ -14,20 +14,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from core.audit import record
 from core.clock import utcnow
 from core.db import Database
-from core.models import AnalysisCursor, Event, FindingKind
+from core.models import Event, FindingKind
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
-from detectors.anomaly.engine import AnomalyEngine, read_events, stored
+from detectors.anomaly.engine import STREAMS, AnomalyEngine, stored
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import activity_from, signin_from, to_columns
+from detectors.cursor import GapCursor
 from detectors.pipeline import FindingDraft, PipelineResult, write_findings
 
 CURSOR = "anomaly"
+# The streams anomaly detection reads, through a cursor that re-reads ids committed late.
+READER = GapCursor(
+    CURSOR,
+    Event,
+    where=and_(
+        col(Event.provider).in_(sorted({p for p, _ in STREAMS})),
+        col(Event.stream).in_(sorted({s for _, s in STREAMS})),
+    ),
+)
 SAVE_EVERY_BATCHES = 20
 
 RUNBOOKS = {
@@ -116,11 +127,10 @@ def detect_anomalies(
         with db.session() as session:
             if not engine._loaded:
                 engine.load(session)
-            cursor = session.get(AnalysisCursor, CURSOR) or AnalysisCursor(name=CURSOR, position=0)
-            events = read_events(session, cursor.position, batch_size)
+            events = READER.read(session, batch_size)
             if not events:
                 engine.save(session)
-                session.add(cursor)
+                READER.advance(session, events)  # lets gaps that never filled expire
                 break
             result = engine.process([stored(e) for e in events])
             pipeline_result = PipelineResult()
@@ -133,9 +143,7 @@ def detect_anomalies(
             report.findings_updated += pipeline_result.updated
             for hit in result.hits:
                 report.by_rule[hit.rule.value] = report.by_rule.get(hit.rule.value, 0) + 1
-            cursor.position = max(int(e.id or 0) for e in events)
-            cursor.updated_at = utcnow()
-            session.add(cursor)
+            READER.advance(session, events)
             if len(events) < batch_size:
                 engine.save(session)
                 record(
@@ -143,7 +151,7 @@ def detect_anomalies(
                     actor="system:anomaly",
                     action="anomaly.detect",
                     object_type="anomaly_run",
-                    object_id=str(cursor.position),
+                    object_id=str(READER.row(session).position),
                     details={
                         "events": report.events,
                         "created": report.findings_created,
@@ -186,7 +194,7 @@ def build_baselines(
             engine.builder.add_activities([a for e in batch if (a := activity_from(e))])
         engine.save(session)
         # what was learned from is history, not news: detection continues after it
-        cursor = session.get(AnalysisCursor, CURSOR) or AnalysisCursor(name=CURSOR, position=0)
+        cursor = READER.row(session)
         cursor.position = max(cursor.position, last_id)
         cursor.updated_at = utcnow()
         session.add(cursor)

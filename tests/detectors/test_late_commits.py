@@ -113,3 +113,30 @@ def test_an_id_that_never_commits_is_given_up_after_the_timeout(db) -> None:
     # when a pass runs with no timeout left, the gap is dropped instead of re-read for ever
     DetectionPipeline(gap_timeout=0).run(db)
     assert _gaps(db) == []
+
+
+def test_a_filtered_reader_treats_other_rows_as_seen_but_keeps_missing_ones_as_gaps(db) -> None:
+    from detectors.cursor import GapCursor
+
+    reader = GapCursor("test.signins-only", Event, where=Event.stream == "signins")
+    audit = _signin(2).model_dump(exclude={"id"}) | {"stream": "directory_audits"}
+    # given id 1 (a sign-in), 2 (another stream), 3 missing (still being written), 4 (a sign-in)
+    with db.session() as session:
+        session.add(Event(id=1, **_signin(1).model_dump(exclude={"id"})))
+        session.add(Event(id=2, **audit))
+        session.add(Event(id=4, **_signin(4).model_dump(exclude={"id"})))
+    with db.session() as session:
+        rows = reader.read(session, 100)
+        reader.advance(session, rows)
+    assert [r.id for r in rows] == [1, 4]
+    # then only the missing id is a gap, and once it commits it is read
+    with db.session(readonly=True) as session:
+        assert [g[:2] for g in session.get(AnalysisCursor, "test.signins-only").gaps] == [[3, 3]]
+    with db.session() as session:
+        session.add(Event(id=3, **_signin(3).model_dump(exclude={"id"})))
+    with db.session() as session:
+        rows = reader.read(session, 100)
+        reader.advance(session, rows)
+    assert [r.id for r in rows] == [3]
+    with db.session(readonly=True) as session:
+        assert session.get(AnalysisCursor, "test.signins-only").gaps == []
