@@ -4,8 +4,8 @@ For each scale (users × days) and backend, one *child process* runs the product
 simulator that runs in its own process, so the child's peak RSS (``ru_maxrss``) is the product's
 alone. Reported per run: events/s end to end and per stage, peak RSS, database bytes per million
 events, and the pipeline as a fraction of :mod:`bench.limits` measured in the same run on the
-same (stored) events. Detection latency is measured by :mod:`bench.e2e_latency` logic below
-when the simulator can release events live; otherwise it is modelled and the note says so.
+same (stored) events. Detection latency is *modelled* from measured parts (the simulator serves
+a finished scenario; see :func:`_latency_figures`), and every such figure's note says so.
 
 Stages are the brief's entry points; whichever is missing is reported, never faked:
 ``collectors.collect_once``, ``detectors.pipeline.detect_new``, ``timeline.build_incidents``.
@@ -442,12 +442,13 @@ def _latency_figures(
 ) -> list[Figure]:
     """Detection latency per collector interval, MODELLED from measured pass costs (see the note).
 
-    The simulator serves a finished scenario (no live clock), so the delay from "an attack event
+    The simulator serves a finished scenario ending when it starts, so the delay from "an attack event
     is readable" to "its incident exists" is built from what was measured: the wait for the next
     collector pass (uniform over the interval: mean interval/2, worst the whole interval), the
     fixed cost of a pass once the backlog is done (idle pass: collect + detect + incidents), and
     the events that arrived during the interval at this tenant's rate, processed at the measured
-    end-to-end events/s.
+    end-to-end events/s. (The simulator does have a clock — ``--start`` in the future plus
+    ``POST /_sim/clock`` — so a clocked measurement can replace this model; not written yet.)
     """
     idle = [sum(r.idle_pass_seconds.values()) for r in results if r.idle_pass_seconds]
     if not idle or not pipeline_rate:
@@ -470,7 +471,7 @@ def _latency_figures(
                 baseline_name="collector interval",
                 baseline=float(interval),
                 notes=(
-                    "MODELLED, not clocked: the simulator has no live mode. mean = interval/2 + idle pass "
+                    "MODELLED, not clocked (no clocked run written yet). mean = interval/2 + idle pass "
                     f"({fixed:.2f}s measured: {results[0].idle_pass_seconds}) + events arriving per interval "
                     f"({tenant_rate * interval:,.0f}) / measured end-to-end events/s; min-max = event just "
                     "before / just after a pass"
