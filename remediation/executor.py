@@ -35,7 +35,6 @@ from remediation.errors import (
     NotAllowed,
     ProviderCallFailed,
     Refused,
-    TargetMissing,
 )
 from remediation.gateways import CallLog, HttpCall
 from remediation.journal import note
@@ -241,7 +240,7 @@ def _run_step(
         return StepResult(**base, outcome=Outcome.WAITING, message="another executor is running this step")
     try:
         outcome, message, verification, before = _perform(spec, gateway, row.target, row.params)
-    except TargetMissing as exc:
+    except Refused as exc:  # raised by the inspect read: a missing or protected target
         if not dry_run:
             _finish(
                 db,
@@ -255,7 +254,7 @@ def _run_step(
                 now,
             )
         return StepResult(**base, outcome=Outcome.REFUSED, message=str(exc), calls=tuple(log.calls))
-    except (ProviderCallFailed, Refused) as exc:
+    except ProviderCallFailed as exc:
         if not dry_run:
             _finish(
                 db,

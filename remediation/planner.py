@@ -180,6 +180,10 @@ def propose_steps(
                     )
                     continue
                 for target, params in bound:
+                    guarded = spec.guard(target) if spec.guard else None
+                    if guarded:
+                        notes.append(PlanNote(playbook.id, step.action, finding.id, guarded))
+                        continue
                     key = f"{spec.name}|{spec.idempotency_part(target)}"
                     reason = f"{step.why} [playbook {playbook.id}; finding #{finding.id} {finding.rule_id}]"
                     entry = merged.get(key)
@@ -230,13 +234,25 @@ def _bind_step(
     snapshot_before: SnapshotLookup | None,
 ) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
     for variables in _bindings(step, finding, incident):
-        target = {k: v for k, v in fill(step.target, variables).items() if v not in (None, "")}
-        params = {k: v for k, v in step.params.items() if v != SNAPSHOT_BEFORE}
-        params = fill(params, variables)
-        for name in (k for k, v in step.params.items() if v == SNAPSHOT_BEFORE):
-            params[name] = _from_snapshot(spec, target, finding, snapshot_before)
-        spec.check_target(target, params)
-        yield target, params
+        filled = {k: v for k, v in fill(step.target, variables).items() if v not in (None, "")}
+        for target in _expand_lists(filled):
+            params = {k: v for k, v in step.params.items() if v != SNAPSHOT_BEFORE}
+            params = fill(params, variables)
+            for name in (k for k, v in step.params.items() if v == SNAPSHOT_BEFORE):
+                params[name] = _from_snapshot(spec, target, finding, snapshot_before)
+            spec.check_target(target, params)
+            yield target, params
+
+
+def _expand_lists(target: dict[str, Any]) -> list[dict[str, Any]]:
+    """A context field can hold several values (an audit record naming two apps): one target each."""
+    keys = [k for k, v in target.items() if isinstance(v, list)]
+    if not keys:
+        return [target]
+    combos = itertools.product(
+        *[dict.fromkeys(str(x) for x in target[k] if x not in (None, "")) for k in keys]
+    )
+    return [{**target, **dict(zip(keys, combo, strict=True))} for combo in combos]
 
 
 def _from_snapshot(

@@ -12,6 +12,7 @@ Add an action by adding an ActionSpec to a provider module; the registry picks i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -119,6 +120,8 @@ class ActionSpec:
     inverse: str | None = None
     # Inverse-only actions (restore a deleted grant from its saved copy) are not offered by playbooks.
     rollback_only: bool = False
+    # Targets the action must never touch (e.g. Microsoft's own apps): returns why, or None.
+    guard: Callable[[dict[str, Any]], str | None] | None = None
 
     def check_target(self, target: dict[str, Any], params: dict[str, Any]) -> None:
         """Refuse targets and parameters the action does not declare, naming what is wrong."""

@@ -19,6 +19,34 @@ def _q(value: str) -> str:
     return quote(str(value), safe="@!$&'()*+,;=:")
 
 
+# Microsoft's own applications: disabling them or revoking their consent breaks the tenant. An
+# audit record about a consent names the resource (Microsoft Graph) next to the client app.
+MICROSOFT_TENANT_IDS = frozenset(
+    {"f8cdef31-a31e-4b4a-93e4-5f571e91255a", "72f988bf-86f1-41af-91ab-2d7cd011db47"}
+)
+FIRST_PARTY_APPS = frozenset(
+    {
+        "microsoft graph",
+        "office 365 exchange online",
+        "office 365 sharepoint online",
+        "windows azure active directory",
+        "00000003-0000-0000-c000-000000000000",
+        "00000002-0000-0ff1-ce00-000000000000",
+        "00000003-0000-0ff1-ce00-000000000000",
+        "00000002-0000-0000-c000-000000000000",
+    }
+)
+
+
+def not_first_party(target: dict[str, Any]) -> str | None:
+    app = str(target.get("app", "")).strip().lower()
+    return (
+        f"{target['app']} is a Microsoft first-party app: never disabled or revoked by remediation"
+        if app in FIRST_PARTY_APPS
+        else None
+    )
+
+
 def read_user(gw: GraphGateway, user: str) -> dict[str, Any]:
     found = gw.get(f"/users/{_q(user)}", _USER_SELECT)
     if found is None:
@@ -415,6 +443,10 @@ class SetServicePrincipalEnabled(Operation):
     def inspect(self, gw, target, params):
         sp_id = _service_principal_id(gw, target["app"])
         sp = gw.get(f"/servicePrincipals/{_q(sp_id)}") or {}
+        if not self.enabled and sp.get("appOwnerOrganizationId") in MICROSOFT_TENANT_IDS:
+            raise InvalidState(
+                f"{sp.get('displayName') or sp_id} is a Microsoft first-party app: never disabled by remediation"
+            )
         return {"id": sp_id, "displayName": sp.get("displayName"), "accountEnabled": sp.get("accountEnabled")}
 
     def satisfied(self, before, params):
@@ -584,6 +616,7 @@ ACTIONS = (
         idempotency_fields=("user", "app"),
         verification="GET /oauth2PermissionGrants?$filter=clientId eq '{client}' no longer lists the revoked grants",
         operation=RevokeOAuthGrants(),
+        guard=not_first_party,
     ),
     ActionSpec(
         name="m365.revoke_app_consent",
@@ -601,6 +634,7 @@ ACTIONS = (
         idempotency_fields=("app", "grant_id"),
         verification="GET /oauth2PermissionGrants?$filter=clientId eq '{client}' no longer lists the revoked grants",
         operation=RevokeOAuthGrants(),
+        guard=not_first_party,
     ),
     ActionSpec(
         name="m365.restore_oauth_grant",
@@ -712,6 +746,7 @@ ACTIONS = (
         idempotency_fields=("app",),
         verification="GET /servicePrincipals/{id} accountEnabled is false",
         operation=SetServicePrincipalEnabled(False),
+        guard=not_first_party,
     ),
     ActionSpec(
         name="m365.enable_service_principal",

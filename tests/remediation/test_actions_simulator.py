@@ -600,3 +600,13 @@ def test_the_approval_request_is_posted_to_slack(db, tenant_of, make_incident, a
     history = tenant.slack().conversations_history(channel=channel, limit=5)["messages"]
     assert victim in next(m for m in history if m["ts"] == ts)["text"]
     assert [r["status"] for r in tenant.sim.requests if r["path"] == "/api/chat.postMessage"] == [200]
+
+
+def test_disabling_a_microsoft_first_party_app_is_refused_even_when_asked_by_id(tenant_of, run):
+    tenant = tenant_of("oauth_consent_phishing")
+    graph_sp = tenant.graph("/servicePrincipals?$filter=displayName eq 'Microsoft Graph'")["value"][0]["id"]
+
+    _, result = run("m365.disable_service_principal", {"app": graph_sp})
+
+    assert result.outcome == Outcome.REFUSED and "first-party" in result.message
+    assert tenant.sim.changes == []

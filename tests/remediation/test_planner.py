@@ -234,3 +234,24 @@ def test_a_viewer_cannot_ask_for_a_plan_and_the_refusal_is_audited(db, ato_incid
 def test_planning_an_unknown_incident_says_so(db, analyst):
     with pytest.raises(IncidentNotFound, match="no incident 999"):
         plan_for_incident(db, 999, analyst)
+
+
+def test_an_audit_record_naming_two_apps_plans_one_step_per_app_and_never_touches_microsoft_graph(
+    db, make_incident, make_finding, analyst
+):
+    incident = make_incident()
+    make_finding(
+        incident,
+        "m365_consent_high_risk_scopes",
+        mitre=("attack.t1528",),
+        apps=("Microsoft Graph", "SecureDoc Viewer"),
+        context={"fields": {"targetResources.displayName": ["Microsoft Graph", "SecureDoc Viewer"]}},
+    )
+
+    plan = plan_for_incident(db, incident, analyst)
+
+    assert {(s.action, s.target["app"]) for s in plan.steps} == {
+        ("m365.revoke_oauth_grant", "SecureDoc Viewer"),
+        ("m365.disable_service_principal", "SecureDoc Viewer"),
+    }
+    assert any("Microsoft Graph is a Microsoft first-party app" in n for n in plan.notes)
