@@ -38,9 +38,10 @@ MAX_SOURCE = 200_000
 
 
 class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, uses: dict[str, int]) -> None:
         self.constants: dict[str, Any] = {}
         self.fields: dict[str, str] = {}  # dotted path -> local name holding its forms
+        self.uses = uses  # how many exact-match leaves read each field
 
     def constant(self, value: Any) -> str:
         name = f"c{len(self.constants)}"
@@ -50,6 +51,9 @@ class _Writer:
     def forms(self, leaf: Leaf) -> str:
         """An expression for the field's case-folded forms, looked up once per call."""
         assert leaf.path is not None
+        if self.uses.get(leaf.path.dotted, 0) < 2:  # read once: no local to keep it in
+            dotted = self.constant(leaf.path.dotted)
+            return f"(fc({dotted}) or v.forms({dotted}, {self.constant(leaf.path.segments)}))"
         local = self.fields.get(leaf.path.dotted)
         if local is None:
             local = self.fields[leaf.path.dotted] = f"f{len(self.fields)}"
@@ -77,12 +81,25 @@ class _Writer:
         return f"{self.constant(_leaf_predicate(leaf))}(v)"
 
 
+def _exact_uses(node: Node, counts: dict[str, int] | None = None) -> dict[str, int]:
+    counts = {} if counts is None else counts
+    if isinstance(node, Leaf):
+        if node.kind is LeafKind.EQUALS and node.path is not None:
+            counts[node.path.dotted] = counts.get(node.path.dotted, 0) + 1
+    elif isinstance(node, Not):
+        _exact_uses(node.child, counts)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            _exact_uses(child, counts)
+    return counts
+
+
 def generated_source(node: Node) -> tuple[str, dict[str, Any]]:
     """The function's source and the globals it needs (for tests and debugging)."""
-    writer = _Writer()
+    writer = _Writer(_exact_uses(node))
     body = writer.expression(node)
     locals_ = "".join(f"    {name} = None\n" for name in writer.fields.values())
-    if writer.fields:  # the view's per-event cache of forms, shared by every rule
+    if "fc(" in body:  # the view's per-event cache of forms, shared by every rule
         locals_ = "    fc = v._forms.get\n" + locals_
     source = f"def rule_condition(v):\n{locals_}    return {body}\n"
     return source, writer.constants
