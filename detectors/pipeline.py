@@ -23,6 +23,7 @@ Plugging in a detector::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -282,6 +283,10 @@ class DetectionPipeline:
 
 
 _PIPELINES: dict[str, DetectionPipeline] = {}
+# Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
+# findings changed; always when new snapshots were evaluated.
+IDENTITY_INTERVAL = 60.0
+_IDENTITY_RUNS: dict[str, float] = {}
 
 
 def detect_new(
@@ -305,7 +310,10 @@ def detect_new(
     result = pipeline.run(db)
     run_posture(db, settings, result)
     if result.created or result.updated or result.posture is not None:
-        run_identity(db, result)
+        last = _IDENTITY_RUNS.get(key)
+        if result.posture is not None or last is None or time.monotonic() - last >= IDENTITY_INTERVAL:
+            _IDENTITY_RUNS[key] = time.monotonic()
+            run_identity(db, result)
     return result
 
 

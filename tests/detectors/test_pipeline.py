@@ -240,3 +240,25 @@ def test_a_growing_finding_keeps_its_title_and_description_current(db) -> None:
     assert finding.title.startswith("Mass download: 1,200 files")
     assert finding.description.startswith("1,200 files")
     assert finding.context["count"] == 1200 and finding.severity == "high"
+
+
+def test_detect_new_rescores_people_when_findings_change(db, settings) -> None:
+    from core.clock import utcnow
+    from core.models import Account, Person
+    from detectors.pipeline import detect_new
+
+    # given a resolved person who is then the target of a password spray
+    with db.session() as session:
+        person = Person(primary_email="user3@northwind.example")
+        session.add(person)
+        session.flush()
+        session.add(
+            Account(person_id=person.id, provider="m365", provider_user_id="u3", email=person.primary_email)
+        )
+    _spray(db, range(12), utcnow() - timedelta(hours=1))  # recent: the score looks back 30 days
+    # when detection runs, the person is re-scored with the new findings in the same call
+    result = detect_new(db, settings)
+    assert result.created >= 1 and result.identity is not None and result.identity.people == 1
+    with db.session(readonly=True) as session:
+        scored = session.exec(select(Person)).one()
+    assert "recent_findings" in {f["factor"] for f in scored.risk_factors}
