@@ -209,12 +209,10 @@ def export_over_http(client: httpx.Client, fmt: str, target: Path) -> tuple[floa
 
 def export_in_process(db: Database, fmt: str) -> float:
     start = time.perf_counter()
-    count = 0
     with db.session(readonly=True) as session:
         records = iter_records(session)
         pieces = export_jsonl(records) if fmt == "jsonl" else export_csv(records)
-        for piece in pieces:
-            count += 1
+        count = sum(1 for _ in pieces)
     return count / (time.perf_counter() - start)
 
 
@@ -444,4 +442,8 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    print_table(run(quick="--quick" in sys.argv))
+    from bench.harness import RESULTS_DIR, write_results
+
+    results = run(quick="--quick" in sys.argv)
+    print_table(results)
+    print(f"results: {write_results(results, RESULTS_DIR / 'api_latency.json')}")
