@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -231,12 +232,46 @@ def bulk_insert(db: Database, table: str, rows: Iterator[dict[str, Any]]) -> int
     return count
 
 
+@contextmanager
+def indexes_rebuilt(db: Database, tables: Sequence[str]) -> Iterator[None]:
+    """Drop the secondary indexes of `tables`, and build them again afterwards (much faster in bulk).
+
+    Unique constraints and primary keys stay: they are part of what the rows must satisfy.
+    """
+    with db.engine.connect() as conn:
+        if db.is_sqlite:
+            marks = ", ".join(f"'{t}'" for t in tables)
+            found = conn.exec_driver_sql(
+                f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})"
+            ).all()
+        else:
+            found = conn.exec_driver_sql(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = ANY(%(tables)s) "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+                {"tables": list(tables)},
+            ).all()
+        for name, _ in found:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        conn.commit()
+    try:
+        yield
+    finally:
+        with db.engine.connect() as conn:
+            for _, ddl in found:
+                conn.exec_driver_sql(ddl)
+            conn.commit()
+
+
 def load(db: Database, *, findings: int, incidents: int, audit_records: int) -> Dataset:
     """Fill an empty, migrated database; returns what is in it."""
     dataset = Dataset(findings, incidents, audit_records, people(), rules())
-    bulk_insert(db, Incident.__tablename__, incident_rows(incidents, dataset.people))
-    bulk_insert(db, Finding.__tablename__, finding_rows(findings, dataset.people, dataset.rules, incidents))
-    bulk_insert(db, AuditRecord.__tablename__, audit_rows(audit_records))
+    tables = [Incident.__tablename__, Finding.__tablename__, AuditRecord.__tablename__]
+    with indexes_rebuilt(db, tables):
+        bulk_insert(db, Incident.__tablename__, incident_rows(incidents, dataset.people))
+        bulk_insert(
+            db, Finding.__tablename__, finding_rows(findings, dataset.people, dataset.rules, incidents)
+        )
+        bulk_insert(db, AuditRecord.__tablename__, audit_rows(audit_records))
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
