@@ -72,15 +72,22 @@ def insert_events(
         }
         for e in unique.values()
     ]
+    return _insert_new(session, Event, rows, ("connection_id", "stream", "provider_event_id"))
+
+
+def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], key: tuple[str, ...]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, as an executemany of one cached statement
+    (SQLAlchemy batches it into multi-row INSERTs), so the count of new rows is exact and cheap."""
+    if not rows:
+        return 0
+    table = model.__table__
+    statement = (
+        dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(key)).returning(table.c.id)
+    )
+    connection = session.connection()
     new = 0
     for start in range(0, len(rows), _BATCH):
-        statement = (
-            dialect_insert(session, Event)
-            .values(rows[start : start + _BATCH])
-            .on_conflict_do_nothing(index_elements=["connection_id", "stream", "provider_event_id"])
-            .returning(Event.__table__.c.id)  # type: ignore[attr-defined]
-        )
-        new += len(session.execute(statement).all())
+        new += len(connection.execute(statement, rows[start : start + _BATCH]).all())
     return new
 
 
@@ -136,16 +143,7 @@ def insert_messages(
                 "meta": _json_safe(m.meta),
             }
         )
-    new = 0
-    for start in range(0, len(rows), _BATCH):
-        statement = (
-            dialect_insert(session, Message)
-            .values(rows[start : start + _BATCH])
-            .on_conflict_do_nothing(index_elements=["connection_id", "stream", "provider_message_id"])
-            .returning(Message.__table__.c.id)  # type: ignore[attr-defined]
-        )
-        new += len(session.execute(statement).all())
-    return new
+    return _insert_new(session, Message, rows, ("connection_id", "stream", "provider_message_id"))
 
 
 # ---- configuration snapshots --------------------------------------------------------------------
