@@ -17,6 +17,7 @@ from api.connections.router import router as connections_router
 from api.context import ApiState
 from api.errors import install_problem_handlers
 from api.findings.router import router as findings_router
+from api.headers import SecurityHeadersMiddleware
 from api.health.router import metrics_router, package_version
 from api.health.router import router as health_router
 from api.identities.router import router as identities_router
@@ -93,6 +94,7 @@ def create_app(
         upload_paths=frozenset({UPLOAD_PATH}),
         max_upload_bytes=api_settings.max_upload_bytes,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
 

@@ -85,3 +85,6 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # And it stopped cleanly with the collectors' scheduler running alongside
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    assert "scheduler is not available" not in stderr and "Traceback" not in stderr

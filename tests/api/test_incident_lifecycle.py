@@ -150,6 +150,13 @@ def test_report_in_three_formats(
     assert markdown.headers["content-type"].startswith("text/markdown")
     assert "Mailbox forwarding" in markdown.text
     assert html.headers["content-type"].startswith("text/html") and "<" in html.text
+    assert html.headers["content-security-policy"].startswith(
+        "default-src 'none'"
+    )  # no script from tenant data
+    assert (
+        as_json.headers["cache-control"] == "no-store"
+        and as_json.headers["x-content-type-options"] == "nosniff"
+    )
     assert client.get("/incidents/999999/report", headers=headers).status_code == 404
 
 
