@@ -62,7 +62,6 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
             "serve",
             "--port",
             str(port),
-            "--no-scheduler",
             "--log-level",
             "warning",
         ],
