@@ -40,7 +40,14 @@ from timeline.assembly import (
     window_of,
 )
 from timeline.config import TimelineConfig
-from timeline.conversations import ConversationLinker, IncidentTerms, MessageFacts, incident_terms
+from timeline.conversations import (
+    ROUTINE_LOOKBACK,
+    ConversationLinker,
+    IncidentTerms,
+    MessageFacts,
+    incident_terms,
+    talks_security,
+)
 from timeline.entities import IdentityIndex, keys_for
 from timeline.entries import EntryKind, entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
@@ -408,7 +415,7 @@ class IncidentBuild:
             for i in pending
         ]
         terms = [self._without_chatter(t) for t in terms]
-        linker = ConversationLinker(terms, self.ctx.identities)
+        linker = ConversationLinker(terms, self.ctx.identities, self._security_history(messages, terms))
         scanned_from = {i.id: i.messages_scanned_id for i in pending}
         matches = [m for m in linker.link(messages) if m.message_id > scanned_from[m.incident_id]]
         changed = self._store_matches(pending, matches, {m.id: m for m in messages})
@@ -416,6 +423,35 @@ class IncidentBuild:
             incident.messages_scanned_id = high_water
             self.session.add(incident)
         return changed
+
+    def _security_history(
+        self, messages: Sequence[MessageFacts], terms: Sequence[IncidentTerms]
+    ) -> dict[str, list[datetime]]:
+        """When the authors of security talk in this batch wrote about security before."""
+        authors = sorted(
+            {m.author for m in messages if m.author and talks_security(f"{m.subject or ''} {m.text}")}
+        )
+        if not authors:
+            return {}
+        start = min(t.window_start for t in terms) - ROUTINE_LOOKBACK
+        end = max(t.window_end for t in terms)
+        history: dict[str, list[datetime]] = {}
+        for begin in range(0, len(authors), 500):
+            rows = self.session.execute(
+                select(
+                    col(Message.author),
+                    col(Message.sent_at),
+                    col(Message.subject),
+                    col(Message.text_redacted),
+                ).where(
+                    col(Message.author).in_(authors[begin : begin + 500]),
+                    col(Message.sent_at).between(start, end),
+                )
+            ).all()
+            for author, sent_at, subject, text_redacted in rows:
+                if talks_security(f"{subject or ''} {text_redacted}"):
+                    history.setdefault(author, []).append(sent_at)
+        return history
 
     def _without_chatter(self, terms: IncidentTerms) -> IncidentTerms:
         """Drop file and app names that everyday chat mentions anyway ("Budget forecast")."""

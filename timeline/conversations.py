@@ -28,6 +28,8 @@ from timeline.entities import IdentityIndex, normalise_email, normalise_name
 
 ATTACH_SCORE = 2
 CHAT_MAX_AUTHORS = 3
+ROUTINE_SECURITY_MESSAGES = 3
+ROUTINE_LOOKBACK = timedelta(days=14)
 CHAT_REPLY_WINDOW = timedelta(minutes=30)
 MAIL_STREAMS = frozenset({"mail", "gmail"})
 SECURITY_WORDS = (
@@ -220,9 +222,16 @@ def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
 class ConversationLinker:
     """Match many messages against many incidents in one pass over each message's text."""
 
-    def __init__(self, incidents: Sequence[IncidentTerms], identities: IdentityIndex) -> None:
+    def __init__(
+        self,
+        incidents: Sequence[IncidentTerms],
+        identities: IdentityIndex,
+        security_history: Mapping[str, Sequence[datetime]] | None = None,
+    ) -> None:
         self.incidents = {i.incident_id: i for i in incidents}
         self.identities = identities
+        # When each author wrote about security before (see `routine_security_talk`).
+        self.security_history = security_history or {}
         self._strong: dict[str, list[tuple[int, str]]] = {}
         self._names: dict[str, list[tuple[int, str]]] = {}
         self._people: dict[str, list[int]] = {}
@@ -243,6 +252,14 @@ class ConversationLinker:
         if "@" in (address or ""):
             return f"email:{normalise_email(address)}"
         return None
+
+    def routine_security_talk(self, message: MessageFacts, incident: IncidentTerms) -> bool:
+        """Whether the author wrote about security several times in the two weeks before the
+        incident (analysts, IT staff); what they say is then no sign about this incident."""
+        times = self.security_history.get(message.author or "", ())
+        since = min(message.sent_at, incident.window_start) - ROUTINE_LOOKBACK
+        before = sum(1 for t in times if since <= t < incident.window_start)
+        return before >= ROUTINE_SECURITY_MESSAGES
 
     def _in_window(self, incident: IncidentTerms, message: MessageFacts) -> bool:
         if message.thread_key in incident.threads or message.own_key in incident.threads:
@@ -282,6 +299,7 @@ class ConversationLinker:
             to = self._person_key(recipient)
             for incident_id in self._people.get(to or "", ()):
                 people.setdefault(incident_id, []).append(f"sent to {self.identities.label(to or '')}")
+                mentioned.add(incident_id)
         for incident in self.incidents.values():
             if message.thread_key in incident.threads or message.own_key in incident.threads:
                 strong.setdefault(incident.incident_id, []).append("in a thread linked to the incident")
@@ -308,7 +326,17 @@ class ConversationLinker:
             if security:
                 score += 1
                 reasons.append(f"talks about security (\u201c{security.group(0)}\u201d)")
-            specific = incident_id in strong or incident_id in files
+            if incident_id in files and not security:
+                # A file name is everyday vocabulary unless the message is about security.
+                score -= 1
+                reasons = [r for r in reasons if not r.startswith("mentions file ")]
+            if (
+                incident_id not in strong
+                and incident_id not in mentioned
+                and self.routine_security_talk(message, incident)
+            ):
+                continue  # the author talks security every day: their talk says nothing of this incident
+            specific = incident_id in strong or (incident_id in files and bool(security))
             # Among equal scores, a message is about the person it names, not the one who wrote it.
             rank = score * 10 + (2 if incident_id in mentioned else 0) + (1 if specific else 0)
             matches.append(
@@ -409,6 +437,10 @@ class ConversationLinker:
                     ConversationMatch(message.id, match.incident_id, ATTACH_SCORE, reasons, None, True)
                 )
         return replies
+
+
+def talks_security(text: str) -> bool:
+    return _SECURITY.search(text) is not None
 
 
 def is_direct_chat(message: MessageFacts) -> bool:

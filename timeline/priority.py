@@ -5,15 +5,17 @@ the files) and stores the result on the incident as ``priority_factors``, so an 
 an incident is P1 without reading code:
 
 * severity — weight of the most severe finding (informational 0.1 … critical 1.0);
-* confidence — findings corroborate each other: 1 − ∏(1 − cᵢ) over the findings;
+* confidence — independent evidence corroborates: 1 − ∏(1 − cᵢ) over the findings, where
+  findings citing the same events count once (with the highest confidence among them);
 * privilege — ×1.6 when a person holds a top admin role (Global Administrator, Super Admin, Slack
   owner), ×1.3 for any other admin role, ×1.0 otherwise;
 * assets — ×1.25 when a file looks sensitive (label or name), ×1.2 when it is exposed publicly or
   outside the organisation (together at most ×1.5);
 * spread — ×(1 + 0.1 per extra person + 0.1 per extra provider), at most ×1.5.
 
-Thresholds: P1 ≥ 0.8, P2 ≥ 0.5, P3 ≥ 0.25, else P4. So a confident high-severity finding about an
-ordinary user is P2, the same about a global admin is P1, a lone medium finding is P3.
+Thresholds: P1 ≥ 0.8, P2 ≥ 0.65, P3 ≥ 0.3, else P4. So a confident high-severity finding about an
+ordinary user is P2, the same about a global admin is P1, a lone medium finding is P3 — and stays
+P3 for an ordinary admin, but is P2 for a top admin or a sensitive file exposed publicly.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SEVERITY_WEIGHT = {
     Severity.HIGH: 0.75,
     Severity.CRITICAL: 1.0,
 }
-THRESHOLDS = ((Priority.P1, 0.8), (Priority.P2, 0.5), (Priority.P3, 0.25))
+THRESHOLDS = ((Priority.P1, 0.8), (Priority.P2, 0.65), (Priority.P3, 0.3))
 FORMULA = "severity × confidence × privilege × assets × spread"
 SENSITIVE_WORDS = (
     "payroll",

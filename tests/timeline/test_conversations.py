@@ -187,15 +187,36 @@ def test_a_file_attached_to_a_slack_message_counts_as_a_mention(
     db, settings, make_finding, make_message
 ) -> None:
     make_finding("File shared publicly", files=["Payroll-2025.xlsx"], people=["alice@northwind.example"])
-    # a file name alone is everyday vocabulary; the file sent by the person of the incident is not
-    shared = make_message(
+    # a file name is everyday vocabulary: the file sent around, even by the person, is work
+    make_message(
         "here you go", author="alice@northwind.example", sent_at=at(5), meta={"files": ["Payroll-2025.xlsx"]}
     )
-    make_message("here you go", sent_at=at(6), meta={"files": ["Payroll-2025.xlsx"]})
+    # the file in a message about security is about the incident
+    worried = make_message("who made this public?", sent_at=at(6), meta={"files": ["Payroll-2025.xlsx"]})
     [incident_id] = build_incidents(db, settings, notify=False)
     assert attached(db, incident_id) == {
-        shared: ["mentions file Payroll-2025.xlsx", "written by alice@northwind.example"]
+        worried: ["mentions file Payroll-2025.xlsx", "talks about security (“made this public”)"]
     }
+
+
+def test_people_who_talk_security_every_day_are_not_a_sign(db, settings, make_finding, make_message) -> None:
+    # given an analyst who writes about phishing and alerts all the time
+    for day in range(1, 6):
+        make_message(f"weekly phishing report #{day}", author="sam@northwind.example", sent_at=at(days=-day))
+    make_finding("New device", people=["sam@northwind.example"], severity="low")
+    routine = make_message(
+        "closing the impossible travel alert, user was at the offsite",
+        author="sam@northwind.example",
+        sent_at=at(60),
+    )
+    # and a colleague who never does
+    make_finding("Impossible travel", people=["tia@northwind.example"], first_seen=at(5))
+    unusual = make_message(
+        "I got an MFA prompt I did not expect", author="tia@northwind.example", sent_at=at(65)
+    )
+    sam_incident, tia_incident = build_incidents(db, settings, notify=False)
+    assert routine not in attached(db, sam_incident)
+    assert unusual in attached(db, tia_incident)
 
 
 def test_an_analysts_reply_belongs_to_the_thread_not_to_the_analysts_own_incident(

@@ -179,3 +179,13 @@ def test_entra_role_template_ids_are_named(db, make_person) -> None:
     assert (
         result.factors["factors"]["privilege"]["why"] == "kofi@northwind.example holds Global Administrator"
     )
+
+
+def test_a_medium_signal_about_an_admin_needs_a_top_role_to_be_p2() -> None:
+    security_admin = PersonSignal("kofi@northwind.example", True, ("Security Administrator",))
+    corroborated = [
+        finding("medium", 0.9, id=1, evidence=frozenset({1})),
+        finding("low", 0.8, id=2, evidence=frozenset({2})),
+    ]
+    assert compute_priority(corroborated, [security_admin], []).priority is Priority.P3
+    assert compute_priority(corroborated, [GLOBAL_ADMIN], []).priority is Priority.P2
