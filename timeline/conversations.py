@@ -3,16 +3,21 @@
 Pure matching over already-redacted messages. A message is scored against each incident whose
 conversation window (``first_seen - before`` … ``last_seen + after``) contains it:
 
-* 2 — it names something specific to the incident: a source IP, a file, an app, the incident
-  itself (``INC-12``), or it sits in a thread/channel linked to the incident;
+* 2 — it names something specific to the incident: a source IP, an app, the incident itself
+  (``INC-12``), or it sits in a thread/channel linked to the incident;
+* 1 — it names one of the incident's files, and talks about security (file names are everyday
+  words: "Budget forecast" alone says nothing);
 * 1 — it involves one of the incident's people: written by, sent to, or mentioning them
-  (address, ``<@U123>`` mention, full name);
+  (address, ``<@U123>`` mention, full name) — unless only written by someone who talks about
+  security every day (an analyst closing alerts is no sign of anything);
 * 1 — it talks about security ("phishing", "not me", "MFA prompt", "compromised", ...).
 
-It is attached when the score reaches 2 — something specific, or a person of the incident talking
-about security — to the incident(s) with the best score. Then the threads of attached messages are
-linked, and the other messages of those threads follow ("same thread as message #7"). A person
-merely chatting in the window is not enough: that is most of a company's chat.
+It is attached when the score reaches 2, to the incident(s) with the best score (naming a person
+beats being written by one). Specific matches are settled first, so an analyst's reply in an
+incident's thread stays with that incident. Then the threads of attached messages are linked and
+their other messages follow ("same thread as message #7"), as do the answers right after an
+attached message in a small chat (Teams chats, Slack DMs have no threads). A person merely
+chatting in the window is not enough: that is most of a company's chat.
 """
 
 from __future__ import annotations
