@@ -17,10 +17,9 @@ class Permission(StrEnum):
     CONNECTIONS_READ = "connections:read"
     CONNECTIONS_WRITE = "connections:write"
     FINDINGS_READ = "findings:read"
-    FINDINGS_WRITE = "findings:write"
     INCIDENTS_READ = "incidents:read"
     INCIDENTS_WRITE = "incidents:write"
-    # Redacted chat/mail excerpts attached to incident timelines.
+    # Redacted chat/mail excerpts in timelines and reports: not an endpoint, a part of their answers.
     CONVERSATIONS_READ = "conversations:read"
     ACTIONS_READ = "actions:read"
     ACTIONS_REQUEST = "actions:request"
@@ -52,7 +51,6 @@ _READ = frozenset(
 _VIEWER = _READ
 _ANALYST = _VIEWER | {
     Permission.CONVERSATIONS_READ,
-    Permission.FINDINGS_WRITE,
     Permission.INCIDENTS_WRITE,
     Permission.ACTIONS_REQUEST,
     Permission.ACTIONS_EXECUTE,
