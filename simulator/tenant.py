@@ -187,7 +187,7 @@ class Tenant:
         files = _make_files(self, owner, provider)
         with self._files_lock:
             self._files[key] = files
-            if len(self._files) > 4096:
+            if len(self._files) > max(4096, 2 * len(self.people) + 64):  # O(users): every owner fits
                 self._files.popitem(last=False)
         return files
 
