@@ -5,8 +5,6 @@ Same events, same rules, one core, medians of 5 runs:
 * **indexed** — the engine as it runs: one case-insensitive view per event, the rule index's
   candidates, their compiled predicates (`RuleIndex.match`);
 * **naive** — the same compiled predicates, every rule's logsource and condition on every event;
-* **closure tree** — the same index with each condition as a tree of closures (what the
-  generated per-rule functions of `detectors.sigma.codegen` replaced);
 * **pySigma SQLite** — the same rules converted by ``pysigma-backend-sqlite`` to one SQL query
   each, run over the same events loaded into one SQLite table per stream (load time reported
   apart; the ratio is against query time only, which favours SQLite);
@@ -23,7 +21,6 @@ Run: ``python -m bench detection_matching`` or ``python -m bench.detection_match
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import random
 import re
@@ -40,7 +37,6 @@ from typing import Any
 from bench.harness import Figure, Stats, print_table, repeat
 from bench.limits import sample_events
 from detectors.pipeline import default_rules_path
-from detectors.sigma.compiler import predicate
 from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, CorrelationType, RulePack
 from detectors.sigma.engine import DetectionEngine
@@ -458,11 +454,6 @@ def measure_indexed(rules: list[CompiledRule], records: list[EventRecord]) -> tu
     return repeat(rate(work), RUNS), matches
 
 
-def closure_rules(rules: list[CompiledRule]) -> list[CompiledRule]:
-    """The same rules with the closure-tree predicates the generated code replaced (a baseline)."""
-    return [dataclasses.replace(rule, matches=predicate(rule.node)) for rule in rules]
-
-
 def measure_naive(rules: list[CompiledRule], records: list[EventRecord]) -> tuple[Any, int]:
     matches = sum(len(naive_match(rules, EventView(r))) for r in records)
 
@@ -653,7 +644,6 @@ def pack_figures(label: str, pack: RulePack, records: list[EventRecord], goal: b
     naive, naive_matches = measure_naive(pack.rules, records)
     if indexed_matches != naive_matches:
         raise RuntimeError(f"{label}: index found {indexed_matches} matches, naive {naive_matches}")
-    closures, _ = measure_indexed(closure_rules(pack.rules), records)
     total, query, baseline = measure_sqlite(pack.rules, records)
     rules = f"{len(pack.rules)} rules"
     at_300 = "≥ 5× at 300 rules" if label.startswith("synthetic 300") else None
@@ -669,14 +659,6 @@ def pack_figures(label: str, pack: RulePack, records: list[EventRecord], goal: b
             notes=f"{len(records):,} events, {indexed_matches:,} rule matches (same as naive)",
         ),
         Figure.from_stats(AREA, f"matching, {label}, naive", naive, "events/s"),
-        Figure.from_stats(
-            AREA,
-            f"matching, {label}, indexed, generated conditions vs closure tree",
-            indexed,
-            "events/s",
-            baseline_name="same index, closure-tree predicates",
-            baseline=closures.median,
-        ),
         Figure.from_stats(
             AREA,
             f"matching, {label}, indexed vs pySigma SQLite (flatten + load + query)",

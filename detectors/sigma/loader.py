@@ -44,13 +44,13 @@ from sigma.modifiers import SigmaBase64Modifier, SigmaBase64OffsetModifier, modi
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
 
-from detectors.sigma.codegen import generated_predicate
 from detectors.sigma.compiler import (
     CompileError,
     FieldPath,
     Node,
     compile_re2,
     from_sigma,
+    predicate,
     simplify,
 )
 from detectors.sigma.definitions import (
@@ -620,7 +620,7 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
     try:
         _mark_base64_cased(sigma)
         node = _condition_node(sigma)
-        matches = generated_predicate(node)
+        matches = predicate(node)
     except SigmaError as exc:
         loader.sigma_problem(doc, rule_name, exc)
         return None
