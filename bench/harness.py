@@ -115,7 +115,7 @@ def print_table(figures: list[Figure]) -> None:
         base = f"{_fmt(f.baseline)} ({f.baseline_name})" if f.baseline is not None else ""
         ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
         table.add_row(f.area, f.name, f"{_fmt(f.value)} {f.unit}", spread, base, ratio, f.goal or "")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 220).print(table)
 
 
 def _fmt(value: float | None) -> str:
