@@ -79,6 +79,10 @@ class Secrets(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"Secrets({sorted(self._refs)})"
 
+    def forget(self, name: str) -> None:
+        """Drop a resolved value so the next use reads the reference again (a rotated secret)."""
+        self._cache.pop(name, None)
+
     def missing(self) -> dict[str, str]:
         """name -> why it cannot be resolved, for `connections test`."""
         problems: dict[str, str] = {}

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from collectors.clients import slack_audit_client, slack_web_client
 from collectors.errors import (
@@ -27,6 +27,7 @@ from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec,
 from collectors.streams.windows import WindowPlan, event_pages
 
 PROVIDER = "slack"
+T = TypeVar("T")
 AUTH_ERRORS = frozenset(
     {
         "invalid_auth",
@@ -111,7 +112,7 @@ class SlackApi:
                 )
             return data
 
-        return self.ctx.policy.run(once, on_wait=self.ctx.on_wait)
+        return self._reauthenticating(token, once)
 
     def _call_once(self, method: str, token: str, permission: str, params: dict[str, Any]) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -181,7 +182,19 @@ class SlackApi:
 
     # -- Audit Logs API -------------------------------------------------------------------------
     def audit_logs(self, **params: Any) -> dict[str, Any]:
-        return self.ctx.policy.run(lambda: self._audit_once(params), on_wait=self.ctx.on_wait)
+        return self._reauthenticating("audit_token", lambda: self._audit_once(params))
+
+    def _reauthenticating(self, token: str, call: Callable[[], T]) -> T:
+        """Slack tokens do not refresh themselves: on a rejected token, resolve the secret reference
+        again (it may have been rotated) and retry once; a second rejection is final."""
+        try:
+            return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
+        except AuthenticationFailed:
+            self.ctx.secrets.forget(token)
+            self._web.pop(token, None)
+            if token == "audit_token":
+                self._audit = None
+            return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
 
     def _audit_once(self, params: dict[str, Any]) -> dict[str, Any]:
         from slack_sdk.errors import SlackRequestError

@@ -149,3 +149,25 @@ def test_a_429_waits_exactly_retry_after() -> None:
     # when retried, then it slept exactly what the provider asked, and got the page
     assert RetryPolicy(sleep=waits.append).run(call) == "page"
     assert waits == [0.7, 2.0]
+
+
+def test_tokens_expiring_mid_run_are_renewed_for_every_provider(
+    db: Database, settings: Settings, past_simulator
+) -> None:
+    # given a simulator where one request in ten finds its token expired
+    sim = past_simulator(faults="expire_tokens=0.1")
+    streams = {"m365": ["signins", "directory_audits"], "google": ["login", "drive"], "slack": ["audit"]}
+    _connect(db, sim, streams)
+    # when collecting, then every stream completes with exactly the simulator's events
+    report = collect_once(db, settings, options=OPTIONS)
+    assert report.ok, [r.error for r in report.failures]
+    with db.session(readonly=True) as s:
+        stored = set(s.exec(select(Event.provider, Event.stream, Event.provider_event_id)).all())
+    truth = {
+        (provider, stream, eid)
+        for provider, names in streams.items()
+        for stream in names
+        for eid in sim.events(f"{provider}:{stream}", visible=True, ids=True)["ids"]
+    }
+    assert stored == truth
+    assert sim.faults_fired().get("expire_token", 0) > 0
