@@ -164,7 +164,8 @@ def _check_executor(
 ) -> None:
     """A person running approved steps needs a role that may ask for remediation (approval is the gate)."""
     policy = load_policy(RemediationSettings().policy_file)
-    with audited_refusals(db, actor, "execute", action_id=(action_ids or [None])[0], incident_id=incident_id):
+    first = action_ids[0] if action_ids else None
+    with audited_refusals(db, actor, "execute", action_id=first, incident_id=incident_id):
         with db.session(readonly=True) as session:
             who = resolve_actor(session, actor)
         if not who.system and (who.role not in policy.requester_roles | policy.approver_roles):
@@ -192,7 +193,7 @@ def _run_step(
         }
         connection = session.get(Connection, row.connection_id) if row.connection_id else None
     spec = get_action(row.action)
-    base = {"action_id": action_id, "action": row.action, "subject": row.subject}
+    base: dict[str, Any] = {"action_id": action_id, "action": row.action, "subject": row.subject}
 
     if row.status == ActionStatus.SUCCEEDED:
         return StepResult(**base, outcome=Outcome.ALREADY_DONE, message="succeeded earlier; nothing to do")
@@ -215,7 +216,7 @@ def _run_step(
             return StepResult(
                 **base,
                 outcome=Outcome.WAITING,
-                message=f"waits for step(s) {', '.join(map(str, sorted(pending)))}",
+                message=f"waits for step(s) {', '.join(str(d) for d in sorted(d for d in pending if d is not None))}",
             )
 
     log = CallLog(dry_run=dry_run)
@@ -496,7 +497,7 @@ def _rollback_step(
         assert row is not None
         connection = session.get(Connection, row.connection_id) if row.connection_id else None
     spec = get_action(row.action)
-    base = {"action_id": action_id, "action": row.action, "subject": row.subject}
+    base: dict[str, Any] = {"action_id": action_id, "action": row.action, "subject": row.subject}
     with audited_refusals(db, actor, "rollback", action_id=action_id):
         if row.status != ActionStatus.SUCCEEDED:
             raise InvalidState(

@@ -168,7 +168,7 @@ class GoogleServices:
     """googleapiclient resources for the APIs remediation uses."""
 
     directory: Any
-    drive: Any | None = None
+    drive: Any = None
 
 
 class GoogleGateway:

@@ -129,7 +129,7 @@ def _bindings(step: PlaybookStep, finding: Finding, incident: Incident) -> Itera
     }
     names = sorted(used & set(ENTITY_VARIABLES) | ({"person"} if "domain" in used else set()))
     entities = finding.entities or {}
-    choices = [
+    choices: list[list[tuple[str, str | None]]] = [
         [(name, value) for value in dict.fromkeys(entities.get(ENTITY_VARIABLES[name]) or [])]
         or [(name, None)]
         for name in names
@@ -442,7 +442,7 @@ def _store(
         connection_id = connections.get(str(spec.provider))
         key = f"incident:{incident.id}|{step.key}"
         row = existing.pop(key, None)
-        values = {
+        values: dict[str, Any] = {
             "position": position,
             "reason": " ".join(step.reasons),
             "risk": str(assessment.risk),

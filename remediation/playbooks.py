@@ -207,7 +207,7 @@ def _step(raw: Any, where: str) -> PlaybookStep:
     if spec.rollback_only:
         raise PlaybookError(f"{where}: {spec.name} is only used to roll back another action")
     try:
-        phase = Phase(raw.get("phase"))
+        phase = Phase(str(raw.get("phase")))
     except ValueError:
         raise PlaybookError(f"{where}: phase {raw.get('phase')!r} is not one of {', '.join(Phase)}") from None
     why = str(raw.get("why", "")).strip()

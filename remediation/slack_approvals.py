@@ -170,11 +170,11 @@ def handle_interaction(
                 raise ActionNotFound(f"no remediation action {action_id}")
             current = row.fingerprint
         if not current.startswith(fingerprint_prefix):
-            exc = ApprovalInvalid(
+            outdated = ApprovalInvalid(
                 f"the button was for an earlier version of action {action_id}; the plan changed, ask for a new message"
             )
-            record_refusal(db, principal, f"slack {decision}", exc, action_id=action_id)
-            return InteractionResult(409, f"Refused: {exc}")
+            record_refusal(db, principal, f"slack {decision}", outdated, action_id=action_id)
+            return InteractionResult(409, f"Refused: {outdated}")
         decide = approve if decision == "approve" else reject
         outcome = decide(
             db, action_id, principal, via="slack", request_ref=request_ref, policy=policy, now=now

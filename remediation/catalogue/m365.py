@@ -239,9 +239,9 @@ def _service_principal_id(gw: GraphGateway, app: str) -> str:
     if found is not None:
         return str(found.get("id", app))
     for expression in (f"appId eq '{app}'", f"displayName eq '{app}'"):
-        found = gw.list("/servicePrincipals", {"$filter": expression}) or []
-        if found:
-            return found[0]["id"]
+        matches = gw.list("/servicePrincipals", {"$filter": expression}) or []
+        if matches:
+            return str(matches[0]["id"])
     raise TargetMissing(f"no service principal (app) {app!r} in the tenant")
 
 
