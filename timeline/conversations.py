@@ -358,6 +358,10 @@ class ConversationLinker:
         belongs to that incident, not also to some other incident about the analyst.
         """
         scored = {m.id: [x for x in self.score(m) if x.score >= ATTACH_SCORE] for m in messages}
+        canned = _canned_texts(messages)
+        for message in messages:
+            if _normalised_text(message) in canned:  # weak matches on canned text say nothing
+                scored[message.id] = [x for x in scored[message.id] if x.specific]
         specific = {i: [x for x in found if x.specific] for i, found in scored.items()}
         attached = self._attach(messages, specific, taken=set())
         taken = {m.message_id for m in attached}
@@ -442,6 +446,20 @@ class ConversationLinker:
                     ConversationMatch(message.id, match.incident_id, ATTACH_SCORE, reasons, None, True)
                 )
         return replies
+
+
+def _normalised_text(message: MessageFacts) -> str:
+    return " ".join(message.text.lower().split())[:300]
+
+
+def _canned_texts(messages: Sequence[MessageFacts]) -> set[str]:
+    """Texts that several people posted word for word: templates, bots, canned replies."""
+    authors: dict[str, set[str]] = {}
+    for message in messages:
+        text = _normalised_text(message)
+        if text:
+            authors.setdefault(text, set()).add(message.author or "")
+    return {text for text, who in authors.items() if len(who) >= 2}
 
 
 def talks_security(text: str) -> bool:

@@ -269,3 +269,12 @@ def test_an_answer_in_a_small_teams_chat_follows_the_question(
     assert found[question] == ["written by daniel@northwind.example", "talks about security (“weird emails”)"]
     assert found[answer] == [f"answers message #{question} in the same chat 3 min later"]
     assert later not in found
+
+
+def test_canned_text_posted_by_several_people_is_no_sign(db, settings, make_finding, make_message) -> None:
+    make_finding("Impossible travel", people=["uma@northwind.example"])
+    canned = "Closing yesterday's impossible travel alert: user was at the offsite"
+    mine = make_message(canned, author="uma@northwind.example", sent_at=at(30))
+    make_message(canned, author="vic@northwind.example", sent_at=at(40))
+    [incident_id] = build_incidents(db, settings, notify=False)
+    assert mine not in attached(db, incident_id)
