@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlmodel import Session, col, select
 
 from api.entities import entity_list_contains, scanned
 from api.errors import NotFound
-from api.findings.schemas import FindingFilters, FindingSort
+from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
 from api.pagination import after_key, decode_cursor, encode_cursor
 from core.clock import as_utc
 from core.models import Finding, Severity
 
 _SEVERITY_ORDER = sorted(Severity, key=lambda s: s.rank)
+# Lists read only what a summary shows: no ORM objects, no evidence or context JSON to decode.
+SUMMARY_COLUMNS = [Finding.__table__.c[name] for name in FindingSummary.model_fields]  # type: ignore[attr-defined]
 
 # sort -> (key columns, their Python types, descending)
 _KEYSETS: dict[FindingSort, tuple[tuple[Any, ...], tuple[type, ...], bool]] = {
@@ -54,14 +57,14 @@ def _conditions(filters: FindingFilters, dialect: str) -> list[Any]:
 
 def list_findings(
     session: Session, filters: FindingFilters, *, sort: FindingSort, limit: int, cursor: str | None
-) -> tuple[list[Finding], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
     """One page of findings in `sort` order, and the cursor of the next page (None at the end)."""
     dialect = session.get_bind().dialect.name
     where = _conditions(filters, dialect)
     if sort in (FindingSort.MOST_SEVERE, FindingSort.LEAST_SEVERE):
         return _by_severity(session, where, sort=sort, limit=limit, cursor=cursor)
     columns, types, descending = _KEYSETS[sort]
-    query = select(Finding).where(*where)
+    query = select(*SUMMARY_COLUMNS).where(*where)
     if cursor is not None:
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
@@ -79,7 +82,7 @@ def list_findings(
 
 def _by_severity(
     session: Session, where: list[Any], *, sort: FindingSort, limit: int, cursor: str | None
-) -> tuple[list[Finding], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
     """Most (or least) severe first, newest first inside a severity.
 
     Severity is stored as text, so its order is not the column's order: walk the severities one
@@ -96,9 +99,9 @@ def _by_severity(
         else:
             order = order[order.index(Severity(key[0])) :]
     keys = (col(Finding.first_seen), col(Finding.id))
-    rows: list[Finding] = []
+    rows: list[Row[Any]] = []
     for severity in order:
-        query = select(Finding).where(*where, col(Finding.severity) == severity.value)
+        query = select(*SUMMARY_COLUMNS).where(*where, col(Finding.severity) == severity.value)
         if key is not None and key[0] == severity.value:
             query = query.where(after_key(list(keys), key[1:], descending=descending))
         ordering = [c.desc() if descending else c.asc() for c in keys]

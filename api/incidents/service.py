@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import Row, case, func
 from sqlmodel import Session, col, select
 
 from api.context import RequestContext
@@ -17,6 +17,7 @@ from api.incidents.schemas import (
     IncidentDetail,
     IncidentFilters,
     IncidentSort,
+    IncidentSummary,
     LinkIn,
     MergeIn,
     NoteIn,
@@ -34,6 +35,8 @@ from core.models import Finding, Incident, Severity
 from timeline import lifecycle, queries, reports
 
 DETAIL_FINDINGS = 200
+# Lists read only what a summary shows (no ORM objects, no grouping/priority JSON to decode).
+SUMMARY_COLUMNS = [Incident.__table__.c[name] for name in IncidentSummary.model_fields]  # type: ignore[attr-defined]
 
 _KEYSETS: dict[IncidentSort, tuple[tuple[Any, ...], tuple[type, ...], bool]] = {
     IncidentSort.NEWEST: ((col(Incident.first_seen), col(Incident.id)), (datetime, int), True),
@@ -71,10 +74,10 @@ def _conditions(filters: IncidentFilters, dialect: str) -> list[Any]:
 
 def list_incidents(
     session: Session, filters: IncidentFilters, *, sort: IncidentSort, limit: int, cursor: str | None
-) -> tuple[list[Incident], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
     columns, types, descending = _KEYSETS[sort]
     dialect = session.get_bind().dialect.name
-    query = select(Incident).where(*_conditions(filters, dialect))
+    query = select(*SUMMARY_COLUMNS).where(*_conditions(filters, dialect))
     if cursor is not None:
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
