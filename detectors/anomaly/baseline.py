@@ -9,6 +9,7 @@ restart resumes from what was learned; peers' volume statistics are recomputed f
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -294,8 +295,9 @@ class BaselineBuilder:
                     volumes={kind: days for kind, days in volume_days.get(code, {}).items()},
                     last_location={
                         "ts": last[0],
-                        "lat": last[1],
-                        "lon": last[2],
+                        # no coordinates is NaN in memory; JSON (and PostgreSQL) want null
+                        "lat": _finite_or_none(last[1]),
+                        "lon": _finite_or_none(last[2]),
                         "country": last[3],
                         "event_id": last[4],
                         "precise": last[5],
@@ -342,3 +344,7 @@ class BaselineBuilder:
             builder.window_start = min(builder.window_start, row.window_start.timestamp())
             builder.window_end = max(builder.window_end, row.window_end.timestamp())
         return builder
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
