@@ -265,13 +265,11 @@ def indexes_rebuilt(db: Database, tables: Sequence[str]) -> Iterator[None]:
 def load(db: Database, *, findings: int, incidents: int, audit_records: int) -> Dataset:
     """Fill an empty, migrated database; returns what is in it."""
     dataset = Dataset(findings, incidents, audit_records, people(), rules())
-    tables = [Incident.__tablename__, Finding.__tablename__, AuditRecord.__tablename__]
-    with indexes_rebuilt(db, tables):
-        bulk_insert(db, Incident.__tablename__, incident_rows(incidents, dataset.people))
-        bulk_insert(
-            db, Finding.__tablename__, finding_rows(findings, dataset.people, dataset.rules, incidents)
-        )
-        bulk_insert(db, AuditRecord.__tablename__, audit_rows(audit_records))
+    incident, finding, audit = (str(model.__tablename__) for model in (Incident, Finding, AuditRecord))
+    with indexes_rebuilt(db, [incident, finding, audit]):
+        bulk_insert(db, incident, incident_rows(incidents, dataset.people))
+        bulk_insert(db, finding, finding_rows(findings, dataset.people, dataset.rules, incidents))
+        bulk_insert(db, audit, audit_rows(audit_records))
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
