@@ -125,3 +125,7 @@ def test_a_collector_killed_twice_under_faults_stores_exactly_the_ground_truth(
     assert set(stored) - truth == set(), "stored events the simulator never served"
     assert truth - set(stored) == set(), "events lost"
     assert fired.get("429", 0) > 0, fired  # the faults were on (which requests get one is chance)
+    print(  # the figures for the record (pytest -s): truth, stored, lost, duplicated, faults that fired
+        f"{provider}: truth={len(truth)} stored={len(stored)} lost={len(truth - set(stored))} "
+        f"duplicated={len(duplicated)} kills={kills.count(True)} faults={fired}"
+    )
