@@ -360,6 +360,7 @@ def _update_priority(
             f.rule_id,
             f.context or {},
             frozenset(int(e) for e in f.evidence_event_ids or []),
+            f.kind,
         )
         for f in findings
     ]

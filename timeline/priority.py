@@ -6,7 +6,8 @@ an incident is P1 without reading code:
 
 * severity — weight of the most severe finding (informational 0.1 … critical 1.0);
 * confidence — independent evidence corroborates: 1 − ∏(1 − cᵢ) over the findings, where
-  findings citing the same events count once (with the highest confidence among them);
+  findings citing the same events count once (with the highest confidence among them) and an
+  anomaly's confidence counts ×0.85 (unusual is not yet malicious);
 * privilege — ×1.6 when a person holds a top admin role (Global Administrator, Super Admin, Slack
   owner), ×1.3 for any other admin role, ×1.0 otherwise;
 * assets — ×1.25 when a file looks sensitive (label or name), ×1.2 when it is exposed publicly or
@@ -34,6 +35,9 @@ SEVERITY_WEIGHT = {
     Severity.HIGH: 0.75,
     Severity.CRITICAL: 1.0,
 }
+# Behavioural anomalies (new country, impossible travel) flag what is unusual; travellers and VPNs
+# make many of them benign, so on their own they weigh less than a detection of a malicious act.
+ANOMALY_WEIGHT = 0.85
 THRESHOLDS = ((Priority.P1, 0.8), (Priority.P2, 0.65), (Priority.P3, 0.3))
 FORMULA = "severity × confidence × privilege × assets × spread"
 SENSITIVE_WORDS = (
@@ -97,6 +101,7 @@ class FindingSignal:
     rule_id: str
     context: Mapping[str, Any]
     evidence: frozenset[int] = frozenset()
+    kind: str = "detection"
 
 
 @dataclass(frozen=True)
@@ -152,8 +157,14 @@ def independent_confidences(findings: Sequence[FindingSignal]) -> list[float]:
     best: dict[int, float] = {}
     for index, finding in enumerate(findings):
         group = root(index)
-        best[group] = max(best.get(group, 0.0), min(1.0, max(0.0, finding.confidence)))
+        best[group] = max(best.get(group, 0.0), _belief(finding))
     return sorted(best.values(), reverse=True)
+
+
+def _belief(finding: FindingSignal) -> float:
+    """How much a finding says something bad happened; an anomaly says something unusual did."""
+    confidence = min(1.0, max(0.0, finding.confidence))
+    return round(confidence * ANOMALY_WEIGHT, 4) if finding.kind == "anomaly" else confidence
 
 
 def _confidence(findings: Sequence[FindingSignal]) -> tuple[float, dict[str, Any]]:
@@ -169,6 +180,8 @@ def _confidence(findings: Sequence[FindingSignal]) -> tuple[float, dict[str, Any
             why = f"{len(findings)} findings on the same evidence ({shown})"
     else:
         why = f"{len(independent)} independent lines of evidence corroborate each other ({shown})"
+    if any(f.kind == "anomaly" for f in findings):
+        why += f"; anomalies count ×{ANOMALY_WEIGHT} (unusual is not yet malicious)"
     return weight, {"weight": weight, "why": why}
 
 

@@ -189,3 +189,10 @@ def test_a_medium_signal_about_an_admin_needs_a_top_role_to_be_p2() -> None:
     ]
     assert compute_priority(corroborated, [security_admin], []).priority is Priority.P3
     assert compute_priority(corroborated, [GLOBAL_ADMIN], []).priority is Priority.P2
+
+
+def test_an_anomaly_alone_is_not_urgent_but_corroborated_it_is() -> None:
+    travel = finding("high", 0.9, id=1, kind="anomaly", evidence=frozenset({1}))
+    assert compute_priority([travel], [USER], []).priority is Priority.P3
+    forwarding = finding("high", 0.8, id=2, kind="detection", evidence=frozenset({2}))
+    assert compute_priority([travel, forwarding], [USER], []).priority is Priority.P2
