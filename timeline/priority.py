@@ -6,8 +6,8 @@ an incident is P1 without reading code:
 
 * severity — weight of the most severe finding (informational 0.1 … critical 1.0);
 * confidence — independent evidence corroborates: 1 − ∏(1 − cᵢ) over the findings, where
-  findings citing the same events count once (with the highest confidence among them) and an
-  anomaly's confidence counts ×0.85 (unusual is not yet malicious);
+  findings citing the same events count once (with the highest confidence among them), and
+  anomalies together count as one line of evidence at ×0.85 (unusual is not yet malicious);
 * privilege — ×1.6 when a person holds a top admin role (Global Administrator, Super Admin, Slack
   owner), ×1.3 for any other admin role, ×1.0 otherwise;
 * assets — ×1.25 when a file looks sensitive (label or name), ×1.2 when it is exposed publicly or
@@ -155,10 +155,19 @@ def independent_confidences(findings: Sequence[FindingSignal]) -> list[float]:
             else:
                 owner[event_id] = index
     best: dict[int, float] = {}
+    detected: set[int] = set()
     for index, finding in enumerate(findings):
         group = root(index)
         best[group] = max(best.get(group, 0.0), _belief(finding))
-    return sorted(best.values(), reverse=True)
+        if finding.kind != "anomaly":
+            detected.add(group)
+    # Anomalies are facets of one unusual behaviour (a trip shows as travel, a new country and new
+    # networks): together they are one line of evidence; detections of acts each count.
+    lines = [c for g, c in best.items() if g in detected]
+    anomalies = [c for g, c in best.items() if g not in detected]
+    if anomalies:
+        lines.append(max(anomalies))
+    return sorted(lines, reverse=True)
 
 
 def _belief(finding: FindingSignal) -> float:

@@ -196,3 +196,14 @@ def test_an_anomaly_alone_is_not_urgent_but_corroborated_it_is() -> None:
     assert compute_priority([travel], [USER], []).priority is Priority.P3
     forwarding = finding("high", 0.8, id=2, kind="detection", evidence=frozenset({2}))
     assert compute_priority([travel, forwarding], [USER], []).priority is Priority.P2
+
+
+def test_many_anomalies_of_one_trip_are_one_line_of_evidence() -> None:
+    trip = [
+        finding("high", 0.9, id=1, kind="anomaly", evidence=frozenset({1})),
+        finding("low", 0.8, id=2, kind="anomaly", evidence=frozenset({2})),
+        finding("medium", 0.7, id=3, kind="anomaly", evidence=frozenset({3})),
+    ]
+    result = compute_priority(trip, [USER], [])
+    assert result.factors["factors"]["confidence"]["weight"] == 0.765
+    assert result.priority is Priority.P3
