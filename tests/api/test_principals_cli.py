@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -30,6 +31,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_create_list_disable(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     # When an operator creates a principal
