@@ -1,0 +1,38 @@
+"""End to end on the simulator: each attack story becomes exactly one incident with its conversations."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors import collect_once, connections_from_simulator
+from collectors.connections import sync_connections
+from detectors.pipeline import detect_new
+from identity import resolve_people
+from timeline import build_incidents
+from timeline.quality import score_against_truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["account_takeover", "quiet_week"])
+def test_a_scenario_becomes_one_incident_per_story_with_its_conversations(
+    db, settings, make_simulator, scenario
+) -> None:
+    # given a tenant in the simulator with an attack story (or only look-alikes)
+    handle = make_simulator(scenario)
+    sync_connections(db, connections_from_simulator(handle.info, conversations=True), actor="principal:test")
+    # when the product collects, detects, resolves people and builds incidents
+    collect_once(db, settings)
+    detect_new(db, settings)
+    resolve_people(db)
+    build_incidents(db, settings, notify=False)
+    # then every story is exactly one incident carrying its messages and no others
+    result = score_against_truth(db, handle.truth)
+    assert result["stories_split"] == result["stories_merged"] == 0
+    assert result["exactly_one_incident"] == result["stories"]
+    assert (
+        result["conversations"]["correct"]
+        == result["conversations"]["expected"]
+        == result["conversations"]["attached"]
+    )
+    assert all(story["priorities"] == ["P1"] for story in result["per_story"])
+    assert {"P1", "P2"}.isdisjoint(result["unmatched_incidents"]["by_priority"])
