@@ -8,7 +8,7 @@ entries are upserted, the priority is recomputed and a change of priority is rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,14 @@ from core.models.enums import Priority
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
-from timeline.entities import ENTITY_FIELDS, IdentityIndex, keys_for, normalise_email, normalise_ip
+from timeline.entities import (
+    ENTITY_FIELDS,
+    EntityKeys,
+    IdentityIndex,
+    keys_for,
+    normalise_email,
+    normalise_ip,
+)
 from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
 from timeline.grouping import BROAD_PREFIX, describe_gap
@@ -53,6 +60,14 @@ class BuildContext:
     common: dict[str, str] = field(default_factory=dict)
     checked_ips: set[str] = field(default_factory=set)
     learned: bool = False
+    _keys: dict[int, EntityKeys] = field(default_factory=dict)
+
+    def keys_of(self, finding_id: int, entities: Mapping[str, Any] | None) -> EntityKeys:
+        """A finding's keys, worked out once per build."""
+        found = self._keys.get(finding_id)
+        if found is None:
+            found = self._keys[finding_id] = keys_for(entities, self.identities)
+        return found
 
     @property
     def rules(self) -> PrevalenceRules:
@@ -83,7 +98,7 @@ def finding_keys(
     finding: Finding, ctx: BuildContext
 ) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
     """(grouping keys, their labels, keys ignored with why) for one finding."""
-    found = keys_for(finding.entities, ctx.identities)
+    found = ctx.keys_of(finding.id or 0, finding.entities)
     ignored = ctx.ignored_keys(found.keys)
     keys = tuple(k for k in found.keys if k not in ignored)
     return keys, dict(found.labels), ignored
@@ -257,7 +272,7 @@ def refresh_incidents(
     all_findings = [f for mine in findings.values() for f in mine]
     if not ctx.learned and all_findings:
         learn_common_keys(session, ctx, since=min(f.first_seen for f in all_findings))
-    check_keys(session, (k for f in all_findings for k in keys_for(f.entities, ctx.identities).keys), ctx)
+    check_keys(session, (k for f in all_findings for k in ctx.keys_of(f.id or 0, f.entities).keys), ctx)
     force = set(rebuild)
     changed_keys: set[int] = set()
     stale: list[Incident] = []
@@ -322,7 +337,7 @@ def _aggregate(
     for finding in findings:
         for key in finding_keys(finding, ctx)[0]:
             keys.setdefault(key, None)
-        for key in keys_for(finding.entities, ctx.identities).broad:
+        for key in ctx.keys_of(finding.id or 0, finding.entities).broad:
             broad.setdefault(f"{BROAD_PREFIX}{key}", None)
     keys.update(dict.fromkeys(list(broad)[:MAX_BROAD_KEYS]))
     top = _top_finding(findings)

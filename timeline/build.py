@@ -48,7 +48,7 @@ from timeline.conversations import (
     incident_terms,
     talks_security,
 )
-from timeline.entities import IdentityIndex, keys_for
+from timeline.entities import IdentityIndex
 from timeline.entries import EntryKind, entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
 
@@ -116,7 +116,7 @@ class IncidentBuild:
         learn_common_keys(self.session, self.ctx, since=earliest_seen)
         check_keys(
             self.session,
-            (k for row in candidates for k in keys_for(row.entities, self.ctx.identities).keys),
+            (k for row in candidates for k in self.ctx.keys_of(row.id, row.entities).keys),
             self.ctx,
         )
         facts, ignored = self._facts(candidates)
@@ -172,9 +172,8 @@ class IncidentBuild:
     def _facts(self, rows: Sequence[Any]) -> tuple[list[FindingFacts], dict[int, dict[str, str]]]:
         facts: list[FindingFacts] = []
         ignored_by_finding: dict[int, dict[str, str]] = {}
-        identities = self.ctx.identities
         for row in rows:
-            found = keys_for(row.entities, identities)
+            found = self.ctx.keys_of(row.id, row.entities)
             ignored = self.ctx.ignored_keys(found.keys)
             if found.broad:
                 ignored = {**ignored, "broad": _broad_note(found.broad)}
