@@ -298,14 +298,20 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
         severity = Severity.LOW
         reasons = []
         if rule is AnomalyRule.NEW_COUNTRY:
-            for flag, reason in (
-                (hosting, "a hosting/VPS network"),
-                (from_spray, "an IP that failed against other accounts"),
-                (new_device, "a device never seen for them"),
-            ):
-                if flag:
-                    severity = _raise(severity)
-                    reasons.append(reason)
+            # Travellers land in new countries on new phones, and commercial-VPN users exit from
+            # hosting networks, every week. Each alone stays low; an IP that sprayed other
+            # accounts, or a hosting network *and* a never-seen device together, raise it.
+            reasons = [
+                reason
+                for flag, reason in (
+                    (hosting, "a hosting/VPS network"),
+                    (from_spray, "an IP that failed against other accounts"),
+                    (new_device, "a device never seen for them"),
+                )
+                if flag
+            ]
+            for _ in range(int(from_spray) + int(hosting and new_device)):
+                severity = _raise(severity)
         elif rule is AnomalyRule.UNFAMILIAR_SIGNIN and (hosting or from_spray):
             severity = Severity.MEDIUM
             reasons.append("a hosting/VPS network" if hosting else "an IP that failed against other accounts")
