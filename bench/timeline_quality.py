@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Figure, print_table
+from bench.harness import Figure
 from core.db import Database
 from core.settings import Settings
 

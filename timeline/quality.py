@@ -144,18 +144,18 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
     story_incidents_all = {i for s in per_story for i in s["incidents"]}
     per_decoy = []
     for decoy in decoys:
-        hit: set[int] = set()
+        decoy_hit: set[int] = set()
         for step in decoy.get("steps", []):
             for e in step.get("events", []):
                 event_id = event_ids.get((str(e.get("provider")), str(e.get("stream")), str(e.get("id"))))
                 if event_id is not None:
-                    hit |= incidents_of_event.get(event_id, set())
+                    decoy_hit |= incidents_of_event.get(event_id, set())
         per_decoy.append(
             {
                 "id": decoy.get("id"),
-                "incidents": sorted(hit),
-                "priorities": sorted({incidents[i][2] for i in hit if i in incidents}),
-                "in_story_incident": sorted(hit & story_incidents_all),
+                "incidents": sorted(decoy_hit),
+                "priorities": sorted({incidents[i][2] for i in decoy_hit if i in incidents}),
+                "in_story_incident": sorted(decoy_hit & story_incidents_all),
             }
         )
     detected = [s for s in per_story if s["incidents"]]
