@@ -33,7 +33,9 @@ SCENARIOS = (
 )
 
 
-def pipeline(scenario: str, workdir: Path, **options: Any) -> tuple[Database, dict[str, Any], dict[str, float]]:
+def pipeline(
+    scenario: str, workdir: Path, **options: Any
+) -> tuple[Database, dict[str, Any], dict[str, float]]:
     """Run the product over one scenario; returns the database, the truth and stage timings."""
     from collectors import collect_once, connections_from_simulator
     from collectors.connections import sync_connections
@@ -47,7 +49,9 @@ def pipeline(scenario: str, workdir: Path, **options: Any) -> tuple[Database, di
         settings = Settings(data_dir=workdir / scenario, database_url=f"sqlite:///{workdir / scenario}.db")
         db = Database.from_settings(settings)
         db.upgrade()
-        sync_connections(db, connections_from_simulator(handle.info, conversations=True), actor="system:bench")
+        sync_connections(
+            db, connections_from_simulator(handle.info, conversations=True), actor="system:bench"
+        )
         for stage, run in (
             ("collect", lambda: collect_once(db, settings)),
             ("detect", lambda: detect_new(db, settings)),
