@@ -65,6 +65,7 @@ MAX_LINKED_CONVERSATIONS = 200
 # is everyday chatter, not a sign that a message is about the incident.
 CHATTER_TEXTS = 5
 _PG_BUILD_LOCK = 0x7467_7469_6D65  # "tgtime"
+MAX_GROUPING_ROUNDS = 3
 
 
 def build_incidents(
@@ -101,6 +102,16 @@ class IncidentBuild:
         stale = self._stale_incident_ids()
         to_refresh = self._incidents(sorted(set(touched) | stale))
         refresh_incidents(self.session, to_refresh, self.ctx, rebuild=touched)
+        # A finding that cannot open an incident (informational, posture) may belong to one this
+        # very pass created, once its window is known; grouping again until nothing moves makes
+        # one build equal to any number of builds (the next scheduled pass changes nothing).
+        for _ in range(MAX_GROUPING_ROUNDS if touched else 0):
+            more = self.group()
+            if not more:
+                break
+            refresh_incidents(self.session, self._incidents(more), self.ctx, rebuild=more)
+            touched = sorted(set(touched) | set(more))
+            to_refresh = self._incidents(sorted(set(touched) | stale))
         created = set(self.created)
         self._note_recurrences([i for i in to_refresh if i.id in created])
         linked = self.link_conversations()

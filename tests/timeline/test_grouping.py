@@ -269,3 +269,26 @@ def test_concurrent_builds_never_group_a_finding_twice(db, settings, make_findin
         results = list(pool.map(lambda _: build_incidents(db, settings, notify=False), range(3)))
     assert sorted(i for r in results for i in r) == [1, 2, 3, 4]
     assert [i.finding_count for i in incidents_of()] == [5, 5, 5, 5]
+
+
+def test_a_second_build_with_nothing_new_changes_nothing(db, make_finding) -> None:
+    """Given findings that cannot open an incident around one that can, when the build runs twice,
+    then the first build already placed every finding (the scheduler's next pass moves none)."""
+    alice = "alice@northwind.example"
+    early = make_finding(
+        "New network", people=[alice], severity="informational", kind="anomaly", first_seen=at(0)
+    )
+    opener = make_finding("Inbox rule forwards mail", people=[alice], first_seen=at(90))
+    late = make_finding(
+        "New device", people=[alice], severity="informational", kind="anomaly", first_seen=at(180)
+    )
+
+    def placement() -> dict[int, int | None]:
+        with db.session(readonly=True) as session:
+            return {f.id: f.incident_id for f in session.exec(select(Finding)).all()}
+
+    assert build_incidents(db, notify=False)
+    first = placement()
+    assert first[opener] is not None and first[early] == first[opener] == first[late]
+    assert build_incidents(db, notify=False) == []
+    assert placement() == first
