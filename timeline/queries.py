@@ -22,7 +22,6 @@ from core.clock import isoformat, parse_time
 from core.db import Database
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
-from core.models.remediation import Approval, RemediationAction
 from timeline.entries import EntryKind, hide_excerpt
 from timeline.errors import IncidentNotFoundError, TimelineError
 
@@ -134,103 +133,6 @@ def _stored_page(
     return items
 
 
-def remediation_items(session: Session, incident_id: int) -> list[TimelineItem]:
-    """Each action's proposal, decisions, execution and rollback, as timeline items."""
-    actions = list(
-        session.execute(
-            select(RemediationAction).where(col(RemediationAction.incident_id) == incident_id)
-        ).scalars()
-    )
-    if not actions:
-        return []
-    approvals: dict[int, list[Approval]] = {}
-    for approval in session.execute(
-        select(Approval)
-        .where(col(Approval.action_id).in_([a.id for a in actions]))
-        .order_by(col(Approval.at))
-    ).scalars():
-        approvals.setdefault(approval.action_id, []).append(approval)
-    items: list[TimelineItem] = []
-    for action in actions:
-        what = f"{action.action} {getattr(action, 'subject', '') or _target_words(action.target)}".strip()
-        items.append(
-            _remediation_item(
-                action,
-                0,
-                action.created_at,
-                f"proposed: {what}",
-                action.requested_by,
-                {"reason": action.reason},
-            )
-        )
-        for step, approval in enumerate(approvals.get(action.id or 0, []), start=1):
-            verb = "approved" if approval.decision == "approve" else "rejected"
-            extra = {"decision": approval.decision, "via": approval.via, "comment": approval.comment}
-            items.append(
-                _remediation_item(
-                    action,
-                    step,
-                    approval.at,
-                    f"{verb} by {approval.principal}: {what}",
-                    approval.principal,
-                    extra,
-                )
-            )
-        if action.executed_at is not None:
-            title = f"executed ({action.status}): {what}"
-            items.append(
-                _remediation_item(
-                    action, 900, action.executed_at, title, None, {"result": _short(action.result)}
-                )
-            )
-        rolled_back = getattr(action, "rolled_back_at", None)
-        if rolled_back is not None:
-            items.append(_remediation_item(action, 901, rolled_back, f"rolled back: {what}", None, {}))
-    return items
-
-
-def _remediation_item(
-    action: RemediationAction, step: int, at: datetime, title: str, actor: str | None, extra: dict[str, Any]
-) -> TimelineItem:
-    body = {
-        "action_id": action.id,
-        "action": action.action,
-        "provider": action.provider,
-        "phase": action.phase,
-        "status": action.status,
-        "risk": action.risk,
-        "requested_by": action.requested_by,
-        **extra,
-    }
-    return TimelineItem(
-        f"r{action.id}.{step}",
-        at,
-        EntryKind.REMEDIATION,
-        f"remediation/{action.provider}",
-        title,
-        body,
-        "remediation_action",
-        str(action.id),
-        1,
-        actor,
-    )
-
-
-def _target_words(target: dict[str, Any]) -> str:
-    for key in ("email", "user", "user_id", "file", "file_name", "app", "app_name", "name", "id"):
-        if target.get(key):
-            return str(target[key])
-    return ""
-
-
-def _short(result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in (result or {}).items()
-        if isinstance(v, str | int | float | bool) and len(str(v)) < 300
-    }
-
-
 def get_timeline(
     db: Database,
     incident_id: int,
@@ -246,24 +148,17 @@ def get_timeline(
     with db.session(readonly=True) as session:
         if session.get(Incident, incident_id) is None:
             raise IncidentNotFoundError(f"incident {incident_id} does not exist")
+        # Remediation steps are stored entries too (remediation.journal writes them with the audit
+        # record), so the timeline is one ordered table read.
         stored = _stored_page(session, incident_id, after, limit + 1, kinds, include_excerpts)
-        remediation = []
-        if not kinds or EntryKind.REMEDIATION in kinds:
-            remediation = [
-                i for i in remediation_items(session, incident_id) if after is None or _position(i) > after
-            ]
-        merged = sorted([*stored, *remediation], key=_position)
-        page = merged[:limit]
-        more = len(merged) > limit
+        page = stored[:limit]
+        more = len(stored) > limit
         count_query = select(col(TimelineEntry.kind), func.count()).where(
             col(TimelineEntry.incident_id) == incident_id
         )
         counts: dict[str, int] = {
             row[0]: row[1] for row in session.execute(count_query.group_by(col(TimelineEntry.kind)))
         }
-        all_remediation = remediation if after is None else remediation_items(session, incident_id)
-        if all_remediation:
-            counts[EntryKind.REMEDIATION] = len(all_remediation)
         total = sum(v for k, v in counts.items() if not kinds or k in kinds)
     next_cursor = _encode(*_position(page[-1])) if more and page else None
     return TimelinePage(incident_id, page, next_cursor, total, {str(k): v for k, v in counts.items()})

@@ -39,6 +39,9 @@ def incident_id(db, settings, make_events, make_finding, make_message) -> int:
 
 
 def add_action(db, incident_id: int) -> None:
+    """A step proposed, approved and executed, journalled the way remediation does it."""
+    from remediation.journal import note
+
     with db.session() as session:
         action = RemediationAction(
             incident_id=incident_id,
@@ -62,6 +65,13 @@ def add_action(db, incident_id: int) -> None:
                 at=OPENED + timedelta(minutes=30),
             )
         )
+        what = "revoke_sessions alice@northwind.example"
+        for event, actor, minutes, title in (
+            ("proposed", "principal:erin", 20, f"proposed: {what}"),
+            ("approved", "principal:gus", 30, f"approved by principal:gus: {what}"),
+            ("executed", "system:executor", 35, f"executed (succeeded): {what}"),
+        ):
+            note(session, action, event, actor, title, at=OPENED + timedelta(minutes=minutes))
 
 
 def test_pages_walk_the_whole_timeline_in_time_order_without_repeats(db, incident_id) -> None:
