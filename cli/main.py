@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.context import console, database, err_console
-from core.audit import export_csv, export_jsonl, iter_records, verify_database, verify_export
+from core.audit import stream_export, verify_database, verify_export
 from core.clock import parse_time
 from core.errors import TenantguardError
 
@@ -81,12 +81,7 @@ def audit_export(
     since_at = parse_time(since) if since else None
     db = database()
     with db.session(readonly=True) as session:
-        records = iter_records(session, since=since_at)
-        if format == "jsonl":
-            chunks: list[bytes] = list(export_jsonl(records))
-            data = b"".join(chunks)
-        else:
-            data = "".join(export_csv(records)).encode()
+        data = b"".join(stream_export(session, format, since=since_at))
     if output is None:
         sys.stdout.buffer.write(data)
     else:
