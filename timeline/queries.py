@@ -26,12 +26,11 @@ from timeline.entries import EntryKind, hide_excerpt
 from timeline.errors import IncidentNotFoundError, TimelineError
 
 MAX_PAGE = 1000
-_STORED, _REMEDIATION = 0, 1
 
 
 @dataclass(frozen=True)
 class TimelineItem:
-    id: str  # "e<TimelineEntry.id>" or "r<action id>.<step>"
+    id: str  # "e<TimelineEntry.id>"
     at: datetime
     kind: str
     source: str
@@ -65,33 +64,30 @@ class TimelinePage:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _encode(at: datetime, source: int, item_id: int, step: int = 0) -> str:
-    raw = f"{isoformat(at)}|{source}|{item_id}|{step}".encode()
+def _encode(at: datetime, entry_id: int) -> str:
+    raw = f"{isoformat(at)}|{entry_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, int, int, int]:
+def _decode(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, source, item_id, step = raw.split("|")
-        return parse_time(at), int(source), int(item_id), int(step)
+        at, entry_id = raw.split("|")
+        return parse_time(at), int(entry_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TimelineError(
             f"cursor {cursor!r} is not one this server gave out; start again without it"
         ) from exc
 
 
-def _position(item: TimelineItem) -> tuple[datetime, int, int, int]:
-    if item.id.startswith("e"):
-        return item.at, _STORED, int(item.id[1:]), 0
-    action, _, step = item.id[1:].partition(".")
-    return item.at, _REMEDIATION, int(action), int(step)
+def _position(item: TimelineItem) -> tuple[datetime, int]:
+    return item.at, int(item.id[1:])
 
 
 def _stored_page(
     session: Session,
     incident_id: int,
-    after: tuple[datetime, int, int, int] | None,
+    after: tuple[datetime, int] | None,
     limit: int,
     kinds: Sequence[str] | None,
     include_excerpts: bool,
@@ -100,16 +96,13 @@ def _stored_page(
     if kinds:
         query = query.where(col(TimelineEntry.kind).in_(list(kinds)))
     if after is not None:
-        at, source, item_id, _ = after
-        if source == _STORED:
-            query = query.where(
-                or_(
-                    col(TimelineEntry.at) > at,
-                    and_(col(TimelineEntry.at) == at, col(TimelineEntry.id) > item_id),
-                )
+        at, entry_id = after
+        query = query.where(
+            or_(
+                col(TimelineEntry.at) > at,
+                and_(col(TimelineEntry.at) == at, col(TimelineEntry.id) > entry_id),
             )
-        else:
-            query = query.where(col(TimelineEntry.at) > at)
+        )
     query = query.order_by(col(TimelineEntry.at), col(TimelineEntry.id)).limit(limit)
     items = []
     for entry in session.execute(query).scalars():
