@@ -19,6 +19,7 @@ from core.models.connection import Checkpoint
 from core.settings import Settings
 
 OPTIONS = CollectorOptions(threads=2, page_size=50, backoff_base=0.01, backoff_max=0.05)
+SMALL_PAGES = CollectorOptions(threads=2, page_size=5, backoff_base=0.01, backoff_max=0.05)
 
 
 def _connect(db: Database, sim: Any, streams: dict[str, list[str]]) -> None:
@@ -154,12 +155,14 @@ def test_a_429_waits_exactly_retry_after() -> None:
 def test_tokens_expiring_mid_run_are_renewed_for_every_provider(
     db: Database, settings: Settings, past_simulator
 ) -> None:
-    # given a simulator where one request in ten finds its token expired
-    sim = past_simulator(faults="expire_tokens=0.1")
+    # given a simulator where about one request in seven finds its token expired (the retry with a
+    # fresh token then succeeds: max_consecutive=1), and pages small enough
+    # for dozens of requests (0.85^50 < 0.0003: the fault fires in every run, not most)
+    sim = past_simulator(faults="expire_tokens=0.15,max_consecutive=1")
     streams = {"m365": ["signins", "directory_audits"], "google": ["login", "drive"], "slack": ["audit"]}
     _connect(db, sim, streams)
     # when collecting, then every stream completes with exactly the simulator's events
-    report = collect_once(db, settings, options=OPTIONS)
+    report = collect_once(db, settings, options=SMALL_PAGES)
     assert report.ok, [r.error for r in report.failures]
     with db.session(readonly=True) as s:
         stored = set(s.exec(select(Event.provider, Event.stream, Event.provider_event_id)).all())
@@ -170,4 +173,5 @@ def test_tokens_expiring_mid_run_are_renewed_for_every_provider(
         for eid in sim.events(f"{provider}:{stream}", visible=True, ids=True)["ids"]
     }
     assert stored == truth
+    assert len(sim.requests) > 50, len(sim.requests)
     assert sim.faults_fired().get("expire_token", 0) > 0
