@@ -52,14 +52,22 @@ ROUTERS = (
 
 
 def create_app(
-    settings: Settings, db: Database | None = None, *, api_settings: ApiSettings | None = None
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    api_settings: ApiSettings | None = None,
+    cycle: Any = None,
 ) -> FastAPI:
-    """A ready application. The database is used as is: apply migrations before (`serve` does)."""
+    """A ready application. The database is used as is: apply migrations before (`serve` does).
+
+    `cycle`: the in-process pipeline scheduler (`pipeline.embedded.EmbeddedScheduler`) whose stage
+    runs /health and /metrics report, when this process runs the cycle."""
     api_settings = api_settings or ApiSettings()
     owns_db = db is None
     database = db or Database.from_settings(settings)
     metrics = ApiMetrics()
     metrics.watch_database(database)
+    metrics.watch_pipeline(database, settings, cycle)
     state = ApiState(
         settings=settings,
         api_settings=api_settings,
@@ -72,6 +80,7 @@ def create_app(
             api_settings.auth_failures_per_minute / 60.0, api_settings.auth_failures_per_minute
         ),
     )
+    state.extras["cycle"] = cycle
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

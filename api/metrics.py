@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import select
@@ -66,6 +67,10 @@ class ApiMetrics:
     def watch_database(self, db: Database, ttl_seconds: float = 30.0) -> None:
         self.registry.register(ProductGauges(db, ttl_seconds))
 
+    def watch_pipeline(self, db: Database, settings: Any, cycle: Any, ttl_seconds: float = 5.0) -> None:
+        """Per-stream and per-stage series (last success, lag, backlog, totals, errors by kind)."""
+        self.registry.register(PipelineGauges(db, cycle, ttl_seconds))
+
 
 class ProductGauges(Collector):
     """Open findings by severity and incidents by status, cached for `ttl` seconds."""
@@ -111,6 +116,94 @@ class ProductGauges(Collector):
         for status, count in incidents:
             by_status.add_metric([status], count)
         yield by_status
+
+
+class PipelineGauges(Collector):
+    """Streams and stages: read from the database (lag, backlog) and from the running cycle
+    (`pipeline.embedded.EmbeddedScheduler`, when this process runs it: runs, totals, errors)."""
+
+    def __init__(self, db: Database, cycle: Any, ttl: float) -> None:
+        self.db = db
+        self.cycle = cycle
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._lag: Any = None
+
+    def lag(self) -> Any:
+        from pipeline.health import read_lag
+
+        with self._lock:
+            if self._lag is None or time.monotonic() - self._at > self.ttl:
+                self._lag = read_lag(self.db)
+                self._at = time.monotonic()
+            return self._lag
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        lag = self.lag()
+        success = GaugeMetricFamily(
+            "tenantguard_stream_last_success_timestamp_seconds",
+            "When each stream last read to the end without error.",
+            labels=["connection", "stream"],
+        )
+        healthy = GaugeMetricFamily(
+            "tenantguard_stream_healthy",
+            "1 when the stream's last run succeeded.",
+            labels=["connection", "stream"],
+        )
+        for s in lag.streams:
+            labels = [s.connection, s.stream]
+            if s.last_success is not None:
+                success.add_metric(labels, s.last_success.timestamp())
+            healthy.add_metric(labels, 1.0 if s.health == "ok" else 0.0)
+        yield success
+        yield healthy
+        backlog = GaugeMetricFamily(
+            "tenantguard_stage_backlog", "Items waiting for a stage (events, findings).", labels=["stage"]
+        )
+        lag_seconds = GaugeMetricFamily(
+            "tenantguard_stage_lag_seconds", "How long the oldest waiting item has waited.", labels=["stage"]
+        )
+        for stage in lag.stages:
+            backlog.add_metric([stage.stage], stage.backlog)
+            lag_seconds.add_metric([stage.stage], stage.oldest_seconds)
+        yield backlog
+        yield lag_seconds
+        if self.cycle is None:
+            return
+        records = self.cycle.cycle.book.snapshot()
+        last = GaugeMetricFamily(
+            "tenantguard_stage_last_success_timestamp_seconds",
+            "When each stage last ran without failing.",
+            labels=["stage"],
+        )
+        runs = CounterMetricFamily("tenantguard_stage_runs", "Stage runs in this process.", labels=["stage"])
+        processed = CounterMetricFamily(
+            "tenantguard_stage_processed",
+            "What stages processed (events, findings, incidents, notifications, ...).",
+            labels=["stage", "kind"],
+        )
+        errors = CounterMetricFamily(
+            "tenantguard_stage_errors", "Stage errors by kind.", labels=["stage", "kind"]
+        )
+        for name, record in records.items():
+            if record.last_success is not None:
+                last.add_metric([name], record.last_success)
+            runs.add_metric([name], record.runs)
+            for kind, value in record.totals.items():
+                processed.add_metric([name, kind], value)
+            for kind, value in record.errors.items():
+                errors.add_metric([name, kind], value)
+        yield last
+        yield runs
+        yield processed
+        yield errors
+        queued = GaugeMetricFamily("tenantguard_pipeline_queued_jobs", "Pipeline jobs waiting to run.")
+        queued.add_metric([], self.cycle.queued())
+        yield queued
 
 
 class MetricsMiddleware:

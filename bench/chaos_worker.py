@@ -1,7 +1,7 @@
 """The processes chaos kills: a collector pass, or a detection + incident pass, on one database.
 
 ``python -m bench.chaos_worker collect|detect DATABASE_URL DATA_DIR`` runs that stage once with
-the brief's entry points and exits 0; a stage that has not landed yet exits 3 with its name.
+the product's entry points (`collectors.collect_once`, `pipeline.run_cycle`) and exits 0; a stage that has not landed yet exits 3 with its name.
 It prints ``started`` as soon as the stage begins, so the killer knows the process is inside the
 product's code rather than still importing. Nothing here is a benchmark (no ``run``).
 """
@@ -38,9 +38,9 @@ def collect(database_url: str, data_dir: str) -> int:
 
 
 def detect(database_url: str, data_dir: str) -> int:
+    """The cycle after collection (detection, posture, identity, incidents, notify, steps)."""
     try:
-        from detectors.pipeline import detect_new
-        from timeline import build_incidents
+        from pipeline import run_cycle
     except ImportError as exc:
         print(f"missing stage: {exc}", flush=True)
         return MISSING_STAGE
@@ -49,9 +49,8 @@ def detect(database_url: str, data_dir: str) -> int:
     settings = _settings(database_url, data_dir)
     db = Database.from_settings(settings)
     print("started", flush=True)
-    detect_new(db, settings)
-    incidents = build_incidents(db, settings)
-    print(f"done {len(incidents)} incidents", flush=True)
+    cycle = run_cycle(db, settings, skip=("collect",))
+    print(f"done {cycle.count('incidents', 'incidents')} incidents", flush=True)
     db.dispose()
     return 0
 

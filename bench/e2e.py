@@ -7,8 +7,8 @@ events, and the pipeline as a fraction of :mod:`bench.limits` measured in the sa
 same (stored) events. Detection latency is *modelled* from measured parts (the simulator serves
 a finished scenario; see :func:`_latency_figures`), and every such figure's note says so.
 
-Stages are the brief's entry points; whichever is missing is reported, never faked:
-``collectors.collect_once``, ``detectors.pipeline.detect_new``, ``timeline.build_incidents``.
+Stages are the cycle's (``pipeline.STAGES``, run one by one through ``pipeline.Cycle``, as
+``serve`` runs them), each timed.
 Without a simulator or collectors, events from :func:`bench.limits.sample_events` are inserted
 directly so the later stages can still be measured (the figure's note says so).
 """
@@ -47,8 +47,7 @@ AREA = "e2e"
 SCENARIO = "account_takeover"
 STAGES = {
     "collect": ("collectors", "collect_once"),
-    "detect": ("detectors.pipeline", "detect_new"),
-    "incidents": ("timeline", "build_incidents"),
+    "cycle": ("pipeline", "run_cycle"),
 }
 LIMIT_SAMPLE = 20_000  # stored events the same-run limits are measured on
 
@@ -161,51 +160,45 @@ def connect_simulator(db: Any, info: dict[str, Any], **options: Any) -> None:
 
 
 def child_main(spec: RunSpec) -> RunResult:
-    """Run every stage that exists once, in order, timing each."""
+    """Run the cycle (`pipeline.STAGES`) once, in order, timing each stage."""
     from core.db import Database
     from core.settings import Settings
+    from pipeline import Cycle
 
     settings = Settings(data_dir=Path(spec.data_dir), database_url=spec.database_url)
     db = Database.from_settings(settings)
     result = RunResult(missing=missing_stages())
-    collect = stage("collect")
-    if collect is not None and spec.simulator_info is not None:
+    cycle = Cycle(db, settings)
+    stages = list(cycle.stages)
+    if spec.simulator_info is not None:
         connect_simulator(db, spec.simulator_info)
-        start = time.perf_counter()
-        collect(db, settings)
-        result.seconds["collect"] = time.perf_counter() - start
     else:
         start = time.perf_counter()
         _seed_directly(db, spec.users, spec.days, spec.seed)
         result.seconds["seed"] = time.perf_counter() - start
         result.seeded_directly = True
-    for name in ("detect", "incidents"):
-        entry = stage(name)
-        if entry is None:
-            continue
+        stages = [s for s in stages if s.name != "collect"]
+    ctx = cycle.context(max_batches=None, notify=False)
+    for entry in stages:
         start = time.perf_counter()
-        entry(db, settings)
-        result.seconds[name] = time.perf_counter() - start
+        cycle.run_stage(entry, ctx)
+        result.seconds[entry.name] = time.perf_counter() - start
     result.events = _count(db, "event")
     result.findings = _count(db, "finding")
     result.incidents = _count(db, "incident")
     result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result.idle_pass_seconds = _idle_pass(db, settings, result.seeded_directly)
+    result.idle_pass_seconds = None if result.seeded_directly else _idle_pass(cycle, ctx)
     db.dispose()
     return result
 
 
-def _idle_pass(db: Any, settings: Any, seeded_directly: bool) -> dict[str, float] | None:
-    """One more scheduled pass of every stage once the backlog is done: the fixed cost per interval."""
-    names = ("collect", "detect", "incidents")
-    entries = {name: stage(name) for name in names}
-    if seeded_directly or any(entry is None for entry in entries.values()):
-        return None
+def _idle_pass(cycle: Any, ctx: Any) -> dict[str, float]:
+    """One more pass of every stage once the backlog is done: the fixed cost per interval."""
     seconds = {}
-    for name, entry in entries.items():
+    for entry in cycle.stages:
         start = time.perf_counter()
-        entry(db, settings)  # type: ignore[misc]
-        seconds[name] = time.perf_counter() - start
+        cycle.run_stage(entry, ctx)
+        seconds[entry.name] = time.perf_counter() - start
     return seconds
 
 
@@ -397,7 +390,7 @@ def _figures(
                 notes="ratio = the fraction of the parse-only limit the pipeline reaches",
             )
         )
-    for name in ("collect", "seed", "detect", "incidents"):
+    for name in ("collect", "seed", "detect", "posture", "identity", "incidents"):
         seconds = [r.seconds[name] for r in results if name in r.seconds]
         if seconds and events:
             figures.append(

@@ -1,7 +1,8 @@
 """`tenantguard demo`: the whole product against the built-in simulator, on embedded SQLite.
 
 For each scenario: start the simulator (in this process, on loopback), connect its three tenants,
-collect every stream, run posture, identity and detection, group findings into incidents, plan
+run the cycle (`pipeline.run_cycle`, the same stages `serve` runs: collect every stream,
+detection, posture, identity, incidents, approved remediation steps), plan
 the remediation of the P1/P2 incidents — and, with ``--approve-as``, approve the plan as a second
 principal and execute it against the simulator. Each scenario gets its own SQLite file under
 ``<data dir>/demo/`` so scenarios never mix people; re-running starts afresh.
@@ -95,16 +96,12 @@ def run_scenario(
     details: bool,
 ) -> ScenarioOutcome:
     from cli.commands.incidents import print_incident
-    from collectors import collect_once, connections_from_simulator
+    from collectors import connections_from_simulator
     from collectors.connections import sync_connections
-    from detectors.pipeline import detect_new
-    from detectors.posture import evaluate as evaluate_posture
-    from identity.resolve import resolve_people
-    from identity.risk import score_people
+    from pipeline import run_cycle
     from remediation import demo_flow
     from remediation.executor import Outcome
     from simulator.handle import start
-    from timeline import build_incidents
 
     outcome = ScenarioOutcome(scenario)
     began = time.perf_counter()
@@ -130,23 +127,25 @@ def run_scenario(
             sim.info, name_prefix=scenario.replace("_", "-"), conversations=True
         )
         sync_connections(db, definitions, actor="system:demo", source="demo")
-        collection = collect_once(db, demo_settings)
-        failed = [r for r in collection.results if r.error]
-        outcome.events = sum(r.records_new for r in collection.results)
+        cycle = run_cycle(db, demo_settings, notify=False)
+        collection = cycle.of("collect")
+        failed = collection.errors if collection is not None else []
+        outcome.events = cycle.count("collect", "events")
         console.print(
-            f"collected {outcome.events:,} events and snapshots from {len(collection.results)} streams"
-            + (
-                f" — [yellow]{len(failed)} stream(s) failed[/]: "
-                + "; ".join(f"{r.stream}: {r.error}" for r in failed)
-                if failed
-                else ""
-            )
+            f"collected {outcome.events:,} events and snapshots from {cycle.count('collect', 'streams')} streams"
+            + (f" — [yellow]{len(failed)} stream(s) failed[/]: " + "; ".join(failed) if failed else "")
         )
-        resolve_people(db)
-        score_people(db)
-        evaluate_posture(db, demo_settings)
-        detect_new(db, demo_settings)
-        build_incidents(db, demo_settings, notify=False)
+        console.print(
+            "cycle: "
+            + "; ".join(
+                f"{r.stage} " + (", ".join(f"{v:,} {k}" for k, v in r.counts.items()) or "nothing new")
+                for r in cycle.results
+                if r.stage != "collect"
+            ),
+            highlight=False,
+        )
+        for error in [e for e in cycle.errors if not e.startswith("collect:")][:10]:
+            console.print(f"[yellow]{error}[/yellow]", highlight=False)
         with db.session(readonly=True) as session:
             outcome.findings = Counter(f.severity for f in session.exec(select(Finding)).all())
         incidents = _print_incidents(db)

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     connections_file: Path | None = None
     # Retention of raw events, in days (0 keeps everything).
     event_retention_days: int = 0
+    # The analysis cycle (pipeline/): how often the safety sweep runs every stage (seconds), how
+    # many detection batches (of `pipeline_batch_size` events) one job works through before it
+    # yields to other jobs, and how far behind a stage may fall before /health says degraded.
+    pipeline_sweep_seconds: float = 60.0
+    pipeline_batch_size: int = 5000
+    pipeline_max_batches: int = 4
+    pipeline_lag_seconds: float = 600.0
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -23,7 +23,6 @@ Plugging in a detector::
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,14 +38,12 @@ from core.models import Event, Finding, Suppression
 from core.models.enums import FindingStatus, Severity
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
-from detectors.posture.service import PostureReport
 from detectors.sigma.alerting import FindingDraft
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord, normalise
 from detectors.sigma.loader import load_pack
 from detectors.sigma.suppressions import SuppressionSpec
-from identity.risk import IdentityReview
 
 __all__ = [
     "Detector",
@@ -90,8 +87,7 @@ class PipelineResult:
     suppressed: int = 0
     errors: list[str] = field(default_factory=list)
     findings: list[int] = field(default_factory=list)
-    posture: PostureReport | None = None  # set by `detect_new` when new snapshots were evaluated
-    identity: IdentityReview | None = None  # set by `detect_new` when people were re-scored
+    pending: bool = False  # set by `detect_new`: events are still waiting after this call
 
     def add(self, other: PipelineResult) -> None:
         self.events += other.events
@@ -217,11 +213,15 @@ class DetectionPipeline:
         self.batch_size = batch_size
         self.cursor_name = cursor_name
         self.cursor = GapCursor(cursor_name, Event, gap_timeout=gap_timeout)
-        self._warm = False
+        self._position: int | None = None  # the cursor position the engine's windows reflect
+
+    def _reset(self) -> None:
+        self.engine = DetectionEngine(self.pack)
+        self._position = None
 
     def _warm_up(self, session: Session, position: int) -> None:
         """Rebuild windows and open alerts from events already processed before this process."""
-        self._warm = True
+        self._position = position
         if position <= 0:
             return
         last = session.get(Event, position)
@@ -239,12 +239,16 @@ class DetectionPipeline:
 
     def run_batch(self, session: Session) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction."""
-        if not self._warm:
-            self._warm_up(session, self.cursor.row(session).position)
+        position = self.cursor.row(session).position
+        if self._position != position:  # first batch, or the cursor moved without this engine
+            if self._position is not None:
+                self._reset()
+            self._warm_up(session, position)
         events = self.cursor.read(session, self.batch_size)
         result = PipelineResult(events=len(events))
         if not events:
             self.cursor.advance(session, events)  # lets gaps that never filled expire
+            self._position = self.cursor.row(session).position
             return result
         now = utcnow()
         rows = {row.id: row for row in _active_suppressions(session, now)}
@@ -266,6 +270,7 @@ class DetectionPipeline:
                 result.suppressed += count
         result.errors.extend(str(e) for e in batch.errors[:100])
         self.cursor.advance(session, events)
+        self._position = self.cursor.row(session).position
         return result
 
     def run(self, db: Database, *, max_batches: int | None = None) -> PipelineResult:
@@ -282,67 +287,35 @@ class DetectionPipeline:
         return total
 
 
-_PIPELINES: dict[str, DetectionPipeline] = {}
-# Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
-# findings changed; always when new snapshots were evaluated.
-IDENTITY_INTERVAL = 60.0
-_IDENTITY_RUNS: dict[str, float] = {}
-
-
 def detect_new(
-    db: Database, settings: Settings | None = None, *, with_anomaly: bool = True
+    db: Database,
+    settings: Settings | None = None,
+    *,
+    with_anomaly: bool = True,
+    max_batches: int | None = None,
+    cache: dict[str, DetectionPipeline] | None = None,
 ) -> PipelineResult:
-    """Run detection over every stored event not yet processed (what the scheduler, `tenantguard
-    detect` and the end-to-end bench call). One long-lived pipeline per database in this process,
-    so correlation windows and open alerts carry over between calls; anomaly detectors included
-    unless `with_anomaly` is False. Posture checks run too, once, when new snapshots arrived
-    (`result.posture`), and when findings changed people are re-scored and identity findings
-    opened or resolved (`result.identity`)."""
+    """Run detection (rules, correlations, anomaly detectors unless `with_anomaly` is False) over
+    stored events not yet processed; detection only (posture, identity and incidents are their
+    own stages in `pipeline`). `max_batches` bounds one call (a backlog is worked through over
+    several calls; `result.pending` says more is waiting).
+
+    `cache` (owned by the caller, e.g. the running cycle) keeps a pipeline between calls so its
+    windows need not be rebuilt from stored events each time; it is only a shortcut: a pipeline
+    whose position differs from the database cursor (another process advanced it, a transaction
+    rolled back) is rebuilt from the stored events, so results never depend on it."""
     key = f"{db.url}|{with_anomaly}"
-    pipeline = _PIPELINES.get(key)
+    pipeline = cache.get(key) if cache is not None else None
     if pipeline is None:
         detectors: list[Detector] = []
         if with_anomaly:
             from detectors.anomaly import anomaly_detectors
 
             detectors.extend(anomaly_detectors(settings))
-        pipeline = _PIPELINES[key] = DetectionPipeline(detectors=detectors)
-    result = pipeline.run(db)
-    run_posture(db, settings, result)
-    if result.created or result.updated or result.posture is not None:
-        last = _IDENTITY_RUNS.get(key)
-        if result.posture is not None or last is None or time.monotonic() - last >= IDENTITY_INTERVAL:
-            _IDENTITY_RUNS[key] = time.monotonic()
-            run_identity(db, result)
+        pipeline = DetectionPipeline(detectors=detectors)
+        if cache is not None:
+            cache[key] = pipeline
+    result = pipeline.run(db, max_batches=max_batches)
+    with db.session(readonly=True) as session:
+        result.pending = pipeline.cursor.pending(session)
     return result
-
-
-def run_identity(db: Database, result: PipelineResult) -> None:
-    """Re-score people (findings feed their risk) and open/resolve identity findings."""
-    from core.models import Person
-    from identity import review_people
-
-    try:
-        with db.session(readonly=True) as session:
-            if session.exec(select(Person.id).limit(1)).first() is None:
-                return
-        result.identity = review_people(db)
-    except Exception as exc:  # identity's failure must not hide the detections already written
-        result.errors.append(f"identity: {type(exc).__name__}: {exc}")
-
-
-def run_posture(db: Database, settings: Settings | None, result: PipelineResult) -> None:
-    """Evaluate posture once when snapshots arrived since the last evaluation; its drift and
-    posture findings are counted in `result` (they go through posture's own upsert, which
-    resolves passing checks)."""
-    from detectors.posture import evaluate, snapshots_pending
-
-    try:
-        if not snapshots_pending(db):
-            return
-        report = evaluate(db, settings)
-    except Exception as exc:  # posture's failure must not hide the detections already written
-        result.errors.append(f"posture: {type(exc).__name__}: {exc}")
-        return
-    result.posture = report
-    result.errors.extend(f"posture: {e}" for e in report.errors)

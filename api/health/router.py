@@ -35,10 +35,11 @@ class HealthOut(BaseModel):
         }
     )
 
-    status: str
+    status: str  # "ok", or "degraded" when a stream or stage fails or lags (see `problems`)
     database: str
     schema_current: bool
     version: str
+    problems: list[str] = []
 
 
 @router.get("/health", response_model=HealthOut, summary="Is the service up and its database usable?")
@@ -50,9 +51,43 @@ def health(request: Request) -> HealthOut:
         current = _schema_current(state)
     except DatabaseError:
         raise Unavailable("the database is unreachable; see the service log")
+    problems = _problems(state)
     return HealthOut(
-        status="ok", database=state.db.dialect, schema_current=current, version=package_version()
+        status="degraded" if problems else "ok",
+        database=state.db.dialect,
+        schema_current=current,
+        version=package_version(),
+        problems=problems,
     )
+
+
+_LAG_CHECK_SECONDS = 5.0
+
+
+def _problems(state: ApiState) -> list[str]:
+    """Streams that fail and stages that fail or lag, re-read at most every few seconds.
+
+    Names only what the operator configured (connection and stream names, stage names), and the
+    collectors' stored failure reasons, which never hold secrets."""
+    from pipeline.health import read_lag
+
+    checked = state.extras.get("lag_checked")
+    now = time.monotonic()
+    if checked is None or now - checked[0] > _LAG_CHECK_SECONDS:
+        cycle = state.extras.get("cycle")
+        failing: dict[str, str] = {}
+        if cycle is not None:
+            failing = {
+                name: record.last_error
+                for name, record in cycle.cycle.book.snapshot().items()
+                if record.last_error
+            }
+        lag = read_lag(state.db)
+        checked = state.extras["lag_checked"] = (
+            now,
+            lag.problems(state.settings.pipeline_lag_seconds, failing),
+        )
+    return list(checked[1])
 
 
 _SCHEMA_CHECK_SECONDS = 60.0

@@ -283,28 +283,33 @@ def detect(
     """Run detection (Sigma rules, correlations, anomaly detectors) over stored events not yet processed,
     and the posture checks when new snapshots arrived."""
     from cli.context import settings
-    from detectors.pipeline import detect_new
+    from pipeline import run_cycle
 
-    result = detect_new(database(), settings(), with_anomaly=anomaly)
+    cycle = run_cycle(database(), settings(), only=("detect", "posture", "identity"), with_anomaly=anomaly)
+    detected, posture, identity = cycle.of("detect"), cycle.of("posture"), cycle.of("identity")
+    counts = detected.counts if detected is not None else {}
+    errors = cycle.errors
     console.print(
-        f"{result.events} events: {result.created} new findings, {result.updated} updated, "
-        f"{result.suppressed} suppressed" + (f", {len(result.errors)} errors" if result.errors else ""),
+        f"{counts.get('events', 0)} events: {counts.get('findings', 0)} new findings, "
+        f"{counts.get('findings_updated', 0)} updated, {counts.get('suppressed', 0)} suppressed"
+        + (f", {len(errors)} errors" if errors else ""),
         highlight=False,
     )
-    if result.posture is not None:
-        report = result.posture
+    if posture is not None and not posture.skipped:
+        c = posture.counts
         console.print(
-            f"posture: {report.results} check results, {report.failing} failing, "
-            f"{report.drift_findings} drift findings, {report.resolved} resolved",
+            f"posture: {c.get('results', 0)} check results, {c.get('failing', 0)} failing, "
+            f"{c.get('findings', 0)} posture/drift findings, {c.get('resolved', 0)} resolved",
             highlight=False,
         )
-    if result.identity is not None:
+    if identity is not None and not identity.skipped:
+        c = identity.counts
         console.print(
-            f"identity: {result.identity.people} people scored, {result.identity.findings_opened} findings "
-            f"opened, {result.identity.findings_resolved} resolved",
+            f"identity: {c.get('scored', 0)} people scored, {c.get('findings', 0)} findings "
+            f"opened, {c.get('resolved', 0)} resolved",
             highlight=False,
         )
-    for error in result.errors[:20]:
+    for error in errors[:20]:
         err_console.print(f"[yellow]{error}[/yellow]", highlight=False)
 
 

@@ -35,8 +35,7 @@ EVENT_STREAMS = [
 STAGES = {
     "collectors.collect_once": ("collectors", "collect_once"),
     "collectors.connections_from_simulator": ("collectors", "connections_from_simulator"),
-    "detectors.pipeline.detect_new": ("detectors.pipeline", "detect_new"),
-    "timeline.build_incidents": ("timeline", "build_incidents"),
+    "pipeline.run_cycle": ("pipeline", "run_cycle"),
 }
 
 

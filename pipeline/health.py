@@ -1,0 +1,103 @@
+"""How far behind each stream and stage is, read from the database (any process can ask).
+
+`read_lag` gives, per stream: health, last success and how long ago; per stage: the backlog
+(detection: events after its cursor; incidents: findings that could open an incident and are in
+none) and the age of its oldest waiting item. `problems` names what fails or lags beyond the
+settings' `pipeline_lag_seconds`; `/health` says ``degraded`` when there are any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+
+from core.clock import as_utc, utcnow
+from core.db import Database
+from core.models import AnalysisCursor, Checkpoint, Connection, Event, Finding
+from core.models.enums import FindingStatus, Health
+
+DETECTION_CURSOR = "detection"
+# A stream that has not succeeded for this many of its intervals is lagging.
+STREAM_INTERVALS_LATE = 3
+
+
+@dataclass(frozen=True)
+class StreamLag:
+    connection: str
+    stream: str
+    health: str
+    reason: str | None
+    last_success: datetime | None
+    seconds_since_success: float | None
+
+
+@dataclass(frozen=True)
+class StageLag:
+    stage: str
+    backlog: int
+    oldest_seconds: float  # how long the oldest waiting item has waited (0 when none)
+
+
+@dataclass
+class LagReport:
+    streams: list[StreamLag] = field(default_factory=list)
+    stages: list[StageLag] = field(default_factory=list)
+
+    def problems(self, lag_seconds: float, stage_errors: dict[str, str] | None = None) -> list[str]:
+        out = []
+        for s in self.streams:
+            if s.health == Health.UNHEALTHY:
+                out.append(f"stream {s.connection}/{s.stream} failing: {s.reason or 'unknown'}"[:300])
+        for stage in self.stages:
+            if stage.backlog and stage.oldest_seconds > lag_seconds:
+                out.append(
+                    f"stage {stage.stage} lags: {stage.backlog} waiting, oldest {stage.oldest_seconds:.0f} s"
+                )
+        for name, error in sorted((stage_errors or {}).items()):
+            out.append(f"stage {name} failing: {error}"[:300])
+        return out
+
+
+def read_lag(db: Database, *, now: datetime | None = None) -> LagReport:
+    now = now or utcnow()
+    report = LagReport()
+    with db.session(readonly=True) as session:
+        rows = session.execute(
+            sa_select(
+                col(Connection.name),
+                col(Checkpoint.stream),
+                col(Checkpoint.health),
+                col(Checkpoint.health_reason),
+                col(Checkpoint.last_success_at),
+            )
+            .join(Connection, col(Connection.id) == col(Checkpoint.connection_id))
+            .where(col(Connection.enabled).is_(True))
+            .order_by(col(Connection.name), col(Checkpoint.stream))
+        ).all()
+        for name, stream, health, reason, success in rows:
+            ago = (now - as_utc(success)).total_seconds() if success is not None else None
+            report.streams.append(StreamLag(name, stream, health, reason, success, ago))
+        cursor = session.get(AnalysisCursor, DETECTION_CURSOR)
+        position = cursor.position if cursor is not None else 0
+        backlog, oldest = session.exec(
+            select(func.count(), func.min(Event.ingested_at)).where(col(Event.id) > position)
+        ).one()
+        report.stages.append(StageLag("detect", int(backlog or 0), _age(now, oldest)))
+        waiting, oldest_finding = session.exec(
+            select(func.count(), func.min(Finding.created_at)).where(
+                col(Finding.incident_id).is_(None),
+                col(Finding.status) == FindingStatus.OPEN,
+                col(Finding.kind) != "posture",
+                col(Finding.severity) != "informational",
+            )
+        ).one()
+        report.stages.append(StageLag("incidents", int(waiting or 0), _age(now, oldest_finding)))
+    return report
+
+
+def _age(now: datetime, then: datetime | None) -> float:
+    return max(0.0, (now - as_utc(then)).total_seconds()) if then is not None else 0.0

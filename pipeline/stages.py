@@ -1,0 +1,250 @@
+"""The stages of the cycle, each a function ``(db, settings, actor, ctx) -> StageResult``.
+
+Every stage is level-triggered: it looks at database state (cursors, checkpoints, watermarks,
+due timers), does what that state calls for and records how far it got in the same
+transactions as its results, so a stage run that is lost, repeated or killed half-way loses
+and duplicates nothing. A stage with nothing to do returns quickly.
+
+`STAGES` is the cycle, in order. Adding a stage is one line::
+
+    STAGES.insert(STAGES.index(NOTIFY) + 1, Stage("escalations", escalate_due_stage))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from core.clock import as_utc, utcnow
+from core.db import Database
+from core.models import ActionStatus, AnalysisCursor, ConfigSnapshot, Finding, RemediationAction
+from core.settings import Settings
+
+SCHEDULER_ACTOR = "system:scheduler"
+IDENTITY_RESOLVE_CURSOR = "pipeline.identity.resolve"
+IDENTITY_SCORE_CURSOR = "pipeline.identity.score"
+# Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
+# findings changed; at once when new snapshots arrived.
+IDENTITY_INTERVAL = 60.0
+
+
+@dataclass
+class StageResult:
+    """What one stage run did: counts by name ("events", "findings", ...), errors, and whether
+    work is still waiting (a bounded stage leaves the rest of a backlog for its next run)."""
+
+    stage: str
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    pending: bool = False
+    skipped: bool = False  # nothing to do
+
+    def add(self, name: str, value: int) -> None:
+        if value:
+            self.counts[name] = self.counts.get(name, 0) + int(value)
+
+
+@dataclass
+class StageContext:
+    """What one run of the cycle hands to its stages: bounds and the caller's shortcuts (caches
+    that only save work; every stage is correct without them)."""
+
+    max_batches: int | None = None
+    with_anomaly: bool = True
+    notify: bool = True
+    caches: dict[str, Any] = field(default_factory=dict)
+    now: datetime | None = None
+
+
+StageFunction = Callable[[Database, Settings, str, StageContext], StageResult]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: StageFunction
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+def collect_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Every enabled stream of every connection once (serve runs the collectors' own schedule
+    instead, one job per stream, and leaves this stage out)."""
+    from collectors import collect_once
+
+    result = StageResult("collect")
+    report = collect_once(db, settings)
+    result.add("events", sum(r.records_new for r in report.results))
+    result.add("streams", len(report.results))
+    result.errors.extend(f"{r.connection}/{r.stream}: {r.error}" for r in report.results if r.error)
+    result.errors.extend(f"{name}: {error}" for name, error in report.connection_errors.items())
+    return result
+
+
+def detect_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Rules, correlations and anomaly detectors over events after the detection cursor."""
+    from detectors.pipeline import detect_new
+
+    result = StageResult("detect")
+    out = detect_new(
+        db,
+        settings,
+        with_anomaly=ctx.with_anomaly,
+        max_batches=ctx.max_batches,
+        cache=ctx.caches.setdefault("detection", {}),
+    )
+    result.add("events", out.events)
+    result.add("findings", out.created)
+    result.add("findings_updated", out.updated)
+    result.add("suppressed", out.suppressed)
+    result.errors.extend(out.errors)
+    result.pending = out.pending
+    result.skipped = out.events == 0
+    return result
+
+
+def posture_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Posture checks and drift, when snapshots were stored since the last evaluation."""
+    from detectors.posture import evaluate, snapshots_pending
+
+    result = StageResult("posture")
+    if not snapshots_pending(db):
+        result.skipped = True
+        return result
+    report = evaluate(db, settings, now=ctx.now)
+    result.add("results", report.results)
+    result.add("failing", report.failing)
+    result.add("findings", report.posture_findings + report.drift_findings)
+    result.add("resolved", report.resolved)
+    result.errors.extend(report.errors)
+    return result
+
+
+def identity_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Resolve people when snapshots arrived; re-score them when findings changed."""
+    from identity import resolve_people, review_people
+
+    result = StageResult("identity")
+    now = ctx.now or utcnow()
+    with db.session(readonly=True) as session:
+        newest_snapshot = int(session.exec(select(func.max(ConfigSnapshot.id))).one() or 0)
+        newest_finding = session.exec(select(func.max(Finding.updated_at))).one()
+        resolved = session.get(AnalysisCursor, IDENTITY_RESOLVE_CURSOR)
+        scored = session.get(AnalysisCursor, IDENTITY_SCORE_CURSOR)
+        resolved_at = resolved.position if resolved is not None else 0
+        scored_at = scored.position if scored is not None else 0
+        last_score = as_utc(scored.updated_at) if scored is not None else None
+    finding_mark = int(as_utc(newest_finding).timestamp() * 1000) if newest_finding else 0
+    snapshots_moved = newest_snapshot > resolved_at
+    if snapshots_moved:
+        report = resolve_people(db)
+        result.add("people", report.people)
+        _mark(db, IDENTITY_RESOLVE_CURSOR, newest_snapshot)
+    findings_moved = finding_mark > scored_at
+    due = last_score is None or (now - last_score).total_seconds() >= IDENTITY_INTERVAL
+    if snapshots_moved or (findings_moved and due):
+        review = review_people(db, now=ctx.now)
+        result.add("scored", review.people)
+        result.add("findings", review.findings_opened)
+        result.add("resolved", review.findings_resolved)
+        _mark(db, IDENTITY_SCORE_CURSOR, finding_mark)
+    else:
+        result.skipped = True
+        result.pending = findings_moved
+    return result
+
+
+def incidents_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Findings into incidents (grouping, priority, conversations): a fixpoint, cheap when settled."""
+    from timeline import build_incidents
+
+    result = StageResult("incidents")
+    changed = build_incidents(db, settings, now=ctx.now, notify=False)
+    result.add("incidents", len(changed))
+    result.skipped = not changed
+    return result
+
+
+def notify_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Post every pending incident announcement and update (state kept on each incident)."""
+    from timeline.notify import NotificationError, deliver_notifications
+
+    result = StageResult("notify")
+    if not ctx.notify:
+        result.skipped = True
+        return result
+    try:
+        report = deliver_notifications(db, settings, now=ctx.now)
+    except NotificationError as exc:
+        result.errors.append(f"notifications: {exc}")
+        return result
+    result.add("notifications", len(report.posted))
+    result.errors.extend(f"incident {i}: {why}" for i, why in report.failed.items())
+    result.skipped = not report.posted and not report.failed
+    return result
+
+
+def remediation_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """Execute the steps that are approved and not yet executed; never an unapproved one (the
+    executor checks the approvals again on each step, in plan order, dependencies first)."""
+    from remediation.executor import STALE_RUN, execute
+
+    result = StageResult("remediation")
+    now = ctx.now or utcnow()
+    with db.session(readonly=True) as session:
+        rows = session.exec(
+            select(RemediationAction.id, RemediationAction.status, RemediationAction.updated_at)
+            .where(col(RemediationAction.status).in_([ActionStatus.APPROVED, ActionStatus.RUNNING]))
+            .order_by(col(RemediationAction.id))
+        ).all()
+    ready = [
+        int(action_id)
+        for action_id, status, updated in rows
+        if action_id is not None and (status == ActionStatus.APPROVED or as_utc(updated) <= now - STALE_RUN)
+    ]
+    if not ready:
+        result.skipped = True
+        return result
+    report = execute(db, settings, action_ids=ready, actor=actor, now=ctx.now)
+    for step in report.results:
+        result.add(str(step.outcome), 1)
+        if str(step.outcome) == "failed":
+            result.errors.append(f"remediation step {step.action_id}: {step.message}")
+    return result
+
+
+def _mark(db: Database, name: str, position: int) -> None:
+    with db.session() as session:
+        row = session.get(AnalysisCursor, name) or AnalysisCursor(name=name, position=0, gaps=[])
+        row.position = position
+        row.updated_at = utcnow()
+        session.add(row)
+
+
+COLLECT = Stage("collect", collect_stage)
+DETECT = Stage("detect", detect_stage)
+POSTURE = Stage("posture", posture_stage)
+IDENTITY = Stage("identity", identity_stage)
+INCIDENTS = Stage("incidents", incidents_stage)
+NOTIFY = Stage("notify", notify_stage)
+REMEDIATION = Stage("remediation", remediation_stage)
+
+# The cycle, in order. Jobs run a slice of it: collection jobs the first stage, detection jobs
+# the second, the analysis job everything after detection.
+STAGES: list[Stage] = [COLLECT, DETECT, POSTURE, IDENTITY, INCIDENTS, NOTIFY, REMEDIATION]
+
+
+def stage_names() -> list[str]:
+    return [stage.name for stage in STAGES]
+
+
+def after(name: str) -> list[Stage]:
+    """The stages after `name` (what the analysis job runs after detection)."""
+    names = stage_names()
+    return STAGES[names.index(name) + 1 :]
