@@ -35,6 +35,9 @@ class CollectorOptions(BaseSettings):
     window_hours: float = 24.0
     # Records asked for per page (connections may override: page_size).
     page_size: int = 500
+    # Snapshot streams read everything this often (connections may override: reconcile_hours);
+    # in between they read only what changed (delta links, objects named by audit events).
+    reconcile_hours: float = 24.0
     # Finished run records older than this are pruned by the scheduler.
     run_history_days: float = 30.0
     worker_id: str | None = None

@@ -29,6 +29,7 @@ from collectors.errors import (
     MalformedResponse,
     PermissionMissing,
 )
+from collectors.inventory import plan_inventory
 from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
 from collectors.normalise import NormaliseError, normalise
 from collectors.options import CollectorOptions
@@ -177,6 +178,11 @@ def commit_page(
                 provider=connection.provider,
                 object_type=page.object_type,
                 objects=page.objects,
+                partial=page.partial,
+                removed=page.removed,
+                covers_field=page.covers_field,
+                covers=page.covers,
+                merge=page.merge,
             )
             read, rows = len(page.objects), changes.rows_written
         elif spec.kind is StreamKind.CONVERSATION:
@@ -224,6 +230,23 @@ def commit_page(
     counters.snapshot_rows += rows
     counters.quarantined += len(quarantined)
     return new + rows
+
+
+def _save_marks(
+    db: Database, checkpoint_id: int, owner: str, options: CollectorOptions, marks: dict[str, Any]
+) -> None:
+    """Store an inventory run's marks (collectors/inventory.py) once every page is committed."""
+    with db.session() as session:
+        cursor = _current_cursor(session, checkpoint_id)
+        if all(cursor.get(k) == v for k, v in marks.items()):
+            return
+        save_checkpoint(
+            session,
+            checkpoint_id=checkpoint_id,
+            owner=owner,
+            cursor={**cursor, **marks},
+            lease_seconds=options.lease_seconds,
+        )
 
 
 def _current_cursor(session: Any, checkpoint_id: int) -> dict[str, Any]:
@@ -335,7 +358,9 @@ def run_stream(
     try:
         with LeaseKeeper(db, checkpoint_id, owner, options.lease_seconds) as keeper:
             ctx = _context(db, connection, spec, checkpoint_id, options, progress, key)
-            for page in spec.read(ctx):
+            plan = plan_inventory(db, connection, spec, ctx.cursor, options, ctx.now)
+            ctx.full_read, ctx.changed = plan.full_read, plan.changed
+            for page in () if plan.skip else spec.read(ctx):
                 if keeper.lost.is_set():
                     raise LeaseLost(f"{key}: lease lost while reading")
                 new = commit_page(
@@ -353,6 +378,8 @@ def run_stream(
                     progress.page(
                         key, records=len(page.records) or len(page.objects or {}), new=new, window=page.window
                     )
+            if plan.marks:
+                _save_marks(db, checkpoint_id, owner, options, plan.marks)
         _mark_success(db, checkpoint_id)
         set_stream_health(db, connection, spec.name, Health.OK, None)
         refresh_connection_health(db, connection, succeeded=True)

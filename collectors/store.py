@@ -155,7 +155,7 @@ def content_hash(data: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SnapshotChanges:
-    """What one full read of an object type changed."""
+    """What one read of an object type changed."""
 
     added: int = 0
     changed: int = 0
@@ -167,15 +167,28 @@ class SnapshotChanges:
         return self.added + self.changed + self.deleted
 
 
-def latest_snapshots(session: Session, connection_id: int, object_type: str) -> dict[str, ConfigSnapshot]:
-    """The newest row of each object of one type (deleted ones included)."""
-    newest = (
-        select(func.max(ConfigSnapshot.id))
-        .where(ConfigSnapshot.connection_id == connection_id, ConfigSnapshot.object_type == object_type)
-        .group_by(ConfigSnapshot.object_id)
-    )
-    rows = session.exec(select(ConfigSnapshot).where(col(ConfigSnapshot.id).in_(newest))).all()
-    return {row.object_id: row for row in rows}
+def latest_snapshots(
+    session: Session, connection_id: int, object_type: str, object_ids: Iterable[str] | None = None
+) -> dict[str, ConfigSnapshot]:
+    """The newest row of each object of one type (deleted ones included), or of the ones named."""
+    where = [ConfigSnapshot.connection_id == connection_id, ConfigSnapshot.object_type == object_type]
+    if object_ids is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        ids = sorted({str(i)[:500] for i in object_ids})
+        chunks = [ids[start : start + _BATCH] for start in range(0, len(ids), _BATCH)]
+    found: dict[str, ConfigSnapshot] = {}
+    for chunk in chunks:
+        newest = select(func.max(ConfigSnapshot.id)).where(*where)
+        if chunk is not None:
+            newest = newest.where(col(ConfigSnapshot.object_id).in_(chunk))
+        rows = session.exec(
+            select(ConfigSnapshot).where(
+                col(ConfigSnapshot.id).in_(newest.group_by(ConfigSnapshot.object_id))
+            )
+        ).all()
+        found.update((row.object_id, row) for row in rows)
+    return found
 
 
 def store_snapshots(
@@ -186,19 +199,42 @@ def store_snapshots(
     object_type: str,
     objects: Mapping[str, Mapping[str, Any]],
     collected_at: datetime | None = None,
+    partial: bool = False,
+    removed: Iterable[str] = (),
+    covers_field: str | None = None,
+    covers: frozenset[str] = frozenset(),
+    merge: bool = False,
 ) -> SnapshotChanges:
-    """Compare a complete read of `object_type` with the newest stored state.
+    """Compare a read of `object_type` with the newest stored state.
 
     A new row only when an object's content changed (or it is new); an object that was there
-    before and is missing now gets a `deleted` row carrying its last known data.
+    before and is gone now gets a `deleted` row carrying its last known data. A complete read
+    says what is gone by leaving it out; a `partial` one (see `Page`) by `removed` ids and by the
+    `covers` subjects it re-read in full. `merge` lays each object over its stored data.
     """
     at = collected_at or utcnow()
-    previous = latest_snapshots(session, connection_id, object_type)
+    gone = {str(i) for i in removed}
+    if partial and covers_field is None:
+        previous = latest_snapshots(session, connection_id, object_type, [*objects, *gone])
+    else:
+        previous = latest_snapshots(session, connection_id, object_type)
+    if partial:
+        gone |= {
+            object_id
+            for object_id, before in previous.items()
+            if covers_field is not None
+            and object_id not in objects
+            and str((before.data or {}).get(covers_field, "")).lower() in covers
+        }
+    else:
+        gone = {object_id for object_id in previous if object_id not in objects}
     added = changed = deleted = unchanged = 0
     for object_id, data in objects.items():
+        before = previous.get(object_id)
+        if merge and before is not None and not before.deleted:
+            data = {**(before.data or {}), **{k: v for k, v in data.items() if not k.startswith("@")}}
         safe = _json_safe(dict(data))
         digest = content_hash(safe)
-        before = previous.get(object_id)
         if before is not None and not before.deleted and before.content_hash == digest:
             unchanged += 1
             continue
@@ -217,8 +253,9 @@ def store_snapshots(
                 collected_at=at,
             )
         )
-    for object_id, before in previous.items():
-        if object_id in objects or before.deleted:
+    for object_id in sorted(gone):
+        before = previous.get(object_id)
+        if before is None or before.deleted:
             continue
         deleted += 1
         session.add(

@@ -9,6 +9,7 @@ leases, retries and health are the runner's business.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,12 @@ class Page:
 
     events: `records` are raw provider records (normalised by the runner).
     conversations: `records` are `NormalisedMessage`s.
-    snapshots: `objects` maps object id -> data for one complete listing of `object_type`.
+    snapshots: `objects` maps object id -> data for one complete listing of `object_type`; a
+    `partial` page holds only what changed (a delta round, or the objects of the `covers` subjects
+    re-read after an audit event named them): `removed` ids are gone, objects whose
+    data[`covers_field`] is one of `covers` but are not in `objects` are gone, everything else is
+    untouched. `merge`: each object carries at least its changed properties (Graph delta), laid
+    over the stored data.
     """
 
     records: Sequence[Any] = ()
@@ -43,6 +49,11 @@ class Page:
     object_type: str | None = None
     objects: Mapping[str, Mapping[str, Any]] | None = None
     quarantined: Sequence[tuple[str, str, Any]] = ()  # (source, reason, raw) found while reading
+    partial: bool = False
+    removed: Sequence[str] = ()
+    covers_field: str | None = None
+    covers: frozenset[str] = frozenset()
+    merge: bool = False
 
 
 @dataclass
@@ -59,6 +70,10 @@ class StreamContext:
     probe: bool = False  # `connections test`: read as little as possible, store nothing
     on_wait: WaitHook | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # snapshot streams (see collectors/inventory.py): read everything, or only what changed —
+    # follow the stored delta link, or re-read the `changed` subjects named by audit events
+    full_read: bool = True
+    changed: frozenset[str] = frozenset()
 
     def setting(self, key: str, default: Any = None) -> Any:
         return self.connection.config.get(key, default)
@@ -71,6 +86,33 @@ class StreamContext:
 
 
 Reader = Callable[[StreamContext], Iterator[Page]]
+_USER_NAME = re.compile(r"[^@\s\\/]+@[^@\s\\/]+\.[a-z0-9-]+", re.IGNORECASE)
+
+
+def changed_users(ctx: StreamContext, key: str | None = None) -> list[str]:
+    """The user names (e-mail shaped) that audit events named since the last run, within config
+    `key`'s selection when one is configured — whom a per-subject inventory run re-reads."""
+    chosen = {str(u).lower() for u in (ctx.setting(key) if key else None) or []} - {"*"}
+    return sorted(s for s in ctx.changed if _USER_NAME.fullmatch(s) and (not chosen or s in chosen))
+
+
+@dataclass(frozen=True)
+class ChangeWatch:
+    """Audit events of this connection that say an inventory object changed.
+
+    An event of one of `streams` whose action contains one of `words` (case-insensitive; no words:
+    every event) names its actor and target as changed subjects. `per_subject`: the reader re-reads
+    just those subjects (e.g. one user's OAuth grants); otherwise any named change re-reads the
+    whole listing (it is small). With no such event since the last run the stream reads nothing.
+    """
+
+    streams: tuple[str, ...]
+    words: tuple[str, ...] = ()
+    per_subject: bool = False
+
+    def matches(self, action: str | None) -> bool:
+        text = (action or "").lower()
+        return not self.words or any(word in text for word in self.words)
 
 
 @dataclass(frozen=True)
@@ -89,6 +131,10 @@ class StreamSpec:
     ] = ()  # conversation streams run only for what the operator selected ("a|b": either)
     needs_secret: tuple[str, ...] = ()  # one of these secret references must be configured
     enabled_by_default: bool = True
+    # snapshot streams: how a run between full reconciliations finds what changed (neither: every
+    # run is a full read) — the provider's delta query, or audit events naming objects
+    delta: bool = False
+    watch: ChangeWatch | None = None
 
     @property
     def key(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -21,7 +22,16 @@ from collectors.errors import (
 )
 from collectors.normalise.m365 import normalise_mail_message, normalise_teams_message
 from collectors.normalise.records import NormaliseError
-from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec, register, register_api
+from collectors.streams.base import (
+    ChangeWatch,
+    Page,
+    StreamContext,
+    StreamKind,
+    StreamSpec,
+    changed_users,
+    register,
+    register_api,
+)
 from collectors.streams.windows import WindowPlan, event_pages
 
 PROVIDER = "m365"
@@ -368,6 +378,98 @@ def snapshot_reader(
     return read
 
 
+def delta_snapshot_reader(
+    object_type: str,
+    path: str,
+    permission: str,
+    params: Mapping[str, Any] | None = None,
+    delta_select: str | None = None,
+) -> Any:
+    """A snapshot stream on a Graph delta query: between reconciliations, follow the stored
+    `@odata.deltaLink` (changes, `@removed` deletions); to reconcile, take a fresh link
+    (`$deltatoken=latest`, before the listing so nothing in between is missed), then list in full
+    (the full listing may hold properties delta cannot give, e.g. signInActivity)."""
+    full_read = snapshot_reader(object_type, path, permission, params)
+
+    def read(ctx: StreamContext) -> Iterator[Page]:
+        api: M365Api = ctx.api
+        links = dict(ctx.cursor.get("delta_links") or {})
+        link = links.get(object_type)
+        if ctx.probe:
+            yield from full_read(ctx)
+            return
+        if link and not ctx.full_read:
+            try:
+                objects, removed, bad, link = _delta_changes(api, link, object_type, permission)
+            except StalePageToken:
+                link = None  # the provider forgot the sync state: reconcile now
+            else:
+                yield Page(
+                    object_type=object_type,
+                    objects=objects,
+                    removed=removed,
+                    partial=True,
+                    merge=True,
+                    source=f"{path}/delta",
+                    quarantined=bad,
+                    cursor={**ctx.cursor, "delta_links": {**links, object_type: link}},
+                )
+                return
+        query = {"$deltatoken": "latest"} | ({"$select": delta_select} if delta_select else {})
+        _, _, _, latest = _delta_changes(api, f"{path}/delta", object_type, permission, query)
+        for page in full_read(ctx):
+            yield replace(page, cursor={**ctx.cursor, "delta_links": {**links, object_type: latest}})
+
+    return read
+
+
+def _delta_changes(
+    api: M365Api,
+    link: str,
+    object_type: str,
+    permission: str,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str], list[tuple[str, str, Any]], str]:
+    """Page a delta round to its end: (changed objects, removed ids, quarantined, next delta link)."""
+    objects: dict[str, Any] = {}
+    removed: list[str] = []
+    bad: list[tuple[str, str, Any]] = []
+    url: str | None = link
+    while url:
+        try:
+            body, response = api.request(
+                url if url.startswith(("http://", "https://")) else api.graph_url(url),
+                params=params,
+                permission=permission,
+                expect=dict,
+                key="value",
+            )
+        except RequestRejected as exc:
+            if exc.status in (400, 404, 410):
+                raise StalePageToken(f"{api.name}: delta link no longer accepted ({exc})") from exc
+            raise
+        params = None
+        for item in body["value"]:
+            if not isinstance(item, dict) or not item.get("id"):
+                bad.append((response.url, f"{object_type} delta entry without 'id'", item))
+            elif "@removed" in item:
+                objects.pop(str(item["id"]), None)
+                removed.append(str(item["id"]))
+            else:
+                objects[str(item["id"])] = item
+        url = body.get("@odata.nextLink")
+        if not url:
+            delta_link = body.get("@odata.deltaLink")
+            if not isinstance(delta_link, str) or not _same_origin(delta_link, api.clients.graph_base_url):
+                raise MalformedResponse(
+                    f"{api.name}: {_path(response.url)} ended a delta round without a usable @odata.deltaLink",
+                    source=response.url,
+                    body=response.text,
+                )
+            return objects, removed, bad, delta_link
+    raise AssertionError("unreachable")
+
+
 def read_security_defaults(ctx: StreamContext) -> Iterator[Page]:
     api: M365Api = ctx.api
     policy = api.graph_object("policies/identitySecurityDefaultsEnforcementPolicy", "Policy.Read.All")
@@ -378,7 +480,7 @@ def read_inbox_rules(ctx: StreamContext) -> Iterator[Page]:
     """Inbox rules (forwarding, deletion) of the selected mailboxes, or of every user."""
     api: M365Api = ctx.api
     permission = "MailboxSettings.Read"
-    mailboxes = selected_users(ctx, "rule_mailboxes", default_all=True)
+    mailboxes = _mailboxes(ctx, "rule_mailboxes")
     objects: dict[str, Any] = {}
     for mailbox in mailboxes:
         try:
@@ -392,17 +494,28 @@ def read_inbox_rules(ctx: StreamContext) -> Iterator[Page]:
                 objects[f"{mailbox}/{rule['id']}"] = {**rule, "mailbox": mailbox}
         if ctx.probe:
             break
-    yield Page(object_type="inbox_rule", objects=objects, source="messageRules")
+    yield Page(
+        object_type="inbox_rule",
+        objects=objects,
+        source="messageRules",
+        partial=not ctx.full_read,
+        covers_field="mailbox",
+        covers=frozenset(m.lower() for m in mailboxes),
+    )
+
+
+def _mailboxes(ctx: StreamContext, key: str) -> list[str]:
+    """Every selected mailbox to reconcile; between, only those audit events named (by UPN)."""
+    if ctx.full_read:
+        return selected_users(ctx, key, default_all=True)
+    return changed_users(ctx, key)
 
 
 def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
     """Sharing links and grants on the files in each user's OneDrive (top level of the drive)."""
     api: M365Api = ctx.api
     permission = "Files.Read.All"
-    owners = ctx.setting("drive_users") or [
-        u.get("id")
-        for u in api.graph_all("users", {"$select": "id,userPrincipalName", "$top": 999}, "User.Read.All")
-    ]
+    owners = _mailboxes(ctx, "drive_users")
     objects: dict[str, Any] = {}
     for owner in owners:
         try:
@@ -429,7 +542,14 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
                     }
         if ctx.probe:
             break
-    yield Page(object_type="file_permission", objects=objects, source="drive permissions")
+    yield Page(
+        object_type="file_permission",
+        objects=objects,
+        source="drive permissions",
+        partial=not ctx.full_read,
+        covers_field="owner",
+        covers=frozenset(o.lower() for o in owners),
+    )
 
 
 # ---- conversations ----------------------------------------------------------------------------
@@ -583,36 +703,72 @@ _USER_SELECT = (
     "id,userPrincipalName,displayName,mail,accountEnabled,userType,createdDateTime,externalUserState,"
     "signInActivity,assignedLicenses,onPremisesSyncEnabled"
 )
-for _name, _type, _resource, _perm, _params in (
-    ("users", "user", "users", "User.Read.All + AuditLog.Read.All", {"$select": _USER_SELECT}),
+_DIRECTORY_AUDITS = ("directory_audits",)
+# (stream, object type, resource, permission, query, delta $select or None, audit words that re-read it)
+_SNAPSHOTS: tuple[tuple[str, str, str, str, dict[str, Any] | None, str | None, tuple[str, ...]], ...] = (
+    (
+        "users",
+        "user",
+        "users",
+        "User.Read.All + AuditLog.Read.All",
+        {"$select": _USER_SELECT},
+        _USER_SELECT.replace(",signInActivity", ""),  # delta cannot give sign-in activity
+        (),
+    ),
     (
         "auth_methods",
         "auth_method_registration",
         "reports/authenticationMethods/userRegistrationDetails",
         "AuditLog.Read.All",
         None,
+        None,
+        ("security info", "authentication method", "strongauthentication"),
     ),
-    ("groups", "group", "groups", "Group.Read.All", None),
+    ("groups", "group", "groups", "Group.Read.All", None, "", ()),
     (
         "role_assignments",
         "role_assignment",
         "roleManagement/directory/roleAssignments",
         "RoleManagement.Read.Directory",
         {"$expand": "principal"},
+        None,
+        ("role",),
     ),
-    ("ca_policies", "ca_policy", "identity/conditionalAccess/policies", "Policy.Read.All", None),
-    ("oauth_grants", "oauth_grant", "oauth2PermissionGrants", "Directory.Read.All", None),
-    ("service_principals", "service_principal", "servicePrincipals", "Application.Read.All", None),
-):
+    (
+        "ca_policies",
+        "ca_policy",
+        "identity/conditionalAccess/policies",
+        "Policy.Read.All",
+        None,
+        None,
+        ("conditional access", "policy"),
+    ),
+    (
+        "oauth_grants",
+        "oauth_grant",
+        "oauth2PermissionGrants",
+        "Directory.Read.All",
+        None,
+        None,
+        ("consent", "permission grant", "oauth2"),
+    ),
+    ("service_principals", "service_principal", "servicePrincipals", "Application.Read.All", None, "", ()),
+)
+for _name, _type, _resource, _perm, _params, _delta_select, _words in _SNAPSHOTS:
+    _delta = _delta_select is not None
     register(
         StreamSpec(
             PROVIDER,
             _name,
             StreamKind.SNAPSHOT,
-            snapshot_reader(_type, _resource, _perm, _params),
+            delta_snapshot_reader(_type, _resource, _perm, _params, _delta_select or None)
+            if _delta
+            else snapshot_reader(_type, _resource, _perm, _params),
             _perm,
             3600,
             (_type,),
+            delta=_delta,
+            watch=None if _delta else ChangeWatch(_DIRECTORY_AUDITS, _words),
         )
     )
 register(
@@ -624,6 +780,7 @@ register(
         "Policy.Read.All",
         3600,
         ("security_defaults",),
+        watch=ChangeWatch(_DIRECTORY_AUDITS, ("policy", "security defaults")),
     )
 )
 register(
@@ -635,6 +792,7 @@ register(
         "MailboxSettings.Read",
         3600,
         ("inbox_rule",),
+        watch=ChangeWatch(("unified_audit",), ("inboxrule",), per_subject=True),
     )
 )
 register(
@@ -646,6 +804,11 @@ register(
         "Files.Read.All",
         3600,
         ("file_permission",),
+        watch=ChangeWatch(
+            ("unified_audit",),
+            ("sharing", "anonymouslink", "companylink", "securelink", "permission"),
+            per_subject=True,
+        ),
     )
 )
 register(

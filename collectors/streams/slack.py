@@ -23,7 +23,15 @@ from collectors.errors import (
 )
 from collectors.normalise.records import NormaliseError
 from collectors.normalise.slack import normalise_slack_message
-from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec, register, register_api
+from collectors.streams.base import (
+    ChangeWatch,
+    Page,
+    StreamContext,
+    StreamKind,
+    StreamSpec,
+    register,
+    register_api,
+)
 from collectors.streams.windows import WindowPlan, event_pages
 
 PROVIDER = "slack"
@@ -430,6 +438,7 @@ def _convert(messages: list[Any], channel: str) -> list[Any]:
     return out
 
 
+_AUDIT = ("audit",)
 register(
     StreamSpec(
         PROVIDER, "audit", StreamKind.EVENTS, read_audit, "auditlogs:read", 300, needs_secret=("audit_token",)
@@ -445,6 +454,7 @@ register(
         3600,
         ("user",),
         needs_secret=("bot_token", "admin_token"),
+        watch=ChangeWatch(_AUDIT, ("user", "role_change", "guest", "owner")),
     )
 )
 register(
@@ -457,6 +467,7 @@ register(
         3600,
         ("app",),
         needs_secret=("admin_token",),
+        watch=ChangeWatch(_AUDIT, ("app", "bot", "scope")),
     )
 )
 register(
@@ -469,6 +480,7 @@ register(
         3600,
         ("tenant_settings",),
         needs_secret=("admin_token", "bot_token"),
+        watch=ChangeWatch(_AUDIT, ("pref", "setting", "policy", "sso", "2fa", "retention")),
     )
 )
 register(

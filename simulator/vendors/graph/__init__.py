@@ -1,7 +1,8 @@
 """Microsoft Graph v1.0 (and beta): audit logs, users, policies, apps, risk, drives, mail, Teams.
 
 Paths live under /graph/v1.0 and /graph/beta. Lists page with `$top` and an absolute
-`@odata.nextLink` carrying `$skiptoken`; `users/delta` ends with `@odata.deltaLink`.
+`@odata.nextLink` carrying `$skiptoken`; delta queries (`users/delta`,
+`groups/delta`, `servicePrincipals/delta`) end with `@odata.deltaLink` (see delta.py).
 One mixin per area (audit_logs, directory, protection, content) on a shared base.
 """
 
@@ -73,6 +74,7 @@ def register(sim: Simulator) -> None:
             "drive",
         ),
         ("GET", "/groups", api.groups, "groups"),
+        ("GET", "/groups/delta", api.groups_delta, "groups"),
         ("GET", "/groups/(?P<group>[^/]+)/members", api.group_members, "groups"),
         ("GET", "/organization", api.organization, "organization"),
         (
@@ -105,6 +107,7 @@ def register(sim: Simulator) -> None:
         ("POST", "/oauth2PermissionGrants", api.create_grant, "oauth_grants"),
         ("DELETE", "/oauth2PermissionGrants/(?P<grant>[^/]+)", api.delete_grant, "oauth_grants"),
         ("GET", "/servicePrincipals", api.service_principals, "service_principals"),
+        ("GET", "/servicePrincipals/delta", api.service_principals_delta, "service_principals"),
         ("GET", "/servicePrincipals/(?P<sp>[^/]+)", api.service_principal, "service_principals"),
         ("PATCH", "/servicePrincipals/(?P<sp>[^/]+)", api.patch_service_principal, "service_principals"),
         ("GET", "/identityProtection/riskyUsers", api.risky_users, "risky_users"),

@@ -11,6 +11,7 @@ from simulator.render.m365 import audit_extra
 from simulator.server import ApiError
 from simulator.tenant import Person
 from simulator.timestamps import DAY, SECOND, graph_time
+from simulator.vendors.graph.delta import SyncStates
 from simulator.vendors.paging import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class GraphBase:
         self.tenant = sim.tenant
         self.state = sim.state
         self._last_signin: dict[int, tuple[int | None, int | None]] = {}
+        self.sync_states = SyncStates()
 
     def context(self, request: Request, what: str) -> str:
         return f"https://graph.microsoft.com/{request.params['version']}/$metadata#{what}"
@@ -88,6 +90,37 @@ class GraphBase:
         if delta is not None:
             body["@odata.deltaLink"] = delta
         return Response.json(body)
+
+    def delta_listing(self, request: Request, what: str, items: list[dict[str, Any]]) -> Response:
+        """One page of a delta round over `items` (the collection as it is now): see delta.py."""
+        cursor = self.cursor(request)
+        if cursor is not None:
+            state_id, offset = cursor.get("s"), int(cursor.get("o", 0))
+            if self.sync_states.get(state_id) is None:
+                raise ApiError(400, "BadRequest", "Invalid $skiptoken; restart the delta query without it.")
+        else:
+            token = request.arg("$deltatoken")
+            since = None
+            if token is not None and token != "latest":
+                data = decode_cursor(token)
+                since = self.sync_states.get(data.get("s")) if data else None
+                if since is None:
+                    raise ApiError(
+                        400, "BadRequest", "Invalid $deltatoken; restart the delta query without it."
+                    )
+            state_id = self.sync_states.start_round(items, since, latest=token == "latest")
+            offset = 0
+        state = self.sync_states.get(state_id)
+        assert state is not None
+        size = self.top(request, self.sim.paging.graph_default)
+        chunk = state.pending[offset : offset + size]
+        if offset + size < len(state.pending):
+            return self.listing(request, what, chunk, {"s": state_id, "o": offset + size})
+        self.sync_states.finish_round(state_id)
+        link = self.link(
+            request, {"$deltatoken": encode_cursor({"s": state_id})}, drop=("$skiptoken", "$filter", "$top")
+        )
+        return self.listing(request, what, chunk, delta=link)
 
     def link(self, request: Request, replace: dict[str, str], drop: tuple[str, ...] = ()) -> str:
         query = {k: v[0] for k, v in request.query.items() if k not in replace and k not in drop}

@@ -11,7 +11,6 @@ from simulator.render.m365 import target
 from simulator.server import ApiError
 from simulator.tenant import Person
 from simulator.timestamps import DAY, SECOND, graph_time
-from simulator.vendors.paging import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     pass
@@ -44,34 +43,10 @@ class Directory(GraphBase):
         return Response.json(body)
 
     def users_delta(self, request: Request) -> Response:
-        token = request.arg("$deltatoken")
         fields = self.select(request)
-        if token is not None:
-            data = decode_cursor(token)
-            if data is None or "v" not in data:
-                raise ApiError(400, "BadRequest", "Invalid $deltatoken; restart the delta query without it.")
-            since = int(data["v"])
-            changed = [p for p in self.tenant.people if self.state.user(p.index).version > since]
-            items = [
-                {"id": p.entra_id, "@removed": {"reason": "deleted"}}
-                if p.index in self.state.removed_users
-                else self.user_object(p, fields)
-                for p in changed
-            ]
-            return self.listing(request, "users", items, delta=self._delta_link(request))
-        cursor = self.cursor(request)
-        offset = int(cursor.get("o", 0)) if cursor else 0
-        version = int(cursor.get("v", self.state.version)) if cursor else self.state.version
-        people = self.visible_people()
-        size = self.top(request, self.sim.paging.graph_default)
-        chunk = [self.user_object(p, fields) for p in people[offset : offset + size]]
-        if offset + size < len(people):
-            return self.listing(request, "users", chunk, {"o": offset + size, "v": version})
-        return self.listing(request, "users", chunk, delta=self._delta_link(request, version))
-
-    def _delta_link(self, request: Request, version: int | None = None) -> str:
-        token = encode_cursor({"v": self.state.version if version is None else version})
-        return self.link(request, {"$deltatoken": token}, drop=("$skiptoken", "$filter", "$top"))
+        return self.delta_listing(
+            request, "users", [self.user_object(p, fields) for p in self.visible_people()]
+        )
 
     def patch_user(self, request: Request) -> Response:
         person = self.person(request.params["user"])
@@ -193,7 +168,14 @@ class Directory(GraphBase):
         return Response.empty(204)
 
     def groups(self, request: Request) -> Response:
-        items = [
+        return self.page_of(request, self._group_items(), 100, "groups")
+
+    def groups_delta(self, request: Request) -> Response:
+        fields = self.select(request)
+        return self.delta_listing(request, "groups", [self.project(g, fields) for g in self._group_items()])
+
+    def _group_items(self) -> list[dict[str, Any]]:
+        return [
             {
                 "id": g.id,
                 "displayName": g.name,
@@ -205,7 +187,6 @@ class Directory(GraphBase):
             }
             for g in self.tenant.groups
         ]
-        return self.page_of(request, items, 100, "groups")
 
     def group_members(self, request: Request) -> Response:
         group = next((g for g in self.tenant.groups if g.id == request.params["group"]), None)

@@ -241,6 +241,14 @@ class Protection(GraphBase):
             items = [self.sp_object(sp) for sp in self.state.service_principals.values()]
         return self.page_of(request, items, 100, "servicePrincipals")
 
+    def service_principals_delta(self, request: Request) -> Response:
+        fields = self.select(request)
+        with self.state.lock:
+            items = [
+                self.project(self.sp_object(sp), fields) for sp in self.state.service_principals.values()
+            ]
+        return self.delta_listing(request, "servicePrincipals", items)
+
     def _sp(self, request: Request) -> Any:
         sp = self.state.service_principals.get(request.params["sp"]) or next(
             (s for s in self.state.service_principals.values() if s.app_id == request.params["sp"]), None
