@@ -10,44 +10,42 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import collectors.errors
+import detectors.suppressions
+import remediation.errors
+import timeline.errors
 from api.errors import problem_response
 
-# (module, class name) -> (status, slug, title). Classes from stages that are not installed are skipped.
-_TABLE: list[tuple[str, str, int, str, str]] = [
-    ("collectors.errors", "ConnectionConfigError", 422, "invalid-connection", "Invalid connection"),
-    ("collectors.errors", "CollectorError", 502, "provider-error", "The SaaS provider call failed"),
-    ("detectors.suppressions", "SuppressionRequestError", 422, "invalid-input", "Invalid input"),
-    ("timeline.errors", "IncidentNotFoundError", 404, "not-found", "Not found"),
-    ("timeline.errors", "InvalidTransitionError", 409, "invalid-transition", "Not allowed in this state"),
-    ("timeline.errors", "MergeError", 409, "invalid-merge", "Cannot merge or split like that"),
-    ("timeline.errors", "RedactionPolicyError", 503, "misconfigured", "Server misconfiguration"),
-    ("timeline.errors", "TimelineError", 422, "invalid-input", "Invalid input"),
-    ("remediation.errors", "IncidentNotFound", 404, "not-found", "Not found"),
-    ("remediation.errors", "ActionNotFound", 404, "not-found", "Not found"),
-    ("remediation.errors", "NotAllowed", 403, "forbidden", "Not allowed"),
-    ("remediation.errors", "SlackRequestRejected", 401, "unauthorized", "Request not authenticated"),
-    ("remediation.errors", "Refused", 409, "refused", "Refused"),
-    ("remediation.errors", "CatalogueError", 422, "invalid-input", "Invalid input"),
-    ("remediation.errors", "PlaybookError", 503, "misconfigured", "Server misconfiguration"),
-    ("remediation.errors", "PolicyError", 503, "misconfigured", "Server misconfiguration"),
-    ("remediation.errors", "ConnectionUnavailable", 409, "connection-unavailable", "No usable connection"),
-    ("remediation.errors", "ProviderCallFailed", 502, "provider-error", "The SaaS provider call failed"),
-    ("remediation.errors", "RemediationError", 422, "invalid-input", "Invalid input"),
+# class -> (status, slug, title)
+_TABLE: list[tuple[type[Exception], int, str, str]] = [
+    (collectors.errors.ConnectionConfigError, 422, "invalid-connection", "Invalid connection"),
+    (collectors.errors.CollectorError, 502, "provider-error", "The SaaS provider call failed"),
+    (detectors.suppressions.SuppressionRequestError, 422, "invalid-input", "Invalid input"),
+    (timeline.errors.IncidentNotFoundError, 404, "not-found", "Not found"),
+    (timeline.errors.InvalidTransitionError, 409, "invalid-transition", "Not allowed in this state"),
+    (timeline.errors.MergeError, 409, "invalid-merge", "Cannot merge or split like that"),
+    (timeline.errors.RedactionPolicyError, 503, "misconfigured", "Server misconfiguration"),
+    (timeline.errors.TimelineError, 422, "invalid-input", "Invalid input"),
+    (remediation.errors.IncidentNotFound, 404, "not-found", "Not found"),
+    (remediation.errors.ActionNotFound, 404, "not-found", "Not found"),
+    (remediation.errors.NotAllowed, 403, "forbidden", "Not allowed"),
+    (remediation.errors.SlackRequestRejected, 401, "unauthorized", "Request not authenticated"),
+    (remediation.errors.Refused, 409, "refused", "Refused"),
+    (remediation.errors.CatalogueError, 422, "invalid-input", "Invalid input"),
+    (remediation.errors.PlaybookError, 503, "misconfigured", "Server misconfiguration"),
+    (remediation.errors.PolicyError, 503, "misconfigured", "Server misconfiguration"),
+    (remediation.errors.ConnectionUnavailable, 409, "connection-unavailable", "No usable connection"),
+    (remediation.errors.ProviderCallFailed, 502, "provider-error", "The SaaS provider call failed"),
+    (remediation.errors.RemediationError, 422, "invalid-input", "Invalid input"),
 ]
 
 
 def install_stage_error_handlers(app: FastAPI) -> None:
-    import importlib
-
-    for module_name, class_name, status, slug, title in _TABLE:
-        try:
-            exc_class = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            continue
+    for exc_class, status, slug, title in _TABLE:
 
         async def handler(
-            request: Request, exc: Exception, *, _s=status, _slug=slug, _t=title
-        ) -> JSONResponse:  # type: ignore[no-untyped-def]
+            request: Request, exc: Exception, *, _s: int = status, _slug: str = slug, _t: str = title
+        ) -> JSONResponse:
             code = getattr(exc, "code", None)
             return problem_response(
                 request,

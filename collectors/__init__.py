@@ -10,37 +10,8 @@ Entry points:
 * :func:`collectors.ingest.ingest_files` — exported logs through the same normalisers.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from collectors.report import CollectionReport, RunStatus, StreamResult
-
-if TYPE_CHECKING:
-    from collectors.connections import ConnectionDefinition
-    from core.db import Database
-    from core.settings import Settings
-
-
-def collect_once(
-    db: Database,
-    settings: Settings,
-    *,
-    connections: Any = None,
-    streams: Any = None,
-    **kwargs: Any,
-) -> CollectionReport:
-    """Every enabled stream of every enabled connection once (see `collectors.runner.collect_once`)."""
-    from collectors.runner import collect_once as run
-
-    return run(db, settings, connections=connections, streams=streams, **kwargs)
-
-
-def connections_from_simulator(info: dict[str, Any], **kwargs: Any) -> list[ConnectionDefinition]:
-    """Connection definitions for a simulator's JSON line (see `collectors.simulator_link`)."""
-    from collectors.simulator_link import connections_from_simulator as build
-
-    return build(info, **kwargs)
-
+from collectors.runner import collect_once
+from collectors.simulator_link import connections_from_simulator
 
 __all__ = ["CollectionReport", "RunStatus", "StreamResult", "collect_once", "connections_from_simulator"]

@@ -1,4 +1,4 @@
-"""`tenantguard ingest`: load exported logs through the collectors' normalisers, then detect.
+"""`tenantguard ingest`: load exported logs through the collectors' normalisers (the CLI then detects).
 
 Accepted files: a JSON array, or JSON Lines (one record per line; blank lines skipped), in any
 format the stream's normaliser takes — Graph sign-ins or directory audits (plain, or wrapped by
@@ -43,7 +43,6 @@ class IngestReport:
     quarantined: int
     connection: str
     problems: tuple[str, ...] = ()
-    detection: Any = None
 
     @property
     def duplicates(self) -> int:
@@ -146,10 +145,8 @@ def ingest_files(
     stream: str,
     files: Sequence[Path],
     connection: str | None = None,
-    detect: bool = True,
-    settings: Any = None,
 ) -> IngestReport:
-    """Load `files` into `provider`/`stream`; then run detection over what is new (when available)."""
+    """Load `files` into `provider`/`stream`; the caller runs detection over what is new."""
     if (provider, stream) not in EVENT_NORMALISERS:
         known = ", ".join(f"{p}/{s}" for p, s in sorted(EVENT_NORMALISERS))
         raise IngestError(f"cannot ingest {provider}/{stream}: event streams are {known}")
@@ -160,7 +157,6 @@ def ingest_files(
     totals = _Totals()
     for path in files:
         _ingest_file(db, target, provider, stream, Path(path), totals)
-    detection = run_detection(db, settings) if detect and totals.new else None
     return IngestReport(
         files=len(files),
         records=totals.records,
@@ -169,7 +165,6 @@ def ingest_files(
         quarantined=totals.quarantined,
         connection=target.name,
         problems=tuple(totals.problems),
-        detection=detection,
     )
 
 
@@ -213,18 +208,3 @@ def _ingest_file(
         if len(batch) + len(bad) >= BATCH:
             flush()
     flush()
-
-
-def run_detection(db: Database, settings: Any) -> Any:
-    """Hand new events to detection when the detection pipeline is installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("detectors.pipeline") is None:
-        return None
-    from detectors.pipeline import detect_new  # type: ignore[import-not-found,unused-ignore]
-
-    if settings is None:
-        from core.settings import Settings
-
-        settings = Settings()
-    return detect_new(db, settings)

@@ -5,15 +5,6 @@ Entry points: :func:`build_incidents` (the pipeline stage) and :func:`timeline.r
 :mod:`timeline.lifecycle`, reads in :mod:`timeline.queries`.
 """
 
-from __future__ import annotations
-
-from typing import Any
+from timeline.build import build_incidents
 
 __all__ = ["build_incidents"]
-
-
-def build_incidents(db: Any, settings: Any = None, **kwargs: Any) -> list[int]:
-    """Group open findings into incidents, link conversations, set priority (see timeline.build)."""
-    from timeline.build import build_incidents as build
-
-    return build(db, settings, **kwargs)

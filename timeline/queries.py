@@ -1,10 +1,9 @@
 """Reading incidents and their timelines: filters, cursor pagination, role-aware excerpts.
 
-A timeline page is read from the stored entries (indexed by incident and time; evidence already
-collapsed) merged with the incident's remediation steps (proposals, decisions, executions read
-live from the remediation tables, which the remediation stage owns). Cursors are opaque strings
-encoding the position ``(time, source, id)`` of the last item, so pages are stable while new
-entries arrive.
+A timeline page is read from the stored entries alone (indexed by incident and time; evidence
+already collapsed; remediation steps are entries the remediation stage journals). Cursors are
+opaque strings encoding the position ``(time, entry id)`` of the last item, so pages are stable
+while new entries arrive.
 """
 
 from __future__ import annotations

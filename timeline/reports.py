@@ -9,11 +9,13 @@ taken, with who requested and who approved them, come from the remediation table
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -278,12 +280,27 @@ def narrate(facts: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- rendering
 
 
-def _md(text: Any) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+# ---------------------------------------------------------------------- rendering
+
+# Markdown has no autoescape of its own: every value a template prints passes through this, so
+# text from a note, a title or a provider (an `<img onerror=…>`, a `[link](…)`, a bare URL) is
+# shown as text, never rendered as HTML or a link.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def _markdown_escape(value: Any) -> str:
+    text = html.escape(str(value if value is not None else ""), quote=False)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
 def _t(value: datetime | None) -> str:
     return isoformat(value) if value else "—"
+
+
+def _cell(value: Any) -> str:
+    """One table cell or list item: a single line."""
+    return " ".join(str(value if value is not None else "").splitlines())
 
 
 def _body_line(item: TimelineItem) -> str:
@@ -296,25 +313,34 @@ def _body_line(item: TimelineItem) -> str:
     return ""
 
 
-def render_markdown(report: IncidentReport) -> str:
+def _decisions(action: ActionRecord) -> str:
+    return (
+        "; ".join(f"{d.decision} by {d.principal} ({_t(d.at)}, via {d.via})" for d in action.approvals)
+        or "none"
+    )
+
+
+def _environment(**options: Any) -> Environment:
+    env = Environment(
+        loader=PackageLoader("timeline", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
+        **options,
+    )
+    env.filters.update(when=_t, cell=_cell, detail=_body_line, decisions=_decisions)
+    return env
+
+
+_MARKDOWN = _environment(autoescape=False, finalize=_markdown_escape)
+_HTML = _environment(autoescape=True)
+
+
+def _context(report: IncidentReport) -> dict[str, Any]:
     i = report.incident
-    facts = report.facts
-    lines = [
-        f"# Incident #{i.id}: {i.title}",
-        "",
-        f"**Priority** {i.priority} · **Status** {i.status} · **Severity** {i.severity} · "
-        f"**Assignee** {i.assignee or 'unassigned'}",
-        "",
-        "## Summary",
-        "",
-        report.summary,
-        "",
-        "## Key times",
-        "",
-        "| event | time |",
-        "|---|---|",
-    ]
-    for label, value in (
+    factors = (i.priority_factors or {}).get("factors") or {}
+    key_times = [
         ("first malicious event", i.first_event_at),
         ("first finding", i.detected_at),
         ("incident opened", i.created_at),
@@ -324,188 +350,45 @@ def render_markdown(report: IncidentReport) -> str:
         ("closed", i.closed_at),
         ("acknowledge due", i.ack_due_at),
         ("resolve due", i.due_at),
-    ):
-        lines.append(f"| {label} | {_t(value)} |")
-    lines += [
-        "",
-        f"SLA: acknowledge {facts['ack_sla']}, resolve {facts['resolve_sla']}.",
-        "",
-        "## Impact",
-        "",
     ]
-    lines.append(i.impact or "_No impact statement recorded yet._")
-    lines.append("")
-    for label, key in (
+    labels = (
         ("People", "people"),
         ("Accounts", "accounts"),
         ("Files", "files"),
         ("Apps", "apps"),
         ("Source IPs", "ips"),
-    ):
-        if facts[key]:
-            lines.append(
-                f"- **{label}:** {_md(', '.join(facts[key][:20]))}" + (" …" if len(facts[key]) > 20 else "")
-            )
-    lines += [
-        "",
-        "## Priority",
-        "",
-        f"{(i.priority_factors or {}).get('formula', '')} = {(i.priority_factors or {}).get('score', '')}",
-        "",
-    ]
-    for name, factor in ((i.priority_factors or {}).get("factors") or {}).items():
-        lines.append(f"- **{name}** ×{factor.get('weight')}: {_md(factor.get('why'))}")
-    lines += ["", "## Timeline", "", "| time | kind | what | count | source |", "|---|---|---|---|---|"]
-    for item in report.timeline:
-        detail = _body_line(item)
-        what = _md(item.title) + (f" — {_md(detail)}" if detail else "")
-        lines.append(f"| {_t(item.at)} | {item.kind} | {what} | {item.count} | {_md(item.source)} |")
-    if report.timeline_total > len(report.timeline):
-        lines.append(f"\n_{report.timeline_total - len(report.timeline)} further entries not shown._")
-    lines += [
-        "",
-        "## Root cause",
-        "",
-        i.root_cause or "_Not recorded yet._",
-        "",
-        "## Lessons learned",
-        "",
-        i.lessons or "_Not recorded yet._",
-    ]
-    lines += ["", "## Actions taken", ""]
-    if not report.actions:
-        lines.append("_No remediation actions._")
-    else:
-        lines += [
-            "| # | action | on | phase | status | requested by | decisions | executed |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for a in report.actions:
-            decisions = (
-                "; ".join(f"{d.decision} by {d.principal} ({_t(d.at)}, via {d.via})" for d in a.approvals)
-                or "none"
-            )
-            lines.append(
-                f"| {a.id} | {_md(a.action)} | {_md(a.subject)} | {a.phase} | {a.status} | {_md(a.requested_by)} | {_md(decisions)} | {_t(a.executed_at)} |"
-            )
-    lines += ["", "## Findings", ""]
-    for f in report.findings:
-        lines.append(f"- #{f.id} [{f.severity}] {_md(f.title)} ({f.rule_id}, {_t(f.first_seen)}, ×{f.count})")
-    lines += ["", f"_Generated by tenantguard at {_t(report.generated_at)}._", ""]
-    return "\n".join(lines)
+    )
+    rows = {
+        "key_times": [(label, _t(value)) for label, value in key_times],
+        "factors": [(name, f.get("weight"), f.get("why")) for name, f in factors.items()],
+        "timeline": [(_t(x.at), x.kind, x.title, _body_line(x), x.count, x.source) for x in report.timeline],
+        "actions": [
+            (a.id, a.action, a.subject, a.phase, a.status, a.requested_by, _decisions(a), _t(a.executed_at))
+            for a in report.actions
+        ],
+        "findings": [
+            (f.id, f.severity, f.title, f.rule_id, _t(f.first_seen), f.count) for f in report.findings
+        ],
+    }
+    return {
+        "report": report,
+        "i": i,
+        "facts": report.facts,
+        "key_times": key_times,
+        "scope": [(label, report.facts[key]) for label, key in labels if report.facts[key]],
+        "priority": {
+            "formula": (i.priority_factors or {}).get("formula", ""),
+            "score": (i.priority_factors or {}).get("score", ""),
+            "factors": factors,
+        },
+        "hidden": report.timeline_total - len(report.timeline),
+        "rows": rows,
+    }
 
 
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;color:#222}"
-    "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}"
-    "th{background:#f4f4f4}.p1{color:#b00}.p2{color:#d60}.meta{color:#555}"
-)
-
-
-def _h(value: Any) -> str:
-    return html.escape(str(value if value is not None else ""))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_h(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def render_markdown(report: IncidentReport) -> str:
+    return _MARKDOWN.get_template("report.md.j2").render(_context(report))
 
 
 def render_html(report: IncidentReport) -> str:
-    i = report.incident
-    facts = report.facts
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Incident #{_h(i.id)}: {_h(i.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Incident #{_h(i.id)}: {_h(i.title)}</h1>",
-        f"<p class='meta'><strong class='{_h(i.priority.lower())}'>{_h(i.priority)}</strong> · status {_h(i.status)} · "
-        f"severity {_h(i.severity)} · assignee {_h(i.assignee or 'unassigned')}</p>",
-        "<h2>Summary</h2>",
-        f"<p>{_h(report.summary)}</p>",
-        "<h2>Key times</h2>",
-        _table(
-            ("event", "time"),
-            [
-                ("first malicious event", _t(i.first_event_at)),
-                ("first finding", _t(i.detected_at)),
-                ("incident opened", _t(i.created_at)),
-                ("acknowledged", _t(i.acknowledged_at)),
-                ("contained", _t(i.contained_at)),
-                ("resolved", _t(i.resolved_at)),
-                ("closed", _t(i.closed_at)),
-                ("acknowledge due", _t(i.ack_due_at)),
-                ("resolve due", _t(i.due_at)),
-            ],
-        ),
-        f"<p>SLA: acknowledge {_h(facts['ack_sla'])}, resolve {_h(facts['resolve_sla'])}.</p>",
-        "<h2>Impact</h2>",
-        f"<p>{_h(i.impact) if i.impact else '<em>No impact statement recorded yet.</em>'}</p><ul>",
-    ]
-    for label, key in (
-        ("People", "people"),
-        ("Accounts", "accounts"),
-        ("Files", "files"),
-        ("Apps", "apps"),
-        ("Source IPs", "ips"),
-    ):
-        if facts[key]:
-            parts.append(f"<li><strong>{label}:</strong> {_h(', '.join(facts[key][:20]))}</li>")
-    parts.append("</ul><h2>Priority</h2>")
-    factors = (i.priority_factors or {}).get("factors") or {}
-    parts.append(
-        _table(("factor", "weight", "why"), [(n, f.get("weight"), f.get("why")) for n, f in factors.items()])
-    )
-    parts.append("<h2>Timeline</h2>")
-    parts.append(
-        _table(
-            ("time", "kind", "what", "detail", "count", "source"),
-            [(_t(x.at), x.kind, x.title, _body_line(x), x.count, x.source) for x in report.timeline],
-        )
-    )
-    if report.timeline_total > len(report.timeline):
-        parts.append(
-            f"<p><em>{report.timeline_total - len(report.timeline)} further entries not shown.</em></p>"
-        )
-    parts.append(
-        f"<h2>Root cause</h2><p>{_h(i.root_cause) if i.root_cause else '<em>Not recorded yet.</em>'}</p>"
-    )
-    parts.append(
-        f"<h2>Lessons learned</h2><p>{_h(i.lessons) if i.lessons else '<em>Not recorded yet.</em>'}</p>"
-    )
-    parts.append("<h2>Actions taken</h2>")
-    if report.actions:
-        parts.append(
-            _table(
-                ("#", "action", "on", "phase", "status", "requested by", "decisions", "executed"),
-                [
-                    (
-                        a.id,
-                        a.action,
-                        a.subject,
-                        a.phase,
-                        a.status,
-                        a.requested_by,
-                        "; ".join(
-                            f"{d.decision} by {d.principal} ({_t(d.at)}, via {d.via})" for d in a.approvals
-                        )
-                        or "none",
-                        _t(a.executed_at),
-                    )
-                    for a in report.actions
-                ],
-            )
-        )
-    else:
-        parts.append("<p><em>No remediation actions.</em></p>")
-    parts.append("<h2>Findings</h2>")
-    parts.append(
-        _table(
-            ("#", "severity", "title", "rule", "first seen", "count"),
-            [(f.id, f.severity, f.title, f.rule_id, _t(f.first_seen), f.count) for f in report.findings],
-        )
-    )
-    parts.append(
-        f"<p class='meta'>Generated by tenantguard at {_h(_t(report.generated_at))}.</p></body></html>"
-    )
-    return "\n".join(parts)
+    return _HTML.get_template("report.html.j2").render(_context(report))

@@ -112,24 +112,18 @@ def ingest(
 ) -> None:
     """Load exported logs through the collectors' normalisers and on into detection."""
     from collectors.ingest import ingest_files
+    from detectors.pipeline import detect_new
 
-    report = ingest_files(
-        database(),
-        provider=provider,
-        stream=stream,
-        files=files,
-        connection=connection,
-        detect=detect,
-        settings=settings(),
-    )
+    db = database()
+    report = ingest_files(db, provider=provider, stream=stream, files=files, connection=connection)
     console.print(
         f"{report.files} file(s), {report.records} records: {report.events_new} new events, "
         f"{report.duplicates} already stored, {report.quarantined} quarantined (connection {report.connection})"
     )
     for problem in report.problems:
         err_console.print(f"[yellow]quarantined[/yellow] {problem}", highlight=False)
-    if report.detection is not None:
-        console.print(f"detection: {report.detection}")
+    if detect and report.events_new:
+        console.print(f"detection: {detect_new(db, settings())}")
     if report.quarantined:
         raise typer.Exit(2)
 

@@ -148,6 +148,8 @@ def _safe_in(item: Any, container: Any) -> bool:
         return isinstance(item, str) and item.lower() in container.lower()
     if isinstance(container, Mapping):
         return lookup(container, item) is not None if isinstance(item, str) else False
+    if not isinstance(container, list | tuple | set | frozenset):
+        return False  # a number or bool holds nothing: `1 in 2` is false, not a TypeError
     lowered = _lower(item)
     return any(_lower(element) == lowered for element in container)
 

@@ -272,7 +272,21 @@ class _FileLoader:
             if name == "condition":
                 continue
             ok &= self._check_selection(selection, self.lines.key(detection, name), rule)
+        if ok and "condition" in detection:  # a mis-read selection name is the problem to report first
+            ok = self._check_condition(detection["condition"], self.lines.key(detection, "condition"), rule)
         return ok
+
+    def _check_condition(self, condition: Any, line: int | None, rule: str | None) -> bool:
+        if isinstance(condition, str) or (
+            isinstance(condition, list) and condition and all(isinstance(c, str) for c in condition)
+        ):
+            return True
+        self.problem(
+            line,
+            rule,
+            f"`condition` must be text (or a list of texts) such as `selection and not filter`, not {condition!r}",
+        )
+        return False
 
     def _check_selection(self, selection: Any, line: int | None, rule: str | None) -> bool:
         ok = True

@@ -37,7 +37,7 @@ def test_jsonl_with_a_bad_line_loads_the_rest_and_quarantines_the_line(db: Datab
         json.dumps({**SLACK, "id": "e3"}),
         json.dumps({"id": "e4"}),
     )
-    report = ingest_files(db, provider="slack", stream="audit", files=[export], detect=False)
+    report = ingest_files(db, provider="slack", stream="audit", files=[export])
     assert (report.records, report.events_new, report.quarantined) == (4, 2, 2)
     with db.session(readonly=True) as s:
         sources = {q.source: q.reason for q in s.exec(select(QuarantinedRecord)).all()}
@@ -50,8 +50,8 @@ def test_jsonl_with_a_bad_line_loads_the_rest_and_quarantines_the_line(db: Datab
 def test_ingesting_the_same_export_twice_adds_nothing(db: Database, tmp_path: Path) -> None:
     export = tmp_path / "audit.json"
     export.write_text(json.dumps([SLACK, {**SLACK, "id": "e2"}]))
-    first = ingest_files(db, provider="slack", stream="audit", files=[export], detect=False)
-    second = ingest_files(db, provider="slack", stream="audit", files=[export], detect=False)
+    first = ingest_files(db, provider="slack", stream="audit", files=[export])
+    second = ingest_files(db, provider="slack", stream="audit", files=[export])
     assert (first.events_new, second.events_new, second.duplicates) == (2, 0, 2)
 
 
@@ -74,7 +74,7 @@ def test_google_per_event_exports_get_their_position_from_file_order(db: Databas
         },
     ]
     export = _jsonl(tmp_path / "drive.jsonl", *(json.dumps(r) for r in records))
-    ingest_files(db, provider="google", stream="drive", files=[export], detect=False)
+    ingest_files(db, provider="google", stream="drive", files=[export])
     with db.session(readonly=True) as s:
         ids = sorted(s.exec(select(Event.provider_event_id)).all())
     assert ids == ["2026-11-20T10:00:01.123Z/-7/0", "2026-11-20T10:00:01.123Z/-7/1"]
@@ -82,4 +82,4 @@ def test_google_per_event_exports_get_their_position_from_file_order(db: Databas
 
 def test_an_unknown_stream_is_refused_before_anything_is_read(db: Database, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="slack/audit"):
-        ingest_files(db, provider="slack", stream="messages", files=[tmp_path / "x"], detect=False)
+        ingest_files(db, provider="slack", stream="messages", files=[tmp_path / "x"])

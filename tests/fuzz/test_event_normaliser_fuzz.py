@@ -12,15 +12,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
 
-pytest.importorskip("collectors.normalise")
-
-from hypothesis import given, note  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise  # noqa: E402
-from core.models import Event  # noqa: E402
-from tests.fuzz.budget import FUZZ  # noqa: E402
+from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
+from core.models import Event
+from tests.fuzz.budget import FUZZ
 
 AT = "2026-11-20T10:00:01.1234567Z"
 SEEDS: dict[str, dict[str, Any]] = {

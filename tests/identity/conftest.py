@@ -1,5 +1,5 @@
 """Identity tests write the same snapshots the posture tests do."""
 
-from tests.posture.conftest import connection, store_snapshot
+from tests.detectors.posture.conftest import connection, store_snapshot
 
 __all__ = ["connection", "store_snapshot"]

@@ -16,10 +16,9 @@ from detectors.pipeline import default_rules_path
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord, event_time, normalise
 from detectors.sigma.loader import load_pack
-
-simulator_world = pytest.importorskip("simulator.world")
-from simulator.render import event_ids, render  # noqa: E402
-from simulator.store import EVENT_STREAMS  # noqa: E402
+from simulator import world as simulator_world
+from simulator.render import event_ids, render
+from simulator.store import EVENT_STREAMS
 
 PACK = load_pack([default_rules_path()])
 ATTACKS = [

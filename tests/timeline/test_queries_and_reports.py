@@ -174,3 +174,21 @@ def test_html_escapes_what_attackers_control(db, settings, make_finding) -> None
     html = render_html(build_report(db, incident_id))
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_markdown_shows_html_and_links_from_a_note_as_text(db, incident_id) -> None:
+    # given a note carrying an image with an onerror handler, a javascript link and a bare URL
+    from markdown_it import MarkdownIt
+
+    add_note(
+        db,
+        incident_id,
+        "see <img src=x onerror=alert(1)> and [here](javascript:alert(1)) or <https://evil.example/x>",
+        actor="principal:erin",
+    )
+    # when the report is rendered as Markdown and that Markdown is rendered (raw HTML allowed)
+    markdown = render_markdown(build_report(db, incident_id))
+    rendered = MarkdownIt("commonmark", {"html": True}).render(markdown)
+    # then the reader sees the text, and no element or link comes out of it
+    assert "<img" not in rendered and "<a " not in rendered
+    assert "onerror=alert(1)" in rendered and "here" in rendered

@@ -9,7 +9,7 @@ from sqlmodel import select
 from core.db import Database
 from core.models import Finding, PersonBaseline
 from detectors.anomaly import AnomalyConfig, detect_anomalies
-from tests.anomaly.conftest import (
+from tests.detectors.anomaly.conftest import (
     CHICAGO,
     LAGOS_HOSTING,
     NEW_YORK,
