@@ -24,11 +24,11 @@ from sqlmodel import select
 from collectors.errors import IngestError
 from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from collectors.normalise.google import is_raw_activity
-from collectors.normalise.records import lookup
 from collectors.store import insert_events, quarantine
 from core.audit import record
 from core.db import Database
 from core.models import Connection
+from core.paths import dig
 
 BATCH = 2000
 ACTOR = "system:ingest"
@@ -132,7 +132,7 @@ class _GoogleIndexer:
     def __call__(self, item: Any) -> Any:
         if not isinstance(item, dict) or is_raw_activity(item) or "event_index" in item:
             return item
-        key = (lookup(item, "id", "time"), lookup(item, "id", "uniqueQualifier"))
+        key = (dig(item, "id", "time"), dig(item, "id", "uniqueQualifier"))
         index = self._seen.get(key, 0)
         self._seen[key] = index + 1
         return {**item, "event_index": index}

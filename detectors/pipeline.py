@@ -31,14 +31,12 @@ from typing import Protocol
 
 from sqlmodel import Session, col, select
 
-from core.audit import record as audit_record
-from core.clock import as_utc, utcnow
+from core.clock import utcnow
 from core.db import Database
-from core.models import Event, Finding, Suppression
-from core.models.enums import FindingStatus, Severity
+from core.findings import FindingDraft, StoredFinding, store_findings
+from core.models import Event, Suppression
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
-from detectors.sigma.alerting import FindingDraft
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord, normalise
@@ -51,12 +49,10 @@ __all__ = [
     "FindingDraft",
     "PipelineResult",
     "default_rules_path",
-    "write_findings",
 ]
 
 CURSOR_NAME = "detection"
 ACTOR = "system:detector"
-MAX_EVIDENCE = 200
 
 
 class Detector(Protocol):
@@ -97,6 +93,16 @@ class PipelineResult:
         self.errors.extend(other.errors)
         self.findings.extend(other.findings)
 
+    def record(self, stored: Iterable[StoredFinding]) -> None:
+        """Count what the finding store did with this batch's drafts."""
+        for finding, created in stored:
+            if created:
+                self.created += 1
+            else:
+                self.updated += 1
+            if finding.id is not None:
+                self.findings.append(finding.id)
+
 
 def event_records(event: Event) -> list[EventRecord]:
     """A stored Event as the engine's record (tolerating raw shapes the collectors may keep)."""
@@ -119,80 +125,6 @@ def _active_suppressions(session: Session, now: datetime) -> list[Suppression]:
 def _spec(row: Suppression) -> SuppressionSpec:
     assert row.id is not None
     return SuppressionSpec(row.id, row.rule_id, dict(row.match or {}), row.expires_at, row.reason)
-
-
-def _merge_entities(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
-    merged = {k: list(v) for k, v in (old or {}).items()}
-    for kind, values in new.items():
-        bucket = merged.setdefault(kind, [])
-        bucket.extend(v for v in values if v not in bucket)
-    return merged
-
-
-def write_findings(session: Session, drafts: Iterable[FindingDraft], result: PipelineResult) -> None:
-    """Insert new findings, update those whose alert grew; audit each new finding."""
-    now = utcnow()
-    for draft in drafts:
-        existing = session.exec(
-            select(Finding)
-            .where(Finding.dedup_key == draft.dedup_key, Finding.rule_id == draft.rule_id)
-            .order_by(col(Finding.first_seen).desc())
-            .limit(1)
-        ).first()
-        if existing is not None and (existing.context or {}).get("window_start") == draft.window_start:
-            evidence = list(existing.evidence_event_ids or [])
-            evidence.extend(e for e in draft.evidence_event_ids if isinstance(e, int) and e not in evidence)
-            existing.evidence_event_ids = evidence[:MAX_EVIDENCE]
-            if as_utc(draft.last_seen) >= as_utc(existing.last_seen):
-                # the newer draft describes the alert as it is now ("1,200 files", not "400")
-                existing.title = draft.title[:500]
-                existing.description = draft.description
-            if Severity(draft.severity).rank > Severity(existing.severity).rank:
-                existing.severity = draft.severity
-            existing.confidence = max(existing.confidence, draft.confidence)
-            existing.count = max(existing.count, draft.count)
-            existing.first_seen = min(existing.first_seen, draft.first_seen)
-            existing.last_seen = max(existing.last_seen, draft.last_seen)
-            existing.entities = _merge_entities(existing.entities, draft.entities)
-            existing.context = {**(existing.context or {}), **draft.context}
-            existing.updated_at = now
-            session.add(existing)
-            result.updated += 1
-            if existing.id is not None:
-                result.findings.append(existing.id)
-            continue
-        finding = Finding(
-            rule_id=draft.rule_id,
-            kind=draft.kind,
-            severity=draft.severity,
-            confidence=draft.confidence,
-            title=draft.title,
-            description=draft.description,
-            provider=draft.provider,
-            status=FindingStatus.OPEN,
-            entities=draft.entities,
-            evidence_event_ids=[e for e in draft.evidence_event_ids if isinstance(e, int)],
-            first_seen=draft.first_seen,
-            last_seen=draft.last_seen,
-            count=draft.count,
-            dedup_key=draft.dedup_key[:500],
-            mitre=list(draft.mitre),
-            context={**draft.context, "window_start": draft.window_start},
-            runbook=draft.runbook,
-        )
-        session.add(finding)
-        session.flush()
-        assert finding.id is not None
-        audit_record(
-            session,
-            actor=ACTOR,
-            action="finding.create",
-            object_type="finding",
-            object_id=finding.id,
-            details={"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind},
-        )
-        result.created += 1
-        result.findings.append(finding.id)
 
 
 class DetectionPipeline:
@@ -261,7 +193,7 @@ class DetectionPipeline:
                 drafts.extend(detector.detect(session, events))
             except Exception as exc:  # one detector's bug must not stop detection
                 result.errors.append(f"detector {detector.name}: {type(exc).__name__}: {exc}")
-        write_findings(session, drafts, result)
+        result.record(store_findings(session, drafts, actor=ACTOR))
         for suppression_id, count in batch.suppressed.items():
             row = rows.get(suppression_id)  # type: ignore[call-overload]
             if row is not None:

@@ -13,8 +13,8 @@ from typing import Any
 from sqlmodel import Session
 
 from core.db import Database
-from detectors.posture.expression import get_path
-from detectors.posture.service import latest_snapshots
+from core.paths import get_path
+from core.snapshots import current_objects
 
 HIGH_RISK_SCOPES = {
     "mail.readwrite", "mail.read", "mail.send", "files.readwrite.all", "files.read.all", "sites.readwrite.all",
@@ -126,7 +126,7 @@ def _app_grants(provider: str, object_type: str, object_id: str, data: Mapping[s
 
 def resource_grants(session: Session) -> list[Grant]:
     grants: list[Grant] = []
-    grouped = latest_snapshots(session, ["file_permission", "oauth_grant", "token", "app"])
+    grouped = current_objects(session, ["file_permission", "oauth_grant", "token", "app"])
     for (_connection, provider), objects in grouped.items():
         for item in objects.get("file_permission", ()):
             grants.append(_file_grant(provider, item.object_id, item.data))

@@ -25,13 +25,14 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
-from detectors.posture.findings import FindingDraft, resolve_findings, upsert_finding
 
 HIGH_RISK_SCORE = 50.0
 ATTACK_KINDS = (FindingKind.DETECTION.value, FindingKind.CORRELATION.value, FindingKind.ANOMALY.value)
 ATTACK_SEVERITIES = ("high", "critical")
 MAX_EVIDENCE = 100
+ACTOR = "system:identity"
 # A finding naming more people than this (a password spray's targets) is not an attack *on* one of them.
 MAX_TARGETS = 3
 
@@ -192,7 +193,7 @@ def write_identity_findings(session: Session, drafts: Sequence[FindingDraft]) ->
     """Upsert the drafts; resolve open identity findings no longer backed by one. (opened, resolved)"""
     opened = 0
     for draft in drafts:
-        _, created = upsert_finding(session, draft, dedup_period=None, count_repeats=False)
+        _, created = store_finding(session, draft, actor=ACTOR, dedup_period=None, count_repeats=False)
         opened += created
     current = {d.dedup_key for d in drafts}
     stale = session.exec(
@@ -203,6 +204,9 @@ def write_identity_findings(session: Session, drafts: Sequence[FindingDraft]) ->
         )
     ).all()
     resolved = resolve_findings(
-        session, [k for k in stale if k not in current], reason="the identity risk no longer holds"
+        session,
+        [k for k in stale if k not in current],
+        reason="the identity risk no longer holds",
+        actor=ACTOR,
     )
     return opened, resolved

@@ -20,8 +20,8 @@ from core.audit import record
 from core.clock import parse_time, utcnow
 from core.db import Database
 from core.models import Account, Person
-from detectors.posture.expression import get_path
-from detectors.posture.service import latest_snapshots
+from core.paths import get_path
+from core.snapshots import current_objects
 
 GLOBAL_ADMIN_ROLE = "62e90394-69f5-4237-9190-012177145e10"
 WEAK_METHODS = {"sms", "voice", "mobilephone", "alternatemobilephone", "officephone", "email"}
@@ -159,7 +159,7 @@ def _m365_enrichment(
 
 def collect_facts(session: Session) -> list[AccountFacts]:
     facts: list[AccountFacts] = []
-    grouped = latest_snapshots(session, ["user", "role_assignment", "auth_method_registration"])
+    grouped = current_objects(session, ["user", "role_assignment", "auth_method_registration"])
     for (connection_id, provider), objects in grouped.items():
         parse = FACTS.get(provider)
         if parse is None:

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from core.audit import record
 from core.clock import as_utc, utcnow
 from core.db import Database
+from core.findings import FindingDraft
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
-from detectors.posture.findings import FindingDraft
 from identity.access import resource_grants
 from identity.findings import ATTACK_KINDS, IdentityFacts, identity_drafts, write_identity_findings
 from identity.resolve import WEAK_METHODS

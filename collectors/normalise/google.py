@@ -18,12 +18,12 @@ from collectors.normalise.records import (
     NormalisedMessage,
     NormaliseError,
     checked_id,
-    lookup,
     required_time,
     strip_port,
     text,
     to_datetime,
 )
+from core.paths import dig
 
 VALUE_SLOTS = (
     "value",
@@ -64,8 +64,8 @@ def parameters_dict(parameters: Any) -> dict[str, Any]:
 
 
 def provider_event_id(activity_id: Mapping[str, Any], index: int) -> str:
-    time = lookup(activity_id, "time")
-    qualifier = lookup(activity_id, "uniqueQualifier")
+    time = dig(activity_id, "time")
+    qualifier = dig(activity_id, "uniqueQualifier")
     if time in (None, "") or qualifier in (None, ""):
         raise NormaliseError("activity has no id.time / id.uniqueQualifier (the provider's event id)")
     return checked_id(
@@ -74,12 +74,12 @@ def provider_event_id(activity_id: Mapping[str, Any], index: int) -> str:
 
 
 def is_raw_activity(record: Mapping[str, Any]) -> bool:
-    return isinstance(lookup(record, "events"), list) and lookup(record, "name") is None
+    return isinstance(dig(record, "events"), list) and dig(record, "name") is None
 
 
 def explode_activity(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One raw activity -> its one-record-per-event records (positions kept as `event_index`)."""
-    events = lookup(activity, "events")
+    events = dig(activity, "events")
     if not isinstance(events, list) or not events:
         raise NormaliseError("activity has no events[]")
     shared = {k: v for k, v in activity.items() if k != "events"}
@@ -116,7 +116,7 @@ def _target(parameters: Mapping[str, Any]) -> Any:
 def event_from_record(record: Mapping[str, Any]) -> NormalisedEvent:
     """A one-record-per-event record -> the stored event."""
     data = dict(record)
-    activity_id = lookup(data, "id")
+    activity_id = dig(data, "id")
     if not isinstance(activity_id, Mapping):
         raise NormaliseError("record has no 'id' object (id.time, id.uniqueQualifier)")
     try:
@@ -125,10 +125,8 @@ def event_from_record(record: Mapping[str, Any]) -> NormalisedEvent:
         raise NormaliseError(f"event_index {data.get('event_index')!r} is not a number") from None
     data["event_index"] = index
     data["parameters"] = parameters_dict(data.get("parameters"))
-    name = lookup(data, "name")
-    actor = (
-        lookup(data, "actor", "email") or lookup(data, "actor", "profileId") or lookup(data, "actor", "key")
-    )
+    name = dig(data, "name")
+    actor = dig(data, "actor", "email") or dig(data, "actor", "profileId") or dig(data, "actor", "key")
     return NormalisedEvent(
         provider_event_id=provider_event_id(activity_id, index),
         occurred_at=required_time(data, "id.time"),
@@ -136,7 +134,7 @@ def event_from_record(record: Mapping[str, Any]) -> NormalisedEvent:
         actor=text(actor, 500),
         action=text(name, 300),
         target=text(_target(data["parameters"]), 1000),
-        ip=strip_port(lookup(data, "ipAddress")),
+        ip=strip_port(dig(data, "ipAddress")),
         outcome=_outcome(name if isinstance(name, str) else None, data["parameters"]),
     )
 
@@ -145,7 +143,7 @@ def normalise_google(record: Mapping[str, Any]) -> list[NormalisedEvent]:
     """A raw activity (fans out) or a record already in one-record-per-event form."""
     if is_raw_activity(record):
         return [event_from_record(r) for r in explode_activity(record)]
-    if lookup(record, "name") is None:
+    if dig(record, "name") is None:
         raise NormaliseError("record is neither an activity (events[]) nor a per-event record (name)")
     return [event_from_record(record)]
 
@@ -154,7 +152,7 @@ def normalise_google(record: Mapping[str, Any]) -> list[NormalisedEvent]:
 
 
 def _header(message: Mapping[str, Any], name: str) -> str | None:
-    for header in lookup(message, "payload", "headers") or []:
+    for header in dig(message, "payload", "headers") or []:
         if isinstance(header, Mapping) and str(header.get("name", "")).lower() == name.lower():
             return str(header.get("value", ""))
     return None
@@ -171,7 +169,7 @@ def _plain_text(payload: Mapping[str, Any]) -> str:
         if not isinstance(part, Mapping):
             continue
         mime = str(part.get("mimeType", ""))
-        data = lookup(part, "body", "data")
+        data = dig(part, "body", "data")
         if data and (mime.startswith("text/plain") or not mime):
             padded = str(data) + "=" * (-len(str(data)) % 4)
             try:
@@ -184,10 +182,10 @@ def _plain_text(payload: Mapping[str, Any]) -> str:
 
 def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = None) -> NormalisedMessage:
     """A message from `users.threads.get(format=full)`; falls back to the snippet."""
-    message_id = lookup(message, "id")
+    message_id = dig(message, "id")
     if not message_id:
         raise NormaliseError("Gmail message has no 'id'")
-    internal = lookup(message, "internalDate")
+    internal = dig(message, "internalDate")
     if internal in (None, ""):
         raise NormaliseError(f"Gmail message {message_id} has no internalDate")
     try:
@@ -196,15 +194,15 @@ def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = No
         raise NormaliseError(
             f"Gmail message {message_id}: internalDate {internal!r} is not a number"
         ) from None
-    payload = lookup(message, "payload") or {}
+    payload = dig(message, "payload") or {}
     body = _plain_text(payload) if isinstance(payload, Mapping) else ""
     return NormalisedMessage(
         provider_message_id=checked_id(message_id, "message id"),
         sent_at=sent_at,
-        text=body or str(lookup(message, "snippet") or ""),
+        text=body or str(dig(message, "snippet") or ""),
         channel=text(mailbox, 300),
-        thread_id=text(lookup(message, "threadId"), 300),
+        thread_id=text(dig(message, "threadId"), 300),
         author=text(_header(message, "From"), 320),
         subject=text(_header(message, "Subject"), 1000),
-        meta={"to": _header(message, "To"), "labels": lookup(message, "labelIds") or []},
+        meta={"to": _header(message, "To"), "labels": dig(message, "labelIds") or []},
     )

@@ -9,13 +9,13 @@ from collectors.normalise.records import (
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
-    lookup,
     required_id,
     required_time,
     strip_port,
     text,
     to_datetime,
 )
+from core.paths import dig
 
 
 def unwrap_azure_monitor(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,10 +25,10 @@ def unwrap_azure_monitor(record: Mapping[str, Any]) -> dict[str, Any]:
     level where the Graph object has no field of that name — the same shape the detection
     engine builds from an export, so a rule sees one shape whichever way the event arrived.
     """
-    properties = lookup(record, "properties")
+    properties = dig(record, "properties")
     if not (
         isinstance(properties, Mapping)
-        and (lookup(record, "category") is not None or lookup(record, "operationName") is not None)
+        and (dig(record, "category") is not None or dig(record, "operationName") is not None)
     ):
         return dict(record)
     graph = dict(properties)
@@ -39,9 +39,9 @@ def unwrap_azure_monitor(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fill_from_wrapper(graph: dict[str, Any], field: str, *wrapper_fields: str) -> None:
-    if lookup(graph, field) in (None, ""):
+    if dig(graph, field) in (None, ""):
         for name in wrapper_fields:
-            value = lookup(graph, name)
+            value = dig(graph, name)
             if value not in (None, ""):
                 graph[field] = value
                 return
@@ -52,10 +52,10 @@ def normalise_signin(record: Mapping[str, Any]) -> list[NormalisedEvent]:
     graph = unwrap_azure_monitor(record)
     _fill_from_wrapper(graph, "createdDateTime", "time")
     _fill_from_wrapper(graph, "ipAddress", "callerIpAddress")
-    error_code = lookup(graph, "status", "errorCode")
-    interactive = lookup(graph, "isInteractive")
+    error_code = dig(graph, "status", "errorCode")
+    interactive = dig(graph, "isInteractive")
     if interactive is None:
-        event_types = lookup(graph, "signInEventTypes") or []
+        event_types = dig(graph, "signInEventTypes") or []
         interactive = "interactiveUser" in event_types if event_types else True
     outcome = None
     if error_code is not None:
@@ -65,11 +65,11 @@ def normalise_signin(record: Mapping[str, Any]) -> list[NormalisedEvent]:
             provider_event_id=required_id(graph, "id"),
             occurred_at=required_time(graph, "createdDateTime"),
             raw=graph,
-            actor=text(lookup(graph, "userPrincipalName") or lookup(graph, "userId"), 500),
+            actor=text(dig(graph, "userPrincipalName") or dig(graph, "userId"), 500),
             action="signin" if interactive else "signin_noninteractive",
-            target=text(lookup(graph, "appDisplayName") or lookup(graph, "resourceDisplayName"), 1000),
-            ip=strip_port(lookup(graph, "ipAddress")),
-            country=text(lookup(graph, "location", "countryOrRegion"), 8),
+            target=text(dig(graph, "appDisplayName") or dig(graph, "resourceDisplayName"), 1000),
+            ip=strip_port(dig(graph, "ipAddress")),
+            country=text(dig(graph, "location", "countryOrRegion"), 8),
             outcome=outcome,
         )
     ]
@@ -79,9 +79,9 @@ def normalise_directory_audit(record: Mapping[str, Any]) -> list[NormalisedEvent
     """Graph `/auditLogs/directoryAudits` object, or its Azure Monitor export (category AuditLogs)."""
     graph = unwrap_azure_monitor(record)
     _fill_from_wrapper(graph, "activityDateTime", "time")
-    user = lookup(graph, "initiatedBy", "user") or {}
-    app = lookup(graph, "initiatedBy", "app") or {}
-    targets = lookup(graph, "targetResources") or []
+    user = dig(graph, "initiatedBy", "user") or {}
+    app = dig(graph, "initiatedBy", "app") or {}
+    targets = dig(graph, "targetResources") or []
     first_target = (
         targets[0] if isinstance(targets, list) and targets and isinstance(targets[0], Mapping) else {}
     )
@@ -90,15 +90,11 @@ def normalise_directory_audit(record: Mapping[str, Any]) -> list[NormalisedEvent
             provider_event_id=required_id(graph, "id"),
             occurred_at=required_time(graph, "activityDateTime"),
             raw=graph,
-            actor=text(
-                lookup(user, "userPrincipalName") or lookup(app, "displayName") or lookup(user, "id"), 500
-            ),
-            action=text(lookup(graph, "activityDisplayName") or lookup(graph, "operationName"), 300),
-            target=text(
-                lookup(first_target, "userPrincipalName") or lookup(first_target, "displayName"), 1000
-            ),
-            ip=strip_port(lookup(user, "ipAddress")),
-            outcome=text(lookup(graph, "result"), 50),
+            actor=text(dig(user, "userPrincipalName") or dig(app, "displayName") or dig(user, "id"), 500),
+            action=text(dig(graph, "activityDisplayName") or dig(graph, "operationName"), 300),
+            target=text(dig(first_target, "userPrincipalName") or dig(first_target, "displayName"), 1000),
+            ip=strip_port(dig(user, "ipAddress")),
+            outcome=text(dig(graph, "result"), 50),
         )
     ]
 
@@ -111,11 +107,11 @@ def normalise_unified_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
             provider_event_id=required_id(data, "Id"),
             occurred_at=required_time(data, "CreationTime"),
             raw=data,
-            actor=text(lookup(data, "UserId"), 500),
-            action=text(lookup(data, "Operation"), 300),
-            target=text(lookup(data, "ObjectId") or lookup(data, "SourceFileName"), 1000),
-            ip=strip_port(lookup(data, "ClientIP") or lookup(data, "ClientIPAddress")),
-            outcome=text(lookup(data, "ResultStatus"), 50),
+            actor=text(dig(data, "UserId"), 500),
+            action=text(dig(data, "Operation"), 300),
+            target=text(dig(data, "ObjectId") or dig(data, "SourceFileName"), 1000),
+            ip=strip_port(dig(data, "ClientIP") or dig(data, "ClientIPAddress")),
+            outcome=text(dig(data, "ResultStatus"), 50),
         )
     ]
 
@@ -128,12 +124,12 @@ def normalise_risk_detection(record: Mapping[str, Any]) -> list[NormalisedEvent]
             provider_event_id=required_id(data, "id"),
             occurred_at=required_time(data, "detectedDateTime", "activityDateTime"),
             raw=data,
-            actor=text(lookup(data, "userPrincipalName") or lookup(data, "userId"), 500),
-            action=text(lookup(data, "riskEventType"), 300),
-            target=text(lookup(data, "riskLevel"), 1000),
-            ip=strip_port(lookup(data, "ipAddress")),
-            country=text(lookup(data, "location", "countryOrRegion"), 8),
-            outcome=text(lookup(data, "riskState"), 50),
+            actor=text(dig(data, "userPrincipalName") or dig(data, "userId"), 500),
+            action=text(dig(data, "riskEventType"), 300),
+            target=text(dig(data, "riskLevel"), 1000),
+            ip=strip_port(dig(data, "ipAddress")),
+            country=text(dig(data, "location", "countryOrRegion"), 8),
+            outcome=text(dig(data, "riskState"), 50),
         )
     ]
 
@@ -143,10 +139,10 @@ def normalise_risk_detection(record: Mapping[str, Any]) -> list[NormalisedEvent]
 
 def normalise_teams_message(record: Mapping[str, Any]) -> NormalisedMessage:
     """A Teams chat or channel message (`chatMessage`)."""
-    body = lookup(record, "body", "content") or ""
-    sender = lookup(record, "from", "user") or lookup(record, "from", "application") or {}
-    channel = lookup(record, "chatId") or lookup(record, "channelIdentity", "channelId")
-    sent = lookup(record, "createdDateTime")
+    body = dig(record, "body", "content") or ""
+    sender = dig(record, "from", "user") or dig(record, "from", "application") or {}
+    channel = dig(record, "chatId") or dig(record, "channelIdentity", "channelId")
+    sent = dig(record, "createdDateTime")
     if sent in (None, ""):
         raise NormaliseError("Teams message has no 'createdDateTime'")
     return NormalisedMessage(
@@ -154,40 +150,38 @@ def normalise_teams_message(record: Mapping[str, Any]) -> NormalisedMessage:
         sent_at=to_datetime(sent, "createdDateTime"),
         text=str(body),
         channel=text(channel, 300),
-        thread_id=text(lookup(record, "replyToId") or lookup(record, "id"), 300),
-        author=text(
-            lookup(sender, "userPrincipalName") or lookup(sender, "displayName") or lookup(sender, "id"), 320
-        ),
-        subject=text(lookup(record, "subject"), 1000),
+        thread_id=text(dig(record, "replyToId") or dig(record, "id"), 300),
+        author=text(dig(sender, "userPrincipalName") or dig(sender, "displayName") or dig(sender, "id"), 320),
+        subject=text(dig(record, "subject"), 1000),
         meta={
-            "message_type": lookup(record, "messageType"),
-            "content_type": lookup(record, "body", "contentType"),
-            "team_id": lookup(record, "channelIdentity", "teamId"),
+            "message_type": dig(record, "messageType"),
+            "content_type": dig(record, "body", "contentType"),
+            "team_id": dig(record, "channelIdentity", "teamId"),
         },
     )
 
 
 def normalise_mail_message(record: Mapping[str, Any], mailbox: str | None = None) -> NormalisedMessage:
     """An Outlook message from `/users/{id}/messages` (body preview or full body)."""
-    sender = lookup(record, "from", "emailAddress", "address") or lookup(
+    sender = dig(record, "from", "emailAddress", "address") or dig(
         record, "sender", "emailAddress", "address"
     )
     recipients = [
-        lookup(r, "emailAddress", "address")
-        for r in (lookup(record, "toRecipients") or [])
+        dig(r, "emailAddress", "address")
+        for r in (dig(record, "toRecipients") or [])
         if isinstance(r, Mapping)
     ]
-    sent = lookup(record, "receivedDateTime") or lookup(record, "sentDateTime")
+    sent = dig(record, "receivedDateTime") or dig(record, "sentDateTime")
     if sent in (None, ""):
         raise NormaliseError("mail message has no 'receivedDateTime'")
-    body = lookup(record, "body", "content") or lookup(record, "bodyPreview") or ""
+    body = dig(record, "body", "content") or dig(record, "bodyPreview") or ""
     return NormalisedMessage(
         provider_message_id=required_id(record, "id"),
         sent_at=to_datetime(sent, "receivedDateTime"),
         text=str(body),
         channel=text(mailbox, 300),
-        thread_id=text(lookup(record, "conversationId"), 300),
+        thread_id=text(dig(record, "conversationId"), 300),
         author=text(sender, 320),
-        subject=text(lookup(record, "subject"), 1000),
-        meta={"to": [r for r in recipients if r], "internet_message_id": lookup(record, "internetMessageId")},
+        subject=text(dig(record, "subject"), 1000),
+        meta={"to": [r for r in recipients if r], "internet_message_id": dig(record, "internetMessageId")},
     )

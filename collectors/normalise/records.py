@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.clock import parse_time
+from core.paths import get_path
 
 _MISSING: Any = object()
 
@@ -45,22 +46,6 @@ class NormalisedMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def lookup(record: Mapping[str, Any], *path: str) -> Any:
-    """Dotted access that falls back to a case-insensitive key match (exports vary in key case)."""
-    node: Any = record
-    for key in path:
-        if not isinstance(node, Mapping):
-            return None
-        if key in node:
-            node = node[key]
-            continue
-        lowered = key.lower()
-        node = next((v for k, v in node.items() if isinstance(k, str) and k.lower() == lowered), None)
-        if node is None:
-            return None
-    return node
-
-
 def text(value: Any, limit: int) -> str | None:
     """A column-sized string, or None for empty values."""
     if value is None or value == "":
@@ -86,7 +71,7 @@ def checked_id(value: Any, name: str) -> str:
 
 def required_id(record: Mapping[str, Any], *names: str) -> str:
     for name in names:
-        value = lookup(record, *name.split("."))
+        value = get_path(record, name)
         if value not in (None, ""):
             return checked_id(value, repr(name))
     raise NormaliseError(f"record has no {' or '.join(repr(n) for n in names)} (the provider's event id)")
@@ -94,7 +79,7 @@ def required_id(record: Mapping[str, Any], *names: str) -> str:
 
 def required_time(record: Mapping[str, Any], *names: str) -> datetime:
     for name in names:
-        value = lookup(record, *name.split("."))
+        value = get_path(record, name)
         if value in (None, ""):
             continue
         return to_datetime(value, name)

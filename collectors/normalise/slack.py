@@ -10,60 +10,60 @@ from collectors.normalise.records import (
     NormalisedMessage,
     NormaliseError,
     checked_id,
-    lookup,
     required_id,
     strip_port,
     text,
     to_datetime,
 )
+from core.paths import dig
 
 
 def _entity_name(entry: Mapping[str, Any]) -> Any:
-    kind = lookup(entry, "entity", "type")
-    node = lookup(entry, "entity", str(kind)) if kind else None
+    kind = dig(entry, "entity", "type")
+    node = dig(entry, "entity", str(kind)) if kind else None
     if not isinstance(node, Mapping):
         return None
-    return lookup(node, "email") or lookup(node, "name") or lookup(node, "domain") or lookup(node, "id")
+    return dig(node, "email") or dig(node, "name") or dig(node, "domain") or dig(node, "id")
 
 
 def normalise_slack_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
     """An Audit Logs API entry; `date_create` may be epoch seconds as a number or as text."""
     data = dict(record)
-    created = lookup(data, "date_create")
+    created = dig(data, "date_create")
     if created in (None, ""):
         raise NormaliseError("entry has no 'date_create' (the event time)")
-    actor = lookup(data, "actor", "user", "email") or lookup(data, "actor", "user", "id")
-    if actor is None and isinstance(lookup(data, "actor", "type"), str):
-        kind = lookup(data, "actor", "type")
-        actor = lookup(data, "actor", kind, "name") or lookup(data, "actor", kind, "id")
+    actor = dig(data, "actor", "user", "email") or dig(data, "actor", "user", "id")
+    if actor is None and isinstance(dig(data, "actor", "type"), str):
+        kind = dig(data, "actor", "type")
+        actor = dig(data, "actor", kind, "name") or dig(data, "actor", kind, "id")
     return [
         NormalisedEvent(
             provider_event_id=required_id(data, "id"),
             occurred_at=to_datetime(created, "date_create"),
             raw=data,
             actor=text(actor, 500),
-            action=text(lookup(data, "action"), 300),
+            action=text(dig(data, "action"), 300),
             target=text(_entity_name(data), 1000),
-            ip=strip_port(lookup(data, "context", "ip_address")),
+            ip=strip_port(dig(data, "context", "ip_address")),
         )
     ]
 
 
 def normalise_slack_message(message: Mapping[str, Any], channel: str) -> NormalisedMessage:
     """A `conversations.history`/`replies` message; its id is `channel:ts` (ts is unique per channel)."""
-    ts = lookup(message, "ts")
+    ts = dig(message, "ts")
     if ts in (None, ""):
         raise NormaliseError("Slack message has no 'ts'")
     return NormalisedMessage(
         provider_message_id=checked_id(f"{channel}:{checked_id(ts, 'ts')}", "message id"),
         sent_at=to_datetime(str(ts), "ts"),
-        text=str(lookup(message, "text") or ""),
+        text=str(dig(message, "text") or ""),
         channel=text(channel, 300),
-        thread_id=text(lookup(message, "thread_ts") or ts, 300),
-        author=text(lookup(message, "user") or lookup(message, "bot_id") or lookup(message, "username"), 320),
+        thread_id=text(dig(message, "thread_ts") or ts, 300),
+        author=text(dig(message, "user") or dig(message, "bot_id") or dig(message, "username"), 320),
         meta={
-            "subtype": lookup(message, "subtype"),
-            "reply_count": lookup(message, "reply_count"),
-            "files": [f.get("name") for f in (lookup(message, "files") or []) if isinstance(f, Mapping)],
+            "subtype": dig(message, "subtype"),
+            "reply_count": dig(message, "reply_count"),
+            "files": [f.get("name") for f in (dig(message, "files") or []) if isinstance(f, Mapping)],
         },
     )

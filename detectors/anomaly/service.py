@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from core.audit import record
 from core.clock import utcnow
 from core.db import Database
+from core.findings import FindingDraft, store_findings
 from core.models import Event, FindingKind
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
@@ -27,7 +28,7 @@ from detectors.anomaly.engine import STREAMS, AnomalyEngine, stored
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
-from detectors.pipeline import FindingDraft, PipelineResult, write_findings
+from detectors.pipeline import ACTOR, PipelineResult
 
 CURSOR = "anomaly"
 # The streams anomaly detection reads, through a cursor that re-reads ids committed late.
@@ -134,7 +135,9 @@ def detect_anomalies(
                 break
             result = engine.process([stored(e) for e in events])
             pipeline_result = PipelineResult()
-            write_findings(session, [to_draft(hit) for hit in result.hits], pipeline_result)
+            pipeline_result.record(
+                store_findings(session, [to_draft(hit) for hit in result.hits], actor=ACTOR)
+            )
             report.model_trained |= engine.store_model(session) is not None
             report.events += len(events)
             report.signins += result.signins

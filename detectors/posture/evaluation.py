@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from core.paths import get_path
+from core.snapshots import SnapshotObject
 from detectors.posture.checks import PostureCheck, Scope, load_checks
 from detectors.posture.errors import CheckError
 
@@ -24,15 +26,6 @@ class CheckStatus(StrEnum):
     FAIL = "fail"
     ERROR = "error"
     NOT_APPLICABLE = "not_applicable"
-
-
-@dataclass(frozen=True)
-class SnapshotObject:
-    """One configuration object as a check sees it."""
-
-    object_id: str
-    data: Mapping[str, Any]
-    snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,8 +138,6 @@ def run_tests_of(check: PostureCheck) -> list[CheckTestResult]:
 
 
 def _describe_values(path: str, snapshots: Mapping[str, list[dict[str, Any]]]) -> Any:
-    from detectors.posture.expression import get_path
-
     values = [get_path(data, path) for items in snapshots.values() for data in items]
     return values[0] if len(values) == 1 else values[:5]
 

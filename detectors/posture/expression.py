@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from core.clock import parse_time, utcnow
+from core.paths import get_path, lookup
 from detectors.posture.errors import ExpressionError
 
 MAX_EXPRESSION_CHARS = 4000
@@ -33,33 +34,6 @@ Scope = Mapping[str, Any]
 Compiled = Callable[[Scope], Any]
 
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
-
-
-def lookup(value: Any, key: str | int) -> Any:
-    """`value[key]` for data: dict keys case-insensitively, list indexes; anything else is None."""
-    if not isinstance(key, str | int) or isinstance(key, bool):
-        return None
-    if isinstance(value, Mapping):
-        if key in value:
-            return value[key]
-        if isinstance(key, str):
-            lowered = key.lower()
-            for name, item in value.items():
-                if isinstance(name, str) and name.lower() == lowered:
-                    return item
-        return None
-    if isinstance(value, list | tuple) and isinstance(key, int) and -len(value) <= key < len(value):
-        return value[key]
-    return None
-
-
-def get_path(value: Any, path: str) -> Any:
-    """Follow a dotted path (``conditions.users.includeUsers``) through nested data."""
-    for part in path.split("."):
-        if value is None:
-            return None
-        value = lookup(value, int(part) if part.lstrip("-").isdigit() else part)
-    return value
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -22,8 +22,11 @@ from sqlmodel import Session, col, select
 from core.audit import record
 from core.clock import utcnow
 from core.db import Database
+from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models import ConfigSnapshot, FindingKind, PostureResult, PostureScore
+from core.paths import get_path
 from core.settings import Settings
+from core.snapshots import current_objects
 from detectors.cursor import GapCursor
 from detectors.posture.attribution import attribute_change
 from detectors.posture.checks import PostureCheck, Scope, load_checks
@@ -34,12 +37,11 @@ from detectors.posture.evaluation import (
     evaluate_check,
     object_passes,
 )
-from detectors.posture.expression import get_path
-from detectors.posture.findings import FindingDraft, resolve_findings, upsert_finding
 
 DRIFT_CURSOR = "posture.drift"
 DRIFT_READER = GapCursor(DRIFT_CURSOR, ConfigSnapshot)
 OVERALL = "overall"
+ACTOR = "system:posture"
 MAX_DIFFS = 20
 _PERSON_FIELDS = ("userPrincipalName", "primaryEmail", "mail", "profile.email", "mailbox", "userKey", "email")
 
@@ -65,37 +67,6 @@ class PostureReport:
     drift_findings: int
     resolved: int
     errors: tuple[str, ...] = field(default_factory=tuple)
-
-
-# ---------------------------------------------------------------- reading snapshots
-
-
-def latest_snapshots(
-    session: Session, object_types: Iterable[str]
-) -> dict[tuple[int | None, str], dict[str, list[SnapshotObject]]]:
-    """Newest non-deleted snapshot per object, grouped by (connection, provider) then object type."""
-    types = sorted(set(object_types))
-    newest = (
-        select(func.max(ConfigSnapshot.id))
-        .where(col(ConfigSnapshot.object_type).in_(types))
-        .group_by(ConfigSnapshot.connection_id, ConfigSnapshot.object_type, ConfigSnapshot.object_id)
-    )
-    rows = session.exec(
-        select(
-            ConfigSnapshot.id,
-            ConfigSnapshot.connection_id,
-            ConfigSnapshot.provider,
-            ConfigSnapshot.object_type,
-            ConfigSnapshot.object_id,
-            ConfigSnapshot.data,
-        ).where(col(ConfigSnapshot.id).in_(newest), ConfigSnapshot.deleted == False)  # noqa: E712
-    ).all()
-    grouped: dict[tuple[int | None, str], dict[str, list[SnapshotObject]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for snapshot_id, connection_id, provider, object_type, object_id, data in rows:
-        grouped[(connection_id, provider)][object_type].append(SnapshotObject(object_id, data, snapshot_id))
-    return grouped
 
 
 # ---------------------------------------------------------------- scoring
@@ -475,7 +446,7 @@ def evaluate(
     errors: list[str] = []
     posture_count = drift_count = resolved = results = failing = 0
     with db.session() as session:
-        grouped = latest_snapshots(session, {t for c in checks for t in c.object_types})
+        grouped = current_objects(session, {t for c in checks for t in c.object_types})
         drafts: list[FindingDraft] = detect_snapshot_drift(session, checks)
         passing_keys: list[str] = []
         for (connection_id, provider), objects in sorted(
@@ -526,13 +497,13 @@ def evaluate(
                 scores.append(ScoreLine(connection_id, provider, category, score, passed, failed))
         for draft in drafts:
             is_posture = draft.kind == FindingKind.POSTURE
-            upsert_finding(session, draft, dedup_period=None, count_repeats=not is_posture)
+            store_finding(session, draft, actor=ACTOR, dedup_period=None, count_repeats=not is_posture)
             posture_count += is_posture
             drift_count += not is_posture
-        resolved = resolve_findings(session, passing_keys, reason="the check passes again")
+        resolved = resolve_findings(session, passing_keys, reason="the check passes again", actor=ACTOR)
         record(
             session,
-            actor="system:posture",
+            actor=ACTOR,
             action="posture.evaluate",
             object_type="posture_run",
             object_id=run_id,

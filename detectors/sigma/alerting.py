@@ -17,40 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.findings import MAX_EVIDENCE, FindingDraft
 from detectors.sigma.compiler import FieldPath
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule
 from detectors.sigma.events import EventView, stringform
 from detectors.sigma.logsource import profile
 
-MAX_EVIDENCE = 200
 MAX_ENTITY_VALUES = 25
 MAX_DISTINCT = 10_000
 MAX_DEDUP_KEY = 500
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.@-]+)\}")
-
-
-@dataclass(frozen=True)
-class FindingDraft:
-    """A finding as the engine concluded it; the pipeline turns it into a `Finding` row (upsert on
-    `dedup_key` + `window_start`, so an alert that grows is updated, never duplicated)."""
-
-    rule_id: str
-    kind: str
-    severity: str
-    confidence: float
-    title: str
-    description: str
-    provider: str | None
-    entities: dict[str, list[str]]
-    evidence_event_ids: tuple[int | str, ...]
-    first_seen: datetime
-    last_seen: datetime
-    count: int
-    dedup_key: str
-    window_start: float
-    mitre: tuple[str, ...]
-    context: dict[str, Any]
-    runbook: str
 
 
 @dataclass(slots=True)

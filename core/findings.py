@@ -1,0 +1,234 @@
+"""The one finding store: every detector (Sigma rules, correlations, anomaly, posture, drift,
+identity) hands a `FindingDraft` to :func:`store_finding`, which inserts it or merges it into the
+finding it continues, and writes the audit record in the caller's transaction.
+
+One dedup rule (:func:`continued_finding`): a draft continues the newest finding with the same
+rule and dedup key when
+- the draft belongs to an alert window (`window_start`, Sigma and anomaly alerts): the finding of
+  that same window, whatever its status (an alert that grows after triage is still that alert);
+- otherwise (posture, drift, identity): an open one last seen within `dedup_period` (None: any
+  time), so a setting that stays wrong is one finding until it is resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlmodel import Session, col, select
+
+from core.audit import record as audit_record
+from core.clock import as_utc, utcnow
+from core.models import Finding, FindingStatus, Severity
+
+# Stored evidence per finding (event ids); detectors may keep fewer, never more.
+MAX_EVIDENCE = 200
+MAX_TITLE = 500
+MAX_DEDUP_KEY = 500
+DEFAULT_DEDUP_PERIOD = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class FindingDraft:
+    """A finding as a detector concluded it, before it is stored.
+
+    `count` is the occurrences this draft stands for: for a windowed alert the total so far in
+    its window, otherwise one more observation. Evidence ids that are not stored event ids (an
+    exploded record's ``"12#3"``) are not kept.
+    """
+
+    rule_id: str
+    kind: str
+    severity: str
+    title: str
+    description: str
+    dedup_key: str
+    first_seen: datetime
+    last_seen: datetime
+    provider: str | None = None
+    confidence: float = 1.0
+    entities: dict[str, list[str]] = field(default_factory=dict)
+    evidence_event_ids: tuple[int | str, ...] = ()
+    count: int = 1
+    window_start: float | None = None
+    mitre: tuple[str, ...] = ()
+    context: dict[str, Any] = field(default_factory=dict)
+    runbook: str = ""
+
+
+class StoredFinding(NamedTuple):
+    finding: Finding
+    created: bool
+
+
+def continued_finding(
+    session: Session, draft: FindingDraft, *, dedup_period: timedelta | None = DEFAULT_DEDUP_PERIOD
+) -> Finding | None:
+    """The stored finding `draft` continues, if any (the module docstring has the rule)."""
+    query = select(Finding).where(
+        Finding.dedup_key == draft.dedup_key[:MAX_DEDUP_KEY], Finding.rule_id == draft.rule_id
+    )
+    if draft.window_start is not None:
+        existing = session.exec(query.order_by(col(Finding.first_seen).desc()).limit(1)).first()
+        if existing is not None and (existing.context or {}).get("window_start") == draft.window_start:
+            return existing
+        return None
+    query = query.where(Finding.status == FindingStatus.OPEN)
+    if dedup_period is not None:
+        query = query.where(col(Finding.last_seen) >= draft.first_seen - dedup_period)
+    return session.exec(query.order_by(col(Finding.last_seen).desc()).limit(1)).first()
+
+
+def store_finding(
+    session: Session,
+    draft: FindingDraft,
+    *,
+    actor: str,
+    dedup_period: timedelta | None = DEFAULT_DEDUP_PERIOD,
+    count_repeats: bool = True,
+) -> StoredFinding:
+    """Insert `draft` or merge it into the finding it continues; audit either in this transaction.
+
+    `count_repeats=False` keeps `count` for unwindowed findings that are re-asserted on every
+    evaluation (a failing posture check, a high-risk person) rather than seen again.
+    """
+    existing = continued_finding(session, draft, dedup_period=dedup_period)
+    if existing is None:
+        return StoredFinding(_create(session, draft, actor), True)
+    _merge(session, existing, draft, actor, count_repeats)
+    return StoredFinding(existing, False)
+
+
+def store_findings(session: Session, drafts: Iterable[FindingDraft], *, actor: str) -> list[StoredFinding]:
+    return [store_finding(session, draft, actor=actor) for draft in drafts]
+
+
+def _event_ids(ids: Iterable[int | str]) -> list[int]:
+    return [e for e in ids if isinstance(e, int) and not isinstance(e, bool)]
+
+
+def _create(session: Session, draft: FindingDraft, actor: str) -> Finding:
+    context = dict(draft.context)
+    if draft.window_start is not None:
+        context["window_start"] = draft.window_start
+    finding = Finding(
+        rule_id=draft.rule_id,
+        kind=draft.kind,
+        severity=draft.severity,
+        confidence=draft.confidence,
+        title=draft.title[:MAX_TITLE],
+        description=draft.description,
+        provider=draft.provider,
+        status=FindingStatus.OPEN,
+        entities={kind: list(values) for kind, values in draft.entities.items()},
+        evidence_event_ids=_event_ids(draft.evidence_event_ids)[:MAX_EVIDENCE],
+        first_seen=draft.first_seen,
+        last_seen=draft.last_seen,
+        count=max(1, draft.count),
+        dedup_key=draft.dedup_key[:MAX_DEDUP_KEY],
+        mitre=list(draft.mitre),
+        context=context,
+        runbook=draft.runbook,
+    )
+    session.add(finding)
+    session.flush()
+    assert finding.id is not None
+    audit_record(
+        session,
+        actor=actor,
+        action="finding.create",
+        object_type="finding",
+        object_id=finding.id,
+        details={"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind},
+    )
+    return finding
+
+
+def _merge_entities(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged = {kind: list(values) for kind, values in (old or {}).items()}
+    for kind, values in new.items():
+        bucket = merged.setdefault(kind, [])
+        bucket.extend(value for value in values if value not in bucket)
+    return merged
+
+
+def _rank(severity: str) -> int:
+    try:
+        return Severity(severity).rank
+    except ValueError:
+        return -1
+
+
+def _merge(session: Session, existing: Finding, draft: FindingDraft, actor: str, count_repeats: bool) -> None:
+    before = (existing.severity, existing.count, existing.title, len(existing.evidence_event_ids or []))
+    evidence = list(existing.evidence_event_ids or [])
+    evidence.extend(e for e in _event_ids(draft.evidence_event_ids) if e not in evidence)
+    existing.evidence_event_ids = evidence[:MAX_EVIDENCE]
+    newer = as_utc(draft.last_seen) >= as_utc(existing.last_seen)
+    if newer:  # the newer draft describes the finding as it is now ("1,200 files", not "400")
+        existing.title = draft.title[:MAX_TITLE]
+        existing.description = draft.description
+    if draft.window_start is not None:
+        # inside one alert window severity only rises; the window's count is the draft's total
+        if _rank(draft.severity) > _rank(existing.severity):
+            existing.severity = draft.severity
+        existing.count = max(existing.count, draft.count)
+    else:
+        if newer:
+            existing.severity = draft.severity
+        if count_repeats:
+            existing.count += max(1, draft.count)
+    existing.confidence = max(existing.confidence, draft.confidence)
+    existing.first_seen = min(as_utc(existing.first_seen), as_utc(draft.first_seen))
+    existing.last_seen = max(as_utc(existing.last_seen), as_utc(draft.last_seen))
+    existing.entities = _merge_entities(existing.entities, draft.entities)
+    existing.context = {**(existing.context or {}), **draft.context}
+    existing.updated_at = utcnow()
+    session.add(existing)
+    after = (existing.severity, existing.count, existing.title, len(existing.evidence_event_ids))
+    if after != before:  # a re-observation that only moves last_seen is not a change worth a record
+        assert existing.id is not None
+        audit_record(
+            session,
+            actor=actor,
+            action="finding.update",
+            object_type="finding",
+            object_id=existing.id,
+            details={
+                "rule_id": existing.rule_id,
+                "severity": existing.severity,
+                "count": existing.count,
+                "evidence": len(existing.evidence_event_ids),
+            },
+        )
+
+
+def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str, actor: str) -> int:
+    """Mark open findings with these keys resolved (e.g. the setting is back to its expected value)."""
+    keys = list(dedup_keys)
+    resolved = 0
+    for start in range(0, len(keys), 500):
+        rows = session.exec(
+            select(Finding).where(
+                col(Finding.dedup_key).in_(keys[start : start + 500]), Finding.status == FindingStatus.OPEN
+            )
+        ).all()
+        for finding in rows:
+            now = utcnow()
+            finding.status = FindingStatus.RESOLVED
+            finding.context = {**finding.context, "resolved_reason": reason, "resolved_at": now.isoformat()}
+            finding.updated_at = now
+            session.add(finding)
+            assert finding.id is not None
+            audit_record(
+                session,
+                actor=actor,
+                action="finding.resolve",
+                object_type="finding",
+                object_id=finding.id,
+                details={"rule_id": finding.rule_id, "reason": reason},
+            )
+            resolved += 1
+    return resolved
