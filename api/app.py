@@ -24,6 +24,7 @@ from api.identities.router import router as identities_router
 from api.incidents.router import router as incidents_router
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
+from api.oncall.router import router as oncall_router
 from api.openapi import build_openapi
 from api.posture.router import router as posture_router
 from api.principals.router import router as principals_router
@@ -48,6 +49,7 @@ ROUTERS = (
     reporting_router,
     audit_router,
     principals_router,
+    oncall_router,
 )
 
 

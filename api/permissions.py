@@ -34,6 +34,9 @@ class Permission(StrEnum):
     METRICS_READ = "metrics:read"
     AUDIT_EXPORT = "audit:export"
     PRINCIPALS_ADMIN = "principals:admin"
+    ONCALL_READ = "oncall:read"
+    ONCALL_WRITE = "oncall:write"
+    ONCALL_ACK = "oncall:ack"
 
 
 _READ = frozenset(
@@ -46,6 +49,7 @@ _READ = frozenset(
         Permission.POSTURE_READ,
         Permission.IDENTITIES_READ,
         Permission.METRICS_READ,
+        Permission.ONCALL_READ,
     }
 )
 _VIEWER = _READ
@@ -56,6 +60,7 @@ _ANALYST = _VIEWER | {
     Permission.ACTIONS_EXECUTE,
     Permission.RULES_TEST,
     Permission.SUPPRESSIONS_WRITE,
+    Permission.ONCALL_ACK,
 }
 _APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK}
 _AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT}

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 import collectors.errors
 import detectors.suppressions
+import oncall.errors
 import remediation.errors
 import timeline.errors
 from api.errors import problem_response
@@ -37,6 +38,9 @@ _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (remediation.errors.ConnectionUnavailable, 409, "connection-unavailable", "No usable connection"),
     (remediation.errors.ProviderCallFailed, 502, "provider-error", "The SaaS provider call failed"),
     (remediation.errors.RemediationError, 422, "invalid-input", "Invalid input"),
+    (oncall.errors.OncallNotFound, 404, "not-found", "Not found"),
+    (oncall.errors.OncallInputError, 422, "invalid-input", "Invalid input"),
+    (oncall.errors.OncallError, 422, "invalid-input", "Invalid input"),
 ]
 
 

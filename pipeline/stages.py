@@ -7,7 +7,7 @@ and duplicates nothing. A stage with nothing to do returns quickly.
 
 `STAGES` is the cycle, in order. Adding a stage is one line::
 
-    STAGES.insert(STAGES.index(NOTIFY) + 1, Stage("escalations", escalate_due_stage))
+    STAGES.insert(STAGES.index(NOTIFY) + 1, Stage("escalations", escalations_stage))
 """
 
 from __future__ import annotations
@@ -190,6 +190,22 @@ def notify_stage(db: Database, settings: Settings, actor: str, ctx: StageContext
     return result
 
 
+def escalations_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+    """On-call: start escalations for new P1/P2 incidents, fire the steps whose delay has passed,
+    send due pages (all from database state; a step comes due at most one sweep late)."""
+    from oncall import run_due
+
+    result = StageResult("escalations")
+    report = run_due(db, settings, now=ctx.now)
+    result.add("escalations", report.started)
+    result.add("steps", len(report.sweep.fired))
+    result.add("pages", len(report.outbox.sent))
+    result.add("pages_failed", len(report.outbox.failed))
+    result.errors.extend(f"page {page}: {why}" for page, why in report.outbox.failed.items())
+    result.skipped = not (report.started or report.sweep.fired or report.outbox.sent or report.outbox.failed)
+    return result
+
+
 def remediation_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
     """Execute the steps that are approved and not yet executed; never an unapproved one (the
     executor checks the approvals again on each step, in plan order, dependencies first)."""
@@ -233,11 +249,12 @@ POSTURE = Stage("posture", posture_stage)
 IDENTITY = Stage("identity", identity_stage)
 INCIDENTS = Stage("incidents", incidents_stage)
 NOTIFY = Stage("notify", notify_stage)
+ESCALATIONS = Stage("escalations", escalations_stage)
 REMEDIATION = Stage("remediation", remediation_stage)
 
 # The cycle, in order. Jobs run a slice of it: collection jobs the first stage, detection jobs
 # the second, the analysis job everything after detection.
-STAGES: list[Stage] = [COLLECT, DETECT, POSTURE, IDENTITY, INCIDENTS, NOTIFY, REMEDIATION]
+STAGES: list[Stage] = [COLLECT, DETECT, POSTURE, IDENTITY, INCIDENTS, NOTIFY, ESCALATIONS, REMEDIATION]
 
 
 def stage_names() -> list[str]:

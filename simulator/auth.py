@@ -101,6 +101,8 @@ class Credentials:
     slack_admin_token: str
     slack_audit_token: str
     slack_user_token: str
+    twilio_account_sid: str
+    twilio_auth_token: str
     ca_file: Path = field(init=False)
     server_cert_file: Path = field(init=False)
     server_key_file: Path = field(init=False)
@@ -203,6 +205,8 @@ def make_credentials(ids: Ids, directory: Path, tenant_id: str, domain: str) -> 
         slack_admin_token=f"xoxp-{team}-{ids.number('admin') % 10**13}-{ids.number('admin2') % 10**13}-{ids.hex('admin-token', length=32)}",
         slack_audit_token=f"xoxp-{team}-{ids.number('audit') % 10**13}-{ids.number('audit2') % 10**13}-{ids.hex('audit-token', length=32)}",
         slack_user_token=f"xoxp-{team}-{ids.number('user') % 10**13}-{ids.number('user2') % 10**13}-{ids.hex('user-token', length=32)}",
+        twilio_account_sid="AC" + ids.hex("twilio-account", length=32),
+        twilio_auth_token=ids.hex("twilio-auth-token", length=32),
     )
 
 

@@ -162,6 +162,9 @@ class Simulator:
             "slack.audit_token": creds.slack_audit_token,
             "slack.team_id": tenant.slack_team_id,
             "slack.enterprise_id": tenant.slack_enterprise_id,
+            "twilio.base_url": base,
+            "twilio.account_sid": creds.twilio_account_sid,
+            "twilio.auth_token": creds.twilio_auth_token,
         }
 
     # ---------------------------------------------------------------- clock and faults

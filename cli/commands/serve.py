@@ -1,6 +1,6 @@
 """`tenantguard serve`: the HTTP API (uvicorn), the collectors' schedule and the analysis cycle
-(detect -> posture -> identity -> incidents -> notify -> approved steps, `pipeline`) in one
-process, after applying migrations."""
+(detect -> posture -> identity -> incidents -> notify -> on-call escalations -> approved steps,
+`pipeline`) in one process, after applying migrations."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from core.models.event import ConfigSnapshot, Event, QuarantinedRecord
 from core.models.finding import Finding, Suppression
 from core.models.identity import Account, Person
 from core.models.incident import Incident, Message, TimelineEntry
+from core.models.oncall import Escalation, OncallDefinition, Page
 from core.models.posture import PostureResult, PostureScore
 from core.models.principal import ApiPrincipal
 from core.models.remediation import Approval, RemediationAction
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigSnapshot",
     "Connection",
     "Decision",
+    "Escalation",
     "Event",
     "Finding",
     "FindingKind",
@@ -43,6 +45,8 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "Message",
+    "OncallDefinition",
+    "Page",
     "Person",
     "PersonBaseline",
     "PostureResult",

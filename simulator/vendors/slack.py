@@ -350,10 +350,13 @@ class SlackApi:
         )
 
     def post_message(self, request: Request) -> Response:
-        channel = self._channel(request)
         text = request.arg("text") or ""
         if not text and not request.form.get("blocks"):
             return fail("no_text")
+        recipient = self.tenant.person(request.arg("channel") or "")
+        if recipient is not None and recipient.slack_id == request.arg("channel"):
+            return self.direct_message(request, recipient, text)
+        channel = self._channel(request)
         now = self.sim.now()
         conversations = self.world.conversations
         with self.state.lock:
@@ -368,6 +371,14 @@ class SlackApi:
         body["bot_id"] = self.tenant.ids.slack_id("B", "bot")
         self.change(request, "post_message", {"channel": channel.id, "ts": body["ts"], "text": text})
         return ok(channel=channel.id, ts=body["ts"], message=body)
+
+    def direct_message(self, request: Request, recipient: Person, text: str) -> Response:
+        """A bot posting to a user id writes to its direct-message channel with that user (``D...``)."""
+        dm = self.tenant.ids.slack_id("D", "dm", recipient.slack_id)
+        with self.state.lock:
+            ts = slack_ts_text(self.sim.now())
+        self.change(request, "post_message", {"channel": dm, "user": recipient.slack_id, "ts": ts, "text": text})
+        return ok(channel=dm, ts=ts, message={"type": "message", "text": text, "ts": ts})
 
     def team_object(self) -> dict[str, Any]:
         tenant = self.tenant

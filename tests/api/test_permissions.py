@@ -27,6 +27,8 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/redoc",
     "/integrations/slack/interactions",
+    # The token in the path authenticates the responder a page was sent to.
+    "/oncall/ack/{token}",
 }
 
 

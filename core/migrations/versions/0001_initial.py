@@ -206,6 +206,21 @@ def upgrade() -> None:
     op.create_index("ix_incident_status_priority", "incident", ["status", "priority"], unique=False)
     op.create_index("ix_incident_type_created", "incident", ["incident_type", "created_at"], unique=False)
     op.create_table(
+        "oncalldefinition",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column(
+            "spec", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("updated_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "name"),
+    )
+    op.create_index(op.f("ix_oncalldefinition_kind"), "oncalldefinition", ["kind"], unique=False)
+    op.create_table(
         "person",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("primary_email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
@@ -411,6 +426,34 @@ def upgrade() -> None:
         ["connection_id", "object_type", "object_id", "collected_at"],
         unique=False,
     )
+    op.create_table(
+        "escalation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("policy", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column(
+            "snapshot",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("loop", sa.Integer(), nullable=False),
+        sa.Column("next_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("acknowledged_via", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incident.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("incident_id"),
+    )
+    op.create_index(op.f("ix_escalation_next_at"), "escalation", ["next_at"], unique=False)
+    op.create_index(op.f("ix_escalation_status"), "escalation", ["status"], unique=False)
     op.create_table(
         "event",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -738,9 +781,45 @@ def upgrade() -> None:
         sa.UniqueConstraint("request_ref"),
     )
     op.create_index(op.f("ix_approval_action_id"), "approval", ["action_id"], unique=False)
+    op.create_table(
+        "page",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("escalation_id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("loop", sa.Integer(), nullable=False),
+        sa.Column("responder", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("medium", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("provider_ref", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("ack_token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["escalation_id"],
+            ["escalation.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("ack_token_hash"),
+        sa.UniqueConstraint("idempotency_key"),
+    )
+    op.create_index(op.f("ix_page_escalation_id"), "page", ["escalation_id"], unique=False)
+    op.create_index(op.f("ix_page_incident_id"), "page", ["incident_id"], unique=False)
+    op.create_index(op.f("ix_page_next_attempt_at"), "page", ["next_attempt_at"], unique=False)
+    op.create_index(op.f("ix_page_status"), "page", ["status"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_page_status"), table_name="page")
+    op.drop_index(op.f("ix_page_next_attempt_at"), table_name="page")
+    op.drop_index(op.f("ix_page_incident_id"), table_name="page")
+    op.drop_index(op.f("ix_page_escalation_id"), table_name="page")
+    op.drop_table("page")
     op.drop_index(op.f("ix_approval_action_id"), table_name="approval")
     op.drop_table("approval")
     op.drop_index("ix_timeline_incident_kind", table_name="timelineentry")
@@ -786,6 +865,9 @@ def downgrade() -> None:
     op.drop_index("ix_event_actor_time", table_name="event")
     op.drop_index(op.f("ix_event_action"), table_name="event")
     op.drop_table("event")
+    op.drop_index(op.f("ix_escalation_status"), table_name="escalation")
+    op.drop_index(op.f("ix_escalation_next_at"), table_name="escalation")
+    op.drop_table("escalation")
     op.drop_index("ix_snapshot_object_time", table_name="configsnapshot")
     op.drop_index(op.f("ix_configsnapshot_object_type"), table_name="configsnapshot")
     op.drop_table("configsnapshot")
@@ -802,6 +884,8 @@ def downgrade() -> None:
     op.drop_table("personbaseline")
     op.drop_index(op.f("ix_person_primary_email"), table_name="person")
     op.drop_table("person")
+    op.drop_index(op.f("ix_oncalldefinition_kind"), table_name="oncalldefinition")
+    op.drop_table("oncalldefinition")
     op.drop_index("ix_incident_type_created", table_name="incident")
     op.drop_index("ix_incident_status_priority", table_name="incident")
     op.drop_index("ix_incident_priority_id", table_name="incident")

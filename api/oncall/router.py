@@ -1,0 +1,180 @@
+"""HTTP routes for on-call: configuration (as one document), who is on call, escalations, acknowledgements."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.context import RequestContext, require, state_of
+from api.pagination import MAX_ID
+from api.permissions import Permission
+from core.clock import as_utc, utcnow
+from core.models.oncall import Escalation
+from oncall import acknowledge, acknowledge_by_token
+from oncall.errors import OncallInputError
+from oncall.files import validate
+from oncall.ical import export_ical
+from oncall.schedules import coverage, next_shift, on_call_at
+from oncall.service import escalation_view, pages_of, responder_load
+from oncall.spec import OncallDocument
+from oncall.store import apply_document, get_schedule, load_document
+
+router = APIRouter(prefix="/oncall", tags=["oncall"])
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
+AckToken = Annotated[str, Path(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+MAX_SPAN = timedelta(days=366)
+
+
+class ApplyOut(BaseModel):
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: int
+
+
+class AckIn(BaseModel):
+    via: str = "api"
+
+
+def _span(start: datetime | None, end: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
+    lo = as_utc(start) if start else utcnow()
+    hi = as_utc(end) if end else lo + default
+    if hi <= lo or hi - lo > MAX_SPAN:
+        raise OncallInputError("end must be after start and at most 366 days later")
+    return lo, hi
+
+
+@router.get("/config", summary="The whole on-call configuration, as one document")
+def get_config(ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)]) -> dict[str, Any]:
+    with ctx.db.session(readonly=True) as session:
+        return load_document(session).model_dump(mode="json")
+
+
+@router.put("/config", response_model=ApplyOut, summary="Replace the on-call configuration (audited)")
+def put_config(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_WRITE)],
+    document: Annotated[
+        dict[str, Any],
+        Body(description="An on-call document: responders, schedules, policies, routes, channels."),
+    ],
+) -> ApplyOut:
+    parsed: OncallDocument = validate(document, where="request body")
+    with ctx.db.session() as session:
+        result = apply_document(session, parsed, actor=ctx.caller.actor)
+    return ApplyOut(**vars(result))
+
+
+@router.get("/schedules/{name}/now", summary="Who is on call now, and who is next")
+def schedule_now(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    name: ScheduleName,
+    at: Annotated[datetime | None, Query(description="Another moment than now (ISO 8601).")] = None,
+) -> dict[str, Any]:
+    moment = as_utc(at) if at else utcnow()
+    with ctx.db.session(readonly=True) as session:
+        schedule = get_schedule(session, name)
+    upcoming = next_shift(schedule, moment)
+    return {
+        "schedule": name,
+        "at": moment,
+        "on_call": on_call_at(schedule, moment),
+        "next": {"user": upcoming.user, "start": upcoming.start, "end": upcoming.end} if upcoming else None,
+    }
+
+
+@router.get("/schedules/{name}/coverage", summary="Shifts, gaps and double coverage over a period")
+def schedule_coverage(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    name: ScheduleName,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    lo, hi = _span(start, end, timedelta(days=14))
+    with ctx.db.session(readonly=True) as session:
+        schedule = get_schedule(session, name)
+    found = coverage(schedule, lo, hi)
+
+    def rows(shifts: Any) -> list[dict[str, Any]]:
+        return [{"start": s.start, "end": s.end, "user": s.user} for s in shifts]
+
+    return {
+        "schedule": name,
+        "shifts": rows(found.shifts),
+        "gaps": rows(found.gaps),
+        "double": rows(found.double),
+    }
+
+
+@router.get("/schedules/{name}/ical", summary="The schedule as an iCalendar feed", response_class=Response)
+def schedule_ical(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    name: ScheduleName,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Response:
+    lo, hi = _span(start, end, timedelta(days=90))
+    with ctx.db.session(readonly=True) as session:
+        schedule = get_schedule(session, name)
+    return Response(export_ical(schedule, lo, hi), media_type="text/calendar")
+
+
+@router.get("/load", summary="Load per responder: hours on call, pages, night pages, MTTA")
+def load(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[dict[str, Any]]:
+    hi = as_utc(end) if end else utcnow()
+    lo, hi = _span(start or hi - timedelta(days=30), hi, timedelta(days=30))
+    with ctx.db.session(readonly=True) as session:
+        return responder_load(session, lo, hi)
+
+
+@router.get("/escalations", summary="Escalations, newest first")
+def list_escalations(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    with ctx.db.session(readonly=True) as session:
+        rows = session.exec(select(Escalation).order_by(col(Escalation.id).desc()).limit(limit)).all()
+        return [escalation_view(row) for row in rows]
+
+
+@router.get("/incidents/{incident_id}/pages", summary="Who was paged about an incident, and how")
+def incident_pages(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)], incident_id: IncidentId
+) -> list[dict[str, Any]]:
+    with ctx.db.session(readonly=True) as session:
+        return pages_of(session, incident_id)
+
+
+@router.post("/incidents/{incident_id}/acknowledge", summary="Acknowledge: stop the incident's escalation")
+def acknowledge_incident(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_ACK)], incident_id: IncidentId
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        escalation = acknowledge(session, incident_id=incident_id, actor=ctx.caller.actor, via="api")
+        return escalation_view(escalation)
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, summary="The page behind an e-mail/SMS ack link")
+def ack_form(token: AckToken) -> HTMLResponse:
+    # A GET changes nothing (mail scanners follow links); the button POSTs the token back.
+    return HTMLResponse(
+        "<!doctype html><title>Acknowledge page</title>"
+        f'<form method="post" action="/oncall/ack/{token}"><button>Acknowledge</button></form>'
+    )
+
+
+@router.post("/ack/{token}", summary="Acknowledge with the token a page carried (it names the responder)")
+def ack_with_token(request: Request, token: AckToken) -> dict[str, Any]:
+    state = state_of(request)
+    with state.db.session() as session:
+        escalation = acknowledge_by_token(session, token, via="link")
+        return escalation_view(escalation)

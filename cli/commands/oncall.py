@@ -1,0 +1,162 @@
+"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load`: schedules as code, escalations, paging."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import console, database, settings
+from core.clock import parse_time, utcnow
+
+app = typer.Typer(help="On-call: schedules, escalation policies, pages.", no_args_is_help=True)
+
+
+def _actor() -> str:
+    try:
+        return f"system:cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "system:cli"
+
+
+def _moment(text: str | None) -> datetime:
+    return parse_time(text) if text else utcnow()
+
+
+@app.command("apply")
+def apply(
+    file: Annotated[Path, typer.Argument(help="On-call YAML or TOML file (responders, schedules, ...).")],
+) -> None:
+    """Make the stored on-call configuration exactly FILE (every change audited)."""
+    from oncall.files import load_file
+    from oncall.store import apply_document
+
+    document = load_file(file)
+    with database().session() as session:
+        result = apply_document(session, document, actor=_actor())
+    console.print(
+        f"created {len(result.created)}, updated {len(result.updated)}, deleted {len(result.deleted)}, "
+        f"unchanged {result.unchanged}"
+    )
+    for label in result.created + result.updated + result.deleted:
+        console.print(f"  {label}")
+
+
+@app.command("show")
+def show() -> None:
+    """Print the stored configuration as JSON."""
+    from oncall.store import load_document
+
+    with database().session(readonly=True) as session:
+        console.print_json(json.dumps(load_document(session).model_dump(mode="json")))
+
+
+@app.command("now")
+def now(
+    schedule: Annotated[str, typer.Argument(help="Schedule name.")],
+    at: Annotated[str | None, typer.Option(help="Another moment than now (ISO 8601).")] = None,
+) -> None:
+    """Who is on call (and who is next) on SCHEDULE."""
+    from oncall.schedules import next_shift, on_call_at
+    from oncall.store import get_schedule
+
+    moment = _moment(at)
+    with database().session(readonly=True) as session:
+        spec = get_schedule(session, schedule)
+    upcoming = next_shift(spec, moment)
+    console.print(
+        f"{schedule}: {on_call_at(spec, moment) or 'nobody (gap)'} on call at {moment:%Y-%m-%d %H:%M} UTC"
+    )
+    if upcoming is not None:
+        console.print(f"next: {upcoming.user or 'nobody (gap)'} from {upcoming.start:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("ical")
+def ical(
+    schedule: Annotated[str, typer.Argument(help="Schedule name.")],
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days from now.")] = 90,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")] = None,
+) -> None:
+    """Export SCHEDULE's shifts as an iCalendar feed."""
+    from oncall.ical import export_ical
+    from oncall.store import get_schedule
+
+    with database().session(readonly=True) as session:
+        spec = get_schedule(session, schedule)
+    start = utcnow()
+    data = export_ical(spec, start, start + timedelta(days=days))
+    if output is None:
+        typer.echo(data.decode())
+    else:
+        output.write_bytes(data)
+
+
+@app.command("pages")
+def pages(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+    """Who was paged about INCIDENT, how, and what became of each page."""
+    from oncall.service import pages_of
+
+    with database().session(readonly=True) as session:
+        rows = pages_of(session, incident)
+    table = Table("step", "loop", "who", "medium", "status", "attempts", "error")
+    for row in rows:
+        table.add_row(
+            str(row["step"]),
+            str(row["loop"]),
+            row["responder"] or row["address"],
+            row["medium"],
+            row["status"],
+            str(row["attempts"]),
+            row["error"] or "",
+        )
+    console.print(table)
+
+
+@app.command("ack")
+def ack(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+    """Acknowledge INCIDENT: its escalation stops."""
+    from oncall import acknowledge
+
+    with database().session() as session:
+        escalation = acknowledge(session, incident_id=incident, actor=_actor(), via="cli")
+    console.print(
+        f"incident {incident}: escalation {escalation.id} acknowledged by {escalation.acknowledged_by}"
+    )
+
+
+@app.command("tick")
+def tick() -> None:
+    """Start, fire and deliver whatever is due now (what `serve` does on its timer)."""
+    from oncall import run_due
+
+    report = run_due(database(), settings())
+    console.print(
+        f"started {report.started}, steps fired {len(report.sweep.fired)}, pages sent {len(report.outbox.sent)}, "
+        f"failed {len(report.outbox.failed)}, dead {len(report.outbox.dead)}"
+    )
+
+
+@app.command("load")
+def load(days: Annotated[int, typer.Option(min=1, max=366, help="Look back this many days.")] = 30) -> None:
+    """Load per responder: hours on call, pages, night pages, MTTA."""
+    from oncall.service import responder_load
+
+    end = utcnow()
+    with database().session(readonly=True) as session:
+        rows = responder_load(session, end - timedelta(days=days), end)
+    table = Table("responder", "hours on call", "pages", "night pages", "acknowledged", "MTTA (s)")
+    for row in rows:
+        table.add_row(
+            row["responder"],
+            f"{row['hours_on_call']:.1f}",
+            str(row["pages"]),
+            str(row["night_pages"]),
+            str(row["acknowledged"]),
+            "" if row["mtta_seconds"] is None else f"{row['mtta_seconds']:.0f}",
+        )
+    console.print(table)

@@ -1,0 +1,232 @@
+"""Senders, one per medium, each with the official client: slack_sdk, smtplib, twilio, requests.
+
+A sender gets the page, the message and the channel settings, and returns the provider's id for
+what it sent, or raises :class:`DeliveryError` saying why (the outbox retries). Secrets are
+resolved from their references only here, when a page goes out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from xml.sax.saxutils import escape
+
+import requests
+from sqlmodel import Session, col, select
+
+from core.models.connection import Connection
+from core.models.oncall import Page
+from oncall.errors import DeliveryError
+from oncall.spec import Channels, Medium, Policy
+
+TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    incident_id: int
+    priority: str
+    title: str
+    incident_url: str
+    ack_url: str
+    ack_token: str
+
+    @property
+    def headline(self) -> str:
+        return f"[{self.priority}] Incident #{self.incident_id}: {self.title}"[:300]
+
+
+def _secret(reference: str) -> str:
+    from collectors.credentials import resolve_reference
+
+    return resolve_reference("secret", reference)
+
+
+def _slack_client(session: Session, channels: Channels) -> Any:
+    from collectors.clients import slack_web_client
+    from collectors.credentials import Secrets
+
+    query = select(Connection).where(Connection.provider == "slack", col(Connection.enabled).is_(True))
+    if channels.slack_connection:
+        query = query.where(Connection.name == channels.slack_connection)
+    connection = session.exec(query.order_by(col(Connection.id))).first()
+    if connection is None:
+        raise DeliveryError("no enabled Slack connection to page through; add one with a bot_token reference")
+    return slack_web_client(connection, Secrets(connection.secret_refs or {}))
+
+
+def send_slack(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": message.headline}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Acknowledge"},
+                    "style": "primary",
+                    "action_id": "oncall_acknowledge",
+                    "value": message.ack_token,
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open"},
+                    "url": message.incident_url,
+                },
+            ],
+        },
+    ]
+    try:
+        response = _slack_client(session, channels).chat_postMessage(
+            channel=page.address, text=message.headline, blocks=blocks
+        )
+    except SlackApiError as exc:
+        raise DeliveryError(f"Slack refused the page: {exc.response.get('error')}") from exc
+    except (SlackClientError, OSError) as exc:
+        raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from exc
+    return f"{response.get('channel')}/{response.get('ts')}"
+
+
+def send_email(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
+    smtp = channels.smtp
+    if smtp is None:
+        raise DeliveryError("no smtp channel configured (channels.smtp)")
+    mail = EmailMessage()
+    mail["From"] = smtp.sender
+    mail["To"] = page.address
+    mail["Subject"] = message.headline
+    mail["Message-ID"] = f"<page-{page.idempotency_key.replace('/', '.')}@tenantguard>"
+    mail.set_content(f"{message.headline}\n\nOpen: {message.incident_url}\nAcknowledge: {message.ack_url}\n")
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT_SECONDS) as client:
+            if smtp.starttls:
+                client.starttls()
+            if smtp.username and smtp.password_ref:
+                client.login(smtp.username, _secret(smtp.password_ref))
+            client.send_message(mail)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(
+            f"SMTP {smtp.host}:{smtp.port} failed: {type(exc).__name__}: {exc}"[:300]
+        ) from exc
+    return str(mail["Message-ID"])
+
+
+def _twilio(channels: Channels) -> Any:
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    config = channels.twilio
+    if config is None:
+        raise DeliveryError("no twilio channel configured (channels.twilio)")
+    base = (config.base_url or "").rstrip("/")
+
+    class _Endpoint(TwilioHttpClient):
+        """Twilio's own HTTP client, sent to a Twilio-compatible endpoint when one is configured."""
+
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if base:
+                url = url.replace("https://api.twilio.com", base, 1)
+            return super().request(method, url, *args, **kwargs)
+
+    return Client(
+        config.account_sid, _secret(config.auth_token_ref), http_client=_Endpoint(timeout=TIMEOUT_SECONDS)
+    ), config.from_number
+
+
+def _twilio_call(action: Callable[[], Any]) -> str:
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
+    try:
+        return str(action().sid)
+    except TwilioRestException as exc:
+        raise DeliveryError(f"Twilio refused the page: {exc.status} {exc.code} {exc.msg}"[:300]) from exc
+    except (TwilioException, OSError, requests.RequestException) as exc:
+        raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
+
+
+def send_sms(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
+    client, sender = _twilio(channels)
+    body = f"{message.headline[:100]} Ack: {message.ack_url}"
+    return _twilio_call(lambda: client.messages.create(to=page.address, from_=sender, body=body))
+
+
+def send_voice(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
+    client, sender = _twilio(channels)
+    twiml = (
+        f"<Response><Say>tenantguard page. Priority {escape(message.priority)} incident "
+        f"{message.incident_id}: {escape(message.title[:200])}.</Say></Response>"
+    )
+    return _twilio_call(lambda: client.calls.create(to=page.address, from_=sender, twiml=twiml))
+
+
+def _webhook_secret(page: Page, snapshot: dict[str, Any]) -> str | None:
+    policy = Policy.model_validate(snapshot)
+    step = policy.steps[page.step] if page.step < len(policy.steps) else None
+    for target in step.targets if step else []:
+        if target.type == "webhook" and target.url == page.address and target.secret_ref:
+            return _secret(target.secret_ref)
+    return None
+
+
+def signed_headers(secret: str, message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """Standard Webhooks headers: HMAC-SHA256 over "id.timestamp.body" (whsec_ secrets are base64)."""
+    key = base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{signature}",
+    }
+
+
+def send_webhook(
+    session: Session, page: Page, message: PageMessage, channels: Channels, snapshot: dict[str, Any]
+) -> str:
+    body = json.dumps(
+        {
+            "type": "incident.page",
+            "incident": {"id": message.incident_id, "priority": message.priority, "title": message.title},
+            "incident_url": message.incident_url,
+            "step": page.step + 1,
+            "loop": page.loop,
+        },
+        sort_keys=True,
+    ).encode()
+    headers = {"content-type": "application/json"}
+    secret = _webhook_secret(page, snapshot)
+    message_id = f"page_{page.id}"
+    if secret:
+        headers.update(signed_headers(secret, message_id, body, int(time.time())))
+    try:
+        response = requests.post(page.address, data=body, headers=headers, timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as exc:
+        raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise DeliveryError(f"webhook answered {response.status_code}")
+    return message_id
+
+
+def send(
+    session: Session, page: Page, message: PageMessage, channels: Channels, snapshot: dict[str, Any]
+) -> str:
+    medium = Medium(page.medium)
+    if medium == Medium.WEBHOOK:
+        return send_webhook(session, page, message, channels, snapshot)
+    sender = {
+        Medium.SLACK: send_slack,
+        Medium.EMAIL: send_email,
+        Medium.SMS: send_sms,
+        Medium.VOICE: send_voice,
+    }[medium]
+    return sender(session, page, message, channels)

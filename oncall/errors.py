@@ -1,0 +1,21 @@
+"""What can go wrong in on-call, each saying which input is at fault."""
+
+from __future__ import annotations
+
+from core.errors import TenantguardError
+
+
+class OncallError(TenantguardError):
+    """Base of on-call errors."""
+
+
+class OncallInputError(OncallError):
+    """A configuration file, body or calendar that is not valid; the message names file and field."""
+
+
+class OncallNotFound(OncallError):
+    """A schedule, policy, escalation or acknowledgement token that does not exist."""
+
+
+class DeliveryError(OncallError):
+    """A page could not be delivered this time (it is retried)."""

@@ -1,0 +1,339 @@
+"""Escalations: route new incidents to a policy, fire due steps into the outbox, stop on acknowledgement.
+
+Everything is derived from database state, so the sweep is level-triggered: whoever runs
+:func:`escalate_due` (the cycle's ``escalations`` stage, ``tenantguard oncall tick``)
+finds the escalations whose ``next_at`` has passed and fires each one once — rows are locked
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer), pages are keyed by
+(escalation, loop, step, responder, medium), and the step pointer moves in the same transaction
+as the pages and the audit record. A lost or repeated run loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.audit import record
+from core.clock import as_utc, utcnow
+from core.db import Database
+from core.models.enums import IncidentStatus
+from core.models.finding import Finding
+from core.models.incident import Incident
+from core.models.oncall import Escalation, Page
+from oncall.errors import OncallNotFound
+from oncall.schedules import on_call_at
+from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
+from oncall.store import load_document
+
+ONCALL_ACTOR = "system:oncall"
+ACTIVE = "active"
+ACKNOWLEDGED = "acknowledged"
+EXHAUSTED = "exhausted"
+STOPPED = "stopped"
+# Steps fired per sweep at most (the next sweep continues).
+SWEEP_LIMIT = 200
+
+
+@dataclass
+class SweepReport:
+    fired: list[tuple[int, int, int]] = field(default_factory=list)  # (escalation, loop, step)
+    stopped: list[int] = field(default_factory=list)
+    pages: int = 0
+
+
+def _providers(session: Session, incident_id: int) -> set[str]:
+    rows = session.exec(
+        select(Finding.provider).where(Finding.incident_id == incident_id).distinct()  # type: ignore[call-overload]
+    ).all()
+    return {str(p) for p in rows if p}
+
+
+def match_route(session: Session, incident: Incident, routes: Sequence[Route]) -> Route | None:
+    """The first route whose conditions all hold for `incident`."""
+    providers: set[str] | None = None
+    for route in routes:
+        if incident.priority not in route.priorities:
+            continue
+        if route.incident_types and incident.incident_type not in route.incident_types:
+            continue
+        if route.providers:
+            providers = providers if providers is not None else _providers(session, incident.id or 0)
+            if not providers & set(route.providers):
+                continue
+        return route
+    return None
+
+
+def start_escalations(
+    session: Session, settings: Any = None, actor: str = ONCALL_ACTOR, *, now: datetime | None = None
+) -> list[Escalation]:
+    """Start an escalation for each new, unacknowledged incident a route matches (P1/P2 by default).
+
+    The policy is copied into the escalation: later edits of the policy change nothing running.
+    Audited in the caller's transaction; an incident already escalated is skipped.
+    """
+    document = load_document(session)
+    if not document.routes:
+        return []
+    policies = {p.name: p for p in document.policies}
+    when = as_utc(now or utcnow())
+    started = select(Escalation.incident_id)
+    candidates = session.exec(
+        select(Incident)
+        .where(
+            Incident.status == IncidentStatus.NEW,
+            col(Incident.merged_into_id).is_(None),
+            col(Incident.acknowledged_at).is_(None),
+            col(Incident.id).not_in(started),
+        )
+        .order_by(col(Incident.id))
+    ).all()
+    created = []
+    for incident in candidates:
+        route = match_route(session, incident, document.routes)
+        if route is None:
+            continue
+        policy = policies[route.policy]
+        escalation = Escalation(
+            incident_id=incident.id or 0,
+            policy=policy.name,
+            route=route.name,
+            snapshot=policy.model_dump(mode="json"),
+            next_at=when,
+            started_at=when,
+        )
+        try:
+            with session.begin_nested():
+                session.add(escalation)
+                session.flush()
+        except IntegrityError:  # another worker started this one first
+            continue
+        record(
+            session,
+            actor=actor,
+            action="oncall.escalation.started",
+            object_type="incident",
+            object_id=incident.id or 0,
+            details={"escalation": escalation.id, "policy": policy.name, "route": route.name},
+            at=when,
+        )
+        created.append(escalation)
+    return created
+
+
+def page_key(escalation: Escalation, responder: str, medium: str, address: str) -> str:
+    digest = hashlib.sha256(address.encode()).hexdigest()[:16]
+    return f"esc{escalation.id}/l{escalation.loop}/s{escalation.step}/{responder or '-'}/{medium}/{digest}"
+
+
+def _pages_for(
+    escalation: Escalation, step: Step, document: OncallDocument, when: datetime
+) -> tuple[list[Page], list[str]]:
+    people: dict[str, Responder] = {r.name: r for r in document.responders}
+    schedules = {s.name: s for s in document.schedules}
+    notes: list[str] = []
+    wanted: list[tuple[str, str, str]] = []  # (responder, medium, address)
+
+    def person(name: str) -> None:
+        responder = people.get(name)
+        if responder is None:
+            notes.append(f"responder {name!r} no longer exists")
+            return
+        for medium in responder.media:
+            wanted.append((name, medium.value, responder.address(medium) or ""))
+
+    for target in step.targets:
+        if target.type == "responder":
+            person(target.name or "")
+        elif target.type == "schedule":
+            schedule = schedules.get(target.name or "")
+            who = on_call_at(schedule, when) if schedule is not None else None
+            if who is None:
+                notes.append(f"schedule {target.name!r} has nobody on call")
+            else:
+                person(who)
+        elif target.type == "slack_channel":
+            wanted.append(("", Medium.SLACK.value, target.channel or ""))
+        else:
+            wanted.append(("", Medium.WEBHOOK.value, target.url or ""))
+    pages = [
+        Page(
+            escalation_id=escalation.id or 0,
+            incident_id=escalation.incident_id,
+            step=escalation.step,
+            loop=escalation.loop,
+            responder=responder,
+            medium=medium,
+            address=address,
+            next_attempt_at=when,
+            created_at=when,
+            idempotency_key=page_key(escalation, responder, medium, address),
+        )
+        for responder, medium, address in dict.fromkeys(wanted)
+    ]
+    return pages, notes
+
+
+def _stop(session: Session, escalation: Escalation, status: str, reason: str, when: datetime) -> None:
+    escalation.status = status
+    escalation.next_at = None
+    session.add(escalation)
+    record(
+        session,
+        actor=ONCALL_ACTOR,
+        action="oncall.escalation.stopped",
+        object_type="incident",
+        object_id=escalation.incident_id,
+        details={"escalation": escalation.id, "status": status, "reason": reason},
+        at=when,
+    )
+
+
+def fire_step(session: Session, escalation: Escalation, when: datetime) -> list[Page]:
+    """Fire the escalation's current step: its pages into the outbox, the pointer to the next step."""
+    incident = session.get(Incident, escalation.incident_id)
+    if incident is None or incident.status != IncidentStatus.NEW or incident.acknowledged_at is not None:
+        reason = (
+            "incident acknowledged"
+            if incident is not None and incident.acknowledged_at
+            else "incident moved on"
+        )
+        _stop(session, escalation, STOPPED, f"{reason} ({incident.status if incident else 'deleted'})", when)
+        return []
+    policy = Policy.model_validate(escalation.snapshot)
+    step = policy.steps[escalation.step]
+    pages, notes = _pages_for(escalation, step, load_document(session), when)
+    known = set(
+        session.exec(
+            select(Page.idempotency_key).where(
+                col(Page.idempotency_key).in_([p.idempotency_key for p in pages])
+            )
+        ).all()
+    )
+    fresh = [p for p in pages if p.idempotency_key not in known]
+    session.add_all(fresh)
+    fired = {"escalation": escalation.id, "step": escalation.step + 1, "loop": escalation.loop}
+    escalation.step += 1
+    if escalation.step >= len(policy.steps):
+        escalation.step = 0
+        escalation.loop += 1
+    if escalation.loop > policy.repeat:
+        escalation.status = EXHAUSTED
+        escalation.next_at = None
+    else:
+        escalation.next_at = when + timedelta(minutes=step.delay_minutes)
+    session.add(escalation)
+    session.flush()
+    record(
+        session,
+        actor=ONCALL_ACTOR,
+        action="oncall.step.fired",
+        object_type="incident",
+        object_id=escalation.incident_id,
+        details={
+            **fired,
+            "policy": escalation.policy,
+            "pages": [f"{p.medium}:{p.responder or p.address}" for p in fresh],
+            "notes": notes,
+            "status": escalation.status,
+        },
+        at=when,
+    )
+    return fresh
+
+
+def escalate_due(db: Database, settings: Any = None, now: datetime | None = None) -> SweepReport:
+    """Fire every step that is due at `now`, one transaction per step."""
+    when = as_utc(now or utcnow())
+    report = SweepReport()
+    for _ in range(SWEEP_LIMIT):
+        with db.session() as session:
+            query = (
+                select(Escalation)
+                .where(Escalation.status == ACTIVE, col(Escalation.next_at) <= when)
+                .order_by(col(Escalation.next_at), col(Escalation.id))
+                .limit(1)
+            )
+            if db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            escalation = session.exec(query).first()
+            if escalation is None:
+                break
+            position = (escalation.id or 0, escalation.loop, escalation.step + 1)
+            pages = fire_step(session, escalation, when)
+            if escalation.status == STOPPED:
+                report.stopped.append(escalation.id or 0)
+            else:
+                report.fired.append(position)
+                report.pages += len(pages)
+    return report
+
+
+def acknowledge(
+    session: Session,
+    *,
+    incident_id: int,
+    actor: str,
+    via: str,
+    now: datetime | None = None,
+) -> Escalation:
+    """Stop the incident's escalation (idempotent); pending pages are cancelled; audited here."""
+    when = as_utc(now or utcnow())
+    escalation = session.exec(select(Escalation).where(Escalation.incident_id == incident_id)).first()
+    if escalation is None:
+        raise OncallNotFound(f"incident {incident_id} has no escalation")
+    if escalation.status == ACKNOWLEDGED:
+        return escalation
+    escalation.status = ACKNOWLEDGED
+    escalation.next_at = None
+    escalation.acknowledged_at = when
+    escalation.acknowledged_by = actor
+    escalation.acknowledged_via = via
+    session.add(escalation)
+    incident = session.get(Incident, incident_id)
+    if incident is not None and incident.acknowledged_at is None:
+        incident.acknowledged_at = when
+        session.add(incident)
+    pending = session.exec(
+        select(Page).where(Page.escalation_id == escalation.id, Page.status == "pending")
+    ).all()
+    for page in pending:
+        page.status = "cancelled"
+        session.add(page)
+    record(
+        session,
+        actor=actor,
+        action="oncall.escalation.acknowledged",
+        object_type="incident",
+        object_id=incident_id,
+        details={
+            "escalation": escalation.id,
+            "via": via,
+            "mtta_seconds": round((when - as_utc(escalation.started_at)).total_seconds(), 3),
+            "cancelled_pages": len(pending),
+        },
+        at=when,
+    )
+    session.flush()
+    return escalation
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def acknowledge_by_token(
+    session: Session, token: str, *, via: str, now: datetime | None = None
+) -> Escalation:
+    """Acknowledge with the token a page carried: it stands for the responder it was sent to."""
+    page = session.exec(select(Page).where(Page.ack_token_hash == token_hash(token))).first()
+    if page is None or len(token) > 200:
+        raise OncallNotFound("unknown or expired acknowledgement link")
+    who = page.responder or page.address
+    return acknowledge(session, incident_id=page.incident_id, actor=f"responder:{who}", via=via, now=now)

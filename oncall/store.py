@@ -1,0 +1,118 @@
+"""Stored on-call configuration: apply a whole document (audited), read it back as validated specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.audit import record
+from core.clock import utcnow
+from core.models.oncall import OncallDefinition
+from oncall.errors import OncallNotFound
+from oncall.spec import Channels, Kind, OncallDocument, Policy, Schedule
+
+_FIELDS = {
+    Kind.RESPONDER: "responders",
+    Kind.SCHEDULE: "schedules",
+    Kind.POLICY: "policies",
+    Kind.ROUTE: "routes",
+}
+
+
+@dataclass
+class ApplyResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _specs(document: OncallDocument) -> dict[tuple[str, str], dict[str, Any]]:
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, name in _FIELDS.items():
+        for item in getattr(document, name):
+            wanted[(kind.value, item.name)] = item.model_dump(mode="json")
+    if document.channels is not None:
+        wanted[(Kind.CHANNEL.value, document.channels.name)] = document.channels.model_dump(mode="json")
+    return wanted
+
+
+def apply_document(session: Session, document: OncallDocument, *, actor: str) -> ApplyResult:
+    """Make the stored configuration exactly `document`; every change audited in this transaction."""
+    result = ApplyResult()
+    wanted = _specs(document)
+    rows = {(row.kind, row.name): row for row in session.exec(select(OncallDefinition)).all()}
+    now = utcnow()
+    for key, spec in wanted.items():
+        row = rows.get(key)
+        label = f"{key[0]}/{key[1]}"
+        if row is not None and row.spec == spec:
+            result.unchanged += 1
+            continue
+        if row is None:
+            row = OncallDefinition(kind=key[0], name=key[1], spec=spec, updated_by=actor, updated_at=now)
+            action = "oncall.definition.created"
+            result.created.append(label)
+        else:
+            row.spec, row.version, row.updated_by, row.updated_at = spec, row.version + 1, actor, now
+            action = "oncall.definition.updated"
+            result.updated.append(label)
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action=action,
+            object_type=f"oncall.{key[0]}",
+            object_id=key[1],
+            details={"version": row.version, "spec": spec},
+        )
+    for key, row in rows.items():
+        if key not in wanted:
+            session.delete(row)
+            result.deleted.append(f"{key[0]}/{key[1]}")
+            record(
+                session,
+                actor=actor,
+                action="oncall.definition.deleted",
+                object_type=f"oncall.{key[0]}",
+                object_id=key[1],
+                details={"version": row.version},
+            )
+    session.flush()
+    return result
+
+
+def load_document(session: Session) -> OncallDocument:
+    rows = session.exec(select(OncallDefinition).order_by(col(OncallDefinition.id))).all()
+    data: dict[str, Any] = {name: [] for name in _FIELDS.values()}
+    for row in rows:
+        if row.kind == Kind.CHANNEL:
+            data["channels"] = row.spec
+        else:
+            data[_FIELDS[Kind(row.kind)]].append(row.spec)
+    return OncallDocument.model_validate(data)
+
+
+def _one(session: Session, kind: Kind, name: str) -> dict[str, Any]:
+    row = session.exec(
+        select(OncallDefinition).where(OncallDefinition.kind == kind.value, OncallDefinition.name == name)
+    ).first()
+    if row is None:
+        raise OncallNotFound(f"no {kind.value} named {name!r}; `tenantguard oncall show` lists them")
+    return row.spec
+
+
+def get_schedule(session: Session, name: str) -> Schedule:
+    return Schedule.model_validate(_one(session, Kind.SCHEDULE, name))
+
+
+def get_policy(session: Session, name: str) -> Policy:
+    return Policy.model_validate(_one(session, Kind.POLICY, name))
+
+
+def get_channels(session: Session) -> Channels:
+    row = session.exec(select(OncallDefinition).where(OncallDefinition.kind == Kind.CHANNEL.value)).first()
+    return Channels.model_validate(row.spec) if row is not None else Channels()

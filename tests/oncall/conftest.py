@@ -1,0 +1,167 @@
+"""On-call fixtures: a simulator (Slack + Twilio), a local SMTP server, a configured document, incidents."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from collectors import connections_from_simulator
+from collectors.connections import sync_connections
+from core.db import Database
+from core.models.incident import Incident
+from oncall.files import validate
+from oncall.store import apply_document
+from simulator.http import free_port
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class Mailbox:
+    """What a local SMTP server received."""
+
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Mailbox]]:
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def paging_sim(make_simulator, db: Database, monkeypatch: pytest.MonkeyPatch):
+    """A simulator whose Slack connection is stored, with the Twilio auth token in the environment."""
+    handle = make_simulator("quiet_week", users=12, days=1, seed=3)
+    sync_connections(
+        db,
+        connections_from_simulator(handle.info, providers=["slack"], backfill=False),
+        actor="principal:test",
+    )
+    monkeypatch.setenv("TG_TEST_TWILIO_TOKEN", handle.info["twilio.auth_token"])
+    return handle
+
+
+def slack_users(handle: Any, count: int) -> list[str]:
+    import requests
+
+    token = handle.info["slack.bot_token"]
+    members = requests.get(
+        handle.info["slack.base_url"] + "users.list", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).json()["members"]
+    return [m["id"] for m in members[:count]]
+
+
+def oncall_document(
+    handle: Any, smtp_port: int, *, delays: tuple[float, ...] = (5, 5, 5), repeat: int = 0
+) -> dict[str, Any]:
+    """Three responders in three time zones, a weekly schedule, a 3-step policy, a P1/P2 route."""
+    alice, bob, chen = slack_users(handle, 3)
+    return {
+        "responders": [
+            {
+                "name": "alice",
+                "email": "alice@example.com",
+                "phone": "+15550000001",
+                "slack_user": alice,
+                "timezone": "Europe/Paris",
+                "notify": ["sms", "slack"],
+            },
+            {
+                "name": "bob",
+                "email": "bob@example.com",
+                "phone": "+15550000002",
+                "slack_user": bob,
+                "timezone": "America/New_York",
+                "notify": ["voice", "email"],
+            },
+            {"name": "chen", "email": "chen@example.com", "slack_user": chen, "timezone": "Asia/Tokyo"},
+        ],
+        "schedules": [
+            {
+                "name": "primary",
+                "timezone": "Europe/Paris",
+                "layers": [
+                    {
+                        "name": "weekly",
+                        "users": ["alice", "chen"],
+                        "rotation": "weekly",
+                        "start": "2026-03-02T09:00:00",
+                    }
+                ],
+            },
+        ],
+        "policies": [
+            {
+                "name": "security",
+                "repeat": repeat,
+                "steps": [
+                    {"targets": [{"type": "schedule", "name": "primary"}], "delay_minutes": delays[0]},
+                    {"targets": [{"type": "responder", "name": "bob"}], "delay_minutes": delays[1]},
+                    {
+                        "targets": [{"type": "slack_channel", "channel": "#security-ops"}],
+                        "delay_minutes": delays[2],
+                    },
+                ],
+            },
+        ],
+        "routes": [{"name": "urgent", "policy": "security", "priorities": ["P1", "P2"]}],
+        "channels": {
+            "smtp": {"host": "127.0.0.1", "port": smtp_port},
+            "twilio": {
+                "account_sid": handle.info["twilio.account_sid"],
+                "auth_token_ref": "env:TG_TEST_TWILIO_TOKEN",
+                "from_number": "+15559990000",
+                "base_url": handle.info["twilio.base_url"],
+            },
+        },
+    }
+
+
+@pytest.fixture
+def configure(db: Database) -> Callable[[dict[str, Any]], None]:
+    def apply(document: dict[str, Any]) -> None:
+        with db.session() as session:
+            apply_document(session, validate(document, where="test"), actor="principal:lead")
+
+    return apply
+
+
+@pytest.fixture
+def make_incident(db: Database) -> Callable[..., int]:
+    counter = itertools.count(1)
+
+    def make(**fields: Any) -> int:
+        n = next(counter)
+        values: dict[str, Any] = {
+            "title": f"Admin sign-in from a TOR exit node {n}",
+            "severity": "high",
+            "priority": "P1",
+            "first_seen": T0 - timedelta(minutes=30),
+            "last_seen": T0,
+        }
+        values.update(fields)
+        with db.session() as session:
+            incident = Incident(**values)
+            session.add(incident)
+            session.flush()
+            return incident.id or 0
+
+    return make

@@ -1,0 +1,176 @@
+"""A P1 walks a 3-step policy on a simulated clock, paged through real clients on loopback servers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import col, select
+from twilio.rest import Client
+
+from core.models.audit import AuditRecord
+from core.models.oncall import Escalation, Page
+from oncall import acknowledge, acknowledge_by_token, deliver_pages, escalate_due, run_due, start_escalations
+from oncall.escalation import token_hash
+from tests.oncall.conftest import T0, oncall_document
+
+
+def twilio(handle) -> Client:
+    from oncall.channels import _twilio
+    from oncall.spec import Channels
+
+    client, _ = _twilio(
+        Channels.model_validate(
+            {
+                "twilio": {
+                    "account_sid": handle.info["twilio.account_sid"],
+                    "auth_token_ref": "env:TG_TEST_TWILIO_TOKEN",
+                    "from_number": "+15559990000",
+                    "base_url": handle.info["twilio.base_url"],
+                }
+            }
+        )
+    )
+    return client
+
+
+def dms(handle) -> list[dict]:
+    return [c["target"] for c in handle.changes if c["action"] == "post_message"]
+
+
+def actions(db, incident_id: int) -> list[str]:
+    with db.session(readonly=True) as session:
+        rows = session.exec(
+            select(AuditRecord)
+            .where(AuditRecord.object_id == str(incident_id))
+            .order_by(col(AuditRecord.seq))
+        ).all()
+        return [r.action for r in rows if r.action.startswith("oncall.")]
+
+
+def test_nobody_answers_so_the_page_walks_every_step_then_stops(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, mailbox = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    incident = make_incident()
+    low = make_incident(priority="P3")
+
+    report = run_due(db, settings, now=T0)
+    assert report.started == 1 and report.outbox.sent and not report.outbox.failed
+    # Step 1: the schedule's on-call (alice, first week) by SMS and Slack DM.
+    [sms] = twilio(paging_sim).messages.list(to="+15550000001")
+    assert f"Incident #{incident}" in sms.body and "/oncall/ack/" in sms.body
+    [dm] = dms(paging_sim)
+    assert dm["user"] and dm["channel"].startswith("D")
+    assert twilio(paging_sim).calls.list() == []
+
+    # Not yet due: nothing more.
+    assert run_due(db, settings, now=T0 + timedelta(minutes=4)).sweep.fired == []
+    # Five minutes without an acknowledgement: bob, by voice and e-mail.
+    run_due(db, settings, now=T0 + timedelta(minutes=5))
+    [call] = twilio(paging_sim).calls.list()
+    assert call.to == "+15550000002"
+    [mail] = mailbox.messages
+    assert mail["To"] == "bob@example.com" and f"Incident #{incident}" in mail["Subject"]
+    # Then the team channel, then the policy is exhausted.
+    run_due(db, settings, now=T0 + timedelta(minutes=10))
+    assert dms(paging_sim)[-1]["text"].startswith(f"[P1] Incident #{incident}")
+    assert run_due(db, settings, now=T0 + timedelta(minutes=60)).sweep.fired == []
+    with db.session(readonly=True) as session:
+        escalation = session.exec(select(Escalation)).one()
+        assert escalation.status == "exhausted"
+        assert session.exec(select(Escalation).where(Escalation.incident_id == low)).first() is None
+    assert actions(db, incident).count("oncall.step.fired") == 3
+    assert actions(db, incident).count("oncall.page.sent") == 5
+
+
+def test_an_acknowledgement_stops_the_escalation_and_records_mtta(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    incident = make_incident()
+    run_due(db, settings, now=T0)
+    with db.session() as session:
+        escalation = acknowledge(
+            session, incident_id=incident, actor="principal:alice", via="api", now=T0 + timedelta(minutes=3)
+        )
+    assert escalation.status == "acknowledged" and escalation.acknowledged_by == "principal:alice"
+    assert run_due(db, settings, now=T0 + timedelta(minutes=30)).sweep.fired == []
+    assert twilio(paging_sim).calls.list() == []
+    assert "oncall.escalation.acknowledged" in actions(db, incident)
+    with db.session(readonly=True) as session:
+        record = session.exec(
+            select(AuditRecord).where(AuditRecord.action == "oncall.escalation.acknowledged")
+        ).one()
+    assert record.details["mtta_seconds"] == 180
+
+
+def test_the_link_a_page_carries_acknowledges_as_its_responder(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    incident = make_incident()
+    run_due(db, settings, now=T0)
+    [sms] = twilio(paging_sim).messages.list()
+    token = sms.body.rsplit("/oncall/ack/", 1)[1].strip()
+    with db.session(readonly=True) as session:
+        # The database keeps only the token's hash.
+        assert session.exec(select(Page).where(Page.ack_token_hash == token_hash(token))).one()
+        assert session.exec(select(Page).where(Page.ack_token_hash == token)).first() is None
+    with db.session() as session:
+        escalation = acknowledge_by_token(session, token, via="link", now=T0 + timedelta(minutes=1))
+    assert escalation.acknowledged_by == "responder:alice" and escalation.incident_id == incident
+
+
+def test_editing_the_policy_mid_escalation_changes_nothing_running(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, _ = smtp
+    document = oncall_document(paging_sim, controller.port)
+    configure(document)
+    make_incident()
+    run_due(db, settings, now=T0)
+    document["policies"][0]["steps"][1]["targets"] = [{"type": "responder", "name": "chen"}]
+    configure(document)
+    run_due(db, settings, now=T0 + timedelta(minutes=5))
+    # Step 2 still pages bob, as the policy said when the escalation started.
+    assert [c.to for c in twilio(paging_sim).calls.list()] == ["+15550000002"]
+
+
+def test_a_failing_channel_is_retried_with_backoff_and_never_blocks_the_others(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    make_incident()
+    paging_sim.set_faults("503=twilio")
+    with db.session() as session:
+        start_escalations(session, settings, now=T0)
+    escalate_due(db, settings, T0)
+    report = deliver_pages(db, settings, T0)
+    assert len(report.sent) == 1 and len(report.failed) == 1  # Slack went, SMS waits
+    assert deliver_pages(db, settings, T0 + timedelta(seconds=5)).sent == []  # backing off
+    paging_sim.set_faults(None)
+    assert len(deliver_pages(db, settings, T0 + timedelta(minutes=1)).sent) == 1
+    assert len(twilio(paging_sim).messages.list()) == 1
+    # Delivered once: a repeated sweep and outbox run send nothing again.
+    escalate_due(db, settings, T0 + timedelta(minutes=1))
+    assert deliver_pages(db, settings, T0 + timedelta(minutes=2)).sent == []
+
+
+def test_two_sweeps_of_the_same_moment_fire_a_step_once(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    make_incident()
+    with db.session() as session:
+        start_escalations(session, settings, now=T0)
+    with db.session() as session:
+        assert start_escalations(session, settings, now=T0) == []
+    assert len(escalate_due(db, settings, T0).fired) == 1
+    assert escalate_due(db, settings, T0).fired == []
+    with db.session(readonly=True) as session:
+        assert len(session.exec(select(Page)).all()) == 2
