@@ -377,7 +377,9 @@ class SlackApi:
         dm = self.tenant.ids.slack_id("D", "dm", recipient.slack_id)
         with self.state.lock:
             ts = slack_ts_text(self.sim.now())
-        self.change(request, "post_message", {"channel": dm, "user": recipient.slack_id, "ts": ts, "text": text})
+        self.change(
+            request, "post_message", {"channel": dm, "user": recipient.slack_id, "ts": ts, "text": text}
+        )
         return ok(channel=dm, ts=ts, message={"type": "message", "text": text, "ts": ts})
 
     def team_object(self) -> dict[str, Any]:

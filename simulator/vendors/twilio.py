@@ -8,8 +8,8 @@ it as it would to api.twilio.com. Nothing is sent anywhere: every message and ca
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import hmac
 import threading
 from email.utils import formatdate
