@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -47,7 +47,8 @@ class AnalysisCursor(SQLModel, table=True):
     """How far a posture or anomaly pass has read (the highest Event/ConfigSnapshot id it has seen)."""
 
     name: str = Field(primary_key=True, max_length=100)
-    position: int = 0
+    # BIGINT: event ids and millisecond watermarks (the identity stage's) outgrow 32 bits.
+    position: int = Field(default=0, sa_type=BigInteger)
     # Ids below `position` not seen yet (a writer still in flight, or a sequence value never used):
     # [[low, high, first_noticed_epoch], ...], re-read until seen or timed out.
     gaps: list[list[float]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
