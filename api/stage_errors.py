@@ -13,14 +13,16 @@ from fastapi.responses import JSONResponse
 import collectors.errors
 import detectors.suppressions
 import oncall.errors
+import providers.errors
 import remediation.errors
 import timeline.errors
 from api.errors import problem_response
 
 # class -> (status, slug, title)
 _TABLE: list[tuple[type[Exception], int, str, str]] = [
-    (collectors.errors.ConnectionConfigError, 422, "invalid-connection", "Invalid connection"),
+    (providers.errors.ConnectionConfigError, 422, "invalid-connection", "Invalid connection"),
     (collectors.errors.CollectorError, 502, "provider-error", "The SaaS provider call failed"),
+    (providers.errors.ProviderError, 502, "provider-error", "The SaaS provider call failed"),
     (detectors.suppressions.SuppressionRequestError, 422, "invalid-input", "Invalid input"),
     (timeline.errors.IncidentNotFoundError, 404, "not-found", "Not found"),
     (timeline.errors.InvalidTransitionError, 409, "invalid-transition", "Not allowed in this state"),
@@ -36,7 +38,6 @@ _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (remediation.errors.PlaybookError, 503, "misconfigured", "Server misconfiguration"),
     (remediation.errors.PolicyError, 503, "misconfigured", "Server misconfiguration"),
     (remediation.errors.ConnectionUnavailable, 409, "connection-unavailable", "No usable connection"),
-    (remediation.errors.ProviderCallFailed, 502, "provider-error", "The SaaS provider call failed"),
     (remediation.errors.RemediationError, 422, "invalid-input", "Invalid input"),
     (oncall.errors.OncallNotFound, 404, "not-found", "Not found"),
     (oncall.errors.OncallInputError, 422, "invalid-input", "Invalid input"),

@@ -29,7 +29,6 @@ from pathlib import Path
 from bench.harness import Figure, print_table
 from collectors import collect_once, connections_from_simulator
 from collectors.connections import sync_connections
-from collectors.credentials import Secrets
 from collectors.normalise import normalise
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
@@ -38,6 +37,7 @@ from core.clock import utcnow
 from core.db import Database
 from core.models import Connection
 from core.settings import Settings
+from providers.credentials import Secrets
 from simulator.handle import SimulatorHandle
 from simulator.handle import start as start_simulator
 

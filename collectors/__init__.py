@@ -1,11 +1,11 @@
 """Collectors: read Microsoft 365, Google Workspace and Slack through their official clients and
-store events, configuration snapshots and (redacted) conversations exactly once.
+store events, configuration snapshots and (redacted) conversations exactly once. The client
+factories and read calls are :mod:`providers`' (remediation and notifications share them).
 
 Entry points:
 
 * :func:`collect_once` — every enabled stream of every enabled connection, once;
 * :func:`collectors.scheduler.build_scheduler` — the same on an interval per stream (APScheduler);
-* :mod:`collectors.clients` — the client factories (remediation reuses them for writes);
 * :func:`connections_from_simulator` — connection definitions for a running simulator;
 * :func:`collectors.ingest.ingest_files` — exported logs through the same normalisers.
 """

@@ -7,7 +7,7 @@ File format (TOML; YAML takes the same keys under a top-level ``connections:`` l
     provider = "m365"                      # m365 | google | slack
     tenant = "00000000-0000-0000-0000-000000000000"
     streams = ["signins", "directory_audits"]   # optional: default = every stream that is configured
-    [connections.config]                   # non-secret settings (see collectors.clients)
+    [connections.config]                   # non-secret settings (see providers/)
     client_id = "..."
     [connections.secrets]                  # references only: env:VARIABLE or file:/path
     client_secret = "env:CONTOSO_CLIENT_SECRET"
@@ -28,8 +28,7 @@ from typing import Any
 import yaml
 from sqlmodel import select
 
-from collectors.credentials import Secrets, check_reference
-from collectors.errors import CollectorError, ConnectionConfigError
+from collectors.errors import CollectorError
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
 from collectors.streams.base import (
@@ -43,6 +42,8 @@ from core.audit import record
 from core.clock import utcnow
 from core.db import Database
 from core.models import Connection, Provider
+from providers.credentials import Secrets, check_reference
+from providers.errors import ConnectionConfigError, ProviderError
 
 ACTOR = "system:collector"
 REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
@@ -349,7 +350,7 @@ class ConnectionCheck:
 
 def check_connection(connection: Connection, *, options: CollectorOptions | None = None) -> ConnectionCheck:
     """Read one page (or less) of every configured stream and report what fails and why."""
-    from collectors.errors import AuthenticationFailed, PermissionMissing
+    from providers.errors import AuthenticationFailed, PermissionMissing
 
     options = options or CollectorOptions()
     secrets = Secrets(connection.secret_refs or {})
@@ -379,7 +380,7 @@ def check_connection(connection: Connection, *, options: CollectorOptions | None
             )
         except AuthenticationFailed as exc:
             checks.append(StreamCheck(spec.name, False, f"credentials rejected: {exc}", spec.permission))
-        except (CollectorError, KeyError) as exc:
+        except (CollectorError, ProviderError, KeyError) as exc:
             checks.append(StreamCheck(spec.name, False, str(exc), spec.permission))
         except Exception as exc:  # report, do not crash the whole check
             checks.append(StreamCheck(spec.name, False, f"{type(exc).__name__}: {exc}", spec.permission))

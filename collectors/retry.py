@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from collectors.errors import MalformedResponse, Throttled, TransientError
 from collectors.options import CollectorOptions
+from providers.errors import MalformedResponse, Throttled, TransientError
 
 T = TypeVar("T")
 WaitHook = Callable[[float, str], None]

@@ -20,15 +20,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from collectors.credentials import Secrets
-from collectors.errors import (
-    AuthenticationFailed,
-    CollectorError,
-    ConnectionConfigError,
-    LeaseLost,
-    MalformedResponse,
-    PermissionMissing,
-)
+from collectors.errors import CollectorError, LeaseLost
 from collectors.inventory import plan_inventory
 from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
 from collectors.normalise import NormaliseError, normalise
@@ -51,6 +43,14 @@ from core.db import Database
 from core.models import Connection, Health
 from core.models.connection import Checkpoint, CollectionRun
 from core.settings import Settings
+from providers.credentials import Secrets
+from providers.errors import (
+    AuthenticationFailed,
+    ConnectionConfigError,
+    MalformedResponse,
+    PermissionMissing,
+    ProviderError,
+)
 
 log = logging.getLogger("tenantguard.collectors")
 ACTOR = "system:collector"
@@ -409,7 +409,9 @@ def _record_failure(db: Database, connection: Connection, spec: StreamSpec, exc:
         log.error("%s: %s", key, reason)
     elif isinstance(exc, PermissionMissing | AuthenticationFailed | ConnectionConfigError):
         reason = str(exc)
-    elif isinstance(exc, CollectorError):  # transient errors that outlasted the retries, rejected requests
+    elif isinstance(
+        exc, CollectorError | ProviderError
+    ):  # transient errors that outlasted the retries, rejected requests
         reason = f"gave up for this run: {exc}"
     else:  # a bug: keep the traceback in the log
         log.error("%s: unexpected error\n%s", key, traceback.format_exc())
@@ -485,13 +487,13 @@ def collect_once(
     if settings.connections_file:
         try:
             sync_connections_file(db, settings.connections_file)
-        except CollectorError as exc:  # keep collecting what the database already knows
+        except (CollectorError, ProviderError) as exc:  # keep collecting what the database already knows
             connection_errors[str(settings.connections_file)] = str(exc)
     jobs: list[tuple[Connection, StreamSpec]] = []
     for connection in select_connections(db, connections):
         try:
             specs = configured_streams(connection)
-        except (KeyError, CollectorError) as exc:
+        except (KeyError, CollectorError, ProviderError) as exc:
             connection_errors[connection.name] = str(exc)
             continue
         jobs.extend((connection, s) for s in specs if not streams or s.name in streams)

@@ -23,6 +23,7 @@ from collectors.streams.base import configured_streams, stream_spec
 from core.db import Database
 from core.models import Connection
 from core.settings import Settings
+from providers.errors import ProviderError
 
 log = logging.getLogger("tenantguard.collectors")
 REFRESH_JOB = "collectors:refresh"
@@ -78,7 +79,7 @@ class CollectorJobs:
 
             try:
                 sync_connections_file(self.db, self.settings.connections_file)
-            except CollectorError as exc:
+            except (CollectorError, ProviderError) as exc:
                 log.error("connections file: %s", exc)
         with self.db.session() as session:
             prune_runs(session, keep_days=self.options.run_history_days)

@@ -45,14 +45,14 @@ class PageMessage:
 
 
 def _secret(reference: str) -> str:
-    from collectors.credentials import resolve_reference
+    from providers.credentials import resolve_reference
 
     return resolve_reference("secret", reference)
 
 
 def _slack_client(session: Session, channels: Channels) -> Any:
-    from collectors.clients import slack_web_client
-    from collectors.credentials import Secrets
+    from providers.credentials import Secrets
+    from providers.slack import slack_web_client
 
     query = select(Connection).where(Connection.provider == "slack", col(Connection.enabled).is_(True))
     if channels.slack_connection:

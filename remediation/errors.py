@@ -37,15 +37,6 @@ class ConnectionUnavailable(RemediationError):
     """No usable connection to run a step through (none configured, disabled, or clients missing)."""
 
 
-class ProviderCallFailed(RemediationError):
-    """The SaaS API answered a write or a read with an error we cannot treat as success."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
 class Refused(RemediationError):
     """A request deliberately not carried out; the reason is audited. `code` is stable for APIs."""
 

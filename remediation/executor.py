@@ -23,6 +23,8 @@ from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import ActionStatus, Connection, RemediationAction
 from core.settings import Settings
+from providers.calls import CallLog, HttpCall
+from providers.errors import ProviderError
 from remediation.approvals import approvals_of, audited_refusals, is_approved, valid_approvals
 from remediation.catalogue import ActionSpec, get_action
 from remediation.config import RemediationSettings
@@ -33,10 +35,8 @@ from remediation.errors import (
     ConnectionUnavailable,
     InvalidState,
     NotAllowed,
-    ProviderCallFailed,
     Refused,
 )
-from remediation.gateways import CallLog, HttpCall
 from remediation.journal import note
 from remediation.policy import ApprovalPolicy, load_policy
 from remediation.principals import resolve_actor
@@ -255,7 +255,7 @@ def _run_step(
                 now,
             )
         return StepResult(**base, outcome=Outcome.REFUSED, message=str(exc), calls=tuple(log.calls))
-    except ProviderCallFailed as exc:
+    except ProviderError as exc:
         if not dry_run:
             _finish(
                 db,
@@ -529,7 +529,7 @@ def _rollback_step(
     try:
         gateway = factory(connection, log)
         outcome, message, verification, _ = _perform(inverse, gateway, target, params)
-    except (ConnectionUnavailable, ProviderCallFailed, Refused) as exc:
+    except (ConnectionUnavailable, ProviderError, Refused) as exc:
         if not dry_run:
             with db.session() as session:
                 fresh = session.get(RemediationAction, action_id)

@@ -56,7 +56,7 @@ class InteractionResult:
 
 
 def signing_secret(settings: RemediationSettings | None = None) -> str:
-    from collectors.credentials import resolve_reference
+    from providers.credentials import resolve_reference
 
     config = settings or RemediationSettings()
     if not config.slack_signing_secret_ref:
@@ -125,15 +125,14 @@ def approval_blocks(step: PlanStep, fingerprint: str) -> list[dict[str, Any]]:
 
 def post_approval_request(db: Database, connection: Connection, channel: str, step: PlanStep) -> str:
     """Post the approval message for one step; returns the message ts."""
-    from collectors.clients import slack_web_client
-    from collectors.credentials import Secrets
+    from providers.slack import slack_web_client
 
     with db.session(readonly=True) as session:
         row = session.get(RemediationAction, step.id)
         if row is None:
             raise ActionNotFound(f"no remediation action {step.id}")
         fingerprint = row.fingerprint
-    client = slack_web_client(connection, Secrets(connection.secret_refs or {}))
+    client = slack_web_client(connection)
     response = client.chat_postMessage(
         channel=channel,
         text=f"Approval needed: {step.title} — {step.subject}",

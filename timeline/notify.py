@@ -154,11 +154,10 @@ def _target(session: Any, config: TimelineConfig) -> SlackTarget | None:
             )
         return None
     channel = config.notify_channel or str(chosen.config["notify_channel"])
-    from collectors.clients import slack_web_client
-    from collectors.credentials import Secrets
+    from providers.slack import slack_web_client
 
     try:
-        client = slack_web_client(chosen, Secrets(chosen.secret_refs or {}))
+        client = slack_web_client(chosen)
     except Exception as exc:  # the collectors' errors say which reference is broken, never its value
         raise NotificationError(
             f"cannot build the Slack client for connection {chosen.name!r}: {exc}"

@@ -3,12 +3,14 @@
 A reader is a generator over `Page`s. For event and conversation streams every page carries the
 checkpoint to store once that page is committed; for snapshot streams a page carries one
 complete listing of an object type (compared with the stored state as a whole, so deletions
-are seen). Readers do I/O through their provider's client wrapper and nothing else: storage,
+are seen). Readers do I/O through their provider's read calls (:mod:`providers`) and nothing else: storage,
 leases, retries and health are the runner's business.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +18,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from collectors.credentials import Secrets
+import providers
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy, WaitHook
 from core.models import Connection
+from providers.credentials import Secrets
 
 
 class StreamKind(StrEnum):
@@ -142,6 +145,7 @@ class StreamSpec:
 
 
 STREAMS: dict[tuple[str, str], StreamSpec] = {}
+_NOT_STREAM_MODULES = frozenset({"base", "windows"})
 
 
 def register(spec: StreamSpec) -> StreamSpec:
@@ -199,26 +203,18 @@ def missing_requirements(connection: Connection, spec: StreamSpec) -> list[str]:
 
 
 def _load_providers() -> None:
-    """Import the provider modules (they register their streams)."""
-    from collectors.streams import google, m365, slack  # noqa: F401
+    """Import every stream module of this package (each registers its streams)."""
+    import collectors.streams
 
-
-ApiFactory = Callable[[StreamContext], Any]
-API_FACTORIES: dict[str, ApiFactory] = {}
-
-
-def register_api(provider: str, factory: ApiFactory) -> None:
-    """A provider's client wrapper factory: builds its official clients for one stream run."""
-    API_FACTORIES[provider] = factory
+    for module in pkgutil.iter_modules(collectors.streams.__path__):
+        if module.name not in _NOT_STREAM_MODULES:
+            importlib.import_module(f"collectors.streams.{module.name}")
 
 
 def open_api(ctx: StreamContext) -> Any:
-    _load_providers()
+    """The provider's read calls for one stream run (see :mod:`providers`)."""
     try:
-        factory = API_FACTORIES[ctx.connection.provider]
-    except KeyError:
-        raise KeyError(
-            f"connection {ctx.connection.name!r}: unknown provider {ctx.connection.provider!r}; "
-            f"expected one of {sorted(API_FACTORIES)}"
-        ) from None
-    return factory(ctx)
+        provider = providers.get(ctx.connection.provider)
+    except KeyError as exc:
+        raise KeyError(f"connection {ctx.connection.name!r}: {exc.args[0]}") from None
+    return provider.open_reader(ctx)

@@ -11,16 +11,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.clients import google_service
-from collectors.errors import (
-    AuthenticationFailed,
-    MalformedResponse,
-    PermissionMissing,
-    RequestRejected,
-    StalePageToken,
-    Throttled,
-    TransientError,
-)
 from collectors.normalise.google import normalise_gmail_message
 from collectors.normalise.records import NormaliseError
 from collectors.streams.base import (
@@ -31,15 +21,16 @@ from collectors.streams.base import (
     StreamSpec,
     changed_users,
     register,
-    register_api,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from providers.errors import (
+    RequestRejected,
+    StalePageToken,
+)
+from providers.google import GoogleApi
 
 PROVIDER = "google"
 APPLICATIONS = ("login", "admin", "drive", "token", "saml", "user_accounts")
-_RATE_REASONS = frozenset(
-    {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
-)
 SCOPE_NAMES = {
     "reports": "https://www.googleapis.com/auth/admin.reports.audit.readonly",
     "directory": "https://www.googleapis.com/auth/admin.directory.user.readonly",
@@ -54,135 +45,6 @@ SCOPE_NAMES = {
 
 def rfc3339(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-class GoogleApi:
-    """googleapiclient services for one connection, with our error classes and retry policy."""
-
-    def __init__(self, ctx: StreamContext) -> None:
-        self.ctx = ctx
-        self.name = ctx.connection.name
-        self._services: dict[tuple[str, str | None], Any] = {}
-
-    def service(self, api: str, subject: str | None = None) -> Any:
-        key = (api, subject)
-        if key not in self._services:
-            self._services[key] = google_service(self.ctx.connection, self.ctx.secrets, api, subject=subject)
-        return self._services[key]
-
-    @property
-    def customer(self) -> str:
-        return str(self.ctx.setting("customer_id") or "my_customer")
-
-    def execute(
-        self,
-        build_request: Callable[[], Any],
-        *,
-        permission: str,
-        kind: str | None = None,
-        required: tuple[str, ...] = (),
-        lists: tuple[str, ...] = (),
-    ) -> Any:
-        """Run one request under the retry policy. A body that parses but is not the promised
-        resource (wrong `kind`, a `required` key missing, a `lists` key that is not a list) is
-        malformed: a page cut short must never pass for an empty one."""
-
-        def call() -> Any:
-            body, uri = self._once(build_request, permission)
-            problems = []
-            if kind is not None and body.get("kind") != kind:
-                problems.append(f"kind {body.get('kind')!r} is not {kind!r}")
-            etag = body.get("etag")
-            if isinstance(etag, str) and not (etag.startswith('"') and etag.endswith('"')):
-                problems.append("its etag is cut short")
-            problems += [f"no {key!r}" for key in required if key not in body]
-            problems += [f"{key!r} is not a list" for key in lists if not isinstance(body.get(key, []), list)]
-            if problems:
-                raise MalformedResponse(
-                    f"{self.name}: {_path(uri)} is not a valid page ({'; '.join(problems)})",
-                    source=uri,
-                    body=str(body)[:100_000],
-                )
-            return body
-
-        return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
-
-    def _once(self, build_request: Callable[[], Any], permission: str) -> tuple[Any, str]:
-        import httplib2
-        from google.auth.exceptions import RefreshError, TransportError
-        from googleapiclient.errors import HttpError
-
-        request = build_request()
-        try:
-            body = request.execute(num_retries=0)
-        except HttpError as exc:
-            raise self._classify(exc, request.uri, permission) from exc
-        except ValueError as exc:  # JSON the model could not decode
-            content = getattr(exc, "doc", "") or ""
-            raise MalformedResponse(
-                f"{self.name}: {_path(request.uri)} returned a body that is not JSON ({exc})",
-                source=request.uri,
-                body=content,
-            ) from None
-        except RefreshError as exc:
-            if getattr(exc, "retryable", False):
-                raise TransientError(f"{self.name}: token refresh failed, retryable ({exc})") from exc
-            raise AuthenticationFailed(
-                f"{self.name}: Google refused the service account ({exc}); check the key, that domain-wide "
-                "delegation is granted for its client id, and the subject"
-            ) from exc
-        except (TransportError, httplib2.HttpLib2Error, OSError) as exc:
-            raise TransientError(f"{self.name}: {_path(request.uri)}: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(body, dict):
-            raise MalformedResponse(
-                f"{self.name}: {_path(request.uri)} is not a JSON object", source=request.uri, body=str(body)
-            )
-        return body, request.uri
-
-    def _classify(self, exc: Any, uri: str, permission: str) -> Exception:
-        status = int(getattr(exc, "status_code", None) or exc.resp.status)
-        reasons = (
-            {d.get("reason") for d in (exc.error_details or []) if isinstance(d, dict)}
-            if isinstance(exc.error_details, list)
-            else set()
-        )
-        retry_after = exc.resp.get("retry-after") if exc.resp is not None else None
-        where = _path(uri)
-        if status == 429 or (status == 403 and reasons & _RATE_REASONS):
-            try:
-                wait = max(0.0, float(retry_after)) if retry_after is not None else self.ctx.policy.backoff(1)
-            except ValueError:
-                wait = 1.0
-            return Throttled(f"{self.name}: {where} rate limited ({status})", retry_after=wait)
-        if status >= 500:
-            return TransientError(f"{self.name}: {where}: HTTP {status}")
-        if status == 401:
-            return AuthenticationFailed(
-                f"{self.name}: {where} still answered 401 after a token refresh; check the service account and "
-                "domain-wide delegation"
-            )
-        if status == 403:
-            return PermissionMissing(
-                f"{self.name}: {where} refused (403 {exc.reason}); authorise scope {permission} for the service "
-                "account's client id (domain-wide delegation) and check the subject is an admin",
-                permission=permission,
-            )
-        return RequestRejected(
-            f"{self.name}: {where}: HTTP {status} {exc.reason}", status=status, code=str(status)
-        )
-
-
-def _path(uri: str) -> str:
-    from urllib.parse import urlparse
-
-    return urlparse(uri).path
-
-
-def open_google(ctx: StreamContext) -> GoogleApi:
-    return GoogleApi(ctx)
-
-
-register_api(PROVIDER, open_google)
 
 
 # ---- Reports API ------------------------------------------------------------------------------

@@ -6,20 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
-import requests
-
-from collectors.clients import M365Clients, m365_clients
-from collectors.errors import (
-    AuthenticationFailed,
-    MalformedResponse,
-    PermissionMissing,
-    RequestRejected,
-    StalePageToken,
-    Throttled,
-    TransientError,
-)
 from collectors.normalise.m365 import normalise_mail_message, normalise_teams_message
 from collectors.normalise.records import NormaliseError
 from collectors.streams.base import (
@@ -30,9 +17,10 @@ from collectors.streams.base import (
     StreamSpec,
     changed_users,
     register,
-    register_api,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from providers.errors import MalformedResponse, RequestRejected, StalePageToken
+from providers.m365 import M365Api, same_origin, url_path
 
 PROVIDER = "m365"
 UNIFIED_AUDIT_CONTENT_TYPES = (
@@ -45,177 +33,6 @@ UNIFIED_AUDIT_CONTENT_TYPES = (
 
 def graph_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error_text(response: requests.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-    except ValueError:
-        return "", response.text[:200]
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("code", "")), str(error.get("message", ""))[:300]
-    if isinstance(error, str):
-        return error, str(body.get("error_description", ""))[:300]
-    return "", str(body)[:200]
-
-
-class M365Api:
-    """Graph and Management Activity API reads with our error classes and retry policy."""
-
-    def __init__(self, ctx: StreamContext, clients: M365Clients | None = None) -> None:
-        self.ctx = ctx
-        self.clients = clients or m365_clients(ctx.connection, ctx.secrets)
-        self.name = ctx.connection.name
-
-    # -- one request ----------------------------------------------------------------------------
-    def _once(
-        self,
-        session: requests.Session,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        permission: str,
-    ) -> tuple[Any, requests.Response]:
-        try:
-            response = session.request(method, url, params=params)
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(f"{self.name}: {method} {_path(url)}: {type(exc).__name__}") from exc
-        except requests.exceptions.RetryError as exc:
-            raise TransientError(f"{self.name}: {method} {_path(url)}: retries exhausted ({exc})") from exc
-        status = response.status_code
-        if status < 300:
-            if not response.content:
-                return None, response
-            try:
-                return response.json(), response
-            except ValueError:
-                raise MalformedResponse(
-                    f"{self.name}: {_path(url)} returned a body that is not JSON (HTTP {status}, "
-                    f"{len(response.content)} bytes)",
-                    source=response.url,
-                    body=response.text,
-                ) from None
-        code, message = _error_text(response)
-        if status == 429:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            raise Throttled(f"{self.name}: {_path(url)} throttled (429 {code})", retry_after=retry_after)
-        if status >= 500:
-            raise TransientError(f"{self.name}: {_path(url)}: HTTP {status} {code}")
-        if status == 401:
-            raise AuthenticationFailed(
-                f"{self.name}: {_path(url)} still answered 401 after a fresh token ({code}: {message}); "
-                "check the app registration and its secret"
-            )
-        if status == 403:
-            raise PermissionMissing(
-                f"{self.name}: {_path(url)} refused (403 {code}: {message}); grant the application permission "
-                f"{permission} and admin-consent it",
-                permission=permission,
-            )
-        raise RequestRejected(
-            f"{self.name}: {_path(url)}: HTTP {status} {code}: {message}", status=status, code=code
-        )
-
-    def request(
-        self,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        permission: str,
-        management: bool = False,
-        method: str = "GET",
-        expect: type | None = None,
-        key: str | None = None,
-        check: Any = None,
-    ) -> tuple[Any, requests.Response]:
-        """One call under the retry policy; a body that is not the `expect`ed shape (with a list
-        under `key`) counts as malformed, so it is re-read like unparseable JSON."""
-        session = self.clients.management if management else self.clients.graph
-
-        def call() -> tuple[Any, requests.Response]:
-            body, response = self._once(session, method, url, params, permission)
-            if expect is not None and not isinstance(body, expect):
-                raise MalformedResponse(
-                    f"{self.name}: {_path(url)} answered {type(body).__name__}, not a JSON {expect.__name__}",
-                    source=response.url,
-                    body=response.text,
-                )
-            if key is not None and not isinstance(body.get(key), list):
-                raise MalformedResponse(
-                    f"{self.name}: {_path(url)} page has no {key!r} list",
-                    source=response.url,
-                    body=response.text,
-                )
-            problem = check(body) if check is not None else None
-            if problem:
-                raise MalformedResponse(
-                    f"{self.name}: {_path(url)}: {problem}", source=response.url, body=response.text
-                )
-            return body, response
-
-        return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
-
-    def graph_url(self, path: str) -> str:
-        return f"{self.clients.graph_base_url}/{path.lstrip('/')}"
-
-    # -- Graph collections -----------------------------------------------------------------------
-    def graph_page(
-        self, path_or_link: str, params: Mapping[str, Any] | None, permission: str
-    ) -> tuple[list[Any], str | None, str]:
-        """One page of a Graph collection: (items, nextLink, source)."""
-        url = (
-            path_or_link if path_or_link.startswith(("http://", "https://")) else self.graph_url(path_or_link)
-        )
-        if params is None and not _same_origin(url, self.clients.graph_base_url):
-            raise StalePageToken(
-                f"{self.name}: stored next link {url} does not point at {self.clients.graph_base_url}"
-            )
-        try:
-            body, response = self.request(url, params=params, permission=permission, expect=dict, key="value")
-        except RequestRejected as exc:
-            if params is None and exc.status in (400, 404, 410):
-                raise StalePageToken(f"{self.name}: next link no longer accepted ({exc})") from exc
-            raise
-        return body["value"], body.get("@odata.nextLink"), response.url
-
-    def graph_all(self, path: str, params: Mapping[str, Any] | None, permission: str) -> Iterator[Any]:
-        items, link, _ = self.graph_page(path, params, permission)
-        yield from items
-        while link:
-            items, link, _ = self.graph_page(link, None, permission)
-            yield from items
-
-    def graph_object(self, path: str, permission: str) -> Any:
-        body, response = self.request(self.graph_url(path), permission=permission)
-        if not isinstance(body, dict):
-            raise MalformedResponse(
-                f"{self.name}: {path} is not a JSON object", source=response.url, body=response.text
-            )
-        return body
-
-
-def _path(url: str) -> str:
-    return urlparse(url).path
-
-
-def _same_origin(url: str, base: str) -> bool:
-    a, b = urlparse(url), urlparse(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value is not None else 1.0
-    except ValueError:
-        return 1.0
-
-
-def open_m365(ctx: StreamContext) -> M365Api:
-    return M365Api(ctx)
-
-
-register_api(PROVIDER, open_m365)
 
 
 # ---- event streams (Graph audit logs) ---------------------------------------------------------
@@ -304,7 +121,7 @@ def _content_page(
     api: M365Api = ctx.api
     permission = "ActivityFeed.Read"
     if token:
-        if not _same_origin(token, api.clients.management_feed_url):
+        if not same_origin(token, api.clients.management_feed_url):
             raise StalePageToken("stored NextPageUri points elsewhere")
         listing, response = api.request(
             token, permission=permission, management=True, expect=list, check=_listing_problem
@@ -460,9 +277,9 @@ def _delta_changes(
         url = body.get("@odata.nextLink")
         if not url:
             delta_link = body.get("@odata.deltaLink")
-            if not isinstance(delta_link, str) or not _same_origin(delta_link, api.clients.graph_base_url):
+            if not isinstance(delta_link, str) or not same_origin(delta_link, api.clients.graph_base_url):
                 raise MalformedResponse(
-                    f"{api.name}: {_path(response.url)} ended a delta round without a usable @odata.deltaLink",
+                    f"{api.name}: {url_path(response.url)} ended a delta round without a usable @odata.deltaLink",
                     source=response.url,
                     body=response.text,
                 )

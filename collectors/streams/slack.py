@@ -1,26 +1,14 @@
 """Slack streams: Audit Logs API events, users/apps/settings inventory, selected channels' messages.
 
-`AuditLogsClient` never raises on HTTP errors, so every response's status is checked here;
-`WebClient` raises `SlackApiError`, whose `error` names a missing scope in `needed`.
+The calls and their error mapping are :mod:`providers.slack`'s.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from collectors.clients import slack_audit_client, slack_web_client
-from collectors.errors import (
-    AuthenticationFailed,
-    MalformedResponse,
-    PermissionMissing,
-    RequestRejected,
-    StalePageToken,
-    Throttled,
-    TransientError,
-)
 from collectors.normalise.records import NormaliseError
 from collectors.normalise.slack import normalise_slack_message
 from collectors.streams.base import (
@@ -30,228 +18,15 @@ from collectors.streams.base import (
     StreamKind,
     StreamSpec,
     register,
-    register_api,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from providers.errors import (
+    RequestRejected,
+    StalePageToken,
+)
+from providers.slack import SlackApi
 
 PROVIDER = "slack"
-T = TypeVar("T")
-AUTH_ERRORS = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "token_revoked",
-        "token_expired",
-        "account_inactive",
-        "invalid_authentication",
-    }
-)
-PERMISSION_ERRORS = frozenset(
-    {
-        "missing_scope",
-        "not_allowed_token_type",
-        "no_permission",
-        "access_denied",
-        "feature_not_enabled",
-        "not_an_enterprise",
-        "team_not_authorized",
-        "ekm_access_denied",
-        "restricted_action",
-        "paid_only",
-    }
-)
-_NON_JSON = "Received a response in a non-JSON format"
-
-
-def _header(headers: Any, name: str) -> str | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == name.lower():
-            return value[0] if isinstance(value, list | tuple) else value
-    return None
-
-
-def _retry_after(headers: Any) -> float:
-    value = _header(headers, "Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else 1.0
-    except ValueError:
-        return 1.0
-
-
-class SlackApi:
-    def __init__(self, ctx: StreamContext) -> None:
-        self.ctx = ctx
-        self.name = ctx.connection.name
-        self._web: dict[str, Any] = {}
-        self._audit: Any = None
-
-    def web(self, token: str = "bot_token") -> Any:
-        if token not in self._web:
-            self._web[token] = slack_web_client(self.ctx.connection, self.ctx.secrets, token=token)
-        return self._web[token]
-
-    @property
-    def audit(self) -> Any:
-        if self._audit is None:
-            self._audit = slack_audit_client(self.ctx.connection, self.ctx.secrets)
-        return self._audit
-
-    # -- Web API --------------------------------------------------------------------------------
-    def call(
-        self,
-        method: str,
-        *,
-        token: str = "bot_token",
-        permission: str,
-        lists: tuple[str, ...] = (),
-        **params: Any,
-    ) -> dict[str, Any]:
-        """One Web API call under the retry policy; an answer whose `lists` keys are not lists is
-        malformed (re-read, then quarantined), never taken for an empty page."""
-
-        def once() -> dict[str, Any]:
-            data = self._call_once(method, token, permission, params)
-            missing = [key for key in lists if not isinstance(data.get(key), list)]
-            if missing:
-                raise MalformedResponse(
-                    f"{self.name}: {method} answer has no {', '.join(missing)} list",
-                    source=method,
-                    body=str(data)[:100_000],
-                )
-            return data
-
-        return self._reauthenticating(token, once)
-
-    def _call_once(self, method: str, token: str, permission: str, params: dict[str, Any]) -> dict[str, Any]:
-        from slack_sdk.errors import SlackApiError, SlackRequestError
-
-        try:
-            response = self.web(token).api_call(method, params=params)
-        except SlackApiError as exc:
-            raise self._classify(method, exc.response, permission) from exc
-        except json.JSONDecodeError as exc:
-            raise MalformedResponse(
-                f"{self.name}: {method} returned a body that is not JSON ({exc})", source=method, body=exc.doc
-            ) from None
-        except (SlackRequestError, OSError) as exc:
-            raise TransientError(f"{self.name}: {method}: {type(exc).__name__}: {exc}") from exc
-        data = response.data
-        if not isinstance(data, dict):
-            raise MalformedResponse(
-                f"{self.name}: {method} is not a JSON object", source=method, body=str(data)[:10000]
-            )
-        return data
-
-    def _classify(self, method: str, response: Any, permission: str) -> Exception:
-        status = int(getattr(response, "status_code", 0) or 0)
-        data = response.data if isinstance(getattr(response, "data", None), dict) else {}
-        error = str(data.get("error", ""))
-        if status == 429 or error == "ratelimited":
-            return Throttled(
-                f"{self.name}: {method} rate limited", retry_after=_retry_after(response.headers)
-            )
-        if status >= 500:
-            return TransientError(f"{self.name}: {method}: HTTP {status}")
-        if error.startswith(_NON_JSON) or (status == 200 and "ok" not in data):
-            return MalformedResponse(
-                f"{self.name}: {method} returned a body that is not JSON", source=method, body=error
-            )
-        if error in AUTH_ERRORS or status == 401:
-            return AuthenticationFailed(
-                f"{self.name}: Slack refused the token for {method} ({error}); issue a new token"
-            )
-        if error in PERMISSION_ERRORS or status == 403:
-            needed = data.get("needed") or permission
-            return PermissionMissing(
-                f"{self.name}: {method} refused ({error}); the token needs scope {needed}",
-                permission=str(needed),
-            )
-        return RequestRejected(
-            f"{self.name}: {method}: {error or f'HTTP {status}'}", status=status or 400, code=error
-        )
-
-    def paged(
-        self, method: str, key: str, *, token: str = "bot_token", permission: str, **params: Any
-    ) -> Iterator[Any]:
-        cursor = None
-        while True:
-            body = self.call(
-                method,
-                token=token,
-                permission=permission,
-                lists=(key,),
-                **params,
-                **({"cursor": cursor} if cursor else {}),
-            )
-            yield from body[key]
-            cursor = (body.get("response_metadata") or {}).get("next_cursor")
-            if not cursor or self.ctx.probe:
-                return
-
-    # -- Audit Logs API -------------------------------------------------------------------------
-    def audit_logs(self, **params: Any) -> dict[str, Any]:
-        return self._reauthenticating("audit_token", lambda: self._audit_once(params))
-
-    def _reauthenticating(self, token: str, call: Callable[[], T]) -> T:
-        """Slack tokens do not refresh themselves: on a rejected token, resolve the secret reference
-        again (it may have been rotated) and retry once; a second rejection is final."""
-        try:
-            return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
-        except AuthenticationFailed:
-            self.ctx.secrets.forget(token)
-            self._web.pop(token, None)
-            if token == "audit_token":
-                self._audit = None
-            return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
-
-    def _audit_once(self, params: dict[str, Any]) -> dict[str, Any]:
-        from slack_sdk.errors import SlackRequestError
-
-        try:
-            response = self.audit.logs(**params)
-        except json.JSONDecodeError as exc:
-            raise MalformedResponse(
-                f"{self.name}: audit logs page is not JSON ({exc})", source="audit/v1/logs", body=exc.doc
-            ) from None
-        except (SlackRequestError, OSError) as exc:
-            raise TransientError(f"{self.name}: audit logs: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        body = response.body
-        if status == 429:
-            raise Throttled(
-                f"{self.name}: audit logs rate limited", retry_after=_retry_after(response.headers)
-            )
-        if status >= 500:
-            raise TransientError(f"{self.name}: audit logs: HTTP {status}")
-        error = str((body or {}).get("error", ""))
-        if status == 401 or error in AUTH_ERRORS:
-            raise AuthenticationFailed(
-                f"{self.name}: Slack refused the audit token ({error or status}); issue a new org-owner token"
-            )
-        if status == 403 or error in PERMISSION_ERRORS:
-            raise PermissionMissing(
-                f"{self.name}: audit logs refused ({error or status}); the token needs scope auditlogs:read "
-                "(an Enterprise Grid org owner's user token)",
-                permission="auditlogs:read",
-            )
-        if status >= 400:
-            raise RequestRejected(
-                f"{self.name}: audit logs: HTTP {status} {error}", status=status, code=error
-            )
-        if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
-            raise MalformedResponse(
-                f"{self.name}: audit logs page has no 'entries' list",
-                source="audit/v1/logs",
-                body=response.raw_body or "",
-            )
-        return body
-
-
-def open_slack(ctx: StreamContext) -> SlackApi:
-    return SlackApi(ctx)
-
-
-register_api(PROVIDER, open_slack)
 
 
 # ---- events -----------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.errors import StalePageToken
 from collectors.streams.base import Page, StreamContext
 from core.clock import isoformat, parse_time
+from providers.errors import StalePageToken
 
 # fetch(start, end, page_token) -> (records, next page token or None, source description)
 Fetch = Callable[[datetime, datetime, Any], tuple[Sequence[Any], Any, str]]

@@ -74,7 +74,7 @@ class Verification:
 
 
 class Operation(ABC):
-    """The provider calls behind one action. Methods get a gateway (see remediation.gateways)."""
+    """The provider calls behind one action. Methods get a gateway (see the providers: providers.m365.GraphGateway, ...)."""
 
     @abstractmethod
     def inspect(self, gw: Any, target: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.models import Provider
+from providers.google import GoogleGateway
 from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
 from remediation.errors import InvalidState, TargetMissing
-from remediation.gateways import GoogleGateway
 
 USER = Field("user", "primary e-mail or id of the Workspace user")
 _PERMISSION_FIELDS = "id,type,role,emailAddress,domain,allowFileDiscovery,displayName"

@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import quote
 
 from core.models import Provider
+from providers.m365 import GraphGateway
 from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
 from remediation.errors import InvalidState, TargetMissing
-from remediation.gateways import GraphGateway
 
 USER = Field("user", "userPrincipalName or object id of the account")
 _USER_SELECT = {"$select": "id,userPrincipalName,accountEnabled,signInSessionsValidFromDateTime"}

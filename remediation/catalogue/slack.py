@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.models import Provider
+from providers.slack import SlackGateway
 from remediation.catalogue import ActionSpec, BlastRadius, Field, Operation, Verification
 from remediation.errors import TargetMissing
-from remediation.gateways import SlackGateway
 
 USER = Field("user", "Slack user id (U…/W…) or the user's e-mail")
 

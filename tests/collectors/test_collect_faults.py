@@ -9,7 +9,6 @@ from sqlmodel import select
 
 from collectors import collect_once, connections_from_simulator
 from collectors.connections import sync_connections
-from collectors.errors import Throttled
 from collectors.options import CollectorOptions
 from collectors.report import RunStatus
 from collectors.retry import RetryPolicy
@@ -17,6 +16,7 @@ from core.db import Database
 from core.models import AuditRecord, Connection, Event, QuarantinedRecord
 from core.models.connection import Checkpoint
 from core.settings import Settings
+from providers.errors import Throttled
 
 OPTIONS = CollectorOptions(threads=2, page_size=50, backoff_base=0.01, backoff_max=0.05)
 SMALL_PAGES = CollectorOptions(threads=2, page_size=5, backoff_base=0.01, backoff_max=0.05)

@@ -9,11 +9,11 @@ import pytest
 from sqlmodel import select
 
 from collectors.connections import load_connections_file, sync_connections_file
-from collectors.credentials import Secrets
-from collectors.errors import ConnectionConfigError, SecretUnavailable
 from core.audit import verify_database
 from core.db import Database
 from core.models import AuditRecord, Connection
+from providers.credentials import Secrets
+from providers.errors import ConnectionConfigError, SecretUnavailable
 
 TOML = """
 [[connections]]

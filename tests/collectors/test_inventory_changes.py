@@ -9,13 +9,13 @@ from typing import Any
 from sqlmodel import select
 
 from collectors import collect_once, connections_from_simulator
-from collectors.clients import m365_clients
 from collectors.connections import sync_connections
-from collectors.credentials import Secrets
 from collectors.options import CollectorOptions
 from core.db import Database
 from core.models import ConfigSnapshot, Connection
 from core.settings import Settings
+from providers.credentials import Secrets
+from providers.m365 import m365_clients
 
 OPTIONS = CollectorOptions(threads=4, backoff_base=0.01, backoff_max=0.05)
 STREAMS = {

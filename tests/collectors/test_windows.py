@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.errors import StalePageToken
 from collectors.streams.windows import WindowPlan, windowed_pages
+from providers.errors import StalePageToken
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PLAN = WindowPlan(

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from collectors.clients import google_service, m365_clients, slack_web_client
-from collectors.credentials import Secrets
 from core.models import ActionStatus, AuditRecord, Connection, RemediationAction
+from providers.credentials import Secrets
+from providers.google import google_service
+from providers.m365 import m365_clients
+from providers.slack import slack_web_client
 from remediation import Outcome, add_step, approve, execute, rollback
 from remediation.errors import InvalidState
 

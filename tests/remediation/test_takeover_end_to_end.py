@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from collectors.clients import m365_clients
-from collectors.credentials import Secrets
 from core.clock import parse_time
 from core.db import Database
 from core.models import ActionStatus, AuditRecord, Connection, Finding, Incident, TimelineEntry
+from providers.credentials import Secrets
+from providers.m365 import m365_clients
 from remediation import Outcome, demo_flow, get_plan
 from remediation.errors import SelfApproval
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from collectors.errors import ConnectionConfigError, SecretUnavailable
+from providers.errors import ConnectionConfigError, SecretUnavailable
 
 REFERENCE_SCHEMES = ("env", "file")
 

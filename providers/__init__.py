@@ -1,0 +1,8 @@
+"""One module per SaaS provider: client factory, read calls, write calls and the one error mapping.
+
+Collectors, remediation and notifications reach a provider only through here. See README.md.
+"""
+
+from providers.registry import ProviderSpec, ReadContext, get, register, registered
+
+__all__ = ["ProviderSpec", "ReadContext", "get", "register", "registered"]
