@@ -2,8 +2,9 @@
 
 Handlers declare ``ctx: RequestContext = require(Permission.X)``; that one dependency
 authenticates, applies the caller's rate limit, checks the permission matrix and hands back the
-context. :meth:`RequestContext.audit` is how a mutation records itself (principal, request id,
-before and after), in the same transaction as the change.
+context. :attr:`RequestContext.actor` is what handlers pass to the stage entry points, which write
+each change's one audit record (principal, channel, request id, before and after) in the
+change's own transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from api.metrics import ApiMetrics
 from api.permissions import Permission, allows, roles_allowed
 from api.ratelimit import TokenBucketLimiter, retry_after_seconds
 from api.requestid import request_id_of
-from core.audit import record
+from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.models import AuditRecord
 from core.settings import Settings
@@ -88,61 +89,35 @@ class RequestContext:
     def settings(self) -> Settings:
         return self.state.settings
 
+    @property
+    def actor(self) -> Actor:
+        """The caller as stage entry points take it: they write the change's one audit record."""
+        return Actor(self.caller.actor, Channel.API, self.request_id)
+
     def audit(
         self,
         session: Session,
         *,
-        action: str,
+        action: AuditAction,
         object_type: str,
         object_id: str | int,
         before: Any = None,
         after: Any = None,
         **details: Any,
     ) -> AuditRecord:
-        """Record a mutation in the caller's transaction. Never pass a secret in before/after/details."""
+        """Record an action of the API itself (not a stage's) in the caller's transaction."""
         rec = record(
             session,
-            actor=self.caller.actor,
+            actor=self.actor,
             action=action,
             object_type=object_type,
             object_id=object_id,
-            details={
-                "request_id": self.request_id,
-                "via": f"api:{self.caller.via}",
-                "before": before,
-                "after": after,
-                **details,
-            },
+            details={"auth": self.caller.via, **details},
+            before=before,
+            after=after,
         )
         self.state.metrics.audit_records.labels(action).inc()
         return rec
-
-    def audit_request(
-        self,
-        *,
-        action: str,
-        object_type: str,
-        object_id: str | int,
-        before: Any = None,
-        after: Any = None,
-        **details: Any,
-    ) -> AuditRecord:
-        """Record a mutation a stage carried out (and audited on its own) with what the API knows.
-
-        Stage functions write their own audit record inside their transaction; this companion
-        record, written right after, ties the change to the API principal, the request id and the
-        before/after values the API observed.
-        """
-        with self.db.session() as session:
-            return self.audit(
-                session,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                before=before,
-                after=after,
-                **details,
-            )
 
 
 def state_of(request: Request) -> ApiState:

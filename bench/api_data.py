@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlmodel import SQLModel
 
-from core.audit import GENESIS_HASH, compute_hash
+from core.audit import GENESIS_HASH, AuditAction, compute_hash
 from core.clock import isoformat
 from core.db import Database
 from core.models import AuditRecord, Finding, Incident
@@ -140,11 +140,11 @@ def audit_rows(n: int, seed: int = 13) -> Iterator[dict[str, Any]]:
     start = END - SPAN
     step = SPAN.total_seconds() / max(n, 1)
     actions = (
-        "incident.transition",
-        "incident.assign",
-        "incident.note",
-        "remediation.approve",
-        "finding.create",
+        AuditAction.INCIDENT_TRANSITIONED.value,
+        AuditAction.INCIDENT_ASSIGNED.value,
+        AuditAction.INCIDENT_NOTE_ADDED.value,
+        AuditAction.REMEDIATION_APPROVED.value,
+        AuditAction.FINDING_CREATED.value,
     )
     for seq in range(1, n + 1):
         fields: dict[str, Any] = {

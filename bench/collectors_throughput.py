@@ -33,6 +33,7 @@ from collectors.normalise import normalise
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
 from collectors.streams.base import StreamContext, open_api, stream_spec
+from core.audit import Actor
 from core.clock import utcnow
 from core.db import Database
 from core.models import Connection
@@ -79,7 +80,7 @@ def _collect(
         definitions = connections_from_simulator(
             sim.info, providers=[provider], streams={provider: EVENT_STREAMS[provider]}
         )
-        sync_connections(db, definitions, actor="system:bench", source="simulator")
+        sync_connections(db, definitions, actor=Actor.system("bench"), source="simulator")
         sim.sim.requests.clear()
         started = time.perf_counter()
         report = collect_once(db, settings, options=options)

@@ -156,7 +156,7 @@ def connect_simulator(db: Any, info: dict[str, Any], **options: Any) -> None:
     from collectors.connections import sync_connections
 
     definitions = connections_from_simulator(info, **options)
-    sync_connections(db, definitions, actor="system:bench", source="simulator")
+    sync_connections(db, definitions, actor=Actor.system("bench"), source="simulator")
 
 
 def child_main(spec: RunSpec) -> RunResult:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Figure
+from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
 
@@ -50,7 +51,7 @@ def pipeline(
         db = Database.from_settings(settings)
         db.upgrade()
         sync_connections(
-            db, connections_from_simulator(handle.info, conversations=True), actor="system:bench"
+            db, connections_from_simulator(handle.info, conversations=True), actor=Actor.system("bench")
         )
         for stage, run in (
             ("collect", lambda: collect_once(db, settings)),

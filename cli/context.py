@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from functools import lru_cache
 
 from rich.console import Console
 
+from core.audit import Actor, Channel
 from core.db import Database
 from core.settings import Settings
 
@@ -28,3 +30,13 @@ def database(*, migrate: bool = True) -> Database:
     else:
         db.ping()
     return db
+
+
+def cli_actor(name: str | None = None) -> Actor:
+    """Who runs this command: `--actor` when given, else the operating-system user."""
+    if name:
+        return Actor(name, Channel.CLI)
+    try:
+        return Actor(f"principal:{getpass.getuser()}", Channel.CLI)
+    except (KeyError, OSError):
+        return Actor("system:cli", Channel.CLI)

@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from cli.context import console, settings
-from core.audit import record, verify_database
+from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
 from core.models import ApiPrincipal, Finding, Incident, Role
 from core.settings import Settings
@@ -68,7 +68,7 @@ def _ensure_principals(db: Database, demo_settings: Settings) -> None:
         existing = set(session.exec(select(ApiPrincipal.name)).all())
     for name, role in ((ANALYST, Role.ANALYST), (APPROVER, Role.APPROVER)):
         if name not in existing:
-            create_principal(db, pepper, name=name, role=role, actor="system:demo")
+            create_principal(db, pepper, name=name, role=role, actor=Actor.system("demo"))
 
 
 def _print_incidents(db: Database) -> list[Incident]:
@@ -114,8 +114,8 @@ def run_scenario(
         with db.session() as session:
             record(
                 session,
-                actor="system:demo",
-                action="demo.scenario",
+                actor=Actor.system("demo"),
+                action=AuditAction.DEMO_SCENARIO_LOADED,
                 object_type="demo",
                 object_id=scenario,
                 details={
@@ -126,7 +126,7 @@ def run_scenario(
         definitions = connections_from_simulator(
             sim.info, name_prefix=scenario.replace("_", "-"), conversations=True
         )
-        sync_connections(db, definitions, actor="system:demo", source="demo")
+        sync_connections(db, definitions, actor=Actor.system("demo"), source="demo")
         cycle = run_cycle(db, demo_settings, notify=False)
         collection = cycle.of("collect")
         failed = collection.errors if collection is not None else []
@@ -158,8 +158,8 @@ def run_scenario(
                 db,
                 demo_settings,
                 incident.id,
-                requested_by=f"principal:{ANALYST}",
-                approve_as=f"principal:{approve_as}" if approve_as else None,
+                requested_by=Actor(f"principal:{ANALYST}", Channel.CLI),
+                approve_as=Actor(f"principal:{approve_as}", Channel.CLI) if approve_as else None,
                 console=console,
             )
             outcome.planned_steps += len(result.plan.steps)

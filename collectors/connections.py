@@ -38,14 +38,14 @@ from collectors.streams.base import (
     open_api,
     streams_for,
 )
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models import Connection, Provider
 from providers.credentials import Secrets, check_reference
 from providers.errors import ConnectionConfigError, ProviderError
 
-ACTOR = "system:collector"
+ACTOR = Actor.system("collector")
 REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
     Provider.M365: ("client_id",),
     Provider.GOOGLE: ("subject",),
@@ -183,6 +183,14 @@ def load_connections_file(path: Path) -> list[ConnectionDefinition]:
 # ---- storing definitions (audited) ------------------------------------------------------------
 
 
+_AUDITED_FIELDS = ("name", "provider", "tenant", "enabled", "config", "secret_refs", "source")
+
+
+def _snapshot(row: Connection) -> dict[str, Any]:
+    """What the audit record keeps of a connection (secret *references*, never a secret)."""
+    return {name: getattr(row, name) for name in _AUDITED_FIELDS}
+
+
 def _changes(row: Connection, definition: ConnectionDefinition) -> list[str]:
     wanted = {
         "provider": definition.provider,
@@ -195,9 +203,12 @@ def _changes(row: Connection, definition: ConnectionDefinition) -> list[str]:
 
 
 def upsert_connection(
-    db: Database, definition: ConnectionDefinition, *, actor: str, source: str = "api"
+    db: Database, definition: ConnectionDefinition, *, actor: Actor, source: str = "api"
 ) -> tuple[Connection, str]:
-    """Create or update one connection; returns (row, "created"|"updated"|"unchanged")."""
+    """Create or update one connection and audit it (before/after) in the same transaction.
+
+    Returns (row, "created"|"updated"|"unchanged").
+    """
     validate(definition)
     with db.session() as session:
         row = session.exec(select(Connection).where(Connection.name == definition.name)).first()
@@ -216,7 +227,7 @@ def upsert_connection(
             record(
                 session,
                 actor=actor,
-                action="connection.created",
+                action=AuditAction.CONNECTION_CREATED,
                 object_type="connection",
                 object_id=str(row.id),
                 details={
@@ -226,6 +237,8 @@ def upsert_connection(
                     "streams": definition.streams,
                     "secrets": sorted(definition.secrets),
                 },
+                before=None,
+                after=_snapshot(row),
             )
             return row, "created"
         changed = _changes(row, definition)
@@ -233,6 +246,7 @@ def upsert_connection(
             changed.append("source")
         if not changed:
             return row, "unchanged"
+        before = _snapshot(row)
         row.provider = definition.provider
         row.tenant = definition.tenant
         row.enabled = definition.enabled
@@ -241,18 +255,22 @@ def upsert_connection(
         row.source = source
         row.updated_at = utcnow()
         session.add(row)
+        after = _snapshot(row)
+        moved = sorted(k for k in after if after[k] != before[k])
         record(
             session,
             actor=actor,
-            action="connection.updated",
+            action=AuditAction.CONNECTION_UPDATED,
             object_type="connection",
             object_id=str(row.id),
             details={"name": row.name, "changed": sorted(changed), "source": source},
+            before={k: before[k] for k in moved},
+            after={k: after[k] for k in moved},
         )
         return row, "updated"
 
 
-def set_enabled(db: Database, name: str, enabled: bool, *, actor: str) -> Connection:
+def set_enabled(db: Database, name: str, enabled: bool, *, actor: Actor) -> Connection:
     with db.session() as session:
         row = session.exec(select(Connection).where(Connection.name == name)).first()
         if row is None:
@@ -264,16 +282,18 @@ def set_enabled(db: Database, name: str, enabled: bool, *, actor: str) -> Connec
             record(
                 session,
                 actor=actor,
-                action="connection.enabled" if enabled else "connection.disabled",
+                action=AuditAction.CONNECTION_ENABLED if enabled else AuditAction.CONNECTION_DISABLED,
                 object_type="connection",
                 object_id=str(row.id),
                 details={"name": name},
+                before={"enabled": not enabled},
+                after={"enabled": enabled},
             )
         return row
 
 
 def sync_connections(
-    db: Database, definitions: Iterable[ConnectionDefinition], *, actor: str = ACTOR, source: str = "file"
+    db: Database, definitions: Iterable[ConnectionDefinition], *, actor: Actor = ACTOR, source: str = "file"
 ) -> dict[str, str]:
     """Make the stored connections from `source` match `definitions`; name -> what happened.
 
@@ -297,7 +317,7 @@ def sync_connections(
     return outcome
 
 
-def sync_connections_file(db: Database, path: Path, *, actor: str = ACTOR) -> dict[str, str]:
+def sync_connections_file(db: Database, path: Path, *, actor: Actor = ACTOR) -> dict[str, str]:
     return sync_connections(db, load_connections_file(path), actor=actor, source="file")
 
 

@@ -25,13 +25,13 @@ from collectors.errors import IngestError
 from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from collectors.normalise.google import is_raw_activity
 from collectors.store import insert_events, quarantine
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.db import Database
 from core.models import Connection
 from core.paths import dig
 
 BATCH = 2000
-ACTOR = "system:ingest"
+ACTOR = Actor.system("ingest")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def ingest_connection(db: Database, provider: str, name: str | None = None) -> C
         record(
             session,
             actor=ACTOR,
-            action="connection.created",
+            action=AuditAction.CONNECTION_CREATED,
             object_type="connection",
             object_id=str(row.id),
             details={"name": wanted, "provider": provider, "source": "ingest"},

@@ -37,7 +37,7 @@ from collectors.store import (
     touch_run,
 )
 from collectors.streams.base import Page, StreamContext, StreamKind, StreamSpec, configured_streams, open_api
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models import Connection, Health
@@ -53,7 +53,7 @@ from providers.errors import (
 )
 
 log = logging.getLogger("tenantguard.collectors")
-ACTOR = "system:collector"
+ACTOR = Actor.system("collector")
 
 
 @dataclass
@@ -85,7 +85,7 @@ def set_stream_health(
         record(
             session,
             actor=ACTOR,
-            action="collector.stream_health",
+            action=AuditAction.COLLECTOR_STREAM_HEALTH_CHANGED,
             object_type="connection",
             object_id=f"{connection.id}:{stream}",
             details={
@@ -123,7 +123,7 @@ def refresh_connection_health(db: Database, connection: Connection, *, succeeded
             record(
                 session,
                 actor=ACTOR,
-                action="connection.health",
+                action=AuditAction.CONNECTION_HEALTH_CHANGED,
                 object_type="connection",
                 object_id=str(connection.id),
                 details={
@@ -267,7 +267,7 @@ def _quarantine_page(db: Database, connection: Connection, spec: StreamSpec, exc
         record(
             session,
             actor=ACTOR,
-            action="collector.page_quarantined",
+            action=AuditAction.COLLECTOR_PAGE_QUARANTINED,
             object_type="connection",
             object_id=f"{connection.id}:{spec.name}",
             details={

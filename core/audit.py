@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,95 @@ _PG_AUDIT_LOCK_KEY = 0x7467_6175_6469_74  # "tgaudit"
 _CHUNK_BYTES = 256 * 1024
 # How SQLAlchemy stores a UTC time on SQLite (see core.models.types.UTCDateTime).
 _SQLITE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+
+
+class Channel(StrEnum):
+    """How a change reached us."""
+
+    API = "api"
+    CLI = "cli"
+    SLACK = "slack"
+    SCHEDULER = "scheduler"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change, through which channel, for which request: what every audit record names.
+
+    `name` is the principal as the audit trail spells it ("principal:alice", "slack:U123",
+    "system:collector"); `request_id` ties an API or Slack change to the request that made it.
+    """
+
+    name: str
+    channel: Channel
+    request_id: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """A job of the service itself (collection, detection, grouping, notification)."""
+        return cls(name if ":" in name else f"system:{name}", Channel.SCHEDULER)
+
+    @classmethod
+    def cli(cls, name: str) -> Actor:
+        return cls(name, Channel.CLI)
+
+
+class AuditAction(StrEnum):
+    """Every action the audit chain records: `<object>.<past participle>`."""
+
+    ANOMALY_DETECTED = "anomaly.detected"
+    AUDIT_EXPORTED = "audit.exported"
+    COLLECTOR_PAGE_QUARANTINED = "collector.page_quarantined"
+    COLLECTOR_STREAM_HEALTH_CHANGED = "collector.stream_health_changed"
+    CONNECTION_CREATED = "connection.created"
+    CONNECTION_DISABLED = "connection.disabled"
+    CONNECTION_ENABLED = "connection.enabled"
+    CONNECTION_HEALTH_CHANGED = "connection.health_changed"
+    CONNECTION_UPDATED = "connection.updated"
+    DEMO_SCENARIO_LOADED = "demo.scenario_loaded"
+    FINDING_CREATED = "finding.created"
+    FINDING_RESOLVED = "finding.resolved"
+    FINDING_UPDATED = "finding.updated"
+    IDENTITY_RESOLVED = "identity.resolved"
+    IDENTITY_SCORED = "identity.scored"
+    INCIDENT_ASSIGNED = "incident.assigned"
+    INCIDENT_CONVERSATION_LINKED = "incident.conversation_linked"
+    INCIDENT_CONVERSATIONS_LINKED = "incident.conversations_linked"
+    INCIDENT_CREATED = "incident.created"
+    INCIDENT_FINDINGS_ADDED = "incident.findings_added"
+    INCIDENT_MERGED = "incident.merged"
+    INCIDENT_NOTE_ADDED = "incident.note_added"
+    INCIDENT_NOTIFIED_ANNOUNCE = "incident.notified.announce"
+    INCIDENT_NOTIFIED_UPDATE = "incident.notified.update"
+    INCIDENT_POSTMORTEM_UPDATED = "incident.postmortem_updated"
+    INCIDENT_PRIORITY_CHANGED = "incident.priority_changed"
+    INCIDENT_SPLIT = "incident.split"
+    INCIDENT_TRANSITIONED = "incident.transitioned"
+    POSTURE_EVALUATED = "posture.evaluated"
+    PRINCIPAL_CREATED = "principal.created"
+    PRINCIPAL_DISABLED = "principal.disabled"
+    REMEDIATION_APPROVAL_RECORDED = "remediation.approval_recorded"
+    REMEDIATION_APPROVED = "remediation.approved"
+    REMEDIATION_AUTO_APPROVED = "remediation.auto_approved"
+    REMEDIATION_EXECUTION_STARTED = "remediation.execution_started"
+    REMEDIATION_FAILED = "remediation.failed"
+    REMEDIATION_PROPOSED = "remediation.proposed"
+    REMEDIATION_REFUSED = "remediation.refused"
+    REMEDIATION_REJECTED = "remediation.rejected"
+    REMEDIATION_REPLANNED = "remediation.replanned"
+    REMEDIATION_ROLLBACK_FAILED = "remediation.rollback_failed"
+    REMEDIATION_ROLLED_BACK = "remediation.rolled_back"
+    REMEDIATION_STOPPED = "remediation.stopped"
+    REMEDIATION_SUCCEEDED = "remediation.succeeded"
+    SUPPRESSION_CREATED = "suppression.created"
+    SUPPRESSION_DELETED = "suppression.deleted"
+
+
+_NOTHING: Any = object()
 
 
 def _normalise(details: dict[str, Any] | None) -> dict[str, Any]:
@@ -75,22 +165,36 @@ def _lock_chain(session: Session) -> None:
 def record(
     session: Session,
     *,
-    actor: str,
-    action: str,
+    actor: Actor,
+    action: AuditAction,
     object_type: str,
     object_id: str | int,
     details: dict[str, Any] | None = None,
+    before: Any = _NOTHING,
+    after: Any = _NOTHING,
     at: datetime | None = None,
 ) -> AuditRecord:
-    """Append one record, in the caller's transaction (so the change and its record commit together)."""
+    """Append the one record of a change, in the caller's transaction (change and record commit together).
+
+    The record names the actor's channel (`via`) and request id, and the object's state before and after
+    when the caller gives them. Never pass a secret in details, before or after.
+    """
+    action = AuditAction(action)
+    details = {**(details or {}), "via": actor.channel.value}
+    if actor.request_id:
+        details["request_id"] = actor.request_id
+    if before is not _NOTHING:
+        details["before"] = before
+    if after is not _NOTHING:
+        details["after"] = after
     _lock_chain(session)
     last = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
     when = at or utcnow()
     fields: dict[str, Any] = {
         "seq": (last.seq + 1) if last else 1,
         "at": isoformat(when),
-        "actor": actor,
-        "action": action,
+        "actor": actor.name,
+        "action": action.value,
         "object_type": object_type,
         "object_id": str(object_id),
         "details": _normalise(details),

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
+from core.audit import Actor, AuditAction
 from core.audit import record as audit_record
 from core.clock import as_utc, utcnow
 from core.models import Finding, FindingStatus, Severity
@@ -85,7 +86,7 @@ def store_finding(
     session: Session,
     draft: FindingDraft,
     *,
-    actor: str,
+    actor: Actor,
     dedup_period: timedelta | None = DEFAULT_DEDUP_PERIOD,
     count_repeats: bool = True,
 ) -> StoredFinding:
@@ -101,7 +102,7 @@ def store_finding(
     return StoredFinding(existing, False)
 
 
-def store_findings(session: Session, drafts: Iterable[FindingDraft], *, actor: str) -> list[StoredFinding]:
+def store_findings(session: Session, drafts: Iterable[FindingDraft], *, actor: Actor) -> list[StoredFinding]:
     return [store_finding(session, draft, actor=actor) for draft in drafts]
 
 
@@ -109,7 +110,7 @@ def _event_ids(ids: Iterable[int | str]) -> list[int]:
     return [e for e in ids if isinstance(e, int) and not isinstance(e, bool)]
 
 
-def _create(session: Session, draft: FindingDraft, actor: str) -> Finding:
+def _create(session: Session, draft: FindingDraft, actor: Actor) -> Finding:
     context = dict(draft.context)
     if draft.window_start is not None:
         context["window_start"] = draft.window_start
@@ -138,7 +139,7 @@ def _create(session: Session, draft: FindingDraft, actor: str) -> Finding:
     audit_record(
         session,
         actor=actor,
-        action="finding.create",
+        action=AuditAction.FINDING_CREATED,
         object_type="finding",
         object_id=finding.id,
         details={"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind},
@@ -161,7 +162,9 @@ def _rank(severity: str) -> int:
         return -1
 
 
-def _merge(session: Session, existing: Finding, draft: FindingDraft, actor: str, count_repeats: bool) -> None:
+def _merge(
+    session: Session, existing: Finding, draft: FindingDraft, actor: Actor, count_repeats: bool
+) -> None:
     before = (existing.severity, existing.count, existing.title, len(existing.evidence_event_ids or []))
     evidence = list(existing.evidence_event_ids or [])
     evidence.extend(e for e in _event_ids(draft.evidence_event_ids) if e not in evidence)
@@ -193,7 +196,7 @@ def _merge(session: Session, existing: Finding, draft: FindingDraft, actor: str,
         audit_record(
             session,
             actor=actor,
-            action="finding.update",
+            action=AuditAction.FINDING_UPDATED,
             object_type="finding",
             object_id=existing.id,
             details={
@@ -205,7 +208,7 @@ def _merge(session: Session, existing: Finding, draft: FindingDraft, actor: str,
         )
 
 
-def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str, actor: str) -> int:
+def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str, actor: Actor) -> int:
     """Mark open findings with these keys resolved (e.g. the setting is back to its expected value)."""
     keys = list(dedup_keys)
     resolved = 0
@@ -225,7 +228,7 @@ def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str
             audit_record(
                 session,
                 actor=actor,
-                action="finding.resolve",
+                action=AuditAction.FINDING_RESOLVED,
                 object_type="finding",
                 object_id=finding.id,
                 details={"rule_id": finding.rule_id, "reason": reason},

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from sqlmodel import Session, col, select
 
+from core.audit import Actor
 from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, StoredFinding, store_findings
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 CURSOR_NAME = "detection"
-ACTOR = "system:detector"
+ACTOR = Actor.system("detector")
 
 
 class Detector(Protocol):

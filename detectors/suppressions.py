@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.audit import Actor, AuditAction
 from core.audit import record as audit_record
-from core.clock import utcnow
+from core.clock import isoformat, utcnow
 from core.errors import TenantguardError
 from core.models import Suppression
 from detectors.sigma.definitions import RulePack
@@ -48,17 +49,17 @@ def create_suppression(
     rule_id: str,
     match: Mapping[str, Any],
     reason: str,
-    created_by: str,
+    actor: Actor,
     expires_at: datetime | None = None,
     pack: RulePack | None = None,
 ) -> Suppression:
-    """Store a suppression (validated against the pack when given) and audit it."""
+    """Store a suppression (validated against the pack when given) and audit it in `session`."""
     _check(rule_id, match, reason, expires_at, pack)
     row = Suppression(
         rule_id=rule_id.strip(),
         match=dict(match),
         reason=reason.strip(),
-        created_by=created_by,
+        created_by=actor.name,
         expires_at=expires_at,
     )
     session.add(row)
@@ -66,8 +67,8 @@ def create_suppression(
     assert row.id is not None
     audit_record(
         session,
-        actor=created_by,
-        action="suppression.create",
+        actor=actor,
+        action=AuditAction.SUPPRESSION_CREATED,
         object_type="suppression",
         object_id=row.id,
         details={
@@ -76,8 +77,23 @@ def create_suppression(
             "reason": row.reason,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
+        before=None,
+        after=snapshot(row),
     )
     return row
+
+
+def snapshot(row: Suppression) -> dict[str, Any]:
+    """A suppression as its audit record keeps it."""
+    return {
+        "id": row.id,
+        "rule_id": row.rule_id,
+        "match": row.match,
+        "reason": row.reason,
+        "created_by": row.created_by,
+        "created_at": isoformat(row.created_at) if row.created_at else None,
+        "expires_at": isoformat(row.expires_at) if row.expires_at else None,
+    }
 
 
 def list_suppressions(session: Session, *, include_expired: bool = False) -> list[Suppression]:
@@ -88,7 +104,7 @@ def list_suppressions(session: Session, *, include_expired: bool = False) -> lis
     return [r for r in rows if r.expires_at is None or r.expires_at > now]
 
 
-def remove_suppression(session: Session, suppression_id: int, *, actor: str) -> Suppression:
+def remove_suppression(session: Session, suppression_id: int, *, actor: Actor) -> Suppression:
     row = session.get(Suppression, suppression_id)
     if row is None:
         raise SuppressionRequestError(
@@ -97,10 +113,12 @@ def remove_suppression(session: Session, suppression_id: int, *, actor: str) -> 
     audit_record(
         session,
         actor=actor,
-        action="suppression.delete",
+        action=AuditAction.SUPPRESSION_DELETED,
         object_type="suppression",
         object_id=suppression_id,
         details={"rule_id": row.rule_id, "match": row.match, "suppressed_count": row.suppressed_count},
+        before=snapshot(row),
+        after=None,
     )
     session.delete(row)
     return row

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from core.audit import Actor
 from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
 
@@ -32,7 +33,7 @@ HIGH_RISK_SCORE = 50.0
 ATTACK_KINDS = (FindingKind.DETECTION.value, FindingKind.CORRELATION.value, FindingKind.ANOMALY.value)
 ATTACK_SEVERITIES = ("high", "critical")
 MAX_EVIDENCE = 100
-ACTOR = "system:identity"
+ACTOR = Actor.system("identity")
 # A finding naming more people than this (a password spray's targets) is not an attack *on* one of them.
 MAX_TARGETS = 3
 

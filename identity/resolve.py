@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import parse_time, utcnow
 from core.db import Database
 from core.models import Account, Person
@@ -302,8 +302,8 @@ def resolve_people(db: Database) -> ResolutionReport:
                 session.add(row)
         record(
             session,
-            actor="system:identity",
-            action="identity.resolve",
+            actor=Actor.system("identity"),
+            action=AuditAction.IDENTITY_RESOLVED,
             object_type="identity_run",
             object_id=utcnow().isoformat(),
             details={"people": len(groups), "accounts": len(facts), "linked_across_providers": multi},

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.findings import FindingDraft
@@ -218,8 +218,8 @@ def review_people(db: Database, *, now: datetime | None = None) -> IdentityRevie
         opened, resolved = write_identity_findings(session, drafts)
         record(
             session,
-            actor="system:identity",
-            action="identity.score",
+            actor=Actor.system("identity"),
+            action=AuditAction.IDENTITY_SCORED,
             object_type="identity_run",
             object_id=now.isoformat(),
             details={"people": len(people), "findings_opened": opened, "findings_resolved": resolved},

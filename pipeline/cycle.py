@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
 from pipeline.stages import SCHEDULER_ACTOR, STAGES, Stage, StageContext, StageResult
@@ -101,7 +102,7 @@ class Cycle:
         db: Database,
         settings: Settings,
         *,
-        actor: str = SCHEDULER_ACTOR,
+        actor: Actor = SCHEDULER_ACTOR,
         stages: Sequence[Stage] | None = None,
         book: StageBook | None = None,
     ) -> None:
@@ -163,7 +164,7 @@ def run_cycle(
     db: Database,
     settings: Settings,
     *,
-    actor: str = SCHEDULER_ACTOR,
+    actor: Actor = SCHEDULER_ACTOR,
     only: Iterable[str] | None = None,
     skip: Iterable[str] = (),
     until_settled: bool = True,

@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from core.audit import Actor
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, AnalysisCursor, ConfigSnapshot, Finding, RemediationAction
 from core.settings import Settings
 
-SCHEDULER_ACTOR = "system:scheduler"
+SCHEDULER_ACTOR = Actor.system("scheduler")
 IDENTITY_RESOLVE_CURSOR = "pipeline.identity.resolve"
 IDENTITY_SCORE_CURSOR = "pipeline.identity.score"
 # Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
@@ -61,7 +62,7 @@ class StageContext:
     now: datetime | None = None
 
 
-StageFunction = Callable[[Database, Settings, str, StageContext], StageResult]
+StageFunction = Callable[[Database, Settings, Actor, StageContext], StageResult]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Stage:
 # ------------------------------------------------------------------------------------ stages
 
 
-def collect_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def collect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Every enabled stream of every connection once (serve runs the collectors' own schedule
     instead, one job per stream, and leaves this stage out)."""
     from collectors import collect_once
@@ -87,7 +88,7 @@ def collect_stage(db: Database, settings: Settings, actor: str, ctx: StageContex
     return result
 
 
-def detect_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Rules, correlations and anomaly detectors over events after the detection cursor."""
     from detectors.pipeline import detect_new
 
@@ -109,7 +110,7 @@ def detect_stage(db: Database, settings: Settings, actor: str, ctx: StageContext
     return result
 
 
-def posture_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def posture_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Posture checks and drift, when snapshots were stored since the last evaluation."""
     from detectors.posture import evaluate, snapshots_pending
 
@@ -126,7 +127,7 @@ def posture_stage(db: Database, settings: Settings, actor: str, ctx: StageContex
     return result
 
 
-def identity_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def identity_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Resolve people when snapshots arrived; re-score them when findings changed."""
     from identity import resolve_people, review_people
 
@@ -160,7 +161,7 @@ def identity_stage(db: Database, settings: Settings, actor: str, ctx: StageConte
     return result
 
 
-def incidents_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def incidents_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Findings into incidents (grouping, priority, conversations): a fixpoint, cheap when settled."""
     from timeline import build_incidents
 
@@ -171,7 +172,7 @@ def incidents_stage(db: Database, settings: Settings, actor: str, ctx: StageCont
     return result
 
 
-def notify_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def notify_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Post every pending incident announcement and update (state kept on each incident)."""
     from timeline.notify import NotificationError, deliver_notifications
 
@@ -190,7 +191,7 @@ def notify_stage(db: Database, settings: Settings, actor: str, ctx: StageContext
     return result
 
 
-def escalations_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def escalations_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """On-call: start escalations for new P1/P2 incidents, fire the steps whose delay has passed,
     send due pages (all from database state; a step comes due at most one sweep late)."""
     from oncall import run_due
@@ -206,7 +207,7 @@ def escalations_stage(db: Database, settings: Settings, actor: str, ctx: StageCo
     return result
 
 
-def remediation_stage(db: Database, settings: Settings, actor: str, ctx: StageContext) -> StageResult:
+def remediation_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Execute the steps that are approved and not yet executed; never an unapproved one (the
     executor checks the approvals again on each step, in plan order, dependencies first)."""
     from remediation.executor import STALE_RUN, execute

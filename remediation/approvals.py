@@ -13,11 +13,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
@@ -26,10 +25,11 @@ from remediation.config import RemediationSettings
 from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
 from remediation.journal import note
 from remediation.policy import ApprovalPolicy, load_policy
-from remediation.principals import resolve_actor
+from remediation.principals import Principal, as_principal, resolve_actor
 from remediation.targets import target_is_admin
 
 POLICY_PRINCIPAL = "system:policy"
+POLICY_ACTOR = Actor(POLICY_PRINCIPAL, Channel.SYSTEM)
 DECIDABLE = (ActionStatus.PROPOSED, ActionStatus.APPROVED, ActionStatus.FAILED)
 
 
@@ -44,7 +44,7 @@ class DecisionOutcome:
 
 @contextmanager
 def audited_refusals(
-    db: Database, actor: str, request: str, *, action_id: int | None = None, incident_id: int | None = None
+    db: Database, actor: Actor, request: str, *, action_id: int | None = None, incident_id: int | None = None
 ) -> Iterator[None]:
     """Let a Refused escape only after recording it (the failed transaction has been rolled back)."""
     try:
@@ -56,7 +56,7 @@ def audited_refusals(
 
 def record_refusal(
     db: Database,
-    actor: str,
+    actor: Actor,
     request: str,
     exc: Refused,
     *,
@@ -79,7 +79,7 @@ def record_refusal(
             record(
                 session,
                 actor=actor,
-                action="remediation.refused",
+                action=AuditAction.REMEDIATION_REFUSED,
                 object_type="incident" if incident_id is not None else "remediation_action",
                 object_id=str(incident_id if incident_id is not None else action_id),
                 details=details,
@@ -124,52 +124,41 @@ def _policy(policy: ApprovalPolicy | None) -> ApprovalPolicy:
 def approve(
     db: Database,
     action_id: int,
-    principal: str,
+    actor: Actor,
     *,
     comment: str = "",
-    via: str = "api",
     request_ref: str | None = None,
     policy: ApprovalPolicy | None = None,
     now: datetime | None = None,
 ) -> DecisionOutcome:
-    """Record `principal`'s approval; the step becomes approved once the policy's count is reached."""
+    """Record `actor`'s approval; the step becomes approved once the policy's count is reached."""
     return _decide(
-        db,
-        action_id,
-        principal,
-        Decision.APPROVE,
-        comment,
-        via,
-        request_ref,
-        _policy(policy),
-        now or utcnow(),
+        db, action_id, actor, Decision.APPROVE, comment, request_ref, _policy(policy), now or utcnow()
     )
 
 
 def reject(
     db: Database,
     action_id: int,
-    principal: str,
+    actor: Actor,
     *,
     comment: str = "",
-    via: str = "api",
     request_ref: str | None = None,
     policy: ApprovalPolicy | None = None,
     now: datetime | None = None,
 ) -> DecisionOutcome:
     """Reject the step: it will not run (its dependants are stopped) unless re-planned with changes."""
     return _decide(
-        db, action_id, principal, Decision.REJECT, comment, via, request_ref, _policy(policy), now or utcnow()
+        db, action_id, actor, Decision.REJECT, comment, request_ref, _policy(policy), now or utcnow()
     )
 
 
 def _decide(
     db: Database,
     action_id: int,
-    principal: str,
+    caller: Actor,
     decision: Decision,
     comment: str,
-    via: str,
     request_ref: str | None,
     policy: ApprovalPolicy,
     now: datetime,
@@ -179,10 +168,10 @@ def _decide(
             raise ActionNotFound(
                 f"no remediation action {action_id}; `tenantguard plan INCIDENT` lists the steps"
             )
-    with audited_refusals(db, principal, str(decision), action_id=action_id), db.session() as session:
+    with audited_refusals(db, caller, str(decision), action_id=action_id), db.session() as session:
         action = session.get(RemediationAction, action_id)
         assert action is not None
-        actor = resolve_actor(session, principal)
+        actor = resolve_actor(session, caller.name)
         _check_may_decide(session, action, actor, decision, policy, request_ref)
         approvals = approvals_of(session, action_id)
         if decision == Decision.APPROVE and any(
@@ -194,7 +183,7 @@ def _decide(
             principal=actor.label,
             decision=decision,
             comment=comment,
-            via=via,
+            via=caller.channel.value,
             at=now,
             expires_at=now + policy.approval_ttl if decision == Decision.APPROVE else None,
             fingerprint=action.fingerprint,
@@ -225,10 +214,9 @@ def _decide(
             session,
             action,
             event,
-            actor.label,
+            as_principal(caller, actor),
             title,
             {
-                "via": via,
                 "comment": comment,
                 "expires_at": approval.expires_at.isoformat() if approval.expires_at else None,
             },
@@ -243,7 +231,7 @@ def _decide(
 def _check_may_decide(
     session: Session,
     action: RemediationAction,
-    actor: Any,
+    actor: Principal,
     decision: Decision,
     policy: ApprovalPolicy,
     request_ref: str | None,
@@ -309,7 +297,7 @@ def try_auto_approve(
         session,
         action,
         "auto_approved",
-        POLICY_PRINCIPAL,
+        POLICY_ACTOR,
         f"Auto-approved by policy: {spec.title} — {action.subject}",
         {"priority": incident.priority, "rule": rule.action},
         now,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from core.audit import Actor
 from core.db import Database
 from core.models import ActionStatus
 from core.settings import Settings
@@ -69,8 +70,8 @@ def demo_flow(
     settings: Settings | None,
     incident_id: int,
     *,
-    requested_by: str,
-    approve_as: str | None = None,
+    requested_by: Actor,
+    approve_as: Actor | None = None,
     console: Console | None = None,
     phases: tuple[str, ...] = ("contain", "eradicate"),
 ) -> DemoResult:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from core.audit import Actor
 from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import ActionStatus, Connection, RemediationAction
@@ -39,9 +40,9 @@ from remediation.errors import (
 )
 from remediation.journal import note
 from remediation.policy import ApprovalPolicy, load_policy
-from remediation.principals import resolve_actor
+from remediation.principals import as_principal, resolve_actor
 
-EXECUTOR = "system:remediation"
+EXECUTOR = Actor.system("remediation")
 RUNNABLE = (ActionStatus.APPROVED, ActionStatus.FAILED, ActionStatus.RUNNING)
 STALE_RUN = timedelta(minutes=10)
 STOPPING = (ActionStatus.FAILED, ActionStatus.REJECTED, ActionStatus.SKIPPED, ActionStatus.ROLLED_BACK)
@@ -140,7 +141,7 @@ def execute(
     *,
     action_ids: Sequence[int] | None = None,
     dry_run: bool = False,
-    actor: str = EXECUTOR,
+    actor: Actor = EXECUTOR,
     gateway_factory: GatewayFactory = open_gateway,
     now: datetime | None = None,
 ) -> ExecutionReport:
@@ -160,14 +161,14 @@ def execute(
 
 
 def _check_executor(
-    db: Database, actor: str, incident_id: int | None, action_ids: Sequence[int] | None
+    db: Database, actor: Actor, incident_id: int | None, action_ids: Sequence[int] | None
 ) -> None:
     """A person running approved steps needs a role that may ask for remediation (approval is the gate)."""
     policy = load_policy(RemediationSettings().policy_file)
     first = action_ids[0] if action_ids else None
     with audited_refusals(db, actor, "execute", action_id=first, incident_id=incident_id):
         with db.session(readonly=True) as session:
-            who = resolve_actor(session, actor)
+            who = resolve_actor(session, actor.name)
         if not who.system and (who.role not in policy.requester_roles | policy.approver_roles):
             raise NotAllowed(f"{actor} may not execute remediation (role {who.role or 'none'})")
 
@@ -177,7 +178,7 @@ def _run_step(
     action_id: int,
     explicit: bool,
     dry_run: bool,
-    actor: str,
+    actor: Actor,
     factory: GatewayFactory,
     now: datetime,
 ) -> StepResult:
@@ -313,7 +314,7 @@ def _perform(
 
 
 def _gate(
-    db: Database, row: RemediationAction, approvals: list[Any], explicit: bool, actor: str, now: datetime
+    db: Database, row: RemediationAction, approvals: list[Any], explicit: bool, actor: Actor, now: datetime
 ) -> tuple[Outcome, str] | None:
     """None when the step may run; otherwise why not (refusals audited, stale approvals reset)."""
     if row.status == ActionStatus.PROPOSED:
@@ -351,7 +352,7 @@ def _gate(
 def _refuse(
     db: Database,
     row: RemediationAction,
-    actor: str,
+    actor: Actor,
     exc: Refused,
     *,
     reset: bool = False,
@@ -370,7 +371,7 @@ def _refuse(
 
 
 def _stop(
-    db: Database, row: RemediationAction, actor: str, blocked: dict[int | None, str], now: datetime
+    db: Database, row: RemediationAction, actor: Actor, blocked: dict[int | None, str], now: datetime
 ) -> StepResult:
     spec = get_action(row.action)
     why = ", ".join(f"step {d} {s}" for d, s in sorted(blocked.items(), key=lambda kv: kv[0] or 0))
@@ -393,7 +394,7 @@ def _stop(
     return StepResult(row.id or 0, row.action, row.subject, Outcome.STOPPED, f"not run: {why}")
 
 
-def _claim(db: Database, row: RemediationAction, actor: str, now: datetime) -> bool:
+def _claim(db: Database, row: RemediationAction, actor: Actor, now: datetime) -> bool:
     """Mark the step running unless another executor holds it (a RUNNING step older than
     STALE_RUN is taken over: its executor died; inspect-before-write makes the re-run safe)."""
     spec = get_action(row.action)
@@ -415,7 +416,7 @@ def _finish(
     db: Database,
     row: RemediationAction,
     status: ActionStatus,
-    actor: str,
+    actor: Actor,
     event: str,
     title: str,
     details: dict[str, Any],
@@ -464,7 +465,7 @@ def rollback(
     action_id: int | None = None,
     *,
     incident_id: int | None = None,
-    principal: str,
+    actor: Actor,
     dry_run: bool = False,
     policy: ApprovalPolicy | None = None,
     gateway_factory: GatewayFactory = open_gateway,
@@ -477,20 +478,21 @@ def rollback(
     if action_id is None:
         rows = [r for r in reversed(rows) if r.status == ActionStatus.SUCCEEDED and r.reversible]
     with (
-        audited_refusals(db, principal, "rollback", action_id=action_id, incident_id=incident_id),
+        audited_refusals(db, actor, "rollback", action_id=action_id, incident_id=incident_id),
         db.session(readonly=True) as session,
     ):
-        who = resolve_actor(session, principal)
+        who = resolve_actor(session, actor.name)
         if who.system or who.role not in policy.approver_roles:
             raise NotAllowed(
-                f"{principal} may not roll back remediation: needs one of {', '.join(sorted(policy.approver_roles))}"
+                f"{actor} may not roll back remediation: needs one of {', '.join(sorted(policy.approver_roles))}"
             )
-    results = [_rollback_step(db, row.id or 0, who.label, dry_run, gateway_factory, now) for row in rows]
+    resolved = as_principal(actor, who)
+    results = [_rollback_step(db, row.id or 0, resolved, dry_run, gateway_factory, now) for row in rows]
     return ExecutionReport(dry_run, tuple(results))
 
 
 def _rollback_step(
-    db: Database, action_id: int, actor: str, dry_run: bool, factory: GatewayFactory, now: datetime
+    db: Database, action_id: int, actor: Actor, dry_run: bool, factory: GatewayFactory, now: datetime
 ) -> StepResult:
     with db.session(readonly=True) as session:
         row = session.get(RemediationAction, action_id)
@@ -583,7 +585,7 @@ def _rollback_step(
 def _finish_rollback(
     db: Database,
     row: RemediationAction,
-    actor: str,
+    actor: Actor,
     title: str,
     details: dict[str, Any],
     log: CallLog,

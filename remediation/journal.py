@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlmodel import Session
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.models import RemediationAction, TimelineEntry
 
@@ -19,13 +20,20 @@ def note(
     session: Session,
     action: RemediationAction,
     event: str,
-    actor: str,
+    actor: Actor,
     title: str,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Record `remediation.<event>` for one step in the audit chain and on its incident's timeline."""
+    """Record `remediation.<event>` for one step in the audit chain and on its incident's timeline.
+
+    The record's before/after is the step's status before and after this transaction changed it.
+    """
     when = at or utcnow()
+    state = inspect(action)
+    assert state is not None
+    changed = state.attrs.status.history.deleted
+    before = {"status": str(changed[0]) if changed else action.status}
     body = {
         "event": event,
         "action": action.action,
@@ -37,10 +45,12 @@ def note(
     record(
         session,
         actor=actor,
-        action=f"remediation.{event}",
+        action=AuditAction(f"remediation.{event}"),
         object_type="remediation_action",
         object_id=str(action.id),
         details={"incident_id": action.incident_id, **body},
+        before=before,
+        after={"status": action.status},
         at=when,
     )
     if action.incident_id is not None:
@@ -54,6 +64,6 @@ def note(
                 body=body,
                 ref_type="remediation_action",
                 ref_id=str(action.id),
-                actor=actor,
+                actor=actor.name,
             )
         )

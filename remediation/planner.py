@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
+from core.audit import Actor
 from core.clock import isoformat, utcnow
 from core.db import Database
 from core.models import (
@@ -43,7 +44,7 @@ from remediation.playbooks import (
     template_variables,
 )
 from remediation.policy import ApprovalPolicy, load_policy
-from remediation.principals import resolve_actor
+from remediation.principals import as_principal, resolve_actor
 from remediation.targets import connections_by_provider, target_is_admin
 
 SNAPSHOT_BEFORE = "@snapshot_before"
@@ -381,7 +382,7 @@ def fingerprint(
 def plan_for_incident(
     db: Database,
     incident_id: int,
-    requested_by: str,
+    requested_by: Actor,
     *,
     playbooks: Sequence[Playbook] | None = None,
     policy: ApprovalPolicy | None = None,
@@ -399,7 +400,7 @@ def plan_for_incident(
             incident = session.get(Incident, incident_id)
             if incident is None:
                 raise IncidentNotFound(f"no incident {incident_id}; `tenantguard incidents list` shows them")
-            actor = resolve_actor(session, requested_by)
+            actor = resolve_actor(session, requested_by.name)
             if not actor.system and actor.role not in policy.requester_roles:
                 raise NotAllowed(
                     f"{requested_by} may not request remediation: needs one of the roles "
@@ -412,7 +413,9 @@ def plan_for_incident(
             ).all()
             proposed, notes = propose_steps(incident, findings, playbooks, _snapshot_lookup(session))
             connections = connections_by_provider(session, findings)
-            rows = _store(session, incident, proposed, actor.label, connections, policy, now)
+            rows = _store(
+                session, incident, proposed, as_principal(requested_by, actor), connections, policy, now
+            )
             for row in rows:
                 try_auto_approve(session, row, incident, policy, now)
         plan = get_plan(db, incident_id, now=now)
@@ -423,7 +426,7 @@ def _store(
     session: Session,
     incident: Incident,
     proposed: list[ProposedStep],
-    requested_by: str,
+    requested_by: Actor,
     connections: dict[str, int | None],
     policy: ApprovalPolicy,
     now: datetime,
@@ -462,7 +465,7 @@ def _store(
                 target=step.target,
                 params=step.params,
                 phase=str(step.phase),
-                requested_by=requested_by,
+                requested_by=requested_by.name,
                 idempotency_key=key,
                 subject=step.subject,
                 blast_radius=str(spec.blast_radius),
@@ -560,7 +563,7 @@ def add_step(
     target: dict[str, Any],
     params: dict[str, Any] | None = None,
     *,
-    requested_by: str,
+    requested_by: Actor,
     reason: str,
     phase: Phase | str | None = None,
     connection_id: int | None = None,
@@ -589,7 +592,7 @@ def add_step(
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise IncidentNotFound(f"no incident {incident_id}")
-        actor = resolve_actor(session, requested_by)
+        actor = resolve_actor(session, requested_by.name)
         if not actor.system and actor.role not in policy.requester_roles:
             raise NotAllowed(f"{requested_by} may not request remediation (role {actor.role or 'none'})")
         key = f"incident:{incident_id}|{spec.name}|{spec.idempotency_part(target)}"
@@ -632,7 +635,7 @@ def add_step(
                 session,
                 row,
                 "proposed",
-                actor.label,
+                as_principal(requested_by, actor),
                 f"Proposed: {spec.title} — {subject}",
                 {
                     "phase": row.phase,

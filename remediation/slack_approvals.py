@@ -10,7 +10,7 @@ the interaction to our endpoint (the API wires it to `handle_interaction`), whic
    roles apply exactly as through the API);
 3. checks the button still refers to the step's current version (fingerprint) and that the
    interaction was not processed before (``Approval.request_ref``);
-4. approves or rejects with ``via="slack"``.
+4. approves or rejects as the Slack user (``Actor(channel=slack)``, the click as request id).
 
 Every refusal is audited; nothing is approved on a refused request.
 """
@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 
-from core.audit import record
+from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.models import Connection, RemediationAction
 from remediation.approvals import DecisionOutcome, approve, record_refusal, reject
@@ -161,7 +161,7 @@ def handle_interaction(
     except SlackRequestRejected as exc:
         _audit_rejected_request(db, headers, exc)
         return InteractionResult(401, f"Refused: {exc}")
-    principal = f"slack:{user_id}"
+    actor = Actor(f"slack:{user_id}", Channel.SLACK, request_ref)
     try:
         with db.session(readonly=True) as session:
             row = session.get(RemediationAction, action_id)
@@ -172,12 +172,10 @@ def handle_interaction(
             outdated = ApprovalInvalid(
                 f"the button was for an earlier version of action {action_id}; the plan changed, ask for a new message"
             )
-            record_refusal(db, principal, f"slack {decision}", outdated, action_id=action_id)
+            record_refusal(db, actor, f"slack {decision}", outdated, action_id=action_id)
             return InteractionResult(409, f"Refused: {outdated}")
         decide = approve if decision == "approve" else reject
-        outcome = decide(
-            db, action_id, principal, via="slack", request_ref=request_ref, policy=policy, now=now
-        )
+        outcome = decide(db, action_id, actor, request_ref=request_ref, policy=policy, now=now)
     except ActionNotFound as exc:
         return InteractionResult(404, f"Refused: {exc}")
     except Refused as exc:
@@ -216,8 +214,8 @@ def _audit_rejected_request(db: Database, headers: Mapping[str, str], exc: Slack
     with db.session() as session:
         record(
             session,
-            actor="slack:unverified",
-            action="remediation.refused",
+            actor=Actor("slack:unverified", Channel.SLACK),
+            action=AuditAction.REMEDIATION_REFUSED,
             object_type="slack_request",
             object_id=lowered.get("x-slack-request-timestamp", "")[:20] or "-",
             details={"request": "slack interaction", "code": exc.code, "reason": str(exc)},

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.models.enums import Priority
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
@@ -42,7 +42,7 @@ from timeline.prevalence import (
 from timeline.priority import FindingSignal, PersonSignal, compute_priority, severity_weight
 from timeline.sla import set_due_dates
 
-SYSTEM_ACTOR = "system:timeline"
+SYSTEM_ACTOR = Actor.system("timeline")
 MAX_ENTITY_VALUES = 500
 MAX_GROUPING_REASONS = 2000
 MAX_BROAD_KEYS = 200
@@ -55,7 +55,7 @@ class BuildContext:
     config: TimelineConfig
     identities: IdentityIndex
     now: datetime
-    actor: str = SYSTEM_ACTOR
+    actor: Actor = SYSTEM_ACTOR
     # Keys too common to group by, with why (see timeline.prevalence); IPs checked against events.
     common: dict[str, str] = field(default_factory=dict)
     checked_ips: set[str] = field(default_factory=set)
@@ -394,7 +394,7 @@ def _update_priority(
             incident.id or 0,
             EntryKind.PRIORITY,
             f"priority {previous} → {result.priority.value} (score {result.score:.2f})",
-            actor=ctx.actor,
+            actor=ctx.actor.name,
             at=ctx.now,
             body={**details, "factors": result.factors.get("factors", {})},
         )
@@ -402,7 +402,7 @@ def _update_priority(
     record(
         session,
         actor=ctx.actor,
-        action="incident.priority_changed",
+        action=AuditAction.INCIDENT_PRIORITY_CHANGED,
         object_type="incident",
         object_id=str(incident.id),
         details=details,

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 
-from core.audit import record
+from core.audit import AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity
@@ -151,7 +151,7 @@ class IncidentBuild:
                 record(
                     self.session,
                     actor=SYSTEM_ACTOR,
-                    action="incident.findings_added",
+                    action=AuditAction.INCIDENT_FINDINGS_ADDED,
                     object_type="incident",
                     object_id=group.incident_id or 0,
                     details={
@@ -229,7 +229,7 @@ class IncidentBuild:
                 last_seen=row.last_seen,
                 auto_mergeable=row.status == IncidentStatus.NEW
                 and not row.assignee
-                and row.created_by == SYSTEM_ACTOR,
+                and row.created_by == SYSTEM_ACTOR.name,
             )
             for row in rows
         ]
@@ -269,13 +269,13 @@ class IncidentBuild:
                     "tenantguard",
                     f"incident opened ({IncidentStatus.NEW}): {first}",
                     body={"to": IncidentStatus.NEW.value, "reason": first},
-                    actor=SYSTEM_ACTOR,
+                    actor=SYSTEM_ACTOR.name,
                 )
             )
             record(
                 self.session,
                 actor=SYSTEM_ACTOR,
-                action="incident.created",
+                action=AuditAction.INCIDENT_CREATED,
                 object_type="incident",
                 object_id=incident_id,
                 details={
@@ -319,13 +319,18 @@ class IncidentBuild:
         ):
             self.session.add(
                 simple_entry(
-                    target, EntryKind.MERGE, title, actor=SYSTEM_ACTOR, at=self.ctx.now, body={"reason": why}
+                    target,
+                    EntryKind.MERGE,
+                    title,
+                    actor=SYSTEM_ACTOR.name,
+                    at=self.ctx.now,
+                    body={"reason": why},
                 )
             )
         record(
             self.session,
             actor=SYSTEM_ACTOR,
-            action="incident.merged",
+            action=AuditAction.INCIDENT_MERGED,
             object_type="incident",
             object_id=incident_id,
             details={"merged": [absorbed_id], "reason": why, "automatic": True},
@@ -595,7 +600,7 @@ class IncidentBuild:
             record(
                 self.session,
                 actor=SYSTEM_ACTOR,
-                action="incident.conversations_linked",
+                action=AuditAction.INCIDENT_CONVERSATIONS_LINKED,
                 object_type="incident",
                 object_id=incident_id,
                 details={"message_ids": message_ids},
@@ -649,7 +654,7 @@ _NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
     "impact": "",
     "linked_conversations": [],
     "notifications": {},
-    "created_by": SYSTEM_ACTOR,
+    "created_by": SYSTEM_ACTOR.name,
     "finding_count": 0,
     "evidence_count": 0,
     "message_count": 0,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlmodel import Session, col
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models.enums import IncidentStatus
@@ -51,6 +51,16 @@ def _locked(session: Session, incident_id: int) -> Incident:
             f"incident {incident_id} does not exist; list incidents with `tenantguard incidents list`"
         )
     return incident
+
+
+def state_of(incident: Incident) -> dict[str, Any]:
+    """What an incident's audit records keep as its state before and after a change."""
+    return {
+        "status": incident.status,
+        "assignee": incident.assignee,
+        "priority": incident.priority,
+        "merged_into_id": incident.merged_into_id,
+    }
 
 
 def _parse_status(value: str) -> IncidentStatus:
@@ -96,7 +106,7 @@ def transition(
     incident_id: int,
     to: str,
     *,
-    actor: str,
+    actor: Actor,
     note: str | None = None,
     duplicate_of: int | None = None,
     at: datetime | None = None,
@@ -106,6 +116,7 @@ def transition(
     when = at or utcnow()
     with db.session() as session:
         incident = _locked(session, incident_id)
+        before = state_of(incident)
         current = IncidentStatus(incident.status)
         if target not in ALLOWED[current]:
             allowed = ", ".join(sorted(s.value for s in ALLOWED[current])) or "nothing"
@@ -137,7 +148,7 @@ def transition(
                 incident_id,
                 EntryKind.STATUS,
                 f"status {current.value} → {target.value}",
-                actor=actor,
+                actor=actor.name,
                 at=when,
                 body=body,
             )
@@ -145,22 +156,25 @@ def transition(
         record(
             session,
             actor=actor,
-            action="incident.transition",
+            action=AuditAction.INCIDENT_TRANSITIONED,
             object_type="incident",
             object_id=incident_id,
             details={k: v for k, v in body.items() if k != "note"} | {"has_note": bool(text)},
+            before=before,
+            after=state_of(incident),
             at=when,
         )
         return incident
 
 
 def assign(
-    db: Database, incident_id: int, assignee: str | None, *, actor: str, at: datetime | None = None
+    db: Database, incident_id: int, assignee: str | None, *, actor: Actor, at: datetime | None = None
 ) -> Incident:
     """Give the incident to `assignee` (None: unassign). Assigning acknowledges it."""
     when = at or utcnow()
     with db.session() as session:
         incident = _locked(session, incident_id)
+        before = state_of(incident)
         previous = incident.assignee
         incident.assignee = assignee.strip()[:200] if assignee else None
         if incident.assignee and incident.acknowledged_at is None:
@@ -169,20 +183,24 @@ def assign(
         session.add(incident)
         title = f"assigned to {incident.assignee}" if incident.assignee else "unassigned"
         body = {"from": previous, "to": incident.assignee}
-        session.add(simple_entry(incident_id, EntryKind.ASSIGNMENT, title, actor=actor, at=when, body=body))
+        session.add(
+            simple_entry(incident_id, EntryKind.ASSIGNMENT, title, actor=actor.name, at=when, body=body)
+        )
         record(
             session,
             actor=actor,
-            action="incident.assign",
+            action=AuditAction.INCIDENT_ASSIGNED,
             object_type="incident",
             object_id=incident_id,
             details=body,
+            before=before,
+            after=state_of(incident),
             at=when,
         )
         return incident
 
 
-def add_note(db: Database, incident_id: int, text: str, *, actor: str, at: datetime | None = None) -> int:
+def add_note(db: Database, incident_id: int, text: str, *, actor: Actor, at: datetime | None = None) -> int:
     """Add an analyst's note (redacted like a message); returns the timeline entry id."""
     when = at or utcnow()
     cleaned, counts = _clean_text(text, "the note")
@@ -194,7 +212,7 @@ def add_note(db: Database, incident_id: int, text: str, *, actor: str, at: datet
             incident_id,
             EntryKind.NOTE,
             f"note by {actor}",
-            actor=actor,
+            actor=actor.name,
             at=when,
             body={"text": cleaned, "redactions": counts},
         )
@@ -203,7 +221,7 @@ def add_note(db: Database, incident_id: int, text: str, *, actor: str, at: datet
         record(
             session,
             actor=actor,
-            action="incident.note",
+            action=AuditAction.INCIDENT_NOTE_ADDED,
             object_type="incident",
             object_id=incident_id,
             details={"entry_id": entry.id, "chars": len(cleaned), "redactions": counts},
@@ -216,7 +234,7 @@ def set_postmortem(
     db: Database,
     incident_id: int,
     *,
-    actor: str,
+    actor: Actor,
     root_cause: str | None = None,
     lessons: str | None = None,
     impact: str | None = None,
@@ -234,6 +252,7 @@ def set_postmortem(
         raise TimelineError("nothing to record: give root cause, lessons or impact")
     with db.session() as session:
         incident = _locked(session, incident_id)
+        before = {name: getattr(incident, name) for name in given}
         for name, value in given.items():
             setattr(incident, name, value)
         incident.updated_at = when
@@ -241,16 +260,23 @@ def set_postmortem(
         title = "postmortem updated: " + ", ".join(n.replace("_", " ") for n in given)
         session.add(
             simple_entry(
-                incident_id, EntryKind.POSTMORTEM, title, actor=actor, at=when, body={"fields": sorted(given)}
+                incident_id,
+                EntryKind.POSTMORTEM,
+                title,
+                actor=actor.name,
+                at=when,
+                body={"fields": sorted(given)},
             )
         )
         record(
             session,
             actor=actor,
-            action="incident.postmortem",
+            action=AuditAction.INCIDENT_POSTMORTEM_UPDATED,
             object_type="incident",
             object_id=incident_id,
             details={"fields": sorted(given)},
+            before=before,
+            after=given,
             at=when,
         )
         return incident
@@ -263,7 +289,7 @@ def link_conversation(
     provider: str,
     channel: str,
     thread_id: str | None = None,
-    actor: str,
+    actor: Actor,
     at: datetime | None = None,
 ) -> Incident:
     """Link a channel (or one thread of it): its messages join the incident at the next build."""
@@ -272,7 +298,8 @@ def link_conversation(
         raise TimelineError("link needs a channel (and optionally a thread id)")
     with db.session() as session:
         incident = _locked(session, incident_id)
-        link = {"provider": provider, "channel": channel.strip(), "thread_id": thread_id, "via": actor}
+        before = list(incident.linked_conversations or [])
+        link = {"provider": provider, "channel": channel.strip(), "thread_id": thread_id, "via": actor.name}
         links = [
             known
             for known in incident.linked_conversations or []
@@ -286,22 +313,29 @@ def link_conversation(
         where = f"{provider} {channel}" + (f" thread {thread_id}" if thread_id else "")
         session.add(
             simple_entry(
-                incident_id, EntryKind.LINK, f"linked conversation {where}", actor=actor, at=when, body=link
+                incident_id,
+                EntryKind.LINK,
+                f"linked conversation {where}",
+                actor=actor.name,
+                at=when,
+                body=link,
             )
         )
         record(
             session,
             actor=actor,
-            action="incident.link_conversation",
+            action=AuditAction.INCIDENT_CONVERSATION_LINKED,
             object_type="incident",
             object_id=incident_id,
             details=link,
+            before={"linked_conversations": before},
+            after={"linked_conversations": incident.linked_conversations},
             at=when,
         )
         return incident
 
 
-def _context(session: Session, settings: Any, actor: str, when: datetime) -> BuildContext:
+def _context(session: Session, settings: Any, actor: Actor, when: datetime) -> BuildContext:
     return BuildContext(
         TimelineConfig.from_settings(settings), IdentityIndex.load(session), when, actor=actor
     )
@@ -312,7 +346,7 @@ def merge(
     target_id: int,
     source_ids: Iterable[int],
     *,
-    actor: str,
+    actor: Actor,
     reason: str = "",
     settings: Any = None,
     at: datetime | None = None,
@@ -324,12 +358,14 @@ def merge(
     when = at or utcnow()
     with db.session() as session:
         target = _locked(session, target_id)
+        before = {str(target_id): state_of(target)}
         if target.status in TERMINAL:
             raise MergeError(
                 f"incident {target_id} is {target.status}; reopen it or merge into another incident"
             )
         for source_id in sources:
             source = _locked(session, source_id)
+            before[str(source_id)] = state_of(source)
             if source.status == S.DUPLICATE:
                 raise MergeError(
                     f"incident {source_id} is already a duplicate of incident {source.merged_into_id}"
@@ -349,7 +385,7 @@ def merge(
                     source_id,
                     EntryKind.MERGE,
                     f"merged into incident #{target_id} by {actor}" + (f": {reason}" if reason else ""),
-                    actor=actor,
+                    actor=actor.name,
                     at=when,
                     body={"into": target_id, "from_status": previous, "reason": reason},
                 )
@@ -361,7 +397,7 @@ def merge(
                 {
                     "decision": "merged",
                     "incidents": sources,
-                    "by": actor,
+                    "by": actor.name,
                     "text": f"merged incidents {sources} by {actor}: {reason}",
                 }
             ],
@@ -372,7 +408,7 @@ def merge(
                 EntryKind.MERGE,
                 f"incidents {', '.join(f'#{s}' for s in sources)} merged into this one by {actor}"
                 + (f": {reason}" if reason else ""),
-                actor=actor,
+                actor=actor.name,
                 at=when,
                 body={"merged": sources, "reason": reason},
             )
@@ -381,10 +417,12 @@ def merge(
         record(
             session,
             actor=actor,
-            action="incident.merged",
+            action=AuditAction.INCIDENT_MERGED,
             object_type="incident",
             object_id=target_id,
             details={"merged": sources, "reason": reason, "automatic": False},
+            before=before,
+            after={key: state_of(session.get(Incident, int(key)) or target) for key in before},
             at=when,
         )
         return target
@@ -395,7 +433,7 @@ def split(
     incident_id: int,
     finding_ids: Sequence[int],
     *,
-    actor: str,
+    actor: Actor,
     reason: str = "",
     settings: Any = None,
     at: datetime | None = None,
@@ -407,6 +445,7 @@ def split(
     when = at or utcnow()
     with db.session() as session:
         original = _locked(session, incident_id)
+        before = state_of(original)
         present = set(
             session.execute(select(col(Finding.id)).where(col(Finding.incident_id) == incident_id)).scalars()
         )
@@ -426,13 +465,13 @@ def split(
             last_seen=original.last_seen,
             created_at=when,
             updated_at=when,
-            created_by=actor,
+            created_by=actor.name,
         )
         text = f"split from incident #{incident_id} by {actor}" + (f": {reason}" if reason else "")
         append_reasons(
             created,
             [
-                {"decision": "split", "finding_id": f, "from": incident_id, "by": actor, "text": text}
+                {"decision": "split", "finding_id": f, "from": incident_id, "by": actor.name, "text": text}
                 for f in wanted
             ],
         )
@@ -447,7 +486,7 @@ def split(
                     "decision": "split",
                     "findings": wanted,
                     "to": new_id,
-                    "by": actor,
+                    "by": actor.name,
                     "text": f"findings {wanted} split off to incident #{new_id} by {actor}: {reason}",
                 }
             ],
@@ -465,23 +504,28 @@ def split(
                     target,
                     EntryKind.SPLIT,
                     title,
-                    actor=actor,
+                    actor=actor.name,
                     at=when,
                     body={"findings": wanted, "reason": reason},
                 )
             )
         ctx = _context(session, settings, actor, when)
         refresh_incidents(session, [original, created], ctx, rebuild=[incident_id, new_id])
-        for action, object_id in (("incident.split", incident_id), ("incident.created", new_id)):
-            record(
-                session,
-                actor=actor,
-                action=action,
-                object_type="incident",
-                object_id=object_id,
-                details={"findings": wanted, "from": incident_id, "to": new_id, "reason": reason},
-                at=when,
-            )
+        record(
+            session,
+            actor=actor,
+            action=AuditAction.INCIDENT_SPLIT,
+            object_type="incident",
+            object_id=incident_id,
+            details={"findings": wanted, "from": incident_id, "to": new_id, "reason": reason},
+            before={"incident": before, "finding_ids": wanted},
+            after={
+                "incident": state_of(original),
+                "new_incident_id": new_id,
+                "new_incident": state_of(created),
+            },
+            at=when,
+        )
         return created
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import isoformat, utcnow
 from core.db import Database
 from core.models.connection import Connection
@@ -36,7 +36,7 @@ from timeline.errors import TimelineError
 log = logging.getLogger(__name__)
 
 ANNOUNCE = frozenset({Priority.P1.value, Priority.P2.value})
-NOTIFY_ACTOR = "system:notify"
+NOTIFY_ACTOR = Actor.system("notify")
 MAX_ATTEMPTS = 10
 RECENT = timedelta(days=30)
 
@@ -266,7 +266,7 @@ def _save_state(
             record(
                 session,
                 actor=NOTIFY_ACTOR,
-                action=f"incident.notified.{action}",
+                action=AuditAction(f"incident.notified.{action}"),
                 object_type="incident",
                 object_id=incident_id,
                 details={

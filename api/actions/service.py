@@ -1,4 +1,4 @@
-"""Remediation calls (remediation stage functions), each audited again with the request id and states."""
+"""Remediation calls: the remediation stage functions, which audit each step with the request's actor."""
 
 from __future__ import annotations
 
@@ -48,33 +48,12 @@ def get_step(ctx: RequestContext, action_id: int) -> PlanStepOut:
 
 
 def propose(ctx: RequestContext, incident_id: int) -> PlanOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, incident_id=incident_id)
-    plan = remediation.plan_for_incident(ctx.db, incident_id, ctx.caller.actor)
-    ctx.audit_request(
-        action="api.remediation.plan",
-        object_type="incident",
-        object_id=incident_id,
-        before={"steps": before},
-        after={"steps": {str(s.id): s.status for s in plan.steps}},
-    )
-    return _plan_out(plan)
+    return _plan_out(remediation.plan_for_incident(ctx.db, incident_id, ctx.actor))
 
 
 def decide(ctx: RequestContext, action_id: int, *, approve: bool, comment: str) -> DecisionOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, action_ids=[action_id])
-    if not before:
-        raise NotFound(f"remediation action {action_id} does not exist")
     decide_as = remediation.approve if approve else remediation.reject
-    outcome = decide_as(ctx.db, action_id, ctx.caller.actor, comment=comment, via="api")
-    ctx.audit_request(
-        action="api.remediation.approve" if approve else "api.remediation.reject",
-        object_type="remediation_action",
-        object_id=action_id,
-        before={"status": before[str(action_id)]},
-        after={"status": outcome.status, "approvals": outcome.approvals},
-    )
+    outcome = decide_as(ctx.db, action_id, ctx.actor, comment=comment)
     return DecisionOut(
         action_id=outcome.action_id,
         status=outcome.status,
@@ -84,57 +63,25 @@ def decide(ctx: RequestContext, action_id: int, *, approve: bool, comment: str) 
     )
 
 
-def _report(
-    ctx: RequestContext,
-    action: str,
-    object_type: str,
-    object_id: int,
-    before: dict[str, str],
-    report: Any,
-    dry_run: bool,
-) -> ExecutionOut:
-    with ctx.db.session(readonly=True) as session:
-        after = _statuses(session, action_ids=[int(k) for k in before]) if before else {}
-    ctx.audit_request(
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        before={"steps": before},
-        after={"steps": after, "outcomes": {str(r.action_id): str(r.outcome) for r in report.results}},
-        dry_run=dry_run,
-    )
+def _report(report: Any) -> ExecutionOut:
     return ExecutionOut.model_validate(jsonable_encoder(report.as_dict()))
 
 
 def execute_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, incident_id=incident_id)
-    report = remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=ctx.caller.actor)
-    return _report(ctx, "api.remediation.execute", "incident", incident_id, before, report, dry_run)
+    return _report(remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=ctx.actor))
 
 
 def execute_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, action_ids=[action_id])
-    report = remediation.execute(
-        ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=ctx.caller.actor
+    return _report(
+        remediation.execute(ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=ctx.actor)
     )
-    return _report(ctx, "api.remediation.execute", "remediation_action", action_id, before, report, dry_run)
 
 
 def rollback_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, action_ids=[action_id])
-    report = remediation.rollback(
-        ctx.db, ctx.settings, action_id, principal=ctx.caller.actor, dry_run=dry_run
-    )
-    return _report(ctx, "api.remediation.rollback", "remediation_action", action_id, before, report, dry_run)
+    return _report(remediation.rollback(ctx.db, ctx.settings, action_id, actor=ctx.actor, dry_run=dry_run))
 
 
 def rollback_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
-    with ctx.db.session(readonly=True) as session:
-        before = _statuses(session, incident_id=incident_id)
-    report = remediation.rollback(
-        ctx.db, ctx.settings, incident_id=incident_id, principal=ctx.caller.actor, dry_run=dry_run
+    return _report(
+        remediation.rollback(ctx.db, ctx.settings, incident_id=incident_id, actor=ctx.actor, dry_run=dry_run)
     )
-    return _report(ctx, "api.remediation.rollback", "incident", incident_id, before, report, dry_run)

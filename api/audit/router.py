@@ -15,6 +15,7 @@ from api.audit import service
 from api.audit.schemas import ExportFormat, VerifyOut
 from api.context import RequestContext, require
 from api.permissions import Permission
+from core.audit import AuditAction
 from core.clock import as_utc, isoformat, utcnow
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -46,7 +47,7 @@ def export_audit(
     with ctx.db.session() as session:
         ctx.audit(
             session,
-            action="audit.export",
+            action=AuditAction.AUDIT_EXPORTED,
             object_type="audit",
             object_id="chain",
             after={"format": format.value, "since": isoformat(since_at) if since_at else None},

@@ -22,12 +22,6 @@ from collectors.connections import ConnectionDefinition, check_connection, upser
 from core.models import Checkpoint, Connection
 from core.models.connection import CollectionRun
 
-_AUDITED_FIELDS = ("name", "provider", "tenant", "enabled", "config", "secret_refs", "source")
-
-
-def _snapshot(connection: Connection) -> dict[str, Any]:
-    return {name: getattr(connection, name) for name in _AUDITED_FIELDS}
-
 
 def _latest_runs(session: Session, connection_ids: list[int]) -> dict[tuple[int, str], CollectionRun]:
     """The newest run of every (connection, stream), one indexed query."""
@@ -98,16 +92,9 @@ def create_connection(ctx: RequestContext, body: ConnectionCreate) -> Connection
         if session.exec(select(Connection).where(Connection.name == body.name)).first() is not None:
             raise Conflict(f"a connection named {body.name!r} already exists; choose another name")
     row, _ = upsert_connection(
-        ctx.db, _definition(body.model_dump(mode="json")), actor=ctx.caller.actor, source="api"
+        ctx.db, _definition(body.model_dump(mode="json")), actor=ctx.actor, source="api"
     )
     assert row.id is not None
-    ctx.audit_request(
-        action="api.connection.create",
-        object_type="connection",
-        object_id=row.id,
-        before=None,
-        after=_snapshot(row),
-    )
     with ctx.db.session(readonly=True) as session:
         return get_connection(session, row.id)
 
@@ -124,26 +111,19 @@ def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionU
                 f"connection {row.name!r} is defined in the connections file; change it there "
                 "(the next file sync would undo a change made here)"
             )
-        before = _snapshot(row)
-    config = {k: v for k, v in before["config"].items() if k not in ("streams", "intervals")}
+        stored = {
+            name: getattr(row, name) for name in ("name", "provider", "tenant", "enabled", "secret_refs")
+        }
+        stored_config = dict(row.config or {})
+    config = {k: v for k, v in stored_config.items() if k not in ("streams", "intervals")}
     current = {
-        **before,
+        **stored,
         "config": config,
-        "streams": before["config"].get("streams"),
-        "intervals": before["config"].get("intervals") or {},
+        "streams": stored_config.get("streams"),
+        "intervals": stored_config.get("intervals") or {},
     }
     current.update({k: v for k, v in changes.items() if v is not None or k in ("secret_refs", "streams")})
-    row, what = upsert_connection(ctx.db, _definition(current), actor=ctx.caller.actor, source="api")
-    after = _snapshot(row)
-    if what != "unchanged":
-        changed = sorted(k for k in after if after[k] != before[k])
-        ctx.audit_request(
-            action="api.connection.update",
-            object_type="connection",
-            object_id=connection_id,
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
+    upsert_connection(ctx.db, _definition(current), actor=ctx.actor, source="api")
     with ctx.db.session(readonly=True) as session:
         return get_connection(session, connection_id)
 

@@ -118,154 +118,56 @@ def incident_detail(session: Session, incident_id: int) -> IncidentDetail:
     return IncidentDetail.model_validate(fields)
 
 
-# ---- lifecycle: carried out by timeline.lifecycle, audited again here with the request id ----------
-
-
-def _state(incident: Incident) -> dict[str, Any]:
-    return {
-        "status": incident.status,
-        "assignee": incident.assignee,
-        "priority": incident.priority,
-        "merged_into_id": incident.merged_into_id,
-    }
-
-
-def _current(ctx: RequestContext, incident_id: int) -> dict[str, Any]:
-    with ctx.db.session(readonly=True) as session:
-        return _state(load_incident(session, incident_id))
+# ---- lifecycle: carried out (and audited, with the request's actor) by timeline.lifecycle ----------
 
 
 def transition(ctx: RequestContext, incident_id: int, body: TransitionIn) -> IncidentDetail:
-    before = _current(ctx, incident_id)
-    incident = lifecycle.transition(
-        ctx.db,
-        incident_id,
-        body.to.value,
-        actor=ctx.caller.actor,
-        note=body.note,
-        duplicate_of=body.duplicate_of,
-    )
-    ctx.audit_request(
-        action="api.incident.transition",
-        object_type="incident",
-        object_id=incident_id,
-        before=before,
-        after=_state(incident),
+    lifecycle.transition(
+        ctx.db, incident_id, body.to.value, actor=ctx.actor, note=body.note, duplicate_of=body.duplicate_of
     )
     return _detail(ctx, incident_id)
 
 
 def assign(ctx: RequestContext, incident_id: int, body: AssignIn) -> IncidentDetail:
-    before = _current(ctx, incident_id)
-    incident = lifecycle.assign(ctx.db, incident_id, body.assignee, actor=ctx.caller.actor)
-    ctx.audit_request(
-        action="api.incident.assign",
-        object_type="incident",
-        object_id=incident_id,
-        before=before,
-        after=_state(incident),
-    )
+    lifecycle.assign(ctx.db, incident_id, body.assignee, actor=ctx.actor)
     return _detail(ctx, incident_id)
 
 
 def add_note(ctx: RequestContext, incident_id: int, body: NoteIn) -> NoteOut:
-    _current(ctx, incident_id)
-    entry_id = lifecycle.add_note(ctx.db, incident_id, body.text, actor=ctx.caller.actor)
-    # The note's text stays out of the audit trail (it is redacted in the timeline, and may be long).
-    ctx.audit_request(
-        action="api.incident.note",
-        object_type="incident",
-        object_id=incident_id,
-        before=None,
-        after={"entry_id": entry_id, "chars": len(body.text)},
-    )
-    return NoteOut(entry_id=entry_id)
+    return NoteOut(entry_id=lifecycle.add_note(ctx.db, incident_id, body.text, actor=ctx.actor))
 
 
 def set_postmortem(ctx: RequestContext, incident_id: int, body: PostmortemIn) -> IncidentDetail:
     given = body.model_dump(exclude_none=True)
     if not given:
         raise Unprocessable("give at least one of root_cause, lessons, impact")
-    with ctx.db.session(readonly=True) as session:
-        incident = load_incident(session, incident_id)
-        before = {name: getattr(incident, name) for name in given}
-    lifecycle.set_postmortem(ctx.db, incident_id, actor=ctx.caller.actor, **given)
-    with ctx.db.session(readonly=True) as session:
-        incident = load_incident(session, incident_id)
-        after = {name: getattr(incident, name) for name in given}
-    ctx.audit_request(
-        action="api.incident.postmortem",
-        object_type="incident",
-        object_id=incident_id,
-        before=before,
-        after=after,
-    )
+    lifecycle.set_postmortem(ctx.db, incident_id, actor=ctx.actor, **given)
     return _detail(ctx, incident_id)
 
 
 def merge(ctx: RequestContext, incident_id: int, body: MergeIn) -> IncidentDetail:
-    with ctx.db.session(readonly=True) as session:
-        before = {str(i): _state(load_incident(session, i)) for i in [incident_id, *body.incident_ids]}
     lifecycle.merge(
-        ctx.db,
-        incident_id,
-        body.incident_ids,
-        actor=ctx.caller.actor,
-        reason=body.reason,
-        settings=ctx.settings,
-    )
-    with ctx.db.session(readonly=True) as session:
-        after = {key: _state(load_incident(session, int(key))) for key in before}
-    ctx.audit_request(
-        action="api.incident.merge",
-        object_type="incident",
-        object_id=incident_id,
-        before=before,
-        after=after,
-        reason=body.reason,
+        ctx.db, incident_id, body.incident_ids, actor=ctx.actor, reason=body.reason, settings=ctx.settings
     )
     return _detail(ctx, incident_id)
 
 
 def split(ctx: RequestContext, incident_id: int, body: SplitIn) -> IncidentDetail:
-    before = _current(ctx, incident_id)
     created = lifecycle.split(
-        ctx.db,
-        incident_id,
-        body.finding_ids,
-        actor=ctx.caller.actor,
-        reason=body.reason,
-        settings=ctx.settings,
+        ctx.db, incident_id, body.finding_ids, actor=ctx.actor, reason=body.reason, settings=ctx.settings
     )
     assert created.id is not None
-    ctx.audit_request(
-        action="api.incident.split",
-        object_type="incident",
-        object_id=incident_id,
-        before={"incident": before, "finding_ids": body.finding_ids},
-        after={"new_incident_id": created.id, "finding_ids": body.finding_ids},
-        reason=body.reason,
-    )
     return _detail(ctx, created.id)
 
 
 def link_conversation(ctx: RequestContext, incident_id: int, body: LinkIn) -> IncidentDetail:
-    with ctx.db.session(readonly=True) as session:
-        before = list(load_incident(session, incident_id).linked_conversations or [])
-    incident = lifecycle.link_conversation(
+    lifecycle.link_conversation(
         ctx.db,
         incident_id,
         provider=body.provider.value,
         channel=body.channel,
         thread_id=body.thread_id,
-        actor=ctx.caller.actor,
-    )
-    ctx.audit_request(
-        action="api.incident.link_conversation",
-        object_type="incident",
-        object_id=incident_id,
-        before={"linked_conversations": before},
-        after={"linked_conversations": incident.linked_conversations},
+        actor=ctx.actor,
     )
     return _detail(ctx, incident_id)
 

@@ -34,8 +34,7 @@ def create_principal(
         ctx.state.tokens.pepper,
         name=body.name,
         role=body.role,
-        actor=ctx.caller.actor,
-        request_id=ctx.request_id,
+        actor=ctx.actor,
     )
     return PrincipalCreated(**PrincipalOut.model_validate(principal).model_dump(), token=token)
 
@@ -44,9 +43,7 @@ def create_principal(
 def disable_principal(
     ctx: Annotated[RequestContext, require(Permission.PRINCIPALS_ADMIN)], name: PrincipalName
 ) -> PrincipalOut:
-    principal = service.disable_principal(
-        ctx.db, name=name, actor=ctx.caller.actor, request_id=ctx.request_id
-    )
+    principal = service.disable_principal(ctx.db, name=name, actor=ctx.actor)
     if principal.id is not None:
         ctx.state.tokens.forget(principal.id)
     return PrincipalOut.model_validate(principal)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from api.errors import Conflict, NotFound, Unprocessable
 from api.principals.schemas import NAME_PATTERN
 from api.tokens import hash_token, new_token
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models import ApiPrincipal, Role
@@ -27,7 +27,7 @@ def _public(principal: ApiPrincipal) -> dict[str, Any]:
 
 
 def create_principal(
-    db: Database, pepper: bytes, *, name: str, role: Role | str, actor: str, request_id: str | None = None
+    db: Database, pepper: bytes, *, name: str, role: Role | str, actor: Actor
 ) -> tuple[ApiPrincipal, str]:
     """A new principal and its token (returned once; only its HMAC is stored)."""
     if not re.match(NAME_PATTERN, name):
@@ -51,10 +51,11 @@ def create_principal(
             record(
                 session,
                 actor=actor,
-                action="principal.create",
+                action=AuditAction.PRINCIPAL_CREATED,
                 object_type="principal",
                 object_id=principal.name,
-                details={"request_id": request_id, "before": None, "after": _public(principal)},
+                before=None,
+                after=_public(principal),
             )
     except IntegrityError:
         raise Conflict(f"principal {name!r} already exists; choose another name")
@@ -65,7 +66,7 @@ def list_principals(session: Session) -> list[ApiPrincipal]:
     return list(session.exec(select(ApiPrincipal).order_by(col(ApiPrincipal.name))).all())
 
 
-def disable_principal(db: Database, *, name: str, actor: str, request_id: str | None = None) -> ApiPrincipal:
+def disable_principal(db: Database, *, name: str, actor: Actor) -> ApiPrincipal:
     """Disable a principal: its token stops working at once. Already disabled: nothing changes."""
     with db.session() as session:
         principal = session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first()
@@ -81,9 +82,10 @@ def disable_principal(db: Database, *, name: str, actor: str, request_id: str | 
         record(
             session,
             actor=actor,
-            action="principal.disable",
+            action=AuditAction.PRINCIPAL_DISABLED,
             object_type="principal",
             object_id=principal.name,
-            details={"request_id": request_id, "before": before, "after": _public(principal)},
+            before=before,
+            after=_public(principal),
         )
         return principal

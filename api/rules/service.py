@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import Session
 
@@ -129,10 +128,6 @@ def test(body: RuleTestIn) -> RuleTestOut:
 # ---- suppressions (detectors.suppressions is the write path; the API adds its own audit record) ----
 
 
-def _snapshot(row: Suppression) -> dict[str, Any]:
-    return SuppressionOut.model_validate(row).model_dump(mode="json", exclude={"suppressed_count"})
-
-
 def list_suppressions(session: Session, include_expired: bool) -> list[SuppressionOut]:
     rows = suppressions.list_suppressions(session, include_expired=include_expired)
     return [SuppressionOut.model_validate(r) for r in rows]
@@ -153,31 +148,14 @@ def create_suppression(ctx: RequestContext, body: SuppressionIn) -> SuppressionO
             rule_id=body.rule_id,
             match=body.match,
             reason=body.reason,
-            created_by=ctx.caller.actor,
+            actor=ctx.actor,
             expires_at=body.expires_at,
             pack=pack,
-        )
-        assert row.id is not None
-        ctx.audit(
-            session,
-            action="api.suppression.create",
-            object_type="suppression",
-            object_id=row.id,
-            before=None,
-            after=_snapshot(row),
         )
         return SuppressionOut.model_validate(row)
 
 
 def delete_suppression(ctx: RequestContext, suppression_id: int) -> None:
     with ctx.db.session() as session:
-        before = _snapshot(get_suppression(session, suppression_id))
-        suppressions.remove_suppression(session, suppression_id, actor=ctx.caller.actor)
-        ctx.audit(
-            session,
-            action="api.suppression.delete",
-            object_type="suppression",
-            object_id=suppression_id,
-            before=before,
-            after=None,
-        )
+        get_suppression(session, suppression_id)
+        suppressions.remove_suppression(session, suppression_id, actor=ctx.actor)

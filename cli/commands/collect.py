@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.context import console, database, err_console, settings
+from cli.context import cli_actor, console, database, err_console, settings
 
 GROUP_NAME = "connections"
 app = typer.Typer(
@@ -174,7 +174,7 @@ def connections_sync(
     path = file or settings().connections_file
     if path is None:
         raise typer.BadParameter("give a FILE or set TENANTGUARD_CONNECTIONS_FILE")
-    outcome = sync_connections_file(database(), path, actor="principal:cli")
+    outcome = sync_connections_file(database(), path, actor=cli_actor())
     for name, what in sorted(outcome.items()):
         console.print(f"{name}: {what}")
 
@@ -191,7 +191,7 @@ def connections_test(
 
     db = database()
     if settings().connections_file:
-        sync_connections_file(db, settings().connections_file, actor="principal:cli")
+        sync_connections_file(db, settings().connections_file, actor=cli_actor())
     chosen = select_connections(db, names)
     if names and len(chosen) < len(names):
         unknown = set(names) - {c.name for c in chosen}
@@ -217,7 +217,7 @@ def connections_enable(name: str) -> None:
     """Start collecting from a connection again."""
     from collectors.connections import set_enabled
 
-    set_enabled(database(), name, True, actor="principal:cli")
+    set_enabled(database(), name, True, actor=cli_actor())
     console.print(f"{name}: enabled")
 
 
@@ -226,5 +226,5 @@ def connections_disable(name: str) -> None:
     """Stop collecting from a connection (its data and checkpoints stay)."""
     from collectors.connections import set_enabled
 
-    set_enabled(database(), name, False, actor="principal:cli")
+    set_enabled(database(), name, False, actor=cli_actor())
     console.print(f"{name}: disabled")

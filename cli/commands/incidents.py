@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cli.context import console, database, settings
+from cli.context import cli_actor, console, database, settings
 from core.db import Database
 
 app = typer.Typer(
@@ -23,10 +22,6 @@ ActorOption = Annotated[
     str | None,
     typer.Option("--as", help="Who is acting, e.g. principal:alice (default: principal:<login name>)."),
 ]
-
-
-def _actor(value: str | None) -> str:
-    return value or f"principal:{getpass.getuser()}"
 
 
 _PRIORITY_STYLE = {"P1": "bold red", "P2": "red", "P3": "yellow", "P4": "dim"}
@@ -139,7 +134,7 @@ def transition(
     from timeline.lifecycle import transition as move
     from timeline.notify import NotificationError, deliver_notifications
 
-    incident = move(database(), incident_id, status, actor=_actor(actor), note=note, duplicate_of=of)
+    incident = move(database(), incident_id, status, actor=cli_actor(actor), note=note, duplicate_of=of)
     console.print(f"incident {incident.id} is now {incident.status}")
     try:
         deliver_notifications(database(), settings())
@@ -159,7 +154,7 @@ def assign(
 
     if not assignee and not unassign:
         raise typer.BadParameter("name the ASSIGNEE, or pass --unassign")
-    incident = give(database(), incident_id, None if unassign else assignee, actor=_actor(actor))
+    incident = give(database(), incident_id, None if unassign else assignee, actor=cli_actor(actor))
     console.print(f"incident {incident.id} assigned to {incident.assignee or 'nobody'}")
 
 
@@ -172,7 +167,7 @@ def note(
     """Add a note to an incident's timeline."""
     from timeline.lifecycle import add_note
 
-    entry = add_note(database(), incident_id, text, actor=_actor(actor))
+    entry = add_note(database(), incident_id, text, actor=cli_actor(actor))
     console.print(f"note {entry} added to incident {incident_id}")
 
 
@@ -186,7 +181,7 @@ def merge(
     """Merge incidents: findings and messages move to TARGET; the others become duplicates."""
     from timeline.lifecycle import merge as fold
 
-    incident = fold(database(), target, sources, actor=_actor(actor), reason=reason, settings=settings())
+    incident = fold(database(), target, sources, actor=cli_actor(actor), reason=reason, settings=settings())
     console.print(f"incident {incident.id} now holds {incident.finding_count} findings")
 
 
@@ -200,7 +195,9 @@ def split(
     """Move some findings of an incident to a new incident."""
     from timeline.lifecycle import split as cut
 
-    created = cut(database(), incident_id, findings, actor=_actor(actor), reason=reason, settings=settings())
+    created = cut(
+        database(), incident_id, findings, actor=cli_actor(actor), reason=reason, settings=settings()
+    )
     console.print(f"findings {', '.join(map(str, findings))} moved to new incident {created.id}")
 
 
@@ -216,7 +213,7 @@ def link(
     from timeline.lifecycle import link_conversation
 
     link_conversation(
-        database(), incident_id, provider=provider, channel=channel, thread_id=thread, actor=_actor(actor)
+        database(), incident_id, provider=provider, channel=channel, thread_id=thread, actor=cli_actor(actor)
     )
     console.print(
         f"linked {provider} {channel}{' thread ' + thread if thread else ''} to incident {incident_id}"
@@ -235,6 +232,6 @@ def postmortem(
     from timeline.lifecycle import set_postmortem
 
     set_postmortem(
-        database(), incident_id, actor=_actor(actor), root_cause=root_cause, lessons=lessons, impact=impact
+        database(), incident_id, actor=cli_actor(actor), root_cause=root_cause, lessons=lessons, impact=impact
     )
     console.print(f"postmortem of incident {incident_id} updated")

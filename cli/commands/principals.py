@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cli.context import console, database, err_console, settings
+from cli.context import cli_actor, console, database, err_console, settings
 
 app = typer.Typer(help="API principals: who may call the HTTP API, with which role.", no_args_is_help=True)
 COMMANDS: dict[str, Callable[..., Any]] = {}
-
-
-def _actor() -> str:
-    try:
-        return f"system:cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "system:cli"
 
 
 @app.command("create")
@@ -33,7 +25,7 @@ def create(
     from api.tokens import load_pepper
 
     principal, token = create_principal(
-        database(), load_pepper(settings(), ApiSettings()), name=name, role=role, actor=_actor()
+        database(), load_pepper(settings(), ApiSettings()), name=name, role=role, actor=cli_actor()
     )
     err_console.print(
         f"created principal [bold]{principal.name}[/bold] (role {principal.role}, key id "
@@ -67,5 +59,5 @@ def disable(name: Annotated[str, typer.Argument(help="Principal to disable.")]) 
     """Disable a principal: its token stops working at once (the principal stays for the audit trail)."""
     from api.principals.service import disable_principal
 
-    principal = disable_principal(database(), name=name, actor=_actor())
+    principal = disable_principal(database(), name=name, actor=cli_actor())
     console.print(f"principal {principal.name} is disabled")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
-from cli.context import console, database, settings
+from cli.context import cli_actor, console, database, settings
+from core.audit import Actor, Channel
 
 GROUP_NAME = "actions"
 app = typer.Typer(
@@ -27,8 +29,8 @@ AsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _principal(value: str) -> str:
-    return value if ":" in value else f"principal:{value}"
+def _principal(value: str) -> Actor:
+    return cli_actor(value if ":" in value else f"principal:{value}")
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -97,7 +99,7 @@ def approve(
     """Approve a step (four eyes: not the principal who asked for the plan)."""
     from remediation import approve as approve_step
 
-    outcome = approve_step(database(), action_id, _principal(who), comment=comment, via="cli")
+    outcome = approve_step(database(), action_id, _principal(who), comment=comment)
     console.print(
         f"action {action_id}: {outcome.status} ({outcome.approvals} of {outcome.approvals_required} approvals)"
     )
@@ -112,7 +114,7 @@ def reject(
     """Reject a step: it will not run, and the steps that depend on it stop."""
     from remediation import reject as reject_step
 
-    outcome = reject_step(database(), action_id, _principal(who), comment=comment, via="cli")
+    outcome = reject_step(database(), action_id, _principal(who), comment=comment)
     console.print(f"action {action_id}: {outcome.status}")
 
 
@@ -129,10 +131,18 @@ def execute(
 ) -> None:
     """Execute approved steps in plan order (idempotent; verified by reading back)."""
     from remediation import execute as run
+    from remediation.executor import EXECUTOR
 
     if incident is None and not action:
         raise typer.BadParameter("give an INCIDENT or --action ID")
-    report = run(database(), settings(), incident, action_ids=action or None, dry_run=dry_run)
+    report = run(
+        database(),
+        settings(),
+        incident,
+        action_ids=action or None,
+        dry_run=dry_run,
+        actor=replace(EXECUTOR, channel=Channel.CLI),
+    )
     _show_report(report, as_json, "Dry run (nothing changed)" if dry_run else "Execution")
     if not report.ok:
         raise typer.Exit(1)
@@ -155,7 +165,7 @@ def rollback(
     if action_id is None and incident is None:
         raise typer.BadParameter("give an ACTION_ID or --incident")
     report = undo(
-        database(), settings(), action_id, incident_id=incident, principal=_principal(who), dry_run=dry_run
+        database(), settings(), action_id, incident_id=incident, actor=_principal(who), dry_run=dry_run
     )
     _show_report(report, as_json, "Rollback (dry run)" if dry_run else "Rollback")
     if not report.ok:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.context import console, database
+from cli.context import cli_actor, console, database
 
 app = typer.Typer(
     help="Suppressions: silence one rule for given field values, until an expiry.", no_args_is_help=True
@@ -18,13 +17,6 @@ app = typer.Typer(
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def _actor() -> str:
-    try:
-        return f"system:cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "system:cli"
 
 
 def _parse_match(pairs: list[str]) -> dict[str, Any]:
@@ -81,7 +73,7 @@ def add(
             rule_id=rule,
             match=_parse_match(match or []),
             reason=reason,
-            created_by=_actor(),
+            actor=cli_actor(),
             expires_at=expires_at,
             pack=pack,
         )
@@ -121,5 +113,5 @@ def remove(
     from detectors.suppressions import remove_suppression
 
     with database().session() as session:
-        row = remove_suppression(session, suppression_id, actor=_actor())
+        row = remove_suppression(session, suppression_id, actor=cli_actor())
     console.print(f"suppression {suppression_id} for {row.rule_id} removed", highlight=False)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, store_findings
@@ -151,8 +151,8 @@ def detect_anomalies(
                 engine.save(session)
                 record(
                     session,
-                    actor="system:anomaly",
-                    action="anomaly.detect",
+                    actor=Actor.system("anomaly"),
+                    action=AuditAction.ANOMALY_DETECTED,
                     object_type="anomaly_run",
                     object_id=str(READER.row(session).position),
                     details={

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, resolve_findings, store_finding
@@ -41,7 +41,7 @@ from detectors.posture.evaluation import (
 DRIFT_CURSOR = "posture.drift"
 DRIFT_READER = GapCursor(DRIFT_CURSOR, ConfigSnapshot)
 OVERALL = "overall"
-ACTOR = "system:posture"
+ACTOR = Actor.system("posture")
 MAX_DIFFS = 20
 _PERSON_FIELDS = ("userPrincipalName", "primaryEmail", "mail", "profile.email", "mailbox", "userKey", "email")
 
@@ -504,7 +504,7 @@ def evaluate(
         record(
             session,
             actor=ACTOR,
-            action="posture.evaluate",
+            action=AuditAction.POSTURE_EVALUATED,
             object_type="posture_run",
             object_id=run_id,
             details={

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.config import ApiSettings
 from api.principals.service import create_principal
+from core.audit import Actor, Channel
 from core.db import Database
 from core.models import Connection, Finding, Incident, Role
 from core.settings import Settings
@@ -53,7 +54,7 @@ def make_principal(app: FastAPI) -> Callable[..., str]:
             state.tokens.pepper,
             name=name or f"{Role(role).value}{next(counter)}",
             role=role,
-            actor="system:test",
+            actor=Actor("system:test", Channel.CLI),
         )
         return token
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core.audit import record
+from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.settings import Settings
 
@@ -33,8 +33,8 @@ def chain(db: Database) -> None:
         with db.session() as session:
             record(
                 session,
-                actor="system:timeline",
-                action="incident.create",
+                actor=Actor("system:timeline", Channel.CLI),
+                action=AuditAction.INCIDENT_CREATED,
                 object_type="incident",
                 object_id=i,
                 details={"title": f"incident {i}", "note": 'comma, "quote"\nnewline'},
@@ -87,7 +87,7 @@ def test_an_export_from_since_verifies_on_its_own(
     since = third.at.isoformat().replace("+00:00", "Z")
     response = client.get(f"/audit/export?since={since}", headers=as_role("admin"))
     lines = response.content.splitlines()
-    assert lines[0].startswith(b'{"action":"incident.create"') and b'"seq":3' in lines[0]
+    assert lines[0].startswith(b'{"action":"incident.created"') and b'"seq":3' in lines[0]
     export = tmp_path / "partial.jsonl"
     export.write_bytes(response.content)
     assert verify_with_cli(export, settings).returncode == 0
@@ -99,7 +99,7 @@ def test_exporting_is_itself_recorded(
     client.get("/audit/export?format=csv", headers=as_role("auditor"))
     second = client.get("/audit/export", headers=as_role("auditor"))
     last = second.content.splitlines()[-1]
-    assert b'"action":"audit.export"' in last and b'"actor":"principal:the-auditor"' in last
+    assert b'"action":"audit.exported"' in last and b'"actor":"principal:the-auditor"' in last
 
 
 def test_uploaded_exports_and_the_live_chain_are_verified_by_the_api(

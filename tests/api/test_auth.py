@@ -11,6 +11,7 @@ from sqlmodel import select
 from api.config import ApiSettings
 from api.principals.service import create_principal, disable_principal
 from api.tokens import hash_token, key_id_of, token_matches
+from core.audit import Actor, Channel
 from core.db import Database
 from core.models import ApiPrincipal, AuditRecord
 
@@ -65,7 +66,7 @@ def test_a_disabled_principal_is_refused_at_once(
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/findings", headers=headers).status_code == 200
     # When its principal is disabled
-    disable_principal(app.state.tenantguard.db, name="dave", actor="system:test")
+    disable_principal(app.state.tenantguard.db, name="dave", actor=Actor("system:test", Channel.CLI))
     # Then the next request is refused
     response = client.get("/findings", headers=headers)
     assert response.status_code == 401 and "disabled" in response.json()["detail"]
@@ -86,7 +87,7 @@ def test_admins_create_principals_over_the_api_and_see_the_token_once(
     with db.session(readonly=True) as session:
         rec = session.exec(
             select(AuditRecord).where(
-                AuditRecord.action == "principal.create", AuditRecord.object_id == "erin"
+                AuditRecord.action == "principal.created", AuditRecord.object_id == "erin"
             )
         ).one()
     assert rec.actor == "principal:the-admin"
@@ -104,7 +105,11 @@ def test_a_duplicate_name_is_a_conflict(client: TestClient, as_role: Callable[[s
 def test_tokens_from_another_installation_are_refused(client: TestClient, settings, db: Database) -> None:  # type: ignore[no-untyped-def]
     # Given a token minted under a different pepper (another installation's secret)
     _, token = create_principal(
-        db, b"some-other-installation-pepper-000000", name="ghost", role="admin", actor="system:test"
+        db,
+        b"some-other-installation-pepper-000000",
+        name="ghost",
+        role="admin",
+        actor=Actor("system:test", Channel.CLI),
     )
     # Then this installation refuses it
     assert client.get("/findings", headers={"Authorization": f"Bearer {token}"}).status_code == 401

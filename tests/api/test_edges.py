@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.config import ApiSettings
 from api.principals.service import create_principal
+from core.audit import Actor, Channel
 
 
 def test_unknown_routes_and_bad_input_are_problem_details(
@@ -50,7 +51,9 @@ def test_a_callers_request_id_is_kept_and_a_bad_one_replaced(
 
 def test_oversized_bodies_are_refused_before_reaching_a_handler(settings, db) -> None:  # type: ignore[no-untyped-def]
     app = create_app(settings, db, api_settings=ApiSettings(token_pepper="p" * 40, max_body_bytes=2048))
-    _, token = create_principal(db, b"p" * 40, name="root", role="admin", actor="system:test")
+    _, token = create_principal(
+        db, b"p" * 40, name="root", role="admin", actor=Actor("system:test", Channel.CLI)
+    )
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     big = b'{"name": "x", "provider": "m365", "tenant": "' + b"t" * 4096 + b'"}'
     with TestClient(app) as client:
@@ -71,8 +74,12 @@ def test_each_caller_has_its_own_rate_limit(settings, db) -> None:  # type: igno
     # Given a limit of 3 requests in a burst, refilling slowly
     limits = ApiSettings(token_pepper="p" * 40, rate_limit_per_second=0.01, rate_limit_burst=3)
     app = create_app(settings, db, api_settings=limits)
-    _, noisy = create_principal(db, b"p" * 40, name="noisy", role="viewer", actor="system:test")
-    _, quiet = create_principal(db, b"p" * 40, name="quiet", role="viewer", actor="system:test")
+    _, noisy = create_principal(
+        db, b"p" * 40, name="noisy", role="viewer", actor=Actor("system:test", Channel.CLI)
+    )
+    _, quiet = create_principal(
+        db, b"p" * 40, name="quiet", role="viewer", actor=Actor("system:test", Channel.CLI)
+    )
     with TestClient(app) as client:
         # When one caller sends 4 requests
         statuses = [client.get("/findings", headers={"Authorization": f"Bearer {noisy}"}) for _ in range(4)]

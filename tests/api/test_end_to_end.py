@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core.audit import verify_export
+from core.audit import Actor, Channel, verify_export
 from core.db import Database
 from core.settings import Settings
 
@@ -36,7 +36,9 @@ def test_an_account_takeover_worked_end_to_end_through_the_api(
 
     # Given a tenant with an account takeover, collected, detected and grouped into incidents
     simulator = make_simulator("account_takeover", users=20, days=2)
-    sync_connections(db, connections_from_simulator(simulator.info), actor="system:test", source="test")
+    sync_connections(
+        db, connections_from_simulator(simulator.info), actor=Actor("system:test", Channel.CLI), source="test"
+    )
     collect_once(db, settings)
     detect_new(db, settings)
     build_incidents(db, settings, notify=False)

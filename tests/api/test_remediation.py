@@ -54,11 +54,11 @@ def test_plan_then_four_eyes_approval(
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
     assert approved.json()["approved_by"] == ["principal:second-approver"]
-    # And the plan shows it, and the API's audit record carries the request id and before/after
+    # And the plan shows it, and the step's one audit record carries the request id and before/after
     step = client.get(f"/actions/{sign_out['id']}", headers=as_role("viewer")).json()
     assert step["status"] == "approved"
     with db.session(readonly=True) as session:
-        [rec] = session.exec(select(AuditRecord).where(AuditRecord.action == "api.remediation.approve")).all()
+        [rec] = session.exec(select(AuditRecord).where(AuditRecord.action == "remediation.approved")).all()
     assert rec.actor == "principal:second-approver"
     assert rec.details["before"] == {"status": "proposed"} and rec.details["after"]["status"] == "approved"
     assert rec.details["request_id"] == approved.headers["x-request-id"]

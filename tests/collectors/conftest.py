@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from collectors.connections import ConnectionDefinition, upsert_connection
+from core.audit import Actor, Channel
 from core.db import Database
 from core.models import Connection
 
@@ -43,7 +44,7 @@ def make_connection(db: Database) -> Callable[..., Connection]:
             streams=streams,
             intervals=intervals or {},
         )
-        row, _ = upsert_connection(db, definition, actor="principal:test")
+        row, _ = upsert_connection(db, definition, actor=Actor("principal:test", Channel.CLI))
         return row
 
     return make

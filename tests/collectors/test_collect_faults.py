@@ -53,7 +53,7 @@ def test_a_refused_permission_marks_only_that_stream_unhealthy_naming_the_permis
     assert signins.health == "unhealthy" and "AuditLog.Read.All" in signins.health_reason
     with db.session(readonly=True) as s:
         health_changes = s.exec(
-            select(AuditRecord).where(AuditRecord.action == "collector.stream_health")
+            select(AuditRecord).where(AuditRecord.action == "collector.stream_health_changed")
         ).all()
     assert any(r.details["stream"] == "signins" and r.details["to"] == "unhealthy" for r in health_changes)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collectors.connections import set_enabled
 from collectors.scheduler import build_scheduler
+from core.audit import Actor, Channel
 from core.db import Database
 from core.settings import Settings
 
@@ -32,6 +33,6 @@ def test_each_enabled_stream_gets_its_interval_and_disabled_connections_drop_out
     # then there is one job per stream with its interval
     assert _jobs(scheduler) == {"acme/audit": 60.0, "acme/users": 3600.0}
     # and when the connection is disabled, the next refresh removes its jobs
-    set_enabled(db, "acme", False, actor="principal:test")
+    set_enabled(db, "acme", False, actor=Actor("principal:test", Channel.CLI))
     scheduler.collector_jobs.refresh()
     assert _jobs(scheduler) == {}

@@ -12,6 +12,9 @@ from sqlmodel import select
 
 from core.audit import (
     GENESIS_HASH,
+    Actor,
+    AuditAction,
+    Channel,
     export_csv,
     export_jsonl,
     iter_records,
@@ -23,11 +26,16 @@ from core.db import Database
 from core.models import AuditRecord
 
 
-def _append(db: Database, n: int, actor: str = "principal:alice") -> None:
+def _append(db: Database, n: int, actor: Actor = Actor("principal:alice", Channel.CLI)) -> None:
     for i in range(n):
         with db.session() as s:
             record(
-                s, actor=actor, action="incident.note", object_type="incident", object_id=i, details={"i": i}
+                s,
+                actor=actor,
+                action=AuditAction.INCIDENT_NOTE_ADDED,
+                object_type="incident",
+                object_id=i,
+                details={"i": i},
             )
 
 
@@ -126,7 +134,13 @@ def test_database_refuses_update_and_delete_of_audit_records(db: Database) -> No
 
 def test_record_rolls_back_with_the_change_it_describes(db: Database) -> None:
     with pytest.raises(RuntimeError), db.session() as s:
-        record(s, actor="system:test", action="x", object_type="t", object_id=1)
+        record(
+            s,
+            actor=Actor("system:test", Channel.CLI),
+            action=AuditAction.AUDIT_EXPORTED,
+            object_type="t",
+            object_id=1,
+        )
         raise RuntimeError("the change failed")
     with db.session(readonly=True) as s:
         assert s.exec(select(AuditRecord)).all() == []
@@ -138,7 +152,7 @@ def test_concurrent_appenders_never_fork_the_chain(db: Database) -> None:
 
     def work(n: int) -> None:
         try:
-            _append(db, per_thread, actor=f"thread:{n}")
+            _append(db, per_thread, actor=Actor(f"thread:{n}", Channel.CLI))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from core.audit import record, verify_database
+from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
 
 
@@ -14,7 +14,13 @@ def _appender(url: str, n: int, who: int) -> None:
     db = Database(url)
     for i in range(n):
         with db.session() as s:
-            record(s, actor=f"process:{who}", action="test.append", object_type="test", object_id=i)
+            record(
+                s,
+                actor=Actor(f"process:{who}", Channel.CLI),
+                action=AuditAction.INCIDENT_NOTE_ADDED,
+                object_type="test",
+                object_id=i,
+            )
     db.dispose()
 
 

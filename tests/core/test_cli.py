@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.audit import Actor, AuditAction, Channel
+
 
 def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -61,7 +63,13 @@ def test_export_then_verify_round_trip_and_tamper(tmp_path: Path, env: dict[str,
     db = Database(f"sqlite:///{tmp_path / 'data' / 'tenantguard.db'}")
     for i in range(3):
         with db.session() as s:
-            record(s, actor="principal:alice", action="note.add", object_type="incident", object_id=i)
+            record(
+                s,
+                actor=Actor("principal:alice", Channel.CLI),
+                action=AuditAction.INCIDENT_NOTE_ADDED,
+                object_type="incident",
+                object_id=i,
+            )
     db.dispose()
     out = tmp_path / "audit.jsonl"
     assert (

@@ -7,6 +7,7 @@ from itertools import count
 
 from sqlmodel import select
 
+from core.audit import Actor, Channel
 from core.models import AuditRecord, Event, Finding, Suppression
 from detectors.pipeline import DetectionPipeline, default_rules_path
 from detectors.sigma.loader import load_pack
@@ -71,7 +72,7 @@ def test_stored_spray_becomes_one_audited_finding_citing_its_events(db) -> None:
     assert finding.mitre == ["T1110.003"] and finding.runbook.startswith("1.")
     assert "185.220.101.34" in finding.entities["ips"]
     with db.session(readonly=True) as session:
-        audits = session.exec(select(AuditRecord).where(AuditRecord.action == "finding.create")).all()
+        audits = session.exec(select(AuditRecord).where(AuditRecord.action == "finding.created")).all()
     assert [a.object_id for a in audits] == [str(finding.id)]
 
 
@@ -102,7 +103,7 @@ def test_suppressions_are_applied_counted_and_audited(db) -> None:
             rule_id="m365_password_spray",
             match={"ipAddress": "185.220.101.*"},
             reason="red team exercise REQ-42",
-            created_by="principal:alice",
+            actor=Actor("principal:alice", Channel.CLI),
             pack=pack,
         )
         suppression_id = row.id
@@ -112,11 +113,11 @@ def test_suppressions_are_applied_counted_and_audited(db) -> None:
     with db.session() as session:
         (stored,) = list_suppressions(session)
         assert stored.suppressed_count >= 1
-        remove_suppression(session, suppression_id, actor="principal:alice")
+        remove_suppression(session, suppression_id, actor=Actor("principal:alice", Channel.CLI))
     with db.session(readonly=True) as session:
         actions = [a.action for a in session.exec(select(AuditRecord).order_by(AuditRecord.seq)).all()]
         assert session.exec(select(Suppression)).all() == []
-    assert actions[0] == "suppression.create" and actions[-1] == "suppression.delete"
+    assert actions[0] == "suppression.created" and actions[-1] == "suppression.deleted"
 
 
 def test_a_plugged_in_detector_writes_through_the_same_path(db) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from core.audit import Actor, Channel
 from core.db import Database
 from core.models import Account, ApiPrincipal, Finding, Incident
 from remediation.config import DEFAULT_POLICY_FILE
@@ -32,10 +33,10 @@ def policy() -> ApprovalPolicy:
 
 
 @pytest.fixture
-def make_principal(db: Database) -> Callable[..., str]:
+def make_principal(db: Database) -> Callable[..., Actor]:
     def make(
         name: str, role: str = "approver", slack_user_id: str | None = None, disabled: bool = False
-    ) -> str:
+    ) -> Actor:
         with db.session() as s:
             s.add(
                 ApiPrincipal(
@@ -47,23 +48,23 @@ def make_principal(db: Database) -> Callable[..., str]:
                     disabled=disabled,
                 )
             )
-        return f"principal:{name}"
+        return Actor(f"principal:{name}", Channel.API)
 
     return make
 
 
 @pytest.fixture
-def analyst(make_principal: Callable[..., str]) -> str:
+def analyst(make_principal: Callable[..., Actor]) -> Actor:
     return make_principal("ana", "analyst")
 
 
 @pytest.fixture
-def approver(make_principal: Callable[..., str]) -> str:
+def approver(make_principal: Callable[..., Actor]) -> Actor:
     return make_principal("bob", "approver", slack_user_id="U0BOB")
 
 
 @pytest.fixture
-def second_approver(make_principal: Callable[..., str]) -> str:
+def second_approver(make_principal: Callable[..., Actor]) -> Actor:
     return make_principal("carol", "approver", slack_user_id="U0CAROL")
 
 

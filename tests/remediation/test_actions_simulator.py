@@ -81,7 +81,7 @@ def run(db, settings, make_incident, analyst, approver, second_approver):
 @pytest.fixture
 def undo(db, settings, approver):
     def go(action_id: int):
-        [result] = rollback(db, settings, action_id, principal=approver).results
+        [result] = rollback(db, settings, action_id, actor=approver).results
         return result
 
     return go
@@ -162,7 +162,7 @@ def test_dismiss_risk_is_irreversible(db, settings, tenant_of, run, approver):
     assert succeeded(result)
     assert tenant.graph(f"/identityProtection/riskyUsers/{victim['user_id']}")["riskState"] == "dismissed"
     with pytest.raises(InvalidState, match="irreversible"):
-        rollback(db, settings, step_id, principal=approver)
+        rollback(db, settings, step_id, actor=approver)
 
 
 def test_remove_the_attackers_inbox_rule_then_roll_back(tenant_of, run, undo):

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from core.audit import Actor, Channel
 from core.models import ActionStatus, Approval, AuditRecord, ConfigSnapshot, TimelineEntry
 from remediation import Outcome, approve, execute, get_plan, plan_for_incident, reject
 from remediation.errors import AlreadyDecided, InvalidState, NotAllowed, SelfApproval
@@ -26,12 +27,14 @@ def test_a_second_principal_approves_and_it_is_audited_and_on_the_timeline(
 
     outcome = approve(db, step.id, approver, comment="confirmed with the user by phone")
 
-    assert outcome.status == ActionStatus.APPROVED and outcome.approved_by == (approver,)
+    assert outcome.status == ActionStatus.APPROVED and outcome.approved_by == (approver.name,)
     [record] = _audit(db, "remediation.approved")
-    assert record.actor == approver and record.object_id == str(step.id)
+    assert record.actor == approver.name and record.object_id == str(step.id)
     with db.session() as s:
         entry = s.exec(
-            select(TimelineEntry).where(TimelineEntry.ref_id == str(step.id), TimelineEntry.actor == approver)
+            select(TimelineEntry).where(
+                TimelineEntry.ref_id == str(step.id), TimelineEntry.actor == approver.name
+            )
         ).one()
     assert entry.title.startswith("Approved by principal:bob")
 
@@ -53,7 +56,7 @@ def test_switching_to_slack_does_not_get_around_four_eyes(db, ato_incident, appr
     step = plan_for_incident(db, ato_incident, approver).step("m365.disable_account", VICTIM)
 
     with pytest.raises(SelfApproval):
-        approve(db, step.id, "slack:U0BOB", via="slack")  # bob's Slack account
+        approve(db, step.id, Actor("slack:U0BOB", Channel.SLACK))  # bob's Slack account
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ def test_unknown_and_system_principals_cannot_approve(db, ato_incident, analyst)
 
     for who in ("principal:nobody", "slack:U0UNKNOWN", "system:scheduler"):
         with pytest.raises(NotAllowed):
-            approve(db, step.id, who)
+            approve(db, step.id, Actor(who, Channel.API))
     assert len(_audit(db, "remediation.refused")) == 3
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
+from core.audit import Actor, Channel
 from core.clock import parse_time
 from core.models import Incident
 from remediation import demo_flow
@@ -27,7 +28,10 @@ def test_detected_takeover_is_planned_approved_and_the_attacker_evicted(
     story = next(s for s in sim.truth["stories"] if s["kind"] == "account_takeover")
     victim = next(r["target"]["user"] for r in story["remediation"] if r["action"] == "revoke_sessions")
     sync_connections(
-        db, connections_from_simulator(sim.info, name_prefix="ato"), actor="system:test", source="test"
+        db,
+        connections_from_simulator(sim.info, name_prefix="ato"),
+        actor=Actor("system:test", Channel.CLI),
+        source="test",
     )
     collect_once(db, settings)
     resolve_people(db)

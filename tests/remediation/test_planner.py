@@ -55,7 +55,7 @@ def test_every_proposal_is_audited_and_on_the_timeline(db, ato_incident, analyst
             )
         ).all()
     assert {int(r.object_id) for r in proposed} == {s.id for s in plan.steps}
-    assert all(r.actor == analyst for r in proposed)
+    assert all(r.actor == analyst.name for r in proposed)
     assert len(entries) == len(plan.steps)
 
 
@@ -75,7 +75,9 @@ def test_replanning_with_a_new_finding_keeps_approvals_and_adds_steps(
     second = plan_for_incident(db, ato_incident, analyst)
 
     kept = second.step("m365.remove_inbox_rule", VICTIM)
-    assert kept.id == rule.id and kept.status == ActionStatus.APPROVED and kept.approved_by == (approver,)
+    assert (
+        kept.id == rule.id and kept.status == ActionStatus.APPROVED and kept.approved_by == (approver.name,)
+    )
     assert len(second.steps) == len(first.steps) + 1
     assert second.step("m365.remove_drive_permission").status == ActionStatus.PROPOSED
     with db.session() as s:
@@ -228,7 +230,7 @@ def test_a_viewer_cannot_ask_for_a_plan_and_the_refusal_is_audited(db, ato_incid
     assert get_plan(db, ato_incident).steps == ()
     with db.session() as s:
         refusal = s.exec(select(AuditRecord).where(AuditRecord.action == "remediation.refused")).one()
-    assert refusal.actor == viewer and refusal.details["code"] == "not_allowed"
+    assert refusal.actor == viewer.name and refusal.details["code"] == "not_allowed"
 
 
 def test_planning_an_unknown_incident_says_so(db, analyst):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from core.audit import verify_database
+from core.audit import Actor, Channel, verify_database
 from core.models.audit import AuditRecord
 from core.models.finding import Finding
 from tests.timeline.conftest import T0, at
@@ -157,7 +157,7 @@ def test_a_resolved_incident_is_not_reopened_by_a_new_finding(
 
     make_finding(people=["dave@northwind.example"])
     [incident_id] = build_incidents(db, settings, notify=False)
-    transition(db, incident_id, "resolved", actor="principal:erin")
+    transition(db, incident_id, "resolved", actor=Actor("principal:erin", Channel.CLI))
     make_finding(people=["dave@northwind.example"], first_seen=at(hours=2))
     build_incidents(db, settings, notify=False)
     first, second = incidents_of()

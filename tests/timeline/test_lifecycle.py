@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from core.audit import verify_database
+from core.audit import Actor, Channel, verify_database
 from core.models.audit import AuditRecord
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
@@ -47,7 +47,13 @@ def entries(db, incident_id: int, kind: str) -> list[TimelineEntry]:
 def test_walking_the_lifecycle_stamps_each_step(db, incident_id) -> None:
     opened = T0 + timedelta(minutes=30)
     for minutes, status in ((40, "triaged"), (70, "contained"), (200, "resolved"), (300, "closed")):
-        transition(db, incident_id, status, actor="principal:erin", at=opened + timedelta(minutes=minutes))
+        transition(
+            db,
+            incident_id,
+            status,
+            actor=Actor("principal:erin", Channel.CLI),
+            at=opened + timedelta(minutes=minutes),
+        )
     with db.session(readonly=True) as session:
         incident = session.get(Incident, incident_id)
     assert incident.status == "closed"
@@ -66,48 +72,50 @@ def test_walking_the_lifecycle_stamps_each_step(db, incident_id) -> None:
         "status contained → resolved",
         "status resolved → closed",
     ]
-    assert audit_actions(db).count("incident.transition") == 4
+    assert audit_actions(db).count("incident.transitioned") == 4
 
 
 def test_a_forbidden_transition_names_what_is_allowed(db, incident_id) -> None:
-    transition(db, incident_id, "resolved", actor="principal:erin")
+    transition(db, incident_id, "resolved", actor=Actor("principal:erin", Channel.CLI))
     with pytest.raises(InvalidTransitionError, match="it can move to closed, triaged, not contained"):
-        transition(db, incident_id, "contained", actor="principal:erin")
+        transition(db, incident_id, "contained", actor=Actor("principal:erin", Channel.CLI))
     with pytest.raises(InvalidTransitionError, match="unknown status 'done'"):
-        transition(db, incident_id, "done", actor="principal:erin")
+        transition(db, incident_id, "done", actor=Actor("principal:erin", Channel.CLI))
 
 
 def test_reopening_clears_the_resolution(db, incident_id) -> None:
-    transition(db, incident_id, "resolved", actor="principal:erin")
-    reopened = transition(db, incident_id, "triaged", actor="principal:erin", note="attacker came back")
+    transition(db, incident_id, "resolved", actor=Actor("principal:erin", Channel.CLI))
+    reopened = transition(
+        db, incident_id, "triaged", actor=Actor("principal:erin", Channel.CLI), note="attacker came back"
+    )
     assert reopened.resolved_at is None and reopened.status == "triaged"
 
 
 def test_a_duplicate_needs_the_original(db, incident_id) -> None:
     with pytest.raises(InvalidTransitionError, match="--of ID"):
-        transition(db, incident_id, "duplicate", actor="principal:erin")
+        transition(db, incident_id, "duplicate", actor=Actor("principal:erin", Channel.CLI))
 
 
 def test_assigning_acknowledges_and_notes_are_redacted(db, incident_id) -> None:
-    assign(db, incident_id, "principal:frank", actor="principal:erin")
+    assign(db, incident_id, "principal:frank", actor=Actor("principal:erin", Channel.CLI))
     add_note(
         db,
         incident_id,
         "reset done; temp password: Hunter2!! card 4111 1111 1111 1111",
-        actor="principal:frank",
+        actor=Actor("principal:frank", Channel.CLI),
     )
     [note] = entries(db, incident_id, "note")
     assert note.body["text"] == "reset done; temp password: [REDACTED:secret] card [REDACTED:payment_card]"
     with db.session(readonly=True) as session:
         incident = session.get(Incident, incident_id)
-        records = session.exec(select(AuditRecord).where(AuditRecord.action == "incident.note")).all()
+        records = session.exec(select(AuditRecord).where(AuditRecord.action == "incident.note_added")).all()
     assert incident.assignee == "principal:frank" and incident.acknowledged_at is not None
     assert "Hunter2" not in str([r.details for r in records])
 
 
 def test_an_unknown_incident_is_a_clear_error(db, settings) -> None:
     with pytest.raises(IncidentNotFoundError, match="incident 999 does not exist"):
-        assign(db, 999, "x", actor="principal:erin")
+        assign(db, 999, "x", actor=Actor("principal:erin", Channel.CLI))
 
 
 def test_merging_moves_findings_and_messages_and_marks_the_other_a_duplicate(
@@ -119,9 +127,14 @@ def test_merging_moves_findings_and_messages_and_marks_the_other_a_duplicate(
     )
     message = make_message("who approved Calendar Helper?", sent_at=at(10))
     first, second = build_incidents(db, settings, notify=False)
-    transition(db, first, "triaged", actor="principal:erin")
+    transition(db, first, "triaged", actor=Actor("principal:erin", Channel.CLI))
     merged = merge(
-        db, first, [second], actor="principal:erin", reason="same phishing campaign", settings=settings
+        db,
+        first,
+        [second],
+        actor=Actor("principal:erin", Channel.CLI),
+        reason="same phishing campaign",
+        settings=settings,
     )
     assert merged.finding_count == 2 and merged.message_count == 1
     with db.session(readonly=True) as session:
@@ -133,14 +146,19 @@ def test_merging_moves_findings_and_messages_and_marks_the_other_a_duplicate(
     assert entries(db, second, "finding") == []
     assert "incident.merged" in audit_actions(db)
     with pytest.raises(MergeError, match="already a duplicate"):
-        merge(db, first, [second], actor="principal:erin")
+        merge(db, first, [second], actor=Actor("principal:erin", Channel.CLI))
 
 
 def test_splitting_moves_findings_to_a_new_incident(db, settings, incident_id) -> None:
     with db.session(readonly=True) as session:
         finding_ids = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
     created = split(
-        db, incident_id, [finding_ids[1]], actor="principal:erin", reason="unrelated rule", settings=settings
+        db,
+        incident_id,
+        [finding_ids[1]],
+        actor=Actor("principal:erin", Channel.CLI),
+        reason="unrelated rule",
+        settings=settings,
     )
     with db.session(readonly=True) as session:
         original = session.get(Incident, incident_id)
@@ -150,11 +168,11 @@ def test_splitting_moves_findings_to_a_new_incident(db, settings, incident_id) -
     assert created.created_by == "principal:erin"
     assert created.title.startswith("Inbox rule forwards to external address")
     assert "split from incident" in created.grouping[0]["text"]
-    assert {"incident.split", "incident.created"} <= set(audit_actions(db))
+    assert "incident.split" in audit_actions(db)
     with pytest.raises(MergeError, match="leave at least one"):
-        split(db, incident_id, [finding_ids[0]], actor="principal:erin")
+        split(db, incident_id, [finding_ids[0]], actor=Actor("principal:erin", Channel.CLI))
     with pytest.raises(MergeError, match=r"findings \[12345\] are not in incident"):
-        split(db, incident_id, [12345], actor="principal:erin")
+        split(db, incident_id, [12345], actor=Actor("principal:erin", Channel.CLI))
 
 
 def test_a_split_off_incident_is_not_merged_back_automatically(
@@ -162,7 +180,7 @@ def test_a_split_off_incident_is_not_merged_back_automatically(
 ) -> None:
     with db.session(readonly=True) as session:
         finding_ids = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
-    split(db, incident_id, [finding_ids[1]], actor="principal:erin", settings=settings)
+    split(db, incident_id, [finding_ids[1]], actor=Actor("principal:erin", Channel.CLI), settings=settings)
     make_finding("Another", people=["alice@northwind.example"], first_seen=at(50))
     build_incidents(db, settings, notify=False)
     assert [i.status for i in incidents_of()] == ["new", "new"]
@@ -170,17 +188,25 @@ def test_a_split_off_incident_is_not_merged_back_automatically(
 
 def test_postmortem_fields_and_conversation_links_are_recorded(db, incident_id) -> None:
     set_postmortem(
-        db, incident_id, actor="principal:erin", root_cause="Phished password, no MFA", lessons="Enforce MFA"
+        db,
+        incident_id,
+        actor=Actor("principal:erin", Channel.CLI),
+        root_cause="Phished password, no MFA",
+        lessons="Enforce MFA",
     )
-    linked = link_conversation(db, incident_id, provider="slack", channel="C-IR-42", actor="principal:erin")
+    linked = link_conversation(
+        db, incident_id, provider="slack", channel="C-IR-42", actor=Actor("principal:erin", Channel.CLI)
+    )
     assert linked.root_cause == "Phished password, no MFA"
     assert linked.linked_conversations[-1]["channel"] == "C-IR-42"
-    assert {"incident.postmortem", "incident.link_conversation"} <= set(audit_actions(db))
+    assert {"incident.postmortem_updated", "incident.conversation_linked"} <= set(audit_actions(db))
 
 
 def test_a_linked_channel_brings_its_messages(db, settings, incident_id, make_message) -> None:
     in_room = make_message("war room open", channel="C-IR-42", sent_at=at(60))
     make_message("unrelated", channel="C-random", sent_at=at(60))
-    link_conversation(db, incident_id, provider="slack", channel="C-IR-42", actor="principal:erin")
+    link_conversation(
+        db, incident_id, provider="slack", channel="C-IR-42", actor=Actor("principal:erin", Channel.CLI)
+    )
     build_incidents(db, settings, notify=False)
     assert [e.body["message_id"] for e in entries(db, incident_id, "message")] == [in_room]

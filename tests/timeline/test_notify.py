@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from collectors import connections_from_simulator
 from collectors.connections import sync_connections
+from core.audit import Actor, Channel
 from core.models.incident import Incident
 from tests.timeline.conftest import at
 from timeline import build_incidents
@@ -23,7 +24,7 @@ def slack(make_simulator, db):
     definitions = connections_from_simulator(
         handle.info, providers=["slack"], extra_config={"notify_channel": "#security-ops"}, backfill=False
     )
-    sync_connections(db, definitions, actor="principal:test")
+    sync_connections(db, definitions, actor=Actor("principal:test", Channel.CLI))
     return handle
 
 
@@ -80,7 +81,7 @@ def test_a_new_p1_incident_is_announced_once_with_its_evidence(
 def test_status_changes_are_posted_in_the_announcements_thread(db, settings, slack, make_finding) -> None:
     make_finding("Mailbox exported", people=["dana@northwind.example"], severity="critical", confidence=0.95)
     [incident_id] = build_incidents(db, settings)
-    transition(db, incident_id, "contained", actor="principal:erin")
+    transition(db, incident_id, "contained", actor=Actor("principal:erin", Channel.CLI))
     report = deliver_notifications(db, settings)
     assert report.posted == [incident_id]
     announce, update = posts(slack)
@@ -106,7 +107,7 @@ def test_without_a_configured_channel_nothing_is_posted(db, settings, make_simul
     sync_connections(
         db,
         connections_from_simulator(handle.info, providers=["slack"], backfill=False),
-        actor="principal:test",
+        actor=Actor("principal:test", Channel.CLI),
     )
     make_finding("Mailbox exported", people=["dana@northwind.example"], severity="critical", confidence=0.95)
     build_incidents(db, settings)

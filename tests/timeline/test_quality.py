@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from core.audit import Actor, Channel
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Message
@@ -91,6 +92,6 @@ def test_stories_conversations_and_decoys_are_scored(
     # when an analyst splits alice's story in two, the score says so
     with db.session(readonly=True) as session:
         inbox = session.exec(select(Finding).where(Finding.title == "Inbox rule")).one()
-    split(db, inbox.incident_id, [inbox.id], actor="principal:erin", settings=settings)
+    split(db, inbox.incident_id, [inbox.id], actor=Actor("principal:erin", Channel.CLI), settings=settings)
     after = score_against_truth(db, truth)
     assert after["stories_split"] == 1 and after["exactly_one_incident"] == 1

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from core.audit import Actor, Channel
 from core.models.remediation import Approval, RemediationAction
 from tests.timeline.conftest import T0, at
 from timeline import build_incidents
@@ -69,15 +70,28 @@ def add_action(db, incident_id: int) -> None:
         for event, actor, minutes, title in (
             ("proposed", "principal:erin", 20, f"proposed: {what}"),
             ("approved", "principal:gus", 30, f"approved by principal:gus: {what}"),
-            ("executed", "system:executor", 35, f"executed (succeeded): {what}"),
+            ("succeeded", "system:executor", 35, f"executed (succeeded): {what}"),
         ):
-            note(session, action, event, actor, title, at=OPENED + timedelta(minutes=minutes))
+            note(
+                session,
+                action,
+                event,
+                Actor(actor, Channel.API),
+                title,
+                at=OPENED + timedelta(minutes=minutes),
+            )
 
 
 def test_pages_walk_the_whole_timeline_in_time_order_without_repeats(db, incident_id) -> None:
     add_action(db, incident_id)
     for n in range(7):
-        add_note(db, incident_id, f"note {n}", actor="principal:erin", at=OPENED + timedelta(minutes=n))
+        add_note(
+            db,
+            incident_id,
+            f"note {n}",
+            actor=Actor("principal:erin", Channel.CLI),
+            at=OPENED + timedelta(minutes=n),
+        )
     seen, cursor = [], None
     while True:
         page = get_timeline(db, incident_id, cursor=cursor, limit=3, include_excerpts=True)
@@ -108,12 +122,36 @@ def test_a_page_can_be_filtered_by_kind_and_a_bad_cursor_is_refused(db, incident
 
 
 def test_metrics_measure_detection_and_response_times(db, settings, incident_id, make_finding) -> None:
-    transition(db, incident_id, "triaged", actor="principal:erin", at=OPENED + timedelta(minutes=10))
-    transition(db, incident_id, "contained", actor="principal:erin", at=OPENED + timedelta(hours=1))
-    transition(db, incident_id, "resolved", actor="principal:erin", at=OPENED + timedelta(hours=3))
+    transition(
+        db,
+        incident_id,
+        "triaged",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(minutes=10),
+    )
+    transition(
+        db,
+        incident_id,
+        "contained",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(hours=1),
+    )
+    transition(
+        db,
+        incident_id,
+        "resolved",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(hours=3),
+    )
     make_finding("Low noise", people=["zoe@northwind.example"], severity="low", first_seen=at(days=1))
     [other] = build_incidents(db, settings, notify=False, now=OPENED + timedelta(days=1))
-    transition(db, other, "false_positive", actor="principal:erin", at=OPENED + timedelta(days=1, hours=2))
+    transition(
+        db,
+        other,
+        "false_positive",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(days=1, hours=2),
+    )
     report = compute_metrics(db, T0 - timedelta(days=1), now=OPENED + timedelta(days=2))
     assert report.incidents == 2
     # first malicious event 08:40, first finding written 09:05 (25 min); the other finding has no
@@ -130,12 +168,24 @@ def test_metrics_measure_detection_and_response_times(db, settings, incident_id,
 
 def test_the_report_tells_the_story_in_plain_words(db, incident_id) -> None:
     add_action(db, incident_id)
-    assign(db, incident_id, "principal:erin", actor="principal:erin", at=OPENED + timedelta(minutes=5))
-    transition(db, incident_id, "contained", actor="principal:erin", at=OPENED + timedelta(minutes=40))
+    assign(
+        db,
+        incident_id,
+        "principal:erin",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(minutes=5),
+    )
+    transition(
+        db,
+        incident_id,
+        "contained",
+        actor=Actor("principal:erin", Channel.CLI),
+        at=OPENED + timedelta(minutes=40),
+    )
     set_postmortem(
         db,
         incident_id,
-        actor="principal:erin",
+        actor=Actor("principal:erin", Channel.CLI),
         root_cause="Password reuse; no MFA",
         lessons="Roll out phishing-resistant MFA",
     )

@@ -6,6 +6,7 @@ import pytest
 
 from collectors import collect_once, connections_from_simulator
 from collectors.connections import sync_connections
+from core.audit import Actor, Channel
 from detectors.pipeline import detect_new
 from identity import resolve_people
 from timeline import build_incidents
@@ -19,7 +20,11 @@ def test_a_scenario_becomes_one_incident_per_story_with_its_conversations(
 ) -> None:
     # given a tenant in the simulator with an attack story (or only look-alikes)
     handle = make_simulator(scenario)
-    sync_connections(db, connections_from_simulator(handle.info, conversations=True), actor="principal:test")
+    sync_connections(
+        db,
+        connections_from_simulator(handle.info, conversations=True),
+        actor=Actor("principal:test", Channel.CLI),
+    )
     # when the product collects, detects, resolves people and builds incidents
     collect_once(db, settings)
     detect_new(db, settings)
