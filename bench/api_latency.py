@@ -45,7 +45,7 @@ from api.pagination import encode_cursor
 from api.principals.service import create_principal
 from bench.api_data import END, SPAN, Dataset, load
 from bench.harness import Figure, print_table
-from core.audit import export_csv, export_jsonl, iter_records, verify_export
+from core.audit import Actor, export_csv, export_jsonl, iter_records, verify_export
 from core.clock import isoformat
 from core.db import Database
 
@@ -297,7 +297,7 @@ def measure(label: str, url: str, data_dir: Path, size: Sizes) -> list[Figure]:
         )
         pepper = PEPPER.encode()
         tokens = [
-            create_principal(db, pepper, name=f"bench{i}", role="admin", actor="system:bench")[1]
+            create_principal(db, pepper, name=f"bench{i}", role="admin", actor=Actor.system("bench"))[1]
             for i in range(size.clients + 1)
         ]
         with (

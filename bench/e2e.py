@@ -154,6 +154,7 @@ def connect_simulator(db: Any, info: dict[str, Any], **options: Any) -> None:
     """
     from collectors import connections_from_simulator
     from collectors.connections import sync_connections
+    from core.audit import Actor
 
     definitions = connections_from_simulator(info, **options)
     sync_connections(db, definitions, actor=Actor.system("bench"), source="simulator")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
+from core.audit import Actor, Channel
 from core.findings import MAX_EVIDENCE, FindingDraft, resolve_findings, store_finding
 from core.models import AuditRecord, Finding
 
@@ -34,40 +35,52 @@ def _actions(session) -> list[str]:
 def test_a_repeated_draft_is_one_finding_and_every_change_is_audited_in_the_same_transaction(db) -> None:
     # given a posture finding stored once
     with db.session() as session:
-        first, created = store_finding(session, _draft(), actor="system:test")
+        first, created = store_finding(session, _draft(), actor=Actor("system:test", Channel.CLI))
         assert created
     # when it is seen again with more evidence, then only re-asserted, then resolved
     with db.session() as session:
         again, created = store_finding(
-            session, _draft(last_seen=T0 + timedelta(hours=1), evidence_event_ids=(1, 2)), actor="system:test"
+            session,
+            _draft(last_seen=T0 + timedelta(hours=1), evidence_event_ids=(1, 2)),
+            actor=Actor("system:test", Channel.CLI),
         )
         assert not created and again.id == first.id and again.count == 2
         store_finding(
-            session, _draft(last_seen=T0 + timedelta(hours=2)), actor="system:test", count_repeats=False
+            session,
+            _draft(last_seen=T0 + timedelta(hours=2)),
+            actor=Actor("system:test", Channel.CLI),
+            count_repeats=False,
         )
-        assert resolve_findings(session, ["posture:mfa:1"], reason="passes", actor="system:test") == 1
+        assert (
+            resolve_findings(
+                session, ["posture:mfa:1"], reason="passes", actor=Actor("system:test", Channel.CLI)
+            )
+            == 1
+        )
     # then there is one finding, and one audit record per change (the bare re-assertion is none)
     with db.session(readonly=True) as session:
         rows = session.exec(select(Finding)).all()
         assert [(f.status, f.count, f.evidence_event_ids) for f in rows] == [("resolved", 2, [1, 2])]
-        assert _actions(session) == ["finding.create", "finding.update", "finding.resolve"]
+        assert _actions(session) == ["finding.created", "finding.updated", "finding.resolved"]
     # and a resolved finding is not continued: the setting failing again is a new finding
     with db.session() as session:
-        _, created = store_finding(session, _draft(first_seen=T0 + timedelta(hours=3)), actor="system:test")
+        _, created = store_finding(
+            session, _draft(first_seen=T0 + timedelta(hours=3)), actor=Actor("system:test", Channel.CLI)
+        )
         assert created
 
 
 def test_a_windowed_alert_continues_only_its_window_and_keeps_its_count_and_highest_severity(db) -> None:
     alert = _draft(rule_id="sigma.spray", kind="detection", dedup_key="sigma.spray|u", window_start=1.0)
     with db.session() as session:
-        store_finding(session, alert, actor="system:test")
+        store_finding(session, alert, actor=Actor("system:test", Channel.CLI))
         grown = replace(alert, count=12, severity="high", last_seen=T0 + timedelta(minutes=5))
-        _, created = store_finding(session, grown, actor="system:test")
+        _, created = store_finding(session, grown, actor=Actor("system:test", Channel.CLI))
         assert not created
         later = replace(alert, count=3, severity="low", last_seen=T0 + timedelta(minutes=6))
-        store_finding(session, later, actor="system:test")
+        store_finding(session, later, actor=Actor("system:test", Channel.CLI))
         other_window = replace(alert, window_start=7200.0)
-        _, created = store_finding(session, other_window, actor="system:test")
+        _, created = store_finding(session, other_window, actor=Actor("system:test", Channel.CLI))
         assert created
     with db.session(readonly=True) as session:
         rows = session.exec(select(Finding).order_by(Finding.id)).all()
@@ -80,5 +93,7 @@ def test_a_windowed_alert_continues_only_its_window_and_keeps_its_count_and_high
 def test_stored_evidence_is_capped_and_keeps_only_event_ids(db) -> None:
     ids = (*range(1, MAX_EVIDENCE + 50), "7#1")
     with db.session() as session:
-        finding, _ = store_finding(session, _draft(evidence_event_ids=ids), actor="system:test")
+        finding, _ = store_finding(
+            session, _draft(evidence_event_ids=ids), actor=Actor("system:test", Channel.CLI)
+        )
         assert finding.evidence_event_ids == list(range(1, MAX_EVIDENCE + 1))

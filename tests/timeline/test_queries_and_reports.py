@@ -234,7 +234,7 @@ def test_markdown_shows_html_and_links_from_a_note_as_text(db, incident_id) -> N
         db,
         incident_id,
         "see <img src=x onerror=alert(1)> and [here](javascript:alert(1)) or <https://evil.example/x>",
-        actor="principal:erin",
+        actor=Actor("principal:erin", Channel.CLI),
     )
     # when the report is rendered as Markdown and that Markdown is rendered (raw HTML allowed)
     markdown = render_markdown(build_report(db, incident_id))
