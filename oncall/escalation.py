@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models.enums import IncidentStatus
@@ -31,7 +31,7 @@ from oncall.schedules import on_call_at
 from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
 from oncall.store import load_document
 
-ONCALL_ACTOR = "system:oncall"
+ONCALL_ACTOR = Actor.system("oncall")
 ACTIVE = "active"
 ACKNOWLEDGED = "acknowledged"
 EXHAUSTED = "exhausted"
@@ -71,7 +71,7 @@ def match_route(session: Session, incident: Incident, routes: Sequence[Route]) -
 
 
 def start_escalations(
-    session: Session, settings: Any = None, actor: str = ONCALL_ACTOR, *, now: datetime | None = None
+    session: Session, settings: Any = None, actor: Actor = ONCALL_ACTOR, *, now: datetime | None = None
 ) -> list[Escalation]:
     """Start an escalation for each new, unacknowledged incident a route matches (P1/P2 by default).
 
@@ -117,7 +117,7 @@ def start_escalations(
         record(
             session,
             actor=actor,
-            action="oncall.escalation.started",
+            action=AuditAction.ONCALL_ESCALATION_STARTED,
             object_type="incident",
             object_id=incident.id or 0,
             details={"escalation": escalation.id, "policy": policy.name, "route": route.name},
@@ -187,7 +187,7 @@ def _stop(session: Session, escalation: Escalation, status: str, reason: str, wh
     record(
         session,
         actor=ONCALL_ACTOR,
-        action="oncall.escalation.stopped",
+        action=AuditAction.ONCALL_ESCALATION_STOPPED,
         object_type="incident",
         object_id=escalation.incident_id,
         details={"escalation": escalation.id, "status": status, "reason": reason},
@@ -233,7 +233,7 @@ def fire_step(session: Session, escalation: Escalation, when: datetime) -> list[
     record(
         session,
         actor=ONCALL_ACTOR,
-        action="oncall.step.fired",
+        action=AuditAction.ONCALL_STEP_FIRED,
         object_type="incident",
         object_id=escalation.incident_id,
         details={
@@ -279,7 +279,7 @@ def acknowledge(
     session: Session,
     *,
     incident_id: int,
-    actor: str,
+    actor: Actor,
     via: str,
     now: datetime | None = None,
 ) -> Escalation:
@@ -293,7 +293,7 @@ def acknowledge(
     escalation.status = ACKNOWLEDGED
     escalation.next_at = None
     escalation.acknowledged_at = when
-    escalation.acknowledged_by = actor
+    escalation.acknowledged_by = actor.name
     escalation.acknowledged_via = via
     session.add(escalation)
     incident = session.get(Incident, incident_id)
@@ -309,12 +309,12 @@ def acknowledge(
     record(
         session,
         actor=actor,
-        action="oncall.escalation.acknowledged",
+        action=AuditAction.ONCALL_ESCALATION_ACKNOWLEDGED,
         object_type="incident",
         object_id=incident_id,
         details={
             "escalation": escalation.id,
-            "via": via,
+            "acknowledged_via": via,
             "mtta_seconds": round((when - as_utc(escalation.started_at)).total_seconds(), 3),
             "cancelled_pages": len(pending),
         },
@@ -336,4 +336,6 @@ def acknowledge_by_token(
     if page is None or len(token) > 200:
         raise OncallNotFound("unknown or expired acknowledgement link")
     who = page.responder or page.address
-    return acknowledge(session, incident_id=page.incident_id, actor=f"responder:{who}", via=via, now=now)
+    return acknowledge(
+        session, incident_id=page.incident_id, actor=Actor(f"responder:{who}", Channel.API), via=via, now=now
+    )

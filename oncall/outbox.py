@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from core.audit import record
+from core.audit import AuditAction, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import TenantguardError
@@ -94,7 +94,7 @@ def deliver_pages(db: Database, settings: Any = None, now: datetime | None = Non
             record(
                 session,
                 actor=ONCALL_ACTOR,
-                action=f"oncall.page.{page.status}",
+                action=PAGE_ACTIONS.get(page.status, AuditAction.ONCALL_PAGE_FAILED),
                 object_type="incident",
                 object_id=page.incident_id,
                 details={
@@ -110,6 +110,9 @@ def deliver_pages(db: Database, settings: Any = None, now: datetime | None = Non
                 at=when,
             )
     return report
+
+
+PAGE_ACTIONS = {"sent": AuditAction.ONCALL_PAGE_SENT, "dead": AuditAction.ONCALL_PAGE_ABANDONED}
 
 
 def _failed(page: Page, reason: str, when: datetime, report: OutboxReport) -> None:

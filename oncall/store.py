@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.audit import record
+from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.models.oncall import OncallDefinition
 from oncall.errors import OncallNotFound
@@ -39,7 +39,7 @@ def _specs(document: OncallDocument) -> dict[tuple[str, str], dict[str, Any]]:
     return wanted
 
 
-def apply_document(session: Session, document: OncallDocument, *, actor: str) -> ApplyResult:
+def apply_document(session: Session, document: OncallDocument, *, actor: Actor) -> ApplyResult:
     """Make the stored configuration exactly `document`; every change audited in this transaction."""
     result = ApplyResult()
     wanted = _specs(document)
@@ -52,12 +52,12 @@ def apply_document(session: Session, document: OncallDocument, *, actor: str) ->
             result.unchanged += 1
             continue
         if row is None:
-            row = OncallDefinition(kind=key[0], name=key[1], spec=spec, updated_by=actor, updated_at=now)
-            action = "oncall.definition.created"
+            row = OncallDefinition(kind=key[0], name=key[1], spec=spec, updated_by=actor.name, updated_at=now)
+            action = AuditAction.ONCALL_DEFINITION_CREATED
             result.created.append(label)
         else:
-            row.spec, row.version, row.updated_by, row.updated_at = spec, row.version + 1, actor, now
-            action = "oncall.definition.updated"
+            row.spec, row.version, row.updated_by, row.updated_at = spec, row.version + 1, actor.name, now
+            action = AuditAction.ONCALL_DEFINITION_UPDATED
             result.updated.append(label)
         session.add(row)
         session.flush()
@@ -76,7 +76,7 @@ def apply_document(session: Session, document: OncallDocument, *, actor: str) ->
             record(
                 session,
                 actor=actor,
-                action="oncall.definition.deleted",
+                action=AuditAction.ONCALL_DEFINITION_DELETED,
                 object_type=f"oncall.{key[0]}",
                 object_id=key[1],
                 details={"version": row.version},

@@ -66,7 +66,7 @@ def put_config(
 ) -> ApplyOut:
     parsed: OncallDocument = validate(document, where="request body")
     with ctx.db.session() as session:
-        result = apply_document(session, parsed, actor=ctx.caller.actor)
+        result = apply_document(session, parsed, actor=ctx.actor)
     return ApplyOut(**vars(result))
 
 
@@ -159,7 +159,7 @@ def acknowledge_incident(
     ctx: Annotated[RequestContext, require(Permission.ONCALL_ACK)], incident_id: IncidentId
 ) -> dict[str, Any]:
     with ctx.db.session() as session:
-        escalation = acknowledge(session, incident_id=incident_id, actor=ctx.caller.actor, via="api")
+        escalation = acknowledge(session, incident_id=incident_id, actor=ctx.actor, via="api")
         return escalation_view(escalation)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,17 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.context import console, database, settings
+from cli.context import cli_actor, console, database, settings
 from core.clock import parse_time, utcnow
 
 app = typer.Typer(help="On-call: schedules, escalation policies, pages.", no_args_is_help=True)
-
-
-def _actor() -> str:
-    try:
-        return f"system:cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "system:cli"
 
 
 def _moment(text: str | None) -> datetime:
@@ -38,7 +30,7 @@ def apply(
 
     document = load_file(file)
     with database().session() as session:
-        result = apply_document(session, document, actor=_actor())
+        result = apply_document(session, document, actor=cli_actor())
     console.print(
         f"created {len(result.created)}, updated {len(result.updated)}, deleted {len(result.deleted)}, "
         f"unchanged {result.unchanged}"
@@ -123,7 +115,7 @@ def ack(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     from oncall import acknowledge
 
     with database().session() as session:
-        escalation = acknowledge(session, incident_id=incident, actor=_actor(), via="cli")
+        escalation = acknowledge(session, incident_id=incident, actor=cli_actor(), via="cli")
     console.print(
         f"incident {incident}: escalation {escalation.id} acknowledged by {escalation.acknowledged_by}"
     )
