@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 
 from collectors import connections_from_simulator
 from collectors.connections import sync_connections
+from core.audit import Actor
 from core.db import Database
 from core.models.incident import Incident
 from oncall.files import validate
@@ -53,7 +54,7 @@ def paging_sim(make_simulator, db: Database, monkeypatch: pytest.MonkeyPatch):
     sync_connections(
         db,
         connections_from_simulator(handle.info, providers=["slack"], backfill=False),
-        actor="principal:test",
+        actor=Actor.cli("principal:test"),
     )
     monkeypatch.setenv("TG_TEST_TWILIO_TOKEN", handle.info["twilio.auth_token"])
     return handle
@@ -139,7 +140,7 @@ def oncall_document(
 def configure(db: Database) -> Callable[[dict[str, Any]], None]:
     def apply(document: dict[str, Any]) -> None:
         with db.session() as session:
-            apply_document(session, validate(document, where="test"), actor="principal:lead")
+            apply_document(session, validate(document, where="test"), actor=Actor.cli("principal:lead"))
 
     return apply
 

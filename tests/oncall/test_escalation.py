@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlmodel import col, select
 from twilio.rest import Client
 
+from core.audit import Actor, Channel
 from core.models.audit import AuditRecord
 from core.models.oncall import Escalation, Page
 from oncall import acknowledge, acknowledge_by_token, deliver_pages, escalate_due, run_due, start_escalations
@@ -93,7 +94,11 @@ def test_an_acknowledgement_stops_the_escalation_and_records_mtta(
     run_due(db, settings, now=T0)
     with db.session() as session:
         escalation = acknowledge(
-            session, incident_id=incident, actor="principal:alice", via="api", now=T0 + timedelta(minutes=3)
+            session,
+            incident_id=incident,
+            actor=Actor("principal:alice", Channel.API),
+            via="api",
+            now=T0 + timedelta(minutes=3),
         )
     assert escalation.status == "acknowledged" and escalation.acknowledged_by == "principal:alice"
     assert run_due(db, settings, now=T0 + timedelta(minutes=30)).sweep.fired == []
