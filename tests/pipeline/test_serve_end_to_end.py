@@ -1,0 +1,80 @@
+"""End to end: `tenantguard serve`, started as a real process against the simulator and touched by
+nothing else, collects, detects, raises the attack story's P1 incident and announces it in Slack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from collectors import connections_from_simulator
+from collectors.connections import sync_connections
+from core.audit import Actor
+from core.db import Database
+from core.models import Incident
+from core.settings import Settings
+from simulator.http import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _p1_incidents(db: Database) -> list[int]:
+    with db.session(readonly=True) as session:
+        return [i for i in session.exec(select(Incident.id).where(Incident.priority == "P1")).all() if i]
+
+
+def _posts_about(handle, incident_ids: list[int]) -> list[str]:
+    """Slack messages about these incidents (announced when they opened, updated as they escalate)."""
+    texts = [c["target"].get("text", "") for c in handle.changes if c["action"] == "post_message"]
+    return [t for t in texts if any(f"Incident #{i}:" in t for i in incident_ids)]
+
+
+def test_serve_alone_raises_the_p1_incident_and_announces_it(
+    make_simulator, db: Database, settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    # given a tenant in the simulator with an account takeover, connected as an operator would
+    handle = make_simulator("account_takeover", users=30, days=3)
+    sync_connections(
+        db,
+        connections_from_simulator(handle.info, extra_config={"notify_channel": "#security-ops"}),
+        actor=Actor.cli("principal:test"),
+    )
+    # (the simulator link put the connections' secrets in this process's environment)
+    env = dict(
+        os.environ,
+        TENANTGUARD_DATA_DIR=str(settings.data_dir),
+        TENANTGUARD_DATABASE_URL=database_url,
+    )
+    log = tmp_path / "serve.log"
+    # when `tenantguard serve` runs by itself
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(free_port())],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 240  # generous: CI is a loaded machine
+            while not _posts_about(handle, _p1_incidents(db)):
+                assert server.poll() is None, (
+                    f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
+                )
+                assert time.monotonic() < deadline, f"no announced P1 incident:\n{log.read_text()[-3000:]}"
+                time.sleep(1)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+    # then the attack story is one P1 incident, announced in the configured channel
+    [p1] = _p1_incidents(db)
+    assert _posts_about(handle, [p1])
