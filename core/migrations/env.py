@@ -7,16 +7,22 @@ from sqlmodel import SQLModel
 
 import core.models  # noqa: F401
 
-config = context.config
-connection = config.attributes.get("connection")
-if connection is None:  # pragma: no cover - only reached when someone runs `alembic` by hand
-    raise RuntimeError("run migrations with `tenantguard db upgrade`, not the alembic command")
 
-context.configure(
-    connection=connection,
-    target_metadata=SQLModel.metadata,
-    render_as_batch=True,
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:  # pragma: no cover - only reached when someone runs `alembic` by hand
+        raise RuntimeError("run migrations with `tenantguard db upgrade`, not the alembic command")
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Alembic installs `context.config` before it executes this file; a plain import (the import
+# check every module passes) has no migration to run.
+if hasattr(context, "config"):
+    run_migrations()
