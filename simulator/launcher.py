@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from simulator.errors import SimulatorError
@@ -30,7 +31,10 @@ def serve(
     start_at: str | None = None,
     out: TextIO = sys.stdout,
     stop: threading.Event | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
+    """Start the simulator, call `on_ready(info)` (before the JSON line, so whatever it writes
+    exists when a parent reads the line), print the line, serve until SIGINT/SIGTERM or `stop`."""
     handle = start(
         scenario,
         users=users,
@@ -48,6 +52,8 @@ def serve(
     for sig in previous:
         signal.signal(sig, lambda *_: stop.set())
     try:
+        if on_ready is not None:
+            on_ready(handle.info)
         out.write(json.dumps(handle.info) + "\n")
         out.flush()
         while not stop.wait(0.5):

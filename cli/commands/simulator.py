@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -43,9 +44,35 @@ def serve(
     days: Days = None,
     seed: Seed = None,
     start: Start = None,
+    write_connections: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-connections",
+            help="Write a connections file for this simulator (secrets as file: references to 0600 "
+            "files beside it); then `TENANTGUARD_CONNECTIONS_FILE=FILE tenantguard serve` watches it.",
+        ),
+    ] = None,
+    interval: Annotated[
+        int | None,
+        typer.Option(help="With --write-connections: every stream's collection interval, seconds.", min=1),
+    ] = None,
+    notify_channel: Annotated[
+        str,
+        typer.Option(help="With --write-connections: the Slack channel incidents are announced in."),
+    ] = "#security-ops",
 ) -> None:
     """Print one JSON line with the connection info, then serve until interrupted."""
     from simulator.launcher import serve as run
+
+    on_ready = None
+    if write_connections is not None:
+        target = write_connections
+
+        def on_ready(info: dict[str, Any]) -> None:
+            from collectors.simulator_link import write_connections_file
+
+            write_connections_file(info, target, interval=interval, notify_channel=notify_channel or None)
+            typer.echo(f"connections for this simulator written to {target}", err=True)
 
     run(
         scenario,
@@ -56,6 +83,7 @@ def serve(
         days=days,
         seed=seed,
         start_at=start,
+        on_ready=on_ready,
     )
 
 
