@@ -21,6 +21,8 @@ from detectors.posture.errors import CheckError, ExpressionError
 from detectors.posture.expression import Compiled, compile_expression, referenced_paths
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules" / "posture"
+# The checks' control mappings live beside them (read by compliance/, not a check file).
+CONTROL_MAPPINGS_FILE = "controls.yml"
 
 OBJECT_TYPES = frozenset(
     {
@@ -279,7 +281,11 @@ def iter_check_files(path: Path) -> Iterator[Path]:
     if path.is_file():
         yield path
         return
-    yield from sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+    yield from sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix in (".yml", ".yaml") and p.is_file() and p.name != CONTROL_MAPPINGS_FILE
+    )
 
 
 def load_checks(path: Path | str | None = None) -> list[PostureCheck]:

@@ -68,6 +68,8 @@ from detectors.sigma.definitions import (
 from detectors.sigma.errors import RuleProblem
 from detectors.sigma.logsource import LogsourceError, resolve_streams
 
+# The rules' control mappings live beside them (read by compliance/, not a rule file).
+CONTROL_MAPPINGS_FILE = "controls.yml"
 MAX_RULE_FILE_BYTES = 2 << 20
 TENANTGUARD_KEYS = {
     "title",
@@ -825,7 +827,13 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()))
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix in (".yml", ".yaml") and p.is_file() and p.name != CONTROL_MAPPINGS_FILE
+                )
+            )
         else:
             files.append(path)
     return files

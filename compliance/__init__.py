@@ -1,0 +1,1 @@
+"""Compliance: framework catalogues, control mappings of checks and rules, framework reports, exceptions."""

@@ -1,0 +1,21 @@
+"""Errors of the compliance package: each names the framework, file, control or exception at fault."""
+
+from __future__ import annotations
+
+from core.errors import TenantguardError
+
+
+class ComplianceError(TenantguardError):
+    """Base of every compliance error."""
+
+
+class CatalogueError(ComplianceError):
+    """A framework catalogue or a control mapping file is not valid (the message names file and entry)."""
+
+
+class UnknownFrameworkError(ComplianceError):
+    """A framework name that no catalogue has."""
+
+
+class ExceptionError(ComplianceError):
+    """A risk-acceptance exception that cannot be created or changed as asked."""
