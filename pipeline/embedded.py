@@ -4,11 +4,18 @@
 adds a one-shot job due now under the job's coalescing key (replacing one still waiting), and a
 periodic ``sweep`` job is the safety net. Collection keeps its own schedule (one job per stream,
 `collectors.scheduler`); its progress sink tells this scheduler when a page was committed.
+
+At most one instance per key runs; a key asked for while it runs is remembered and runs once
+more when the running one ends (it then sees everything the running one may have missed). So
+APScheduler is never asked to start a second instance and never has to skip one (it used to log
+"maximum number of running instances reached" for every page committed during a detection run).
+The sweep has its own thread, so it is never queued behind long stage runs.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +30,19 @@ from pipeline.jobs import JOBS, job_key, page_committed
 
 log = logging.getLogger("tenantguard.pipeline")
 SWEEP_JOB = "pipeline:sweep"
+SKIPPED_MESSAGE = "maximum number of running instances reached"
+
+
+class OverlapByDesign(logging.Filter):
+    """Drops APScheduler's warning that a collection run was not started because the stream's
+    previous run is still going: one run per stream is the design (it reads to the end), and an
+    overrun stream logged it at every interval."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if SKIPPED_MESSAGE not in str(record.msg) or not record.args:
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) else None
+        return not str(getattr(job, "id", "")).startswith("collect:")
 
 
 class EmbeddedScheduler:
@@ -32,43 +52,69 @@ class EmbeddedScheduler:
         self.cycle = cycle
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": {"type": "threadpool", "max_workers": max(1, threads)}},
-            # one running and one waiting per key: the waiting one sees what the running one missed
-            job_defaults={"max_instances": 2, "coalesce": True, "misfire_grace_time": None},
+            executors={
+                "default": {"type": "threadpool", "max_workers": max(1, threads)},
+                "sweep": {"type": "threadpool", "max_workers": 1},
+            },
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
+        # key -> asked for again while running (guarded by _guard)
+        self._running: dict[str, bool] = {}
+        self._guard = threading.Lock()
         self.scheduler.add_job(
-            self._run,
+            JOBS["sweep"],
             IntervalTrigger(seconds=max(1.0, cycle.settings.pipeline_sweep_seconds)),
-            args=("sweep", {}),
+            args=(cycle, self),
             id=SWEEP_JOB,
             name="pipeline sweep",
             next_run_time=utcnow(),
-            max_instances=1,
+            executor="sweep",
         )
 
     def enqueue(self, job: str, **args: Any) -> None:
         if job not in JOBS:
             raise KeyError(f"unknown pipeline job {job!r}; known: {', '.join(JOBS)}")
         key = f"pipeline:{job_key(job, args)}"
+        with self._guard:
+            if key in self._running:  # submitted or running: once more after it ends
+                self._running[key] = True
+                return
+            self._running[key] = False
+        self._submit(key, job, args)
+
+    def _submit(self, key: str, job: str, args: dict[str, Any]) -> None:
         self.scheduler.add_job(
             self._run,
             "date",
             run_date=utcnow(),
-            args=(job, args),
+            args=(key, job, args),
             id=key,
             name=key,
             replace_existing=True,
         )
 
     def queued(self) -> int:
-        """Jobs waiting to run (not counting the periodic sweep)."""
-        return sum(1 for job in self.scheduler.get_jobs() if job.id != SWEEP_JOB)
+        """Jobs waiting to run (not counting the periodic sweep), asked-for reruns included."""
+        with self._guard:
+            again = sum(1 for wanted in self._running.values() if wanted)
+        return again + sum(1 for job in self.scheduler.get_jobs() if job.id != SWEEP_JOB)
 
-    def _run(self, job: str, args: dict[str, Any]) -> None:
+    def _run(self, key: str, job: str, args: dict[str, Any]) -> None:
+        with self._guard:
+            self._running[key] = False  # what was asked for until now, this run sees
         try:
             JOBS[job](self.cycle, self, **args)
         except Exception:  # logged; the next sweep runs it again
             log.exception("pipeline job %s failed", job)
+        finally:
+            with self._guard:
+                again = self._running.get(key, False) and self.scheduler.running
+                if again:
+                    self._running[key] = False  # submitted again
+                else:
+                    self._running.pop(key, None)
+            if again:
+                self._submit(key, job, args)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -102,6 +148,9 @@ def embedded(db: Database, settings: Settings, *, collect: bool = True) -> tuple
     is started."""
     cycle = Cycle(db, settings)
     pipeline = EmbeddedScheduler(cycle)
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, OverlapByDesign) for f in scheduler_log.filters):
+        scheduler_log.addFilter(OverlapByDesign())
     collectors = None
     if collect:
         from collectors.scheduler import build_scheduler

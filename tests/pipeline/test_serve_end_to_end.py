@@ -78,3 +78,5 @@ def test_serve_alone_raises_the_p1_incident_and_announces_it(
     # then the attack story is one P1 incident, announced in the configured channel
     [p1] = _p1_incidents(db)
     assert _posts_about(handle, [p1])
+    # and the scheduler never skipped a job it had been asked for twice (it used to, page after page)
+    assert "maximum number of running instances" not in log.read_text()
