@@ -25,8 +25,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy over every package; the configuration is [tool.mypy] in pyproject.toml.
 typecheck: $(STAMP)
-	$(BIN)/mypy core
+	$(BIN)/mypy
 
 rules-test: $(STAMP)
 	@if $(BIN)/tenantguard rules --help >/dev/null 2>&1; then $(BIN)/tenantguard rules test; fi

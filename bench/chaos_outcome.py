@@ -57,10 +57,10 @@ def snapshot(db: Any) -> Outcome:
     members: dict[int, set[FindingKey]] = {}
     for row in _rows(db, "SELECT id, rule_id, evidence_event_ids, incident_id FROM finding"):
         evidence = row[2] if isinstance(row[2], list) else _json(row[2])
-        key = (row[1], frozenset(by_id[i] for i in evidence if i in by_id))
-        findings[row[0]] = key
+        finding_key: FindingKey = (row[1], frozenset(by_id[i] for i in evidence if i in by_id))
+        findings[row[0]] = finding_key
         if row[3] is not None:
-            members.setdefault(row[3], set()).add(key)
+            members.setdefault(row[3], set()).add(finding_key)
     quarantined = (
         _rows(db, "SELECT count(*) FROM quarantinedrecord")[0][0]
         if _table_exists(db, "quarantinedrecord")
@@ -93,7 +93,7 @@ def truth_event_keys(truth: dict[str, Any]) -> set[EventKey]:
 
 def simulator_event_keys(streams: Iterable[tuple[str, Iterable[str]]]) -> frozenset[EventKey]:
     """Every event a simulator serves, from (``"provider:stream"``, provider ids) pairs."""
-    keys = set()
+    keys: set[EventKey] = set()
     for stream, ids in streams:
         provider, _, name = stream.partition(":")
         keys.update((provider, name, str(i)) for i in ids)

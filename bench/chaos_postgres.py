@@ -25,9 +25,8 @@ class PrivatePostgresUnavailable(RuntimeError):
 
 
 def _binaries() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or (
-        [shutil.which("pg_ctl")] if shutil.which("pg_ctl") else []
-    )
+    on_path = shutil.which("pg_ctl")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or ([on_path] if on_path else [])
     if not found:
         raise PrivatePostgresUnavailable(
             "pg_ctl not found (looked in /usr/lib/postgresql/*/bin and PATH): install the PostgreSQL server "

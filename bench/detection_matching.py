@@ -116,13 +116,7 @@ def bench_events(count: int, pack: RulePack, seed: int = 11) -> list[EventRecord
         at = start + timedelta(seconds=rng.randrange(7 * 86400))
         raw = _unified_audit(rng, at, f"user{rng.randrange(1000)}@contoso.example")
         records.extend(make_records("m365", "unified_audit", raw, event_id=len(records), ts=at.timestamp()))
-    samples = [
-        e
-        for item in [*pack.rules, *pack.correlations]
-        for t in item.tests
-        if t.expect_match
-        for e in t.events
-    ]
+    samples = [e for item in pack.items() for t in item.tests if t.expect_match for e in t.events]
     while len(records) < count and samples:
         event = rng.choice(samples)
         at = start + timedelta(seconds=rng.randrange(7 * 86400))

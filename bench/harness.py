@@ -76,7 +76,7 @@ class Figure:
 
 
 def machine() -> dict[str, Any]:
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("tenantguard", "sqlalchemy", "pysigma", "scikit-learn", "fastapi", "orjson", "psycopg"):
         try:
             packages[name] = version(name)

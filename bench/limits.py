@@ -115,7 +115,7 @@ def _entra_signin(rng: random.Random, at: datetime, user: str) -> tuple[dict[str
     failed = rng.random() < 0.05
     country = rng.choice(_COUNTRIES)
     ip = _ip(rng)
-    record = {
+    record: dict[str, Any] = {
         "id": str(uuid.UUID(int=rng.getrandbits(128))),
         "createdDateTime": _iso(at),
         "userDisplayName": user.split("@")[0].title(),
@@ -175,7 +175,7 @@ def _entra_signin(rng: random.Random, at: datetime, user: str) -> tuple[dict[str
 
 def _entra_directory_audit(rng: random.Random, at: datetime, user: str) -> tuple[dict[str, Any], EventRow]:
     target = f"user{rng.randrange(10_000)}@contoso.example"
-    record = {
+    record: dict[str, Any] = {
         "id": f"Directory_{uuid.UUID(int=rng.getrandbits(128))}",
         "category": "UserManagement",
         "correlationId": str(uuid.UUID(int=rng.getrandbits(128))),
@@ -243,7 +243,7 @@ def _google_activity(rng: random.Random, at: datetime, user: str) -> tuple[dict[
             {"name": "app_name", "value": "Calendar sync"},
             {"name": "scope", "multiValue": ["https://www.googleapis.com/auth/calendar.readonly"]},
         ]
-    record = {
+    record: dict[str, Any] = {
         "kind": "admin#reports#activity",
         "id": {
             "time": time_text,
@@ -276,7 +276,7 @@ def _google_activity(rng: random.Random, at: datetime, user: str) -> tuple[dict[
 def _slack_entry(rng: random.Random, at: datetime, user: str) -> tuple[dict[str, Any], EventRow]:
     ip = _ip(rng)
     action = rng.choice(_SLACK_ACTIONS)
-    record = {
+    record: dict[str, Any] = {
         "id": str(uuid.UUID(int=rng.getrandbits(128))),
         "date_create": int(at.timestamp()),
         "action": action,

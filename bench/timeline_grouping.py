@@ -35,7 +35,7 @@ def synthetic_findings(n: int, seed: int = 7, people_count: int = 3000) -> list[
     """Findings like a month of detections in a tenant of `people_count` people."""
     rng = random.Random(seed)
     people = [f"user{i}@northwind.example" for i in range(people_count)]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         first = START + timedelta(seconds=rng.uniform(0, DAYS * 86400))
         entities: dict[str, list[str]] = {"people": [], "ips": [], "files": [], "apps": [], "accounts": []}

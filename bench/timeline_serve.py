@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlmodel import col
 
 from bench.harness import Figure, Stats, print_table
@@ -141,7 +141,7 @@ def _seed(db: Database, n: int, *, varied: bool = False) -> list[list[int]]:
     return groups
 
 
-def _median_ms(measure: Callable[[], None], runs: int) -> Stats:
+def _median_ms(measure: Callable[[], object], runs: int) -> Stats:
     values = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -157,7 +157,7 @@ def _naive_first_page(db: Database, incident_id: int) -> None:
             select(col(Finding.evidence_event_ids)).where(col(Finding.incident_id) == incident_id)
         ).scalars()
         ids = sorted({int(e) for ids in evidence for e in ids})
-        rows = []
+        rows: list[Row[Any]] = []
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             rows.extend(

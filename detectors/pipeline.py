@@ -160,13 +160,15 @@ class DetectionPipeline:
         last = session.get(Event, position)
         if last is None:
             last = session.exec(
-                select(Event).where(Event.id <= position).order_by(col(Event.id).desc()).limit(1)
+                select(Event).where(col(Event.id) <= position).order_by(col(Event.id).desc()).limit(1)
             ).first()
         if last is None:
             return
         since = last.occurred_at - timedelta(seconds=self.engine.replay_horizon())
         replay = session.exec(
-            select(Event).where(Event.id <= position, Event.occurred_at >= since).order_by(col(Event.id))
+            select(Event)
+            .where(col(Event.id) <= position, col(Event.occurred_at) >= since)
+            .order_by(col(Event.id))
         ).all()
         self.engine.warm_up(r for event in replay for r in event_records(event))
 
@@ -184,7 +186,9 @@ class DetectionPipeline:
             self._position = self.cursor.row(session).position
             return result
         now = utcnow()
-        rows = {row.id: row for row in _active_suppressions(session, now)}
+        rows: dict[int | str, Suppression] = {
+            row.id: row for row in _active_suppressions(session, now) if row.id is not None
+        }
         self.engine.set_suppressions(_spec(row) for row in rows.values())
         records = [r for event in events for r in event_records(event)]
         batch = self.engine.process(records)
@@ -196,7 +200,7 @@ class DetectionPipeline:
                 result.errors.append(f"detector {detector.name}: {type(exc).__name__}: {exc}")
         result.record(store_findings(session, drafts, actor=ACTOR))
         for suppression_id, count in batch.suppressed.items():
-            row = rows.get(suppression_id)  # type: ignore[call-overload]
+            row = rows.get(suppression_id)
             if row is not None:
                 row.suppressed_count += count
                 session.add(row)

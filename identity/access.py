@@ -54,6 +54,7 @@ def _file_grant(provider: str, object_id: str, data: Mapping[str, Any]) -> Grant
     role = ",".join(str(r) for r in roles)
     link_scope = str(get_path(data, "link.scope") or "").lower()
     kind = str(data.get("type") or "").lower()
+    principal: str | None
     if link_scope == "anonymous" or kind == "anyone":
         principal, via, public = "anyone", "anonymous_link", True
     elif link_scope == "organization" or kind == "domain":

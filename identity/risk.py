@@ -172,7 +172,7 @@ def review_people(db: Database, *, now: datetime | None = None) -> IdentityRevie
         for person in people:
             factors = account_factors(accounts.get(person.id or -1, []), now)
             addresses = {person.primary_email, *person.aliases}
-            shared = sum(exposure["public_files"].get(a, 0) for a in addresses)
+            shared = sum(exposure.public_files.get(a, 0) for a in addresses)
             if shared:
                 factors.append(
                     RiskFactor(
@@ -182,7 +182,7 @@ def review_people(db: Database, *, now: datetime | None = None) -> IdentityRevie
                         f"owns {shared} publicly shared file(s)",
                     )
                 )
-            grants = sorted({g for a in addresses for g in exposure["risky_grants"].get(a, [])})
+            grants = sorted({g for a in addresses for g in exposure.risky_grants.get(a, [])})
             if grants:
                 factors.append(
                     RiskFactor(
@@ -253,7 +253,13 @@ def _recent_findings(session: Session, now: datetime) -> dict[str, list[Finding]
     return by_person
 
 
-def _exposure_by_email(session: Session) -> dict[str, dict[str, list[str]] | dict[str, int]]:
+@dataclass(frozen=True)
+class _Exposure:
+    public_files: dict[str, int]  # owner e-mail -> publicly shared files
+    risky_grants: dict[str, list[str]]  # principal e-mail -> high-risk apps granted
+
+
+def _exposure_by_email(session: Session) -> _Exposure:
     public: dict[str, int] = defaultdict(int)
     risky: dict[str, list[str]] = defaultdict(list)
     for grant in resource_grants(session):
@@ -261,4 +267,4 @@ def _exposure_by_email(session: Session) -> dict[str, dict[str, list[str]] | dic
             public[grant.owner] += 1
         if grant.kind == "app" and grant.high_risk and grant.principal:
             risky[grant.principal].append(grant.resource_name or grant.resource_id)
-    return {"public_files": public, "risky_grants": risky}
+    return _Exposure(public_files=public, risky_grants=risky)

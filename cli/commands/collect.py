@@ -190,8 +190,9 @@ def connections_test(
     from collectors.runner import select_connections
 
     db = database()
-    if settings().connections_file:
-        sync_connections_file(db, settings().connections_file, actor=cli_actor())
+    connections_file = settings().connections_file
+    if connections_file:
+        sync_connections_file(db, connections_file, actor=cli_actor())
     chosen = select_connections(db, names)
     if names and len(chosen) < len(names):
         unknown = set(names) - {c.name for c in chosen}

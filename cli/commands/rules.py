@@ -12,7 +12,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -240,6 +240,7 @@ def convert(
 ) -> None:
     """Convert the pack with an installed pySigma backend (one query per rule, errors per rule)."""
     from sigma.collection import SigmaCollection
+    from sigma.conversion.base import Backend
     from sigma.plugins import InstalledSigmaPlugins
 
     backends = InstalledSigmaPlugins.autodiscover().backends
@@ -255,7 +256,8 @@ def convert(
             f"no pySigma backend {target!r} installed; installed: {', '.join(sorted(backends)) or 'none'}"
         )
     pack, _ = _load(paths)
-    backend = backends[target]()
+    # pySigma annotates the registry as instances; it holds the backend classes
+    backend = cast(type[Backend], backends[target])()
     failures = 0
     for item in pack.rules:
         try:

@@ -128,7 +128,8 @@ class BaselineBuilder:
         self.hours = np.zeros((0, 24), dtype=np.int64)
         self.signins = np.zeros(0, dtype=np.int64)
         self.days: set[int] = set()  # person * 100_000 + day
-        self.last = {}  # person -> (ts, lat, lon, country, event_id, precise)
+        # person -> (ts, lat, lon, country, event_id, precise)
+        self.last: dict[int, tuple[float, float, float, str | None, int, bool]] = {}
         self.volume: dict[tuple[int, str, int], int] = defaultdict(int)  # (person, kind, day) -> count
         self.window_start = float("inf")
         self.window_end = float("-inf")

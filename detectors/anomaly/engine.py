@@ -96,6 +96,7 @@ class AnomalyEngine:
         self.builder = BaselineBuilder()
         self.forest: session_model.ForestArrays | None = None
         self.model_trained_ts: float | None = None
+        self._pending_model: tuple[session_model.ForestArrays, int] | None = None  # trained, not yet stored
         self._reservoir: list[np.ndarray] = []
         self._reservoir_rows = 0
         self._rng = np.random.default_rng(0)
@@ -281,7 +282,7 @@ class AnomalyEngine:
 
     def store_model(self, session: Session) -> AnomalyModel | None:
         """Write a freshly trained model (file + hash row) in the caller's transaction."""
-        pending = getattr(self, "_pending_model", None)
+        pending = self._pending_model
         if pending is None or self.models_dir is None:
             return None
         forest, samples = pending

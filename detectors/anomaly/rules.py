@@ -92,7 +92,7 @@ def _duration(seconds: float) -> str:
 
 
 def is_hosting(network: str | None) -> bool:
-    return bool(network) and any(word in network.lower() for word in _HOSTING_WORDS)
+    return network is not None and any(word in network.lower() for word in _HOSTING_WORDS)
 
 
 def _raise(severity: Severity, steps: int = 1) -> Severity:
@@ -271,7 +271,7 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
     cols = view.cols
     spray_ips = _spray_ips(cols)
     rows = np.flatnonzero(view.success & ~view.allowed & (view.person >= 0))
-    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    groups: dict[tuple[AnomalyRule, str, str], list[int]] = defaultdict(list)
     for row in rows.tolist():
         new_country = view.seen_country[row] == 0
         new_network = view.seen_network[row] == 0
@@ -444,8 +444,8 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
         for end in range(len(failures)):
             while cols.ts[failures[end]] - cols.ts[failures[start]] > window:
                 start += 1
-            accounts = {cols.actor[r] for r in failures[start : end + 1]}
-            if len(accounts) >= config.spray_min_accounts and (
+            window_accounts = {cols.actor[r] for r in failures[start : end + 1]}
+            if len(window_accounts) >= config.spray_min_accounts and (
                 best is None or end - start > best[1] - best[0]
             ):
                 best = (start, end)

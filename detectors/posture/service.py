@@ -578,15 +578,15 @@ def latest_scores(db: Database) -> list[PostureScore]:
     """Every score of each connection's newest run."""
     with db.session(readonly=True) as session:
         newest = (
-            select(PostureScore.connection_id, func.max(PostureScore.evaluated_at).label("at"))
-            .group_by(PostureScore.connection_id)
+            select(col(PostureScore.connection_id), func.max(PostureScore.evaluated_at).label("at"))
+            .group_by(col(PostureScore.connection_id))
             .subquery()
         )
         rows = session.exec(
             select(PostureScore).join(
                 newest,
-                (PostureScore.connection_id == newest.c.connection_id)
-                & (PostureScore.evaluated_at == newest.c.at),
+                (col(PostureScore.connection_id) == newest.c.connection_id)
+                & (col(PostureScore.evaluated_at) == newest.c.at),
             )
         ).all()
     return list(rows)

@@ -159,12 +159,14 @@ def from_sigma(condition: Any) -> Node:
 
 
 def _parts(value: SigmaString) -> list[str | SpecialChars]:
-    parts = list(value.s)
-    if any(isinstance(part, Placeholder) for part in parts):
-        raise CompileError(
-            f"value {value.original!r} uses a %placeholder% (the `expand` modifier); tenantguard "
-            "has no placeholder lists — write the values out"
-        )
+    parts: list[str | SpecialChars] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            raise CompileError(
+                f"value {value.original!r} uses a %placeholder% (the `expand` modifier); tenantguard "
+                "has no placeholder lists — write the values out"
+            )
+        parts.append(part)
     return parts
 
 

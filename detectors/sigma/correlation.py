@@ -167,7 +167,7 @@ class CorrelationState:
         if hit is None:
             self._finish(key, group)
             return None
-        start, end_ts, count, ids = hit
+        start, end_ts, count, window_ids = hit
         values: tuple[str, ...] = ()
         if group.vals is not None:
             first, last = bisect_left(group.ts, start), bisect_right(group.ts, end_ts)
@@ -175,7 +175,9 @@ class CorrelationState:
         group.clear_until(end_ts)  # these events have fired; they never fire again
         group.fired_until = end_ts + self.corr.timespan
         self._finish(key, group)
-        return CorrelationHit(self.corr, max(ts, end_ts), start, _flatten(ids), count, shown, view, values)
+        return CorrelationHit(
+            self.corr, max(ts, end_ts), start, _flatten(window_ids), count, shown, view, values
+        )
 
     def _expand(self, stored: _Group | tuple[Any, ...] | None) -> _Group:
         if isinstance(stored, _Group):
@@ -214,7 +216,9 @@ class CorrelationState:
         for key in stale:
             del self.groups[key]
 
-    def _check(self, group: _Group, ts: float) -> tuple[float, float, int, tuple[int | str, ...]] | None:
+    def _check(
+        self, group: _Group, ts: float
+    ) -> tuple[float, float, int, tuple[int | str | tuple[int | str, ...], ...]] | None:
         """A complete window containing `ts`: (first time, last time, count, evidence ids)."""
         span = self.corr.timespan
         times = group.ts
@@ -229,7 +233,9 @@ class CorrelationState:
                 return times[start], times[end], count, ids
         return None
 
-    def _window(self, group: _Group, start: int, end: int) -> tuple[int, tuple[int | str, ...]] | None:
+    def _window(
+        self, group: _Group, start: int, end: int
+    ) -> tuple[int, tuple[int | str | tuple[int | str, ...], ...]] | None:
         corr = self.corr
         ids = group.ids[start : end + 1]
         if corr.type is CorrelationType.EVENT_COUNT:
@@ -246,7 +252,7 @@ class CorrelationState:
             if len(present & set(corr.members)) >= min(corr.count, len(set(corr.members))):
                 return len(ids), tuple(ids)
             return None
-        chain: list[int | str] = []
+        chain: list[int | str | tuple[int | str, ...]] = []
         position = 0
         for member in corr.members:  # temporal_ordered: members in order, greedily earliest
             while position < len(rules) and rules[position] != member:

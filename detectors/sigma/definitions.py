@@ -148,9 +148,13 @@ class RulePack:
     problems: list[RuleProblem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
+    def items(self) -> list[CompiledRule | CompiledCorrelation]:
+        """Rules first, then correlations, in load order."""
+        return [*self.rules, *self.correlations]
+
     def by_id(self) -> dict[str, CompiledRule | CompiledCorrelation]:
         out: dict[str, CompiledRule | CompiledCorrelation] = {}
-        for item in [*self.rules, *self.correlations]:
+        for item in self.items():
             out[item.rule_id] = item
             if item.uuid:
                 out[item.uuid] = item

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -251,7 +251,8 @@ class EventView:
                     forms = self._forms[dotted] = ()
                     return forms
                 if kind is int or kind is bool or kind is float:
-                    forms = self._forms[dotted] = (stringform(value),)  # type: ignore[assignment]
+                    text = stringform(value)
+                    forms = self._forms[dotted] = (text,) if text is not None else ()
                     return forms
                 if kind is list and not any(type(item) is list for item in value):
                     forms = self._forms[dotted] = tuple(f for f in map(stringform, value) if f is not None)
@@ -385,7 +386,7 @@ def unwrap_azure_monitor(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def normalise(
     provider: str, stream: str, data: Mapping[str, Any]
-) -> list[tuple[str | None, Mapping[str, Any]]]:
+) -> Sequence[tuple[str | None, Mapping[str, Any]]]:
     """Accept every input shape the reference lists; returns (provider id or None, record) pairs."""
     if provider == "google":
         if type(data.get("events")) is list and "name" not in data:

@@ -10,7 +10,7 @@ field plus the few rules it could match, so cost stays nearly flat as the pack g
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from detectors.sigma.compiler import required_ip_octets, required_values
@@ -32,7 +32,9 @@ class StreamIndex:
 
 
 def _choose_field(
-    required: dict[str, tuple[object, frozenset[str]]], preference: tuple[str, ...], popularity: Counter[str]
+    required: Mapping[str, tuple[object, frozenset[str]]],
+    preference: tuple[str, ...],
+    popularity: Counter[str],
 ) -> str:
     def score(dotted: str) -> tuple[int, int, int]:
         rank = preference.index(dotted) if dotted in preference else len(preference)
@@ -65,7 +67,7 @@ def build_stream_index(provider: str, stream: str, rules: Iterable[CompiledRule]
             continue
         dotted = _choose_field(req, preference, popularity)
         path, values = req[dotted]
-        segments[dotted] = path.segments  # type: ignore[attr-defined]
+        segments[dotted] = path.segments
         for value in values:  # an empty set means the rule can never match: filed nowhere
             tables[dotted][value].append(rule)
     ordered = sorted(tables, key=lambda d: -popularity[d])

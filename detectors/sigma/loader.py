@@ -186,11 +186,11 @@ def _read_yaml(path: str, raw: bytes) -> tuple[list[Any], _Lines | None, RulePro
             docs.append(loader.get_data())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
+        mark_line: int | None = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         reason = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-        return [], None, RuleProblem(path, line, None, reason)
+        return [], None, RuleProblem(path, mark_line, None, reason)
     except RecursionError:
         return [], None, RuleProblem(path, None, None, "invalid YAML: nested too deeply")
     finally:
@@ -852,8 +852,9 @@ def load_pack(paths: Iterable[str | Path], *, lint: list[RuleProblem] | None = N
 
 def _drop_duplicates(pack: RulePack) -> None:
     seen: dict[str, RuleSource] = {}
-    kept_rules, kept_corr = [], []
-    for item in [*pack.rules, *pack.correlations]:
+    kept_rules: list[CompiledRule] = []
+    kept_corr: list[CompiledCorrelation] = []
+    for item in pack.items():
         keys = {k for k in (item.rule_id, item.uuid, item.name) if k}
         clash = next((k for k in keys if k in seen), None)
         if clash is not None:
@@ -868,8 +869,11 @@ def _drop_duplicates(pack: RulePack) -> None:
             continue
         for k in keys:
             seen[k] = item.source
-        (kept_rules if isinstance(item, CompiledRule) else kept_corr).append(item)
-    pack.rules, pack.correlations = kept_rules, kept_corr  # type: ignore[assignment]
+        if isinstance(item, CompiledRule):
+            kept_rules.append(item)
+        else:
+            kept_corr.append(item)
+    pack.rules, pack.correlations = kept_rules, kept_corr
 
 
 def _resolve_correlations(pack: RulePack) -> None:

@@ -32,7 +32,8 @@ class TestOutcome:
 
 
 def _records(test: RuleTest, rule_id: str) -> tuple[list[EventRecord], list[str]]:
-    records, notes = [], []
+    records: list[EventRecord] = []
+    notes: list[str] = []
     for position, event in enumerate(test.events, 1):
         if not event.provider:
             notes.append(
@@ -152,7 +153,7 @@ def _why(pack: RulePack, item: CompiledRule | CompiledCorrelation, records: list
 
 def run_pack_tests(pack: RulePack, only: set[str] | None = None) -> list[TestOutcome]:
     outcomes = []
-    for item in [*pack.rules, *pack.correlations]:
+    for item in pack.items():
         if only and item.rule_id not in only:
             continue
         for test in item.tests:
