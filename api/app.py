@@ -64,7 +64,7 @@ def create_app(
 
     `cycle`: the in-process pipeline scheduler (`pipeline.embedded.EmbeddedScheduler`) whose stage
     runs /health and /metrics report, when this process runs the cycle."""
-    api_settings = api_settings or ApiSettings()
+    api_settings = api_settings or settings.api
     owns_db = db is None
     database = db or Database.from_settings(settings)
     metrics = ApiMetrics()

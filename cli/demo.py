@@ -59,11 +59,10 @@ def _fresh_settings(base: Path, scenario: str) -> Settings:
 
 def _ensure_principals(db: Database, demo_settings: Settings) -> None:
     """The analyst who asks for remediation and the approver who is someone else (four eyes)."""
-    from api.config import ApiSettings
     from api.principals.service import create_principal
     from api.tokens import load_pepper
 
-    pepper = load_pepper(demo_settings, ApiSettings())
+    pepper = load_pepper(demo_settings, demo_settings.api)
     with db.session(readonly=True) as session:
         existing = set(session.exec(select(ApiPrincipal.name)).all())
     for name, role in ((ANALYST, Role.ANALYST), (APPROVER, Role.APPROVER)):

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli.context import console, database, err_console
+from cli.context import console, database, err_console, settings
 from core.audit import stream_export, verify_database, verify_export
 from core.clock import parse_time
 from core.errors import TenantguardError
@@ -49,6 +49,7 @@ def _root(
 ) -> None:
     if debug:
         os.environ["TENANTGUARD_DEBUG"] = "1"
+    settings().configure_logging()
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """`python -m collectors [--once] [--connection NAME] [--stream S]`: a collector worker process.
 
 Reads settings from the environment (TENANTGUARD_DATABASE_URL, TENANTGUARD_CONNECTIONS_FILE,
-TENANTGUARD_COLLECTOR_*). With --once it runs one pass and exits 1 if any stream failed;
+TENANTGUARD_COLLECTOR_*, TENANTGUARD_LOG_LEVEL). With --once it runs one pass and exits 1 if any stream failed;
 otherwise it runs the scheduler until SIGTERM/SIGINT. Start several on one PostgreSQL database
 to scale out: the stream leases keep them from doing the same work.
 """
@@ -9,7 +9,6 @@ to scale out: the stream leases keep them from doing the same work.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -24,12 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         "--refresh-seconds", type=int, default=60, help="scheduler: how often to re-read connections"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
     from core.db import Database
     from core.settings import Settings
 
     settings = Settings()
+    settings.configure_logging()  # TENANTGUARD_LOG_LEVEL
     db = Database.from_settings(settings)
     db.upgrade()
     if args.once:

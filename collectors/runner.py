@@ -319,7 +319,7 @@ def run_stream(
     progress: ProgressSink | None = None,
 ) -> StreamResult:
     """One run of one stream of one connection; never raises for provider or data problems."""
-    options = options or CollectorOptions()
+    options = options or db.settings.collector
     owner = owner or options.worker()
     assert connection.id is not None
     key = f"{connection.name}/{spec.name}"
@@ -481,7 +481,7 @@ def collect_once(
     """Every enabled stream of every enabled connection, once; one bad connection never stops others."""
     from collectors.connections import sync_connections_file
 
-    options = options or CollectorOptions()
+    options = options or settings.collector
     owner = options.worker()
     connection_errors: dict[str, str] = {}
     if settings.connections_file:

@@ -126,7 +126,7 @@ def build_scheduler(
     refresh_seconds: int = REFRESH_SECONDS,
 ) -> BackgroundScheduler:
     """A scheduler (not started) with one job per enabled stream; call `.start()` to run it."""
-    options = options or CollectorOptions()
+    options = options or settings.collector
     scheduler = BackgroundScheduler(
         timezone="UTC",
         executors={"default": {"type": "threadpool", "max_workers": max(1, options.threads)}},

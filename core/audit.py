@@ -86,6 +86,7 @@ class AuditAction(StrEnum):
     CONNECTION_HEALTH_CHANGED = "connection.health_changed"
     CONNECTION_UPDATED = "connection.updated"
     DEMO_SCENARIO_LOADED = "demo.scenario_loaded"
+    EVENTS_PURGED = "events.purged"
     FINDING_CREATED = "finding.created"
     FINDING_RESOLVED = "finding.resolved"
     FINDING_UPDATED = "finding.updated"

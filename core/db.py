@@ -79,8 +79,11 @@ def explain_database_error(url: URL, exc: BaseException) -> DatabaseError:
 class Database:
     """One engine plus the sessions made from it."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, pool_size: int = 5, settings: Settings | None = None
+    ) -> None:
         self.url = make_url(url)
+        self._settings = settings
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
@@ -106,7 +109,15 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         settings.ensure_dirs()
-        return cls(settings.effective_database_url)
+        return cls(settings.effective_database_url, settings=settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this database was opened with (loaded from the environment when it was
+        opened by URL alone), so code handed a Database reads the same configuration."""
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
 
     @property
     def dialect(self) -> str:

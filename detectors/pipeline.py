@@ -22,7 +22,6 @@ Plugging in a detector::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,16 +63,19 @@ class Detector(Protocol):
     def detect(self, session: Session, events: Sequence[Event]) -> Iterable[FindingDraft]: ...
 
 
-def default_rules_path() -> Path:
-    """`TENANTGUARD_RULES_DIR`, else the pack shipped in the repository (rules/detections)."""
-    configured = os.environ.get("TENANTGUARD_RULES_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[1] / "rules" / "detections"
+SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules" / "detections"
 
 
-def load_default_pack() -> RulePack:
-    return load_pack([default_rules_path()])
+def default_rules_path(settings: Settings | None = None) -> Path:
+    """The settings' `rules_dir` (TENANTGUARD_RULES_DIR), else the pack shipped in the repository."""
+    if settings is not None and settings.rules_dir is not None:
+        return settings.rules_dir
+    return SHIPPED_RULES
+
+
+def load_default_pack(settings: Settings | None = None) -> RulePack:
+    """The configured rule pack (`default_rules_path`)."""
+    return load_pack([default_rules_path(settings)])
 
 
 @dataclass
@@ -249,7 +251,7 @@ def detect_new(
             from detectors.anomaly import anomaly_detectors
 
             detectors.extend(anomaly_detectors(settings))
-        pipeline = DetectionPipeline(detectors=detectors)
+        pipeline = DetectionPipeline(load_default_pack(settings or db.settings), detectors=detectors)
         if cache is not None:
             cache[key] = pipeline
     result = pipeline.run(db, max_batches=max_batches)

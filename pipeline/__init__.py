@@ -1,4 +1,5 @@
-"""The cycle, defined once: collect -> detect -> posture -> identity -> incidents -> notify -> approved steps.
+"""The cycle, defined once: collect -> detect -> posture -> identity -> incidents -> notify -> approved steps
+-> retention (events older than TENANTGUARD_EVENT_RETENTION_DAYS deleted).
 
 Layer: above collectors, detectors, identity, timeline and remediation; below api and cli.
 

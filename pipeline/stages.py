@@ -236,6 +236,17 @@ def remediation_stage(db: Database, settings: Settings, actor: Actor, ctx: Stage
     return result
 
 
+def retention_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
+    """Delete events older than TENANTGUARD_EVENT_RETENTION_DAYS (0: keep everything)."""
+    from collectors.retention import purge_events
+
+    result = StageResult("retention")
+    deleted = purge_events(db, days=settings.event_retention_days, actor=actor, now=ctx.now or utcnow())
+    result.add("events_deleted", deleted)
+    result.skipped = not deleted
+    return result
+
+
 def _mark(db: Database, name: str, position: int) -> None:
     with db.session() as session:
         row = session.get(AnalysisCursor, name) or AnalysisCursor(name=name, position=0, gaps=[])
@@ -252,10 +263,21 @@ INCIDENTS = Stage("incidents", incidents_stage)
 NOTIFY = Stage("notify", notify_stage)
 ESCALATIONS = Stage("escalations", escalations_stage)
 REMEDIATION = Stage("remediation", remediation_stage)
+RETENTION = Stage("retention", retention_stage)
 
 # The cycle, in order. Jobs run a slice of it: collection jobs the first stage, detection jobs
 # the second, the analysis job everything after detection.
-STAGES: list[Stage] = [COLLECT, DETECT, POSTURE, IDENTITY, INCIDENTS, NOTIFY, ESCALATIONS, REMEDIATION]
+STAGES: list[Stage] = [
+    COLLECT,
+    DETECT,
+    POSTURE,
+    IDENTITY,
+    INCIDENTS,
+    NOTIFY,
+    ESCALATIONS,
+    REMEDIATION,
+    RETENTION,
+]
 
 
 def stage_names() -> list[str]:

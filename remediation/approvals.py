@@ -21,10 +21,9 @@ from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
 from remediation.catalogue import get_action
-from remediation.config import RemediationSettings
 from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
 from remediation.journal import note
-from remediation.policy import ApprovalPolicy, load_policy
+from remediation.policy import ApprovalPolicy, configured_policy
 from remediation.principals import Principal, as_principal, resolve_actor
 from remediation.targets import target_is_admin
 
@@ -117,8 +116,8 @@ def approvals_of(session: Session, action_id: int) -> list[Approval]:
     return list(session.exec(select(Approval).where(Approval.action_id == action_id)).all())
 
 
-def _policy(policy: ApprovalPolicy | None) -> ApprovalPolicy:
-    return policy or load_policy(RemediationSettings().policy_file)
+def _policy(db: Database, policy: ApprovalPolicy | None) -> ApprovalPolicy:
+    return policy or configured_policy(db.settings)
 
 
 def approve(
@@ -133,7 +132,7 @@ def approve(
 ) -> DecisionOutcome:
     """Record `actor`'s approval; the step becomes approved once the policy's count is reached."""
     return _decide(
-        db, action_id, actor, Decision.APPROVE, comment, request_ref, _policy(policy), now or utcnow()
+        db, action_id, actor, Decision.APPROVE, comment, request_ref, _policy(db, policy), now or utcnow()
     )
 
 
@@ -149,7 +148,7 @@ def reject(
 ) -> DecisionOutcome:
     """Reject the step: it will not run (its dependants are stopped) unless re-planned with changes."""
     return _decide(
-        db, action_id, actor, Decision.REJECT, comment, request_ref, _policy(policy), now or utcnow()
+        db, action_id, actor, Decision.REJECT, comment, request_ref, _policy(db, policy), now or utcnow()
     )
 
 

@@ -1,26 +1,18 @@
-"""Remediation settings from the environment (prefix ``TENANTGUARD_REMEDIATION_``).
-
-Kept here rather than in core.settings so that the remediation area owns its knobs; every
-value has a default that works out of the box.
-"""
+"""Remediation settings: the ``remediation`` section of :class:`core.settings.Settings`
+(``TENANTGUARD_REMEDIATION_*``), and where the shipped defaults live."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from core.settings import RemediationSettings, Settings
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
 
+__all__ = ["DEFAULT_POLICY_FILE", "RemediationSettings", "policy_file"]
 
-class RemediationSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TENANTGUARD_REMEDIATION_", env_file=None, extra="ignore")
 
-    # The approval policy (YAML); see remediation/policy.yaml for the format and the defaults.
-    policy_file: Path = DEFAULT_POLICY_FILE
-    # Where playbooks live (default: rules/playbooks/ of the source tree).
-    playbooks_dir: Path | None = None
-    # Reference (env:VAR or file:/path) to the Slack app's signing secret, for interactive approvals.
-    slack_signing_secret_ref: str | None = None
-    # How far a Slack request's timestamp may be from now before it is refused as a replay.
-    slack_max_skew_seconds: int = 300
+def policy_file(settings: Settings | RemediationSettings) -> Path:
+    """The approval policy file the settings name, else the shipped one."""
+    section = settings.remediation if isinstance(settings, Settings) else settings
+    return section.policy_file or DEFAULT_POLICY_FILE

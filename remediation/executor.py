@@ -28,7 +28,6 @@ from providers.calls import CallLog, HttpCall
 from providers.errors import ProviderError
 from remediation.approvals import approvals_of, audited_refusals, is_approved, valid_approvals
 from remediation.catalogue import ActionSpec, get_action
-from remediation.config import RemediationSettings
 from remediation.connections import open_gateway
 from remediation.errors import (
     ActionNotFound,
@@ -39,7 +38,7 @@ from remediation.errors import (
     Refused,
 )
 from remediation.journal import note
-from remediation.policy import ApprovalPolicy, load_policy
+from remediation.policy import ApprovalPolicy, configured_policy
 from remediation.principals import as_principal, resolve_actor
 
 EXECUTOR = Actor.system("remediation")
@@ -104,8 +103,8 @@ class ExecutionReport:
         return {"dry_run": self.dry_run, "ok": self.ok, "results": [r.as_dict() for r in self.results]}
 
 
-def _policy(policy: ApprovalPolicy | None) -> ApprovalPolicy:
-    return policy or load_policy(RemediationSettings().policy_file)
+def _policy(db: Database, policy: ApprovalPolicy | None) -> ApprovalPolicy:
+    return policy or configured_policy(db.settings)
 
 
 def _select(
@@ -164,7 +163,7 @@ def _check_executor(
     db: Database, actor: Actor, incident_id: int | None, action_ids: Sequence[int] | None
 ) -> None:
     """A person running approved steps needs a role that may ask for remediation (approval is the gate)."""
-    policy = load_policy(RemediationSettings().policy_file)
+    policy = configured_policy(db.settings)
     first = action_ids[0] if action_ids else None
     with audited_refusals(db, actor, "execute", action_id=first, incident_id=incident_id):
         with db.session(readonly=True) as session:
@@ -472,7 +471,7 @@ def rollback(
     now: datetime | None = None,
 ) -> ExecutionReport:
     """Undo succeeded, reversible steps (one, or every one of an incident in reverse order)."""
-    policy = _policy(policy)
+    policy = _policy(db, policy)
     now = now or utcnow()
     rows = _select(db, incident_id, [action_id] if action_id is not None else None)
     if action_id is None:

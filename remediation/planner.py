@@ -31,7 +31,6 @@ from core.models import (
     RemediationAction,
 )
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
-from remediation.config import RemediationSettings
 from remediation.errors import CatalogueError, IncidentNotFound, NotAllowed
 from remediation.journal import note
 from remediation.playbooks import (
@@ -43,7 +42,7 @@ from remediation.playbooks import (
     load_playbooks,
     template_variables,
 )
-from remediation.policy import ApprovalPolicy, load_policy
+from remediation.policy import ApprovalPolicy, configured_policy
 from remediation.principals import as_principal, resolve_actor
 from remediation.targets import connections_by_provider, target_is_admin
 
@@ -389,9 +388,9 @@ def plan_for_incident(
     now: datetime | None = None,
 ) -> Plan:
     """Propose (or re-plan) the remediation of an incident; returns the whole stored plan."""
-    config = RemediationSettings()
+    config = db.settings.remediation
     playbooks = list(playbooks) if playbooks is not None else load_playbooks(config.playbooks_dir)
-    policy = policy or load_policy(config.policy_file)
+    policy = policy or configured_policy(db.settings)
     now = now or utcnow()
     from remediation.approvals import audited_refusals, try_auto_approve
 
@@ -579,7 +578,7 @@ def add_step(
     spec.check_target(target, params)
     if not reason.strip():
         raise CatalogueError(f"say why {action} is needed: the approver reads the reason")
-    policy = policy or load_policy(RemediationSettings().policy_file)
+    policy = policy or configured_policy(db.settings)
     now = now or utcnow()
     step_phase = (
         Phase(phase)

@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from core.models import Role
+from core.settings import Settings
 from remediation.catalogue import BlastRadius, Risk, get_action
+from remediation.config import policy_file
 from remediation.errors import CatalogueError, PolicyError
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -62,6 +64,11 @@ def parse_duration(value: Any, where: str) -> timedelta:
     if text[:-1].isdigit() and text[-1] in _DURATION_UNITS:
         return timedelta(seconds=int(text[:-1]) * _DURATION_UNITS[text[-1]])
     raise PolicyError(f"{where}: {value!r} is not a duration (use 90s, 15m, 24h, 7d)")
+
+
+def configured_policy(settings: Settings) -> ApprovalPolicy:
+    """The approval policy the settings name (TENANTGUARD_REMEDIATION_POLICY_FILE), else the shipped one."""
+    return load_policy(policy_file(settings))
 
 
 def load_policy(path: Path) -> ApprovalPolicy:

@@ -31,9 +31,9 @@ from slack_sdk.signature import SignatureVerifier
 from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.models import Connection, RemediationAction
+from core.settings import RemediationSettings, Settings
 from remediation.approvals import DecisionOutcome, approve, record_refusal, reject
 from remediation.catalogue import get_action
-from remediation.config import RemediationSettings
 from remediation.errors import ActionNotFound, ApprovalInvalid, Refused, SlackRequestRejected
 from remediation.planner import PlanStep
 from remediation.policy import ApprovalPolicy
@@ -58,7 +58,7 @@ class InteractionResult:
 def signing_secret(settings: RemediationSettings | None = None) -> str:
     from providers.credentials import resolve_reference
 
-    config = settings or RemediationSettings()
+    config = settings or Settings().remediation
     if not config.slack_signing_secret_ref:
         raise SlackRequestRejected(
             "no Slack signing secret configured: set TENANTGUARD_REMEDIATION_SLACK_SIGNING_SECRET_REF=env:VAR"
@@ -152,7 +152,7 @@ def handle_interaction(
     clock: float | None = None,
 ) -> InteractionResult:
     """Verify and apply one Slack block_actions interaction (see the module docstring)."""
-    config = RemediationSettings()
+    config = db.settings.remediation
     try:
         check_signature(
             body, headers, secret or signing_secret(config), now=clock, max_skew=config.slack_max_skew_seconds

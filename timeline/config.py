@@ -1,7 +1,7 @@
 """How the timeline stage behaves: grouping window, conversation window, SLAs, notification target.
 
-Values come from :class:`core.settings.Settings` when it has a ``timeline_*`` / ``notify_*`` field
-of the same meaning, else from the defaults here, so the stage works with no configuration.
+Values come from the ``timeline`` section of :class:`core.settings.Settings` (environment
+``TENANTGUARD_TIMELINE_*``) and its ``public_url``; the defaults here match the settings' defaults.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from core.models.enums import Priority
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -55,25 +55,24 @@ class TimelineConfig:
     public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
-    def from_settings(cls, settings: Any | None) -> TimelineConfig:
+    def from_settings(cls, settings: Settings | None) -> TimelineConfig:
+        """The stage's behaviour from the `timeline` section (TENANTGUARD_TIMELINE_*) and `public_url`."""
         if settings is None:
             return cls()
-        values: dict[str, Any] = {}
-        hours = {
-            "timeline_group_window_hours": "group_window",
-            "timeline_conversation_before_hours": "conversation_before",
-            "timeline_conversation_after_hours": "conversation_after",
+        section = settings.timeline
+        sla = {
+            priority: SlaTarget(
+                getattr(section, f"sla_{priority.value.lower()}_acknowledge"),
+                getattr(section, f"sla_{priority.value.lower()}_resolve"),
+            )
+            for priority in DEFAULT_SLA
         }
-        for setting, name in hours.items():
-            value = getattr(settings, setting, None)
-            if value is not None:
-                values[name] = timedelta(hours=float(value))
-        for setting, name in (
-            ("notify_slack_channel", "notify_channel"),
-            ("notify_slack_connection", "notify_connection"),
-            ("public_url", "public_url"),
-        ):
-            value = getattr(settings, setting, None)
-            if value:
-                values[name] = str(value)
-        return cls(**values)
+        return cls(
+            group_window=section.group_window,
+            conversation_before=section.conversation_before,
+            conversation_after=section.conversation_after,
+            sla=sla,
+            notify_channel=section.notify_channel,
+            notify_connection=section.notify_connection,
+            public_url=settings.public_url,
+        )

@@ -7,7 +7,7 @@ Delivery is idempotent and retried: each incident remembers what was last posted
 the channel). A Slack failure is stored on the incident and tried again next time; it never
 undoes a build or a transition.
 
-The channel comes from settings (``notify_slack_channel``, optionally ``notify_slack_connection``)
+The channel comes from settings (``TENANTGUARD_TIMELINE_NOTIFY_CHANNEL``, optionally ``..._NOTIFY_CONNECTION``)
 or from the first enabled Slack connection whose config has ``notify_channel``; the token is that
 connection's ``bot_token`` secret reference, resolved only to build the client.
 """

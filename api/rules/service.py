@@ -36,7 +36,7 @@ def shipped_pack(ctx: RequestContext) -> RulePack:
     with _pack_lock:
         pack = ctx.state.extras.get("rule_pack")
         if pack is None:
-            pack = ctx.state.extras["rule_pack"] = load_default_pack()
+            pack = ctx.state.extras["rule_pack"] = load_default_pack(ctx.settings)
         return pack
 
 

@@ -20,12 +20,11 @@ def create(
     role: Annotated[str, typer.Option("--role", "-r", help="viewer, analyst, approver, auditor or admin.")],
 ) -> None:
     """Create a principal and print its API token. The token is shown this once and never again."""
-    from api.config import ApiSettings
     from api.principals.service import create_principal
     from api.tokens import load_pepper
 
     principal, token = create_principal(
-        database(), load_pepper(settings(), ApiSettings()), name=name, role=role, actor=cli_actor()
+        database(), load_pepper(settings(), settings().api), name=name, role=role, actor=cli_actor()
     )
     err_console.print(
         f"created principal [bold]{principal.name}[/bold] (role {principal.role}, key id "

@@ -195,13 +195,12 @@ def catalogue(as_json: JsonOption = False) -> None:
 @app.command()
 def playbooks() -> None:
     """The playbooks: what finding types they match and the steps they propose."""
-    from remediation.config import RemediationSettings
     from remediation.playbooks import load_playbooks
 
     table = Table(title="Remediation playbooks")
     for column in ("playbook", "steps (phase)"):
         table.add_column(column, overflow="fold")
-    for book in load_playbooks(RemediationSettings().playbooks_dir):
+    for book in load_playbooks(settings().remediation.playbooks_dir):
         table.add_row(
             f"{book.id}\n[dim]{book.title}[/dim]", "\n".join(f"{s.phase}: {s.action}" for s in book.steps)
         )

@@ -17,7 +17,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from cli.context import console, database, err_console
+from cli.context import console, database, err_console, settings
 
 app = typer.Typer(
     help="Detection rules: run their tests, validate, list coverage, convert.", no_args_is_help=True
@@ -33,7 +33,7 @@ def _load(paths: list[Path] | None) -> tuple[Any, list[Any]]:
     from detectors.pipeline import default_rules_path
     from detectors.sigma.loader import load_pack
 
-    targets = paths or [default_rules_path()]
+    targets = paths or [default_rules_path(settings())]
     missing = [p for p in targets if not p.exists()]
     if missing:
         raise typer.BadParameter(f"{missing[0]} does not exist")

@@ -26,7 +26,9 @@ def serve(
             help="Run scheduled collection and the analysis cycle in this process.",
         ),
     ] = True,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level (default: TENANTGUARD_LOG_LEVEL, INFO).")
+    ] = None,
 ) -> None:
     """Serve the API (docs at /docs), collect on schedule and run the analysis cycle as data
     arrives (with a periodic sweep every TENANTGUARD_PIPELINE_SWEEP_SECONDS); stops on Ctrl-C."""
@@ -35,6 +37,13 @@ def serve(
     from api.app import create_app
 
     cfg = settings()
+    if log_level:
+        from core.settings import LOG_LEVELS
+
+        if log_level.upper() not in LOG_LEVELS:
+            raise typer.BadParameter(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+        cfg = cfg.model_copy(update={"log_level": log_level.upper()})
+    cfg.configure_logging()
     db = database()  # applies pending migrations first
     pipeline = collectors = None
     if scheduler:
@@ -47,7 +56,7 @@ def serve(
             part.start()
     err_console.print(f"tenantguard API on http://{host}:{port} (OpenAPI at /docs, health at /health)")
     try:
-        uvicorn.run(application, host=host, port=port, log_level=log_level, server_header=False)
+        uvicorn.run(application, host=host, port=port, log_level=cfg.log_level.lower(), server_header=False)
     finally:
         for part in (collectors, pipeline):
             if part is not None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.context import cli_actor, console, database
+from cli.context import cli_actor, console, database, settings
 
 app = typer.Typer(
     help="Suppressions: silence one rule for given field values, until an expiry.", no_args_is_help=True
@@ -66,7 +66,7 @@ def add(
             )
         except ValueError:
             raise typer.BadParameter(f"--expires {expires!r}: write 30d, 12h, 2w or an ISO 8601 time")
-    pack = None if force else load_default_pack()
+    pack = None if force else load_default_pack(settings())
     with database().session() as session:
         row = create_suppression(
             session,

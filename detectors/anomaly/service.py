@@ -81,7 +81,7 @@ class AnomalyDetector:
 
     def __init__(self, settings: Settings | None = None, config: AnomalyConfig | None = None) -> None:
         models_dir = settings.models_dir if settings is not None else None
-        self.engine = AnomalyEngine(config, models_dir=models_dir)
+        self.engine = AnomalyEngine(config or (settings.anomaly if settings else None), models_dir=models_dir)
         self._batches = 0
 
     def detect(self, session: Session, events: Sequence[Event]) -> Iterable[FindingDraft]:
@@ -122,7 +122,9 @@ def detect_anomalies(
     batch_size: int = 20_000,
 ) -> AnomalyReport:
     """Run anomaly detection over every event after the `anomaly` cursor; write findings."""
-    engine = engine or AnomalyEngine(config, models_dir=settings.models_dir if settings else None)
+    engine = engine or AnomalyEngine(
+        config or (settings or db.settings).anomaly, models_dir=settings.models_dir if settings else None
+    )
     report = AnomalyReport()
     while True:
         with db.session() as session:
@@ -177,7 +179,7 @@ def build_baselines(
 
     The `anomaly` cursor moves past what was learned from, so those events are not reported later.
     """
-    config = config or AnomalyConfig()
+    config = config or (settings or db.settings).anomaly
     engine = AnomalyEngine(config, models_dir=settings.models_dir if settings else None)
     since = (now or utcnow()) - timedelta(days=days or config.baseline_days)
     with db.session() as session:
