@@ -173,6 +173,52 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK_KEY})
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to record, for :func:`record_many` (the same fields :func:`record` takes)."""
+
+    actor: Actor
+    action: AuditAction
+    object_type: str
+    object_id: str | int
+    details: dict[str, Any] | None = None
+    before: Any = _NOTHING
+    after: Any = _NOTHING
+    at: datetime | None = None
+
+
+def _chain_fields(entry: AuditEntry, seq: int, prev_hash: str) -> dict[str, Any]:
+    """The stored fields (hash included) of `entry` as record `seq` after `prev_hash`."""
+    action = AuditAction(entry.action)
+    details = {**(entry.details or {}), "via": entry.actor.channel.value}
+    if entry.actor.request_id:
+        details["request_id"] = entry.actor.request_id
+    if entry.before is not _NOTHING:
+        details["before"] = entry.before
+    if entry.after is not _NOTHING:
+        details["after"] = entry.after
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": isoformat(entry.at or utcnow()),
+        "actor": entry.actor.name,
+        "action": action.value,
+        "object_type": entry.object_type,
+        "object_id": str(entry.object_id),
+        "details": _normalise(details),
+        "prev_hash": prev_hash,
+    }
+    fields["hash"] = compute_hash(fields)
+    return fields
+
+
+def _chain_head(session: Session) -> tuple[int, str]:
+    """(seq, hash) of the newest record, under the chain lock (see `_lock_chain`)."""
+    _lock_chain(session)
+    table = AuditRecord.__table__  # type: ignore[attr-defined]
+    last = session.execute(sa_select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    return (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
+
+
 def record(
     session: Session,
     *,
@@ -190,32 +236,36 @@ def record(
     The record names the actor's channel (`via`) and request id, and the object's state before and after
     when the caller gives them. Never pass a secret in details, before or after.
     """
-    action = AuditAction(action)
-    details = {**(details or {}), "via": actor.channel.value}
-    if actor.request_id:
-        details["request_id"] = actor.request_id
-    if before is not _NOTHING:
-        details["before"] = before
-    if after is not _NOTHING:
-        details["after"] = after
-    _lock_chain(session)
-    last = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-    when = at or utcnow()
-    fields: dict[str, Any] = {
-        "seq": (last.seq + 1) if last else 1,
-        "at": isoformat(when),
-        "actor": actor.name,
-        "action": action.value,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "details": _normalise(details),
-        "prev_hash": last.hash if last else GENESIS_HASH,
-    }
-    fields["hash"] = compute_hash(fields)
+    entry = AuditEntry(actor, AuditAction(action), object_type, object_id, details, before, after, at)
+    session.flush()  # the head read below must see records this session has not flushed yet
+    seq, prev_hash = _chain_head(session)
+    fields = _chain_fields(entry, seq + 1, prev_hash)
     rec = AuditRecord(**{**fields, "at": parse_time(fields["at"])})
     session.add(rec)
     session.flush()
     return rec
+
+
+def record_many(session: Session, entries: Iterable[AuditEntry]) -> int:
+    """Append one record per change, in order, as one chain append: one lock, one head read and
+    one multi-row insert for the lot, in the caller's transaction. The chain is exactly what
+    calling :func:`record` once per entry would leave. Returns how many were appended."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    session.flush()
+    seq, prev_hash = _chain_head(session)
+    rows = []
+    for entry in entries:
+        seq += 1
+        fields = _chain_fields(entry, seq, prev_hash)
+        prev_hash = fields["hash"]
+        rows.append({**fields, "at": parse_time(fields["at"])})
+    table = AuditRecord.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    for start in range(0, len(rows), 1000):
+        connection.execute(table.insert(), rows[start : start + 1000])
+    return len(rows)
 
 
 def iter_records(

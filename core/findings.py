@@ -12,14 +12,16 @@ rule and dedup key when
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from sqlalchemy import func, literal
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core.audit import Actor, AuditAction
+from core.audit import Actor, AuditAction, AuditEntry, record_many
 from core.audit import record as audit_record
 from core.clock import as_utc, utcnow
 from core.models import Finding, FindingStatus, Severity
@@ -102,8 +104,127 @@ def store_finding(
     return StoredFinding(existing, False)
 
 
-def store_findings(session: Session, drafts: Iterable[FindingDraft], *, actor: Actor) -> list[StoredFinding]:
-    return [store_finding(session, draft, actor=actor) for draft in drafts]
+def store_findings(
+    session: Session,
+    drafts: Iterable[FindingDraft],
+    *,
+    actor: Actor,
+    dedup_period: timedelta | None = DEFAULT_DEDUP_PERIOD,
+    count_repeats: bool = True,
+) -> list[StoredFinding]:
+    """:func:`store_finding` for each draft in order — the same findings and the same audit
+    records — in bulk: the findings the drafts may continue are read in one query, new ones are
+    inserted in one flush, and the audit records are one chain append (`record_many`)."""
+    drafts = list(drafts)
+    if not drafts:
+        return []
+    candidates = _Candidates(session, drafts)
+    stored: list[StoredFinding] = []
+    changes: list[tuple[AuditAction, Finding, dict[str, Any]]] = []
+    for draft in drafts:
+        existing = candidates.continued(draft, dedup_period)
+        if existing is None:
+            finding = _new_finding(draft)
+            session.add(finding)
+            candidates.add(finding)
+            changes.append((AuditAction.FINDING_CREATED, finding, _created_details(finding)))
+            stored.append(StoredFinding(finding, True))
+            continue
+        first_seen = as_utc(existing.first_seen)
+        details = _merge_fields(existing, draft, count_repeats)
+        if as_utc(existing.first_seen) < first_seen:
+            candidates.stale(existing)  # another stored finding may now be the newest of its key
+        if details is not None:
+            changes.append((AuditAction.FINDING_UPDATED, existing, details))
+        stored.append(StoredFinding(existing, False))
+    session.flush()
+    record_many(
+        session,
+        (
+            AuditEntry(actor, action, "finding", finding.id, details)  # type: ignore[arg-type]
+            for action, finding, details in changes
+        ),
+    )
+    return stored
+
+
+_Key = tuple[str, str]
+
+
+class _Candidates:
+    """Per (rule, dedup key): the stored findings `continued_finding` can return — the newest by
+    `first_seen` (alert windows) and the newest open one by `last_seen` — plus those created since."""
+
+    def __init__(self, session: Session, drafts: Sequence[FindingDraft]) -> None:
+        self.session = session
+        self.by_key: dict[_Key, list[Finding]] = {}
+        self._load({(d.rule_id, d.dedup_key[:MAX_DEDUP_KEY]) for d in drafts})
+        self._stale: set[_Key] = set()
+
+    def _load(self, keys: set[_Key]) -> None:
+        for key in keys:
+            self.by_key[key] = []
+        ordered = sorted(keys)
+        table = Finding.__table__  # type: ignore[attr-defined]
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            partition = (table.c.rule_id, table.c.dedup_key)
+            ranked = (
+                sa_select(
+                    table.c.id,
+                    func.row_number()
+                    .over(partition_by=partition, order_by=table.c.first_seen.desc())
+                    .label("by_first"),
+                    func.row_number()
+                    .over(
+                        partition_by=(*partition, table.c.status == FindingStatus.OPEN),
+                        order_by=table.c.last_seen.desc(),
+                    )
+                    .label("by_last"),
+                    (table.c.status == FindingStatus.OPEN).label("open"),
+                )
+                .where(
+                    table.c.dedup_key.in_({k for _, k in chunk}),
+                    table.c.rule_id.in_({r for r, _ in chunk}),
+                )
+                .subquery()
+            )
+            ids = sa_select(ranked.c.id).where(
+                (ranked.c.by_first == 1) | ((ranked.c.by_last == 1) & (ranked.c.open == literal(True)))
+            )
+            rows = self.session.exec(select(Finding).where(col(Finding.id).in_(ids))).all()
+            for finding in rows:
+                bucket = self.by_key.get((finding.rule_id, finding.dedup_key))
+                if bucket is not None:
+                    bucket.append(finding)
+
+    def add(self, finding: Finding) -> None:
+        self.by_key.setdefault((finding.rule_id, finding.dedup_key), []).append(finding)
+
+    def stale(self, finding: Finding) -> None:
+        self._stale.add((finding.rule_id, finding.dedup_key))
+
+    def continued(self, draft: FindingDraft, dedup_period: timedelta | None) -> Finding | None:
+        key = (draft.rule_id, draft.dedup_key[:MAX_DEDUP_KEY])
+        if key in self._stale:  # re-read from the database, which sees this batch once flushed
+            self._stale.discard(key)
+            self.session.flush()
+            self._load({key})
+        bucket = self.by_key.get(key, [])
+        if draft.window_start is not None:
+            if not bucket:
+                return None
+            newest = max(bucket, key=lambda f: as_utc(f.first_seen))
+            if (newest.context or {}).get("window_start") == draft.window_start:
+                return newest
+            return None
+        open_ = [f for f in bucket if f.status == FindingStatus.OPEN]
+        if not open_:
+            return None
+        newest = max(open_, key=lambda f: as_utc(f.last_seen))
+        if dedup_period is not None and as_utc(newest.last_seen) < as_utc(draft.first_seen) - dedup_period:
+            return None
+        return newest
 
 
 def _event_ids(ids: Iterable[int | str]) -> list[int]:
@@ -111,10 +232,30 @@ def _event_ids(ids: Iterable[int | str]) -> list[int]:
 
 
 def _create(session: Session, draft: FindingDraft, actor: Actor) -> Finding:
+    finding = _new_finding(draft)
+    session.add(finding)
+    session.flush()
+    assert finding.id is not None
+    audit_record(
+        session,
+        actor=actor,
+        action=AuditAction.FINDING_CREATED,
+        object_type="finding",
+        object_id=finding.id,
+        details=_created_details(finding),
+    )
+    return finding
+
+
+def _created_details(finding: Finding) -> dict[str, Any]:
+    return {"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind}
+
+
+def _new_finding(draft: FindingDraft) -> Finding:
     context = dict(draft.context)
     if draft.window_start is not None:
         context["window_start"] = draft.window_start
-    finding = Finding(
+    return Finding(
         rule_id=draft.rule_id,
         kind=draft.kind,
         severity=draft.severity,
@@ -133,18 +274,6 @@ def _create(session: Session, draft: FindingDraft, actor: Actor) -> Finding:
         context=context,
         runbook=draft.runbook,
     )
-    session.add(finding)
-    session.flush()
-    assert finding.id is not None
-    audit_record(
-        session,
-        actor=actor,
-        action=AuditAction.FINDING_CREATED,
-        object_type="finding",
-        object_id=finding.id,
-        details={"rule_id": finding.rule_id, "severity": finding.severity, "kind": finding.kind},
-    )
-    return finding
 
 
 def _merge_entities(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -165,6 +294,22 @@ def _rank(severity: str) -> int:
 def _merge(
     session: Session, existing: Finding, draft: FindingDraft, actor: Actor, count_repeats: bool
 ) -> None:
+    details = _merge_fields(existing, draft, count_repeats)
+    session.add(existing)
+    if details is not None:
+        assert existing.id is not None
+        audit_record(
+            session,
+            actor=actor,
+            action=AuditAction.FINDING_UPDATED,
+            object_type="finding",
+            object_id=existing.id,
+            details=details,
+        )
+
+
+def _merge_fields(existing: Finding, draft: FindingDraft, count_repeats: bool) -> dict[str, Any] | None:
+    """Fold `draft` into `existing`; the audit details when that changed something worth a record."""
     before = (existing.severity, existing.count, existing.title, len(existing.evidence_event_ids or []))
     evidence = list(existing.evidence_event_ids or [])
     evidence.extend(e for e in _event_ids(draft.evidence_event_ids) if e not in evidence)
@@ -189,23 +334,15 @@ def _merge(
     existing.entities = _merge_entities(existing.entities, draft.entities)
     existing.context = {**(existing.context or {}), **draft.context}
     existing.updated_at = utcnow()
-    session.add(existing)
     after = (existing.severity, existing.count, existing.title, len(existing.evidence_event_ids))
-    if after != before:  # a re-observation that only moves last_seen is not a change worth a record
-        assert existing.id is not None
-        audit_record(
-            session,
-            actor=actor,
-            action=AuditAction.FINDING_UPDATED,
-            object_type="finding",
-            object_id=existing.id,
-            details={
-                "rule_id": existing.rule_id,
-                "severity": existing.severity,
-                "count": existing.count,
-                "evidence": len(existing.evidence_event_ids),
-            },
-        )
+    if after == before:  # a re-observation that only moves last_seen is not a change worth a record
+        return None
+    return {
+        "rule_id": existing.rule_id,
+        "severity": existing.severity,
+        "count": existing.count,
+        "evidence": len(existing.evidence_event_ids),
+    }
 
 
 def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str, actor: Actor) -> int:

@@ -166,3 +166,24 @@ def test_concurrent_appenders_never_fork_the_chain(db: Database) -> None:
         result = verify_database(s)
     assert result.ok, result.reason
     assert result.records == threads * per_thread
+
+
+def test_many_records_in_one_append_chain_like_single_appends_and_verify(db: Database) -> None:
+    from core.audit import AuditEntry, record_many
+
+    # given a record appended alone, then many in one append, then one more alone
+    actor = Actor("system:test", Channel.SCHEDULER)
+    _append(db, 1)
+    with db.session() as s:
+        entries = [AuditEntry(actor, AuditAction.FINDING_CREATED, "finding", i, {"i": i}) for i in range(25)]
+        assert record_many(s, entries) == 25
+        record(s, actor=actor, action=AuditAction.FINDING_UPDATED, object_type="finding", object_id=3)
+    # then there is one record per change, in order, linked, and the chain verifies
+    with db.session(readonly=True) as s:
+        rows = s.exec(select(AuditRecord).order_by(AuditRecord.seq)).all()
+        result = verify_database(s)
+    assert [r.seq for r in rows] == list(range(1, 28))
+    assert [r.object_id for r in rows[1:26]] == [str(i) for i in range(25)]
+    assert all(r.details["via"] == "scheduler" for r in rows[1:])
+    assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, len(rows)))
+    assert result.ok and result.records == 27

@@ -97,3 +97,86 @@ def test_stored_evidence_is_capped_and_keeps_only_event_ids(db) -> None:
             session, _draft(evidence_event_ids=ids), actor=Actor("system:test", Channel.CLI)
         )
         assert finding.evidence_event_ids == list(range(1, MAX_EVIDENCE + 1))
+
+
+def _stored(session) -> list[tuple]:
+    rows = session.exec(select(Finding).order_by(Finding.id)).all()
+    return [
+        (
+            f.rule_id,
+            f.dedup_key,
+            f.severity,
+            f.count,
+            f.title,
+            f.evidence_event_ids,
+            f.first_seen,
+            f.last_seen,
+        )
+        for f in rows
+    ]
+
+
+def _audit(session) -> list[tuple]:
+    rows = session.exec(select(AuditRecord).order_by(AuditRecord.seq)).all()
+    return [(r.action, r.object_id, {k: v for k, v in r.details.items()}) for r in rows]
+
+
+def test_bulk_store_leaves_what_one_draft_at_a_time_leaves(db, tmp_path) -> None:
+    from core.db import Database
+    from core.findings import store_findings
+
+    actor = Actor("system:test", Channel.SCHEDULER)
+    window = T0.timestamp()
+    drafts = [
+        # an alert window that grows inside the batch, and a second window of the same key
+        _draft(
+            rule_id="sigma.a",
+            kind="rule",
+            dedup_key="u1",
+            window_start=window,
+            count=1,
+            evidence_event_ids=(1,),
+        ),
+        _draft(
+            rule_id="sigma.a",
+            kind="rule",
+            dedup_key="u1",
+            window_start=window,
+            count=3,
+            severity="high",
+            last_seen=T0 + timedelta(minutes=5),
+            evidence_event_ids=(1, 2, 3),
+        ),
+        _draft(
+            rule_id="sigma.a",
+            kind="rule",
+            dedup_key="u1",
+            window_start=window + 3600,
+            first_seen=T0 + timedelta(hours=1),
+            last_seen=T0 + timedelta(hours=1),
+            evidence_event_ids=(9,),
+        ),
+        # an unwindowed finding seen three times (once beyond the dedup period: a new one)
+        _draft(dedup_key="p1"),
+        _draft(dedup_key="p1", last_seen=T0 + timedelta(hours=2), evidence_event_ids=(4,)),
+        _draft(dedup_key="p1", first_seen=T0 + timedelta(days=3), last_seen=T0 + timedelta(days=3)),
+        # a draft that reaches back before its finding's start
+        _draft(dedup_key="p2", first_seen=T0 + timedelta(hours=1), last_seen=T0 + timedelta(hours=1)),
+        _draft(dedup_key="p2", first_seen=T0 - timedelta(hours=1), last_seen=T0 + timedelta(hours=3)),
+    ]
+    one_by_one = Database(f"sqlite:///{tmp_path / 'one.db'}")
+    one_by_one.upgrade()
+    outcomes = []
+    for target, bulk in ((one_by_one, False), (db, True)):
+        with target.session() as session:  # one finding stored before, in an earlier batch
+            store_finding(session, _draft(dedup_key="p2", last_seen=T0), actor=actor)
+        with target.session() as session:
+            if bulk:
+                created = [c for _, c in store_findings(session, drafts, actor=actor)]
+            else:
+                created = [store_finding(session, d, actor=actor).created for d in drafts]
+        with target.session(readonly=True) as session:
+            outcomes.append((created, _stored(session), _audit(session)))
+    one_by_one.dispose()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == [True, False, True, True, False, True, False, False]
