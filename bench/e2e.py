@@ -181,16 +181,62 @@ def child_main(spec: RunSpec) -> RunResult:
         stages = [s for s in stages if s.name != "collect"]
     ctx = cycle.context(max_batches=None, notify=False)
     for entry in stages:
-        start = time.perf_counter()
-        cycle.run_stage(entry, ctx)
-        result.seconds[entry.name] = time.perf_counter() - start
+        with _profiled(entry.name):
+            start = time.perf_counter()
+            cycle.run_stage(entry, ctx)
+            result.seconds[entry.name] = time.perf_counter() - start
     result.events = _count(db, "event")
     result.findings = _count(db, "finding")
     result.incidents = _count(db, "incident")
     result.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    _write_outcome(db, spec)
     result.idle_pass_seconds = None if result.seeded_directly else _idle_pass(cycle, ctx)
     db.dispose()
     return result
+
+
+def _write_outcome(db: Any, spec: RunSpec) -> None:
+    """With ``TENANTGUARD_BENCH_OUTCOME=<dir>``, what detection concluded, by provider identity
+    (bench.chaos_outcome), as sorted JSON in <dir>/<scenario>-<users>x<days>-<backend>.json: two
+    commits' files are equal when they found the same (findings by rule and evidence, incidents)."""
+    out = os.environ.get("TENANTGUARD_BENCH_OUTCOME")
+    if not out:
+        return
+    from bench.chaos_outcome import snapshot
+
+    outcome = snapshot(db)
+
+    def finding(key: Any) -> list[Any]:
+        return [key[0], sorted(key[1])]
+
+    document = {
+        "events": len(outcome.events),
+        "findings": sorted(finding(f) for f in outcome.findings),
+        "incidents": sorted(sorted(finding(f) for f in incident) for incident in outcome.incidents),
+    }
+    backend = spec.database_url.split(":", 1)[0].split("+")[0]
+    path = Path(out) / f"{spec.scenario}-{spec.users}x{spec.days}-{backend}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+@contextmanager
+def _profiled(name: str) -> Iterator[None]:
+    """With ``TENANTGUARD_BENCH_PROFILE=<dir>``, a pyinstrument profile of the stage in <dir>/<name>.txt."""
+    out = os.environ.get("TENANTGUARD_BENCH_PROFILE")
+    if not out:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"{name}.txt").write_text(profiler.output_text(unicode=False, show_all=False))
 
 
 def _idle_pass(cycle: Any, ctx: Any) -> dict[str, float]:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 
-from core.audit import AuditAction, record
+from core.audit import AuditAction, AuditEntry, record, record_many
 from core.clock import utcnow
 from core.db import Database
 from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity
@@ -136,30 +136,33 @@ class IncidentBuild:
         for group in plan.groups:
             _explain_ignored(group, ignored)
         fresh = [g for g in plan.groups if g.incident_id is None]
-        created = self._create_all(fresh)
+        audit: list[AuditEntry] = []  # one chain append for the pass's creations and joins
+        created = self._create_all(fresh, audit)
         for group, incident_id in zip(fresh, created, strict=True):
             group.incident_id = incident_id
         fresh_ids = {id(g) for g in fresh}
-        for group in plan.groups:
-            if id(group) in fresh_ids:
-                continue
-            incident = self.session.get(Incident, group.incident_id)
-            assert incident is not None
+        joined = [g for g in plan.groups if id(g) not in fresh_ids]
+        incidents = self._incidents(sorted({g.incident_id or 0 for g in joined}))
+        by_id = {incident.id: incident for incident in incidents}
+        for group in joined:
+            incident = by_id[group.incident_id]
             append_reasons(incident, group.reasons)
             self.session.add(incident)
             if group.finding_ids:
-                record(
-                    self.session,
-                    actor=SYSTEM_ACTOR,
-                    action=AuditAction.INCIDENT_FINDINGS_ADDED,
-                    object_type="incident",
-                    object_id=group.incident_id or 0,
-                    details={
-                        "finding_ids": group.finding_ids,
-                        "reasons": [r["text"] for r in group.reasons[-20:]],
-                    },
-                    at=self.ctx.now,
+                audit.append(
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.INCIDENT_FINDINGS_ADDED,
+                        "incident",
+                        group.incident_id or 0,
+                        {
+                            "finding_ids": group.finding_ids,
+                            "reasons": [r["text"] for r in group.reasons[-20:]],
+                        },
+                        at=self.ctx.now,
+                    )
                 )
+        record_many(self.session, audit)
         self._assign([(g.incident_id or 0, f) for g in plan.groups for f in g.finding_ids])
         for group in plan.groups:
             for absorbed in group.absorbed_incident_ids:
@@ -234,8 +237,9 @@ class IncidentBuild:
             for row in rows
         ]
 
-    def _create_all(self, groups: Sequence[Group]) -> list[int]:
-        """Insert the new incidents in one statement, then their opening entries and audit records."""
+    def _create_all(self, groups: Sequence[Group], audit: list[AuditEntry]) -> list[int]:
+        """Insert the new incidents in one statement, then their opening entries; their audit
+        records are appended to `audit` (the caller appends them to the chain)."""
         if not groups:
             return []
         rows = []
@@ -272,17 +276,15 @@ class IncidentBuild:
                     actor=SYSTEM_ACTOR.name,
                 )
             )
-            record(
-                self.session,
-                actor=SYSTEM_ACTOR,
-                action=AuditAction.INCIDENT_CREATED,
-                object_type="incident",
-                object_id=incident_id,
-                details={
-                    "finding_ids": group.finding_ids,
-                    "reasons": [r["text"] for r in group.reasons[:20]],
-                },
-                at=self.ctx.now,
+            audit.append(
+                AuditEntry(
+                    SYSTEM_ACTOR,
+                    AuditAction.INCIDENT_CREATED,
+                    "incident",
+                    incident_id,
+                    {"finding_ids": group.finding_ids, "reasons": [r["text"] for r in group.reasons[:20]]},
+                    at=self.ctx.now,
+                )
             )
         insert_rows(self.session, entries)
         self.created.extend(ids)
