@@ -365,7 +365,13 @@ def backend_runs(backend: str, scale: Scale) -> tuple[list[RunResult], list[int]
         with tempfile.TemporaryDirectory(prefix="tg-e2e-") as tmp_name:
             tmp = Path(tmp_name)
             with (
-                simulator_process(SCENARIO, scale.users, scale.days, seed=1) as info,
+                simulator_process(
+                    SCENARIO,
+                    scale.users,
+                    scale.days,
+                    seed=1,
+                    start=os.environ.get("TENANTGUARD_BENCH_E2E_START"),
+                ) as info,
                 database(backend, tmp) as url,
             ):
                 empty = database_bytes(url)
