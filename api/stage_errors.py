@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import collectors.errors
+import core.errors
 import detectors.suppressions
 import oncall.errors
 import providers.errors
@@ -27,7 +28,7 @@ _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (timeline.errors.IncidentNotFoundError, 404, "not-found", "Not found"),
     (timeline.errors.InvalidTransitionError, 409, "invalid-transition", "Not allowed in this state"),
     (timeline.errors.MergeError, 409, "invalid-merge", "Cannot merge or split like that"),
-    (timeline.errors.RedactionPolicyError, 503, "misconfigured", "Server misconfiguration"),
+    (core.errors.RedactionPolicyError, 503, "misconfigured", "Server misconfiguration"),
     (timeline.errors.TimelineError, 422, "invalid-input", "Invalid input"),
     (remediation.errors.IncidentNotFound, 404, "not-found", "Not found"),
     (remediation.errors.ActionNotFound, 404, "not-found", "Not found"),

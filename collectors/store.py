@@ -19,11 +19,12 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from collectors.errors import CollectorError, LeaseLost
+from collectors.errors import LeaseLost
 from collectors.normalise import NormalisedEvent, NormalisedMessage
 from core.clock import utcnow
 from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
 from core.models.connection import Checkpoint, CollectionRun
+from core.redaction import RedactionPolicy, redact
 
 _BATCH = 500
 _QUARANTINE_RAW_LIMIT = 1_000_000
@@ -91,17 +92,6 @@ def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], key: t
     return new
 
 
-def _redactor() -> Any:
-    try:
-        from timeline.redaction import RedactionPolicy, redact
-    except ImportError as exc:  # never fall back to storing clear text
-        raise CollectorError(
-            "timeline.redaction is not available, so conversations cannot be stored (they are only "
-            f"ever stored redacted): {exc}"
-        ) from exc
-    return redact, RedactionPolicy
-
-
 def insert_messages(
     session: Session,
     *,
@@ -112,8 +102,7 @@ def insert_messages(
     redaction: Mapping[str, Any] | None = None,
 ) -> int:
     """Redact, then store messages not seen before; the clear text never leaves this function."""
-    redact, policy_type = _redactor()
-    policy = policy_type.from_config(redaction) if redaction else None
+    policy = RedactionPolicy.from_config(redaction) if redaction else None
     unique: dict[str, NormalisedMessage] = {}
     for message in messages:
         unique.setdefault(message.provider_message_id, message)

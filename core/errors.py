@@ -11,6 +11,10 @@ class ConfigurationError(TenantguardError):
     """A setting or configuration file is wrong."""
 
 
+class RedactionPolicyError(ConfigurationError):
+    """A tenant's redaction policy names an unknown kind or tries to switch secrets off."""
+
+
 class DatabaseError(TenantguardError):
     """The database cannot be used: unreachable, corrupt, locked or at the wrong schema version."""
 

@@ -16,6 +16,7 @@ from core.audit import record as audit_record
 from core.clock import isoformat, utcnow
 from core.errors import TenantguardError
 from core.models import Suppression
+from core.redaction import redact_typed
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.suppressions import SuppressionError, SuppressionSpec, Suppressor
 
@@ -58,7 +59,7 @@ def create_suppression(
     row = Suppression(
         rule_id=rule_id.strip(),
         match=dict(match),
-        reason=reason.strip(),
+        reason=redact_typed(reason.strip()),
         created_by=actor.name,
         expires_at=expires_at,
     )

@@ -20,6 +20,7 @@ from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
+from core.redaction import redact_typed
 from remediation.catalogue import get_action
 from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
 from remediation.journal import note
@@ -181,7 +182,7 @@ def _decide(
             action_id=action_id,
             principal=actor.label,
             decision=decision,
-            comment=comment,
+            comment=redact_typed(comment),
             via=caller.channel.value,
             at=now,
             expires_at=now + policy.approval_ttl if decision == Decision.APPROVE else None,
@@ -216,7 +217,7 @@ def _decide(
             as_principal(caller, actor),
             title,
             {
-                "comment": comment,
+                "comment": approval.comment,
                 "expires_at": approval.expires_at.isoformat() if approval.expires_at else None,
             },
             now,

@@ -30,6 +30,7 @@ from core.models import (
     Incident,
     RemediationAction,
 )
+from core.redaction import redact_typed
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
 from remediation.errors import CatalogueError, IncidentNotFound, NotAllowed
 from remediation.journal import note
@@ -578,6 +579,7 @@ def add_step(
     spec.check_target(target, params)
     if not reason.strip():
         raise CatalogueError(f"say why {action} is needed: the approver reads the reason")
+    reason = redact_typed(reason)
     policy = policy or configured_policy(db.settings)
     now = now or utcnow()
     step_phase = (

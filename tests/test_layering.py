@@ -40,11 +40,7 @@ LAYERS: dict[str, int] = {
 SIMULATOR = "simulator"
 
 # Sideways edges between stages, each through small named functions (architecture.md).
-STAGE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("collectors", "timeline"),  # TODO(issue 13): redaction moves to core
-    }
-)
+STAGE_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 # Sideways edges at the top: the CLI serves the API application and starts the simulator for
 # `demo` and `simulator serve`; the API never imports the CLI.

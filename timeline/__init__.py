@@ -1,7 +1,7 @@
 """Findings become incidents: grouping, priority, conversations (redacted), lifecycle, metrics, reports.
 
-Entry points: :func:`build_incidents` (the pipeline stage) and :func:`timeline.redaction.redact`
-(collectors call it before storing any message). Analyst operations live in
+Entry point: :func:`build_incidents` (the pipeline stage). Redaction of messages and of every
+free-text field lives in :mod:`core.redaction`. Analyst operations live in
 :mod:`timeline.lifecycle`, reads in :mod:`timeline.queries`.
 """
 

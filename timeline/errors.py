@@ -9,10 +9,6 @@ class TimelineError(TenantguardError):
     """Base of every error the timeline package raises on purpose."""
 
 
-class RedactionPolicyError(TimelineError):
-    """A tenant's redaction policy names an unknown kind or tries to switch secrets off."""
-
-
 class IncidentNotFoundError(TimelineError):
     """No incident has the id the caller gave."""
 

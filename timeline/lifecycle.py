@@ -22,13 +22,13 @@ from core.db import Database
 from core.models.enums import IncidentStatus
 from core.models.finding import Finding
 from core.models.incident import Incident
+from core.redaction import redact, redact_typed
 from timeline.assembly import BuildContext, append_reasons, refresh_incidents
 from timeline.build import move_incident_contents
 from timeline.config import TimelineConfig
 from timeline.entities import IdentityIndex
 from timeline.entries import EntryKind, simple_entry
 from timeline.errors import IncidentNotFoundError, InvalidTransitionError, MergeError, TimelineError
-from timeline.redaction import redact
 
 S = IncidentStatus
 ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
@@ -176,7 +176,7 @@ def assign(
         incident = _locked(session, incident_id)
         before = state_of(incident)
         previous = incident.assignee
-        incident.assignee = assignee.strip()[:200] if assignee else None
+        incident.assignee = redact_typed(assignee.strip()[:200]) if assignee else None
         if incident.assignee and incident.acknowledged_at is None:
             incident.acknowledged_at = when
         incident.updated_at = when
@@ -296,6 +296,8 @@ def link_conversation(
     when = at or utcnow()
     if not channel.strip():
         raise TimelineError("link needs a channel (and optionally a thread id)")
+    channel = redact_typed(channel)
+    thread_id = redact_typed(thread_id) if thread_id else thread_id
     with db.session() as session:
         incident = _locked(session, incident_id)
         before = list(incident.linked_conversations or [])
@@ -352,6 +354,7 @@ def merge(
     at: datetime | None = None,
 ) -> Incident:
     """Fold `source_ids` into `target_id`: their findings and messages move, they become duplicates."""
+    reason = redact_typed(reason)
     sources = sorted(set(source_ids) - {target_id})
     if not sources:
         raise MergeError(f"nothing to merge into incident {target_id}: give other incident ids")
@@ -439,6 +442,7 @@ def split(
     at: datetime | None = None,
 ) -> Incident:
     """Move `finding_ids` out of `incident_id` into a new incident, which is returned."""
+    reason = redact_typed(reason)
     wanted = sorted(set(finding_ids))
     if not wanted:
         raise MergeError("split needs the ids of the findings to move to the new incident")

@@ -12,11 +12,11 @@ from collectors.connections import sync_connections
 from collectors.options import CollectorOptions
 from core.db import Database
 from core.models import ConfigSnapshot, Connection, Message
+from core.redaction import redact
 from core.settings import Settings
 from providers.credentials import Secrets
 from providers.m365 import m365_clients
 from providers.slack import slack_web_client
-from timeline.redaction import redact
 
 OPTIONS = CollectorOptions(threads=4, backoff_base=0.01, backoff_max=0.05)
 SNAPSHOT_STREAMS = {

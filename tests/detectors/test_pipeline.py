@@ -12,6 +12,7 @@ from core.models import AuditRecord, Event, Finding, Suppression
 from detectors.pipeline import DetectionPipeline, default_rules_path
 from detectors.sigma.loader import load_pack
 from detectors.suppressions import create_suppression, list_suppressions, remove_suppression
+from tests.leaks import PHONE, SECRET, assert_stored_redacted
 
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 _ids = count(1)
@@ -211,3 +212,15 @@ def test_a_growing_finding_keeps_its_title_and_description_current(db) -> None:
     assert finding.title.startswith("Mass download: 1,200 files")
     assert finding.description.startswith("1,200 files")
     assert finding.context["count"] == 1200 and finding.severity == "high"
+
+
+def test_a_suppression_reason_is_stored_redacted(db) -> None:
+    with db.session() as session:
+        create_suppression(
+            session,
+            rule_id="m365_password_spray",
+            match={"ipAddress": "185.220.101.*"},
+            reason=f"red team, token {SECRET}, call {PHONE}",
+            actor=Actor("principal:alice", Channel.CLI),
+        )
+    assert_stored_redacted(db)

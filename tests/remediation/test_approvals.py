@@ -11,6 +11,8 @@ from core.audit import Actor, Channel
 from core.models import ActionStatus, Approval, AuditRecord, ConfigSnapshot, TimelineEntry
 from remediation import Outcome, approve, execute, get_plan, plan_for_incident, reject
 from remediation.errors import AlreadyDecided, InvalidState, NotAllowed, SelfApproval
+from remediation.planner import add_step
+from tests.leaks import PHONE, SECRET, assert_stored_redacted
 
 from .conftest import T0, VICTIM
 
@@ -175,3 +177,25 @@ def test_when_a_step_fails_the_steps_that_depend_on_it_are_stopped(
     assert outcomes["m365.enable_account"] == Outcome.STOPPED
     assert get_plan(db, ato_incident).step("m365.enable_account", VICTIM).status == ActionStatus.SKIPPED
     assert _audit(db, "remediation.stopped")
+
+
+@pytest.mark.parametrize("decide", [approve, reject])
+def test_a_decision_comment_is_stored_redacted(db, ato_incident, analyst, approver, decide):
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    decide(db, step.id, approver, comment=f"user read me {SECRET} and {PHONE}")
+
+    assert_stored_redacted(db)
+
+
+def test_the_reason_for_an_asked_for_step_is_stored_redacted(db, ato_incident, analyst):
+    add_step(
+        db,
+        ato_incident,
+        "m365.revoke_sessions",
+        {"user": VICTIM},
+        requested_by=analyst,
+        reason=f"the user pasted {SECRET}; call {PHONE}",
+    )
+
+    assert_stored_redacted(db)

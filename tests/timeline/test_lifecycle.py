@@ -11,6 +11,7 @@ from core.audit import Actor, Channel, verify_database
 from core.models.audit import AuditRecord
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
+from tests.leaks import PHONE, SECRET, assert_stored_redacted
 from tests.timeline.conftest import T0, at
 from timeline import build_incidents
 from timeline.errors import IncidentNotFoundError, InvalidTransitionError, MergeError
@@ -210,3 +211,43 @@ def test_a_linked_channel_brings_its_messages(db, settings, incident_id, make_me
     )
     build_incidents(db, settings, notify=False)
     assert [e.body["message_id"] for e in entries(db, incident_id, "message")] == [in_room]
+
+
+TYPED = f"see {SECRET} or call {PHONE}"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "transition note",
+        "assignee",
+        "postmortem",
+        "link channel",
+        "link thread",
+        "merge reason",
+        "split reason",
+    ],
+)
+def test_what_a_person_types_into_any_field_is_stored_redacted(
+    db, settings, incident_id, make_finding, operation
+) -> None:
+    erin = Actor("principal:erin", Channel.CLI)
+    if operation == "transition note":
+        transition(db, incident_id, "triaged", actor=erin, note=TYPED)
+    elif operation == "assignee":
+        assign(db, incident_id, f"frank {PHONE}", actor=erin)
+    elif operation == "postmortem":
+        set_postmortem(db, incident_id, actor=erin, root_cause=TYPED, lessons=TYPED, impact=TYPED)
+    elif operation == "link channel":
+        link_conversation(db, incident_id, provider="slack", channel=TYPED, actor=erin)
+    elif operation == "link thread":
+        link_conversation(db, incident_id, provider="slack", channel="C-IR-42", thread_id=TYPED, actor=erin)
+    elif operation == "merge reason":
+        make_finding("OAuth app consent", apps=["Calendar Helper"], people=["zed@northwind.example"])
+        other = max(build_incidents(db, settings, notify=False, now=T0 + timedelta(minutes=40)))
+        merge(db, incident_id, [other], actor=erin, reason=TYPED, settings=settings)
+    else:
+        with db.session(readonly=True) as session:
+            finding_ids = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
+        split(db, incident_id, [finding_ids[1]], actor=erin, reason=TYPED, settings=settings)
+    assert_stored_redacted(db)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import re2
 
-from timeline.errors import RedactionPolicyError
+from core.errors import RedactionPolicyError
 
 
 class RedactionKind(StrEnum):
@@ -464,3 +464,12 @@ def redact(text: str, policy: RedactionPolicy | None = None) -> Redacted:
         cursor = span.end
     pieces.append(text[cursor:])
     return Redacted("".join(pieces), counts)
+
+
+def redact_typed(text: str) -> str:
+    """The stored form of a free-text field a person typed (comment, reason, assignee, link, note).
+
+    People paste tokens and phone numbers into any box, so every such field is redacted with the
+    default policy before it is stored, audited or shown; callers keep their own trimming and limits.
+    """
+    return redact(text).text

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timeline.errors import RedactionPolicyError
-from timeline.redaction import (
+from core.errors import RedactionPolicyError
+from core.redaction import (
     DEFAULT_KINDS,
     RedactionKind,
     RedactionPolicy,
