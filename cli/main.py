@@ -49,7 +49,7 @@ def _root(
 ) -> None:
     if debug:
         os.environ["TENANTGUARD_DEBUG"] = "1"
-    settings().configure_logging()
+    settings().configure_logging(unless_set="WARNING")
 
 
 @app.command()

@@ -364,9 +364,12 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.models_dir, self.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
 
-    def configure_logging(self) -> None:
-        """Apply `log_level` to the `tenantguard` loggers (and a stderr handler when none is set up)."""
-        level = getattr(logging, self.log_level)
+    def configure_logging(self, *, unless_set: str | None = None) -> None:
+        """Apply `log_level` to the root and `tenantguard` loggers (and a stderr handler when none is
+        set up). `unless_set`: the level to use when TENANTGUARD_LOG_LEVEL was not given (the CLI
+        stays quiet by default; serve and workers log at INFO)."""
+        name = self.log_level if unless_set is None or "log_level" in self.model_fields_set else unless_set
+        level = getattr(logging, name)
         root = logging.getLogger()
         if not root.handlers:
             logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -14,13 +14,13 @@ from typing import Any
 
 import yaml
 
+from core import durations
 from core.models import Role
 from core.settings import Settings
 from remediation.catalogue import BlastRadius, Risk, get_action
 from remediation.config import policy_file
 from remediation.errors import CatalogueError, PolicyError
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _KEYS = {"approver_roles", "requester_roles", "approval_ttl", "approvals", "auto_approve"}
 
 
@@ -60,10 +60,10 @@ class ApprovalPolicy:
 
 
 def parse_duration(value: Any, where: str) -> timedelta:
-    text = str(value).strip()
-    if text[:-1].isdigit() and text[-1] in _DURATION_UNITS:
-        return timedelta(seconds=int(text[:-1]) * _DURATION_UNITS[text[-1]])
-    raise PolicyError(f"{where}: {value!r} is not a duration (use 90s, 15m, 24h, 7d)")
+    try:
+        return durations.parse_duration(value, positive=True)
+    except durations.DurationError:
+        raise PolicyError(f"{where}: {value!r} is not a duration (use 90s, 15m, 24h, 7d)") from None
 
 
 def configured_policy(settings: Settings) -> ApprovalPolicy:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,19 +12,17 @@ from rich.table import Table
 
 from cli.context import console, database, err_console
 from core.clock import parse_time, utcnow
+from core.durations import since
 
 GROUP_NAME = "report"
 app = typer.Typer(help="Reports: response metrics, incident postmortems.", no_args_is_help=True)
 
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """An ISO 8601 time, or a span back from now: 30m, 24h, 7d, 4w."""
-    match = _RELATIVE.match(value.strip().lower())
-    if match:
-        return (now or utcnow()) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    relative = since(value, now or utcnow())
+    if relative is not None:
+        return relative
     try:
         return parse_time(value)
     except ValueError:

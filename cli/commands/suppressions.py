@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -14,9 +12,6 @@ from cli.context import cli_actor, console, database, settings
 app = typer.Typer(
     help="Suppressions: silence one rule for given field values, until an expiry.", no_args_is_help=True
 )
-
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _parse_match(pairs: list[str]) -> dict[str, Any]:
@@ -52,18 +47,14 @@ def add(
 ) -> None:
     """Silence RULE for events matching every --match (no --match: the whole rule)."""
     from core.clock import parse_time, utcnow
+    from core.durations import until
     from detectors.pipeline import load_default_pack
     from detectors.suppressions import create_suppression
 
     expires_at = None
     if expires:
-        relative = _RELATIVE.match(expires.strip())
         try:
-            expires_at = (
-                utcnow() + timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-                if relative
-                else parse_time(expires)
-            )
+            expires_at = until(expires, utcnow()) or parse_time(expires)
         except ValueError:
             raise typer.BadParameter(f"--expires {expires!r}: write 30d, 12h, 2w or an ISO 8601 time")
     pack = None if force else load_default_pack(settings())

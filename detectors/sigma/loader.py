@@ -44,6 +44,7 @@ from sigma.modifiers import SigmaBase64Modifier, SigmaBase64OffsetModifier, modi
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
 
+from core import durations
 from detectors.sigma.compiler import (
     CompileError,
     FieldPath,
@@ -87,8 +88,6 @@ TENANTGUARD_KEYS = {
 TEST_KEYS = {"name", "match", "event", "events", "count", "title", "logsource"}
 ENTITY_KINDS = ("people", "ips", "files", "apps", "accounts")
 STATUS_CONFIDENCE = {"stable": 0.9, "test": 0.8, "experimental": 0.7}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 60}
 
 
 # -- YAML with line numbers -------------------------------------------------------------------
@@ -202,15 +201,11 @@ def _read_yaml(path: str, raw: bytes) -> tuple[list[Any], _Lines | None, RulePro
 
 
 def parse_duration(value: Any) -> float:
-    """`60m`, `1h`, `30s`, `1d`, or a bare number of minutes -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        return float(value) * 60
-    match = _DURATION.match(str(value))
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 15m, 1h, 1d")
-    return float(int(match.group(1)) * _UNIT[match.group(2)])
+    """`60m`, `1h`, `30s`, `1d` (any :mod:`core.durations` form), or a bare number of minutes -> seconds."""
+    try:
+        return durations.parse_duration(value, bare="m", positive=isinstance(value, str)).total_seconds()
+    except durations.DurationError:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 15m, 1h, 1d") from None
 
 
 def _field_list(value: Any, what: str) -> tuple[FieldPath, ...]:

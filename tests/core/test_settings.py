@@ -114,6 +114,13 @@ def test_the_log_level_configures_logging(monkeypatch) -> None:
         Settings().configure_logging()
         assert root.level == logging.DEBUG
         assert logging.getLogger("tenantguard.serve").getEffectiveLevel() == logging.DEBUG
+        Settings().configure_logging(unless_set="WARNING")  # set explicitly: the CLI obeys it too
+        assert root.level == logging.DEBUG
+        monkeypatch.delenv("TENANTGUARD_LOG_LEVEL")
+        Settings().configure_logging(unless_set="WARNING")  # the CLI's quiet default
+        assert root.level == logging.WARNING
+        Settings().configure_logging()  # serve and workers: INFO
+        assert root.level == logging.INFO
     finally:
         root.setLevel(before)
         logging.getLogger("tenantguard").setLevel(logging.NOTSET)
