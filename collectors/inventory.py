@@ -9,6 +9,11 @@ admin or Slack audit event about a user or a setting re-reads it). With nothing 
 makes no request at all. Streams with neither — or whose connection does not collect the audit
 stream that would name the changes — read everything every run, as before.
 
+A committed page of new audit events is what makes such a run worth doing: `watchers` names the
+snapshot streams of a connection that watch an events stream, so that a scheduler runs them right
+after the events arrived (serve's collectors scheduler does; `collect_once` runs them after the
+events streams of the same pass) instead of at their own, long interval.
+
 The marks (when the stream last reconciled; which events it has looked at) live in the stream's
 checkpoint cursor and are saved, fenced on the lease, only after the run succeeded, so a failed run
 is simply done again. Event ids are only roughly in commit order on PostgreSQL (a transaction that
@@ -77,6 +82,15 @@ def plan_inventory(
     if spec.delta:
         return InventoryPlan(full_read=False, marks=marks)
     return InventoryPlan(full_read=False, changed=changed, marks=marks, skip=not changed)
+
+
+def watchers(connection: Connection, stream: str) -> list[str]:
+    """The configured snapshot streams of `connection` that new events of `stream` may ask to re-read."""
+    return [
+        spec.name
+        for spec in configured_streams(connection)
+        if spec.kind is StreamKind.SNAPSHOT and spec.watch is not None and stream in spec.watch.streams
+    ]
 
 
 def _watched_streams_run(connection: Connection, watch: ChangeWatch) -> bool:

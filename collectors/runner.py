@@ -501,6 +501,10 @@ def collect_once(
     def run(job: tuple[Connection, StreamSpec]) -> StreamResult:
         return run_stream(db, job[0], job[1], options=options, owner=owner, progress=progress)
 
+    # Inventory that re-reads what audit events named runs after the events streams, so a change
+    # seen in this pass is read in this pass (not one pass later).
+    then = [j for j in jobs if j[1].kind is StreamKind.SNAPSHOT and j[1].watch is not None]
+    first = [j for j in jobs if not (j[1].kind is StreamKind.SNAPSHOT and j[1].watch is not None)]
     with ThreadPoolExecutor(max_workers=max(1, options.threads), thread_name_prefix="collect") as pool:
-        results = tuple(pool.map(run, jobs))
+        results = tuple(pool.map(run, first)) + tuple(pool.map(run, then))
     return CollectionReport(results=results, connection_errors=connection_errors)

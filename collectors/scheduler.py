@@ -4,22 +4,28 @@ Several processes may run this scheduler against one PostgreSQL database: each j
 stream's lease before reading (`collectors.leases`), so a stream never runs twice at once and
 a dead worker's streams are picked up by the others once its lease expires (at once on the
 same host). Within one process `max_instances=1` and `coalesce` keep a slow stream from piling up.
+
+A run that stored new audit events runs at once the inventory streams that watch them
+(`collectors.inventory.watchers`: e.g. a Google token revoke re-reads that user's grants now, not
+at the tokens stream's hourly interval); one asked for while it runs runs again right after.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.errors import CollectorError
+from collectors.inventory import watchers
 from collectors.options import CollectorOptions
 from collectors.progress import ProgressSink
 from collectors.runner import run_stream, select_connections
 from collectors.store import prune_runs
-from collectors.streams.base import configured_streams, stream_spec
+from collectors.streams.base import StreamKind, configured_streams, stream_spec
 from core.db import Database
 from core.models import Connection
 from core.settings import Settings
@@ -56,21 +62,53 @@ class CollectorJobs:
         self.options = options
         self.owner = options.worker()
         self.progress = progress
+        # (connection id, stream) running here -> asked to run again once it ends
+        self._running: dict[tuple[int, str], bool] = {}
+        self._guard = threading.Lock()
 
     def run(self, connection_id: int, stream: str) -> None:
+        key = (connection_id, stream)
+        with self._guard:
+            self._running[key] = False
+        try:
+            while self._run_once(connection_id, stream):
+                with self._guard:
+                    if not self._running.get(key):
+                        break
+                    self._running[key] = False
+        finally:
+            with self._guard:
+                self._running.pop(key, None)
+
+    def _run_once(self, connection_id: int, stream: str) -> bool:
         connection = next((c for c in select_connections(self.db, [connection_id])), None)
         if connection is None:
-            return
+            return False
         try:
             spec = stream_spec(connection.provider, stream)
         except KeyError as exc:
             log.error("%s", exc)
-            return
+            return False
         result = run_stream(
             self.db, connection, spec, options=self.options, owner=self.owner, progress=self.progress
         )
         if not result.ok:
             log.warning("%s/%s: %s", connection.name, stream, result.error)
+        elif spec.kind is StreamKind.EVENTS and result.records_new:
+            for watcher in watchers(connection, stream):
+                self.run_soon(connection, watcher)
+        return True
+
+    def run_soon(self, connection: Connection, stream: str) -> None:
+        """Run the stream's job now (or once more right after the run in progress)."""
+        assert connection.id is not None
+        with self._guard:
+            if (connection.id, stream) in self._running:
+                self._running[(connection.id, stream)] = True
+                return
+        job = self.scheduler.get_job(job_id(connection, stream))
+        if job is not None:
+            job.modify(next_run_time=_now())
 
     def refresh(self) -> None:
         """Add jobs for new connections/streams, drop jobs for removed or disabled ones."""

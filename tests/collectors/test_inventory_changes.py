@@ -4,17 +4,21 @@ reconciliation still runs on its own, longer interval."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import unquote
 
 from sqlmodel import select
 
 from collectors import collect_once, connections_from_simulator
 from collectors.connections import sync_connections
 from collectors.options import CollectorOptions
+from collectors.scheduler import build_scheduler
 from core.db import Database
 from core.models import ConfigSnapshot, Connection
 from core.settings import Settings
 from providers.credentials import Secrets
+from providers.google import google_service
 from providers.m365 import m365_clients
 
 OPTIONS = CollectorOptions(threads=4, backoff_base=0.01, backoff_max=0.05)
@@ -113,3 +117,81 @@ def test_a_full_reconciliation_runs_on_its_own_interval(
     _collect(db, settings)
     # then every inventory listing was read again
     assert {p.split(":")[0] for p in _inventory_reads(handle.sim, before)} == {"m365", "google"}
+
+
+def _google_grant(db: Database) -> tuple[Connection, ConfigSnapshot]:
+    with db.session(readonly=True) as s:
+        google = s.exec(select(Connection).where(Connection.provider == "google")).one()
+        grant = s.exec(
+            select(ConfigSnapshot).where(
+                ConfigSnapshot.object_type == "token", ConfigSnapshot.provider == "google"
+            )
+        ).first()
+    assert grant is not None
+    return google, grant
+
+
+def _revoke(google: Connection, grant: ConfigSnapshot) -> str:
+    """An admin revokes one user's grant through the Directory API; returns the user."""
+    user, client = grant.object_id.split("/", 1)
+    directory = google_service(google, Secrets(google.secret_refs), "directory")
+    directory.tokens().delete(userKey=user, clientId=client).execute()
+    return user
+
+
+def test_an_admin_revoking_a_google_token_re_reads_that_users_grants_in_the_same_pass(
+    db: Database, settings: Settings, past_simulator
+) -> None:
+    # given a Google tenant collected twice (the second pass read no inventory)
+    handle = past_simulator()
+    sync_connections(db, connections_from_simulator(handle.info, streams=STREAMS), source="simulator")
+    _collect(db, settings)
+    _collect(db, settings)
+    google, grant = _google_grant(db)
+    # when an admin revokes a user's grant, and its token audit event becomes readable (Reports lag)
+    user = _revoke(google, grant)
+    handle.advance(180)
+    time.sleep(1.1)  # the collector reads up to the current whole second; the event is later in it
+    before = _last_request(handle.sim)
+    _collect(db, settings)
+    # then the revoke event named the user, and that user's grants alone were read again: the
+    # grant is gone from the inventory
+    assert _rows(db, "token", grant.object_id)[-1].deleted
+    reads = [unquote(p) for p in _inventory_reads(handle.sim, before) if p.startswith("google:")]
+    assert reads == [f"google:/admin/directory/v1/users/{user}/tokens"]
+
+
+def test_serve_s_scheduler_re_reads_the_grant_when_the_revoke_event_arrives(
+    db: Database, settings: Settings, past_simulator
+) -> None:
+    # given serve's collectors scheduler on a Google tenant: audit events every 2 s, the grants
+    # inventory on its own hourly interval
+    handle = past_simulator()
+    connections = connections_from_simulator(
+        handle.info, providers=["google"], streams=STREAMS, intervals={"token": 2, "admin": 2}
+    )
+    sync_connections(db, connections, source="simulator")
+    scheduler = build_scheduler(db, settings, options=OPTIONS)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not _google_rows_exist(db):
+            assert time.monotonic() < deadline, "the first pass never stored the grants"
+            time.sleep(0.5)
+        google, grant = _google_grant(db)
+        # when an admin revokes a grant and the revoke event becomes readable
+        _revoke(google, grant)
+        handle.advance(180)
+        # then the grant disappears from the inventory long before the tokens stream is due again
+        while not _rows(db, "token", grant.object_id)[-1].deleted:
+            assert time.monotonic() < deadline, "the revoke never re-read the user's grants"
+            time.sleep(0.5)
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def _google_rows_exist(db: Database) -> bool:
+    with db.session(readonly=True) as s:
+        return (
+            s.exec(select(ConfigSnapshot.id).where(ConfigSnapshot.object_type == "token")).first() is not None
+        )
