@@ -21,9 +21,11 @@ demo: $(STAMP)
 ## Install, then run every check: lint, types, the rule pack's own tests, the suite on SQLite and on PostgreSQL.
 test: $(STAMP) lint typecheck rules-test test-sqlite test-postgresql
 
+## ruff, and the dead-code check (vulture: [tool.vulture] in pyproject.toml, vulture_whitelist.py).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vulture
 
 ## mypy over every package; the configuration is [tool.mypy] in pyproject.toml.
 typecheck: $(STAMP)

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 from sqlmodel import col, select
@@ -227,14 +226,3 @@ def run_demo(
             f"run again with --approve-as {APPROVER} to approve the plans as a second person and execute them"
         )
     return outcomes
-
-
-def outcome_dict(outcome: ScenarioOutcome) -> dict[str, Any]:
-    return {
-        "scenario": outcome.scenario,
-        "events": outcome.events,
-        "findings": dict(outcome.findings),
-        "incidents": dict(outcome.incidents),
-        "planned_steps": outcome.planned_steps,
-        "executed_steps": outcome.executed_steps,
-    }

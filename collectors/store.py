@@ -9,7 +9,7 @@ update matches no row and the whole transaction (events included) is rolled back
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -337,13 +337,6 @@ def touch_run(session: Session, run_id: int, *, pages: int, read: int, new: int)
             records_new=CollectionRun.records_new + new,  # type: ignore[operator]
         )
     )
-
-
-def count_events(session: Session, connection_id: int, streams: Sequence[str] | None = None) -> int:
-    query = select(func.count()).select_from(Event).where(Event.connection_id == connection_id)
-    if streams:
-        query = query.where(col(Event.stream).in_(list(streams)))
-    return int(session.exec(query).one())
 
 
 def prune_runs(session: Session, *, keep_days: float) -> int:

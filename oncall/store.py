@@ -11,7 +11,7 @@ from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.models.oncall import OncallDefinition
 from oncall.errors import OncallNotFound
-from oncall.spec import Channels, Kind, OncallDocument, Policy, Schedule
+from oncall.spec import Channels, Kind, OncallDocument, Schedule
 
 _FIELDS = {
     Kind.RESPONDER: "responders",
@@ -107,10 +107,6 @@ def _one(session: Session, kind: Kind, name: str) -> dict[str, Any]:
 
 def get_schedule(session: Session, name: str) -> Schedule:
     return Schedule.model_validate(_one(session, Kind.SCHEDULE, name))
-
-
-def get_policy(session: Session, name: str) -> Policy:
-    return Policy.model_validate(_one(session, Kind.POLICY, name))
 
 
 def get_channels(session: Session) -> Channels:

@@ -21,8 +21,6 @@ from core.models import AnalysisCursor, Checkpoint, Connection, Event, Finding
 from core.models.enums import FindingStatus, Health
 
 DETECTION_CURSOR = "detection"
-# A stream that has not succeeded for this many of its intervals is lagging.
-STREAM_INTERVALS_LATE = 3
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,6 @@ class Principal:
     system: bool = False
     known: bool = True
 
-    @property
-    def is_person(self) -> bool:
-        return not self.system
-
 
 def as_principal(actor: Actor, who: Principal) -> Actor:
     """`actor` named by its canonical principal (a Slack user is recorded as the person behind it)."""

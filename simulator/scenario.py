@@ -83,7 +83,6 @@ class ActivitySpec:
     drive_events_per_session: float = 4.0
     slack_messages_per_day: float = 2.0
     mails_per_day: float = 0.6
-    teams_messages_per_day: float = 0.8
     weekend_work: float = 0.12
     workday_absence: float = 0.06
 

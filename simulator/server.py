@@ -116,10 +116,6 @@ class Simulator:
     def base_url(self) -> str:
         return self.http.base_url
 
-    @property
-    def tls_base_url(self) -> str:
-        return self.https.base_url.replace("127.0.0.1", self.host)
-
     def info(self) -> dict[str, Any]:
         """What a client needs (printed as one JSON line by `simulator serve`)."""
         base = self.base_url

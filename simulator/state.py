@@ -25,8 +25,6 @@ class UserState:
     google_change_password: bool = False
     slack_deleted: bool = False
     sessions_revoked_at: int | None = None
-    google_signed_out_at: int | None = None
-    slack_sessions_reset_at: int | None = None
     mfa_methods: list[dict[str, Any]] = field(default_factory=list)
     google_admin: bool = False
     risk_level: str = "none"
@@ -141,7 +139,6 @@ class State:
         self.slack_settings: dict[str, Any] = {}
         self.slack_apps: dict[str, SlackApp] = {}
         self.slack_public_files: dict[str, dict[str, Any]] = {}
-        self.slack_messages: list[dict[str, Any]] = []
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.removed_users: set[int] = set()
         self._build_base()

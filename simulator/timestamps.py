@@ -49,14 +49,6 @@ def ual_time(us: int) -> str:
     return _seconds_text(us // SECOND)
 
 
-def iso_seconds(us: int) -> str:
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def slack_ts(us: int) -> str:
-    return f"{us // SECOND}.{us % SECOND:06d}"
-
-
 def parse_slack_ts(text: str) -> int:
     seconds, _, fraction = str(text).partition(".")
     return int(seconds) * SECOND + int((fraction + "000000")[:6] or 0)

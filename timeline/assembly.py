@@ -1,6 +1,6 @@
 """Assemble an incident from its findings: aggregates, finding and evidence entries, priority, SLA.
 
-`refresh_incident` is what the build step and the lifecycle operations (merge, split) call after
+`refresh_incidents` is what the build step and the lifecycle operations (merge, split) call after
 the set of findings of an incident changed. It rewrites only what depends on the findings: the
 evidence entries are rebuilt (collapsed) when a finding was added, moved or updated, the finding
 entries are upserted, the priority is recomputed and a change of priority is recorded.
@@ -17,7 +17,6 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, record
-from core.models.enums import Priority
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
@@ -319,15 +318,6 @@ def _count_messages(session: Session, incidents: Sequence[Incident]) -> None:
         incident.message_count = counts.get(incident.id or 0, 0)
 
 
-def refresh_incident(
-    session: Session, incident: Incident, ctx: BuildContext, *, rebuild_evidence: bool = False
-) -> bool:
-    """`refresh_incidents` for one incident; True when its keys changed."""
-    return bool(
-        refresh_incidents(session, [incident], ctx, rebuild=[incident.id or 0] if rebuild_evidence else [])
-    )
-
-
 def _aggregate(
     incident: Incident, findings: Sequence[Finding], entities: dict[str, list[str]], ctx: BuildContext
 ) -> bool:
@@ -438,11 +428,6 @@ def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
         f"{len(findings)} finding{'s' if len(findings) != 1 else ''} ({counted}) about {about}"
         f" in {', '.join(providers) or 'the tenant'} over {span}{because}."
     )[:2000]
-
-
-def is_escalation(old: str, new: str) -> bool:
-    order = [p.value for p in Priority]
-    return order.index(new) < order.index(old)
 
 
 def window_of(incident: Incident, config: TimelineConfig) -> tuple[datetime, datetime]:

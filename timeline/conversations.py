@@ -474,17 +474,3 @@ def is_direct_chat(message: MessageFacts) -> bool:
     if message.provider == "slack":
         return channel.startswith("D")
     return False
-
-
-def linked_threads(
-    matches: Iterable[ConversationMatch], messages: Mapping[int, MessageFacts]
-) -> dict[int, set[tuple[str, str, str]]]:
-    """Per incident, the threads its attached messages sit in (to be stored as links)."""
-    found: dict[int, set[tuple[str, str, str]]] = {}
-    for match in matches:
-        message = messages.get(match.message_id)
-        if message is None:
-            continue
-        key = message.thread_key or message.own_key
-        found.setdefault(match.incident_id, set()).add(key)
-    return found

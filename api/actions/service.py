@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlmodel import Session, select
 
 import remediation
 from api.actions.schemas import DecisionOut, ExecutionOut, PlanOut, PlanStepOut
@@ -16,17 +15,6 @@ from core.models import RemediationAction
 
 def _plan_out(plan: remediation.Plan) -> PlanOut:
     return PlanOut.model_validate(jsonable_encoder(plan.as_dict()))
-
-
-def _statuses(
-    session: Session, incident_id: int | None = None, action_ids: list[int] | None = None
-) -> dict[str, str]:
-    query = select(RemediationAction.id, RemediationAction.status)
-    if incident_id is not None:
-        query = query.where(RemediationAction.incident_id == incident_id)
-    if action_ids is not None:
-        query = query.where(RemediationAction.id.in_(action_ids))  # type: ignore[union-attr]
-    return {str(action_id): status for action_id, status in session.exec(query).all()}
 
 
 def _incident_of(ctx: RequestContext, action_id: int) -> int:

@@ -23,16 +23,6 @@ class FindingSort(StrEnum):
     ID_ASC = "id"
 
 
-class Entities(BaseModel):
-    people: list[str] = Field(default_factory=list)
-    ips: list[str] = Field(default_factory=list)
-    files: list[str] = Field(default_factory=list)
-    apps: list[str] = Field(default_factory=list)
-    accounts: list[str] = Field(default_factory=list)
-
-    model_config = ConfigDict(extra="allow")
-
-
 class FindingSummary(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,

@@ -38,10 +38,6 @@ class ApplyOut(BaseModel):
     unchanged: int
 
 
-class AckIn(BaseModel):
-    via: str = "api"
-
-
 def _span(start: datetime | None, end: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
     lo = as_utc(start) if start else utcnow()
     hi = as_utc(end) if end else lo + default

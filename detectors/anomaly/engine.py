@@ -98,11 +98,9 @@ class AnomalyEngine:
         self.model_trained_ts: float | None = None
         self._pending_model: tuple[session_model.ForestArrays, int] | None = None  # trained, not yet stored
         self._reservoir: list[np.ndarray] = []
-        self._reservoir_rows = 0
         self._rng = np.random.default_rng(0)
         self._day_counts: dict[tuple[str, str, int], int] = {}
         self._loaded = False
-        self._dirty_batches = 0
 
     # ------------------------------------------------------------ state
 
@@ -133,7 +131,6 @@ class AnomalyEngine:
         rows = self.builder.to_rows(now or utcnow())
         session.exec(delete(PersonBaseline))  # type: ignore[call-overload]
         session.add_all(rows)
-        self._dirty_batches = 0
         return len(rows)
 
     # ------------------------------------------------------------ analysis
@@ -153,7 +150,6 @@ class AnomalyEngine:
             result.hits.extend(part.hits)
             result.signins += part.signins
             result.activities += part.activities
-        self._dirty_batches += 1
         return result
 
     def _process_day(self, events: Sequence[StoredEvent]) -> BatchResult:
@@ -246,7 +242,6 @@ class AnomalyEngine:
         """Keep a bounded, uniform sample of ordinary sessions to (re)train on."""
         if len(rows) == 0:
             return
-        self._reservoir_rows += len(rows)
         self._reservoir.append(rows)
         total = sum(len(r) for r in self._reservoir)
         if total > RESERVOIR:
@@ -304,19 +299,3 @@ class AnomalyEngine:
         session.add(row)
         self._pending_model = None
         return row
-
-
-def read_events(session: Session, after_id: int, limit: int) -> list[Event]:
-    """The next events after `after_id` from the streams anomaly detection reads."""
-    providers = sorted({p for p, _ in STREAMS})
-    streams = sorted({s for _, s in STREAMS})
-    return list(
-        session.exec(
-            select(Event)
-            .where(
-                col(Event.id) > after_id, col(Event.provider).in_(providers), col(Event.stream).in_(streams)
-            )
-            .order_by(col(Event.id))
-            .limit(limit)
-        ).all()
-    )

@@ -12,7 +12,6 @@ countries are never "impossible" just because their centres are far apart.
 from __future__ import annotations
 
 import ipaddress
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +23,6 @@ import orjson
 from detectors.anomaly.errors import AnomalyConfigError
 
 EARTH_RADIUS_KM = 6371.0088
-DEFAULT_COUNTRY_RADIUS_KM = 400.0
 _CENTROIDS_FILE = Path(__file__).parent / "data" / "country_centroids.json"
 
 
@@ -48,13 +46,6 @@ def country_position(country: str | None) -> tuple[float, float, float] | None:
     if not country:
         return None
     return country_centroids().get(country.upper())
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
 def haversine_km_array(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from core.clock import parse_time
 from detectors.anomaly.geo import GeoLocator
 
 SIGNIN_STREAMS = {("m365", "signins"), ("google", "login"), ("slack", "audit")}
@@ -310,9 +309,3 @@ def to_columns(signins: Iterable[SignIn]) -> SignInColumns:
         provider=np.array([s.provider for s in rows], dtype=object),
         rows=rows,
     )
-
-
-def parse_event_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return parse_time(str(value))

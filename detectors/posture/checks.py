@@ -8,7 +8,7 @@ its own passing and failing test snapshots. Invalid files are refused with file,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -304,11 +304,3 @@ def load_checks(path: Path | str | None = None) -> list[PostureCheck]:
             seen[check.id] = f"{check.source}:{check.line}"
             checks.append(check)
     return checks
-
-
-def by_object_type(checks: Iterable[PostureCheck]) -> dict[str, list[PostureCheck]]:
-    grouped: dict[str, list[PostureCheck]] = {}
-    for check in checks:
-        for object_type in check.object_types:
-            grouped.setdefault(object_type, []).append(check)
-    return grouped

@@ -26,14 +26,6 @@ class RuleProblem:
         return f"{where}{who}: {self.reason}"
 
 
-class RuleError(DetectionError):
-    """A rule cannot be used; the message says file, line, rule and why."""
-
-    def __init__(self, problem: RuleProblem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
-
-
 class EventError(DetectionError):
     """An event cannot be evaluated (bad bytes, too deep, unreadable time); names the event."""
 

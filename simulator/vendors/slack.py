@@ -424,7 +424,6 @@ class SlackApi:
 
     def session_reset(self, request: Request) -> Response:
         person = self.person(request, "user_id")
-        self.state.user(person.index).slack_sessions_reset_at = self.sim.now()
         self.audit_event(
             "user_session_reset_by_admin",
             person,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,10 +169,6 @@ def ato_incident(make_incident: Callable[..., int], make_finding: Callable[..., 
         at=T0 + timedelta(minutes=12),
     )
     return incident
-
-
-def playbook_dir() -> Path:
-    return DEFAULT_DIR
 
 
 @pytest.fixture

@@ -149,7 +149,6 @@ class Directory(GoogleBase):
     def sign_out(self, request: Request) -> Response:
         admin = self.need(request, "security", admin=True)
         person = self.person(request.params["user"])
-        self.state.user(person.index).google_signed_out_at = self.sim.now()
         self.admin_event(admin, [("USER_SETTINGS", "USER_SIGN_OUT", {"USER_EMAIL": person.email})])
         self.change(request, "sign_out", {"user": person.email, "id": person.google_id}, person=person)
         return Response.empty(204)
