@@ -29,7 +29,6 @@ from pathlib import Path
 from bench.harness import Figure, print_table
 from collectors import collect_once, connections_from_simulator
 from collectors.connections import sync_connections
-from collectors.normalise import normalise
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
 from collectors.streams.base import StreamContext, open_api, stream_spec
@@ -37,6 +36,7 @@ from core.audit import Actor
 from core.clock import utcnow
 from core.db import Database
 from core.models import Connection
+from core.normalise import normalise
 from core.settings import Settings
 from providers.credentials import Secrets
 from simulator.handle import SimulatorHandle

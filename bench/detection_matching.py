@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.harness import Figure, Stats, print_table, repeat
 from bench.limits import sample_events
+from core.normalise import with_event_identity
 from detectors.pipeline import default_rules_path
 from detectors.sigma.correlation import CorrelationState
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, CorrelationType, RulePack
@@ -120,8 +121,11 @@ def bench_events(count: int, pack: RulePack, seed: int = 11) -> list[EventRecord
     while len(records) < count and samples:
         event = rng.choice(samples)
         at = start + timedelta(seconds=rng.randrange(7 * 86400))
+        stamped = with_event_identity(
+            event.provider, event.stream, event.data, event_id=f"t{len(records)}", at=at
+        )
         records.extend(
-            make_records(event.provider, event.stream, event.data, event_id=len(records), ts=at.timestamp())
+            make_records(event.provider, event.stream, stamped, event_id=len(records), ts=at.timestamp())
         )
     records = records[:count]
     records.sort(key=lambda r: r.ts)

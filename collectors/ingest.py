@@ -22,12 +22,12 @@ import orjson
 from sqlmodel import select
 
 from collectors.errors import IngestError
-from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
-from collectors.normalise.google import is_raw_activity
 from collectors.store import insert_events, quarantine
 from core.audit import Actor, AuditAction, record
 from core.db import Database
 from core.models import Connection
+from core.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
+from core.normalise.google import is_raw_activity
 from core.paths import dig
 
 BATCH = 2000

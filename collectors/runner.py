@@ -23,7 +23,6 @@ from sqlmodel import col, select
 from collectors.errors import CollectorError, LeaseLost
 from collectors.inventory import plan_inventory
 from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
-from collectors.normalise import NormaliseError, normalise
 from collectors.options import CollectorOptions
 from collectors.progress import ProgressSink
 from collectors.report import CollectionReport, RunStatus, StreamResult
@@ -42,6 +41,7 @@ from core.clock import utcnow
 from core.db import Database
 from core.models import Connection, Health
 from core.models.connection import Checkpoint, CollectionRun
+from core.normalise import NormaliseError, normalise
 from core.settings import Settings
 from providers.credentials import Secrets
 from providers.errors import (

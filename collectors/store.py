@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from collectors.errors import LeaseLost
-from collectors.normalise import NormalisedEvent, NormalisedMessage
 from core.clock import utcnow
 from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
 from core.models.connection import Checkpoint, CollectionRun
+from core.normalise import NormalisedEvent, NormalisedMessage
 from core.redaction import RedactionPolicy, redact
 
 _BATCH = 500

@@ -39,7 +39,7 @@ from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
-from detectors.sigma.events import EventRecord, normalise
+from detectors.sigma.events import EventRecord
 from detectors.sigma.loader import load_pack
 from detectors.sigma.suppressions import SuppressionSpec
 
@@ -107,17 +107,17 @@ class PipelineResult:
                 self.findings.append(finding.id)
 
 
-def event_records(event: Event) -> list[EventRecord]:
-    """A stored Event as the engine's record (tolerating raw shapes the collectors may keep)."""
+def event_record(event: Event) -> EventRecord:
+    """A stored Event as the engine's record: stored events are already in the normalised shape."""
     assert event.id is not None
-    ts = event.occurred_at.timestamp()
-    out = []
-    for index, (provider_id, data) in enumerate(normalise(event.provider, event.stream, event.raw or {})):
-        rid: int | str = event.id if index == 0 else f"{event.id}#{index}"
-        out.append(
-            EventRecord(rid, event.provider, event.stream, ts, data, provider_id or event.provider_event_id)
-        )
-    return out
+    return EventRecord(
+        event.id,
+        event.provider,
+        event.stream,
+        event.occurred_at.timestamp(),
+        event.raw or {},
+        event.provider_event_id,
+    )
 
 
 def _active_suppressions(session: Session, now: datetime) -> list[Suppression]:
@@ -172,7 +172,7 @@ class DetectionPipeline:
             .where(col(Event.id) <= position, col(Event.occurred_at) >= since)
             .order_by(col(Event.id))
         ).all()
-        self.engine.warm_up(r for event in replay for r in event_records(event))
+        self.engine.warm_up(event_record(event) for event in replay)
 
     def run_batch(self, session: Session) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction."""
@@ -192,7 +192,7 @@ class DetectionPipeline:
             row.id: row for row in _active_suppressions(session, now) if row.id is not None
         }
         self.engine.set_suppressions(_spec(row) for row in rows.values())
-        records = [r for event in events for r in event_records(event)]
+        records = [event_record(event) for event in events]
         batch = self.engine.process(records)
         drafts = list(batch.findings)
         for detector in self.detectors:

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.normalise.google import normalise_gmail_message
-from collectors.normalise.records import NormaliseError
 from collectors.streams.base import (
     ChangeWatch,
     Page,
@@ -23,6 +21,8 @@ from collectors.streams.base import (
     register,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from core.normalise.google import normalise_gmail_message
+from core.normalise.records import NormaliseError
 from providers.errors import (
     RequestRejected,
     StalePageToken,

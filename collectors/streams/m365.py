@@ -7,8 +7,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.normalise.m365 import normalise_mail_message, normalise_teams_message
-from collectors.normalise.records import NormaliseError
 from collectors.streams.base import (
     ChangeWatch,
     Page,
@@ -19,6 +17,8 @@ from collectors.streams.base import (
     register,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from core.normalise.m365 import normalise_mail_message, normalise_teams_message
+from core.normalise.records import NormaliseError
 from providers.errors import MalformedResponse, RequestRejected, StalePageToken
 from providers.m365 import M365Api, same_origin, url_path
 

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from collectors.normalise.records import NormaliseError
-from collectors.normalise.slack import normalise_slack_message
 from collectors.streams.base import (
     ChangeWatch,
     Page,
@@ -20,6 +18,8 @@ from collectors.streams.base import (
     register,
 )
 from collectors.streams.windows import WindowPlan, event_pages
+from core.normalise.records import NormaliseError
+from core.normalise.slack import normalise_slack_message
 from providers.errors import (
     RequestRejected,
     StalePageToken,

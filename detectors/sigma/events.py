@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,22 +20,12 @@ from typing import Any
 import orjson
 
 from core.clock import parse_time
+from core.normalise import NormaliseError, normalise
 from detectors.sigma.errors import EventError
-from detectors.sigma.logsource import profile
 
 MAX_DEPTH = 64
 MAX_KEYWORD_LEAVES = 20_000
 _MISSING: Any = object()
-
-_GOOGLE_VALUE_SLOTS = (
-    "value",
-    "intValue",
-    "boolValue",
-    "multiValue",
-    "multiIntValue",
-    "messageValue",
-    "multiMessageValue",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +56,6 @@ def stringform(value: Any) -> str | None:
     if kind is float:
         return str(int(value)) if value.is_integer() else repr(value)
     return None
-
-
-def _lower_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        return {key.lower(): value for key, value in obj.items()}
-    except AttributeError:  # a non-string key (not JSON, but be tolerant)
-        return {str(key).lower(): value for key, value in obj.items()}
 
 
 # Objects of one stream share a handful of shapes (the same keys in the same order), so the
@@ -332,93 +315,6 @@ def _parse_ip_text(value: str) -> tuple[int, int] | None:
         return None
 
 
-# -- shapes ---------------------------------------------------------------------------------
-
-
-def _google_parameter_value(param: Mapping[str, Any]) -> Any:
-    for slot in _GOOGLE_VALUE_SLOTS:
-        if slot in param:
-            return param[slot]
-    return None
-
-
-def google_parameters(parameters: Any) -> Any:
-    """Reports API `parameters` list of {name, value|intValue|...} -> {name: value}; dicts unchanged."""
-    if type(parameters) is not list:
-        return parameters
-    out: dict[str, Any] = {}
-    for param in parameters:
-        if isinstance(param, Mapping) and "name" in param:
-            out[str(param["name"])] = _google_parameter_value(param)
-    return out
-
-
-def explode_google_activity(activity: Mapping[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
-    """One Reports API activity -> one record per entry of `events[]` (provider id, record)."""
-    ident = activity.get("id") if isinstance(activity.get("id"), Mapping) else {}
-    events = activity.get("events")
-    if type(events) is not list:
-        return [(None, dict(activity))]
-    shared = {key: value for key, value in activity.items() if key != "events"}
-    records = []
-    for index, entry in enumerate(events):
-        if not isinstance(entry, Mapping):
-            continue
-        record = {**shared, **entry}
-        record["parameters"] = google_parameters(entry.get("parameters", {}))
-        provider_id = f"{ident.get('time')}/{ident.get('uniqueQualifier')}/{index}" if ident else None
-        records.append((provider_id, record))
-    return records
-
-
-def unwrap_azure_monitor(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """An Azure Monitor diagnostic export row (`category`, `properties` = the Graph object) -> the
-    Graph object, keeping the wrapper's own fields where the Graph object has none of that name."""
-    properties = data.get("properties")
-    if isinstance(properties, Mapping) and ("category" in data or "operationName" in data):
-        merged = dict(properties)
-        for key, value in data.items():
-            if key != "properties" and key not in merged:
-                merged[key] = value
-        return merged
-    return data
-
-
-def normalise(
-    provider: str, stream: str, data: Mapping[str, Any]
-) -> Sequence[tuple[str | None, Mapping[str, Any]]]:
-    """Accept every input shape the reference lists; returns (provider id or None, record) pairs."""
-    if provider == "google":
-        if type(data.get("events")) is list and "name" not in data:
-            return explode_google_activity(data)
-        if type(data.get("parameters")) is list:
-            data = {**data, "parameters": google_parameters(data["parameters"])}
-        return [(None, data)]
-    if provider == "m365":
-        return [(None, unwrap_azure_monitor(data))]
-    return [(None, data)]
-
-
-def event_time(provider: str, stream: str, data: Mapping[str, Any]) -> float:
-    """Event time in epoch seconds from the stream's time field(s); EventError when none is readable."""
-    view_top = _lower_keys(data)
-    for path in (*profile(provider, stream).time_paths, "time", "timestamp"):
-        node: Any = view_top
-        for segment in path.lower().split("."):
-            node = _lower_keys(node).get(segment) if isinstance(node, Mapping) else None
-            if node is None:
-                break
-        if node is None:
-            continue
-        parsed = _parse_time_value(node)
-        if parsed is not None:
-            return parsed
-    raise EventError(
-        f"{provider}/{stream}",
-        f"no readable event time (looked at {', '.join(profile(provider, stream).time_paths)})",
-    )
-
-
 def _parse_time_value(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -468,10 +364,15 @@ def make_records(
     event_id: int | str,
     ts: float | None = None,
 ) -> list[EventRecord]:
-    """Records for one input object (several for a raw Google activity), time read from the data."""
+    """Records for one raw input object through the one normaliser collection stores with
+    (several for a raw Google activity); a record it refuses is an EventError naming the stream."""
+    try:
+        events = normalise(provider, stream, data)
+    except NormaliseError as exc:
+        raise EventError(f"{provider}/{stream}", str(exc)) from None
     records = []
-    for index, (provider_id, record) in enumerate(normalise(provider, stream, data)):
-        when = ts if ts is not None else event_time(provider, stream, record)
+    for index, event in enumerate(events):
+        when = ts if ts is not None else event.occurred_at.timestamp()
         rid: int | str = event_id if index == 0 else f"{event_id}#{index}"
-        records.append(EventRecord(rid, provider, stream, when, record, provider_id))
+        records.append(EventRecord(rid, provider, stream, when, event.raw, event.provider_event_id))
     return records

@@ -54,16 +54,14 @@ SERVICE_ALIASES: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class StreamProfile:
-    """What a stream's events look like: where the time is, who the entities are, what to index on."""
+    """What a stream's events look like: who the entities are, what to index on."""
 
-    time_paths: tuple[str, ...]
     index_preference: tuple[str, ...]
     entities: dict[str, tuple[str, ...]] = field(default_factory=dict)
     actor_path: str | None = None
 
 
 _GOOGLE = StreamProfile(
-    time_paths=("id.time",),
     index_preference=("name", "type"),
     entities={
         "people": ("actor.email",),
@@ -75,7 +73,6 @@ _GOOGLE = StreamProfile(
 
 PROFILES: dict[tuple[str, str], StreamProfile] = {
     ("m365", "signins"): StreamProfile(
-        time_paths=("createdDateTime", "time"),
         index_preference=("status.errorCode", "clientAppUsed", "riskLevelDuringSignIn"),
         entities={
             "people": ("userPrincipalName",),
@@ -86,7 +83,6 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         actor_path="userPrincipalName",
     ),
     ("m365", "directory_audits"): StreamProfile(
-        time_paths=("activityDateTime", "time"),
         index_preference=("activityDisplayName", "operationName", "category"),
         entities={
             "people": ("initiatedBy.user.userPrincipalName", "targetResources.userPrincipalName"),
@@ -97,7 +93,6 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         actor_path="initiatedBy.user.userPrincipalName",
     ),
     ("m365", "unified_audit"): StreamProfile(
-        time_paths=("CreationTime",),
         index_preference=("Operation", "RecordType", "Workload"),
         entities={
             "people": ("UserId",),
@@ -108,26 +103,22 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         actor_path="UserId",
     ),
     ("m365", "risk_detections"): StreamProfile(
-        time_paths=("detectedDateTime", "activityDateTime"),
         index_preference=("riskEventType", "riskLevel"),
         entities={"people": ("userPrincipalName",), "ips": ("ipAddress",), "accounts": ("userId",)},
         actor_path="userPrincipalName",
     ),
     ("google", "login"): _GOOGLE,
     ("google", "admin"): StreamProfile(
-        time_paths=_GOOGLE.time_paths,
         index_preference=_GOOGLE.index_preference,
         entities={**_GOOGLE.entities, "people": ("actor.email", "parameters.USER_EMAIL")},
         actor_path="actor.email",
     ),
     ("google", "drive"): StreamProfile(
-        time_paths=_GOOGLE.time_paths,
         index_preference=_GOOGLE.index_preference,
         entities={**_GOOGLE.entities, "files": ("parameters.doc_title", "parameters.doc_id")},
         actor_path="actor.email",
     ),
     ("google", "token"): StreamProfile(
-        time_paths=_GOOGLE.time_paths,
         index_preference=_GOOGLE.index_preference,
         entities={**_GOOGLE.entities, "apps": ("parameters.app_name", "parameters.client_id")},
         actor_path="actor.email",
@@ -135,7 +126,6 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
     ("google", "saml"): _GOOGLE,
     ("google", "user_accounts"): _GOOGLE,
     ("slack", "audit"): StreamProfile(
-        time_paths=("date_create",),
         index_preference=("action",),
         entities={
             "people": ("actor.user.email", "entity.user.email"),
@@ -186,6 +176,4 @@ def resolve_streams(product: str | None, service: str | None) -> tuple[str, tupl
 
 
 def profile(provider: str, stream: str) -> StreamProfile:
-    return PROFILES.get((provider, stream)) or StreamProfile(
-        time_paths=("time", "timestamp"), index_preference=()
-    )
+    return PROFILES.get((provider, stream)) or StreamProfile(index_preference=())

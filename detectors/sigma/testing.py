@@ -10,14 +10,15 @@ when given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from core.normalise import with_event_identity
 from detectors.sigma.compiler import explain
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, RulePack, RuleTest
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.errors import EventError
-from detectors.sigma.events import EventRecord, EventView, check_depth, event_time, normalise
+from detectors.sigma.events import EventRecord, EventView, check_depth, make_records
 
 BASE_TIME = 1_700_000_000.0
 
@@ -41,12 +42,16 @@ def _records(test: RuleTest, rule_id: str) -> tuple[list[EventRecord], list[str]
             )
             continue
         check_depth(event.data, f"{rule_id} test {test.name!r} event {position}")
-        for provider_id, data in normalise(event.provider, event.stream, event.data):
-            try:
-                ts = event_time(event.provider, event.stream, data) + event.offset
-            except EventError:
-                ts = BASE_TIME + position + event.offset
-            records.append(EventRecord(len(records) + 1, event.provider, event.stream, ts, data, provider_id))
+        # What the provider always sends and a test leaves out: its event id and time.
+        data = with_event_identity(
+            event.provider,
+            event.stream,
+            event.data,
+            event_id=f"test-{position}",
+            at=datetime.fromtimestamp(BASE_TIME + position, UTC),
+        )
+        for record in make_records(event.provider, event.stream, data, event_id=len(records) + 1):
+            records.append(replace(record, id=len(records) + 1, ts=record.ts + event.offset))
     return records, notes
 
 

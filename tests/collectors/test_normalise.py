@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collectors.normalise import NormaliseError, normalise
+from core.normalise import NormaliseError, normalise
 
 GRAPH_SIGNIN = {
     "id": "66ea54eb-6301-4ee5-be62-ff5a759b8100",

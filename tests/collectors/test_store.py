@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import func, select
 
-from collectors.normalise import NormalisedEvent, NormalisedMessage
 from collectors.store import insert_events, insert_messages, quarantine, store_snapshots
 from core.db import Database
 from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
+from core.normalise import NormalisedEvent, NormalisedMessage
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from collectors.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from core.models import Event
+from core.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from tests.fuzz.budget import FUZZ
 
 AT = "2026-11-20T10:00:01.1234567Z"

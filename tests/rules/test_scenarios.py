@@ -9,12 +9,13 @@ truth by provider event id.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from detectors.pipeline import default_rules_path
 from detectors.sigma.engine import DetectionEngine
-from detectors.sigma.events import EventRecord, event_time, normalise
+from detectors.sigma.events import EventRecord, make_records
 from detectors.sigma.loader import load_pack
 from simulator import world as simulator_world
 from simulator.render import event_ids, render
@@ -36,9 +37,9 @@ def scenario_events(world) -> Iterator[EventRecord]:
         for record in world.store.all_records(stream):
             body = render(world.ctx, stream, record)
             ids = event_ids(world.ctx, stream, record)
-            for index, (provider_id, data) in enumerate(normalise(provider, name, body)):
-                event_id = provider_id or ids[index]
-                yield EventRecord(event_id, provider, name, event_time(provider, name, data), data, event_id)
+            for index, made in enumerate(make_records(provider, name, body, event_id=ids[0])):
+                event_id = made.provider_event_id or ids[index]
+                yield replace(made, id=event_id, provider_event_id=event_id)
 
 
 def _detect(scenario: str):

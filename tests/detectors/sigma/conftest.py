@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.normalise import with_event_identity
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.errors import RuleProblem
@@ -50,7 +52,10 @@ def record(
     data: dict[str, Any], *, provider: str = "m365", stream: str = "signins", ts: float = 1_800_000_000.0
 ) -> EventRecord:
     _counter["id"] += 1
-    return make_records(provider, stream, data, event_id=_counter["id"], ts=ts)[0]
+    stamped = with_event_identity(
+        provider, stream, data, event_id=f"e{_counter['id']}", at=datetime.fromtimestamp(ts, UTC)
+    )
+    return make_records(provider, stream, stamped, event_id=_counter["id"], ts=ts)[0]
 
 
 def view(data: dict[str, Any], **kwargs: Any) -> EventView:

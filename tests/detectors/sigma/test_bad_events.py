@@ -6,7 +6,7 @@ import pytest
 
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.errors import EventError
-from detectors.sigma.events import EventRecord, check_depth, event_time, parse_event_bytes
+from detectors.sigma.events import EventRecord, check_depth, make_records, parse_event_bytes
 from tests.detectors.sigma.conftest import record, rule_yaml
 
 T0 = 1_800_000_000.0
@@ -37,7 +37,7 @@ def test_absurdly_nested_events_are_refused_up_front() -> None:
 
 def test_an_event_without_a_readable_time_names_the_stream() -> None:
     with pytest.raises(EventError, match="m365/signins"):
-        event_time("m365", "signins", {"createdDateTime": "yesterday"})
+        make_records("m365", "signins", {"id": "s1", "createdDateTime": "yesterday"}, event_id=1)
 
 
 def test_huge_and_strange_events_are_evaluated_without_crashing(make_pack) -> None:

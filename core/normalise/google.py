@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collectors.normalise.records import (
+from core.normalise.records import (
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
