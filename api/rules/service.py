@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from api.context import RequestContext
-from api.errors import NotFound
+from api.errors import NotFound, Unprocessable
 from api.rules.schemas import (
     RuleDocumentIn,
     RuleOut,
@@ -21,11 +21,12 @@ from api.rules.schemas import (
     TestOutcomeOut,
     ValidationOut,
 )
+from core import loading
 from core.models import Suppression
 from detectors import suppressions
 from detectors.pipeline import load_default_pack
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, RulePack, RuleTest, TestEvent
-from detectors.sigma.loader import load_pack
+from detectors.sigma.loader import RULE_LIMITS, load_pack
 from detectors.sigma.testing import run_pack_tests, run_test
 
 _pack_lock = threading.Lock()
@@ -66,8 +67,20 @@ def list_rules(ctx: RequestContext, provider: str | None) -> list[RuleOut]:
     return [_rule_out(i) for i in items if provider is None or i.provider == provider]
 
 
+def _bounded(text: str) -> None:
+    """An input over the loader's limits (an alias bomb, absurd nesting) is refused with 422
+    before anything walks it; a merely invalid rule is reported as a problem, as from a file."""
+    try:
+        loading.load_yaml(text, source="yaml", limits=RULE_LIMITS)
+    except loading.LimitExceeded as exc:
+        raise Unprocessable(str(exc)) from None
+    except loading.LoadError:
+        pass  # the pack loader reports it with its line
+
+
 def _load_body(text: str) -> RulePack:
     """Load rules from text through the same loader as files (it reads files: write one)."""
+    _bounded(text)
     with tempfile.TemporaryDirectory(prefix="tenantguard-rule-") as tmp:
         path = Path(tmp) / "body.yml"
         path.write_text(text, encoding="utf-8")
@@ -108,6 +121,11 @@ def test(body: RuleTestIn) -> RuleTestOut:
         )
         for o in run_pack_tests(pack)
     ]
+    for position, event in enumerate(body.events):
+        try:
+            loading.check_data(event.data, source=f"events[{position}].data", limits=RULE_LIMITS)
+        except loading.LimitExceeded as exc:
+            raise Unprocessable(str(exc)) from None
     if body.events:
         events = tuple(TestEvent(e.provider.value, e.stream, e.data) for e in body.events)
         probe = RuleTest(name="events from the request", expect_match=True, events=events)

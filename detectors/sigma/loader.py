@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sigma.conditions import ConditionOR, SigmaCondition
 from sigma.correlations import (
     SigmaCorrelationConditionOperator,
@@ -44,7 +43,7 @@ from sigma.modifiers import SigmaBase64Modifier, SigmaBase64OffsetModifier, modi
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
 
-from core import durations
+from core import durations, loading
 from detectors.sigma.compiler import (
     CompileError,
     FieldPath,
@@ -90,111 +89,17 @@ ENTITY_KINDS = ("people", "ips", "files", "apps", "accounts")
 STATUS_CONFIDENCE = {"stable": 0.9, "test": 0.8, "experimental": 0.7}
 
 
-# -- YAML with line numbers -------------------------------------------------------------------
+# -- YAML with line numbers (core.loading: bounded, unique keys, timestamps as text) -------------
+
+RULE_LIMITS = loading.Limits(max_bytes=MAX_RULE_FILE_BYTES)
 
 
-class _LineLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML that remembers the line of every mapping key, refuses duplicate keys, and keeps
-    timestamps as text (events carry them as strings, like the JSON they come from)."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.key_lines: dict[int, dict[Any, int]] = {}
-        self.map_lines: dict[int, int] = {}
-
-    def construct_tracked_map(self, node: yaml.MappingNode) -> Iterable[dict[Any, Any]]:
-        data: dict[Any, Any] = {}
-        yield data
-        self.flatten_mapping(node)
-        lines: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node)
-            try:
-                hash(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a mapping key must be a plain value", key_node.start_mark
-                )
-            if key in lines:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {lines[key]})", key_node.start_mark
-                )
-            lines[key] = key_node.start_mark.line + 1
-            data[key] = self.construct_object(value_node)
-        self.key_lines[id(data)] = lines
-        self.map_lines[id(data)] = node.start_mark.line + 1
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_tracked_map)
-
-
-class _Lines:
-    """Line lookups into the documents one loader produced (valid while the documents live)."""
-
-    def __init__(self, loader: _LineLoader) -> None:
-        self.key_lines = loader.key_lines
-        self.map_lines = loader.map_lines
-
-    def key(self, mapping: Any, key: Any, default: int | None = None) -> int | None:
-        if isinstance(mapping, dict):
-            found = self.key_lines.get(id(mapping), {}).get(key)
-            if found is not None:
-                return found
-            return self.map_lines.get(id(mapping), default)
-        return default
-
-    def of(self, mapping: Any, default: int | None = None) -> int | None:
-        return self.map_lines.get(id(mapping), default) if isinstance(mapping, dict) else default
-
-
-def _read_yaml(path: str, raw: bytes) -> tuple[list[Any], _Lines | None, RuleProblem | None]:
-    if len(raw) > MAX_RULE_FILE_BYTES:
-        return (
-            [],
-            None,
-            RuleProblem(
-                path,
-                None,
-                None,
-                f"file is {len(raw)} bytes; a rule file may be at most {MAX_RULE_FILE_BYTES}",
-            ),
-        )
+def _read_yaml(path: str, raw: bytes) -> tuple[list[Any], loading.Loaded | None, RuleProblem | None]:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return (
-            [],
-            None,
-            RuleProblem(
-                path,
-                line,
-                None,
-                f"not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); save the file as UTF-8",
-            ),
-        )
-    loader = _LineLoader(text)
-    docs: list[Any] = []
-    try:
-        while loader.check_data():
-            docs.append(loader.get_data())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        mark_line: int | None = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        reason = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-        return [], None, RuleProblem(path, mark_line, None, reason)
-    except RecursionError:
-        return [], None, RuleProblem(path, None, None, "invalid YAML: nested too deeply")
-    finally:
-        loader.dispose()
-    return docs, _Lines(loader), None
+        loaded = loading.load_yaml(raw, source=path, limits=RULE_LIMITS)
+    except loading.LoadError as exc:
+        return [], None, RuleProblem(path, exc.line, None, exc.reason)
+    return loaded.documents, loaded, None
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -236,7 +141,7 @@ def _mitre(tags: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 class _FileLoader:
     """Loads one file's documents; problems are collected, never raised."""
 
-    def __init__(self, path: str, lines: _Lines) -> None:
+    def __init__(self, path: str, lines: loading.Loaded) -> None:
         self.path = path
         self.lines = lines
         self.problems: list[RuleProblem] = []

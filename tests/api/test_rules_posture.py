@@ -161,3 +161,48 @@ def test_posture_scores_checks_history_and_drift(
     assert result["status"] == "fail" and result["connection_id"] == connection.id
     assert by_id["m365.anyone_links_expire"]["results"] == []
     assert [f["id"] for f in client.get("/posture/drift", headers=viewer).json()["items"]] == [drift.id]
+
+
+def _alias_bomb_rule() -> str:
+    """The outside review's attack: a rule whose test event is a ~760-byte alias bomb (9^9 values)."""
+    anchors = ['  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 9):
+        anchors.append(f"  l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    return (
+        RULE.split("tests:")[0]
+        + "tenantguard:\n  anchors:\n"
+        + "\n".join("  " + line for line in anchors)
+        + "\ntests:\n  - name: boom\n    match: true\n    event: {id: {time: '2026-11-20T04:00:00Z'}, x: *l8}\n"
+    )
+
+
+def test_an_alias_bomb_in_a_rule_test_is_refused_with_422_naming_the_limit(
+    client: TestClient, as_role: Callable[[str], dict[str, str]]
+) -> None:
+    bomb = _alias_bomb_rule()
+    assert 600 < len(bomb.encode()) < 2000
+    analyst = as_role("analyst")
+    for path in ("/rules/test", "/rules/validate"):
+        answer = client.post(path, json={"yaml": bomb}, headers=analyst)
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("yaml:") and "expands to more than" in detail and "aliases" in detail
+    # the server still answers ordinary requests
+    assert client.post("/rules/validate", json={"yaml": RULE}, headers=analyst).json()["ok"] is True
+
+
+def test_an_absurdly_nested_request_event_is_refused_with_422(
+    client: TestClient, as_role: Callable[[str], dict[str, str]]
+) -> None:
+    nested: dict[str, Any] = {}
+    node = nested
+    for _ in range(80):
+        node["x"] = {}
+        node = node["x"]
+    answer = client.post(
+        "/rules/test",
+        json={"yaml": RULE, "events": [{"provider": "google", "stream": "admin", "data": nested}]},
+        headers=as_role("analyst"),
+    )
+    assert answer.status_code == 422, answer.text
+    assert "events[0].data" in answer.json()["detail"] and "nested more than" in answer.json()["detail"]
