@@ -8,19 +8,22 @@ TENANTGUARD_REQUIRE_POSTGRES=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from core.db import Database
+from core.models import Connection, Finding, Incident
 from core.settings import Settings
+from tests import factories
 
 pytest_plugins = ["tests.fixtures.simulator"]
 
@@ -151,3 +154,26 @@ def db(settings: Settings) -> Iterator[Database]:
     database = Database.from_settings(settings)
     yield database
     database.dispose()
+
+
+# Row factories (tests/factories.py), bound to this test's database.
+
+
+@pytest.fixture
+def make_finding(db: Database) -> Callable[..., Finding]:
+    return functools.partial(factories.make_finding, db)
+
+
+@pytest.fixture
+def make_incident(db: Database) -> Callable[..., Incident]:
+    return functools.partial(factories.make_incident, db)
+
+
+@pytest.fixture
+def make_connection(db: Database) -> Callable[..., Connection]:
+    return functools.partial(factories.make_connection, db)
+
+
+@pytest.fixture
+def make_principal(db: Database) -> Callable[..., factories.MadePrincipal]:
+    return functools.partial(factories.make_principal, db)

@@ -14,13 +14,14 @@ from api.tokens import hash_token, key_id_of, token_matches
 from core.audit import Actor, Channel
 from core.db import Database
 from core.models import ApiPrincipal, AuditRecord
+from tests.factories import MadePrincipal
 
 
 def test_a_new_token_works_and_is_stored_only_as_a_keyed_hash(
-    client: TestClient, make_principal: Callable[..., str], db: Database
+    client: TestClient, make_principal: Callable[..., MadePrincipal], db: Database
 ) -> None:
     # Given a principal created with a token
-    token = make_principal("viewer", name="carol")
+    token = make_principal("viewer", name="carol").token
     # When it calls the API
     response = client.get("/findings", headers={"Authorization": f"Bearer {token}"})
     # Then it is let in, and the database holds no copy of the token
@@ -41,9 +42,9 @@ def test_the_hash_depends_on_the_pepper() -> None:
 
 
 def test_missing_malformed_and_wrong_tokens_get_401_problems(
-    client: TestClient, make_principal: Callable[..., str]
+    client: TestClient, make_principal: Callable[..., MadePrincipal]
 ) -> None:
-    token = make_principal("viewer")
+    token = make_principal("viewer").token
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for headers in (
         {},
@@ -59,10 +60,10 @@ def test_missing_malformed_and_wrong_tokens_get_401_problems(
 
 
 def test_a_disabled_principal_is_refused_at_once(
-    client: TestClient, app: FastAPI, make_principal: Callable[..., str]
+    client: TestClient, app: FastAPI, make_principal: Callable[..., MadePrincipal]
 ) -> None:
     # Given a working token
-    token = make_principal("analyst", name="dave")
+    token = make_principal("analyst", name="dave").token
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/findings", headers=headers).status_code == 200
     # When its principal is disabled

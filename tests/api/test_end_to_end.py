@@ -17,13 +17,14 @@ from fastapi.testclient import TestClient
 from core.audit import Actor, Channel, verify_export
 from core.db import Database
 from core.settings import Settings
+from tests.factories import MadePrincipal
 
 
 @pytest.mark.slow
 def test_an_account_takeover_worked_end_to_end_through_the_api(
     client: TestClient,
     as_role: Callable[[str], dict[str, str]],
-    make_principal: Callable[..., str],
+    make_principal: Callable[..., MadePrincipal],
     make_simulator: Callable[..., Any],
     db: Database,
     settings: Settings,
@@ -57,7 +58,7 @@ def test_an_account_takeover_worked_end_to_end_through_the_api(
     assert single, f"no step to approve in {plan}"
 
     # And an approver approves the contain steps (someone other than the requester)
-    approver = {"Authorization": f"Bearer {make_principal('approver', name='on-call-approver')}"}
+    approver = {"Authorization": f"Bearer {make_principal('approver', name='on-call-approver').token}"}
     for step in single:
         if step["phase"] == "contain":
             decided = client.post(f"/actions/{step['id']}/approve", json={}, headers=approver)

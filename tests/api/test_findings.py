@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import T0
+from tests.factories import T0
 
 
 def all_pages(client: TestClient, headers: dict[str, str], query: str, limit: int) -> list[dict[str, Any]]:
@@ -40,7 +40,7 @@ def mixed_findings(make_finding: Callable[..., Any]) -> list[Any]:
                 rule_id=f"rule-{i % 4}",
                 kind="anomaly" if i % 2 else "detection",
                 status="resolved" if i == 11 else "open",
-                entities={"people": ["bob@example.com" if i % 4 == 0 else "alice@example.com"], "ips": []},
+                people=["bob@example.com" if i % 4 == 0 else "alice@example.com"],
                 first_seen=T0 + timedelta(minutes=i // 2),  # pairs with equal times: the id breaks ties
             )
         )
@@ -107,7 +107,7 @@ def test_a_cursor_is_bound_to_its_sort_and_cannot_be_forged(
 def test_detail_has_the_evidence(
     client: TestClient, as_role: Callable[[str], dict[str, str]], make_finding: Callable[..., Any]
 ) -> None:
-    finding = make_finding(evidence_event_ids=[3, 5], context={"why": "new country"}, mitre=["T1078"])
+    finding = make_finding(evidence=[3, 5], context={"why": "new country"}, mitre=["T1078"])
     response = client.get(f"/findings/{finding.id}", headers=as_role("viewer"))
     assert response.status_code == 200
     body = response.json()

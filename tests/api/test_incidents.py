@@ -15,7 +15,7 @@ def test_list_filters_and_sorts_by_urgency(
     p3 = make_incident(priority="P3")
     p1 = make_incident(priority="P1")
     resolved = make_incident(priority="P1", status="resolved")
-    bobs = make_incident(priority="P2", entities={"people": ["bob@example.com"]}, assignee="carol")
+    bobs = make_incident(priority="P2", people=["bob@example.com"], assignee="carol")
     headers = as_role("viewer")
 
     def ids(query: str) -> list[int]:

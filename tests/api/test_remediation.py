@@ -11,18 +11,19 @@ from sqlmodel import select
 
 from core.db import Database
 from core.models import AuditRecord
+from tests.factories import MadePrincipal
 
 
 @pytest.fixture
 def takeover(make_incident: Callable[..., Any], make_finding: Callable[..., Any]) -> Any:
     """A Google account-takeover incident about alice (P2: nothing is auto-approved)."""
-    incident = make_incident(priority="P2", entities={"people": ["alice@acme.com"]})
+    incident = make_incident(priority="P2", people=["alice@acme.com"])
     make_finding(
         incident_id=incident.id,
         provider="google",
         rule_id="google_suspicious_login",
         severity="high",
-        entities={"people": ["alice@acme.com"]},
+        people=["alice@acme.com"],
     )
     return incident
 
@@ -30,7 +31,7 @@ def takeover(make_incident: Callable[..., Any], make_finding: Callable[..., Any]
 def test_plan_then_four_eyes_approval(
     client: TestClient,
     as_role: Callable[[str], dict[str, str]],
-    make_principal: Callable[..., str],
+    make_principal: Callable[..., MadePrincipal],
     takeover: Any,
     db: Database,
 ) -> None:
@@ -45,7 +46,7 @@ def test_plan_then_four_eyes_approval(
     own = client.post(f"/actions/{sign_out['id']}/approve", json={}, headers=requester)
     assert own.status_code == 409 and own.json()["code"] == "self_approval"
     # When a second approver approves, Then the step is approved
-    other = {"Authorization": f"Bearer {make_principal('approver', name='second-approver')}"}
+    other = {"Authorization": f"Bearer {make_principal('approver', name='second-approver').token}"}
     approved = client.post(
         f"/actions/{sign_out['id']}/approve",
         json={"comment": "spoke to alice"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,12 +16,13 @@ from collectors import connections_from_simulator
 from collectors.connections import sync_connections
 from core.audit import Actor
 from core.db import Database
-from core.models.incident import Incident
 from oncall.files import validate
 from oncall.store import apply_document
 from simulator.http import free_port
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+# An incident opened half an hour before T0 (pass to make_incident).
+OPENED_BEFORE_T0 = {"first_seen": T0 - timedelta(minutes=30), "last_seen": T0}
 
 
 @dataclass
@@ -143,26 +143,3 @@ def configure(db: Database) -> Callable[[dict[str, Any]], None]:
             apply_document(session, validate(document, where="test"), actor=Actor.cli("principal:lead"))
 
     return apply
-
-
-@pytest.fixture
-def make_incident(db: Database) -> Callable[..., int]:
-    counter = itertools.count(1)
-
-    def make(**fields: Any) -> int:
-        n = next(counter)
-        values: dict[str, Any] = {
-            "title": f"Admin sign-in from a TOR exit node {n}",
-            "severity": "high",
-            "priority": "P1",
-            "first_seen": T0 - timedelta(minutes=30),
-            "last_seen": T0,
-        }
-        values.update(fields)
-        with db.session() as session:
-            incident = Incident(**values)
-            session.add(incident)
-            session.flush()
-            return incident.id or 0
-
-    return make

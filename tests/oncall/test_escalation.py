@@ -12,7 +12,7 @@ from core.models.audit import AuditRecord
 from core.models.oncall import Escalation, Page
 from oncall import acknowledge, acknowledge_by_token, deliver_pages, escalate_due, run_due, start_escalations
 from oncall.escalation import token_hash
-from tests.oncall.conftest import T0, oncall_document
+from tests.oncall.conftest import OPENED_BEFORE_T0, T0, oncall_document
 
 
 def twilio(handle) -> Client:
@@ -53,8 +53,8 @@ def test_nobody_answers_so_the_page_walks_every_step_then_stops(
 ):
     controller, mailbox = smtp
     configure(oncall_document(paging_sim, controller.port))
-    incident = make_incident()
-    low = make_incident(priority="P3")
+    incident = make_incident(**OPENED_BEFORE_T0).id
+    low = make_incident(priority="P3", **OPENED_BEFORE_T0).id
 
     report = run_due(db, settings, now=T0)
     assert report.started == 1 and report.outbox.sent and not report.outbox.failed
@@ -90,7 +90,7 @@ def test_an_acknowledgement_stops_the_escalation_and_records_mtta(
 ):
     controller, _ = smtp
     configure(oncall_document(paging_sim, controller.port))
-    incident = make_incident()
+    incident = make_incident(**OPENED_BEFORE_T0).id
     run_due(db, settings, now=T0)
     with db.session() as session:
         escalation = acknowledge(
@@ -116,7 +116,7 @@ def test_the_link_a_page_carries_acknowledges_as_its_responder(
 ):
     controller, _ = smtp
     configure(oncall_document(paging_sim, controller.port))
-    incident = make_incident()
+    incident = make_incident(**OPENED_BEFORE_T0).id
     run_due(db, settings, now=T0)
     [sms] = twilio(paging_sim).messages.list()
     token = sms.body.rsplit("/oncall/ack/", 1)[1].strip()
@@ -135,7 +135,7 @@ def test_editing_the_policy_mid_escalation_changes_nothing_running(
     controller, _ = smtp
     document = oncall_document(paging_sim, controller.port)
     configure(document)
-    make_incident()
+    make_incident(**OPENED_BEFORE_T0)
     run_due(db, settings, now=T0)
     document["policies"][0]["steps"][1]["targets"] = [{"type": "responder", "name": "chen"}]
     configure(document)
@@ -149,7 +149,7 @@ def test_a_failing_channel_is_retried_with_backoff_and_never_blocks_the_others(
 ):
     controller, _ = smtp
     configure(oncall_document(paging_sim, controller.port))
-    make_incident()
+    make_incident(**OPENED_BEFORE_T0)
     paging_sim.set_faults("503=twilio")
     with db.session() as session:
         start_escalations(session, settings, now=T0)
@@ -170,7 +170,7 @@ def test_two_sweeps_of_the_same_moment_fire_a_step_once(
 ):
     controller, _ = smtp
     configure(oncall_document(paging_sim, controller.port))
-    make_incident()
+    make_incident(**OPENED_BEFORE_T0)
     with db.session() as session:
         start_escalations(session, settings, now=T0)
     with db.session() as session:

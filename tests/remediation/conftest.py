@@ -1,23 +1,22 @@
-"""Factories that write incidents, findings, principals and accounts straight to the database
-(the storage boundary the timeline and API helpers write through), so scenarios read like sentences."""
+"""Remediation fixtures: the default playbooks and policy, principals per role, accounts, an
+account-takeover incident and simulator connections (row factories are tests/factories.py)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from core.audit import Actor, Channel
+from core.audit import Actor
 from core.db import Database
-from core.models import Account, ApiPrincipal, Finding, Incident
+from core.models import Account, Finding, Incident
 from remediation.config import DEFAULT_POLICY_FILE
 from remediation.playbooks import DEFAULT_DIR, load_playbooks
 from remediation.policy import ApprovalPolicy, load_policy
+from tests.factories import T0, MadePrincipal
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 VICTIM = "alice@northwind.example"
 
 
@@ -32,104 +31,18 @@ def policy() -> ApprovalPolicy:
 
 
 @pytest.fixture
-def make_principal(db: Database) -> Callable[..., Actor]:
-    def make(
-        name: str, role: str = "approver", slack_user_id: str | None = None, disabled: bool = False
-    ) -> Actor:
-        with db.session() as s:
-            s.add(
-                ApiPrincipal(
-                    name=name,
-                    role=role,
-                    token_hash=secrets.token_hex(32),
-                    token_prefix=f"tg_{secrets.token_hex(4)}",
-                    slack_user_id=slack_user_id,
-                    disabled=disabled,
-                )
-            )
-        return Actor(f"principal:{name}", Channel.API)
-
-    return make
+def analyst(make_principal: Callable[..., MadePrincipal]) -> Actor:
+    return make_principal("analyst", name="ana").actor
 
 
 @pytest.fixture
-def analyst(make_principal: Callable[..., Actor]) -> Actor:
-    return make_principal("ana", "analyst")
+def approver(make_principal: Callable[..., MadePrincipal]) -> Actor:
+    return make_principal("approver", name="bob", slack_user_id="U0BOB").actor
 
 
 @pytest.fixture
-def approver(make_principal: Callable[..., Actor]) -> Actor:
-    return make_principal("bob", "approver", slack_user_id="U0BOB")
-
-
-@pytest.fixture
-def second_approver(make_principal: Callable[..., Actor]) -> Actor:
-    return make_principal("carol", "approver", slack_user_id="U0CAROL")
-
-
-@pytest.fixture
-def make_incident(db: Database) -> Callable[..., int]:
-    def make(
-        priority: str = "P1", first_seen: datetime = T0, title: str = "Account takeover of alice"
-    ) -> int:
-        with db.session() as s:
-            incident = Incident(
-                title=title,
-                priority=priority,
-                severity="high",
-                first_seen=first_seen,
-                last_seen=first_seen + timedelta(hours=1),
-            )
-            s.add(incident)
-            s.flush()
-            return incident.id or 0
-
-    return make
-
-
-@pytest.fixture
-def make_finding(db: Database) -> Callable[..., int]:
-    def make(
-        incident_id: int,
-        rule_id: str,
-        *,
-        provider: str = "m365",
-        people: tuple[str, ...] = (VICTIM,),
-        apps: tuple[str, ...] = (),
-        files: tuple[str, ...] = (),
-        accounts: tuple[str, ...] = (),
-        mitre: tuple[str, ...] = (),
-        kind: str = "detection",
-        severity: str = "high",
-        context: dict[str, Any] | None = None,
-        at: datetime = T0,
-    ) -> int:
-        with db.session() as s:
-            finding = Finding(
-                rule_id=rule_id,
-                kind=kind,
-                severity=severity,
-                title=rule_id.replace("_", " "),
-                provider=provider,
-                entities={
-                    "people": list(people),
-                    "apps": list(apps),
-                    "files": list(files),
-                    "accounts": list(accounts),
-                    "ips": [],
-                },
-                mitre=list(mitre),
-                context=context or {},
-                first_seen=at,
-                last_seen=at,
-                dedup_key=f"{rule_id}:{incident_id}:{at.isoformat()}:{secrets.token_hex(3)}",
-                incident_id=incident_id,
-            )
-            s.add(finding)
-            s.flush()
-            return finding.id or 0
-
-    return make
+def second_approver(make_principal: Callable[..., MadePrincipal]) -> Actor:
+    return make_principal("approver", name="carol", slack_user_id="U0CAROL").actor
 
 
 @pytest.fixture
@@ -151,23 +64,25 @@ def make_account(db: Database) -> Callable[..., None]:
 
 
 @pytest.fixture
-def ato_incident(make_incident: Callable[..., int], make_finding: Callable[..., int]) -> int:
+def ato_incident(make_incident: Callable[..., Incident], make_finding: Callable[..., Finding]) -> int:
     """An M365 account takeover: risky sign-in, MFA method added, inbox forwarding rule, OAuth consent."""
-    incident = make_incident()
-    make_finding(incident, "m365_signin_from_new_country", mitre=("attack.t1078.004",), kind="anomaly")
-    make_finding(
-        incident, "m365_mfa_method_registered", mitre=("attack.t1098.005",), at=T0 + timedelta(minutes=5)
-    )
-    make_finding(
-        incident, "m365_inbox_forwarding_rule", mitre=("attack.t1114.003",), at=T0 + timedelta(minutes=9)
-    )
-    make_finding(
-        incident,
-        "m365_oauth_consent_risky_app",
-        mitre=("attack.t1528",),
-        apps=("Mail Sync Pro",),
-        at=T0 + timedelta(minutes=12),
-    )
+    incident = make_incident("Account takeover of alice").id
+    for rule_id, mitre, kind, minutes, apps in [
+        ("m365_signin_from_new_country", "attack.t1078.004", "anomaly", 0, ()),
+        ("m365_mfa_method_registered", "attack.t1098.005", "detection", 5, ()),
+        ("m365_inbox_forwarding_rule", "attack.t1114.003", "detection", 9, ()),
+        ("m365_oauth_consent_risky_app", "attack.t1528", "detection", 12, ("Mail Sync Pro",)),
+    ]:
+        make_finding(
+            rule_id.replace("_", " "),
+            rule_id=rule_id,
+            incident_id=incident,
+            people=[VICTIM],
+            apps=apps,
+            mitre=[mitre],
+            kind=kind,
+            first_seen=T0 + timedelta(minutes=minutes),
+        )
     return incident
 
 

@@ -68,7 +68,7 @@ def run(db, settings, make_incident, analyst, approver, second_approver):
     """Ask for one action, have it approved (by as many principals as policy asks), execute it."""
 
     def go(action: str, target: dict[str, Any], params: dict[str, Any] | None = None):
-        incident = make_incident()
+        incident = make_incident().id
         step = add_step(db, incident, action, target, params, requested_by=analyst, reason="test scenario")
         for who in (approver, second_approver)[: step.approvals_required]:
             approve(db, step.id, who)
@@ -456,7 +456,7 @@ def test_a_done_step_run_again_calls_nothing(db, settings, tenant_of, run):
 def test_a_dry_run_lists_the_exact_calls_and_changes_nothing(db, settings, tenant_of, make_incident, analyst):
     tenant = tenant_of("account_takeover")
     target = _remediation(tenant.sim, "remove_inbox_rule")
-    incident = make_incident()
+    incident = make_incident().id
     step = add_step(
         db,
         incident,
@@ -546,7 +546,12 @@ def test_a_step_another_executor_is_running_is_left_alone_until_its_run_goes_sta
     tenant = tenant_of("account_takeover")
     victim = _remediation(tenant.sim, "revoke_sessions")["user"]
     step = add_step(
-        db, make_incident(), "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover"
+        db,
+        make_incident().id,
+        "m365.disable_account",
+        {"user": victim},
+        requested_by=analyst,
+        reason="takeover",
     )
     approve(db, step.id, approver)
     with db.session() as s:
@@ -569,12 +574,17 @@ def test_a_viewer_cannot_execute_and_the_refusal_is_audited(
     tenant = tenant_of("account_takeover")
     victim = _remediation(tenant.sim, "revoke_sessions")["user"]
     step = add_step(
-        db, make_incident(), "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover"
+        db,
+        make_incident().id,
+        "m365.disable_account",
+        {"user": victim},
+        requested_by=analyst,
+        reason="takeover",
     )
     approve(db, step.id, approver)
 
     with pytest.raises(NotAllowed):
-        execute(db, settings, action_ids=[step.id], actor=make_principal("vic", "viewer"))
+        execute(db, settings, action_ids=[step.id], actor=make_principal("viewer", name="vic").actor)
 
     assert tenant.sim.changes == []
     with db.session() as s:
@@ -592,7 +602,7 @@ def test_the_approval_request_is_posted_to_slack(db, tenant_of, make_incident, a
 
     tenant = tenant_of("account_takeover")
     victim = _remediation(tenant.sim, "revoke_sessions")["user"]
-    incident = make_incident()
+    incident = make_incident().id
     add_step(db, incident, "m365.disable_account", {"user": victim}, requested_by=analyst, reason="takeover")
     step = get_plan(db, incident).steps[0]
     channel = tenant.slack().conversations_list()["channels"][0]["id"]

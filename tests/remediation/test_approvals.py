@@ -74,7 +74,7 @@ def test_a_principal_without_the_approver_role_is_refused(
     db, ato_incident, analyst, make_principal, name, role, disabled
 ):
     step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
-    who = make_principal(name, role, disabled=disabled)
+    who = make_principal(role, name=name, disabled=disabled).actor
 
     with pytest.raises(NotAllowed):
         approve(db, step.id, who)
@@ -94,7 +94,7 @@ def test_unknown_and_system_principals_cannot_approve(db, ato_incident, analyst)
 def test_a_tenant_wide_step_needs_two_different_approvers(
     db, make_incident, make_finding, analyst, approver, second_approver
 ):
-    incident = make_incident(priority="P2")
+    incident = make_incident(priority="P2").id
     with db.session() as s:
         s.add(
             ConfigSnapshot(
@@ -107,8 +107,8 @@ def test_a_tenant_wide_step_needs_two_different_approvers(
             )
         )
     make_finding(
-        incident,
-        "m365.mfa_admins",
+        rule_id="m365.mfa_admins",
+        incident_id=incident,
         kind="drift",
         people=(),
         context={"object_type": "ca_policy", "object_id": "pol-1"},

@@ -67,10 +67,11 @@ def test_replanning_with_a_new_finding_keeps_approvals_and_adds_steps(
     approve(db, rule.id, approver)
 
     make_finding(
-        ato_incident,
-        "m365_anonymous_link_created",
+        rule_id="m365_anonymous_link_created",
+        people=[VICTIM],
+        incident_id=ato_incident,
         context={"fields": {"SourceFileName": "Q3 forecast.xlsx"}},
-        at=T0 + timedelta(minutes=30),
+        first_seen=T0 + timedelta(minutes=30),
     )
     second = plan_for_incident(db, ato_incident, analyst)
 
@@ -109,8 +110,13 @@ def test_a_step_whose_parameters_change_needs_approval_again(db, ato_incident, a
 
 
 def test_a_step_the_finding_cannot_fill_is_left_out_with_the_reason(db, make_incident, make_finding, analyst):
-    incident = make_incident()
-    make_finding(incident, "m365_anonymous_link_created", context={"fields": {"ObjectId": "https://x/doc"}})
+    incident = make_incident().id
+    make_finding(
+        rule_id="m365_anonymous_link_created",
+        people=[VICTIM],
+        incident_id=incident,
+        context={"fields": {"ObjectId": "https://x/doc"}},
+    )
 
     plan = plan_for_incident(db, incident, analyst)
 
@@ -121,7 +127,7 @@ def test_a_step_the_finding_cannot_fill_is_left_out_with_the_reason(db, make_inc
 def test_a_weakened_policy_is_restored_from_its_last_snapshot_before_the_change(
     db, make_incident, make_finding, analyst
 ):
-    incident = make_incident(priority="P2")
+    incident = make_incident(priority="P2").id
     good = {
         "displayName": "Require MFA",
         "state": "enabled",
@@ -150,8 +156,8 @@ def test_a_weakened_policy_is_restored_from_its_last_snapshot_before_the_change(
             )
         )
     make_finding(
-        incident,
-        "m365.mfa_admins",
+        rule_id="m365.mfa_admins",
+        incident_id=incident,
         kind="drift",
         people=(),
         context={"object_type": "ca_policy", "object_id": "pol-1"},
@@ -164,10 +170,10 @@ def test_a_weakened_policy_is_restored_from_its_last_snapshot_before_the_change(
 
 
 def test_a_policy_named_in_an_audit_detection_is_turned_back_on(db, make_incident, make_finding, analyst):
-    incident = make_incident(priority="P2")
+    incident = make_incident(priority="P2").id
     make_finding(
-        incident,
-        "m365_ca_policy_weakened",
+        rule_id="m365_ca_policy_weakened",
+        incident_id=incident,
         people=(),
         context={"fields": {"targetResources.displayName": "Require MFA for administrators"}},
     )
@@ -184,8 +190,13 @@ def test_an_admin_target_raises_the_risk_and_the_number_of_approvers(
     db, make_incident, make_finding, make_account, analyst
 ):
     make_account(VICTIM, is_admin=True)
-    incident = make_incident()
-    make_finding(incident, "m365_signin_from_new_country", mitre=("attack.t1078.004",))
+    incident = make_incident().id
+    make_finding(
+        rule_id="m365_signin_from_new_country",
+        people=[VICTIM],
+        incident_id=incident,
+        mitre=("attack.t1078.004",),
+    )
 
     plan = plan_for_incident(db, incident, analyst)
 
@@ -201,8 +212,10 @@ def test_revoking_a_known_non_admins_sessions_in_a_p1_is_approved_by_policy(
     db, make_incident, make_finding, make_account, analyst
 ):
     make_account(VICTIM, is_admin=False)
-    p1 = make_incident(priority="P1")
-    make_finding(p1, "m365_signin_from_new_country", mitre=("attack.t1078.004",))
+    p1 = make_incident(priority="P1").id
+    make_finding(
+        rule_id="m365_signin_from_new_country", people=[VICTIM], incident_id=p1, mitre=("attack.t1078.004",)
+    )
 
     plan = plan_for_incident(db, p1, analyst)
 
@@ -213,8 +226,10 @@ def test_revoking_a_known_non_admins_sessions_in_a_p1_is_approved_by_policy(
 
 def test_outside_a_p1_nothing_is_auto_approved(db, make_incident, make_finding, make_account, analyst):
     make_account(VICTIM, is_admin=False)
-    p3 = make_incident(priority="P3")
-    make_finding(p3, "m365_signin_from_new_country", mitre=("attack.t1078.004",))
+    p3 = make_incident(priority="P3").id
+    make_finding(
+        rule_id="m365_signin_from_new_country", people=[VICTIM], incident_id=p3, mitre=("attack.t1078.004",)
+    )
 
     plan = plan_for_incident(db, p3, analyst)
 
@@ -222,7 +237,7 @@ def test_outside_a_p1_nothing_is_auto_approved(db, make_incident, make_finding, 
 
 
 def test_a_viewer_cannot_ask_for_a_plan_and_the_refusal_is_audited(db, ato_incident, make_principal):
-    viewer = make_principal("vic", "viewer")
+    viewer = make_principal("viewer", name="vic").actor
 
     with pytest.raises(NotAllowed):
         plan_for_incident(db, ato_incident, viewer)
@@ -241,10 +256,11 @@ def test_planning_an_unknown_incident_says_so(db, analyst):
 def test_an_audit_record_naming_two_apps_plans_one_step_per_app_and_never_touches_microsoft_graph(
     db, make_incident, make_finding, analyst
 ):
-    incident = make_incident()
+    incident = make_incident().id
     make_finding(
-        incident,
-        "m365_consent_high_risk_scopes",
+        rule_id="m365_consent_high_risk_scopes",
+        people=[VICTIM],
+        incident_id=incident,
         mitre=("attack.t1528",),
         apps=("Microsoft Graph", "SecureDoc Viewer"),
         context={"fields": {"targetResources.displayName": ["Microsoft Graph", "SecureDoc Viewer"]}},

@@ -1,26 +1,22 @@
-"""Factories that write the rows detectors and collectors would write (the storage boundary)."""
+"""Timeline fixtures: events, messages and people as the collectors store them (findings and
+incidents come from tests/factories.py)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core.db import Database
 from core.models.event import Event
-from core.models.finding import Finding
 from core.models.identity import Account, Person
 from core.models.incident import Message
+from tests.factories import T0
 
-T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
-
-
-def at(minutes: float = 0, *, hours: float = 0, days: float = 0) -> datetime:
-    return T0 + timedelta(minutes=minutes, hours=hours, days=days)
 
 
 @pytest.fixture
@@ -59,60 +55,6 @@ def make_events(db: Database) -> Callable[..., list[int]]:
             session.add_all(rows)
             session.flush()
             return [r.id for r in rows]  # type: ignore[misc]
-
-    return make
-
-
-@pytest.fixture
-def make_finding(db: Database) -> Callable[..., int]:
-    """Write one finding shaped like a detector's, returning its id."""
-
-    def make(
-        title: str = "Sign-in from an unfamiliar country",
-        *,
-        people: list[str] | None = None,
-        ips: list[str] | None = None,
-        files: list[str] | None = None,
-        apps: list[str] | None = None,
-        accounts: list[str] | None = None,
-        severity: str = "high",
-        confidence: float = 0.8,
-        kind: str = "detection",
-        first_seen: datetime = T0,
-        last_seen: datetime | None = None,
-        evidence: list[int] | None = None,
-        rule_id: str | None = None,
-        provider: str = "m365",
-        context: dict[str, Any] | None = None,
-        status: str = "open",
-    ) -> int:
-        finding = Finding(
-            rule_id=rule_id or title.lower().replace(" ", "_")[:60],
-            kind=kind,
-            severity=severity,
-            confidence=confidence,
-            title=title,
-            provider=provider,
-            status=status,
-            entities={
-                "people": people or [],
-                "ips": ips or [],
-                "files": files or [],
-                "apps": apps or [],
-                "accounts": accounts or [],
-            },
-            evidence_event_ids=evidence or [],
-            first_seen=first_seen,
-            last_seen=last_seen or first_seen,
-            dedup_key=f"dedup-{next(_ids)}",
-            context=context or {},
-            created_at=first_seen + timedelta(minutes=5),
-            updated_at=first_seen + timedelta(minutes=5),
-        )
-        with db.session() as session:
-            session.add(finding)
-            session.flush()
-            return finding.id  # type: ignore[return-value]
 
     return make
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.commands import incidents, report
-from tests.timeline.conftest import at
+from tests.factories import at
 
 runner = CliRunner()
 

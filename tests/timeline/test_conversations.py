@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from core.models.incident import TimelineEntry
-from tests.timeline.conftest import at
+from tests.factories import at
 from timeline import build_incidents
 from timeline.queries import get_timeline
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from core.models.incident import TimelineEntry
-from tests.timeline.conftest import T0
+from tests.factories import T0
 from timeline import build_incidents
 from timeline.evidence import EventFacts, collapse
 
@@ -106,7 +106,7 @@ def test_evidence_is_rebuilt_when_a_detector_updates_its_finding(
     from core.models.finding import Finding
 
     first = make_events(10, action="UserLoginFailed", outcome="failure")
-    finding_id = make_finding("Brute force", people=["bo@northwind.example"], evidence=first)
+    finding_id = make_finding("Brute force", people=["bo@northwind.example"], evidence=first).id
     build_incidents(db, settings, notify=False)
     more = make_events(5, action="UserLoginFailed", outcome="failure", start=T0 + timedelta(minutes=10))
     with db.session() as session:

@@ -9,7 +9,7 @@ from sqlmodel import select
 from core.audit import Actor, Channel, verify_database
 from core.models.audit import AuditRecord
 from core.models.finding import Finding
-from tests.timeline.conftest import T0, at
+from tests.factories import T0, at
 from timeline import build_incidents
 from timeline.grouping import FindingFacts, OpenIncident, describe_gap, group_findings
 
@@ -277,11 +277,11 @@ def test_a_second_build_with_nothing_new_changes_nothing(db, make_finding) -> No
     alice = "alice@northwind.example"
     early = make_finding(
         "New network", people=[alice], severity="informational", kind="anomaly", first_seen=at(0)
-    )
-    opener = make_finding("Inbox rule forwards mail", people=[alice], first_seen=at(90))
+    ).id
+    opener = make_finding("Inbox rule forwards mail", people=[alice], first_seen=at(90)).id
     late = make_finding(
         "New device", people=[alice], severity="informational", kind="anomaly", first_seen=at(180)
-    )
+    ).id
 
     def placement() -> dict[int, int | None]:
         with db.session(readonly=True) as session:

@@ -11,7 +11,7 @@ from collectors import connections_from_simulator
 from collectors.connections import sync_connections
 from core.audit import Actor, Channel
 from core.models.incident import Incident
-from tests.timeline.conftest import at
+from tests.factories import at
 from timeline import build_incidents
 from timeline.lifecycle import transition
 from timeline.notify import deliver_notifications

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.models.enums import Priority
-from tests.timeline.conftest import at
+from tests.factories import at
 from timeline import build_incidents
 from timeline.priority import FindingSignal, PersonSignal, compute_priority
 

@@ -8,7 +8,7 @@ from core.audit import Actor, Channel
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Message
-from tests.timeline.conftest import at
+from tests.factories import at
 from timeline import build_incidents
 from timeline.lifecycle import split
 from timeline.quality import score_against_truth

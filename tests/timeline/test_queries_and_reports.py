@@ -8,7 +8,7 @@ import pytest
 
 from core.audit import Actor, Channel
 from core.models.remediation import Approval, RemediationAction
-from tests.timeline.conftest import T0, at
+from tests.factories import T0, at
 from timeline import build_incidents
 from timeline.errors import TimelineError
 from timeline.lifecycle import add_note, assign, set_postmortem, transition
