@@ -1,0 +1,124 @@
+"""Given a tenant in the simulator watched by `tenantguard serve`, when serve is SIGKILLed while it
+collects and again while it detects, and restarted each time, then once it settles the database
+holds what the undisturbed run stored: every served event once, the same findings (by rule and
+evidence), the same incidents. The waits are for conditions, never for a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bench.chaos_outcome import differences, truth_event_keys
+from core.db import Database
+from core.settings import Settings
+from simulator.http import free_port
+from tests.resilience.conftest import CleanRun, connect, outcome
+
+pytestmark = pytest.mark.slow
+
+DEADLINE = 420.0  # seconds for each condition: generous, the machine is shared
+
+
+class Serve:
+    """`tenantguard serve` as a real process on the test's database (its log kept across restarts)."""
+
+    def __init__(self, url: str, data_dir: Path, log: Path) -> None:
+        self.env = dict(
+            os.environ,
+            TENANTGUARD_DATABASE_URL=url,
+            TENANTGUARD_DATA_DIR=str(data_dir),
+            TENANTGUARD_PIPELINE_SWEEP_SECONDS="2",
+        )
+        self.log = log
+        self.process: subprocess.Popen | None = None
+        self.kills: list[str] = []
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from cli.main import run; run()",
+                    "serve",
+                    "--port",
+                    str(free_port()),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self, why: str) -> None:
+        assert self.process is not None
+        assert self.process.poll() is None, f"serve exited before the kill:\n{self.tail()}"
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+        self.kills.append(why)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def wait_for(self, what: str, condition: Callable[[], bool], pause: float = 0.05) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not condition():
+            assert self.process is not None and self.process.poll() is None, (
+                f"serve exited ({self.process.returncode if self.process else None}):\n{self.tail()}"
+            )
+            assert time.monotonic() < deadline, f"waited in vain for {what}:\n{self.tail()}"
+            time.sleep(pause)
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:] if self.log.exists() else ""
+
+
+def _count(db: Database, table: str) -> int:
+    with db.session(readonly=True) as session:
+        return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_serve_killed_mid_collection_and_mid_detection_ends_as_the_undisturbed_run(
+    clean_run: CleanRun, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    assert clean_run.served and clean_run.outcome.findings, "the scenario must give events and findings"
+    # given the clean run's tenant, connected to a fresh database of the suite's kind, watched by serve
+    url = db.url.render_as_string(hide_password=False)
+    connect(url, clean_run.tenant.info)
+    serve = Serve(url, settings.data_dir, tmp_path / "serve.log")
+    truth = truth_event_keys(clean_run.tenant.truth)
+    try:
+        # when serve is SIGKILLed as soon as it has stored its first events (collection under way)
+        serve.start()
+        serve.wait_for("the first stored events", lambda: _count(db, "event") > 0)
+        serve.kill(f"collecting: {_count(db, 'event')} of {len(clean_run.served)} events stored")
+        # and, restarted, SIGKILLed again as soon as detection has written its first findings
+        serve.start()
+        serve.wait_for("the first findings", lambda: _count(db, "finding") > 0)
+        serve.kill(f"detecting: {_count(db, 'finding')} findings, {_count(db, 'incident')} incidents")
+        # and restarted once more, left alone
+        serve.start()
+        serve.wait_for(
+            "the undisturbed run's events, findings and incidents",
+            lambda: not differences(clean_run.outcome, outcome(url), truth, clean_run.served),
+            pause=1.0,
+        )
+    finally:
+        serve.stop()
+    # then, serve stopped, nothing is lost or duplicated and detection concluded as undisturbed
+    problems = differences(clean_run.outcome, outcome(url), truth, clean_run.served)
+    assert problems == [], f"kills: {serve.kills}"
+    assert len(serve.kills) == 2
