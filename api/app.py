@@ -12,6 +12,7 @@ from api.actions.router import router as actions_router
 from api.audit.router import UPLOAD_PATH
 from api.audit.router import router as audit_router
 from api.auth import OidcAuthenticator, TokenAuthenticator
+from api.compliance.router import router as compliance_router
 from api.config import ApiSettings
 from api.connections.router import router as connections_router
 from api.context import ApiState
@@ -48,6 +49,7 @@ ROUTERS = (
     identities_router,
     reporting_router,
     audit_router,
+    compliance_router,
     principals_router,
     oncall_router,
 )

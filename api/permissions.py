@@ -2,7 +2,8 @@
 
 Every endpoint names exactly one :class:`Permission` (or is public); roles map to permission sets
 here and nowhere else. viewer < analyst < approver is a ladder (each has everything the one below
-has); auditor reads everything and exports the audit trail but changes nothing; admin may do all.
+has); auditor reads everything and exports the audit trail but changes nothing; compliance officer
+reads what an auditor reads and manages risk-acceptance exceptions; admin may do all.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Permission(StrEnum):
     ONCALL_READ = "oncall:read"
     ONCALL_WRITE = "oncall:write"
     ONCALL_ACK = "oncall:ack"
+    COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"
+    COMPLIANCE_APPROVE = "compliance:approve"
 
 
 _READ = frozenset(
@@ -63,13 +67,16 @@ _ANALYST = _VIEWER | {
     Permission.ONCALL_ACK,
 }
 _APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK}
-_AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT}
+_AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT, Permission.COMPLIANCE_READ}
+# Reads what an auditor reads, and manages risk acceptance (four eyes: never approves their own).
+_COMPLIANCE_OFFICER = _AUDITOR | {Permission.COMPLIANCE_WRITE, Permission.COMPLIANCE_APPROVE}
 
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_VIEWER),
     Role.ANALYST: frozenset(_ANALYST),
     Role.APPROVER: frozenset(_APPROVER),
     Role.AUDITOR: frozenset(_AUDITOR),
+    Role.COMPLIANCE_OFFICER: frozenset(_COMPLIANCE_OFFICER),
     Role.ADMIN: frozenset(Permission),
 }
 

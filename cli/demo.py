@@ -84,6 +84,28 @@ def _print_incidents(db: Database) -> list[Incident]:
     return incidents
 
 
+def _print_compliance(db: Database) -> None:
+    """Each framework's controls as the posture the cycle just read stands against them."""
+    from compliance.frameworks import Framework
+    from compliance.report import build_report
+
+    table = Table(title="compliance (tenantguard report compliance --framework F)")
+    for column in ("framework", "controls mapped", "pass", "fail", "excepted", "not assessed"):
+        table.add_column(column)
+    with db.session(readonly=True) as session:
+        for framework in Framework:
+            summary = build_report(session, framework).summary
+            table.add_row(
+                framework.value,
+                f"{summary['controls_mapped']} of {summary['controls_in_catalogue']}",
+                str(summary["pass"]),
+                str(summary["fail"]),
+                str(summary["excepted"]),
+                str(summary["not_assessed"]),
+            )
+    console.print(table)
+
+
 def run_scenario(
     scenario: str,
     base: Path,
@@ -147,6 +169,7 @@ def run_scenario(
         with db.session(readonly=True) as session:
             outcome.findings = Counter(f.severity for f in session.exec(select(Finding)).all())
         incidents = _print_incidents(db)
+        _print_compliance(db)
         outcome.incidents = Counter(i.priority for i in incidents)
         urgent = [i for i in incidents if i.priority in ("P1", "P2")]
         for incident in urgent if details else []:

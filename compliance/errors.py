@@ -19,3 +19,11 @@ class UnknownFrameworkError(ComplianceError):
 
 class ExceptionError(ComplianceError):
     """A risk-acceptance exception that cannot be created or changed as asked."""
+
+
+class ExceptionNotFoundError(ExceptionError):
+    """No exception with that id."""
+
+
+class ExceptionConflictError(ExceptionError):
+    """The exception's state does not allow the change (already ended, not pending, own approval)."""

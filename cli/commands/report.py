@@ -1,4 +1,4 @@
-"""`tenantguard report ...`: response metrics and incident reports (Markdown or HTML)."""
+"""`tenantguard report ...`: response metrics, incident reports (Markdown or HTML), framework compliance reports."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import orjson
 import typer
 from rich.table import Table
 
-from cli.context import console, database, err_console
+from cli.context import cli_actor, console, database, err_console
 from core.clock import parse_time, utcnow
 from core.durations import since
 
 GROUP_NAME = "report"
-app = typer.Typer(help="Reports: response metrics, incident postmortems.", no_args_is_help=True)
+app = typer.Typer(help="Reports: response metrics, incident postmortems, compliance.", no_args_is_help=True)
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -111,3 +111,52 @@ def incident(
         return
     output.write_text(text, encoding="utf-8")
     err_console.print(f"wrote {output}")
+
+
+@app.command("compliance")
+def compliance(
+    framework: Annotated[
+        str,
+        typer.Option(
+            "--framework", help="cis-m365, cis-gws, scuba-m365, scuba-gws, soc2, iso27001 or nist-800-53."
+        ),
+    ],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="One tenant: connection id or name (default: all).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Posture as it was then (ISO time or 7d, 24h back), from stored snapshots."
+        ),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv, html or pdf")] = "html",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Per control: the mapped checks, pass/fail, evidence, drift history and exceptions."""
+    import sys
+
+    from compliance.exports import export_report
+    from compliance.frameworks import parse_framework
+    from compliance.render import ReportFormat
+    from compliance.report import resolve_tenant
+
+    try:
+        chosen = ReportFormat(format.lower())
+    except ValueError:
+        raise typer.BadParameter(f"--format must be json, csv, html or pdf, not {format!r}") from None
+    fw = parse_framework(framework)
+    at_time = parse_since(at) if at else None
+    db = database()
+    with db.session(readonly=True) as session:
+        tenant_id = resolve_tenant(session, tenant)
+    report, body = export_report(db, fw, chosen, actor=cli_actor(), tenant=tenant_id, at=at_time)
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        summary = ", ".join(f"{k} {v}" for k, v in report.summary.items())
+        err_console.print(f"wrote {output}: {report.name} as of {report.at}: {summary}")

@@ -2,6 +2,7 @@
 
 from core.models.anomaly import AnalysisCursor, AnomalyModel, PersonBaseline
 from core.models.audit import AuditRecord
+from core.models.compliance import ComplianceException
 from core.models.connection import Checkpoint, Connection
 from core.models.enums import (
     ActionStatus,
@@ -33,6 +34,7 @@ __all__ = [
     "Approval",
     "AuditRecord",
     "Checkpoint",
+    "ComplianceException",
     "ConfigSnapshot",
     "Connection",
     "Decision",

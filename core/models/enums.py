@@ -91,4 +91,5 @@ class Role(StrEnum):
     ANALYST = "analyst"
     APPROVER = "approver"
     AUDITOR = "auditor"
+    COMPLIANCE_OFFICER = "compliance_officer"
     ADMIN = "admin"

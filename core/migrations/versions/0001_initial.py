@@ -401,6 +401,31 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "complianceexception",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("check_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("connection_id", sa.Integer(), nullable=True),
+        sa.Column("owner", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("expires_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("requested_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("approved_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("approved_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expired_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("expired_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expiry_reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+        sa.Column("expiry_announced_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connection.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_compliance_exception_check", "complianceexception", ["check_id", "connection_id"], unique=False
+    )
+    op.create_table(
         "configsnapshot",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("connection_id", sa.Integer(), nullable=True),
@@ -871,6 +896,8 @@ def downgrade() -> None:
     op.drop_index("ix_snapshot_object_time", table_name="configsnapshot")
     op.drop_index(op.f("ix_configsnapshot_object_type"), table_name="configsnapshot")
     op.drop_table("configsnapshot")
+    op.drop_index("ix_compliance_exception_check", table_name="complianceexception")
+    op.drop_table("complianceexception")
     op.drop_index("ix_collectionrun_stream_started", table_name="collectionrun")
     op.drop_table("collectionrun")
     op.drop_index(op.f("ix_checkpoint_connection_id"), table_name="checkpoint")

@@ -1,0 +1,1 @@
+"""HTTP routes for compliance: framework catalogues, framework reports, risk-acceptance exceptions."""

@@ -1,0 +1,202 @@
+"""HTTP routes for compliance (compliance officers, auditors read; compliance officers manage exceptions).
+
+Reports are built from stored snapshots as of `at` (default now), like `tenantguard report compliance`;
+each export is recorded in the audit chain. Exception changes go through the compliance stage, which
+writes their one audit record in the change's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlmodel import col, select
+
+from api.compliance.schemas import ControlOut, ExceptionIn, ExceptionOut, ExpireIn, FrameworkOut
+from api.context import RequestContext, require
+from api.errors import Conflict, NotFound, Unprocessable
+from api.pagination import MAX_ID
+from api.permissions import Permission
+from compliance import exceptions as stage
+from compliance.errors import (
+    ComplianceError,
+    ExceptionConflictError,
+    ExceptionError,
+    ExceptionNotFoundError,
+    UnknownFrameworkError,
+)
+from compliance.exports import export_report
+from compliance.frameworks import Framework, load_catalogue, parse_framework
+from compliance.mappings import ItemKind, shipped_mappings
+from compliance.render import MEDIA_TYPES, ReportFormat
+from core.clock import as_utc
+from core.models import ComplianceException
+
+router = APIRouter(prefix="/compliance", tags=["compliance"])
+
+
+def _framework(name: str) -> Framework:
+    try:
+        return parse_framework(name)
+    except UnknownFrameworkError as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.get(
+    "/frameworks", response_model=list[FrameworkOut], summary="Frameworks and how much of each is mapped"
+)
+def frameworks(ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)]) -> list[FrameworkOut]:
+    mappings = shipped_mappings()
+    out = []
+    for framework in Framework:
+        catalogue = load_catalogue(framework)
+        out.append(
+            FrameworkOut(
+                id=framework.value,
+                name=catalogue.name,
+                version=catalogue.version,
+                source=catalogue.source,
+                controls=len(catalogue.controls),
+                controls_mapped=len(mappings.items_by_control(framework)),
+            )
+        )
+    return out
+
+
+@router.get(
+    "/frameworks/{framework}/controls",
+    response_model=list[ControlOut],
+    summary="A framework's mapped controls with their checks and rules",
+)
+def controls(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)], framework: str
+) -> list[ControlOut]:
+    chosen = _framework(framework)
+    by_control = shipped_mappings().items_by_control(chosen)
+    return [
+        ControlOut(
+            id=control.id,
+            title=control.title,
+            posture_checks=[m.item_id for m in by_control[control.id] if m.kind is ItemKind.POSTURE_CHECK],
+            detection_rules=[m.item_id for m in by_control[control.id] if m.kind is ItemKind.DETECTION_RULE],
+        )
+        for control in load_catalogue(chosen).controls
+        if control.id in by_control
+    ]
+
+
+@router.get(
+    "/frameworks/{framework}/report",
+    summary="The framework report: per control its checks, results, evidence, drift and exceptions",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "JSON (default), CSV, HTML or PDF, as `format` asks.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+def report(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)],
+    framework: str,
+    format: ReportFormat = ReportFormat.JSON,
+    connection_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="One tenant.")] = None,
+    at: Annotated[
+        datetime | None, Query(description="Posture as it was then, from stored snapshots.")
+    ] = None,
+) -> Response:
+    chosen = _framework(framework)
+    try:
+        built, body = export_report(
+            ctx.db, chosen, format, actor=ctx.actor, tenant=connection_id, at=as_utc(at) if at else None
+        )
+    except ComplianceError as exc:
+        raise Unprocessable(str(exc)) from None
+    filename = f"tenantguard-{chosen.value}-{built.at[:10]}.{format.value}"
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'inline; filename="{filename}"'},
+    )
+
+
+@router.get("/exceptions", response_model=list[ExceptionOut], summary="Risk-acceptance exceptions")
+def list_exceptions(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)],
+    check_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[ExceptionOut]:
+    with ctx.db.session(readonly=True) as session:
+        query = select(ComplianceException).order_by(col(ComplianceException.id))
+        if check_id:
+            query = query.where(ComplianceException.check_id == check_id)
+        rows = session.exec(query).all()
+        return [ExceptionOut.of(stage.snapshot(r), stage.state_of(r)) for r in rows]
+
+
+def _refusal(exc: ExceptionError) -> Exception:
+    if isinstance(exc, ExceptionNotFoundError):
+        return NotFound(str(exc))
+    if isinstance(exc, ExceptionConflictError):
+        return Conflict(str(exc))
+    return Unprocessable(str(exc))
+
+
+@router.post(
+    "/exceptions",
+    response_model=ExceptionOut,
+    status_code=201,
+    summary="Request an exception for a failing check (pending until a second person approves)",
+)
+def request_exception(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_WRITE)], body: ExceptionIn
+) -> ExceptionOut:
+    request = stage.ExceptionRequest(
+        check_id=body.check_id,
+        owner=body.owner,
+        reason=body.reason,
+        expires_at=as_utc(body.expires_at),
+        connection_id=body.connection_id,
+    )
+    try:
+        with ctx.db.session() as session:
+            row = stage.request_exception(session, request, actor=ctx.actor)
+            return ExceptionOut.of(stage.snapshot(row), stage.state_of(row))
+    except ExceptionError as exc:
+        raise _refusal(exc) from None
+
+
+@router.post(
+    "/exceptions/{exception_id}/approve",
+    response_model=ExceptionOut,
+    summary="Approve a pending exception (not by its requester)",
+)
+def approve_exception(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_APPROVE)],
+    exception_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> ExceptionOut:
+    try:
+        with ctx.db.session() as session:
+            row = stage.approve_exception(session, exception_id, actor=ctx.actor)
+            return ExceptionOut.of(stage.snapshot(row), stage.state_of(row))
+    except ExceptionError as exc:
+        raise _refusal(exc) from None
+
+
+@router.post("/exceptions/{exception_id}/expire", response_model=ExceptionOut, summary="End an exception now")
+def expire_exception(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_WRITE)],
+    exception_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: ExpireIn,
+) -> ExceptionOut:
+    try:
+        with ctx.db.session() as session:
+            row = stage.expire_exception(session, exception_id, actor=ctx.actor, reason=body.reason)
+            return ExceptionOut.of(stage.snapshot(row), stage.state_of(row))
+    except ExceptionError as exc:
+        raise _refusal(exc) from None

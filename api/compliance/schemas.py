@@ -1,0 +1,61 @@
+"""Shapes for frameworks, framework reports (JSON) and exceptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FrameworkOut(BaseModel):
+    id: str
+    name: str
+    version: str
+    source: str
+    controls: int
+    controls_mapped: int
+
+
+class ControlOut(BaseModel):
+    id: str
+    title: str
+    posture_checks: list[str]
+    detection_rules: list[str]
+
+
+class ExceptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    check_id: str = Field(min_length=1, max_length=200, description="The posture check accepted as failing.")
+    connection_id: int | None = Field(default=None, ge=1, description="One tenant; omit for every tenant.")
+    owner: str = Field(min_length=1, max_length=200, description="Who is accountable for the accepted risk.")
+    reason: str = Field(min_length=10, max_length=2000)
+    expires_at: datetime = Field(description="When the acceptance ends (at most 366 days ahead).")
+
+
+class ExpireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    check_id: str
+    connection_id: int | None
+    owner: str
+    reason: str
+    expires_at: str
+    requested_by: str
+    requested_at: str
+    approved_by: str | None
+    approved_at: str | None
+    expired_by: str | None
+    expired_at: str | None
+    expiry_reason: str | None
+    state: str
+
+    @classmethod
+    def of(cls, data: dict[str, Any], state: str) -> ExceptionOut:
+        return cls(**data, state=state)

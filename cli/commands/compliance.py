@@ -1,0 +1,144 @@
+"""`tenantguard compliance ...`: frameworks and their mapping coverage; risk-acceptance exceptions.
+
+Framework reports are `tenantguard report compliance --framework F`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import cli_actor, console, database
+from core.audit import Actor
+from core.models import ComplianceException
+
+app = typer.Typer(
+    help="Compliance: frameworks, control mappings, exceptions (risk acceptance).", no_args_is_help=True
+)
+exceptions_app = typer.Typer(
+    help="Exceptions: accept a failing check for a while (four eyes).", no_args_is_help=True
+)
+app.add_typer(exceptions_app, name="exceptions")
+
+
+def _actor(value: str | None) -> Actor:
+    return cli_actor(value if value is None or ":" in value else f"principal:{value}")
+
+
+@app.command("frameworks")
+def frameworks() -> None:
+    """Each framework's catalogue and how many of its controls our checks and rules are mapped to."""
+    from compliance.frameworks import Framework, load_catalogue
+    from compliance.mappings import shipped_mappings
+
+    mappings = shipped_mappings()
+    table = Table(title="frameworks")
+    for column in ("id", "name", "controls", "mapped", "source"):
+        table.add_column(column)
+    for framework in Framework:
+        catalogue = load_catalogue(framework)
+        mapped = len(mappings.items_by_control(framework))
+        table.add_row(
+            framework.value, catalogue.name, str(len(catalogue.controls)), str(mapped), catalogue.source
+        )
+    console.print(table)
+
+
+def _print(rows: list[ComplianceException]) -> None:
+    from compliance.exceptions import snapshot, state_of
+
+    table = Table(title="exceptions")
+    for column in (
+        "id",
+        "check",
+        "tenant",
+        "state",
+        "owner",
+        "expires",
+        "requested by",
+        "approved by",
+        "reason",
+    ):
+        table.add_column(column)
+    for row in rows:
+        data = snapshot(row)
+        table.add_row(
+            str(data["id"]),
+            data["check_id"],
+            str(data["connection_id"] or "all"),
+            state_of(row),
+            data["owner"],
+            data["expires_at"],
+            data["requested_by"],
+            data["approved_by"] or "—",
+            data["reason"],
+        )
+    console.print(table)
+
+
+@exceptions_app.command("list")
+def list_exceptions() -> None:
+    """Every exception with its state now (pending, active, expired, withdrawn)."""
+    from compliance.exceptions import exceptions_for
+
+    with database().session(readonly=True) as session:
+        _print(list(exceptions_for(session)))
+
+
+@exceptions_app.command("request")
+def request(
+    check: Annotated[str, typer.Argument(help="The posture check id, as in `tenantguard posture checks`.")],
+    owner: Annotated[str, typer.Option("--owner", help="Who is accountable for the accepted risk.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the risk is accepted (10+ characters).")],
+    days: Annotated[int, typer.Option("--days", min=1, max=366, help="How long it lasts.")] = 90,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="One tenant (id or name); default all.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Who asks (default: the OS user).")] = None,
+) -> None:
+    """Ask for an exception; it counts in reports once a second person approves it."""
+    from compliance.exceptions import ExceptionRequest, request_exception
+    from compliance.report import resolve_tenant
+    from core.clock import utcnow
+
+    with database().session() as session:
+        row = request_exception(
+            session,
+            ExceptionRequest(
+                check_id=check,
+                owner=owner,
+                reason=reason,
+                expires_at=utcnow() + timedelta(days=days),
+                connection_id=resolve_tenant(session, tenant),
+            ),
+            actor=_actor(actor),
+        )
+        _print([row])
+
+
+@exceptions_app.command("approve")
+def approve(
+    exception_id: Annotated[int, typer.Argument(help="Exception id.")],
+    actor: Annotated[str | None, typer.Option("--actor", help="Who approves (not the requester).")] = None,
+) -> None:
+    """Approve a pending exception (four eyes: not the person who asked)."""
+    from compliance.exceptions import approve_exception
+
+    with database().session() as session:
+        _print([approve_exception(session, exception_id, actor=_actor(actor))])
+
+
+@exceptions_app.command("expire")
+def expire(
+    exception_id: Annotated[int, typer.Argument(help="Exception id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it ends now.")],
+    actor: Annotated[str | None, typer.Option("--actor", help="Who ends it.")] = None,
+) -> None:
+    """End an exception now (or refuse a pending one)."""
+    from compliance.exceptions import expire_exception
+
+    with database().session() as session:
+        _print([expire_exception(session, exception_id, actor=_actor(actor), reason=reason)])
