@@ -40,7 +40,9 @@ LAYERS: dict[str, int] = {
 SIMULATOR = "simulator"
 
 # Sideways edges between stages, each through small named functions (architecture.md).
-STAGE_EDGES: frozenset[tuple[str, str]] = frozenset()
+# compliance reads the posture checks and evaluates them on snapshots as of a date
+# (detectors.posture: shipped_checks, evaluate_check, object_passes).
+STAGE_EDGES: frozenset[tuple[str, str]] = frozenset({("compliance", "detectors")})
 
 # Sideways edges at the top: the CLI serves the API application and starts the simulator for
 # `demo` and `simulator serve`; the API never imports the CLI.
