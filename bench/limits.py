@@ -35,6 +35,7 @@ import psycopg
 
 from bench.harness import Figure, Stats, print_table, rate, repeat
 from core.db import Database
+from core.packing import pack
 
 AREA = "limits"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -379,7 +380,7 @@ def _sqlite_tuple(row: EventRow, connection_id: int, now: str) -> tuple[Any, ...
         row.ip,
         row.country,
         row.outcome,
-        orjson.dumps(row.raw).decode(),
+        pack(row.raw),  # stored as the product stores it (core.packing)
     )
 
 
@@ -433,7 +434,7 @@ def _pg_tuple(row: EventRow, connection_id: int, now: datetime) -> tuple[Any, ..
         row.ip,
         row.country,
         row.outcome,
-        orjson.dumps(row.raw).decode(),
+        pack(row.raw),  # stored as the product stores it (core.packing)
     )
 
 

@@ -69,7 +69,7 @@ def insert_events(
             "ip": e.ip,
             "country": e.country,
             "outcome": e.outcome,
-            "raw": _json_safe(e.raw),
+            "raw": e.raw,  # packed once by the column type (core.packing)
         }
         for e in unique.values()
     ]

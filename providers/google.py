@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from core.models.connection import Connection
 from providers.calls import CallLog, HttpCall
@@ -95,14 +98,21 @@ def google_service_account_info(connection: Connection, secrets: Secrets) -> dic
     return info
 
 
+@lru_cache(maxsize=32)
+def _service_account(info: bytes, scopes: tuple[str, ...]) -> Any:
+    """Parsed service-account credentials (parsing the private key costs milliseconds; a stream that
+    impersonates every user in turn would pay it per user). `with_subject` copies, never mutates."""
+    from google.oauth2 import service_account
+
+    return service_account.Credentials.from_service_account_info(orjson.loads(info), scopes=list(scopes))
+
+
 def google_credentials(
     connection: Connection, secrets: Secrets, scopes: Sequence[str], *, subject: str | None = None
 ) -> Any:
     """Service-account credentials impersonating `subject` (default: the configured admin)."""
-    from google.oauth2 import service_account
-
     info = google_service_account_info(connection, secrets)
-    credentials = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
+    credentials = _service_account(orjson.dumps(info, option=orjson.OPT_SORT_KEYS), tuple(scopes))
     who = subject or connection.config.get("subject")
     if not who:
         raise ConnectionConfigError(

@@ -9,7 +9,7 @@ from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
-from core.models.types import JSONType, UTCDateTime
+from core.models.types import JSONType, PackedJSON, UTCDateTime
 
 
 class Event(SQLModel, table=True):
@@ -17,24 +17,27 @@ class Event(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("connection_id", "stream", "provider_event_id", name="uq_event_provider_id"),
+        # Indexes, each for a query that uses it (the unique key above serves lookups by
+        # connection, and by connection and stream): posture attribution (provider, stream, time);
+        # the detection warm-up and anomaly replay (occurred_at); IP prevalence (ip).
         Index("ix_event_stream_time", "provider", "stream", "occurred_at"),
-        Index("ix_event_actor_time", "actor", "occurred_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    connection_id: int | None = Field(default=None, foreign_key="connection.id", index=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id")
     provider: str = Field(max_length=20)
     stream: str = Field(max_length=100)
     provider_event_id: str = Field(max_length=500)
     occurred_at: datetime = Field(sa_type=UTCDateTime, index=True)
     ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     actor: str | None = Field(default=None, max_length=500)
-    action: str | None = Field(default=None, max_length=300, index=True)
+    action: str | None = Field(default=None, max_length=300)
     target: str | None = Field(default=None, max_length=1000)
     ip: str | None = Field(default=None, max_length=64, index=True)
     country: str | None = Field(default=None, max_length=8)
     outcome: str | None = Field(default=None, max_length=50)
-    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    # The provider's record, kept once and compressed (the columns above are derived from it).
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(PackedJSON, nullable=False))
 
 
 class QuarantinedRecord(SQLModel, table=True):

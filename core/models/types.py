@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -29,3 +29,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class PackedJSON(TypeDecorator[Any]):
+    """A JSON value stored compressed (core.packing: orjson + zstandard with a shipped dictionary):
+    a provider payload kept once, at a fraction of its JSON size, on both databases."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
+        from core.packing import pack
+
+        return None if value is None else pack(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> Any:
+        from core.packing import unpack
+
+        return None if value is None else unpack(bytes(value))

@@ -494,9 +494,7 @@ def upgrade() -> None:
         sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("country", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
-        sa.Column(
-            "raw", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
-        ),
+        sa.Column("raw", core.models.types.PackedJSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],
             ["connection.id"],
@@ -504,9 +502,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("connection_id", "stream", "provider_event_id", name="uq_event_provider_id"),
     )
-    op.create_index(op.f("ix_event_action"), "event", ["action"], unique=False)
-    op.create_index("ix_event_actor_time", "event", ["actor", "occurred_at"], unique=False)
-    op.create_index(op.f("ix_event_connection_id"), "event", ["connection_id"], unique=False)
     op.create_index(op.f("ix_event_ip"), "event", ["ip"], unique=False)
     op.create_index(op.f("ix_event_occurred_at"), "event", ["occurred_at"], unique=False)
     op.create_index("ix_event_stream_time", "event", ["provider", "stream", "occurred_at"], unique=False)
@@ -886,9 +881,6 @@ def downgrade() -> None:
     op.drop_index("ix_event_stream_time", table_name="event")
     op.drop_index(op.f("ix_event_occurred_at"), table_name="event")
     op.drop_index(op.f("ix_event_ip"), table_name="event")
-    op.drop_index(op.f("ix_event_connection_id"), table_name="event")
-    op.drop_index("ix_event_actor_time", table_name="event")
-    op.drop_index(op.f("ix_event_action"), table_name="event")
     op.drop_table("event")
     op.drop_index(op.f("ix_escalation_status"), table_name="escalation")
     op.drop_index(op.f("ix_escalation_next_at"), table_name="escalation")
