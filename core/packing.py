@@ -89,7 +89,7 @@ def unpack(data: bytes) -> Any:
         raise PackingError(f"stored payload is not a readable zstandard frame: {exc}") from exc
 
 
-def train(samples: list[bytes], size: int = 32_768) -> zstandard.ZstdCompressionDict:
+def train(samples: list[bytes | bytearray | memoryview], size: int = 32_768) -> zstandard.ZstdCompressionDict:
     return zstandard.train_dictionary(size, samples, level=LEVEL)
 
 
@@ -101,7 +101,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m core.packing train <sqlite database with stored events>", file=sys.stderr)
         return 2
     with sqlite3.connect(argv[1]) as conn:
-        samples = [orjson.dumps(unpack(row[0])) for row in conn.execute("SELECT raw FROM event")]
+        samples: list[bytes | bytearray | memoryview] = [
+            orjson.dumps(unpack(row[0])) for row in conn.execute("SELECT raw FROM event")
+        ]
     dictionary = train(samples)
     path = DATA / f"event-raw-{dictionary.dict_id()}.zdict"
     path.write_bytes(dictionary.as_bytes())

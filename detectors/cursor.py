@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, not_, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
@@ -98,22 +99,34 @@ class GapCursor:
             session.add(cursor)
         return cursor
 
-    def read(self, session: Session, limit: int) -> list[Any]:
-        """Rows that appeared in a gap since the last pass, then up to `limit` rows after the cursor."""
+    def read(self, session: Session, limit: int, *, columns: Sequence[Any] | None = None) -> list[Any]:
+        """Rows that appeared in a gap since the last pass, then up to `limit` rows after the cursor.
+
+        With `columns` (which must include `id`), plain read-only rows of those columns rather
+        than ORM objects: no identity map, no change tracking, for readers that only read."""
         where = self.where
         cursor = self.row(session)
         ident = col(self.model.id)
+
+        def rows(query: Any) -> list[Any]:
+            if columns is not None:
+                return list(session.execute(query).all())
+            return list(session.exec(query).all())
+
+        def base() -> Any:
+            return sa_select(*columns) if columns is not None else select(self.model)
+
         late: list[Any] = []
         gaps = _gaps(cursor)
         if gaps:
-            query = select(self.model).where(or_(*(and_(ident >= g.low, ident <= g.high) for g in gaps)))
+            query = base().where(or_(*(and_(ident >= g.low, ident <= g.high) for g in gaps)))
             if where is not None:
                 query = query.where(where)
-            late = list(session.exec(query.order_by(ident)).all())
-        query = select(self.model).where(ident > cursor.position)
+            late = rows(query.order_by(ident))
+        query = base().where(ident > cursor.position)
         if where is not None:
             query = query.where(where)
-        fresh = list(session.exec(query.order_by(ident).limit(limit)).all())
+        fresh = rows(query.order_by(ident).limit(limit))
         return late + fresh
 
     def pending(self, session: Session) -> bool:

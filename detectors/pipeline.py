@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.audit import Actor
@@ -35,6 +36,7 @@ from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, StoredFinding, store_findings
 from core.models import Event, Suppression
+from core.models.event import StoredEvent, event_row_columns
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
 from detectors.sigma.definitions import RulePack
@@ -56,11 +58,11 @@ ACTOR = Actor.system("detector")
 
 
 class Detector(Protocol):
-    """Anything that turns a batch of stored events into finding drafts."""
+    """Anything that turns a batch of stored events (read-only rows, see `StoredEvent`) into finding drafts."""
 
     name: str
 
-    def detect(self, session: Session, events: Sequence[Event]) -> Iterable[FindingDraft]: ...
+    def detect(self, session: Session, events: Sequence[StoredEvent]) -> Iterable[FindingDraft]: ...
 
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules" / "detections"
@@ -107,7 +109,7 @@ class PipelineResult:
                 self.findings.append(finding.id)
 
 
-def event_record(event: Event) -> EventRecord:
+def event_record(event: StoredEvent) -> EventRecord:
     """A stored Event as the engine's record: stored events are already in the normalised shape."""
     assert event.id is not None
     return EventRecord(
@@ -149,6 +151,7 @@ class DetectionPipeline:
         self.cursor_name = cursor_name
         self.cursor = GapCursor(cursor_name, Event, gap_timeout=gap_timeout)
         self._position: int | None = None  # the cursor position the engine's windows reflect
+        self._columns = event_row_columns()  # events are read as plain rows, not ORM objects
 
     def _reset(self) -> None:
         self.engine = DetectionEngine(self.pack)
@@ -167,8 +170,8 @@ class DetectionPipeline:
         if last is None:
             return
         since = last.occurred_at - timedelta(seconds=self.engine.replay_horizon())
-        replay = session.exec(
-            select(Event)
+        replay = session.execute(
+            sa_select(*self._columns)
             .where(col(Event.id) <= position, col(Event.occurred_at) >= since)
             .order_by(col(Event.id))
         ).all()
@@ -181,7 +184,7 @@ class DetectionPipeline:
             if self._position is not None:
                 self._reset()
             self._warm_up(session, position)
-        events = self.cursor.read(session, self.batch_size)
+        events = self.cursor.read(session, self.batch_size, columns=self._columns)
         result = PipelineResult(events=len(events))
         if not events:
             self.cursor.advance(session, events)  # lets gaps that never filled expire

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -38,6 +38,61 @@ class Event(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=50)
     # The provider's record, kept once and compressed (the columns above are derived from it).
     raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(PackedJSON, nullable=False))
+
+
+class StoredEvent(Protocol):
+    """What readers of stored events use: an `Event`, or a plain row of its columns
+    (`event_row_columns`, read without ORM objects by the detection stage)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def connection_id(self) -> int | None: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def provider_event_id(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def target(self) -> str | None: ...
+    @property
+    def ip(self) -> str | None: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def raw(self) -> dict[str, Any]: ...
+
+
+EVENT_ROW_FIELDS = (
+    "id",
+    "connection_id",
+    "provider",
+    "stream",
+    "provider_event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "target",
+    "ip",
+    "country",
+    "outcome",
+    "raw",
+)
+
+
+def event_row_columns() -> list[Any]:
+    """The columns of a `StoredEvent` row (every column but `ingested_at`)."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    return [table.c[name] for name in EVENT_ROW_FIELDS]
 
 
 class QuarantinedRecord(SQLModel, table=True):

@@ -20,8 +20,9 @@ import numpy as np
 from sqlmodel import Session, col, delete, select
 
 from core.clock import utcnow
-from core.models import AnomalyModel, Event, PersonBaseline
+from core.models import AnomalyModel, PersonBaseline
 from core.models.enums import Severity
+from core.models.event import StoredEvent as StoredEventRow
 from detectors.anomaly import model as session_model
 from detectors.anomaly.baseline import BaselineBuilder, BaselineSet
 from detectors.anomaly.config import AnomalyConfig
@@ -56,7 +57,7 @@ RESERVOIR = 50_000
 STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS
 
 
-def stored(event: Event) -> StoredEvent:
+def stored(event: StoredEventRow) -> StoredEvent:
     return StoredEvent(
         int(event.id or 0),
         event.provider,

@@ -22,6 +22,7 @@ from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, store_findings
 from core.models import Event, FindingKind
+from core.models.event import StoredEvent
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
 from detectors.anomaly.engine import STREAMS, AnomalyEngine, stored
@@ -84,7 +85,7 @@ class AnomalyDetector:
         self.engine = AnomalyEngine(config or (settings.anomaly if settings else None), models_dir=models_dir)
         self._batches = 0
 
-    def detect(self, session: Session, events: Sequence[Event]) -> Iterable[FindingDraft]:
+    def detect(self, session: Session, events: Sequence[StoredEvent]) -> Iterable[FindingDraft]:
         if not self.engine._loaded:
             self.engine.load(session)
         result = self.engine.process([stored(e) for e in events if e.id is not None])
