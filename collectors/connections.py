@@ -19,13 +19,12 @@ Every create, update or disable writes an audit record (names of what changed; n
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import select
 
 from collectors.errors import CollectorError
@@ -38,6 +37,7 @@ from collectors.streams.base import (
     open_api,
     streams_for,
 )
+from core import loading
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
@@ -118,66 +118,90 @@ def validate(definition: ConnectionDefinition, *, where: str = "") -> Connection
     return definition
 
 
-def definition_from_mapping(data: Mapping[str, Any], *, where: str = "") -> ConnectionDefinition:
-    if not isinstance(data, Mapping):
-        raise ConnectionConfigError(f"{where}each connection must be a table/mapping")
-    unknown = set(data) - {
-        "name",
-        "provider",
-        "tenant",
-        "config",
-        "secrets",
-        "enabled",
-        "streams",
-        "intervals",
-    }
-    if unknown:
-        raise ConnectionConfigError(
-            f"{where}connection {data.get('name')!r}: unknown keys {sorted(unknown)} (secrets go under 'secrets')"
-        )
-    streams = data.get("streams")
-    return validate(
-        ConnectionDefinition(
-            name=str(data.get("name") or ""),
-            provider=str(data.get("provider") or ""),
-            tenant=str(data.get("tenant") or ""),
-            config=dict(data.get("config") or {}),
-            secrets={str(k): v for k, v in dict(data.get("secrets") or {}).items()},
-            enabled=bool(data.get("enabled", True)),
-            streams=tuple(streams) if streams is not None else None,
-            intervals=dict(data.get("intervals") or {}),
-        ),
-        where=where,
+_ENTRY_KEYS = ("name", "provider", "tenant", "config", "secrets", "enabled", "streams", "intervals")
+
+
+class ConnectionEntry(BaseModel):
+    """One connection in a connections file; `tenantguard schema connections` prints the file's schema."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    name: str = Field(description="Unique name, at most 200 characters.")
+    provider: Literal["m365", "google", "slack"]
+    tenant: str = Field(description="Entra tenant id, Google domain or Slack org.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Non-secret settings (see providers/).")
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="Secret references only: env:VARIABLE or file:/path."
     )
+    enabled: bool = True
+    streams: list[str] | None = Field(default=None, description="Default: every stream that is configured.")
+    intervals: dict[str, int | float] = Field(
+        default_factory=dict, description="Seconds between runs, per stream."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValueError("each connection must be a table/mapping")
+        unknown = set(data) - set(_ENTRY_KEYS)
+        if unknown:
+            raise ValueError(
+                f"connection {data.get('name')!r}: unknown keys {sorted(map(str, unknown))} (secrets go under 'secrets')"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _works(self) -> ConnectionEntry:
+        try:
+            validate(self.definition())
+        except ConnectionConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def definition(self) -> ConnectionDefinition:
+        return ConnectionDefinition(
+            name=self.name,
+            provider=self.provider,
+            tenant=self.tenant,
+            config=dict(self.config),
+            secrets=dict(self.secrets),
+            enabled=self.enabled,
+            streams=tuple(self.streams) if self.streams is not None else None,
+            intervals=dict(self.intervals),  # type: ignore[arg-type]  # whole seconds or fractions
+        )
+
+
+class ConnectionsFile(BaseModel):
+    """A connections file (TOML ``[[connections]]`` tables, or YAML under ``connections:``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connections: list[ConnectionEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ConnectionsFile:
+        names = [c.name for c in self.connections]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"connection names must be unique; repeated: {', '.join(duplicates)}")
+        return self
 
 
 def load_connections_file(path: Path) -> list[ConnectionDefinition]:
-    """Parse and validate a TOML or YAML connections file."""
+    """Parse and validate a TOML or YAML connections file (bounded; errors name file and line)."""
     path = Path(path)
+    kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "toml"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConnectionConfigError(f"cannot read connections file {path}: {exc.strerror or exc}") from exc
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConnectionConfigError(
-            f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'TOML'}: {exc}"
-        ) from exc
-    entries = data.get("connections", []) if isinstance(data, Mapping) else None
-    if not isinstance(entries, list):
+        loaded = loading.load_path(path, kind=kind)
+    except loading.LoadError as exc:
+        raise ConnectionConfigError(str(exc)) from None
+    if loaded.data is None:
+        loaded.documents[:] = [{}]
+    if not isinstance(loaded.data, Mapping) or not isinstance(loaded.data.get("connections", []), list):
         raise ConnectionConfigError(f"{path}: expected a list of connections under 'connections'")
-    definitions = [definition_from_mapping(e, where=f"{path}: ") for e in entries]
-    names = [d.name for d in definitions]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConnectionConfigError(
-            f"{path}: connection names must be unique; repeated: {', '.join(duplicates)}"
-        )
-    return definitions
+    parsed = loading.validate(ConnectionsFile, loaded, error=ConnectionConfigError)
+    return [entry.definition() for entry in parsed.connections]
 
 
 # ---- storing definitions (audited) ------------------------------------------------------------

@@ -14,17 +14,19 @@ bad value (:meth:`Loaded.line_of` follows a path of keys and indexes).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from core.errors import ConfigurationError
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Loaded:
         if document >= len(self.documents):
             return None
         node = self.documents[document]
-        line = self.of(node, 1 if self.documents else None)
+        line = self.of(node)
         for part in path:
             if isinstance(node, dict):
                 if part not in node:
@@ -334,3 +336,63 @@ def load_path(path: Path, *, limits: Limits = DEFAULT_LIMITS, kind: str | None =
     return load_text(
         raw, source=source, kind=kind or (suffix if suffix in ("json", "toml") else "yaml"), limits=limits
     )
+
+
+# -- validation into pydantic models, errors naming file and line --------------------------------
+
+
+def _where(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if error.get("type") == "extra_forbidden":
+        return "unknown key"
+    return message
+
+
+def describe(
+    exc: ValidationError,
+    loaded: Loaded,
+    document: int = 0,
+    *,
+    limit: int = 5,
+    template: str = "{at}: {field}: {message}",
+) -> str:
+    """Pydantic's errors as ``source:line: field: problem`` (or `template`), `; `-separated."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        loc = [p for p in error["loc"] if isinstance(p, int | str)]
+        line = loaded.line_of(loc, document)
+        where = _where(loc)
+        at = f"{loaded.source}:{line}" if line else loaded.source
+        message = _message(error)
+        parts.append(template.format(at=at, field=where, message=message) if where else f"{at}: {message}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def validate(
+    model: type[M],
+    loaded: Loaded,
+    *,
+    error: Callable[[str], Exception] = ConfigurationError,
+    document: int = 0,
+    context: dict[str, Any] | None = None,
+    template: str = "{at}: {field}: {message}",
+) -> M:
+    """One document of `loaded` as `model`; a bad value raises `error` naming file, line and field."""
+    data = loaded.documents[document] if document < len(loaded.documents) else None
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise error(describe(exc, loaded, document, template=template)) from None

@@ -19,10 +19,11 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core import loading
 from remediation.catalogue import Phase, get_action
 from remediation.errors import CatalogueError, PlaybookError
 
@@ -129,110 +130,180 @@ def load_playbooks(directory: Path | None = None) -> list[Playbook]:
 
 def load_playbook(path: Path) -> Playbook:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PlaybookError(f"{path}: not valid YAML ({exc})") from None
-    return parse_playbook(raw, source=str(path))
+        loaded = loading.load_path(path, kind="yaml")
+    except loading.LoadError as exc:
+        raise PlaybookError(str(exc)) from None
+    return _playbook(loaded)
 
 
 def parse_playbook(raw: Any, source: str = "<memory>") -> Playbook:
-    if not isinstance(raw, dict):
-        raise PlaybookError(f"{source}: a playbook is a mapping with id, title, match and steps")
-    unknown = set(raw) - {"id", "title", "description", "match", "steps"}
-    if unknown:
-        raise PlaybookError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
-    for key in ("id", "match", "steps"):
-        if not raw.get(key):
-            raise PlaybookError(f"{source}: missing {key!r}")
-    match = tuple(_clause(entry, f"{source}: match[{i}]") for i, entry in enumerate(_as_list(raw["match"])))
-    steps = tuple(_step(entry, f"{source}: steps[{i}]") for i, entry in enumerate(_as_list(raw["steps"])))
-    names = {s.action for s in steps}
-    for step in steps:
-        for name in step.after:
-            if name not in names:
-                raise PlaybookError(
-                    f"{source}: step {step.action} is 'after' {name}, which is not a step of this playbook"
-                )
-    return Playbook(
-        id=str(raw["id"]),
-        title=str(raw.get("title", raw["id"])),
-        description=str(raw.get("description", "")).strip(),
-        match=match,
-        steps=steps,
-        source=source,
-    )
+    return _playbook(loading.Loaded(source, [raw]))
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+# --------------------------------------------------------------------------- the file format
+
+_FILE = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+Strings = str | list[str] | None
 
 
 def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in _as_list(value)) if value is not None else ()
+    if value is None:
+        return ()
+    return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
 
 
-def _clause(raw: Any, where: str) -> MatchClause:
-    if not isinstance(raw, dict) or not raw:
-        raise PlaybookError(f"{where}: a match entry is a mapping of {', '.join(sorted(MATCH_KEYS))}")
-    unknown = set(raw) - MATCH_KEYS
-    if unknown:
-        raise PlaybookError(
-            f"{where}: unknown match key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(MATCH_KEYS))}"
-        )
-    severity = raw.get("min_severity")
-    if severity is not None and severity not in _SEVERITIES:
-        raise PlaybookError(f"{where}: min_severity {severity!r} is not one of {', '.join(_SEVERITIES)}")
-    return MatchClause(
-        rule_ids=tuple(g.lower() for g in _strings(raw.get("rule_id"))),
-        kinds=_strings(raw.get("kind")),
-        tags=tuple(normalise_tag(t) for t in _strings(raw.get("tags"))),
-        providers=_strings(raw.get("provider")),
-        min_severity=severity,
-        context=tuple(sorted((str(k), v) for k, v in (raw.get("context") or {}).items())),
+class MatchEntry(BaseModel):
+    """One `match:` entry; its conditions are ANDed (entries are ORed)."""
+
+    model_config = _FILE
+
+    rule_id: Strings = Field(default=None, description="Rule id glob(s), e.g. '*mass_download*'.")
+    kind: Strings = Field(
+        default=None, description="Finding kind(s): rule, correlation, anomaly, posture, ..."
     )
+    tags: Strings = Field(default=None, description="MITRE technique(s) or tags, e.g. t1114.003.")
+    provider: Strings = Field(default=None, description="m365, google or slack.")
+    min_severity: Literal["informational", "low", "medium", "high", "critical"] | None = None
+    context: dict[str, Any] | None = Field(default=None, description="Equality on finding context values.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or not raw:
+            raise ValueError(f"a match entry is a mapping of {', '.join(sorted(MATCH_KEYS))}")
+        unknown = set(raw) - MATCH_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown match key(s) {', '.join(sorted(map(str, unknown)))}; use {', '.join(sorted(MATCH_KEYS))}"
+            )
+        severity = raw.get("min_severity")
+        if severity is not None and severity not in _SEVERITIES:
+            raise ValueError(f"min_severity {severity!r} is not one of {', '.join(_SEVERITIES)}")
+        return raw
+
+    def clause(self) -> MatchClause:
+        return MatchClause(
+            rule_ids=tuple(g.lower() for g in _strings(self.rule_id)),
+            kinds=_strings(self.kind),
+            tags=tuple(normalise_tag(t) for t in _strings(self.tags)),
+            providers=_strings(self.provider),
+            min_severity=self.min_severity,
+            context=tuple(sorted((str(k), v) for k, v in (self.context or {}).items())),
+        )
 
 
-def _step(raw: Any, where: str) -> PlaybookStep:
-    if not isinstance(raw, dict):
-        raise PlaybookError(f"{where}: a step is a mapping with action, phase, target and why")
-    unknown = set(raw) - STEP_KEYS
-    if unknown:
-        raise PlaybookError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(STEP_KEYS))}"
+class StepEntry(BaseModel):
+    """One step: a catalogue action, its phase, its target bindings and why it is needed."""
+
+    model_config = _FILE
+
+    action: str = Field(
+        description="A catalogue action, e.g. m365.revoke_sessions (`tenantguard actions list`)."
+    )
+    phase: Phase
+    target: dict[str, Any] = Field(
+        default_factory=dict, description="Target fields, templates like {person}."
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    why: str = Field(default="", description="What the approver reads: why the step is needed.")
+    after: Strings = Field(default=None, description="Actions of this playbook that must run first.")
+    for_each: Any = None
+    only_if: dict[str, Any] | None = Field(default=None, description="e.g. {priority: [P1]}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError("a step is a mapping with action, phase, target and why")
+        unknown = set(raw) - STEP_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; use {', '.join(sorted(STEP_KEYS))}"
+            )
+        try:
+            spec = get_action(str(raw.get("action")))
+        except CatalogueError as exc:
+            raise ValueError(str(exc)) from None
+        if spec.rollback_only:
+            raise ValueError(f"{spec.name} is only used to roll back another action")
+        if str(raw.get("phase")) not in {str(p) for p in Phase}:
+            raise ValueError(f"phase {raw.get('phase')!r} is not one of {', '.join(Phase)}")
+        if not str(raw.get("why", "") or "").strip():
+            raise ValueError("say why the step is needed ('why:'), the approver reads it")
+        target, params = raw.get("target") or {}, raw.get("params") or {}
+        if not isinstance(target, dict) or not isinstance(params, dict):
+            raise ValueError("target and params are mappings")
+        declared_target = {f.name for f in spec.target}
+        declared_params = {f.name for f in spec.params}
+        bad = sorted(set(target) - declared_target) + sorted(set(params) - declared_params)
+        if bad:
+            raise ValueError(
+                f"{spec.name} does not accept {', '.join(bad)} (target: {', '.join(sorted(declared_target)) or 'none'}; "
+                f"params: {', '.join(sorted(declared_params)) or 'none'})"
+            )
+        return {**raw, "action": spec.name, "target": target, "params": params}
+
+    def step(self) -> PlaybookStep:
+        return PlaybookStep(
+            action=self.action,
+            phase=self.phase,
+            why=self.why.strip(),
+            target=dict(self.target),
+            params=dict(self.params),
+            after=_strings(self.after),
+            only_if=dict(self.only_if or {}),
         )
-    try:
-        spec = get_action(str(raw.get("action")))
-    except CatalogueError as exc:
-        raise PlaybookError(f"{where}: {exc}") from None
-    if spec.rollback_only:
-        raise PlaybookError(f"{where}: {spec.name} is only used to roll back another action")
-    try:
-        phase = Phase(str(raw.get("phase")))
-    except ValueError:
-        raise PlaybookError(f"{where}: phase {raw.get('phase')!r} is not one of {', '.join(Phase)}") from None
-    why = str(raw.get("why", "")).strip()
-    if not why:
-        raise PlaybookError(f"{where}: say why the step is needed ('why:'), the approver reads it")
-    target = raw.get("target") or {}
-    params = raw.get("params") or {}
-    if not isinstance(target, dict) or not isinstance(params, dict):
-        raise PlaybookError(f"{where}: target and params are mappings")
-    declared_target = {f.name for f in spec.target}
-    declared_params = {f.name for f in spec.params}
-    bad = sorted(set(target) - declared_target) + sorted(set(params) - declared_params)
-    if bad:
-        raise PlaybookError(
-            f"{where}: {spec.name} does not accept {', '.join(bad)} (target: {', '.join(sorted(declared_target)) or 'none'}; "
-            f"params: {', '.join(sorted(declared_params)) or 'none'})"
-        )
-    return PlaybookStep(
-        action=spec.name,
-        phase=phase,
-        why=why,
-        target=dict(target),
-        params=dict(params),
-        after=_strings(raw.get("after")),
-        only_if=dict(raw.get("only_if") or {}),
+
+
+class PlaybookFile(BaseModel):
+    """A playbook file (rules/playbooks/*.yaml); `tenantguard schema playbook` prints its JSON Schema."""
+
+    model_config = _FILE
+
+    id: str = Field(min_length=1)
+    title: str | None = None
+    description: str = ""
+    match: list[MatchEntry] = Field(min_length=1, description="Findings this playbook is for (any entry).")
+    steps: list[StepEntry] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError("a playbook is a mapping with id, title, match and steps")
+        unknown = set(raw) - {"id", "title", "description", "match", "steps"}
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+        for key in ("id", "match", "steps"):
+            if not raw.get(key):
+                raise ValueError(f"missing {key!r}")
+        return {
+            **raw,
+            "match": raw["match"] if isinstance(raw["match"], list) else [raw["match"]],
+            "steps": raw["steps"] if isinstance(raw["steps"], list) else [raw["steps"]],
+        }
+
+    @model_validator(mode="after")
+    def _order(self) -> PlaybookFile:
+        names = {s.action for s in self.steps}
+        for step in self.steps:
+            for name in _strings(step.after):
+                if name not in names:
+                    raise ValueError(
+                        f"step {step.action} is 'after' {name}, which is not a step of this playbook"
+                    )
+        return self
+
+
+def _playbook(loaded: loading.Loaded) -> Playbook:
+    parsed = loading.validate(PlaybookFile, loaded, error=PlaybookError)
+    return Playbook(
+        id=parsed.id,
+        title=parsed.title or parsed.id,
+        description=parsed.description.strip(),
+        match=tuple(entry.clause() for entry in parsed.match),
+        steps=tuple(entry.step() for entry in parsed.steps),
+        source=loaded.source,
     )
 
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core import loading
 from core.models.enums import Provider, Severity
 from detectors.posture.errors import CheckError, ExpressionError
 from detectors.posture.expression import Compiled, compile_expression, referenced_paths
@@ -129,128 +130,160 @@ class PostureCheck:
         return seen
 
 
-_REQUIRED = ("id", "provider", "title", "severity", "category", "object", "condition", "tests")
-_KNOWN = set(_REQUIRED) | {
-    "scope",
-    "applies_to",
-    "object_id",
-    "objects",
-    "baseline",
-    "remediation",
-    "references",
-    "rationale",
-    "mitre",
-    "drift",
-    "description",
-}
+_FILE = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
-def _key_lines(node: yaml.Node) -> dict[str, int]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+def _lower(value: Any) -> Any:
+    return str(value).lower() if value is not None else value
 
 
-def _choice(enum: type[StrEnum], value: Any, where: str) -> Any:
-    try:
-        return enum(str(value).lower())
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)  # type: ignore[attr-defined]
-        raise CheckError(f"{where}: {value!r} is not one of {allowed}") from None
+def _text(value: Any) -> Any:
+    """Scalars as text, as written (YAML 1.1 reads `off` as false: a test named off stays "False")."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, bool | int | float) else v for v in value]
+    return str(value) if isinstance(value, bool | int | float) else value
 
 
-def _parse_tests(raw: Any, where: str, line: int, scope: Scope, object_type: str) -> tuple[CheckTest, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise CheckError(f"{where}: 'tests' must list at least one passing and one failing snapshot")
-    tests = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise CheckError(f"{where}: tests[{index}] must be a mapping with name, expect and snapshot(s)")
-        expect = _choice(Expectation, item.get("expect"), f"{where}: tests[{index}].expect")
-        if "snapshots" in item:
-            snapshots = item["snapshots"]
-            if not isinstance(snapshots, dict) or not all(isinstance(v, list) for v in snapshots.values()):
-                raise CheckError(f"{where}: tests[{index}].snapshots must map object types to lists")
-        elif "snapshot" in item and isinstance(item["snapshot"], dict):
-            snapshots = {object_type: [item["snapshot"]]}
-        else:
-            raise CheckError(f"{where}: tests[{index}] needs 'snapshot' (one object) or 'snapshots'")
-        tests.append(CheckTest(str(item.get("name", f"test {index + 1}")), expect, snapshots, line))
-    expectations = {test.expect for test in tests}
-    if expectations != {Expectation.PASS, Expectation.FAIL}:
-        raise CheckError(f"{where}: tests need at least one 'expect: pass' and one 'expect: fail' snapshot")
-    return tuple(tests)
+class TestEntry(BaseModel):
+    """One test snapshot: `snapshot` (one object of the check's type) or `snapshots` (by type)."""
+
+    model_config = _FILE
+
+    name: str | None = None
+    expect: Expectation
+    snapshot: dict[str, Any] | None = None
+    snapshots: dict[str, list[dict[str, Any]]] | None = None
+
+    _expect = field_validator("expect", mode="before")(_lower)
+    _name = field_validator("name", mode="before")(_text)
+
+    @model_validator(mode="after")
+    def _one(self) -> TestEntry:
+        if self.snapshot is None and self.snapshots is None:
+            raise ValueError("a test needs 'snapshot' (one object) or 'snapshots'")
+        return self
+
+
+class RemediationEntry(BaseModel):
+    model_config = _FILE
+
+    action: str = Field(description="A remediation catalogue action.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _expression(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            compile_expression(value)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _object_type(value: str) -> str:
+    if value not in OBJECT_TYPES:
+        raise ValueError(f"{value!r} is not a snapshot object type ({', '.join(sorted(OBJECT_TYPES))})")
+    return value
+
+
+class CheckFile(BaseModel):
+    """One posture check document (rules/posture/**/*.yml); `tenantguard schema posture-check`."""
+
+    model_config = _FILE
+
+    id: str = Field(min_length=1)
+    provider: Provider
+    title: str
+    severity: Severity
+    category: Category
+    object: Annotated[str, AfterValidator(_object_type)] = Field(
+        description="The snapshot object type it reads."
+    )
+    condition: Annotated[str, AfterValidator(_expression)] = Field(
+        description="True when the tenant is in the expected state (posture expression)."
+    )
+    tests: list[TestEntry] = Field(description="At least one 'expect: pass' and one 'expect: fail' snapshot.")
+    scope: Scope = Scope.EACH
+    applies_to: Annotated[str | None, AfterValidator(_expression)] = None
+    object_id: str | None = None
+    objects: list[Annotated[str, AfterValidator(_object_type)]] | None = None
+    baseline: dict[str, Any] | None = Field(
+        default=None, description="Setting paths to expected values (drift)."
+    )
+    remediation: RemediationEntry | None = None
+    references: list[str] | None = None
+    rationale: str | None = None
+    description: str | None = None
+    mitre: list[str] | None = None
+    drift: bool | None = None
+
+    _enums = field_validator("provider", "severity", "category", "scope", mode="before")(_lower)
+    _texts = field_validator(
+        "id", "title", "object_id", "rationale", "description", "references", "mitre", "object", mode="before"
+    )(_text)
+
+    @field_validator("tests")
+    @classmethod
+    def _both(cls, tests: list[TestEntry]) -> list[TestEntry]:
+        if not tests:
+            raise ValueError("'tests' must list at least one passing and one failing snapshot")
+        if {t.expect for t in tests} != {Expectation.PASS, Expectation.FAIL}:
+            raise ValueError("tests need at least one 'expect: pass' and one 'expect: fail' snapshot")
+        return tests
 
 
 def parse_check(
     raw: Any, *, source: str = "<string>", line: int = 1, lines: dict[str, int] | None = None
 ) -> PostureCheck:
     """Validate one check document and compile its expressions."""
-    lines = lines or {}
-    where = f"{source}:{line}"
+    loaded = loading.Loaded(source, [raw], key_lines={id(raw): lines or {}}, map_lines={id(raw): line})
+    return _check(loaded, 0)
+
+
+def _check(loaded: loading.Loaded, document: int) -> PostureCheck:
+    raw = loaded.documents[document]
+    line = loaded.of(raw, 1) or 1
     if not isinstance(raw, dict):
-        raise CheckError(f"{where}: a posture check must be a YAML mapping")
-    missing = [name for name in _REQUIRED if name not in raw]
-    if missing:
-        raise CheckError(f"{where}: check {raw.get('id', '?')!r} is missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - _KNOWN)
-    if unknown:
-        at = lines.get(unknown[0], line)
-        raise CheckError(
-            f"{source}:{at}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN))})"
-        )
-
-    def field_at(name: str) -> str:
-        return f"{source}:{lines.get(name, line)} ({name})"
-
-    object_type = str(raw["object"])
-    if object_type not in OBJECT_TYPES:
-        raise CheckError(
-            f"{field_at('object')}: {object_type!r} is not a snapshot object type ({', '.join(sorted(OBJECT_TYPES))})"
-        )
-    scope = _choice(Scope, raw.get("scope", "each"), field_at("scope"))
-    object_types = tuple(str(t) for t in raw.get("objects", [object_type]))
-    for extra in object_types:
-        if extra not in OBJECT_TYPES:
-            raise CheckError(f"{field_at('objects')}: {extra!r} is not a snapshot object type")
-    compiled = {}
-    for name in ("condition", "applies_to"):
-        if raw.get(name) is None:
-            continue
-        try:
-            compiled[name] = compile_expression(str(raw[name]))
-        except ExpressionError as exc:
-            raise CheckError(f"{field_at(name)}: {exc}") from None
-    remediation = raw.get("remediation")
-    if remediation is not None and not (isinstance(remediation, dict) and "action" in remediation):
-        raise CheckError(f"{field_at('remediation')}: remediation needs an 'action' (and optional 'params')")
-    baseline = raw.get("baseline") or {}
-    if not isinstance(baseline, dict):
-        raise CheckError(f"{field_at('baseline')}: baseline must map setting paths to expected values")
+        raise CheckError(f"{loaded.source}:{line}: a posture check must be a YAML mapping")
+    parsed = loading.validate(
+        CheckFile, loaded, error=CheckError, document=document, template="{at} ({field}): {message}"
+    )
+    object_type = parsed.object
+    tests_line = loaded.key(raw, "tests", line) or line
     return PostureCheck(
-        id=str(raw["id"]),
-        provider=_choice(Provider, raw["provider"], field_at("provider")),
-        title=str(raw["title"]),
-        severity=_choice(Severity, raw["severity"], field_at("severity")),
-        category=_choice(Category, raw["category"], field_at("category")),
+        id=parsed.id,
+        provider=parsed.provider,
+        title=parsed.title,
+        severity=parsed.severity,
+        category=parsed.category,
         object_type=object_type,
-        scope=scope,
-        condition_text=str(raw["condition"]),
-        condition=compiled["condition"],
-        applies_to_text=str(raw["applies_to"]) if raw.get("applies_to") else None,
-        applies_to=compiled.get("applies_to"),
-        object_id=str(raw["object_id"]) if raw.get("object_id") is not None else None,
-        object_types=object_types if scope is Scope.TENANT else (object_type,),
-        baseline={str(k): v for k, v in baseline.items()},
-        remediation=Remediation(str(remediation["action"]), dict(remediation.get("params") or {}))
-        if remediation
+        scope=parsed.scope,
+        condition_text=parsed.condition,
+        condition=compile_expression(parsed.condition),
+        applies_to_text=parsed.applies_to or None,
+        applies_to=compile_expression(parsed.applies_to) if parsed.applies_to else None,
+        object_id=parsed.object_id,
+        object_types=tuple(parsed.objects or [object_type])
+        if parsed.scope is Scope.TENANT
+        else (object_type,),
+        baseline={str(k): v for k, v in (parsed.baseline or {}).items()},
+        remediation=Remediation(parsed.remediation.action, dict(parsed.remediation.params))
+        if parsed.remediation
         else None,
-        references=tuple(str(r) for r in raw.get("references") or ()),
-        rationale=str(raw.get("rationale") or raw.get("description") or ""),
-        mitre=tuple(str(m) for m in raw.get("mitre") or ()),
-        drift=bool(raw.get("drift", object_type in SETTING_TYPES)),
-        tests=_parse_tests(raw["tests"], field_at("tests"), lines.get("tests", line), scope, object_type),
-        source=source,
+        references=tuple(parsed.references or ()),
+        rationale=parsed.rationale or parsed.description or "",
+        mitre=tuple(parsed.mitre or ()),
+        drift=parsed.drift if parsed.drift is not None else object_type in SETTING_TYPES,
+        tests=tuple(
+            CheckTest(
+                test.name or f"test {index + 1}",
+                test.expect,
+                test.snapshots if test.snapshots is not None else {object_type: [test.snapshot or {}]},
+                tests_line,
+            )
+            for index, test in enumerate(parsed.tests)
+        ),
+        source=loaded.source,
         line=line,
     )
 
@@ -258,23 +291,10 @@ def parse_check(
 def parse_file(path: Path) -> list[PostureCheck]:
     """Every check in one YAML file (one per document)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CheckError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark else ""
-        raise CheckError(f"{path}{at}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    checks = []
-    for node, document in zip(nodes, documents, strict=True):
-        if document is None:
-            continue
-        line = node.start_mark.line + 1 if node is not None else 1
-        checks.append(parse_check(document, source=str(path), line=line, lines=_key_lines(node)))
-    return checks
+        loaded = loading.load_path(path, kind="yaml")
+    except loading.LoadError as exc:
+        raise CheckError(str(exc)) from None
+    return [_check(loaded, index) for index, document in enumerate(loaded.documents) if document is not None]
 
 
 def iter_check_files(path: Path) -> Iterator[Path]:
