@@ -41,13 +41,13 @@ from pathlib import Path
 
 import httpx
 
-from api.pagination import encode_cursor
 from api.principals.service import create_principal
 from bench.api_data import END, SPAN, Dataset, load
 from bench.harness import Figure, print_table
 from core.audit import Actor, export_csv, export_jsonl, iter_records, verify_export
 from core.clock import isoformat
 from core.db import Database
+from core.pagination import encode_cursor
 
 AREA = "api"
 PEPPER = "bench-pepper-7f3a0c5e9b1d4e2f8a6c0b3d5e7f9a1c"

@@ -15,6 +15,10 @@ class RedactionPolicyError(ConfigurationError):
     """A tenant's redaction policy names an unknown kind or tries to switch secrets off."""
 
 
+class CursorError(TenantguardError):
+    """A page cursor was not given out by this server for this list and sort."""
+
+
 class DatabaseError(TenantguardError):
     """The database cannot be used: unreachable, corrupt, locked or at the wrong schema version."""
 

@@ -2,25 +2,28 @@
 
 A timeline page is read from the stored entries alone (indexed by incident and time; evidence
 already collapsed; remediation steps are entries the remediation stage journals). Cursors are
-opaque strings encoding the position ``(time, entry id)`` of the last item, so pages are stable
-while new entries arrive.
+the one cursor format (:mod:`core.pagination`) holding the position ``(time, entry id)`` of the
+last item, so pages are stable while new entries arrive.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlmodel import Session, col
 
-from core.clock import isoformat, parse_time
+from core.clock import as_utc, isoformat
 from core.db import Database
+from core.entities import entity_list_contains, scanned
+from core.errors import CursorError
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
+from core.pagination import after_key, decode_cursor, encode_cursor
 from timeline.entries import EntryKind, hide_excerpt
 from timeline.errors import IncidentNotFoundError, TimelineError
 
@@ -63,20 +66,21 @@ class TimelinePage:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+_TIMELINE_SORT = "timeline"  # the one order of a timeline: (time, entry id)
+
+
 def _encode(at: datetime, entry_id: int) -> str:
-    raw = f"{isoformat(at)}|{entry_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor(_TIMELINE_SORT, [at, entry_id])
 
 
 def _decode(cursor: str) -> tuple[datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, entry_id = raw.split("|")
-        return parse_time(at), int(entry_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        at, entry_id = decode_cursor(cursor, _TIMELINE_SORT, (datetime, int))
+    except CursorError as exc:
         raise TimelineError(
-            f"cursor {cursor!r} is not one this server gave out; start again without it"
+            f"cursor {cursor!r} is not one this server gave out; start again without it ({exc})"
         ) from exc
+    return at, entry_id
 
 
 def _position(item: TimelineItem) -> tuple[datetime, int]:
@@ -156,36 +160,99 @@ def get_timeline(
     return TimelinePage(incident_id, page, next_cursor, total, {str(k): v for k, v in counts.items()})
 
 
+class IncidentSort(StrEnum):
+    NEWEST = "-first_seen"
+    OLDEST = "first_seen"
+    RECENTLY_CREATED = "-created_at"
+    FIRST_CREATED = "created_at"
+    MOST_URGENT = "priority"
+    LEAST_URGENT = "-priority"
+    ID_DESC = "-id"
+    ID_ASC = "id"
+
+
+# sort -> (key columns, their types for the cursor, descending)
+_KEYSETS: dict[IncidentSort, tuple[tuple[Any, ...], tuple[type, ...], bool]] = {
+    IncidentSort.NEWEST: ((col(Incident.first_seen), col(Incident.id)), (datetime, int), True),
+    IncidentSort.OLDEST: ((col(Incident.first_seen), col(Incident.id)), (datetime, int), False),
+    IncidentSort.RECENTLY_CREATED: ((col(Incident.created_at), col(Incident.id)), (datetime, int), True),
+    IncidentSort.FIRST_CREATED: ((col(Incident.created_at), col(Incident.id)), (datetime, int), False),
+    # "P1" < "P2" < ... as text, so the most urgent come first in ascending order.
+    IncidentSort.MOST_URGENT: ((col(Incident.priority), col(Incident.id)), (str, int), False),
+    IncidentSort.LEAST_URGENT: ((col(Incident.priority), col(Incident.id)), (str, int), True),
+    IncidentSort.ID_DESC: ((col(Incident.id),), (int,), True),
+    IncidentSort.ID_ASC: ((col(Incident.id),), (int,), False),
+}
+
+
 @dataclass(frozen=True)
 class IncidentFilter:
+    """Every filter is optional; several values of one filter mean "any of them"."""
+
     status: Sequence[str] | None = None
     priority: Sequence[str] | None = None
+    severity: Sequence[str] | None = None
     assignee: str | None = None
-    since: datetime | None = None
-    include_duplicates: bool = False
+    person: str | None = None  # e-mail of a person among the incident's entities
+    since: datetime | None = None  # active at or after (last_seen >= since)
+    until: datetime | None = None  # started before (first_seen < until)
+
+
+def _conditions(filters: IncidentFilter, dialect: str) -> list[Any]:
+    where: list[Any] = []
+    if filters.status:
+        where.append(col(Incident.status).in_([str(s) for s in filters.status]))
+    if filters.priority:
+        where.append(col(Incident.priority).in_([str(p) for p in filters.priority]))
+    if filters.severity:
+        where.append(col(Incident.severity).in_([str(s) for s in filters.severity]))
+    if filters.assignee:
+        where.append(col(Incident.assignee) == filters.assignee)
+    if filters.person:
+        where.append(
+            entity_list_contains(col(Incident.entities), "people", filters.person.lower(), dialect=dialect)
+        )
+    if filters.since is not None:
+        where.append(col(Incident.last_seen) >= as_utc(filters.since))
+    if filters.until is not None:
+        where.append(col(Incident.first_seen) < as_utc(filters.until))
+    return where
 
 
 def list_incidents(
-    db: Database, filters: IncidentFilter | None = None, *, limit: int = 50, after_id: int | None = None
-) -> list[Incident]:
-    """Newest first; `after_id` continues from the last id of the previous page."""
-    filters = filters or IncidentFilter()
-    query = select(Incident)
-    if filters.status:
-        query = query.where(col(Incident.status).in_(list(filters.status)))
-    elif not filters.include_duplicates:
-        query = query.where(col(Incident.status) != "duplicate")
-    if filters.priority:
-        query = query.where(col(Incident.priority).in_(list(filters.priority)))
-    if filters.assignee:
-        query = query.where(col(Incident.assignee) == filters.assignee)
-    if filters.since:
-        query = query.where(col(Incident.created_at) >= filters.since)
-    if after_id is not None:
-        query = query.where(col(Incident.id) < after_id)
-    query = query.order_by(col(Incident.id).desc()).limit(max(1, min(limit, MAX_PAGE)))
-    with db.session(readonly=True) as session:
-        return list(session.execute(query).scalars())
+    session: Session,
+    filters: IncidentFilter | None = None,
+    *,
+    sort: IncidentSort = IncidentSort.NEWEST,
+    limit: int = 50,
+    cursor: str | None = None,
+    columns: Sequence[Any] | None = None,
+) -> tuple[list[Row[Any]], str | None]:
+    """One keyset page of incidents (the API's and the CLI's answer) and the next page's cursor.
+
+    Rows carry `columns` (default: every incident column); the cursor is None on the last page.
+    """
+    keys, types, descending = _KEYSETS[sort]
+    dialect = session.get_bind().dialect.name
+    query = select(*(columns or Incident.__table__.c)).where(  # type: ignore[attr-defined]
+        *_conditions(filters or IncidentFilter(), dialect)
+    )
+    if cursor is not None:
+        query = query.where(
+            after_key(list(keys), decode_cursor(cursor, sort.value, types), descending=descending)
+        )
+    # A person matches few rows: find them, then sort (see core.entities.scanned).
+    ordered = [scanned(c) for c in keys] if filters and filters.person else keys
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list(
+        session.execute(
+            query.order_by(*(c.desc() if descending else c.asc() for c in ordered)).limit(limit + 1)
+        )
+    )
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(sort.value, [getattr(rows[-1], c.key) for c in keys])
 
 
 def get_incident(db: Database, incident_id: int) -> tuple[Incident, list[Finding]]:

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.pagination import MAX_ID
 from core.models import FindingKind, FindingStatus, Provider, Severity
+from core.pagination import MAX_ID
 
 
 class FindingSort(StrEnum):

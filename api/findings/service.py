@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlmodel import Session, col, select
 
-from api.entities import entity_list_contains, scanned
 from api.errors import NotFound
 from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
-from api.pagination import after_key, decode_cursor, encode_cursor
 from core.clock import as_utc
+from core.entities import entity_list_contains, scanned
 from core.models import Finding, Severity
+from core.pagination import after_key, decode_cursor, encode_cursor
 
 _SEVERITY_ORDER = sorted(Severity, key=lambda s: s.rank)
 # Lists read only what a summary shows: no ORM objects, no evidence or context JSON to decode.
@@ -69,7 +69,7 @@ def list_findings(
         query = query.where(
             after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
         )
-    # A person matches few rows: find them, then sort (see api.entities.scanned).
+    # A person matches few rows: find them, then sort (see core.entities.scanned).
     keys = [scanned(c) for c in columns] if filters.person else columns
     order = [c.desc() if descending else c.asc() for c in keys]
     rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.context import RequestContext, require
 from api.identities import service
 from api.identities.schemas import AccountOut, GrantOut, PersonDetail, PersonSort, PersonSummary
-from api.pagination import MAX_ID, Page, PageRequest, page_request
+from api.pagination import Page, PageRequest, page_request
 from api.permissions import Permission
 from core.models import Provider
+from core.pagination import MAX_ID
 
 router = APIRouter(prefix="/identities", tags=["identities"])
 PersonId = Annotated[int, Path(ge=1, le=MAX_ID, description="Person id.")]

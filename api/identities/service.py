@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 from api.context import RequestContext
 from api.errors import NotFound
 from api.identities.schemas import AccountOut, GrantOut, PersonDetail, PersonSort, PersonSummary
-from api.pagination import after_key, decode_cursor, encode_cursor
 from core.models import Account, Person
+from core.pagination import after_key, decode_cursor, encode_cursor
 from identity import what_can_access, who_can_access
 
 _KEYSETS: dict[PersonSort, tuple[tuple[Any, ...], tuple[type, ...], bool]] = {

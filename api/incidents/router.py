@@ -13,7 +13,6 @@ from api.incidents.schemas import (
     AssignIn,
     IncidentDetail,
     IncidentFilters,
-    IncidentSort,
     IncidentSummary,
     LinkIn,
     MergeIn,
@@ -26,10 +25,12 @@ from api.incidents.schemas import (
     TimelinePageOut,
     TransitionIn,
 )
-from api.pagination import MAX_ID, Page, PageRequest, page_request
+from api.pagination import Page, PageRequest, page_request
 from api.permissions import Permission
-from timeline import reports
+from core.pagination import MAX_ID
+from timeline import queries, reports
 from timeline.entries import EntryKind
+from timeline.queries import IncidentSort
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
@@ -43,8 +44,13 @@ def list_incidents(
     sort: IncidentSort = IncidentSort.NEWEST,
 ) -> Page[IncidentSummary]:
     with ctx.db.session(readonly=True) as session:
-        rows, next_cursor = service.list_incidents(
-            session, filters, sort=sort, limit=page.limit, cursor=page.cursor
+        rows, next_cursor = queries.list_incidents(
+            session,
+            service.incident_filter(filters),
+            sort=sort,
+            limit=page.limit,
+            cursor=page.cursor,
+            columns=service.SUMMARY_COLUMNS,
         )
         items = [IncidentSummary.model_validate(row) for row in rows]
     return Page[IncidentSummary](items=items, next_cursor=next_cursor)

@@ -9,19 +9,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.findings.schemas import FindingSummary
-from api.pagination import MAX_ID
 from core.models import IncidentStatus, Priority, Provider, Severity
-
-
-class IncidentSort(StrEnum):
-    NEWEST = "-first_seen"
-    OLDEST = "first_seen"
-    RECENTLY_CREATED = "-created_at"
-    FIRST_CREATED = "created_at"
-    MOST_URGENT = "priority"
-    LEAST_URGENT = "-priority"
-    ID_DESC = "-id"
-    ID_ASC = "id"
+from core.pagination import MAX_ID
 
 
 class IncidentSummary(BaseModel):

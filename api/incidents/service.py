@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Row, case, func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from api.context import RequestContext
-from api.entities import entity_list_contains, scanned
 from api.errors import NotFound, Unprocessable
 from api.findings.schemas import FindingSummary
 from api.incidents.schemas import (
     AssignIn,
     IncidentDetail,
     IncidentFilters,
-    IncidentSort,
     IncidentSummary,
     LinkIn,
     MergeIn,
@@ -28,9 +23,7 @@ from api.incidents.schemas import (
     TimelinePageOut,
     TransitionIn,
 )
-from api.pagination import after_key, decode_cursor, encode_cursor
 from api.permissions import Permission, allows
-from core.clock import as_utc
 from core.models import Finding, Incident, Severity
 from timeline import lifecycle, queries, reports
 
@@ -38,58 +31,18 @@ DETAIL_FINDINGS = 200
 # Lists read only what a summary shows (no ORM objects, no grouping/priority JSON to decode).
 SUMMARY_COLUMNS = [Incident.__table__.c[name] for name in IncidentSummary.model_fields]  # type: ignore[attr-defined]
 
-_KEYSETS: dict[IncidentSort, tuple[tuple[Any, ...], tuple[type, ...], bool]] = {
-    IncidentSort.NEWEST: ((col(Incident.first_seen), col(Incident.id)), (datetime, int), True),
-    IncidentSort.OLDEST: ((col(Incident.first_seen), col(Incident.id)), (datetime, int), False),
-    IncidentSort.RECENTLY_CREATED: ((col(Incident.created_at), col(Incident.id)), (datetime, int), True),
-    IncidentSort.FIRST_CREATED: ((col(Incident.created_at), col(Incident.id)), (datetime, int), False),
-    # "P1" < "P2" < ... as text, so the most urgent come first in ascending order.
-    IncidentSort.MOST_URGENT: ((col(Incident.priority), col(Incident.id)), (str, int), False),
-    IncidentSort.LEAST_URGENT: ((col(Incident.priority), col(Incident.id)), (str, int), True),
-    IncidentSort.ID_DESC: ((col(Incident.id),), (int,), True),
-    IncidentSort.ID_ASC: ((col(Incident.id),), (int,), False),
-}
 
-
-def _conditions(filters: IncidentFilters, dialect: str) -> list[Any]:
-    where: list[Any] = []
-    if filters.status:
-        where.append(col(Incident.status).in_([s.value for s in filters.status]))
-    if filters.priority:
-        where.append(col(Incident.priority).in_([p.value for p in filters.priority]))
-    if filters.severity:
-        where.append(col(Incident.severity).in_([s.value for s in filters.severity]))
-    if filters.assignee:
-        where.append(col(Incident.assignee) == filters.assignee)
-    if filters.person:
-        where.append(
-            entity_list_contains(col(Incident.entities), "people", filters.person.lower(), dialect=dialect)
-        )
-    if filters.since is not None:
-        where.append(col(Incident.last_seen) >= as_utc(filters.since))
-    if filters.until is not None:
-        where.append(col(Incident.first_seen) < as_utc(filters.until))
-    return where
-
-
-def list_incidents(
-    session: Session, filters: IncidentFilters, *, sort: IncidentSort, limit: int, cursor: str | None
-) -> tuple[list[Row[Any]], str | None]:
-    columns, types, descending = _KEYSETS[sort]
-    dialect = session.get_bind().dialect.name
-    query = select(*SUMMARY_COLUMNS).where(*_conditions(filters, dialect))
-    if cursor is not None:
-        query = query.where(
-            after_key(list(columns), decode_cursor(cursor, sort.value, types), descending=descending)
-        )
-    # A person matches few rows: find them, then sort (see api.entities.scanned).
-    keys = [scanned(c) for c in columns] if filters.person else columns
-    order = [c.desc() if descending else c.asc() for c in keys]
-    rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(sort.value, [getattr(rows[-1], c.key) for c in columns])
+def incident_filter(filters: IncidentFilters) -> queries.IncidentFilter:
+    """The query's filter from the request's (validated) parameters."""
+    return queries.IncidentFilter(
+        status=[s.value for s in filters.status or []],
+        priority=[p.value for p in filters.priority or []],
+        severity=[s.value for s in filters.severity or []],
+        assignee=filters.assignee,
+        person=filters.person,
+        since=filters.since,
+        until=filters.until,
+    )
 
 
 def load_incident(session: Session, incident_id: int) -> Incident:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from api.context import RequestContext, require
 from api.findings import service as findings
 from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
-from api.pagination import MAX_ID, Page, PageRequest, page_request
+from api.pagination import Page, PageRequest, page_request
 from api.permissions import Permission
 from api.posture import service
 from api.posture.schemas import CheckOut, ScoreOut
 from core.models import FindingKind, Provider
+from core.pagination import MAX_ID
 
 router = APIRouter(prefix="/posture", tags=["posture"])
 

@@ -51,10 +51,11 @@ def list_(
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
-    """Incidents, newest first."""
+    """Incidents, newest first (the same query as `GET /incidents`)."""
     from timeline.queries import IncidentFilter, list_incidents
 
-    incidents = list_incidents(database(), IncidentFilter(status=status, priority=priority), limit=limit)
+    with database().session(readonly=True) as session:
+        incidents, _ = list_incidents(session, IncidentFilter(status=status, priority=priority), limit=limit)
     table = Table(title=f"{len(incidents)} incident(s)")
     for column in ("id", "priority", "status", "title", "findings", "messages", "assignee", "opened", "due"):
         table.add_column(column)
