@@ -16,7 +16,6 @@ from sqlmodel import col, select
 from api.compliance.schemas import ControlOut, ExceptionIn, ExceptionOut, ExpireIn, FrameworkOut
 from api.context import RequestContext, require
 from api.errors import Conflict, NotFound, Unprocessable
-from api.pagination import MAX_ID
 from api.permissions import Permission
 from compliance import exceptions as stage
 from compliance.errors import (
@@ -32,6 +31,7 @@ from compliance.mappings import ItemKind, shipped_mappings
 from compliance.render import MEDIA_TYPES, ReportFormat
 from core.clock import as_utc
 from core.models import ComplianceException
+from core.pagination import MAX_ID
 
 router = APIRouter(prefix="/compliance", tags=["compliance"])
 
