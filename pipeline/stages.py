@@ -12,6 +12,7 @@ and duplicates nothing. A stage with nothing to do returns quickly.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from core.db import Database
 from core.models import ActionStatus, AnalysisCursor, ConfigSnapshot, Finding, RemediationAction
 from core.settings import Settings
 
+LOG = logging.getLogger("tenantguard.pipeline")
 SCHEDULER_ACTOR = Actor.system("scheduler")
 IDENTITY_RESOLVE_CURSOR = "pipeline.identity.resolve"
 IDENTITY_SCORE_CURSOR = "pipeline.identity.score"
@@ -124,6 +126,27 @@ def posture_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCont
     result.add("findings", report.posture_findings + report.drift_findings)
     result.add("resolved", report.resolved)
     result.errors.extend(report.errors)
+    return result
+
+
+def exceptions_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
+    """Compliance exceptions that end within a week, or have ended: announced loudly, once each."""
+    from compliance.exceptions import announce_expiring
+
+    result = StageResult("exceptions")
+    with db.session() as session:
+        announced = announce_expiring(session, now=ctx.now or utcnow())
+        for row in announced:
+            LOG.warning(
+                "compliance exception #%s for %s (owner %s) %s at %s: the check counts as failing from then on",
+                row.id,
+                row.check_id,
+                row.owner,
+                "expired" if as_utc(row.expires_at) <= (ctx.now or utcnow()) else "expires",
+                row.expires_at.isoformat(),
+            )
+    result.add("exceptions_expiring", len(announced))
+    result.skipped = not announced
     return result
 
 
@@ -258,6 +281,7 @@ def _mark(db: Database, name: str, position: int) -> None:
 COLLECT = Stage("collect", collect_stage)
 DETECT = Stage("detect", detect_stage)
 POSTURE = Stage("posture", posture_stage)
+EXCEPTIONS = Stage("exceptions", exceptions_stage)
 IDENTITY = Stage("identity", identity_stage)
 INCIDENTS = Stage("incidents", incidents_stage)
 NOTIFY = Stage("notify", notify_stage)
@@ -271,6 +295,7 @@ STAGES: list[Stage] = [
     COLLECT,
     DETECT,
     POSTURE,
+    EXCEPTIONS,
     IDENTITY,
     INCIDENTS,
     NOTIFY,
