@@ -2,8 +2,8 @@
 
 Reads settings from the environment (TENANTGUARD_DATABASE_URL, TENANTGUARD_CONNECTIONS_FILE,
 TENANTGUARD_COLLECTOR_*, TENANTGUARD_LOG_LEVEL). With --once it runs one pass and exits 1 if any stream failed;
-otherwise it runs the scheduler until SIGTERM/SIGINT. Start several on one PostgreSQL database
-to scale out: the stream leases keep them from doing the same work.
+otherwise it runs the scheduler until SIGTERM/SIGINT. Run one per database; to scale out on
+PostgreSQL run `tenantguard worker` processes instead (one job per stream at a time).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The runner decides per class: retry (`TransientError`, `Throttled`), quarantine and stop the
 stream (`MalformedResponse`), mark the stream unhealthy (`PermissionMissing`), mark the whole
 connection unhealthy (`AuthenticationFailed`, `ConnectionConfigError`) — those come from the
-providers; the classes here are the collectors' own (page tokens, leases, ingest).
+providers; the classes here are the collectors' own (page tokens, fencing, ingest).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ class CollectorError(TenantguardError):
     """Base of every error raised on purpose by the collectors."""
 
 
-class LeaseLost(CollectorError):
-    """Another worker took over this stream's lease; this worker must stop without committing."""
+class RunSuperseded(CollectorError):
+    """A later run claimed this stream's checkpoint (`collectors.fencing`); this run must stop
+    without committing."""
 
 
 class IngestError(CollectorError):

@@ -15,7 +15,7 @@ after the events arrived (serve's collectors scheduler does; `collect_once` runs
 events streams of the same pass) instead of at their own, long interval.
 
 The marks (when the stream last reconciled; which events it has looked at) live in the stream's
-checkpoint cursor and are saved, fenced on the lease, only after the run succeeded, so a failed run
+checkpoint cursor and are saved, fenced on the run's claim, only after the run succeeded, so a failed run
 is simply done again. Event ids are only roughly in commit order on PostgreSQL (a transaction that
 took id 100 may commit after one that took 101), so each run looks again at the events the
 previous run saw: a change is re-read once or twice, never missed.

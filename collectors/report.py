@@ -9,8 +9,7 @@ from enum import StrEnum
 class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    BUSY = "busy"  # another worker holds the stream's lease
-    LOST = "lost"  # the lease moved away mid-run; nothing uncommitted was kept
+    LOST = "lost"  # a later run claimed the stream mid-run; nothing uncommitted was kept
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class StreamResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.BUSY)
+        return self.status is RunStatus.SUCCEEDED
 
 
 @dataclass(frozen=True)

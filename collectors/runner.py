@@ -1,7 +1,7 @@
-"""Run streams: lease, read pages, commit each page with its checkpoint, record health and runs.
+"""Run streams: claim, read pages, commit each page with its checkpoint, record health and runs.
 
 The contract that keeps collection exact: a page's events (or messages, or snapshot changes)
-and the checkpoint that follows them commit in one transaction, fenced on the lease. A crash
+and the checkpoint that follows them commit in one transaction, fenced on the run's claim (`collectors.fencing`). A crash
 before the commit re-reads the page; a crash after it resumes from the next one. Failures are
 contained: a malformed page is quarantined and fails its stream loudly (checkpoint unmoved);
 a refused permission marks the stream unhealthy naming what to grant; rejected credentials
@@ -13,16 +13,16 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from collectors.errors import CollectorError, LeaseLost
+from collectors.errors import CollectorError, RunSuperseded
+from collectors.fencing import claim, ensure_checkpoint, release, run_token
 from collectors.inventory import plan_inventory
-from collectors.leases import LeaseKeeper, ensure_checkpoint, release, try_acquire
 from collectors.options import CollectorOptions
 from collectors.progress import ProgressSink
 from collectors.report import CollectionReport, RunStatus, StreamResult
@@ -54,6 +54,8 @@ from providers.errors import (
 
 log = logging.getLogger("tenantguard.collectors")
 ACTOR = Actor.system("collector")
+PageHook = Callable[[Session, Connection], None]
+"""Called inside a page's transaction when the page stored something new."""
 
 
 @dataclass
@@ -161,12 +163,16 @@ def commit_page(
     page: Page,
     *,
     checkpoint_id: int,
-    owner: str,
-    options: CollectorOptions,
+    token: str,
     run_id: int,
     counters: _Counters,
+    in_transaction: PageHook | None = None,
 ) -> int:
-    """Store one page and the checkpoint after it, in one transaction; returns new records."""
+    """Store one page and the checkpoint after it, in one transaction; returns new records.
+
+    `in_transaction` runs inside that transaction when the page stored something new (a task
+    engine on the same database enqueues the detection it calls for there, so the page and
+    its job commit together)."""
     assert connection.id is not None
     new = read = rows = 0
     with db.session() as session:
@@ -219,10 +225,11 @@ def commit_page(
         save_checkpoint(
             session,
             checkpoint_id=checkpoint_id,
-            owner=owner,
+            token=token,
             cursor=page.cursor if page.cursor is not None else _current_cursor(session, checkpoint_id),
-            lease_seconds=options.lease_seconds,
         )
+        if in_transaction is not None and new + rows:
+            in_transaction(session, connection)
         touch_run(session, run_id, pages=1, read=read, new=new + rows)
     counters.pages += 1
     counters.read += read
@@ -232,9 +239,7 @@ def commit_page(
     return new + rows
 
 
-def _save_marks(
-    db: Database, checkpoint_id: int, owner: str, options: CollectorOptions, marks: dict[str, Any]
-) -> None:
+def _save_marks(db: Database, checkpoint_id: int, token: str, marks: dict[str, Any]) -> None:
     """Store an inventory run's marks (collectors/inventory.py) once every page is committed."""
     with db.session() as session:
         cursor = _current_cursor(session, checkpoint_id)
@@ -243,9 +248,8 @@ def _save_marks(
         save_checkpoint(
             session,
             checkpoint_id=checkpoint_id,
-            owner=owner,
+            token=token,
             cursor={**cursor, **marks},
-            lease_seconds=options.lease_seconds,
         )
 
 
@@ -317,15 +321,19 @@ def run_stream(
     options: CollectorOptions | None = None,
     owner: str | None = None,
     progress: ProgressSink | None = None,
+    in_transaction: PageHook | None = None,
 ) -> StreamResult:
-    """One run of one stream of one connection; never raises for provider or data problems."""
+    """One run of one stream of one connection; never raises for provider or data problems.
+
+    The caller's engine keeps a stream to one run at a time; this run claims the checkpoint, so
+    any earlier run still alive can no longer commit (`collectors.fencing`)."""
     options = options or db.settings.collector
     owner = owner or options.worker()
     assert connection.id is not None
     key = f"{connection.name}/{spec.name}"
     checkpoint_id = ensure_checkpoint(db, connection.id, spec.name)
-    if not try_acquire(db, checkpoint_id, owner, options.lease_seconds):
-        return StreamResult(connection.name, connection.provider, spec.name, RunStatus.BUSY)
+    token = run_token(owner)
+    claim(db, checkpoint_id, token)
     started = time.monotonic()
     counters = _Counters()
     run_id = _start_run(db, connection.id, spec.name, owner)
@@ -356,43 +364,40 @@ def run_stream(
         )
 
     try:
-        with LeaseKeeper(db, checkpoint_id, owner, options.lease_seconds) as keeper:
-            ctx = _context(db, connection, spec, checkpoint_id, options, progress, key)
-            plan = plan_inventory(db, connection, spec, ctx.cursor, options, ctx.now)
-            ctx.full_read, ctx.changed = plan.full_read, plan.changed
-            for page in () if plan.skip else spec.read(ctx):
-                if keeper.lost.is_set():
-                    raise LeaseLost(f"{key}: lease lost while reading")
-                new = commit_page(
-                    db,
-                    connection,
-                    spec,
-                    page,
-                    checkpoint_id=checkpoint_id,
-                    owner=owner,
-                    options=options,
-                    run_id=run_id,
-                    counters=counters,
+        ctx = _context(db, connection, spec, checkpoint_id, options, progress, key)
+        plan = plan_inventory(db, connection, spec, ctx.cursor, options, ctx.now)
+        ctx.full_read, ctx.changed = plan.full_read, plan.changed
+        for page in () if plan.skip else spec.read(ctx):
+            new = commit_page(
+                db,
+                connection,
+                spec,
+                page,
+                checkpoint_id=checkpoint_id,
+                token=token,
+                run_id=run_id,
+                counters=counters,
+                in_transaction=in_transaction,
+            )
+            if progress:
+                progress.page(
+                    key, records=len(page.records) or len(page.objects or {}), new=new, window=page.window
                 )
-                if progress:
-                    progress.page(
-                        key, records=len(page.records) or len(page.objects or {}), new=new, window=page.window
-                    )
-            if plan.marks:
-                _save_marks(db, checkpoint_id, owner, options, plan.marks)
+        if plan.marks:
+            _save_marks(db, checkpoint_id, token, plan.marks)
         _mark_success(db, checkpoint_id)
         set_stream_health(db, connection, spec.name, Health.OK, None)
         refresh_connection_health(db, connection, succeeded=True)
         return result(RunStatus.SUCCEEDED)
-    except LeaseLost as exc:
+    except RunSuperseded as exc:
         return result(RunStatus.LOST, str(exc))
     except Exception as exc:  # contained: nothing a stream does may stop the others
         return result(RunStatus.FAILED, _record_failure(db, connection, spec, exc))
     finally:
         try:
-            release(db, checkpoint_id, owner)
-        except Exception:
-            log.exception("%s: could not release the lease (it will expire)", key)
+            release(db, checkpoint_id, token)
+        except Exception:  # harmless: the next run claims the checkpoint anyway
+            log.exception("%s: could not clear the run's claim", key)
 
 
 def _record_failure(db: Database, connection: Connection, spec: StreamSpec, exc: Exception) -> str:

@@ -1,9 +1,10 @@
 """APScheduler: one interval job per (connection, stream), plus a job that follows connection changes.
 
-Several processes may run this scheduler against one PostgreSQL database: each job takes the
-stream's lease before reading (`collectors.leases`), so a stream never runs twice at once and
-a dead worker's streams are picked up by the others once its lease expires (at once on the
-same host). Within one process `max_instances=1` and `coalesce` keep a slow stream from piling up.
+This is the one-process form (`tenantguard serve` on SQLite): `max_instances=1` and `coalesce`
+keep each stream to one run at a time and a slow stream from piling up. Several machines share
+the streams through `tenantguard worker` (Procrastinate, `pipeline.workers`), not by running
+this scheduler twice: two schedulers on one database would both run every stream, and the
+fencing of checkpoint commits (`collectors.fencing`) would only keep them from corrupting it.
 
 A run that stored new audit events runs at once the inventory streams that watch them
 (`collectors.inventory.watchers`: e.g. a Google token revoke re-reads that user's grants now, not

@@ -2,8 +2,9 @@
 
 Events and messages are inserted with ON CONFLICT DO NOTHING on the provider's own id, so a page
 read twice (after a crash, or through the overlap window) changes nothing. The checkpoint is
-saved in the same transaction, fenced by the lease: if another worker took the stream over, the
-update matches no row and the whole transaction (events included) is rolled back.
+saved in the same transaction, fenced on the run's claim (`collectors.fencing`): if a later run
+claimed the stream, the update matches no row and the whole transaction (events included) is
+rolled back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from collectors.errors import LeaseLost
+from collectors.errors import RunSuperseded
 from core.clock import utcnow
 from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
 from core.models.connection import Checkpoint, CollectionRun
@@ -303,27 +304,23 @@ def save_checkpoint(
     session: Session,
     *,
     checkpoint_id: int,
-    owner: str,
+    token: str,
     cursor: Mapping[str, Any],
-    lease_seconds: float,
     success: bool = False,
 ) -> None:
-    """Move the checkpoint and renew the lease — only while `owner` still holds it."""
+    """Move the checkpoint — only while the run's `token` is still the latest claim
+    (`collectors.fencing`); otherwise the whole transaction must roll back."""
     now = utcnow()
-    values: dict[str, Any] = {
-        "cursor": _json_safe(dict(cursor)),
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "updated_at": now,
-    }
+    values: dict[str, Any] = {"cursor": _json_safe(dict(cursor)), "updated_at": now}
     if success:
         values["last_success_at"] = now
     result = session.execute(
         update(Checkpoint)
-        .where(col(Checkpoint.id) == checkpoint_id, col(Checkpoint.lease_owner) == owner)
+        .where(col(Checkpoint.id) == checkpoint_id, col(Checkpoint.run_token) == token)
         .values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise LeaseLost(f"checkpoint {checkpoint_id}: the lease moved to another worker; not committing")
+        raise RunSuperseded(f"checkpoint {checkpoint_id}: a later run claimed this stream; not committing")
 
 
 def touch_run(session: Session, run_id: int, *, pages: int, read: int, new: int) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -141,9 +141,6 @@ class CollectorOptions(BaseSettings):
 
     model_config = _section("TENANTGUARD_COLLECTOR_")
 
-    lease_seconds: float = Field(
-        default=60.0, gt=0, description="A stream's lease; a dead worker's streams move on after it."
-    )
     threads: int = Field(default=4, ge=1, description="(connection, stream) jobs run at once in one process.")
     max_attempts: int = Field(default=8, ge=1, description="Attempts for 5xx/timeouts and 429s.")
     malformed_attempts: int = Field(
@@ -171,7 +168,7 @@ class CollectorOptions(BaseSettings):
     worker_id: str | None = Field(default=None, description="This worker's name. Unset: host:pid:nonce.")
 
     def worker(self) -> str:
-        """`host:pid:nonce` — the host and pid let a restarted worker take over a dead one at once."""
+        """`host:pid:nonce` — names the process in run records (who ran what)."""
         return self.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -313,6 +310,17 @@ class Settings(BaseSettings):
     )
     pipeline_lag_seconds: float = Field(
         default=600.0, gt=0, description="How far behind a stage may fall before /health says degraded."
+    )
+    pipeline_engine: Literal["embedded", "procrastinate"] = Field(
+        default="embedded",
+        description="Who runs the cycle's jobs: embedded (APScheduler inside serve, one process) or "
+        "procrastinate (PostgreSQL: serve runs only the API, `tenantguard worker` processes run the jobs).",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a worker heartbeats; one silent for five heartbeats is presumed dead and "
+        "its jobs (its streams) move to the other workers.",
     )
 
     api: ApiSettings = Field(default_factory=ApiSettings)

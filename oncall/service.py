@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models.oncall import Escalation, Page
-from oncall.escalation import ONCALL_ACTOR, SweepReport, escalate_due, start_escalations
+from oncall.escalation import ACTIVE, ONCALL_ACTOR, SweepReport, escalate_due, start_escalations
 from oncall.outbox import OutboxReport, deliver_pages
 from oncall.schedules import coverage
 from oncall.store import load_document
@@ -36,6 +36,16 @@ def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> 
     sweep = escalate_due(db, settings, when)
     outbox = deliver_pages(db, settings, when)
     return TickReport(started, sweep, outbox)
+
+
+def next_due_at(db: Database) -> datetime | None:
+    """When `run_due` next has something to do: the earliest escalation step or page retry that
+    is waiting (a task engine schedules a delayed job for that moment)."""
+    with db.session(readonly=True) as session:
+        step = session.exec(select(func.min(Escalation.next_at)).where(Escalation.status == ACTIVE)).one()
+        retry = session.exec(select(func.min(Page.next_attempt_at)).where(Page.status == "pending")).one()
+    moments = [as_utc(m) for m in (step, retry) if m is not None]
+    return min(moments) if moments else None
 
 
 def pages_of(session: Session, incident_id: int) -> list[dict[str, Any]]:

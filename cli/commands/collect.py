@@ -64,7 +64,7 @@ def _print_report(report: Any) -> None:
     ):
         table.add_column(column)
     for r in report.results:
-        style = "red" if not r.ok else ("dim" if r.status == "busy" else "")
+        style = "" if r.ok else "red"
         table.add_row(
             r.connection,
             r.stream,

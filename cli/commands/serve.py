@@ -31,7 +31,9 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the API (docs at /docs), collect on schedule and run the analysis cycle as data
-    arrives (with a periodic sweep every TENANTGUARD_PIPELINE_SWEEP_SECONDS); stops on Ctrl-C."""
+    arrives (with a periodic sweep every TENANTGUARD_PIPELINE_SWEEP_SECONDS); stops on Ctrl-C.
+    With TENANTGUARD_PIPELINE_ENGINE=procrastinate (PostgreSQL) only the API runs here and
+    `tenantguard worker` processes run the jobs."""
     import uvicorn
 
     from api.app import create_app
@@ -46,6 +48,11 @@ def serve(
     cfg.configure_logging()
     db = database()  # applies pending migrations first
     pipeline = collectors = None
+    if cfg.pipeline_engine == "procrastinate":
+        from pipeline.workers import conninfo
+
+        conninfo(db)  # PostgreSQL or a clear error; the jobs run in `tenantguard worker` processes
+        scheduler = False
     if scheduler:
         from pipeline.embedded import embedded
 
@@ -55,6 +62,8 @@ def serve(
         if part is not None:
             part.start()
     err_console.print(f"tenantguard API on http://{host}:{port} (OpenAPI at /docs, health at /health)")
+    if cfg.pipeline_engine == "procrastinate":
+        err_console.print("pipeline engine: procrastinate — run `tenantguard worker` processes for the jobs")
     try:
         uvicorn.run(application, host=host, port=port, log_level=cfg.log_level.lower(), server_header=False)
     finally:

@@ -4,7 +4,7 @@ A reader is a generator over `Page`s. For event and conversation streams every p
 checkpoint to store once that page is committed; for snapshot streams a page carries one
 complete listing of an object type (compared with the stored state as a whole, so deletions
 are seen). Readers do I/O through their provider's read calls (:mod:`providers`) and nothing else: storage,
-leases, retries and health are the runner's business.
+fencing, retries and health are the runner's business.
 """
 
 from __future__ import annotations

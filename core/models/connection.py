@@ -39,7 +39,11 @@ class Connection(SQLModel, table=True):
 
 
 class Checkpoint(SQLModel, table=True):
-    """Where a (connection, stream) collector resumes, and who holds it right now (lease)."""
+    """Where a (connection, stream) collector resumes, and which run may move it (`run_token`).
+
+    Which worker runs a stream is the task engine's business (one job at a time per stream);
+    `run_token` fences the commits: each run claims it on start, and a page commits only while
+    the token is still its own, so a run that was presumed dead and replaced can never commit."""
 
     __table_args__ = (UniqueConstraint("connection_id", "stream"),)
 
@@ -49,8 +53,7 @@ class Checkpoint(SQLModel, table=True):
     cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     health: str = Field(default=Health.UNKNOWN, max_length=20)
     health_reason: str | None = None
-    lease_owner: str | None = Field(default=None, max_length=200)
-    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    run_token: str | None = Field(default=None, max_length=200)
     last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
