@@ -36,7 +36,7 @@ from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, StoredFinding, store_findings
 from core.models import Event, Suppression
-from core.models.event import StoredEvent, event_row_columns
+from core.models.event import EventRow, StoredEvent, event_row_columns
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
 from detectors.sigma.definitions import RulePack
@@ -175,7 +175,7 @@ class DetectionPipeline:
             .where(col(Event.id) <= position, col(Event.occurred_at) >= since)
             .order_by(col(Event.id))
         ).all()
-        self.engine.warm_up(event_record(event) for event in replay)
+        self.engine.warm_up(event_record(EventRow._make(row)) for row in replay)
 
     def run_batch(self, session: Session) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction."""
@@ -184,7 +184,9 @@ class DetectionPipeline:
             if self._position is not None:
                 self._reset()
             self._warm_up(session, position)
-        events = self.cursor.read(session, self.batch_size, columns=self._columns)
+        events = [
+            EventRow._make(row) for row in self.cursor.read(session, self.batch_size, columns=self._columns)
+        ]
         result = PipelineResult(events=len(events))
         if not events:
             self.cursor.advance(session, events)  # lets gaps that never filled expire
