@@ -19,6 +19,10 @@ class CursorError(TenantguardError):
     """A page cursor was not given out by this server for this list and sort."""
 
 
+class IncidentNotFoundError(TenantguardError):
+    """No incident has the id the caller gave (timeline, remediation and the API alike)."""
+
+
 class DatabaseError(TenantguardError):
     """The database cannot be used: unreachable, corrupt, locked or at the wrong schema version."""
 

@@ -25,10 +25,6 @@ class PolicyError(RemediationError):
     """The approval policy file is invalid."""
 
 
-class IncidentNotFound(RemediationError):
-    """No incident with that id."""
-
-
 class ActionNotFound(RemediationError):
     """No remediation action with that id."""
 

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from core.audit import Actor
 from core.clock import isoformat, utcnow
 from core.db import Database
+from core.errors import IncidentNotFoundError
 from core.models import (
     ActionStatus,
     Approval,
@@ -32,7 +33,7 @@ from core.models import (
 )
 from core.redaction import redact_typed
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
-from remediation.errors import CatalogueError, IncidentNotFound, NotAllowed
+from remediation.errors import CatalogueError, NotAllowed
 from remediation.journal import note
 from remediation.playbooks import (
     ENTITY_VARIABLES,
@@ -399,7 +400,9 @@ def plan_for_incident(
         with db.session() as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
-                raise IncidentNotFound(f"no incident {incident_id}; `tenantguard incidents list` shows them")
+                raise IncidentNotFoundError(
+                    f"no incident {incident_id}; `tenantguard incidents list` shows them"
+                )
             actor = resolve_actor(session, requested_by.name)
             if not actor.system and actor.role not in policy.requester_roles:
                 raise NotAllowed(
@@ -592,7 +595,7 @@ def add_step(
     with audited_refusals(db, requested_by, "add step", incident_id=incident_id), db.session() as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
-            raise IncidentNotFound(f"no incident {incident_id}")
+            raise IncidentNotFoundError(f"no incident {incident_id}")
         actor = resolve_actor(session, requested_by.name)
         if not actor.system and actor.role not in policy.requester_roles:
             raise NotAllowed(f"{requested_by} may not request remediation (role {actor.role or 'none'})")
@@ -658,7 +661,7 @@ def get_plan(db: Database, incident_id: int, *, now: datetime | None = None) -> 
     now = now or utcnow()
     with db.session(readonly=True) as session:
         if session.get(Incident, incident_id) is None:
-            raise IncidentNotFound(f"no incident {incident_id}")
+            raise IncidentNotFoundError(f"no incident {incident_id}")
         rows = session.exec(
             select(RemediationAction)
             .where(RemediationAction.incident_id == incident_id)

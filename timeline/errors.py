@@ -9,10 +9,6 @@ class TimelineError(TenantguardError):
     """Base of every error the timeline package raises on purpose."""
 
 
-class IncidentNotFoundError(TimelineError):
-    """No incident has the id the caller gave."""
-
-
 class InvalidTransitionError(TimelineError):
     """The lifecycle does not allow moving the incident from its current status to the one asked for."""
 

@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
+from core.errors import IncidentNotFoundError
 from core.models.enums import IncidentStatus
 from core.models.finding import Finding
 from core.models.incident import Incident
@@ -28,7 +29,7 @@ from timeline.build import move_incident_contents
 from timeline.config import TimelineConfig
 from timeline.entities import IdentityIndex
 from timeline.entries import EntryKind, simple_entry
-from timeline.errors import IncidentNotFoundError, InvalidTransitionError, MergeError, TimelineError
+from timeline.errors import InvalidTransitionError, MergeError, TimelineError
 
 S = IncidentStatus
 ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {

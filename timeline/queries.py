@@ -20,12 +20,12 @@ from sqlmodel import Session, col
 from core.clock import as_utc, isoformat
 from core.db import Database
 from core.entities import entity_list_contains, scanned
-from core.errors import CursorError
+from core.errors import CursorError, IncidentNotFoundError
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from core.pagination import after_key, decode_cursor, encode_cursor
 from timeline.entries import EntryKind, hide_excerpt
-from timeline.errors import IncidentNotFoundError, TimelineError
+from timeline.errors import TimelineError
 
 MAX_PAGE = 1000
 

@@ -21,11 +21,11 @@ from sqlmodel import col
 
 from core.clock import isoformat, utcnow
 from core.db import Database
+from core.errors import IncidentNotFoundError
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.remediation import Approval, RemediationAction
 from timeline.entries import EntryKind
-from timeline.errors import IncidentNotFoundError
 from timeline.grouping import describe_gap
 from timeline.queries import TimelineItem, get_timeline
 from timeline.sla import acknowledge_sla, resolve_sla

@@ -144,24 +144,24 @@ class StreamSpec:
         return f"{self.provider}/{self.name}"
 
 
-STREAMS: dict[tuple[str, str], StreamSpec] = {}
+_REGISTERED: dict[tuple[str, str], StreamSpec] = {}
 _NOT_STREAM_MODULES = frozenset({"base", "windows"})
 
 
 def register(spec: StreamSpec) -> StreamSpec:
-    STREAMS[(spec.provider, spec.name)] = spec
+    _REGISTERED[(spec.provider, spec.name)] = spec
     return spec
 
 
 def streams_for(provider: str) -> list[StreamSpec]:
     _load_providers()
-    return [spec for (p, _), spec in STREAMS.items() if p == provider]
+    return [spec for (p, _), spec in _REGISTERED.items() if p == provider]
 
 
 def stream_spec(provider: str, name: str) -> StreamSpec:
     _load_providers()
     try:
-        return STREAMS[(provider, name)]
+        return _REGISTERED[(provider, name)]
     except KeyError:
         known = ", ".join(s.name for s in streams_for(provider)) or "none"
         raise KeyError(f"{provider} has no stream {name!r}; its streams are: {known}") from None

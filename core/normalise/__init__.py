@@ -88,6 +88,18 @@ def with_event_identity(
     return data
 
 
+def _by_provider(keys: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for provider, stream in keys:
+        out.setdefault(provider, []).append(stream)
+    return {provider: tuple(streams) for provider, streams in out.items()}
+
+
+# The one list of event stream names, per provider: what collection stores, what a rule's
+# logsource may name, what the anomaly models read from.
+EVENT_STREAMS: dict[str, tuple[str, ...]] = _by_provider(list(EVENT_NORMALISERS))
+
+
 def normaliser_for(provider: str, stream: str) -> Normaliser:
     try:
         return EVENT_NORMALISERS[(provider, stream)]
@@ -106,6 +118,7 @@ def normalise(provider: str, stream: str, record: Mapping[str, Any]) -> list[Nor
 __all__ = [
     "EVENT_IDENTITY",
     "EVENT_NORMALISERS",
+    "EVENT_STREAMS",
     "NormaliseError",
     "NormalisedEvent",
     "NormalisedMessage",

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MODEL_KIND = "signin_forest"
 MIN_TRAINING_ROWS = 2000
 RESERVOIR = 50_000
-STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS
+READ_STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS  # (provider, stream) pairs the models learn from
 
 
 def stored(event: StoredEventRow) -> StoredEvent:

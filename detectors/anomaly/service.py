@@ -25,7 +25,7 @@ from core.models import Event, FindingKind
 from core.models.event import StoredEvent
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
-from detectors.anomaly.engine import STREAMS, AnomalyEngine, stored
+from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, stored
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
@@ -37,8 +37,8 @@ READER = GapCursor(
     CURSOR,
     Event,
     where=and_(
-        col(Event.provider).in_(sorted({p for p, _ in STREAMS})),
-        col(Event.stream).in_(sorted({s for _, s in STREAMS})),
+        col(Event.provider).in_(sorted({p for p, _ in READ_STREAMS})),
+        col(Event.stream).in_(sorted({s for _, s in READ_STREAMS})),
     ),
 )
 SAVE_EVERY_BATCHES = 20

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STREAMS: dict[str, tuple[str, ...]] = {
-    "m365": ("signins", "directory_audits", "unified_audit", "risk_detections"),
-    "google": ("login", "admin", "drive", "token", "saml", "user_accounts"),
-    "slack": ("audit",),
-}
+from core.normalise import EVENT_STREAMS
 
 PROVIDER_ALIASES: dict[str, str] = {
     "m365": "m365",
@@ -152,7 +148,7 @@ def resolve_provider(product: str | None) -> str:
     if provider is None:
         raise LogsourceError(
             f"unknown logsource product {product!r}; use one of m365, google, slack "
-            f"(aliases: {', '.join(sorted(a for a in PROVIDER_ALIASES if a not in STREAMS))})"
+            f"(aliases: {', '.join(sorted(a for a in PROVIDER_ALIASES if a not in EVENT_STREAMS))})"
         )
     return provider
 
@@ -161,16 +157,16 @@ def resolve_streams(product: str | None, service: str | None) -> tuple[str, tupl
     """(provider, streams) for a logsource; no service means every stream of the provider."""
     provider = resolve_provider(product)
     if not service:
-        return provider, STREAMS[provider]
+        return provider, EVENT_STREAMS[provider]
     name = service.strip().lower()
     for prefix in ("google_workspace.", "gworkspace.", "slack.", "m365.", "azure."):
         if name.startswith(prefix):
             name = name[len(prefix) :]
     name = SERVICE_ALIASES.get(provider, {}).get(name, name)
-    if name not in STREAMS[provider]:
+    if name not in EVENT_STREAMS[provider]:
         raise LogsourceError(
             f"unknown logsource service {service!r} for product {provider}; "
-            f"use one of {', '.join(STREAMS[provider])}"
+            f"use one of {', '.join(EVENT_STREAMS[provider])}"
         )
     return provider, (name,)
 

@@ -17,10 +17,10 @@ import yaml
 from hypothesis import given, note
 from hypothesis import strategies as st
 
+from core.normalise import EVENT_STREAMS
 from detectors.sigma.errors import DetectionError
 from detectors.sigma.events import EventRecord, EventView
 from detectors.sigma.loader import load_pack
-from detectors.sigma.logsource import STREAMS
 from tests.fuzz.budget import FUZZ
 
 FIELDS = [
@@ -122,13 +122,13 @@ def rule_docs(draw: st.DrawFn) -> dict:
     detection = {name: draw(selections) for name in names}
     # non-text conditions are a known refusal gap: see test_a_non_text_condition_is_refused_with_a_reason
     detection["condition"] = draw(conditions(names) | st.lists(conditions(names), max_size=2))
-    provider = draw(st.sampled_from([*STREAMS, "azure", "google_workspace", "nonsense", ""]))
+    provider = draw(st.sampled_from([*EVENT_STREAMS, "azure", "google_workspace", "nonsense", ""]))
     doc: dict = {
         "title": draw(st.text(max_size=20) | st.none()),
         "id": draw(st.uuids().map(str) | st.text(max_size=8)),
         "logsource": {
             "product": provider,
-            "service": draw(st.sampled_from([s for ss in STREAMS.values() for s in ss] + ["", "x"])),
+            "service": draw(st.sampled_from([s for ss in EVENT_STREAMS.values() for s in ss] + ["", "x"])),
         },
         "detection": detection,
         "level": draw(st.sampled_from(["low", "medium", "high", "critical", "informational", "urgent", ""])),

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from core.errors import IncidentNotFoundError
 from core.models import ActionStatus, AuditRecord, ConfigSnapshot, RemediationAction, TimelineEntry
 from remediation import approve, get_plan, plan_for_incident
 from remediation.catalogue import Phase
-from remediation.errors import IncidentNotFound, NotAllowed
+from remediation.errors import NotAllowed
 
 from .conftest import T0, VICTIM
 
@@ -249,7 +250,7 @@ def test_a_viewer_cannot_ask_for_a_plan_and_the_refusal_is_audited(db, ato_incid
 
 
 def test_planning_an_unknown_incident_says_so(db, analyst):
-    with pytest.raises(IncidentNotFound, match="no incident 999"):
+    with pytest.raises(IncidentNotFoundError, match="no incident 999"):
         plan_for_incident(db, 999, analyst)
 
 

@@ -8,13 +8,14 @@ import pytest
 from sqlmodel import select
 
 from core.audit import Actor, Channel, verify_database
+from core.errors import IncidentNotFoundError
 from core.models.audit import AuditRecord
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from tests.factories import T0, at
 from tests.leaks import PHONE, SECRET, assert_stored_redacted
 from timeline import build_incidents
-from timeline.errors import IncidentNotFoundError, InvalidTransitionError, MergeError
+from timeline.errors import InvalidTransitionError, MergeError
 from timeline.lifecycle import add_note, assign, link_conversation, merge, set_postmortem, split, transition
 
 
