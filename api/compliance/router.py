@@ -7,10 +7,12 @@ writes their one audit record in the change's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from sqlmodel import col, select
 
 from api.compliance.schemas import ControlOut, ExceptionIn, ExceptionOut, ExpireIn, FrameworkOut
@@ -28,6 +30,8 @@ from compliance.errors import (
 from compliance.exports import export_report
 from compliance.frameworks import Framework, load_catalogue, parse_framework
 from compliance.mappings import ItemKind, shipped_mappings
+from compliance.ocsf import MEDIA_TYPES as FINDING_MEDIA_TYPES
+from compliance.ocsf import FindingFormat, stream_findings
 from compliance.render import MEDIA_TYPES, ReportFormat
 from core.clock import as_utc
 from core.models import ComplianceException
@@ -123,6 +127,41 @@ def report(
         body,
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'inline; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/findings/export",
+    summary="Every finding as OCSF, JSONL or CSV (streamed)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "OCSF Compliance Finding (posture, drift) / Detection Finding events, one per line.",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+def export_findings(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)],
+    format: FindingFormat = FindingFormat.OCSF,
+    since: Annotated[datetime | None, Query(description="Only findings seen at or after this time.")] = None,
+) -> StreamingResponse:
+    since_at = as_utc(since) if since is not None else None
+
+    def body() -> Iterator[bytes]:
+        with ctx.db.session(readonly=True) as session:
+            yield from stream_findings(session, format, since=since_at)
+
+    extension = "jsonl" if format is not FindingFormat.CSV else "csv"
+    return StreamingResponse(
+        body(),
+        media_type=FINDING_MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="tenantguard-findings.{format.value}.{extension}"'
+        },
     )
 
 

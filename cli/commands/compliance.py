@@ -5,7 +5,9 @@ Framework reports are `tenantguard report compliance --framework F`.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -142,3 +144,32 @@ def expire(
 
     with database().session() as session:
         _print([expire_exception(session, exception_id, actor=_actor(actor), reason=reason)])
+
+
+@app.command("export-findings")
+def export_findings(
+    format: Annotated[str, typer.Option("--format", "-f", help="ocsf, jsonl or csv")] = "ocsf",
+    since: Annotated[str | None, typer.Option("--since", help="Only findings seen since (ISO time).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Every finding as OCSF (Compliance/Detection Finding), JSONL or CSV, streamed."""
+    from compliance.ocsf import FindingFormat, stream_findings
+    from core.clock import parse_time
+
+    try:
+        chosen = FindingFormat(format.lower())
+    except ValueError:
+        raise typer.BadParameter(f"--format must be ocsf, jsonl or csv, not {format!r}") from None
+    since_at = parse_time(since) if since else None
+    with database().session(readonly=True) as session:
+        if output is None:
+            for chunk in stream_findings(session, chosen, since=since_at):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            return
+        with output.open("wb") as out:
+            for chunk in stream_findings(session, chosen, since=since_at):
+                out.write(chunk)
+    console.print(f"wrote {output}")

@@ -57,8 +57,8 @@ def test_exceptions_need_a_second_person_and_each_change_is_audited_with_it(
     as_role: Callable[[Role], dict[str, str]],
     db: Database,
 ) -> None:
-    alice = {"Authorization": f"Bearer {make_principal(Role.COMPLIANCE_OFFICER, name='alice')}"}
-    bob = {"Authorization": f"Bearer {make_principal(Role.COMPLIANCE_OFFICER, name='bob')}"}
+    alice = {"Authorization": f"Bearer {make_principal(Role.COMPLIANCE_OFFICER, name='alice').token}"}
+    bob = {"Authorization": f"Bearer {make_principal(Role.COMPLIANCE_OFFICER, name='bob').token}"}
     body = {
         "check_id": "slack.sso_required",
         "owner": "it-director@example.com",
@@ -67,7 +67,7 @@ def test_exceptions_need_a_second_person_and_each_change_is_audited_with_it(
     }
     assert client.post("/compliance/exceptions", json=body, headers=as_role(Role.ANALYST)).status_code == 403
     bad = client.post("/compliance/exceptions", json={**body, "check_id": "slack.nope"}, headers=alice)
-    assert bad.status_code == 422 and "slack.nope" in bad.json()["detail"]
+    assert bad.status_code == 422 and "slack.nope" in bad.json()["detail"], bad.text
     created = client.post("/compliance/exceptions", json=body, headers=alice)
     assert created.status_code == 201, created.text
     exception_id = created.json()["id"]
@@ -100,3 +100,17 @@ def test_exceptions_need_a_second_person_and_each_change_is_audited_with_it(
         assert records[1].details["after"]["approved_by"] == "principal:bob"
         assert records[0].details["request_id"]
         assert len(session.exec(select(ComplianceException)).all()) == 1
+
+
+def test_findings_export_as_ocsf_for_a_compliance_officer(
+    client: TestClient, as_role: Callable[[Role], dict[str, str]], make_finding: Callable[..., object]
+) -> None:
+    make_finding()
+    make_finding()
+    response = client.get(
+        "/compliance/findings/export", params={"format": "ocsf"}, headers=as_role(Role.COMPLIANCE_OFFICER)
+    )
+    assert response.status_code == 200
+    events = [line for line in response.text.splitlines() if line]
+    assert len(events) == 2 and all('"class_uid":200' in e for e in events)
+    assert client.get("/compliance/findings/export", headers=as_role(Role.ANALYST)).status_code == 403
