@@ -1,7 +1,7 @@
 """Who is calling: bearer API tokens (hashed at rest) and, when configured, OIDC JWTs from one issuer.
 
 Both end in a :class:`Caller` with a name and roles; what a caller may do is decided by
-:mod:`api.permissions`, never here.
+:mod:`core.permissions`, never here.
 """
 
 from __future__ import annotations

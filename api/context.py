@@ -19,12 +19,12 @@ from api.auth import Caller, OidcAuthenticator, TokenAuthenticator, bearer_crede
 from api.config import ApiSettings
 from api.errors import Forbidden, RateLimited, Unauthorized
 from api.metrics import ApiMetrics
-from api.permissions import Permission, allows, roles_allowed
 from api.ratelimit import TokenBucketLimiter, retry_after_seconds
 from api.requestid import request_id_of
 from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.models import AuditRecord
+from core.permissions import Permission, allows, roles_allowed
 from core.settings import Settings
 
 

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.context import permission_of
 from api.errors import PROBLEM_MEDIA_TYPE, Problem
-from api.permissions import Permission, roles_allowed
+from core.permissions import Permission, roles_allowed
 
 _DESCRIPTION = """\
 tenantguard's HTTP API: findings, incidents, remediation, posture, identities and the audit trail.

@@ -20,6 +20,7 @@ from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
+from core.permissions import Permission, role_allows, roles_allowed
 from core.redaction import redact_typed
 from remediation.catalogue import get_action
 from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
@@ -172,7 +173,7 @@ def _decide(
         action = session.get(RemediationAction, action_id)
         assert action is not None
         actor = resolve_actor(session, caller.name)
-        _check_may_decide(session, action, actor, decision, policy, request_ref)
+        _check_may_decide(session, action, actor, decision, request_ref)
         approvals = approvals_of(session, action_id)
         if decision == Decision.APPROVE and any(
             a.principal == actor.label for a in valid_approvals(action, approvals, now)
@@ -229,13 +230,10 @@ def _decide(
 
 
 def _check_may_decide(
-    session: Session,
-    action: RemediationAction,
-    actor: Principal,
-    decision: Decision,
-    policy: ApprovalPolicy,
-    request_ref: str | None,
+    session: Session, action: RemediationAction, actor: Principal, decision: Decision, request_ref: str | None
 ) -> None:
+    """People only, with the actions:decide permission (core.permissions), never on their own request,
+    each Slack click once."""
     if actor.system:
         raise NotAllowed(
             f"{actor.label} is a system actor: only people approve or reject (policy approvals are automatic)"
@@ -244,10 +242,10 @@ def _check_may_decide(
         raise NotAllowed(
             f"{actor.label} is not a known principal; create it with `tenantguard principals create`"
         )
-    if actor.role not in policy.approver_roles:
+    if not role_allows(actor.role, Permission.ACTIONS_DECIDE):
         raise NotAllowed(
             f"{actor.label} has role {actor.role or 'none (disabled)'}; deciding on remediation needs one of "
-            f"{', '.join(sorted(policy.approver_roles))}"
+            f"{', '.join(roles_allowed(Permission.ACTIONS_DECIDE))}"
         )
     if action.status not in DECIDABLE:
         raise InvalidState(

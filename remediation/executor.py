@@ -23,6 +23,7 @@ from core.audit import Actor
 from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import ActionStatus, Connection, RemediationAction
+from core.permissions import Permission, role_allows, roles_allowed
 from core.settings import Settings
 from providers.calls import CallLog, HttpCall
 from providers.errors import ProviderError
@@ -38,7 +39,6 @@ from remediation.errors import (
     Refused,
 )
 from remediation.journal import note
-from remediation.policy import ApprovalPolicy, configured_policy
 from remediation.principals import as_principal, resolve_actor
 
 EXECUTOR = Actor.system("remediation")
@@ -103,10 +103,6 @@ class ExecutionReport:
         return {"dry_run": self.dry_run, "ok": self.ok, "results": [r.as_dict() for r in self.results]}
 
 
-def _policy(db: Database, policy: ApprovalPolicy | None) -> ApprovalPolicy:
-    return policy or configured_policy(db.settings)
-
-
 def _select(
     db: Database, incident_id: int | None, action_ids: Sequence[int] | None
 ) -> list[RemediationAction]:
@@ -162,14 +158,16 @@ def execute(
 def _check_executor(
     db: Database, actor: Actor, incident_id: int | None, action_ids: Sequence[int] | None
 ) -> None:
-    """A person running approved steps needs a role that may ask for remediation (approval is the gate)."""
-    policy = configured_policy(db.settings)
+    """A person running approved steps needs the actions:execute permission (approval is the gate)."""
     first = action_ids[0] if action_ids else None
     with audited_refusals(db, actor, "execute", action_id=first, incident_id=incident_id):
         with db.session(readonly=True) as session:
             who = resolve_actor(session, actor.name)
-        if not who.system and (who.role not in policy.requester_roles | policy.approver_roles):
-            raise NotAllowed(f"{actor} may not execute remediation (role {who.role or 'none'})")
+        if not who.system and not role_allows(who.role, Permission.ACTIONS_EXECUTE):
+            raise NotAllowed(
+                f"{actor} may not execute remediation (role {who.role or 'none'}); needs one of "
+                f"{', '.join(roles_allowed(Permission.ACTIONS_EXECUTE))}"
+            )
 
 
 def _run_step(
@@ -466,12 +464,10 @@ def rollback(
     incident_id: int | None = None,
     actor: Actor,
     dry_run: bool = False,
-    policy: ApprovalPolicy | None = None,
     gateway_factory: GatewayFactory = open_gateway,
     now: datetime | None = None,
 ) -> ExecutionReport:
     """Undo succeeded, reversible steps (one, or every one of an incident in reverse order)."""
-    policy = _policy(db, policy)
     now = now or utcnow()
     rows = _select(db, incident_id, [action_id] if action_id is not None else None)
     if action_id is None:
@@ -481,9 +477,10 @@ def rollback(
         db.session(readonly=True) as session,
     ):
         who = resolve_actor(session, actor.name)
-        if who.system or who.role not in policy.approver_roles:
+        if who.system or not role_allows(who.role, Permission.ACTIONS_ROLLBACK):
             raise NotAllowed(
-                f"{actor} may not roll back remediation: needs one of {', '.join(sorted(policy.approver_roles))}"
+                f"{actor} may not roll back remediation: needs one of "
+                f"{', '.join(roles_allowed(Permission.ACTIONS_ROLLBACK))}"
             )
     resolved = as_principal(actor, who)
     results = [_rollback_step(db, row.id or 0, resolved, dry_run, gateway_factory, now) for row in rows]

@@ -31,6 +31,7 @@ from core.models import (
     Incident,
     RemediationAction,
 )
+from core.permissions import Permission, role_allows, roles_allowed
 from core.redaction import redact_typed
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
 from remediation.errors import CatalogueError, NotAllowed
@@ -404,10 +405,10 @@ def plan_for_incident(
                     f"no incident {incident_id}; `tenantguard incidents list` shows them"
                 )
             actor = resolve_actor(session, requested_by.name)
-            if not actor.system and actor.role not in policy.requester_roles:
+            if not actor.system and not role_allows(actor.role, Permission.ACTIONS_REQUEST):
                 raise NotAllowed(
                     f"{requested_by} may not request remediation: needs one of the roles "
-                    f"{', '.join(sorted(policy.requester_roles))} (has {actor.role or 'none'})"
+                    f"{', '.join(roles_allowed(Permission.ACTIONS_REQUEST))} (has {actor.role or 'none'})"
                 )
             findings = session.exec(
                 select(Finding)
@@ -597,8 +598,11 @@ def add_step(
         if incident is None:
             raise IncidentNotFoundError(f"no incident {incident_id}")
         actor = resolve_actor(session, requested_by.name)
-        if not actor.system and actor.role not in policy.requester_roles:
-            raise NotAllowed(f"{requested_by} may not request remediation (role {actor.role or 'none'})")
+        if not actor.system and not role_allows(actor.role, Permission.ACTIONS_REQUEST):
+            raise NotAllowed(
+                f"{requested_by} may not request remediation (role {actor.role or 'none'}); needs one of "
+                f"{', '.join(roles_allowed(Permission.ACTIONS_REQUEST))}"
+            )
         key = f"incident:{incident_id}|{spec.name}|{spec.idempotency_part(target)}"
         row = session.exec(select(RemediationAction).where(RemediationAction.idempotency_key == key)).first()
         if row is None:

@@ -1,8 +1,10 @@
-"""The approval policy: who may approve, how many approvals a step needs, what is auto-approved.
+"""The approval policy: how many approvals a step needs, how long they last, what is auto-approved.
 
-Loaded from YAML (remediation/policy.yaml by default). Pure: the decisions take the step's
-facts (action, blast radius, risk, whether the target is an admin, the incident's priority)
-and return numbers and booleans; remediation.approvals applies them.
+Who may request, approve, execute or roll back is not policy: the permission matrix
+(core.permissions) decides roles, for the API and every other channel alike. Loaded from YAML
+(remediation/policy.yaml by default). Pure: the decisions take the step's facts (action, blast
+radius, risk, whether the target is an admin, the incident's priority) and return numbers and
+booleans; remediation.approvals applies them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Any
 import yaml
 
 from core import durations
-from core.models import Role
 from core.settings import Settings
 from remediation.catalogue import BlastRadius, Risk, get_action
 from remediation.config import policy_file
 from remediation.errors import CatalogueError, PolicyError
 
-_KEYS = {"approver_roles", "requester_roles", "approval_ttl", "approvals", "auto_approve"}
+_KEYS = {"approval_ttl", "approvals", "auto_approve"}
+# Keys of earlier policy files that named roles; roles are the permission matrix's alone now.
+_ROLE_KEYS = {"approver_roles", "requester_roles"}
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,6 @@ class AutoApproveRule:
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    approver_roles: frozenset[str] = frozenset({Role.APPROVER, Role.ADMIN})
-    requester_roles: frozenset[str] = frozenset({Role.ANALYST, Role.APPROVER, Role.ADMIN})
     approval_ttl: timedelta = timedelta(hours=24)
     default_approvals: int = 1
     by_blast_radius: dict[str, int] = field(default_factory=dict)
@@ -82,19 +83,20 @@ def load_policy(path: Path) -> ApprovalPolicy:
 def parse_policy(raw: Any, source: str = "<memory>") -> ApprovalPolicy:
     if not isinstance(raw, dict):
         raise PolicyError(f"{source}: the approval policy is a mapping")
+    roles = sorted(set(raw) & _ROLE_KEYS)
+    if roles:
+        raise PolicyError(
+            f"{source}: {', '.join(roles)} is no longer part of the approval policy: who may request or "
+            "approve remediation is the permission matrix (core/permissions.py: actions:request, "
+            "actions:decide); remove the key"
+        )
     unknown = set(raw) - _KEYS
     if unknown:
         raise PolicyError(
             f"{source}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(_KEYS))}"
         )
-    approver_roles = _roles(raw.get("approver_roles", ["approver", "admin"]), f"{source}: approver_roles")
-    requester_roles = _roles(
-        raw.get("requester_roles", ["analyst", "approver", "admin"]), f"{source}: requester_roles"
-    )
     approvals = raw.get("approvals") or {}
     return ApprovalPolicy(
-        approver_roles=approver_roles,
-        requester_roles=requester_roles,
         approval_ttl=parse_duration(raw.get("approval_ttl", "24h"), f"{source}: approval_ttl"),
         default_approvals=_count(approvals.get("default", 1), f"{source}: approvals.default"),
         by_blast_radius=_counts(
@@ -106,14 +108,6 @@ def parse_policy(raw: Any, source: str = "<memory>") -> ApprovalPolicy:
             for i, entry in enumerate(raw.get("auto_approve") or [])
         ),
     )
-
-
-def _roles(value: Any, where: str) -> frozenset[str]:
-    roles = frozenset(str(v) for v in (value or []))
-    bad = roles - set(Role)
-    if bad or not roles:
-        raise PolicyError(f"{where}: {sorted(bad) or 'empty'}: roles are {', '.join(Role)}")
-    return roles
 
 
 def _count(value: Any, where: str) -> int:

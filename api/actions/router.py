@@ -21,9 +21,9 @@ from api.actions.schemas import (
 )
 from api.context import RequestContext, require, state_of
 from api.errors import RateLimited
-from api.permissions import Permission
 from api.ratelimit import retry_after_seconds
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(tags=["remediation"])
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]

@@ -14,9 +14,9 @@ from fastapi.responses import StreamingResponse
 from api.audit import service
 from api.audit.schemas import ExportFormat, VerifyOut
 from api.context import RequestContext, require
-from api.permissions import Permission
 from core.audit import AuditAction
 from core.clock import as_utc, isoformat, utcnow
+from core.permissions import Permission
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 UPLOAD_PATH = "/audit/verify"

@@ -18,7 +18,6 @@ from sqlmodel import col, select
 from api.compliance.schemas import ControlOut, ExceptionIn, ExceptionOut, ExpireIn, FrameworkOut
 from api.context import RequestContext, require
 from api.errors import Conflict, NotFound, Unprocessable
-from api.permissions import Permission
 from compliance import exceptions as stage
 from compliance.errors import (
     ComplianceError,
@@ -36,6 +35,7 @@ from compliance.render import MEDIA_TYPES, ReportFormat
 from core.clock import as_utc
 from core.models import ComplianceException
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(prefix="/compliance", tags=["compliance"])
 

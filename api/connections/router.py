@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Path
 from api.connections import service
 from api.connections.schemas import ConnectionCheckOut, ConnectionCreate, ConnectionOut, ConnectionUpdate
 from api.context import RequestContext, require
-from api.permissions import Permission
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 ConnectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Connection id.")]

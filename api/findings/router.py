@@ -10,8 +10,8 @@ from api.context import RequestContext, require
 from api.findings import service
 from api.findings.schemas import FindingDetail, FindingFilters, FindingSort, FindingSummary
 from api.pagination import Page, PageRequest, page_request
-from api.permissions import Permission
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(prefix="/findings", tags=["findings"])
 FindingId = Annotated[int, Path(ge=1, le=MAX_ID, description="Finding id.")]

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from api.context import ApiState, RequestContext, require, state_of
 from api.errors import Unavailable
-from api.permissions import Permission
 from core.errors import DatabaseError
 from core.migrations.runner import is_up_to_date
+from core.permissions import Permission
 
 router = APIRouter(tags=["health"])
 

@@ -10,9 +10,9 @@ from api.context import RequestContext, require
 from api.identities import service
 from api.identities.schemas import AccountOut, GrantOut, PersonDetail, PersonSort, PersonSummary
 from api.pagination import Page, PageRequest, page_request
-from api.permissions import Permission
 from core.models import Provider
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(prefix="/identities", tags=["identities"])
 PersonId = Annotated[int, Path(ge=1, le=MAX_ID, description="Person id.")]

@@ -26,8 +26,8 @@ from api.incidents.schemas import (
     TransitionIn,
 )
 from api.pagination import Page, PageRequest, page_request
-from api.permissions import Permission
 from core.pagination import MAX_ID
+from core.permissions import Permission
 from timeline import queries, reports
 from timeline.entries import EntryKind
 from timeline.queries import IncidentSort

@@ -23,8 +23,8 @@ from api.incidents.schemas import (
     TimelinePageOut,
     TransitionIn,
 )
-from api.permissions import Permission, allows
 from core.models import Finding, Incident, Severity
+from core.permissions import Permission, allows
 from timeline import lifecycle, queries, reports
 
 DETAIL_FINDINGS = 200

@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from api.context import RequestContext, require, state_of
-from api.permissions import Permission
 from core.clock import as_utc, utcnow
 from core.models.oncall import Escalation
 from core.pagination import MAX_ID
+from core.permissions import Permission
 from oncall import acknowledge, acknowledge_by_token
 from oncall.errors import OncallInputError
 from oncall.files import validate

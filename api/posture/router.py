@@ -10,11 +10,11 @@ from api.context import RequestContext, require
 from api.findings import service as findings
 from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
 from api.pagination import Page, PageRequest, page_request
-from api.permissions import Permission
 from api.posture import service
 from api.posture.schemas import CheckOut, ScoreOut
 from core.models import FindingKind, Provider
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(prefix="/posture", tags=["posture"])
 

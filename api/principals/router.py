@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path
 
 from api.context import RequestContext, require
-from api.permissions import Permission
 from api.principals import service
 from api.principals.schemas import NAME_PATTERN, PrincipalCreate, PrincipalCreated, PrincipalOut
+from core.permissions import Permission
 
 router = APIRouter(prefix="/principals", tags=["principals"])
 PrincipalName = Annotated[str, Path(pattern=NAME_PATTERN, description="Principal name.")]

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from api.context import RequestContext, require
 from api.errors import Unprocessable
-from api.permissions import Permission
 from core.clock import as_utc, utcnow
+from core.permissions import Permission
 from timeline.metrics import compute_metrics
 
 router = APIRouter(tags=["metrics"])

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.context import RequestContext, require
-from api.permissions import Permission
 from api.rules import service
 from api.rules.schemas import (
     RuleDocumentIn,
@@ -20,6 +19,7 @@ from api.rules.schemas import (
 )
 from core.models import Provider
 from core.pagination import MAX_ID
+from core.permissions import Permission
 
 router = APIRouter(tags=["rules"])
 SuppressionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Suppression id.")]

@@ -1,6 +1,6 @@
 """The permission matrix, asserted against the running app: every endpoint x every role.
 
-Expectations come from api.permissions.MATRIX (the one matrix) and each endpoint's declared
+Expectations come from core.permissions.MATRIX (the one matrix) and each endpoint's declared
 permission; the test only checks that the app enforces them: allowed -> neither 401 nor 403,
 denied -> 403, no credentials -> 401.
 """
@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.openapi import api_routes, route_permission
-from api.permissions import MATRIX, Permission, allows
 from core.models import Role
+from core.permissions import MATRIX, Permission, allows
 
 # Public on purpose: probes, the scrape endpoint, the API's own documents, and Slack (which signs its calls).
 PUBLIC = {

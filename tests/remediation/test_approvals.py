@@ -1,4 +1,5 @@
-"""Four eyes: who may approve, how many must, and what is refused (and audited) instead."""
+"""Four eyes: who may approve (the permission matrix), how many must (the policy), and what is
+refused (and audited) instead."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from sqlmodel import select
 
 from core.audit import Actor, Channel
-from core.models import ActionStatus, Approval, AuditRecord, ConfigSnapshot, TimelineEntry
+from core.models import ActionStatus, Approval, AuditRecord, ConfigSnapshot, Role, TimelineEntry
+from core.permissions import Permission, role_allows
 from remediation import Outcome, approve, execute, get_plan, plan_for_incident, reject
 from remediation.errors import AlreadyDecided, InvalidState, NotAllowed, SelfApproval
 from remediation.planner import add_step
@@ -91,9 +93,8 @@ def test_unknown_and_system_principals_cannot_approve(db, ato_incident, analyst)
     assert len(_audit(db, "remediation.refused")) == 3
 
 
-def test_a_tenant_wide_step_needs_two_different_approvers(
-    db, make_incident, make_finding, analyst, approver, second_approver
-):
+def _tenant_wide_step(db, make_incident, make_finding, analyst) -> tuple[int, int]:
+    """A step restoring a weakened CA policy (tenant blast radius: two approvals needed)."""
     incident = make_incident(priority="P2").id
     with db.session() as s:
         s.add(
@@ -113,16 +114,63 @@ def test_a_tenant_wide_step_needs_two_different_approvers(
         people=(),
         context={"object_type": "ca_policy", "object_id": "pol-1"},
     )
-    step = plan_for_incident(db, incident, analyst).step("m365.restore_ca_policy")
+    return incident, plan_for_incident(db, incident, analyst).step("m365.restore_ca_policy").id
 
-    first = approve(db, step.id, approver)
+
+def test_a_tenant_wide_step_needs_two_different_approvers(
+    db, make_incident, make_finding, analyst, approver, second_approver
+):
+    _, step_id = _tenant_wide_step(db, make_incident, make_finding, analyst)
+
+    first = approve(db, step_id, approver)
     with pytest.raises(AlreadyDecided):
-        approve(db, step.id, approver)
-    second = approve(db, step.id, second_approver)
+        approve(db, step_id, approver)
+    second = approve(db, step_id, second_approver)
 
     assert (first.status, first.approvals, first.approvals_required) == (ActionStatus.PROPOSED, 1, 2)
     assert (second.status, second.approvals) == (ActionStatus.APPROVED, 2)
     assert len(_audit(db, "remediation.approval_recorded")) == 1
+
+
+def test_one_person_through_the_api_and_through_slack_is_one_approver(
+    db, make_incident, make_finding, analyst, approver, second_approver
+):
+    # Given a step that needs two approvals, approved by bob through the API
+    incident, step_id = _tenant_wide_step(db, make_incident, make_finding, analyst)
+    approve(db, step_id, approver)
+    # When bob clicks Approve in Slack too, it does not count as a second pair of eyes
+    with pytest.raises(AlreadyDecided):
+        approve(db, step_id, Actor("slack:U0BOB", Channel.SLACK))
+    [step] = [s for s in get_plan(db, incident).steps if s.id == step_id]
+    assert step.approved_by == (approver.name,)
+    # Then only a different person completes the approval
+    assert approve(db, step_id, second_approver).status == ActionStatus.APPROVED
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_may_request_and_approve_is_the_permission_matrix(
+    db, ato_incident, analyst, make_principal, role
+):
+    """The remediation stages ask core.permissions (the API's matrix) for every channel; the
+    approval policy names no roles."""
+    person = make_principal(role, name=f"someone-{role.value}").actor
+    step = plan_for_incident(db, ato_incident, analyst).step("m365.disable_account", VICTIM)
+
+    if role_allows(role, Permission.ACTIONS_DECIDE):
+        assert approve(db, step.id, person).approved_by == (person.name,)
+    else:
+        with pytest.raises(NotAllowed, match="needs one of"):
+            approve(db, step.id, person)
+    if role_allows(role, Permission.ACTIONS_REQUEST):
+        asked = add_step(
+            db, ato_incident, "m365.revoke_sessions", {"user": VICTIM}, requested_by=person, reason="r"
+        )
+        assert asked.action == "m365.revoke_sessions"
+    else:
+        with pytest.raises(NotAllowed, match="needs one of"):
+            add_step(
+                db, ato_incident, "m365.revoke_sessions", {"user": VICTIM}, requested_by=person, reason="r"
+            )
 
 
 def test_a_rejected_step_cannot_be_approved_afterwards(db, ato_incident, analyst, approver, second_approver):

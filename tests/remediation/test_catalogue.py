@@ -114,8 +114,8 @@ def test_the_policy_refuses_auto_approval_of_irreversible_or_wide_actions():
         parse_policy({"auto_approve": [{"action": "m365.restore_security_defaults"}]})
     with pytest.raises(PolicyError, match="not a duration"):
         parse_policy({"approval_ttl": "soon"})
-    with pytest.raises(PolicyError, match="roles are"):
-        parse_policy({"approver_roles": ["boss"]})
+    with pytest.raises(PolicyError, match="approver_roles is no longer part of the approval policy"):
+        parse_policy({"approver_roles": ["approver"]})
 
 
 def test_the_policy_counts_approvers_by_blast_radius_and_risk():

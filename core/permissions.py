@@ -1,9 +1,11 @@
 """The permission matrix: the one place that says which role may do what.
 
-Every endpoint names exactly one :class:`Permission` (or is public); roles map to permission sets
-here and nowhere else. viewer < analyst < approver is a ladder (each has everything the one below
-has); auditor reads everything and exports the audit trail but changes nothing; compliance officer
-reads what an auditor reads and manages risk-acceptance exceptions; admin may do all.
+Every API endpoint names exactly one :class:`Permission` (or is public), and the stages that act
+for a person outside the API (remediation requested, approved, executed or rolled back from the
+CLI, Slack or the scheduler) ask the same matrix; roles map to permission sets here and nowhere
+else. viewer < analyst < approver is a ladder (each has everything the one below has); auditor
+reads everything and exports the audit trail but changes nothing; compliance officer reads what an
+auditor reads and manages risk-acceptance exceptions; admin may do all.
 """
 
 from __future__ import annotations
@@ -88,3 +90,13 @@ def allows(roles: Iterable[Role], permission: Permission) -> bool:
 
 def roles_allowed(permission: Permission) -> list[Role]:
     return [role for role in Role if permission in MATRIX[role]]
+
+
+def role_allows(role: Role | str | None, permission: Permission) -> bool:
+    """True when `role` carries `permission`; None (no role: unknown or disabled) carries nothing."""
+    if role is None:
+        return False
+    try:
+        return permission in MATRIX[Role(role)]
+    except ValueError:
+        return False
