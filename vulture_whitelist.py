@@ -64,6 +64,16 @@ _.model_trained  # detectors/anomaly/service.py run report
 _.slack_scopes  # simulator/catalog.py app catalogue data
 _.country_name  # simulator scenario templates: {attacker.country_name}
 
+# --- settings read by a computed name: timeline/config.py getattr(section, f"sla_{p}_acknowledge")
+_.sla_p1_acknowledge
+_.sla_p1_resolve
+_.sla_p2_acknowledge
+_.sla_p2_resolve
+_.sla_p3_acknowledge
+_.sla_p3_resolve
+_.sla_p4_acknowledge
+_.sla_p4_resolve
+
 # --- enum members looked up by value (stored strings, YAML, f-strings)
 _.INCIDENT_NOTIFIED_ANNOUNCE  # core.audit.AuditAction(f"incident.notified.{action}")
 _.INCIDENT_NOTIFIED_UPDATE
@@ -92,8 +102,3 @@ _.FRI
 _.SAT
 _.SUN
 _.ERADICATE  # remediation/catalogue phase (playbooks name it)
-
-# --- declared settings not read yet: the settings consolidation (issue 13, one configuration)
-# either wires them or deletes them; remove these lines then.
-_.event_retention_days
-_.pipeline_batch_size
