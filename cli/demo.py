@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.table import Table
 from sqlmodel import col, select
 
+from cli import demo_oncall
 from cli.context import console, settings
 from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
@@ -147,6 +148,7 @@ def run_scenario(
             sim.info, name_prefix=scenario.replace("_", "-"), conversations=True
         )
         sync_connections(db, definitions, actor=Actor.system("demo"), source="demo")
+        demo_oncall.configure(db, demo_settings, sim.info, Actor.system("demo"))
         cycle = run_cycle(db, demo_settings, notify=False)
         collection = cycle.of("collect")
         failed = collection.errors if collection is not None else []
@@ -170,6 +172,7 @@ def run_scenario(
             outcome.findings = Counter(f.severity for f in session.exec(select(Finding)).all())
         incidents = _print_incidents(db)
         _print_compliance(db)
+        demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI))
         outcome.incidents = Counter(i.priority for i in incidents)
         urgent = [i for i in incidents if i.priority in ("P1", "P2")]
         for incident in urgent if details else []:

@@ -116,6 +116,8 @@ class AuditAction(StrEnum):
     ONCALL_ESCALATION_ACKNOWLEDGED = "oncall.escalation.acknowledged"
     ONCALL_ESCALATION_STARTED = "oncall.escalation.started"
     ONCALL_ESCALATION_STOPPED = "oncall.escalation.stopped"
+    ONCALL_ESCALATED_NOW = "oncall.escalation.escalated_now"
+    ONCALL_REFUSED = "oncall.refused"
     ONCALL_PAGE_ABANDONED = "oncall.page.abandoned"
     ONCALL_PAGE_FAILED = "oncall.page.failed"
     ONCALL_PAGE_SENT = "oncall.page.sent"

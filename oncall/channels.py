@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from oncall.errors import DeliveryError
 from oncall.spec import Channels, Medium, Policy
 
 TIMEOUT_SECONDS = 10
+# Twilio's client logs every request and response (numbers, message bodies) at INFO.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,20 @@ def send_slack(session: Session, page: Page, message: PageMessage, channels: Cha
         {"type": "section", "text": {"type": "mrkdwn", "text": message.headline}},
         {
             "type": "actions",
+            "block_id": "oncall_page",
             "elements": [
                 {
                     "type": "button",
                     "text": {"type": "plain_text", "text": "Acknowledge"},
                     "style": "primary",
                     "action_id": "oncall_acknowledge",
+                    "value": message.ack_token,
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Escalate"},
+                    "style": "danger",
+                    "action_id": "oncall_escalate",
                     "value": message.ack_token,
                 },
                 {

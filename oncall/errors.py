@@ -19,3 +19,7 @@ class OncallNotFound(OncallError):
 
 class DeliveryError(OncallError):
     """A page could not be delivered this time (it is retried)."""
+
+
+class OncallRefused(OncallError):
+    """A request deliberately not carried out (bad signature, unknown person, no permission); audited."""

@@ -26,7 +26,7 @@ from core.models.enums import IncidentStatus
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
-from oncall.errors import OncallNotFound
+from oncall.errors import OncallNotFound, OncallRefused
 from oncall.schedules import on_call_at
 from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
 from oncall.store import load_document
@@ -324,6 +324,46 @@ def acknowledge(
     return escalation
 
 
+def escalate_now(
+    session: Session, *, incident_id: int, actor: Actor, via: str, now: datetime | None = None
+) -> Escalation:
+    """Fire the escalation's next step at the next sweep instead of after its delay; audited here."""
+    when = as_utc(now or utcnow())
+    escalation = session.exec(select(Escalation).where(Escalation.incident_id == incident_id)).first()
+    if escalation is None:
+        raise OncallNotFound(f"incident {incident_id} has no escalation")
+    if escalation.status != ACTIVE:
+        raise OncallRefused(
+            f"incident {incident_id}'s escalation is {escalation.status}: nothing to escalate"
+        )
+    before = escalation.next_at
+    escalation.next_at = when
+    session.add(escalation)
+    record(
+        session,
+        actor=actor,
+        action=AuditAction.ONCALL_ESCALATED_NOW,
+        object_type="incident",
+        object_id=incident_id,
+        before={"next_at": before.isoformat() if before else None},
+        after={"next_at": when.isoformat()},
+        details={"escalation": escalation.id, "via": via, "next_step": escalation.step + 1},
+        at=when,
+    )
+    session.flush()
+    return escalation
+
+
+def page_by_token(session: Session, token: str) -> Page:
+    """The page whose message carried `token` (acknowledgement links and Slack buttons)."""
+    page = None
+    if len(token) <= 200:
+        page = session.exec(select(Page).where(Page.ack_token_hash == token_hash(token))).first()
+    if page is None:
+        raise OncallNotFound("unknown or expired acknowledgement link")
+    return page
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -332,9 +372,7 @@ def acknowledge_by_token(
     session: Session, token: str, *, via: str, now: datetime | None = None
 ) -> Escalation:
     """Acknowledge with the token a page carried: it stands for the responder it was sent to."""
-    page = session.exec(select(Page).where(Page.ack_token_hash == token_hash(token))).first()
-    if page is None or len(token) > 200:
-        raise OncallNotFound("unknown or expired acknowledgement link")
+    page = page_by_token(session, token)
     who = page.responder or page.address
     return acknowledge(
         session, incident_id=page.incident_id, actor=Actor(f"responder:{who}", Channel.API), via=via, now=now

@@ -224,6 +224,8 @@ class Channels(_Strict):
 
     name: Literal["default"] = "default"
     slack_connection: Name | None = None
+    # The Slack app's signing secret (env:VAR or file:/path): verifies Acknowledge / Escalate clicks.
+    slack_signing_secret_ref: Annotated[str, Field(max_length=500, pattern=r"^(env|file):")] | None = None
     smtp: SmtpChannel | None = None
     twilio: TwilioChannel | None = None
     # Where links in pages point (the API's public address).

@@ -91,6 +91,10 @@ class EmbeddedScheduler:
             id=key,
             name=key,
             replace_existing=True,
+            # A rerun is submitted from the finishing run, which APScheduler still counts until it
+            # returns: with max_instances=1 it skipped the rerun and the key stayed "running" for
+            # ever (no pipeline job ran again). `_running` keeps one logical run per key.
+            max_instances=2,
         )
 
     def queued(self) -> int:

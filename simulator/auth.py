@@ -103,6 +103,7 @@ class Credentials:
     slack_user_token: str
     twilio_account_sid: str
     twilio_auth_token: str
+    slack_signing_secret: str
     ca_file: Path = field(init=False)
     server_cert_file: Path = field(init=False)
     server_key_file: Path = field(init=False)
@@ -207,6 +208,7 @@ def make_credentials(ids: Ids, directory: Path, tenant_id: str, domain: str) -> 
         slack_user_token=f"xoxp-{team}-{ids.number('user') % 10**13}-{ids.number('user2') % 10**13}-{ids.hex('user-token', length=32)}",
         twilio_account_sid="AC" + ids.hex("twilio-account", length=32),
         twilio_auth_token=ids.hex("twilio-auth-token", length=32),
+        slack_signing_secret=ids.hex("slack-signing-secret", length=32),
     )
 
 

@@ -158,6 +158,7 @@ class Simulator:
             "slack.audit_token": creds.slack_audit_token,
             "slack.team_id": tenant.slack_team_id,
             "slack.enterprise_id": tenant.slack_enterprise_id,
+            "slack.signing_secret": creds.slack_signing_secret,
             "twilio.base_url": base,
             "twilio.account_sid": creds.twilio_account_sid,
             "twilio.auth_token": creds.twilio_auth_token,

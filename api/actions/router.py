@@ -21,9 +21,11 @@ from api.actions.schemas import (
 )
 from api.context import RequestContext, require, state_of
 from api.errors import RateLimited
+from api.oncall.slack import handle_oncall_click
 from api.ratelimit import retry_after_seconds
 from core.pagination import MAX_ID
 from core.permissions import Permission
+from oncall.slack import is_oncall_click
 
 router = APIRouter(tags=["remediation"])
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
@@ -119,7 +121,7 @@ def rollback_action(
 @router.post(
     "/integrations/slack/interactions",
     response_model=SlackAnswer,
-    summary="Slack approval buttons (signed by Slack, no bearer token)",
+    summary="Slack buttons: approvals and on-call pages (signed by Slack, no bearer token)",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -134,7 +136,8 @@ def rollback_action(
     },
 )
 async def slack_interactions(request: Request) -> JSONResponse:
-    """Authenticated by Slack's request signature; the Slack user must map to an approver principal."""
+    """Authenticated by Slack's request signature; the Slack user must map to a principal (an approver
+    for remediation buttons, a role with oncall:ack for on-call Acknowledge / Escalate buttons)."""
     state = state_of(request)
     client = request.client.host if request.client else "unknown"
     # Public (Slack signs it) and every refusal is audited: bound how fast one address can try.
@@ -143,5 +146,8 @@ async def slack_interactions(request: Request) -> JSONResponse:
         raise RateLimited(f"too many Slack interactions from {client}; slow down", retry_after_seconds(wait))
     body = await request.body()
     headers = {key.lower(): value for key, value in request.headers.items()}
+    if is_oncall_click(body):  # one Slack app, one interactivity URL: on-call buttons go to on-call
+        status, answer = await run_in_threadpool(handle_oncall_click, state.db, body, headers)
+        return JSONResponse(answer, status_code=status)
     result = await run_in_threadpool(remediation.handle_interaction, state.db, body, headers)
     return JSONResponse(result.as_response(), status_code=result.status_code)

@@ -23,11 +23,18 @@ def _public(principal: ApiPrincipal) -> dict[str, Any]:
         "role": principal.role,
         "token_prefix": principal.token_prefix,
         "disabled": principal.disabled,
+        "slack_user_id": principal.slack_user_id,
     }
 
 
 def create_principal(
-    db: Database, pepper: bytes, *, name: str, role: Role | str, actor: Actor
+    db: Database,
+    pepper: bytes,
+    *,
+    name: str,
+    role: Role | str,
+    actor: Actor,
+    slack_user_id: str | None = None,
 ) -> tuple[ApiPrincipal, str]:
     """A new principal and its token (returned once; only its HMAC is stored)."""
     if not re.match(NAME_PATTERN, name):
@@ -38,9 +45,15 @@ def create_principal(
         role = Role(role)
     except ValueError:
         raise Unprocessable(f"role {role!r} does not exist; choose one of {', '.join(Role)}")
+    if slack_user_id is not None and not re.fullmatch(r"[UW][A-Z0-9]{1,40}", slack_user_id):
+        raise Unprocessable(f"Slack user id {slack_user_id!r} is not one (U... or W..., capitals and digits)")
     issued = new_token()
     principal = ApiPrincipal(
-        name=name, role=role, token_hash=hash_token(issued.token, pepper), token_prefix=issued.key_id
+        name=name,
+        role=role,
+        token_hash=hash_token(issued.token, pepper),
+        token_prefix=issued.key_id,
+        slack_user_id=slack_user_id,
     )
     try:
         with db.session() as session:

@@ -22,13 +22,16 @@ def _moment(text: str | None) -> datetime:
 
 @app.command("apply")
 def apply(
-    file: Annotated[Path, typer.Argument(help="On-call YAML or TOML file (responders, schedules, ...).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="On-call YAML/TOML files or directories of them (responders, schedules, ...)."),
+    ],
 ) -> None:
-    """Make the stored on-call configuration exactly FILE (every change audited)."""
-    from oncall.files import load_file
+    """Make the stored on-call configuration exactly FILES together (every change audited)."""
+    from oncall.files import load_files
     from oncall.store import apply_document
 
-    document = load_file(file)
+    document = load_files(files)
     with database().session() as session:
         result = apply_document(session, document, actor=cli_actor())
     console.print(

@@ -18,13 +18,24 @@ COMMANDS: dict[str, Callable[..., Any]] = {}
 def create(
     name: Annotated[str, typer.Argument(help="Principal name (letters, digits, . _ @ + -).")],
     role: Annotated[str, typer.Option("--role", "-r", help="viewer, analyst, approver, auditor or admin.")],
+    slack_user: Annotated[
+        str | None,
+        typer.Option(
+            help="The person's Slack user id (U...): their Slack button clicks act as this principal."
+        ),
+    ] = None,
 ) -> None:
     """Create a principal and print its API token. The token is shown this once and never again."""
     from api.principals.service import create_principal
     from api.tokens import load_pepper
 
     principal, token = create_principal(
-        database(), load_pepper(settings(), settings().api), name=name, role=role, actor=cli_actor()
+        database(),
+        load_pepper(settings(), settings().api),
+        name=name,
+        role=role,
+        actor=cli_actor(),
+        slack_user_id=slack_user,
     )
     err_console.print(
         f"created principal [bold]{principal.name}[/bold] (role {principal.role}, key id "

@@ -9,6 +9,7 @@ GET  /_sim/events                    count + sha256 of provider ids for every st
 GET  /_sim/events/{provider}/{stream}?ids=1&visible=1   the same for one stream, optionally with the ids
 GET  /_sim/clock     POST /_sim/clock {"advance": seconds}     simulator time (late events, lag, token expiry)
 POST /_sim/tokens/expire {"vendor": "m365"|"google"}          expire issued access tokens now
+POST /_sim/slack/app, /_sim/slack/interactions                  Slack button clicks (vendors/slack_interactivity.py)
 """
 
 from __future__ import annotations

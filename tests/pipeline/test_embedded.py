@@ -46,3 +46,46 @@ def test_an_unknown_job_is_refused_by_name(db: Database, settings: Settings) -> 
     scheduler = EmbeddedScheduler(Cycle(db, settings))
     with pytest.raises(KeyError, match="unknown pipeline job 'detekt'"):
         scheduler.enqueue("detekt")
+
+
+def test_a_job_asked_for_while_it_runs_runs_again_and_the_key_stays_usable(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from pipeline import embedded
+
+    started, release, runs = threading.Event(), threading.Event(), []
+
+    def held(cycle: Cycle, scheduler: EmbeddedScheduler) -> None:
+        runs.append(1)
+        started.set()
+        assert release.wait(60)
+
+    monkeypatch.setitem(embedded.JOBS, "detect", held)
+    scheduler = EmbeddedScheduler(Cycle(db, settings.model_copy(update={"pipeline_sweep_seconds": 3600})))
+    scheduler.scheduler.remove_job("pipeline:sweep")
+    submit = scheduler._submit
+
+    def submit_then_stall(*args: object) -> None:
+        # On a loaded machine the finishing run's thread may stall right after it submits its
+        # rerun, while APScheduler still counts it as running: make that happen every time.
+        submit(*args)  # type: ignore[arg-type]
+        time.sleep(0.5)
+
+    monkeypatch.setattr(scheduler, "_submit", submit_then_stall)
+    scheduler.start()
+    try:
+        scheduler.enqueue("detect")
+        assert started.wait(60)
+        scheduler.enqueue("detect")  # while the first run holds: remembered, runs once more after it
+        release.set()
+        _settled(scheduler, time.monotonic() + 60)
+        assert len(runs) == 2
+        # and the key is free again: a later ask runs (a skipped rerun used to leave it "running")
+        scheduler.enqueue("detect")
+        _settled(scheduler, time.monotonic() + 60)
+        assert len(runs) == 3
+    finally:
+        release.set()
+        scheduler.shutdown(wait=True)

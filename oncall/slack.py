@@ -1,0 +1,103 @@
+"""The Acknowledge / Escalate buttons on a Slack page: verify Slack's signature, read the click.
+
+Slack POSTs a click to the app's one interactivity URL (the API routes ``oncall_*`` actions here,
+the rest to remediation approvals). A click counts only with a fresh, valid v0 signature
+(``slack_sdk.signature.SignatureVerifier``: HMAC-SHA256 with the app's signing secret, at most
+five minutes old). The button's value is the page's acknowledgement token: it names the incident;
+who acts is the clicking Slack user, mapped to a principal by the caller (the API).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+from sqlmodel import Session
+
+from core.audit import Actor, AuditAction, Channel, record
+from core.models.oncall import Escalation
+from oncall.errors import OncallRefused
+from oncall.escalation import acknowledge, escalate_now, page_by_token
+
+ACKNOWLEDGE_ID = "oncall_acknowledge"
+ESCALATE_ID = "oncall_escalate"
+ACTIONS = {ACKNOWLEDGE_ID: "acknowledge", ESCALATE_ID: "escalate"}
+
+
+@dataclass(frozen=True)
+class SlackClick:
+    user_id: str
+    team_id: str
+    action: str  # acknowledge | escalate
+    token: str
+    request_ref: str
+
+
+def _payload(body: bytes) -> dict:
+    form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    payload = json.loads(form["payload"][0])
+    if not isinstance(payload, dict):
+        raise TypeError("payload is not an object")
+    return payload
+
+
+def is_oncall_click(body: bytes) -> bool:
+    """True when the interaction is a click on an on-call button (read before any verification)."""
+    try:
+        return str(_payload(body)["actions"][0]["action_id"]) in ACTIONS
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+def verify_click(body: bytes, headers: Mapping[str, str], secret: str) -> SlackClick:
+    """The click in a request Slack signed; OncallRefused saying why otherwise."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp = lowered.get("x-slack-request-timestamp")
+    signature = lowered.get("x-slack-signature")
+    if not timestamp or not signature:
+        raise OncallRefused(
+            "the request has no X-Slack-Signature / X-Slack-Request-Timestamp: not from Slack"
+        )
+    verifier = SignatureVerifier(secret)
+    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise OncallRefused(
+            "the Slack signature does not verify with the signing secret, or the request is more than "
+            "five minutes old: refused"
+        )
+    try:
+        payload = _payload(body)
+        clicked = payload["actions"][0]
+        return SlackClick(
+            user_id=str(payload["user"]["id"]),
+            team_id=str((payload.get("team") or {}).get("id", "")),
+            action=ACTIONS[str(clicked["action_id"])],
+            token=str(clicked["value"]),
+            request_ref=f"slack:{clicked.get('action_ts', timestamp)}",
+        )
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise OncallRefused(f"not an on-call block_actions payload ({type(exc).__name__})") from None
+
+
+def apply_click(
+    session: Session, click: SlackClick, actor: Actor, *, now: datetime | None = None
+) -> Escalation:
+    """Acknowledge or escalate the incident the clicked page was about, as `actor` (audited here)."""
+    page = page_by_token(session, click.token)
+    if click.action == "acknowledge":
+        return acknowledge(session, incident_id=page.incident_id, actor=actor, via="slack", now=now)
+    return escalate_now(session, incident_id=page.incident_id, actor=actor, via="slack", now=now)
+
+
+def record_refusal(session: Session, click_user: str, reason: str, *, request_ref: str | None = None) -> None:
+    record(
+        session,
+        actor=Actor(f"slack:{click_user or 'unverified'}", Channel.SLACK, request_ref or ""),
+        action=AuditAction.ONCALL_REFUSED,
+        object_type="slack_request",
+        object_id=click_user or "-",
+        details={"request": "slack on-call button", "reason": reason[:300]},
+    )

@@ -1,0 +1,29 @@
+"""`tenantguard demo` shows the paging: who was paged, on which channel, the escalation, the acknowledgement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_the_demo_shows_who_was_paged_and_how(tmp_path: Path) -> None:
+    from cli.context import console
+    from cli.demo import run_scenario
+
+    with console.capture() as captured:
+        outcome = run_scenario("account_takeover", tmp_path, approve_as=None, users=30, days=3, details=False)
+    text = captured.get()
+    assert outcome.incidents["P1"] == 1 and outcome.audit_ok
+    paging = text[text.index("Paging #") :]
+    rows = [line for line in paging.splitlines() if line.startswith("│")][:4]
+    assert [[cell.strip() for cell in row.strip("│").split("│")][1:4] for row in rows] == [
+        ["1", "dana", "slack"],
+        ["1", "dana", "sms"],
+        ["2", "omar", "slack"],
+        ["2", "omar", "voice"],
+    ]
+    assert all("sent" in row for row in rows)
+    assert "acknowledged by principal:demo-analyst via cli, MTTA 7 min; level 3 not paged" in paging
