@@ -93,16 +93,29 @@ def audit_export(
 @audit_app.command("verify")
 def audit_verify(
     file: Annotated[
-        Path | None, typer.Argument(help="An export (JSONL or CSV); omit with --database.")
+        Path | None,
+        typer.Argument(help="An export (JSONL or CSV) or an evidence package; omit with --database."),
     ] = None,
     live: Annotated[bool, typer.Option("--database", help="Verify the live chain in the database.")] = False,
 ) -> None:
-    """Check that an export (or the live chain) has not been altered; exit 1 naming the first bad record."""
+    """Check that an export, an evidence package (.zip) or the live chain has not been altered; exit 1 naming what is wrong."""
     if file is None and not live:
         raise typer.BadParameter("give an export FILE, or --database")
     if file is not None:
         if not file.exists():
             raise typer.BadParameter(f"{file} does not exist")
+        from compliance.evidence import is_package, verify_package
+
+        if is_package(file):
+            package = verify_package(file)
+            if package.ok:
+                console.print(
+                    f"OK: evidence package, {package.files} files verified, signed by {package.key_fingerprint}; "
+                    f"{package.audit_records} audit records, head hash {package.audit_head_hash}"
+                )
+                return
+            err_console.print(f"[red]FAILED[/red]: {package.reason}")
+            raise typer.Exit(1)
         result = verify_export(file)
     else:
         with database().session(readonly=True) as session:

@@ -80,6 +80,7 @@ class AuditAction(StrEnum):
     AUDIT_EXPORTED = "audit.exported"
     COLLECTOR_PAGE_QUARANTINED = "collector.page_quarantined"
     COLLECTOR_STREAM_HEALTH_CHANGED = "collector.stream_health_changed"
+    COMPLIANCE_EVIDENCE_PACKAGED = "compliance.evidence_packaged"
     COMPLIANCE_EXCEPTION_APPROVED = "compliance.exception.approved"
     COMPLIANCE_EXCEPTION_EXPIRED = "compliance.exception.expired"
     COMPLIANCE_EXCEPTION_EXPIRING = "compliance.exception.expiring"

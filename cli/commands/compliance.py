@@ -6,12 +6,14 @@ Framework reports are `tenantguard report compliance --framework F`.
 from __future__ import annotations
 
 import sys
+from base64 import b64decode
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlmodel import col, select
 
 from cli.context import cli_actor, console, database
 from core.audit import Actor
@@ -173,3 +175,44 @@ def export_findings(
             for chunk in stream_findings(session, chosen, since=since_at):
                 out.write(chunk)
     console.print(f"wrote {output}")
+
+
+@app.command("evidence")
+def evidence(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The archive to write (.zip).")],
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the audit period (ISO time, or 90d back).")
+    ] = "90d",
+    until: Annotated[str | None, typer.Option("--until", help="End of the period (default: now).")] = None,
+) -> None:
+    """A signed evidence package for an audit period; the auditor checks it with `tenantguard audit verify`."""
+    from cli.commands.report import parse_since
+    from cli.context import settings
+    from compliance.evidence import build_package, fingerprint, signing_key
+    from core.clock import utcnow
+    from core.models import Incident
+    from timeline.reports import build_report, render_markdown
+
+    start = parse_since(since)
+    end = parse_since(until) if until else utcnow()
+    db = database()
+    with db.session(readonly=True) as session:
+        incident_ids = [
+            i
+            for i in session.exec(
+                select(Incident.id).where(col(Incident.created_at) >= start, col(Incident.created_at) <= end)
+            ).all()
+            if i is not None
+        ]
+    incidents = {
+        f"incidents/{i}.md": render_markdown(build_report(db, i, include_excerpts=False)).encode()
+        for i in incident_ids
+    }
+    key = signing_key(settings().data_dir)
+    manifest = build_package(
+        db, output, since=start, until=end, key=key, actor=cli_actor(), extra_files=incidents
+    )
+    console.print(
+        f"wrote {output}: {len(manifest['files'])} files, {manifest['audit']['records']} audit records, "
+        f"{len(incidents)} incident report(s); signed by {fingerprint(b64decode(manifest['public_key']))}"
+    )
