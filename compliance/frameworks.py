@@ -11,9 +11,8 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from compliance.errors import CatalogueError, UnknownFrameworkError
+from core import loading
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "catalogues"
 
@@ -80,7 +79,10 @@ def parse_framework(name: str) -> Framework:
 @cache
 def load_catalogue(framework: Framework) -> Catalogue:
     path = CATALOGUE_DIR / _FILES[framework]
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = loading.load_path(path, kind="yaml").data
+    except loading.LoadError as exc:
+        raise CatalogueError(str(exc)) from None
     if not isinstance(data, dict) or data.get("framework") != framework.value:
         raise CatalogueError(f"{path}: `framework` must be {framework.value!r}")
     controls: list[Control] = []

@@ -14,10 +14,9 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from compliance.errors import CatalogueError
 from compliance.frameworks import Framework, load_catalogue
+from core import loading
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 POSTURE_MAPPINGS = RULES_DIR / "posture" / "controls.yml"
@@ -57,7 +56,10 @@ class MappingSet:
 
 
 def _parse_file(path: Path, kind: ItemKind, key: str) -> tuple[list[ItemMapping], dict[Framework, str]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = loading.load_path(path, kind="yaml").data or {}
+    except loading.LoadError as exc:
+        raise CatalogueError(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get(key), dict):
         raise CatalogueError(f"{path}: expected a `{key}:` mapping of id -> framework -> control ids")
     not_applicable: dict[Framework, str] = {}

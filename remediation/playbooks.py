@@ -30,7 +30,7 @@ from remediation.errors import CatalogueError, PlaybookError
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "rules" / "playbooks"
 ENTITY_VARIABLES = {"person": "people", "file": "files", "app": "apps", "account": "accounts", "ip": "ips"}
 MATCH_KEYS = {"rule_id", "kind", "tags", "provider", "min_severity", "context"}
-STEP_KEYS = {"action", "phase", "target", "params", "why", "after", "for_each", "only_if"}
+STEP_KEYS = {"action", "phase", "target", "params", "why", "after", "only_if"}
 _TEMPLATE = re.compile(r"\{([a-zA-Z_][\w.|]*)\}")
 
 
@@ -207,7 +207,6 @@ class StepEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     why: str = Field(default="", description="What the approver reads: why the step is needed.")
     after: Strings = Field(default=None, description="Actions of this playbook that must run first.")
-    for_each: Any = None
     only_if: dict[str, Any] | None = Field(default=None, description="e.g. {priority: [P1]}")
 
     @model_validator(mode="before")

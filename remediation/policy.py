@@ -2,9 +2,10 @@
 
 Who may request, approve, execute or roll back is not policy: the permission matrix
 (core.permissions) decides roles, for the API and every other channel alike. Loaded from YAML
-(remediation/policy.yaml by default). Pure: the decisions take the step's facts (action, blast
-radius, risk, whether the target is an admin, the incident's priority) and return numbers and
-booleans; remediation.approvals applies them.
+(remediation/policy.yaml by default) into the pydantic model :class:`PolicyFile` (errors name
+file, line and field). Pure: the decisions take the step's facts (action, blast radius, risk,
+whether the target is an admin, the incident's priority) and return numbers and booleans;
+remediation.approvals applies them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from core import durations
+from core import durations, loading
 from core.settings import Settings
 from remediation.catalogue import BlastRadius, Risk, get_action
 from remediation.config import policy_file
@@ -60,13 +61,6 @@ class ApprovalPolicy:
         return next((r for r in self.auto_approve if r.applies(action, priority, target_is_admin)), None)
 
 
-def parse_duration(value: Any, where: str) -> timedelta:
-    try:
-        return durations.parse_duration(value, positive=True)
-    except durations.DurationError:
-        raise PolicyError(f"{where}: {value!r} is not a duration (use 90s, 15m, 24h, 7d)") from None
-
-
 def configured_policy(settings: Settings) -> ApprovalPolicy:
     """The approval policy the settings name (TENANTGUARD_REMEDIATION_POLICY_FILE), else the shipped one."""
     return load_policy(policy_file(settings))
@@ -74,73 +68,121 @@ def configured_policy(settings: Settings) -> ApprovalPolicy:
 
 def load_policy(path: Path) -> ApprovalPolicy:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{path}: cannot read the approval policy ({exc})") from None
-    return parse_policy(raw, str(path))
+        loaded = loading.load_path(path, kind="yaml")
+    except loading.LoadError as exc:
+        raise PolicyError(f"cannot read the approval policy: {exc}") from None
+    if loaded.data is None:
+        loaded.documents[:] = [{}]
+    return _policy(loaded)
 
 
 def parse_policy(raw: Any, source: str = "<memory>") -> ApprovalPolicy:
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{source}: the approval policy is a mapping")
-    roles = sorted(set(raw) & _ROLE_KEYS)
-    if roles:
-        raise PolicyError(
-            f"{source}: {', '.join(roles)} is no longer part of the approval policy: who may request or "
-            "approve remediation is the permission matrix (core/permissions.py: actions:request, "
-            "actions:decide); remove the key"
-        )
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise PolicyError(
-            f"{source}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(_KEYS))}"
-        )
-    approvals = raw.get("approvals") or {}
-    return ApprovalPolicy(
-        approval_ttl=parse_duration(raw.get("approval_ttl", "24h"), f"{source}: approval_ttl"),
-        default_approvals=_count(approvals.get("default", 1), f"{source}: approvals.default"),
-        by_blast_radius=_counts(
-            approvals.get("by_blast_radius"), BlastRadius, f"{source}: approvals.by_blast_radius"
-        ),
-        by_risk=_counts(approvals.get("by_risk"), Risk, f"{source}: approvals.by_risk"),
-        auto_approve=tuple(
-            _auto(entry, f"{source}: auto_approve[{i}]")
-            for i, entry in enumerate(raw.get("auto_approve") or [])
-        ),
+    return _policy(loading.Loaded(source, [raw]))
+
+
+# --------------------------------------------------------------------------- the file format
+
+_FILE = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+Count = Annotated[int, Field(ge=1, strict=True)]
+
+
+def _named_counts(enum: Any) -> Any:
+    def check(value: Any) -> Any:
+        bad = set(value or {}) - {str(e) for e in enum}
+        if bad:
+            raise ValueError(
+                f"unknown {', '.join(sorted(map(str, bad)))}; use {', '.join(str(e) for e in enum)}"
+            )
+        return value or {}
+
+    return check
+
+
+class ApprovalsEntry(BaseModel):
+    """How many approvals a step needs: the largest of default, its blast radius's and its risk's."""
+
+    model_config = _FILE
+
+    default: Count = 1
+    by_blast_radius: Annotated[dict[str, Count], BeforeValidator(_named_counts(BlastRadius))] = Field(
+        default_factory=dict
     )
+    by_risk: Annotated[dict[str, Count], BeforeValidator(_named_counts(Risk))] = Field(default_factory=dict)
 
 
-def _count(value: Any, where: str) -> int:
-    if not isinstance(value, int) or value < 1:
-        raise PolicyError(f"{where}: {value!r} must be a whole number of approvers, at least 1")
-    return value
+class AutoApproveEntry(BaseModel):
+    """A reversible, one-user/one-object action approved by the policy itself."""
+
+    model_config = _FILE
+
+    action: str
+    priorities: list[str] = Field(default_factory=list, description="e.g. [P1]; empty: any priority.")
+    target_is_admin: bool | None = Field(default=False, description="true, false, or null (either).")
+
+    @field_validator("action")
+    @classmethod
+    def _auto_approvable(cls, name: str) -> str:
+        try:
+            spec = get_action(name)
+        except CatalogueError as exc:
+            raise ValueError(str(exc)) from None
+        if not spec.reversible or spec.blast_radius.rank > BlastRadius.USER.rank:
+            raise ValueError(
+                f"{spec.name} cannot be auto-approved: only reversible actions on one user or one object may be "
+                f"(it is {'reversible' if spec.reversible else 'irreversible'}, blast radius {spec.blast_radius})"
+            )
+        return spec.name
 
 
-def _counts(value: Any, enum: Any, where: str) -> dict[str, int]:
-    value = value or {}
-    bad = set(value) - {str(e) for e in enum}
-    if bad:
-        raise PolicyError(f"{where}: unknown {', '.join(sorted(bad))}; use {', '.join(str(e) for e in enum)}")
-    return {str(k): _count(v, f"{where}.{k}") for k, v in value.items()}
+class PolicyFile(BaseModel):
+    """The approval policy (remediation/policy.yaml); `tenantguard schema policy` prints its JSON Schema."""
+
+    model_config = _FILE
+
+    approval_ttl: str = Field(default="24h", description="How long an approval stays valid, e.g. 24h.")
+    approvals: ApprovalsEntry = Field(default_factory=ApprovalsEntry)
+    auto_approve: list[AutoApproveEntry] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError("the approval policy is a mapping")
+        roles = sorted(set(raw) & _ROLE_KEYS)
+        if roles:
+            raise ValueError(
+                f"{', '.join(roles)} is no longer part of the approval policy: who may request or approve "
+                "remediation is the permission matrix (core/permissions.py: actions:request, actions:decide); "
+                "remove the key"
+            )
+        unknown = set(raw) - _KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; use {', '.join(sorted(_KEYS))}"
+            )
+        return {key: value for key, value in raw.items() if value is not None}
+
+    @field_validator("approval_ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        try:
+            durations.parse_duration(value, positive=True)
+        except durations.DurationError:
+            raise ValueError(f"{value!r} is not a duration (use 90s, 15m, 24h, 7d)") from None
+        return value
 
 
-def _auto(raw: Any, where: str) -> AutoApproveRule:
-    if not isinstance(raw, dict) or "action" not in raw:
-        raise PolicyError(f"{where}: an auto-approve entry names an action")
-    try:
-        spec = get_action(str(raw["action"]))
-    except CatalogueError as exc:
-        raise PolicyError(f"{where}: {exc}") from None
-    if not spec.reversible or spec.blast_radius.rank > BlastRadius.USER.rank:
-        raise PolicyError(
-            f"{where}: {spec.name} cannot be auto-approved: only reversible actions on one user or one "
-            f"object may be (it is {'reversible' if spec.reversible else 'irreversible'}, blast radius {spec.blast_radius})"
-        )
-    target_is_admin = raw.get("target_is_admin", False)
-    if target_is_admin is not None and not isinstance(target_is_admin, bool):
-        raise PolicyError(f"{where}: target_is_admin is true, false, or null (either)")
-    return AutoApproveRule(
-        action=spec.name,
-        priorities=tuple(str(p) for p in raw.get("priorities") or ()),
-        target_is_admin=target_is_admin,
+def _policy(loaded: loading.Loaded) -> ApprovalPolicy:
+    parsed = loading.validate(PolicyFile, loaded, error=PolicyError)
+    return ApprovalPolicy(
+        approval_ttl=durations.parse_duration(parsed.approval_ttl),
+        default_approvals=parsed.approvals.default,
+        by_blast_radius=dict(parsed.approvals.by_blast_radius),
+        by_risk=dict(parsed.approvals.by_risk),
+        auto_approve=tuple(
+            AutoApproveRule(
+                action=a.action, priorities=tuple(a.priorities), target_is_admin=a.target_is_admin
+            )
+            for a in parsed.auto_approve
+        ),
     )

@@ -61,11 +61,10 @@ class TimelineConfig:
             return cls()
         section = settings.timeline
         sla = {
-            priority: SlaTarget(
-                getattr(section, f"sla_{priority.value.lower()}_acknowledge"),
-                getattr(section, f"sla_{priority.value.lower()}_resolve"),
-            )
-            for priority in DEFAULT_SLA
+            Priority.P1: SlaTarget(section.sla_p1_acknowledge, section.sla_p1_resolve),
+            Priority.P2: SlaTarget(section.sla_p2_acknowledge, section.sla_p2_resolve),
+            Priority.P3: SlaTarget(section.sla_p3_acknowledge, section.sla_p3_resolve),
+            Priority.P4: SlaTarget(section.sla_p4_acknowledge, section.sla_p4_resolve),
         }
         return cls(
             group_window=section.group_window,

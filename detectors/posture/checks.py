@@ -232,14 +232,6 @@ class CheckFile(BaseModel):
         return tests
 
 
-def parse_check(
-    raw: Any, *, source: str = "<string>", line: int = 1, lines: dict[str, int] | None = None
-) -> PostureCheck:
-    """Validate one check document and compile its expressions."""
-    loaded = loading.Loaded(source, [raw], key_lines={id(raw): lines or {}}, map_lines={id(raw): line})
-    return _check(loaded, 0)
-
-
 def _check(loaded: loading.Loaded, document: int) -> PostureCheck:
     raw = loaded.documents[document]
     line = loaded.of(raw, 1) or 1

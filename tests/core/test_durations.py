@@ -60,10 +60,10 @@ def test_relative_times_need_a_unit() -> None:
 def test_every_product_parser_is_this_one() -> None:
     from detectors.sigma.loader import parse_duration as sigma_duration
     from remediation.errors import PolicyError
-    from remediation.policy import parse_duration as policy_duration
+    from remediation.policy import parse_policy
 
     assert sigma_duration("1h30m") == 5400.0
     assert sigma_duration(15) == 900.0  # bare numbers in rules are minutes
-    assert policy_duration("2h30m", "approval_ttl") == timedelta(hours=2, minutes=30)
+    assert parse_policy({"approval_ttl": "2h30m"}).approval_ttl == timedelta(hours=2, minutes=30)
     with pytest.raises(PolicyError, match="approval_ttl: 'soon' is not a duration"):
-        policy_duration("soon", "approval_ttl")
+        parse_policy({"approval_ttl": "soon"})
