@@ -38,6 +38,7 @@ _.do_PUT
 _.do_PATCH
 _.do_DELETE
 _.handle_DATA  # aiosmtpd handler (tests/oncall)
+_.should_exit  # uvicorn.Server: stop serving (tests/oncall)
 pytest_plugins  # pytest
 pytestmark  # pytest
 pytest_addoption  # pytest hooks (tests/conftest.py)
@@ -63,6 +64,9 @@ _.seconds_since_success  # pipeline/health.py StreamLag, served by /health
 _.model_trained  # detectors/anomaly/service.py run report
 _.slack_scopes  # simulator/catalog.py app catalogue data
 _.country_name  # simulator scenario templates: {attacker.country_name}
+_.controls_mapped  # api/compliance/schemas.py response
+_.posture_checks  # api/compliance/schemas.py response
+_.detection_rules  # api/compliance/schemas.py response
 
 # --- settings read by a computed name: timeline/config.py getattr(section, f"sla_{p}_acknowledge")
 _.sla_p1_acknowledge

@@ -78,10 +78,6 @@ class ApiError(TenantguardError):
         return {}
 
 
-class BadRequest(ApiError):
-    status, slug, title = 400, "bad-request", "Bad request"
-
-
 class Unauthorized(ApiError):
     status, slug, title = 401, "unauthorized", "Authentication required"
 

@@ -76,11 +76,6 @@ def pack(value: Any) -> bytes:
     return _compressor().compress(dumps(value))
 
 
-def pack_json(data: bytes) -> bytes:
-    """`pack` of a value already encoded as JSON bytes."""
-    return _compressor().compress(data)
-
-
 def unpack(data: bytes) -> Any:
     try:
         dict_id = zstandard.get_frame_parameters(data).dict_id

@@ -256,7 +256,10 @@ def detect_new(
             from detectors.anomaly import anomaly_detectors
 
             detectors.extend(anomaly_detectors(settings))
-        pipeline = DetectionPipeline(load_default_pack(settings or db.settings), detectors=detectors)
+        configured = settings or db.settings
+        pipeline = DetectionPipeline(
+            load_default_pack(configured), detectors=detectors, batch_size=configured.pipeline_batch_size
+        )
         if cache is not None:
             cache[key] = pipeline
     result = pipeline.run(db, max_batches=max_batches)
