@@ -7,15 +7,13 @@ resolved from their references only here, when a page goes out.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import smtplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 from xml.sax.saxutils import escape
@@ -171,11 +169,19 @@ def send_sms(session: Session, page: Page, message: PageMessage, channels: Chann
     return _twilio_call(lambda: client.messages.create(to=page.address, from_=sender, body=body))
 
 
+def voice_keypress_url(public_url: str, token: str) -> str:
+    """Where Twilio POSTs the keys the callee presses (the URL it signs, so it must be exact)."""
+    return f"{public_url.rstrip('/')}/oncall/twilio/voice/{token}"
+
+
 def send_voice(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
     client, sender = _twilio(channels)
+    action = escape(voice_keypress_url(channels.public_url, message.ack_token), {'"': "&quot;"})
     twiml = (
-        f"<Response><Say>tenantguard page. Priority {escape(message.priority)} incident "
-        f"{message.incident_id}: {escape(message.title[:200])}.</Say></Response>"
+        f'<Response><Gather numDigits="1" action="{action}" method="POST">'
+        f"<Say>tenantguard page. Priority {escape(message.priority)} incident "
+        f"{message.incident_id}: {escape(message.title[:200])}. Press 1 to acknowledge, "
+        "9 to escalate now.</Say></Gather></Response>"
     )
     return _twilio_call(lambda: client.calls.create(to=page.address, from_=sender, twiml=twiml))
 
@@ -190,14 +196,16 @@ def _webhook_secret(page: Page, snapshot: dict[str, Any]) -> str | None:
 
 
 def signed_headers(secret: str, message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
-    """Standard Webhooks headers: HMAC-SHA256 over "id.timestamp.body" (whsec_ secrets are base64)."""
-    key = base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    """Standard Webhooks headers (the `standardwebhooks` library): a ``whsec_`` secret is base64, any
+    other secret is used as its bytes."""
+    from standardwebhooks import Webhook
+
+    key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": f"v1,{signature}",
+        "webhook-signature": Webhook(key).sign(message_id, moment, body.decode()),
     }
 
 

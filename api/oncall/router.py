@@ -174,3 +174,35 @@ def ack_with_token(request: Request, token: AckToken) -> dict[str, Any]:
     with state.db.session() as session:
         escalation = acknowledge_by_token(session, token, via="link")
         return escalation_view(escalation)
+
+
+@router.post(
+    "/twilio/voice/{token}",
+    response_class=Response,
+    summary="Keys pressed during a voice page (signed by Twilio, no bearer token): 1 acknowledges, 9 escalates",
+)
+async def twilio_voice_keypress(request: Request, token: AckToken) -> Response:
+    from urllib.parse import parse_qsl
+
+    from fastapi.concurrency import run_in_threadpool
+
+    from api.errors import RateLimited
+    from api.ratelimit import retry_after_seconds
+    from oncall.twilio_callbacks import handle_keypress
+
+    state = state_of(request)
+    client = request.client.host if request.client else "unknown"
+    # Public (Twilio signs it) and every refusal is audited: bound how fast one address can try.
+    wait = state.limiter.acquire(f"twilio:{client}")
+    if wait is not None:
+        raise RateLimited(f"too many Twilio callbacks from {client}; slow down", retry_after_seconds(wait))
+    body = (await request.body())[:65536]
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    signature = request.headers.get("x-twilio-signature", "")
+
+    def apply() -> Any:
+        with state.db.session() as session:
+            return handle_keypress(session, token, form, signature)
+
+    result = await run_in_threadpool(apply)
+    return Response(result.twiml, status_code=result.status_code, media_type="text/xml")

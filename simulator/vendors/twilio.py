@@ -3,6 +3,9 @@
 Only the account the simulator's credentials name exists. Resources are answered in Twilio's own
 JSON shape (sid, status, date_created in RFC 2822, uri), so the official `twilio` client talks to
 it as it would to api.twilio.com. Nothing is sent anywhere: every message and call is kept.
+
+``POST /_sim/twilio/calls/{sid}/digits {"digits": "1"}`` is the callee pressing keys: the digits are
+POSTed to the call's TwiML ``<Gather action>`` with ``X-Twilio-Signature``, as Twilio does.
 """
 
 from __future__ import annotations
@@ -10,10 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import hmac
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
 
 from simulator.http import Request, Response
 
@@ -120,8 +128,72 @@ class TwilioApi:
         )
 
 
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each POST parameter, sorted, name then value."""
+    signed = url + "".join(f"{key}{params[key]}" for key in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+
+
+class Keypad:
+    """The callee presses keys during a call: Twilio POSTs the digits to the TwiML <Gather action>."""
+
+    def __init__(self, sim: Simulator, api: TwilioApi) -> None:
+        self.sim, self.api = sim, api
+
+    def press(self, request: Request) -> Response:
+        sid = request.params["sid"]
+        with self.api.lock:
+            call = next((dict(c) for c in self.api.resources["calls"] if c["sid"] == sid), None)
+        if call is None:
+            return _error(404, 20404, f"no call {sid}")
+        digits = str(request.form.get("digits") or "")
+        if not digits or not all(ch.isdigit() or ch in "*#" for ch in digits):
+            return _error(400, 21000, "digits: one or more of 0-9, * and #")
+        try:
+            gather = ElementTree.fromstring(call.get("twiml") or "<Response/>").find(".//Gather")
+        except ElementTree.ParseError:
+            gather = None
+        action = gather.get("action") if gather is not None else None
+        if not action:
+            return _error(409, 21000, "the call's TwiML has no <Gather action=...> to send digits to")
+        params = {
+            "AccountSid": call["account_sid"],
+            "CallSid": sid,
+            "From": call["from"],
+            "To": call["to"],
+            "CallStatus": "in-progress",
+            "Direction": "outbound-api",
+            "Digits": digits,
+        }
+        body = urllib.parse.urlencode(params).encode()
+        outgoing = urllib.request.Request(  # noqa: S310 - the URL the TwiML named
+            action,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(
+                    self.sim.credentials.twilio_auth_token, action, params
+                ),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+        )
+        try:
+            with urllib.request.urlopen(outgoing, timeout=30) as answer:  # noqa: S310
+                status, text = answer.status, answer.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode("utf-8", "replace")
+        except OSError as exc:
+            return _error(502, 11200, f"HTTP retrieval failure: {exc}")
+        return Response.json({"delivered_to": action, "status": status, "reply": text[:2000]})
+
+
 def register(sim: Simulator) -> None:
     api = TwilioApi(sim)
+    keypad = Keypad(sim, api)
+    sim.router.add(
+        "POST", r"/_sim/twilio/calls/(?P<sid>CA[0-9a-f]{32})/digits", keypad.press, "sim", "twilio_digits"
+    )
     for kind in _KINDS:
         sim.router.add(
             "POST",

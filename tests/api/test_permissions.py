@@ -29,6 +29,8 @@ PUBLIC = {
     "/integrations/slack/interactions",
     # The token in the path authenticates the responder a page was sent to.
     "/oncall/ack/{token}",
+    # Twilio signs its keypress callbacks (X-Twilio-Signature); the token names the page.
+    "/oncall/twilio/voice/{token}",
 }
 
 
