@@ -60,23 +60,12 @@ _.schema_current  # api/health/router.py response
 _.findings_total  # api/incidents/schemas.py response
 _.response_type  # Slack interaction response body (api/actions/schemas.py)
 _.replace_original  # Slack interaction response body
-_.seconds_since_success  # pipeline/health.py StreamLag, served by /health
 _.model_trained  # detectors/anomaly/service.py run report
 _.slack_scopes  # simulator/catalog.py app catalogue data
 _.country_name  # simulator scenario templates: {attacker.country_name}
 _.controls_mapped  # api/compliance/schemas.py response
 _.posture_checks  # api/compliance/schemas.py response
 _.detection_rules  # api/compliance/schemas.py response
-
-# --- settings read by a computed name: timeline/config.py getattr(section, f"sla_{p}_acknowledge")
-_.sla_p1_acknowledge
-_.sla_p1_resolve
-_.sla_p2_acknowledge
-_.sla_p2_resolve
-_.sla_p3_acknowledge
-_.sla_p3_resolve
-_.sla_p4_acknowledge
-_.sla_p4_resolve
 
 # --- enum members looked up by value (stored strings, YAML, f-strings)
 _.INCIDENT_NOTIFIED_ANNOUNCE  # core.audit.AuditAction(f"incident.notified.{action}")
