@@ -14,7 +14,7 @@ from pathlib import Path
 MISSING_STAGE = 3
 
 
-def _settings(database_url: str, data_dir: str):  # type: ignore[no-untyped-def]
+def _settings(database_url: str, data_dir: str):
     from core.settings import Settings
 
     return Settings(data_dir=Path(data_dir), database_url=database_url)

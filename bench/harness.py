@@ -68,7 +68,7 @@ class Figure:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline
 
     @classmethod
     def from_stats(cls, area: str, name: str, stats: Stats, unit: str, **kwargs: Any) -> Figure:

@@ -41,7 +41,7 @@ def _signin(
     error: int = 0,
     details: str | None = None,
     device=("Windows 10", "Edge"),
-) -> dict:  # type: ignore[no-untyped-def]
+) -> dict:
     return {
         "id": f"{user}-{at.timestamp()}-{host}-{error}",
         "userPrincipalName": user,
@@ -355,7 +355,7 @@ def run(quick: bool = False) -> list[Figure]:
     return figures
 
 
-def _quiet_week_start():  # type: ignore[no-untyped-def]
+def _quiet_week_start():
     from datetime import UTC, datetime
 
     return datetime(2025, 1, 6, tzinfo=UTC) + timedelta(days=14)

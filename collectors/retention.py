@@ -37,7 +37,7 @@ def purge_events(db: Database, *, days: int, actor: Actor, now: datetime) -> int
             if not ids:
                 return total
             oldest = session.exec(select(func.min(Event.occurred_at)).where(col(Event.id).in_(ids))).one()
-            session.exec(delete(Event).where(col(Event.id).in_(ids)))  # type: ignore[call-overload]
+            session.exec(delete(Event).where(col(Event.id).in_(ids)))
             record(
                 session,
                 actor=actor,

@@ -179,5 +179,5 @@ def build_scheduler(
         id=REFRESH_JOB,
         name="follow connection changes",
     )
-    scheduler.collector_jobs = jobs  # type: ignore[attr-defined]
+    scheduler.collector_jobs = jobs
     return scheduler

@@ -329,9 +329,9 @@ def touch_run(session: Session, run_id: int, *, pages: int, read: int, new: int)
         .where(col(CollectionRun.id) == run_id)
         .values(
             heartbeat_at=utcnow(),
-            pages=CollectionRun.pages + pages,  # type: ignore[operator]
-            records_read=CollectionRun.records_read + read,  # type: ignore[operator]
-            records_new=CollectionRun.records_new + new,  # type: ignore[operator]
+            pages=CollectionRun.pages + pages,
+            records_read=CollectionRun.records_read + read,
+            records_new=CollectionRun.records_new + new,
         )
     )
 

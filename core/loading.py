@@ -107,7 +107,7 @@ class Loaded:
         return line
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
+class _Loader(_BaseLoader):
     """Safe YAML: unique keys with their lines, timestamps as text."""
 
     yaml_implicit_resolvers = {

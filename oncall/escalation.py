@@ -48,9 +48,7 @@ class SweepReport:
 
 
 def _providers(session: Session, incident_id: int) -> set[str]:
-    rows = session.exec(
-        select(Finding.provider).where(Finding.incident_id == incident_id).distinct()  # type: ignore[call-overload]
-    ).all()
+    rows = session.exec(select(Finding.provider).where(Finding.incident_id == incident_id).distinct()).all()
     return {str(p) for p in rows if p}
 
 

@@ -130,7 +130,7 @@ class AnomalyEngine:
     def save(self, session: Session, *, now: datetime | None = None) -> int:
         """Replace the stored baselines with the builder's current state."""
         rows = self.builder.to_rows(now or utcnow())
-        session.exec(delete(PersonBaseline))  # type: ignore[call-overload]
+        session.exec(delete(PersonBaseline))
         session.add_all(rows)
         return len(rows)
 
@@ -189,7 +189,7 @@ class AnomalyEngine:
             self._day_counts = {k: v for k, v in self._day_counts.items() if k[2] >= newest - 2}
         return self._day_counts
 
-    def _model_hits(self, view, base: BaselineSet, features: np.ndarray) -> list[AnomalyHit]:  # type: ignore[no-untyped-def]
+    def _model_hits(self, view, base: BaselineSet, features: np.ndarray) -> list[AnomalyHit]:
         if self.forest is None or len(features) == 0:
             return []
         scores = self.forest.score(features)

@@ -161,7 +161,7 @@ class CorrelationState:
             ids = event_id if isinstance(event_id, tuple) else (event_id,)
             return CorrelationHit(self.corr, ts, ts, ids, 1, shown, view, (value,) if value else ())
         group.drop_before(self.watermark - horizon)
-        group.insert(ts, event_id, value, member_id)  # type: ignore[arg-type]
+        group.insert(ts, event_id, value, member_id)
         group.cap(self.max_entries)
         hit = self._check(group, ts)
         if hit is None:

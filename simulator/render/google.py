@@ -192,7 +192,7 @@ def client_id(ctx: RenderContext, app_key: str) -> str:
     return f"{ctx.ids.number('google-client', app_key) % 10**12:012d}-{ctx.ids.token('google-client-suffix', app_key, length=32).lower()}.apps.googleusercontent.com"
 
 
-def make_google_renderer(stream: str):  # type: ignore[no-untyped-def]
+def make_google_renderer(stream: str):
     def render_activity(ctx: RenderContext, record: Record) -> dict[str, Any]:
         ts, uid, kind, person, session, extra = record
         if kind == "activity":
