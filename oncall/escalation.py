@@ -27,6 +27,7 @@ from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
 from oncall.errors import OncallNotFound, OncallRefused
+from oncall.journal import on_timeline
 from oncall.schedules import on_call_at
 from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
 from oncall.store import load_document
@@ -243,6 +244,16 @@ def fire_step(session: Session, escalation: Escalation, when: datetime) -> list[
         },
         at=when,
     )
+    who = ", ".join(dict.fromkeys(p.responder or p.address for p in pages)) or "nobody"
+    on_timeline(
+        session,
+        escalation.incident_id,
+        at=when,
+        title=f"On-call level {fired['step']} paged: {who}" + (f" ({'; '.join(notes)})" if notes else ""),
+        body={**fired, "pages": [f"{p.medium}:{p.responder or p.address}" for p in pages], "notes": notes},
+        actor=ONCALL_ACTOR.name,
+        ref=("escalation", str(escalation.id)),
+    )
     return fresh
 
 
@@ -318,6 +329,16 @@ def acknowledge(
         },
         at=when,
     )
+    minutes = (when - as_utc(escalation.started_at)).total_seconds() / 60
+    on_timeline(
+        session,
+        incident_id,
+        at=when,
+        title=f"Page acknowledged by {actor.name} via {via} after {minutes:.1f} min; escalation stopped",
+        body={"escalation": escalation.id, "via": via, "cancelled_pages": len(pending)},
+        actor=actor.name,
+        ref=("escalation", str(escalation.id)),
+    )
     session.flush()
     return escalation
 
@@ -347,6 +368,15 @@ def escalate_now(
         after={"next_at": when.isoformat()},
         details={"escalation": escalation.id, "via": via, "next_step": escalation.step + 1},
         at=when,
+    )
+    on_timeline(
+        session,
+        incident_id,
+        at=when,
+        title=f"Escalated now by {actor.name} via {via}: level {escalation.step + 1} next",
+        body={"escalation": escalation.id, "via": via},
+        actor=actor.name,
+        ref=("escalation", str(escalation.id)),
     )
     session.flush()
     return escalation

@@ -25,6 +25,7 @@ from core.models.oncall import Escalation, Page
 from oncall.channels import PageMessage, send
 from oncall.errors import DeliveryError
 from oncall.escalation import ACKNOWLEDGED, ONCALL_ACTOR, token_hash
+from oncall.journal import on_timeline
 from oncall.store import get_channels
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,26 @@ def deliver_pages(db: Database, settings: Any = None, now: datetime | None = Non
                     "error": page.last_error or None,
                 },
                 at=when,
+            )
+            outcome = {"sent": "sent", "dead": "abandoned"}.get(page.status, "failed, will retry")
+            on_timeline(
+                session,
+                page.incident_id,
+                at=when,
+                title=(
+                    f"Page to {page.responder or page.address} by {page.medium} {outcome} "
+                    f"(attempt {page.attempts})"
+                    + (f": {page.last_error[:200]}" if page.status != "sent" else "")
+                ),
+                body={
+                    "page": page.id,
+                    "medium": page.medium,
+                    "status": page.status,
+                    "attempt": page.attempts,
+                    "error": page.last_error or None,
+                },
+                actor=ONCALL_ACTOR.name,
+                ref=("page", str(page.id)),
             )
     return report
 

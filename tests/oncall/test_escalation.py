@@ -179,3 +179,42 @@ def test_two_sweeps_of_the_same_moment_fire_a_step_once(
     assert escalate_due(db, settings, T0).fired == []
     with db.session(readonly=True) as session:
         assert len(session.exec(select(Page)).all()) == 2
+
+
+def test_every_step_attempt_and_the_acknowledgement_are_on_the_incident_timeline(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    from core.models.incident import TimelineEntry
+
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    incident = make_incident(**OPENED_BEFORE_T0).id
+    paging_sim.set_faults("503=twilio")
+    run_due(db, settings, now=T0)  # level 1: Slack goes, the SMS fails
+    paging_sim.set_faults(None)
+    run_due(db, settings, now=T0 + timedelta(minutes=1))  # the SMS retried: sent
+    with db.session() as session:
+        acknowledge(
+            session,
+            incident_id=incident,
+            actor=Actor("principal:alice", Channel.API),
+            via="api",
+            now=T0 + timedelta(minutes=2),
+        )
+    with db.session(readonly=True) as session:
+        titles = [
+            e.title
+            for e in session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.incident_id == incident, TimelineEntry.kind == "oncall")
+                .order_by(col(TimelineEntry.at), col(TimelineEntry.id))
+            ).all()
+        ]
+    assert titles[0] == "On-call level 1 paged: alice"
+    first, second = sorted(titles[1:3])
+    assert first == "Page to alice by slack sent (attempt 1)"
+    assert second.startswith(
+        "Page to alice by sms failed, will retry (attempt 1): Twilio refused the page: 503"
+    )
+    assert "Page to alice by sms sent (attempt 2)" in titles
+    assert titles[-1] == "Page acknowledged by principal:alice via api after 2.0 min; escalation stopped"
