@@ -164,6 +164,17 @@ def test_detect_new_runs_anomaly_detectors_too_and_reads_each_event_once(db, set
     assert "m365_password_spray" in {f.rule_id for f in _findings(db)}
 
 
+def test_the_detection_batch_is_the_configured_size(db, settings) -> None:
+    from detectors.pipeline import detect_new
+
+    _spray(db, range(12), T0)
+    small = settings.model_copy(update={"pipeline_batch_size": 5})
+    first = detect_new(db, small, with_anomaly=False, max_batches=1)
+    assert first.events == 5 and first.pending
+    rest = detect_new(db, small, with_anomaly=False)
+    assert rest.events == 7 and not rest.pending
+
+
 def test_a_growing_finding_keeps_its_title_and_description_current(db) -> None:
     from detectors.sigma.alerting import FindingDraft
 
