@@ -58,6 +58,9 @@ _.disabled_at  # core.models.principal, api/principals/schemas.py
 _.rolled_back_at  # core.models.remediation
 _.schema_current  # api/health/router.py response
 _.findings_total  # api/incidents/schemas.py response
+_.controls_mapped  # api/compliance/schemas.py FrameworkOut response
+_.posture_checks  # api/compliance/schemas.py ControlOut response
+_.detection_rules  # api/compliance/schemas.py ControlOut response
 _.response_type  # Slack interaction response body (api/actions/schemas.py)
 _.replace_original  # Slack interaction response body
 _.model_trained  # detectors/anomaly/service.py run report
