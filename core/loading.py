@@ -342,13 +342,8 @@ def load_path(path: Path, *, limits: Limits = DEFAULT_LIMITS, kind: str | None =
 
 
 def _where(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    """`steps.0.phase`: keys and list indexes, dotted (as pydantic and the on-call files write them)."""
+    return ".".join(str(part) for part in loc)
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from core.loading import Limits, LoadError, load_path, load_text
+from core.loading import validate as validate_loaded
 from oncall.errors import OncallInputError
 from oncall.spec import OncallDocument
 
@@ -42,13 +43,14 @@ def validate(data: Any, *, where: str) -> OncallDocument:
 
 
 def load_file(path: Path) -> OncallDocument:
+    """One on-call file; errors name the file, the line (YAML) and the field."""
     try:
-        data = load_path(path, limits=LIMITS, kind="toml" if path.suffix.lower() == ".toml" else "yaml").data
+        loaded = load_path(path, limits=LIMITS, kind="toml" if path.suffix.lower() == ".toml" else "yaml")
     except LoadError as exc:
         raise OncallInputError(str(exc)) from None
-    if not isinstance(data, dict):
+    if not isinstance(loaded.data, dict):
         raise OncallInputError(f"{path}: the top level must be a mapping (responders:, schedules:, ...)")
-    return validate(data, where=str(path))
+    return validate_loaded(OncallDocument, loaded, error=OncallInputError)
 
 
 SUFFIXES = (".yaml", ".yml", ".toml")

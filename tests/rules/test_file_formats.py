@@ -41,7 +41,7 @@ def test_a_broken_playbook_names_file_line_and_field(tmp_path: Path) -> None:
         "id: x\nmatch:\n  - kind: anomaly\nsteps:\n  - action: m365.revoke_sessions\n"
         "    phase: later\n    target: {user: '{person}'}\n    why: because\n"
     )
-    with pytest.raises(PlaybookError, match=rf"{path}:5: steps\[0\]: phase 'later' is not one of"):
+    with pytest.raises(PlaybookError, match=rf"{path}:5: steps\.0: phase 'later' is not one of"):
         load_playbook(path)
 
 
@@ -59,7 +59,7 @@ def test_a_broken_posture_check_names_file_line_and_field(tmp_path: Path) -> Non
 def test_a_broken_policy_names_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text("approval_ttl: 24h\nauto_approve:\n  - action: m365.remove_auth_method\n")
-    with pytest.raises(PolicyError, match=rf"{path}:3: auto_approve\[0\].action: .*cannot be auto-approved"):
+    with pytest.raises(PolicyError, match=rf"{path}:3: auto_approve\.0\.action: .*cannot be auto-approved"):
         load_policy(path)
     path.write_text("approvals:\n  default: 1\n  by_risk:\n    extreme: 2\n")
     with pytest.raises(PolicyError, match=rf"{path}:3: approvals.by_risk: unknown extreme"):
@@ -72,7 +72,7 @@ def test_a_broken_connections_file_names_file_line_and_field(tmp_path: Path) -> 
         "connections:\n  - {name: a, provider: slack, tenant: E, secrets: {audit_token: 'env:A'}}\n"
         "  - name: b\n    provider: slackk\n    tenant: E\n"
     )
-    with pytest.raises(ConnectionConfigError, match=rf"{path}:4: connections\[1\].provider: Input should be"):
+    with pytest.raises(ConnectionConfigError, match=rf"{path}:4: connections\.1\.provider: Input should be"):
         load_connections_file(path)
 
 
@@ -110,3 +110,13 @@ def test_the_schema_command_prints_each_format_and_shipped_files_use_only_its_ke
         for file in files:
             for document in load_path(file).documents:
                 assert set(document) <= allowed, (file, set(document) - allowed)
+
+
+def test_a_broken_oncall_file_names_file_line_and_field(tmp_path: Path) -> None:
+    from oncall.errors import OncallInputError
+    from oncall.files import load_file
+
+    path = tmp_path / "oncall.yaml"
+    path.write_text("responders:\n  - name: alice\n    email: not-an-email\n")
+    with pytest.raises(OncallInputError, match=rf"{path}:3: responders\.0\.email: String should match"):
+        load_file(path)
