@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -53,19 +54,62 @@ def _providers(session: Session, incident_id: int) -> set[str]:
     return {str(p) for p in rows if p}
 
 
-def match_route(session: Session, incident: Incident, routes: Sequence[Route]) -> Route | None:
-    """The first route whose conditions all hold for `incident`."""
+def _in_hours(route: Route, moment: datetime) -> bool:
+    local = as_utc(moment).astimezone(ZoneInfo(route.timezone))
+    hours = route.business_hours
+    days = {day.number for day in hours.days}
+    clock = local.time().replace(tzinfo=None)
+    if hours.end <= hours.start:  # past midnight: the window opened the day before
+        if clock >= hours.start:
+            return local.weekday() in days
+        return clock < hours.end and (local.weekday() - 1) % 7 in days
+    return local.weekday() in days and hours.start <= clock < hours.end
+
+
+def explain_routes(
+    session: Session, incident: Incident, routes: Sequence[Route], at: datetime
+) -> list[dict[str, Any]]:
+    """Each route in order: whether it holds for `incident` at `at`, and why (or why not)."""
     providers: set[str] | None = None
+    answers = []
     for route in routes:
-        if incident.priority not in route.priorities:
-            continue
-        if route.incident_types and incident.incident_type not in route.incident_types:
-            continue
+        reasons: list[str] = []
+        ok = incident.priority in route.priorities
+        reasons.append(
+            f"priority {incident.priority} {'in' if ok else 'not in'} {', '.join(route.priorities)}"
+        )
+        if route.incident_types:
+            hit = incident.incident_type in route.incident_types
+            ok = ok and hit
+            reasons.append(
+                f"type {incident.incident_type or '(none)'!r} {'in' if hit else 'not in'} {route.incident_types}"
+            )
         if route.providers:
             providers = providers if providers is not None else _providers(session, incident.id or 0)
-            if not providers & set(route.providers):
-                continue
-        return route
+            hit = bool(providers & set(route.providers))
+            ok = ok and hit
+            reasons.append(
+                f"providers {', '.join(sorted(providers)) or '(none)'} {'meet' if hit else 'miss'} {', '.join(route.providers)}"
+            )
+        if route.during is not None:
+            inside = _in_hours(route, at)
+            hit = inside == (route.during == "business_hours")
+            ok = ok and hit
+            reasons.append(
+                f"{as_utc(at):%a %H:%M} UTC is {'inside' if inside else 'outside'} business hours ({route.timezone})"
+            )
+        answers.append({"route": route.name, "policy": route.policy, "matched": ok, "reasons": reasons})
+    return answers
+
+
+def match_route(
+    session: Session, incident: Incident, routes: Sequence[Route], at: datetime | None = None
+) -> Route | None:
+    """The first route whose conditions all hold for `incident` (at `at`, for business hours)."""
+    by_name = {route.name: route for route in routes}
+    for answer in explain_routes(session, incident, routes, at or utcnow()):
+        if answer["matched"]:
+            return by_name[answer["route"]]
     return None
 
 
@@ -95,7 +139,7 @@ def start_escalations(
     ).all()
     created = []
     for incident in candidates:
-        route = match_route(session, incident, document.routes)
+        route = match_route(session, incident, document.routes, when)
         if route is None:
             continue
         policy = policies[route.policy]

@@ -200,6 +200,14 @@ class Route(_Strict):
     priorities: Annotated[list[Literal["P1", "P2", "P3", "P4"]], Field(max_length=4)] = ["P1", "P2"]
     providers: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
     incident_types: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)] = []
+    # Business hours in `timezone`; with `during` set, the route holds only inside (or outside) them.
+    during: Literal["business_hours", "outside_business_hours"] | None = None
+    business_hours: Restriction = Restriction(
+        days=[Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI], start=time(9), end=time(18)
+    )
+    timezone: str = "UTC"
+
+    _tz = field_validator("timezone")(_zone)
 
 
 class SmtpChannel(_Strict):

@@ -206,3 +206,29 @@ async def twilio_voice_keypress(request: Request, token: AckToken) -> Response:
 
     result = await run_in_threadpool(apply)
     return Response(result.twiml, status_code=result.status_code, media_type="text/xml")
+
+
+@router.get("/incidents/{incident_id}/route", summary="Which routing rule an incident matches, and why")
+def incident_route(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    incident_id: IncidentId,
+    at: Annotated[datetime | None, Query(description="Route as at this moment (business hours).")] = None,
+) -> dict[str, Any]:
+    from core.models.incident import Incident
+    from oncall.errors import OncallNotFound
+    from oncall.escalation import explain_routes
+
+    moment = as_utc(at) if at else utcnow()
+    with ctx.db.session(readonly=True) as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise OncallNotFound(f"no incident {incident_id}")
+        answers = explain_routes(session, incident, load_document(session).routes, moment)
+    chosen = next((a for a in answers if a["matched"]), None)
+    return {
+        "incident_id": incident_id,
+        "at": moment,
+        "route": chosen["route"] if chosen else None,
+        "policy": chosen["policy"] if chosen else None,
+        "rules": answers,
+    }

@@ -1,4 +1,4 @@
-"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load`: schedules as code, escalations, paging."""
+"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load|route`: schedules as code, escalations, paging."""
 
 from __future__ import annotations
 
@@ -155,3 +155,30 @@ def load(days: Annotated[int, typer.Option(min=1, max=366, help="Look back this 
             "" if row["mtta_seconds"] is None else f"{row['mtta_seconds']:.0f}",
         )
     console.print(table)
+
+
+@app.command("route")
+def route(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    at: Annotated[
+        str | None, typer.Option(help="Route as at this moment (ISO 8601; business hours).")
+    ] = None,
+) -> None:
+    """Which routing rule INCIDENT matches, and why each rule holds or not."""
+    from core.models.incident import Incident
+    from oncall.errors import OncallNotFound
+    from oncall.escalation import explain_routes
+    from oncall.store import load_document
+
+    with database().session(readonly=True) as session:
+        row = session.get(Incident, incident)
+        if row is None:
+            raise OncallNotFound(f"no incident {incident}")
+        answers = explain_routes(session, row, load_document(session).routes, _moment(at))
+    chosen = next((a for a in answers if a["matched"]), None)
+    for answer in answers:
+        mark = "->" if answer is chosen else ("ok" if answer["matched"] else "  ")
+        console.print(
+            f"{mark} {answer['route']} (policy {answer['policy']}): " + "; ".join(answer["reasons"])
+        )
+    console.print(f"incident {incident}: " + (f"policy {chosen['policy']}" if chosen else "no route matches"))
