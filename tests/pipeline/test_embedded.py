@@ -89,3 +89,25 @@ def test_a_job_asked_for_while_it_runs_runs_again_and_the_key_stays_usable(
     finally:
         release.set()
         scheduler.shutdown(wait=True)
+
+
+def test_a_skipped_periodic_run_is_quiet_and_a_skipped_one_shot_job_still_warns() -> None:
+    # given APScheduler's warning for a periodic job (sweep, stream) and for a one-shot job
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from pipeline.embedded import SKIPPED_MESSAGE, OverlapByDesign
+
+    aps = BackgroundScheduler(timezone="UTC")
+    periodic = aps.add_job(print, "interval", seconds=5, id="pipeline:sweep")
+    one_shot = aps.add_job(print, "date", id="pipeline:detect")
+
+    def warning(job: object) -> logging.LogRecord:
+        return logging.LogRecord(
+            "apscheduler.scheduler", logging.WARNING, __file__, 1,
+            f'Execution of job "%s" skipped: {SKIPPED_MESSAGE} (%d)', (job, 1), None,
+        )  # fmt: skip
+
+    # then the overrun periodic run is dropped (its next tick comes) and the one-shot one is kept
+    quiet = OverlapByDesign()
+    assert not quiet.filter(warning(periodic))
+    assert quiet.filter(warning(one_shot))
