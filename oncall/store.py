@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -10,8 +11,8 @@ from sqlmodel import Session, col, select
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.models.oncall import OncallDefinition
-from oncall.errors import OncallNotFound
-from oncall.spec import Channels, Kind, OncallDocument, Schedule
+from oncall.errors import OncallInputError, OncallNotFound
+from oncall.spec import Channels, Kind, OncallDocument, Override, Schedule
 
 _FIELDS = {
     Kind.RESPONDER: "responders",
@@ -112,3 +113,73 @@ def get_schedule(session: Session, name: str) -> Schedule:
 def get_channels(session: Session) -> Channels:
     row = session.exec(select(OncallDefinition).where(OncallDefinition.kind == Kind.CHANNEL.value)).first()
     return Channels.model_validate(row.spec) if row is not None else Channels()
+
+
+def add_overrides(
+    session: Session, schedule_name: str, overrides: list[Override], *, actor: Actor, reason: str
+) -> Schedule:
+    """Append overrides to a stored schedule (a new version of its spec; audited in this transaction)."""
+    row = session.exec(
+        select(OncallDefinition).where(
+            OncallDefinition.kind == Kind.SCHEDULE.value, OncallDefinition.name == schedule_name
+        )
+    ).first()
+    if row is None:
+        raise OncallNotFound(f"no schedule named {schedule_name!r}; `tenantguard oncall show` lists them")
+    current = Schedule.model_validate(row.spec)
+    people = {r.name for r in load_document(session).responders}
+    for override in overrides:
+        if override.user not in people:
+            raise OncallInputError(f"override: unknown responder {override.user!r}")
+    try:
+        updated = Schedule.model_validate(
+            {
+                **row.spec,
+                "overrides": [
+                    *row.spec.get("overrides", []),
+                    *(o.model_dump(mode="json") for o in overrides),
+                ],
+            }
+        )
+    except ValueError as exc:
+        raise OncallInputError(f"schedule {schedule_name!r}: {exc}") from None
+    before = len(current.overrides)
+    row.spec, row.version, row.updated_by, row.updated_at = (
+        updated.model_dump(mode="json"),
+        row.version + 1,
+        actor.name,
+        utcnow(),
+    )
+    session.add(row)
+    record(
+        session,
+        actor=actor,
+        action=AuditAction.ONCALL_DEFINITION_UPDATED,
+        object_type="oncall.schedule",
+        object_id=schedule_name,
+        before={"overrides": before},
+        after={"overrides": len(updated.overrides)},
+        details={
+            "version": row.version,
+            "reason": reason,
+            "added": [o.model_dump(mode="json") for o in overrides],
+        },
+    )
+    session.flush()
+    return updated
+
+
+def swap_overrides(
+    schedule: Schedule, giver: str, taker: str, start: datetime, end: datetime
+) -> list[Override]:
+    """Overrides handing every stretch `giver` is on call within [start, end) to `taker`."""
+    from oncall.schedules import coverage
+
+    if end <= start:
+        raise OncallInputError("swap: end must be after start")
+    shifts = [s for s in coverage(schedule, start, end).shifts if s.user == giver]
+    if not shifts:
+        raise OncallInputError(
+            f"swap: {giver} is not on call on {schedule.name} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
+        )
+    return [Override(user=taker, start=s.start, end=s.end) for s in shifts]

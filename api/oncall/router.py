@@ -232,3 +232,38 @@ def incident_route(
         "policy": chosen["policy"] if chosen else None,
         "rules": answers,
     }
+
+
+class OverrideIn(BaseModel):
+    user: str
+    start: datetime
+    end: datetime
+    # Swap: `user` takes only the stretches this responder is on call between start and end.
+    swap_with: str | None = None
+    reason: str = ""
+
+
+@router.post("/schedules/{name}/overrides", summary="Add an override or a swap to a schedule (audited)")
+def add_schedule_override(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_WRITE)],
+    name: ScheduleName,
+    body: Annotated[OverrideIn, Body()],
+) -> dict[str, Any]:
+    from oncall.spec import Override
+    from oncall.store import add_overrides, swap_overrides
+
+    with ctx.db.session() as session:
+        spec = get_schedule(session, name)
+        try:
+            wanted = (
+                swap_overrides(spec, body.swap_with, body.user, as_utc(body.start), as_utc(body.end))
+                if body.swap_with
+                else [Override(user=body.user, start=as_utc(body.start), end=as_utc(body.end))]
+            )
+        except ValueError as exc:
+            raise OncallInputError(f"override: {exc}") from None
+        add_overrides(session, name, wanted, actor=ctx.actor, reason=body.reason[:300])
+    return {
+        "schedule": name,
+        "added": [{"user": o.user, "start": o.start, "end": o.end} for o in wanted],
+    }

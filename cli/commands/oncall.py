@@ -1,4 +1,4 @@
-"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load|route`: schedules as code, escalations, paging."""
+"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load|route|override`: schedules as code, escalations, paging."""
 
 from __future__ import annotations
 
@@ -182,3 +182,34 @@ def route(
             f"{mark} {answer['route']} (policy {answer['policy']}): " + "; ".join(answer["reasons"])
         )
     console.print(f"incident {incident}: " + (f"policy {chosen['policy']}" if chosen else "no route matches"))
+
+
+@app.command("override")
+def override(
+    schedule: Annotated[str, typer.Argument(help="Schedule name.")],
+    user: Annotated[str, typer.Option(help="Who is on call instead.")],
+    start: Annotated[str, typer.Option(help="From (ISO 8601 with offset, e.g. 2026-03-07T09:00:00Z).")],
+    end: Annotated[str, typer.Option(help="Until (ISO 8601 with offset).")],
+    swap_with: Annotated[
+        str | None,
+        typer.Option("--swap-with", help="Swap: USER takes only the stretches this person is on call."),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")] = "",
+) -> None:
+    """Put USER on call on SCHEDULE from START to END (or, with --swap-with, in someone's place)."""
+    from oncall.spec import Override
+    from oncall.store import add_overrides, get_schedule, swap_overrides
+
+    lo, hi = parse_time(start), parse_time(end)
+    with database().session() as session:
+        spec = get_schedule(session, schedule)
+        wanted = (
+            swap_overrides(spec, swap_with, user, lo, hi)
+            if swap_with
+            else [Override(user=user, start=lo, end=hi)]
+        )
+        add_overrides(session, schedule, wanted, actor=cli_actor(), reason=reason[:300])
+    for item in wanted:
+        console.print(
+            f"{schedule}: {item.user} on call {item.start:%Y-%m-%d %H:%M} - {item.end:%Y-%m-%d %H:%M} UTC"
+        )
