@@ -29,7 +29,7 @@ from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
 from oncall.errors import OncallNotFound, OncallRefused
 from oncall.journal import on_timeline
-from oncall.schedules import on_call_at
+from oncall.schedules import _restriction_windows, on_call_at
 from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
 from oncall.store import load_document
 
@@ -175,21 +175,43 @@ def page_key(escalation: Escalation, responder: str, medium: str, address: str) 
     return f"esc{escalation.id}/l{escalation.loop}/s{escalation.step}/{responder or '-'}/{medium}/{digest}"
 
 
+def personal_media(responder: Responder, priority: str, when: datetime) -> list[tuple[Medium, timedelta]]:
+    """How this person is paged for `priority` at `when`: (medium, delay) by every rule listing the
+    priority (else all their media now), later for quiet-hour priorities while their quiet hours last."""
+    delays: dict[Medium, timedelta] = {}
+    for rule in (r for r in responder.rules if priority in r.priorities):
+        for medium in rule.notify:
+            delay = timedelta(minutes=rule.after_minutes)
+            delays[medium] = min(delay, delays.get(medium, delay))
+    chosen = list(delays.items()) if delays else [(m, timedelta(0)) for m in responder.media]
+    if responder.quiet_hours is not None and priority in responder.quiet_for:
+        zone = ZoneInfo(responder.timezone)
+        moment = as_utc(when)
+        windows = _restriction_windows([responder.quiet_hours], zone, moment, moment + timedelta(seconds=1))
+        ends = [closes for opens, closes in windows if opens <= moment < closes]
+        if ends:
+            wait = max(ends) - moment
+            chosen = [(m, max(d, wait)) for m, d in chosen]
+    return chosen
+
+
 def _pages_for(
-    escalation: Escalation, step: Step, document: OncallDocument, when: datetime
+    escalation: Escalation, step: Step, document: OncallDocument, when: datetime, priority: str = "P1"
 ) -> tuple[list[Page], list[str]]:
     people: dict[str, Responder] = {r.name: r for r in document.responders}
     schedules = {s.name: s for s in document.schedules}
     notes: list[str] = []
     wanted: list[tuple[str, str, str]] = []  # (responder, medium, address)
+    delays: dict[tuple[str, str], timedelta] = {}
 
     def person(name: str) -> None:
         responder = people.get(name)
         if responder is None:
             notes.append(f"responder {name!r} no longer exists")
             return
-        for medium in responder.media:
+        for medium, delay in personal_media(responder, priority, when):
             wanted.append((name, medium.value, responder.address(medium) or ""))
+            delays[(name, medium.value)] = delay
 
     for target in step.targets:
         if target.type == "responder":
@@ -214,7 +236,7 @@ def _pages_for(
             responder=responder,
             medium=medium,
             address=address,
-            next_attempt_at=when,
+            next_attempt_at=when + delays.get((responder, medium), timedelta(0)),
             created_at=when,
             idempotency_key=page_key(escalation, responder, medium, address),
         )
@@ -251,7 +273,7 @@ def fire_step(session: Session, escalation: Escalation, when: datetime) -> list[
         return []
     policy = Policy.model_validate(escalation.snapshot)
     step = policy.steps[escalation.step]
-    pages, notes = _pages_for(escalation, step, load_document(session), when)
+    pages, notes = _pages_for(escalation, step, load_document(session), when, incident.priority)
     known = set(
         session.exec(
             select(Page.idempotency_key).where(

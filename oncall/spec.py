@@ -69,6 +69,12 @@ class Responder(_Strict):
     # How this person is paged, all at once, when a step names them (or a schedule they are on);
     # empty: Slack, e-mail and SMS, those of them this person has an address for.
     notify: Annotated[list[Medium], Field(max_length=5)] = []
+    # Personal rules by priority (e.g. P1: slack+sms now, voice after 5 min; P3: email): every rule
+    # listing the incident's priority applies; no rule for it: `notify` as above.
+    rules: Annotated[list[NotifyRule], Field(max_length=20)] = []
+    # Quiet hours (in this person's zone): pages for `quiet_for` priorities wait until they end.
+    quiet_hours: Restriction | None = None
+    quiet_for: Annotated[list[Literal["P1", "P2", "P3", "P4"]], Field(max_length=4)] = ["P3", "P4"]
 
     _tz = field_validator("timezone")(_zone)
 
@@ -76,7 +82,7 @@ class Responder(_Strict):
     def _reachable(self) -> Responder:
         needs = {Medium.SLACK: self.slack_user, Medium.EMAIL: self.email, Medium.SMS: self.phone}
         needs[Medium.VOICE] = self.phone
-        for medium in self.notify:
+        for medium in [*self.notify, *(m for rule in self.rules for m in rule.notify)]:
             if medium == Medium.WEBHOOK:
                 raise ValueError("notify: a person cannot be paged by webhook; use a policy step target")
             if not needs[medium]:
@@ -103,6 +109,16 @@ class Restriction(_Strict):
     start: time = time(0)
     # An end at or before the start runs past midnight; 00:00–00:00 is the whole day.
     end: time = time(0)
+
+
+class NotifyRule(_Strict):
+    priorities: Annotated[list[Literal["P1", "P2", "P3", "P4"]], Field(min_length=1, max_length=4)]
+    notify: Annotated[list[Medium], Field(min_length=1, max_length=5)]
+    # Sent this long after the step fires (cancelled if the page is acknowledged first).
+    after_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 0
+
+
+Responder.model_rebuild()
 
 
 class Layer(_Strict):
