@@ -33,7 +33,6 @@ class EntryKind(StrEnum):
     LINK = "link"
     REMEDIATION = "remediation"
     POSTMORTEM = "postmortem"
-    ONCALL = "oncall"  # on-call steps, delivery attempts, acknowledgements (written by oncall/)
 
 
 EntryRow = dict[str, Any]
