@@ -26,6 +26,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from core.audit import Actor
+from core.entities import EntityKind
 from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
 
@@ -80,7 +81,7 @@ def _factor_text(factors: Sequence[dict]) -> str:
 
 def _entities(person: Person, accounts: Sequence[Account]) -> dict[str, list[str]]:
     return {
-        "people": [person.primary_email],
+        EntityKind.PEOPLE.value: [person.primary_email],
         "accounts": [f"{a.provider}:{a.provider_user_id}" for a in accounts],
     }
 
@@ -160,7 +161,8 @@ def _high_risk(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
     attacks = [
         f
         for f in facts.attack_findings
-        if f.severity in ATTACK_SEVERITIES and len((f.entities or {}).get("people", [])) <= MAX_TARGETS
+        if f.severity in ATTACK_SEVERITIES
+        and len((f.entities or {}).get(EntityKind.PEOPLE, [])) <= MAX_TARGETS
     ]
     if facts.score < HIGH_RISK_SCORE or not attacks:
         return []

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from core.audit import Actor, AuditAction, record
 from core.clock import as_utc, utcnow
 from core.db import Database
+from core.entities import EntityKind
 from core.findings import FindingDraft
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
 from identity.access import resource_grants
@@ -248,7 +249,7 @@ def _recent_findings(session: Session, now: datetime) -> dict[str, list[Finding]
     ).all()
     by_person: dict[str, list[Finding]] = defaultdict(list)
     for finding in rows:
-        for email in (finding.entities or {}).get("people", []):
+        for email in (finding.entities or {}).get(EntityKind.PEOPLE, []):
             by_person[email.lower()].append(finding)
     return by_person
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.models.enums import TimelineEntryKind
 from core.models.incident import TimelineEntry
 
-TIMELINE_KIND = "oncall"
+TIMELINE_KIND = TimelineEntryKind.ONCALL
 
 
 def on_timeline(

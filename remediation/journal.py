@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
-from core.models import RemediationAction, TimelineEntry
+from core.models import RemediationAction, TimelineEntry, TimelineEntryKind
 
-TIMELINE_KIND = "remediation"
+TIMELINE_KIND = TimelineEntryKind.REMEDIATION
 
 
 def note(

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, record
+from core.models.enums import TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
@@ -28,7 +29,7 @@ from timeline.entities import (
     normalise_email,
     normalise_ip,
 )
-from timeline.entries import EntryKind, evidence_row, finding_fields, finding_row, insert_rows, simple_entry
+from timeline.entries import evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
 from timeline.grouping import BROAD_PREFIX, describe_gap
 from timeline.prevalence import (
@@ -195,7 +196,8 @@ def _sync_finding_entries(
     for chunk in _chunks(ids):
         for entry in session.execute(
             select(TimelineEntry).where(
-                col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.FINDING
+                col(TimelineEntry.incident_id).in_(chunk),
+                col(TimelineEntry.kind) == TimelineEntryKind.FINDING,
             )
         ).scalars():
             existing[entry.incident_id][entry.dedup_key or ""] = entry
@@ -230,7 +232,8 @@ def _rebuild_evidence(
     for chunk in _chunks(ids):
         session.execute(
             delete(TimelineEntry).where(
-                col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.EVIDENCE
+                col(TimelineEntry.incident_id).in_(chunk),
+                col(TimelineEntry.kind) == TimelineEntryKind.EVIDENCE,
             )
         )
     cited_by: dict[int, dict[int, list[int]]] = {}
@@ -310,7 +313,10 @@ def _count_messages(session: Session, incidents: Sequence[Incident]) -> None:
     for chunk in _chunks([i.id or 0 for i in incidents]):
         rows = session.execute(
             select(col(TimelineEntry.incident_id), func.count())
-            .where(col(TimelineEntry.incident_id).in_(chunk), col(TimelineEntry.kind) == EntryKind.MESSAGE)
+            .where(
+                col(TimelineEntry.incident_id).in_(chunk),
+                col(TimelineEntry.kind) == TimelineEntryKind.MESSAGE,
+            )
             .group_by(col(TimelineEntry.incident_id))
         ).all()
         counts.update({row[0]: row[1] for row in rows})
@@ -382,7 +388,7 @@ def _update_priority(
     session.add(
         simple_entry(
             incident.id or 0,
-            EntryKind.PRIORITY,
+            TimelineEntryKind.PRIORITY,
             f"priority {previous} → {result.priority.value} (score {result.score:.2f})",
             actor=ctx.actor.name,
             at=ctx.now,

@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 from core.audit import AuditAction, AuditEntry, record, record_many
 from core.clock import utcnow
 from core.db import Database
-from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity
+from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
 from timeline.assembly import (
@@ -49,7 +49,7 @@ from timeline.conversations import (
     talks_security,
 )
 from timeline.entities import IdentityIndex
-from timeline.entries import EntryKind, entry_row, insert_rows, message_row, simple_entry
+from timeline.entries import entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class IncidentBuild:
             entries.append(
                 entry_row(
                     incident_id,
-                    EntryKind.STATUS,
+                    TimelineEntryKind.STATUS,
                     self.ctx.now,
                     "tenantguard",
                     f"incident opened ({IncidentStatus.NEW}): {first}",
@@ -322,7 +322,7 @@ class IncidentBuild:
             self.session.add(
                 simple_entry(
                     target,
-                    EntryKind.MERGE,
+                    TimelineEntryKind.MERGE,
                     title,
                     actor=SYSTEM_ACTOR.name,
                     at=self.ctx.now,
@@ -563,7 +563,7 @@ class IncidentBuild:
             for row in self.session.execute(
                 select(col(TimelineEntry.incident_id), col(TimelineEntry.dedup_key)).where(
                     col(TimelineEntry.incident_id).in_(list(by_id)),
-                    col(TimelineEntry.kind) == EntryKind.MESSAGE,
+                    col(TimelineEntry.kind) == TimelineEntryKind.MESSAGE,
                 )
             )
         }
@@ -626,7 +626,7 @@ def move_incident_contents(session: Session, source_id: int, target_id: int) -> 
     for entry in session.execute(
         select(TimelineEntry).where(
             col(TimelineEntry.incident_id) == source_id,
-            col(TimelineEntry.kind).in_((EntryKind.MESSAGE, EntryKind.NOTE)),
+            col(TimelineEntry.kind).in_((TimelineEntryKind.MESSAGE, TimelineEntryKind.NOTE)),
         )
     ).scalars():
         if entry.dedup_key and entry.dedup_key in target_keys:
@@ -638,7 +638,7 @@ def move_incident_contents(session: Session, source_id: int, target_id: int) -> 
     session.execute(
         delete(TimelineEntry).where(
             col(TimelineEntry.incident_id) == source_id,
-            col(TimelineEntry.kind).in_((EntryKind.FINDING, EntryKind.EVIDENCE)),
+            col(TimelineEntry.kind).in_((TimelineEntryKind.FINDING, TimelineEntryKind.EVIDENCE)),
         )
     )
 

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from core.entities import EntityKind
 from core.models.identity import Account, Person
 
-ENTITY_FIELDS = ("people", "ips", "files", "apps", "accounts")
+ENTITY_FIELDS = tuple(kind.value for kind in EntityKind)
 TOP_ADMIN_ROLES = frozenset(
     {
         "global administrator",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session
 
 from core.clock import utcnow
+from core.models.enums import TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import TimelineEntry
 from timeline.conversations import ConversationMatch, MessageFacts
@@ -20,26 +20,11 @@ EXCERPT_CHARS = 1000
 HIDDEN_EXCERPT = "[conversation excerpt hidden: your role may not view conversations]"
 
 
-class EntryKind(StrEnum):
-    EVIDENCE = "evidence"
-    FINDING = "finding"
-    MESSAGE = "message"
-    STATUS = "status"
-    ASSIGNMENT = "assignment"
-    NOTE = "note"
-    PRIORITY = "priority"
-    MERGE = "merge"
-    SPLIT = "split"
-    LINK = "link"
-    REMEDIATION = "remediation"
-    POSTMORTEM = "postmortem"
-
-
 EntryRow = dict[str, Any]
 
 
 def entry_row(
-    incident_id: int, kind: EntryKind, at: datetime, source: str, title: str, **fields: Any
+    incident_id: int, kind: TimelineEntryKind, at: datetime, source: str, title: str, **fields: Any
 ) -> EntryRow:
     """A TimelineEntry as a plain row for bulk inserts (building thousands of models is slow)."""
     return {
@@ -97,7 +82,7 @@ def finding_row(incident_id: int, finding: Finding, reason: str | None = None) -
     fields = finding_fields(finding, reason)
     return entry_row(
         incident_id,
-        EntryKind.FINDING,
+        TimelineEntryKind.FINDING,
         fields.pop("at"),
         fields.pop("source"),
         fields.pop("title"),
@@ -109,7 +94,7 @@ def finding_row(incident_id: int, finding: Finding, reason: str | None = None) -
 def evidence_row(incident_id: int, evidence: EvidenceEntry, finding_ids: list[int]) -> EntryRow:
     return entry_row(
         incident_id,
-        EntryKind.EVIDENCE,
+        TimelineEntryKind.EVIDENCE,
         evidence.first_at,
         f"{evidence.provider}/{evidence.stream}",
         evidence.title,
@@ -128,7 +113,7 @@ def message_row(
     # The title carries no message text, so a role that may not read conversations still gets it.
     return entry_row(
         incident_id,
-        EntryKind.MESSAGE,
+        TimelineEntryKind.MESSAGE,
         message.sent_at,
         f"{message.provider}/{message.stream}",
         f"message from {message.author or 'someone'} in {where}",
@@ -152,7 +137,7 @@ def message_row(
 
 def simple_entry(
     incident_id: int,
-    kind: EntryKind,
+    kind: TimelineEntryKind,
     title: str,
     *,
     actor: str,

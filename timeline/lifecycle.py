@@ -20,7 +20,7 @@ from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.errors import IncidentNotFoundError
-from core.models.enums import IncidentStatus
+from core.models.enums import IncidentStatus, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.redaction import redact, redact_typed
@@ -28,7 +28,7 @@ from timeline.assembly import BuildContext, append_reasons, refresh_incidents
 from timeline.build import move_incident_contents
 from timeline.config import TimelineConfig
 from timeline.entities import IdentityIndex
-from timeline.entries import EntryKind, simple_entry
+from timeline.entries import simple_entry
 from timeline.errors import InvalidTransitionError, MergeError, TimelineError
 
 S = IncidentStatus
@@ -147,7 +147,7 @@ def transition(
         session.add(
             simple_entry(
                 incident_id,
-                EntryKind.STATUS,
+                TimelineEntryKind.STATUS,
                 f"status {current.value} → {target.value}",
                 actor=actor.name,
                 at=when,
@@ -185,7 +185,9 @@ def assign(
         title = f"assigned to {incident.assignee}" if incident.assignee else "unassigned"
         body = {"from": previous, "to": incident.assignee}
         session.add(
-            simple_entry(incident_id, EntryKind.ASSIGNMENT, title, actor=actor.name, at=when, body=body)
+            simple_entry(
+                incident_id, TimelineEntryKind.ASSIGNMENT, title, actor=actor.name, at=when, body=body
+            )
         )
         record(
             session,
@@ -211,7 +213,7 @@ def add_note(db: Database, incident_id: int, text: str, *, actor: Actor, at: dat
         session.add(incident)
         entry = simple_entry(
             incident_id,
-            EntryKind.NOTE,
+            TimelineEntryKind.NOTE,
             f"note by {actor}",
             actor=actor.name,
             at=when,
@@ -262,7 +264,7 @@ def set_postmortem(
         session.add(
             simple_entry(
                 incident_id,
-                EntryKind.POSTMORTEM,
+                TimelineEntryKind.POSTMORTEM,
                 title,
                 actor=actor.name,
                 at=when,
@@ -317,7 +319,7 @@ def link_conversation(
         session.add(
             simple_entry(
                 incident_id,
-                EntryKind.LINK,
+                TimelineEntryKind.LINK,
                 f"linked conversation {where}",
                 actor=actor.name,
                 at=when,
@@ -387,7 +389,7 @@ def merge(
             session.add(
                 simple_entry(
                     source_id,
-                    EntryKind.MERGE,
+                    TimelineEntryKind.MERGE,
                     f"merged into incident #{target_id} by {actor}" + (f": {reason}" if reason else ""),
                     actor=actor.name,
                     at=when,
@@ -409,7 +411,7 @@ def merge(
         session.add(
             simple_entry(
                 target_id,
-                EntryKind.MERGE,
+                TimelineEntryKind.MERGE,
                 f"incidents {', '.join(f'#{s}' for s in sources)} merged into this one by {actor}"
                 + (f": {reason}" if reason else ""),
                 actor=actor.name,
@@ -507,7 +509,7 @@ def split(
             session.add(
                 simple_entry(
                     target,
-                    EntryKind.SPLIT,
+                    TimelineEntryKind.SPLIT,
                     title,
                     actor=actor.name,
                     at=when,

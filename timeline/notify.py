@@ -27,10 +27,9 @@ from core.audit import Actor, AuditAction, record
 from core.clock import isoformat, utcnow
 from core.db import Database
 from core.models.connection import Connection
-from core.models.enums import IncidentStatus, Priority
+from core.models.enums import IncidentStatus, Priority, TimelineEntryKind
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
-from timeline.entries import EntryKind
 from timeline.errors import TimelineError
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def _top_evidence(session: Any, incident_id: int) -> list[str]:
         select(col(TimelineEntry.title))
         .where(
             col(TimelineEntry.incident_id) == incident_id,
-            col(TimelineEntry.kind).in_((EntryKind.EVIDENCE, EntryKind.FINDING)),
+            col(TimelineEntry.kind).in_((TimelineEntryKind.EVIDENCE, TimelineEntryKind.FINDING)),
         )
         .order_by(col(TimelineEntry.kind).desc(), col(TimelineEntry.count).desc(), col(TimelineEntry.at))
         .limit(5)

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from core.db import Database
+from core.models.enums import TimelineEntryKind
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
-from timeline.entries import EntryKind
 
 
 def _ids_by_provider_id(
@@ -92,7 +92,7 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
         attached: dict[int, set[int]] = {}
         for incident_id, ref_id in session.execute(
             select(col(TimelineEntry.incident_id), col(TimelineEntry.ref_id)).where(
-                col(TimelineEntry.kind) == EntryKind.MESSAGE
+                col(TimelineEntry.kind) == TimelineEntryKind.MESSAGE
             )
         ).all():
             if ref_id:

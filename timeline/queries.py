@@ -19,12 +19,13 @@ from sqlmodel import Session, col
 
 from core.clock import as_utc, isoformat
 from core.db import Database
-from core.entities import entity_list_contains, scanned
+from core.entities import EntityKind, entity_list_contains, scanned
 from core.errors import CursorError, IncidentNotFoundError
+from core.models.enums import TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from core.pagination import after_key, decode_cursor, encode_cursor
-from timeline.entries import EntryKind, hide_excerpt
+from timeline.entries import hide_excerpt
 from timeline.errors import TimelineError
 
 MAX_PAGE = 1000
@@ -110,7 +111,7 @@ def _stored_page(
     items = []
     for entry in session.execute(query).scalars():
         body = dict(entry.body or {})
-        if entry.kind == EntryKind.MESSAGE and not include_excerpts:
+        if entry.kind == TimelineEntryKind.MESSAGE and not include_excerpts:
             body = hide_excerpt(body)
         items.append(
             TimelineItem(
@@ -210,7 +211,9 @@ def _conditions(filters: IncidentFilter, dialect: str) -> list[Any]:
         where.append(col(Incident.assignee) == filters.assignee)
     if filters.person:
         where.append(
-            entity_list_contains(col(Incident.entities), "people", filters.person.lower(), dialect=dialect)
+            entity_list_contains(
+                col(Incident.entities), EntityKind.PEOPLE, filters.person.lower(), dialect=dialect
+            )
         )
     if filters.since is not None:
         where.append(col(Incident.last_seen) >= as_utc(filters.since))

@@ -22,10 +22,10 @@ from sqlmodel import col
 from core.clock import isoformat, utcnow
 from core.db import Database
 from core.errors import IncidentNotFoundError
+from core.models.enums import TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.remediation import Approval, RemediationAction
-from timeline.entries import EntryKind
 from timeline.grouping import describe_gap
 from timeline.queries import TimelineItem, get_timeline
 from timeline.sla import acknowledge_sla, resolve_sla
@@ -144,8 +144,8 @@ def _facts(
 ) -> dict[str, Any]:
     entities = incident.entities or {}
     factors = (incident.priority_factors or {}).get("factors", {})
-    evidence = [i for i in items if i.kind == EntryKind.EVIDENCE]
-    messages = [i for i in items if i.kind == EntryKind.MESSAGE]
+    evidence = [i for i in items if i.kind == TimelineEntryKind.EVIDENCE]
+    messages = [i for i in items if i.kind == TimelineEntryKind.MESSAGE]
     approvers = sorted(
         {a.principal for action in actions for a in action.approvals if a.decision == "approve"}
     )
@@ -304,11 +304,11 @@ def _cell(value: Any) -> str:
 
 
 def _body_line(item: TimelineItem) -> str:
-    if item.kind == EntryKind.MESSAGE:
+    if item.kind == TimelineEntryKind.MESSAGE:
         return str(item.body.get("excerpt", ""))[:300]
-    if item.kind == EntryKind.NOTE:
+    if item.kind == TimelineEntryKind.NOTE:
         return str(item.body.get("text", ""))[:300]
-    if item.kind == EntryKind.STATUS and item.body.get("note"):
+    if item.kind == TimelineEntryKind.STATUS and item.body.get("note"):
         return str(item.body["note"])[:300]
     return ""
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from api.errors import NotFound
 from api.findings.schemas import FindingFilters, FindingSort, FindingSummary
 from core.clock import as_utc
-from core.entities import entity_list_contains, scanned
+from core.entities import EntityKind, entity_list_contains, scanned
 from core.models import Finding, Severity
 from core.pagination import after_key, decode_cursor, encode_cursor
 
@@ -46,7 +46,9 @@ def _conditions(filters: FindingFilters, dialect: str) -> list[Any]:
         where.append(col(Finding.incident_id) == filters.incident_id)
     if filters.person:
         where.append(
-            entity_list_contains(col(Finding.entities), "people", filters.person.lower(), dialect=dialect)
+            entity_list_contains(
+                col(Finding.entities), EntityKind.PEOPLE, filters.person.lower(), dialect=dialect
+            )
         )
     if filters.since is not None:
         where.append(col(Finding.last_seen) >= as_utc(filters.since))

@@ -26,10 +26,10 @@ from api.incidents.schemas import (
     TransitionIn,
 )
 from api.pagination import Page, PageRequest, page_request
+from core.models.enums import TimelineEntryKind
 from core.pagination import MAX_ID
 from core.permissions import Permission
 from timeline import queries, reports
-from timeline.entries import EntryKind
 from timeline.queries import IncidentSort
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -69,7 +69,9 @@ def get_timeline(
     ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ)],
     incident_id: IncidentId,
     page: Annotated[PageRequest, Depends(page_request)],
-    kind: Annotated[list[EntryKind] | None, Query(max_length=12, description="Only these kinds.")] = None,
+    kind: Annotated[
+        list[TimelineEntryKind] | None, Query(max_length=12, description="Only these kinds.")
+    ] = None,
 ) -> TimelinePageOut:
     """In time order, remediation steps included. Conversation excerpts only for roles with conversations:read."""
     return service.timeline_page(

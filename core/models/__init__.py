@@ -15,6 +15,7 @@ from core.models.enums import (
     Provider,
     Role,
     Severity,
+    TimelineEntryKind,
 )
 from core.models.event import ConfigSnapshot, Event, QuarantinedRecord
 from core.models.finding import Finding, Suppression
@@ -61,4 +62,5 @@ __all__ = [
     "Severity",
     "Suppression",
     "TimelineEntry",
+    "TimelineEntryKind",
 ]

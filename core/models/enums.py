@@ -47,6 +47,24 @@ class FindingKind(StrEnum):
     IDENTITY = "identity"
 
 
+class TimelineEntryKind(StrEnum):
+    """The kind of a line on an incident's timeline (`TimelineEntry.kind`)."""
+
+    EVIDENCE = "evidence"
+    FINDING = "finding"
+    MESSAGE = "message"
+    STATUS = "status"
+    ASSIGNMENT = "assignment"
+    NOTE = "note"
+    PRIORITY = "priority"
+    MERGE = "merge"
+    SPLIT = "split"
+    LINK = "link"
+    REMEDIATION = "remediation"
+    POSTMORTEM = "postmortem"
+    ONCALL = "oncall"  # on-call steps, delivery attempts, acknowledgements (written by oncall/)
+
+
 class FindingStatus(StrEnum):
     OPEN = "open"
     SUPPRESSED = "suppressed"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.entities import EntityKind
 from core.findings import MAX_EVIDENCE, FindingDraft
 from detectors.sigma.compiler import FieldPath
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule
@@ -100,7 +101,7 @@ def _entity_values(view: EventView, source: CompiledRule | CompiledCorrelation) 
     spec = source.alert
     assert spec is not None
     defaults = profile(record.provider, record.stream).entities
-    for kind in ("people", "ips", "files", "apps", "accounts"):
+    for kind in (k.value for k in EntityKind):
         paths = [FieldPath.of(p) for p in defaults.get(kind, ())] + list(spec.entities.get(kind, ()))
         for path in paths:
             for value in view.resolve(path.dotted, path.segments):

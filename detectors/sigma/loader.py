@@ -44,6 +44,7 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
 
 from core import durations, loading
+from core.entities import EntityKind
 from detectors.sigma.compiler import (
     CompileError,
     FieldPath,
@@ -85,7 +86,6 @@ TENANTGUARD_KEYS = {
     "signal",
 }
 TEST_KEYS = {"name", "match", "event", "events", "count", "title", "logsource"}
-ENTITY_KINDS = ("people", "ips", "files", "apps", "accounts")
 STATUS_CONFIDENCE = {"stable": 0.9, "test": 0.8, "experimental": 0.7}
 
 
@@ -309,8 +309,8 @@ class _FileLoader:
             if len(unique_fields) > 1:
                 raise ValueError("unique takes one field")
             entities_raw = block.get("entities") or {}
-            if not isinstance(entities_raw, dict) or set(entities_raw) - set(ENTITY_KINDS):
-                raise ValueError(f"entities must map some of {', '.join(ENTITY_KINDS)} to field names")
+            if not isinstance(entities_raw, dict) or set(entities_raw) - set(EntityKind):
+                raise ValueError(f"entities must map some of {', '.join(EntityKind)} to field names")
             entities = {kind: _field_list(paths, f"entities.{kind}") for kind, paths in entities_raw.items()}
             runbook = block.get("runbook", "")
             if not isinstance(runbook, str):
