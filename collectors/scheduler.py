@@ -144,7 +144,7 @@ class CollectorJobs:
                 name=f"{connection.name}/{stream}",
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=seconds,
+                misfire_grace_time=None,  # late (a busy pool): run once, late, without a warning
                 next_run_time=_now(),
                 replace_existing=True,
             )

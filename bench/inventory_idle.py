@@ -1,0 +1,157 @@
+"""A pass with nothing new: the cost of one more cycle (collect every stream + every stage after it)
+once the tenant is stored, with inventory read through delta links and audit-event re-reads
+(`collectors.inventory`), against the same pass reading every inventory listing in full
+(``reconcile_hours = 0``, what every pass did before) — both measured in this run, same tenant.
+
+The simulator serves in its own process a scenario whose period ended at the last UTC midnight, on
+today's clock, so nothing arrives after the backlog: the idle pass has truly nothing new.
+
+    python -m bench.inventory_idle                       # 1,000 and 10,000 users
+    TENANTGUARD_BENCH_IDLE_SCALES=1000x1x5 python -m bench.inventory_idle   # users x days x passes
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.e2e import connect_simulator, simulator_process
+from bench.harness import Figure, print_table
+
+AREA = "inventory idle pass"
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Scale:
+    users: int
+    days: int
+    passes: int
+
+
+FULL = (Scale(1_000, 1, 5), Scale(10_000, 1, 3))
+QUICK = (Scale(50, 1, 3),)
+GOALS = {1_000: "≤ 1 s", 10_000: "≤ 3 s"}
+
+
+def scales(quick: bool) -> tuple[Scale, ...]:
+    configured = os.environ.get("TENANTGUARD_BENCH_IDLE_SCALES")
+    if configured:
+        return tuple(Scale(*(int(n) for n in item.split("x"))) for item in configured.split(","))
+    return QUICK if quick else FULL
+
+
+def _passes(cycle: Any, count: int) -> list[float]:
+    ctx = cycle.context(max_batches=None, notify=False)
+    seconds = []
+    for _ in range(count):
+        began = time.perf_counter()
+        result = cycle.run(ctx=ctx)
+        seconds.append(time.perf_counter() - began)
+        if result.errors:
+            print(f"  pass errors: {result.errors[:3]}", file=sys.stderr)
+    return seconds
+
+
+def _stage_seconds(cycle: Any) -> dict[str, float]:
+    """Each stage's time in the last pass."""
+    return {name: round(record.seconds, 3) for name, record in cycle.book.snapshot().items()}
+
+
+def _reconcile_every_pass(db: Any) -> None:
+    """The baseline: every connection reads its whole inventory on every pass."""
+    from sqlmodel import select
+
+    from core.models import Connection
+
+    with db.session() as session:
+        for connection in session.exec(select(Connection)).all():
+            connection.config = {**connection.config, "reconcile_hours": 0}
+            session.add(connection)
+
+
+def measure(scale: Scale) -> list[Figure]:
+    from core.db import Database
+    from core.settings import Settings
+    from pipeline import Cycle
+
+    ends = (int(time.time()) // DAY) * DAY  # the last UTC midnight
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends - scale.days * DAY))
+    with tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp:
+        with simulator_process("account_takeover", scale.users, scale.days, 7, start=start) as info:
+            if info is None:
+                raise RuntimeError("the simulator is not installed")
+            # today's clock: the period is over, its last events are readable, nothing new comes
+            httpx.post(f"{info['admin_url']}/clock", json={"advance": time.time() - ends}, timeout=30)
+            settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{Path(tmp) / 'idle.db'}")
+            db = Database.from_settings(settings)
+            db.upgrade()
+            connect_simulator(db, info)
+            cycle = Cycle(db, settings)
+            began = time.perf_counter()
+            _passes(cycle, 1)  # the backlog: first, full read of everything
+            backlog = time.perf_counter() - began
+            _passes(cycle, 1)  # settles what the backlog's own audit events named
+            idle = _passes(cycle, scale.passes)
+            idle_stages = _stage_seconds(cycle)
+            _reconcile_every_pass(db)
+            full = _passes(cycle, scale.passes)
+            full_stages = _stage_seconds(cycle)
+            db.dispose()
+    idle_median, full_median = statistics.median(idle), statistics.median(full)
+    label = f"{scale.users:,} users × {scale.days} d"
+    return [
+        Figure(
+            AREA,
+            f"pass with nothing new, {label}",
+            idle_median,
+            "s",
+            min(idle),
+            max(idle),
+            len(idle),
+            baseline_name="same pass, full inventory re-read",
+            baseline=full_median,
+            goal=GOALS.get(scale.users),
+            notes=f"baseline {full_median:.2f} s ({min(full):.2f}–{max(full):.2f}); backlog pass {backlog:.0f} s",
+            extra={
+                "idle_seconds": idle,
+                "full_seconds": full,
+                "backlog_seconds": backlog,
+                "idle_stage_seconds": idle_stages,
+                "full_stage_seconds": full_stages,
+            },
+        )
+    ]
+
+
+def run(quick: bool) -> list[Figure]:
+    figures: list[Figure] = []
+    for scale in scales(quick):
+        print(f"-- {AREA}: {scale.users:,} users × {scale.days} d", file=sys.stderr, flush=True)
+        figures.extend(measure(scale))
+        figure = figures[-1]
+        print(
+            f"   idle {figure.value:.2f} s vs full re-read {figure.baseline:.2f} s: "
+            f"ratio {figure.ratio:.3f} ({1 / figure.ratio if figure.ratio else 0:.0f}× faster); stages "
+            f"idle {figure.extra['idle_stage_seconds']}, full {figure.extra['full_stage_seconds']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return figures
+
+
+def main() -> int:
+    print_table(run(quick="--quick" in sys.argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
