@@ -85,27 +85,29 @@ def measure(scale: Scale) -> list[Figure]:
 
     ends = (int(time.time()) // DAY) * DAY  # the last UTC midnight
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends - scale.days * DAY))
-    with tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp:
-        with simulator_process("account_takeover", scale.users, scale.days, 7, start=start) as info:
-            if info is None:
-                raise RuntimeError("the simulator is not installed")
-            # today's clock: the period is over, its last events are readable, nothing new comes
-            httpx.post(f"{info['admin_url']}/clock", json={"advance": time.time() - ends}, timeout=30)
-            settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{Path(tmp) / 'idle.db'}")
-            db = Database.from_settings(settings)
-            db.upgrade()
-            connect_simulator(db, info)
-            cycle = Cycle(db, settings)
-            began = time.perf_counter()
-            _passes(cycle, 1)  # the backlog: first, full read of everything
-            backlog = time.perf_counter() - began
-            _passes(cycle, 1)  # settles what the backlog's own audit events named
-            idle = _passes(cycle, scale.passes)
-            idle_stages = _stage_seconds(cycle)
-            _reconcile_every_pass(db)
-            full = _passes(cycle, scale.passes)
-            full_stages = _stage_seconds(cycle)
-            db.dispose()
+    with (
+        tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp,
+        simulator_process("account_takeover", scale.users, scale.days, 7, start=start) as info,
+    ):
+        if info is None:
+            raise RuntimeError("the simulator is not installed")
+        # today's clock: the period is over, its last events are readable, nothing new comes
+        httpx.post(f"{info['admin_url']}/clock", json={"advance": time.time() - ends}, timeout=30)
+        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{Path(tmp) / 'idle.db'}")
+        db = Database.from_settings(settings)
+        db.upgrade()
+        connect_simulator(db, info)
+        cycle = Cycle(db, settings)
+        began = time.perf_counter()
+        _passes(cycle, 1)  # the backlog: first, full read of everything
+        backlog = time.perf_counter() - began
+        _passes(cycle, 1)  # settles what the backlog's own audit events named
+        idle = _passes(cycle, scale.passes)
+        idle_stages = _stage_seconds(cycle)
+        _reconcile_every_pass(db)
+        full = _passes(cycle, scale.passes)
+        full_stages = _stage_seconds(cycle)
+        db.dispose()
     idle_median, full_median = statistics.median(idle), statistics.median(full)
     label = f"{scale.users:,} users × {scale.days} d"
     return [
