@@ -71,6 +71,10 @@ _.posture_checks  # api/compliance/schemas.py response
 _.detection_rules  # api/compliance/schemas.py response
 
 # --- enum members looked up by value (stored strings, YAML, f-strings)
+_.IPS  # EntityKind: keys of the stored entities JSON, read by value
+_.FILES  # EntityKind
+_.APPS  # EntityKind
+_.ACCOUNTS  # EntityKind
 _.INCIDENT_NOTIFIED_ANNOUNCE  # core.audit.AuditAction(f"incident.notified.{action}")
 _.INCIDENT_NOTIFIED_UPDATE
 _.REMEDIATION_APPROVAL_RECORDED  # core.audit.AuditAction(f"remediation.{event}")

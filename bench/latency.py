@@ -151,8 +151,8 @@ def _poll(admin: str, db: Any, wanted: dict[tuple[str, str], set[str]], watch: W
     changes = httpx.get(f"{admin}/changes", timeout=60).json()
     posts = [str(c.get("target", {}).get("text", "")) for c in changes if c.get("action") == "post_message"]
     for evidence, incident_id in rows:
-        ids = evidence if isinstance(evidence, list) else yaml.safe_load(evidence or "[]")
-        for event_id in ids or []:
+        evidence_ids = evidence if isinstance(evidence, list) else yaml.safe_load(evidence or "[]")
+        for event_id in evidence_ids or []:
             key = stored.get(event_id)
             if key is None:
                 continue
