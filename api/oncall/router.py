@@ -179,6 +179,14 @@ def ack_with_token(request: Request, token: AckToken) -> dict[str, Any]:
 @router.post(
     "/twilio/voice/{token}",
     response_class=Response,
+    responses={
+        code: {"description": what, "content": {"text/xml": {"schema": {"type": "string"}}}}
+        for code, what in (
+            (200, "TwiML: what the call says next"),
+            (403, "TwiML: refused (bad Twilio signature or no such page)"),
+            (404, "TwiML: voice paging is not configured"),
+        )
+    },
     summary="Keys pressed during a voice page (signed by Twilio, no bearer token): 1 acknowledges, 9 escalates",
 )
 async def twilio_voice_keypress(request: Request, token: AckToken) -> Response:
