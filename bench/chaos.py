@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from bench.chaos_outcome import (
     truth_event_keys,
 )
 from bench.harness import RESULTS_DIR
+from simulator.timestamps import DAY, SECOND, parse_time, settled_period_start, to_datetime
 
 SCENARIO = "account_takeover"
 FAULTS = (
@@ -89,9 +89,9 @@ class CaseResult:
 # --- simulator, databases and the two runs -------------------------------------------------------
 
 
-# The scenario ends when the simulator starts and some streams lag (Google: minutes; a "late"
-# fault: more): moving the simulator clock this far ahead makes every event readable, so a clean
-# run and a later chaos run see the same data.
+# The scenario ended yesterday and some streams lag (Google: minutes; a "late" fault: more):
+# moving the simulator clock this far past now makes every event readable, so a clean run and a
+# later chaos run see the same data.
 SETTLE_SECONDS = 6 * 3600
 
 
@@ -123,13 +123,9 @@ def served_events(info: dict[str, Any]) -> frozenset[EventKey]:
 
 
 def scenario_start(size: Size) -> str:
-    """Where the scenario starts so that it ends 2-3 hours before now (same for both runs of a case).
-
-    A collector holds back the newest minutes of some streams (the Management Activity API
-    publishes late) that a later pass would pick up; ending the scenario earlier keeps them in.
-    """
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=size.days, hours=2)
-    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Where the scenario starts so that it ended at 22:00 UTC yesterday (same for both runs of a
+    case): its events are then fixed (`simulator.timestamps.settled_period_start`)."""
+    return to_datetime(settled_period_start(size.days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @contextmanager
@@ -141,7 +137,8 @@ def simulator(size: Size, seed: int, faults: str | None = None, start: str | Non
     with simulator_process(SCENARIO, size.users, size.days, seed, faults=faults, start=start) as info:
         if info is None:
             raise StageMissing("the simulator (python -m simulator serve)")
-        _admin(info, "/clock", json={"advance": SETTLE_SECONDS})
+        ended = parse_time(start) + size.days * DAY  # the simulator's clock starts there
+        _admin(info, "/clock", json={"advance": time.time() - ended / SECOND + SETTLE_SECONDS})
         yield Served(info, _admin(info, "/truth"), served_events(info))
 
 

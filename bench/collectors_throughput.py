@@ -41,6 +41,7 @@ from core.settings import Settings
 from providers.credentials import Secrets
 from simulator.handle import SimulatorHandle
 from simulator.handle import start as start_simulator
+from simulator.timestamps import settled_period_start
 
 AREA = "collectors"
 EVENT_STREAMS = {
@@ -59,11 +60,7 @@ THREADED = CollectorOptions(threads=4, page_size=1000)
 
 def _simulator(users: int, days: int) -> SimulatorHandle:
     """A tenant whose period ended yesterday 22:00 UTC (every blob closed, every lag passed)."""
-    day = 86400
-    ends = (int(time.time()) // day) * day - 2 * 3600
-    handle = start_simulator(
-        "account_takeover", users=users, days=days, start=(ends - days * day) * 1_000_000
-    )
+    handle = start_simulator("account_takeover", users=users, days=days, start=settled_period_start(days))
     handle.advance(time.time() - handle.sim.now() / 1_000_000)
     return handle
 

@@ -9,12 +9,17 @@ fencing of checkpoint commits (`collectors.fencing`) would only keep them from c
 A run that stored new audit events runs at once the inventory streams that watch them
 (`collectors.inventory.watchers`: e.g. a Google token revoke re-reads that user's grants now, not
 at the tokens stream's hourly interval); one asked for while it runs runs again right after.
+
+A run that failed (the provider down after the run's own retries, a database error, a run fenced
+off) is tried again on a doubling delay from `RETRY_FIRST_SECONDS`, never later than its interval,
+instead of waiting out a whole interval (5 to 60 minutes) with the stream's data unread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +40,12 @@ from providers.errors import ProviderError
 log = logging.getLogger("tenantguard.collectors")
 REFRESH_JOB = "collectors:refresh"
 REFRESH_SECONDS = 60
+RETRY_FIRST_SECONDS = 5.0
+
+
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds before the next try of a stream that failed `failures` times in a row (1-based)."""
+    return min(float(interval), RETRY_FIRST_SECONDS * 2 ** max(0, failures - 1))
 
 
 def job_id(connection: Connection, stream: str) -> str:
@@ -65,6 +76,8 @@ class CollectorJobs:
         self.progress = progress
         # (connection id, stream) running here -> asked to run again once it ends
         self._running: dict[tuple[int, str], bool] = {}
+        # (connection id, stream) -> runs failed in a row (cleared by a success)
+        self._failures: dict[tuple[int, str], int] = {}
         self._guard = threading.Lock()
 
     def run(self, connection_id: int, stream: str) -> None:
@@ -93,9 +106,17 @@ class CollectorJobs:
         result = run_stream(
             self.db, connection, spec, options=self.options, owner=self.owner, progress=self.progress
         )
+        key = (connection_id, stream)
         if not result.ok:
-            log.warning("%s/%s: %s", connection.name, stream, result.error)
-        elif spec.kind is StreamKind.EVENTS and result.records_new:
+            with self._guard:
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+            delay = retry_delay(failures, interval_for(connection, stream, spec.interval_seconds))
+            log.warning("%s/%s: %s (trying again in %.0f s)", connection.name, stream, result.error, delay)
+            self._retry_in(connection, stream, delay)
+            return False
+        with self._guard:
+            self._failures.pop(key, None)
+        if spec.kind is StreamKind.EVENTS and result.records_new:
             for watcher in watchers(connection, stream):
                 self.run_soon(connection, watcher)
         return True
@@ -110,6 +131,11 @@ class CollectorJobs:
         job = self.scheduler.get_job(job_id(connection, stream))
         if job is not None:
             job.modify(next_run_time=_now())
+
+    def _retry_in(self, connection: Connection, stream: str, seconds: float) -> None:
+        job = self.scheduler.get_job(job_id(connection, stream))
+        if job is not None:
+            job.modify(next_run_time=_now() + timedelta(seconds=seconds))
 
     def refresh(self) -> None:
         """Add jobs for new connections/streams, drop jobs for removed or disabled ones."""

@@ -7,6 +7,7 @@ Management API writes no zone at all (UTC implied), Slack uses epoch seconds or 
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -82,3 +83,15 @@ def parse_duration(text: str | int | float) -> int:
 
 def floor_day(us: int) -> int:
     return us - us % DAY
+
+
+def settled_period_start(days: int, now: float | None = None) -> int:
+    """The start of a `days`-long period that ended at 22:00 UTC yesterday.
+
+    The simulator fills a period's last UTC day to its end with background activity on its live
+    clock, so a period ending today keeps adding readable events while a client reads. One that
+    ended before today's UTC midnight serves a fixed set, all of it readable once the clock is past
+    midnight plus the streams' lag: what tests and benchmarks comparing two runs of a tenant need.
+    """
+    ends = (int(time.time() if now is None else now) // 86400) * 86400 - 2 * 3600
+    return (ends - days * 86400) * SECOND

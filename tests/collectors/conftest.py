@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from simulator.timestamps import settled_period_start
+
 
 @pytest.fixture
 def past_simulator(make_simulator: Callable[..., Any]) -> Callable[..., Any]:
@@ -19,13 +21,9 @@ def past_simulator(make_simulator: Callable[..., Any]) -> Callable[..., Any]:
     Management Activity API lists an hour's blob only once that hour is over; ending the period on
     an earlier day makes every event listable now, so the "visible" ground truth is the whole truth.
     """
-    day = 86400
 
     def make(scenario: str = "account_takeover", *, days: int = 2, users: int = 10, **options: Any) -> Any:
-        ends = (int(time.time()) // day) * day - 2 * 3600
-        handle = make_simulator(
-            scenario, users=users, days=days, start=(ends - days * day) * 1_000_000, **options
-        )
+        handle = make_simulator(scenario, users=users, days=days, start=settled_period_start(days), **options)
         handle.advance(time.time() - handle.sim.now() / 1_000_000)
         return handle
 

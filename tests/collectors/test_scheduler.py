@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collectors.connections import set_enabled
-from collectors.scheduler import build_scheduler
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from collectors import connections_from_simulator
+from collectors.connections import set_enabled, sync_connections
+from collectors.runner import select_connections
+from collectors.scheduler import RETRY_FIRST_SECONDS, build_scheduler, job_id, retry_delay
 from core.audit import Actor, Channel
+from core.clock import utcnow
 from core.db import Database
 from core.settings import Settings
 
@@ -36,3 +43,48 @@ def test_each_enabled_stream_gets_its_interval_and_disabled_connections_drop_out
     set_enabled(db, "acme", False, actor=Actor("principal:test", Channel.CLI))
     scheduler.collector_jobs.refresh()
     assert _jobs(scheduler) == {}
+
+
+def test_a_failing_stream_is_tried_again_after_seconds_doubling_and_a_success_resets_the_delay(
+    db: Database, settings: Settings, past_simulator: Callable[..., Any]
+) -> None:
+    # given a tenant whose sign-in log refuses the connection's permission, collected every 5 min
+    sim = past_simulator(faults="403=m365:signins")
+    streams = {"m365": ["signins"]}
+    sync_connections(
+        db, connections_from_simulator(sim.info, providers=["m365"], streams=streams), source="simulator"
+    )
+    scheduler = build_scheduler(db, settings)
+    jobs = scheduler.collector_jobs
+    (connection,) = select_connections(db)
+    assert connection.id is not None
+    job_name = job_id(connection, "signins")
+    interval = scheduler.get_job(job_name).trigger.interval.total_seconds()
+
+    def run_and_next_try() -> tuple[datetime, datetime, datetime]:
+        before = utcnow()
+        jobs.run(connection.id, "signins")
+        return before, scheduler.get_job(job_name).next_run_time, utcnow()
+
+    # when a run fails, then the next try is due after the first retry delay, not the interval
+    before, due, after = run_and_next_try()
+    assert (
+        before + timedelta(seconds=RETRY_FIRST_SECONDS)
+        <= due
+        <= after + timedelta(seconds=RETRY_FIRST_SECONDS)
+    )
+    # and when it fails again, after twice that
+    before, due, after = run_and_next_try()
+    assert (
+        before + timedelta(seconds=2 * RETRY_FIRST_SECONDS)
+        <= due
+        <= after + timedelta(seconds=2 * RETRY_FIRST_SECONDS)
+    )
+    # and once the permission is granted the run succeeds; a later failure starts from the first delay
+    sim.set_faults("")
+    jobs.run(connection.id, "signins")
+    sim.set_faults("403=m365:signins")
+    before, due, after = run_and_next_try()
+    assert due <= after + timedelta(seconds=RETRY_FIRST_SECONDS)
+    # and the delay never exceeds the stream's interval
+    assert retry_delay(30, interval) == interval
