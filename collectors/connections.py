@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import select
 
+import providers
 from collectors.errors import CollectorError
 from collectors.options import CollectorOptions
 from collectors.retry import RetryPolicy
@@ -46,17 +47,6 @@ from providers.credentials import Secrets, check_reference
 from providers.errors import ConnectionConfigError, ProviderError
 
 ACTOR = Actor.system("collector")
-REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
-    Provider.M365: ("client_id",),
-    Provider.GOOGLE: ("subject",),
-    Provider.SLACK: (),
-}
-REQUIRED_SECRETS: dict[str, tuple[tuple[str, ...], ...]] = {
-    # each inner tuple: at least one of these
-    Provider.M365: (("client_secret", "certificate_key"),),
-    Provider.GOOGLE: (("service_account",),),
-    Provider.SLACK: (("bot_token", "admin_token", "audit_token"),),
-}
 
 
 @dataclass(frozen=True)
@@ -86,13 +76,15 @@ def validate(definition: ConnectionDefinition, *, where: str = "") -> Connection
     prefix = f"{where}connection {definition.name!r}"
     if not definition.name or len(definition.name) > 200:
         raise ConnectionConfigError(f"{where}every connection needs a name (at most 200 characters)")
-    if definition.provider not in {p.value for p in Provider}:
+    try:
+        spec = providers.get(definition.provider)
+    except KeyError:
         raise ConnectionConfigError(
-            f"{prefix}: provider {definition.provider!r} is not one of {', '.join(p.value for p in Provider)}"
-        )
+            f"{prefix}: provider {definition.provider!r} is not one of {', '.join(providers.names())}"
+        ) from None
     if not definition.tenant:
         raise ConnectionConfigError(f"{prefix}: set 'tenant' (Entra tenant id, Google domain or Slack org)")
-    for key in REQUIRED_CONFIG[definition.provider]:
+    for key in spec.required_config:
         if not definition.config.get(key):
             raise ConnectionConfigError(f"{prefix}: config needs {key!r}")
     for name, ref in definition.secrets.items():
@@ -101,7 +93,7 @@ def validate(definition: ConnectionDefinition, *, where: str = "") -> Connection
                 f"{prefix}: {name!r} is a secret; put a reference under [secrets], not config"
             )
         check_reference(f"{definition.name}.{name}", ref)
-    for group in REQUIRED_SECRETS[definition.provider]:
+    for group in spec.required_secrets:
         if not any(name in definition.secrets for name in group):
             raise ConnectionConfigError(
                 f"{prefix}: [secrets] needs {' or '.join(group)} (as env:VAR or file:/path)"
@@ -127,7 +119,7 @@ class ConnectionEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     name: str = Field(description="Unique name, at most 200 characters.")
-    provider: Literal["m365", "google", "slack"]
+    provider: Provider
     tenant: str = Field(description="Entra tenant id, Google domain or Slack org.")
     config: dict[str, Any] = Field(default_factory=dict, description="Non-secret settings (see providers/).")
     secrets: dict[str, str] = Field(

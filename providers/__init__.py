@@ -3,6 +3,6 @@
 Collectors, remediation and notifications reach a provider only through here. See README.md.
 """
 
-from providers.registry import ProviderSpec, ReadContext, get, register, registered
+from providers.registry import ProviderSpec, ReadContext, get, names, register, registered
 
-__all__ = ["ProviderSpec", "ReadContext", "get", "register", "registered"]
+__all__ = ["ProviderSpec", "ReadContext", "get", "names", "register", "registered"]

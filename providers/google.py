@@ -399,4 +399,13 @@ def open_gateway(connection: Connection, secrets: Secrets, log: CallLog) -> Goog
     return GoogleGateway(GoogleServices(directory=directory, drive=drive), log, connection=connection.name)
 
 
-register(ProviderSpec(NAME, "Google Workspace", open_reader=GoogleApi, open_gateway=open_gateway))
+register(
+    ProviderSpec(
+        NAME,
+        "Google Workspace",
+        open_reader=GoogleApi,
+        open_gateway=open_gateway,
+        required_config=("subject",),
+        required_secrets=(("service_account",),),
+    )
+)

@@ -509,4 +509,13 @@ def _graph_id(response: requests.Response) -> str | None:
     return None
 
 
-register(ProviderSpec(NAME, "Microsoft 365 / Entra ID", open_reader=M365Api, open_gateway=open_gateway))
+register(
+    ProviderSpec(
+        NAME,
+        "Microsoft 365 / Entra ID",
+        open_reader=M365Api,
+        open_gateway=open_gateway,
+        required_config=("client_id",),
+        required_secrets=(("client_secret", "certificate_key"),),
+    )
+)

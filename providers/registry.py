@@ -53,6 +53,10 @@ class ProviderSpec:
     title: str
     open_reader: Callable[[ReadContext], Any]
     open_gateway: Callable[[Connection, Secrets, CallLog], Any]
+    # What a connection definition must have (checked by `collectors.connections.validate`):
+    # config keys, and secret references — each inner tuple: at least one of these.
+    required_config: tuple[str, ...] = ()
+    required_secrets: tuple[tuple[str, ...], ...] = ()
 
 
 _PROVIDERS: dict[str, ProviderSpec] = {}
@@ -78,6 +82,12 @@ def get(name: str) -> ProviderSpec:
         return _PROVIDERS[name]
     except KeyError:
         raise KeyError(f"unknown provider {name!r}; expected one of {sorted(_PROVIDERS)}") from None
+
+
+def names() -> list[str]:
+    """The registered providers' names, sorted."""
+    _discover()
+    return sorted(_PROVIDERS)
 
 
 def registered() -> Iterator[ProviderSpec]:

@@ -436,4 +436,12 @@ def open_gateway(connection: Connection, secrets: Secrets, log: CallLog) -> Slac
     return SlackGateway(clients, log, team_id=team_id, connection=connection.name)
 
 
-register(ProviderSpec(NAME, "Slack", open_reader=SlackApi, open_gateway=open_gateway))
+register(
+    ProviderSpec(
+        NAME,
+        "Slack",
+        open_reader=SlackApi,
+        open_gateway=open_gateway,
+        required_secrets=(("bot_token", "admin_token", "audit_token"),),
+    )
+)

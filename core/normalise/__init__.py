@@ -3,60 +3,55 @@
 One normaliser per (provider, stream), and only this one: collection, `tenantguard ingest` and
 the rule pack's test events (`tenantguard rules test`) all pass through it, so a record read from
 the API, the same record loaded from an export and a rule's test event reach the detectors in
-the one shape production stores. A record that cannot be used raises :class:`NormaliseError`
+the one shape production stores; each provider module lists its streams in ``EVENT_STREAMS``
+and is discovered by itself. A record that cannot be used raises :class:`NormaliseError`
 naming what is missing; callers quarantine it. Google activities fan out into one event per
 entry of ``events[]``; Azure Monitor exports are unwrapped to the Graph object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+import pkgutil
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from core.clock import isoformat
-from core.normalise.google import normalise_google
-from core.normalise.m365 import (
-    normalise_directory_audit,
-    normalise_risk_detection,
-    normalise_signin,
-    normalise_unified_audit,
+from core.normalise.records import (
+    EventStream,
+    NormalisedEvent,
+    NormalisedMessage,
+    NormaliseError,
+    Normaliser,
 )
-from core.normalise.records import NormalisedEvent, NormalisedMessage, NormaliseError
-from core.normalise.slack import normalise_slack_audit
 from core.paths import get_path
 
-Normaliser = Callable[[Mapping[str, Any]], list[NormalisedEvent]]
-
-EVENT_NORMALISERS: dict[tuple[str, str], Normaliser] = {
-    ("m365", "signins"): normalise_signin,
-    ("m365", "directory_audits"): normalise_directory_audit,
-    ("m365", "unified_audit"): normalise_unified_audit,
-    ("m365", "risk_detections"): normalise_risk_detection,
-    **{
-        ("google", app): normalise_google
-        for app in ("login", "admin", "drive", "token", "saml", "user_accounts")
-    },
-    ("slack", "audit"): normalise_slack_audit,
-}
+# Modules of this package that are machinery, not providers.
+_NOT_PROVIDERS = frozenset({"records"})
 
 
+def _discover() -> dict[tuple[str, str], EventStream]:
+    """Every provider module's ``EVENT_STREAMS`` (the module's name is the provider's), so a new
+    provider adds ``core/normalise/<provider>.py`` and edits nothing here."""
+    found: dict[tuple[str, str], EventStream] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name in _NOT_PROVIDERS or module.name.startswith("_"):
+            continue
+        streams: Mapping[str, EventStream] = getattr(
+            importlib.import_module(f"{__name__}.{module.name}"), "EVENT_STREAMS", {}
+        )
+        for stream, spec in streams.items():
+            found[(module.name, stream)] = spec
+    return found
+
+
+_STREAMS = _discover()
+EVENT_NORMALISERS: dict[tuple[str, str], Normaliser] = {key: s.normalise for key, s in _STREAMS.items()}
 # Where each stream's records carry the provider's event id and the event time: any of these
 # paths (the first is the one filled in by `with_event_identity`).
-_GOOGLE_IDENTITY = (("id.uniqueQualifier",), ("id.time",))
 EVENT_IDENTITY: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
-    ("m365", "signins"): (("id", "properties.id"), ("createdDateTime", "time", "properties.createdDateTime")),
-    ("m365", "directory_audits"): (
-        ("id", "properties.id"),
-        ("activityDateTime", "time", "properties.activityDateTime"),
-    ),
-    ("m365", "unified_audit"): (("Id",), ("CreationTime",)),
-    ("m365", "risk_detections"): (("id",), ("detectedDateTime", "activityDateTime")),
-    **{
-        ("google", app): _GOOGLE_IDENTITY
-        for app in ("login", "admin", "drive", "token", "saml", "user_accounts")
-    },
-    ("slack", "audit"): (("id",), ("date_create",)),
+    key: (s.id_paths, s.time_paths) for key, s in _STREAMS.items()
 }
 
 
@@ -119,6 +114,7 @@ __all__ = [
     "EVENT_IDENTITY",
     "EVENT_NORMALISERS",
     "EVENT_STREAMS",
+    "EventStream",
     "NormaliseError",
     "NormalisedEvent",
     "NormalisedMessage",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.normalise.records import (
+    EventStream,
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
@@ -206,3 +207,10 @@ def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = No
         subject=text(_header(message, "Subject"), 1000),
         meta={"to": _header(message, "To"), "labels": dig(message, "labelIds") or []},
     )
+
+
+# One normaliser for every Reports API application tenantguard reads.
+EVENT_STREAMS = {
+    app: EventStream(normalise_google, ("id.uniqueQualifier",), ("id.time",))
+    for app in ("login", "admin", "drive", "token", "saml", "user_accounts")
+}

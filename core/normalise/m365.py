@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.normalise.records import (
+    EventStream,
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
@@ -185,3 +186,21 @@ def normalise_mail_message(record: Mapping[str, Any], mailbox: str | None = None
         subject=text(dig(record, "subject"), 1000),
         meta={"to": [r for r in recipients if r], "internet_message_id": dig(record, "internetMessageId")},
     )
+
+
+EVENT_STREAMS = {
+    "signins": EventStream(
+        normalise_signin,
+        ("id", "properties.id"),
+        ("createdDateTime", "time", "properties.createdDateTime"),
+    ),
+    "directory_audits": EventStream(
+        normalise_directory_audit,
+        ("id", "properties.id"),
+        ("activityDateTime", "time", "properties.activityDateTime"),
+    ),
+    "unified_audit": EventStream(normalise_unified_audit, ("Id",), ("CreationTime",)),
+    "risk_detections": EventStream(
+        normalise_risk_detection, ("id",), ("detectedDateTime", "activityDateTime")
+    ),
+}

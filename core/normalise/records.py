@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,24 @@ class NormalisedMessage:
     author: str | None = None
     subject: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+Normaliser = Callable[[Mapping[str, Any]], list[NormalisedEvent]]
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """One provider event stream as the normalisers know it: its normaliser and where its records
+    carry the provider's event id and the event time (any of these paths; the first is the one
+    :func:`core.normalise.with_event_identity` fills in).
+
+    A provider module of this package lists its streams in ``EVENT_STREAMS = {name: EventStream}``;
+    ``core.normalise`` discovers the modules by itself, so nothing else lists them.
+    """
+
+    normalise: Normaliser
+    id_paths: tuple[str, ...]
+    time_paths: tuple[str, ...]
 
 
 def text(value: Any, limit: int) -> str | None:

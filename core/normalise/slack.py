@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.normalise.records import (
+    EventStream,
     NormalisedEvent,
     NormalisedMessage,
     NormaliseError,
@@ -67,3 +68,6 @@ def normalise_slack_message(message: Mapping[str, Any], channel: str) -> Normali
             "files": [f.get("name") for f in (dig(message, "files") or []) if isinstance(f, Mapping)],
         },
     )
+
+
+EVENT_STREAMS = {"audit": EventStream(normalise_slack_audit, ("id",), ("date_create",))}

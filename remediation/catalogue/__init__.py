@@ -6,11 +6,14 @@ fields make its idempotency key, and the read that verifies it. The code behind 
 :class:`Operation` with four small steps — inspect (read the current state, refuse a missing
 target), apply (the writes), verify (read back), and the inverse request for rollback.
 
-Add an action by adding an ActionSpec to a provider module; the registry picks it up.
+Add an action by adding an ActionSpec to a provider module's ``ACTIONS``; a new provider adds its
+module to this package, and the registry discovers it (pkgutil) — nothing lists the modules.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,10 +192,11 @@ def all_actions() -> list[ActionSpec]:
 def _load() -> None:
     if _REGISTRY:
         return
-    from remediation.catalogue import google, m365, slack
+    import remediation.catalogue as package
 
-    for module in (m365, google, slack):
-        register(*module.ACTIONS)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            register(*importlib.import_module(f"{package.__name__}.{module.name}").ACTIONS)
     for spec in _REGISTRY.values():
         if spec.inverse and spec.inverse not in _REGISTRY:
             raise CatalogueError(f"{spec.name} names inverse {spec.inverse}, which is not in the catalogue")
