@@ -34,6 +34,7 @@ from api.reporting.router import router as reporting_router
 from api.requestid import RequestIdMiddleware
 from api.rules.router import router as rules_router
 from api.stage_errors import install_stage_error_handlers
+from api.timelimit import TimeLimitMiddleware
 from api.tokens import load_pepper
 from core.db import Database
 from core.settings import Settings
@@ -107,6 +108,7 @@ def create_app(
         upload_paths=frozenset({UPLOAD_PATH}),
         max_upload_bytes=api_settings.max_upload_bytes,
     )
+    app.add_middleware(TimeLimitMiddleware, seconds=api_settings.request_time_limit_seconds)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

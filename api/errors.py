@@ -120,6 +120,10 @@ class Unavailable(ApiError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
+class GatewayTimeout(ApiError):
+    status, slug, title = 504, "upstream-timeout", "The provider did not answer in time"
+
+
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),

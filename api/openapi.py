@@ -36,7 +36,8 @@ _ERRORS = {
     "422": "Invalid input",
     "429": "Rate limited (see Retry-After)",
     "500": "Unexpected error (quote the request id)",
-    "503": "Database or identity provider unavailable",
+    "503": "Database or identity provider unavailable, or the request passed its time limit",
+    "504": "The provider did not answer in time",
 }
 
 
@@ -67,6 +68,8 @@ def _error_codes(route: Any, method: str, permission: Permission | None) -> list
         codes += ["401", "403", "429"]
     if "{" in route.path_format:
         codes.append("404")
+    if route.path_format.endswith("/check"):
+        codes.append("504")
     if method in ("post", "put", "patch"):
         codes += ["409", "413"]
     return sorted(set(codes))

@@ -111,6 +111,21 @@ class ApiSettings(BaseSettings):
     oidc_role_prefix: str = Field(default="", description='Prefix role values carry, e.g. "tenantguard.".')
     oidc_leeway_seconds: int = Field(default=30, ge=0, description="Clock skew allowed on JWT times.")
     metrics_require_auth: bool = Field(default=False, description="Whether /metrics needs a token.")
+    request_time_limit_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A request not answered within this many seconds gets a 503 (0 disables; streamed "
+        "answers that have started are left to finish).",
+    )
+    connection_check_seconds: float = Field(
+        default=20.0, gt=0, description="Longest a POST /connections/{id}/check probe may take before a 504."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On SIGTERM `serve` stops accepting requests, lets those in flight finish for this "
+        "long, then exits whatever still runs.",
+    )
 
     @property
     def oidc_enabled(self) -> bool:

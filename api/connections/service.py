@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any
 
 from sqlalchemy import func
@@ -17,8 +19,8 @@ from api.connections.schemas import (
     StreamHealth,
 )
 from api.context import RequestContext
-from api.errors import Conflict, NotFound, Unprocessable
-from collectors.connections import ConnectionDefinition, check_connection, upsert_connection
+from api.errors import Conflict, GatewayTimeout, NotFound, Unprocessable
+from collectors.connections import ConnectionCheck, ConnectionDefinition, check_connection, upsert_connection
 from core.models import Checkpoint, Connection
 from core.models.connection import CollectionRun
 
@@ -131,7 +133,7 @@ def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionU
 def check(ctx: RequestContext, connection_id: int) -> ConnectionCheckOut:
     with ctx.db.session(readonly=True) as session:
         row = _load(session, connection_id)
-    result = check_connection(row)
+    result = _check_within(row, ctx.state.api_settings.connection_check_seconds)
     return ConnectionCheckOut(
         connection=result.connection,
         provider=result.provider,
@@ -142,3 +144,28 @@ def check(ctx: RequestContext, connection_id: int) -> ConnectionCheckOut:
             for s in result.streams
         ],
     )
+
+
+def _check_within(row: Connection, seconds: float) -> ConnectionCheck:
+    """The probe in a thread of its own, waited for `seconds`: a provider that accepts the connection
+    and never answers cannot hold the request (or, on SIGTERM, the server). The abandoned thread
+    ends with its HTTP client's own timeouts."""
+    outcome: queue.Queue[ConnectionCheck | BaseException] = queue.Queue(maxsize=1)
+
+    def probe() -> None:
+        try:
+            outcome.put(check_connection(row))
+        except BaseException as exc:  # handed to the request thread, raised there
+            outcome.put(exc)
+
+    threading.Thread(target=probe, name=f"check-{row.name}", daemon=True).start()
+    try:
+        result = outcome.get(timeout=seconds)
+    except queue.Empty:
+        raise GatewayTimeout(
+            f"connection {row.name!r}: the provider did not answer the probe within {seconds:g} s "
+            "(TENANTGUARD_API_CONNECTION_CHECK_SECONDS); check its address and that it is reachable"
+        ) from None
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -37,6 +37,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from cli.server import StoppingServer
 
     cfg = settings()
     if log_level:
@@ -64,8 +65,20 @@ def serve(
     err_console.print(f"tenantguard API on http://{host}:{port} (OpenAPI at /docs, health at /health)")
     if cfg.pipeline_engine == "procrastinate":
         err_console.print("pipeline engine: procrastinate — run `tenantguard worker` processes for the jobs")
+    grace = cfg.api.shutdown_grace_seconds
+    server = StoppingServer(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_level=cfg.log_level.lower(),
+            server_header=False,
+            timeout_graceful_shutdown=max(1, round(grace)),
+        ),
+        grace=grace,
+    )
     try:
-        uvicorn.run(application, host=host, port=port, log_level=cfg.log_level.lower(), server_header=False)
+        server.run()
     finally:
         for part in (collectors, pipeline):
             if part is not None:
