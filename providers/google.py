@@ -20,6 +20,7 @@ import orjson
 
 from core.models.connection import Connection
 from providers.calls import CallLog, HttpCall
+from providers.client_cache import CLIENTS
 from providers.credentials import Secrets
 from providers.errors import (
     AuthenticationFailed,
@@ -110,15 +111,21 @@ def _service_account(info: bytes, scopes: tuple[str, ...]) -> Any:
 def google_credentials(
     connection: Connection, secrets: Secrets, scopes: Sequence[str], *, subject: str | None = None
 ) -> Any:
-    """Service-account credentials impersonating `subject` (default: the configured admin)."""
-    info = google_service_account_info(connection, secrets)
-    credentials = _service_account(orjson.dumps(info, option=orjson.OPT_SORT_KEYS), tuple(scopes))
+    """Service-account credentials impersonating `subject` (default: the configured admin), kept
+    between runs per connection (:mod:`providers.client_cache`) so their token is reused until it
+    expires; google-auth refreshes it by itself then."""
     who = subject or connection.config.get("subject")
     if not who:
         raise ConnectionConfigError(
             f"connection {connection.name!r}: set 'subject' (an admin e-mail for domain-wide delegation)"
         )
-    return credentials.with_subject(str(who))
+
+    def build() -> Any:
+        info = google_service_account_info(connection, secrets)
+        credentials = _service_account(orjson.dumps(info, option=orjson.OPT_SORT_KEYS), tuple(scopes))
+        return credentials.with_subject(str(who))
+
+    return CLIENTS.get(connection, secrets, ("google.credentials", tuple(scopes), str(who)), build)
 
 
 def google_endpoint(connection: Connection, api: str) -> str | None:
@@ -136,7 +143,7 @@ def google_service(
     scopes: Sequence[str] | None = None,
     subject: str | None = None,
 ) -> Any:
-    """A googleapiclient service; a 401 refreshes the token exactly once (then the caller sees it)."""
+    """A googleapiclient service; a 401 refreshes the token (up to three times, then the caller sees it)."""
     import google_auth_httplib2
     import httplib2
     from googleapiclient.discovery import build
@@ -148,7 +155,9 @@ def google_service(
     transport = httplib2.Http(
         timeout=timeout_of(connection), ca_certs=connection.config.get("ca_bundle") or None
     )
-    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=transport, max_refresh_attempts=1)
+    # The credentials are shared by the connection's streams: a fresh token may be refused because
+    # another request found it expired meanwhile, so a 401 may refresh more than once.
+    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=transport, max_refresh_attempts=3)
     options: dict[str, Any] = {}
     endpoint = google_endpoint(connection, api)
     if endpoint:
@@ -281,6 +290,7 @@ class GoogleApi:
         except RefreshError as exc:
             if getattr(exc, "retryable", False):
                 raise TransientError(f"{self.name}: token refresh failed, retryable ({exc})") from exc
+            CLIENTS.forget(self.ctx.connection)
             raise AuthenticationFailed(
                 f"{self.name}: Google refused the service account ({exc}); check the key, that domain-wide "
                 "delegation is granted for its client id, and the subject"

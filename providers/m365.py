@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlparse
@@ -22,6 +22,7 @@ import requests
 
 from core.models.connection import Connection
 from providers.calls import CallLog, HttpCall
+from providers.client_cache import CLIENTS
 from providers.credentials import Secrets
 from providers.errors import (
     AuthenticationFailed,
@@ -104,7 +105,8 @@ def _client_credential(connection: Connection, secrets: Secrets) -> str | dict[s
 def msal_app(connection: Connection, secrets: Secrets, *, token_cache: Any = None) -> Any:
     """A ConfidentialClientApplication for the connection's app registration.
 
-    A fresh instance has fresh throttle/discovery caches (msal keeps them per instance).
+    A fresh instance has fresh throttle/discovery caches (msal keeps them per instance), which is
+    why stream runs share one per connection (`entra_token_sources`).
     """
     import msal
 
@@ -127,12 +129,22 @@ def msal_app(connection: Connection, secrets: Secrets, *, token_cache: Any = Non
 class EntraTokenSource:
     """App-only tokens for one scope, refreshed on demand (after a 401) and safe across threads."""
 
-    def __init__(self, app: Any, scope: str, *, connection_name: str = "", max_wait: float = 60.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        scope: str,
+        *,
+        connection_name: str = "",
+        max_wait: float = 60.0,
+        lock: threading.Lock | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self.scope = scope
         self.connection_name = connection_name
         self.max_wait = max_wait
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()  # token sources of one app share its lock
+        self._on_refused = on_refused
 
     def token(self) -> str:
         deadline = time.monotonic() + self.max_wait
@@ -148,6 +160,8 @@ class EntraTokenSource:
                 error = (result or {}).get("error", "no_token")
                 description = str((result or {}).get("error_description", "")).splitlines()[:1]
                 if error in _FATAL_TOKEN_ERRORS:
+                    if self._on_refused is not None:
+                        self._on_refused()
                     raise AuthenticationFailed(
                         f"connection {self.connection_name!r}: Entra refused the app's credentials "
                         f"({error}: {' '.join(description)}); check client_id, the secret and its expiry"
@@ -161,40 +175,53 @@ class EntraTokenSource:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def invalidate(self) -> None:
-        """Forget cached access tokens so the next call asks Entra for a new one."""
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forget cached access tokens so the next call asks Entra for a new one; with `refused`,
+        only that token (the app is shared: another request may already hold a newer one)."""
         import msal
 
         with self._lock:
             cache = self.app.token_cache
             for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
-                cache.remove_at(item)
+                if refused is None or item.get("secret") == refused:
+                    cache.remove_at(item)
 
 
 class BearerAuth(requests.auth.AuthBase):
-    """Adds the bearer token; on a 401 gets a new token and re-sends the request once."""
+    """Adds the bearer token; on a 401 drops that token, gets a new one and re-sends the request.
+
+    The token is shared by every stream of the connection (:mod:`providers.client_cache`), so the
+    fresh token may itself be refused because another request found it expired meanwhile: the
+    request is re-sent up to `RESENDS` times, each time with a token newer than the refused one."""
+
+    RESENDS = 3
 
     def __init__(self, tokens: EntraTokenSource) -> None:
         self.tokens = tokens
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.tokens.token()}"
-        request.register_hook("response", self._refresh_once)
+        request.register_hook("response", self._refresh)
         return request
 
-    def _refresh_once(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+    def _refresh(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         if response.status_code != 401 or getattr(response.request, "_tg_refreshed", False):
             return response
-        self.tokens.invalidate()
-        retry = response.request.copy()
-        retry._tg_refreshed = True  # type: ignore[attr-defined]
-        retry.headers["Authorization"] = f"Bearer {self.tokens.token()}"
-        response.content  # noqa: B018  (drain, so the connection goes back to the pool)
-        response.raw.release_conn()
-        sent = response.connection.send(retry, **kwargs)
-        sent.history.append(response)
-        sent.request = retry
-        return sent
+        for _ in range(self.RESENDS):
+            refused = str(response.request.headers.get("Authorization", "")).removeprefix("Bearer ")
+            self.tokens.invalidate(refused)
+            retry = response.request.copy()
+            retry._tg_refreshed = True  # type: ignore[attr-defined]
+            retry.headers["Authorization"] = f"Bearer {self.tokens.token()}"
+            response.content  # noqa: B018  (drain, so the connection goes back to the pool)
+            response.raw.release_conn()
+            sent = response.connection.send(retry, **kwargs)
+            sent.history.append(response)
+            sent.request = retry
+            response = sent
+            if response.status_code != 401:
+                break
+        return response
 
 
 @dataclass(frozen=True)
@@ -226,10 +253,35 @@ def api_session(
     return session
 
 
+def entra_token_sources(
+    connection: Connection, secrets: Secrets
+) -> tuple[EntraTokenSource, EntraTokenSource]:
+    """The Graph and Management token sources of the connection's app, kept between runs
+    (:mod:`providers.client_cache`): a run whose token is still valid asks Entra for nothing."""
+
+    def build() -> tuple[EntraTokenSource, EntraTokenSource]:
+        app = msal_app(connection, secrets)
+        lock = threading.Lock()
+
+        def refused() -> None:
+            CLIENTS.forget(connection)
+
+        return (
+            EntraTokenSource(
+                app, GRAPH_SCOPE, connection_name=connection.name, lock=lock, on_refused=refused
+            ),
+            EntraTokenSource(
+                app, MANAGEMENT_SCOPE, connection_name=connection.name, lock=lock, on_refused=refused
+            ),
+        )
+
+    return CLIENTS.get(connection, secrets, "m365.tokens", build)
+
+
 def m365_clients(connection: Connection, secrets: Secrets, *, retry_writes: bool = False) -> M365Clients:
-    app = msal_app(connection, secrets)
-    graph_tokens = EntraTokenSource(app, GRAPH_SCOPE, connection_name=connection.name)
-    management_tokens = EntraTokenSource(app, MANAGEMENT_SCOPE, connection_name=connection.name)
+    """Sessions are new per call (cheap, and a `requests.Session` is not meant for many threads);
+    the app and its tokens are the connection's cached ones."""
+    graph_tokens, management_tokens = entra_token_sources(connection, secrets)
     return M365Clients(
         graph=api_session(connection, graph_tokens, retry_writes=retry_writes),
         management=api_session(connection, management_tokens, retry_writes=retry_writes),

@@ -18,7 +18,7 @@ from providers.credentials import Secrets
 
 T = TypeVar("T")
 # Modules of this package that are machinery, not providers.
-_NOT_PROVIDERS = frozenset({"calls", "credentials", "errors", "http", "registry"})
+_NOT_PROVIDERS = frozenset({"calls", "client_cache", "credentials", "errors", "http", "registry"})
 
 
 class RetryRunner(Protocol):

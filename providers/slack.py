@@ -19,6 +19,7 @@ from urllib.error import URLError
 
 from core.models.connection import Connection
 from providers.calls import CallLog, HttpCall
+from providers.client_cache import CLIENTS
 from providers.credentials import Secrets
 from providers.errors import (
     AuthenticationFailed,
@@ -222,14 +223,24 @@ class SlackApi:
         self._audit: Any = None
 
     def web(self, token: str = "bot_token") -> Any:
+        """The connection's WebClient for `token`, shared between runs (:mod:`providers.client_cache`)."""
         if token not in self._web:
-            self._web[token] = slack_web_client(self.ctx.connection, self.ctx.secrets, token=token)
+            connection, secrets = self.ctx.connection, self.ctx.secrets
+            self._web[token] = CLIENTS.get(
+                connection,
+                secrets,
+                ("slack.web", token),
+                lambda: slack_web_client(connection, secrets, token=token),
+            )
         return self._web[token]
 
     @property
     def audit(self) -> Any:
         if self._audit is None:
-            self._audit = slack_audit_client(self.ctx.connection, self.ctx.secrets)
+            connection, secrets = self.ctx.connection, self.ctx.secrets
+            self._audit = CLIENTS.get(
+                connection, secrets, "slack.audit", lambda: slack_audit_client(connection, secrets)
+            )
         return self._audit
 
     # -- Web API --------------------------------------------------------------------------------
@@ -307,6 +318,7 @@ class SlackApi:
             return self.ctx.policy.run(call, on_wait=self.ctx.on_wait)
         except AuthenticationFailed:
             self.ctx.secrets.forget(token)
+            CLIENTS.forget(self.ctx.connection)
             self._web.pop(token, None)
             if token == "audit_token":
                 self._audit = None

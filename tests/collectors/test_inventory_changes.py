@@ -195,3 +195,23 @@ def _google_rows_exist(db: Database) -> bool:
         return (
             s.exec(select(ConfigSnapshot.id).where(ConfigSnapshot.object_type == "token")).first() is not None
         )
+
+
+SIGN_IN = {("m365", "token"), ("m365", "openid"), ("google", "token_endpoint")}
+
+
+def test_a_pass_with_nothing_new_asks_for_no_token(db: Database, settings: Settings, past_simulator) -> None:
+    # given a tenant collected (tokens acquired once per connection, kept by providers.client_cache)
+    handle = past_simulator()
+    sim = handle.sim
+    sync_connections(db, connections_from_simulator(handle.info, streams=STREAMS), source="simulator")
+    for _ in range(2):
+        _collect(db, settings)
+    # when another pass runs with nothing new
+    before = _last_request(sim)
+    _collect(db, settings)
+    # then it made only its delta/list calls: no token request, no OpenID discovery
+    log = list(sim.requests)
+    after = next(i for i in range(len(log) - 1, -1, -1) if log[i] is before) + 1
+    assert log[after:], "the pass made no request at all"
+    assert [r["path"] for r in log[after:] if (r["provider"], r["resource"]) in SIGN_IN] == []
