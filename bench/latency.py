@@ -119,11 +119,17 @@ class Watch:
 
 
 def _truth_events(admin: str) -> dict[tuple[str, str], set[str]]:
+    """The stories' events of the event streams. Conversation messages are left out: they are never
+    a finding's evidence, and the simulator lists them all as readable, future ones included."""
+    from simulator.conversations import CONVERSATION_STREAMS
+
     truth = httpx.get(f"{admin}/truth", timeout=60).json()
     wanted: dict[tuple[str, str], set[str]] = {}
     for story in truth.get("stories", []):
         for step in story.get("steps", []):
             for event in step.get("events", []):
+                if f"{event['provider']}:{event['stream']}" in CONVERSATION_STREAMS:
+                    continue
                 wanted.setdefault((event["provider"], event["stream"]), set()).add(str(event["id"]))
     return wanted
 
@@ -272,14 +278,21 @@ def figures(scale: Scale, watch: Watch, truth_events: int) -> list[Figure]:
                 extra={"p50": p50, "p95": p95, "max": max(values) if values else None, "values": values},
             )
         )
-    readable = len(watch.readable)
+    # The latency rows are over evidence events: the attack events a finding holds. Count the same
+    # events here — not every ground-truth event (conversation messages, undetectable steps), and
+    # not an evidence event whose readable moment was never seen (it is in no latency row).
+    evidence = set(watch.finding)
+    measured = evidence & set(watch.readable)
     out.append(
         Figure(
             AREA,
-            f"ground-truth events readable within the run, {label}",
-            readable,
+            f"evidence events readable within the run, {label}",
+            len(measured),
             "events",
-            notes=f"of {truth_events}; {watch.polls} polls",
+            notes=f"of {len(evidence)} evidence events with a finding ({len(evidence - measured)} never seen "
+            f"readable, left out); {len(watch.readable)} of {truth_events} ground-truth events readable; "
+            f"{watch.polls} polls",
+            extra={"evidence": len(evidence), "readable_truth": len(watch.readable), "truth": truth_events},
         )
     )
     return out
