@@ -61,6 +61,20 @@ def _passes(cycle: Any, count: int) -> list[float]:
     return seconds
 
 
+def _requests_since(admin_url: str, began: float) -> list[dict[str, Any]]:
+    """What the product asked the simulator since `began` (its log keeps the last 5,000)."""
+    log = httpx.get(f"{admin_url}/requests", params={"since": 0}, timeout=30).json()
+    return [r for r in log if r["at"] >= began]
+
+
+SIGN_IN_RESOURCES = frozenset({("m365", "token"), ("m365", "openid"), ("google", "token_endpoint")})
+
+
+def _is_sign_in(request: dict[str, Any]) -> bool:
+    """Token and OpenID discovery requests: what a cached client no longer makes."""
+    return (request["provider"], request["resource"]) in SIGN_IN_RESOURCES
+
+
 def _stage_seconds(cycle: Any) -> dict[str, float]:
     """Each stage's time in the last pass."""
     return {name: round(record.seconds, 3) for name, record in cycle.book.snapshot().items()}
@@ -102,8 +116,12 @@ def measure(scale: Scale) -> list[Figure]:
         _passes(cycle, 1)  # the backlog: first, full read of everything
         backlog = time.perf_counter() - began
         _passes(cycle, 1)  # settles what the backlog's own audit events named
+        idle_began = time.time()
         idle = _passes(cycle, scale.passes)
         idle_stages = _stage_seconds(cycle)
+        asked = _requests_since(info["admin_url"], idle_began)
+        requests_per_pass = len(asked) / scale.passes
+        sign_ins_per_pass = sum(1 for r in asked if _is_sign_in(r)) / scale.passes
         _reconcile_every_pass(db)
         full = _passes(cycle, scale.passes)
         full_stages = _stage_seconds(cycle)
@@ -122,11 +140,16 @@ def measure(scale: Scale) -> list[Figure]:
             baseline_name="same pass, full inventory re-read",
             baseline=full_median,
             goal=GOALS.get(scale.users),
-            notes=f"baseline {full_median:.2f} s ({min(full):.2f}–{max(full):.2f}); backlog pass {backlog:.0f} s",
+            notes=(
+                f"baseline {full_median:.2f} s ({min(full):.2f}–{max(full):.2f}); backlog pass {backlog:.0f} s; "
+                f"idle pass: {requests_per_pass:.0f} requests, {sign_ins_per_pass:.0f} of them token/discovery"
+            ),
             extra={
                 "idle_seconds": idle,
                 "full_seconds": full,
                 "backlog_seconds": backlog,
+                "idle_requests_per_pass": requests_per_pass,
+                "idle_sign_in_requests_per_pass": sign_ins_per_pass,
                 "idle_stage_seconds": idle_stages,
                 "full_stage_seconds": full_stages,
             },
@@ -143,7 +166,9 @@ def run(quick: bool) -> list[Figure]:
         print(
             f"   idle {figure.value:.2f} s vs full re-read {figure.baseline:.2f} s: "
             f"ratio {figure.ratio:.3f} ({1 / figure.ratio if figure.ratio else 0:.0f}× faster); stages "
-            f"idle {figure.extra['idle_stage_seconds']}, full {figure.extra['full_stage_seconds']}",
+            f"idle {figure.extra['idle_stage_seconds']}, full {figure.extra['full_stage_seconds']}; idle requests "
+            f"per pass {figure.extra['idle_requests_per_pass']:.0f} "
+            f"({figure.extra['idle_sign_in_requests_per_pass']:.0f} token/discovery)",
             file=sys.stderr,
             flush=True,
         )
