@@ -111,6 +111,21 @@ class ApiSettings(BaseSettings):
     oidc_role_prefix: str = Field(default="", description='Prefix role values carry, e.g. "tenantguard.".')
     oidc_leeway_seconds: int = Field(default=30, ge=0, description="Clock skew allowed on JWT times.")
     metrics_require_auth: bool = Field(default=False, description="Whether /metrics needs a token.")
+    secret_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Directories whose files connections made through the API may name as `file:` secrets "
+        "(JSON list; unset: `<data_dir>/secrets`).",
+    )
+    secret_env_prefixes: list[str] = Field(
+        default_factory=lambda: ["TENANTGUARD_SECRET_"],
+        description="Prefixes of the environment variables connections made through the API may name as "
+        "`env:` secrets (JSON list).",
+    )
+    allow_endpoint_overrides: bool = Field(
+        default=False,
+        description="Whether connections made through the API may set provider URLs (base URLs, authority, "
+        "proxy, CA bundle); off: each provider's own.",
+    )
     request_time_limit_seconds: float = Field(
         default=60.0,
         ge=0,

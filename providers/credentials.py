@@ -92,3 +92,47 @@ class Secrets(Mapping[str, str]):
             except SecretUnavailable as exc:
                 problems[name] = str(exc)
         return problems
+
+
+# Config keys that decide where a connection's credentials are sent (or what it trusts to receive
+# them): a caller who may change one of these may redirect the secrets to a host of their choice.
+CREDENTIAL_DESTINATION_KEYS = frozenset(
+    {
+        "authority",
+        "graph_base_url",
+        "graph_beta_url",
+        "management_base_url",
+        "api_endpoint",
+        "base_url",
+        "audit_base_url",
+        "proxy",
+        "ca_bundle",
+    }
+)
+
+
+class SecretAllowList:
+    """Where references given by a caller (not the operator's connections file) may point: files
+    under the operator's secrets directories, environment variables with the operator's prefixes."""
+
+    def __init__(self, dirs: tuple[Path, ...], env_prefixes: tuple[str, ...]) -> None:
+        self.dirs = tuple(Path(os.path.realpath(d)) for d in dirs)
+        self.env_prefixes = tuple(p for p in env_prefixes if p)
+
+    def refusal(self, name: str, ref: str) -> str | None:
+        """Why `ref` may not be used, or None when it may."""
+        scheme, _, target = check_reference(name, ref).partition(":")
+        if scheme == "env":
+            if any(target.startswith(prefix) for prefix in self.env_prefixes):
+                return None
+            allowed = ", ".join(f"{p}*" for p in self.env_prefixes) or "none (no prefix is configured)"
+            return (
+                f"secret {name!r}: environment variable {target} is not one the operator allows "
+                f"(allowed: {allowed})"
+            )
+        # realpath: '..' and symbolic links cannot lead out of a secrets directory
+        path = Path(os.path.realpath(Path(target).expanduser()))
+        if any(path.is_relative_to(d) for d in self.dirs):
+            return None
+        allowed = ", ".join(str(d) for d in self.dirs) or "none"
+        return f"secret {name!r}: {target} is not inside a secrets directory the operator allows ({allowed})"

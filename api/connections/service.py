@@ -23,6 +23,7 @@ from api.errors import Conflict, GatewayTimeout, NotFound, Unprocessable
 from collectors.connections import ConnectionCheck, ConnectionDefinition, check_connection, upsert_connection
 from core.models import Checkpoint, Connection
 from core.models.connection import CollectionRun
+from providers.credentials import CREDENTIAL_DESTINATION_KEYS, SecretAllowList
 
 
 def _latest_runs(session: Session, connection_ids: list[int]) -> dict[tuple[int, str], CollectionRun]:
@@ -88,8 +89,43 @@ def _definition(values: dict[str, Any]) -> ConnectionDefinition:
     )
 
 
+def secret_allow_list(ctx: RequestContext) -> SecretAllowList:
+    api = ctx.state.api_settings
+    dirs = tuple(api.secret_dirs) or (ctx.settings.data_dir / "secrets",)
+    return SecretAllowList(dirs, tuple(api.secret_env_prefixes))
+
+
+def _refuse_unlisted_secrets(ctx: RequestContext, refs: dict[str, str]) -> None:
+    """The API names secrets only where the operator keeps them: never any file or variable of the server."""
+    allow = secret_allow_list(ctx)
+    refusals = [reason for name, ref in sorted(refs.items()) if (reason := allow.refusal(name, ref))]
+    if refusals:
+        raise Unprocessable(
+            "; ".join(refusals) + ". Put the secret there (TENANTGUARD_API_SECRET_DIRS, "
+            "TENANTGUARD_API_SECRET_ENV_PREFIXES) or define the connection in the connections file"
+        )
+
+
+def _destinations(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: config[key] for key in sorted(CREDENTIAL_DESTINATION_KEYS & config.keys())}
+
+
+def _refuse_endpoint_overrides(ctx: RequestContext, config: dict[str, Any]) -> None:
+    if ctx.state.api_settings.allow_endpoint_overrides:
+        return
+    overridden = list(_destinations(config))
+    if overridden:
+        raise Unprocessable(
+            f"config {', '.join(overridden)}: a connection made through the API talks to its provider's own "
+            "addresses; the operator can allow other ones with TENANTGUARD_API_ALLOW_ENDPOINT_OVERRIDES=true "
+            "(or define the connection in the connections file)"
+        )
+
+
 def create_connection(ctx: RequestContext, body: ConnectionCreate) -> ConnectionOut:
     """Validated and stored by the collectors' own definition path (the same as the connections file)."""
+    _refuse_unlisted_secrets(ctx, body.secret_refs)
+    _refuse_endpoint_overrides(ctx, body.config)
     with ctx.db.session(readonly=True) as session:
         if session.exec(select(Connection).where(Connection.name == body.name)).first() is not None:
             raise Conflict(f"a connection named {body.name!r} already exists; choose another name")
@@ -125,6 +161,20 @@ def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionU
         "intervals": stored_config.get("intervals") or {},
     }
     current.update({k: v for k, v in changes.items() if v is not None or k in ("secret_refs", "streams")})
+    if "config" in changes:
+        moved = [
+            key
+            for key in sorted(CREDENTIAL_DESTINATION_KEYS & (config.keys() | current["config"].keys()))
+            if config.get(key) != current["config"].get(key)
+        ]
+        if moved:
+            _refuse_endpoint_overrides(ctx, {k: True for k in moved if current["config"].get(k) is not None})
+            if "secret_refs" not in changes:
+                raise Unprocessable(
+                    f"config {', '.join(moved)} changes where connection {stored['name']!r} sends its "
+                    "credentials: give its secret_refs again in the same request"
+                )
+    _refuse_unlisted_secrets(ctx, dict(current.get("secret_refs") or {}))
     upsert_connection(ctx.db, _definition(current), actor=ctx.actor, source="api")
     with ctx.db.session(readonly=True) as session:
         return get_connection(session, connection_id)
@@ -133,6 +183,8 @@ def update_connection(ctx: RequestContext, connection_id: int, body: ConnectionU
 def check(ctx: RequestContext, connection_id: int) -> ConnectionCheckOut:
     with ctx.db.session(readonly=True) as session:
         row = _load(session, connection_id)
+    if row.source == "api":  # a row stored before the allow-list existed is not probed with a free path
+        _refuse_unlisted_secrets(ctx, dict(row.secret_refs or {}))
     result = _check_within(row, ctx.state.api_settings.connection_check_seconds)
     return ConnectionCheckOut(
         connection=result.connection,

@@ -65,7 +65,7 @@ def test_admin_changes_are_audited_with_before_after_and_request_id(
             "provider": "google",
             "tenant": "acme.com",
             "config": {"subject": "admin@acme.com"},
-            "secret_refs": {"service_account": "file:/etc/tg/sa.json"},
+            "secret_refs": {"service_account": "env:TENANTGUARD_SECRET_ACME_SA"},
         },
     )
     assert created.status_code == 201, created.text

@@ -19,6 +19,7 @@ import pytest
 
 from core.settings import Settings
 from simulator.http import free_port
+from tests.api.conftest import api_settings, app, as_role, client  # noqa: F401 - the API tests' fixtures
 from tests.factories import TEST_PEPPER
 
 
@@ -106,11 +107,11 @@ def serve(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Cal
             )
         served = Served(process, f"http://127.0.0.1:{port}", log)
         started.append(served)
-        with httpx.Client(base_url=served.url, timeout=5) as client:
+        with httpx.Client(base_url=served.url, timeout=5) as probe:
             for _ in range(600):
                 assert process.poll() is None, f"serve exited ({process.returncode}):\n{served.tail()}"
                 try:
-                    if client.get("/health").status_code == 200:
+                    if probe.get("/health").status_code == 200:
                         return served
                 except httpx.TransportError:
                     pass
