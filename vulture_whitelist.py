@@ -102,3 +102,9 @@ _.FRI
 _.SAT
 _.SUN
 _.ERADICATE  # remediation/catalogue phase (playbooks name it)
+_.RESPONDERS  # response/updates.py Audience (API requests name it by value)
+_.EXECUTIVES
+_.IDENTIFIED  # response/updates.py PublicState (API requests name it by value)
+_.MONITORING
+_.jira_error  # core/models/response.py: stored, served by GET /response/incidents/{id}
+_.started_by  # core/models/response.py Drill: stored, served by GET /response/drills

@@ -32,6 +32,7 @@ from api.principals.router import router as principals_router
 from api.ratelimit import TokenBucketLimiter
 from api.reporting.router import router as reporting_router
 from api.requestid import RequestIdMiddleware
+from api.response.router import router as response_router
 from api.rules.router import router as rules_router
 from api.stage_errors import install_stage_error_handlers
 from api.timelimit import TimeLimitMiddleware
@@ -53,6 +54,7 @@ ROUTERS = (
     compliance_router,
     principals_router,
     oncall_router,
+    response_router,
 )
 
 

@@ -16,6 +16,7 @@ import detectors.suppressions
 import oncall.errors
 import providers.errors
 import remediation.errors
+import response.errors
 import timeline.errors
 from api.errors import problem_response
 
@@ -43,6 +44,10 @@ _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (oncall.errors.OncallNotFound, 404, "not-found", "Not found"),
     (oncall.errors.OncallInputError, 422, "invalid-input", "Invalid input"),
     (oncall.errors.OncallError, 422, "invalid-input", "Invalid input"),
+    (response.errors.AlertRefused, 401, "unauthorized", "Request not authenticated"),
+    (response.errors.ResponseInputError, 422, "invalid-input", "Invalid input"),
+    (response.errors.ResponseConfigError, 503, "misconfigured", "Server misconfiguration"),
+    (response.errors.ResponseError, 502, "provider-error", "The SaaS provider call failed"),
 ]
 
 

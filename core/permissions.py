@@ -43,6 +43,8 @@ class Permission(StrEnum):
     COMPLIANCE_READ = "compliance:read"
     COMPLIANCE_WRITE = "compliance:write"
     COMPLIANCE_APPROVE = "compliance:approve"
+    # Public stakeholder wording (the status page) needs someone who may approve it.
+    STATUS_PUBLISH = "status:publish"
 
 
 _READ = frozenset(
@@ -68,7 +70,7 @@ _ANALYST = _VIEWER | {
     Permission.SUPPRESSIONS_WRITE,
     Permission.ONCALL_ACK,
 }
-_APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK}
+_APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK, Permission.STATUS_PUBLISH}
 _AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT, Permission.COMPLIANCE_READ}
 # Reads what an auditor reads, and manages risk acceptance (four eyes: never approves their own).
 _COMPLIANCE_OFFICER = _AUDITOR | {Permission.COMPLIANCE_WRITE, Permission.COMPLIANCE_APPROVE}

@@ -230,6 +230,26 @@ def escalations_stage(db: Database, settings: Settings, actor: Actor, ctx: Stage
     return result
 
 
+def response_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
+    """Response: incident channels (open, summary, mirror), update reminders, Jira both ways,
+    postmortem drafts for resolved incidents, drills (all from database state)."""
+    from response import run_due
+
+    result = StageResult("response")
+    report = run_due(db, settings, now=ctx.now)
+    result.add("drills", report.drills_linked)
+    result.add("channels", len(report.channels.created))
+    result.add("mirrored", report.channels.mirrored)
+    result.add("posted", report.channels.posted)
+    result.add("reminders", len(report.updates.reminders))
+    result.add("tickets", len(report.tickets.created))
+    result.add("ticket_syncs", report.tickets.pushed + report.tickets.pulled)
+    result.add("postmortems", len(report.postmortems))
+    result.errors.extend(report.errors)
+    result.skipped = report.idle
+    return result
+
+
 def remediation_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Execute the steps that are approved and not yet executed; never an unapproved one (the
     executor checks the approvals again on each step, in plan order, dependencies first)."""
@@ -286,6 +306,7 @@ IDENTITY = Stage("identity", identity_stage)
 INCIDENTS = Stage("incidents", incidents_stage)
 NOTIFY = Stage("notify", notify_stage)
 ESCALATIONS = Stage("escalations", escalations_stage)
+RESPONSE = Stage("response", response_stage)
 REMEDIATION = Stage("remediation", remediation_stage)
 RETENTION = Stage("retention", retention_stage)
 
@@ -300,6 +321,7 @@ STAGES: list[Stage] = [
     INCIDENTS,
     NOTIFY,
     ESCALATIONS,
+    RESPONSE,
     REMEDIATION,
     RETENTION,
 ]

@@ -81,6 +81,8 @@ class Conversations:
         self.activity = tenant.scenario.activity
         self.story = story_messages
         self.added: list[Message] = []  # chat.postMessage and friends
+        self.created: set[str] = set()  # channels made by conversations.create: no background chatter
+        self.pins: dict[str, list[str]] = {}  # channel id -> pinned message ts, oldest first
         ids = tenant.ids
         self.teams_channels = [
             TeamsChannel(
@@ -105,7 +107,9 @@ class Conversations:
         """Messages (top level and replies) in a channel within [start, end), oldest first."""
         out: list[Message] = []
         low, high = max(start, self.tenant.options.start), min(end, self.tenant.options.end)
-        for day in range(low // DAY, (high - 1) // DAY + 1) if low < high else ():
+        for day in (
+            range(low // DAY, (high - 1) // DAY + 1) if low < high and channel_id not in self.created else ()
+        ):
             out.extend(m for m in self._channel_day(stream, channel_id, day) if low <= m.ts < high)
         out.extend(
             m

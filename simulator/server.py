@@ -162,6 +162,7 @@ class Simulator:
             "twilio.base_url": base,
             "twilio.account_sid": creds.twilio_account_sid,
             "twilio.auth_token": creds.twilio_auth_token,
+            **_jira_info(self),
         }
 
     # ---------------------------------------------------------------- clock and faults
@@ -341,3 +342,10 @@ def _corrupt(body: bytes, kind: str) -> bytes:
     if kind == "truncated":
         return body[: max(1, len(body) // 2)]
     return body[: max(1, len(body) // 3)] + b'<html><body>upstream error</body></html>"}'
+
+
+def _jira_info(sim: Simulator) -> dict[str, str]:
+    from simulator.vendors.jira import credentials
+
+    user, token = credentials(sim)
+    return {"jira.base_url": f"{sim.base_url}/jira", "jira.user": user, "jira.token": token}

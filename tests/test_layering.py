@@ -42,7 +42,12 @@ SIMULATOR = "simulator"
 # Sideways edges between stages, each through small named functions (architecture.md).
 # compliance reads the posture checks and evaluates them on snapshots as of a date
 # (detectors.posture: shipped_checks, evaluate_check, object_passes).
-STAGE_EDGES: frozenset[tuple[str, str]] = frozenset({("compliance", "detectors")})
+# response reads who was paged and the on-call responders' Slack ids (oncall.service.pages_of,
+# oncall.store.load_document) to invite them to the incident channel, and moves an incident's
+# status through its lifecycle when its Jira issue moves (timeline.lifecycle.transition).
+STAGE_EDGES: frozenset[tuple[str, str]] = frozenset(
+    {("compliance", "detectors"), ("response", "oncall"), ("response", "timeline")}
+)
 
 # Sideways edges at the top: the CLI serves the API application and starts the simulator for
 # `demo` and `simulator serve`; the API never imports the CLI.

@@ -25,6 +25,7 @@ from core.models.oncall import Escalation, OncallDefinition, Page
 from core.models.posture import PostureResult, PostureScore
 from core.models.principal import ApiPrincipal
 from core.models.remediation import Approval, RemediationAction
+from core.models.response import Drill, IncidentResponse, StakeholderUpdate
 
 __all__ = [
     "Account",
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigSnapshot",
     "Connection",
     "Decision",
+    "Drill",
     "Escalation",
     "Event",
     "Finding",
@@ -46,6 +48,7 @@ __all__ = [
     "FindingStatus",
     "Health",
     "Incident",
+    "IncidentResponse",
     "IncidentStatus",
     "Message",
     "OncallDefinition",
@@ -60,6 +63,7 @@ __all__ = [
     "RemediationAction",
     "Role",
     "Severity",
+    "StakeholderUpdate",
     "Suppression",
     "TimelineEntry",
     "TimelineEntryKind",

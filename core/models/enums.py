@@ -63,6 +63,7 @@ class TimelineEntryKind(StrEnum):
     REMEDIATION = "remediation"
     POSTMORTEM = "postmortem"
     ONCALL = "oncall"  # on-call steps, delivery attempts, acknowledgements (written by oncall/)
+    RESPONSE = "response"  # incident channel, stakeholder updates, ticket, drill (written by response/)
 
 
 class FindingStatus(StrEnum):

@@ -9,7 +9,17 @@ if TYPE_CHECKING:
 
 
 def register_all(sim: Simulator) -> None:
-    from simulator.vendors import admin, entra, google, graph, management, slack, slack_interactivity, twilio
+    from simulator.vendors import (
+        admin,
+        entra,
+        google,
+        graph,
+        jira,
+        management,
+        slack,
+        slack_interactivity,
+        twilio,
+    )
 
-    for module in (admin, entra, graph, management, google, slack, slack_interactivity, twilio):
+    for module in (admin, entra, graph, management, google, slack, slack_interactivity, twilio, jira):
         module.register(sim)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from simulator.conversations import Message, slack_ts_text
@@ -9,7 +10,7 @@ from simulator.http import Request, Response
 from simulator.render.slack import audit_extra, slack_user
 from simulator.server import ApiError
 from simulator.store import Window
-from simulator.tenant import Person
+from simulator.tenant import Channel, Person
 from simulator.timestamps import SECOND, parse_slack_ts
 from simulator.vendors.paging import decode_cursor, encode_cursor, event_page
 
@@ -58,6 +59,12 @@ def register(sim: Simulator) -> None:
         "conversations.history": (api.history, "bot|admin|user"),
         "conversations.replies": (api.replies, "bot|admin|user"),
         "chat.postMessage": (api.post_message, "bot|admin|user"),
+        "chat.update": (api.update_message, "bot|admin|user"),
+        "conversations.create": (api.conversations_create, "bot|admin|user"),
+        "conversations.invite": (api.conversations_invite, "bot|admin|user"),
+        "conversations.setTopic": (api.conversations_set_topic, "bot|admin|user"),
+        "pins.add": (api.pins_add, "bot|admin|user"),
+        "pins.list": (api.pins_list, "bot|admin|user"),
         "files.info": (api.files_info, "bot|admin|user"),
         "files.revokePublicURL": (api.revoke_public_url, "admin|user"),
         "files.sharedPublicURL": (api.share_public_url, "admin|user"),
@@ -72,6 +79,7 @@ def register(sim: Simulator) -> None:
     }
     for name, (handler, auth) in methods.items():
         add("GET POST", "/api/" + name.replace(".", r"\."), handler, "slack", name, auth)
+    add("POST", r"/_sim/slack/messages", api.person_posts, "sim", "slack_person_posts")
     add("GET", r"/audit/v1/logs", api.audit_logs, "slack", "audit", "audit")
     add("GET", r"/audit/v1/schemas", api.audit_schemas, "slack", "audit_schemas")
     add("GET", r"/audit/v1/actions", api.audit_actions, "slack", "audit_actions")
@@ -381,6 +389,112 @@ class SlackApi:
             request, "post_message", {"channel": dm, "user": recipient.slack_id, "ts": ts, "text": text}
         )
         return ok(channel=dm, ts=ts, message={"type": "message", "text": text, "ts": ts})
+
+    # ---------------------------------------------------------------- channels an app creates
+
+    def conversations_create(self, request: Request) -> Response:
+        """conversations.create: a new channel (names as Slack allows them: lower case, 80 chars)."""
+        name = (request.arg("name") or "").strip()
+        if not name or len(name) > 80 or not all(c.islower() or c.isdigit() or c in "-_" for c in name):
+            return fail("invalid_name_specials" if name else "invalid_name_required")
+        private = request.arg("is_private") in ("1", "true", "True")
+        with self.state.lock:
+            if any(c.name == name for c in self.tenant.channels):
+                return fail("name_taken")
+            channel = Channel(
+                self.tenant.ids.slack_id("C", "created", name), name, private, (), "", self.sim.now()
+            )
+            self.tenant.channels.append(channel)
+            self.world.conversations.created.add(channel.id)
+        self.change(request, "create_channel", {"channel": channel.id, "name": name, "private": private})
+        return ok(channel=self.channel_object(channel))
+
+    def _replace_channel(self, old: Channel, new: Channel) -> None:
+        channels = self.tenant.channels
+        channels[channels.index(old)] = new
+
+    def conversations_invite(self, request: Request) -> Response:
+        channel = self._channel(request)
+        users = [u for u in (request.arg("users") or "").split(",") if u]
+        people = [self.tenant.person(u) for u in users]
+        if not users or any(p is None for p in people):
+            return fail("user_not_found")
+        with self.state.lock:
+            members = tuple(dict.fromkeys([*channel.members, *(p.index for p in people if p)]))
+            updated = replace(channel, members=members)
+            self._replace_channel(channel, updated)
+        self.change(request, "invite_to_channel", {"channel": channel.id, "users": users})
+        return ok(channel=self.channel_object(updated))
+
+    def conversations_set_topic(self, request: Request) -> Response:
+        channel = self._channel(request)
+        topic = request.arg("topic") or ""
+        if len(topic) > 250:
+            return fail("too_long")
+        with self.state.lock:
+            self._replace_channel(channel, replace(channel, topic=topic))
+        self.change(request, "set_topic", {"channel": channel.id, "topic": topic})
+        return ok(channel=self.channel_object(replace(channel, topic=topic)))
+
+    def pins_add(self, request: Request) -> Response:
+        channel = self._channel(request)
+        ts = request.arg("timestamp") or ""
+        if not any(
+            slack_ts_text(m.ts) == ts for m in self.world.conversations.added if m.container == channel.id
+        ):
+            return fail("message_not_found")
+        with self.state.lock:
+            pins = self.world.conversations.pins.setdefault(channel.id, [])
+            if ts in pins:
+                return fail("already_pinned")
+            pins.append(ts)
+        self.change(request, "pin_message", {"channel": channel.id, "ts": ts})
+        return ok()
+
+    def pins_list(self, request: Request) -> Response:
+        channel = self._channel(request)
+        conversations = self.world.conversations
+        with self.state.lock:
+            pinned = list(conversations.pins.get(channel.id, []))
+        messages = {slack_ts_text(m.ts): m for m in conversations.added if m.container == channel.id}
+        return ok(
+            items=[
+                {"type": "message", "channel": channel.id, "message": self.message_object(messages[ts])}
+                for ts in pinned
+                if ts in messages
+            ]
+        )
+
+    def update_message(self, request: Request) -> Response:
+        """chat.update: only messages posted through the API (the app's own) can be edited."""
+        channel = self._channel(request)
+        ts = request.arg("ts") or ""
+        text = request.arg("text") or ""
+        conversations = self.world.conversations
+        with self.state.lock:
+            found = next(
+                (i for i, m in enumerate(conversations.added) if m.container == channel.id and m.id == ts),
+                None,
+            )
+            if found is None:
+                return fail("message_not_found")
+            conversations.added[found] = replace(conversations.added[found], text=text)
+        self.change(request, "update_message", {"channel": channel.id, "ts": ts, "text": text})
+        return ok(channel=channel.id, ts=ts, text=text)
+
+    def person_posts(self, request: Request) -> Response:
+        """``POST /_sim/slack/messages {"channel", "user", "text"}``: a person writes in a channel."""
+        channel = self._channel(request)
+        person = self.person(request, "user")
+        text = request.arg("text") or ""
+        conversations = self.world.conversations
+        with self.state.lock:
+            ts = max([self.sim.now()] + [m.ts + 1 for m in conversations.added])
+            message = Message(
+                "slack:messages", slack_ts_text(ts), ts, channel.id, person, (), text, None, None, 0
+            )
+            conversations.added.append(message)
+        return Response.json({"ok": True, "channel": channel.id, "ts": message.id})
 
     def team_object(self) -> dict[str, Any]:
         tenant = self.tenant

@@ -31,6 +31,11 @@ PUBLIC = {
     "/oncall/ack/{token}",
     # Twilio signs its keypress callbacks (X-Twilio-Signature); the token names the page.
     "/oncall/twilio/voice/{token}",
+    # Alerts are signed (Standard Webhooks); the status page shows only what was published for the public.
+    "/response/alerts",
+    "/status",
+    "/status/api/v2/summary.json",
+    "/status/api/v2/incidents.json",
 }
 
 

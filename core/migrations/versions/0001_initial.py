@@ -451,6 +451,27 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "drill",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("scenario", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("dedup_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("started_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("started_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=True),
+        sa.Column("finished_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "report",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incident.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("dedup_key"),
+    )
+    op.create_table(
         "escalation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
@@ -568,6 +589,43 @@ def upgrade() -> None:
     op.create_index(op.f("ix_finding_rule_id"), "finding", ["rule_id"], unique=False)
     op.create_index("ix_finding_severity_first_seen", "finding", ["severity", "first_seen"], unique=False)
     op.create_index(op.f("ix_finding_status"), "finding", ["status"], unique=False)
+    op.create_table(
+        "incident_response",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("drill", sa.Boolean(), nullable=False),
+        sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("channel_name", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("summary_ts", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("summary_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("mirrored_ts", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("posted_entry_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "own_ts",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("channel_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("update_due_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("jira_key", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("jira_status", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("jira_pushed_status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("jira_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("postmortem_markdown", sa.Text(), nullable=False),
+        sa.Column("postmortem_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incident.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("incident_id"),
+    )
+    op.create_index(
+        op.f("ix_incident_response_update_due_at"), "incident_response", ["update_due_at"], unique=False
+    )
     op.create_table(
         "message",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -754,6 +812,37 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_remediationaction_status"), "remediationaction", ["status"], unique=False)
     op.create_table(
+        "stakeholder_update",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("audience", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("public", sa.Boolean(), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column(
+            "components",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("author", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("approved_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("posted", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incident.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        op.f("ix_stakeholder_update_incident_id"), "stakeholder_update", ["incident_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_stakeholder_update_published_at"), "stakeholder_update", ["published_at"], unique=False
+    )
+    op.create_table(
         "timelineentry",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
@@ -844,6 +933,9 @@ def downgrade() -> None:
     op.drop_index("ix_timeline_incident_kind", table_name="timelineentry")
     op.drop_index("ix_timeline_incident_at", table_name="timelineentry")
     op.drop_table("timelineentry")
+    op.drop_index(op.f("ix_stakeholder_update_published_at"), table_name="stakeholder_update")
+    op.drop_index(op.f("ix_stakeholder_update_incident_id"), table_name="stakeholder_update")
+    op.drop_table("stakeholder_update")
     op.drop_index(op.f("ix_remediationaction_status"), table_name="remediationaction")
     op.drop_index(op.f("ix_remediationaction_incident_id"), table_name="remediationaction")
     op.drop_table("remediationaction")
@@ -859,6 +951,8 @@ def downgrade() -> None:
     op.drop_table("postureresult")
     op.drop_index("ix_message_sent_at", table_name="message")
     op.drop_table("message")
+    op.drop_index(op.f("ix_incident_response_update_due_at"), table_name="incident_response")
+    op.drop_table("incident_response")
     op.drop_index(op.f("ix_finding_status"), table_name="finding")
     op.drop_index("ix_finding_severity_first_seen", table_name="finding")
     op.drop_index(op.f("ix_finding_rule_id"), table_name="finding")
@@ -884,6 +978,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_escalation_status"), table_name="escalation")
     op.drop_index(op.f("ix_escalation_next_at"), table_name="escalation")
     op.drop_table("escalation")
+    op.drop_table("drill")
     op.drop_index("ix_snapshot_object_time", table_name="configsnapshot")
     op.drop_index(op.f("ix_configsnapshot_object_type"), table_name="configsnapshot")
     op.drop_table("configsnapshot")

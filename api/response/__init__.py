@@ -1,0 +1,1 @@
+"""HTTP routes for response: signed alert intake, stakeholder updates, the public status page, postmortems, drills."""

@@ -1,0 +1,244 @@
+"""HTTP routes for response collaboration.
+
+Public on purpose: ``POST /response/alerts`` (Standard Webhooks signature, no bearer token) and the
+status page (``/status``, ``/status/api/v2/summary.json``, ``/status/api/v2/incidents.json``),
+which shows only what was published for the public. The rest names a permission.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from api.context import RequestContext, require, state_of
+from core.models.response import Drill, StakeholderUpdate
+from core.pagination import MAX_ID
+from core.permissions import Permission
+from response.config import load_config
+from response.errors import AlertRefused
+
+router = APIRouter(tags=["response"])
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
+UpdateId = Annotated[int, Path(ge=1, le=MAX_ID, description="Stakeholder update id.")]
+MAX_ALERT_BYTES = 256 * 1024
+
+
+class UpdateIn(BaseModel):
+    audience: Literal["responders", "executives", "customers"]
+    text: str = Field(min_length=1, max_length=4000)
+    state: Literal["investigating", "identified", "monitoring", "resolved"] = "investigating"
+    components: list[str] = Field(default_factory=list, max_length=20)
+
+
+class DrillIn(BaseModel):
+    scenario: str = Field(min_length=1, max_length=100)
+
+
+def _update_view(update: StakeholderUpdate) -> dict[str, Any]:
+    return update.model_dump(mode="json")
+
+
+@router.post(
+    "/response/alerts",
+    status_code=202,
+    summary="Inbound alert (generic or PagerDuty Events v2), signed with Standard Webhooks; no bearer token",
+)
+async def receive_alert(request: Request) -> dict[str, Any]:
+    from fastapi.concurrency import run_in_threadpool
+
+    from api.errors import RateLimited
+    from api.ratelimit import retry_after_seconds
+    from providers.credentials import resolve_reference
+    from response.intake import ingest, intake_actor, parse_alert, record_refusal, verify
+
+    state = state_of(request)
+    client = request.client.host if request.client else "unknown"
+    wait = state.limiter.acquire(f"alerts:{client}")
+    if wait is not None:
+        raise RateLimited(f"too many alerts from {client}; slow down", retry_after_seconds(wait))
+    body = (await request.body())[:MAX_ALERT_BYTES]
+    headers = dict(request.headers)
+    config = load_config(state.settings)
+
+    def apply() -> dict[str, Any]:
+        message_id = str(headers.get("webhook-id", ""))[:100]
+        try:
+            if not config.intake.secret_ref:
+                raise AlertRefused("alert intake has no secret configured (intake.secret_ref): refused")
+            payload = verify(body, headers, resolve_reference("intake secret", config.intake.secret_ref))
+            alert = parse_alert(payload)
+        except AlertRefused as exc:
+            with state.db.session() as session:
+                record_refusal(session, str(exc), message_id=message_id)
+            raise
+        with state.db.session() as session:
+            result = ingest(
+                session,
+                alert,
+                actor=intake_actor(alert.source, message_id),
+                dedup_hours=config.intake.dedup_hours,
+            )
+        return {
+            "status": "accepted",
+            "action": result.action,
+            "dedup_key": result.dedup_key,
+            "finding_id": result.finding_id,
+            "created": result.created,
+        }
+
+    return await run_in_threadpool(apply)
+
+
+@router.get("/status", response_class=HTMLResponse, summary="The public status page (HTML)")
+def status_page(request: Request) -> HTMLResponse:
+    from response.statuspage import render_html
+
+    state = state_of(request)
+    with state.db.session(readonly=True) as session:
+        return HTMLResponse(render_html(session, load_config(state.settings)))
+
+
+@router.get("/status/api/v2/summary.json", summary="Status page summary (Atlassian Statuspage shape)")
+def status_summary(request: Request) -> dict[str, Any]:
+    from response.statuspage import summary
+
+    state = state_of(request)
+    with state.db.session(readonly=True) as session:
+        return summary(session, load_config(state.settings))
+
+
+@router.get("/status/api/v2/incidents.json", summary="Public incidents with their updates (Statuspage shape)")
+def status_incidents(request: Request) -> dict[str, Any]:
+    from response.statuspage import incidents_document
+
+    state = state_of(request)
+    with state.db.session(readonly=True) as session:
+        return incidents_document(session, load_config(state.settings))
+
+
+@router.get(
+    "/response/incidents/{incident_id}",
+    summary="An incident's response: channel, ticket, updates, postmortem",
+)
+def incident_response(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ)], incident_id: IncidentId
+) -> dict[str, Any]:
+    from core.errors import IncidentNotFoundError
+    from core.models.incident import Incident
+    from response.journal import state_for
+    from response.updates import updates_of
+
+    with ctx.db.session() as session:
+        if session.get(Incident, incident_id) is None:
+            raise IncidentNotFoundError(f"incident {incident_id} does not exist")
+        row = state_for(session, incident_id)
+        view = row.model_dump(mode="json", exclude={"own_ts", "postmortem_markdown"})
+        view["has_postmortem"] = bool(row.postmortem_markdown)
+        view["updates"] = [_update_view(u) for u in updates_of(session, incident_id)]
+        return view
+
+
+@router.post(
+    "/response/incidents/{incident_id}/updates",
+    status_code=201,
+    summary="Write a stakeholder update (customers' wording waits for approval; audited)",
+)
+def write_stakeholder_update(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_WRITE)],
+    incident_id: IncidentId,
+    body: Annotated[UpdateIn, Body()],
+) -> dict[str, Any]:
+    from response.updates import write_update
+
+    config = load_config(ctx.settings)
+    with ctx.db.session() as session:
+        update = write_update(
+            session,
+            incident_id,
+            audience=body.audience,
+            text=body.text,
+            actor=ctx.actor,
+            config=config,
+            state=body.state,
+            components=body.components,
+        )
+        return _update_view(update)
+
+
+@router.post(
+    "/response/updates/{update_id}/publish",
+    summary="Approve a public update's wording: it shows on the status page (four eyes; audited)",
+)
+def publish_stakeholder_update(
+    ctx: Annotated[RequestContext, require(Permission.STATUS_PUBLISH)], update_id: UpdateId
+) -> dict[str, Any]:
+    from response.updates import publish_update
+
+    with ctx.db.session() as session:
+        return _update_view(publish_update(session, update_id, actor=ctx.actor))
+
+
+@router.get(
+    "/response/incidents/{incident_id}/postmortem",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}, "text/html": {}}}},
+    summary="The postmortem drafted from the timeline (Markdown or HTML)",
+)
+def postmortem(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ)],
+    incident_id: IncidentId,
+    format: Annotated[Literal["markdown", "html"], Query()] = "markdown",
+) -> PlainTextResponse:
+    from response.postmortem import render
+
+    with ctx.db.session(readonly=True) as session:
+        text = render(session, incident_id, load_config(ctx.settings), format)
+    return PlainTextResponse(text, media_type="text/html" if format == "html" else "text/markdown")
+
+
+@router.post(
+    "/response/incidents/{incident_id}/postmortem",
+    summary="(Re)draft the postmortem from the timeline now and keep it (audited)",
+)
+def redraft_postmortem(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_WRITE)], incident_id: IncidentId
+) -> dict[str, Any]:
+    from core.errors import IncidentNotFoundError
+    from core.models.incident import Incident
+    from response.postmortem import draft
+
+    with ctx.db.session() as session:
+        if session.get(Incident, incident_id) is None:
+            raise IncidentNotFoundError(f"incident {incident_id} does not exist")
+        row = draft(session, incident_id, load_config(ctx.settings), actor=ctx.actor)
+        return {
+            "incident_id": incident_id,
+            "postmortem_at": row.postmortem_at,
+            "markdown": row.postmortem_markdown,
+        }
+
+
+@router.post(
+    "/response/drills",
+    status_code=201,
+    summary="Start a drill: a simulated incident marked a drill everywhere",
+)
+def start_drill_endpoint(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_WRITE)], body: Annotated[DrillIn, Body()]
+) -> dict[str, Any]:
+    from response.drills import start_drill
+
+    with ctx.db.session() as session:
+        return start_drill(session, body.scenario, actor=ctx.actor).model_dump(mode="json")
+
+
+@router.get("/response/drills", summary="Drills, newest first, with their reports")
+def list_drills(ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ)]) -> list[dict[str, Any]]:
+    from sqlmodel import col, select
+
+    with ctx.db.session(readonly=True) as session:
+        rows = session.exec(select(Drill).order_by(col(Drill.id).desc()).limit(100)).all()
+        return [row.model_dump(mode="json") for row in rows]

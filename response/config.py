@@ -1,0 +1,100 @@
+"""The response configuration: one YAML/TOML file, validated through ``core.loading`` at each read.
+
+Where it is: ``TENANTGUARD_RESPONSE_FILE``, else ``<data dir>/response.yaml``; no file means the
+defaults (channels on P1/P2 through the first enabled Slack connection, no Jira, no intake secret,
+so the alert endpoint refuses everything). Secrets are ``env:``/``file:`` references resolved when used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.loading import load_path, validate
+from core.models.enums import Priority
+from response.errors import ResponseConfigError
+
+ENV_FILE = "TENANTGUARD_RESPONSE_FILE"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelsConfig(_Strict):
+    enabled: bool = True
+    priorities: tuple[Priority, ...] = (Priority.P1, Priority.P2)
+    slack_connection: str = ""  # the Connection's name; empty: the first enabled Slack connection
+    prefix: str = Field(default="inc", pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
+    invite: tuple[str, ...] = ()  # Slack user ids always invited (the security lead, ...)
+    private: bool = True
+
+
+class UpdatesConfig(_Strict):
+    # Minutes between stakeholder updates by priority; a priority not listed gets no reminders.
+    cadence_minutes: dict[Priority, float] = Field(
+        default_factory=lambda: {Priority.P1: 30.0, Priority.P2: 60.0, Priority.P3: 240.0}
+    )
+
+
+class Component(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+
+
+class StatusPageConfig(_Strict):
+    title: str = "Service status"
+    components: tuple[Component, ...] = ()
+
+
+class IntakeConfig(_Strict):
+    # Standard Webhooks secret (``whsec_…`` base64, or any other string used as its bytes).
+    secret_ref: str = ""
+    # How long an alert's dedup key keeps folding repeats into one finding.
+    dedup_hours: float = Field(default=24.0, gt=0)
+
+
+class JiraConfig(_Strict):
+    url: str = Field(min_length=1)
+    project: str = Field(min_length=1, max_length=20)
+    user: str = Field(min_length=1)
+    token_ref: str = Field(min_length=1)
+    issue_type: str = "Task"
+    priorities: tuple[Priority, ...] = (Priority.P1, Priority.P2)
+    # Jira status (lower case) -> our incident status, for the way back.
+    inbound: dict[str, str] = Field(
+        default_factory=lambda: {"in progress": "triaged", "done": "resolved", "closed": "closed"}
+    )
+    # Our incident status -> the Jira transition to run.
+    outbound: dict[str, str] = Field(
+        default_factory=lambda: {"triaged": "In Progress", "contained": "In Progress", "resolved": "Done"}
+    )
+
+
+class ResponseConfig(_Strict):
+    public_url: str = "http://127.0.0.1:8000"
+    channels: ChannelsConfig = ChannelsConfig()
+    updates: UpdatesConfig = UpdatesConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
+    intake: IntakeConfig = IntakeConfig()
+    jira: JiraConfig | None = None
+    # A postmortem template (Jinja2, Markdown) replacing the shipped one.
+    postmortem_template: str = ""
+
+
+def config_path(settings: Any) -> Path:
+    explicit = os.environ.get(ENV_FILE)
+    if explicit:
+        return Path(explicit)
+    return Path(getattr(settings, "data_dir", ".")) / "response.yaml"
+
+
+def load_config(settings: Any) -> ResponseConfig:
+    """The configuration in force (read at each call, so an edited file takes effect at once)."""
+    path = config_path(settings)
+    if not path.exists():
+        return ResponseConfig()
+    return validate(ResponseConfig, load_path(path), error=ResponseConfigError)

@@ -1,0 +1,209 @@
+"""Alert intake: a generic signed webhook turns an external monitoring alert into a finding.
+
+Requests are signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
+``webhook-signature``; verified with the ``standardwebhooks`` library, at most five minutes old).
+The body is either tenantguard's generic shape::
+
+    {"title": "...", "severity": "critical", "dedup_key": "db-7", "source": "grafana",
+     "summary": "...", "action": "trigger|resolve", "entities": {"people": [...], "ips": [...]}}
+
+or a PagerDuty Events API v2 event (``routing_key``, ``event_action``, ``dedup_key``,
+``payload.summary/severity/source``). The finding's dedup key is ``alert:<source>:<dedup_key>``,
+so repeats fold into one finding (the count grows) and the incident builder groups it with the
+related findings; ``resolve`` resolves it. The finding, its audit record and the intake's audit
+record commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlmodel import Session
+
+from core.audit import Actor, AuditAction, Channel, record
+from core.clock import as_utc, utcnow
+from core.entities import EntityKind
+from core.findings import FindingDraft, resolve_findings, store_finding
+from core.models.enums import FindingKind, Severity
+from core.redaction import redact_typed
+from response.errors import AlertRefused
+
+MAX_TITLE = 300
+SEVERITIES = {
+    "critical": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "high": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "medium": Severity.MEDIUM,
+    "low": Severity.LOW,
+    "info": Severity.INFORMATIONAL,
+    "informational": Severity.INFORMATIONAL,
+}
+TRIGGER, RESOLVE = "trigger", "resolve"
+
+
+@dataclass(frozen=True)
+class Alert:
+    source: str
+    dedup_key: str
+    title: str
+    severity: Severity
+    action: str
+    summary: str
+    entities: dict[str, list[str]]
+    context: dict[str, Any]
+
+    @property
+    def finding_key(self) -> str:
+        return f"alert:{self.source}:{self.dedup_key}"[:500]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    finding_id: int | None
+    created: bool
+    action: str
+    dedup_key: str
+
+
+def verify(body: bytes, headers: Mapping[str, str], secret: str) -> dict[str, Any]:
+    """The JSON body of a request signed with `secret`; AlertRefused saying why otherwise."""
+    from standardwebhooks import Webhook
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if not all(lowered.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature")):
+        raise AlertRefused("missing webhook-id / webhook-timestamp / webhook-signature: not a signed alert")
+    key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
+    try:
+        payload = Webhook(key).verify(body.decode("utf-8"), lowered)
+    except (WebhookVerificationError, UnicodeDecodeError, ValueError) as exc:
+        raise AlertRefused(f"the signature does not verify, or the request is stale: {exc}") from None
+    if not isinstance(payload, dict):
+        raise AlertRefused("the alert body is not a JSON object")
+    return payload
+
+
+def _text(value: Any, limit: int) -> str:
+    return redact_typed(str(value or "").strip())[:limit]
+
+
+def parse_alert(payload: Mapping[str, Any]) -> Alert:
+    """An alert from the generic or the PagerDuty Events v2 shape; AlertRefused naming the field."""
+    if "event_action" in payload:  # PagerDuty Events API v2
+        inner = payload.get("payload") or {}
+        if not isinstance(inner, dict):
+            raise AlertRefused("payload must be an object (PagerDuty Events v2)")
+        action = str(payload.get("event_action"))
+        source = _text(inner.get("source") or payload.get("routing_key") or "pagerduty", 100)
+        title, severity = inner.get("summary"), inner.get("severity") or "error"
+        summary = _text(orjson.dumps(inner.get("custom_details") or {}).decode(), 2000)
+        entities: Any = {}
+    else:
+        action = str(payload.get("action") or TRIGGER)
+        source = _text(payload.get("source") or "webhook", 100)
+        title, severity = payload.get("title"), payload.get("severity") or "high"
+        summary = _text(payload.get("summary"), 2000)
+        entities = payload.get("entities") or {}
+    if action == "acknowledge":
+        action = TRIGGER  # an acknowledgement refreshes the finding; the incident's ack is ours
+    if action not in (TRIGGER, RESOLVE):
+        raise AlertRefused(f"action {action!r}: use trigger, acknowledge or resolve")
+    if str(severity).lower() not in SEVERITIES:
+        raise AlertRefused(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+    title_text = _text(title, MAX_TITLE)
+    if action == TRIGGER and not title_text:
+        raise AlertRefused("title (or payload.summary) is required for a trigger")
+    dedup = (
+        _text(payload.get("dedup_key"), 200)
+        or hashlib.sha256(f"{source}:{title_text}".encode()).hexdigest()[:32]
+    )
+    if not isinstance(entities, dict):
+        raise AlertRefused("entities must be an object of lists")
+    kinds = {k.value for k in EntityKind}
+    clean = {
+        str(kind): [_text(v, 320) for v in values][:50]
+        for kind, values in entities.items()
+        if str(kind) in kinds and isinstance(values, list)
+    }
+    clean.setdefault(EntityKind.APPS.value, [f"alert-source:{source}"])
+    return Alert(
+        source=source,
+        dedup_key=dedup,
+        title=title_text,
+        severity=SEVERITIES[str(severity).lower()],
+        action=action,
+        summary=summary,
+        entities=clean,
+        context={k: v for k, v in {"drill": payload.get("drill") is True}.items() if v},
+    )
+
+
+def intake_actor(source: str, message_id: str) -> Actor:
+    return Actor(f"alert:{source}"[:200], Channel.API, message_id[:100])
+
+
+def ingest(
+    session: Session,
+    alert: Alert,
+    *,
+    actor: Actor,
+    dedup_hours: float = 24.0,
+    now: datetime | None = None,
+    rule_prefix: str = "alert",
+) -> IntakeResult:
+    """Store (or fold, or resolve) the alert's finding and audit its receipt, in the caller's transaction."""
+    when = as_utc(now or utcnow())
+    finding_id: int | None = None
+    created = False
+    if alert.action == RESOLVE:
+        resolve_findings(session, [alert.finding_key], reason=f"resolved by {alert.source}", actor=actor)
+    else:
+        draft = FindingDraft(
+            rule_id=f"{rule_prefix}:{alert.source}"[:200],
+            kind=FindingKind.DETECTION,
+            severity=alert.severity,
+            title=alert.title,
+            description=alert.summary or alert.title,
+            dedup_key=alert.finding_key,
+            first_seen=when,
+            last_seen=when,
+            confidence=1.0,
+            entities=alert.entities,
+            context={"alert_source": alert.source, "alert_dedup_key": alert.dedup_key, **alert.context},
+        )
+        stored = store_finding(session, draft, actor=actor, dedup_period=timedelta(hours=dedup_hours))
+        finding_id, created = stored.finding.id, stored.created
+    record(
+        session,
+        actor=actor,
+        action=AuditAction.RESPONSE_ALERT_RECEIVED,
+        object_type="finding",
+        object_id=finding_id or alert.finding_key,
+        details={
+            "source": alert.source,
+            "dedup_key": alert.dedup_key,
+            "action": alert.action,
+            "severity": alert.severity.value,
+            "created": created,
+            **alert.context,
+        },
+        at=when,
+    )
+    return IntakeResult(finding_id, created, alert.action, alert.finding_key)
+
+
+def record_refusal(session: Session, reason: str, *, message_id: str = "") -> None:
+    record(
+        session,
+        actor=Actor("alert:unverified", Channel.API, message_id[:100]),
+        action=AuditAction.RESPONSE_ALERT_REFUSED,
+        object_type="alert_request",
+        object_id=message_id or "-",
+        details={"reason": reason[:300]},
+    )
