@@ -108,3 +108,4 @@ _.IDENTIFIED  # response/updates.py PublicState (API requests name it by value)
 _.MONITORING
 _.jira_error  # core/models/response.py: stored, served by GET /response/incidents/{id}
 _.started_by  # core/models/response.py Drill: stored, served by GET /response/drills
+_.__getattr__  # cli.main: module attribute hook (`from cli.main import app`)

@@ -1,39 +1,84 @@
-"""What every command needs: settings, the database (migrated), and a console."""
+"""What every command needs: settings, the database (migrated), a console, and the one reading of
+times and output formats."""
 
 from __future__ import annotations
 
 import getpass
 import sys
+from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from core.audit import Actor, Channel
-from core.db import Database
-from core.settings import Settings
+if TYPE_CHECKING:  # the heavy imports wait until a command needs them (startup time)
+    from core.audit import Actor
+    from core.db import Database
+    from core.settings import Settings
 
 # Piped output (CI logs, `| less`) has no terminal width; give tables room instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
+CREATE_HINT = (
+    "run `tenantguard db upgrade` to create one there, or point TENANTGUARD_DATA_DIR or "
+    "TENANTGUARD_DATABASE_URL at an existing database (the demo's are under <data dir>/demo/<scenario>/)"
+)
+
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    from core.settings import Settings
+
     return Settings()
 
 
-def database(*, migrate: bool = True) -> Database:
-    """The configured database; schema brought up to date unless `migrate` is False."""
-    db = Database.from_settings(settings())
+def database(*, migrate: bool = True, create: bool = False) -> Database:
+    """The configured database; schema brought up to date unless `migrate` is False.
+
+    Only commands that create a database on purpose (`db upgrade`, `serve`, `worker`, `demo`) pass
+    `create`: everywhere else a missing SQLite file or a database without tenantguard's schema is
+    an error, so a mistyped path never reads as an empty, healthy database.
+    """
+    from core.db import Database, parse_database_url, sqlite_path
+    from core.errors import DatabaseError
+
+    current = settings()
+    url = parse_database_url(current.effective_database_url)
+    path = sqlite_path(url)
+    if not create and path is not None and not path.is_file():
+        raise DatabaseError(f"no tenantguard database at {path}; {CREATE_HINT}")
+    db = Database.from_settings(current)
+    db.ping()
+    if not create:
+        from core.migrations.runner import current_revision
+
+        if current_revision(db) is None:
+            db.dispose()
+            where = path if path is not None else db.url.render_as_string(hide_password=True)
+            raise DatabaseError(f"{where} holds no tenantguard schema; {CREATE_HINT}")
     if migrate:
         db.upgrade()
-    else:
-        db.ping()
     return db
+
+
+def when(value: str, option: str, *, ahead: bool = False, now: datetime | None = None) -> datetime:
+    """A time typed at option `option` (``--since``): 7d, yesterday, a date or ISO 8601."""
+    import typer
+
+    from core.clock import utcnow
+    from core.durations import TimeError, parse_when
+
+    try:
+        return parse_when(value, now or utcnow(), ahead=ahead)
+    except TimeError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def cli_actor(name: str | None = None) -> Actor:
     """Who runs this command: `--actor` when given, else the operating-system user."""
+    from core.audit import Actor, Channel
+
     if name:
         return Actor(name, Channel.CLI)
     try:

@@ -1,174 +1,53 @@
-"""The `tenantguard` command: wires every area's sub-commands and turns errors into one clear line."""
+"""The `tenantguard` console entry point: turns errors into one clear line, and answers `version`
+before anything heavy loads (the command tree is cli/app.py)."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sys
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from cli.context import console, database, err_console, settings
-from core.audit import stream_export, verify_database, verify_export
-from core.clock import parse_time
-from core.errors import TenantguardError
-
-app = typer.Typer(
-    name="tenantguard",
-    help="SaaS security posture monitoring and incident response for Microsoft 365, Google Workspace and Slack.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit trail: export and verify.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
+from typing import Any
 
 
-def _register_areas() -> None:
-    """Every module in cli/commands is an area: a new area is a new file, not an edit here."""
-    import cli.commands
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from cli.main import app` (CliRunner tests) keeps working
+        from cli.app import app
 
-    for info in sorted(pkgutil.iter_modules(cli.commands.__path__), key=lambda m: m.name):
-        area = info.name
-        module = importlib.import_module(f"cli.commands.{area}")
-        group = getattr(module, "app", None)
-        if group is not None and (group.registered_commands or group.registered_groups):
-            app.add_typer(group, name=getattr(module, "GROUP_NAME", area))
-        for name, function in getattr(module, "COMMANDS", {}).items():
-            app.command(name)(function)
-
-
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-) -> None:
-    if debug:
-        os.environ["TENANTGUARD_DEBUG"] = "1"
-    settings().configure_logging(unless_set="WARNING")
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    from importlib.metadata import version as package_version
-
-    console.print(f"tenantguard {package_version('tenantguard')}")
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending migration."""
-    db = database(migrate=False)
-    db.upgrade()
-    console.print(f"database at the newest schema ({db.dialect})")
-
-
-@audit_app.command("export")
-def audit_export(
-    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
-    since: Annotated[str | None, typer.Option(help="Only records at or after this time (ISO 8601).")] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
-    ] = None,
-) -> None:
-    """Export the audit chain; verify the file later with `tenantguard audit verify`."""
-    if format not in ("jsonl", "csv"):
-        raise typer.BadParameter(f"--format must be jsonl or csv, not {format!r}")
-    since_at = parse_time(since) if since else None
-    db = database()
-    with db.session(readonly=True) as session:
-        data = b"".join(stream_export(session, format, since=since_at))
-    if output is None:
-        sys.stdout.buffer.write(data)
-    else:
-        output.write_bytes(data)
-        err_console.print(f"wrote {output}")
-
-
-@audit_app.command("verify")
-def audit_verify(
-    file: Annotated[
-        Path | None,
-        typer.Argument(help="An export (JSONL or CSV) or an evidence package; omit with --database."),
-    ] = None,
-    live: Annotated[bool, typer.Option("--database", help="Verify the live chain in the database.")] = False,
-) -> None:
-    """Check that an export, an evidence package (.zip) or the live chain has not been altered; exit 1 naming what is wrong."""
-    if file is None and not live:
-        raise typer.BadParameter("give an export FILE, or --database")
-    if file is not None:
-        if not file.exists():
-            raise typer.BadParameter(f"{file} does not exist")
-        from compliance.evidence import is_package, verify_package
-
-        if is_package(file):
-            package = verify_package(file)
-            if package.ok:
-                console.print(
-                    f"OK: evidence package, {package.files} files verified, signed by {package.key_fingerprint}; "
-                    f"{package.audit_records} audit records, head hash {package.audit_head_hash}"
-                )
-                return
-            err_console.print(f"[red]FAILED[/red]: {package.reason}")
-            raise typer.Exit(1)
-        result = verify_export(file)
-    else:
-        with database().session(readonly=True) as session:
-            result = verify_database(session)
-    if result.ok:
-        console.print(f"OK: {result.records} records verified; head hash {result.head_hash}")
-        return
-    err_console.print(f"[red]FAILED[/red] at seq {result.first_bad_seq}: {result.reason}")
-    raise typer.Exit(1)
-
-
-@app.command()
-def demo(
-    scenario: Annotated[
-        list[str] | None, typer.Option("--scenario", "-s", help="Scenario to run (repeatable; default: all).")
-    ] = None,
-    approve_as: Annotated[
-        str | None,
-        typer.Option(
-            "--approve-as",
-            help="Approve the plans as this second principal (demo-approver) and execute them.",
-        ),
-    ] = None,
-    users: Annotated[
-        int | None, typer.Option(help="People in each simulated tenant (scenario default: 40).")
-    ] = None,
-    days: Annotated[int | None, typer.Option(help="Days of simulated history (scenario default: 7).")] = None,
-) -> None:
-    """Run the product end to end against the built-in simulator on an embedded SQLite database."""
-    from cli.demo import run_demo
-
-    run_demo(scenario, approve_as=approve_as, users=users, days=days)
-
-
-_register_areas()
+        return app
+    raise AttributeError(name)
 
 
 def run() -> None:
-    """Console entry point: expected errors print one line and exit 1; tracebacks only with --debug."""
+    """Console entry point: expected errors print one line and exit 1; tracebacks only with --debug.
+
+    Messages are printed literally (never read as Rich markup: `[secrets]` stays `[secrets]`)."""
+    if sys.argv[1:] == ["version"]:  # scripts and health checks call it often: answer before typer loads
+        from importlib.metadata import version as package_version
+
+        print(f"tenantguard {package_version('tenantguard')}")
+        return
+    from rich.text import Text
+
+    from cli.app import app
+    from cli.context import err_console
+    from core.errors import TenantguardError
+
     debug = "--debug" in sys.argv or os.environ.get("TENANTGUARD_DEBUG") == "1"
     try:
         app()
     except TenantguardError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         sys.exit(1)
     except Exception as exc:  # a bug or an unexpected environment: still one line by default
         if debug:
             raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
         err_console.print(
-            f"[red]error:[/red] {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            "(run with --debug for the traceback)",
+            Text.assemble(
+                ("error:", "red"), f" {type(exc).__name__}: {first} (run with --debug for the traceback)"
+            ),
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)

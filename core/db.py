@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlmodel import Session
 
 import core.models  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -46,6 +46,41 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
 def describe_url(url: URL | str) -> str:
     """The URL without its password, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+URL_HINT = "write sqlite:////absolute/path/tenantguard.db or postgresql://USER[:PASSWORD]@HOST:5432/DBNAME"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def parse_database_url(url: URL | str) -> URL:
+    """`url` as a URL tenantguard can open (SQLite or PostgreSQL), else a DatabaseError naming it."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseError(f"database URL {str(url)!r} is not a URL ({exc}); {URL_HINT}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseError(
+            f"database URL {describe_url(parsed)!r} names {backend!r}; tenantguard runs on SQLite or "
+            f"PostgreSQL only: {URL_HINT}"
+        )
+    if backend == "sqlite" and parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise DatabaseError(f"database URL {describe_url(parsed)!r}: unknown SQLite driver; {URL_HINT}")
+    if backend == "postgresql" and parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+        raise DatabaseError(
+            f"database URL {describe_url(parsed)!r}: driver {parsed.drivername!r} is not installed; "
+            f"use postgresql:// or postgresql+psycopg:// ({URL_HINT})"
+        )
+    if backend == "postgresql" and not parsed.database:
+        raise DatabaseError(f"database URL {describe_url(parsed)!r} names no database; {URL_HINT}")
+    return parsed
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file a SQLite URL points at (None for in-memory or a non-SQLite URL)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
 
 
 def explain_database_error(url: URL, exc: BaseException) -> DatabaseError:
@@ -82,12 +117,20 @@ class Database:
     def __init__(
         self, url: str | URL, *, echo: bool = False, pool_size: int = 5, settings: Settings | None = None
     ) -> None:
-        self.url = make_url(url)
+        self.url = parse_database_url(url)
         self._settings = settings
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            if self.url.database and self.url.database != ":memory:":
-                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_path(self.url)
+            if path is not None:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise DatabaseError(
+                        f"cannot create the directory of SQLite database {path} ({exc.strerror or exc}): "
+                        "a file stands in its way or it is not writable; set TENANTGUARD_DATA_DIR or "
+                        "TENANTGUARD_DATABASE_URL to a writable place"
+                    ) from None
             self.engine = create_engine(
                 self.url,
                 echo=echo,
@@ -97,18 +140,30 @@ class Database:
         else:
             if self.url.drivername == "postgresql":
                 self.url = self.url.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(
-                self.url,
-                echo=echo,
-                pool_size=pool_size,
-                max_overflow=10,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": 5},
-            )
+            try:
+                engine = create_engine(
+                    self.url,
+                    echo=echo,
+                    pool_size=pool_size,
+                    max_overflow=10,
+                    pool_pre_ping=True,
+                    connect_args={"connect_timeout": 5},
+                )
+            except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+                raise DatabaseError(
+                    f"cannot use database URL {describe_url(self.url)!r} ({exc}); {URL_HINT}"
+                ) from None
+            self.engine = engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        settings.ensure_dirs()
+        try:
+            settings.ensure_dirs()
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the data directory {settings.data_dir} ({exc.strerror or exc}): a file "
+                "stands in its way or it is not writable; set TENANTGUARD_DATA_DIR to a writable directory"
+            ) from None
         return cls(settings.effective_database_url, settings=settings)
 
     @property

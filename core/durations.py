@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from core.errors import TenantguardError
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 UNITS = {
@@ -91,6 +93,42 @@ def until(value: str, now: datetime) -> datetime | None:
         return now + parse_duration(value, positive=True)
     except DurationError:
         return None
+
+
+TIME_HINT = (
+    "write a span back from now (30m, 24h, 7d, 2w), now, today, yesterday, "
+    "a date (2026-03-01) or an ISO 8601 time (2026-03-01T09:00:00Z)"
+)
+
+
+class TimeError(TenantguardError, ValueError):
+    """Text that is not a time; the message names the text and the forms that are."""
+
+
+def parse_when(value: str, now: datetime, *, ahead: bool = False) -> datetime:
+    """The one reading of a time a person types (every CLI option that takes a time).
+
+    A duration with units is a span from `now`: back (``--since 7d``), or forward with `ahead`
+    (``--expires 30d``). ``now``, ``today`` and ``yesterday`` (UTC midnights), a date, or any
+    ISO 8601 / RFC 3339 time (``Z`` or an offset; a time without a zone is UTC).
+    """
+    from core.clock import as_utc, parse_time
+
+    text = value.strip()
+    word = text.lower()
+    midnight = as_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    named = {"now": as_utc(now), "today": midnight, "yesterday": midnight - timedelta(days=1)}
+    if ahead:
+        named["tomorrow"] = midnight + timedelta(days=1)
+    if word in named:
+        return named[word]
+    relative = (until if ahead else since)(text, as_utc(now)) if text else None
+    if relative is not None:
+        return relative
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise TimeError(f"{value!r} is not a time; {TIME_HINT}") from None
 
 
 # A settings/model field holding a duration: written as "15m" (or seconds), read as a timedelta.

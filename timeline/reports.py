@@ -386,6 +386,22 @@ def _context(report: IncidentReport) -> dict[str, Any]:
     }
 
 
+def report_document(report: IncidentReport) -> dict[str, Any]:
+    """The report as one JSON-able document (`report incident -f json`): the same facts the
+    Markdown and HTML carry, as data."""
+    from dataclasses import asdict
+
+    return {
+        "incident": report.incident.model_dump(mode="json"),
+        "summary": report.summary,
+        "generated_at": report.generated_at.isoformat(),
+        "facts": report.facts,
+        "findings": [f.model_dump(mode="json") for f in report.findings],
+        "timeline": {"total": report.timeline_total, "items": [t.as_dict() for t in report.timeline]},
+        "actions": [asdict(a) for a in report.actions],
+    }
+
+
 def render_markdown(report: IncidentReport) -> str:
     return _MARKDOWN.get_template("report.md.j2").render(_context(report))
 

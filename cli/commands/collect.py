@@ -10,8 +10,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cli.context import cli_actor, console, database, err_console, settings
+from cli.output import JsonOption, Output, OutputOption, chosen, emit, print_json
 
 GROUP_NAME = "connections"
 app = typer.Typer(
@@ -132,34 +134,47 @@ COMMANDS: dict[str, Callable[..., Any]] = {"collect": collect, "ingest": ingest}
 
 
 @app.command("list")
-def connections_list() -> None:
+def connections_list(output: OutputOption = Output.TABLE, as_json: JsonOption = False) -> None:
     """Connections with their health and each stream's health and checkpoint time."""
     from sqlmodel import select
 
+    from collectors.connections import describe
     from core.models import Connection
     from core.models.connection import Checkpoint
 
     with database().session(readonly=True) as session:
         connections = session.exec(select(Connection).order_by(Connection.name)).all()
         checkpoints = session.exec(select(Checkpoint)).all()
-    table = Table(title="connections")
-    for column in ("name", "provider", "enabled", "source", "health", "streams (health)"):
-        table.add_column(column)
+    rows = []
     for c in connections:
-        streams = [
-            f"{cp.stream}={cp.health}" + (f" ({cp.health_reason[:60]})" if cp.health_reason else "")
-            for cp in checkpoints
-            if cp.connection_id == c.id
-        ]
-        table.add_row(
-            c.name,
-            c.provider,
-            "yes" if c.enabled else "no",
-            c.source,
-            c.health + (f": {c.health_reason[:80]}" if c.health_reason else ""),
-            "\n".join(sorted(streams)),
+        streams = sorted((cp for cp in checkpoints if cp.connection_id == c.id), key=lambda cp: cp.stream)
+        rows.append(
+            {
+                **describe(c),
+                "health_shown": c.health + (f": {c.health_reason[:80]}" if c.health_reason else ""),
+                "streams": [
+                    f"{cp.stream}={cp.health}" + (f" ({cp.health_reason[:60]})" if cp.health_reason else "")
+                    for cp in streams
+                ],
+            }
         )
-    console.print(table)
+    fmt = chosen(output, as_json)
+    if fmt is not Output.TABLE:
+        for row in rows:
+            row.pop("health_shown")
+    emit(
+        rows,
+        fmt,
+        title="connections",
+        columns={
+            "name": "name",
+            "provider": "provider",
+            "enabled": "enabled",
+            "source": "source",
+            "health_shown": "health",
+            "streams": "streams (health)",
+        },
+    )
 
 
 @app.command("sync")
@@ -184,6 +199,7 @@ def connections_test(
     names: Annotated[
         list[str] | None, typer.Argument(help="Connections to test (default: all enabled).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check each connection's credentials and permissions; print what is missing."""
     from collectors.connections import check_connection, sync_connections_file
@@ -197,17 +213,33 @@ def connections_test(
     if names and len(chosen) < len(names):
         unknown = set(names) - {c.name for c in chosen}
         raise typer.BadParameter(f"no enabled connection named {', '.join(sorted(unknown))}")
+    checks = [check_connection(connection) for connection in chosen]
+    if as_json:
+        print_json(
+            [
+                {
+                    "connection": c.connection,
+                    "provider": c.provider,
+                    "ok": c.ok,
+                    "secrets_missing": c.secrets_missing,
+                    "streams": [vars(s) for s in c.streams],
+                }
+                for c in checks
+            ]
+        )
+        if not all(c.ok for c in checks):
+            raise typer.Exit(1)
+        return
     failed = False
-    for connection in chosen:
-        check = check_connection(connection)
+    for connection, check in zip(chosen, checks, strict=True):
         mark = "[green]OK[/green]" if check.ok else "[red]MISSING[/red]"
         console.print(f"{mark} {connection.name} ({connection.provider})")
         for s in check.streams:
-            status = "[green]ok[/green]" if s.ok else "[red]fail[/red]"
+            status = Text("ok", "green") if s.ok else Text("fail", "red")
             note = f" — {s.problem}" if s.problem else ""
-            console.print(f"    {status} {s.stream}{note}", highlight=False)
+            console.print(Text.assemble("    ", status, f" {s.stream}{note}"), highlight=False)
         for line in check.secrets_missing.values():
-            console.print(f"    [red]secret[/red] {line}", highlight=False)
+            console.print(Text.assemble("    ", ("missing", "red"), f" {line}"), highlight=False)
         failed = failed or not check.ok
     if failed:
         raise typer.Exit(1)

@@ -9,15 +9,16 @@ import sys
 from base64 import b64decode
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import col, select
 
 from cli.context import cli_actor, console, database
-from core.audit import Actor
-from core.models import ComplianceException
+
+if TYPE_CHECKING:
+    from core.audit import Actor
+    from core.models import ComplianceException
 
 app = typer.Typer(
     help="Compliance: frameworks, control mappings, exceptions (risk acceptance).", no_args_is_help=True
@@ -151,20 +152,22 @@ def expire(
 @app.command("export-findings")
 def export_findings(
     format: Annotated[str, typer.Option("--format", "-f", help="ocsf, jsonl or csv")] = "ocsf",
-    since: Annotated[str | None, typer.Option("--since", help="Only findings seen since (ISO time).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only findings seen since: 7d, yesterday, ISO 8601.")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
 ) -> None:
     """Every finding as OCSF (Compliance/Detection Finding), JSONL or CSV, streamed."""
+    from cli.context import when
     from compliance.ocsf import FindingFormat, stream_findings
-    from core.clock import parse_time
 
     try:
         chosen = FindingFormat(format.lower())
     except ValueError:
         raise typer.BadParameter(f"--format must be ocsf, jsonl or csv, not {format!r}") from None
-    since_at = parse_time(since) if since else None
+    since_at = when(since, "--since") if since else None
     with database().session(readonly=True) as session:
         if output is None:
             for chunk in stream_findings(session, chosen, since=since_at):
@@ -186,6 +189,8 @@ def evidence(
     until: Annotated[str | None, typer.Option("--until", help="End of the period (default: now).")] = None,
 ) -> None:
     """A signed evidence package for an audit period; the auditor checks it with `tenantguard audit verify`."""
+    from sqlmodel import col, select
+
     from cli.commands.report import parse_since
     from cli.context import settings
     from compliance.evidence import build_package, fingerprint, signing_key
@@ -194,7 +199,7 @@ def evidence(
     from timeline.reports import build_report, render_markdown
 
     start = parse_since(since)
-    end = parse_since(until) if until else utcnow()
+    end = parse_since(until, "--until") if until else utcnow()
     db = database()
     with db.session(readonly=True) as session:
         incident_ids = [

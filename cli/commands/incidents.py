@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cli.context import cli_actor, console, database, settings
-from core.db import Database
+from cli.output import JsonOption, Output, OutputOption, choice, chosen, emit, print_json
+
+if TYPE_CHECKING:
+    from core.db import Database
 
 app = typer.Typer(
     help="Incidents: build from findings, list, show with timeline, triage, merge, split.",
@@ -50,28 +53,54 @@ def list_(
         list[str] | None, typer.Option("--priority", "-p", help="Only this priority (repeatable).")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    output: OutputOption = Output.TABLE,
+    as_json: JsonOption = False,
 ) -> None:
     """Incidents, newest first (the same query as `GET /incidents`)."""
+    from core.models.enums import IncidentStatus, Priority
     from timeline.queries import IncidentFilter, list_incidents
 
+    wanted = IncidentFilter(
+        status=choice(status, [s.value for s in IncidentStatus], "--status"),
+        priority=choice(priority, [p.value for p in Priority], "--priority"),
+    )
     with database().session(readonly=True) as session:
-        incidents, _ = list_incidents(session, IncidentFilter(status=status, priority=priority), limit=limit)
-    table = Table(title=f"{len(incidents)} incident(s)")
-    for column in ("id", "priority", "status", "title", "findings", "messages", "assignee", "opened", "due"):
-        table.add_column(column)
-    for i in incidents:
-        table.add_row(
-            str(i.id),
-            f"[{_PRIORITY_STYLE.get(i.priority, '')}]{i.priority}[/]",
-            i.status,
-            i.title,
-            str(i.finding_count),
-            str(i.message_count),
-            i.assignee or "",
-            i.created_at.strftime("%Y-%m-%d %H:%M"),
-            i.due_at.strftime("%Y-%m-%d %H:%M") if i.due_at else "",
-        )
-    console.print(table)
+        incidents, _ = list_incidents(session, wanted, limit=limit)
+    rows = [
+        {
+            "id": i.id,
+            "priority": i.priority,
+            "status": i.status,
+            "severity": i.severity,
+            "title": i.title,
+            "findings": i.finding_count,
+            "messages": i.message_count,
+            "assignee": i.assignee,
+            "opened": i.created_at,
+            "due": i.due_at,
+        }
+        for i in incidents
+    ]
+    emit(
+        rows,
+        chosen(output, as_json),
+        title=f"{len(incidents)} incident(s)",
+        columns={
+            k: k
+            for k in (
+                "id",
+                "priority",
+                "status",
+                "title",
+                "findings",
+                "messages",
+                "assignee",
+                "opened",
+                "due",
+            )
+        },
+        styles={"priority": _PRIORITY_STYLE},
+    )
 
 
 def print_incident(
@@ -116,9 +145,29 @@ def show(
     excerpts: Annotated[
         bool, typer.Option("--excerpts/--no-excerpts", help="Show conversation excerpts.")
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """One incident: priority factors, grouping reasons and its timeline."""
+    if as_json:
+        print_json(incident_document(database(), incident_id, limit=limit, excerpts=excerpts))
+        return
     print_incident(incident_id, limit=limit, excerpts=excerpts)
+
+
+def incident_document(db: Database, incident_id: int, *, limit: int, excerpts: bool) -> dict[str, Any]:
+    """The incident, its findings and its timeline as one JSON-able document (`show --json`)."""
+    from timeline.queries import get_incident, get_timeline
+
+    incident, findings = get_incident(db, incident_id)
+    page = get_timeline(db, incident_id, limit=limit, include_excerpts=excerpts)
+    return {
+        **incident.model_dump(mode="json"),
+        "findings": [f.model_dump(mode="json") for f in findings],
+        "timeline": {
+            "total": page.total,
+            "items": [item.as_dict() for item in page.items],
+        },
+    }
 
 
 @app.command("transition")

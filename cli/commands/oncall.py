@@ -10,14 +10,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.context import cli_actor, console, database, settings
-from core.clock import parse_time, utcnow
+from cli.context import cli_actor, console, database, settings, when
+from core.clock import utcnow
 
 app = typer.Typer(help="On-call: schedules, escalation policies, pages.", no_args_is_help=True)
 
 
 def _moment(text: str | None) -> datetime:
-    return parse_time(text) if text else utcnow()
+    return when(text, "--at", ahead=True) if text else utcnow()
 
 
 @app.command("apply")
@@ -200,7 +200,7 @@ def override(
     from oncall.spec import Override
     from oncall.store import add_overrides, get_schedule, swap_overrides
 
-    lo, hi = parse_time(start), parse_time(end)
+    lo, hi = when(start, "START", ahead=True), when(end, "END", ahead=True)
     with database().session() as session:
         spec = get_schedule(session, schedule)
         wanted = (

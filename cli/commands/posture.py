@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.context import console, database, settings
+from cli.context import console, database, err_console, settings
+from cli.output import JsonOption, Output, OutputOption, chosen, emit
 
 app = typer.Typer(help="posture", no_args_is_help=True)
 
@@ -34,6 +35,8 @@ def posture(
         int, typer.Option("--history", help="Also show the last N overall scores per tenant.")
     ] = 0,
     failing: Annotated[bool, typer.Option("--failing", help="List the failing checks too.")] = False,
+    output: OutputOption = Output.TABLE,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the posture score per tenant and per category (evaluating the checks first by default)."""
     from sqlmodel import select
@@ -42,15 +45,32 @@ def posture(
     from detectors.posture import evaluate as evaluate_posture
     from detectors.posture import latest_scores, score_history
 
+    fmt = chosen(output, as_json)
     db = database()
     if evaluate:
         report = evaluate_posture(db, settings())
-        console.print(
+        (console if fmt is Output.TABLE else err_console).print(
             f"evaluated {report.results} check results: {report.failing} failing, "
             f"{report.drift_findings} drift finding(s), {report.resolved} resolved",
             highlight=False,
         )
     scores = latest_scores(db)
+    if fmt is not Output.TABLE:
+        with db.session(readonly=True) as session:
+            names = {c.id: c.name for c in session.exec(select(Connection)).all()}
+        score_rows = [
+            {
+                "tenant": names.get(s.connection_id, str(s.connection_id)),
+                "provider": s.provider,
+                "category": s.category,
+                "score": round(s.score, 1),
+                "checks_passed": s.checks_passed,
+                "checks_failed": s.checks_failed,
+            }
+            for s in sorted(scores, key=lambda s: (str(s.connection_id), s.category))
+        ]
+        emit(score_rows, fmt, title="posture", columns={})
+        return
     if not scores:
         console.print(
             "no posture results yet: collect configuration snapshots first (tenantguard collect --once)"

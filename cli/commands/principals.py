@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cli.context import cli_actor, console, database, err_console, settings
+from cli.output import JsonOption, Output, OutputOption, chosen, emit
 
 app = typer.Typer(help="API principals: who may call the HTTP API, with which role.", no_args_is_help=True)
 COMMANDS: dict[str, Callable[..., Any]] = {}
@@ -45,23 +45,36 @@ def create(
 
 
 @app.command("list")
-def list_() -> None:
+def list_(output: OutputOption = Output.TABLE, as_json: JsonOption = False) -> None:
     """List principals with their role, key id and last use (never their tokens)."""
     from api.principals.service import list_principals
 
     with database().session(readonly=True) as session:
         principals = list_principals(session)
-    table = Table("name", "role", "key id", "status", "created", "last used")
-    for p in principals:
-        table.add_row(
-            p.name,
-            p.role,
-            p.token_prefix,
-            "disabled" if p.disabled else "active",
-            p.created_at.strftime("%Y-%m-%d %H:%M"),
-            p.last_used_at.strftime("%Y-%m-%d %H:%M") if p.last_used_at else "never",
-        )
-    console.print(table)
+    rows = [
+        {
+            "name": p.name,
+            "role": p.role,
+            "key_id": p.token_prefix,
+            "status": "disabled" if p.disabled else "active",
+            "created": p.created_at,
+            "last_used": p.last_used_at,
+        }
+        for p in principals
+    ]
+    emit(
+        rows,
+        chosen(output, as_json),
+        title=f"{len(rows)} principal(s)",
+        columns={
+            "name": "name",
+            "role": "role",
+            "key_id": "key id",
+            "status": "status",
+            "created": "created",
+            "last_used": "last used",
+        },
+    )
 
 
 @app.command("disable")

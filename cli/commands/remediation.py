@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
 from cli.context import cli_actor, console, database, settings
-from core.audit import Actor, Channel
+
+if TYPE_CHECKING:
+    from core.audit import Actor
 
 GROUP_NAME = "actions"
 app = typer.Typer(
@@ -130,6 +132,7 @@ def execute(
     as_json: JsonOption = False,
 ) -> None:
     """Execute approved steps in plan order (idempotent; verified by reading back)."""
+    from core.audit import Channel
     from remediation import execute as run
     from remediation.executor import EXECUTOR
 

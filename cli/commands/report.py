@@ -10,25 +10,15 @@ import orjson
 import typer
 from rich.table import Table
 
-from cli.context import cli_actor, console, database, err_console
-from core.clock import parse_time, utcnow
-from core.durations import since
+from cli.context import cli_actor, console, database, err_console, when
 
 GROUP_NAME = "report"
 app = typer.Typer(help="Reports: response metrics, incident postmortems, compliance.", no_args_is_help=True)
 
 
-def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time, or a span back from now: 30m, 24h, 7d, 4w."""
-    relative = since(value, now or utcnow())
-    if relative is not None:
-        return relative
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a time: use ISO 8601 (2025-03-01T00:00:00Z) or 30m, 24h, 7d, 4w"
-        )
+def parse_since(value: str, option: str = "--since", now: datetime | None = None) -> datetime:
+    """A time typed at `option`: a span back from now (30m, 24h, 7d), yesterday, a date, ISO 8601."""
+    return when(value, option, now=now)
 
 
 @app.command("metrics")
@@ -45,7 +35,7 @@ def metrics(
     from timeline.metrics import compute_metrics, describe_seconds
 
     start = parse_since(since)
-    end = parse_since(until) if until else None
+    end = parse_since(until, "--until") if until else None
     report = compute_metrics(database(), start, end)
     if as_json:
         console.print_json(orjson.dumps(report.as_dict()).decode())
@@ -91,7 +81,7 @@ def metrics(
 @app.command("incident")
 def incident(
     incident_id: Annotated[int, typer.Argument(help="Incident id.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="md or html")] = "md",
+    format: Annotated[str, typer.Option("--format", "-f", help="md, html or json")] = "md",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
@@ -100,12 +90,15 @@ def incident(
     ] = True,
 ) -> None:
     """The incident report / postmortem: summary, impact, timeline, root cause, lessons, actions."""
-    from timeline.reports import build_report, render_html, render_markdown
+    from timeline.reports import build_report, render_html, render_markdown, report_document
 
-    if format not in ("md", "html"):
-        raise typer.BadParameter(f"--format must be md or html, not {format!r}")
+    if format not in ("md", "html", "json"):
+        raise typer.BadParameter(f"must be md, html or json, not {format!r}", param_hint="--format")
     report = build_report(database(), incident_id, include_excerpts=excerpts)
-    text = render_markdown(report) if format == "md" else render_html(report)
+    if format == "json":
+        text = orjson.dumps(report_document(report), option=orjson.OPT_INDENT_2, default=str).decode()
+    else:
+        text = render_markdown(report) if format == "md" else render_html(report)
     if output is None:
         print(text)
         return
@@ -148,7 +141,7 @@ def compliance(
     except ValueError:
         raise typer.BadParameter(f"--format must be json, csv, html or pdf, not {format!r}") from None
     fw = parse_framework(framework)
-    at_time = parse_since(at) if at else None
+    at_time = parse_since(at, "--at") if at else None
     db = database()
     with db.session(readonly=True) as session:
         tenant_id = resolve_tenant(session, tenant)

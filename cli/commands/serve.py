@@ -47,7 +47,7 @@ def serve(
             raise typer.BadParameter(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
         cfg = cfg.model_copy(update={"log_level": log_level.upper()})
     cfg.configure_logging()
-    db = database()  # applies pending migrations first
+    db = database(create=True)  # applies pending migrations first
     pipeline = collectors = None
     if cfg.pipeline_engine == "procrastinate":
         from pipeline.workers import conninfo

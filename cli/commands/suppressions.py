@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from cli.context import cli_actor, console, database, settings
+from cli.context import cli_actor, console, database, settings, when
+from cli.output import JsonOption, Output, OutputOption, chosen, emit
 
 app = typer.Typer(
     help="Suppressions: silence one rule for given field values, until an expiry.", no_args_is_help=True
@@ -46,17 +46,10 @@ def add(
     ] = False,
 ) -> None:
     """Silence RULE for events matching every --match (no --match: the whole rule)."""
-    from core.clock import parse_time, utcnow
-    from core.durations import until
     from detectors.pipeline import load_default_pack
     from detectors.suppressions import create_suppression
 
-    expires_at = None
-    if expires:
-        try:
-            expires_at = until(expires, utcnow()) or parse_time(expires)
-        except ValueError:
-            raise typer.BadParameter(f"--expires {expires!r}: write 30d, 12h, 2w or an ISO 8601 time")
+    expires_at = when(expires, "--expires", ahead=True) if expires else None
     pack = None if force else load_default_pack(settings())
     with database().session() as session:
         row = create_suppression(
@@ -74,26 +67,35 @@ def add(
 @app.command("list")
 def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include expired suppressions.")] = False,
+    output: OutputOption = Output.TABLE,
+    as_json: JsonOption = False,
 ) -> None:
     """Suppressions with what each has silenced so far."""
     from detectors.suppressions import list_suppressions
 
     with database().session(readonly=True) as session:
         rows = list_suppressions(session, include_expired=all_)
-    table = Table(title=f"{len(rows)} suppressions")
-    for column in ("id", "rule", "match", "reason", "by", "expires", "suppressed"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            row.rule_id,
-            ", ".join(f"{k}={v}" for k, v in (row.match or {}).items()) or "(whole rule)",
-            row.reason,
-            row.created_by,
-            row.expires_at.isoformat() if row.expires_at else "never",
-            str(row.suppressed_count),
-        )
-    console.print(table)
+    fmt = chosen(output, as_json)
+    shown = [
+        {
+            "id": row.id,
+            "rule": row.rule_id,
+            "match": (row.match or {})
+            if fmt is not Output.TABLE
+            else ", ".join(f"{k}={v}" for k, v in (row.match or {}).items()) or "(whole rule)",
+            "reason": row.reason,
+            "by": row.created_by,
+            "expires": row.expires_at if row.expires_at or fmt is not Output.TABLE else "never",
+            "suppressed": row.suppressed_count,
+        }
+        for row in rows
+    ]
+    emit(
+        shown,
+        fmt,
+        title=f"{len(rows)} suppressions",
+        columns={k: k for k in ("id", "rule", "match", "reason", "by", "expires", "suppressed")},
+    )
 
 
 @app.command("remove")

@@ -25,7 +25,7 @@ def worker(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = settings()
-    db = database()
+    db = database(create=True)
     app = WorkerApp(db, cfg)
     err_console.print(f"tenantguard worker {app.worker_name}: {concurrency} at a time")
     try:

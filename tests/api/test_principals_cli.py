@@ -34,7 +34,8 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_create_list_disable(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    # When an operator creates a principal
+    # When an operator creates the database, then a principal
+    assert cli("db", "upgrade", data_dir=data_dir).returncode == 0
     created = cli("principals", "create", "alice", "--role", "analyst", data_dir=data_dir)
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()

@@ -67,3 +67,24 @@ def test_every_product_parser_is_this_one() -> None:
     assert parse_policy({"approval_ttl": "2h30m"}).approval_ttl == timedelta(hours=2, minutes=30)
     with pytest.raises(PolicyError, match="approval_ttl: 'soon' is not a duration"):
         parse_policy({"approval_ttl": "soon"})
+
+
+def test_parse_when_reads_every_form_a_person_types() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from core.durations import TimeError, parse_when
+
+    now = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
+    midnight = datetime(2026, 3, 4, tzinfo=UTC)
+    assert parse_when("7d", now) == now - timedelta(days=7)
+    assert parse_when("30d", now, ahead=True) == now + timedelta(days=30)
+    assert parse_when("yesterday", now) == midnight - timedelta(days=1)
+    assert parse_when("Today", now) == midnight
+    assert parse_when("tomorrow", now, ahead=True) == midnight + timedelta(days=1)
+    assert parse_when("now", now) == now
+    assert parse_when("2026-03-01", now) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert parse_when("2026-03-01T09:00:00+01:00", now) == datetime(2026, 3, 1, 8, tzinfo=UTC)
+    assert parse_when("2026-03-01T09:00:00.1234567Z", now).microsecond == 123456
+    for bad in ("last tuesday", "", "7", "tomorrow"):
+        with pytest.raises(TimeError, match="is not a time"):
+            parse_when(bad, now)

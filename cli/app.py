@@ -1,0 +1,189 @@
+"""The `tenantguard` command tree: the root options, the few root commands, and every area (cli/commands/*)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from cli.context import console, database, err_console, settings, when
+
+# The areas (cli/commands/*): name -> their Typer group, or a top-level command's function. Turned
+# into click commands only when invoked (or listed by --help): building all ~150 at every start
+# would cost more than the whole of `tenantguard version` may take.
+_AREAS: dict[str, typer.Typer | Callable[..., Any]] = {}
+
+
+class _LazyAreas(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        _register_areas()
+        return [*super().list_commands(ctx), *(n for n in _AREAS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        _register_areas()
+        target = _AREAS.get(cmd_name)
+        if target is None:
+            return None
+        if not isinstance(target, typer.Typer):
+            single = typer.Typer()
+            single.command(cmd_name)(target)
+            target = single
+        command = typer.main.get_command(target)
+        command.name = cmd_name
+        self.commands[cmd_name] = command
+        return command
+
+
+app = typer.Typer(
+    name="tenantguard",
+    cls=_LazyAreas,
+    help="SaaS security posture monitoring and incident response for Microsoft 365, Google Workspace and Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit trail: export and verify.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+
+def _register_areas() -> None:
+    """Every module in cli/commands is an area: a new area is a new file, not an edit here."""
+    if _AREAS:
+        return
+    import cli.commands
+
+    for info in sorted(pkgutil.iter_modules(cli.commands.__path__), key=lambda m: m.name):
+        area = info.name
+        module = importlib.import_module(f"cli.commands.{area}")
+        group = getattr(module, "app", None)
+        if group is not None and (group.registered_commands or group.registered_groups):
+            _AREAS[getattr(module, "GROUP_NAME", area)] = group
+        for name, function in getattr(module, "COMMANDS", {}).items():
+            _AREAS[name] = function
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    if debug:
+        os.environ["TENANTGUARD_DEBUG"] = "1"
+    if ctx.invoked_subcommand != "version":  # `version` needs no settings (startup time)
+        settings().configure_logging(unless_set="WARNING")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import version as package_version
+
+    console.print(f"tenantguard {package_version('tenantguard')}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    db = database(migrate=False, create=True)
+    db.upgrade()
+    console.print(f"database at the newest schema ({db.dialect})")
+
+
+@audit_app.command("export")
+def audit_export(
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    since: Annotated[
+        str | None, typer.Option(help="Only records at or after this time: 7d, yesterday, ISO 8601.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Export the audit chain; verify the file later with `tenantguard audit verify`."""
+    if format not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"--format must be jsonl or csv, not {format!r}")
+    from core.audit import stream_export
+
+    since_at = when(since, "--since") if since else None
+    db = database()
+    with db.session(readonly=True) as session:
+        data = b"".join(stream_export(session, format, since=since_at))
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        err_console.print(f"wrote {output}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="An export (JSONL or CSV) or an evidence package; omit with --database."),
+    ] = None,
+    live: Annotated[bool, typer.Option("--database", help="Verify the live chain in the database.")] = False,
+) -> None:
+    """Check that an export, an evidence package (.zip) or the live chain has not been altered; exit 1 naming what is wrong."""
+    from core.audit import verify_database, verify_export
+
+    if file is None and not live:
+        raise typer.BadParameter("give an export FILE, or --database")
+    if file is not None:
+        if not file.exists():
+            raise typer.BadParameter(f"{file} does not exist")
+        from compliance.evidence import is_package, verify_package
+
+        if is_package(file):
+            package = verify_package(file)
+            if package.ok:
+                console.print(
+                    f"OK: evidence package, {package.files} files verified, signed by {package.key_fingerprint}; "
+                    f"{package.audit_records} audit records, head hash {package.audit_head_hash}"
+                )
+                return
+            err_console.print(f"[red]FAILED[/red]: {package.reason}")
+            raise typer.Exit(1)
+        result = verify_export(file)
+    else:
+        with database().session(readonly=True) as session:
+            result = verify_database(session)
+    if result.ok:
+        console.print(f"OK: {result.records} records verified; head hash {result.head_hash}")
+        return
+    err_console.print(f"[red]FAILED[/red] at seq {result.first_bad_seq}: {result.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", "-s", help="Scenario to run (repeatable; default: all).")
+    ] = None,
+    approve_as: Annotated[
+        str | None,
+        typer.Option(
+            "--approve-as",
+            help="Approve the plans as this second principal (demo-approver) and execute them.",
+        ),
+    ] = None,
+    users: Annotated[
+        int | None, typer.Option(help="People in each simulated tenant (scenario default: 40).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Days of simulated history (scenario default: 7).")] = None,
+) -> None:
+    """Run the product end to end against the built-in simulator on an embedded SQLite database."""
+    from cli.demo import run_demo
+
+    run_demo(scenario, approve_as=approve_as, users=users, days=days)
