@@ -129,6 +129,8 @@ class PipelineGauges(Collector):
         self._lock = threading.Lock()
         self._at = 0.0
         self._lag: Any = None
+        self._engine: Any = None
+        self._engine_at = 0.0
 
     def lag(self) -> Any:
         from pipeline.health import read_lag
@@ -173,6 +175,7 @@ class PipelineGauges(Collector):
         yield backlog
         yield lag_seconds
         if self.cycle is None:
+            yield from self._engine_series()
             return
         records = self.cycle.cycle.book.snapshot()
         last = GaugeMetricFamily(
@@ -203,6 +206,40 @@ class PipelineGauges(Collector):
         yield errors
         queued = GaugeMetricFamily("tenantguard_pipeline_queued_jobs", "Pipeline jobs waiting to run.")
         queued.add_metric([], self.cycle.queued())
+        yield queued
+
+    def engine(self) -> Any:
+        from pipeline.status import read_engine_stages
+
+        with self._lock:
+            if self._engine is None or time.monotonic() - self._engine_at > self.ttl:
+                self._engine = read_engine_stages(self.db)
+                self._engine_at = time.monotonic()
+            return self._engine
+
+    def _engine_series(self) -> Iterator[Any]:
+        """The stages run on `tenantguard worker` processes (Procrastinate): read from its tables."""
+        engine = self.engine()
+        if not engine.jobs:
+            return
+        last = GaugeMetricFamily(
+            "tenantguard_stage_last_success_timestamp_seconds",
+            "When a job running each stage last finished (workers).",
+            labels=["stage"],
+        )
+        for stage, at in sorted(engine.last_success.items()):
+            last.add_metric([stage], at)
+        yield last
+        jobs = GaugeMetricFamily(
+            "tenantguard_worker_jobs",
+            "Worker jobs by task and status (todo, doing, succeeded, failed, ...) in the kept history.",
+            labels=["task", "status"],
+        )
+        for (task, status), count in sorted(engine.jobs.items()):
+            jobs.add_metric([task, status], count)
+        yield jobs
+        queued = GaugeMetricFamily("tenantguard_pipeline_queued_jobs", "Pipeline jobs waiting to run.")
+        queued.add_metric([], engine.due)
         yield queued
 
 

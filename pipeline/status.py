@@ -137,6 +137,64 @@ def _engine_views(session: Any) -> tuple[list[WorkerView], list[QueueDepth], lis
     return workers, queues, jobs
 
 
+@dataclass
+class EngineStages:
+    """Per-stage series of the Procrastinate engine, for /metrics of an API process that runs no
+    stage itself: when a job running each stage last finished, jobs by task and status in the kept
+    history (`pipeline.workers.JOB_HISTORY_HOURS`), and the jobs due now (the queue depth)."""
+
+    last_success: dict[str, float] = field(default_factory=dict)  # stage -> epoch seconds
+    jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (task, status) -> count
+    due: int = 0
+
+
+def task_stages() -> dict[str, list[str]]:
+    """The stages each worker task runs (`pipeline.workers`)."""
+    from pipeline.stages import DETECT, ESCALATIONS, after
+
+    return {
+        "collect": ["collect"],
+        "detect": [DETECT.name],
+        "analyse": [stage.name for stage in after(DETECT.name)],
+        "escalate": [ESCALATIONS.name],
+    }
+
+
+def read_engine_stages(db: Database) -> EngineStages:
+    """Read from Procrastinate's tables; empty where there are none (the embedded engine)."""
+    if not has_job_tables(db):
+        return EngineStages()
+    report = EngineStages()
+    stages = task_stages()
+    with db.session(readonly=True) as session:
+        finished = session.execute(
+            text(
+                "SELECT j.task_name, max(e.at) FROM procrastinate_events e "
+                "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE e.type = 'succeeded' GROUP BY j.task_name"
+            )
+        ).all()
+        for task, at in finished:
+            for stage in stages.get(str(task).removeprefix("tenantguard."), []):
+                moment = as_utc(at).timestamp()
+                report.last_success[stage] = max(report.last_success.get(stage, 0.0), moment)
+        counts = session.execute(
+            text("SELECT task_name, status, count(*) FROM procrastinate_jobs GROUP BY task_name, status")
+        ).all()
+        report.jobs = {
+            (str(task).removeprefix("tenantguard."), str(status)): int(n) for task, status, n in counts
+        }
+        report.due = int(
+            session.execute(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' "
+                    "AND (scheduled_at IS NULL OR scheduled_at <= now())"
+                )
+            ).scalar()
+            or 0
+        )
+    return report
+
+
 def _args(args: Any) -> str:
     if not isinstance(args, dict):
         return ""

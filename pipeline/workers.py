@@ -7,7 +7,9 @@ idempotent and derived from database state (checkpoints, cursors, due timers):
 - ``tenantguard.collect(connection_id, stream)`` — one run of one stream. Job lock and queueing
   lock ``collect:<id>:<stream>``: one running and at most one waiting per stream, on whichever
   worker is free. Every page that stores something new defers ``detect`` inside the page's own
-  transaction; the run ends by deferring its successor ``schedule_in`` the stream's interval.
+  transaction, and for an events stream brings forward the inventory streams that watch it
+  (`collectors.inventory.watchers`: an audit event naming an object re-reads it now, not at the
+  watcher's interval); the run ends by deferring its successor ``schedule_in`` the stream's interval.
 - ``tenantguard.detect`` / ``tenantguard.analyse`` — `pipeline.jobs.detect` / `analyse`. Lock
   ``stage:<job>``: detection keeps one cursor over every connection, so one run at a time across
   all workers; queueing lock = the job key, so triggers coalesce into one waiting job.
@@ -36,6 +38,7 @@ import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
 from procrastinate.utils import sync_to_async
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -169,6 +172,19 @@ class WorkerApp:
             **when,
         )
 
+    def collect_soon(self, connection_id: int, stream: str, *, session: Session) -> None:
+        """Run the stream now: its waiting job (the successor its last run deferred to the next
+        interval) is brought forward, or one is deferred — in the caller's transaction."""
+        moved = session.execute(
+            text(
+                "UPDATE procrastinate_jobs SET scheduled_at = now() WHERE queueing_lock = :lock "
+                "AND status = 'todo' AND scheduled_at > now()"
+            ),
+            {"lock": _stream_lock(connection_id, stream)},
+        )
+        if not getattr(moved, "rowcount", 0):
+            self.defer_collect(connection_id, stream, session=session)
+
     def defer_job(self, job: str, *, session: Session | None = None, **args: Any) -> bool:
         """One of `pipeline.jobs.JOBS`, coalesced on its key."""
         if job not in JOBS:
@@ -206,9 +222,10 @@ class WorkerApp:
         app.periodic(cron=recover_every, periodic_id="recover")(task("recover")(self.recover))
 
     def collect(self, connection_id: int, stream: str) -> str:
+        from collectors.inventory import watchers
         from collectors.runner import run_stream, select_connections
         from collectors.scheduler import interval_for
-        from collectors.streams.base import stream_spec
+        from collectors.streams.base import StreamKind, stream_spec
 
         connection = next(iter(select_connections(self.db, [connection_id])), None)
         if connection is None:
@@ -218,8 +235,12 @@ class WorkerApp:
         except KeyError as exc:
             return str(exc)
 
+        watching = watchers(connection, stream) if spec.kind is StreamKind.EVENTS else []
+
         def page_stored(session: Session, conn: Connection) -> None:
             self.defer_job("detect", session=session, connection_id=conn.id)
+            for watcher in watching:  # audit events may name inventory objects: re-read them now
+                self.collect_soon(connection_id, watcher, session=session)
 
         result = run_stream(
             self.db,
