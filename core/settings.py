@@ -319,6 +319,11 @@ class Settings(BaseSettings):
         default=None,
         description="Connection definitions (TOML or YAML); secrets only as `env:VAR` or `file:/path` references.",
     )
+    response_file: Path | None = Field(
+        default=None,
+        description="Response configuration (incident channels, update cadence, status page, alert intake, Jira; "
+        "YAML or TOML). Unset: <data dir>/response.yaml when it exists, else the defaults.",
+    )
     rules_dir: Path | None = Field(
         default=None, description="Sigma rule pack. Unset: the shipped rules/detections/."
     )

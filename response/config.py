@@ -1,13 +1,12 @@
 """The response configuration: one YAML/TOML file, validated through ``core.loading`` at each read.
 
-Where it is: ``TENANTGUARD_RESPONSE_FILE``, else ``<data dir>/response.yaml``; no file means the
+Where it is: the ``response_file`` setting (``TENANTGUARD_RESPONSE_FILE``), else ``<data dir>/response.yaml``; no file means the
 defaults (channels on P1/P2 through the first enabled Slack connection, no Jira, no intake secret,
 so the alert endpoint refuses everything). Secrets are ``env:``/``file:`` references resolved when used.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.loading import load_path, validate
 from core.models.enums import Priority
 from response.errors import ResponseConfigError
-
-ENV_FILE = "TENANTGUARD_RESPONSE_FILE"
 
 
 class _Strict(BaseModel):
@@ -86,7 +83,7 @@ class ResponseConfig(_Strict):
 
 
 def config_path(settings: Any) -> Path:
-    explicit = os.environ.get(ENV_FILE)
+    explicit = getattr(settings, "response_file", None)
     if explicit:
         return Path(explicit)
     return Path(getattr(settings, "data_dir", ".")) / "response.yaml"

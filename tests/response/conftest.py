@@ -18,7 +18,7 @@ from collectors.connections import sync_connections
 from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
-from response.config import ENV_FILE, ResponseConfig, load_config
+from response.config import ResponseConfig, load_config
 from tests.factories import TEST_PEPPER
 
 INTAKE_SECRET = "whsec_" + "dGVuYW50Z3VhcmQtcmVzcG9uc2UtaW50YWtlLXNlY3JldA=="
@@ -76,14 +76,11 @@ def response_document(
 
 
 @pytest.fixture
-def configure_response(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[dict[str, Any]], ResponseConfig]:
+def configure_response(settings: Settings) -> Callable[[dict[str, Any]], ResponseConfig]:
     def write(document: dict[str, Any]) -> ResponseConfig:
         path: Path = settings.data_dir / "response.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(document, sort_keys=False))
-        monkeypatch.setenv(ENV_FILE, str(path))
         return load_config(settings)
 
     return write

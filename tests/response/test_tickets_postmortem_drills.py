@@ -82,13 +82,13 @@ def test_a_wrong_jira_token_is_a_failure_said_once_not_a_crash(
 
 
 def test_a_resolved_incident_gets_a_postmortem_drafted_from_its_timeline(
-    db, configure_response, make_incident
+    db, settings, configure_response, make_incident
 ) -> None:
     configure_response(response_document(None, jira=False) | {"channels": {"enabled": False}})
     incident = make_incident("Mail forwarding rule to outside", priority="P2")
     transition(db, incident.id, "triaged", actor=LEAD, note="looking")
     transition(db, incident.id, "resolved", actor=LEAD)
-    run_due(db, None)
+    run_due(db, settings)
     with db.session(readonly=True) as session:
         state = session.exec(
             select(IncidentResponse).where(IncidentResponse.incident_id == incident.id)
@@ -106,7 +106,7 @@ def test_a_resolved_incident_gets_a_postmortem_drafted_from_its_timeline(
     assert "status new → triaged" in text and "Time to resolve" in text
     assert "[ ] Write the root cause" in text
     first = state.postmortem_at
-    run_due(db, None)
+    run_due(db, settings)
     assert _state(db, incident.id).postmortem_at == first  # drafted once by itself
 
 
