@@ -169,6 +169,10 @@ class State:
             "app_approval_required": True,
             "sso_required": True,
             "external_shared_channels_allowed": False,
+            "shared_channel_approval_required": True,
+            "export_access": "owners",
+            "guest_expiration_required": True,
+            "guest_invites_by": "admins",
         }
         for settings_key, value in tenant.scenario.tenant.settings.get("slack", {}).items():
             self.slack_settings[settings_key] = value
@@ -376,6 +380,13 @@ class State:
                 "allowedPartiesForDistributingContent": "ELIGIBLE_INTERNAL_USERS",
             },
             "api_controls.unconfigured_third_party_apps": {"accessLevel": "ALLOW_LIMITED_ACCESS"},
+            "chat.external_chat_restriction": {
+                "allowExternalChat": True,
+                "externalChatRestriction": "TRUSTED_DOMAINS",
+            },
+            "gmail.auto_forwarding": {"enableAutoForwarding": False},
+            "security.super_admin_account_recovery": {"enableAccountRecovery": False},
+            "security.two_step_verification_enforcement_factor": {"allowedSignInFactorSet": "PASSKEY_ONLY"},
         }
         for key, value in overrides.items():
             setting, _, attribute = key.rpartition(".")

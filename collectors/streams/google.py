@@ -7,7 +7,7 @@ under our retry policy, which waits exactly what a 429 asks and backs off on 5xx
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -298,8 +298,25 @@ def read_file_permissions(ctx: StreamContext) -> Iterator[Page]:
     )
 
 
+def setting_object_id(policy: dict[str, Any], taken: Container[str]) -> str | None:
+    """A Cloud Identity policy's snapshot id: its setting type (``security.less_secure_apps``) for
+    the first policy of that type that targets an org unit rather than a group (what posture checks
+    name in `object_id`), ``type@orgUnits/…`` or ``type@<group query>`` for the others; None when
+    the policy names no setting."""
+    setting = policy.get("setting")
+    kind = setting.get("type") if isinstance(setting, dict) else None
+    if not isinstance(kind, str) or not kind:
+        return None
+    kind = kind.removeprefix("settings/")
+    query = policy.get("policyQuery") if isinstance(policy.get("policyQuery"), dict) else {}
+    if not query.get("query") and kind not in taken:
+        return kind
+    return f"{kind}@{query.get('query') or query.get('orgUnit') or policy.get('name')}"
+
+
 def read_settings(ctx: StreamContext) -> Iterator[Page]:
-    """Workspace security settings (Cloud Identity policies: 2SV, sharing, less secure apps...)."""
+    """Workspace security settings (Cloud Identity policies: 2SV, sharing, less secure apps...),
+    one snapshot per policy, named by its setting type (`setting_object_id`)."""
     api: GoogleApi = ctx.api
     token = None
     objects: dict[str, Any] = {}
@@ -312,7 +329,7 @@ def read_settings(ctx: StreamContext) -> Iterator[Page]:
         )
         for policy in body["policies"]:
             if isinstance(policy, dict) and policy.get("name"):
-                objects[str(policy["name"])] = policy
+                objects[setting_object_id(policy, objects) or str(policy["name"])] = policy
         token = body.get("nextPageToken")
         if not token or ctx.probe:
             break

@@ -110,7 +110,7 @@ def test_given_a_setting_moved_away_from_baseline_then_drift_carries_the_baselin
         "google",
         "tenant_settings",
         "security.less_secure_apps",
-        {"value": {"allowLessSecureApps": False}},
+        {"setting": {"type": "settings/security.less_secure_apps", "value": {"allowLessSecureApps": False}}},
         T0,
     )
     evaluate(db, now=T0)
@@ -132,14 +132,16 @@ def test_given_a_setting_moved_away_from_baseline_then_drift_carries_the_baselin
         "google",
         "tenant_settings",
         "security.less_secure_apps",
-        {"value": {"allowLessSecureApps": True}},
+        {"setting": {"type": "settings/security.less_secure_apps", "value": {"allowLessSecureApps": True}}},
         T0 + timedelta(hours=1),
     )
     evaluate(db, now=T0 + timedelta(hours=1))
 
     (drift,) = [f for f in findings(db, "drift") if f.rule_id == "google.less_secure_apps_off"]
-    assert drift.context["changes"] == [{"path": "value.allowLessSecureApps", "old": False, "new": True}]
-    assert drift.context["baseline"] == {"value.allowLessSecureApps": False}
+    assert drift.context["changes"] == [
+        {"path": "setting.value.allowLessSecureApps", "old": False, "new": True}
+    ]
+    assert drift.context["baseline"] == {"setting.value.allowLessSecureApps": False}
     assert drift.context["changed_by"] == "eve@corp.test"
 
 
@@ -147,16 +149,15 @@ def test_given_a_fixed_setting_when_evaluated_again_then_the_finding_resolves_an
     db, connection, store_snapshot
 ) -> None:
     cid = connection("slack")
-    store_snapshot(
-        cid, "slack", "tenant_settings", "T1", {"sso_required": False, "two_factor_required": False}, T0
-    )
+    off = {"team": {"id": "T1"}, "settings": {"sso_required": False, "two_factor_auth_required": False}}
+    store_snapshot(cid, "slack", "tenant_settings", "T1", off, T0)
     evaluate(db, now=T0)
     store_snapshot(
         cid,
         "slack",
         "tenant_settings",
         "T1",
-        {"sso_required": True, "two_factor_required": True},
+        {"team": {"id": "T1"}, "settings": {"sso_required": True, "two_factor_auth_required": True}},
         T0 + timedelta(days=1),
     )
     evaluate(db, now=T0 + timedelta(days=1))
