@@ -308,7 +308,9 @@ def setting_object_id(policy: dict[str, Any], taken: Container[str]) -> str | No
     if not isinstance(kind, str) or not kind:
         return None
     kind = kind.removeprefix("settings/")
-    query = policy.get("policyQuery") if isinstance(policy.get("policyQuery"), dict) else {}
+    query = policy.get("policyQuery")
+    if not isinstance(query, dict):
+        query = {}
     if not query.get("query") and kind not in taken:
         return kind
     return f"{kind}@{query.get('query') or query.get('orgUnit') or policy.get('name')}"
