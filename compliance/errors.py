@@ -27,3 +27,19 @@ class ExceptionNotFoundError(ExceptionError):
 
 class ExceptionConflictError(ExceptionError):
     """The exception's state does not allow the change (already ended, not pending, own approval)."""
+
+
+class NotPermittedError(ComplianceError):
+    """The acting principal's role does not carry the permission the change needs."""
+
+
+class HoldError(ComplianceError):
+    """A legal hold that cannot be placed or released as asked."""
+
+
+class HoldNotFoundError(HoldError):
+    """No hold (or no incident) with that id."""
+
+
+class HoldConflictError(HoldError):
+    """Already on hold, or already released."""

@@ -14,20 +14,20 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Text, cast, text, type_coerce
+from sqlalchemy import String, Text, cast, func, text, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.clock import isoformat, parse_time, utcnow
 from core.errors import AuditChainError
-from core.models.audit import AuditRecord
+from core.models.audit import AuditCheckpoint, AuditRecord
 
 GENESIS_HASH = "0" * 64
 CSV_FIELDS = ("seq", "at", "actor", "action", "object_type", "object_id", "details", "prev_hash", "hash")
@@ -78,6 +78,7 @@ class AuditAction(StrEnum):
 
     ANOMALY_DETECTED = "anomaly.detected"
     AUDIT_EXPORTED = "audit.exported"
+    AUDIT_TRUNCATED = "audit.truncated"
     COLLECTOR_PAGE_QUARANTINED = "collector.page_quarantined"
     COLLECTOR_STREAM_HEALTH_CHANGED = "collector.stream_health_changed"
     COMPLIANCE_EVIDENCE_PACKAGED = "compliance.evidence_packaged"
@@ -91,6 +92,7 @@ class AuditAction(StrEnum):
     CONNECTION_ENABLED = "connection.enabled"
     CONNECTION_HEALTH_CHANGED = "connection.health_changed"
     CONNECTION_UPDATED = "connection.updated"
+    DATA_PURGED = "data.purged"
     DEMO_SCENARIO_LOADED = "demo.scenario_loaded"
     EVENTS_PURGED = "events.purged"
     FINDING_CREATED = "finding.created"
@@ -111,6 +113,8 @@ class AuditAction(StrEnum):
     INCIDENT_PRIORITY_CHANGED = "incident.priority_changed"
     INCIDENT_SPLIT = "incident.split"
     INCIDENT_TRANSITIONED = "incident.transitioned"
+    LEGAL_HOLD_PLACED = "legal_hold.placed"
+    LEGAL_HOLD_RELEASED = "legal_hold.released"
     ONCALL_DEFINITION_CREATED = "oncall.definition.created"
     ONCALL_DEFINITION_DELETED = "oncall.definition.deleted"
     ONCALL_DEFINITION_UPDATED = "oncall.definition.updated"
@@ -286,6 +290,38 @@ def record_many(session: Session, entries: Iterable[AuditEntry]) -> int:
     for start in range(0, len(rows), 1000):
         connection.execute(table.insert(), rows[start : start + 1000])
     return len(rows)
+
+
+def truncate_chain(session: Session, *, up_to_seq: int, actor: Actor, details: dict[str, Any]) -> int:
+    """Delete records 1..`up_to_seq` as a verifiable truncation, in the caller's transaction: first an
+    ``audit.truncated`` record naming `up_to_seq` and the hash of that record (the anchor the first
+    surviving record links to), then the checkpoint row the database's delete trigger requires, then
+    the deletion. `verify_database` checks that the first surviving record is exactly the one the
+    newest checkpoint and its in-chain record name. Returns how many records were deleted."""
+    table = AuditRecord.__table__  # type: ignore[attr-defined]
+    session.flush()
+    _lock_chain(session)
+    anchor = session.execute(sa_select(table.c.hash).where(table.c.seq == up_to_seq)).scalar_one_or_none()
+    first = session.execute(sa_select(func.min(table.c.seq))).scalar_one_or_none()
+    if anchor is None or first is None or first > up_to_seq:
+        return 0
+    count = up_to_seq - int(first) + 1
+    rec = record(
+        session,
+        actor=actor,
+        action=AuditAction.AUDIT_TRUNCATED,
+        object_type="audit",
+        object_id=up_to_seq,
+        details={**details, "up_to_seq": up_to_seq, "anchor_hash": anchor, "records_deleted": count},
+    )
+    session.add(
+        AuditCheckpoint(
+            up_to_seq=up_to_seq, anchor_hash=anchor, record_seq=rec.seq, records_deleted=count, at=rec.at
+        )
+    )
+    session.flush()
+    session.execute(table.delete().where(table.c.seq <= up_to_seq))
+    return count
 
 
 def iter_records(
@@ -490,4 +526,41 @@ def verify_export(path: Path) -> VerifyResult:
 
 
 def verify_database(session: Session) -> VerifyResult:
-    return verify_records(as_export_dict(rec) for rec in iter_records(session))
+    """The live chain: every hash and link, and — after a retention truncation — that the first
+    surviving record links to the anchor the newest checkpoint names and that the checkpoint's own
+    ``audit.truncated`` record in the chain says the same (a gap without one is a deletion)."""
+    result = verify_records(as_export_dict(rec) for rec in iter_records(session))
+    if not result.ok:
+        return result
+    first = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq)).limit(1)).first()
+    if first is None or first.seq == 1:
+        return result
+    checkpoint = session.exec(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.up_to_seq).desc()).limit(1)
+    ).first()
+    if checkpoint is None or checkpoint.up_to_seq != first.seq - 1:
+        return VerifyResult(
+            False, 0, 1, f"records 1..{first.seq - 1} are missing and no checkpoint covers them"
+        )
+    if checkpoint.anchor_hash != first.prev_hash:
+        return VerifyResult(
+            False, 0, first.seq, f"seq {first.seq} does not link to checkpoint {checkpoint.up_to_seq}"
+        )
+    noted = session.get(AuditRecord, checkpoint.record_seq)
+    if (
+        noted is None
+        or noted.action != AuditAction.AUDIT_TRUNCATED
+        or noted.details.get("up_to_seq") != checkpoint.up_to_seq
+        or noted.details.get("anchor_hash") != checkpoint.anchor_hash
+    ):
+        return VerifyResult(
+            False,
+            0,
+            checkpoint.record_seq,
+            f"checkpoint {checkpoint.up_to_seq} has no matching audit.truncated record",
+        )
+    return replace(
+        result,
+        reason=f"records 1..{checkpoint.up_to_seq} truncated by retention "
+        f"({checkpoint.records_deleted} in the last truncation; checkpoint record seq {checkpoint.record_seq})",
+    )

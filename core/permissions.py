@@ -5,7 +5,7 @@ for a person outside the API (remediation requested, approved, executed or rolle
 CLI, Slack or the scheduler) ask the same matrix; roles map to permission sets here and nowhere
 else. viewer < analyst < approver is a ladder (each has everything the one below has); auditor
 reads everything and exports the audit trail but changes nothing; compliance officer reads what an
-auditor reads and manages risk-acceptance exceptions; admin may do all.
+auditor reads and manages risk-acceptance exceptions and legal holds; admin may do all.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Permission(StrEnum):
     COMPLIANCE_APPROVE = "compliance:approve"
     # Public stakeholder wording (the status page) needs someone who may approve it.
     STATUS_PUBLISH = "status:publish"
+    # Place and release legal holds (they suspend retention and erasure of what they cover).
+    LEGAL_HOLD_WRITE = "legal_hold:write"
 
 
 _READ = frozenset(
@@ -73,7 +75,11 @@ _ANALYST = _VIEWER | {
 _APPROVER = _ANALYST | {Permission.ACTIONS_DECIDE, Permission.ACTIONS_ROLLBACK, Permission.STATUS_PUBLISH}
 _AUDITOR = _READ | {Permission.CONVERSATIONS_READ, Permission.AUDIT_EXPORT, Permission.COMPLIANCE_READ}
 # Reads what an auditor reads, and manages risk acceptance (four eyes: never approves their own).
-_COMPLIANCE_OFFICER = _AUDITOR | {Permission.COMPLIANCE_WRITE, Permission.COMPLIANCE_APPROVE}
+_COMPLIANCE_OFFICER = _AUDITOR | {
+    Permission.COMPLIANCE_WRITE,
+    Permission.COMPLIANCE_APPROVE,
+    Permission.LEGAL_HOLD_WRITE,
+}
 
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_VIEWER),

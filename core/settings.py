@@ -295,6 +295,37 @@ class TimelineSettings(BaseSettings):
     )
 
 
+class RetentionSettings(BaseSettings):
+    """How long each class of data is kept (0 keeps it for ever); raw events are the top-level
+    `event_retention_days`. The cycle's retention stage deletes what is due, except what a legal hold
+    covers, and records every deletion in the audit chain."""
+
+    model_config = _section("TENANTGUARD_RETENTION_")
+
+    messages: Duration = Field(
+        default=timedelta(0),
+        description="Chat and mail messages (redacted) older than this are deleted (0 keeps them).",
+    )
+    findings: Duration = Field(
+        default=timedelta(0),
+        description="Findings last seen longer ago than this, and not part of an open incident, are deleted (0 keeps them).",
+    )
+    incidents: Duration = Field(
+        default=timedelta(0),
+        description="Ended incidents (resolved, closed, false positive, duplicate; with their timeline, plan and "
+        "pages) that ended longer ago "
+        "than this are deleted (0 keeps them).",
+    )
+    audit: Duration = Field(
+        default=timedelta(0),
+        description="Audit records older than this are truncated from the chain, leaving a checkpoint that "
+        "keeps it verifiable (0 keeps them).",
+    )
+    interval: Duration = Field(
+        default=timedelta(hours=1), description="How often the retention stage looks for data that is due."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable. Secrets are never values here: settings and connections name them
     by reference (env:VAR, file:/path)."""
@@ -363,6 +394,7 @@ class Settings(BaseSettings):
     collector: CollectorOptions = Field(default_factory=CollectorOptions)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     timeline: TimelineSettings = Field(default_factory=TimelineSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def __init__(self, **values: Any) -> None:
         check_environment(os.environ)
@@ -426,6 +458,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "collector": CollectorOptions,
     "anomaly": AnomalyConfig,
     "timeline": TimelineSettings,
+    "retention": RetentionSettings,
 }
 
 
@@ -467,6 +500,7 @@ _SECTION_TITLES = {
     CollectorOptions: "collectors (`collector`)",
     AnomalyConfig: "anomaly detection (`anomaly`)",
     TimelineSettings: "incidents and notifications (`timeline`)",
+    RetentionSettings: "retention (`retention`)",
 }
 
 

@@ -1,5 +1,5 @@
 """The cycle, defined once: collect -> detect -> posture -> identity -> incidents -> notify -> approved steps
--> retention (events older than TENANTGUARD_EVENT_RETENTION_DAYS deleted).
+-> retention (each data class older than its retention deleted, legal holds kept; compliance.retention).
 
 Layer: above collectors, detectors, identity, timeline and remediation; below api and cli.
 

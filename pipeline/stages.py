@@ -31,6 +31,7 @@ LOG = logging.getLogger("tenantguard.pipeline")
 SCHEDULER_ACTOR = Actor.system("scheduler")
 IDENTITY_RESOLVE_CURSOR = "pipeline.identity.resolve"
 IDENTITY_SCORE_CURSOR = "pipeline.identity.score"
+RETENTION_CURSOR = "pipeline.retention"
 # Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
 # findings changed; at once when new snapshots arrived.
 IDENTITY_INTERVAL = 60.0
@@ -280,13 +281,29 @@ def remediation_stage(db: Database, settings: Settings, actor: Actor, ctx: Stage
 
 
 def retention_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
-    """Delete events older than TENANTGUARD_EVENT_RETENTION_DAYS (0: keep everything)."""
-    from collectors.retention import purge_events
+    """Delete each class of data older than its retention (events, messages, findings, incidents,
+    audit), except what a legal hold covers; at most every TENANTGUARD_RETENTION_INTERVAL."""
+    from compliance.retention import apply_retention, periods
 
     result = StageResult("retention")
-    deleted = purge_events(db, days=settings.event_retention_days, actor=actor, now=ctx.now or utcnow())
-    result.add("events_deleted", deleted)
-    result.skipped = not deleted
+    now = ctx.now or utcnow()
+    if not any(period.total_seconds() > 0 for period in periods(settings).values()):
+        result.skipped = True
+        return result
+    with db.session(readonly=True) as session:
+        cursor = session.get(AnalysisCursor, RETENTION_CURSOR)
+        last = cursor.position if cursor is not None else None
+    mark = int(now.timestamp() * 1000)
+    if last is not None and mark - last < settings.retention.interval.total_seconds() * 1000:
+        result.skipped = True
+        return result
+    report = apply_retention(db, settings, actor=actor, now=now)
+    for name, count in report.deleted.items():
+        result.add(f"{name}_deleted", count)
+    for name, count in report.held.items():
+        result.add(f"{name}_held", count)
+    _mark(db, RETENTION_CURSOR, mark)
+    result.skipped = not report.deleted
     return result
 
 

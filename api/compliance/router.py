@@ -1,4 +1,5 @@
-"""HTTP routes for compliance (compliance officers, auditors read; compliance officers manage exceptions).
+"""HTTP routes for compliance (compliance officers, auditors read; compliance officers manage exceptions
+and legal holds).
 
 Reports are built from stored snapshots as of `at` (default now), like `tenantguard report compliance`;
 each export is recorded in the audit chain. Exception changes go through the compliance stage, which
@@ -15,15 +16,29 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlmodel import col, select
 
-from api.compliance.schemas import ControlOut, ExceptionIn, ExceptionOut, ExpireIn, FrameworkOut
+from api.compliance.schemas import (
+    ControlOut,
+    ExceptionIn,
+    ExceptionOut,
+    ExpireIn,
+    FrameworkOut,
+    HoldIn,
+    HoldOut,
+    ReleaseIn,
+)
 from api.context import RequestContext, require
-from api.errors import Conflict, NotFound, Unprocessable
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from compliance import exceptions as stage
+from compliance import holds
 from compliance.errors import (
     ComplianceError,
     ExceptionConflictError,
     ExceptionError,
     ExceptionNotFoundError,
+    HoldConflictError,
+    HoldError,
+    HoldNotFoundError,
+    NotPermittedError,
     UnknownFrameworkError,
 )
 from compliance.exports import export_report
@@ -35,7 +50,7 @@ from compliance.render import MEDIA_TYPES, ReportFormat
 from core.clock import as_utc
 from core.models import ComplianceException
 from core.pagination import MAX_ID
-from core.permissions import Permission
+from core.permissions import Permission, role_allows
 
 router = APIRouter(prefix="/compliance", tags=["compliance"])
 
@@ -239,3 +254,69 @@ def expire_exception(
             return ExceptionOut.of(stage.snapshot(row), stage.state_of(row))
     except ExceptionError as exc:
         raise _refusal(exc) from None
+
+
+def _role_for(ctx: RequestContext, permission: Permission) -> str | None:
+    """The caller's role that carries `permission` (what the stage checks again)."""
+    return next((role.value for role in sorted(ctx.caller.roles) if role_allows(role, permission)), None)
+
+
+def _hold_refusal(exc: ComplianceError) -> Exception:
+    if isinstance(exc, NotPermittedError):
+        return Forbidden(str(exc))
+    if isinstance(exc, HoldNotFoundError):
+        return NotFound(str(exc))
+    if isinstance(exc, HoldConflictError):
+        return Conflict(str(exc))
+    return Unprocessable(str(exc))
+
+
+@router.get("/holds", response_model=list[HoldOut], summary="Legal holds (active and released)")
+def list_holds(
+    ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)],
+    active: Annotated[bool, Query(description="Only holds in force.")] = False,
+) -> list[HoldOut]:
+    with ctx.db.session(readonly=True) as session:
+        return [HoldOut(**holds.snapshot(r)) for r in holds.list_holds(session, active_only=active)]
+
+
+@router.post(
+    "/holds",
+    response_model=HoldOut,
+    status_code=201,
+    summary="Put an incident or a person on legal hold (retention and erasure then delete nothing linked)",
+)
+def place_hold(ctx: Annotated[RequestContext, require(Permission.LEGAL_HOLD_WRITE)], body: HoldIn) -> HoldOut:
+    try:
+        with ctx.db.session() as session:
+            row = holds.place_hold(
+                session,
+                body.kind,
+                body.target,
+                reason=body.reason,
+                actor=ctx.actor,
+                role=_role_for(ctx, Permission.LEGAL_HOLD_WRITE),
+            )
+            return HoldOut(**holds.snapshot(row))
+    except (HoldError, NotPermittedError) as exc:
+        raise _hold_refusal(exc) from None
+
+
+@router.post("/holds/{hold_id}/release", response_model=HoldOut, summary="Release a legal hold")
+def release_hold(
+    ctx: Annotated[RequestContext, require(Permission.LEGAL_HOLD_WRITE)],
+    hold_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: ReleaseIn,
+) -> HoldOut:
+    try:
+        with ctx.db.session() as session:
+            row = holds.release_hold(
+                session,
+                hold_id,
+                reason=body.reason,
+                actor=ctx.actor,
+                role=_role_for(ctx, Permission.LEGAL_HOLD_WRITE),
+            )
+            return HoldOut(**holds.snapshot(row))
+    except (HoldError, NotPermittedError) as exc:
+        raise _hold_refusal(exc) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,3 +59,32 @@ class ExceptionOut(BaseModel):
     @classmethod
     def of(cls, data: dict[str, Any], state: str) -> ExceptionOut:
         return cls(**data, state=state)
+
+
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["incident", "person"] = Field(description="What is held: one incident or one person.")
+    target: str = Field(
+        min_length=1, max_length=320, description="The incident's id, or the person's e-mail address."
+    )
+    reason: str = Field(min_length=5, max_length=2000, description="The matter or case the hold is for.")
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class HoldOut(BaseModel):
+    id: int
+    kind: str
+    target: str
+    reason: str
+    placed_by: str
+    placed_at: str
+    released_by: str | None
+    released_at: str | None
+    release_reason: str | None
+    active: bool

@@ -1,4 +1,5 @@
-"""`tenantguard compliance ...`: frameworks and their mapping coverage; risk-acceptance exceptions.
+"""`tenantguard compliance ...`: frameworks and their mapping coverage; risk-acceptance exceptions; legal
+holds and retention.
 
 Framework reports are `tenantguard report compliance --framework F`.
 """
@@ -18,7 +19,7 @@ from cli.context import cli_actor, console, database
 
 if TYPE_CHECKING:
     from core.audit import Actor
-    from core.models import ComplianceException
+    from core.models import ComplianceException, LegalHold
 
 app = typer.Typer(
     help="Compliance: frameworks, control mappings, exceptions (risk acceptance).", no_args_is_help=True
@@ -221,3 +222,104 @@ def evidence(
         f"wrote {output}: {len(manifest['files'])} files, {manifest['audit']['records']} audit records, "
         f"{len(incidents)} incident report(s); signed by {fingerprint(b64decode(manifest['public_key']))}"
     )
+
+
+holds_app = typer.Typer(
+    help="Legal holds: an incident or a person kept from retention and erasure until released.",
+    no_args_is_help=True,
+)
+app.add_typer(holds_app, name="holds")
+
+
+def _print_holds(rows: list[LegalHold]) -> None:
+    from compliance.holds import snapshot
+
+    table = Table(title="legal holds")
+    for column in ("id", "kind", "target", "active", "reason", "placed by", "placed at", "released by"):
+        table.add_column(column)
+    for row in rows:
+        data = snapshot(row)
+        table.add_row(
+            str(data["id"]),
+            data["kind"],
+            data["target"],
+            "yes" if data["active"] else "no",
+            data["reason"],
+            data["placed_by"],
+            data["placed_at"],
+            data["released_by"] or "—",
+        )
+    console.print(table)
+
+
+@holds_app.command("list")
+def list_holds(
+    active: Annotated[bool, typer.Option("--active", help="Only holds in force.")] = False,
+) -> None:
+    """Every legal hold (or only those in force)."""
+    from compliance.holds import list_holds as holds
+
+    with database().session(readonly=True) as session:
+        _print_holds(holds(session, active_only=active))
+
+
+@holds_app.command("place")
+def place(
+    reason: Annotated[str, typer.Option("--reason", help="The matter or case the hold is for.")],
+    actor: Annotated[str, typer.Option("--actor", help="The principal placing it (needs legal_hold:write).")],
+    incident: Annotated[int | None, typer.Option("--incident", help="Hold this incident.")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="Hold this person (e-mail).")] = None,
+) -> None:
+    """Put an incident or a person on legal hold: nothing linked is deleted until it is released."""
+    from compliance.holds import HoldKind, place_hold, principal_role
+
+    if (incident is None) == (person is None):
+        raise typer.BadParameter("give exactly one of --incident ID or --person EMAIL")
+    kind, target = (
+        (HoldKind.INCIDENT, str(incident)) if incident is not None else (HoldKind.PERSON, person or "")
+    )
+    who = _actor(actor)
+    with database().session() as session:
+        row = place_hold(session, kind, target, reason=reason, actor=who, role=principal_role(session, who))
+        _print_holds([row])
+
+
+@holds_app.command("release")
+def release(
+    hold_id: Annotated[int, typer.Argument(help="Hold id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it ends.")],
+    actor: Annotated[
+        str, typer.Option("--actor", help="The principal releasing it (needs legal_hold:write).")
+    ],
+) -> None:
+    """Release a legal hold: what it covered is subject to retention again from the next pass."""
+    from compliance.holds import principal_role, release_hold
+
+    who = _actor(actor)
+    with database().session() as session:
+        _print_holds(
+            [release_hold(session, hold_id, reason=reason, actor=who, role=principal_role(session, who))]
+        )
+
+
+@app.command("retention")
+def retention(
+    actor: Annotated[str | None, typer.Option("--actor", help="Who runs it (default: the OS user).")] = None,
+) -> None:
+    """Apply retention now (what the cycle's retention stage does), and print what was deleted and held."""
+    from cli.context import settings
+    from compliance.retention import apply_retention, periods
+    from core.durations import format_duration
+
+    report = apply_retention(database(), settings(), actor=_actor(actor))
+    table = Table(title="retention")
+    for column in ("class", "kept for", "deleted", "held"):
+        table.add_column(column)
+    for name, period in periods(settings()).items():
+        table.add_row(
+            name.value,
+            format_duration(period) if period.total_seconds() else "for ever",
+            str(report.deleted.get(name.value, 0)),
+            str(report.held.get(name.value, 0)),
+        )
+    console.print(table)

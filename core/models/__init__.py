@@ -1,8 +1,8 @@
 """Domain tables (SQLModel), one file per domain; importing this module registers them all."""
 
 from core.models.anomaly import AnalysisCursor, AnomalyModel, PersonBaseline
-from core.models.audit import AuditRecord
-from core.models.compliance import ComplianceException
+from core.models.audit import AuditCheckpoint, AuditRecord
+from core.models.compliance import ComplianceException, ErasureRequest, LegalHold
 from core.models.connection import Checkpoint, Connection
 from core.models.enums import (
     ActionStatus,
@@ -34,6 +34,7 @@ __all__ = [
     "AnomalyModel",
     "ApiPrincipal",
     "Approval",
+    "AuditCheckpoint",
     "AuditRecord",
     "Checkpoint",
     "ComplianceException",
@@ -41,6 +42,7 @@ __all__ = [
     "Connection",
     "Decision",
     "Drill",
+    "ErasureRequest",
     "Escalation",
     "Event",
     "Finding",
@@ -50,6 +52,7 @@ __all__ = [
     "Incident",
     "IncidentResponse",
     "IncidentStatus",
+    "LegalHold",
     "Message",
     "OncallDefinition",
     "Page",

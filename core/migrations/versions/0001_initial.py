@@ -71,6 +71,15 @@ def upgrade() -> None:
     op.create_index(op.f("ix_apiprincipal_slack_user_id"), "apiprincipal", ["slack_user_id"], unique=False)
     op.create_index(op.f("ix_apiprincipal_token_prefix"), "apiprincipal", ["token_prefix"], unique=True)
     op.create_table(
+        "auditcheckpoint",
+        sa.Column("up_to_seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("anchor_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("record_seq", sa.Integer(), nullable=False),
+        sa.Column("records_deleted", sa.Integer(), nullable=False),
+        sa.Column("at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("up_to_seq"),
+    )
+    op.create_table(
         "auditrecord",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("at", core.models.types.UTCDateTime(timezone=True), nullable=False),
@@ -119,6 +128,23 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_connection_name"), "connection", ["name"], unique=True)
     op.create_index(op.f("ix_connection_provider"), "connection", ["provider"], unique=False)
+    op.create_table(
+        "erasurerequest",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("requested_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("approved_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("executed_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "result",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_erasurerequest_person"), "erasurerequest", ["person"], unique=False)
     op.create_table(
         "incident",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -205,6 +231,20 @@ def upgrade() -> None:
     op.create_index("ix_incident_priority_id", "incident", ["priority", "id"], unique=False)
     op.create_index("ix_incident_status_priority", "incident", ["status", "priority"], unique=False)
     op.create_index("ix_incident_type_created", "incident", ["incident_type", "created_at"], unique=False)
+    op.create_table(
+        "legalhold",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("target", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("placed_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("placed_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("released_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("released_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("release_reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_legal_hold_target", "legalhold", ["kind", "target"], unique=False)
     op.create_table(
         "oncalldefinition",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -999,6 +1039,8 @@ def downgrade() -> None:
     op.drop_table("person")
     op.drop_index(op.f("ix_oncalldefinition_kind"), table_name="oncalldefinition")
     op.drop_table("oncalldefinition")
+    op.drop_index("ix_legal_hold_target", table_name="legalhold")
+    op.drop_table("legalhold")
     op.drop_index("ix_incident_type_created", table_name="incident")
     op.drop_index("ix_incident_status_priority", table_name="incident")
     op.drop_index("ix_incident_priority_id", table_name="incident")
@@ -1012,12 +1054,15 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_incident_created_at"), table_name="incident")
     op.drop_table("incident")
+    op.drop_index(op.f("ix_erasurerequest_person"), table_name="erasurerequest")
+    op.drop_table("erasurerequest")
     op.drop_index(op.f("ix_connection_provider"), table_name="connection")
     op.drop_index(op.f("ix_connection_name"), table_name="connection")
     op.drop_table("connection")
     op.drop_index(op.f("ix_auditrecord_at"), table_name="auditrecord")
     op.drop_index(op.f("ix_auditrecord_action"), table_name="auditrecord")
     op.drop_table("auditrecord")
+    op.drop_table("auditcheckpoint")
     op.drop_index(op.f("ix_apiprincipal_token_prefix"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_slack_user_id"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_name"), table_name="apiprincipal")
