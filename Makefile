@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint typecheck test-sqlite test-postgresql rules-test bench chaos migrations serve clean
+.PHONY: demo test lint typecheck test-sqlite browser-check test-postgresql rules-test bench chaos migrations serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 ## Install, then run the product end to end against the simulator on SQLite.
@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/tenantguard demo
 
 ## Install, then run every check: lint, types, the rule pack's own tests, the suite on SQLite and on PostgreSQL.
-test: $(STAMP) lint typecheck rules-test test-sqlite test-postgresql
+test: $(STAMP) lint typecheck rules-test test-sqlite browser-check test-postgresql
 
 ## ruff, and the dead-code check (vulture: [tool.vulture] in pyproject.toml, vulture_whitelist.py).
 lint: $(STAMP)
@@ -36,6 +36,18 @@ rules-test: $(STAMP)
 
 test-sqlite: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --db sqlite
+
+## The browser suite (tests/console: Playwright driving Debian's Chromium) runs inside test-sqlite;
+## this says plainly when it was skipped (CI sets TENANTGUARD_REQUIRE_BROWSER=1: then it fails).
+CHROMIUM ?= $(or $(TENANTGUARD_TEST_CHROMIUM),/usr/bin/chromium)
+browser-check:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "browser suite: ran against $(CHROMIUM)"; \
+	elif [ "$$TENANTGUARD_REQUIRE_BROWSER" = "1" ]; then \
+		echo "no Chromium at $(CHROMIUM) and TENANTGUARD_REQUIRE_BROWSER=1: failing"; exit 1; \
+	else \
+		echo ""; echo "*** Browser suite SKIPPED: no Chromium at $(CHROMIUM) (apt-get install chromium) ***"; echo ""; \
+	fi
 
 test-postgresql: $(STAMP)
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3)" 2>/dev/null; then \

@@ -16,6 +16,7 @@ from api.compliance.router import router as compliance_router
 from api.config import ApiSettings
 from api.connections.router import router as connections_router
 from api.context import ApiState
+from api.docs import install_docs
 from api.errors import install_problem_handlers
 from api.findings.router import router as findings_router
 from api.headers import SecurityHeadersMiddleware
@@ -95,12 +96,15 @@ def create_app(
         if owns_db:
             database.dispose()
 
-    app = FastAPI(title="tenantguard", version=package_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="tenantguard", version=package_version(), lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.tenantguard = state
     install_problem_handlers(app)
     install_stage_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     app.include_router(metrics_router(api_settings.metrics_require_auth))
 
     # Added innermost first: request id outermost, so every response and metric sees it.

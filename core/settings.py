@@ -38,6 +38,7 @@ NOT_SETTINGS: dict[str, str] = {
     "TENANTGUARD_DEBUG": "full tracebacks from the CLI (same as --debug)",
     "TENANTGUARD_PRINCIPAL": "default --as principal for remediation CLI commands",
     "TENANTGUARD_REQUIRE_POSTGRES": "tests: fail instead of skip when PostgreSQL is unreachable",
+    "TENANTGUARD_REQUIRE_BROWSER": "tests: fail instead of skip when Chromium (the browser suite) is missing",
 }
 NOT_SETTINGS_PREFIXES: dict[str, str] = {
     "TENANTGUARD_SECRET_": "secrets that connections reference as env:TENANTGUARD_SECRET_...",

@@ -49,9 +49,12 @@ STAGE_EDGES: frozenset[tuple[str, str]] = frozenset(
     {("compliance", "detectors"), ("response", "oncall"), ("response", "timeline")}
 )
 
-# Sideways edges at the top: the CLI serves the API application and starts the simulator for
-# `demo` and `simulator serve`; the API never imports the CLI.
-TOP_EDGES: frozenset[tuple[str, str]] = frozenset({("cli", "api"), ("cli", SIMULATOR)})
+# Sideways edges at the top: the CLI serves the API application (with the console installed on it)
+# and starts the simulator for `demo` and `simulator serve`; the console calls the API's service
+# functions, request context and authenticators (never the reverse); the API never imports the CLI.
+TOP_EDGES: frozenset[tuple[str, str]] = frozenset(
+    {("cli", "api"), ("cli", "console"), ("console", "api"), ("cli", SIMULATOR)}
+)
 
 PACKAGES = (*LAYERS, SIMULATOR)
 

@@ -38,6 +38,7 @@ def serve(
 
     from api.app import create_app
     from cli.server import StoppingServer
+    from console.app import install_console
 
     cfg = settings()
     if log_level:
@@ -59,10 +60,13 @@ def serve(
 
         pipeline, collectors = embedded(db, cfg)
     application = create_app(cfg, db, cycle=pipeline)
+    install_console(application)
     for part in (pipeline, collectors):
         if part is not None:
             part.start()
-    err_console.print(f"tenantguard API on http://{host}:{port} (OpenAPI at /docs, health at /health)")
+    err_console.print(
+        f"tenantguard on http://{host}:{port} (console at /, OpenAPI at /docs, health at /health)"
+    )
     if cfg.pipeline_engine == "procrastinate":
         err_console.print("pipeline engine: procrastinate — run `tenantguard worker` processes for the jobs")
     grace = cfg.api.shutdown_grace_seconds

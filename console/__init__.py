@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages for analysts, approvers, compliance officers and managers, on the API's service functions, roles and audit chain."""

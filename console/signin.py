@@ -1,0 +1,90 @@
+"""Signing in and out of the console: with an API token (the same tokens as the API).
+
+A failed sign-in counts against the client address exactly like a refused API request
+(TENANTGUARD_API_AUTH_FAILURES_PER_MINUTE). The sign-in form also checks the request's Origin, so
+another site cannot sign a browser in to an account of its choosing (login CSRF).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from api.context import state_of
+from api.errors import Unauthorized
+from console.session import COOKIE, LIFETIME_SECONDS, encode, new_session
+from console.web import ConsolePage, render, session_key, signed_in
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _safe_next(path: str | None) -> str:
+    if path and path.startswith("/console/") and not path.startswith("/console/login") and "//" not in path:
+        return path
+    return "/console/incidents"
+
+
+def same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    return render(None, request, "login.html.j2", next=_safe_next(next))
+
+
+@router.post("/login")
+async def login(
+    request: Request, token: Annotated[str, Form(max_length=200)], next: Annotated[str, Form()] = ""
+) -> Response:
+    state = state_of(request)
+    if not same_origin(request):
+        return render(
+            None,
+            request,
+            "login.html.j2",
+            status=403,
+            next=_safe_next(next),
+            failure="cross-site sign-in refused",
+        )
+    try:
+        caller = await run_in_threadpool(state.tokens.authenticate, token.strip())
+    except Unauthorized as exc:
+        state.metrics.auth_failures.labels("refused").inc()
+        client = request.client.host if request.client else "unknown"
+        if state.auth_failures.acquire(f"ip:{client}") is not None:
+            return render(
+                None,
+                request,
+                "login.html.j2",
+                status=429,
+                next=_safe_next(next),
+                failure="too many failed sign-ins; wait a minute",
+            )
+        return render(None, request, "login.html.j2", status=401, next=_safe_next(next), failure=exc.detail)
+    session = new_session(caller.name, caller.roles, "token", caller.principal_id)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        encode(session, session_key(state)),
+        max_age=LIFETIME_SECONDS,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(page: Annotated[ConsolePage, Depends(signed_in())]) -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
