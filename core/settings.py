@@ -162,6 +162,10 @@ class RemediationSettings(BaseSettings):
     slack_signing_secret_ref: str | None = Field(
         default=None, description="Reference (env:VAR or file:/path) to the Slack app's signing secret."
     )
+    slack_team_ids: list[str] = Field(
+        default_factory=list,
+        description="Slack teams whose button clicks are accepted besides those of the Slack connections (JSON list).",
+    )
     slack_max_skew_seconds: int = Field(
         default=300, ge=1, description="How old a Slack request may be before it is refused as a replay."
     )

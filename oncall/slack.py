@@ -2,7 +2,7 @@
 
 Slack POSTs a click to the app's one interactivity URL (the API routes ``oncall_*`` actions here,
 the rest to remediation approvals). A click counts only with a fresh, valid v0 signature
-(``slack_sdk.signature.SignatureVerifier``: HMAC-SHA256 with the app's signing secret, at most
+(``providers.slack_signing``: HMAC-SHA256 of the raw bytes with the app's signing secret, at most
 five minutes old). The button's value is the page's acknowledgement token: it names the incident;
 who acts is the clicking Slack user, mapped to a principal by the caller (the API).
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
 from sqlmodel import Session
 
 from core.audit import Actor, AuditAction, Channel, record
 from core.models.oncall import Escalation
 from oncall.errors import OncallRefused
 from oncall.escalation import acknowledge, escalate_now, page_by_token
+from providers.slack_signing import SlackSignatureInvalid, verify_slack_signature
 
 ACKNOWLEDGE_ID = "oncall_acknowledge"
 ESCALATE_ID = "oncall_escalate"
@@ -55,19 +55,11 @@ def is_oncall_click(body: bytes) -> bool:
 
 def verify_click(body: bytes, headers: Mapping[str, str], secret: str) -> SlackClick:
     """The click in a request Slack signed; OncallRefused saying why otherwise."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    timestamp = lowered.get("x-slack-request-timestamp")
-    signature = lowered.get("x-slack-signature")
-    if not timestamp or not signature:
-        raise OncallRefused(
-            "the request has no X-Slack-Signature / X-Slack-Request-Timestamp: not from Slack"
-        )
-    verifier = SignatureVerifier(secret)
-    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-        raise OncallRefused(
-            "the Slack signature does not verify with the signing secret, or the request is more than "
-            "five minutes old: refused"
-        )
+    try:
+        verify_slack_signature(body, headers, (secret,))
+    except SlackSignatureInvalid as exc:
+        raise OncallRefused(str(exc)) from None
+    timestamp = {k.lower(): v for k, v in headers.items()}["x-slack-request-timestamp"]
     try:
         payload = _payload(body)
         clicked = payload["actions"][0]

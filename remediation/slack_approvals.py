@@ -5,33 +5,34 @@
 the interaction to our endpoint (the API wires it to `handle_interaction`), which
 
 1. checks the request is Slack's: the v0 HMAC-SHA256 signature of ``v0:{timestamp}:{body}`` with
-   the app's signing secret, and a timestamp no older than five minutes (a replay window);
-2. maps the clicking Slack user to an ApiPrincipal through ``slack_user_id`` (so four eyes and
+   the app's signing secret on the raw bytes, and a timestamp no older than five minutes (a replay
+   window) — an unsigned request is only counted (the API rate-limits them), never audited;
+2. parses the button strictly (``<action id>:<16 hex digits>``) and accepts only the Slack teams
+   tenantguard is connected to;
+3. maps the clicking Slack user to an ApiPrincipal through ``slack_user_id`` (so four eyes and
    roles apply exactly as through the API);
-3. checks the button still refers to the step's current version (fingerprint) and that the
+4. checks the button still refers to the step's current version (fingerprint) and that the
    interaction was not processed before (``Approval.request_ref``);
-4. approves or rejects as the Slack user (``Actor(channel=slack)``, the click as request id).
+5. approves or rejects as the Slack user (``Actor(channel=slack)``, the click as request id).
 
-Every refusal is audited; nothing is approved on a refused request.
+Every refusal of a signed request is audited; nothing is approved on a refused request.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-import time
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
-
 from core.audit import Actor, AuditAction, Channel, record
 from core.db import Database
 from core.models import Connection, RemediationAction
 from core.settings import RemediationSettings, Settings
+from providers.slack_signing import SlackSignatureInvalid, verify_slack_signature
 from remediation.approvals import DecisionOutcome, approve, record_refusal, reject
 from remediation.catalogue import get_action
 from remediation.errors import ActionNotFound, ApprovalInvalid, Refused, SlackRequestRejected
@@ -41,6 +42,9 @@ from remediation.policy import ApprovalPolicy
 APPROVE_ID = "tenantguard_approve"
 REJECT_ID = "tenantguard_reject"
 FINGERPRINT_PREFIX = 16
+# "<action id>:<the first 16 hex digits of the step's fingerprint>", exactly as approval_blocks writes it
+_BUTTON_VALUE = re.compile(rf"([1-9][0-9]{{0,17}}):([0-9a-f]{{{FINGERPRINT_PREFIX}}})")
+_SLACK_ID = re.compile(r"[A-Z0-9]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -69,26 +73,11 @@ def signing_secret(settings: RemediationSettings | None = None) -> str:
 def check_signature(
     body: bytes, headers: Mapping[str, str], secret: str, *, now: float | None = None, max_skew: int = 300
 ) -> None:
-    """Raise SlackRequestRejected unless the request carries a fresh, valid v0 signature."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    timestamp = lowered.get("x-slack-request-timestamp", "")
-    signature = lowered.get("x-slack-signature", "")
-    if not timestamp or not signature:
-        raise SlackRequestRejected(
-            "the request has no X-Slack-Signature / X-Slack-Request-Timestamp: not from Slack"
-        )
-    if not timestamp.isdigit():
-        raise SlackRequestRejected(f"X-Slack-Request-Timestamp {timestamp[:20]!r} is not a Unix time")
-    skew = abs((now if now is not None else time.time()) - int(timestamp))
-    if skew > max_skew:
-        raise SlackRequestRejected(
-            f"the request is {int(skew)} s old (more than {max_skew} s): refused as a possible replay"
-        )
-    expected = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body) or ""
-    if not hmac.compare_digest(expected, signature):
-        raise SlackRequestRejected(
-            "the request signature does not match the signing secret: forged or altered"
-        )
+    """Raise SlackRequestRejected unless the request carries a fresh, valid v0 signature (raw bytes)."""
+    try:
+        verify_slack_signature(body, headers, (secret,), now=now, max_skew=max_skew)
+    except SlackSignatureInvalid as exc:
+        raise SlackRequestRejected(str(exc)) from None
 
 
 def approval_blocks(step: PlanStep, fingerprint: str) -> list[dict[str, Any]]:
@@ -157,9 +146,17 @@ def handle_interaction(
         check_signature(
             body, headers, secret or signing_secret(config), now=clock, max_skew=config.slack_max_skew_seconds
         )
-        user_id, action_id, fingerprint_prefix, decision, request_ref = _parse(body)
+    except SlackRequestRejected as exc:  # not Slack's: counted and rate-limited by the API, not audited
+        return InteractionResult(401, f"Refused: {exc}")
+    try:
+        user_id, team_id, action_id, fingerprint_prefix, decision, request_ref = _parse(body)
+        if team_id not in _known_teams(db):
+            raise SlackRequestRejected(
+                f"Slack team {team_id} is not a workspace tenantguard is connected to "
+                "(TENANTGUARD_REMEDIATION_SLACK_TEAM_IDS)"
+            )
     except SlackRequestRejected as exc:
-        _audit_rejected_request(db, headers, exc)
+        _audit_rejected_request(db, exc)
         return InteractionResult(401, f"Refused: {exc}")
     actor = Actor(f"slack:{user_id}", Channel.SLACK, request_ref)
     try:
@@ -191,32 +188,51 @@ def handle_interaction(
     )
 
 
-def _parse(body: bytes) -> tuple[str, int, str, str, str]:
-    """(slack user id, action id, fingerprint prefix, approve|reject, request ref) from the form body."""
+def _parse(body: bytes) -> tuple[str, str, int, str, str, str]:
+    """(slack user id, team id, action id, fingerprint prefix, approve|reject, request ref) from the form
+    body; anything but the exact shape our buttons send is refused."""
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=True)
         payload = json.loads(form["payload"][0])
         user_id = str(payload["user"]["id"])
-        team_id = str((payload.get("team") or {}).get("id", ""))
+        team_id = str(payload["team"]["id"])
         clicked = payload["actions"][0]
         kind = {APPROVE_ID: "approve", REJECT_ID: "reject"}[clicked["action_id"]]
-        action_text, _, prefix = str(clicked["value"]).partition(":")
+        value = _BUTTON_VALUE.fullmatch(str(clicked["value"]))
         action_ts = str(clicked["action_ts"])
-        return user_id, int(action_text), prefix, kind, f"slack:{team_id}:{user_id}:{action_ts}"
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SlackRequestRejected(
             f"not a tenantguard block_actions payload ({type(exc).__name__})"
         ) from None
+    if value is None:
+        raise SlackRequestRejected(
+            "the button value is not '<action id>:<16 hex digits>' as tenantguard sends it"
+        )
+    if not (_SLACK_ID.fullmatch(user_id) and _SLACK_ID.fullmatch(team_id)):
+        raise SlackRequestRejected("the Slack user or team id is not an id Slack issues")
+    return user_id, team_id, int(value[1]), value[2], kind, f"slack:{team_id}:{user_id}:{action_ts[:40]}"
 
 
-def _audit_rejected_request(db: Database, headers: Mapping[str, str], exc: SlackRequestRejected) -> None:
-    lowered = {k.lower(): v for k, v in headers.items()}
+def _known_teams(db: Database) -> set[str]:
+    """The Slack workspaces (and Enterprise Grid orgs) tenantguard is connected to, plus any the
+    operator names (TENANTGUARD_REMEDIATION_SLACK_TEAM_IDS)."""
+    from sqlmodel import select
+
+    teams = set(db.settings.remediation.slack_team_ids)
+    with db.session(readonly=True) as session:
+        for connection in session.exec(select(Connection).where(Connection.provider == "slack")).all():
+            teams.update(str(t) for t in (connection.config.get("team_id"), connection.tenant) if t)
+    return teams
+
+
+def _audit_rejected_request(db: Database, exc: SlackRequestRejected) -> None:
+    """A request Slack signed whose content is refused (a signed request is evidence worth keeping)."""
     with db.session() as session:
         record(
             session,
-            actor=Actor("slack:unverified", Channel.SLACK),
+            actor=Actor("slack:signed", Channel.SLACK),
             action=AuditAction.REMEDIATION_REFUSED,
             object_type="slack_request",
-            object_id=lowered.get("x-slack-request-timestamp", "")[:20] or "-",
-            details={"request": "slack interaction", "code": exc.code, "reason": str(exc)},
+            object_id="-",
+            details={"request": "slack interaction", "code": exc.code, "reason": str(exc)[:300]},
         )

@@ -23,6 +23,7 @@ from api.context import RequestContext, require, state_of
 from api.errors import RateLimited
 from api.oncall.slack import handle_oncall_click
 from api.ratelimit import retry_after_seconds
+from api.slack_requests import unsigned_refusal
 from core.pagination import MAX_ID
 from core.permissions import Permission
 from oncall.slack import is_oncall_click
@@ -140,12 +141,18 @@ async def slack_interactions(request: Request) -> JSONResponse:
     for remediation buttons, a role with oncall:ack for on-call Acknowledge / Escalate buttons)."""
     state = state_of(request)
     client = request.client.host if request.client else "unknown"
-    # Public (Slack signs it) and every refusal is audited: bound how fast one address can try.
+    # Public (Slack signs it): bound how fast one address can try; unsigned ones are charged again below.
     wait = state.limiter.acquire(f"slack:{client}")
     if wait is not None:
         raise RateLimited(f"too many Slack interactions from {client}; slow down", retry_after_seconds(wait))
     body = await request.body()
     headers = {key.lower(): value for key, value in request.headers.items()}
+    refusal = await run_in_threadpool(unsigned_refusal, state, client, body, headers)
+    if refusal is not None:
+        return JSONResponse(
+            {"response_type": "ephemeral", "replace_original": False, "text": f"Refused: {refusal}"},
+            status_code=401,
+        )
     if is_oncall_click(body):  # one Slack app, one interactivity URL: on-call buttons go to on-call
         status, answer = await run_in_threadpool(handle_oncall_click, state.db, body, headers)
         return JSONResponse(answer, status_code=status)

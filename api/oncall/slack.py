@@ -51,14 +51,16 @@ def handle_oncall_click(db: Database, body: bytes, headers: Mapping[str, str]) -
             escalation = apply_click(session, click, actor)
             view = escalation_view(escalation)
     except OncallRefused as exc:
+        if click is None:  # not Slack's (the API counts and rate-limits these): nothing to audit
+            return 401, _answer(f"Refused: {exc}", replace=False)
         with db.session() as session:
             record_refusal(
                 session,
-                click.user_id if click else "",
+                click.user_id,
                 str(exc),
-                request_ref=click.request_ref if click else None,
+                request_ref=click.request_ref,
             )
-        return (401 if click is None else 403), _answer(f"Refused: {exc}", replace=False)
+        return 403, _answer(f"Refused: {exc}", replace=False)
     except OncallNotFound as exc:
         return 404, _answer(f"Refused: {exc}", replace=False)
     except OncallError as exc:

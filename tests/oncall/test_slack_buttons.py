@@ -137,7 +137,7 @@ def test_escalate_fires_the_next_level_now(db, settings, paging_sim, paged):
     assert record.actor == "principal:lead" and record.details["via"] == "slack"
 
 
-def test_refused_clicks_change_nothing_and_are_audited(db, paging_sim, paged, live_api):
+def test_refused_clicks_change_nothing_and_signed_ones_are_audited(db, paging_sim, paged, live_api):
     incident, dm = paged
     stranger, viewer = [u for u in slack_users(paging_sim, 6) if u != dm["user"]][:2]
     principal(db, "vera", "viewer", viewer)
@@ -177,4 +177,5 @@ def test_refused_clicks_change_nothing_and_are_audited(db, paging_sim, paged, li
         assert answer.status_code == 401, answer.text
     assert escalation(db, incident).status == "active"
     assert audit(db, "oncall.escalation.acknowledged") == []
-    assert len(audit(db, "oncall.refused")) == 4
+    # the signed refusals are audited; the unsigned ones are anyone's, counted by the API (issue 21)
+    assert len(audit(db, "oncall.refused")) == 2

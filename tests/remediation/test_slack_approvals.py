@@ -48,7 +48,10 @@ def _signed(body: bytes, *, secret: str = SECRET, at: int | None = None) -> dict
 
 
 @pytest.fixture
-def step(db, ato_incident, analyst, approver):
+def step(db, ato_incident, analyst, approver, make_connection):
+    make_connection(
+        "north-slack", "slack", config={"team_id": "T0NORTH"}
+    )  # the workspace the buttons live in
     plan = plan_for_incident(db, ato_incident, analyst)
     return plan.step("m365.disable_account", VICTIM)
 
@@ -92,7 +95,7 @@ def test_a_forged_signature_is_refused_and_nothing_is_approved(db, step):
 
     assert result.status_code == 401 and "forged" in result.text
     assert get_plan(db, step.incident_id).step("m365.disable_account", VICTIM).status == ActionStatus.PROPOSED
-    assert _refusals(db)[0].details["code"] == "slack_request_rejected"
+    assert _refusals(db) == []  # anyone's request: counted by the API, not written to the chain
 
 
 def test_a_body_altered_after_signing_is_refused(db, step, second_approver):
@@ -110,7 +113,7 @@ def test_an_old_request_is_refused_as_a_replay(db, step):
     result = handle_interaction(db, body, _signed(body, at=int(time.time()) - 600), secret=SECRET)
 
     assert result.status_code == 401 and "replay" in result.text
-    assert len(_refusals(db)) == 1
+    assert _refusals(db) == []
 
 
 def test_the_same_click_delivered_twice_is_refused_the_second_time(db, step, second_approver):
@@ -152,7 +155,8 @@ def test_requests_without_signature_headers_or_with_junk_are_refused(db, step):
         ).status_code
         == 401
     )
-    assert len(_refusals(db)) == 2
+    # only the signed one is audited: an unsigned request is anyone's, and only counted by the API
+    assert len(_refusals(db)) == 1
 
 
 def test_the_message_shows_what_why_risk_and_the_two_buttons(db, step):
