@@ -124,6 +124,7 @@ class AuditAction(StrEnum):
     ONCALL_ESCALATED_NOW = "oncall.escalation.escalated_now"
     ONCALL_REFUSED = "oncall.refused"
     ONCALL_PAGE_ABANDONED = "oncall.page.abandoned"
+    ONCALL_PAGE_DELIVERY = "oncall.page.delivery"
     ONCALL_PAGE_FAILED = "oncall.page.failed"
     ONCALL_PAGE_SENT = "oncall.page.sent"
     ONCALL_STEP_FIRED = "oncall.step.fired"

@@ -7,8 +7,10 @@ resolved from their references only here, when a page goes out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from core.models.connection import Connection
 from core.models.oncall import Page
-from oncall.errors import DeliveryError
+from oncall.errors import DeliveryError, DeliveryUncertain
 from oncall.spec import Channels, Medium, Policy
 
 TIMEOUT_SECONDS = 10
@@ -39,6 +41,8 @@ class PageMessage:
     incident_url: str
     ack_url: str
     ack_token: str
+    # Where Twilio posts the delivery state of this attempt (signed).
+    status_url: str = ""
 
     @property
     def headline(self) -> str:
@@ -159,19 +163,27 @@ def _twilio_call(action: Callable[[], Any]) -> str:
         return str(action().sid)
     except TwilioRestException as exc:
         raise DeliveryError(f"Twilio refused the page: {exc.status} {exc.code} {exc.msg}"[:300]) from exc
+    except requests.Timeout as exc:  # sent, perhaps: the answer never came
+        raise DeliveryUncertain(f"Twilio did not answer in time: {type(exc).__name__}") from exc
     except (TwilioException, OSError, requests.RequestException) as exc:
         raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
 
 
 def send_sms(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
     client, sender = _twilio(channels)
-    body = f"{message.headline[:100]} Ack: {message.ack_url}"
-    return _twilio_call(lambda: client.messages.create(to=page.address, from_=sender, body=body))
+    body = f"{message.headline[:100]} Reply ACK, RESOLVE or ESC. Ack: {message.ack_url}"
+    extra = {"status_callback": message.status_url} if message.status_url else {}
+    return _twilio_call(lambda: client.messages.create(to=page.address, from_=sender, body=body, **extra))
 
 
 def voice_keypress_url(public_url: str, token: str) -> str:
     """Where Twilio POSTs the keys the callee presses (the URL it signs, so it must be exact)."""
     return f"{public_url.rstrip('/')}/oncall/twilio/voice/{token}"
+
+
+def status_callback_url(public_url: str, page_id: int, attempt: int) -> str:
+    """Where Twilio posts the delivery state of one attempt of an SMS or voice page (signed)."""
+    return f"{public_url.rstrip('/')}/oncall/twilio/status/{page_id}/{attempt}"
 
 
 def send_voice(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
@@ -183,7 +195,34 @@ def send_voice(session: Session, page: Page, message: PageMessage, channels: Cha
         f"{message.incident_id}: {escape(message.title[:200])}. Press 1 to acknowledge, "
         "9 to escalate now.</Say></Gather></Response>"
     )
-    return _twilio_call(lambda: client.calls.create(to=page.address, from_=sender, twiml=twiml))
+    extra: dict[str, Any] = {}
+    if message.status_url:
+        extra = {
+            "status_callback": message.status_url,
+            "status_callback_event": ["initiated", "ringing", "answered", "completed"],
+        }
+    return _twilio_call(lambda: client.calls.create(to=page.address, from_=sender, twiml=twiml, **extra))
+
+
+def find_twilio_sms(channels: Channels, address: str, token_sha256: str) -> str | None:
+    """The sid of the SMS to `address` that carries the acknowledgement token whose hash is
+    `token_sha256` (a page whose sender died mid-send), or None when Twilio has none. (A call's
+    TwiML is not listed by Twilio: a call is known by its status callback instead.)"""
+    from twilio.base.exceptions import TwilioException
+
+    client, _ = _twilio(channels)
+    try:
+        items = list(client.messages.list(to=address, limit=50))
+    except (TwilioException, OSError, requests.RequestException) as exc:
+        raise DeliveryError(f"Twilio lookup failed: {type(exc).__name__}") from exc
+    for item in items:
+        for token in _ACK_TOKENS.findall(str(item.body or "")):
+            if hashlib.sha256(token.encode()).hexdigest() == token_sha256:
+                return str(item.sid)
+    return None
+
+
+_ACK_TOKENS = re.compile(r"/oncall/ack/([A-Za-z0-9_-]{16,200})")
 
 
 def _webhook_secret(page: Page, snapshot: dict[str, Any]) -> str | None:

@@ -21,5 +21,10 @@ class DeliveryError(OncallError):
     """A page could not be delivered this time (it is retried)."""
 
 
+class DeliveryUncertain(DeliveryError):
+    """The provider did not answer in time: the page may or may not have gone out (it is
+    reconciled with the provider before it is sent again)."""
+
+
 class OncallRefused(OncallError):
     """A request deliberately not carried out (bad signature, unknown person, no permission); audited."""

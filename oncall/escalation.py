@@ -38,6 +38,9 @@ ACTIVE = "active"
 ACKNOWLEDGED = "acknowledged"
 EXHAUSTED = "exhausted"
 STOPPED = "stopped"
+RESOLVED = "resolved"
+# A page claimed by a sender (its lease ends at ``next_attempt_at``).
+SENDING = "sending"
 # Steps fired per sweep at most (the next sweep continues).
 SWEEP_LIMIT = 200
 

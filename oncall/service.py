@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models.oncall import Escalation, Page
-from oncall.escalation import ACTIVE, ONCALL_ACTOR, SweepReport, escalate_due, start_escalations
+from oncall.escalation import ACTIVE, ONCALL_ACTOR, SENDING, SweepReport, escalate_due, start_escalations
 from oncall.outbox import OutboxReport, deliver_pages
 from oncall.schedules import coverage
 from oncall.store import load_document
@@ -39,11 +39,13 @@ def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> 
 
 
 def next_due_at(db: Database) -> datetime | None:
-    """When `run_due` next has something to do: the earliest escalation step or page retry that
-    is waiting (a task engine schedules a delayed job for that moment)."""
+    """When `run_due` next has something to do: the earliest escalation step, page retry or
+    in-flight page's lease end that is waiting (a task engine schedules a delayed job for that moment)."""
     with db.session(readonly=True) as session:
         step = session.exec(select(func.min(Escalation.next_at)).where(Escalation.status == ACTIVE)).one()
-        retry = session.exec(select(func.min(Page.next_attempt_at)).where(Page.status == "pending")).one()
+        retry = session.exec(
+            select(func.min(Page.next_attempt_at)).where(col(Page.status).in_(["pending", SENDING]))
+        ).one()
     moments = [as_utc(m) for m in (step, retry) if m is not None]
     return min(moments) if moments else None
 

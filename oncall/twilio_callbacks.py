@@ -16,7 +16,7 @@ from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from core.audit import Actor, AuditAction, Channel, record
-from oncall.channels import _secret, voice_keypress_url
+from oncall.channels import _secret, status_callback_url, voice_keypress_url
 from oncall.errors import OncallRefused
 from oncall.escalation import acknowledge, escalate_now, page_by_token
 from oncall.store import get_channels
@@ -70,3 +70,96 @@ def handle_keypress(session: Session, token: str, form: Mapping[str, str], signa
             details={"request": "voice keypress", "reason": str(exc)[:300]},
         )
         return KeypressResult(403, _say("Refused."))
+
+
+# Twilio's words for how far a message or call got, and ours for the timeline.
+_DELIVERY_WORDS = {
+    "queued": "queued at Twilio",
+    "sending": "being sent",
+    "sent": "sent to the carrier",
+    "delivered": "delivered to the phone",
+    "undelivered": "not delivered",
+    "failed": "failed",
+    "read": "read",
+    "initiated": "dialling",
+    "ringing": "ringing",
+    "in-progress": "answered",
+    "answered": "answered",
+    "completed": "call ended",
+    "busy": "busy",
+    "no-answer": "not answered",
+    "canceled": "cancelled",
+}
+
+
+def handle_status(
+    session: Session, page_id: int, attempt: int, form: Mapping[str, str], signature: str
+) -> int:
+    """One Twilio status callback for one attempt of an SMS or voice page: verified, then recorded
+    on the incident timeline and in the audit chain (HTTP status of the answer)."""
+    from core.clock import utcnow
+    from core.models.oncall import Page
+    from oncall.journal import on_timeline
+
+    channels = get_channels(session)
+    if channels.twilio is None:
+        return 404
+    url = status_callback_url(channels.public_url, page_id, attempt)
+    validator = RequestValidator(_secret(channels.twilio.auth_token_ref))
+    sid = str(form.get("MessageSid") or form.get("CallSid") or "")[:64]
+    state = str(form.get("MessageStatus") or form.get("CallStatus") or "")[:30]
+    try:
+        if not signature or not validator.validate(url, dict(form), signature):
+            raise OncallRefused(
+                "the X-Twilio-Signature does not verify for this URL and form: not from Twilio"
+            )
+        page = session.get(Page, page_id, with_for_update=True)
+        if page is None or page.medium not in ("sms", "voice") or not sid or attempt > page.attempts:
+            raise OncallRefused("the status callback names no SMS or voice page attempt of ours")
+        if page.provider_ref and page.provider_ref != sid and attempt == page.attempts:
+            raise OncallRefused("the status callback is for another message or call than this page sent")
+    except OncallRefused as exc:
+        record(
+            session,
+            actor=Actor("twilio:unverified", Channel.API, sid[:40]),
+            action=AuditAction.ONCALL_REFUSED,
+            object_type="twilio_request",
+            object_id=sid or "-",
+            details={"request": "status callback", "page": page_id, "reason": str(exc)[:300]},
+        )
+        return 403
+    if attempt == page.attempts and not page.provider_ref:
+        page.provider_ref = sid  # the message or call exists even if its sender died before saying so
+        session.add(page)
+    when = utcnow()
+    error = str(form.get("ErrorCode") or "")[:20]
+    words = _DELIVERY_WORDS.get(state, state or "unknown state")
+    record(
+        session,
+        actor=Actor("twilio:status-callback", Channel.API, sid[:40]),
+        action=AuditAction.ONCALL_PAGE_DELIVERY,
+        object_type="incident",
+        object_id=page.incident_id,
+        details={
+            "page": page.id,
+            "attempt": attempt,
+            "medium": page.medium,
+            "responder": page.responder,
+            "sid": sid,
+            "status": state,
+            "error_code": error or None,
+        },
+        at=when,
+    )
+    kind = "SMS" if page.medium == "sms" else "Call"
+    on_timeline(
+        session,
+        page.incident_id,
+        at=when,
+        title=f"{kind} to {page.responder or page.address} (attempt {attempt}): {words}"
+        + (f" (Twilio error {error})" if error else ""),
+        body={"page": page.id, "attempt": attempt, "sid": sid, "status": state, "error_code": error or None},
+        actor="twilio",
+        ref=("page", str(page.id)),
+    )
+    return 204

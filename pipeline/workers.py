@@ -198,9 +198,11 @@ class WorkerApp:
 
         due = next_due_at(self.db)
         if due is not None:
-            self.defer(
-                "escalate", lock="stage:analyse", queueing_lock=f"escalate:{due.isoformat()}", schedule_at=due
-            )
+            # No job lock: Procrastinate holds back every job of a lock behind an earlier waiting one,
+            # even one scheduled minutes ahead, so a locked timer would stall analysis (and earlier
+            # timers) until it came due. The escalations stage is safe to run concurrently (rows
+            # locked SKIP LOCKED, pages and starts keyed).
+            self.defer("escalate", queueing_lock=f"escalate:{due.isoformat()}", schedule_at=due)
 
     # ---- the tasks -------------------------------------------------------------------------------
 

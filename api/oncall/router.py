@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
@@ -190,23 +191,10 @@ def ack_with_token(request: Request, token: AckToken) -> dict[str, Any]:
     summary="Keys pressed during a voice page (signed by Twilio, no bearer token): 1 acknowledges, 9 escalates",
 )
 async def twilio_voice_keypress(request: Request, token: AckToken) -> Response:
-    from urllib.parse import parse_qsl
-
-    from fastapi.concurrency import run_in_threadpool
-
-    from api.errors import RateLimited
-    from api.ratelimit import retry_after_seconds
     from oncall.twilio_callbacks import handle_keypress
 
+    form, signature = await _twilio_form(request)
     state = state_of(request)
-    client = request.client.host if request.client else "unknown"
-    # Public (Twilio signs it) and every refusal is audited: bound how fast one address can try.
-    wait = state.limiter.acquire(f"twilio:{client}")
-    if wait is not None:
-        raise RateLimited(f"too many Twilio callbacks from {client}; slow down", retry_after_seconds(wait))
-    body = (await request.body())[:65536]
-    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    signature = request.headers.get("x-twilio-signature", "")
 
     def apply() -> Any:
         with state.db.session() as session:
@@ -214,6 +202,57 @@ async def twilio_voice_keypress(request: Request, token: AckToken) -> Response:
 
     result = await run_in_threadpool(apply)
     return Response(result.twiml, status_code=result.status_code, media_type="text/xml")
+
+
+async def _twilio_form(request: Request) -> tuple[dict[str, str], str]:
+    """The form Twilio posted and its signature, after the per-address rate limit (these routes are
+    public — Twilio signs them — and every refusal is audited: bound how fast one address can try)."""
+    from urllib.parse import parse_qsl
+
+    from api.errors import RateLimited
+    from api.ratelimit import retry_after_seconds
+
+    state = state_of(request)
+    client = request.client.host if request.client else "unknown"
+    wait = state.limiter.acquire(f"twilio:{client}")
+    if wait is not None:
+        raise RateLimited(f"too many Twilio callbacks from {client}; slow down", retry_after_seconds(wait))
+    body = (await request.body())[:65536]
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return form, request.headers.get("x-twilio-signature", "")
+
+
+@router.post(
+    "/twilio/status/{page_id}/{attempt}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        code: {"description": what, "content": {"text/xml": {"schema": {"type": "string"}}}}
+        for code, what in (
+            (403, "Refused: bad Twilio signature or no such page attempt (empty TwiML)"),
+            (404, "SMS and voice paging is not configured (empty TwiML)"),
+        )
+    },
+    summary="Twilio status callback for one SMS/voice page attempt (signed by Twilio, no bearer token)",
+)
+async def twilio_status(
+    request: Request,
+    page_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    attempt: Annotated[int, Path(ge=1, le=1000)],
+) -> Response:
+    from oncall.twilio_callbacks import handle_status
+
+    form, signature = await _twilio_form(request)
+    state = state_of(request)
+
+    def apply() -> int:
+        with state.db.session() as session:
+            return handle_status(session, page_id, attempt, form, signature)
+
+    status = await run_in_threadpool(apply)
+    if status == 204:
+        return Response(status_code=204)
+    return Response("<Response/>", status_code=status, media_type="text/xml")
 
 
 @router.get("/incidents/{incident_id}/route", summary="Which routing rule an incident matches, and why")

@@ -3,7 +3,6 @@ Procrastinate, on PostgreSQL; start as many as you like, on any machines (pipeli
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -23,8 +22,8 @@ def worker(
     tenantguard serve` for the API."""
     from pipeline.workers import WorkerApp
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = settings()
+    cfg.configure_logging(unless_set="WARNING")  # TENANTGUARD_LOG_LEVEL when set
     db = database(create=True)
     app = WorkerApp(db, cfg)
     err_console.print(f"tenantguard worker {app.worker_name}: {concurrency} at a time")

@@ -5,7 +5,14 @@ JSON shape (sid, status, date_created in RFC 2822, uri), so the official `twilio
 it as it would to api.twilio.com. Nothing is sent anywhere: every message and call is kept.
 
 ``POST /_sim/twilio/calls/{sid}/digits {"digits": "1"}`` is the callee pressing keys: the digits are
-POSTed to the call's TwiML ``<Gather action>`` with ``X-Twilio-Signature``, as Twilio does.
+POSTed to the call's TwiML ``<Gather action>`` with ``X-Twilio-Signature``, as Twilio does (with the
+call's ``answered`` and ``completed`` status callbacks around them).
+
+A message or call created with ``StatusCallback`` gets its status callbacks POSTed there, signed,
+from a background thread as Twilio does (messages: sent, delivered; calls: initiated, ringing).
+``POST /_sim/twilio/number {"sms_url": URL}`` sets the number's incoming-message webhook (the
+console's "A message comes in"); ``POST /_sim/twilio/sms {"from": "+1...", "to": "+1...", "body":
+"ACK"}`` is a person replying by SMS: the message is POSTed to that webhook, signed.
 """
 
 from __future__ import annotations
@@ -49,6 +56,47 @@ class TwilioApi:
         self.sim = sim
         self.lock = threading.Lock()
         self.resources: dict[str, list[dict[str, Any]]] = {"messages": [], "calls": []}
+        self.sms_url: str | None = None
+
+    def post_signed(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        """POST a form to one of the customer's webhooks, signed as Twilio signs it."""
+        outgoing = urllib.request.Request(  # noqa: S310 - the URL the customer configured
+            url,
+            data=urllib.parse.urlencode(params).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(self.sim.credentials.twilio_auth_token, url, params),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+        )
+        try:
+            with urllib.request.urlopen(outgoing, timeout=30) as answer:  # noqa: S310
+                return answer.status, answer.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+        except OSError as exc:
+            return 0, str(exc)
+
+    def status_callbacks(self, resource: dict[str, Any], states: list[str]) -> None:
+        """Post `states` to the resource's StatusCallback, in order (best effort, as Twilio's are)."""
+        url = resource.get("status_callback")
+        if not url:
+            return
+        message = resource["sid"].startswith("SM")
+        for state in states:
+            params = {
+                "AccountSid": resource["account_sid"],
+                "From": resource["from"],
+                "To": resource["to"],
+                ("MessageSid" if message else "CallSid"): resource["sid"],
+                ("MessageStatus" if message else "CallStatus"): state,
+            }
+            if not message:
+                params["Direction"] = "outbound-api"
+            with self.lock:
+                resource["status"] = state
+            self.post_signed(url, params)
 
     def _authorised(self, request: Request) -> Response | None:
         creds = self.sim.credentials
@@ -99,8 +147,12 @@ class TwilioApi:
                 resource.update(
                     direction="outbound-api", twiml=str(form.get("Twiml") or ""), url=form.get("Url")
                 )
+            if form.get("StatusCallback"):
+                resource["status_callback"] = str(form["StatusCallback"])
             self.resources[key].append(resource)
-        return Response.json(resource, 201)
+        states = ["sent", "delivered"] if kind == "Messages" else ["initiated", "ringing"]
+        threading.Thread(target=self.status_callbacks, args=(resource, states), daemon=True).start()
+        return Response.json({k: v for k, v in resource.items() if k != "status_callback"}, 201)
 
     def list(self, request: Request, kind: str) -> Response:
         refused = self._authorised(request)
@@ -108,7 +160,10 @@ class TwilioApi:
             return refused
         _, key = _KINDS[kind]
         with self.lock:
-            items = [dict(item) for item in reversed(self.resources[key])]
+            items = [
+                {k: v for k, v in item.items() if k != "status_callback"}
+                for item in reversed(self.resources[key])
+            ]
         to = request.arg("To")
         if to:
             items = [item for item in items if item["to"] == to]
@@ -143,8 +198,9 @@ class Keypad:
     def press(self, request: Request) -> Response:
         sid = request.params["sid"]
         with self.api.lock:
-            call = next((dict(c) for c in self.api.resources["calls"] if c["sid"] == sid), None)
-        if call is None:
+            live = next((c for c in self.api.resources["calls"] if c["sid"] == sid), None)
+            call = dict(live) if live is not None else None
+        if call is None or live is None:
             return _error(404, 20404, f"no call {sid}")
         digits = str(request.form.get("digits") or "")
         if not digits or not all(ch.isdigit() or ch in "*#" for ch in digits):
@@ -165,32 +221,57 @@ class Keypad:
             "Direction": "outbound-api",
             "Digits": digits,
         }
-        body = urllib.parse.urlencode(params).encode()
-        outgoing = urllib.request.Request(  # noqa: S310 - the URL the TwiML named
-            action,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": twilio_signature(
-                    self.sim.credentials.twilio_auth_token, action, params
-                ),
-                "User-Agent": "TwilioProxy/1.1",
-            },
-        )
-        try:
-            with urllib.request.urlopen(outgoing, timeout=30) as answer:  # noqa: S310
-                status, text = answer.status, answer.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            status, text = exc.code, exc.read().decode("utf-8", "replace")
-        except OSError as exc:
-            return _error(502, 11200, f"HTTP retrieval failure: {exc}")
+        self.api.status_callbacks(live, ["in-progress"])
+        status, text = self.api.post_signed(action, params)
+        self.api.status_callbacks(live, ["completed"])
+        if status == 0:
+            return _error(502, 11200, f"HTTP retrieval failure: {text}")
         return Response.json({"delivered_to": action, "status": status, "reply": text[:2000]})
+
+
+class Inbound:
+    """People text the account's number: the message goes to the number's incoming webhook."""
+
+    def __init__(self, sim: Simulator, api: TwilioApi) -> None:
+        self.sim, self.api = sim, api
+
+    def configure(self, request: Request) -> Response:
+        url = str(request.form.get("sms_url") or "")
+        if not url.startswith(("http://", "https://")):
+            return _error(400, 21000, "sms_url: an http(s) URL")
+        self.api.sms_url = url
+        return Response.json({"sms_url": url})
+
+    def reply(self, request: Request) -> Response:
+        form = request.form
+        sender, to, text = (str(form.get(k) or "") for k in ("from", "to", "body"))
+        if not sender.startswith("+") or not to.startswith("+") or not text:
+            return _error(400, 21000, "from, to (E.164 numbers) and body are required")
+        if not self.api.sms_url:
+            return _error(409, 21000, "no incoming-message webhook: POST /_sim/twilio/number first")
+        with self.api.lock:
+            number = len(self.api.resources["messages"]) + 1
+        creds = self.sim.credentials
+        params = {
+            "AccountSid": creds.twilio_account_sid,
+            "MessageSid": "SM" + self.sim.tenant.ids.hex("inbound", number, text, length=32),
+            "From": sender,
+            "To": to,
+            "Body": text,
+            "NumMedia": "0",
+        }
+        status, answer = self.api.post_signed(self.api.sms_url, params)
+        if status == 0:
+            return _error(502, 11200, f"HTTP retrieval failure: {answer}")
+        return Response.json({"delivered_to": self.api.sms_url, "status": status, "reply": answer[:2000]})
 
 
 def register(sim: Simulator) -> None:
     api = TwilioApi(sim)
     keypad = Keypad(sim, api)
+    inbound = Inbound(sim, api)
+    sim.router.add("POST", r"/_sim/twilio/number", inbound.configure, "sim", "twilio_number")
+    sim.router.add("POST", r"/_sim/twilio/sms", inbound.reply, "sim", "twilio_sms")
     sim.router.add(
         "POST", r"/_sim/twilio/calls/(?P<sid>CA[0-9a-f]{32})/digits", keypad.press, "sim", "twilio_digits"
     )
