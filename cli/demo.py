@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.table import Table
 from sqlmodel import col, select
 
-from cli import demo_oncall
+from cli import demo_oncall, demo_response
 from cli.context import console, settings
 from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
@@ -149,6 +149,7 @@ def run_scenario(
         )
         sync_connections(db, definitions, actor=Actor.system("demo"), source="demo")
         demo_oncall.configure(db, demo_settings, sim.info, Actor.system("demo"))
+        demo_response.configure(demo_settings, sim.info)
         cycle = run_cycle(db, demo_settings, notify=False)
         collection = cycle.of("collect")
         failed = collection.errors if collection is not None else []
@@ -173,6 +174,13 @@ def run_scenario(
         incidents = _print_incidents(db)
         _print_compliance(db)
         demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI))
+        demo_response.show(
+            db,
+            demo_settings,
+            sim.info,
+            Actor(f"principal:{ANALYST}", Channel.CLI),
+            Actor(f"principal:{APPROVER}", Channel.CLI),
+        )
         outcome.incidents = Counter(i.priority for i in incidents)
         urgent = [i for i in incidents if i.priority in ("P1", "P2")]
         for incident in urgent if details else []:
