@@ -43,3 +43,15 @@ class HoldNotFoundError(HoldError):
 
 class HoldConflictError(HoldError):
     """Already on hold, or already released."""
+
+
+class PrivacyError(ComplianceError):
+    """A data-subject request that cannot be carried out as asked."""
+
+
+class PrivacyNotFoundError(PrivacyError):
+    """No erasure request with that id."""
+
+
+class PrivacyConflictError(PrivacyError):
+    """Blocked by a legal hold, already carried out, or approved by its own requester."""

@@ -5,7 +5,8 @@ for a person outside the API (remediation requested, approved, executed or rolle
 CLI, Slack or the scheduler) ask the same matrix; roles map to permission sets here and nowhere
 else. viewer < analyst < approver is a ladder (each has everything the one below has); auditor
 reads everything and exports the audit trail but changes nothing; compliance officer reads what an
-auditor reads and manages risk-acceptance exceptions and legal holds; admin may do all.
+auditor reads and manages risk-acceptance exceptions, legal holds and data-subject
+requests (export; erasure four eyes); admin may do all.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Permission(StrEnum):
     STATUS_PUBLISH = "status:publish"
     # Place and release legal holds (they suspend retention and erasure of what they cover).
     LEGAL_HOLD_WRITE = "legal_hold:write"
+    # A data subject's records across tables; erasure is asked by one holder and approved by another.
+    PRIVACY_EXPORT = "privacy:export"
+    PRIVACY_ERASE = "privacy:erase"
 
 
 _READ = frozenset(
@@ -79,6 +83,8 @@ _COMPLIANCE_OFFICER = _AUDITOR | {
     Permission.COMPLIANCE_WRITE,
     Permission.COMPLIANCE_APPROVE,
     Permission.LEGAL_HOLD_WRITE,
+    Permission.PRIVACY_EXPORT,
+    Permission.PRIVACY_ERASE,
 }
 
 MATRIX: dict[Role, frozenset[Permission]] = {

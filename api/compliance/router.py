@@ -18,6 +18,8 @@ from sqlmodel import col, select
 
 from api.compliance.schemas import (
     ControlOut,
+    ErasureIn,
+    ErasureOut,
     ExceptionIn,
     ExceptionOut,
     ExpireIn,
@@ -29,7 +31,7 @@ from api.compliance.schemas import (
 from api.context import RequestContext, require
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from compliance import exceptions as stage
-from compliance import holds
+from compliance import holds, privacy
 from compliance.errors import (
     ComplianceError,
     ExceptionConflictError,
@@ -39,6 +41,9 @@ from compliance.errors import (
     HoldError,
     HoldNotFoundError,
     NotPermittedError,
+    PrivacyConflictError,
+    PrivacyError,
+    PrivacyNotFoundError,
     UnknownFrameworkError,
 )
 from compliance.exports import export_report
@@ -320,3 +325,90 @@ def release_hold(
             return HoldOut(**holds.snapshot(row))
     except (HoldError, NotPermittedError) as exc:
         raise _hold_refusal(exc) from None
+
+
+def _privacy_refusal(exc: ComplianceError) -> Exception:
+    if isinstance(exc, NotPermittedError):
+        return Forbidden(str(exc))
+    if isinstance(exc, PrivacyNotFoundError):
+        return NotFound(str(exc))
+    if isinstance(exc, PrivacyConflictError):
+        return Conflict(str(exc))
+    return Unprocessable(str(exc))
+
+
+@router.get(
+    "/privacy/export",
+    summary="Everything stored about one person, across tables (JSON lines, streamed; audited)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+def privacy_export(
+    ctx: Annotated[RequestContext, require(Permission.PRIVACY_EXPORT)],
+    person: Annotated[str, Query(min_length=3, max_length=320, description="Any e-mail address of theirs.")],
+) -> StreamingResponse:
+    try:
+        with ctx.db.session() as session:
+            addresses = privacy.record_export(
+                session, person, actor=ctx.actor, role=_role_for(ctx, Permission.PRIVACY_EXPORT)
+            )
+    except NotPermittedError as exc:
+        raise Forbidden(str(exc)) from None
+
+    def body() -> Iterator[bytes]:
+        with ctx.db.session(readonly=True) as session:
+            yield from privacy.export_person(session, addresses)
+
+    return StreamingResponse(
+        body(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="tenantguard-subject-export.jsonl"'},
+    )
+
+
+@router.get("/privacy/erasures", response_model=list[ErasureOut], summary="Erasure requests")
+def list_erasures(ctx: Annotated[RequestContext, require(Permission.COMPLIANCE_READ)]) -> list[ErasureOut]:
+    with ctx.db.session(readonly=True) as session:
+        return [ErasureOut(**privacy.snapshot(r)) for r in privacy.list_erasures(session)]
+
+
+@router.post(
+    "/privacy/erasures",
+    response_model=ErasureOut,
+    status_code=201,
+    summary="Ask for a person's erasure (runs once a second person approves; refused while on legal hold)",
+)
+def request_erasure(
+    ctx: Annotated[RequestContext, require(Permission.PRIVACY_ERASE)], body: ErasureIn
+) -> ErasureOut:
+    try:
+        with ctx.db.session() as session:
+            row = privacy.request_erasure(
+                session,
+                body.person,
+                reason=body.reason,
+                actor=ctx.actor,
+                role=_role_for(ctx, Permission.PRIVACY_ERASE),
+            )
+            return ErasureOut(**privacy.snapshot(row))
+    except (PrivacyError, NotPermittedError) as exc:
+        raise _privacy_refusal(exc) from None
+
+
+@router.post(
+    "/privacy/erasures/{request_id}/approve",
+    response_model=ErasureOut,
+    summary="Approve an erasure (not by its requester): it runs at once",
+)
+def approve_erasure(
+    ctx: Annotated[RequestContext, require(Permission.PRIVACY_ERASE)],
+    request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> ErasureOut:
+    try:
+        with ctx.db.session() as session:
+            row = privacy.approve_erasure(
+                session, request_id, actor=ctx.actor, role=_role_for(ctx, Permission.PRIVACY_ERASE)
+            )
+            return ErasureOut(**privacy.snapshot(row))
+    except (PrivacyError, NotPermittedError) as exc:
+        raise _privacy_refusal(exc) from None

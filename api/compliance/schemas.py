@@ -88,3 +88,24 @@ class HoldOut(BaseModel):
     released_at: str | None
     release_reason: str | None
     active: bool
+
+
+class ErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person: str = Field(
+        min_length=3, max_length=320, description="Any e-mail address the person is known by."
+    )
+    reason: str = Field(min_length=5, max_length=2000, description="The request this answers.")
+
+
+class ErasureOut(BaseModel):
+    id: int
+    person: str
+    reason: str
+    requested_by: str
+    requested_at: str
+    approved_by: str | None
+    executed_at: str | None
+    result: dict[str, int]
+    state: str

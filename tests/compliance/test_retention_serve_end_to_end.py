@@ -1,7 +1,8 @@
 """End to end: `tenantguard serve`, a real process with short retention set in its environment, puts
 an incident on legal hold through the API and, by itself, deletes what is due — closed incidents,
 old findings and messages, the oldest audit records — keeps the held incident with everything
-linked to it, and leaves an audit chain that `tenantguard audit verify --database` accepts."""
+linked to it, and leaves an audit chain that `tenantguard audit verify --database` accepts; the
+same service answers data-subject export and erasure (four eyes, refused for a held person)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from sqlmodel import select
 
@@ -23,7 +25,7 @@ from api.tokens import load_pepper
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
-from core.models import AuditCheckpoint, AuditRecord, Finding, Incident, Message, Role, TimelineEntry
+from core.models import AuditCheckpoint, AuditRecord, Event, Finding, Incident, Message, Role, TimelineEntry
 from core.settings import Settings
 from simulator.http import free_port
 
@@ -84,6 +86,12 @@ def test_serve_applies_retention_by_itself_and_keeps_what_is_on_hold(
     _, officer = create_principal(
         db, pepper, name="olga", role=Role.COMPLIANCE_OFFICER, actor=Actor.cli("principal:test")
     )
+    _, second_officer = create_principal(
+        db, pepper, name="paula", role=Role.COMPLIANCE_OFFICER, actor=Actor.cli("principal:test")
+    )
+    with db.session() as session:
+        session.add(Event(provider="m365", stream="signins", provider_event_id="erin-1", occurred_at=utcnow(),
+                          actor="erin@x.example"))  # fmt: skip
     _, analyst = create_principal(
         db, pepper, name="ann", role=Role.ANALYST, actor=Actor.cli("principal:test")
     )
@@ -163,6 +171,33 @@ def test_serve_applies_retention_by_itself_and_keeps_what_is_on_hold(
                     time.sleep(0.5)
                 listed = client.get("/compliance/holds", params={"active": True}, headers=as_officer).json()
                 assert [h["id"] for h in listed] == [1, hold_id]
+                # and data-subject requests: an export, an erasure by two officers, one refused for a hold
+                export = client.get(
+                    "/compliance/privacy/export",
+                    params={"person": "alice@northwind.example"},
+                    headers=as_officer,
+                )
+                assert export.status_code == 200
+                assert "message" in {orjson.loads(line)["table"] for line in export.text.splitlines()}
+                asked = client.post(
+                    "/compliance/privacy/erasures", json={"person": "erin@x.example", "reason": "DSAR 7"},
+                    headers=as_officer,
+                )  # fmt: skip
+                assert asked.status_code == 201, asked.text
+                own = client.post(
+                    f"/compliance/privacy/erasures/{asked.json()['id']}/approve", headers=as_officer
+                )
+                assert own.status_code == 409
+                done = client.post(
+                    f"/compliance/privacy/erasures/{asked.json()['id']}/approve",
+                    headers={"Authorization": f"Bearer {second_officer}"},
+                )
+                assert done.status_code == 200 and done.json()["result"] == {"event": 1}, done.text
+                held_subject = client.post(
+                    "/compliance/privacy/erasures", json={"person": "alice@northwind.example", "reason": "DSAR 8"},
+                    headers=as_officer,
+                )  # fmt: skip
+                assert held_subject.status_code == 409 and "legal hold" in held_subject.text
         finally:
             server.send_signal(signal.SIGTERM)
             try:
