@@ -132,6 +132,11 @@ class CollectorJobs:
         if job is not None:
             job.modify(next_run_time=_now())
 
+    def failures_in_a_row(self, connection_id: int, stream: str) -> int:
+        """Runs of this stream that failed since its last success (0 after a success)."""
+        with self._guard:
+            return self._failures.get((connection_id, stream), 0)
+
     def _retry_in(self, connection: Connection, stream: str, seconds: float) -> None:
         job = self.scheduler.get_job(job_id(connection, stream))
         if job is not None:

@@ -353,6 +353,53 @@ class State:
             "description": "Security defaults is a set of basic identity security mechanisms recommended by Microsoft.",
             "isEnabled": bool(overrides.get("security_defaults", False)),
         }
+        # Tenant-wide settings Graph exposes: a tenant configured as the CIS/SCuBA baselines ask,
+        # unless the scenario says otherwise (``tenant.settings.m365: {"authorizationPolicy.x": v}``).
+        admin = next((p for p in self.tenant.people if p.entra_roles), None)
+        self.m365_settings: dict[str, dict[str, Any]] = {
+            "authorizationPolicy": {
+                "id": "authorizationPolicy",
+                "displayName": "Authorization Policy",
+                "description": "Used to manage authorization related settings across the company.",
+                "allowInvitesFrom": "adminsAndGuestInviters",
+                "allowedToSignUpEmailBasedSubscriptions": False,
+                "allowEmailVerifiedUsersToJoinOrganization": False,
+                "blockMsolPowerShell": True,
+                "guestUserRoleId": "2af84b1e-32c8-42b7-82bc-daa82404023b",
+                "defaultUserRolePermissions": {
+                    "allowedToCreateApps": False,
+                    "allowedToCreateSecurityGroups": False,
+                    "allowedToCreateTenants": False,
+                    "allowedToReadOtherUsers": True,
+                    "permissionGrantPoliciesAssigned": [],
+                },
+            },
+            "adminConsentRequestPolicy": {
+                "isEnabled": True,
+                "notifyReviewers": True,
+                "remindersEnabled": True,
+                "requestDurationInDays": 30,
+                "version": 0,
+                "reviewers": [
+                    {"query": f"/users/{admin.entra_id}", "queryType": "MicrosoftGraph", "queryRoot": None}
+                ]
+                if admin is not None
+                else [],
+            },
+            "sharepoint": {
+                "sharingCapability": "externalUserSharingOnly",
+                "sharingDomainRestrictionMode": "none",
+                "isResharingByExternalUsersEnabled": False,
+                "isUnmanagedSyncAppForTenantRestricted": False,
+                "isLegacyAuthProtocolsEnabled": False,
+                "personalSiteDefaultStorageLimitInMB": 1048576,
+                "tenantDefaultTimezone": "UTC",
+            },
+        }
+        for key, value in overrides.items():
+            name, _, attribute = str(key).partition(".")
+            if name in self.m365_settings and attribute:
+                self.m365_settings[name][attribute] = value
 
     def _base_google_policies(self) -> None:
         overrides = self.tenant.scenario.tenant.settings.get("google", {})

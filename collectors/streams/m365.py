@@ -293,6 +293,26 @@ def read_security_defaults(ctx: StreamContext) -> Iterator[Page]:
     yield Page(object_type="security_defaults", objects={str(policy.get("id", "securityDefaults")): policy})
 
 
+# Tenant-wide settings objects Graph exposes, by snapshot id (what posture checks name): the
+# path and the application permission it needs.
+TENANT_SETTINGS = {
+    "authorizationPolicy": ("policies/authorizationPolicy", "Policy.Read.All"),
+    "adminConsentRequestPolicy": ("policies/adminConsentRequestPolicy", "Policy.Read.All"),
+    "sharepoint": ("admin/sharepoint/settings", "SharePointTenantSettings.Read.All"),
+}
+
+
+def read_tenant_settings(ctx: StreamContext) -> Iterator[Page]:
+    """Guest, consent and app-registration policy and SharePoint's sharing settings, one snapshot
+    each (Exchange Online's settings have no Graph API)."""
+    api: M365Api = ctx.api
+    objects: dict[str, Any] = {}
+    for object_id, (path, permission) in TENANT_SETTINGS.items():
+        body = api.graph_object(path, permission)
+        objects[object_id] = {k: v for k, v in body.items() if not k.startswith("@odata.")}
+    yield Page(object_type="tenant_settings", objects=objects, source="policies, admin/sharepoint/settings")
+
+
 def read_inbox_rules(ctx: StreamContext) -> Iterator[Page]:
     """Inbox rules (forwarding, deletion) of the selected mailboxes, or of every user."""
     api: M365Api = ctx.api
@@ -588,6 +608,18 @@ for _name, _type, _resource, _perm, _params, _delta_select, _words in _SNAPSHOTS
             watch=None if _delta else ChangeWatch(_DIRECTORY_AUDITS, _words),
         )
     )
+register(
+    StreamSpec(
+        PROVIDER,
+        "tenant_settings",
+        StreamKind.SNAPSHOT,
+        read_tenant_settings,
+        "Policy.Read.All",
+        3600,
+        ("tenant_settings",),
+        watch=ChangeWatch(_DIRECTORY_AUDITS, ("authorization policy", "consent", "sharepoint", "policy")),
+    )
+)
 register(
     StreamSpec(
         PROVIDER,

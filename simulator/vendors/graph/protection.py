@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from simulator.http import Request, Response
@@ -68,6 +70,22 @@ class Protection(GraphBase):
             {"policy_id": policy["id"], "name": policy["displayName"], "changes": body},
         )
         return Response.empty(204)
+
+    def tenant_setting(self, name: str) -> Callable[[Request], Response]:
+        """GET of one tenant-wide settings object (authorizationPolicy, adminConsentRequestPolicy,
+        SharePoint's admin settings)."""
+        entity = {
+            "authorizationPolicy": "policies/authorizationPolicy/$entity",
+            "adminConsentRequestPolicy": "policies/adminConsentRequestPolicy/$entity",
+            "sharepoint": "admin/sharepoint/settings/$entity",
+        }[name]
+
+        def handler(request: Request) -> Response:
+            with self.state.lock:
+                body = copy.deepcopy(self.state.m365_settings[name])
+            return Response.json({"@odata.context": self.context(request, entity), **body})
+
+        return handler
 
     def security_defaults(self, request: Request) -> Response:
         with self.state.lock:

@@ -37,20 +37,14 @@ NOT_COLLECTED = {
     "m365.audit_log_search_enabled": "Exchange Online PowerShell only",
     "m365.external_forwarding_blocked": "Exchange Online PowerShell only",
     "m365.mailbox_auditing_on": "Exchange Online PowerShell only",
-    # Graph has these (policies/authorizationPolicy, policies/adminConsentRequestPolicy,
-    # admin/sharepoint/settings); neither the m365 collector nor the simulator reads them yet.
-    "m365.admin_consent_workflow": "no m365 tenant_settings stream yet",
-    "m365.anyone_links_expire": "no m365 tenant_settings stream yet",
-    "m365.guest_access_restricted": "no m365 tenant_settings stream yet",
-    "m365.guest_invitations_restricted": "no m365 tenant_settings stream yet",
-    "m365.guest_resharing_blocked": "no m365 tenant_settings stream yet",
-    "m365.sharepoint_external_sharing_limited": "no m365 tenant_settings stream yet",
-    "m365.user_consent_restricted": "no m365 tenant_settings stream yet",
-    "m365.users_cannot_register_apps": "no m365 tenant_settings stream yet",
     "google.admins_security_keys": "no Google stream stores auth_method_registration",
 }
 # Fields a check reads that the provider leaves out when they are unset.
-OPTIONAL_FIELDS = {("m365.inbox_rules_no_external_forward", "actions.forwardAsAttachmentTo")}
+OPTIONAL_FIELDS = {
+    ("m365.inbox_rules_no_external_forward", "actions.forwardAsAttachmentTo"),
+    # read only when anyone links are on; not in Graph's sharepointSettings (SharePoint admin only)
+    ("m365.anyone_links_expire", "requireAnonymousLinksExpireInDays"),
+}
 
 
 def test_every_check_reads_fields_its_collector_stores_and_follows_the_tenants_settings(
@@ -113,6 +107,10 @@ def test_every_check_reads_fields_its_collector_stores_and_follows_the_tenants_s
     assert status["slack.two_factor_required"] == "pass"
     assert status["slack.public_file_links_disabled"] == "fail"
     assert status["slack.session_duration_limited"] == "fail"
+    # M365: guests restricted, users cannot register apps, admin consent workflow on
+    assert status["m365.guest_access_restricted"] == "pass"
+    assert status["m365.users_cannot_register_apps"] == "pass"
+    assert status["m365.admin_consent_workflow"] == "pass"
     # Google: less secure apps off, Drive shares outside allow-listed domains only, publishing on
     assert status["google.less_secure_apps_off"] == "pass"
     assert status["google.drive_external_sharing_restricted"] == "pass"
