@@ -24,7 +24,7 @@ from api.health.router import metrics_router, package_version
 from api.health.router import router as health_router
 from api.identities.router import router as identities_router
 from api.incidents.router import router as incidents_router
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, NulByteMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.oncall.router import router as oncall_router
 from api.openapi import build_openapi
@@ -108,6 +108,7 @@ def create_app(
     app.include_router(metrics_router(api_settings.metrics_require_auth))
 
     # Added innermost first: request id outermost, so every response and metric sees it.
+    app.add_middleware(NulByteMiddleware)  # inside the body limit: reads at most max_body_bytes
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=api_settings.max_body_bytes,

@@ -6,6 +6,8 @@ streams in and refused the moment it crosses the limit, so memory use stays boun
 
 from __future__ import annotations
 
+import re
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,5 +75,73 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> Non
         slug=PayloadTooLarge.slug,
         title=PayloadTooLarge.title,
         detail=_message(limit),
+    )
+    await response(scope, receive, send)
+
+
+# A NUL escape in JSON: "\u0000" preceded by an even number of backslashes (an odd one escapes it).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class NulByteMiddleware:
+    """No input may carry a NUL character: PostgreSQL cannot store one in text (a 500 otherwise) and
+    no name, filter or note needs one. Query strings and JSON bodies with one get a 422."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", ""):
+            await _refuse_nul(scope, receive, send, "the query or path")
+            return
+        content_type = dict(scope.get("headers", ())).get(b"content-type", b"")
+        if scope["method"] in ("GET", "HEAD", "OPTIONS") or b"json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        try:
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+        except HTTPException as exc:  # the body limit, raised outside FastAPI's handlers here
+            response = problem_response(
+                Request(scope, receive),
+                status=exc.status_code,
+                slug=PayloadTooLarge.slug,
+                title=PayloadTooLarge.title,
+                detail=exc.detail,
+            )
+            await response(scope, receive, send)
+            return
+        body = b"".join(chunks)
+        if b"\x00" in body or _JSON_NUL.search(body):
+            await _refuse_nul(scope, receive, send, "the JSON body")
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse_nul(scope: Scope, receive: Receive, send: Send, where: str) -> None:
+    response = problem_response(
+        Request(scope, receive),
+        status=422,
+        slug="invalid-input",
+        title="Invalid input",
+        detail=f"{where} contains a NUL character (\\u0000); remove it",
     )
     await response(scope, receive, send)

@@ -23,6 +23,7 @@ from api.errors import problem_response
 # class -> (status, slug, title)
 _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (core.errors.CursorError, 400, "bad-request", "Bad request"),
+    (core.errors.TimeOutOfRange, 422, "invalid-input", "Invalid input"),
     (providers.errors.ConnectionConfigError, 422, "invalid-connection", "Invalid connection"),
     (collectors.errors.CollectorError, 502, "provider-error", "The SaaS provider call failed"),
     (providers.errors.ProviderError, 502, "provider-error", "The SaaS provider call failed"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from core.errors import TimeOutOfRange
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -13,7 +15,12 @@ def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken to be UTC (SQLite drops the zone); aware ones are converted."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise TimeOutOfRange(
+            f"{value.isoformat()} is outside the years 1 to 9999 once converted to UTC; give a time in that range"
+        ) from None
 
 
 def parse_time(text: str) -> datetime:

@@ -23,6 +23,10 @@ class IncidentNotFoundError(TenantguardError):
     """No incident has the id the caller gave (timeline, remediation and the API alike)."""
 
 
+class TimeOutOfRange(TenantguardError, ValueError):
+    """A date or time that cannot be expressed in UTC (outside years 1 to 9999 once converted)."""
+
+
 class DatabaseError(TenantguardError):
     """The database cannot be used: unreachable, corrupt, locked or at the wrong schema version."""
 
