@@ -192,3 +192,11 @@ def sign_in(page: Any, console: ConsoleServer, role: str) -> None:
     page.get_by_label("API token").fill(console.tokens[role])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_test_id("who")).to_contain_text(role.rsplit("-", 1)[0] if role[-1].isdigit() else role)
+
+
+def shoot(page: Any, name: str) -> None:
+    """With TENANTGUARD_TEST_SCREENSHOTS=DIR, save the page there as NAME.png (docs/console/)."""
+    directory = os.environ.get("TENANTGUARD_TEST_SCREENSHOTS")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)

@@ -8,7 +8,6 @@ says, and every change is made by the same service functions (and audit chain) a
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import pytest
 
 from core.audit import verify_export
 from tests.console.conftest import ConsoleServer, sign_in
+from tests.console.conftest import shoot as _shoot
 
 # The first test of a module also starts the simulators, the cycle and serve: allow for a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-SCREENSHOTS = os.environ.get("TENANTGUARD_TEST_SCREENSHOTS")  # a directory: save the main pages there
 
 
 def _expect() -> Any:
@@ -33,12 +32,6 @@ def _p1(console: ConsoleServer, words: str) -> int:
     items = console.api("GET", "/incidents?priority=P1&limit=50", "analyst")["items"]
     [incident] = [i for i in items if words in i["title"]]
     return int(incident["id"])
-
-
-def _shoot(page: Any, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.parametrize(
@@ -80,6 +73,7 @@ def test_an_analyst_triages_an_incident_from_the_queue_to_resolved(
     expect = _expect()
     page = new_page()
     sign_in(page, console, "analyst")
+    _shoot(page, "queue")
     # given the queue filtered to P4, when the analyst opens the first incident
     page.get_by_role("checkbox", name="P4").check()
     page.get_by_role("button", name="Filter").click()
