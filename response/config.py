@@ -1,8 +1,10 @@
 """The response configuration: one YAML/TOML file, validated through ``core.loading`` at each read.
 
-Where it is: the ``response_file`` setting (``TENANTGUARD_RESPONSE_FILE``), else ``<data dir>/response.yaml``; no file means the
-defaults (channels on P1/P2 through the first enabled Slack connection, no Jira, no intake secret,
-so the alert endpoint refuses everything). Secrets are ``env:``/``file:`` references resolved when used.
+Where it is: the ``response_file`` setting (``TENANTGUARD_RESPONSE_FILE``), else ``<data dir>/response.yaml``.
+No file means response is off: the stage does nothing (no channel, reminder, ticket or draft) and
+the alert endpoint refuses everything; the status page shows the defaults (no components). An
+empty file turns it on with the defaults (channels on P1/P2 through the first enabled Slack
+connection, updates every 30/60/240 minutes for P1/P2/P3, no Jira, no intake secret). Secrets are ``env:``/``file:`` references resolved when used.
 """
 
 from __future__ import annotations
@@ -89,9 +91,17 @@ def config_path(settings: Any) -> Path:
     return Path(getattr(settings, "data_dir", ".")) / "response.yaml"
 
 
+def configured(settings: Any) -> bool:
+    """Whether response is on (its configuration file exists)."""
+    return config_path(settings).exists()
+
+
 def load_config(settings: Any) -> ResponseConfig:
     """The configuration in force (read at each call, so an edited file takes effect at once)."""
     path = config_path(settings)
     if not path.exists():
         return ResponseConfig()
-    return validate(ResponseConfig, load_path(path), error=ResponseConfigError)
+    loaded = load_path(path)
+    if not loaded.documents or loaded.documents[0] is None:
+        return ResponseConfig()
+    return validate(ResponseConfig, loaded, error=ResponseConfigError)

@@ -10,7 +10,7 @@ from typing import Any
 from core.clock import as_utc, utcnow
 from core.db import Database
 from response.channels import ChannelReport, run_channels
-from response.config import load_config
+from response.config import configured, load_config
 from response.drills import finish_drills, link_drills
 from response.postmortem import draft_resolved
 from response.tickets import TicketReport, run_tickets
@@ -58,8 +58,10 @@ def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> 
     """Drills linked first (so every part sees them as drills), then channels, update reminders,
     tickets, postmortem drafts for resolved incidents, finished drills."""
     when = as_utc(now or utcnow())
-    config = load_config(settings)
     report = ResponseReport()
+    if not configured(settings):
+        return report
+    config = load_config(settings)
     report.drills_linked = link_drills(db)
     report.channels = run_channels(db, config, when)
     report.updates = remind_due(db, config, when)
