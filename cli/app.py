@@ -182,8 +182,27 @@ def demo(
         int | None, typer.Option(help="People in each simulated tenant (scenario default: 40).")
     ] = None,
     days: Annotated[int | None, typer.Option(help="Days of simulated history (scenario default: 7).")] = None,
+    details: Annotated[
+        bool,
+        typer.Option("--details", help="Print every P1/P2 incident, its timeline and plan, and compliance."),
+    ] = False,
+    keep_simulator: Annotated[
+        bool,
+        typer.Option(
+            "--keep-simulator",
+            help="Keep the last scenario's simulator up until Ctrl-C, so connections test, actions "
+            "execute/rollback and serve work on its database from another terminal.",
+        ),
+    ] = False,
 ) -> None:
     """Run the product end to end against the built-in simulator on an embedded SQLite database."""
     from cli.demo import run_demo
 
-    run_demo(scenario, approve_as=approve_as, users=users, days=days)
+    run_demo(
+        scenario,
+        approve_as=approve_as,
+        users=users,
+        days=days,
+        verbose=details,
+        keep_simulator=keep_simulator,
+    )

@@ -5,22 +5,35 @@ run the cycle (`pipeline.run_cycle`, the same stages `serve` runs: collect every
 detection, posture, identity, incidents, approved remediation steps), plan
 the remediation of the P1/P2 incidents — and, with ``--approve-as``, approve the plan as a second
 principal and execute it against the simulator. Each scenario gets its own SQLite file under
-``<data dir>/demo/`` so scenarios never mix people; re-running starts afresh.
+``<data dir>/demo/<scenario>/`` so scenarios never mix people; re-running starts afresh.
+
+What it prints per scenario is short: live progress while it collects and runs each stage, then
+the findings and incidents in a few lines and where to look next (``--details`` prints every
+incident's timeline, the plans and the compliance table too). The simulator's secrets are kept as
+files in the scenario's data dir (``simulator-secrets/``, 0600) with a ``connections.toml`` beside
+them, so nothing the database references lives only in this process's environment; with
+``--keep-simulator`` the last scenario's simulator stays up so ``connections test``, ``actions
+execute``/``rollback`` and ``serve`` work against it from another terminal.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, select
 
 from cli import demo_oncall, demo_response
 from cli.context import console, settings
+from cli.demo_progress import DemoProgress
 from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
 from core.models import ApiPrincipal, Finding, Incident, Role
@@ -46,6 +59,8 @@ class ScenarioOutcome:
     incidents: Counter[str] = field(default_factory=Counter)
     planned_steps: int = 0
     executed_steps: int = 0
+    failed_streams: list[str] = field(default_factory=list)
+    data_dir: Path | None = None
     seconds: float = 0.0
     audit_records: int = 0
     audit_ok: bool = False
@@ -107,6 +122,62 @@ def _print_compliance(db: Database) -> None:
     console.print(table)
 
 
+def _run_cycle(db: Database, demo_settings: Settings, outcome: ScenarioOutcome) -> None:
+    """The cycle's stages in order, as `pipeline.run_cycle` runs them, with live progress: the
+    collection stream by stream, then each later stage."""
+    from collectors import collect_once
+    from pipeline.cycle import Cycle
+
+    cycle = Cycle(db, demo_settings)
+    ctx = cycle.context(max_batches=None, notify=False)
+    with DemoProgress(console) as progress:
+        report = collect_once(db, demo_settings, progress=progress)
+        outcome.events = report.records_new
+        outcome.failed_streams = [f"{r.connection}/{r.stream}: {r.error}" for r in report.results if r.error]
+        outcome.failed_streams += [f"{name}: {error}" for name, error in report.connection_errors.items()]
+        progress.collected(report.records_new, len(report.results), len(outcome.failed_streams))
+        errors: list[str] = []
+        for stage in cycle.stages:
+            if stage.name == "collect":
+                continue
+            progress.stage_started(stage.name)
+            result = cycle.run_stage(stage, ctx)
+            progress.stage_finished(stage.name, result.counts)
+            errors += [f"{stage.name}: {e}" for e in result.errors]
+    for line in outcome.failed_streams[:5]:
+        console.print(Text(f"  collection failed: {line}", style="yellow"))
+    for error in errors[:5]:
+        console.print(Text(f"  {error}", style="yellow"))
+
+
+def _next_steps(outcome: ScenarioOutcome, urgent: list[Incident]) -> None:
+    where = f"TENANTGUARD_DATA_DIR={outcome.data_dir}"
+    console.print("next:", style="bold")
+    if urgent:
+        first = urgent[0].id
+        console.print(f"  {where} tenantguard incidents show {first}", highlight=False, markup=False)
+        console.print(f"  {where} tenantguard report incident {first}", highlight=False, markup=False)
+    console.print(f"  {where} tenantguard incidents list", highlight=False, markup=False)
+    console.print(
+        f"  {where} tenantguard serve   # the API at {settings().public_url}/docs",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _wait_for_interrupt(sim_url: str | None, data_dir: Path) -> None:
+    console.print(
+        f"simulator still serving at {sim_url}; in another terminal: TENANTGUARD_DATA_DIR={data_dir} "
+        "tenantguard connections test | actions execute N | serve — Ctrl-C here stops it",
+        highlight=False,
+        markup=False,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("simulator stopped")
+
+
 def run_scenario(
     scenario: str,
     base: Path,
@@ -115,11 +186,14 @@ def run_scenario(
     users: int | None,
     days: int | None,
     details: bool,
+    verbose: bool = False,
+    keep_simulator: bool = False,
 ) -> ScenarioOutcome:
+    """One scenario end to end. `details`: plan (and with `approve_as` execute) the P1/P2
+    incidents; `verbose`: print them in full; `keep_simulator`: serve until Ctrl-C afterwards."""
     from cli.commands.incidents import print_incident
-    from collectors import connections_from_simulator
     from collectors.connections import sync_connections
-    from pipeline import run_cycle
+    from collectors.simulator_link import write_connections_file
     from remediation import demo_flow
     from remediation.executor import Outcome
     from simulator.handle import start
@@ -127,6 +201,7 @@ def run_scenario(
     outcome = ScenarioOutcome(scenario)
     began = time.perf_counter()
     demo_settings = _fresh_settings(base, scenario)
+    outcome.data_dir = demo_settings.data_dir
     db = Database.from_settings(demo_settings)
     db.upgrade()
     _ensure_principals(db, demo_settings)
@@ -144,35 +219,43 @@ def run_scenario(
                     "truth_stories": len(sim.truth.get("stories", [])),
                 },
             )
-        definitions = connections_from_simulator(
-            sim.info, name_prefix=scenario.replace("_", "-"), conversations=True
+        # secrets as files in the scenario's data dir (not this process's environment), so the
+        # database stays usable by any later process: connections test, execute, rollback, serve
+        definitions = write_connections_file(
+            sim.info,
+            demo_settings.data_dir / "connections.toml",
+            name_prefix=scenario.replace("_", "-"),
+            conversations=True,
         )
         sync_connections(db, definitions, actor=Actor.system("demo"), source="demo")
         demo_oncall.configure(db, demo_settings, sim.info, Actor.system("demo"))
         demo_response.configure(demo_settings, sim.info)
-        cycle = run_cycle(db, demo_settings, notify=False)
-        collection = cycle.of("collect")
-        failed = collection.errors if collection is not None else []
-        outcome.events = cycle.count("collect", "events")
-        console.print(
-            f"collected {outcome.events:,} events and snapshots from {cycle.count('collect', 'streams')} streams"
-            + (f" — [yellow]{len(failed)} stream(s) failed[/]: " + "; ".join(failed) if failed else "")
-        )
-        console.print(
-            "cycle: "
-            + "; ".join(
-                f"{r.stage} " + (", ".join(f"{v:,} {k}" for k, v in r.counts.items()) or "nothing new")
-                for r in cycle.results
-                if r.stage != "collect"
-            ),
-            highlight=False,
-        )
-        for error in [e for e in cycle.errors if not e.startswith("collect:")][:10]:
-            console.print(f"[yellow]{error}[/yellow]", highlight=False)
+        _run_cycle(db, demo_settings, outcome)
         with db.session(readonly=True) as session:
             outcome.findings = Counter(f.severity for f in session.exec(select(Finding)).all())
-        incidents = _print_incidents(db)
-        _print_compliance(db)
+            incidents = list(
+                session.exec(select(Incident).order_by(col(Incident.priority), col(Incident.id))).all()
+            )
+        outcome.incidents = Counter(i.priority for i in incidents)
+        urgent = [i for i in incidents if i.priority in ("P1", "P2")]
+        console.print(
+            f"findings: {outcome.findings['critical']} critical, {outcome.findings['high']} high, "
+            f"{outcome.findings['medium']} medium → incidents "
+            + " · ".join(f"{p} {outcome.incidents[p]}" for p in ("P1", "P2", "P3", "P4")),
+            highlight=False,
+        )
+        for incident in urgent:
+            console.print(
+                Text.assemble(
+                    "  ",
+                    (incident.priority, "bold red"),
+                    f" #{incident.id} {incident.title} "
+                    f"({incident.finding_count} findings, {incident.message_count} messages)",
+                )
+            )
+        if verbose:
+            _print_incidents(db)
+            _print_compliance(db)
         demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI))
         demo_response.show(
             db,
@@ -181,24 +264,33 @@ def run_scenario(
             Actor(f"principal:{ANALYST}", Channel.CLI),
             Actor(f"principal:{APPROVER}", Channel.CLI),
         )
-        outcome.incidents = Counter(i.priority for i in incidents)
-        urgent = [i for i in incidents if i.priority in ("P1", "P2")]
+        quiet = Console(file=io.StringIO())  # the plan tables only with --details
         for incident in urgent if details else []:
             assert incident.id is not None
-            print_incident(incident.id, db=db, limit=40)
+            if verbose:
+                print_incident(incident.id, db=db, limit=40)
             result = demo_flow(
                 db,
                 demo_settings,
                 incident.id,
                 requested_by=Actor(f"principal:{ANALYST}", Channel.CLI),
                 approve_as=Actor(f"principal:{approve_as}", Channel.CLI) if approve_as else None,
-                console=console,
+                console=console if verbose else quiet,
             )
             outcome.planned_steps += len(result.plan.steps)
             if result.report is not None:
                 outcome.executed_steps += len(result.report.by_outcome(Outcome.SUCCEEDED))
+        if outcome.planned_steps:
+            console.print(
+                f"remediation: {outcome.planned_steps} step(s) planned, {outcome.executed_steps} executed"
+                + ("" if approve_as else f" (approve and execute with --approve-as {APPROVER})"),
+                highlight=False,
+            )
         if approve_as and sim.changes:
             console.print(f"the simulator recorded {len(sim.changes)} change(s) made by the approved plan")
+        _next_steps(outcome, urgent)
+        if keep_simulator:
+            _wait_for_interrupt(sim.info.get("admin_url"), demo_settings.data_dir)
     with db.session(readonly=True) as session:
         verified = verify_database(session)
     outcome.audit_records, outcome.audit_ok = verified.records, verified.ok
@@ -241,19 +333,32 @@ def run_demo(
     users: int | None = None,
     days: int | None = None,
     details: bool = True,
+    verbose: bool = False,
+    keep_simulator: bool = False,
 ) -> list[ScenarioOutcome]:
     base = settings().data_dir / "demo"
     chosen = scenarios or list(DEFAULT_SCENARIOS)
     if approve_as is not None and approve_as == ANALYST:
         raise ValueError(f"--approve-as must be someone other than the requester {ANALYST!r} (four eyes)")
     outcomes = [
-        run_scenario(name, base, approve_as=approve_as, users=users, days=days, details=details)
+        run_scenario(
+            name,
+            base,
+            approve_as=approve_as,
+            users=users,
+            days=days,
+            details=details,
+            verbose=verbose,
+            keep_simulator=keep_simulator and name == chosen[-1],
+        )
         for name in chosen
     ]
     _summary(outcomes)
     console.print(
-        f"databases under {base}; look around with e.g. "
-        f"TENANTGUARD_DATA_DIR={base / chosen[0]} tenantguard incidents list"
+        f"databases under {base} (one per scenario); look around with e.g. "
+        f"TENANTGUARD_DATA_DIR={base / chosen[0]} tenantguard incidents list",
+        highlight=False,
+        markup=False,
     )
     if not approve_as:
         console.print(
