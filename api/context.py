@@ -44,6 +44,15 @@ class ApiState:
 
     def authenticate(self, request: Request) -> Caller:
         client = request.client.host if request.client else "unknown"
+        # An address that has spent its failures is refused before its credentials are looked at, so
+        # a right guess among the wrong ones is refused too: guessing is slowed, not just told apart.
+        spent = self.auth_failures.wait(f"ip:{client}")
+        if spent is not None:
+            self.metrics.auth_failures.labels("rate_limited").inc()
+            raise RateLimited(
+                f"too many failed authentications from {client}; wait before retrying",
+                retry_after_seconds(spent),
+            )
         try:
             credentials = bearer_credentials(request.headers.get("authorization"))
             if credentials.startswith("tg_"):

@@ -1,4 +1,5 @@
-"""Response headers every API answer carries: no MIME sniffing, no caching of security data.
+"""Response headers every API answer carries: no MIME sniffing, no caching of security data, never
+framed, no referrer, same-origin only.
 
 HTML (incident reports) additionally gets a Content-Security-Policy that forbids scripts and
 remote content, so text that came from a SaaS tenant can never run in an analyst's browser.
@@ -26,6 +27,11 @@ class SecurityHeadersMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("cache-control", "no-store")
+                headers.setdefault("x-frame-options", "DENY")
+                headers.setdefault("referrer-policy", "no-referrer")
+                headers.setdefault("cross-origin-opener-policy", "same-origin")
+                headers.setdefault("cross-origin-resource-policy", "same-origin")
+                headers.setdefault("permissions-policy", "camera=(), microphone=(), geolocation=()")
                 if headers.get("content-type", "").startswith("text/html") and scope["path"] not in _DOCS:
                     headers.setdefault(
                         "content-security-policy", "default-src 'none'; style-src 'unsafe-inline'"

@@ -50,6 +50,18 @@ class TokenBucketLimiter:
                 return None
             return (1.0 - bucket.tokens) / self.rate
 
+    def wait(self, key: str) -> float | None:
+        """Like `acquire` but takes nothing: None while `key` has a token, else the seconds until it has."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return None
+            tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _forget_idle(self, now: float) -> None:
         """Drop buckets that have refilled completely: forgetting them changes nothing."""
         full_after = self.burst / self.rate

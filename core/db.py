@@ -8,6 +8,7 @@ become :class:`core.errors.DatabaseError` with a message saying what to do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +112,17 @@ def explain_database_error(url: URL, exc: BaseException) -> DatabaseError:
     )
 
 
+def _create_private(path: Path) -> None:
+    """A new SQLite file is created readable by its owner only (0600); SQLite gives its -wal and -shm
+    files the database file's mode. An existing file keeps the mode the operator gave it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite says why it cannot open it, with the hint explain_database_error gives
+
+
 class Database:
     """One engine plus the sessions made from it."""
 
@@ -131,6 +143,7 @@ class Database:
                         "a file stands in its way or it is not writable; set TENANTGUARD_DATA_DIR or "
                         "TENANTGUARD_DATABASE_URL to a writable place"
                     ) from None
+                _create_private(path)
             self.engine = create_engine(
                 self.url,
                 echo=echo,

@@ -127,6 +127,11 @@ class ApiSettings(BaseSettings):
         description="Whether connections made through the API may set provider URLs (base URLs, authority, "
         "proxy, CA bundle); off: each provider's own.",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed "
+        "(JSON list of IPs or networks); unset: none, every client is the address that connected.",
+    )
     request_time_limit_seconds: float = Field(
         default=60.0,
         ge=0,
@@ -442,7 +447,7 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.models_dir, self.logs_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)  # new ones private; existing ones as they are
 
     def configure_logging(self, *, unless_set: str | None = None) -> None:
         """Apply `log_level` to the root and `tenantguard` loggers (and a stderr handler when none is

@@ -77,6 +77,9 @@ def serve(
             port=port,
             log_level=cfg.log_level.lower(),
             server_header=False,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: only the operator's proxies here
+            proxy_headers=bool(cfg.api.trusted_proxies),
+            forwarded_allow_ips=list(cfg.api.trusted_proxies) or "",
             timeout_graceful_shutdown=max(1, round(grace)),
         ),
         grace=grace,
