@@ -22,13 +22,14 @@ import orjson
 from sqlmodel import select
 
 from collectors.errors import IngestError
-from collectors.store import insert_events, quarantine
+from collectors.store import insert_events
 from core.audit import Actor, AuditAction, record
 from core.db import Database
 from core.models import Connection
 from core.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from core.normalise.google import is_raw_activity
 from core.paths import dig
+from core.quarantine import quarantine
 
 BATCH = 2000
 ACTOR = Actor.system("ingest")

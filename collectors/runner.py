@@ -30,7 +30,6 @@ from collectors.retry import RetryPolicy
 from collectors.store import (
     insert_events,
     insert_messages,
-    quarantine,
     save_checkpoint,
     store_snapshots,
     touch_run,
@@ -42,6 +41,7 @@ from core.db import Database
 from core.models import Connection, Health
 from core.models.connection import Checkpoint, CollectionRun
 from core.normalise import NormaliseError, normalise
+from core.quarantine import quarantine
 from core.settings import Settings
 from providers.credentials import Secrets
 from providers.errors import (

@@ -22,13 +22,12 @@ from sqlmodel import Session, col, select
 
 from collectors.errors import RunSuperseded
 from core.clock import utcnow
-from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
+from core.models import ConfigSnapshot, Event, Message
 from core.models.connection import Checkpoint, CollectionRun
 from core.normalise import NormalisedEvent, NormalisedMessage
 from core.redaction import RedactionPolicy, redact
 
 _BATCH = 500
-_QUARANTINE_RAW_LIMIT = 1_000_000
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
@@ -265,36 +264,6 @@ def store_snapshots(
 
 
 # ---- quarantine ---------------------------------------------------------------------------------
-
-
-def quarantine(
-    session: Session,
-    *,
-    connection_id: int | None,
-    provider: str | None,
-    stream: str | None,
-    source: str,
-    reason: str,
-    raw: Any,
-) -> QuarantinedRecord:
-    """Keep unusable input verbatim (as text) with the reason, so nothing is silently dropped."""
-    if isinstance(raw, bytes):
-        body = raw.decode("utf-8", "replace")
-    elif isinstance(raw, str):
-        body = raw
-    else:
-        body = orjson.dumps(raw, default=str).decode()
-    record = QuarantinedRecord(
-        connection_id=connection_id,
-        provider=provider,
-        stream=stream,
-        source=source[:1000],
-        reason=reason,
-        raw=body[:_QUARANTINE_RAW_LIMIT],
-    )
-    session.add(record)
-    session.flush()
-    return record
 
 
 # ---- checkpoints and runs -----------------------------------------------------------------------

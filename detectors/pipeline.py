@@ -58,7 +58,11 @@ ACTOR = Actor.system("detector")
 
 
 class Detector(Protocol):
-    """Anything that turns a batch of stored events (read-only rows, see `StoredEvent`) into finding drafts."""
+    """Anything that turns a batch of stored events (read-only rows, see `StoredEvent`) into finding drafts.
+
+    A detector that sets aside single events it cannot read (quarantining them, scoring the rest
+    of the batch) says so in an ``errors`` list of the last call; the run reports them.
+    """
 
     name: str
 
@@ -203,6 +207,7 @@ class DetectionPipeline:
         for detector in self.detectors:
             try:
                 drafts.extend(detector.detect(session, events))
+                result.errors.extend(getattr(detector, "errors", ())[:100])
             except Exception as exc:  # one detector's bug must not stop detection
                 result.errors.append(f"detector {detector.name}: {type(exc).__name__}: {exc}")
         result.record(store_findings(session, drafts, actor=ACTOR))

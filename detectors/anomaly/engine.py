@@ -44,6 +44,7 @@ from detectors.anomaly.signals import (
     ACTIVITY_STREAMS,
     SIGNIN_STREAMS,
     Activity,
+    SignIn,
     StoredEvent,
     activity_from,
     signin_from,
@@ -76,6 +77,9 @@ class BatchResult:
     hits: list[AnomalyHit] = field(default_factory=list)
     signins: int = 0
     activities: int = 0
+    # events that could not be read as a sign-in or an activity, with the reason; the rest of the
+    # batch is scored without them
+    rejected: list[tuple[StoredEvent, str]] = field(default_factory=list)
 
 
 class AnomalyEngine:
@@ -151,14 +155,35 @@ class AnomalyEngine:
             result.hits.extend(part.hits)
             result.signins += part.signins
             result.activities += part.activities
+            result.rejected.extend(part.rejected)
         return result
 
+    def _read(
+        self, events: Sequence[StoredEvent]
+    ) -> tuple[list[SignIn], list[Activity], list[tuple[StoredEvent, str]]]:
+        """Each event as a sign-in and/or an activity; one that cannot be read is set aside with
+        its reason instead of costing its batch."""
+        signins: list[SignIn] = []
+        activities: list[Activity] = []
+        rejected: list[tuple[StoredEvent, str]] = []
+        for event in events:
+            try:
+                signin = (
+                    signin_from(event, self.geo) if (event.provider, event.stream) in SIGNIN_STREAMS else None
+                )
+                activity = activity_from(event)
+            except Exception as exc:  # noqa: BLE001 - any shape a provider sends; quarantined with the reason
+                rejected.append((event, f"{type(exc).__name__}: {exc}"[:500]))
+                continue
+            if signin is not None:
+                signins.append(signin)
+            if activity is not None:
+                activities.append(activity)
+        return signins, activities, rejected
+
     def _process_day(self, events: Sequence[StoredEvent]) -> BatchResult:
-        signins = [
-            s for e in events if (e.provider, e.stream) in SIGNIN_STREAMS and (s := signin_from(e, self.geo))
-        ]
-        activities = [a for e in events if (a := activity_from(e))]
-        result = BatchResult(signins=len(signins), activities=len(activities))
+        signins, activities, rejected = self._read(events)
+        result = BatchResult(signins=len(signins), activities=len(activities), rejected=rejected)
         day = int(events[0].occurred_at.timestamp() // 86400) if events else None
         base = self.builder.freeze(volumes_before_day=day)
         cols = to_columns(signins)

@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from core.db import Database
 from core.findings import FindingDraft, store_findings
 from core.models import Event, FindingKind
 from core.models.event import StoredEvent
+from core.quarantine import quarantine
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
 from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, stored
@@ -84,16 +86,40 @@ class AnomalyDetector:
         models_dir = settings.models_dir if settings is not None else None
         self.engine = AnomalyEngine(config or (settings.anomaly if settings else None), models_dir=models_dir)
         self._batches = 0
+        # the last batch's events that could not be scored (quarantined; see `quarantine_rejected`)
+        self.errors: list[str] = []
 
     def detect(self, session: Session, events: Sequence[StoredEvent]) -> Iterable[FindingDraft]:
         if not self.engine._loaded:
             self.engine.load(session)
-        result = self.engine.process([stored(e) for e in events if e.id is not None])
+        rows = {e.id: e for e in events if e.id is not None}
+        result = self.engine.process([stored(e) for e in rows.values()])
+        self.errors = quarantine_rejected(session, result.rejected, rows)
         self.engine.store_model(session)
         self._batches += 1
         if self._batches % SAVE_EVERY_BATCHES == 0:
             self.engine.save(session)
         return [to_draft(hit) for hit in result.hits]
+
+
+def quarantine_rejected(
+    session: Session, rejected: Sequence[tuple[Any, str]], rows: Mapping[int, StoredEvent]
+) -> list[str]:
+    """Quarantine each event the engine could not read, with its reason; the messages for the run."""
+    errors = []
+    for event, reason in rejected:
+        row = rows.get(event.id)
+        quarantine(
+            session,
+            connection_id=getattr(row, "connection_id", None),
+            provider=event.provider,
+            stream=event.stream,
+            source=f"anomaly detection of event {event.id}",
+            reason=f"anomaly detector could not read the event: {reason}",
+            raw=dict(event.raw),
+        )
+        errors.append(f"anomaly: event {event.id} ({event.provider}/{event.stream}) quarantined: {reason}")
+    return errors
 
 
 def anomaly_detectors(
@@ -112,6 +138,7 @@ class AnomalyReport:
     findings_updated: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
     model_trained: bool = False
+    errors: list[str] = field(default_factory=list)  # events quarantined, each with its reason
 
 
 def detect_anomalies(
@@ -137,6 +164,9 @@ def detect_anomalies(
                 READER.advance(session, events)  # lets gaps that never filled expire
                 break
             result = engine.process([stored(e) for e in events])
+            report.errors.extend(
+                quarantine_rejected(session, result.rejected, {e.id: e for e in events if e.id is not None})
+            )
             pipeline_result = PipelineResult()
             pipeline_result.record(
                 store_findings(session, [to_draft(hit) for hit in result.hits], actor=ACTOR)

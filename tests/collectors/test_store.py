@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from sqlmodel import func, select
 
-from collectors.store import insert_events, insert_messages, quarantine, store_snapshots
+from collectors.store import insert_events, insert_messages, store_snapshots
 from core.db import Database
 from core.models import ConfigSnapshot, Event, Message, QuarantinedRecord
 from core.normalise import NormalisedEvent, NormalisedMessage
+from core.quarantine import quarantine
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

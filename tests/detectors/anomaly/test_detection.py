@@ -7,8 +7,9 @@ from datetime import timedelta
 from sqlmodel import select
 
 from core.db import Database
-from core.models import Finding, PersonBaseline
+from core.models import Finding, PersonBaseline, QuarantinedRecord
 from detectors.anomaly import AnomalyConfig, detect_anomalies
+from detectors.pipeline import detect_new
 from tests.detectors.anomaly.conftest import (
     CHICAGO,
     LAGOS_HOSTING,
@@ -208,3 +209,50 @@ def test_given_an_allow_listed_vpn_then_it_is_never_travel(db, settings, tenant)
     )
     detect_anomalies(db, settings, config=AnomalyConfig(allowed_networks=["200.98.49.0/24"]))
     assert [f.rule_id for f in anomaly_findings(db) if f.entities.get("people") == ["user8@acme.test"]] == []
+
+
+def test_given_one_unreadable_sign_in_in_a_batch_then_it_is_quarantined_and_the_rest_is_still_scored(
+    db, settings, tenant
+) -> None:
+    # given a password spray, and in the same batch an Azure-Monitor-shaped sign-in whose location
+    # is a string (the detector reads it as an object)
+    tenant(normal_history(USERS))
+    rows = []
+    for index, user in enumerate(USERS[:12]):
+        at = ATTACK_DAY + timedelta(hours=3, minutes=index * 2)
+        rows.append(signin_row(entra_signin(user, at, LAGOS_HOSTING, host=7, error=50126), at))
+    odd_at = ATTACK_DAY + timedelta(hours=3, minutes=1)
+    odd = {**entra_signin("user19@acme.test", odd_at, NEW_YORK), "location": "New York, US"}
+    rows.append(signin_row(odd, odd_at))
+    tenant(rows)
+
+    # when anomaly detection runs over the backlog
+    report = detect_anomalies(db, settings)
+
+    # then the spray is still found
+    assert [f.rule_id for f in anomaly_findings(db)].count("anomaly.password_spray") == 1
+    # and the unreadable event is quarantined with the reason, and the run says so
+    with db.session() as session:
+        (kept,) = session.exec(select(QuarantinedRecord)).all()
+    assert kept.stream == "signins" and "AttributeError" in kept.reason
+    assert odd["id"] in kept.raw
+    assert len(report.errors) == 1 and "quarantined" in report.errors[0]
+
+
+def test_given_one_unreadable_sign_in_then_the_detection_run_reports_it_and_keeps_the_others(
+    db, settings, tenant
+) -> None:
+    # given a spray and one unreadable sign-in, detected by the pipeline (rules + anomalies) as serve runs it
+    tenant(normal_history(USERS))
+    rows = []
+    for index, user in enumerate(USERS[:12]):
+        at = ATTACK_DAY + timedelta(hours=3, minutes=index * 2)
+        rows.append(signin_row(entra_signin(user, at, LAGOS_HOSTING, host=7, error=50126), at))
+    odd_at = ATTACK_DAY + timedelta(hours=3, minutes=1)
+    rows.append(signin_row({**entra_signin("user19@acme.test", odd_at, NEW_YORK), "location": "NYC"}, odd_at))
+    tenant(rows)
+
+    result = detect_new(db, settings)
+
+    assert any("quarantined" in error for error in result.errors)
+    assert [f.rule_id for f in anomaly_findings(db)].count("anomaly.password_spray") == 1
