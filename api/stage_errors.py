@@ -43,6 +43,7 @@ _TABLE: list[tuple[type[Exception], int, str, str]] = [
     (remediation.errors.ConnectionUnavailable, 409, "connection-unavailable", "No usable connection"),
     (remediation.errors.RemediationError, 422, "invalid-input", "Invalid input"),
     (oncall.errors.OncallNotFound, 404, "not-found", "Not found"),
+    (oncall.errors.OncallRefused, 409, "refused", "Refused"),
     (oncall.errors.OncallInputError, 422, "invalid-input", "Invalid input"),
     (oncall.errors.OncallError, 422, "invalid-input", "Invalid input"),
     (response.errors.AlertRefused, 401, "unauthorized", "Request not authenticated"),

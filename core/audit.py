@@ -122,6 +122,8 @@ class AuditAction(StrEnum):
     ONCALL_ESCALATION_STARTED = "oncall.escalation.started"
     ONCALL_ESCALATION_STOPPED = "oncall.escalation.stopped"
     ONCALL_ESCALATED_NOW = "oncall.escalation.escalated_now"
+    ONCALL_ESCALATION_REASSIGNED = "oncall.escalation.reassigned"
+    ONCALL_ESCALATION_RESOLVED = "oncall.escalation.resolved"
     ONCALL_REFUSED = "oncall.refused"
     ONCALL_PAGE_ABANDONED = "oncall.page.abandoned"
     ONCALL_PAGE_DELIVERY = "oncall.page.delivery"

@@ -68,6 +68,27 @@ def _slack_client(session: Session, channels: Channels) -> Any:
     return slack_web_client(connection, Secrets(connection.secret_refs or {}))
 
 
+def _reassign_menu(session: Session, token: str) -> list[dict[str, Any]]:
+    """A "Reassign to…" menu of the responders (Slack allows 100 options); each option's value
+    carries the page's token and the responder's name."""
+    from oncall.store import load_document
+
+    people = [r.name for r in load_document(session).responders][:100]
+    if not people:
+        return []
+    return [
+        {
+            "type": "static_select",
+            "action_id": "oncall_reassign",
+            "placeholder": {"type": "plain_text", "text": "Reassign to…"},
+            "options": [
+                {"text": {"type": "plain_text", "text": name[:75]}, "value": f"{token} {name}"[:150]}
+                for name in people
+            ],
+        }
+    ]
+
+
 def send_slack(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
     from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -93,9 +114,16 @@ def send_slack(session: Session, page: Page, message: PageMessage, channels: Cha
                 },
                 {
                     "type": "button",
+                    "text": {"type": "plain_text", "text": "Resolve"},
+                    "action_id": "oncall_resolve",
+                    "value": message.ack_token,
+                },
+                {
+                    "type": "button",
                     "text": {"type": "plain_text", "text": "Open"},
                     "url": message.incident_url,
                 },
+                *_reassign_menu(session, message.ack_token),
             ],
         },
     ]
@@ -193,7 +221,7 @@ def send_voice(session: Session, page: Page, message: PageMessage, channels: Cha
         f'<Response><Gather numDigits="1" action="{action}" method="POST">'
         f"<Say>tenantguard page. Priority {escape(message.priority)} incident "
         f"{message.incident_id}: {escape(message.title[:200])}. Press 1 to acknowledge, "
-        "9 to escalate now.</Say></Gather></Response>"
+        "3 to resolve, 9 to escalate now.</Say></Gather></Response>"
     )
     extra: dict[str, Any] = {}
     if message.status_url:

@@ -366,7 +366,7 @@ def acknowledge(
     escalation = session.exec(select(Escalation).where(Escalation.incident_id == incident_id)).first()
     if escalation is None:
         raise OncallNotFound(f"incident {incident_id} has no escalation")
-    if escalation.status == ACKNOWLEDGED:
+    if escalation.status in (ACKNOWLEDGED, RESOLVED):
         return escalation
     escalation.status = ACKNOWLEDGED
     escalation.next_at = None
@@ -469,7 +469,9 @@ def acknowledge_by_token(
     session: Session, token: str, *, via: str, now: datetime | None = None
 ) -> Escalation:
     """Acknowledge with the token a page carried: it stands for the responder it was sent to."""
-    page = page_by_token(session, token)
+    from oncall.actions import page_for_link
+
+    page = page_for_link(session, token, now=now)
     who = page.responder or page.address
     return acknowledge(
         session, incident_id=page.incident_id, actor=Actor(f"responder:{who}", Channel.API), via=via, now=now

@@ -252,5 +252,6 @@ def _failed(page: Page, reason: str, when: datetime, report: OutboxReport) -> No
         page.status = "dead"
         report.dead.append(page.id or 0)
     else:
+        page.status = "pending"
         page.next_attempt_at = when + backoff(page.attempts)
         report.failed[page.id or 0] = reason

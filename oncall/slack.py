@@ -1,4 +1,4 @@
-"""The Acknowledge / Escalate buttons on a Slack page: verify Slack's signature, read the click.
+"""The Acknowledge / Escalate / Resolve buttons and the Reassign menu on a Slack page: verify Slack's signature, read the click.
 
 Slack POSTs a click to the app's one interactivity URL (the API routes ``oncall_*`` actions here,
 the rest to remediation approvals). A click counts only with a fresh, valid v0 signature
@@ -19,22 +19,27 @@ from sqlmodel import Session
 
 from core.audit import Actor, AuditAction, Channel, record
 from core.models.oncall import Escalation
+from oncall.actions import act
 from oncall.errors import OncallRefused
-from oncall.escalation import acknowledge, escalate_now, page_by_token
+from oncall.escalation import page_by_token
 from providers.slack_signing import SlackSignatureInvalid, verify_slack_signature
 
-ACKNOWLEDGE_ID = "oncall_acknowledge"
-ESCALATE_ID = "oncall_escalate"
-ACTIONS = {ACKNOWLEDGE_ID: "acknowledge", ESCALATE_ID: "escalate"}
+ACTIONS = {
+    "oncall_acknowledge": "acknowledge",
+    "oncall_escalate": "escalate",
+    "oncall_resolve": "resolve",
+    "oncall_reassign": "reassign",  # a menu: the chosen option's value is "<token> <responder>"
+}
 
 
 @dataclass(frozen=True)
 class SlackClick:
     user_id: str
     team_id: str
-    action: str  # acknowledge | escalate
+    action: str  # acknowledge | escalate | resolve | reassign
     token: str
     request_ref: str
+    responder: str = ""  # reassign: to whom
 
 
 def _payload(body: bytes) -> dict:
@@ -63,12 +68,15 @@ def verify_click(body: bytes, headers: Mapping[str, str], secret: str) -> SlackC
     try:
         payload = _payload(body)
         clicked = payload["actions"][0]
+        value = str(clicked["selected_option"]["value"] if "selected_option" in clicked else clicked["value"])
+        token, _, responder = value.partition(" ")
         return SlackClick(
             user_id=str(payload["user"]["id"]),
             team_id=str((payload.get("team") or {}).get("id", "")),
             action=ACTIONS[str(clicked["action_id"])],
-            token=str(clicked["value"]),
+            token=token,
             request_ref=f"slack:{clicked.get('action_ts', timestamp)}",
+            responder=responder,
         )
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise OncallRefused(f"not an on-call block_actions payload ({type(exc).__name__})") from None
@@ -77,11 +85,17 @@ def verify_click(body: bytes, headers: Mapping[str, str], secret: str) -> SlackC
 def apply_click(
     session: Session, click: SlackClick, actor: Actor, *, now: datetime | None = None
 ) -> Escalation:
-    """Acknowledge or escalate the incident the clicked page was about, as `actor` (audited here)."""
+    """Carry out the click on the incident the page was about, as `actor` (audited by the action)."""
     page = page_by_token(session, click.token)
-    if click.action == "acknowledge":
-        return acknowledge(session, incident_id=page.incident_id, actor=actor, via="slack", now=now)
-    return escalate_now(session, incident_id=page.incident_id, actor=actor, via="slack", now=now)
+    return act(
+        session,
+        click.action,
+        incident_id=page.incident_id,
+        actor=actor,
+        via="slack",
+        responder=click.responder or None,
+        now=now,
+    )
 
 
 def record_refusal(session: Session, click_user: str, reason: str, *, request_ref: str | None = None) -> None:

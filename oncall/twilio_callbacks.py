@@ -16,12 +16,25 @@ from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from core.audit import Actor, AuditAction, Channel, record
+from oncall.actions import act, latest_page_to
 from oncall.channels import _secret, status_callback_url, voice_keypress_url
 from oncall.errors import OncallRefused
-from oncall.escalation import acknowledge, escalate_now, page_by_token
+from oncall.escalation import page_by_token
 from oncall.store import get_channels
 
-KEYS = {"1": "acknowledge", "9": "escalate"}
+KEYS = {"1": "acknowledge", "3": "resolve", "9": "escalate"}
+# SMS replies: the first word (any case); a number after it picks the incident ("ACK 12").
+WORDS = {
+    "ack": "acknowledge",
+    "acknowledge": "acknowledge",
+    "1": "acknowledge",
+    "resolve": "resolve",
+    "res": "resolve",
+    "3": "resolve",
+    "esc": "escalate",
+    "escalate": "escalate",
+    "9": "escalate",
+}
 
 
 @dataclass(frozen=True)
@@ -51,15 +64,12 @@ def handle_keypress(session: Session, token: str, form: Mapping[str, str], signa
             raise OncallRefused("the callback is for another call than this page placed")
         action = KEYS.get(str(form.get("Digits", "")))
         if action is None:
-            return KeypressResult(200, _say("Press 1 to acknowledge, 9 to escalate now."))
+            return KeypressResult(200, _say("Press 1 to acknowledge, 3 to resolve, 9 to escalate now."))
         actor = Actor(
             f"responder:{page.responder or page.address}", Channel.API, f"twilio:{form.get('CallSid')}"
         )
-        if action == "acknowledge":
-            acknowledge(session, incident_id=page.incident_id, actor=actor, via="voice")
-            return KeypressResult(200, _say(f"Incident {page.incident_id} acknowledged. Escalation stopped."))
-        escalate_now(session, incident_id=page.incident_id, actor=actor, via="voice")
-        return KeypressResult(200, _say(f"Incident {page.incident_id} escalated to the next level."))
+        act(session, action, incident_id=page.incident_id, actor=actor, via="voice")
+        return KeypressResult(200, _say(f"Incident {page.incident_id} {_DONE[action]}."))
     except OncallRefused as exc:
         record(
             session,
@@ -163,3 +173,73 @@ def handle_status(
         ref=("page", str(page.id)),
     )
     return 204
+
+
+_DONE = {
+    "acknowledge": "acknowledged. Escalation stopped",
+    "resolve": "resolved. Escalation stopped",
+    "escalate": "escalated to the next level",
+}
+
+
+def sms_reply_url(public_url: str) -> str:
+    """The number's incoming-message webhook (set it as "A message comes in" at Twilio)."""
+    return f"{public_url.rstrip('/')}/oncall/twilio/sms"
+
+
+def _message(text: str) -> str:
+    return f"<Response><Message>{escape(text[:300])}</Message></Response>"
+
+
+def handle_sms_reply(session: Session, form: Mapping[str, str], signature: str) -> KeypressResult:
+    """A responder's SMS reply (ACK / RESOLVE / ESC [incident]): verified with Twilio's signature,
+    the sender's number mapped to a responder, applied to the newest open page sent to that number
+    (or the incident named), as that responder. Audited: the action, or the refusal."""
+    from oncall.errors import OncallError
+
+    channels = get_channels(session)
+    if channels.twilio is None:
+        return KeypressResult(404, _message("SMS paging is not configured."))
+    validator = RequestValidator(_secret(channels.twilio.auth_token_ref))
+    sender = str(form.get("From", ""))[:20]
+    sid = str(form.get("MessageSid", ""))[:40]
+    try:
+        if not signature or not validator.validate(sms_reply_url(channels.public_url), dict(form), signature):
+            raise OncallRefused(
+                "the X-Twilio-Signature does not verify for this URL and form: not from Twilio"
+            )
+        from oncall.store import load_document
+
+        person = next((r for r in load_document(session).responders if r.phone and r.phone == sender), None)
+        if person is None:
+            raise OncallRefused(f"{sender or 'an unknown number'} is no responder's phone")
+        words = str(form.get("Body", "")).strip().split()
+        action = WORDS.get(words[0].lower()) if words else None
+        if action is None:
+            return KeypressResult(
+                200, _message("Reply ACK, RESOLVE or ESC (optionally with the incident number).")
+            )
+        page = latest_page_to(session, [("sms", sender), ("voice", sender)])
+        incident_id = page.incident_id if page is not None else None
+        if len(words) > 1 and words[1].lstrip("#").isdigit():
+            incident_id = int(words[1].lstrip("#"))
+        if incident_id is None:
+            raise OncallRefused(f"no open page was sent to {sender}")
+        actor = Actor(f"responder:{person.name}", Channel.API, f"twilio:{sid}")
+        try:
+            act(session, action, incident_id=incident_id, actor=actor, via="sms")
+        except OncallRefused:
+            raise
+        except OncallError as exc:
+            return KeypressResult(200, _message(f"Incident {incident_id}: {exc}"))
+        return KeypressResult(200, _message(f"Incident {incident_id} {_DONE[action]}."))
+    except OncallRefused as exc:
+        record(
+            session,
+            actor=Actor("twilio:unverified", Channel.API, sid),
+            action=AuditAction.ONCALL_REFUSED,
+            object_type="twilio_request",
+            object_id=sid or "-",
+            details={"request": "sms reply", "from": sender, "reason": str(exc)[:300]},
+        )
+        return KeypressResult(403, _message("Refused."))

@@ -45,8 +45,10 @@ SIMULATOR = "simulator"
 # response reads who was paged and the on-call responders' Slack ids (oncall.service.pages_of,
 # oncall.store.load_document) to invite them to the incident channel, and moves an incident's
 # status through its lifecycle when its Jira issue moves (timeline.lifecycle.transition).
+# oncall resolves an incident from a page (Slack, SMS reply, e-mail link, keypress) through its
+# lifecycle, in the action's transaction (timeline.lifecycle.transition_in).
 STAGE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {("compliance", "detectors"), ("response", "oncall"), ("response", "timeline")}
+    {("compliance", "detectors"), ("response", "oncall"), ("response", "timeline"), ("oncall", "timeline")}
 )
 
 # Sideways edges at the top: the CLI serves the API application (with the console installed on it)

@@ -113,59 +113,75 @@ def transition(
     at: datetime | None = None,
 ) -> Incident:
     """Move an incident to status `to`; raises InvalidTransitionError when the lifecycle forbids it."""
+    with db.session() as session:
+        return transition_in(
+            session, incident_id, to, actor=actor, note=note, duplicate_of=duplicate_of, at=at
+        )
+
+
+def transition_in(
+    session: Session,
+    incident_id: int,
+    to: str,
+    *,
+    actor: Actor,
+    note: str | None = None,
+    duplicate_of: int | None = None,
+    at: datetime | None = None,
+) -> Incident:
+    """`transition` in the caller's transaction (its audit record and timeline entry too)."""
     target = _parse_status(to)
     when = at or utcnow()
-    with db.session() as session:
-        incident = _locked(session, incident_id)
-        before = state_of(incident)
-        current = IncidentStatus(incident.status)
-        if target not in ALLOWED[current]:
-            allowed = ", ".join(sorted(s.value for s in ALLOWED[current])) or "nothing"
+    incident = _locked(session, incident_id)
+    before = state_of(incident)
+    current = IncidentStatus(incident.status)
+    if target not in ALLOWED[current]:
+        allowed = ", ".join(sorted(s.value for s in ALLOWED[current])) or "nothing"
+        raise InvalidTransitionError(
+            f"incident {incident_id} is {current.value}: it can move to {allowed}, not {target.value}"
+        )
+    if target is S.DUPLICATE:
+        if duplicate_of is None or duplicate_of == incident_id:
             raise InvalidTransitionError(
-                f"incident {incident_id} is {current.value}: it can move to {allowed}, not {target.value}"
+                f"marking incident {incident_id} a duplicate needs the incident it duplicates "
+                "(--of ID), or merge the two instead"
             )
-        if target is S.DUPLICATE:
-            if duplicate_of is None or duplicate_of == incident_id:
-                raise InvalidTransitionError(
-                    f"marking incident {incident_id} a duplicate needs the incident it duplicates "
-                    "(--of ID), or merge the two instead"
-                )
-            if session.get(Incident, duplicate_of) is None:
-                raise IncidentNotFoundError(f"incident {duplicate_of} (the original) does not exist")
-            incident.merged_into_id = duplicate_of
-        text, counts = _clean_text(note, "the note") if note else ("", {})
-        _stamp(incident, target, when)
-        incident.status = target
-        incident.updated_at = when
-        session.add(incident)
-        body: dict[str, Any] = {"from": current.value, "to": target.value}
-        if text:
-            body["note"] = text
-            body["redactions"] = counts
-        if duplicate_of is not None:
-            body["duplicate_of"] = duplicate_of
-        session.add(
-            simple_entry(
-                incident_id,
-                TimelineEntryKind.STATUS,
-                f"status {current.value} → {target.value}",
-                actor=actor.name,
-                at=when,
-                body=body,
-            )
-        )
-        record(
-            session,
-            actor=actor,
-            action=AuditAction.INCIDENT_TRANSITIONED,
-            object_type="incident",
-            object_id=incident_id,
-            details={k: v for k, v in body.items() if k != "note"} | {"has_note": bool(text)},
-            before=before,
-            after=state_of(incident),
+        if session.get(Incident, duplicate_of) is None:
+            raise IncidentNotFoundError(f"incident {duplicate_of} (the original) does not exist")
+        incident.merged_into_id = duplicate_of
+    text, counts = _clean_text(note, "the note") if note else ("", {})
+    _stamp(incident, target, when)
+    incident.status = target
+    incident.updated_at = when
+    session.add(incident)
+    body: dict[str, Any] = {"from": current.value, "to": target.value}
+    if text:
+        body["note"] = text
+        body["redactions"] = counts
+    if duplicate_of is not None:
+        body["duplicate_of"] = duplicate_of
+    session.add(
+        simple_entry(
+            incident_id,
+            TimelineEntryKind.STATUS,
+            f"status {current.value} → {target.value}",
+            actor=actor.name,
             at=when,
+            body=body,
         )
-        return incident
+    )
+    record(
+        session,
+        actor=actor,
+        action=AuditAction.INCIDENT_TRANSITIONED,
+        object_type="incident",
+        object_id=incident_id,
+        details={k: v for k, v in body.items() if k != "note"} | {"has_note": bool(text)},
+        before=before,
+        after=state_of(incident),
+        at=when,
+    )
+    return incident
 
 
 def assign(

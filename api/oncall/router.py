@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,11 +12,13 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from api.context import RequestContext, require, state_of
+from core.audit import Actor, Channel
 from core.clock import as_utc, utcnow
 from core.models.oncall import Escalation
 from core.pagination import MAX_ID
 from core.permissions import Permission
-from oncall import acknowledge, acknowledge_by_token
+from oncall import acknowledge
+from oncall.actions import Action, act, page_for_link
 from oncall.errors import OncallInputError
 from oncall.files import validate
 from oncall.ical import export_ical
@@ -160,20 +162,75 @@ def acknowledge_incident(
         return escalation_view(escalation)
 
 
-@router.get("/ack/{token}", response_class=HTMLResponse, summary="The page behind an e-mail/SMS ack link")
+class ReassignIn(BaseModel):
+    responder: str
+
+
+@router.post("/incidents/{incident_id}/resolve", summary="Resolve the incident and stop its escalation")
+def resolve_incident(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_ACK)], incident_id: IncidentId
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return escalation_view(
+            act(session, Action.RESOLVE, incident_id=incident_id, actor=ctx.actor, via="api")
+        )
+
+
+@router.post("/incidents/{incident_id}/escalate", summary="Escalate now: the next level is paged at once")
+def escalate_incident(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_ACK)], incident_id: IncidentId
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return escalation_view(
+            act(session, Action.ESCALATE, incident_id=incident_id, actor=ctx.actor, via="api")
+        )
+
+
+@router.post("/incidents/{incident_id}/reassign", summary="Hand the page to another responder (paged now)")
+def reassign_incident(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_ACK)],
+    incident_id: IncidentId,
+    body: Annotated[ReassignIn, Body()],
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        escalation = act(
+            session,
+            Action.REASSIGN,
+            incident_id=incident_id,
+            actor=ctx.actor,
+            via="api",
+            responder=body.responder,
+        )
+        return escalation_view(escalation)
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, summary="The page behind an e-mail/SMS link")
 def ack_form(token: AckToken) -> HTMLResponse:
-    # A GET changes nothing (mail scanners follow links); the button POSTs the token back.
-    return HTMLResponse(
-        "<!doctype html><title>Acknowledge page</title>"
-        f'<form method="post" action="/oncall/ack/{token}"><button>Acknowledge</button></form>'
+    # A GET changes nothing (mail scanners follow links); each button POSTs the token back.
+    buttons = "".join(
+        f'<form method="post" action="/oncall/ack/{token}?action={action.value}">'
+        f"<button>{action.value.capitalize()}</button></form>"
+        for action in (Action.ACKNOWLEDGE, Action.RESOLVE, Action.ESCALATE)
     )
+    return HTMLResponse(f"<!doctype html><title>tenantguard page</title>{buttons}")
 
 
-@router.post("/ack/{token}", summary="Acknowledge with the token a page carried (it names the responder)")
-def ack_with_token(request: Request, token: AckToken) -> dict[str, Any]:
+@router.post(
+    "/ack/{token}",
+    summary="Act on a page with the token its e-mail/SMS link carried (it names the responder; expires)",
+)
+def ack_with_token(
+    request: Request,
+    token: AckToken,
+    action: Annotated[
+        Literal["acknowledge", "resolve", "escalate"], Query(description="What to do (default acknowledge).")
+    ] = "acknowledge",
+) -> dict[str, Any]:
     state = state_of(request)
     with state.db.session() as session:
-        escalation = acknowledge_by_token(session, token, via="link")
+        page = page_for_link(session, token)
+        actor = Actor(f"responder:{page.responder or page.address}", Channel.API, f"link:page{page.id}")
+        escalation = act(session, action, incident_id=page.incident_id, actor=actor, via="link")
         return escalation_view(escalation)
 
 
@@ -220,6 +277,33 @@ async def _twilio_form(request: Request) -> tuple[dict[str, str], str]:
     body = (await request.body())[:65536]
     form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return form, request.headers.get("x-twilio-signature", "")
+
+
+@router.post(
+    "/twilio/sms",
+    response_class=Response,
+    responses={
+        code: {"description": what, "content": {"text/xml": {"schema": {"type": "string"}}}}
+        for code, what in (
+            (200, "TwiML: the reply SMS saying what was done"),
+            (403, "TwiML: refused (bad Twilio signature, unknown number)"),
+            (404, "TwiML: SMS paging is not configured"),
+        )
+    },
+    summary="A responder's SMS reply (ACK / RESOLVE / ESC): Twilio's incoming-message webhook, signed",
+)
+async def twilio_sms_reply(request: Request) -> Response:
+    from oncall.twilio_callbacks import handle_sms_reply
+
+    form, signature = await _twilio_form(request)
+    state = state_of(request)
+
+    def apply() -> Any:
+        with state.db.session() as session:
+            return handle_sms_reply(session, form, signature)
+
+    result = await run_in_threadpool(apply)
+    return Response(result.twiml, status_code=result.status_code, media_type="text/xml")
 
 
 @router.post(

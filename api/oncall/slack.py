@@ -65,7 +65,12 @@ def handle_oncall_click(db: Database, body: bytes, headers: Mapping[str, str]) -
         return 404, _answer(f"Refused: {exc}", replace=False)
     except OncallError as exc:
         return 409, _answer(f"Refused: {exc}", replace=False)
-    verb = "Acknowledged" if click.action == "acknowledge" else "Escalated"
+    verb = {
+        "acknowledge": "Acknowledged",
+        "escalate": "Escalated",
+        "resolve": "Resolved",
+        "reassign": f"Reassigned to {click.responder}",
+    }[click.action]
     return 200, {
         **_answer(f"{verb} by <@{click.user_id}>: incident #{view['incident_id']}", replace=True),
         "escalation": {k: view[k] for k in ("id", "incident_id", "status", "next_step")},

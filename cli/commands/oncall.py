@@ -1,4 +1,4 @@
-"""`tenantguard oncall apply|show|now|ical|pages|ack|tick|load|route|override`: schedules as code, escalations, paging."""
+"""`tenantguard oncall apply|show|now|ical|pages|ack|resolve|escalate|reassign|tick|load|report|route|override`: schedules as code, escalations, paging."""
 
 from __future__ import annotations
 
@@ -122,6 +122,37 @@ def ack(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     console.print(
         f"incident {incident}: escalation {escalation.id} acknowledged by {escalation.acknowledged_by}"
     )
+
+
+def _act(action: str, incident: int, responder: str | None = None) -> None:
+    from oncall.actions import act
+
+    with database().session() as session:
+        escalation = act(
+            session, action, incident_id=incident, actor=cli_actor(), via="cli", responder=responder
+        )
+        console.print(f"incident {incident}: escalation {escalation.id} {escalation.status}")
+
+
+@app.command("resolve")
+def resolve(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+    """Resolve INCIDENT: its escalation stops and it moves to resolved (both audited)."""
+    _act("resolve", incident)
+
+
+@app.command("escalate")
+def escalate(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
+    """Escalate INCIDENT now: its next level is paged at the next tick instead of after the delay."""
+    _act("escalate", incident)
+
+
+@app.command("reassign")
+def reassign(
+    incident: Annotated[int, typer.Argument(help="Incident id.")],
+    to: Annotated[str, typer.Option("--to", help="The responder to hand the page to.")],
+) -> None:
+    """Hand INCIDENT's page to another responder: paged now by their rules; the policy goes on if they do not answer."""
+    _act("reassign", incident, to)
 
 
 @app.command("tick")

@@ -3,6 +3,7 @@
 
 POST /_sim/slack/app           {"interactivity_url": "http://.../integrations/slack/interactions"}
 POST /_sim/slack/interactions  {"user": "U...", "channel": "C...|D...", "ts": "...", "action_id": "..."}
+                               (a menu: also "option": the text of the option picked)
 
 The click is delivered exactly as Slack delivers it: ``application/x-www-form-urlencoded`` with one
 ``payload`` field (JSON), headers ``X-Slack-Request-Timestamp`` and ``X-Slack-Signature``
@@ -92,6 +93,13 @@ class Interactivity:
         if not url:
             return Response.json({"error": "no interactivity_url configured (POST /_sim/slack/app)"}, 409)
         block_id, element = found[0]
+        chosen: dict[str, Any] = {}
+        if element.get("type") == "static_select":  # a menu: the person picks one option
+            wanted = str(form.get("option") or "")
+            options = {o.get("text", {}).get("text"): o for o in element.get("options", [])}
+            if wanted not in options:
+                return Response.json({"error": f"the menu {action_id!r} has no option {wanted!r}"}, 404)
+            chosen = {"selected_option": options[wanted]}
         now = time.time()
         action_ts = f"{now:.6f}"
         team = self.sim.tenant.slack_team_id
@@ -113,6 +121,7 @@ class Interactivity:
                     "value": element.get("value", ""),
                     "text": element.get("text", {}),
                     "action_ts": action_ts,
+                    **chosen,
                 }
             ],
         }

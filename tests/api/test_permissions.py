@@ -38,6 +38,7 @@ PUBLIC = {
     "/status/api/v2/incidents.json",
     # Twilio signs its status callbacks and inbound SMS webhooks too.
     "/oncall/twilio/status/{page_id}/{attempt}",
+    "/oncall/twilio/sms",
 }
 
 
