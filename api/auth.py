@@ -6,6 +6,7 @@ Both end in a :class:`Caller` with a name and roles; what a caller may do is dec
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import threading
@@ -116,26 +117,30 @@ class OidcAuthenticator:
                 self._jwks = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
             return self._jwks
 
-    def authenticate(self, token: str) -> Caller:
+    def authenticate(self, token: str, *, audience: str | None = None, nonce: str | None = None) -> Caller:
+        """A bearer JWT (audience: the configured one), or with `audience`/`nonce` the console's ID token."""
+        audience = audience or self.settings.oidc_audience
         try:
             signing_key = self._client().get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError as exc:
             raise Unavailable(f"cannot fetch the signing keys of {self.issuer} ({exc}); retry later")
         except (jwt.PyJWKClientError, jwt.DecodeError) as exc:
             raise Unauthorized(f"the JWT was refused: {exc}")
-        required = ["exp", "iss", "sub"] + (["aud"] if self.settings.oidc_audience else [])
+        required = ["exp", "iss", "sub"] + (["aud"] if audience else []) + (["nonce"] if nonce else [])
         try:
             claims = jwt.decode(
                 token,
                 signing_key.key,
                 algorithms=self.settings.oidc_algorithms,
-                audience=self.settings.oidc_audience,
+                audience=audience,
                 issuer=self.issuer,
                 leeway=self.settings.oidc_leeway_seconds,
-                options={"require": required, "verify_aud": bool(self.settings.oidc_audience)},
+                options={"require": required, "verify_aud": bool(audience)},
             )
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"the JWT was refused: {exc}")
+        if nonce is not None and not hmac.compare_digest(str(claims.get("nonce")), nonce):
+            raise Unauthorized("the ID token's nonce is not the one this sign-in sent (replayed?)")
         roles = self._roles(claims.get(self.settings.oidc_role_claim))
         if not roles:
             raise Unauthorized(
@@ -158,14 +163,22 @@ class OidcAuthenticator:
         )
 
 
-def _discover_jwks_url(issuer: str) -> str:
+def discovery_document(issuer: str) -> dict[str, object]:
+    """The issuer's OpenID configuration (Unavailable when it cannot be read)."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (configured issuer)
             document = json.load(response)
     except (OSError, ValueError) as exc:
         raise Unavailable(f"cannot read the OpenID configuration at {url} ({exc}); retry later")
-    jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        raise Unavailable(f"{url} is not an OpenID configuration document")
+    return document
+
+
+def _discover_jwks_url(issuer: str) -> str:
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    jwks_uri = discovery_document(issuer).get("jwks_uri")
     if not isinstance(jwks_uri, str):
         raise Unavailable(f"{url} names no jwks_uri; set TENANTGUARD_API_OIDC_JWKS_URL")
     return jwks_uri

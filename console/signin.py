@@ -21,10 +21,15 @@ from console.web import ConsolePage, render, session_key, signed_in
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _safe_next(path: str | None) -> str:
+def safe_next(path: str | None) -> str:
     if path and path.startswith("/console/") and not path.startswith("/console/login") and "//" not in path:
         return path
     return "/console/incidents"
+
+
+def sso_available(request: Request) -> bool:
+    settings = state_of(request).api_settings
+    return bool(settings.oidc_issuer and settings.oidc_client_id)
 
 
 def same_origin(request: Request) -> bool:
@@ -37,7 +42,7 @@ def same_origin(request: Request) -> bool:
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
-    return render(None, request, "login.html.j2", next=_safe_next(next))
+    return render(None, request, "login.html.j2", next=safe_next(next), sso=sso_available(request))
 
 
 @router.post("/login")
@@ -51,7 +56,7 @@ async def login(
             request,
             "login.html.j2",
             status=403,
-            next=_safe_next(next),
+            next=safe_next(next),
             failure="cross-site sign-in refused",
         )
     try:
@@ -65,12 +70,12 @@ async def login(
                 request,
                 "login.html.j2",
                 status=429,
-                next=_safe_next(next),
+                next=safe_next(next),
                 failure="too many failed sign-ins; wait a minute",
             )
-        return render(None, request, "login.html.j2", status=401, next=_safe_next(next), failure=exc.detail)
+        return render(None, request, "login.html.j2", status=401, next=safe_next(next), failure=exc.detail)
     session = new_session(caller.name, caller.roles, "token", caller.principal_id)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,
         encode(session, session_key(state)),

@@ -111,6 +111,15 @@ class ApiSettings(BaseSettings):
     oidc_name_claim: str = Field(default="preferred_username", description="Claim holding the person's name.")
     oidc_role_prefix: str = Field(default="", description='Prefix role values carry, e.g. "tenantguard.".')
     oidc_leeway_seconds: int = Field(default=30, ge=0, description="Clock skew allowed on JWT times.")
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="Client id the web console signs people in with (OIDC authorization code + PKCE, "
+        "redirect URI `<console URL>/console/oidc/callback`); unset: console sign-in with API tokens only.",
+    )
+    oidc_client_secret_ref: str | None = Field(
+        default=None,
+        description="Reference (env:VAR or file:/path) to the console client's secret (confidential clients).",
+    )
     metrics_require_auth: bool = Field(default=False, description="Whether /metrics needs a token.")
     secret_dirs: list[Path] = Field(
         default_factory=list,

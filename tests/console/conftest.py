@@ -1,8 +1,9 @@
 """The browser suite: the real `tenantguard serve` process, a simulator-populated database, Chromium.
 
-``console`` (module scope) starts a simulator tenant with an account takeover, runs the cycle once
-in this process (collect, detect, posture, identity, incidents), creates one principal per role,
-then starts `tenantguard serve --no-scheduler` against that database and waits for /health.
+``console`` (module scope) starts a loopback OpenID provider (tests/console/identity_provider.py)
+and two simulator tenants (an account takeover, an admin privilege abuse), runs the cycle once in
+this process (collect, detect, posture, identity, incidents), creates one principal per role, then
+starts `tenantguard serve --no-scheduler` against that database and waits for /health.
 ``browser`` is Debian's Chromium driven by Playwright through its executable path (no browser
 download); each test opens its own context (``new_page``), so sessions never leak between tests.
 
@@ -31,11 +32,14 @@ from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
 from simulator.http import free_port
+from tests.console.identity_provider import identity_provider
 from tests.factories import TEST_PEPPER, make_principal
 
 CHROMIUM = os.environ.get("TENANTGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
 REQUIRE = os.environ.get("TENANTGUARD_REQUIRE_BROWSER") == "1"
 ROLES = ("viewer", "analyst", "approver", "auditor", "compliance_officer", "admin")
+SSO_CLIENT_ID = "tenantguard-console"
+SSO_PEOPLE = {"olivia": ["analyst"], "quinn": ["viewer"]}  # the test issuer's people and their roles
 WAIT_MS = 60_000  # what `expect` allows a condition on a loaded machine
 
 
@@ -68,6 +72,7 @@ class ConsoleServer:
     simulator: Any
     tokens: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
+    idp: Any = None
 
     def api(self, method: str, path: str, role: str, body: bytes | None = None) -> Any:
         """A call to the JSON API with a role's token (to change things behind a browser's back)."""
@@ -111,6 +116,8 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     db.upgrade()
     simulator = start("account_takeover", users=20, days=2)
     second = start("admin_privilege_abuse", users=15, days=2)
+    sso = identity_provider(SSO_PEOPLE)
+    idp = sso.__enter__()
     try:
         definitions = connections_from_simulator(simulator.info) + connections_from_simulator(
             second.info, name_prefix="sim2", env_prefix="TG_CONSOLE_SIM2_"
@@ -128,6 +135,8 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             TENANTGUARD_API_TOKEN_PEPPER=TEST_PEPPER,
             TENANTGUARD_API_RATE_LIMIT_PER_SECOND="0",
             TENANTGUARD_API_AUTH_FAILURES_PER_MINUTE="100000",
+            TENANTGUARD_API_OIDC_ISSUER=idp.issuer,
+            TENANTGUARD_API_OIDC_CLIENT_ID=SSO_CLIENT_ID,
         )
         log = tmp / "serve.log"
         with log.open("wb") as out:
@@ -141,7 +150,7 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, server, log)
-            yield ConsoleServer(base_url=base, db=db, simulator=simulator, tokens=tokens, log=log)
+            yield ConsoleServer(base_url=base, db=db, simulator=simulator, tokens=tokens, log=log, idp=idp)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -150,6 +159,7 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 server.kill()
                 server.wait(10)
     finally:
+        sso.__exit__(None, None, None)
         simulator.stop()
         second.stop()
         db.dispose()
