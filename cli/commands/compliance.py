@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.context import cli_actor, console, database
+from cli.context import cli_actor, console, database, when
 
 if TYPE_CHECKING:
     from core.audit import Actor
@@ -177,6 +177,40 @@ def export_findings(
             return
         with output.open("wb") as out:
             for chunk in stream_findings(session, chosen, since=since_at):
+                out.write(chunk)
+    console.print(f"wrote {output}")
+
+
+@app.command("export-incidents")
+def export_incidents(
+    format: Annotated[str, typer.Option("--format", "-f", help="ocsf, jsonl or csv")] = "ocsf",
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only incidents updated since: 7d, yesterday, ISO 8601.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Every incident as OCSF Incident Finding, JSONL or CSV, streamed."""
+    from cli.context import settings
+    from compliance.incident_export import stream_incidents
+    from compliance.ocsf import FindingFormat
+
+    try:
+        chosen = FindingFormat(format.lower())
+    except ValueError:
+        raise typer.BadParameter(f"--format must be ocsf, jsonl or csv, not {format!r}") from None
+    since_at = when(since, "--since") if since else None
+    base_url = settings().public_url
+    with database().session(readonly=True) as session:
+        chunks = stream_incidents(session, chosen, since=since_at, base_url=base_url)
+        if output is None:
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            return
+        with output.open("wb") as out:
+            for chunk in chunks:
                 out.write(chunk)
     console.print(f"wrote {output}")
 

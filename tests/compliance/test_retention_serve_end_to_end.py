@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from ocsf.v1_7_0.events import IncidentFinding
 from sqlmodel import select
 
 from api.config import ApiSettings
@@ -198,6 +199,11 @@ def test_serve_applies_retention_by_itself_and_keeps_what_is_on_hold(
                     headers=as_officer,
                 )  # fmt: skip
                 assert held_subject.status_code == 409 and "legal hold" in held_subject.text
+                # and the incidents that remain come out as OCSF Incident Findings the schema accepts
+                exported = client.get("/compliance/incidents/export", headers=as_officer)
+                assert exported.status_code == 200
+                events = [IncidentFinding.model_validate_json(line) for line in exported.text.splitlines()]
+                assert {int(e.metadata.uid) for e in events} == {held, cli_held}
         finally:
             server.send_signal(signal.SIGTERM)
             try:
