@@ -24,7 +24,7 @@ from api.rules.schemas import (
 from core import loading
 from core.models import Suppression
 from detectors import suppressions
-from detectors.pipeline import load_default_pack
+from detectors.pipeline import default_rules_path, load_default_pack
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule, RulePack, RuleTest, TestEvent
 from detectors.sigma.loader import RULE_LIMITS, load_pack
 from detectors.sigma.testing import run_pack_tests, run_test
@@ -41,7 +41,19 @@ def shipped_pack(ctx: RequestContext) -> RulePack:
         return pack
 
 
-def _rule_out(item: CompiledRule | CompiledCorrelation) -> RuleOut:
+def _shown_source(source: object, root: Path) -> str:
+    """Where the rule lives, relative to the rule pack: the server's own paths are not the caller's
+    business (a rule given in a request keeps the label it was given)."""
+    path = Path(str(source))
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+def _rule_out(item: CompiledRule | CompiledCorrelation, root: Path) -> RuleOut:
     alert = item.alert
     is_rule = isinstance(item, CompiledRule)
     return RuleOut(
@@ -57,14 +69,15 @@ def _rule_out(item: CompiledRule | CompiledCorrelation) -> RuleOut:
         mitre=list(alert.mitre) if alert else [],
         emits=item.emits,
         tests=len(item.tests),
-        source=str(item.source),
+        source=_shown_source(item.source, root),
     )
 
 
 def list_rules(ctx: RequestContext, provider: str | None) -> list[RuleOut]:
     pack = shipped_pack(ctx)
     items: list[CompiledRule | CompiledCorrelation] = [*pack.rules, *pack.correlations]
-    return [_rule_out(i) for i in items if provider is None or i.provider == provider]
+    root = default_rules_path(ctx.settings)
+    return [_rule_out(i, root) for i in items if provider is None or i.provider == provider]
 
 
 def _bounded(text: str) -> None:

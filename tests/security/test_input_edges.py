@@ -62,3 +62,11 @@ def test_nul_characters_in_json_bodies_are_invalid_input(
     # an escaped backslash before "u0000" is text, not a NUL
     literal = client.post(url, content=b'{"text": "C:\\\\u0000"}', headers=headers)
     assert literal.status_code == 201, literal.text
+
+
+def test_rules_do_not_show_the_servers_absolute_paths(
+    client: TestClient, as_role: Callable[[str], dict[str, str]]
+) -> None:
+    rules = client.get("/rules", headers=as_role("viewer")).json()
+    assert rules and all(not rule["source"].startswith("/") for rule in rules), rules[0]["source"]
+    assert any("/" in rule["source"] for rule in rules)  # still says where in the pack
