@@ -11,7 +11,7 @@ from core.normalise.records import (
     NormalisedMessage,
     NormaliseError,
     required_id,
-    required_time,
+    required_identity,
     strip_port,
     text,
     to_datetime,
@@ -63,8 +63,7 @@ def normalise_signin(record: Mapping[str, Any]) -> list[NormalisedEvent]:
         outcome = "success" if str(error_code) == "0" else "failure"
     return [
         NormalisedEvent(
-            provider_event_id=required_id(graph, "id"),
-            occurred_at=required_time(graph, "createdDateTime"),
+            **required_identity(graph, ids=("id",), times=("createdDateTime",)),
             raw=graph,
             actor=text(dig(graph, "userPrincipalName") or dig(graph, "userId"), 500),
             action="signin" if interactive else "signin_noninteractive",
@@ -88,8 +87,7 @@ def normalise_directory_audit(record: Mapping[str, Any]) -> list[NormalisedEvent
     )
     return [
         NormalisedEvent(
-            provider_event_id=required_id(graph, "id"),
-            occurred_at=required_time(graph, "activityDateTime"),
+            **required_identity(graph, ids=("id",), times=("activityDateTime",)),
             raw=graph,
             actor=text(dig(user, "userPrincipalName") or dig(app, "displayName") or dig(user, "id"), 500),
             action=text(dig(graph, "activityDisplayName") or dig(graph, "operationName"), 300),
@@ -105,8 +103,7 @@ def normalise_unified_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
     data = dict(record)
     return [
         NormalisedEvent(
-            provider_event_id=required_id(data, "Id"),
-            occurred_at=required_time(data, "CreationTime"),
+            **required_identity(data, ids=("Id",), times=("CreationTime",)),
             raw=data,
             actor=text(dig(data, "UserId"), 500),
             action=text(dig(data, "Operation"), 300),
@@ -122,8 +119,7 @@ def normalise_risk_detection(record: Mapping[str, Any]) -> list[NormalisedEvent]
     data = dict(record)
     return [
         NormalisedEvent(
-            provider_event_id=required_id(data, "id"),
-            occurred_at=required_time(data, "detectedDateTime", "activityDateTime"),
+            **required_identity(data, ids=("id",), times=("detectedDateTime", "activityDateTime")),
             raw=data,
             actor=text(dig(data, "userPrincipalName") or dig(data, "userId"), 500),
             action=text(dig(data, "riskEventType"), 300),

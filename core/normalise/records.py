@@ -104,6 +104,26 @@ def required_time(record: Mapping[str, Any], *names: str) -> datetime:
     raise NormaliseError(f"record has no {' or '.join(repr(n) for n in names)} (the event time)")
 
 
+def required_identity(
+    record: Mapping[str, Any], *, ids: tuple[str, ...], times: tuple[str, ...]
+) -> dict[str, Any]:
+    """``provider_event_id`` and ``occurred_at`` of a record, for ``NormalisedEvent(**...)``; one
+    error naming every problem (a record missing both its id and its time says both)."""
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, read in (
+        ("provider_event_id", lambda: required_id(record, *ids)),
+        ("occurred_at", lambda: required_time(record, *times)),
+    ):
+        try:
+            found[key] = read()
+        except NormaliseError as exc:
+            problems.append(str(exc).removeprefix("record "))
+    if problems:
+        raise NormaliseError("record " + "; and ".join(problems))
+    return found
+
+
 def to_datetime(value: Any, name: str = "time") -> datetime:
     """ISO 8601 text (any fraction length, with or without zone) or epoch seconds (number or text)."""
     try:

@@ -156,3 +156,10 @@ def test_unusable_records_are_refused_with_the_reason(
     with pytest.raises(NormaliseError, match=".*") as refusal:
         normalise(provider, stream, record)
     assert says in str(refusal.value)
+
+
+def test_a_record_missing_several_required_fields_is_refused_naming_each() -> None:
+    with pytest.raises(NormaliseError) as refusal:
+        normalise("m365", "risk_detections", {"riskLevel": "high"})
+    said = str(refusal.value)
+    assert "'id'" in said and "'detectedDateTime' or 'activityDateTime'" in said
