@@ -1,4 +1,5 @@
-"""Senders, one per medium, each with the official client: slack_sdk, smtplib, twilio, requests.
+"""Senders, one per medium, each with the official client: slack_sdk, smtplib, twilio, requests
+(webhooks, and Microsoft Teams Adaptive Cards through an incoming webhook or Workflows URL).
 
 A sender gets the page, the message and the channel settings, and returns the provider's id for
 what it sent, or raises :class:`DeliveryError` saying why (the outbox retries). Secrets are
@@ -303,6 +304,63 @@ def send_webhook(
     return message_id
 
 
+def teams_card(message: PageMessage) -> dict[str, Any]:
+    """The page as a Teams message carrying an Adaptive Card (what incoming webhooks and Workflows
+    "post to a channel when a webhook request is received" accept). Its buttons open the page's
+    link, where the responder acknowledges, resolves or escalates."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {
+                            "type": "TextBlock",
+                            "text": message.headline,
+                            "weight": "Bolder",
+                            "size": "Medium",
+                            "wrap": True,
+                            "color": "Attention" if message.priority in ("P1", "P2") else "Default",
+                        },
+                        {
+                            "type": "FactSet",
+                            "facts": [
+                                {"title": "Priority", "value": message.priority},
+                                {"title": "Incident", "value": f"#{message.incident_id}"},
+                            ],
+                        },
+                    ],
+                    "actions": [
+                        {
+                            "type": "Action.OpenUrl",
+                            "title": "Acknowledge / Resolve / Escalate",
+                            "url": message.ack_url,
+                        },
+                        {"type": "Action.OpenUrl", "title": "Open incident", "url": message.incident_url},
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def send_teams(session: Session, page: Page, message: PageMessage, channels: Channels) -> str:
+    try:
+        response = requests.post(page.address, json=teams_card(message), timeout=TIMEOUT_SECONDS)
+    except requests.Timeout as exc:
+        raise DeliveryUncertain(f"Teams did not answer in time: {type(exc).__name__}") from exc
+    except requests.RequestException as exc:
+        raise DeliveryError(f"Teams webhook unreachable: {type(exc).__name__}") from exc
+    if response.status_code >= 300:  # incoming webhooks answer 200 "1", Workflows 202
+        raise DeliveryError(f"Teams webhook answered {response.status_code}: {response.text[:200]}")
+    return f"teams:{response.status_code}"
+
+
 def send(
     session: Session, page: Page, message: PageMessage, channels: Channels, snapshot: dict[str, Any]
 ) -> str:
@@ -314,5 +372,6 @@ def send(
         Medium.EMAIL: send_email,
         Medium.SMS: send_sms,
         Medium.VOICE: send_voice,
+        Medium.TEAMS: send_teams,
     }[medium]
     return sender(session, page, message, channels)

@@ -228,6 +228,8 @@ def _pages_for(
                 person(who)
         elif target.type == "slack_channel":
             wanted.append(("", Medium.SLACK.value, target.channel or ""))
+        elif target.type == "teams_channel":
+            wanted.append(("", Medium.TEAMS.value, target.url or ""))
         else:
             wanted.append(("", Medium.WEBHOOK.value, target.url or ""))
     pages = [

@@ -1,10 +1,11 @@
-"""What the service and the people ask of on-call: the cycle's tick, who was paged, responder load."""
+"""What the service and the people ask of on-call: the cycle's tick, who was paged, responder load, MTTA."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -149,3 +150,52 @@ def responder_load(session: Session, start: datetime, end: datetime) -> list[dic
         }
         for name in names
     ]
+
+
+def _who(acknowledged_by: str | None) -> str:
+    name = acknowledged_by or ""
+    for prefix in ("responder:", "principal:"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def _mtta_row(seconds: list[float], started: int) -> dict[str, Any]:
+    ordered = sorted(seconds)
+    return {
+        "escalations": started,
+        "acknowledged": len(ordered),
+        "mtta_seconds": round(sum(ordered) / len(ordered), 1) if ordered else None,
+        "median_seconds": round(median(ordered), 1) if ordered else None,
+        "max_seconds": round(ordered[-1], 1) if ordered else None,
+    }
+
+
+def mtta_report(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    """MTTA (escalation start to acknowledgement) per policy and per responder, over the
+    escalations started in [start, end); an incident resolved from a page counts as acknowledged then."""
+    rows = session.exec(
+        select(Escalation).where(
+            col(Escalation.started_at) >= as_utc(start), col(Escalation.started_at) < as_utc(end)
+        )
+    ).all()
+    by_policy: dict[str, list[float]] = defaultdict(list)
+    started: dict[str, int] = defaultdict(int)
+    by_responder: dict[str, list[float]] = defaultdict(list)
+    for escalation in rows:
+        started[escalation.policy] += 1
+        if escalation.acknowledged_at is None:
+            continue
+        seconds = (as_utc(escalation.acknowledged_at) - as_utc(escalation.started_at)).total_seconds()
+        by_policy[escalation.policy].append(seconds)
+        by_responder[_who(escalation.acknowledged_by)].append(seconds)
+    return {
+        "start": as_utc(start),
+        "end": as_utc(end),
+        "policies": [
+            {"policy": name, **_mtta_row(by_policy[name], started[name])} for name in sorted(started)
+        ],
+        "responders": [
+            {"responder": name, **_mtta_row(times, len(times))}
+            for name, times in sorted(by_responder.items())
+        ],
+    }

@@ -32,6 +32,7 @@ class Medium(StrEnum):
     SMS = "sms"
     VOICE = "voice"
     WEBHOOK = "webhook"
+    TEAMS = "teams"
 
 
 class Weekday(StrEnum):
@@ -83,8 +84,10 @@ class Responder(_Strict):
         needs = {Medium.SLACK: self.slack_user, Medium.EMAIL: self.email, Medium.SMS: self.phone}
         needs[Medium.VOICE] = self.phone
         for medium in [*self.notify, *(m for rule in self.rules for m in rule.notify)]:
-            if medium == Medium.WEBHOOK:
-                raise ValueError("notify: a person cannot be paged by webhook; use a policy step target")
+            if medium in (Medium.WEBHOOK, Medium.TEAMS):
+                raise ValueError(
+                    f"notify: a person cannot be paged by {medium.value}; use a policy step target"
+                )
             if not needs[medium]:
                 field = {Medium.SLACK: "slack_user", Medium.EMAIL: "email"}.get(medium, "phone")
                 raise ValueError(f"notify lists {medium.value} but {field} is not set")
@@ -180,7 +183,8 @@ class Schedule(_Strict):
 
 
 class Target(_Strict):
-    type: Literal["responder", "schedule", "slack_channel", "webhook"]
+    # teams_channel: a Microsoft Teams channel's incoming webhook or Workflows URL (`url`).
+    type: Literal["responder", "schedule", "slack_channel", "webhook", "teams_channel"]
     name: Name | None = None
     channel: Annotated[str, Field(max_length=80)] | None = None
     url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
@@ -189,7 +193,13 @@ class Target(_Strict):
 
     @model_validator(mode="after")
     def _fields(self) -> Target:
-        wanted = {"responder": "name", "schedule": "name", "slack_channel": "channel", "webhook": "url"}
+        wanted = {
+            "responder": "name",
+            "schedule": "name",
+            "slack_channel": "channel",
+            "webhook": "url",
+            "teams_channel": "url",
+        }
         if getattr(self, wanted[self.type]) is None:
             raise ValueError(f"a {self.type} target needs {wanted[self.type]}")
         return self

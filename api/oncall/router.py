@@ -135,6 +135,20 @@ def load(
         return responder_load(session, lo, hi)
 
 
+@router.get("/report", summary="MTTA per policy and per responder over a period (default the last 30 days)")
+def mtta(
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    from oncall.service import mtta_report
+
+    hi = as_utc(end) if end else utcnow()
+    lo, hi = _span(start or hi - timedelta(days=30), hi, timedelta(days=30))
+    with ctx.db.session(readonly=True) as session:
+        return mtta_report(session, lo, hi)
+
+
 @router.get("/escalations", summary="Escalations, newest first")
 def list_escalations(
     ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],

@@ -188,6 +188,38 @@ def load(days: Annotated[int, typer.Option(min=1, max=366, help="Look back this 
     console.print(table)
 
 
+@app.command("report")
+def report(
+    days: Annotated[int, typer.Option(min=1, max=366, help="Look back this many days.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """MTTA per escalation policy and per responder (escalations started in the last DAYS days)."""
+    from oncall.service import mtta_report
+
+    end = utcnow()
+    with database().session(readonly=True) as session:
+        found = mtta_report(session, end - timedelta(days=days), end)
+    if as_json:
+        console.print_json(json.dumps(found, default=str))
+        return
+
+    def seconds(value: float | None) -> str:
+        return "" if value is None else f"{value:.0f}"
+
+    for key, label in (("policies", "policy"), ("responders", "responder")):
+        table = Table(label, "escalations", "acknowledged", "MTTA (s)", "median (s)", "max (s)")
+        for row in found[key]:
+            table.add_row(
+                row[label],
+                str(row["escalations"]),
+                str(row["acknowledged"]),
+                seconds(row["mtta_seconds"]),
+                seconds(row["median_seconds"]),
+                seconds(row["max_seconds"]),
+            )
+        console.print(table)
+
+
 @app.command("route")
 def route(
     incident: Annotated[int, typer.Argument(help="Incident id.")],
