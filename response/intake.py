@@ -7,8 +7,9 @@ The body is either tenantguard's generic shape::
     {"title": "...", "severity": "critical", "dedup_key": "db-7", "source": "grafana",
      "summary": "...", "action": "trigger|resolve", "entities": {"people": [...], "ips": [...]}}
 
-or a PagerDuty Events API v2 event (``routing_key``, ``event_action``, ``dedup_key``,
-``payload.summary/severity/source``). The finding's dedup key is ``alert:<source>:<dedup_key>``,
+a PagerDuty Events API v2 event (``routing_key``, ``event_action``, ``dedup_key``,
+``payload.summary/severity/source``), or a Prometheus Alertmanager webhook (``alerts[]`` with
+``status``, ``labels``, ``annotations``, ``fingerprint``; one finding per alert). The finding's dedup key is ``alert:<source>:<dedup_key>``,
 so repeats fold into one finding (the count grows) and the incident builder groups it with the
 related findings; ``resolve`` resolves it. The finding, its audit record and the intake's audit
 record commit together.
@@ -141,6 +142,33 @@ def parse_alert(payload: Mapping[str, Any]) -> Alert:
         summary=summary,
         entities=clean,
         context={k: v for k, v in {"drill": payload.get("drill") is True}.items() if v},
+    )
+
+
+def parse_alerts(payload: Mapping[str, Any]) -> list[Alert]:
+    """Every alert in a request: Alertmanager groups several, the other shapes carry one."""
+    if isinstance(payload.get("alerts"), list) and "groupKey" in payload:
+        return [_alertmanager(item) for item in payload["alerts"][:100] if isinstance(item, dict)]
+    return [parse_alert(payload)]
+
+
+def _alertmanager(item: Mapping[str, Any]) -> Alert:
+    labels = item.get("labels") or {}
+    annotations = item.get("annotations") or {}
+    if not isinstance(labels, dict) or not isinstance(annotations, dict):
+        raise AlertRefused("alerts[].labels and alerts[].annotations must be objects (Alertmanager)")
+    name = str(labels.get("alertname") or "alert")
+    identity = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+    return parse_alert(
+        {
+            "title": annotations.get("summary") or name,
+            "summary": annotations.get("description") or "",
+            "severity": str(labels.get("severity") or "warning").lower(),
+            "source": labels.get("job") or "alertmanager",
+            "dedup_key": item.get("fingerprint") or hashlib.sha256(identity.encode()).hexdigest()[:32],
+            "action": RESOLVE if item.get("status") == "resolved" else TRIGGER,
+            "entities": {"ips": [str(labels["instance"]).split(":")[0]]} if labels.get("instance") else {},
+        }
     )
 
 

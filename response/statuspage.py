@@ -122,3 +122,30 @@ def render_html(session: Session, config: ResponseConfig) -> str:
     return template("status.html.j2").render(
         page=head["page"], status=head["status"], components=head["components"], incidents=incidents(session)
     )
+
+
+def atom_feed(session: Session, config: ResponseConfig, base_url: str) -> str:
+    """An Atom feed of every published public update, newest first (subscribers' readers poll it)."""
+    from xml.sax.saxutils import escape
+
+    base = base_url.rstrip("/")
+    entries = []
+    for incident in incidents(session):
+        for update in incident["incident_updates"]:
+            entries.append(
+                "<entry>"
+                f"<id>{escape(base)}/status#update-{escape(update['id'])}</id>"
+                f"<title>{escape(incident['name'])} — {escape(update['status'])}</title>"
+                f"<updated>{escape(update['created_at'] or '')}</updated>"
+                f'<link href="{escape(base)}/status#incident-{escape(incident["id"])}"/>'
+                f'<content type="text">{escape(update["body"])}</content>'
+                "</entry>"
+            )
+    entries.sort(key=lambda e: e[e.index("<updated>") :], reverse=True)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<id>{escape(base)}/status</id><title>{escape(config.status_page.title)}</title>"
+        f"<updated>{isoformat(utcnow())}</updated>"
+        f'<link rel="self" href="{escape(base)}/status/history.atom"/>' + "".join(entries) + "</feed>"
+    )

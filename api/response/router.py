@@ -44,7 +44,7 @@ def _update_view(update: StakeholderUpdate) -> dict[str, Any]:
 @router.post(
     "/response/alerts",
     status_code=202,
-    summary="Inbound alert (generic or PagerDuty Events v2), signed with Standard Webhooks; no bearer token",
+    summary="Inbound alert (generic, PagerDuty Events v2 or Alertmanager), signed with Standard Webhooks; no bearer token",
 )
 async def receive_alert(request: Request) -> dict[str, Any]:
     from fastapi.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ async def receive_alert(request: Request) -> dict[str, Any]:
     from api.errors import RateLimited
     from api.ratelimit import retry_after_seconds
     from providers.credentials import resolve_reference
-    from response.intake import ingest, intake_actor, parse_alert, record_refusal, verify
+    from response.intake import ingest, intake_actor, parse_alerts, record_refusal, verify
 
     state = state_of(request)
     client = request.client.host if request.client else "unknown"
@@ -69,25 +69,27 @@ async def receive_alert(request: Request) -> dict[str, Any]:
             if not config.intake.secret_ref:
                 raise AlertRefused("alert intake has no secret configured (intake.secret_ref): refused")
             payload = verify(body, headers, resolve_reference("intake secret", config.intake.secret_ref))
-            alert = parse_alert(payload)
+            alerts = parse_alerts(payload)
         except AlertRefused as exc:
             with state.db.session() as session:
                 record_refusal(session, str(exc), message_id=message_id)
             raise
         with state.db.session() as session:
-            result = ingest(
-                session,
-                alert,
-                actor=intake_actor(alert.source, message_id),
-                dedup_hours=config.intake.dedup_hours,
-            )
-        return {
-            "status": "accepted",
-            "action": result.action,
-            "dedup_key": result.dedup_key,
-            "finding_id": result.finding_id,
-            "created": result.created,
-        }
+            results = [
+                ingest(
+                    session,
+                    alert,
+                    actor=intake_actor(alert.source, message_id),
+                    dedup_hours=config.intake.dedup_hours,
+                )
+                for alert in alerts
+            ]
+        views = [
+            {"action": r.action, "dedup_key": r.dedup_key, "finding_id": r.finding_id, "created": r.created}
+            for r in results
+        ]
+        # One alert: its fields at the top as well (the generic and PagerDuty shapes).
+        return {"status": "accepted", **(views[0] if len(views) == 1 else {}), "alerts": views}
 
     return await run_in_threadpool(apply)
 
@@ -117,6 +119,22 @@ def status_incidents(request: Request) -> dict[str, Any]:
     state = state_of(request)
     with state.db.session(readonly=True) as session:
         return incidents_document(session, load_config(state.settings))
+
+
+@router.get(
+    "/status/history.atom",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/atom+xml": {}}}},
+    summary="The status page's published updates as an Atom feed",
+)
+def status_feed(request: Request) -> PlainTextResponse:
+    from response.statuspage import atom_feed
+
+    state = state_of(request)
+    config = load_config(state.settings)
+    with state.db.session(readonly=True) as session:
+        text = atom_feed(session, config, config.public_url)
+    return PlainTextResponse(text, media_type="application/atom+xml")
 
 
 @router.get(

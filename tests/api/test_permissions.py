@@ -36,6 +36,7 @@ PUBLIC = {
     "/status",
     "/status/api/v2/summary.json",
     "/status/api/v2/incidents.json",
+    "/status/history.atom",
     # Twilio signs its status callbacks and inbound SMS webhooks too.
     "/oncall/twilio/status/{page_id}/{attempt}",
     "/oncall/twilio/sms",

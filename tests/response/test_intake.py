@@ -50,7 +50,7 @@ def test_signed_alerts_fold_by_dedup_key_and_resolve(intake, db) -> None:
     assert first.json()["created"] is True
     body, headers = signed(alert, message_id="msg_2")
     again = intake.post("/response/alerts", content=body, headers=headers)
-    assert again.json() == {**first.json(), "created": False}
+    assert (again.json()["finding_id"], again.json()["created"]) == (first.json()["finding_id"], False)
     pagerduty = {
         "routing_key": "R0UTING",
         "event_action": "trigger",
@@ -99,3 +99,57 @@ def test_a_bad_alert_names_the_field(intake) -> None:
     body, headers = signed({"title": "x", "severity": "apocalyptic"})
     answer = intake.post("/response/alerts", content=body, headers=headers)
     assert answer.status_code == 401 and "severity" in answer.json()["detail"]
+
+
+def test_an_alertmanager_webhook_fires_and_resolves_each_alert(intake, db) -> None:
+    def group(status: str) -> dict:
+        return {
+            "version": "4",
+            "groupKey": '{}:{alertname="HighErrorRate"}',
+            "status": status,
+            "receiver": "tenantguard",
+            "alerts": [
+                {
+                    "status": status,
+                    "labels": {
+                        "alertname": "HighErrorRate",
+                        "severity": "critical",
+                        "job": "payments",
+                        "instance": "10.0.0.5:9090",
+                    },
+                    "annotations": {"summary": "Payments error rate above 20%"},
+                    "fingerprint": "a1b2c3",
+                },
+                {
+                    "status": status,
+                    "labels": {"alertname": "HighLatency", "severity": "warning", "job": "payments"},
+                    "annotations": {},
+                    "fingerprint": "d4e5f6",
+                },
+            ],
+        }
+
+    body, headers = signed(group("firing"), message_id="am_1")
+    fired = intake.post("/response/alerts", content=body, headers=headers)
+    assert fired.status_code == 202, fired.text
+    assert [a["created"] for a in fired.json()["alerts"]] == [True, True]
+    body, headers = signed(group("resolved"), message_id="am_2")
+    assert [
+        a["action"] for a in intake.post("/response/alerts", content=body, headers=headers).json()["alerts"]
+    ] == [
+        "resolve",
+        "resolve",
+    ]
+    with db.session(readonly=True) as session:
+        findings = {f.dedup_key: f for f in session.exec(select(Finding)).all()}
+    assert set(findings) == {"alert:payments:a1b2c3", "alert:payments:d4e5f6"}
+    error_rate = findings["alert:payments:a1b2c3"]
+    assert (error_rate.title, error_rate.severity, error_rate.status) == (
+        "Payments error rate above 20%",
+        "critical",
+        "resolved",
+    )
+    assert (
+        error_rate.entities["ips"] == ["10.0.0.5"]
+        and findings["alert:payments:d4e5f6"].title == "HighLatency"
+    )

@@ -45,6 +45,13 @@ def test_only_approved_public_wording_reaches_the_status_page(api, make_incident
     [shown] = summary["incidents"]
     assert shown["name"] == "Some users cannot sign in." and shown["impact"] == "critical"
     assert {c["name"]: c["status"] for c in summary["components"]}["Sign-in"] == "major_outage"
+    feed = api.get("/status/history.atom")
+    assert feed.headers["content-type"].startswith("application/atom+xml")
+    import xml.etree.ElementTree as ElementTree
+
+    [entry] = ElementTree.fromstring(feed.text).findall("{http://www.w3.org/2005/Atom}entry")
+    assert "Some users cannot sign in." in ElementTree.tostring(entry, encoding="unicode")
+    assert "CFO" not in feed.text
     page = api.get("/status").text
     assert "Some users cannot sign in." in page and "CFO" not in page and "Mailbox takeover" not in page
 
