@@ -122,6 +122,37 @@ def _print_compliance(db: Database) -> None:
     console.print(table)
 
 
+def _print_retention(db: Database, urgent: list[Incident]) -> None:
+    """One line: how long each data class is kept, and the legal holds in force (the first urgent
+    incident is put on hold, as a compliance officer would to preserve it for an investigation)."""
+    from compliance.holds import HoldKind, active_holds, place_hold
+    from compliance.retention import periods
+    from core.durations import format_duration
+
+    if urgent and urgent[0].id is not None:
+        with db.session() as session:
+            place_hold(
+                session,
+                HoldKind.INCIDENT,
+                str(urgent[0].id),
+                reason="demo: preserved for the investigation",
+                actor=Actor("principal:demo-compliance", Channel.CLI),
+                role="compliance_officer",
+            )
+
+    kept = ", ".join(
+        f"{name.value} {format_duration(period) if period.total_seconds() else 'for ever'}"
+        for name, period in periods(db.settings).items()
+    )
+    with db.session(readonly=True) as session:
+        holds = [f"{h.kind} {h.target}" for h in active_holds(session)]
+    console.print(
+        f"retention (TENANTGUARD_RETENTION_*): {kept}; legal holds in force: {', '.join(holds) or 'none'}"
+        " (tenantguard compliance holds)",
+        highlight=False,
+    )
+
+
 def _run_cycle(db: Database, demo_settings: Settings, outcome: ScenarioOutcome) -> None:
     """The cycle's stages in order, as `pipeline.run_cycle` runs them, with live progress: the
     collection stream by stream, then each later stage."""
@@ -256,6 +287,7 @@ def run_scenario(
         if verbose:
             _print_incidents(db)
             _print_compliance(db)
+        _print_retention(db, urgent)
         demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI))
         demo_response.show(
             db,
