@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from core.spreadsheet import escape_cell
+
 
 class Output(StrEnum):
     TABLE = "table"
@@ -80,7 +82,7 @@ def emit(
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(keys)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(k)) for k in keys])
+            writer.writerow([escape_cell(_csv_cell(row.get(k))) for k in keys])
         return
     from rich.table import Table
     from rich.text import Text

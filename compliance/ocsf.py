@@ -37,6 +37,7 @@ from sqlmodel import Session, col, select
 from compliance.mappings import ItemKind, MappingSet, shipped_mappings
 from core.clock import as_utc, isoformat
 from core.models import Finding, FindingKind, FindingStatus
+from core.spreadsheet import escape_cell
 
 BATCH = 2000
 CSV_FIELDS = (
@@ -206,11 +207,11 @@ def stream_findings(
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
                 [
-                    ";".join(plain[k]) if isinstance(plain[k], list) else plain[k]
+                    escape_cell(";".join(plain[k]) if isinstance(plain[k], list) else plain[k])
                     for k in CSV_FIELDS
                     if k != "controls"
                 ]
-                + [";".join(f"{fw}:{c}" for fw, ids in plain["controls"].items() for c in ids)]
+                + [escape_cell(";".join(f"{fw}:{c}" for fw, ids in plain["controls"].items() for c in ids))]
             )
             chunk.append(out.getvalue().encode())
         if len(chunk) >= batch:

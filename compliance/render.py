@@ -10,6 +10,7 @@ import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from compliance.report import FrameworkReport
+from core.spreadsheet import escape_cell
 
 CSV_FIELDS = (
     "framework",
@@ -99,7 +100,7 @@ def render_csv(report: FrameworkReport) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(csv_rows(report))
+    writer.writerows({k: escape_cell(v) for k, v in row.items()} for row in csv_rows(report))
     return out.getvalue().encode("utf-8")
 
 

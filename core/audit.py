@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from core.clock import isoformat, parse_time, utcnow
 from core.errors import AuditChainError
 from core.models.audit import AuditCheckpoint, AuditRecord
+from core.spreadsheet import escape_cell, unescape_cell
 
 GENESIS_HASH = "0" * 64
 CSV_FIELDS = ("seq", "at", "actor", "action", "object_type", "object_id", "details", "prev_hash", "hash")
@@ -419,7 +420,7 @@ def csv_chunks(fields: Iterable[dict[str, Any]], chunk_chars: int = _CHUNK_BYTES
     writer.writerow(CSV_FIELDS)
     for record in fields:
         row = {**record, "details": orjson.dumps(record["details"], option=orjson.OPT_SORT_KEYS).decode()}
-        writer.writerow([row[name] for name in CSV_FIELDS])
+        writer.writerow([escape_cell(row[name]) for name in CSV_FIELDS])
         if buffer.tell() >= chunk_chars:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -484,7 +485,10 @@ def _parse_export(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise AuditChainError(
                 f"{path}: not an audit export (expected CSV columns {', '.join(CSV_FIELDS)})"
             )
-        for lineno, row in enumerate(reader, start=2):
+        for lineno, cells in enumerate(reader, start=2):
+            row = {
+                name: unescape_cell(cell) if isinstance(cell, str) else cell for name, cell in cells.items()
+            }
             try:
                 yield lineno, {**row, "seq": int(row["seq"]), "details": orjson.loads(row["details"])}
             except (ValueError, orjson.JSONDecodeError) as exc:
