@@ -12,12 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import approvals, dashboards, incidents, oidc, signin
+from console import approvals, dashboards, directory, incidents, oidc, signin
 from console.web import STATIC_DIR, PageRefused, SignInRequired, render, sign_in_redirect
 
 
 def install_console(app: FastAPI) -> None:
-    for module in (signin, oidc, incidents, approvals, dashboards):
+    for module in (signin, oidc, incidents, approvals, dashboards, directory):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=str(STATIC_DIR)), name="console-static")
 

@@ -33,11 +33,14 @@ def sso_available(request: Request) -> bool:
 
 
 def same_origin(request: Request) -> bool:
+    """Whether a form post came from a page of this site (browsers send Origin, or Sec-Fetch-Site)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+        return origin is None or fetch_site == "same-origin"
+    return origin.split("://", 1)[-1] == request.headers.get("host", "")
 
 
 @router.get("/login")
@@ -57,7 +60,8 @@ async def login(
             "login.html.j2",
             status=403,
             next=safe_next(next),
-            failure="cross-site sign-in refused",
+            failure=f"cross-site sign-in refused: the form came from {request.headers.get('origin')}, "
+            f"not from {request.headers.get('host')}",
         )
     try:
         caller = await run_in_threadpool(state.tokens.authenticate, token.strip())

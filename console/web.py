@@ -42,6 +42,8 @@ NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Incidents", "/console/incidents", Permission.INCIDENTS_READ),
     ("Approvals", "/console/approvals", Permission.ACTIONS_READ),
     ("Posture", "/console/posture", Permission.POSTURE_READ),
+    ("People", "/console/people", Permission.IDENTITIES_READ),
+    ("Rules", "/console/rules", Permission.RULES_READ),
     ("Metrics", "/console/metrics", Permission.METRICS_READ),
     ("Audit", "/console/audit", Permission.AUDIT_EXPORT),
 )
@@ -140,6 +142,9 @@ def render(
         status_code=status,
     )
     response.headers["content-security-policy"] = CSP
+    # same-origin, not the API's no-referrer: with no-referrer a browser sends `Origin: null` on form
+    # posts, and the sign-in form's login-CSRF check needs the real origin.
+    response.headers["referrer-policy"] = "same-origin"
     return response
 
 

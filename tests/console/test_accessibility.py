@@ -14,7 +14,15 @@ import pytest
 from tests.console.conftest import ConsoleServer, shoot, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-PAGES = ["/console/incidents", "/console/approvals", "/console/posture", "/console/metrics", "/console/audit"]
+PAGES = [
+    "/console/incidents",
+    "/console/approvals",
+    "/console/posture",
+    "/console/people",
+    "/console/rules",
+    "/console/metrics",
+    "/console/audit",
+]
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 

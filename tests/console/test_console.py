@@ -37,11 +37,11 @@ def _p1(console: ConsoleServer, words: str) -> int:
 @pytest.mark.parametrize(
     ("role", "links", "can_triage"),
     [
-        ("viewer", ["Incidents", "Approvals", "Posture", "Metrics"], False),
-        ("analyst", ["Incidents", "Approvals", "Posture", "Metrics"], True),
-        ("approver", ["Incidents", "Approvals", "Posture", "Metrics"], True),
-        ("auditor", ["Incidents", "Approvals", "Posture", "Metrics", "Audit"], False),
-        ("admin", ["Incidents", "Approvals", "Posture", "Metrics", "Audit"], True),
+        ("viewer", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], False),
+        ("analyst", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], True),
+        ("approver", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], True),
+        ("auditor", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics", "Audit"], False),
+        ("admin", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics", "Audit"], True),
     ],
 )
 def test_each_role_sees_and_may_do_what_the_matrix_says(
@@ -231,3 +231,18 @@ def test_docs_work_offline(console: ConsoleServer, new_page: Any) -> None:
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("tenantguard")
     assert elsewhere == []
+
+
+def test_people_and_rules_pages_show_risk_access_and_coverage(console: ConsoleServer, new_page: Any) -> None:
+    expect = _expect()
+    page = new_page()
+    sign_in(page, console, "viewer")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="People").click()
+    page.get_by_role("table").get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name="Risk factors")).to_be_visible()
+    expect(page.get_by_test_id("risk")).not_to_be_empty()
+    expect(page.get_by_role("heading", name="What they can access")).to_be_visible()
+    _shoot(page, "person")
+    page.goto("/console/rules")
+    expect(page.get_by_role("img", name="Detection rules by provider")).to_contain_text("m365")
+    expect(page.get_by_role("table")).to_contain_text("T1")

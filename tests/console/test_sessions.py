@@ -103,11 +103,12 @@ def test_another_site_cannot_sign_a_browser_in(
     client: TestClient, make_principal: Callable[..., MadePrincipal]
 ) -> None:
     token = make_principal(Role.ANALYST, name="ana").token
-    response = client.post(
-        "/console/login", data={"token": token}, headers={"origin": "https://evil.example"}
-    )
-    assert response.status_code == 403
-    assert "set-cookie" not in response.headers
+    for headers in ({"origin": "https://evil.example"}, {"origin": "null", "sec-fetch-site": "cross-site"}):
+        response = client.post("/console/login", data={"token": token}, headers=headers)
+        assert response.status_code == 403, headers
+        assert "set-cookie" not in response.headers
+    same_site = {"origin": "null", "sec-fetch-site": "same-origin"}  # what a browser sends under no-referrer
+    assert client.post("/console/login", data={"token": token}, headers=same_site).status_code == 303
 
 
 def test_a_disabled_principal_is_signed_out_at_their_next_request(
