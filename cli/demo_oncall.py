@@ -140,3 +140,13 @@ def show(db: Database, demo_settings: Settings, acknowledger: Actor) -> None:
         f"{escalation.acknowledged_by} via {escalation.acknowledged_via}, MTTA {mtta}; level 3 not paged",
         highlight=False,
     )
+    from oncall.service import mtta_report
+
+    with db.session(readonly=True) as session:
+        figures = mtta_report(session, started - timedelta(days=1), later + timedelta(days=1))
+    for row in figures["policies"]:
+        console.print(
+            f"on-call report: policy {row['policy']}: {row['acknowledged']}/{row['escalations']} acknowledged, "
+            f"MTTA {(row['mtta_seconds'] or 0) / 60:.0f} min (`tenantguard oncall report`)",
+            highlight=False,
+        )

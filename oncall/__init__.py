@@ -7,6 +7,7 @@ Entry points for the service (each derived from database state, safe to repeat):
 - ``deliver_pages(db, settings, now)``: send due pages (Slack, e-mail, SMS, voice, webhook)
 - ``run_due(db, settings, now)``: all three, what the cycle's ``escalations`` stage calls (``pipeline.stages``)
 - ``acknowledge(session, incident_id=, actor=, via=)``: stop an escalation
+- ``oncall.actions.act(session, action, ...)``: acknowledge / resolve / reassign / escalate now, from any channel
 """
 
 from oncall.escalation import acknowledge, acknowledge_by_token, escalate_due, start_escalations

@@ -27,3 +27,4 @@ def test_the_demo_shows_who_was_paged_and_how(tmp_path: Path) -> None:
     ]
     assert all("sent" in row for row in rows)
     assert "acknowledged by principal:demo-analyst via cli, MTTA 7 min; level 3 not paged" in paging
+    assert "on-call report: policy security: 1/1 acknowledged, MTTA 7 min" in paging
