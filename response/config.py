@@ -30,6 +30,8 @@ class ChannelsConfig(_Strict):
     prefix: str = Field(default="inc", pattern=r"^[a-z0-9][a-z0-9-]{0,20}$")
     invite: tuple[str, ...] = ()  # Slack user ids always invited (the security lead, ...)
     private: bool = True
+    # The Slack app's signing secret (env:/file: reference): slash commands are refused without it.
+    signing_secret_ref: str = ""
 
 
 class UpdatesConfig(_Strict):

@@ -260,3 +260,42 @@ def list_drills(ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ
     with ctx.db.session(readonly=True) as session:
         rows = session.exec(select(Drill).order_by(col(Drill.id).desc()).limit(100)).all()
         return [row.model_dump(mode="json") for row in rows]
+
+
+@router.post(
+    "/integrations/slack/commands",
+    summary="Slack slash command /tenantguard status|note|assign|resolve|declare (signed by Slack; no bearer token)",
+)
+async def slack_command(request: Request) -> dict[str, Any]:
+    from fastapi.concurrency import run_in_threadpool
+
+    from api.errors import RateLimited
+    from api.ratelimit import retry_after_seconds
+    from core.errors import TenantguardError
+    from providers.credentials import resolve_reference
+    from response.commands import run_command, verify_command
+
+    state = state_of(request)
+    client = request.client.host if request.client else "unknown"
+    wait = state.limiter.acquire(f"slack-commands:{client}")
+    if wait is not None:
+        raise RateLimited(f"too many Slack commands from {client}; slow down", retry_after_seconds(wait))
+    body = (await request.body())[:65536]
+    headers = dict(request.headers)
+    config = load_config(state.settings)
+
+    def apply() -> dict[str, Any]:
+        if not config.channels.signing_secret_ref:
+            raise AlertRefused("no Slack signing secret configured (channels.signing_secret_ref): refused")
+        command = verify_command(
+            body, headers, resolve_reference("slack signing secret", config.channels.signing_secret_ref)
+        )
+        try:
+            text = run_command(state.db, command)
+        except AlertRefused:
+            raise
+        except TenantguardError as exc:  # the caller's mistake: said to them, in Slack
+            text = str(exc)
+        return {"response_type": "ephemeral", "text": text}
+
+    return await run_in_threadpool(apply)

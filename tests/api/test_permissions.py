@@ -37,6 +37,7 @@ PUBLIC = {
     "/status/api/v2/summary.json",
     "/status/api/v2/incidents.json",
     "/status/history.atom",
+    "/integrations/slack/commands",
     # Twilio signs its status callbacks and inbound SMS webhooks too.
     "/oncall/twilio/status/{page_id}/{attempt}",
     "/oncall/twilio/sms",

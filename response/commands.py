@@ -1,0 +1,132 @@
+"""``/tenantguard status|note|assign|resolve|declare`` from Slack: verified, mapped to a principal, audited.
+
+Slack POSTs a slash command form-encoded and signed (v0 HMAC with the app's signing secret, at
+most five minutes old; ``slack_sdk.signature.SignatureVerifier``). The Slack user must be an
+enabled principal whose role carries the permission the command needs (``core.permissions``:
+``incidents:read`` for status, ``incidents:write`` for the rest). In an incident channel the
+command is about that channel's incident; elsewhere ``status`` lists the open urgent incidents
+and ``declare TITLE`` opens one (a finding through the alert intake, source ``slack``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+from sqlmodel import Session, col, select
+
+from core.audit import Actor, Channel
+from core.db import Database
+from core.models import ApiPrincipal, Incident, IncidentResponse
+from core.models.enums import Severity
+from core.permissions import Permission, role_allows
+from response.errors import AlertRefused, ResponseInputError
+from response.intake import Alert, ingest
+
+NEEDS = {"status": Permission.INCIDENTS_READ}
+USAGE = "usage: /tenantguard status | note TEXT | assign WHO | resolve | declare TITLE"
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    user_id: str
+    channel_id: str
+    verb: str
+    rest: str
+    trigger: str
+
+
+def verify_command(body: bytes, headers: Mapping[str, str], secret: str) -> SlashCommand:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp, signature = lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
+    if not timestamp or not signature:
+        raise AlertRefused("no X-Slack-Signature / X-Slack-Request-Timestamp: not from Slack")
+    if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise AlertRefused("the Slack signature does not verify or the request is stale: refused")
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    verb, _, rest = (form.get("text") or "").strip().partition(" ")
+    return SlashCommand(
+        form.get("user_id", ""),
+        form.get("channel_id", ""),
+        verb.lower(),
+        rest.strip(),
+        form.get("trigger_id", ""),
+    )
+
+
+def _principal(session: Session, command: SlashCommand, permission: Permission) -> Actor:
+    row = session.exec(
+        select(ApiPrincipal).where(
+            ApiPrincipal.slack_user_id == command.user_id, col(ApiPrincipal.disabled).is_(False)
+        )
+    ).first()
+    if row is None:
+        raise ResponseInputError(f"Slack user {command.user_id} is not a tenantguard principal")
+    if not role_allows(row.role, permission):
+        raise ResponseInputError(f"{row.name} ({row.role}) may not do that: it needs {permission}")
+    return Actor(f"principal:{row.name}", Channel.SLACK, command.trigger[:100])
+
+
+def _incident_here(session: Session, channel_id: str) -> int | None:
+    return session.exec(
+        select(IncidentResponse.incident_id).where(
+            IncidentResponse.channel_id == channel_id, IncidentResponse.channel_id != ""
+        )
+    ).first()
+
+
+def run_command(db: Database, command: SlashCommand) -> str:
+    """Do what the command says and return the reply (only the caller sees it)."""
+    from timeline.lifecycle import add_note, assign, transition
+
+    permission = NEEDS.get(command.verb, Permission.INCIDENTS_WRITE)
+    with db.session() as session:
+        actor = _principal(session, command, permission)
+        here = _incident_here(session, command.channel_id)
+        if command.verb == "status":
+            if here is not None:
+                incident = session.get(Incident, here)
+                assert incident is not None
+                return f"[{incident.priority}] #{incident.id} {incident.title}: {incident.status}, assignee {incident.assignee or '—'}"
+            rows = session.exec(
+                select(Incident)
+                .where(
+                    col(Incident.priority).in_(["P1", "P2"]),
+                    col(Incident.status).in_(["new", "triaged", "contained"]),
+                )
+                .order_by(col(Incident.priority), col(Incident.id))
+                .limit(10)
+            ).all()
+            return (
+                "\n".join(f"[{i.priority}] #{i.id} {i.title} ({i.status})" for i in rows)
+                or "no open P1/P2 incident"
+            )
+        if command.verb == "declare":
+            if not command.rest:
+                raise ResponseInputError("declare needs a title: /tenantguard declare TITLE")
+            alert = Alert(
+                "slack",
+                f"{command.user_id}-{command.trigger or command.rest}"[:200],
+                command.rest[:300],
+                Severity.HIGH,
+                "trigger",
+                f"Declared from Slack by {actor.name}",
+                {"apps": ["declared:slack"]},
+                {},
+            )
+            result = ingest(session, alert, actor=actor)
+            return f"declared: finding #{result.finding_id}; it becomes an incident on the next cycle"
+    if here is None:
+        raise ResponseInputError(f"`{command.verb}` works in an incident channel. {USAGE}")
+    if command.verb == "note" and command.rest:
+        add_note(db, here, command.rest, actor=actor)
+        return f"note added to incident #{here}"
+    if command.verb == "assign" and command.rest:
+        assign(db, here, command.rest, actor=actor)
+        return f"incident #{here} assigned to {command.rest}"
+    if command.verb == "resolve":
+        transition(db, here, "resolved", actor=actor, note=command.rest or None)
+        return f"incident #{here} resolved"
+    raise ResponseInputError(USAGE)

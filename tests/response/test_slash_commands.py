@@ -1,0 +1,79 @@
+"""`/tenantguard` slash commands: given an incident channel, when a Slack user who is a principal
+runs a command signed by Slack, then it acts as that principal through the permission matrix;
+unsigned commands are refused; a viewer may ask the status but not resolve."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+from sqlmodel import select
+
+from core.models import AuditRecord, Finding, Incident, IncidentResponse
+from core.models.enums import Role
+from tests.response.conftest import response_document
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@pytest.fixture
+def slack_api(api, configure_response, monkeypatch):
+    monkeypatch.setenv("TG_TEST_SLACK_SIGNING", SECRET)
+    document = response_document(None, jira=False)
+    document["channels"]["signing_secret_ref"] = "env:TG_TEST_SLACK_SIGNING"
+    configure_response(document)
+    return api
+
+
+def _command(api, text: str, *, user: str, channel: str, secret: str = SECRET):
+    body = urlencode(
+        {"command": "/tenantguard", "text": text, "user_id": user, "channel_id": channel, "trigger_id": "t1"}
+    )
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    return api.post(
+        "/integrations/slack/commands",
+        content=body,
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": signature,
+        },
+    )
+
+
+def test_commands_in_an_incident_channel_act_as_the_mapped_principal(
+    slack_api, db, make_incident, make_principal
+) -> None:
+    incident = make_incident("Forwarding rule on the CEO mailbox", priority="P1")
+    with db.session() as session:
+        session.add(IncidentResponse(incident_id=incident.id, channel_id="CINC1", channel_name="inc-1"))
+    make_principal(Role.ANALYST, name="ana", slack_user_id="UANA")
+    make_principal(Role.VIEWER, name="vic", slack_user_id="UVIC")
+    status = _command(slack_api, "status", user="UVIC", channel="CINC1")
+    assert status.status_code == 200 and "Forwarding rule on the CEO mailbox: new" in status.json()["text"]
+    refused = _command(slack_api, "resolve", user="UVIC", channel="CINC1")
+    assert "may not do that" in refused.json()["text"]
+    assert (
+        "note added"
+        in _command(slack_api, "note rolled back the rule", user="UANA", channel="CINC1").json()["text"]
+    )
+    assert "resolved" in _command(slack_api, "resolve", user="UANA", channel="CINC1").json()["text"]
+    declared = _command(slack_api, "declare Suspicious OAuth app in finance", user="UANA", channel="CGENERAL")
+    assert "declared: finding #" in declared.json()["text"]
+    with db.session(readonly=True) as session:
+        assert session.get(Incident, incident.id).status == "resolved"
+        moved = session.exec(select(AuditRecord).where(AuditRecord.action == "incident.transitioned")).one()
+        finding = session.exec(select(Finding).where(Finding.rule_id == "alert:slack")).one()
+    assert moved.actor == "principal:ana" and moved.details["via"] == "slack"
+    assert finding.title == "Suspicious OAuth app in finance"
+
+
+def test_an_unsigned_or_unknown_users_command_is_refused(slack_api, make_principal) -> None:
+    assert _command(slack_api, "status", user="UX", channel="C1", secret="wrong").status_code == 401
+    assert (
+        "not a tenantguard principal"
+        in _command(slack_api, "status", user="UNOBODY", channel="C1").json()["text"]
+    )
