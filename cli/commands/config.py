@@ -25,19 +25,23 @@ def docs(
     ] = False,
     readme: Annotated[Path, typer.Option(help="The README to update.")] = README,
 ) -> None:
-    """Write the settings table into README.md (between its markers)."""
+    """Write the settings table into README.md and the generated parts of docs/ (references, the
+    connections JSON Schema, per-provider permission tables)."""
+    from cli.reference_docs import stale
     from core.settings import with_settings_table
 
     current = readme.read_text(encoding="utf-8")
     wanted = with_settings_table(current)
-    if current == wanted:
-        console.print(f"{readme}: settings table up to date")
+    out_of_date = stale(write=not check)
+    if current == wanted and not out_of_date:
+        console.print(f"{readme} and docs/: generated parts up to date")
         return
     if check:
-        err_console.print(f"{readme}: settings table out of date; run `tenantguard config docs`")
+        names = ([str(readme)] if current != wanted else []) + [str(p) for p in out_of_date]
+        err_console.print(f"out of date: {', '.join(names)}; run `tenantguard config docs`")
         raise typer.Exit(1)
     readme.write_text(wanted, encoding="utf-8")
-    console.print(f"{readme}: settings table written")
+    console.print(f"{readme}: settings table written; docs/ written: {len(out_of_date)} file(s)")
 
 
 @app.command("check")
