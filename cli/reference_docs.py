@@ -9,6 +9,7 @@ A generated block in a Markdown file sits between ``<!-- generated: NAME -->`` a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -63,9 +64,7 @@ def _connection_fields() -> str:
         annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
         annotation = annotation.replace("typing.", "").replace("|", "or")
         meaning = info.description or _MEANINGS.get(name, "")
-        lines.append(
-            f"| `{name}` | {annotation} | {'yes' if info.is_required() else 'no'} | {meaning} |"
-        )
+        lines.append(f"| `{name}` | {annotation} | {'yes' if info.is_required() else 'no'} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +90,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "settings": _settings,
     "connection-fields": _connection_fields,
     "provider-requirements": _provider_requirements,
-    **{f"streams:{p}": (lambda p=p: _stream_table(p)) for p in ("m365", "google", "slack")},
-    **{f"actions:{p}": (lambda p=p: _action_table(p)) for p in ("m365", "google", "slack")},
+    **{f"streams:{p}": functools.partial(_stream_table, p) for p in ("m365", "google", "slack")},
+    **{f"actions:{p}": functools.partial(_action_table, p) for p in ("m365", "google", "slack")},
 }
 
 
