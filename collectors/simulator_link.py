@@ -72,7 +72,7 @@ def connections_from_simulator(
     info: Mapping[str, Any],
     *,
     name_prefix: str = "sim",
-    providers: Iterable[str] = ("m365", "google", "slack"),
+    providers: Iterable[str] = ("m365", "google", "slack", "okta"),
     streams: Mapping[str, Iterable[str]] | None = None,
     conversations: bool = False,
     backfill: bool = True,
@@ -93,9 +93,9 @@ def connections_from_simulator(
     common: dict[str, Any] = dict(extra_config or {})
     if backfill and info.get("start"):
         common.setdefault("backfill_start", info["start"])
-    builders = {"m365": _m365, "google": _google, "slack": _slack}
-    for provider in ("m365", "google", "slack"):
-        if provider not in wanted:
+    builders = {"m365": _m365, "google": _google, "slack": _slack, "okta": _okta}
+    for provider in builders:
+        if provider not in wanted or (provider == "okta" and "okta.org_url" not in info):
             continue
         name = f"{name_prefix}-{provider}"
         # the simulator's own Google key file is referenced as it is unless secrets are placed
@@ -220,3 +220,13 @@ def write_connections_file(
     )
     _write_private(path, header + definitions_to_toml(written))
     return written
+
+
+def _okta(
+    info: Mapping[str, Any], name: str, place: SecretPlacer, conversations: bool
+) -> tuple[dict, dict, str]:
+    """The API token (SSWS); a service app instead takes secret private_key (okta.private_key_file)."""
+    config: dict[str, Any] = {"org_url": info["okta.org_url"], "client_id": info.get("okta.client_id")}
+    secrets = {"api_token": place(name, "api_token", info["okta.api_token"])}
+    tenant = str(info.get("okta.domain") or "okta")
+    return {k: v for k, v in config.items() if v is not None}, secrets, tenant

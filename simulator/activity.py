@@ -227,6 +227,7 @@ class Background:
             "google:admin": self._google_admin,
             "google:user_accounts": self._google_user_accounts,
             "slack:audit": self._slack_audit,
+            "okta:logs": self._okta_logs,
         }
 
     def records(self, stream: str, plan: DayPlan) -> list[Record]:
@@ -416,6 +417,21 @@ class Background:
                     session,
                     self._file_ref(rng, plan.person),
                 )
+
+    # --- Okta
+
+    def _okta_logs(self, rng: random.Random, plan: DayPlan, emit: _Emitter) -> None:
+        """Okta is the front door: a sign-in (with its MFA) per session, SSO into apps during it."""
+        for session in plan.sessions:
+            if session.number > 0 and rng.random() < 0.6:
+                continue  # the Okta session carries over
+            start = session.start - rng.randint(30, 240) * SECOND
+            if rng.random() < self.activity.failed_signin_rate:
+                emit(start - 50 * SECOND, "user.session.start:failure", session, None)
+            emit(start, "user.session.start", session, None)
+            emit(start + rng.randint(5, 40) * SECOND, "user.authentication.auth_via_mfa", session, None)
+            for app in range(count(rng, 1.2)):
+                emit(rng.randint(session.start, session.end), "user.authentication.sso", session, app)
 
 
 class _Emitter:

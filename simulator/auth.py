@@ -1,4 +1,5 @@
-"""Credentials and tokens: the TLS CA, the Entra app, the Google service account, Slack tokens.
+"""Credentials and tokens: the TLS CA, the Entra app, the Google service account, Slack tokens,
+the Okta API token (SSWS) and the Okta service app's key (OAuth 2.0 private_key_jwt).
 
 Keys are generated with `cryptography` once per process (RSA key generation is the slow part)
 and written to a temporary directory per simulator. Access tokens are random strings remembered
@@ -40,6 +41,7 @@ def _keys() -> dict[str, Any]:
         "server": ec.generate_private_key(ec.SECP256R1()),
         "google": rsa.generate_private_key(public_exponent=65537, key_size=2048),
         "entra_client": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "okta_client": rsa.generate_private_key(public_exponent=65537, key_size=2048),
     }
 
 
@@ -104,6 +106,8 @@ class Credentials:
     twilio_account_sid: str
     twilio_auth_token: str
     slack_signing_secret: str
+    okta_api_token: str
+    okta_client_id: str
     ca_file: Path = field(init=False)
     server_cert_file: Path = field(init=False)
     server_key_file: Path = field(init=False)
@@ -149,6 +153,8 @@ class Credentials:
         self.client_key_file.write_bytes(_pem_key(keys["entra_client"]))
         self.client_thumbprint = client_cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's x5t is SHA-1
         self._client_cert = client_cert
+        self.okta_key_file.write_bytes(_pem_key(keys["okta_client"]))
+        self.okta_key_file.chmod(0o600)
         self.sa_key_id = hashlib.sha1(_pem_key(keys["google"])).hexdigest()  # noqa: S324 - an id, not security
         self.sa_file.write_text(
             json.dumps(
@@ -169,6 +175,14 @@ class Credentials:
             )
         )
         del google_customer
+
+    @property
+    def okta_key_file(self) -> Path:
+        """The Okta service app's private key (its public half is registered as the app's JWKS)."""
+        return self.directory / "okta-service-app-key.pem"
+
+    def okta_public_key(self) -> Any:
+        return _keys()["okta_client"].public_key()
 
     @property
     def sa_file(self) -> Path:
@@ -209,6 +223,8 @@ def make_credentials(ids: Ids, directory: Path, tenant_id: str, domain: str) -> 
         twilio_account_sid="AC" + ids.hex("twilio-account", length=32),
         twilio_auth_token=ids.hex("twilio-auth-token", length=32),
         slack_signing_secret=ids.hex("slack-signing-secret", length=32),
+        okta_api_token="00" + ids.token("okta-api-token-value", length=40),
+        okta_client_id="0oa" + ids.token("okta-service-app", length=17),
     )
 
 
@@ -242,7 +258,7 @@ class TokenRegistry:
         now: float,
         lifetime: int = TOKEN_LIFETIME,
     ) -> AccessToken:
-        prefix = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." if vendor == "m365" else "ya29.a0"
+        prefix = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." if vendor in ("m365", "okta") else "ya29.a0"
         token = AccessToken(
             prefix + secrets.token_urlsafe(48), vendor, audience, subject, scopes, now + lifetime
         )
@@ -263,7 +279,7 @@ class TokenRegistry:
     def expire(self, value: str) -> None:
         with self._lock:
             token = self._tokens.get(value)
-            if token is not None and token.vendor != "slack":
+            if token is not None and token.vendor != "slack" and token.expires_at != float("inf"):
                 token.expired = True
 
     def expire_all(self, vendor: str | None = None) -> int:
@@ -271,7 +287,9 @@ class TokenRegistry:
             tokens = [
                 t
                 for t in self._tokens.values()
-                if t.vendor != "slack" and (vendor is None or t.vendor == vendor)
+                if t.vendor != "slack"
+                and t.expires_at != float("inf")  # static API tokens (Okta SSWS) do not expire
+                and (vendor is None or t.vendor == vendor)
             ]
             for token in tokens:
                 token.expired = True
@@ -317,3 +335,27 @@ def verify_client_assertion(
     if claims["iss"] != credentials.client_id or claims["sub"] != credentials.client_id:
         raise jwt.InvalidIssuerError("iss and sub must be the client id")
     return claims
+
+
+def verify_okta_assertion(assertion: str, credentials: Credentials, token_url: str) -> dict[str, Any]:
+    """An Okta service app's client assertion: RS256 by the registered key, iss = sub = client id,
+    aud = the token endpoint, with exp and jti (Okta refuses a reused jti; so do we, per process)."""
+    claims = jwt.decode(
+        assertion,
+        credentials.okta_public_key(),
+        algorithms=["RS256", "ES256"],
+        audience=token_url,
+        options={"require": ["exp", "iat", "iss", "sub", "aud", "jti"]},
+        leeway=60,
+    )
+    if claims["iss"] != credentials.okta_client_id or claims["sub"] != credentials.okta_client_id:
+        raise jwt.InvalidIssuerError("iss and sub must be the service app's client id")
+    with _JTI_LOCK:
+        if claims["jti"] in _SEEN_JTI:
+            raise jwt.InvalidTokenError("the jti was already used")
+        _SEEN_JTI.add(claims["jti"])
+    return claims
+
+
+_SEEN_JTI: set[str] = set()
+_JTI_LOCK = threading.Lock()

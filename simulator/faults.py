@@ -99,7 +99,7 @@ def parse_faults(text: str | None, seed: int = 0) -> FaultSpec:
     return FaultSpec(tuple(rules), retry_after, max_consecutive, seed, text)
 
 
-PROVIDERS = ("m365", "google", "slack", "twilio")
+PROVIDERS = ("m365", "google", "slack", "okta", "twilio")
 
 
 def _rule(kind: str, value: str) -> FaultRule:

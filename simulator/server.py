@@ -1,6 +1,6 @@
 """The simulator application: routes, authentication, faults, the clock and the listeners.
 
-One :class:`Simulator` serves all three vendors from one HTTP port (path prefixes) and the same
+One :class:`Simulator` serves every vendor from one HTTP port (path prefixes) and the same
 routes over HTTPS on a second port (msal insists on an https authority).
 """
 
@@ -91,6 +91,7 @@ class Simulator:
             (self.credentials.slack_user_token, "user"),
         ):
             self.tokens.register_static(token, "slack", audience)
+        self.tokens.register_static(self.credentials.okta_api_token, "okta", "okta_ssws")
         self.set_faults(faults if faults is not None else world.scenario.faults)
         from simulator.vendors import register_all
 
@@ -159,6 +160,11 @@ class Simulator:
             "slack.team_id": tenant.slack_team_id,
             "slack.enterprise_id": tenant.slack_enterprise_id,
             "slack.signing_secret": creds.slack_signing_secret,
+            "okta.org_url": base,
+            "okta.api_token": creds.okta_api_token,
+            "okta.client_id": creds.okta_client_id,
+            "okta.private_key_file": str(creds.okta_key_file),
+            "okta.domain": tenant.domain,
             "twilio.base_url": base,
             "twilio.account_sid": creds.twilio_account_sid,
             "twilio.auth_token": creds.twilio_auth_token,
@@ -253,6 +259,10 @@ class Simulator:
     def authenticate(self, request: Request) -> AccessToken | None:
         route = request.route
         token = self.tokens.get(request.bearer)
+        if token is None and route.provider == "okta":
+            header = request.headers.get("authorization", "")
+            if header[:5].upper() == "SSWS ":
+                token = self.tokens.get(header[5:].strip())
         if token is None and route.provider == "slack":
             token = self.tokens.get(request.arg("token"))
         if token is None:
@@ -294,7 +304,9 @@ class Simulator:
 
     def _error_for_path(self, path: str, status: int, code: str, message: str) -> Response:
         provider = (
-            "slack"
+            "okta"
+            if path.startswith(("/api/v1/", "/oauth2/"))
+            else "slack"
             if path.startswith(("/api/", "/audit/"))
             else "google"
             if path.startswith(("/admin/", "/drive/", "/gmail/", "/v1/"))

@@ -142,6 +142,9 @@ class State:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.removed_users: set[int] = set()
         self._build_base()
+        from simulator.okta_directory import OktaDirectory
+
+        self.okta = OktaDirectory(tenant)
 
     # ---------------------------------------------------------------- base state
 

@@ -32,6 +32,7 @@ EVENT_STREAMS: tuple[str, ...] = (
     "google:saml",
     "google:user_accounts",
     "slack:audit",
+    "okta:logs",
 )
 STORY_UID_BASE = 1 << 60
 DYNAMIC_UID_BASE = 1 << 61

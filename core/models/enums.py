@@ -9,6 +9,7 @@ class Provider(StrEnum):
     M365 = "m365"
     GOOGLE = "google"
     SLACK = "slack"
+    OKTA = "okta"
 
 
 class Health(StrEnum):

@@ -24,6 +24,7 @@ PROVIDER_ALIASES: dict[str, str] = {
     "google_workspace": "google",
     "gworkspace": "google",
     "slack": "slack",
+    "okta": "okta",
 }
 
 # SigmaHQ service names -> our stream names (per provider).
@@ -45,6 +46,7 @@ SERVICE_ALIASES: dict[str, dict[str, str]] = {
     },
     "google": {"token_activity": "token", "login_activity": "login"},
     "slack": {"audit_logs": "audit", "auditlogs": "audit"},
+    "okta": {"okta": "logs", "system_log": "logs", "systemlog": "logs"},
 }
 
 
@@ -132,6 +134,15 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         },
         actor_path="actor.user.email",
     ),
+    ("okta", "logs"): StreamProfile(
+        index_preference=("eventType",),
+        entities={
+            "people": ("actor.alternateId",),
+            "ips": ("client.ipAddress",),
+            "accounts": ("actor.id",),
+        },
+        actor_path="actor.alternateId",
+    ),
 }
 
 
@@ -142,12 +153,12 @@ class LogsourceError(ValueError):
 def resolve_provider(product: str | None) -> str:
     if not product:
         raise LogsourceError(
-            "logsource has no product; use product: m365 | google | slack (aliases: azure, google_workspace)"
+            "logsource has no product; use product: m365 | google | slack | okta (aliases: azure, google_workspace)"
         )
     provider = PROVIDER_ALIASES.get(product.strip().lower())
     if provider is None:
         raise LogsourceError(
-            f"unknown logsource product {product!r}; use one of m365, google, slack "
+            f"unknown logsource product {product!r}; use one of m365, google, slack, okta "
             f"(aliases: {', '.join(sorted(a for a in PROVIDER_ALIASES if a not in EVENT_STREAMS))})"
         )
     return provider

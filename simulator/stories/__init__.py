@@ -4,7 +4,13 @@
 `*_actions` modules register one function per scenario action (see README.md, 'Story actions').
 """
 
-from simulator.stories import conversation_actions, google_actions, m365_actions, slack_actions
+from simulator.stories import (
+    conversation_actions,
+    google_actions,
+    m365_actions,
+    okta_actions,
+    slack_actions,
+)
 from simulator.stories.engine import ACTIONS, StoryBuilder, StoryOutput
 
 __all__ = [
@@ -14,5 +20,6 @@ __all__ = [
     "conversation_actions",
     "google_actions",
     "m365_actions",
+    "okta_actions",
     "slack_actions",
 ]

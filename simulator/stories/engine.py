@@ -22,6 +22,7 @@ from simulator.errors import ScenarioError
 from simulator.geo import Block, City
 from simulator.render import event_ids
 from simulator.render.context import RenderContext
+from simulator.render.okta import okta_user_id
 from simulator.scenario import StepSpec, StorySpec
 from simulator.state import State
 from simulator.store import STORY_UID_BASE
@@ -407,6 +408,7 @@ class StoryBuilder:
                     "m365": actor.entra_id,
                     "google": actor.google_id,
                     "slack": actor.slack_id,
+                    "okta": okta_user_id(self.tenant.ids, actor),
                 }.get(provider, actor.entra_id)
             elif isinstance(actor, Attacker):
                 base[key] = actor.ips

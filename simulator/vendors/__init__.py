@@ -16,10 +16,11 @@ def register_all(sim: Simulator) -> None:
         graph,
         jira,
         management,
+        okta,
         slack,
         slack_interactivity,
         twilio,
     )
 
-    for module in (admin, entra, graph, management, google, slack, slack_interactivity, twilio, jira):
+    for module in (admin, entra, graph, management, google, okta, slack, slack_interactivity, twilio, jira):
         module.register(sim)

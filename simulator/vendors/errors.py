@@ -56,6 +56,17 @@ def vendor_error(
     message: str,
     headers: dict[str, str],
 ) -> Response:
+    if provider == "okta":
+        from simulator.vendors.okta import okta_error, rate_limit_headers
+
+        okta_codes = {400: "E0000001", 401: "E0000011", 403: "E0000006", 404: "E0000007", 429: "E0000047"}
+        if status == 429:
+            # Okta sends no Retry-After: the wait is X-Rate-Limit-Reset (epoch seconds) minus Date
+            wait = int(float(headers.pop("Retry-After", "1") or 1))
+            headers = {**headers, **rate_limit_headers(remaining=0, reset_in=max(1, wait))}
+            message = "API call exceeded rate limit due to too many requests."
+        okta_code = code if code.startswith("E0000") else okta_codes.get(status, "E0000009")
+        return okta_error(status, okta_code, message if status != 500 else "Internal Server Error", headers)
     if provider == "google":
         body: dict[str, Any] = {
             "error": {
@@ -109,6 +120,15 @@ def vendor_error(
 
 
 def auth_error(sim: Simulator, provider: str, resource: str, expired: bool) -> Response:
+    if provider == "okta":
+        from simulator.vendors.okta import okta_error
+
+        return okta_error(
+            401,
+            "E0000011",
+            "Invalid token provided",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"' if expired else "SSWS"},
+        )
     if provider == "slack":
         if resource.startswith("audit"):
             return Response.json({"ok": False, "error": "invalid_authentication"}, 401)
@@ -158,6 +178,10 @@ def auth_error(sim: Simulator, provider: str, resource: str, expired: bool) -> R
 
 
 def wrong_token_error(sim: Simulator, provider: str, resource: str, token: AccessToken) -> Response:
+    if provider == "okta":
+        from simulator.vendors.okta import okta_error
+
+        return okta_error(401, "E0000011", "Invalid token provided")
     if provider == "slack":
         if resource.startswith("audit"):
             return Response.json({"ok": False, "error": "invalid_authentication"}, 401)

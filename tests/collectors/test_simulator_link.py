@@ -21,6 +21,7 @@ def test_simulator_connections_reference_their_secrets_and_store_none(db: Databa
         "sim-m365": "created",
         "sim-google": "created",
         "sim-slack": "created",
+        "sim-okta": "created",
     }
     # then every secret is a reference that resolves in this process
     refs = {f"{d.name}.{k}": v for d in definitions for k, v in d.secrets.items()}
@@ -34,5 +35,10 @@ def test_simulator_connections_reference_their_secrets_and_store_none(db: Databa
             for table in ("connection", "auditrecord")
             for row in conn.execute(text(f"SELECT * FROM {table}")).all()
         )
-    for secret in (info["m365.client_secret"], info["slack.bot_token"], info["slack.audit_token"]):
+    for secret in (
+        info["m365.client_secret"],
+        info["slack.bot_token"],
+        info["slack.audit_token"],
+        info["okta.api_token"],
+    ):
         assert secret not in dump

@@ -88,6 +88,15 @@ SEEDS: dict[str, dict[str, Any]] = {
             {"type": "login", "name": "login_success", "parameters": []},
         ],
     },
+    "okta": {
+        "uuid": "a2a54d85-e14f-49cb-abb4-57d9fb3c3b55",
+        "published": "2026-12-02T13:32:36.019Z",
+        "eventType": "user.session.start",
+        "actor": {"id": "00u1", "type": "User", "alternateId": "a@x.test"},
+        "client": {"ipAddress": "1.2.3.4", "geographicalContext": {"country": "US"}},
+        "outcome": {"result": "SUCCESS"},
+        "target": [{"id": "00u1", "alternateId": "a@x.test"}],
+    },
     "slack": {
         "id": "0123a45b-6c7d",
         "date_create": 1763632801,

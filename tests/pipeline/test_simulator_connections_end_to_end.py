@@ -110,6 +110,6 @@ def test_serve_watches_the_simulator_through_its_written_connections_file(
 
         names = sorted(c.name for c in session.exec(select(Connection)).all())
         sources = {c.source for c in session.exec(select(Connection)).all()}
-    assert names == ["sim-google", "sim-m365", "sim-slack"]
+    assert names == ["sim-google", "sim-m365", "sim-okta", "sim-slack"]
     assert sources == {"file"}
     assert "maximum number of running instances" not in log.read_text()
