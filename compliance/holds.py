@@ -10,12 +10,13 @@ in the change's transaction and need the `legal_hold:write` permission (core.per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from compliance.errors import HoldConflictError, HoldError, HoldNotFoundError, NotPermittedError
@@ -130,7 +131,19 @@ def active_holds(session: Session) -> list[LegalHold]:
     )
 
 
+def _keyset(session: Session, key: Any, *columns: Any, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """(key, *columns) of every row in key order, read a batch at a time (memory stays flat)."""
+    after = 0
+    while True:
+        rows = session.execute(sa_select(key, *columns).where(key > after).order_by(key).limit(batch)).all()
+        if not rows:
+            return
+        yield from (tuple(row) for row in rows)
+        after = rows[-1][0]
+
+
 def held_scope(session: Session) -> HeldScope:
+    """What the holds in force cover, resolved once (retention and erasure call it per pass)."""
     scope = HeldScope(holds=active_holds(session))
     if not scope.holds:
         return scope
@@ -140,12 +153,22 @@ def held_scope(session: Session) -> HeldScope:
         elif hold.kind == HoldKind.PERSON:
             scope.addresses |= person_addresses(session, hold.target)
     if scope.addresses:
-        for incident_id, entities in session.exec(select(Incident.id, Incident.entities)).all():
-            if incident_id is not None and mentions(entities or {}, scope.addresses):
+        for incident_id, entities in _keyset(session, Incident.id, Incident.entities):
+            if mentions(entities or {}, scope.addresses):
                 scope.incident_ids.add(incident_id)
-    for finding_id, incident_id, entities, evidence in session.exec(
-        select(Finding.id, Finding.incident_id, Finding.entities, Finding.evidence_event_ids)
-    ).all():
+    # Without a person hold only the held incidents' findings count (an indexed read); with one,
+    # every finding's entities are read, a keyset batch at a time.
+    if scope.addresses:
+        rows: Iterable[Any] = _keyset(
+            session, Finding.id, Finding.incident_id, Finding.entities, Finding.evidence_event_ids
+        )
+    else:
+        rows = session.exec(
+            select(Finding.id, Finding.incident_id, Finding.entities, Finding.evidence_event_ids).where(
+                col(Finding.incident_id).in_(sorted(scope.incident_ids))
+            )
+        ).all()
+    for finding_id, incident_id, entities, evidence in rows:
         if finding_id is None:
             continue
         if incident_id in scope.incident_ids or (
