@@ -8,12 +8,14 @@ What is found, per :class:`RedactionKind`:
 
 * ``secret`` — private key blocks; Slack ``xox?-`` tokens, ``xapp-`` tokens and webhook URLs;
   Google API keys, OAuth access/refresh tokens and client secrets; AWS access key ids and secret
-  keys given as ``aws_secret_access_key=...``; GitHub/GitLab tokens; Stripe, SendGrid, npm and
+  keys (labelled ``aws_secret_access_key=...`` or 40 mixed-case base64 characters alone); Azure
+  storage ``AccountKey=``/``SharedAccessKey=``; GitHub/GitLab tokens; Stripe, SendGrid, npm and
   OpenAI keys; Azure AD client secrets; JWTs; ``Bearer``/``Basic`` credentials; passwords in URLs
-  and in ``password: ...`` / ``password is ...`` / ``api_key=...`` forms (the keyword is kept,
-  only the value goes). Secrets are always redacted: a policy cannot switch them off.
+  and in ``password: ...`` / ``pw: ...`` / ``password for the vpn is ...`` / ``api_key=...`` forms,
+  URL-encoded ``token%3D...`` too (the keyword is kept, only the value goes). Secrets are always redacted: a policy cannot switch them off.
 * ``payment_card`` — 13–19 digits (optionally grouped with spaces or hyphens) whose prefix belongs
-  to a card network AND that pass the Luhn check; anything else is left alone.
+  to a card network AND that pass the Luhn check, and IBANs (the country's length and the mod-97
+  check); anything else is left alone.
 * ``national_id`` — US SSN (``123-45-6789``, area/group/serial rules), UK National Insurance
   numbers (prefix rules), Canadian SIN (grouped, Luhn), Spanish DNI/NIE (check letter) and Indian
   Aadhaar (grouped, Verhoeff check). Each has a checksum or a strict shape, which keeps dates,
@@ -255,6 +257,33 @@ def _credential_value(value: str) -> bool:
     return _not_a_placeholder(value) and (any(ch.isdigit() for ch in value) or len(value) >= 24)
 
 
+def _looks_like_aws_secret(value: str) -> bool:
+    """40 base64 characters with upper and lower case and a digit: a git sha (hex) or a word is not."""
+    return (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+        and sum(c.isalpha() for c in value) >= 20
+    )
+
+
+def _valid_iban(match: str) -> bool:
+    """ISO 13616: the country's length and the mod-97 check."""
+    compact = match.replace(" ", "").upper()
+    if len(compact) != _IBAN_LENGTHS.get(compact[:2], -1):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
+    "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IS": 26,
+    "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18, "NO": 15, "PL": 28,
+    "PT": 25, "RO": 24, "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TR": 26,
+}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- detectors
 
 
@@ -286,7 +315,7 @@ _SECRET_DETECTORS = (
         r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[\s\S]*?-----END (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,\-]*)",
     ),
-    _detector("slack_token", RedactionKind.SECRET, r"\bxox[abposrce]-[0-9A-Za-z\-]{8,250}"),
+    _detector("slack_token", RedactionKind.SECRET, r"xox[abposrce]-[0-9A-Za-z\-]{8,250}"),
     _detector("slack_app_token", RedactionKind.SECRET, r"\bxapp-\d-[0-9A-Za-z\-]{8,250}"),
     _detector(
         "slack_webhook",
@@ -306,6 +335,12 @@ _SECRET_DETECTORS = (
         "aws_secret_access_key",
         RedactionKind.SECRET,
         r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?(?P<value>[A-Za-z0-9/+=]{40})\b",
+    ),
+    _detector(
+        "aws_secret_access_key_unlabelled",
+        RedactionKind.SECRET,
+        r"(?:^|[^A-Za-z0-9/+=])(?P<value>[A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])",
+        _looks_like_aws_secret,
     ),
     _detector("github_token", RedactionKind.SECRET, r"\bgh[pousr]_[A-Za-z0-9]{36,251}\b"),
     _detector("github_pat", RedactionKind.SECRET, r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
@@ -344,22 +379,25 @@ _SECRET_DETECTORS = (
     _detector(
         "password",
         RedactionKind.SECRET,
-        r"(?i)\b(?:password|passwd|pwd|passphrase|passcode|mot de passe|passwort|contraseña)[\"']?"
-        r"(?:\s*[:=]|\s*=>|\s+(?:is|was|:))\s*" + _QUOTED_OR_BARE_VALUE,
+        r"(?i)\b(?:password|passwd|pwd|pw|passphrase|passcode|mot de passe|passwort|contraseña)[\"']?"
+        # "the password for the vpn is X": up to four words naming what it is for
+        r"(?:\s+(?:for|to|of|on)(?:\s+[^\s:=]{1,40}){1,4}?)?"
+        r"(?:\s*[:=]|\s*%3[Dd]|\s*=>|\s+(?:is|was|:))\s*" + _QUOTED_OR_BARE_VALUE,
         _not_a_placeholder,
     ),
     _detector(
         "secret_assignment",
         RedactionKind.SECRET,
         r"(?i)\b(?:client[_\-]?secret|secret[_\-]?key|api[_\-]?key|api[_\-]?secret|access[_\-]?token|"
-        r"auth[_\-]?token|refresh[_\-]?token|private[_\-]?key|token|secret)[\"']?\s*[:=]\s*"
-        + _QUOTED_OR_BARE_VALUE,
+        r"auth[_\-]?token|refresh[_\-]?token|private[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|"
+        r"token|secret)[\"']?\s*(?:[:=]|%3[Dd])\s*" + _QUOTED_OR_BARE_VALUE,
         _not_a_placeholder,
     ),
 )
 
 _PAYMENT_DETECTORS = (
     _detector("payment_card", RedactionKind.PAYMENT_CARD, r"\b\d(?:[ \-]?\d){11,18}\b", _valid_card),
+    _detector("iban", RedactionKind.PAYMENT_CARD, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", _valid_iban),
 )
 
 _NATIONAL_ID_DETECTORS = (
