@@ -9,9 +9,21 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from core.models import Provider
+from core.redaction import RedactionKind, RedactionPolicy, redact
 
 SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00-\x1f]{1,490})$"
-_SECRET_LOOKING_KEY = re.compile(r"secret|passw|token|private.?key|api.?key|credential", re.IGNORECASE)
+_SECRET_LOOKING_KEY = re.compile(
+    r"secret|passw|token|private.?key|api.?key|credential|authorization|cookie", re.IGNORECASE
+)
+
+
+def _holds_a_secret(value: str) -> bool:
+    """Found by value, whatever the key is called: a password in a proxy URL, a bearer header, a token."""
+    return bool(
+        redact(value, RedactionPolicy(frozenset({RedactionKind.SECRET}))).counts.get(RedactionKind.SECRET)
+    )
+
+
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
@@ -22,9 +34,12 @@ def _reject_inline_secrets(config: dict[str, Any]) -> dict[str, Any]:
         key, value = stack.pop()
         if isinstance(value, dict):
             stack.extend((f"{key}.{k}", v) for k, v in value.items())
-        elif _SECRET_LOOKING_KEY.search(key.rsplit(".", 1)[-1]) and not (
-            isinstance(value, str) and re.match(SECRET_REF_PATTERN, value)
-        ):
+        elif isinstance(value, list):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif (
+            _SECRET_LOOKING_KEY.search(key.rsplit(".", 1)[-1])
+            and not (isinstance(value, str) and re.match(SECRET_REF_PATTERN, value))
+        ) or (isinstance(value, str) and _holds_a_secret(value)):
             raise ValueError(
                 f"config key {key!r} looks like a secret: store it outside tenantguard and give a "
                 "reference instead ('env:VARIABLE' or 'file:/path') in secret_refs"

@@ -129,3 +129,32 @@ class TestWhereTheOperatorAllowsOverrides:
         )
         assert again.status_code == 200, again.text
         assert again.json()["config"]["base_url"] == "http://127.0.0.1:2/api/"
+
+
+class TestInlineSecretsAreFoundByValue:
+    @pytest.fixture
+    def api_settings(self) -> ApiSettings:
+        return ApiSettings(
+            token_pepper=TEST_PEPPER,
+            rate_limit_per_second=0,
+            auth_failures_per_minute=100_000,
+            allow_endpoint_overrides=True,
+        )
+
+    @pytest.mark.parametrize(
+        "config, value",
+        [
+            ({"proxy": "http://ops:Sup3rS3cret@proxy.acme.example:8080"}, "Sup3rS3cret"),
+            ({"headers": {"Authorization": "Bearer 0123456789abcdefABCDEF"}}, "0123456789abcdefABCDEF"),
+            ({"extra": {"hint": "xoxb-123456789012-1234567890123-AbCdEfGhIjKl"}}, "xoxb-123456789012"),
+            ({"notes": ["fine", "AKIAIOSFODNN7EXAMPLE"]}, "AKIAIOSFODNN7EXAMPLE"),
+        ],
+    )
+    def test_a_secret_anywhere_in_config_is_refused_and_never_echoed(
+        self, client: TestClient, as_role: Headers, config: dict, value: str
+    ) -> None:
+        body = _slack("inline", {"bot_token": "env:TENANTGUARD_SECRET_SLACK"}, config)
+        response = client.post("/connections", headers=as_role("admin"), json=body)
+        assert response.status_code == 422, response.text
+        assert value not in response.text
+        assert client.get("/connections", headers=as_role("viewer")).json() == []
