@@ -131,7 +131,37 @@ def slack_facts(data: Mapping[str, Any], connection_id: int | None) -> AccountFa
     )
 
 
-FACTS = {"m365": m365_facts, "google": google_facts, "slack": slack_facts}
+def okta_facts(data: Mapping[str, Any], connection_id: int | None) -> AccountFacts:
+    """An Okta user as the users stream stores it (with `_factors` and `_roles`)."""
+    profile = data.get("profile") or {}
+    emails = [profile.get("email"), profile.get("login")]
+    roles = tuple(str(r.get("type")) for r in data.get("_roles") or [] if isinstance(r, Mapping))
+    factors = tuple(
+        str(f.get("factorType"))
+        for f in data.get("_factors") or []
+        if isinstance(f, Mapping) and f.get("status", "ACTIVE") == "ACTIVE"
+    )
+    email = profile.get("email") or profile.get("login")
+    return AccountFacts(
+        provider="okta",
+        connection_id=connection_id,
+        provider_user_id=str(data.get("id")),
+        email=email.lower() if isinstance(email, str) else None,
+        verified=_lower_all(emails),
+        external_ids=(),
+        display_name=profile.get("displayName")
+        or " ".join(p for p in (profile.get("firstName"), profile.get("lastName")) if p)
+        or None,
+        enabled=data.get("status") not in ("SUSPENDED", "DEPROVISIONED", "DEACTIVATED"),
+        is_admin=bool(roles),
+        admin_roles=roles,
+        mfa_registered=bool(factors) if "_factors" in data else None,
+        mfa_methods=factors,
+        last_sign_in_at=_time(data.get("lastLogin")),
+    )
+
+
+FACTS = {"m365": m365_facts, "google": google_facts, "slack": slack_facts, "okta": okta_facts}
 
 
 def _m365_enrichment(
@@ -235,7 +265,7 @@ def group_accounts(facts: list[AccountFacts]) -> list[list[AccountFacts]]:
     return list(groups.values())
 
 
-_PROVIDER_PREFERENCE = {"m365": 0, "google": 1, "slack": 2}
+_PROVIDER_PREFERENCE = {"m365": 0, "okta": 1, "google": 2, "slack": 3}
 
 
 def _primary_email(accounts: list[AccountFacts]) -> str | None:

@@ -40,10 +40,11 @@ OBJECT_TYPES = frozenset(
         "tenant_settings",
         "token",
         "app",
+        "policy",  # Okta's sign-on, MFA enrolment, password and access policies
     }
 )
 # Object types whose changes are configuration drift (a user or a file changing is not drift).
-SETTING_TYPES = frozenset({"ca_policy", "security_defaults", "tenant_settings"})
+SETTING_TYPES = frozenset({"ca_policy", "security_defaults", "tenant_settings", "policy"})
 
 SEVERITY_WEIGHT = {
     Severity.CRITICAL: 10.0,

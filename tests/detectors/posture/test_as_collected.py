@@ -27,7 +27,7 @@ from detectors.posture.checks import load_checks
 from detectors.posture.expression import referenced_paths
 from simulator.timestamps import settled_period_start
 
-PROVIDERS = ("m365", "google", "slack")
+PROVIDERS = ("m365", "google", "slack", "okta")
 
 # Checks whose objects no collector reads yet, each with the reason; the test fails when one of them
 # starts to be collected (take it off the list) or another check joins them (collect it, or add it

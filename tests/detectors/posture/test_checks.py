@@ -11,10 +11,10 @@ from detectors.posture import load_checks, run_check_tests
 from detectors.posture.errors import CheckError
 
 
-def test_the_pack_has_at_least_40_checks_over_the_three_providers_all_with_tests() -> None:
+def test_the_pack_has_at_least_40_checks_over_the_four_providers_all_with_tests() -> None:
     checks = load_checks()
     assert len(checks) >= 40
-    assert set(Counter(c.provider.value for c in checks)) == {"m365", "google", "slack"}
+    assert set(Counter(c.provider.value for c in checks)) == {"m365", "google", "slack", "okta"}
     assert all(len(c.tests) >= 2 for c in checks)
 
 
