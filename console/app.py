@@ -8,10 +8,13 @@ works with scripts off (live updates aside).
 
 from __future__ import annotations
 
+import inspect
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from api.errors import ApiError
 from console import approvals, dashboards, directory, incidents, oidc, signin
 from console.web import STATIC_DIR, PageRefused, SignInRequired, render, sign_in_redirect
 
@@ -35,3 +38,16 @@ def install_console(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(PageRefused, refused)
+
+    # A console page that fails on purpose (a missing incident, bad input) answers a page, not JSON.
+    api_error_handler = app.exception_handlers[ApiError]
+
+    async def console_or_problem(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ApiError) and request.url.path.startswith("/console/"):
+            return render(
+                None, request, "refused.html.j2", status=exc.status, message=exc.detail, title=exc.title
+            )
+        answer = api_error_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(ApiError, console_or_problem)

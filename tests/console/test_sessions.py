@@ -131,3 +131,16 @@ def test_a_role_without_the_permission_gets_a_plain_refusal(
     assert response.status_code == 403
     assert "audit:export" in response.text
     assert "content-security-policy" in response.headers
+
+
+def test_a_missing_incident_is_a_page_in_the_console_and_a_problem_in_the_api(
+    client: TestClient, make_principal: Callable[..., MadePrincipal]
+) -> None:
+    made = make_principal(Role.VIEWER, name="vic")
+    _sign_in(client, made.token)
+    page = client.get("/console/incidents/987654")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "incident 987654 does not exist" in page.text
+    api = client.get("/incidents/987654", headers={"Authorization": f"Bearer {made.token}"})
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
