@@ -24,6 +24,12 @@ router = APIRouter(tags=["response"])
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
 UpdateId = Annotated[int, Path(ge=1, le=MAX_ID, description="Stakeholder update id.")]
 MAX_ALERT_BYTES = 256 * 1024
+# The signed public endpoints refuse a bad signature (401) and throttle one address (429).
+_PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+SIGNED_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Bad, missing or stale signature", **_PROBLEM},
+    429: {"description": "Too many requests from this address", **_PROBLEM},
+}
 
 
 class UpdateIn(BaseModel):
@@ -44,6 +50,7 @@ def _update_view(update: StakeholderUpdate) -> dict[str, Any]:
 @router.post(
     "/response/alerts",
     status_code=202,
+    responses=SIGNED_REFUSALS,
     summary="Inbound alert (generic, PagerDuty Events v2 or Alertmanager), signed with Standard Webhooks; no bearer token",
 )
 async def receive_alert(request: Request) -> dict[str, Any]:
@@ -264,6 +271,7 @@ def list_drills(ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ
 
 @router.post(
     "/integrations/slack/commands",
+    responses=SIGNED_REFUSALS,
     summary="Slack slash command /tenantguard status|note|assign|resolve|declare (signed by Slack; no bearer token)",
 )
 async def slack_command(request: Request) -> dict[str, Any]:
