@@ -1,6 +1,6 @@
 """`tenantguard demo`: the whole product against the built-in simulator, on embedded SQLite.
 
-For each scenario: start the simulator (in this process, on loopback), connect its three tenants,
+For each scenario: start the simulator (in this process, on loopback), connect its tenants,
 run the cycle (`pipeline.run_cycle`, the same stages `serve` runs: collect every stream,
 detection, posture, identity, incidents, approved remediation steps), plan
 the remediation of the P1/P2 incidents — and, with ``--approve-as``, approve the plan as a second
@@ -47,6 +47,7 @@ DEFAULT_SCENARIOS = (
     "insider_exfiltration",
     "admin_privilege_abuse",
     "slack_session_theft",
+    "okta_mfa_fatigue",
     "quiet_week",
 )
 
