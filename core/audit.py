@@ -142,6 +142,7 @@ class AuditAction(StrEnum):
     REMEDIATION_AUTO_APPROVED = "remediation.auto_approved"
     REMEDIATION_EXECUTION_STARTED = "remediation.execution_started"
     REMEDIATION_FAILED = "remediation.failed"
+    REMEDIATION_NOT_RUN = "remediation.not_run"
     REMEDIATION_PROPOSED = "remediation.proposed"
     REMEDIATION_REFUSED = "remediation.refused"
     REMEDIATION_REJECTED = "remediation.rejected"

@@ -221,19 +221,26 @@ def _run_step(
     try:
         gateway = factory(connection, log)
     except ConnectionUnavailable as exc:
+        # Nothing was called: a missing secret or a disabled connection is the operator's to fix,
+        # so the step stays approved (and its dependents wait) instead of failing for good.
         if not dry_run:
-            _finish(
-                db,
-                row,
-                ActionStatus.FAILED,
-                actor,
-                "failed",
-                f"Failed: {spec.title} — {row.subject}: {exc}",
-                {"error": str(exc)},
-                log,
-                now,
-            )
-        return StepResult(**base, outcome=Outcome.FAILED, message=str(exc))
+            with db.session() as session:
+                fresh = session.get(RemediationAction, row.id)
+                assert fresh is not None
+                note(
+                    session,
+                    fresh,
+                    "not_run",
+                    actor,
+                    f"Not run: {spec.title} — {row.subject}: {exc} (still approved; fix it and execute again)",
+                    {"error": str(exc)},
+                    now,
+                )
+        return StepResult(
+            **base,
+            outcome=Outcome.FAILED,
+            message=f"{exc} — not run, still approved: fix it and execute again",
+        )
 
     if not dry_run and not _claim(db, row, actor, now):
         return StepResult(**base, outcome=Outcome.WAITING, message="another executor is running this step")

@@ -189,3 +189,34 @@ def test_the_incident_timeline_tells_the_remediation_story(db, settings, takeove
         e for e in entries if e.body["event"] == "succeeded" and e.body["action"] == "m365.remove_inbox_rule"
     ]
     assert done and "DELETE" in done[0].body["calls"][0] and done[0].actor == "system:remediation"
+
+
+def test_a_step_that_could_not_run_for_a_missing_secret_stays_approved_and_runs_once_it_is_back(
+    db, settings, takeover, analyst, approver, monkeypatch
+):
+    from core.models import RemediationAction
+    from remediation import execute
+
+    sim, _story, incident_id, _victim = takeover
+    port = sim.info["admin_url"].rsplit(":", 1)[1].split("/")[0]
+    secret = sim.info["m365.client_secret"]
+    # Given the M365 secret is unset when the approved plan is executed
+    monkeypatch.delenv(f"TG_TEST_M365_SECRET_{port}")
+    result = demo_flow(db, settings, incident_id, requested_by=analyst, approve_as=approver)
+    assert result.report is not None and not result.report.ok
+    assert any("still approved" in r.message for r in result.report.results)
+    with db.session(readonly=True) as session:
+        steps = session.exec(
+            select(RemediationAction).where(RemediationAction.incident_id == incident_id)
+        ).all()
+    m365 = [s for s in steps if s.provider == "m365" and s.phase in ("contain", "eradicate")]
+    # Then no M365 step failed for good, and none was skipped because of one
+    assert m365 and all(s.status == ActionStatus.APPROVED for s in m365), [(s.id, s.status) for s in m365]
+    assert not [s for s in steps if s.status in (ActionStatus.FAILED, ActionStatus.SKIPPED)]
+    # When the secret is back, executing again runs them
+    monkeypatch.setenv(f"TG_TEST_M365_SECRET_{port}", secret)
+    again = execute(db, settings, incident_id)
+    assert again.ok, [r.message for r in again.results]
+    with db.session(readonly=True) as session:
+        after = {s.id: s.status for s in session.exec(select(RemediationAction)).all()}
+    assert all(after[s.id] == ActionStatus.SUCCEEDED for s in m365)
