@@ -480,6 +480,8 @@ def _parse_export(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except orjson.JSONDecodeError as exc:
                     raise AuditChainError(f"{path}:{lineno}: not a JSON record ({exc})") from exc
         return
+    # A record's details can exceed the csv module's default 128 KiB cell: allow what we write.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != CSV_FIELDS:

@@ -90,7 +90,9 @@ class RuleTestOut(ValidationOut):
     )
 
 
-MatchValue = str | int | float | bool | list[str | int | float | bool]
+MatchScalar = Annotated[str, Field(max_length=500)] | int | float | bool
+# Bounded: every suppression is stored in the audit chain, whose CSV export must stay verifiable.
+MatchValue = MatchScalar | Annotated[list[MatchScalar], Field(max_length=100)]
 
 
 class SuppressionOut(BaseModel):
