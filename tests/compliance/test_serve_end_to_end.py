@@ -12,25 +12,43 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import func, select
+from sqlmodel import select
 
 from api.config import ApiSettings
 from api.principals.service import create_principal
 from api.tokens import load_pepper
 from collectors import connections_from_simulator
 from collectors.connections import sync_connections
+from collectors.streams.base import StreamKind, configured_streams
 from core.audit import Actor
 from core.db import Database
-from core.models import AuditRecord, PostureResult, Role
+from core.models import AuditRecord, Connection, PostureResult, Role
+from core.models.connection import Checkpoint
 from core.settings import Settings
+from detectors.posture import snapshots_pending
 from simulator.http import free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _posture_ran(db: Database) -> bool:
+def _posture_settled(db: Database) -> bool:
+    """Every connection's snapshot streams have succeeded once and posture has evaluated what
+    they stored (the first evaluation may come after one provider's snapshots and before another's)."""
     with db.session(readonly=True) as session:
-        return bool(session.exec(select(func.count()).select_from(PostureResult)).one())
+        connections = session.exec(select(Connection)).all()
+        succeeded = {
+            (c.connection_id, c.stream)
+            for c in session.exec(select(Checkpoint)).all()
+            if c.last_success_at is not None
+        }
+        evaluated = set(session.exec(select(PostureResult.connection_id).distinct()).all())
+    for connection in connections:
+        snapshot_streams = [s for s in configured_streams(connection) if s.kind is StreamKind.SNAPSHOT]
+        if any((connection.id, s.name) not in succeeded for s in snapshot_streams):
+            return False
+        if connection.id not in evaluated:
+            return False
+    return not snapshots_pending(db)
 
 
 def test_serve_runs_posture_and_serves_the_framework_reports_to_a_compliance_officer(
@@ -59,7 +77,7 @@ def test_serve_runs_posture_and_serves_the_framework_reports_to_a_compliance_off
         )
         try:
             deadline = time.monotonic() + 240  # generous: CI is a loaded machine
-            while not _posture_ran(db):
+            while not _posture_settled(db):
                 assert server.poll() is None, (
                     f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
                 )
