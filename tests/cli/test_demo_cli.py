@@ -60,7 +60,7 @@ def test_the_demo_is_short_and_leaves_a_database_that_works(tmp_path: Path) -> N
             timeout=300,
         )
         checks = json.loads(tested.stdout)
-        assert {c["provider"] for c in checks} == {"m365", "google", "slack"}
+        assert {c["provider"] for c in checks} >= {"m365", "google", "slack"}
         assert all(not c["secrets_missing"] for c in checks), checks
         assert tested.returncode == 0, tested.stdout
         # When the operator presses Ctrl-C, the demo finishes with its summary
