@@ -98,8 +98,8 @@ class OktaDirectory:
         out = ["password", "push"]
         if "fido2" in person.mfa_methods or person.index % 5 == 0:
             out.append("webauthn")
-        if person.index % 11 == 3:
-            out = ["password"]  # not enrolled in MFA yet
+        if person.index % 11 == 3 and "Global Administrator" not in person.entra_roles:
+            out = ["password"]  # not enrolled in MFA yet (administrators always are)
         return out
 
     def factor(self, person: Person, method: str, created: int) -> dict[str, Any]:

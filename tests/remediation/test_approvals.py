@@ -210,10 +210,28 @@ def test_a_step_that_was_never_approved_is_refused_when_named_explicitly(db, set
     assert len(_audit(db, "remediation.refused")) == 1
 
 
-def test_when_a_step_fails_the_steps_that_depend_on_it_are_stopped(
+def test_when_a_step_is_rejected_the_steps_that_depend_on_it_are_stopped(
     db, settings, ato_incident, analyst, approver
 ):
-    # No connection is configured for m365: the contain steps fail, so recovery must not run.
+    plan = plan_for_incident(db, ato_incident, analyst)
+    for step in plan.steps:
+        if step.action == "m365.disable_account":
+            reject(db, step.id, approver, comment="not this one")
+        else:
+            approve(db, step.id, approver)
+
+    report = execute(db, settings, ato_incident)
+
+    outcomes = {r.action: r.outcome for r in report.results}
+    assert outcomes["m365.enable_account"] == Outcome.STOPPED
+    assert get_plan(db, ato_incident).step("m365.enable_account", VICTIM).status == ActionStatus.SKIPPED
+    assert _audit(db, "remediation.stopped")
+
+
+def test_a_step_without_a_usable_connection_stays_approved_and_its_dependents_wait(
+    db, settings, ato_incident, analyst, approver
+):
+    # No connection is configured for m365: the contain steps cannot run, nothing was called
     plan = plan_for_incident(db, ato_incident, analyst)
     for step in plan.steps:
         approve(db, step.id, approver)
@@ -222,9 +240,9 @@ def test_when_a_step_fails_the_steps_that_depend_on_it_are_stopped(
 
     outcomes = {r.action: r.outcome for r in report.results}
     assert outcomes["m365.disable_account"] == Outcome.FAILED
-    assert outcomes["m365.enable_account"] == Outcome.STOPPED
-    assert get_plan(db, ato_incident).step("m365.enable_account", VICTIM).status == ActionStatus.SKIPPED
-    assert _audit(db, "remediation.stopped")
+    assert outcomes["m365.enable_account"] == Outcome.WAITING
+    assert get_plan(db, ato_incident).step("m365.disable_account", VICTIM).status == ActionStatus.APPROVED
+    assert _audit(db, "remediation.not_run")
 
 
 @pytest.mark.parametrize("decide", [approve, reject])

@@ -30,6 +30,7 @@ EVENT_STREAMS = [
     "google:saml",
     "google:user_accounts",
     "slack:audit",
+    "okta:logs",
 ]
 
 STAGES = {
@@ -82,6 +83,7 @@ COLLECTED = {
     "m365": ["signins", "directory_audits", "unified_audit", "risk_detections"],
     "google": ["login", "admin", "drive", "token", "saml", "user_accounts"],
     "slack": ["audit"],
+    "okta": ["logs"],
 }
 
 

@@ -36,8 +36,10 @@ def test_unknown_modifier_points_at_its_line(make_pack) -> None:
 
 
 def test_unknown_logsource_is_refused_with_the_choices(make_pack) -> None:
-    problem = _only_problem(make_pack(rule_yaml("selection:\n  a: 1\ncondition: selection", product="okta")))
-    assert "unknown logsource product 'okta'" in problem.reason
+    problem = _only_problem(
+        make_pack(rule_yaml("selection:\n  a: 1\ncondition: selection", product="salesforce"))
+    )
+    assert "unknown logsource product 'salesforce'" in problem.reason
     assert problem.line == 3
     problem = _only_problem(
         make_pack(rule_yaml("selection:\n  a: 1\ncondition: selection", service="mailbox"))
