@@ -211,11 +211,9 @@ def test_given_an_allow_listed_vpn_then_it_is_never_travel(db, settings, tenant)
     assert [f.rule_id for f in anomaly_findings(db) if f.entities.get("people") == ["user8@acme.test"]] == []
 
 
-def test_given_one_unreadable_sign_in_in_a_batch_then_it_is_quarantined_and_the_rest_is_still_scored(
-    db, settings, tenant
-) -> None:
-    # given a password spray, and in the same batch an Azure-Monitor-shaped sign-in whose location
-    # is a string (the detector reads it as an object)
+def _spray_with_one_unreadable_sign_in(tenant) -> dict:
+    """Ordinary weeks, a password spray, and in the same batch an Azure-Monitor-shaped sign-in whose
+    location is a string (the detector reads it as an object); returns the unreadable one."""
     tenant(normal_history(USERS))
     rows = []
     for index, user in enumerate(USERS[:12]):
@@ -225,6 +223,14 @@ def test_given_one_unreadable_sign_in_in_a_batch_then_it_is_quarantined_and_the_
     odd = {**entra_signin("user19@acme.test", odd_at, NEW_YORK), "location": "New York, US"}
     rows.append(signin_row(odd, odd_at))
     tenant(rows)
+    return odd
+
+
+def test_given_one_unreadable_sign_in_in_a_batch_then_it_is_quarantined_and_the_rest_is_still_scored(
+    db, settings, tenant
+) -> None:
+    # given a password spray and, in the same batch, one sign-in the detector cannot read
+    odd = _spray_with_one_unreadable_sign_in(tenant)
 
     # when anomaly detection runs over the backlog
     report = detect_anomalies(db, settings)
@@ -243,14 +249,7 @@ def test_given_one_unreadable_sign_in_then_the_detection_run_reports_it_and_keep
     db, settings, tenant
 ) -> None:
     # given a spray and one unreadable sign-in, detected by the pipeline (rules + anomalies) as serve runs it
-    tenant(normal_history(USERS))
-    rows = []
-    for index, user in enumerate(USERS[:12]):
-        at = ATTACK_DAY + timedelta(hours=3, minutes=index * 2)
-        rows.append(signin_row(entra_signin(user, at, LAGOS_HOSTING, host=7, error=50126), at))
-    odd_at = ATTACK_DAY + timedelta(hours=3, minutes=1)
-    rows.append(signin_row({**entra_signin("user19@acme.test", odd_at, NEW_YORK), "location": "NYC"}, odd_at))
-    tenant(rows)
+    _spray_with_one_unreadable_sign_in(tenant)
 
     result = detect_new(db, settings)
 
