@@ -51,6 +51,7 @@ SECURITY_WORDS = (
     r"didn'?t (?:do|sign|log|share|approve|request|create|send|install|grant|authori[sz]e)\w*",
     r"did not (?:do|sign|log|share|approve|request|create|send|install|grant|authori[sz]e)\w*",
     r"mfa (?:prompt|push|request|notification)s?",
+    r"(?:okta|okta verify|duo) push(?:es)?",
     r"(?:2fa|two[- ]factor|verification) (?:code|prompt|request)s?",
     r"(?:weird|strange|odd|unexpected|unusual|random) (?:sign[- ]?in|log[- ]?in|login|prompt|email|mail|message|link|"
     r"request|activity|app|access|alert|rule|forward\w*|share|sharing|file)s?",

@@ -100,7 +100,8 @@ def _entity_values(view: EventView, source: CompiledRule | CompiledCorrelation) 
     record = view.record
     spec = source.alert
     assert spec is not None
-    defaults = profile(record.provider, record.stream).entities
+    stream = profile(record.provider, record.stream)
+    defaults = stream.entities
     for kind in (k.value for k in EntityKind):
         paths = [FieldPath.of(p) for p in defaults.get(kind, ())] + list(spec.entities.get(kind, ()))
         for path in paths:
@@ -109,9 +110,9 @@ def _entity_values(view: EventView, source: CompiledRule | CompiledCorrelation) 
                     continue
                 text = str(value)
                 if kind == "people":
-                    if "@" not in text:
-                        continue
                     text = text.lower()
+                    if "@" not in text or text in stream.system_people:
+                        continue
                 elif kind == "ips" and not _looks_like_ip(text):
                     continue
                 yield kind, text

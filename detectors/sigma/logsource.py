@@ -57,6 +57,9 @@ class StreamProfile:
     index_preference: tuple[str, ...]
     entities: dict[str, tuple[str, ...]] = field(default_factory=dict)
     actor_path: str | None = None
+    # The provider's own principals (Okta's `system@okta.com`): e-mail-like, but nobody's account,
+    # so never a person entity (they would join unrelated incidents).
+    system_people: frozenset[str] = frozenset()
 
 
 _GOOGLE = StreamProfile(
@@ -142,6 +145,7 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
             "accounts": ("actor.id",),
         },
         actor_path="actor.alternateId",
+        system_people=frozenset({"system@okta.com"}),
     ),
 }
 

@@ -27,6 +27,7 @@ ATTACKS = [
     "admin_privilege_abuse",
     "insider_exfiltration",
     "oauth_consent_phishing",
+    "okta_mfa_fatigue",
     "slack_session_theft",
 ]
 
