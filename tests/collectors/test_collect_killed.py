@@ -1,6 +1,7 @@
 """Exactly once under fire: with 10 % 429, 5 % 5xx and 1 % malformed pages, a collector process
 killed with SIGKILL twice mid-run and then restarted ends with exactly the simulator's events —
-none lost, none duplicated — for each provider, on SQLite and on PostgreSQL."""
+none lost, none duplicated — for each provider (Okta's System Log included), on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,12 +27,19 @@ EVENT_STREAMS = {
     "m365": ("signins", "directory_audits", "unified_audit", "risk_detections"),
     "google": ("login", "admin", "drive", "token", "saml", "user_accounts"),
     "slack": ("audit",),
+    "okta": ("logs",),
 }
-SCENARIO = {"m365": "account_takeover", "google": "account_takeover", "slack": "slack_session_theft"}
+SCENARIO = {
+    "m365": "account_takeover",
+    "google": "account_takeover",
+    "slack": "slack_session_theft",
+    "okta": "okta_mfa_fatigue",
+}
 # Small pages so that each provider makes enough requests for 10 % 429s to fire in practice
 # (Slack's 78 events at 4 a page gave ~20 requests: no 429 at all about one run in eight;
-# with these sizes every provider makes 65+ requests, so a run without a 429 is < 0.1 %).
-PAGE_SIZE = {"m365": 5, "google": 2, "slack": 1}
+# with these sizes every provider makes 65+ requests, so a run without a 429 is < 0.1 %; Okta's
+# System Log of the push-fatigue tenant is 133 events, 67 pages of 2).
+PAGE_SIZE = {"m365": 5, "google": 2, "slack": 1, "okta": 2}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,7 +89,7 @@ def _kill_when(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("provider", ["m365", "google", "slack"])
+@pytest.mark.parametrize("provider", ["m365", "google", "slack", "okta"])
 def test_a_collector_killed_twice_under_faults_stores_exactly_the_ground_truth(
     provider: str, db: Database, database_url: str, tmp_path: Path, past_simulator
 ) -> None:
