@@ -28,6 +28,7 @@ _.daemon_threads  # socketserver.ThreadingMixIn
 _.allow_reuse_address  # socketserver.TCPServer
 _.request_queue_size  # socketserver.TCPServer
 _.protocol_version  # http.server.BaseHTTPRequestHandler
+_.apply_value  # pySigma ValueTransformation override (detectors/sigma/pipelines.py)
 _.disable_nagle_algorithm  # socketserver.StreamRequestHandler
 _.close_connection  # http.server.BaseHTTPRequestHandler
 _.log_message  # http.server.BaseHTTPRequestHandler

@@ -138,9 +138,21 @@ def validate(
     allow_untested: Annotated[
         bool, typer.Option("--allow-untested", help="Do not fail rules that lack positive/negative tests.")
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Print load / can-fire / fires figures per provider for the folder (e.g. SigmaHQ's "
+            "cloud rules) and list what cannot fire; rules without tests do not fail it.",
+        ),
+    ] = False,
+    output: Annotated[str, typer.Option("--format", help="With --report: table or json")] = "table",
 ) -> None:
     """Check that every rule parses and compiles; print file, line and reason for each refusal."""
     pack, lint = _load(paths)
+    if report:
+        _print_report(pack, output)
+        return
     _print_problems(pack.problems, "REFUSED")
     if not allow_untested:
         _print_problems(lint, "UNTESTED")
@@ -153,6 +165,102 @@ def validate(
         raise typer.Exit(1)
 
 
+def _can_fire(item: Any, index: dict[str, Any], depth: int = 0) -> bool:
+    """A rule can fire when every field it reads is in its streams' stored shape; a correlation
+    when all its members can."""
+    members = getattr(item, "members", None)
+    if members is None:
+        return bool(item.can_fire)
+    return depth < 10 and all(m in index and _can_fire(index[m], index, depth + 1) for m in members)
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def _print_report(pack: Any, output: str) -> None:
+    from detectors.sigma.shapes import fires_on_built_event
+
+    if output not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    index = pack.by_id()
+    stats: dict[str, Counter[str]] = defaultdict(Counter)
+    cannot: list[dict[str, Any]] = []
+    for rule in pack.rules:
+        row = stats[rule.provider]
+        row["loaded"] += 1
+        row["can_fire"] += rule.can_fire
+        row["with_tests"] += bool(rule.tests)
+        if rule.can_fire:
+            row["fires_on_built_event"] += fires_on_built_event(rule)
+        else:
+            cannot.append(
+                {
+                    "id": rule.rule_id,
+                    "source": str(rule.source),
+                    "streams": [f"{rule.provider}/{s}" for s in rule.streams],
+                    "unknown_fields": list(rule.unknown_fields),
+                }
+            )
+    for corr in pack.correlations:
+        row = stats[corr.provider or "?"]
+        row["correlations"] += 1
+        row["correlations_can_fire"] += _can_fire(corr, index)
+    total: Counter[str] = Counter()
+    for row in stats.values():
+        total.update(row)
+    documents = total["loaded"] + total["correlations"] + len(pack.problems)
+    loaded = total["loaded"] + total["correlations"]
+    summary = {
+        "files": len(pack.files),
+        "documents": documents,
+        "refused": len(pack.problems),
+        "loaded": loaded,
+        "providers": {p: dict(c) for p, c in sorted(stats.items())},
+        "total": dict(total),
+        "cannot_fire": cannot,
+        "refusals": [str(p) for p in pack.problems],
+    }
+    if output == "json":
+        print(json.dumps(summary, indent=2))
+        return
+    _print_problems(pack.problems, "REFUSED")
+    for item in cannot:
+        err_console.print(
+            f"[yellow]CANNOT FIRE[/yellow] {item['source']} ({item['id']}): reads "
+            f"{', '.join(item['unknown_fields'])}, not in the stored events of {', '.join(item['streams'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    table = Table(title=f"{documents} rule documents in {len(pack.files)} files")
+    for column in (
+        "provider",
+        "rules loaded",
+        "can fire",
+        "fires on built event",
+        "with tests",
+        "correlations",
+    ):
+        table.add_column(column, justify="left" if column == "provider" else "right")
+    for name, row in [*sorted(stats.items()), ("total", total)]:
+        table.add_row(
+            name,
+            str(row["loaded"]),
+            f"{row['can_fire']} ({_percent(row['can_fire'], row['loaded'])})",
+            f"{row['fires_on_built_event']} ({_percent(row['fires_on_built_event'], row['can_fire'])})",
+            str(row["with_tests"]),
+            f"{row['correlations']} ({row['correlations_can_fire']} can fire)",
+        )
+    console.print(table)
+    console.print(
+        f"loaded {loaded}/{documents} ({_percent(loaded, documents)}), "
+        f"{len(pack.problems)} refused; can fire {total['can_fire']}/{total['loaded']} "
+        f"({_percent(total['can_fire'], total['loaded'])}); fires on an event built from the rule "
+        f"{total['fires_on_built_event']}/{total['can_fire']} ({_percent(total['fires_on_built_event'], total['can_fire'])})",
+        highlight=False,
+    )
+
+
 @app.command("list")
 def list_rules(
     paths: PathsArg = None,
@@ -163,6 +271,7 @@ def list_rules(
 ) -> None:
     """Rules with level and ATT&CK mapping, and coverage by provider and tactic."""
     pack, _ = _load(paths)
+    index = pack.by_id()
     items = [*pack.rules, *pack.correlations]
     if provider:
         items = [i for i in items if i.provider == provider]
@@ -181,6 +290,8 @@ def list_rules(
                 "tactics": list(alert.tactics) if alert else [],
                 "techniques": list(alert.mitre) if alert else [],
                 "tests": len(item.tests),
+                "can_fire": _can_fire(item, index),
+                "unknown_fields": list(getattr(item, "unknown_fields", ())),
                 "source": str(item.source),
             }
         )
@@ -190,7 +301,7 @@ def list_rules(
     if output != "table":
         raise typer.BadParameter("--format must be table or json")
     table = Table(title=f"{len(rows)} detections")
-    for column in ("id", "kind", "provider", "level", "tactics", "techniques", "tests"):
+    for column in ("id", "kind", "provider", "level", "tactics", "techniques", "tests", "can fire"):
         table.add_column(column)
     for row in sorted(rows, key=lambda r: (r["provider"] or "", r["id"])):
         level = row["level"] + (" (signal)" if row["signal_only"] else "")
@@ -202,11 +313,21 @@ def list_rules(
             ", ".join(row["tactics"]),
             ", ".join(row["techniques"]),
             str(row["tests"]),
+            "yes" if row["can_fire"] else "no: reads " + ", ".join(row["unknown_fields"]),
         )
     console.print(table)
     coverage = _coverage(rows)
     providers = sorted(coverage["providers"])
-    cov = Table(title="ATT&CK tactic coverage (rules that alert)")
+    summary = Table(title="Rules per provider")
+    for column in ("provider", "loaded", "alert", "can fire", "has tests", "alert, can fire and tested"):
+        summary.add_column(column, justify="left" if column == "provider" else "right")
+    for name in providers:
+        c = coverage["providers"][name]
+        summary.add_row(
+            name, *(str(c[k]) for k in ("loaded", "alerting", "can_fire", "with_tests", "counted"))
+        )
+    console.print(summary)
+    cov = Table(title="ATT&CK tactic coverage (rules that alert, can fire and have tests)")
     cov.add_column("tactic")
     for name in providers:
         cov.add_column(name, justify="right")
@@ -216,15 +337,29 @@ def list_rules(
 
 
 def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per provider: loaded / alerting / can fire / has tests; per tactic, only the rules that
+    count as coverage: they alert (not signal-only), can fire on what we store, and have tests."""
     tactics: dict[str, Counter[str]] = defaultdict(Counter)
-    providers: Counter[str] = Counter()
+    providers: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
-        if row["signal_only"]:
-            continue
-        providers[row["provider"] or "?"] += 1
-        for tactic in row["tactics"]:
-            tactics[tactic][row["provider"] or "?"] += 1
-    return {"providers": dict(providers), "tactics": {t: dict(c) for t, c in tactics.items()}}
+        name = row["provider"] or "?"
+        counts = providers[name]
+        counts["loaded"] += 1
+        counts["alerting"] += not row["signal_only"]
+        counts["can_fire"] += row["can_fire"]
+        counts["with_tests"] += row["tests"] > 0
+        counted = not row["signal_only"] and row["can_fire"] and row["tests"] > 0
+        counts["counted"] += counted
+        if counted:
+            for tactic in row["tactics"]:
+                tactics[tactic][name] += 1
+    return {
+        "providers": {
+            p: {k: c[k] for k in ("loaded", "alerting", "can_fire", "with_tests", "counted")}
+            for p, c in providers.items()
+        },
+        "tactics": {t: dict(c) for t, c in tactics.items()},
+    }
 
 
 @app.command("convert")

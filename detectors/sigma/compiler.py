@@ -592,7 +592,8 @@ def _leaf_predicate(leaf: Leaf) -> Predicate:  # noqa: C901 - one small closure 
         return lambda view: view.present(d, s) is wanted
 
     if kind is LeafKind.NULL:
-        return lambda view: all(v is None or v == "" for v in view.resolve(d, s))
+        # only absent or null: the empty string is a value (`field: ''` matches it)
+        return lambda view: all(v is None for v in view.resolve(d, s))
 
     if kind is LeafKind.FIELDREF:
         other, starts, ends = leaf.args

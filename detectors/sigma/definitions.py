@@ -93,10 +93,17 @@ class CompiledRule:
     tests: tuple[RuleTest, ...] = ()
     sigma: Any = None  # the pySigma SigmaRule, for `rules convert`
     used_by: list[str] = field(default_factory=list)  # correlation ids referencing this rule
+    # fields the condition reads that no stored event of its streams carries (detectors.sigma.shapes)
+    unknown_fields: tuple[str, ...] = ()
 
     @property
     def emits(self) -> bool:
         return not self.alert.signal_only
+
+    @property
+    def can_fire(self) -> bool:
+        """Every field the rule reads exists in the stored shape of its streams (after mapping)."""
+        return not self.unknown_fields
 
     def __repr__(self) -> str:
         return f"CompiledRule({self.rule_id!r})"

@@ -68,6 +68,8 @@ from detectors.sigma.definitions import (
 )
 from detectors.sigma.errors import RuleProblem
 from detectors.sigma.logsource import LogsourceError, resolve_streams
+from detectors.sigma.pipelines import apply_community_pipeline
+from detectors.sigma.shapes import unknown_fields
 
 # The rules' control mappings live beside them (read by compliance/, not a rule file).
 CONTROL_MAPPINGS_FILE = "controls.yml"
@@ -534,6 +536,7 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         loader.problem(doc_line, rule_name, f"cannot parse rule: {type(exc).__name__}: {exc}")
         return None
     try:
+        apply_community_pipeline(sigma)
         _mark_base64_cased(sigma)
         node = _condition_node(sigma)
         matches = predicate(node)
@@ -580,6 +583,7 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         source=RuleSource(loader.path, doc_line),
         tests=tests,
         sigma=sigma,
+        unknown_fields=tuple(unknown_fields(node, provider, streams)),
     )
 
 

@@ -36,6 +36,7 @@ SERVICE_ALIASES: dict[str, dict[str, str]] = {
         "auditlogs": "directory_audits",
         "directory_audit": "directory_audits",
         "riskdetection": "risk_detections",
+        "pim": "directory_audits",  # PIM activations and assignments are directory audits
         "risk_detection": "risk_detections",
         "audit": "unified_audit",
         "exchange": "unified_audit",
@@ -170,6 +171,14 @@ def resolve_provider(product: str | None) -> str:
 
 def resolve_streams(product: str | None, service: str | None) -> tuple[str, tuple[str, ...]]:
     """(provider, streams) for a logsource; no service means every stream of the provider."""
+    if product and product.strip().lower() == "gcp":
+        # SigmaHQ files Google Workspace under product gcp with services google_workspace.*
+        if not service or not service.strip().lower().startswith("google_workspace."):
+            raise LogsourceError(
+                f"logsource product gcp, service {service!r}: tenantguard collects Google Workspace "
+                "(service google_workspace.<application>), not Google Cloud audit logs"
+            )
+        product = "google"
     provider = resolve_provider(product)
     if not service:
         return provider, EVENT_STREAMS[provider]

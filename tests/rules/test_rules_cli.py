@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -109,3 +110,69 @@ def test_convert_uses_an_installed_pysigma_backend(tmp_path: Path) -> None:
     assert "SELECT * FROM logs WHERE clientAppUsed='IMAP4'" in result.output
     unknown = runner.invoke(app, ["convert", "--target", "splunk", str(tmp_path)])
     assert unknown.exit_code != 0
+
+
+COMMUNITY_RULES = """\
+title: Bad password (SigmaHQ style)
+id: 5b0d7a5e-1d7b-4a59-9d1a-0b1f6a7c0001
+logsource: {product: azure, service: signinlogs}
+detection:
+  selection:
+    ResultType: 50126
+  condition: selection
+level: low
+tags: [attack.credential_access]
+---
+title: Reads a Log Analytics column we do not store
+id: 5b0d7a5e-1d7b-4a59-9d1a-0b1f6a7c0002
+logsource: {product: azure, service: signinlogs}
+detection:
+  selection:
+    ConditionalAccessPolicies|contains: failure
+  condition: selection
+level: low
+tags: [attack.defense_evasion]
+---
+title: A source we do not collect
+id: 5b0d7a5e-1d7b-4a59-9d1a-0b1f6a7c0003
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection:
+    eventName: ConsoleLogin
+  condition: selection
+"""
+
+
+def test_validate_report_prints_load_and_can_fire_figures_for_any_folder(tmp_path: Path) -> None:
+    # given a folder of community rules: one we can run, one reading a field we never store, one refused
+    (tmp_path / "community.yml").write_text(COMMUNITY_RULES)
+    # when it is reported on
+    result = runner.invoke(app, ["validate", "--report", str(tmp_path)])
+    # then the figures say so, untested rules do not fail it, and the rule that cannot fire is named
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "loaded 2/3 (67%), 1 refused; can fire 1/2 (50%)" in text
+    assert "fires on an event built from the rule 1/1 (100%)" in text
+    assert "CANNOT FIRE" in text and "ConditionalAccessPolicies" in text and "m365/signins" in text
+    assert "unknown logsource product 'aws'" in text
+    as_json = runner.invoke(app, ["validate", "--report", str(tmp_path), "--format", "json"])
+    assert '"can_fire": 1' in as_json.output and '"refused": 1' in as_json.output
+
+
+def test_list_counts_as_coverage_only_rules_that_can_fire_and_have_tests(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "community.yml").write_text(COMMUNITY_RULES)
+    result = runner.invoke(app, ["list", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert listing["coverage"]["providers"]["m365"] == {
+        "loaded": 3,
+        "alerting": 3,
+        "can_fire": 2,
+        "with_tests": 1,
+        "counted": 1,
+    }
+    # the untested community rule and the one that cannot fire are not ATT&CK coverage
+    assert listing["coverage"]["tactics"] == {"initial_access": {"m365": 1}}
+    unusable = next(r for r in listing["rules"] if r["title"].startswith("Reads"))
+    assert unusable["can_fire"] is False and unusable["unknown_fields"] == ["ConditionalAccessPolicies"]

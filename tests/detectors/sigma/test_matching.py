@@ -190,3 +190,44 @@ def test_azure_monitor_wrapped_signins_are_unwrapped(make_pack) -> None:
         "properties": {"clientAppUsed": "IMAP4", "status": {"errorCode": 0}},
     }
     assert matches(pack, wrapped)
+
+
+def test_null_matches_only_a_null_or_missing_field_and_its_negation_keeps_the_empty_string(make_pack) -> None:
+    # given a rule for sign-ins with no device id, and one for sign-ins that have one
+    no_device = make_pack(rule_yaml("selection:\n  deviceDetail.deviceId: null\ncondition: selection"))
+    has_device = make_pack(
+        rule_yaml(
+            "selection:\n  appDisplayName: Office\nfilter:\n  deviceDetail.deviceId: null\n"
+            "condition: selection and not filter"
+        )
+    )
+    # then null is missing or null, and the empty string Graph writes for unregistered devices is not null
+    assert matches(no_device, {"appDisplayName": "Office"})
+    assert matches(no_device, {"deviceDetail": {"deviceId": None}})
+    assert not matches(no_device, {"deviceDetail": {"deviceId": ""}})
+    assert not matches(no_device, {"deviceDetail": {"deviceId": "d-1"}})
+    assert matches(has_device, {"appDisplayName": "Office", "deviceDetail": {"deviceId": ""}})
+    assert matches(has_device, {"appDisplayName": "Office", "deviceDetail": {"deviceId": "d-1"}})
+    assert not matches(has_device, {"appDisplayName": "Office", "deviceDetail": {"deviceId": None}})
+    assert not matches(has_device, {"appDisplayName": "Office"})
+
+
+def test_empty_string_value_matches_only_the_empty_string(make_pack) -> None:
+    pack = make_pack(rule_yaml("selection:\n  deviceDetail.deviceId: ''\ncondition: selection"))
+    assert matches(pack, {"deviceDetail": {"deviceId": ""}})
+    assert not matches(pack, {"deviceDetail": {"deviceId": None}})
+    assert not matches(pack, {"appDisplayName": "Office"})
+
+
+def test_a_wildcard_keyword_matches_the_whole_string_and_a_plain_keyword_any_part(make_pack) -> None:
+    wildcard = make_pack(rule_yaml("keywords:\n  - 'invoke*mimikatz'\ncondition: keywords"))
+    plain = make_pack(rule_yaml("keywords:\n  - mimikatz\ncondition: keywords"))
+    assert matches(wildcard, {"userAgent": "Invoke-Mimikatz"})
+    assert not matches(wildcard, {"userAgent": "powershell Invoke-Mimikatz -DumpCreds"})
+    assert matches(plain, {"userAgent": "powershell Invoke-Mimikatz -DumpCreds"})
+
+
+def test_a_number_keyword_never_matches_a_numeric_field(make_pack) -> None:
+    pack = make_pack(rule_yaml("keywords:\n  - 50126\ncondition: keywords"))
+    assert not matches(pack, {"status": {"errorCode": 50126}})
+    assert matches(pack, {"status": {"failureReason": "AADSTS50126: invalid username or password"}})
