@@ -5,15 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from cli.context import console, database, err_console, settings, when
+from cli.context import console, database, settings
 
 # The areas (cli/commands/*): name -> their Typer group, or a top-level command's function. Turned
 # into click commands only when invoked (or listed by --help): building all ~150 at every start
@@ -53,9 +51,7 @@ app = typer.Typer(
     add_completion=True,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit trail: export and verify.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
 
 
 def _register_areas() -> None:
@@ -99,71 +95,6 @@ def db_upgrade() -> None:
     db = database(migrate=False, create=True)
     db.upgrade()
     console.print(f"database at the newest schema ({db.dialect})")
-
-
-@audit_app.command("export")
-def audit_export(
-    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
-    since: Annotated[
-        str | None, typer.Option(help="Only records at or after this time: 7d, yesterday, ISO 8601.")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
-    ] = None,
-) -> None:
-    """Export the audit chain; verify the file later with `tenantguard audit verify`."""
-    if format not in ("jsonl", "csv"):
-        raise typer.BadParameter(f"--format must be jsonl or csv, not {format!r}")
-    from core.audit import stream_export
-
-    since_at = when(since, "--since") if since else None
-    db = database()
-    with db.session(readonly=True) as session:
-        data = b"".join(stream_export(session, format, since=since_at))
-    if output is None:
-        sys.stdout.buffer.write(data)
-    else:
-        output.write_bytes(data)
-        err_console.print(f"wrote {output}")
-
-
-@audit_app.command("verify")
-def audit_verify(
-    file: Annotated[
-        Path | None,
-        typer.Argument(help="An export (JSONL or CSV) or an evidence package; omit with --database."),
-    ] = None,
-    live: Annotated[bool, typer.Option("--database", help="Verify the live chain in the database.")] = False,
-) -> None:
-    """Check that an export, an evidence package (.zip) or the live chain has not been altered; exit 1 naming what is wrong."""
-    from core.audit import verify_database, verify_export
-
-    if file is None and not live:
-        raise typer.BadParameter("give an export FILE, or --database")
-    if file is not None:
-        if not file.exists():
-            raise typer.BadParameter(f"{file} does not exist")
-        from compliance.evidence import is_package, verify_package
-
-        if is_package(file):
-            package = verify_package(file)
-            if package.ok:
-                console.print(
-                    f"OK: evidence package, {package.files} files verified, signed by {package.key_fingerprint}; "
-                    f"{package.audit_records} audit records, head hash {package.audit_head_hash}"
-                )
-                return
-            err_console.print(f"[red]FAILED[/red]: {package.reason}")
-            raise typer.Exit(1)
-        result = verify_export(file)
-    else:
-        with database().session(readonly=True) as session:
-            result = verify_database(session)
-    if result.ok:
-        console.print(f"OK: {result.records} records verified; head hash {result.head_hash}")
-        return
-    err_console.print(f"[red]FAILED[/red] at seq {result.first_bad_seq}: {result.reason}")
-    raise typer.Exit(1)
 
 
 @app.command()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import col, select
 
@@ -32,13 +30,13 @@ from compliance.frameworks import Framework
 from compliance.render import ReportFormat, render
 from compliance.report import build_report
 from core.audit import Actor, AuditAction, record, stream_export, verify_export
+from core.audit_keys import TrustedKeys, fingerprint, public_raw
 from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import Approval, ComplianceException
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-KEY_FILE = "evidence-signing.key"
 FORMAT = "tenantguard-evidence/1"
 
 
@@ -50,35 +48,6 @@ class PackageCheck:
     key_fingerprint: str = ""
     audit_records: int = 0
     audit_head_hash: str | None = None
-
-
-def signing_key(data_dir: Path) -> Ed25519PrivateKey:
-    """The installation's signing key, kept in the data directory (made on first use, mode 0600)."""
-    path = Path(data_dir) / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key") from None
-        return loaded
-    key = Ed25519PrivateKey.generate()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return key
-
-
-def _raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(public_raw: bytes) -> str:
-    return "SHA256:" + hashlib.sha256(public_raw).hexdigest()[:32]
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> bytes:
@@ -99,7 +68,7 @@ def build_package(
     since, until = as_utc(since), as_utc(until)
     files: dict[str, bytes] = {}
     with db.session(readonly=True) as session:
-        files["audit.jsonl"] = b"".join(stream_export(session, "jsonl", since=since))
+        files["audit.jsonl"] = b"".join(stream_export(session, "jsonl", since=since, key=key))
         for framework in Framework:
             report = build_report(session, framework, at=until)
             files[f"reports/{framework.value}.json"] = render(report, ReportFormat.JSON)
@@ -137,7 +106,7 @@ def build_package(
         "period": {"since": isoformat(since), "until": isoformat(until)},
         "created_by": actor.name,
         "audit": {"records": head.audit_records, "head_hash": head.audit_head_hash},
-        "public_key": base64.b64encode(_raw_public(key.public_key())).decode(),
+        "public_key": base64.b64encode(public_raw(key.public_key())).decode(),
         "files": {name: hashlib.sha256(body).hexdigest() for name, body in sorted(files.items())},
     }
     manifest_bytes = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -159,18 +128,19 @@ def build_package(
                 "period": manifest["period"],
                 "files": len(files),
                 "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-                "key": fingerprint(_raw_public(key.public_key())),
+                "key": fingerprint(public_raw(key.public_key())),
             },
         )
     return manifest
 
 
-def verify_export_bytes(body: bytes) -> PackageCheck:
-    """The audit chain export inside a package, verified with the same offline verifier."""
+def verify_export_bytes(body: bytes, trusted: TrustedKeys | None = None) -> PackageCheck:
+    """The audit chain export inside a package (its signed head included), verified with the same
+    offline verifier."""
     with tempfile.TemporaryDirectory(prefix="tenantguard-evidence-") as tmp:
         path = Path(tmp) / "audit.jsonl"
         path.write_bytes(body)
-        result = verify_export(path) if body else None
+        result = verify_export(path, trusted=trusted) if body else None
     if result is None:
         return PackageCheck(True, 0, audit_records=0, audit_head_hash=None)
     return PackageCheck(
@@ -185,18 +155,22 @@ def is_package(path: Path) -> bool:
         return MANIFEST in archive.namelist()
 
 
-def verify_package(path: Path) -> PackageCheck:
-    """Signature, every file's hash, no file added or missing, and the audit chain inside."""
+def verify_package(path: Path, trusted: TrustedKeys | None = None) -> PackageCheck:
+    """Signature, every file's hash, no file added or missing, and the audit chain inside (signed by
+    the same key as the manifest). `trusted`: the keys to accept (unpinned: the package's own key,
+    whose fingerprint the result names for comparison with the published one)."""
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         if MANIFEST not in names or SIGNATURE not in names:
             return PackageCheck(False, 0, f"{path.name} has no {MANIFEST} and {SIGNATURE}")
         manifest_bytes = archive.read(MANIFEST)
         manifest = orjson.loads(manifest_bytes)
-        public_raw = base64.b64decode(manifest.get("public_key", ""))
-        fp = fingerprint(public_raw)
+        raw = base64.b64decode(manifest.get("public_key", ""))
+        fp = fingerprint(raw)
+        if trusted is not None and trusted.pinned and raw not in trusted.keys:
+            return PackageCheck(False, 0, f"the package is signed by {fp}, which is not a trusted key", fp)
         try:
-            Ed25519PublicKey.from_public_bytes(public_raw).verify(
+            Ed25519PublicKey.from_public_bytes(raw).verify(
                 base64.b64decode(archive.read(SIGNATURE)), manifest_bytes
             )
         except (InvalidSignature, ValueError):
@@ -210,7 +184,11 @@ def verify_package(path: Path) -> PackageCheck:
                 return PackageCheck(False, len(listed), f"{name} is listed in the manifest but missing", fp)
             if hashlib.sha256(archive.read(name)).hexdigest() != digest:
                 return PackageCheck(False, len(listed), f"{name} was altered (its SHA-256 differs)", fp)
-        audit = verify_export_bytes(archive.read("audit.jsonl")) if "audit.jsonl" in listed else None
+        audit = (
+            verify_export_bytes(archive.read("audit.jsonl"), TrustedKeys.of([raw]))
+            if "audit.jsonl" in listed
+            else None
+        )
     if audit is not None and not audit.ok:
         return PackageCheck(False, len(listed), f"audit.jsonl: {audit.reason}", fp)
     head = audit.audit_head_hash if audit else None

@@ -12,7 +12,8 @@ The cycle's ``retention`` stage calls :func:`apply_retention` (at most every
   with their timeline, remediation plan, approvals, escalation and pages (their findings are set
   free and age as findings);
 - audit (``TENANTGUARD_RETENTION_AUDIT``): the oldest records, as a verifiable truncation
-  (core.audit.truncate_chain: a checkpoint and its ``audit.truncated`` record, never a gap), and
+  (core.audit.truncate_chain: a checkpoint and its ``audit.truncated`` record signed with the
+  installation's key, never a gap), and
   never at or past the first record about something on hold (or about a hold in force).
 
 Deletion runs in batches, each in its own transaction with its one audit record (the tombstone:
@@ -27,12 +28,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, and_, delete, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from compliance.holds import HeldScope, held_scope
 from core.audit import Actor, AuditAction, record, truncate_chain
+from core.audit_keys import load_signing_key
 from core.clock import utcnow
 from core.db import Database
 from core.models import (
@@ -110,7 +113,8 @@ def apply_retention(
     if DataClass.EVENTS in kept:
         _purge_events(db, now - kept[DataClass.EVENTS], scope, actor, report)
     if DataClass.AUDIT in kept:
-        _truncate_audit(db, now - kept[DataClass.AUDIT], scope, actor, report)
+        key = load_signing_key(settings.signing_key_path)
+        _truncate_audit(db, now - kept[DataClass.AUDIT], scope, actor, report, key)
     return report
 
 
@@ -297,7 +301,12 @@ def _first_held_audit_seq(session: Session, scope: HeldScope, up_to: int) -> int
 
 
 def _truncate_audit(
-    db: Database, cutoff: datetime, scope: HeldScope, actor: Actor, report: RetentionReport
+    db: Database,
+    cutoff: datetime,
+    scope: HeldScope,
+    actor: Actor,
+    report: RetentionReport,
+    key: Ed25519PrivateKey,
 ) -> None:
     with db.session() as session:
         up_to = session.exec(select(func.max(AuditRecord.seq)).where(AuditRecord.at < cutoff)).one()
@@ -319,5 +328,6 @@ def _truncate_audit(
                 "before": cutoff.isoformat(),
                 "held": held_from is not None,
             },
+            key=key,
         )
         report.add(report.deleted, DataClass.AUDIT, deleted)

@@ -140,7 +140,7 @@ def audit_verify_file(
             while chunk := export.file.read(1 << 20):
                 handle.write(chunk)
         try:
-            verdict = audit_service.verify_file(path)
+            verdict = audit_service.verify_file(path, page.ctx.db)
         except TenantguardError as exc:
             return render(
                 page, page.request, "audit.html.j2", status=422, verdict=None, source=None, failure=str(exc)

@@ -13,24 +13,30 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import String, Text, cast, func, text, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core.clock import isoformat, parse_time, utcnow
+from core.audit_keys import TrustedKeys, sign_statement
+from core.clock import as_utc, isoformat, parse_time, utcnow
 from core.errors import AuditChainError
 from core.models.audit import AuditCheckpoint, AuditRecord
 from core.spreadsheet import escape_cell, unescape_cell
 
 GENESIS_HASH = "0" * 64
+# The last line of a signed export (JSONL: the key of its one object; CSV: its `seq` cell).
+SIGNED_HEAD = "signed_head"
+EXPORT_FORMAT = "tenantguard-audit-export/2"
+CHECKPOINT_FORMAT = "tenantguard-audit-checkpoint/1"
 CSV_FIELDS = ("seq", "at", "actor", "action", "object_type", "object_id", "details", "prev_hash", "hash")
 _PG_AUDIT_LOCK_KEY = 0x7467_6175_6469_74  # "tgaudit"
 # Exports are written in chunks of about this size: fewer, larger writes stream faster.
@@ -78,6 +84,7 @@ class AuditAction(StrEnum):
     """Every action the audit chain records: `<object>.<past participle>`."""
 
     ANOMALY_DETECTED = "anomaly.detected"
+    AUDIT_CHECKPOINTED = "audit.checkpointed"
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_TRUNCATED = "audit.truncated"
     COLLECTOR_PAGE_QUARANTINED = "collector.page_quarantined"
@@ -300,12 +307,15 @@ def record_many(session: Session, entries: Iterable[AuditEntry]) -> int:
     return len(rows)
 
 
-def truncate_chain(session: Session, *, up_to_seq: int, actor: Actor, details: dict[str, Any]) -> int:
+def truncate_chain(
+    session: Session, *, up_to_seq: int, actor: Actor, details: dict[str, Any], key: Ed25519PrivateKey
+) -> int:
     """Delete records 1..`up_to_seq` as a verifiable truncation, in the caller's transaction: first an
     ``audit.truncated`` record naming `up_to_seq` and the hash of that record (the anchor the first
-    surviving record links to), then the checkpoint row the database's delete trigger requires, then
-    the deletion. `verify_database` checks that the first surviving record is exactly the one the
-    newest checkpoint and its in-chain record name. Returns how many records were deleted."""
+    surviving record links to), signed with `key`, then the checkpoint row the database's delete
+    trigger requires, then the deletion. `verify_database` checks that the first surviving record is
+    exactly the one the newest checkpoint and its signed in-chain record name (a checkpoint row
+    written without the key is a forgery). Returns how many records were deleted."""
     table = AuditRecord.__table__  # type: ignore[attr-defined]
     session.flush()
     _lock_chain(session)
@@ -314,13 +324,14 @@ def truncate_chain(session: Session, *, up_to_seq: int, actor: Actor, details: d
     if anchor is None or first is None or first > up_to_seq:
         return 0
     count = up_to_seq - int(first) + 1
+    statement = truncation_statement(up_to_seq, anchor, count)
     rec = record(
         session,
         actor=actor,
         action=AuditAction.AUDIT_TRUNCATED,
         object_type="audit",
         object_id=up_to_seq,
-        details={**details, "up_to_seq": up_to_seq, "anchor_hash": anchor, "records_deleted": count},
+        details={**details, **statement, **sign_statement(key, statement)},
     )
     session.add(
         AuditCheckpoint(
@@ -415,7 +426,13 @@ def jsonl_lines(fields: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         yield dumps(record, option=option) + b"\n"
 
 
-def csv_chunks(fields: Iterable[dict[str, Any]], chunk_chars: int = _CHUNK_BYTES) -> Iterator[str]:
+def csv_chunks(
+    fields: Iterable[dict[str, Any]],
+    chunk_chars: int = _CHUNK_BYTES,
+    trailer: Callable[[], dict[str, Any]] | None = None,
+) -> Iterator[str]:
+    """The CSV export: the header row, one row per record, then — given `trailer` — the signed head
+    as a last row (``seq`` = ``signed_head``, the head's JSON in ``details``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_FIELDS)
@@ -426,6 +443,11 @@ def csv_chunks(fields: Iterable[dict[str, Any]], chunk_chars: int = _CHUNK_BYTES
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+    if trailer is not None:
+        head = orjson.dumps(trailer(), option=orjson.OPT_SORT_KEYS).decode()
+        writer.writerow(
+            [SIGNED_HEAD if name == "seq" else head if name == "details" else "" for name in CSV_FIELDS]
+        )
     if buffer.tell():
         yield buffer.getvalue()
 
@@ -438,11 +460,169 @@ def export_csv(records: Iterable[AuditRecord]) -> Iterator[str]:
     return csv_chunks(as_export_dict(rec) for rec in records)
 
 
-def stream_export(session: Session, fmt: str, *, since: datetime | None = None) -> Iterator[bytes]:
-    """The chain from `since` as JSONL or CSV bytes, in chunks of about 256 KiB (CLI and API)."""
-    fields = export_fields(session, since=since)
+# -------------------------------------------------------------------------------- signed statements
+
+
+def checkpoint_statement(seq: Any, hash_: Any, at: Any) -> dict[str, Any]:
+    """What a periodic checkpoint signs: the chain's head (`seq`, its `hash`) as of `at`."""
+    return {"kind": "audit.checkpoint", "seq": seq, "hash": hash_, "at": at}
+
+
+def truncation_statement(up_to_seq: Any, anchor_hash: Any, records_deleted: Any) -> dict[str, Any]:
+    """What a retention truncation signs: records up to `up_to_seq` deleted, the first survivor
+    linking to `anchor_hash`."""
+    return {
+        "kind": "audit.truncation",
+        "up_to_seq": up_to_seq,
+        "anchor_hash": anchor_hash,
+        "records_deleted": records_deleted,
+    }
+
+
+def _signed_part(details: dict[str, Any]) -> dict[str, Any]:
+    return {name: details.get(name) for name in ("signature", "public_key", "key")}
+
+
+def latest_checkpoint(session: Session) -> AuditRecord | None:
+    """The newest ``audit.checkpointed`` record (None: the head was never signed)."""
+    return session.exec(
+        select(AuditRecord)
+        .where(AuditRecord.action == AuditAction.AUDIT_CHECKPOINTED.value)
+        .order_by(col(AuditRecord.seq).desc())
+        .limit(1)
+    ).first()
+
+
+def write_checkpoint(
+    session: Session,
+    key: Ed25519PrivateKey,
+    *,
+    actor: Actor,
+    every: timedelta = timedelta(0),
+    now: datetime | None = None,
+) -> AuditRecord | None:
+    """Sign the chain's head as a checkpoint, in the caller's transaction, when the head has moved
+    since the newest checkpoint and that one is at least `every` old; the signature is appended as
+    the ``audit.checkpointed`` record right after the head it signs (so exports carry it). Decided
+    under the chain lock: two workers running it at once write one checkpoint. Returns the record,
+    or None when none was due."""
+    now = as_utc(now or utcnow())
+    session.flush()
+    seq, head = _chain_head(session)
+    if seq == 0:
+        return None
+    latest = latest_checkpoint(session)
+    if latest is not None and (latest.seq == seq or as_utc(latest.at) > now - every):
+        return None
+    statement = checkpoint_statement(seq, head, isoformat(now))
+    return record(
+        session,
+        actor=actor,
+        action=AuditAction.AUDIT_CHECKPOINTED,
+        object_type="audit",
+        object_id=seq,
+        details={**statement, **sign_statement(key, statement)},
+        at=now,
+    )
+
+
+def checkpoint_document(rec: AuditRecord) -> dict[str, Any]:
+    """A checkpoint as it is anchored outside the database (printed, mailed, published, and the copy
+    serve keeps beside its key): the signed head and the signature, verifiable with the public key."""
+    details = rec.details
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "seq": details["seq"],
+        "hash": details["hash"],
+        "at": details["at"],
+        "record_seq": rec.seq,
+        **_signed_part(details),
+    }
+
+
+def read_anchor(path: Path) -> dict[str, Any]:
+    """A checkpoint document from `path` (what `tenantguard audit checkpoint` printed)."""
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise AuditChainError(f"cannot read the checkpoint {path}: {exc.strerror or exc}") from None
+    try:
+        doc = orjson.loads(body[:65536])
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise AuditChainError(f"{path} is not a checkpoint printed by `tenantguard audit checkpoint`")
+    return doc
+
+
+def write_anchor(path: Path, doc: dict[str, Any]) -> None:
+    """Keep `doc` at `path` (atomically), unless the copy there is of a later head already."""
+    try:
+        current = read_anchor(path) if path.exists() else None
+    except AuditChainError:
+        current = None
+    if current is not None and int(current.get("seq", 0)) >= int(doc["seq"]):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    tmp.replace(path)
+
+
+def anchor_path(key_path: Path) -> Path:
+    """Where serve keeps the newest checkpoint it signed: beside the key, outside the database."""
+    return key_path.with_name(key_path.name + ".checkpoint.json")
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+class _ExportBounds:
+    """Watches the records an export streams, then signs what it saw as the export's head."""
+
+    def __init__(self, key: Ed25519PrivateKey, since: datetime | None) -> None:
+        self.key = key
+        self.since = since
+        self.first: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None
+        self.count = 0
+
+    def watch(self, fields: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in fields:
+            if self.first is None:
+                self.first = row
+            self.last = row
+            self.count += 1
+            yield row
+
+    def trailer(self) -> dict[str, Any]:
+        statement = export_statement(
+            start_seq=self.first["seq"] if self.first else None,
+            start_prev_hash=self.first["prev_hash"] if self.first else None,
+            end_seq=self.last["seq"] if self.last else None,
+            end_hash=self.last["hash"] if self.last else None,
+            records=self.count,
+            since=isoformat(self.since) if self.since else None,
+            exported_at=isoformat(utcnow()),
+        )
+        return {SIGNED_HEAD: statement, **sign_statement(self.key, statement)}
+
+
+def export_statement(**bounds: Any) -> dict[str, Any]:
+    """What an export's last line signs: its first and last record (seq and the hashes around them),
+    how many it holds, from when, and when it was made."""
+    return {"kind": "audit.export", "format": EXPORT_FORMAT, **bounds}
+
+
+def stream_export(
+    session: Session, fmt: str, *, since: datetime | None = None, key: Ed25519PrivateKey
+) -> Iterator[bytes]:
+    """The chain from `since` as JSONL or CSV bytes, in chunks of about 256 KiB (CLI and API), ending
+    with the signed head: start and end seq, the hashes at both ends, the record count, signed
+    with `key` — so a verifier sees lines cut from either end."""
+    bounds = _ExportBounds(key, since)
+    fields = bounds.watch(export_fields(session, since=since))
     if fmt == "csv":
-        for chunk in csv_chunks(fields):
+        for chunk in csv_chunks(fields, trailer=bounds.trailer):
             yield chunk.encode()
         return
     buffer: list[bytes] = []
@@ -453,8 +633,11 @@ def stream_export(session: Session, fmt: str, *, since: datetime | None = None) 
         if size >= _CHUNK_BYTES:
             yield b"".join(buffer)
             buffer, size = [], 0
-    if buffer:
-        yield b"".join(buffer)
+    buffer.append(orjson.dumps(bounds.trailer(), option=orjson.OPT_SORT_KEYS) + b"\n")
+    yield b"".join(buffer)
+
+
+# ------------------------------------------------------------------------------------ verification
 
 
 @dataclass(frozen=True)
@@ -464,10 +647,18 @@ class VerifyResult:
     first_bad_seq: int | None = None
     reason: str = ""
     head_hash: str | None = None
+    start_seq: int | None = None
+    end_seq: int | None = None
+    signed: bool = False  # the export's head (or the live chain's checkpoints) carry valid signatures
+    signed_by: tuple[str, ...] = ()  # fingerprints of the keys whose signatures were checked
+    pinned: bool = False  # those keys were the trusted ones given, not just the ones the data carries
+    checkpoints: int = 0  # signed checkpoints found and checked
+    notes: tuple[str, ...] = ()
 
 
 def _parse_export(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record fields) from a JSONL or CSV export."""
+    """(line number, record fields) from a JSONL or CSV export; the signed head (its last line) as
+    ``{"signed_head": ...}``."""
     with path.open("rb") as fh:
         head = fh.read(64).lstrip()
     if head.startswith(b"{"):
@@ -486,94 +677,330 @@ def _parse_export(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != CSV_FIELDS:
             raise AuditChainError(
-                f"{path}: not an audit export (expected CSV columns {', '.join(CSV_FIELDS)})"
+                f"{path}: does not begin with the audit export's CSV header (columns {', '.join(CSV_FIELDS)}): "
+                "not an audit export, or its first lines were removed"
             )
         for lineno, cells in enumerate(reader, start=2):
             row = {
                 name: unescape_cell(cell) if isinstance(cell, str) else cell for name, cell in cells.items()
             }
             try:
+                if row["seq"] == SIGNED_HEAD:
+                    yield lineno, orjson.loads(row["details"])
+                    continue
                 yield lineno, {**row, "seq": int(row["seq"]), "details": orjson.loads(row["details"])}
-            except (ValueError, orjson.JSONDecodeError) as exc:
+            except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
                 raise AuditChainError(f"{path}:{lineno}: malformed record ({exc})") from exc
 
 
-def verify_records(records: Iterable[dict[str, Any]]) -> VerifyResult:
-    """Check hashes and links; the result names the first sequence number that is wrong."""
-    expected_seq: int | None = None
-    prev_hash: str | None = None
-    count = 0
-    for fields in records:
+class _Failed(Exception):
+    def __init__(self, seq: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.seq = seq
+        self.reason = reason
+
+
+class _ChainWalk:
+    """One pass over records in chain order: seq, links and hashes, and the signatures the chain
+    carries (periodic checkpoints, retention truncations), checked against `trusted`. Remembers the
+    hash of each seq in `watch` (anchored checkpoints to compare with)."""
+
+    def __init__(self, trusted: TrustedKeys, watch: Iterable[int] = ()) -> None:
+        self.trusted = trusted
+        self.expected_seq: int | None = None
+        self.prev_hash: str | None = None
+        self.first: dict[str, Any] | None = None
+        self.count = 0
+        self.checkpoints = 0
+        self.last_checkpoint_seq: int | None = None
+        self.watch = set(watch)
+        self.seen: dict[int, str] = {}
+
+    def add(self, fields: dict[str, Any]) -> None:
         seq = fields.get("seq")
         if not isinstance(seq, int):
-            return VerifyResult(False, count, expected_seq, f"record {count + 1} has no integer seq")
-        if expected_seq is None:
-            expected_seq = seq
-            prev_hash = GENESIS_HASH if seq == 1 else fields.get("prev_hash")
-        if seq != expected_seq:
-            what = "missing (deleted)" if seq > expected_seq else "out of order"
-            return VerifyResult(
-                False,
-                count,
-                expected_seq,
-                f"seq {expected_seq} {what}: found seq {seq} where {expected_seq} belongs",
+            raise _Failed(self.expected_seq, f"record {self.count + 1} has no integer seq")
+        if self.expected_seq is None:
+            self.expected_seq = seq
+            self.prev_hash = GENESIS_HASH if seq == 1 else fields.get("prev_hash")
+            self.first = fields
+        if seq != self.expected_seq:
+            what = "missing (deleted)" if seq > self.expected_seq else "out of order"
+            raise _Failed(
+                self.expected_seq,
+                f"seq {self.expected_seq} {what}: found seq {seq} where {self.expected_seq} belongs",
             )
-        if fields.get("prev_hash") != prev_hash:
-            return VerifyResult(False, count, seq, f"seq {seq} does not link to the record before it")
+        if fields.get("prev_hash") != self.prev_hash:
+            raise _Failed(seq, f"seq {seq} does not link to the record before it")
         try:
             actual = compute_hash(fields)
         except (KeyError, TypeError) as exc:
-            return VerifyResult(False, count, seq, f"seq {seq} is missing a field ({exc})")
+            raise _Failed(seq, f"seq {seq} is missing a field ({exc})") from None
         if actual != fields.get("hash"):
-            return VerifyResult(
-                False, count, seq, f"seq {seq} was altered: its content does not match its hash"
+            raise _Failed(seq, f"seq {seq} was altered: its content does not match its hash")
+        action = fields.get("action")
+        if action == AuditAction.AUDIT_CHECKPOINTED:
+            self._checkpoint(seq, fields)
+        elif action == AuditAction.AUDIT_TRUNCATED:
+            self._truncation(seq, fields)
+        if seq in self.watch:
+            self.seen[seq] = str(fields["hash"])
+        self.prev_hash = str(fields["hash"])
+        self.expected_seq = seq + 1
+        self.count += 1
+
+    def _checkpoint(self, seq: int, fields: dict[str, Any]) -> None:
+        details = fields.get("details") or {}
+        statement = checkpoint_statement(details.get("seq"), details.get("hash"), details.get("at"))
+        why = self.trusted.check(statement, _signed_part(details))
+        if why:
+            raise _Failed(seq, f"seq {seq}: the checkpoint of seq {details.get('seq')} is not valid: {why}")
+        if details.get("seq") != seq - 1 or details.get("hash") != fields.get("prev_hash"):
+            raise _Failed(
+                seq,
+                f"seq {seq}: the signed checkpoint of seq {details.get('seq')} names a head that is not the record "
+                "before it (the chain was rewritten)",
             )
-        prev_hash = fields["hash"]
-        expected_seq = seq + 1
-        count += 1
-    return VerifyResult(True, count, head_hash=prev_hash)
+        self.checkpoints += 1
+        self.last_checkpoint_seq = seq - 1
 
-
-def verify_export(path: Path) -> VerifyResult:
-    return verify_records(fields for _, fields in _parse_export(path))
-
-
-def verify_database(session: Session) -> VerifyResult:
-    """The live chain: every hash and link, and — after a retention truncation — that the first
-    surviving record links to the anchor the newest checkpoint names and that the checkpoint's own
-    ``audit.truncated`` record in the chain says the same (a gap without one is a deletion)."""
-    result = verify_records(as_export_dict(rec) for rec in iter_records(session))
-    if not result.ok:
-        return result
-    first = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq)).limit(1)).first()
-    if first is None or first.seq == 1:
-        return result
-    checkpoint = session.exec(
-        select(AuditCheckpoint).order_by(col(AuditCheckpoint.up_to_seq).desc()).limit(1)
-    ).first()
-    if checkpoint is None or checkpoint.up_to_seq != first.seq - 1:
-        return VerifyResult(
-            False, 0, 1, f"records 1..{first.seq - 1} are missing and no checkpoint covers them"
+    def _truncation(self, seq: int, fields: dict[str, Any]) -> None:
+        details = fields.get("details") or {}
+        statement = truncation_statement(
+            details.get("up_to_seq"), details.get("anchor_hash"), details.get("records_deleted")
         )
-    if checkpoint.anchor_hash != first.prev_hash:
+        why = self.trusted.check(statement, _signed_part(details))
+        if why:
+            raise _Failed(
+                seq,
+                f"seq {seq}: the retention truncation up to seq {details.get('up_to_seq')} is not valid: {why}",
+            )
+
+    def result(self, **extra: Any) -> VerifyResult:
         return VerifyResult(
-            False, 0, first.seq, f"seq {first.seq} does not link to checkpoint {checkpoint.up_to_seq}"
+            True,
+            self.count,
+            head_hash=self.prev_hash,
+            start_seq=self.first["seq"] if self.first else None,
+            end_seq=self.expected_seq - 1 if self.expected_seq is not None else None,
+            signed_by=tuple(sorted(self.trusted.seen)),
+            pinned=self.trusted.pinned,
+            checkpoints=self.checkpoints,
+            **extra,
         )
-    noted = session.get(AuditRecord, checkpoint.record_seq)
-    if (
-        noted is None
-        or noted.action != AuditAction.AUDIT_TRUNCATED
-        or noted.details.get("up_to_seq") != checkpoint.up_to_seq
-        or noted.details.get("anchor_hash") != checkpoint.anchor_hash
-    ):
-        return VerifyResult(
-            False,
-            0,
-            checkpoint.record_seq,
-            f"checkpoint {checkpoint.up_to_seq} has no matching audit.truncated record",
+
+
+def _failed(walk: _ChainWalk, failure: _Failed) -> VerifyResult:
+    return VerifyResult(False, walk.count, failure.seq, failure.reason, pinned=walk.trusted.pinned)
+
+
+def verify_records(records: Iterable[dict[str, Any]], trusted: TrustedKeys | None = None) -> VerifyResult:
+    """Check hashes, links and the signatures in the chain; the result names the first sequence
+    number that is wrong."""
+    walk = _ChainWalk(trusted or TrustedKeys())
+    try:
+        for fields in records:
+            walk.add(fields)
+    except _Failed as failure:
+        return _failed(walk, failure)
+    return walk.result()
+
+
+def _check_anchors(
+    walk: _ChainWalk,
+    anchors: Sequence[dict[str, Any]],
+    *,
+    first_seq: int | None,
+    end_seq: int | None,
+    made_at: str | None,
+) -> list[str]:
+    """Each anchored checkpoint against the records walked; raises _Failed, returns notes. A checkpoint
+    past the last record of a chain read after it was signed (`made_at`: when the export was made,
+    None for the live chain) means records were cut off the end."""
+    notes = []
+    for doc in anchors:
+        seq, hash_ = doc.get("seq"), doc.get("hash")
+        statement = checkpoint_statement(seq, hash_, doc.get("at"))
+        why = walk.trusted.check(statement, _signed_part(doc))
+        if why or not isinstance(seq, int):
+            raise _Failed(None, f"the anchored checkpoint of seq {seq} is not valid: {why or 'no seq'}")
+        if first_seq is not None and seq < first_seq:
+            notes.append(
+                f"the anchored checkpoint of seq {seq} is before the first record here ({first_seq})"
+            )
+        elif end_seq is None or seq > end_seq:
+            if made_at is None or parse_time(str(doc.get("at"))) <= parse_time(made_at):
+                last = end_seq or 0
+                raise _Failed(
+                    last + 1,
+                    f"records {last + 1}..{seq} were cut off the end: a checkpoint signed at seq {seq} "
+                    f"(kept outside the database) is past the chain's last record ({last})",
+                )
+            notes.append(
+                f"the anchored checkpoint of seq {seq} is after this export's last record ({end_seq})"
+            )
+        elif walk.seen.get(seq) != hash_:
+            raise _Failed(
+                seq,
+                f"seq {seq} differs from the checkpoint anchored outside the database (the chain was rewritten)",
+            )
+    return notes
+
+
+def _iter_export(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """(line number, record, signed head) per line, at most one of the two set."""
+    for lineno, fields in _parse_export(path):
+        if isinstance(fields, dict) and SIGNED_HEAD in fields and "seq" not in fields:
+            yield lineno, None, fields
+        else:
+            yield lineno, fields, None
+
+
+def verify_export(
+    path: Path,
+    *,
+    trusted: TrustedKeys | None = None,
+    anchors: Sequence[dict[str, Any]] = (),
+    require_signed: bool = True,
+) -> VerifyResult:
+    """An export: every record's hash and link, the signatures the chain carries, and its signed head
+    (its last line) — the records must run exactly from the head's start seq to its end seq, so lines
+    cut from either end are named. `trusted`: the keys to accept (unpinned: whichever the export
+    carries, named in the result). `anchors`: checkpoints kept outside, compared with the records.
+    `require_signed=False` accepts an export without a signed head (made before exports were signed),
+    checking its links only."""
+    trusted = trusted or TrustedKeys()
+    walk = _ChainWalk(trusted, watch=[int(a["seq"]) for a in anchors if isinstance(a.get("seq"), int)])
+    trailer: dict[str, Any] | None = None
+    try:
+        for lineno, fields, head in _iter_export(path):
+            if trailer is not None:
+                raise _Failed(walk.expected_seq, f"line {lineno} comes after the signed head (its last line)")
+            if head is not None:
+                trailer = head
+                continue
+            assert fields is not None
+            walk.add(fields)
+        notes: list[str] = []
+        if trailer is None:
+            if require_signed:
+                raise _Failed(
+                    walk.expected_seq,
+                    "the export has no signed head at its end: its last lines were removed (or it was made "
+                    "before exports were signed: --allow-unsigned checks its links only)",
+                )
+            notes.append("unsigned export: its links verify, but lines cut from either end cannot be seen")
+        else:
+            _check_head(walk, trailer)
+        first = walk.first["seq"] if walk.first else None
+        last = walk.expected_seq - 1 if walk.expected_seq is not None else None
+        made_at = str((trailer or {}).get(SIGNED_HEAD, {}).get("exported_at") or "0001-01-01T00:00:00Z")
+        notes += _check_anchors(walk, anchors, first_seq=first, end_seq=last, made_at=made_at)
+    except _Failed as failure:
+        return _failed(walk, failure)
+    return walk.result(signed=trailer is not None, notes=tuple(notes))
+
+
+def _check_head(walk: _ChainWalk, trailer: dict[str, Any]) -> None:
+    statement = trailer.get(SIGNED_HEAD)
+    if not isinstance(statement, dict) or statement.get("kind") != "audit.export":
+        raise _Failed(None, "the export's last line is not a signed head")
+    why = walk.trusted.check(statement, _signed_part(trailer))
+    if why:
+        raise _Failed(None, f"the export's signed head is not valid: {why}")
+    start, end = statement.get("start_seq"), statement.get("end_seq")
+    first = walk.first["seq"] if walk.first else None
+    last = walk.expected_seq - 1 if walk.expected_seq is not None else None
+    if start is None:
+        if walk.count:
+            raise _Failed(
+                first, f"the signed head says the export is empty, but it holds {walk.count} records"
+            )
+        return
+    if not isinstance(start, int) or not isinstance(end, int):
+        raise _Failed(None, "the export's signed head has no start and end seq")
+    if first is None or last is None:
+        raise _Failed(start, f"records {start}..{end} are missing: the export holds only its signed head")
+    if first > start:
+        raise _Failed(
+            start,
+            f"records {start}..{first - 1} are missing from the start of the export (its first "
+            f"{first - start} records were removed; the signed head says it starts at seq {start})",
         )
-    return replace(
-        result,
-        reason=f"records 1..{checkpoint.up_to_seq} truncated by retention "
-        f"({checkpoint.records_deleted} in the last truncation; checkpoint record seq {checkpoint.record_seq})",
+    if first < start or walk.first is None or walk.first.get("prev_hash") != statement.get("start_prev_hash"):
+        raise _Failed(first, f"the export's first record is not the one its signed head names (seq {start})")
+    if last < end:
+        raise _Failed(
+            last + 1,
+            f"records {last + 1}..{end} are missing from the end of the export (its last {end - last} "
+            f"records were removed; the signed head says it ends at seq {end})",
+        )
+    if last > end or walk.prev_hash != statement.get("end_hash"):
+        raise _Failed(end, f"the export's last record is not the one its signed head names (seq {end})")
+    if walk.count != statement.get("records"):
+        raise _Failed(
+            None, f"the export holds {walk.count} records; its signed head says {statement.get('records')}"
+        )
+
+
+def verify_database(
+    session: Session, *, trusted: TrustedKeys | None = None, anchors: Sequence[dict[str, Any]] = ()
+) -> VerifyResult:
+    """The live chain: every hash, link and signature in it; after a retention truncation, that the
+    first surviving record links to the anchor the newest checkpoint names and that every checkpoint
+    row has its signed ``audit.truncated`` record (a row written without the key is a forgery); and
+    each checkpoint in `anchors` (kept outside the database) is still in the chain with its hash —
+    one past the last record means records were cut off the end."""
+    trusted = trusted or TrustedKeys()
+    walk = _ChainWalk(trusted, watch=[int(a["seq"]) for a in anchors if isinstance(a.get("seq"), int)])
+    try:
+        for rec in iter_records(session):
+            walk.add(as_export_dict(rec))
+        truncated = _check_truncations(session, walk)
+        first = walk.first["seq"] if walk.first else None
+        last = walk.expected_seq - 1 if walk.expected_seq is not None else None
+        notes = _check_anchors(walk, anchors, first_seq=first, end_seq=last, made_at=None)
+    except _Failed as failure:
+        return _failed(walk, failure)
+    if last is not None:
+        covered = walk.last_checkpoint_seq
+        if covered is None:
+            notes.append(f"no signed checkpoint yet: records {first}..{last} are covered by none")
+        elif covered + 1 < last:
+            notes.append(
+                f"records {covered + 2}..{last} are newer than the last signed checkpoint (seq {covered})"
+            )
+    return walk.result(reason=truncated, signed=walk.checkpoints > 0, notes=tuple(notes))
+
+
+def _check_truncations(session: Session, walk: _ChainWalk) -> str:
+    first = walk.first
+    checkpoints = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.up_to_seq))).all()
+    first_seq = int(first["seq"]) if first else None
+    for checkpoint in checkpoints:
+        if first_seq is not None and checkpoint.record_seq < first_seq:
+            continue  # its own record was truncated by a later truncation
+        noted = session.get(AuditRecord, checkpoint.record_seq)
+        if (
+            noted is None
+            or noted.action != AuditAction.AUDIT_TRUNCATED
+            or noted.details.get("up_to_seq") != checkpoint.up_to_seq
+            or noted.details.get("anchor_hash") != checkpoint.anchor_hash
+        ):
+            raise _Failed(
+                checkpoint.record_seq,
+                f"truncation checkpoint {checkpoint.up_to_seq} has no matching signed audit.truncated record "
+                "(written without the key: forged)",
+            )
+    if first_seq is None or first_seq == 1:
+        return ""
+    newest = checkpoints[-1] if checkpoints else None
+    if newest is None or newest.up_to_seq != first_seq - 1:
+        raise _Failed(1, f"records 1..{first_seq - 1} are missing and no checkpoint covers them")
+    assert first is not None
+    if newest.anchor_hash != first["prev_hash"]:
+        raise _Failed(first_seq, f"seq {first_seq} does not link to checkpoint {newest.up_to_seq}")
+    return (
+        f"records 1..{newest.up_to_seq} truncated by retention "
+        f"({newest.records_deleted} in the last truncation; checkpoint record seq {newest.record_seq})"
     )

@@ -386,6 +386,17 @@ class Settings(BaseSettings):
         description="Events that occurred longer ago than this are deleted by the retention stage (0 keeps "
         "everything). Must cover the collectors' backfill.",
     )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM, mode 0600, made on first use) that signs the audit chain's "
+        "checkpoints, its exports and evidence packages. Keep it where the database's users cannot read it. "
+        "Unset: <data dir>/signing.key.",
+    )
+    audit_checkpoint_interval: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How often serve (or a worker) signs the audit chain's head as a checkpoint, when it has "
+        "moved (0 never).",
+    )
     pipeline_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often the safety sweep runs every stage."
     )
@@ -445,6 +456,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'tenantguard.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The signing key's file: `signing_key_file`, else <data dir>/signing.key (or the
+        evidence-signing.key that evidence packages were signed with before it, when only that exists)."""
+        if self.signing_key_file is not None:
+            return self.signing_key_file
+        default = self.data_dir / "signing.key"
+        legacy = self.data_dir / "evidence-signing.key"
+        return legacy if legacy.exists() and not default.exists() else default
 
     @property
     def models_dir(self) -> Path:

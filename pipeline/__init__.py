@@ -1,5 +1,6 @@
 """The cycle, defined once: collect -> detect -> posture -> identity -> incidents -> notify -> approved steps
--> retention (each data class older than its retention deleted, legal holds kept; compliance.retention).
+-> retention (each data class older than its retention deleted, legal holds kept; compliance.retention)
+-> audit checkpoint (the audit chain's head signed, core.audit.write_checkpoint).
 
 Layer: above collectors, detectors, identity, timeline and remediation; below api and cli.
 

@@ -307,6 +307,32 @@ def retention_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCo
     return result
 
 
+def audit_checkpoint_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
+    """Sign the audit chain's head as a checkpoint (an ``audit.checkpointed`` record) when it has moved
+    and the last one is TENANTGUARD_AUDIT_CHECKPOINT_INTERVAL old, and keep a copy beside the key,
+    outside the database (what `tenantguard audit verify --database` compares the chain with)."""
+    from core.audit import anchor_path, checkpoint_document, write_anchor, write_checkpoint
+    from core.audit_keys import load_signing_key
+
+    result = StageResult("audit_checkpoint")
+    every = settings.audit_checkpoint_interval
+    if every.total_seconds() <= 0:
+        result.skipped = True
+        return result
+    key_path = settings.signing_key_path
+    key = load_signing_key(key_path)
+    with db.session() as session:
+        written = write_checkpoint(session, key, actor=actor, every=every, now=ctx.now)
+        doc = checkpoint_document(written) if written is not None else None
+    if doc is None:
+        result.skipped = True
+        return result
+    write_anchor(anchor_path(key_path), doc)
+    result.add("checkpoints", 1)
+    LOG.info("audit checkpoint signed: seq %s, head %s", doc["seq"], doc["hash"])
+    return result
+
+
 def _mark(db: Database, name: str, position: int) -> None:
     with db.session() as session:
         row = session.get(AnalysisCursor, name) or AnalysisCursor(name=name, position=0, gaps=[])
@@ -326,6 +352,7 @@ ESCALATIONS = Stage("escalations", escalations_stage)
 RESPONSE = Stage("response", response_stage)
 REMEDIATION = Stage("remediation", remediation_stage)
 RETENTION = Stage("retention", retention_stage)
+AUDIT_CHECKPOINT = Stage("audit_checkpoint", audit_checkpoint_stage)
 
 # The cycle, in order. Jobs run a slice of it: collection jobs the first stage, detection jobs
 # the second, the analysis job everything after detection.
@@ -341,6 +368,7 @@ STAGES: list[Stage] = [
     RESPONSE,
     REMEDIATION,
     RETENTION,
+    AUDIT_CHECKPOINT,
 ]
 
 

@@ -86,4 +86,4 @@ async def verify_upload(
     """The same check as `tenantguard audit verify FILE`: names the first altered, missing or reordered record."""
     with tempfile.TemporaryDirectory(prefix="tenantguard-verify-") as tmp:
         path = await service.spool_body(request, Path(tmp))
-        return await run_in_threadpool(service.verify_file, path)
+        return await run_in_threadpool(service.verify_file, path, ctx.db)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ExportFormat(StrEnum):
@@ -35,3 +35,13 @@ class VerifyOut(BaseModel):
     first_bad_seq: int | None
     reason: str
     head_hash: str | None
+    start_seq: int | None = Field(default=None, description="The first record's seq.")
+    end_seq: int | None = Field(default=None, description="The last record's seq.")
+    signed: bool = Field(
+        default=False, description="The export's signed head (the live chain: its checkpoints) verified."
+    )
+    signed_by: list[str] = Field(
+        default_factory=list, description="Fingerprints of the signing keys checked."
+    )
+    checkpoints: int = Field(default=0, description="Signed checkpoints found in the chain and checked.")
+    notes: list[str] = Field(default_factory=list)

@@ -228,7 +228,8 @@ def evidence(
 
     from cli.commands.report import parse_since
     from cli.context import settings
-    from compliance.evidence import build_package, fingerprint, signing_key
+    from compliance.evidence import build_package
+    from core.audit_keys import fingerprint, load_signing_key
     from core.clock import utcnow
     from core.models import Incident
     from timeline.reports import build_report, render_markdown
@@ -248,7 +249,7 @@ def evidence(
         f"incidents/{i}.md": render_markdown(build_report(db, i, include_excerpts=False)).encode()
         for i in incident_ids
     }
-    key = signing_key(settings().data_dir)
+    key = load_signing_key(settings().signing_key_path)
     manifest = build_package(
         db, output, since=start, until=end, key=key, actor=cli_actor(), extra_files=incidents
     )

@@ -15,13 +15,12 @@ from core.audit import (
     Actor,
     AuditAction,
     Channel,
-    export_csv,
-    export_jsonl,
-    iter_records,
     record,
+    stream_export,
     verify_database,
     verify_export,
 )
+from core.audit_keys import load_signing_key
 from core.db import Database
 from core.models import AuditRecord
 
@@ -40,11 +39,9 @@ def _append(db: Database, n: int, actor: Actor = Actor("principal:alice", Channe
 
 
 def _export(db: Database, path: Path, fmt: str = "jsonl") -> Path:
+    key = load_signing_key(path.parent / "signing.key")
     with db.session(readonly=True) as s:
-        if fmt == "jsonl":
-            path.write_bytes(b"".join(export_jsonl(iter_records(s))))
-        else:
-            path.write_text("".join(export_csv(iter_records(s))))
+        path.write_bytes(b"".join(stream_export(s, fmt, key=key)))
     return path
 
 
