@@ -59,6 +59,7 @@ _.disabled_at  # core.models.principal, api/principals/schemas.py
 _.rolled_back_at  # core.models.remediation
 _.schema_current  # api/health/router.py response
 _.findings_total  # api/incidents/schemas.py response
+_.joined_incidents  # api/incidents/digests.py response
 _.controls_mapped  # api/compliance/schemas.py FrameworkOut response
 _.posture_checks  # api/compliance/schemas.py ControlOut response
 _.detection_rules  # api/compliance/schemas.py ControlOut response

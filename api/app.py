@@ -23,6 +23,8 @@ from api.headers import SecurityHeadersMiddleware
 from api.health.router import metrics_router, package_version
 from api.health.router import router as health_router
 from api.identities.router import router as identities_router
+from api.incidents.change_windows import router as changes_router
+from api.incidents.digests import router as digests_router
 from api.incidents.router import router as incidents_router
 from api.limits import BodyLimitMiddleware, NulByteMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -46,6 +48,8 @@ ROUTERS = (
     connections_router,
     findings_router,
     incidents_router,
+    digests_router,
+    changes_router,
     actions_router,
     rules_router,
     posture_router,

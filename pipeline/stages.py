@@ -215,6 +215,25 @@ def notify_stage(db: Database, settings: Settings, actor: Actor, ctx: StageConte
     return result
 
 
+def digests_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
+    """Daily digests of the low-signal findings that joined no incident, then their notification."""
+    from timeline.digest import build_digests, deliver_digests
+    from timeline.notify import NotificationError
+
+    result = StageResult("digests")
+    result.add("digests", len(build_digests(db, settings, now=ctx.now)))
+    if ctx.notify:
+        try:
+            report = deliver_digests(db, settings, now=ctx.now)
+        except NotificationError as exc:
+            result.errors.append(f"digest notifications: {exc}")
+            return result
+        result.add("digests_posted", len(report.posted))
+        result.errors.extend(f"digest {d}: {why}" for d, why in report.failed.items())
+    result.skipped = not result.counts and not result.errors
+    return result
+
+
 def escalations_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """On-call: start escalations for new P1/P2 incidents, fire the steps whose delay has passed,
     send due pages (all from database state; a step comes due at most one sweep late)."""
@@ -348,6 +367,7 @@ EXCEPTIONS = Stage("exceptions", exceptions_stage)
 IDENTITY = Stage("identity", identity_stage)
 INCIDENTS = Stage("incidents", incidents_stage)
 NOTIFY = Stage("notify", notify_stage)
+DIGESTS = Stage("digests", digests_stage)
 ESCALATIONS = Stage("escalations", escalations_stage)
 RESPONSE = Stage("response", response_stage)
 REMEDIATION = Stage("remediation", remediation_stage)
@@ -364,6 +384,7 @@ STAGES: list[Stage] = [
     IDENTITY,
     INCIDENTS,
     NOTIFY,
+    DIGESTS,
     ESCALATIONS,
     RESPONSE,
     REMEDIATION,

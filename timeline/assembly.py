@@ -17,7 +17,10 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, record
+from core.clock import as_utc
+from core.models.connection import Connection
 from core.models.enums import TimelineEntryKind
+from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from timeline.config import TimelineConfig
@@ -255,8 +258,23 @@ def _rebuild_evidence(
             rows.append(evidence_row(incident.id or 0, evidence, finding_ids))
         incident.evidence_count = len(own_events)
         first_finding = min((f.first_seen for f in findings[incident.id or 0]), default=incident.first_seen)
-        incident.first_event_at = min((e.occurred_at for e in own_events), default=first_finding)
+        first = min(own_events, key=lambda e: (e.occurred_at, e.id), default=None)
+        incident.first_event_at = first.occurred_at if first else first_finding
+        incident.first_readable_at = (
+            readable_at(session, first.id, first.occurred_at) if first else first_finding
+        )
     insert_rows(session, rows)
+
+
+def readable_at(session: Session, event_id: int, occurred_at: datetime) -> datetime:
+    """When the product could first read this event: when it happened, or — backfilled history
+    from before its connection was added — when the connection was added."""
+    added = session.execute(
+        select(col(Connection.created_at))
+        .join(Event, col(Event.connection_id) == col(Connection.id))
+        .where(col(Event.id) == event_id)
+    ).scalar()
+    return max(occurred_at, as_utc(added)) if added is not None else occurred_at
 
 
 def refresh_incidents(

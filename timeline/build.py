@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 from core.audit import AuditAction, AuditEntry, record, record_many
 from core.clock import utcnow
 from core.db import Database
-from core.models.enums import FindingKind, FindingStatus, IncidentStatus, Severity, TimelineEntryKind
+from core.models.enums import FindingStatus, IncidentStatus, Severity, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
 from timeline.assembly import (
@@ -51,14 +51,13 @@ from timeline.conversations import (
 from timeline.entities import IdentityIndex
 from timeline.entries import entry_row, insert_rows, message_row, simple_entry
 from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
+from timeline.noise import low_signal
+from timeline.quieting import held_back
 
 log = logging.getLogger(__name__)
 
 OPEN_FOR_GROUPING = (IncidentStatus.NEW, IncidentStatus.TRIAGED, IncidentStatus.CONTAINED)
 OPEN_FOR_CONVERSATIONS = (*OPEN_FOR_GROUPING, IncidentStatus.RESOLVED)
-# Standing configuration issues and informational findings never open an incident on their own.
-CANNOT_OPEN_KINDS = frozenset({FindingKind.POSTURE.value})
-CANNOT_OPEN_SEVERITIES = frozenset({Severity.INFORMATIONAL.value})
 RECURRENCE_LOOKBACK = timedelta(days=90)
 MAX_LINKED_CONVERSATIONS = 200
 # A file or app name that more than this many different messages mention in an incident's window
@@ -130,9 +129,13 @@ class IncidentBuild:
             (k for row in candidates for k in self.ctx.keys_of(row.id, row.entities).keys),
             self.ctx,
         )
-        facts, ignored = self._facts(candidates)
-        earliest = min(f.first_seen for f in facts) - self.ctx.config.group_window
-        plan = group_findings(facts, self._open_incidents(since=earliest), self.ctx.config.group_window)
+        earliest = min(row.first_seen for row in candidates) - self.ctx.config.group_window
+        open_incidents = self._open_incidents(since=earliest)
+        # Mass changes and drifts inside declared changes only matter for what could open one.
+        openers = [r for r in candidates if not low_signal(r.kind, r.severity)]
+        held = held_back(self.session, self.ctx, openers, (k for i in open_incidents for k in i.keys))
+        facts, ignored = self._facts(candidates, held)
+        plan = group_findings(facts, open_incidents, self.ctx.config.group_window)
         for group in plan.groups:
             _explain_ignored(group, ignored)
         fresh = [g for g in plan.groups if g.incident_id is None]
@@ -175,15 +178,19 @@ class IncidentBuild:
                 select(
                     col(Finding.id),
                     col(Finding.kind),
+                    col(Finding.rule_id),
                     col(Finding.severity),
                     col(Finding.first_seen),
                     col(Finding.last_seen),
                     col(Finding.entities),
+                    col(Finding.evidence_event_ids),
                 ).where(col(Finding.incident_id).is_(None), col(Finding.status) == FindingStatus.OPEN)
             ).all()
         )
 
-    def _facts(self, rows: Sequence[Any]) -> tuple[list[FindingFacts], dict[int, dict[str, str]]]:
+    def _facts(
+        self, rows: Sequence[Any], held: dict[int, dict[str, Any]]
+    ) -> tuple[list[FindingFacts], dict[int, dict[str, str]]]:
         facts: list[FindingFacts] = []
         ignored_by_finding: dict[int, dict[str, str]] = {}
         for row in rows:
@@ -202,7 +209,7 @@ class IncidentBuild:
                     last_seen=row.last_seen,
                     keys=keys,
                     labels=found.labels,
-                    can_open=row.kind not in CANNOT_OPEN_KINDS and row.severity not in CANNOT_OPEN_SEVERITIES,
+                    can_open=not low_signal(row.kind, row.severity) and row.id not in held,
                     broad=found.broad,
                 )
             )

@@ -48,6 +48,12 @@ class TimelineConfig:
     # infrastructure (office egress, VPN), not an attacker's network: it does not group findings.
     shared_ip_min_people: int = 4
     shared_ip_min_span: timedelta = timedelta(days=2)
+    # The same rule about at least `mass_min_people` people within `mass_window` is a mass change
+    # (a rollout): one digest line instead of an incident each (see timeline.noise).
+    mass_window: timedelta = timedelta(hours=6)
+    mass_min_people: int = 10
+    # A day's digest is built this long after the day ended (late findings still join incidents).
+    digest_grace: timedelta = timedelta(hours=1)
     sla: Mapping[Priority, SlaTarget] = field(default_factory=lambda: dict(DEFAULT_SLA))
     # Where notifications go; None: the first enabled Slack connection with `notify_channel` in its config.
     notify_channel: str | None = None

@@ -15,3 +15,7 @@ class InvalidTransitionError(TimelineError):
 
 class MergeError(TimelineError):
     """A merge or split request does not make sense (same incident, unknown findings, ...)."""
+
+
+class ChangeWindowError(TimelineError):
+    """A change window declaration does not make sense (no reference, end before start, too long ...)."""

@@ -1,6 +1,8 @@
 """Response metrics over the incidents opened in a period: MTTD, MTTA, MTTC, MTTR, volume, SLA.
 
-* MTTD — first malicious event (the earliest evidence event) → first finding written about it;
+* MTTD — first malicious event (the earliest evidence event) → first finding written about it,
+  counted from when that event could first be read (history backfilled when a connection was
+  added counts from the connection, not from the event: that wait is not detection delay);
 * MTTA — incident opened → acknowledged (first triage, assignment or status change);
 * MTTC — opened → contained; MTTR — opened → resolved;
 * volume and recurrence by incident type (the rule behind the most severe finding); a recurrence
@@ -135,7 +137,7 @@ def summarise(
         by_status=by_status,
         by_priority=by_priority,
         by_type={name: TypeStats(**values) for name, values in sorted(by_type.items())},
-        mttd=durations((i.detected_at, i.first_event_at) for i in counted),
+        mttd=durations((i.detected_at, i.first_readable_at or i.first_event_at) for i in counted),
         mtta=durations((i.acknowledged_at, i.created_at) for i in counted),
         mttc=durations((i.contained_at, i.created_at) for i in real),
         mttr=durations((i.resolved_at, i.created_at) for i in real),

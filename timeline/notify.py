@@ -135,7 +135,7 @@ def status_update(
     return text, blocks
 
 
-def _target(session: Any, config: TimelineConfig) -> SlackTarget | None:
+def notification_target(session: Any, config: TimelineConfig) -> SlackTarget | None:
     query = select(Connection).where(col(Connection.provider) == "slack", col(Connection.enabled).is_(True))
     if config.notify_connection:
         query = query.where(col(Connection.name) == config.notify_connection)
@@ -212,7 +212,7 @@ def deliver_notifications(
         pending = [(i, action) for i in candidates if (action := _due(i))]
         if not pending:
             return report
-        target = target or _target(session, config)
+        target = target or notification_target(session, config)
         if target is None:
             return report
         evidence = {i.id: _top_evidence(session, i.id or 0) for i, action in pending if action == "announce"}

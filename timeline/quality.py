@@ -3,7 +3,9 @@
 A story is "in" an incident when one of the incident's findings cites one of the story's events
 (duplicates count as the incident they were merged into). Reported: stories split across several
 incidents, incidents merging several stories, incidents matching no story (with their priority),
-and the conversation messages attached versus the story's own (precision/recall).
+and the conversation messages attached versus the story's own (precision/recall); incidents by
+priority and per 1,000 users per week, MTTD counted from when the first event could be read, and
+what the daily digests hold (mass changes, findings inside declared change windows).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from core.models.enums import TimelineEntryKind
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
+from core.models.noise import Digest
 
 
 def _ids_by_provider_id(
@@ -50,6 +53,14 @@ def _final(incident_id: int, merged_into: Mapping[int, int | None]) -> int:
     return incident_id
 
 
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return round(ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2, 1)
+
+
 def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
@@ -74,9 +85,13 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
                     col(Incident.priority),
                     col(Incident.status),
                     col(Incident.title),
+                    col(Incident.detected_at),
+                    col(Incident.first_readable_at),
+                    col(Incident.first_event_at),
                 )
             ).all()
         }
+        digests = list(session.execute(select(col(Digest.finding_count), col(Digest.items))).all())
         merged_into = {i: row[1] for i, row in incidents.items()}
         incidents_of_event: dict[int, set[int]] = {}
         finding_incident: dict[int, int] = {}
@@ -168,8 +183,31 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
     for incident_id in unmatched:
         by_priority[incidents[incident_id][2]] = by_priority.get(incidents[incident_id][2], 0) + 1
     stray_messages = sum(len(attached.get(i, set())) for i in unmatched)
+    all_by_priority: dict[str, int] = {}
+    for incident_id in live:
+        all_by_priority[incidents[incident_id][2]] = all_by_priority.get(incidents[incident_id][2], 0) + 1
+    users, days = int(truth.get("users") or 0), int(truth.get("days") or 0)
+    per_thousand = round(len(live) / users * 1000 / days * 7, 2) if users and days else None
+    story_ids = {i for s in per_story for i in s["incidents"]}
     return {
         "scenario": truth.get("scenario"),
+        "users": users,
+        "days": days,
+        "by_priority": all_by_priority,
+        "incidents_per_1000_users_week": per_thousand,
+        "mttd_from_readable_seconds": _median(
+            [
+                (incidents[i][5] - (incidents[i][6] or incidents[i][7])).total_seconds()
+                for i in sorted(story_ids & live)
+                if incidents[i][5] and (incidents[i][6] or incidents[i][7])
+            ]
+        ),
+        "digests": {
+            "count": len(digests),
+            "findings": sum(d[0] for d in digests),
+            "mass_change_lines": sum(1 for d in digests for item in d[1] or [] if item.get("mass")),
+            "change_window_lines": sum(1 for d in digests for item in d[1] or [] if item.get("changes")),
+        },
         "stories": len(stories),
         "stories_detected": len(detected),
         "stories_split": len(split),

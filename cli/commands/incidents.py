@@ -285,3 +285,119 @@ def postmortem(
         database(), incident_id, actor=cli_actor(actor), root_cause=root_cause, lessons=lessons, impact=impact
     )
     console.print(f"postmortem of incident {incident_id} updated")
+
+
+@app.command("digests")
+def digests(
+    build_now: Annotated[
+        bool, typer.Option("--build/--no-build", help="Build the digests of days that have ended first.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many days, newest first.")] = 14,
+    as_json: JsonOption = False,
+) -> None:
+    """Daily digests: low-signal findings that joined no incident (what `GET /digests` lists)."""
+    from sqlalchemy import select
+
+    from core.models.noise import Digest
+    from timeline.digest import build_digests
+
+    db = database()
+    if build_now:
+        build_digests(db, settings())
+    with db.session(readonly=True) as session:
+        rows = list(session.execute(select(Digest).order_by(Digest.day.desc()).limit(limit)).scalars())  # type: ignore[attr-defined]
+        found = [
+            {
+                "id": d.id,
+                "day": f"{d.day:%Y-%m-%d}",
+                "findings": d.finding_count,
+                "people": d.people_count,
+                "summary": d.summary,
+                "items": d.items,
+            }
+            for d in rows
+        ]
+    if as_json:
+        print_json(found)
+        return
+    for digest in found:
+        console.print(f"[bold]#{digest['id']} {digest['day']}[/bold] {digest['summary']}", highlight=False)
+        for item in digest["items"]:
+            console.print(f"  • {item['text']}", highlight=False, markup=False)
+
+
+changes_app = typer.Typer(
+    help="Declared change windows: drifts inside one by its actor are recorded, not escalated.",
+    no_args_is_help=True,
+)
+app.add_typer(changes_app, name="changes")
+
+
+@changes_app.command("declare")
+def declare_change(
+    reference: Annotated[str, typer.Argument(help="The change's id, e.g. CHG-5102.")],
+    actor_email: Annotated[str, typer.Option("--actor", help="Email of who carries out the change.")],
+    starts: Annotated[str, typer.Option("--start", help="ISO 8601 start, e.g. 2026-12-01T14:00:00Z.")],
+    ends: Annotated[str, typer.Option("--end", help="ISO 8601 end.")],
+    description: Annotated[str, typer.Option("--description", "-m", help="What changes.")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Declare a change window (audited)."""
+    from datetime import datetime
+
+    from timeline.changes import declare_change_window
+    from timeline.errors import ChangeWindowError
+
+    try:
+        start, end = (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in (starts, ends))
+    except ValueError as exc:
+        raise ChangeWindowError(f"--start/--end must be ISO 8601 date-times ({exc})") from None
+    window = declare_change_window(
+        database(),
+        reference=reference,
+        actor_email=actor_email,
+        starts_at=start,
+        ends_at=end,
+        description=description,
+        actor=cli_actor(actor),
+    )
+    console.print(
+        f"change window {window['id']} declared: {window['reference']} by {window['actor']}"
+        f" from {window['starts_at']} to {window['ends_at']}",
+        highlight=False,
+    )
+
+
+@changes_app.command("list")
+def list_changes(
+    include_cancelled: Annotated[bool, typer.Option("--all", help="Cancelled ones too.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Declared change windows, latest start first."""
+    from timeline.changes import list_change_windows
+
+    windows = list_change_windows(database(), include_cancelled=include_cancelled)
+    if as_json:
+        print_json(windows)
+        return
+    for w in windows:
+        cancelled = f" (cancelled by {w['cancelled_by']})" if w["cancelled_at"] else ""
+        console.print(
+            f"#{w['id']} {w['reference']} {w['actor']} {w['starts_at']} → {w['ends_at']}{cancelled}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@changes_app.command("cancel")
+def cancel_change(
+    window_id: Annotated[int, typer.Argument(help="Change window id.")],
+    actor: ActorOption = None,
+) -> None:
+    """Cancel a change window (audited)."""
+    from timeline.changes import cancel_change_window
+
+    if cancel_change_window(database(), window_id, actor=cli_actor(actor)) is None:
+        console.print(f"[red]change window {window_id} does not exist[/red]")
+        raise typer.Exit(1)
+    console.print(f"change window {window_id} cancelled")

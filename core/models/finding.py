@@ -53,6 +53,8 @@ class Finding(SQLModel, table=True):
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     runbook: str = ""
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    # The daily digest that reported it, when it joined no incident (see timeline.digest).
+    digest_id: int | None = Field(default=None, foreign_key="digest.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

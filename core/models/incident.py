@@ -66,6 +66,9 @@ class Incident(SQLModel, table=True):
     notifications: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     created_by: str = Field(default="system:timeline", max_length=200)
     first_event_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When that first event could first be read by the product: its time, or the time its
+    # connection was added when it was backfilled history (MTTD counts from here).
+    first_readable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     detected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ack_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -108,6 +108,18 @@ class BaselineSet:
         result[known] = per_person[person[known]]
         return result
 
+    def people_using(self, feature: str, values: np.ndarray) -> np.ndarray:
+        """How many distinct people of the tenant each value was seen with (population view)."""
+        keys = self.keys[feature]
+        result = np.zeros(len(values), dtype=np.int64)
+        if not len(keys):
+            return result
+        per_value = np.bincount(keys % VOCAB, minlength=len(self.vocab[feature].values))
+        codes = self.vocab[feature].encode(values, grow=False)
+        known = (codes >= 0) & (codes < len(per_value))
+        result[known] = per_value[codes[known]]
+        return result
+
     def established(self, person: np.ndarray, min_days: int, min_signins: int) -> np.ndarray:
         """True where the person has enough history for a trustworthy baseline (cold start otherwise)."""
         result = np.zeros(len(person), dtype=bool)

@@ -91,6 +91,10 @@ def _duration(seconds: float) -> str:
     return f"{minutes / 60:.1f} hours"
 
 
+# A hosting network at least this many people of the tenant use is a shared egress (a VPN).
+SHARED_EGRESS_PEOPLE = 3
+
+
 def is_hosting(network: str | None) -> bool:
     return network is not None and any(word in network.lower() for word in _HOSTING_WORDS)
 
@@ -205,6 +209,11 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
     prev, dist, hours, prev_ts = travel_speeds(view, base)
     speed = dist / hours
     flagged = np.flatnonzero((dist >= config.min_travel_km) & (speed >= config.impossible_speed_kmh))
+    # Population view: a hosting network (commercial VPN, cloud egress) that several people of the
+    # tenant sign in through is shared infrastructure; where it is says nothing about where they are.
+    users_of_network = (
+        base.people_using("network", cols.network) if len(flagged) else np.zeros(len(cols), dtype=np.int64)
+    )
     hits = []
     for row in flagged.tolist():
         new_country = view.seen_country[row] == 0
@@ -212,6 +221,14 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
         if not (new_country or new_network):
             continue  # both ends are places this person uses (e.g. a VPN they always use): not travel
         p = int(prev[row])
+        if p >= 0 and view.seen_network[p] > 0 and is_hosting(cols.network[p]):
+            # The previous sign-in came through a VPN or cloud egress this person uses: where
+            # that egress is says nothing about where they were (a commercial VPN, then travel).
+            continue
+        if is_hosting(cols.network[row]) and users_of_network[row] >= SHARED_EGRESS_PEOPLE:
+            continue
+        if p >= 0 and is_hosting(cols.network[p]) and users_of_network[p] >= SHARED_EGRESS_PEOPLE:
+            continue
         actor, country = cols.actor[row], cols.country[row]
         before_country = cols.country[p] if p >= 0 else base.last_country[int(view.person[row])]
         before_event = int(cols.event_id[p]) if p >= 0 else int(base.last_event[int(view.person[row])])

@@ -203,7 +203,7 @@ def test_people_who_talk_security_every_day_are_not_a_sign(db, settings, make_fi
     # given an analyst who writes about phishing and alerts all the time
     for day in range(1, 6):
         make_message(f"weekly phishing report #{day}", author="sam@northwind.example", sent_at=at(days=-day))
-    make_finding("New device", people=["sam@northwind.example"], severity="low")
+    make_finding("New device", people=["sam@northwind.example"], severity="medium")
     routine = make_message(
         "closing the impossible travel alert, user was at the offsite",
         author="sam@northwind.example",
@@ -226,7 +226,7 @@ def test_an_analysts_reply_belongs_to_the_thread_not_to_the_analysts_own_inciden
     make_finding(
         "OAuth consent to an unverified app", apps=["SecureDoc Viewer"], people=["jo@northwind.example"]
     )
-    make_finding("New device", people=["bruno@northwind.example"], severity="low", first_seen=at(10))
+    make_finding("New device", people=["bruno@northwind.example"], severity="medium", first_seen=at(10))
     question = make_message("Is SecureDoc Viewer something we use?", thread_id="t-9", sent_at=at(30))
     reply = make_message(
         "No. We're revoking the app's access now.",

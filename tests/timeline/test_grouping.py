@@ -233,7 +233,7 @@ def test_first_party_apps_and_company_wide_files_do_not_group(
             people=[f"{person}@northwind.example"],
             files=["All hands.pptx"],
             first_seen=at(days=n),
-            severity="low",
+            severity="medium",
         )
     build_incidents(db, settings, notify=False)
     incidents = incidents_of()

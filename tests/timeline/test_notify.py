@@ -58,7 +58,7 @@ def test_a_new_p1_incident_is_announced_once_with_its_evidence(
         ips=["203.0.113.9"],
         confidence=0.95,
     )
-    make_finding("Low noise", people=["nobody@northwind.example"], severity="low", first_seen=at(5))
+    make_finding("Medium noise", people=["nobody@northwind.example"], severity="medium", first_seen=at(5))
     p1, p4 = build_incidents(db, settings)
     [post] = posts(slack)
     assert (

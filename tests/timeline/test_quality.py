@@ -45,7 +45,7 @@ def test_stories_conversations_and_decoys_are_scored(
     make_finding(
         "Travel",
         people=["carol@northwind.example"],
-        severity="low",
+        severity="medium",
         evidence=decoy_events,
         first_seen=at(hours=9),
     )

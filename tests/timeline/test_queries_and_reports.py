@@ -143,7 +143,7 @@ def test_metrics_measure_detection_and_response_times(db, settings, incident_id,
         actor=Actor("principal:erin", Channel.CLI),
         at=OPENED + timedelta(hours=3),
     )
-    make_finding("Low noise", people=["zoe@northwind.example"], severity="low", first_seen=at(days=1))
+    make_finding("Medium noise", people=["zoe@northwind.example"], severity="medium", first_seen=at(days=1))
     [other] = build_incidents(db, settings, notify=False, now=OPENED + timedelta(days=1))
     transition(
         db,

@@ -101,6 +101,24 @@ def upgrade() -> None:
     op.create_index(op.f("ix_auditrecord_action"), "auditrecord", ["action"], unique=False)
     op.create_index(op.f("ix_auditrecord_at"), "auditrecord", ["at"], unique=False)
     op.create_table(
+        "changewindow",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("starts_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("cancelled_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_changewindow_actor"), "changewindow", ["actor"], unique=False)
+    op.create_index(op.f("ix_changewindow_ends_at"), "changewindow", ["ends_at"], unique=False)
+    op.create_index(op.f("ix_changewindow_reference"), "changewindow", ["reference"], unique=False)
+    op.create_index(op.f("ix_changewindow_starts_at"), "changewindow", ["starts_at"], unique=False)
+    op.create_table(
         "connection",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -128,6 +146,28 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_connection_name"), "connection", ["name"], unique=True)
     op.create_index(op.f("ix_connection_provider"), "connection", ["provider"], unique=False)
+    op.create_table(
+        "digest",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finding_count", sa.Integer(), nullable=False),
+        sa.Column("people_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "items",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("summary", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column(
+            "notifications",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("day", name="uq_digest_day"),
+    )
+    op.create_index(op.f("ix_digest_day"), "digest", ["day"], unique=False)
     op.create_table(
         "erasurerequest",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -198,6 +238,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("first_event_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_readable_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("detected_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("ack_due_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -602,8 +643,13 @@ def upgrade() -> None:
         ),
         sa.Column("runbook", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=True),
+        sa.Column("digest_id", sa.Integer(), nullable=True),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["digest_id"],
+            ["digest.id"],
+        ),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incident.id"],
@@ -611,6 +657,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_finding_dedup", "finding", ["dedup_key", "last_seen"], unique=False)
+    op.create_index(op.f("ix_finding_digest_id"), "finding", ["digest_id"], unique=False)
     op.create_index(
         "ix_finding_entities",
         "finding",
@@ -1009,6 +1056,7 @@ def downgrade() -> None:
         postgresql_ops={"entities": "jsonb_path_ops"},
         sqlite_where=sa.text("0"),
     )
+    op.drop_index(op.f("ix_finding_digest_id"), table_name="finding")
     op.drop_index("ix_finding_dedup", table_name="finding")
     op.drop_table("finding")
     op.drop_index("ix_event_stream_time", table_name="event")
@@ -1056,9 +1104,16 @@ def downgrade() -> None:
     op.drop_table("incident")
     op.drop_index(op.f("ix_erasurerequest_person"), table_name="erasurerequest")
     op.drop_table("erasurerequest")
+    op.drop_index(op.f("ix_digest_day"), table_name="digest")
+    op.drop_table("digest")
     op.drop_index(op.f("ix_connection_provider"), table_name="connection")
     op.drop_index(op.f("ix_connection_name"), table_name="connection")
     op.drop_table("connection")
+    op.drop_index(op.f("ix_changewindow_starts_at"), table_name="changewindow")
+    op.drop_index(op.f("ix_changewindow_reference"), table_name="changewindow")
+    op.drop_index(op.f("ix_changewindow_ends_at"), table_name="changewindow")
+    op.drop_index(op.f("ix_changewindow_actor"), table_name="changewindow")
+    op.drop_table("changewindow")
     op.drop_index(op.f("ix_auditrecord_at"), table_name="auditrecord")
     op.drop_index(op.f("ix_auditrecord_action"), table_name="auditrecord")
     op.drop_table("auditrecord")

@@ -1,0 +1,52 @@
+"""What keeps the ordinary out of the incident queue: daily digests and declared change windows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+from core.models.types import JSONType, UTCDateTime
+
+
+class Digest(SQLModel, table=True):
+    """One day's low-signal findings that joined no incident, grouped into explained lines.
+
+    Built once the day has ended (see :mod:`timeline.digest`); each finding it holds points back
+    at it (``Finding.digest_id``), so a finding is in one digest only.
+    """
+
+    __table_args__ = (UniqueConstraint("day", name="uq_digest_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Start (00:00 UTC) of the day the digest covers; late findings of earlier days are included.
+    day: datetime = Field(sa_type=UTCDateTime, index=True)
+    finding_count: int = 0
+    people_count: int = 0
+    # [{"rule_id","title","severity","count","people","first_seen","last_seen","finding_ids",
+    #   "mass": {...} | None, "changes": [...]}]
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    summary: str = ""
+    # What was posted about it: {"channel","ts","error","attempts","posted_at"}.
+    notifications: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChangeWindow(SQLModel, table=True):
+    """A declared, approved change: drifts inside it by its actor are recorded, not escalated."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The change's reference in the change process ("CHG-5102").
+    reference: str = Field(max_length=200, index=True)
+    # Who carries out the change (an email, as the providers' audit logs name actors).
+    actor: str = Field(max_length=320, index=True)
+    starts_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ends_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    description: str = ""
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_by: str | None = Field(default=None, max_length=200)

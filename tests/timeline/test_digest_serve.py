@@ -1,0 +1,75 @@
+"""End to end: `tenantguard serve`, a real process against the simulator, builds the daily digest
+of the low-signal findings by itself and posts it to the notification channel, opening no P4
+incident for them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from collectors import connections_from_simulator
+from collectors.connections import sync_connections
+from core.audit import Actor
+from core.db import Database
+from core.models import Incident
+from core.models.noise import Digest
+from core.settings import Settings
+from simulator.http import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _digest_posts(handle) -> list[str]:
+    texts = [c["target"].get("text", "") for c in handle.changes if c["action"] == "post_message"]
+    return [t for t in texts if t.startswith("Daily digest ")]
+
+
+def test_serve_alone_builds_and_posts_the_daily_digest(
+    make_simulator, db: Database, settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    # given a quiet tenant (no attack) connected as an operator would, notifying #security-ops
+    handle = make_simulator("quiet_week", users=20, days=3)
+    sync_connections(
+        db,
+        connections_from_simulator(handle.info, extra_config={"notify_channel": "#security-ops"}),
+        actor=Actor.cli("principal:test"),
+    )
+    env = dict(os.environ, TENANTGUARD_DATA_DIR=str(settings.data_dir), TENANTGUARD_DATABASE_URL=database_url)
+    log = tmp_path / "serve.log"
+    # when `tenantguard serve` runs by itself
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(free_port())],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 240  # generous: CI is a loaded machine
+            while not _digest_posts(handle):
+                assert server.poll() is None, (
+                    f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
+                )
+                assert time.monotonic() < deadline, f"no digest posted:\n{log.read_text()[-3000:]}"
+                time.sleep(1)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+    # then the days that ended have a digest each, posted once, and the low end opened nothing
+    with db.session(readonly=True) as session:
+        digests = list(session.exec(select(Digest).order_by(Digest.day)).all())
+        incidents = list(session.exec(select(Incident)).all())
+    assert digests and all(d.finding_count > 0 and d.notifications.get("ts") for d in digests)
+    assert len(_digest_posts(handle)) == len(digests)
+    assert not [i for i in incidents if i.priority in ("P1", "P2")]
