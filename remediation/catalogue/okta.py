@@ -111,6 +111,26 @@ class RemoveAdminRole(Operation):
         return Verification(not left, {"still_assigned": left})
 
 
+class RevokeApiToken(Operation):
+    """DELETE /api/v1/api-tokens/{id}; checked with the token list (GET /api/v1/api-tokens)."""
+
+    def _ids(self, gw: OktaGateway) -> set[str]:
+        return {str(t.get("id")) for t in gw.get("/api/v1/api-tokens") or [] if isinstance(t, dict)}
+
+    def inspect(self, gw, target, params):
+        return {"id": target["token_id"], "present": target["token_id"] in self._ids(gw)}
+
+    def satisfied(self, before, params):
+        return not before["present"]
+
+    def apply(self, gw, target, params, before):
+        gw.write("DELETE", f"/api/v1/api-tokens/{before['id']}")
+
+    def verify(self, gw, target, params, before):
+        present = before["id"] in self._ids(gw)
+        return Verification(not present, {"still_listed": present})
+
+
 _P = Provider.OKTA
 
 ACTIONS = (
@@ -185,5 +205,18 @@ ACTIONS = (
         idempotency_fields=("user", "role_id"),
         verification="GET /api/v1/users/{id}/roles no longer lists the assignment",
         operation=RemoveAdminRole(),
+    ),
+    ActionSpec(
+        name="okta.revoke_api_token",
+        provider=_P,
+        title="Revoke an Okta API token",
+        description="Revoke the token (DELETE /api/v1/api-tokens/{id}): whoever holds it loses the admin rights it carries.",
+        target=(Field("token_id", "API token id (00T…)"),),
+        permission="okta.apiTokens.manage",
+        reversible=False,  # a revoked token cannot be restored; its owner creates a new one
+        blast_radius=BlastRadius.OBJECT,
+        idempotency_fields=("token_id",),
+        verification="GET /api/v1/api-tokens no longer lists the token",
+        operation=RevokeApiToken(),
     ),
 )
