@@ -295,8 +295,13 @@ class OktaApi:
                 )
             body = _json(response)
             if not isinstance(body, expect):
+                what = (
+                    "a body that is not JSON"
+                    if body is None
+                    else f"{type(body).__name__}, not a JSON {expect.__name__}"
+                )
                 raise MalformedResponse(
-                    f"{self.name}: {url.split('?')[0]} answered {type(body).__name__}, not a JSON {expect.__name__}",
+                    f"{self.name}: {url.split('?')[0]} answered {what}",
                     source=response.url,
                     body=response.text,
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from collectors import collect_once, connections_from_simulator
@@ -96,27 +97,31 @@ def test_credentials_rejected_after_a_refresh_stop_that_connection_only(
     assert slack_ids == set(sim.events("slack:audit", visible=True, ids=True)["ids"])
 
 
+@pytest.mark.parametrize(
+    ("scenario", "provider", "stream"),
+    [("slack_session_theft", "slack", "audit"), ("okta_mfa_fatigue", "okta", "logs")],
+)
 def test_a_page_that_stays_malformed_is_quarantined_and_nothing_after_it_is_skipped(
-    db: Database, settings: Settings, past_simulator
+    db: Database, settings: Settings, past_simulator, scenario: str, provider: str, stream: str
 ) -> None:
-    # given a Slack audit API whose pages are always corrupt
-    sim = past_simulator("slack_session_theft", faults="malformed=1@slack:audit,max_consecutive=0")
-    _connect(db, sim, {"slack": ["audit"]})
+    # given an audit API (Slack's audit logs, Okta's System Log) whose pages are always corrupt
+    sim = past_simulator(scenario, faults=f"malformed=1@{provider}:{stream},max_consecutive=0")
+    _connect(db, sim, {provider: [stream]})
     # when collecting, then the run fails loudly, the page is quarantined and the checkpoint stays
     first = collect_once(db, settings, options=OPTIONS)
     assert not first.ok
     assert "quarantined" in first.failures[0].error
     with db.session(readonly=True) as s:
         quarantined = s.exec(select(QuarantinedRecord)).all()
-    assert len(quarantined) == 1 and quarantined[0].stream == "audit"
+    assert len(quarantined) == 1 and quarantined[0].stream == stream
     assert "not JSON" in quarantined[0].reason and quarantined[0].raw
-    assert _checkpoint(db, "audit").cursor == {}
+    assert _checkpoint(db, stream).cursor == {}
     # and once the API recovers, the next run stores every event
     sim.set_faults("")
     assert collect_once(db, settings, options=OPTIONS).ok
     with db.session(readonly=True) as s:
         stored = set(s.exec(select(Event.provider_event_id)).all())
-    assert stored == set(sim.events("slack:audit", visible=True, ids=True)["ids"])
+    assert stored == set(sim.events(f"{provider}:{stream}", visible=True, ids=True)["ids"])
 
 
 def test_a_connection_with_an_unset_secret_does_not_stop_the_others(
