@@ -65,6 +65,7 @@ class ScenarioOutcome:
     seconds: float = 0.0
     audit_records: int = 0
     audit_ok: bool = False
+    audit_checkpoints: int = 0  # signed by the cycle's audit_checkpoint stage
 
 
 def _fresh_settings(base: Path, scenario: str) -> Settings:
@@ -324,9 +325,13 @@ def run_scenario(
         _next_steps(outcome, urgent)
         if keep_simulator:
             _wait_for_interrupt(sim.info.get("admin_url"), demo_settings.data_dir)
+    from core.audit_keys import TrustedKeys, load_signing_key, public_raw
+
+    trusted = TrustedKeys.of([public_raw(load_signing_key(demo_settings.signing_key_path))])
     with db.session(readonly=True) as session:
-        verified = verify_database(session)
+        verified = verify_database(session, trusted=trusted)
     outcome.audit_records, outcome.audit_ok = verified.records, verified.ok
+    outcome.audit_checkpoints = verified.checkpoints
     outcome.seconds = time.perf_counter() - began
     db.dispose()
     return outcome
@@ -353,7 +358,8 @@ def _summary(outcomes: list[ScenarioOutcome]) -> None:
             "/".join(str(o.incidents[p]) for p in ("P1", "P2", "P3", "P4")),
             str(o.planned_steps),
             str(o.executed_steps),
-            f"{o.audit_records} records, {'verified' if o.audit_ok else 'BROKEN'}",
+            f"{o.audit_records} records, {'verified' if o.audit_ok else 'BROKEN'}, "
+            f"{o.audit_checkpoints} signed",
             f"{o.seconds:.1f}",
         )
     console.print(table)
