@@ -704,6 +704,10 @@ class _Failed(Exception):
         self.reason = reason
 
 
+_CHECKPOINTED = AuditAction.AUDIT_CHECKPOINTED.value
+_SIGNED_ACTIONS = frozenset({_CHECKPOINTED, AuditAction.AUDIT_TRUNCATED.value})
+
+
 class _ChainWalk:
     """One pass over records in chain order: seq, links and hashes, and the signatures the chain
     carries (periodic checkpoints, retention truncations), checked against `trusted`. Remembers the
@@ -743,13 +747,14 @@ class _ChainWalk:
         if actual != fields.get("hash"):
             raise _Failed(seq, f"seq {seq} was altered: its content does not match its hash")
         action = fields.get("action")
-        if action == AuditAction.AUDIT_CHECKPOINTED:
-            self._checkpoint(seq, fields)
-        elif action == AuditAction.AUDIT_TRUNCATED:
-            self._truncation(seq, fields)
+        if action in _SIGNED_ACTIONS:  # plain strs: comparing with the enum members costs 6x per record
+            if action == _CHECKPOINTED:
+                self._checkpoint(seq, fields)
+            else:
+                self._truncation(seq, fields)
         if seq in self.watch:
-            self.seen[seq] = str(fields["hash"])
-        self.prev_hash = str(fields["hash"])
+            self.seen[seq] = str(actual)
+        self.prev_hash = actual
         self.expected_seq = seq + 1
         self.count += 1
 

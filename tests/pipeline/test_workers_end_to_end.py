@@ -20,7 +20,7 @@ import pytest
 from sqlmodel import col, select
 
 from core.db import Database
-from core.models import Incident
+from core.models import AuditRecord, Incident
 from core.models.connection import CollectionRun
 from core.settings import Settings
 from simulator.http import free_port
@@ -122,6 +122,16 @@ def test_serve_and_two_workers_raise_and_announce_the_attack_story(
 
         metrics = _wait(stage_series, "per-stage series in /metrics", processes, log)
         assert 'tenantguard_stage_last_success_timestamp_seconds{stage="incidents"}' in metrics
+
+        # and a worker signed the audit chain's head (serve runs no stage: the workers' cycle does)
+        def checkpointed() -> AuditRecord | None:
+            with db.session(readonly=True) as session:
+                return session.exec(
+                    select(AuditRecord).where(AuditRecord.action == "audit.checkpointed")
+                ).first()
+
+        signed = _wait(checkpointed, "a signed audit checkpoint", processes, log)
+        assert signed.details["signature"] and signed.details["seq"] == signed.seq - 1
     finally:
         for name, process in processes.items():
             if name != "simulator":
