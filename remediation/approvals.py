@@ -1,7 +1,10 @@
 """Four-eyes approval of remediation steps: approve, reject, auto-approve by policy, expiry.
 
-An approval counts only while it is unexpired, was given on the step's current fingerprint
-(what the step would do), and comes from a principal other than the requester. Every
+An approval counts only while it is unexpired, was given on the step's current version (its
+fingerprint — what the step would do — and its version number, which a re-plan that changes the
+step bumps), comes from a person other than the requester's (principals are linked to persons, see
+remediation.principals; nor from a principal the requester created), and its approver is still
+enabled. One approval per person. Every
 refusal — missing role, self-approval, a decided or executed step, a replay — is written to
 the audit chain (and the incident timeline) in its own transaction before the error is raised,
 so a refused request leaves a trace but changes nothing else.
@@ -20,10 +23,18 @@ from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import ActionStatus, Approval, Decision, Incident, RemediationAction
-from core.permissions import Permission, role_allows, roles_allowed
+from core.permissions import Permission, roles_allowed
 from core.redaction import redact_typed
 from remediation.catalogue import get_action
-from remediation.errors import ActionNotFound, AlreadyDecided, InvalidState, NotAllowed, Refused, SelfApproval
+from remediation.errors import (
+    ActionNotFound,
+    AlreadyDecided,
+    InvalidState,
+    NotAllowed,
+    Refused,
+    SelfApproval,
+    StaleStep,
+)
 from remediation.journal import note
 from remediation.policy import ApprovalPolicy, configured_policy
 from remediation.principals import Principal, as_principal, resolve_actor
@@ -32,6 +43,8 @@ from remediation.targets import target_is_admin
 POLICY_PRINCIPAL = "system:policy"
 POLICY_ACTOR = Actor(POLICY_PRINCIPAL, Channel.SYSTEM)
 DECIDABLE = (ActionStatus.PROPOSED, ActionStatus.APPROVED, ActionStatus.FAILED)
+# The shortest fingerprint prefix an approver may quote for the version they saw (Slack buttons carry 16).
+FINGERPRINT_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -87,28 +100,78 @@ def record_refusal(
             )
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What four eyes needs to know beyond the approval rows: the requester's person, and for each
+    approving principal its person, its creator and whether it may still decide."""
+
+    requester_person: str
+    requester_creator: str
+    persons: dict[str, Principal]
+
+    def counts(self, approval: Approval) -> str | None:
+        """The person this approval counts for, or None when it does not count (any more)."""
+        if approval.principal == POLICY_PRINCIPAL:
+            return POLICY_PRINCIPAL
+        who = self.persons.get(approval.principal)
+        if who is None or who.local or who.system:
+            return None
+        if not who.label.startswith("sso:") and (not who.known or who.role is None):
+            return None  # disabled (or deleted) since: the approval stops counting
+        person = approval.person or who.person
+        if self.requester_person in (person, who.created_by) or person == self.requester_creator:
+            return None
+        return person
+
+
+def standing_of(
+    session: Session,
+    action: RemediationAction,
+    approvals: Sequence[Approval],
+    *,
+    known: Sequence[Principal] = (),
+) -> Standing:
+    labels = {a.principal for a in approvals if a.principal != POLICY_PRINCIPAL} - {p.label for p in known}
+    requester = resolve_actor(session, action.requested_by)
+    return Standing(
+        requester_person=requester.person,
+        requester_creator=requester.created_by or "-",
+        persons={
+            **{label: resolve_actor(session, label) for label in labels},
+            **{p.label: p for p in known},
+        },
+    )
+
+
 def valid_approvals(
-    action: RemediationAction, approvals: Sequence[Approval], now: datetime
+    action: RemediationAction, approvals: Sequence[Approval], now: datetime, standing: Standing
 ) -> list[Approval]:
-    """Approvals that still count: approve decisions, unexpired, on the current fingerprint, one per principal."""
+    """Approvals that still count: approve decisions, unexpired, on the current version of the step,
+    from an approver still enabled, one per person, none from the requester's person (or a principal
+    the requester created)."""
     seen: set[str] = set()
     valid: list[Approval] = []
     for approval in sorted(approvals, key=lambda a: as_utc(a.at)):
-        if approval.decision != Decision.APPROVE or approval.principal in seen:
+        if approval.decision != Decision.APPROVE:
             continue
-        if approval.fingerprint != action.fingerprint:
+        if approval.fingerprint != action.fingerprint or approval.step_version != action.version:
             continue
         if approval.expires_at is not None and as_utc(approval.expires_at) <= now:
             continue
         if approval.principal == action.requested_by:
             continue
-        seen.add(approval.principal)
+        person = standing.counts(approval)
+        if person is None or person in seen:
+            continue
+        seen.add(person)
         valid.append(approval)
     return valid
 
 
-def is_approved(action: RemediationAction, approvals: Sequence[Approval], now: datetime) -> bool:
-    valid = valid_approvals(action, approvals, now)
+def is_approved(
+    action: RemediationAction, approvals: Sequence[Approval], now: datetime, standing: Standing
+) -> bool:
+    valid = valid_approvals(action, approvals, now, standing)
     if any(a.principal == POLICY_PRINCIPAL for a in valid):
         return True
     return len(valid) >= action.approvals_required
@@ -131,10 +194,22 @@ def approve(
     request_ref: str | None = None,
     policy: ApprovalPolicy | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> DecisionOutcome:
-    """Record `actor`'s approval; the step becomes approved once the policy's count is reached."""
+    """Record `actor`'s approval; the step becomes approved once the policy's count is reached.
+
+    `seen` is the step's fingerprint (or its first 16+ hex digits) as the approver was shown it: when
+    the step has changed since, the approval is refused (stale_step), never given on the new version."""
     return _decide(
-        db, action_id, actor, Decision.APPROVE, comment, request_ref, _policy(db, policy), now or utcnow()
+        db,
+        action_id,
+        actor,
+        Decision.APPROVE,
+        comment,
+        request_ref,
+        _policy(db, policy),
+        now or utcnow(),
+        seen,
     )
 
 
@@ -147,10 +222,19 @@ def reject(
     request_ref: str | None = None,
     policy: ApprovalPolicy | None = None,
     now: datetime | None = None,
+    seen: str | None = None,
 ) -> DecisionOutcome:
     """Reject the step: it will not run (its dependants are stopped) unless re-planned with changes."""
     return _decide(
-        db, action_id, actor, Decision.REJECT, comment, request_ref, _policy(db, policy), now or utcnow()
+        db,
+        action_id,
+        actor,
+        Decision.REJECT,
+        comment,
+        request_ref,
+        _policy(db, policy),
+        now or utcnow(),
+        seen,
     )
 
 
@@ -163,6 +247,7 @@ def _decide(
     request_ref: str | None,
     policy: ApprovalPolicy,
     now: datetime,
+    seen: str | None = None,
 ) -> DecisionOutcome:
     with db.session(readonly=True) as session:
         if session.get(RemediationAction, action_id) is None:
@@ -172,13 +257,14 @@ def _decide(
     with audited_refusals(db, caller, str(decision), action_id=action_id), db.session() as session:
         action = session.get(RemediationAction, action_id)
         assert action is not None
-        actor = resolve_actor(session, caller.name)
-        _check_may_decide(session, action, actor, decision, request_ref)
+        actor = resolve_actor(session, caller)
+        _check_may_decide(session, action, actor, decision, request_ref, seen)
         approvals = approvals_of(session, action_id)
+        standing = standing_of(session, action, approvals, known=(actor,))
         if decision == Decision.APPROVE and any(
-            a.principal == actor.label for a in valid_approvals(action, approvals, now)
+            standing.counts(a) == actor.person for a in valid_approvals(action, approvals, now, standing)
         ):
-            raise AlreadyDecided(f"{actor.label} has already approved action {action_id}")
+            raise AlreadyDecided(f"{actor.person} ({actor.label}) has already approved action {action_id}")
         approval = Approval(
             action_id=action_id,
             principal=actor.label,
@@ -188,6 +274,8 @@ def _decide(
             at=now,
             expires_at=now + policy.approval_ttl if decision == Decision.APPROVE else None,
             fingerprint=action.fingerprint,
+            step_version=action.version,
+            person=actor.person,
             role=actor.role or "",
             request_ref=request_ref,
         )
@@ -198,14 +286,14 @@ def _decide(
         if decision == Decision.REJECT:
             action.status = ActionStatus.REJECTED
             event, title = "rejected", f"Rejected by {actor.label}: {spec.title} — {action.subject}"
-        elif is_approved(action, approvals, now):
+        elif is_approved(action, approvals, now, standing):
             action.status = ActionStatus.APPROVED
             event, title = "approved", f"Approved by {actor.label}: {spec.title} — {action.subject}"
         else:
             event, title = (
                 "approval_recorded",
                 (
-                    f"Approval {len(valid_approvals(action, approvals, now))} of {action.approvals_required} "
+                    f"Approval {len(valid_approvals(action, approvals, now, standing))} of {action.approvals_required} "
                     f"by {actor.label}: {spec.title} — {action.subject}"
                 ),
             )
@@ -220,42 +308,70 @@ def _decide(
             {
                 "comment": approval.comment,
                 "expires_at": approval.expires_at.isoformat() if approval.expires_at else None,
+                "person": approval.person,
+                "step_version": approval.step_version,
+                "fingerprint": approval.fingerprint,
             },
             now,
         )
-        valid = valid_approvals(action, approvals, now)
+        valid = valid_approvals(action, approvals, now, standing)
         return DecisionOutcome(
             action_id, action.status, len(valid), action.approvals_required, tuple(a.principal for a in valid)
         )
 
 
 def _check_may_decide(
-    session: Session, action: RemediationAction, actor: Principal, decision: Decision, request_ref: str | None
+    session: Session,
+    action: RemediationAction,
+    actor: Principal,
+    decision: Decision,
+    request_ref: str | None,
+    seen: str | None,
 ) -> None:
-    """People only, with the actions:decide permission (core.permissions), never on their own request,
-    each Slack click once."""
+    """People only, authenticated, with the actions:decide permission (core.permissions), never on a
+    request of their own person (nor one whose principal they created, or that created theirs), only on
+    the version of the step they saw, each Slack click once."""
     if actor.system:
         raise NotAllowed(
             f"{actor.label} is a system actor: only people approve or reject (policy approvals are automatic)"
+        )
+    if actor.local and decision == Decision.APPROVE:
+        raise NotAllowed(
+            f"{actor.label} is an unauthenticated local operator and never counts as an approver: "
+            "authenticate with your token (--token, TENANTGUARD_TOKEN or `tenantguard login`)"
         )
     if not actor.known:
         raise NotAllowed(
             f"{actor.label} is not a known principal; create it with `tenantguard principals create`"
         )
-    if not role_allows(actor.role, Permission.ACTIONS_DECIDE):
+    if not actor.may(Permission.ACTIONS_DECIDE):
         raise NotAllowed(
-            f"{actor.label} has role {actor.role or 'none (disabled)'}; deciding on remediation needs one of "
+            f"{actor.label} has role {actor.role_names}; deciding on remediation needs one of "
             f"{', '.join(roles_allowed(Permission.ACTIONS_DECIDE))}"
         )
     if action.status not in DECIDABLE:
         raise InvalidState(
             f"action {action.id} is {action.status}; only proposed or approved steps can be decided"
         )
-    requester = resolve_actor(session, action.requested_by)
-    if decision == Decision.APPROVE and requester.label == actor.label:
-        raise SelfApproval(
-            f"{actor.label} requested action {action.id} and cannot approve it: ask another approver"
+    if seen is not None and (len(seen) < FINGERPRINT_MIN or not action.fingerprint.startswith(seen.lower())):
+        raise StaleStep(
+            f"action {action.id} is not the version you saw (now version {action.version}, fingerprint "
+            f"{action.fingerprint[:FINGERPRINT_MIN]}): look at the plan again and decide on what it does now"
         )
+    requester = resolve_actor(session, action.requested_by)
+    if decision == Decision.APPROVE:
+        if requester.label == actor.label or requester.person == actor.person:
+            raise SelfApproval(
+                f"{actor.label} is {actor.person}, who requested action {action.id} (as {requester.label}), "
+                "and cannot approve it: ask another person"
+            )
+        if actor.created_by == requester.person or (
+            requester.created_by and actor.person == requester.created_by
+        ):
+            raise SelfApproval(
+                f"{actor.label} and the requester of action {action.id} ({requester.label}) are not "
+                "independent: one created the other's principal (and saw its token); ask another person"
+            )
     if request_ref and session.exec(select(Approval).where(Approval.request_ref == request_ref)).first():
         raise AlreadyDecided(f"request {request_ref} was already processed (replay)")
 
@@ -273,7 +389,8 @@ def try_auto_approve(
     if rule is None:
         return False
     existing = [a for a in approvals_of(session, action.id or 0) if a.principal == POLICY_PRINCIPAL]
-    if any(a.fingerprint == action.fingerprint for a in valid_approvals(action, existing, now)):
+    standing = Standing(requester_person="", requester_creator="-", persons={})
+    if any(a.fingerprint == action.fingerprint for a in valid_approvals(action, existing, now, standing)):
         return False
     session.add(
         Approval(
@@ -285,6 +402,8 @@ def try_auto_approve(
             at=now,
             expires_at=now + policy.approval_ttl,
             fingerprint=action.fingerprint,
+            step_version=action.version,
+            person=POLICY_PRINCIPAL,
             role="policy",
         )
     )

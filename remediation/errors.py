@@ -69,6 +69,12 @@ class ApprovalInvalid(Refused):
     code = "approval_invalid"
 
 
+class StaleStep(Refused):
+    """The step changed between the approver seeing it and deciding (another fingerprint or version)."""
+
+    code = "stale_step"
+
+
 class TargetMissing(Refused):
     """The target does not exist (unknown, or already removed): nothing to act on."""
 

@@ -23,11 +23,18 @@ from core.audit import Actor
 from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.models import ActionStatus, Connection, RemediationAction
-from core.permissions import Permission, role_allows, roles_allowed
+from core.permissions import Permission, roles_allowed
 from core.settings import Settings
 from providers.calls import CallLog, HttpCall
 from providers.errors import ProviderError
-from remediation.approvals import approvals_of, audited_refusals, is_approved, valid_approvals
+from remediation.approvals import (
+    Standing,
+    approvals_of,
+    audited_refusals,
+    is_approved,
+    standing_of,
+    valid_approvals,
+)
 from remediation.catalogue import ActionSpec, get_action
 from remediation.connections import open_gateway
 from remediation.errors import (
@@ -162,10 +169,10 @@ def _check_executor(
     first = action_ids[0] if action_ids else None
     with audited_refusals(db, actor, "execute", action_id=first, incident_id=incident_id):
         with db.session(readonly=True) as session:
-            who = resolve_actor(session, actor.name)
-        if not who.system and not role_allows(who.role, Permission.ACTIONS_EXECUTE):
+            who = resolve_actor(session, actor)
+        if not who.system and not who.may(Permission.ACTIONS_EXECUTE):
             raise NotAllowed(
-                f"{actor} may not execute remediation (role {who.role or 'none'}); needs one of "
+                f"{actor} may not execute remediation (role {who.role_names}); needs one of "
                 f"{', '.join(roles_allowed(Permission.ACTIONS_EXECUTE))}"
             )
 
@@ -183,6 +190,7 @@ def _run_step(
         row = session.get(RemediationAction, action_id)
         assert row is not None
         approvals = approvals_of(session, action_id)
+        standing = standing_of(session, row, approvals)
         deps = {
             d.id: d.status
             for d in session.exec(
@@ -203,7 +211,7 @@ def _run_step(
         )
 
     if not dry_run:
-        gate = _gate(db, row, approvals, explicit, actor, now)
+        gate = _gate(db, row, approvals, standing, explicit, actor, now)
         if gate is not None:
             return StepResult(**base, outcome=gate[0], message=gate[1])
         blocked = {d: s for d, s in deps.items() if s in STOPPING}
@@ -318,7 +326,13 @@ def _perform(
 
 
 def _gate(
-    db: Database, row: RemediationAction, approvals: list[Any], explicit: bool, actor: Actor, now: datetime
+    db: Database,
+    row: RemediationAction,
+    approvals: list[Any],
+    standing: Standing,
+    explicit: bool,
+    actor: Actor,
+    now: datetime,
 ) -> tuple[Outcome, str] | None:
     """None when the step may run; otherwise why not (refusals audited, stale approvals reset)."""
     if row.status == ActionStatus.PROPOSED:
@@ -334,20 +348,23 @@ def _gate(
             return Outcome.REFUSED, "not approved"
         return (
             Outcome.WAITING,
-            f"waits for approval ({len(valid_approvals(row, approvals, now))} of {row.approvals_required})",
+            f"waits for approval ({len(valid_approvals(row, approvals, now, standing))} of {row.approvals_required})",
         )
     if row.status not in RUNNABLE:
         return Outcome.STOPPED, f"step is {row.status}"
-    if is_approved(row, approvals, now):
+    if is_approved(row, approvals, now, standing):
         return None
     given = [a for a in approvals if a.decision == "approve"]
     expired = [a.principal for a in given if a.expires_at is not None and a.expires_at <= now]
-    stale = [a.principal for a in given if a.fingerprint != row.fingerprint]
+    stale = [a.principal for a in given if a.fingerprint != row.fingerprint or a.step_version != row.version]
+    gone = [a.principal for a in given if standing.counts(a) is None]
     why = "the approvals are no longer valid"
     if expired:
         why = f"approval(s) by {', '.join(expired)} expired"
     elif stale:
         why = f"approval(s) by {', '.join(stale)} were given on a different version of the step"
+    elif gone:
+        why = f"approval(s) by {', '.join(gone)} no longer count (approver disabled, or not independent)"
     exc = ApprovalInvalid(f"action {row.id}: {why}; approve it again")
     _refuse(db, row, actor, exc, reset=True, now=now)
     return Outcome.REFUSED, str(exc)
@@ -483,8 +500,8 @@ def rollback(
         audited_refusals(db, actor, "rollback", action_id=action_id, incident_id=incident_id),
         db.session(readonly=True) as session,
     ):
-        who = resolve_actor(session, actor.name)
-        if who.system or not role_allows(who.role, Permission.ACTIONS_ROLLBACK):
+        who = resolve_actor(session, actor)
+        if who.system or not who.may(Permission.ACTIONS_ROLLBACK):
             raise NotAllowed(
                 f"{actor} may not roll back remediation: needs one of "
                 f"{', '.join(roles_allowed(Permission.ACTIONS_ROLLBACK))}"

@@ -31,7 +31,7 @@ from core.models import (
     Incident,
     RemediationAction,
 )
-from core.permissions import Permission, role_allows, roles_allowed
+from core.permissions import Permission, roles_allowed
 from core.redaction import redact_typed
 from remediation.catalogue import ActionSpec, BlastRadius, Phase, Risk, get_action
 from remediation.errors import CatalogueError, NotAllowed
@@ -331,6 +331,10 @@ class PlanStep:
     reversible: bool
     inverse: str | None
     status: str
+    # The version the approver sees: approving with `seen=fingerprint` binds the approval to it.
+    version: int
+    fingerprint: str
+    requested_by: str
     approvals_required: int
     approved_by: tuple[str, ...]
     depends_on: tuple[int, ...]
@@ -404,11 +408,11 @@ def plan_for_incident(
                 raise IncidentNotFoundError(
                     f"no incident {incident_id}; `tenantguard incidents list` shows them"
                 )
-            actor = resolve_actor(session, requested_by.name)
-            if not actor.system and not role_allows(actor.role, Permission.ACTIONS_REQUEST):
+            actor = resolve_actor(session, requested_by)
+            if not actor.system and not actor.may(Permission.ACTIONS_REQUEST):
                 raise NotAllowed(
                     f"{requested_by} may not request remediation: needs one of the roles "
-                    f"{', '.join(roles_allowed(Permission.ACTIONS_REQUEST))} (has {actor.role or 'none'})"
+                    f"{', '.join(roles_allowed(Permission.ACTIONS_REQUEST))} (has {actor.role_names})"
                 )
             findings = session.exec(
                 select(Finding)
@@ -499,12 +503,17 @@ def _store(
                 setattr(row, name, value)
             row.result = {**(row.result or {}), "plan": plan_facts}
             if row.fingerprint != print_fp and row.status in (ActionStatus.PROPOSED, ActionStatus.APPROVED):
+                previous = row.requested_by
                 row.target, row.params, row.connection_id, row.fingerprint = (
                     step.target,
                     step.params,
                     connection_id,
                     print_fp,
                 )
+                # A new version of the step: whoever re-planned it asked for this one (so they cannot
+                # approve it), and no approval of an earlier version counts (bound to the version).
+                row.version += 1
+                row.requested_by = requested_by.name
                 row.status = ActionStatus.PROPOSED
                 note(
                     session,
@@ -512,7 +521,12 @@ def _store(
                     "replanned",
                     requested_by,
                     f"Re-planned (approvals needed again): {spec.title} — {step.subject}",
-                    {"reason": "what the step would do changed"},
+                    {
+                        "reason": "what the step would do changed",
+                        "version": row.version,
+                        "fingerprint": print_fp,
+                        "previous_requester": previous,
+                    },
                     now,
                 )
             session.add(row)
@@ -597,10 +611,10 @@ def add_step(
         incident = session.get(Incident, incident_id)
         if incident is None:
             raise IncidentNotFoundError(f"no incident {incident_id}")
-        actor = resolve_actor(session, requested_by.name)
-        if not actor.system and not role_allows(actor.role, Permission.ACTIONS_REQUEST):
+        actor = resolve_actor(session, requested_by)
+        if not actor.system and not actor.may(Permission.ACTIONS_REQUEST):
             raise NotAllowed(
-                f"{requested_by} may not request remediation (role {actor.role or 'none'}); needs one of "
+                f"{requested_by} may not request remediation (role {actor.role_names}); needs one of "
                 f"{', '.join(roles_allowed(Permission.ACTIONS_REQUEST))}"
             )
         key = f"incident:{incident_id}|{spec.name}|{spec.idempotency_part(target)}"
@@ -660,7 +674,7 @@ def add_step(
 
 def get_plan(db: Database, incident_id: int, *, now: datetime | None = None) -> Plan:
     """The stored plan of an incident, in order, with who has approved each step (valid approvals only)."""
-    from remediation.approvals import valid_approvals
+    from remediation.approvals import standing_of, valid_approvals
 
     now = now or utcnow()
     with db.session(readonly=True) as session:
@@ -671,14 +685,10 @@ def get_plan(db: Database, incident_id: int, *, now: datetime | None = None) -> 
             .where(RemediationAction.incident_id == incident_id)
             .order_by(col(RemediationAction.position), col(RemediationAction.id))
         ).all()
-        approvals = {
-            row.id: valid_approvals(
-                row,
-                session.exec(select(Approval).where(Approval.action_id == row.id)).all(),
-                now,
-            )
-            for row in rows
-        }
+        approvals: dict[int | None, list[Approval]] = {}
+        for row in rows:
+            given = session.exec(select(Approval).where(Approval.action_id == row.id)).all()
+            approvals[row.id] = valid_approvals(row, given, now, standing_of(session, row, given))
         return Plan(incident_id, tuple(_view(row, approvals[row.id]) for row in rows))
 
 
@@ -701,6 +711,9 @@ def _view(row: RemediationAction, approvals: list[Approval]) -> PlanStep:
         reversible=row.reversible,
         inverse=spec.inverse,
         status=row.status,
+        version=row.version,
+        fingerprint=row.fingerprint,
+        requested_by=row.requested_by,
         approvals_required=row.approvals_required,
         approved_by=tuple(a.principal for a in approvals),
         depends_on=tuple(row.depends_on or ()),

@@ -172,7 +172,9 @@ def handle_interaction(
             record_refusal(db, actor, f"slack {decision}", outdated, action_id=action_id)
             return InteractionResult(409, f"Refused: {outdated}")
         decide = approve if decision == "approve" else reject
-        outcome = decide(db, action_id, actor, request_ref=request_ref, policy=policy, now=now)
+        outcome = decide(
+            db, action_id, actor, request_ref=request_ref, policy=policy, now=now, seen=fingerprint_prefix
+        )
     except ActionNotFound as exc:
         return InteractionResult(404, f"Refused: {exc}")
     except Refused as exc:

@@ -89,7 +89,7 @@ def approve(
     body: Annotated[DecisionIn, Body()],
 ) -> DecisionOut:
     """Never by the requester; some steps need two approvers (policy). 409 with a `code` when refused."""
-    return service.decide(ctx, action_id, approve=True, comment=body.comment)
+    return service.decide(ctx, action_id, approve=True, comment=body.comment, seen=body.fingerprint)
 
 
 @router.post("/actions/{action_id}/reject", response_model=DecisionOut, summary="Reject a step")
@@ -98,7 +98,7 @@ def reject(
     action_id: ActionId,
     body: Annotated[DecisionIn, Body()],
 ) -> DecisionOut:
-    return service.decide(ctx, action_id, approve=False, comment=body.comment)
+    return service.decide(ctx, action_id, approve=False, comment=body.comment, seen=body.fingerprint)
 
 
 @router.post("/actions/{action_id}/execute", response_model=ExecutionOut, summary="Run one approved step")

@@ -24,6 +24,9 @@ class PlanStepOut(BaseModel):
     reversible: bool
     inverse: str | None
     status: str
+    version: int = Field(description="Bumped each time a re-plan changes what the step does.")
+    fingerprint: str = Field(description="Hash of what the step does; approvals are bound to it.")
+    requested_by: str
     approvals_required: int
     approved_by: list[str]
     depends_on: list[int]
@@ -53,10 +56,21 @@ class PlanOut(BaseModel):
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"comment": "confirmed with Alice"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"comment": "confirmed with Alice", "fingerprint": "9f2c4e1a0b3d5f67"}]
+        },
     )
 
     comment: str = Field(default="", max_length=2000)
+    fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{16,64}$",
+        description=(
+            "The step's fingerprint as you saw it (GET /actions/{id}: `fingerprint`, or its first 16+ hex "
+            "digits): when the step has changed since, the decision is refused (409 stale_step)."
+        ),
+    )
 
 
 class DecisionOut(BaseModel):

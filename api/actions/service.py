@@ -10,7 +10,20 @@ import remediation
 from api.actions.schemas import DecisionOut, ExecutionOut, PlanOut, PlanStepOut
 from api.context import RequestContext
 from api.errors import NotFound
+from core.audit import Actor, Channel
 from core.models import RemediationAction
+from remediation.principals import SsoActor
+
+
+def actor_of(ctx: RequestContext) -> Actor:
+    """Who acts on remediation: a token principal by name; a single sign-on user as ``sso:<name>``
+    with the roles their identity provider granted (never the token principal of the same name —
+    four eyes compares the persons behind them, remediation.principals)."""
+    if ctx.caller.via.endswith("oidc"):
+        return SsoActor(
+            f"sso:{ctx.caller.name}", Channel.API, ctx.request_id, roles=frozenset(ctx.caller.roles)
+        )
+    return ctx.actor
 
 
 def _plan_out(plan: remediation.Plan) -> PlanOut:
@@ -36,12 +49,14 @@ def get_step(ctx: RequestContext, action_id: int) -> PlanStepOut:
 
 
 def propose(ctx: RequestContext, incident_id: int) -> PlanOut:
-    return _plan_out(remediation.plan_for_incident(ctx.db, incident_id, ctx.actor))
+    return _plan_out(remediation.plan_for_incident(ctx.db, incident_id, actor_of(ctx)))
 
 
-def decide(ctx: RequestContext, action_id: int, *, approve: bool, comment: str) -> DecisionOut:
+def decide(
+    ctx: RequestContext, action_id: int, *, approve: bool, comment: str, seen: str | None = None
+) -> DecisionOut:
     decide_as = remediation.approve if approve else remediation.reject
-    outcome = decide_as(ctx.db, action_id, ctx.actor, comment=comment)
+    outcome = decide_as(ctx.db, action_id, actor_of(ctx), comment=comment, seen=seen)
     return DecisionOut(
         action_id=outcome.action_id,
         status=outcome.status,
@@ -56,20 +71,28 @@ def _report(report: Any) -> ExecutionOut:
 
 
 def execute_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
-    return _report(remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=ctx.actor))
+    return _report(
+        remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=actor_of(ctx))
+    )
 
 
 def execute_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
     return _report(
-        remediation.execute(ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=ctx.actor)
+        remediation.execute(
+            ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=actor_of(ctx)
+        )
     )
 
 
 def rollback_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
-    return _report(remediation.rollback(ctx.db, ctx.settings, action_id, actor=ctx.actor, dry_run=dry_run))
+    return _report(
+        remediation.rollback(ctx.db, ctx.settings, action_id, actor=actor_of(ctx), dry_run=dry_run)
+    )
 
 
 def rollback_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
     return _report(
-        remediation.rollback(ctx.db, ctx.settings, incident_id=incident_id, actor=ctx.actor, dry_run=dry_run)
+        remediation.rollback(
+            ctx.db, ctx.settings, incident_id=incident_id, actor=actor_of(ctx), dry_run=dry_run
+        )
     )

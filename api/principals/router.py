@@ -35,6 +35,7 @@ def create_principal(
         name=body.name,
         role=body.role,
         actor=ctx.actor,
+        person=body.person,
     )
     return PrincipalCreated(**PrincipalOut.model_validate(principal).model_dump(), token=token)
 

@@ -18,6 +18,10 @@ class PrincipalOut(BaseModel):
     name: str
     role: Role
     token_prefix: str = Field(description="Public key id of the token (its first characters).")
+    person: str = Field(description="The one person behind this principal; four eyes compares persons.")
+    created_by: str = Field(
+        description="The person who created it (never an independent approver of theirs)."
+    )
     disabled: bool
     created_at: datetime
     last_used_at: datetime | None
@@ -31,6 +35,12 @@ class PrincipalCreate(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     role: Role
+    person: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="The person behind it (an e-mail or directory name); default: the principal's name. "
+        "All principals of one person, and their single sign-on user of that name, are one approver.",
+    )
 
 
 class PrincipalCreated(PrincipalOut):

@@ -15,6 +15,7 @@ from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.db import Database
 from core.models import ApiPrincipal, Role
+from remediation.principals import resolve_actor
 
 
 def _public(principal: ApiPrincipal) -> dict[str, Any]:
@@ -24,6 +25,8 @@ def _public(principal: ApiPrincipal) -> dict[str, Any]:
         "token_prefix": principal.token_prefix,
         "disabled": principal.disabled,
         "slack_user_id": principal.slack_user_id,
+        "person": principal.person,
+        "created_by": principal.created_by,
     }
 
 
@@ -35,8 +38,13 @@ def create_principal(
     role: Role | str,
     actor: Actor,
     slack_user_id: str | None = None,
+    person: str | None = None,
 ) -> tuple[ApiPrincipal, str]:
-    """A new principal and its token (returned once; only its HMAC is stored)."""
+    """A new principal and its token (returned once; only its HMAC is stored).
+
+    `person` links it to the one person behind it (default: its own name); four eyes compares
+    persons. The creator's person is recorded too: having seen the token, the creator never counts
+    as independent of it (remediation.approvals)."""
     if not re.match(NAME_PATTERN, name):
         raise Unprocessable(
             f"principal name {name!r} is not allowed: use letters, digits and . _ @ + - (at most 190)"
@@ -47,6 +55,10 @@ def create_principal(
         raise Unprocessable(f"role {role!r} does not exist; choose one of {', '.join(Role)}")
     if slack_user_id is not None and not re.fullmatch(r"[UW][A-Z0-9]{1,40}", slack_user_id):
         raise Unprocessable(f"Slack user id {slack_user_id!r} is not one (U... or W..., capitals and digits)")
+    if person is not None and not re.match(NAME_PATTERN, person):
+        raise Unprocessable(
+            f"person {person!r} is not allowed: an e-mail address or a name of letters, digits and . _ @ + -"
+        )
     issued = new_token()
     principal = ApiPrincipal(
         name=name,
@@ -54,9 +66,11 @@ def create_principal(
         token_hash=hash_token(issued.token, pepper),
         token_prefix=issued.key_id,
         slack_user_id=slack_user_id,
+        person=person or name,
     )
     try:
         with db.session() as session:
+            principal.created_by = resolve_actor(session, actor).person
             if session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first() is not None:
                 raise Conflict(f"principal {name!r} already exists; choose another name")
             session.add(principal)

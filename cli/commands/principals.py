@@ -24,6 +24,13 @@ def create(
             help="The person's Slack user id (U...): their Slack button clicks act as this principal."
         ),
     ] = None,
+    person: Annotated[
+        str | None,
+        typer.Option(
+            help="The person behind it (e-mail or directory name; default: NAME). Four eyes compares "
+            "persons: two principals of one person never approve each other's steps."
+        ),
+    ] = None,
 ) -> None:
     """Create a principal and print its API token. The token is shown this once and never again."""
     from api.principals.service import create_principal
@@ -36,6 +43,7 @@ def create(
         role=role,
         actor=cli_actor(),
         slack_user_id=slack_user,
+        person=person,
     )
     err_console.print(
         f"created principal [bold]{principal.name}[/bold] (role {principal.role}, key id "
@@ -54,6 +62,7 @@ def list_(output: OutputOption = Output.TABLE, as_json: JsonOption = False) -> N
     rows = [
         {
             "name": p.name,
+            "person": p.person,
             "role": p.role,
             "key_id": p.token_prefix,
             "status": "disabled" if p.disabled else "active",
@@ -68,6 +77,7 @@ def list_(output: OutputOption = Output.TABLE, as_json: JsonOption = False) -> N
         title=f"{len(rows)} principal(s)",
         columns={
             "name": "name",
+            "person": "person",
             "role": "role",
             "key_id": "key id",
             "status": "status",

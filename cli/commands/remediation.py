@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
-from cli.context import cli_actor, console, database, settings
+from cli.context import console, database, settings
 
 if TYPE_CHECKING:
     from core.audit import Actor
+    from core.db import Database
 
 GROUP_NAME = "actions"
 app = typer.Typer(
@@ -21,18 +23,38 @@ app = typer.Typer(
 )
 
 AsOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--as",
         envvar="TENANTGUARD_PRINCIPAL",
-        help="Who is acting, e.g. principal:alice (or set TENANTGUARD_PRINCIPAL).",
+        help="The principal you act as, e.g. principal:alice: checked against your credentials, never "
+        "taken on trust (TENANTGUARD_PRINCIPAL).",
+    ),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="A file holding your API token (else TENANTGUARD_TOKEN, else the one `tenantguard login` stored).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local-operator",
+        envvar="TENANTGUARD_LOCAL_OPERATOR",
+        help="Act unauthenticated as local:<os user> (recorded as such; never counts as an approver).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _principal(value: str) -> Actor:
-    return cli_actor(value if ":" in value else f"principal:{value}")
+def _person(db: Database, who: str | None, token_file: Path | None, local: bool) -> Actor:
+    from cli.identity import acting_person
+
+    return acting_person(db, who, token_file=token_file, local=local)
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -73,13 +95,16 @@ def _show_report(report: Any, as_json: bool, title: str) -> None:
 
 def plan(
     incident: Annotated[int, typer.Argument(help="Incident id.")],
-    who: AsOption,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Propose (or re-plan) the remediation of an incident: ordered steps with reason and risk."""
     from remediation import plan_for_incident
 
-    _show_plan(plan_for_incident(database(), incident, _principal(who)), as_json)
+    db = database()
+    _show_plan(plan_for_incident(db, incident, _person(db, who, token_file, local)), as_json)
 
 
 @app.command("list")
@@ -92,31 +117,85 @@ def list_steps(
     _show_plan(get_plan(database(), incident), as_json)
 
 
+FingerprintOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fingerprint",
+        help="The step's fingerprint as you reviewed it (`actions list --json`, 16+ hex digits); "
+        "without it, the step is shown and the decision is bound to the version shown.",
+    ),
+]
+
+
+def _seen(db: Database, action_id: int, fingerprint: str | None) -> str:
+    """The version the decision is bound to: the one given, or the one printed here and now."""
+    from core.models import RemediationAction
+    from remediation import get_plan
+    from remediation.errors import ActionNotFound
+
+    if fingerprint is not None:
+        value = fingerprint.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{16,64}", value):
+            raise typer.BadParameter(
+                "expected 16 to 64 hex digits of the step's fingerprint", param_hint="--fingerprint"
+            )
+        return value
+    with db.session(readonly=True) as session:
+        row = session.get(RemediationAction, action_id)
+        if row is None or row.incident_id is None:
+            raise ActionNotFound(
+                f"no remediation action {action_id}; `tenantguard plan INCIDENT` lists the steps"
+            )
+        incident_id = row.incident_id
+    step = get_plan(db, incident_id).step_by_id(action_id)
+    params = orjson.dumps(step.params, option=orjson.OPT_SORT_KEYS).decode()
+    console.print(
+        f"step {step.id} version {step.version} ({step.fingerprint[:16]}): {step.title} — {step.subject}; "
+        f"params {params}; requested by {step.requested_by}",
+        markup=False,
+        highlight=False,
+    )
+    return step.fingerprint
+
+
 @app.command()
 def approve(
     action_id: Annotated[int, typer.Argument(help="Step (action) id, from `tenantguard plan`.")],
-    who: AsOption,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    fingerprint: FingerprintOption = None,
     comment: Annotated[str, typer.Option(help="Why you approve.")] = "",
 ) -> None:
-    """Approve a step (four eyes: not the principal who asked for the plan)."""
+    """Approve a step (four eyes: not the person who asked for it; a token or SSO login is required)."""
     from remediation import approve as approve_step
 
-    outcome = approve_step(database(), action_id, _principal(who), comment=comment)
+    db = database()
+    actor = _person(db, who, token_file, False)
+    seen = _seen(db, action_id, fingerprint)
+    outcome = approve_step(db, action_id, actor, comment=comment, seen=seen)
     console.print(
         f"action {action_id}: {outcome.status} ({outcome.approvals} of {outcome.approvals_required} approvals)"
+        f" — approved by {actor.name}",
+        markup=False,
     )
 
 
 @app.command()
 def reject(
     action_id: Annotated[int, typer.Argument(help="Step (action) id.")],
-    who: AsOption,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
+    fingerprint: FingerprintOption = None,
     comment: Annotated[str, typer.Option(help="Why you reject.")] = "",
 ) -> None:
     """Reject a step: it will not run, and the steps that depend on it stop."""
     from remediation import reject as reject_step
 
-    outcome = reject_step(database(), action_id, _principal(who), comment=comment)
+    db = database()
+    actor = _person(db, who, token_file, local)
+    seen = _seen(db, action_id, fingerprint)
+    outcome = reject_step(db, action_id, actor, comment=comment, seen=seen)
     console.print(f"action {action_id}: {outcome.status}")
 
 
@@ -129,22 +208,24 @@ def execute(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Make the reads, list the exact writes, change nothing.")
     ] = False,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Execute approved steps in plan order (idempotent; verified by reading back)."""
-    from core.audit import Channel
+    """Execute approved steps in plan order (idempotent; verified by reading back); records who ran them."""
     from remediation import execute as run
-    from remediation.executor import EXECUTOR
 
     if incident is None and not action:
         raise typer.BadParameter("give an INCIDENT or --action ID")
+    db = database()
     report = run(
-        database(),
+        db,
         settings(),
         incident,
         action_ids=action or None,
         dry_run=dry_run,
-        actor=replace(EXECUTOR, channel=Channel.CLI),
+        actor=_person(db, who, token_file, local),
     )
     _show_report(report, as_json, "Dry run (nothing changed)" if dry_run else "Execution")
     if not report.ok:
@@ -153,7 +234,9 @@ def execute(
 
 @app.command()
 def rollback(
-    who: AsOption,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
     action_id: Annotated[int | None, typer.Argument(help="Step to undo.")] = None,
     incident: Annotated[
         int | None,
@@ -167,9 +250,9 @@ def rollback(
 
     if action_id is None and incident is None:
         raise typer.BadParameter("give an ACTION_ID or --incident")
-    report = undo(
-        database(), settings(), action_id, incident_id=incident, actor=_principal(who), dry_run=dry_run
-    )
+    db = database()
+    actor = _person(db, who, token_file, local)
+    report = undo(db, settings(), action_id, incident_id=incident, actor=actor, dry_run=dry_run)
     _show_report(report, as_json, "Rollback (dry run)" if dry_run else "Rollback")
     if not report.ok:
         raise typer.Exit(1)

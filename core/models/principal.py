@@ -20,6 +20,12 @@ class ApiPrincipal(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=128)
     token_prefix: str = Field(unique=True, index=True, max_length=16)
     slack_user_id: str | None = Field(default=None, max_length=50, index=True)
+    # The one person behind this principal (an e-mail or a directory id): four eyes compares persons,
+    # so two principals of one person are one approver. A single sign-on user's person is their name
+    # claim, so a principal linked to it is the same person too.
+    person: str = Field(default="", max_length=200, index=True)
+    # Who created it (the creator saw its token): their approvals never count on the creator's steps.
+    created_by: str = Field(default="", max_length=200)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -41,6 +41,9 @@ class RemediationAction(SQLModel, table=True):
     # Hash of what would be done (action, connection, target, params): an approval is only good
     # for the fingerprint it was given on, so a re-planned step with new parameters needs a new one.
     fingerprint: str = Field(default="", max_length=64)
+    # Bumped each time the fingerprint changes (a re-plan that changes the step): an approval counts
+    # only on the version it was given on, so a step changed and changed back needs approving again.
+    version: int = 1
     finding_ids: list[int] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     playbooks: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -63,6 +66,9 @@ class Approval(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # The action fingerprint this decision was made on (see RemediationAction.fingerprint).
     fingerprint: str = Field(default="", max_length=64)
+    step_version: int = 1
+    # The person behind the principal when deciding: four eyes counts one approval per person.
+    person: str = Field(default="", max_length=200)
     # The principal's role when deciding, kept for the record.
     role: str = Field(default="", max_length=20)
     # A channel's own id for the request (e.g. Slack action_ts + trigger), unique so a replay is refused.

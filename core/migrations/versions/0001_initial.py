@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.Column("token_prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("slack_user_id", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("person", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -68,6 +70,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index(op.f("ix_apiprincipal_name"), "apiprincipal", ["name"], unique=True)
+    op.create_index(op.f("ix_apiprincipal_person"), "apiprincipal", ["person"], unique=False)
     op.create_index(op.f("ix_apiprincipal_slack_user_id"), "apiprincipal", ["slack_user_id"], unique=False)
     op.create_index(op.f("ix_apiprincipal_token_prefix"), "apiprincipal", ["token_prefix"], unique=True)
     op.create_table(
@@ -868,6 +871,7 @@ def upgrade() -> None:
         sa.Column("reversible", sa.Boolean(), nullable=False),
         sa.Column("approvals_required", sa.Integer(), nullable=False),
         sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column(
             "finding_ids",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
@@ -966,6 +970,8 @@ def upgrade() -> None:
         sa.Column("at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("step_version", sa.Integer(), nullable=False),
+        sa.Column("person", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("request_ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
         sa.ForeignKeyConstraint(
@@ -1120,6 +1126,7 @@ def downgrade() -> None:
     op.drop_table("auditcheckpoint")
     op.drop_index(op.f("ix_apiprincipal_token_prefix"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_slack_user_id"), table_name="apiprincipal")
+    op.drop_index(op.f("ix_apiprincipal_person"), table_name="apiprincipal")
     op.drop_index(op.f("ix_apiprincipal_name"), table_name="apiprincipal")
     op.drop_table("apiprincipal")
     op.drop_index(op.f("ix_anomalymodel_kind"), table_name="anomalymodel")
