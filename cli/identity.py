@@ -147,3 +147,10 @@ def acting_person(
     if claimed:
         raise Unauthorized(f"--as {claimed} was given without credentials; {LOGIN_HINT}")
     raise Unauthorized(f"this command changes remediation and needs to know who you are; {LOGIN_HINT}")
+
+
+def operator(db: Database) -> Actor:
+    """Who runs an administrative command that must work before anyone has a token (creating the
+    first principal): the person the presented credential proves, else the local operator."""
+    credential = presented_credential(None)
+    return authenticate(db, credential) if credential is not None else local_operator()

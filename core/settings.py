@@ -36,7 +36,10 @@ PREFIX = "TENANTGUARD_"
 # operator may keep secrets that connections reference (env:TENANTGUARD_SECRET_...).
 NOT_SETTINGS: dict[str, str] = {
     "TENANTGUARD_DEBUG": "full tracebacks from the CLI (same as --debug)",
-    "TENANTGUARD_PRINCIPAL": "default --as principal for remediation CLI commands",
+    "TENANTGUARD_PRINCIPAL": "default --as for remediation CLI commands (checked against the credential)",
+    "TENANTGUARD_TOKEN": "the API token (or SSO ID token) remediation CLI commands authenticate with",
+    "TENANTGUARD_CREDENTIALS_FILE": "where `tenantguard login` stores the credential (default ~/.config/tenantguard/credentials)",
+    "TENANTGUARD_LOCAL_OPERATOR": "1: remediation CLI commands act as the unauthenticated local:<os user> (never an approver)",
     "TENANTGUARD_REQUIRE_POSTGRES": "tests: fail instead of skip when PostgreSQL is unreachable",
     "TENANTGUARD_REQUIRE_BROWSER": "tests: fail instead of skip when Chromium (the browser suite) is missing",
 }

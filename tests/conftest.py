@@ -82,6 +82,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_personal_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test acts as whoever ran the suite: the CLI's stored login and token are never theirs."""
+    saved = {k: os.environ.pop(k, None) for k in ("TENANTGUARD_TOKEN", "TENANTGUARD_LOCAL_OPERATOR")}
+    saved["TENANTGUARD_CREDENTIALS_FILE"] = os.environ.get("TENANTGUARD_CREDENTIALS_FILE")
+    os.environ["TENANTGUARD_CREDENTIALS_FILE"] = str(tmp_path_factory.mktemp("login") / "credentials")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
     """No test may reach a real SaaS endpoint: name resolution works for loopback only."""
     real = socket.getaddrinfo

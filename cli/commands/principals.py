@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.context import cli_actor, console, database, err_console, settings
+from cli.context import console, database, err_console, settings
 from cli.output import JsonOption, Output, OutputOption, chosen, emit
 
 app = typer.Typer(help="API principals: who may call the HTTP API, with which role.", no_args_is_help=True)
@@ -36,12 +36,15 @@ def create(
     from api.principals.service import create_principal
     from api.tokens import load_pepper
 
+    from cli.identity import operator
+
+    db = database()
     principal, token = create_principal(
-        database(),
+        db,
         load_pepper(settings(), settings().api),
         name=name,
         role=role,
-        actor=cli_actor(),
+        actor=operator(db),
         slack_user_id=slack_user,
         person=person,
     )
@@ -92,5 +95,8 @@ def disable(name: Annotated[str, typer.Argument(help="Principal to disable.")]) 
     """Disable a principal: its token stops working at once (the principal stays for the audit trail)."""
     from api.principals.service import disable_principal
 
-    principal = disable_principal(database(), name=name, actor=cli_actor())
+    from cli.identity import operator
+
+    db = database()
+    principal = disable_principal(db, name=name, actor=operator(db))
     console.print(f"principal {principal.name} is disabled")
