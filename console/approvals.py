@@ -68,10 +68,15 @@ def step_page(
     )
 
 
-def _decide(page: ConsolePage, action_id: int, *, approve: bool, comment: str) -> Response:
+def _decide(
+    page: ConsolePage, action_id: int, *, approve: bool, comment: str, fingerprint: str | None
+) -> Response:
+    """The decision is bound to the version of the step the page showed (its fingerprint)."""
     target = f"/console/approvals/{action_id}"
     try:
-        outcome = actions_service.decide(page.ctx, action_id, approve=approve, comment=comment)
+        outcome = actions_service.decide(
+            page.ctx, action_id, approve=approve, comment=comment, seen=fingerprint or None
+        )
     except TenantguardError as exc:
         return back_to(target, error=str(exc))
     return back_to(
@@ -86,8 +91,9 @@ def approve(
     page: Annotated[ConsolePage, Depends(signed_in(Permission.ACTIONS_DECIDE))],
     action_id: ActionId,
     comment: Annotated[str, Form(max_length=2000)] = "",
+    fingerprint: Annotated[str, Form(max_length=64, pattern=r"^[0-9a-f]*$")] = "",
 ) -> Response:
-    return _decide(page, action_id, approve=True, comment=comment)
+    return _decide(page, action_id, approve=True, comment=comment, fingerprint=fingerprint)
 
 
 @router.post("/approvals/{action_id}/reject")
@@ -95,8 +101,9 @@ def reject(
     page: Annotated[ConsolePage, Depends(signed_in(Permission.ACTIONS_DECIDE))],
     action_id: ActionId,
     comment: Annotated[str, Form(max_length=2000)] = "",
+    fingerprint: Annotated[str, Form(max_length=64, pattern=r"^[0-9a-f]*$")] = "",
 ) -> Response:
-    return _decide(page, action_id, approve=False, comment=comment)
+    return _decide(page, action_id, approve=False, comment=comment, fingerprint=fingerprint)
 
 
 @router.post("/approvals/{action_id}/execute")

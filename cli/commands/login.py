@@ -16,7 +16,10 @@ def login(
     token_file: Annotated[
         Path | None,
         typer.Option(
-            "--token-file", exists=True, dir_okay=False, help="Read the token from this file instead of stdin."
+            "--token-file",
+            exists=True,
+            dir_okay=False,
+            help="Read the token from this file instead of stdin.",
         ),
     ] = None,
 ) -> None:

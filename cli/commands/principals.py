@@ -35,7 +35,6 @@ def create(
     """Create a principal and print its API token. The token is shown this once and never again."""
     from api.principals.service import create_principal
     from api.tokens import load_pepper
-
     from cli.identity import operator
 
     db = database()
@@ -94,7 +93,6 @@ def list_(output: OutputOption = Output.TABLE, as_json: JsonOption = False) -> N
 def disable(name: Annotated[str, typer.Argument(help="Principal to disable.")]) -> None:
     """Disable a principal: its token stops working at once (the principal stays for the audit trail)."""
     from api.principals.service import disable_principal
-
     from cli.identity import operator
 
     db = database()

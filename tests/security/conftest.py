@@ -20,7 +20,9 @@ import pytest
 from core.settings import Settings
 from simulator.http import free_port
 from tests.api.conftest import api_settings, app, as_role, client  # noqa: F401 - the API tests' fixtures
+from tests.api.test_oidc import identity_provider, signing_key  # noqa: F401 - a loopback SSO issuer
 from tests.factories import TEST_PEPPER
+from tests.remediation.conftest import ato_incident  # noqa: F401 - an account-takeover incident
 
 
 @dataclass

@@ -20,7 +20,6 @@ from sqlmodel import select
 
 from core.models import ActionStatus, Approval, AuditRecord, RemediationAction, Role
 from tests.factories import TEST_PEPPER, MadePrincipal
-from tests.remediation.conftest import VICTIM, ato_incident  # noqa: F401 - the incident fixture
 from tests.security.conftest import Served
 
 STEP = "m365.remove_auth_method"
@@ -69,7 +68,7 @@ def _step_id(db) -> int:  # type: ignore[no-untyped-def]
 
 def test_a_name_after_as_without_credentials_is_refused_and_nothing_changes(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -86,7 +85,7 @@ def test_a_name_after_as_without_credentials_is_refused_and_nothing_changes(
 
 def test_the_review_attack_one_shell_user_as_two_principals_is_refused(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -111,7 +110,7 @@ def test_the_review_attack_one_shell_user_as_two_principals_is_refused(
 
 def test_a_disabled_principals_token_is_refused(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -127,7 +126,7 @@ def test_a_disabled_principals_token_is_refused(
 
 def test_the_local_operator_is_recorded_as_such_and_never_approves(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -151,7 +150,7 @@ def test_the_local_operator_is_recorded_as_such_and_never_approves(
 
 def test_login_stores_the_token_for_the_user_and_execute_records_who_ran_it(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     tmp_path: Path,
     make_principal: Callable[..., MadePrincipal],
@@ -191,7 +190,7 @@ def test_login_stores_the_token_for_the_user_and_execute_records_who_ran_it(
 
 def test_a_stale_fingerprint_on_the_command_line_is_refused(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -210,7 +209,7 @@ def test_a_stale_fingerprint_on_the_command_line_is_refused(
 
 def test_with_a_real_server_the_persons_of_the_cli_and_the_api_are_the_same(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     tenantguard,
     serve: Callable[..., Served],
 ):

@@ -24,9 +24,9 @@ from core.models import ActionStatus, Approval, AuditRecord, Incident, Remediati
 from remediation import Outcome, approve, execute, get_plan, plan_for_incident
 from remediation.errors import NotAllowed, SelfApproval, StaleStep
 from remediation.principals import SsoActor
-from tests.api.test_oidc import identity_provider, signing_key, token  # noqa: F401 - the SSO fixtures
+from tests.api.test_oidc import token
 from tests.factories import T0, TEST_PEPPER, MadePrincipal
-from tests.remediation.conftest import VICTIM, ato_incident  # noqa: F401 - the incident fixture
+from tests.remediation.conftest import VICTIM
 
 STEP = "m365.remove_auth_method"  # its parameters follow the incident's start: a re-plan can change it
 
@@ -48,7 +48,7 @@ def _move_start(db, incident: int, start) -> None:  # type: ignore[no-untyped-de
         s.add(row)
 
 
-def test_a_second_principal_of_the_same_person_cannot_approve(db, ato_incident, make_principal):  # noqa: F811
+def test_a_second_principal_of_the_same_person_cannot_approve(db, ato_incident, make_principal):
     requester = make_principal(Role.APPROVER, name="approver1").actor
     admin = make_principal(Role.ADMIN, name="root").actor
     step = plan_for_incident(db, ato_incident, requester).step(STEP, VICTIM)
@@ -63,7 +63,7 @@ def test_a_second_principal_of_the_same_person_cannot_approve(db, ato_incident, 
     assert len(_refusals(db, "self_approval")) == 1
 
 
-def test_a_principal_the_requester_created_is_not_a_second_pair_of_eyes(db, ato_incident, make_principal):  # noqa: F811
+def test_a_principal_the_requester_created_is_not_a_second_pair_of_eyes(db, ato_incident, make_principal):
     """The admin who made `approver1-alt` saw its token: its approval is theirs, whatever person it names."""
     admin = make_principal(Role.ADMIN, name="approver1").actor
     step = plan_for_incident(db, ato_incident, admin).step(STEP, VICTIM)
@@ -79,7 +79,7 @@ def test_a_principal_the_requester_created_is_not_a_second_pair_of_eyes(db, ato_
 
 def test_the_requester_cannot_approve_through_a_principal_that_created_theirs(
     db, ato_incident, make_principal
-):  # noqa: F811
+):
     boss = make_principal(Role.ADMIN, name="boss").actor
     _, _ = create_principal(db, TEST_PEPPER.encode(), name="puppet", role=Role.ANALYST, actor=boss)
     step = plan_for_incident(db, ato_incident, Actor("principal:puppet", Channel.API)).step(STEP, VICTIM)
@@ -90,7 +90,7 @@ def test_the_requester_cannot_approve_through_a_principal_that_created_theirs(
 
 def test_an_sso_user_and_the_token_principal_of_that_person_are_one_approver(
     db, ato_incident, make_principal
-):  # noqa: F811
+):
     make_principal(Role.APPROVER, name="approver2")
     sso = SsoActor("sso:approver2", Channel.API, roles=frozenset({Role.ANALYST}))
     step = plan_for_incident(db, ato_incident, sso).step(STEP, VICTIM)
@@ -104,7 +104,7 @@ def test_an_sso_user_and_the_token_principal_of_that_person_are_one_approver(
 
 def test_an_sso_user_does_not_take_the_role_of_the_token_principal_of_its_name(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     make_principal,
 ):
     """Before: `approver2` signed in with a viewer role from the identity provider and approved as the
@@ -120,7 +120,7 @@ def test_an_sso_user_does_not_take_the_role_of_the_token_principal_of_its_name(
     assert approved.status == ActionStatus.APPROVED and approved.approved_by == ("sso:approver2",)
 
 
-def test_an_approval_stops_counting_when_its_approver_is_disabled(db, settings, ato_incident, make_principal):  # noqa: F811
+def test_an_approval_stops_counting_when_its_approver_is_disabled(db, settings, ato_incident, make_principal):
     analyst = make_principal(Role.ANALYST, name="ana").actor
     make_principal(Role.APPROVER, name="bob")
     step = plan_for_incident(db, ato_incident, analyst).step(STEP, VICTIM)
@@ -136,7 +136,7 @@ def test_an_approval_stops_counting_when_its_approver_is_disabled(db, settings, 
 
 def test_an_approval_is_refused_when_the_step_changed_after_the_approver_saw_it(
     db, ato_incident, make_principal
-):  # noqa: F811
+):
     analyst = make_principal(Role.ANALYST, name="ana").actor
     bob = make_principal(Role.APPROVER, name="bob").actor
     seen = plan_for_incident(db, ato_incident, analyst).step(STEP, VICTIM)
@@ -155,7 +155,7 @@ def test_an_approval_is_refused_when_the_step_changed_after_the_approver_saw_it(
 
 def test_an_approval_of_one_version_does_not_count_when_the_step_changes_back(
     db, ato_incident, make_principal
-):  # noqa: F811
+):
     analyst = make_principal(Role.ANALYST, name="ana").actor
     bob = make_principal(Role.APPROVER, name="bob").actor
     first = plan_for_incident(db, ato_incident, analyst).step(STEP, VICTIM)
@@ -172,7 +172,7 @@ def test_an_approval_of_one_version_does_not_count_when_the_step_changes_back(
     assert back.status == ActionStatus.PROPOSED and back.approved_by == ()
 
 
-def test_replanning_a_changed_step_makes_the_replanner_its_requester(db, ato_incident, make_principal):  # noqa: F811
+def test_replanning_a_changed_step_makes_the_replanner_its_requester(db, ato_incident, make_principal):
     """Before: ana asked, bob changed the step by re-planning and then approved his own version."""
     analyst = make_principal(Role.ANALYST, name="ana").actor
     bob = make_principal(Role.APPROVER, name="bob").actor
@@ -196,7 +196,7 @@ def test_replanning_a_changed_step_makes_the_replanner_its_requester(db, ato_inc
     assert record.details["previous_requester"] == "principal:ana" and record.actor == "principal:bob"
 
 
-def test_replanning_an_unchanged_step_keeps_requester_and_approvals(db, ato_incident, make_principal):  # noqa: F811
+def test_replanning_an_unchanged_step_keeps_requester_and_approvals(db, ato_incident, make_principal):
     analyst = make_principal(Role.ANALYST, name="ana").actor
     bob = make_principal(Role.APPROVER, name="bob").actor
     step = plan_for_incident(db, ato_incident, analyst).step(STEP, VICTIM)
@@ -212,7 +212,7 @@ def test_replanning_an_unchanged_step_keeps_requester_and_approvals(db, ato_inci
     )
 
 
-def test_a_local_operator_never_approves(db, ato_incident, make_principal):  # noqa: F811
+def test_a_local_operator_never_approves(db, ato_incident, make_principal):
     analyst = make_principal(Role.ANALYST, name="ana").actor
     step = plan_for_incident(db, ato_incident, analyst).step(STEP, VICTIM)
 
@@ -227,7 +227,7 @@ def test_a_local_operator_never_approves(db, ato_incident, make_principal):  # n
 
 
 @pytest.fixture
-def sso_api(settings, db, identity_provider: str) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]  # noqa: F811
+def sso_api(settings, db, identity_provider: str) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     api_settings = ApiSettings(
         token_pepper=TEST_PEPPER,
         oidc_issuer=identity_provider,
@@ -240,10 +240,10 @@ def sso_api(settings, db, identity_provider: str) -> Iterator[TestClient]:  # ty
 
 def test_through_the_api_an_sso_user_cannot_approve_what_their_token_principal_asked(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     sso_api: TestClient,
-    signing_key,  # noqa: F811
-    identity_provider: str,  # noqa: F811
+    signing_key,
+    identity_provider: str,
     make_principal: Callable[..., MadePrincipal],
 ):
     approver2 = make_principal(Role.APPROVER, name="approver2")
@@ -267,7 +267,7 @@ def test_through_the_api_an_sso_user_cannot_approve_what_their_token_principal_a
 
 def test_through_the_api_a_stale_fingerprint_is_refused(
     db,
-    ato_incident,  # noqa: F811
+    ato_incident,
     sso_api: TestClient,
     make_principal: Callable[..., MadePrincipal],
 ):
@@ -289,3 +289,44 @@ def test_through_the_api_a_stale_fingerprint_is_refused(
     assert bad.status_code == 422 and "fingerprint" in bad.text
     current = sso_api.get(f"/actions/{step['id']}", headers=bob.headers).json()
     assert current["version"] == step["version"] + 1 and current["approved_by"] == []
+
+
+def test_the_console_binds_a_decision_to_the_version_its_page_showed(
+    settings,
+    db,
+    ato_incident,
+    make_principal: Callable[..., MadePrincipal],
+):
+    """The step page carries the fingerprint it shows; a form posted after the step changed is refused."""
+    import re
+
+    from console.app import install_console
+
+    ana, bob = make_principal(Role.ANALYST, name="ana"), make_principal(Role.APPROVER, name="bob")
+    step = plan_for_incident(db, ato_incident, ana.actor).step(STEP, VICTIM)
+    app = create_app(
+        settings,
+        db,
+        api_settings=ApiSettings(
+            token_pepper=TEST_PEPPER, rate_limit_per_second=0, auth_failures_per_minute=1000
+        ),
+    )
+    install_console(app)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as browser:
+        assert browser.post("/console/login", data={"token": bob.token}).status_code == 303
+        page = browser.get(f"/console/approvals/{step.id}").text
+        shown = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', page)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert shown and csrf and shown.group(1) == step.fingerprint
+        _move_start(db, ato_incident, T0 - timedelta(days=3))
+        plan_for_incident(db, ato_incident, ana.actor)  # the step changes while the page is open
+
+        posted = browser.post(
+            f"/console/approvals/{step.id}/approve",
+            data={"csrf": csrf.group(1), "fingerprint": shown.group(1)},
+            follow_redirects=True,
+        )
+
+    assert "not the version you saw" in posted.text
+    with db.session() as s:
+        assert s.exec(select(Approval)).all() == []
