@@ -12,6 +12,7 @@ and duplicates nothing. A stage with nothing to do returns quickly.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,17 @@ from sqlmodel import col, select
 from core.audit import Actor
 from core.clock import as_utc, utcnow
 from core.db import Database
-from core.models import ActionStatus, AnalysisCursor, ConfigSnapshot, Finding, RemediationAction
+from core.models import (
+    Account,
+    ActionStatus,
+    AnalysisCursor,
+    ConfigSnapshot,
+    Finding,
+    Incident,
+    Message,
+    Person,
+    RemediationAction,
+)
 from core.settings import Settings
 
 LOG = logging.getLogger("tenantguard.pipeline")
@@ -32,9 +43,13 @@ SCHEDULER_ACTOR = Actor.system("scheduler")
 IDENTITY_RESOLVE_CURSOR = "pipeline.identity.resolve"
 IDENTITY_SCORE_CURSOR = "pipeline.identity.score"
 RETENTION_CURSOR = "pipeline.retention"
+INCIDENTS_CURSOR = "pipeline.incidents"
 # Re-scoring every person reads all accounts and grants: at most this often (seconds) when only
 # findings changed; at once when new snapshots arrived.
 IDENTITY_INTERVAL = 60.0
+# Incident building is a fixpoint of findings, incidents, messages and people: with none of them
+# changed it is skipped, but still run this often (seconds) as a safety sweep.
+INCIDENTS_SWEEP = 300.0
 
 
 @dataclass
@@ -190,10 +205,33 @@ def incidents_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCo
     from timeline import build_incidents
 
     result = StageResult("incidents")
+    now = ctx.now or utcnow()
+    with db.session(readonly=True) as session:
+        inputs = _incident_inputs(session)
+        built = session.get(AnalysisCursor, INCIDENTS_CURSOR)
+    swept = built is not None and (now - as_utc(built.updated_at)).total_seconds() < INCIDENTS_SWEEP
+    if swept and built is not None and built.position == inputs:
+        result.skipped = True
+        return result
     changed = build_incidents(db, settings, now=ctx.now, notify=False)
+    # the inputs as they were before this build: whatever the build changed, or anything written
+    # while it ran, makes the next run's inputs differ, and that run builds again (and settles)
+    _mark(db, INCIDENTS_CURSOR, inputs)
+    result.add("builds", 1)
     result.add("incidents", len(changed))
     result.skipped = not changed
     return result
+
+
+def _incident_inputs(session: Any) -> int:
+    """A fingerprint of what incident building reads: findings, incidents, messages and people
+    (newest id, newest change and count of each), as a non-negative 63-bit number."""
+    marks = []
+    for model in (Finding, Incident, Person, Account):
+        marks.extend(session.exec(select(func.max(model.id), func.max(model.updated_at), func.count())).one())
+    marks.append(session.exec(select(func.max(Message.id))).one())
+    digest = hashlib.blake2b(repr([str(m) for m in marks]).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def notify_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:

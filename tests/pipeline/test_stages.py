@@ -61,3 +61,29 @@ def test_identity_stage_rescores_people_when_findings_change(db, settings) -> No
     with db.session(readonly=True) as session:
         scored = session.exec(select(Person)).one()
     assert "recent_findings" in {f["factor"] for f in scored.risk_factors}
+
+
+def test_incident_stage_builds_when_its_inputs_change_and_skips_when_settled(db, settings) -> None:
+    from core.models import Incident
+    from pipeline import run_cycle
+
+    # given a password spray, detected and built into an incident
+    _spray(db, range(12), T0)
+    first = run_cycle(db, settings, only=("detect", "incidents"))
+    assert first.count("incidents", "incidents") >= 1
+    with db.session(readonly=True) as session:
+        incidents = len(session.exec(select(Incident)).all())
+    # when nothing new arrives: one more build settles what the first changed (and changes
+    # nothing), then the stage does not build at all
+    settling = run_cycle(db, settings, only=("detect", "incidents")).of("incidents")
+    assert settling is not None and settling.counts == {"builds": 1}
+    settled = run_cycle(db, settings, only=("detect", "incidents")).of("incidents")
+    assert settled is not None and settled.skipped and settled.counts == {}
+    # and a second spray three days later changes the inputs: the stage builds again
+    _spray(db, range(20, 32), T0 + timedelta(days=3))
+    after = run_cycle(db, settings, only=("detect", "incidents"))
+    assert after.count("detect", "findings") >= 1
+    built = after.of("incidents")
+    assert built is not None and built.counts.get("builds") == 1 and built.counts.get("incidents", 0) >= 1
+    with db.session(readonly=True) as session:
+        assert len(session.exec(select(Incident)).all()) >= incidents
