@@ -15,12 +15,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import ApiError
-from console import approvals, dashboards, directory, incidents, oidc, signin
+from console import approvals, compliance, dashboards, directory, incidents, oidc, oncall, signin
 from console.web import STATIC_DIR, PageRefused, SignInRequired, render, sign_in_redirect
 
 
 def install_console(app: FastAPI) -> None:
-    for module in (signin, oidc, incidents, approvals, dashboards, directory):
+    for module in (signin, oidc, incidents, approvals, oncall, dashboards, directory, compliance):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=str(STATIC_DIR)), name="console-static")
 

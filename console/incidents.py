@@ -1,4 +1,4 @@
-"""The incident queue and the incident page: filters, SLA clocks, triage, lifecycle, live updates.
+"""The incident queue and the incident page: filters, SLA clocks, triage, lifecycle, merge/split, live updates.
 
 Reads go through the API's service functions (api.incidents.service, api.actions.service); changes
 through the same calls the API makes, so they are audited by timeline.lifecycle and remediation
@@ -17,12 +17,13 @@ import orjson
 from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
+from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from api.actions import service as actions_service
 from api.incidents import service
-from api.incidents.schemas import AssignIn, NoteIn, TransitionIn
+from api.incidents.schemas import AssignIn, MergeIn, NoteIn, SplitIn, TransitionIn
 from console.web import ConsolePage, back_to, render, signed_in
 from core.clock import utcnow
 from core.db import Database
@@ -257,3 +258,60 @@ def execute(
         return back_to(target, error=str(exc))
     outcomes = ", ".join(f"{r.action} {r.subject}: {r.outcome}" for r in report.results) or "nothing to run"
     return back_to(target, notice=f"executed — {outcomes}")
+
+
+def _numbers(text: str, what: str) -> list[int]:
+    """`41, #42 43` as [41, 42, 43]; anything else is named in the error."""
+    numbers = []
+    for part in text.replace(",", " ").split():
+        value = part.removeprefix("#")
+        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+            raise ValueError(f"{what}: {part!r} is not an incident number")
+        numbers.append(int(value))
+    if not numbers:
+        raise ValueError(f"{what}: give at least one incident number")
+    return numbers
+
+
+@router.post("/incidents/{incident_id}/merge")
+def merge(
+    page: Annotated[ConsolePage, Depends(signed_in(Permission.INCIDENTS_WRITE))],
+    incident_id: IncidentId,
+    incident_ids: Annotated[str, Form(max_length=2000)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Fold other incidents into this one (timeline.lifecycle.merge, as `POST /incidents/{id}/merge`)."""
+    target = f"/console/incidents/{incident_id}"
+    try:
+        body = MergeIn(incident_ids=_numbers(incident_ids, "merge"), reason=reason)
+    except ValueError as exc:
+        return back_to(target, error=str(exc))
+    merged = ", ".join(f"#{i}" for i in body.incident_ids)
+    return _act(
+        page,
+        incident_id,
+        f"merged {merged} into this incident",
+        lambda: service.merge(page.ctx, incident_id, body),
+    )
+
+
+@router.post("/incidents/{incident_id}/split")
+def split(
+    page: Annotated[ConsolePage, Depends(signed_in(Permission.INCIDENTS_WRITE))],
+    incident_id: IncidentId,
+    finding_ids: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]], Form(alias="finding_id", max_length=500)
+    ] = [],  # noqa: B006 (FastAPI copies defaults)
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Move the chosen findings to a new incident (timeline.lifecycle.split, as `POST /incidents/{id}/split`)."""
+    if not finding_ids:
+        return back_to(f"/console/incidents/{incident_id}", error="split: tick the findings to move")
+    try:
+        created = service.split(page.ctx, incident_id, SplitIn(finding_ids=finding_ids, reason=reason))
+    except TenantguardError as exc:
+        return back_to(f"/console/incidents/{incident_id}", error=str(exc))
+    moved = ", ".join(f"#{f}" for f in sorted(set(finding_ids)))
+    return back_to(
+        f"/console/incidents/{created.id}", notice=f"split from incident #{incident_id}: findings {moved}"
+    )

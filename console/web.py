@@ -41,10 +41,12 @@ CSP = (
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("Incidents", "/console/incidents", Permission.INCIDENTS_READ),
     ("Approvals", "/console/approvals", Permission.ACTIONS_READ),
+    ("On call", "/console/oncall", Permission.ONCALL_READ),
     ("Posture", "/console/posture", Permission.POSTURE_READ),
     ("People", "/console/people", Permission.IDENTITIES_READ),
     ("Rules", "/console/rules", Permission.RULES_READ),
     ("Metrics", "/console/metrics", Permission.METRICS_READ),
+    ("Compliance", "/console/compliance", Permission.COMPLIANCE_READ),
     ("Audit", "/console/audit", Permission.AUDIT_EXPORT),
 )
 
@@ -151,7 +153,8 @@ def render(
 def back_to(path: str, *, notice: str | None = None, error: str | None = None) -> Response:
     """Post/redirect/get: back to a page, with one line saying what happened."""
     query = urlencode({k: v for k, v in (("notice", notice), ("error", error)) if v})
-    return RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
+    joiner = "&" if "?" in path else "?"
+    return RedirectResponse(path + (f"{joiner}{query}" if query else ""), status_code=303)
 
 
 def sign_in_redirect(next_path: str) -> Response:

@@ -408,3 +408,19 @@ def render_markdown(report: IncidentReport) -> str:
 
 def render_html(report: IncidentReport) -> str:
     return _HTML.get_template("report.html.j2").render(_context(report))
+
+
+def incident_reports_between(db: Database, since: datetime, until: datetime) -> dict[str, bytes]:
+    """`incidents/<id>.md` for every incident created in [since, until], without conversation
+    excerpts: what an evidence package carries (the CLI's and the console's)."""
+    with db.session(readonly=True) as session:
+        ids = session.execute(
+            select(col(Incident.id))
+            .where(col(Incident.created_at) >= since, col(Incident.created_at) <= until)
+            .order_by(col(Incident.id))
+        ).scalars()
+        incident_ids = [i for i in ids if i is not None]
+    return {
+        f"incidents/{i}.md": render_markdown(build_report(db, i, include_excerpts=False)).encode()
+        for i in incident_ids
+    }

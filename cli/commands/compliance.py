@@ -224,31 +224,17 @@ def evidence(
     until: Annotated[str | None, typer.Option("--until", help="End of the period (default: now).")] = None,
 ) -> None:
     """A signed evidence package for an audit period; the auditor checks it with `tenantguard audit verify`."""
-    from sqlmodel import col, select
-
     from cli.commands.report import parse_since
     from cli.context import settings
     from compliance.evidence import build_package
     from core.audit_keys import fingerprint, load_signing_key
     from core.clock import utcnow
-    from core.models import Incident
-    from timeline.reports import build_report, render_markdown
+    from timeline.reports import incident_reports_between
 
     start = parse_since(since)
     end = parse_since(until, "--until") if until else utcnow()
     db = database()
-    with db.session(readonly=True) as session:
-        incident_ids = [
-            i
-            for i in session.exec(
-                select(Incident.id).where(col(Incident.created_at) >= start, col(Incident.created_at) <= end)
-            ).all()
-            if i is not None
-        ]
-    incidents = {
-        f"incidents/{i}.md": render_markdown(build_report(db, i, include_excerpts=False)).encode()
-        for i in incident_ids
-    }
+    incidents = incident_reports_between(db, start, end)
     key = load_signing_key(settings().signing_key_path)
     manifest = build_package(
         db, output, since=start, until=end, key=key, actor=cli_actor(), extra_files=incidents

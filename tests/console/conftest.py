@@ -41,6 +41,8 @@ ROLES = ("viewer", "analyst", "approver", "auditor", "compliance_officer", "admi
 SSO_CLIENT_ID = "tenantguard-console"
 SSO_PEOPLE = {"olivia": ["analyst"], "quinn": ["viewer"]}  # the test issuer's people and their roles
 WAIT_MS = 60_000  # what `expect` allows a condition on a loaded machine
+VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 
 
 def browser_problem() -> str | None:
@@ -127,6 +129,9 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         tokens = {role: make_principal(db, role, name=f"{role}-1").token for role in ROLES}
         tokens["analyst-2"] = make_principal(db, "analyst", name="analyst-2").token
         tokens["approver-2"] = make_principal(db, "approver", name="approver-2").token
+        tokens["compliance_officer-2"] = make_principal(
+            db, "compliance_officer", name="compliance_officer-2"
+        ).token
         port = free_port()
         env = dict(
             os.environ,
@@ -210,3 +215,18 @@ def shoot(page: Any, name: str) -> None:
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+
+def post_behind_the_form(page: Any, path: str, form: dict[str, str]) -> Any:
+    """POST to a console route with the session's own CSRF token, as a hand-made request would: what
+    the server answers when the page shows no button (a role that may not)."""
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    return page.request.post(path, form={"csrf": token or "", **form}, max_redirects=0)
+
+
+def axe_violations(page: Any) -> str:
+    """axe-core's report of WCAG 2.1 A/AA violations on the page, or "" when there are none."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options=WCAG)
+    return "" if results.violations_count == 0 else results.generate_report()

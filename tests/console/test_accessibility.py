@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import ConsoleServer, shoot, sign_in
+from tests.console.conftest import VIEWPORTS, ConsoleServer, shoot, sign_in
+from tests.console.conftest import axe_violations as _violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 PAGES = [
@@ -22,16 +23,11 @@ PAGES = [
     "/console/rules",
     "/console/metrics",
     "/console/audit",
+    "/console/oncall",
+    "/console/compliance",
+    "/console/compliance/exceptions",
+    "/console/compliance/retention",
 ]
-VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
-
-
-def _violations(page: Any) -> str:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page, options=WCAG)
-    return "" if results.violations_count == 0 else results.generate_report()
 
 
 @pytest.mark.parametrize("viewport", sorted(VIEWPORTS))

@@ -22,6 +22,9 @@ from tests.console.conftest import shoot as _shoot
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
+READ = ("Incidents", "Approvals", "On call", "Posture", "People", "Rules", "Metrics")
+
+
 def _expect() -> Any:
     from playwright.sync_api import expect
 
@@ -37,11 +40,12 @@ def _p1(console: ConsoleServer, words: str) -> int:
 @pytest.mark.parametrize(
     ("role", "links", "can_triage"),
     [
-        ("viewer", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], False),
-        ("analyst", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], True),
-        ("approver", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics"], True),
-        ("auditor", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics", "Audit"], False),
-        ("admin", ["Incidents", "Approvals", "Posture", "People", "Rules", "Metrics", "Audit"], True),
+        ("viewer", [*READ], False),
+        ("analyst", [*READ], True),
+        ("approver", [*READ], True),
+        ("auditor", [*READ, "Compliance", "Audit"], False),
+        ("compliance_officer", [*READ, "Compliance", "Audit"], False),
+        ("admin", [*READ, "Compliance", "Audit"], True),
     ],
 )
 def test_each_role_sees_and_may_do_what_the_matrix_says(
