@@ -23,6 +23,7 @@ from sqlmodel import select
 from compliance.evidence import verify_package
 from compliance.frameworks import Framework
 from compliance.report import build_report
+from core.audit import AuditAction
 from core.models import AuditRecord, ComplianceException, LegalHold
 from tests.console.conftest import (
     VIEWPORTS,
@@ -64,11 +65,11 @@ def _failing(console: ConsoleServer) -> tuple[Framework, str, str, int, str]:
     raise AssertionError("no failing control in any report of the simulator tenants")
 
 
-def _audit(console: ConsoleServer, action: str, actor: str) -> list[AuditRecord]:
+def _audit(console: ConsoleServer, action: AuditAction, actor: str) -> list[AuditRecord]:
     with console.db.session(readonly=True) as session:
         return list(
             session.exec(
-                select(AuditRecord).where(AuditRecord.action == action, AuditRecord.actor == actor)
+                select(AuditRecord).where(AuditRecord.action == action.value, AuditRecord.actor == actor)
             ).all()
         )
 
@@ -84,8 +85,8 @@ def test_a_compliance_officer_reads_a_failing_controls_evidence_and_downloads_th
     expect(page.get_by_role("heading", name="Framework reports")).to_be_visible()
     shoot(page, "compliance")
     # when they open the framework's report for one tenant through the form
-    page.get_by_label("Framework").select_option(framework.value)
-    page.get_by_label("Tenant").select_option(str(connection_id))
+    page.get_by_label("Framework", exact=True).select_option(framework.value)
+    page.get_by_label("Tenant", exact=True).select_option(str(connection_id))
     page.get_by_role("button", name="Open report").click()
     expect(page).to_have_url(re.compile(rf"/console/compliance/frameworks/{framework.value}\?connection_id="))
     # then the failing control is open, its check failing on that tenant, with the failing object
@@ -98,7 +99,7 @@ def test_a_compliance_officer_reads_a_failing_controls_evidence_and_downloads_th
     expect(row.locator("details.evidence")).to_contain_text("fails")
     shoot(page, "compliance-report")
     # and the CSV download is the stage's rendering, recorded as an export by this person
-    before = len(_audit(console, "compliance.report.exported", "principal:compliance_officer-1"))
+    before = len(_audit(console, AuditAction.COMPLIANCE_REPORT_EXPORTED, "principal:compliance_officer-1"))
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     path = tmp_path / "report.csv"
@@ -106,7 +107,7 @@ def test_a_compliance_officer_reads_a_failing_controls_evidence_and_downloads_th
     text = path.read_text()
     assert text.startswith("framework,at,control_id")
     assert f"{control_id}," in text and check_id in text
-    after = _audit(console, "compliance.report.exported", "principal:compliance_officer-1")
+    after = _audit(console, AuditAction.COMPLIANCE_REPORT_EXPORTED, "principal:compliance_officer-1")
     assert len(after) == before + 1 and after[-1].details["format"] == "csv"
     assert after[-1].details["tenant"] == connection_id
 
@@ -119,7 +120,7 @@ def test_an_exception_needs_a_second_compliance_officer(console: ConsoleServer, 
     asker.goto("/console/compliance/exceptions")
     # when the officer asks to accept the failing check on that tenant
     asker.get_by_label("Posture check").select_option(check_id)
-    asker.get_by_label("Tenant").select_option(str(connection_id))
+    asker.get_by_label("Tenant", exact=True).select_option(str(connection_id))
     asker.get_by_label("Owner").fill("it-security@example.com")
     asker.get_by_label("Reason").fill("Compensating control: conditional access blocks legacy clients.")
     asker.get_by_role("button", name="Request exception").click()
@@ -151,9 +152,9 @@ def test_an_exception_needs_a_second_compliance_officer(console: ConsoleServer, 
         assert approved is not None and approved.approved_by == "principal:compliance_officer-2"
     assert [
         r.object_id
-        for r in _audit(console, "compliance.exception.approved", "principal:compliance_officer-2")
+        for r in _audit(console, AuditAction.COMPLIANCE_EXCEPTION_APPROVED, "principal:compliance_officer-2")
     ] == [str(row.id)]
-    assert _audit(console, "compliance.exception.approved", "principal:compliance_officer-1") == []
+    assert _audit(console, AuditAction.COMPLIANCE_EXCEPTION_APPROVED, "principal:compliance_officer-1") == []
     second.goto(f"/console/compliance/frameworks/{framework.value}?connection_id={connection_id}")
     check = second.get_by_test_id(f"control-{control_id}").get_by_test_id(f"check-{check_id}-{connection_id}")
     expect(check.locator(".status")).to_have_text("excepted")
@@ -176,7 +177,7 @@ def test_an_auditor_reads_but_may_not_request_approve_or_hold(console: ConsoleSe
     )
     assert refused.status == 403 and "compliance:write" in refused.text()
     page.goto("/console/compliance/retention")
-    expect(page.get_by_role("heading", name="Legal holds")).to_be_visible()
+    expect(page.get_by_role("heading", name="Legal holds", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Place hold")).to_have_count(0)
     refused = post_behind_the_form(
         page, "/console/compliance/holds", {"kind": "person", "target": "a@example.com", "reason": "case 1"}
@@ -212,9 +213,9 @@ def test_a_compliance_officer_places_and_releases_a_legal_hold(console: ConsoleS
             select(LegalHold).where(LegalHold.kind == "incident", LegalHold.target == str(incident_id))
         ).one()
     assert hold.placed_by == "principal:compliance_officer-1" and hold.released_at is None
-    assert [r.object_id for r in _audit(console, "legal_hold.placed", "principal:compliance_officer-1")] == [
-        str(hold.id)
-    ]
+    assert [
+        r.object_id for r in _audit(console, AuditAction.LEGAL_HOLD_PLACED, "principal:compliance_officer-1")
+    ] == [str(hold.id)]
     # the API sees the same hold in force
     listed = console.api("GET", "/compliance/holds?active=true", "auditor")
     assert [h["id"] for h in listed] == [hold.id]
@@ -256,7 +257,7 @@ def test_an_auditor_downloads_an_evidence_package_that_verifies_and_the_open_for
         names = set(archive.namelist())
     assert {"audit.jsonl", "manifest.json", "manifest.sig", "reports/cis-m365.json"} <= names
     assert any(n.startswith("incidents/") for n in names)
-    assert len(_audit(console, "compliance.evidence.packaged", "principal:auditor-1")) == 1
+    assert len(_audit(console, AuditAction.COMPLIANCE_EVIDENCE_PACKAGED, "principal:auditor-1")) == 1
     # an altered copy no longer verifies
     altered = tmp_path / "altered.zip"
     with zipfile.ZipFile(package) as source, zipfile.ZipFile(altered, "w") as target:
