@@ -142,6 +142,9 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             TENANTGUARD_API_AUTH_FAILURES_PER_MINUTE="100000",
             TENANTGUARD_API_OIDC_ISSUER=idp.issuer,
             TENANTGUARD_API_OIDC_CLIENT_ID=SSO_CLIENT_ID,
+            # shown on the compliance pages (serve runs without the scheduler: nothing is deleted)
+            TENANTGUARD_RETENTION_MESSAGES="400d",
+            TENANTGUARD_RETENTION_INCIDENTS="730d",
         )
         log = tmp / "serve.log"
         with log.open("wb") as out:
