@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from compliance import exceptions as stage
 from compliance import holds
 from compliance.errors import ComplianceError, UnknownFrameworkError
-from compliance.evidence import build_package, fingerprint, signing_key
+from compliance.evidence import build_package
 from compliance.exports import export_report
 from compliance.frameworks import Framework, load_catalogue, parse_framework
 from compliance.incident_export import stream_incidents
@@ -37,6 +37,7 @@ from compliance.report import FrameworkReport, build_report
 from compliance.retention import periods
 from console.web import ConsolePage, PageRefused, back_to, render, signed_in
 from core.audit import AuditAction
+from core.audit_keys import fingerprint, load_signing_key, public_raw
 from core.clock import as_utc, utcnow
 from core.models import AnalysisCursor, AuditRecord, ComplianceException, Connection
 from core.pagination import MAX_ID
@@ -225,7 +226,7 @@ def evidence_package(
             f"the period needs a start before its end, at most {EVIDENCE_MAX_DAYS} days apart", status=422
         )
     incidents = incident_reports_between(page.ctx.db, start, end)
-    key = signing_key(page.ctx.settings.data_dir)
+    key = load_signing_key(page.ctx.settings.signing_key_path)
     name = f"tenantguard-evidence-{start:%Y%m%d}-{end:%Y%m%d}.zip"
     directory = tempfile.TemporaryDirectory(prefix="tenantguard-evidence-")
     path = FsPath(directory.name) / name
@@ -246,7 +247,7 @@ def evidence_package(
         media_type="application/zip",
         headers={
             "content-disposition": f'attachment; filename="{name}"',
-            "x-tenantguard-signed-by": fingerprint(key.public_key().public_bytes_raw()),
+            "x-tenantguard-signed-by": fingerprint(public_raw(key)),
             "x-tenantguard-files": str(len(manifest["files"])),
         },
     )
