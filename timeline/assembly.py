@@ -131,11 +131,50 @@ def _top_finding(findings: Sequence[Finding]) -> Finding:
     )
 
 
-def _title(top: Finding, findings: Sequence[Finding], entities: dict[str, list[str]]) -> str:
+PERSON_KEY_PREFIXES = ("person:", "email:", "account:")
+
+
+def _victims_first(keys: dict[str, None], findings: Sequence[Finding], ctx: BuildContext) -> dict[str, None]:
+    """The person keys ordered by how much of the incident is about them (severity of the findings
+    that name them, shared among the few they name), the other keys after them in their order."""
+    weight: dict[str, float] = {}
+    for finding in findings:
+        persons = [k for k in finding_keys(finding, ctx)[0] if k.startswith(PERSON_KEY_PREFIXES)]
+        for key in persons:
+            weight[key] = weight.get(key, 0.0) + severity_weight(finding.severity) / len(persons)
+    order = list(keys)
+    people = sorted((k for k in order if k in weight), key=lambda k: (-weight[k], order.index(k)))
+    return dict.fromkeys([*people, *(k for k in order if k not in weight)])
+
+
+def _focus_labels(keys: Iterable[str], findings: Sequence[Finding], ctx: BuildContext) -> list[str]:
+    """Labels (emails) of the people the incident is about, victims first (not the broad sets a
+    spray or a mass download names, which are its reach)."""
+    labels: dict[str, str] = {}
+    for finding in findings:
+        labels.update(ctx.keys_of(finding.id or 0, finding.entities).labels)
+    return [labels.get(k, k.partition(":")[2]) for k in keys if k.startswith(PERSON_KEY_PREFIXES)]
+
+
+def _people_in_key_order(
+    entities: dict[str, list[str]], keys: dict[str, None], findings: Sequence[Finding], ctx: BuildContext
+) -> dict[str, list[str]]:
+    people = entities.get("people")
+    if not people:
+        return entities
+    focus = [label.lower() for label in _focus_labels(keys, findings, ctx)]
+    rank = {label: i for i, label in enumerate(focus)}
+    ordered = sorted(people, key=lambda p: (rank.get(p.lower(), len(rank)), people.index(p)))
+    return {**entities, "people": ordered}
+
+
+def _title(
+    top: Finding, findings: Sequence[Finding], entities: dict[str, list[str]], focus: Sequence[str] = ()
+) -> str:
     title = top.title
-    named = entities.get("people") or entities.get("accounts") or entities.get("apps") or []
+    named = list(focus) or entities.get("people") or entities.get("accounts") or entities.get("apps") or []
     subject = named[0] if named else None
-    if subject and subject.lower() not in title.lower():
+    if subject and not any(n.lower() in title.lower() for n in named[:3]):
         title = f"{title} — {subject}"
     if len(findings) > 1:
         title = f"{title} (+{len(findings) - 1} related finding{'s' if len(findings) > 2 else ''})"
@@ -353,9 +392,11 @@ def _aggregate(
             keys.setdefault(key, None)
         for key in ctx.keys_of(finding.id or 0, finding.entities).broad:
             broad.setdefault(f"{BROAD_PREFIX}{key}", None)
+    keys = _victims_first(keys, findings, ctx)
+    entities = _people_in_key_order(entities, keys, findings, ctx)
     keys.update(dict.fromkeys(list(broad)[:MAX_BROAD_KEYS]))
     top = _top_finding(findings)
-    incident.title = _title(top, findings, entities)
+    incident.title = _title(top, findings, entities, _focus_labels(keys, findings, ctx))
     incident.severity = top.severity
     incident.incident_type = top.rule_id[:200]
     incident.entities = entities
@@ -427,12 +468,18 @@ def _update_priority(
 def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
     """A sentence for lists and notifications; the report has the full story."""
     entities = incident.entities or {}
-    who = entities.get("people") or entities.get("accounts") or []
+    named = entities.get("people") or entities.get("accounts") or []
+    factors = (incident.priority_factors or {}).get("factors") or {}
+    focus = (factors.get("spread") or {}).get("people")
+    who = list(focus) if focus else named
     about = (
         ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
         if who
         else "no named person"
     )
+    targets = len(named) - len(who)
+    if focus and targets > 0:
+        about += f" ({targets} more {'person' if targets == 1 else 'people'} named as targets)"
     providers = sorted({f.provider for f in findings if f.provider})
     severities: dict[str, int] = {}
     for finding in findings:
@@ -440,7 +487,6 @@ def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
     counted = ", ".join(
         f"{n} {s}" for s, n in sorted(severities.items(), key=lambda kv: -severity_weight(kv[0]))
     )
-    factors = (incident.priority_factors or {}).get("factors") or {}
     raised = [
         f["why"]
         for name, f in factors.items()

@@ -190,6 +190,14 @@ class Grouper:
             and n / min(len(finding.broad), uses[u].size or 1) >= MIN_TARGET_OVERLAP
         ]
 
+    def _shared_targets(self, finding: FindingFacts, group: Group) -> int:
+        """How many of the finding's broad set the group's earlier findings named too."""
+        return sum(
+            1
+            for key in finding.broad
+            if any(_root(u.group) is _root(group) for u in self._broad.get(key, ()))
+        )
+
     def _remember_broad(self, broad: Iterable[str], use: _KeyUse) -> None:
         for key in broad:
             history = self._broad.setdefault(key, [])
@@ -269,8 +277,12 @@ class Grouper:
             named = [k for k in keys if k != TARGETS_KEY]
             parts = [f"same {describe_keys(named, finding.labels)}"] if named else []
             if TARGETS_KEY in keys:
-                parts.append(f"mostly the same {use.size} targets")
-            text = f"joined: {' and '.join(parts)} within {describe_gap(gap)} of {anchor}"
+                shared = self._shared_targets(finding, group)
+                parts.append(
+                    f"{shared} of its {len(finding.broad)} targets" if shared else "mostly the same targets"
+                )
+            when = f"within {describe_gap(gap)} of" if gap > 0 else "overlapping"
+            text = f"joined: {' and '.join(parts)} {when} {anchor}"
         reason = self._reason(finding, decision, keys, text)
         if use is not None:
             reason["with_finding_id"] = use.finding_id

@@ -38,6 +38,7 @@ SEVERITY_WEIGHT = {
 # Behavioural anomalies (new country, impossible travel) flag what is unusual; travellers and VPNs
 # make many of them benign, so on their own they weigh less than a detection of a malicious act.
 ANOMALY_WEIGHT = 0.85
+MAX_NAMED_PEOPLE = 20
 THRESHOLDS = ((Priority.P1, 0.8), (Priority.P2, 0.65), (Priority.P3, 0.3))
 FORMULA = "severity × confidence × privilege × assets × spread"
 SENSITIVE_WORDS = (
@@ -269,9 +270,12 @@ def _spread(people: Sequence[PersonSignal], providers: Sequence[str]) -> tuple[f
     extra_providers = max(0, len(providers) - 1)
     weight = min(1.5, 1.0 + 0.1 * extra_people + 0.1 * extra_providers)
     named = ", ".join(sorted(providers)) or "no provider"
+    count = f"{len(people)} {'person' if len(people) == 1 else 'people'}"
     return round(weight, 4), {
         "weight": round(weight, 4),
-        "why": f"{len(people)} people, {len(providers)} provider(s) ({named})",
+        "why": f"{count}, {len(providers)} provider{'' if len(providers) == 1 else 's'} ({named})",
+        # who the incident is about, victims first (the broad sets of a spray are not counted)
+        "people": [p.label for p in people][:MAX_NAMED_PEOPLE],
     }
 
 

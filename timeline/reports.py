@@ -161,6 +161,7 @@ def _facts(
         "findings": [(f.first_seen, f.title, f.severity) for f in findings],
         "span_seconds": (incident.last_seen - incident.first_seen).total_seconds(),
         "people": list(entities.get("people", [])),
+        "focus": list(factors.get("spread", {}).get("people") or []),
         "accounts": list(entities.get("accounts", [])),
         "files": list(entities.get("files", [])),
         "apps": list(entities.get("apps", [])),
@@ -224,9 +225,11 @@ def narrate(facts: dict[str, Any]) -> str:
         else:
             sentences.append(f"{len(findings)} findings followed over {span}: {_list(unique, 4)}.")
     scope = []
-    if facts["people"]:
-        who = _list(facts["people"])
-        scope.append(f"{_plural(len(facts['people']), 'person')} ({who})".replace("persons", "people"))
+    people = facts.get("focus") or facts["people"]
+    if people:
+        who = _list(people)
+        scope.append(f"{_plural(len(people), 'person')} ({who})".replace("persons", "people"))
+    targets = len(facts["people"]) - len(people)
     if facts["files"]:
         scope.append(f"{_plural(len(facts['files']), 'file')} ({_list(facts['files'])})")
     if facts["apps"]:
@@ -234,6 +237,11 @@ def narrate(facts: dict[str, Any]) -> str:
     if scope:
         where = f" across {_list(facts['providers'])}" if facts["providers"] else ""
         sentences.append(f"It involves {_list(scope, 3)}{where}.")
+    if targets > 0:
+        sentences.append(
+            f"{_plural(targets, 'more person')} {'was' if targets == 1 else 'were'} named as targets"
+            " (a spray's or a mass action's reach).".replace("more persons", "more people")
+        )
     if facts["ips"]:
         sentences.append(
             f"Activity came from {_plural(len(facts['ips']), 'source IP')}: {_list(facts['ips'])}."
