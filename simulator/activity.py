@@ -277,6 +277,16 @@ class Background:
                     emit(ts - rng.randint(20, 90) * SECOND, "fail", session, (app.app_id, 50126))
                 mfa = i == 0 and session.network not in ("office",)
                 emit(ts, "ok", session, (app.app_id, 0 if rng.random() > 0.03 else 50140, mfa))
+        # non-interactive sign-ins come after every interactive one of the day (own RNG), so adding
+        # them changed no interactive id
+        ni_rng = self.tenant.ids.fast_rng("m365:signins:ni", plan.person.index, plan.local_day)
+        for session in plan.sessions:
+            apps = PHONE_APPS if session.network == "mobile" else LAPTOP_APPS
+            weights = [a.weight for a in apps]
+            first = min(session.start + 5 * MINUTE, session.end)
+            for _ in range(count(ni_rng, self.activity.noninteractive_per_session)):
+                app = ni_rng.choices(apps, weights=weights)[0]
+                emit(ni_rng.randint(first, session.end), "ni", session, (app.app_id, 0))
 
     def _directory_audits(self, rng: random.Random, plan: DayPlan, emit: _Emitter) -> None:
         person = plan.person

@@ -77,6 +77,9 @@ class ActivitySpec:
     """Average volumes of benign activity (per working session unless named otherwise)."""
 
     signins_per_session: float = 2.5
+    # token refreshes by Outlook, Teams, OneDrive sync ... (Entra's non-interactive sign-in log is
+    # several times the interactive one in real tenants)
+    noninteractive_per_session: float = 8.0
     failed_signin_rate: float = 0.03
     file_ops_per_session: float = 5.0
     mail_sent_per_day: float = 1.5

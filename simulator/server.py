@@ -217,8 +217,23 @@ class Simulator:
             response = self.error(
                 route.provider, route.resource, 500, "InternalServerError", f"{type(exc).__name__}: {exc}"
             )
+        if request.path.startswith("/graph/"):
+            self._graph_headers(request, response)
         self._log(request, response, fault)
         return response
+
+    def _graph_headers(self, request: Request, response: Response) -> None:
+        """Graph answers every request (errors too) with request-id, client-request-id (the
+        caller's, echoed, or the request id) and x-ms-ags-diagnostic; the error body's innerError
+        names the same ids."""
+        request_id = response.headers.get("request-id") or self.request_id()
+        client_id = request.headers.get("client-request-id") or request_id
+        response.headers.setdefault("request-id", request_id)
+        response.headers.setdefault("client-request-id", client_id)
+        response.headers.setdefault(
+            "x-ms-ags-diagnostic",
+            '{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"1","ScaleUnit":"000","RoleInstance":"SIM"}}',
+        )
 
     def _vendor_call(self, request: Request) -> tuple[Response, str | None]:
         route = request.route

@@ -108,7 +108,10 @@ def normalise_unified_audit(record: Mapping[str, Any]) -> list[NormalisedEvent]:
             actor=text(dig(data, "UserId"), 500),
             action=text(dig(data, "Operation"), 300),
             target=text(dig(data, "ObjectId") or dig(data, "SourceFileName"), 1000),
-            ip=strip_port(dig(data, "ClientIP") or dig(data, "ClientIPAddress")),
+            # Entra ID records leave ClientIP empty and carry the caller's address in ActorIpAddress
+            ip=strip_port(
+                dig(data, "ClientIP") or dig(data, "ClientIPAddress") or dig(data, "ActorIpAddress")
+            ),
             outcome=text(dig(data, "ResultStatus"), 50),
         )
     ]

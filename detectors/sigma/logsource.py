@@ -98,7 +98,7 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         index_preference=("Operation", "RecordType", "Workload"),
         entities={
             "people": ("UserId",),
-            "ips": ("ClientIP",),
+            "ips": ("ClientIP", "ActorIpAddress"),
             "files": ("SourceFileName",),
             "accounts": ("UserKey",),
         },

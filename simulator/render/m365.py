@@ -36,8 +36,15 @@ ADDITIONAL_DETAILS = {
     50126: "The user didn't enter the right credentials. It's expected to see some number of these errors in your logs due to users making mistakes.",
     500121: "The user didn't complete the MFA prompt. They may have decided not to authenticate, timed out while doing authentication, or posted an incorrect response.",
 }
-# fields only the beta endpoint returns
-BETA_SIGNIN_FIELDS = ("authenticationRequirement", "userAgent", "mfaDetail", "userType", "signInEventTypes")
+# record kinds of non-interactive sign-ins (token refreshes by a client in a session the user opened)
+NONINTERACTIVE_KINDS = frozenset({"ni", "ni_fail"})
+# AADSTS code -> the Management API's LogonError name
+LOGON_ERRORS = {
+    50126: "InvalidUserNameOrPassword",
+    50053: "IdsLocked",
+    50074: "UserStrongAuthClientAuthNRequiredInterrupt",
+    500121: "UserStrongAuthClientAuthNRequired",
+}
 CONTENT_TYPES = {
     "AzureActiveDirectory": "Audit.AzureActiveDirectory",
     "Exchange": "Audit.Exchange",
@@ -80,6 +87,13 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
     risk: dict[str, Any] = extra[3] if len(extra) > 3 else {}
     app = APPS_BY_ID.get(app_id) or FIRST_PARTY_APPS[0]
     ok = error == 0
+    interactive = kind not in NONINTERACTIVE_KINDS
+    # a replayed token carries the session id of the session it was issued in (extra[4])
+    session_id = (
+        extra[4]
+        if len(extra) > 4 and extra[4]
+        else ctx.ids.fast_guid("session", session.start, person.index, session.number)
+    )
     policy_result = "success" if ok and mfa else ("failure" if error in (53003, 500121) else "notApplied")
     level = risk.get("level", "none")
     return {
@@ -92,9 +106,13 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "appDisplayName": app.name,
         "ipAddress": session.ip,
         "clientAppUsed": app.client_app,
-        "correlationId": ctx.ids.fast_guid("correlation", session.start, person.index, session.number),
+        "correlationId": ctx.ids.fast_guid("correlation", session.start, person.index, session.number)
+        if interactive
+        else ctx.ids.fast_guid("ni-correlation", uid),
+        "sessionId": session_id,
+        "uniqueTokenIdentifier": ctx.ids.fast_token("token", uid),
         "conditionalAccessStatus": policy_result if error != 50126 else "notApplied",
-        "isInteractive": True,
+        "isInteractive": interactive,
         "riskDetail": "none",
         "riskLevelAggregated": level if level != "none" else "none",
         "riskLevelDuringSignIn": level,
@@ -122,9 +140,14 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "authenticationRequirement": "multiFactorAuthentication"
         if mfa or error == 500121
         else "singleFactorAuthentication",
+        "incomingTokenType": "primaryRefreshToken"
+        if not interactive and session.device.managed
+        else "refreshToken"
+        if not interactive
+        else "none",
         "userAgent": session.device.model.user_agent,
         "userType": "member",
-        "signInEventTypes": ["interactiveUser"],
+        "signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"],
         "mfaDetail": {"authMethod": "Mobile app notification", "authDetail": None} if mfa and ok else None,
     }
 
@@ -400,7 +423,9 @@ def render_unified_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "UserType": 0,
         "Version": 1,
         "Workload": workload,
-        "ClientIP": session.ip if session else "",
+        # Entra ID records leave ClientIP empty and name the caller in ActorIpAddress
+        "ClientIP": session.ip if session and workload != "AzureActiveDirectory" else "",
+        "ObjectId": "",
         "UserId": person.email if person else "",
     }
     if record_type == 15:
@@ -443,7 +468,11 @@ def _ual_login(
     body["IntraSystemId"] = ctx.ids.fast_guid("intrasystem", uid)
     body["Target"] = [{"ID": "00000003-0000-0ff1-ce00-000000000000", "Type": 0}]
     body["TargetContextId"] = ctx.tenant.tenant_id
-    body["ErrorNumber"] = "0" if kind == "UserLoggedIn" else "50126"
+    error = 0 if kind == "UserLoggedIn" else 50126
+    body["ErrorNumber"] = str(error)
+    body["ErrorCode"] = str(error)
+    if error:
+        body["LogonError"] = LOGON_ERRORS.get(error, "InvalidUserNameOrPassword")
 
 
 def _site_url(ctx: RenderContext, owner: Person) -> str:

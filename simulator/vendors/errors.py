@@ -102,6 +102,7 @@ def vendor_error(
         return Response.json(
             {"error": {"code": code if code.startswith("AF") else af, "message": message}}, status, headers
         )
+    request_id = sim.request_id()
     return Response.json(
         {
             "error": {
@@ -109,13 +110,13 @@ def vendor_error(
                 "message": message,
                 "innerError": {
                     "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-                    "request-id": sim.request_id(),
-                    "client-request-id": sim.request_id(),
+                    "request-id": request_id,
+                    "client-request-id": request_id,
                 },
             }
         },
         status,
-        headers,
+        {"request-id": request_id, **headers},
     )
 
 

@@ -30,6 +30,7 @@ CONTENT_TYPES = (
 )
 BUCKET = HOUR
 STREAM = "m365:unified_audit"
+FIRST_CONTENT = "m365:first_content"  # lag key: delay before a new subscription lists any blob
 
 
 def register(sim: Simulator) -> None:
@@ -54,6 +55,10 @@ class ManagementApi:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.world = sim.world
+        # content type -> simulator time its subscription started; nothing is listed until
+        # the scenario's `lag: {m365:first_content: 12h}` has passed since then (0 by default)
+        self.started: dict[str, int] = {}
+        self.first_content_delay = self.world.scenario.lag.get(FIRST_CONTENT, 0)
 
     def _tenant(self, request: Request) -> None:
         if request.params["tenant"] not in (self.sim.tenant.tenant_id, self.sim.tenant.domain):
@@ -72,18 +77,28 @@ class ManagementApi:
         return value
 
     def start(self, request: Request) -> Response:
+        """Starting an enabled subscription is refused (AF20024) unless the webhook changes, as
+        the service does; the start time decides when the first content blobs appear."""
         self._tenant(request)
         content = self._content_type(request)
+        body = request.json() if request.body else {}
+        webhook = body.get("webhook") if isinstance(body, dict) else None
         state = self.sim.state
         with state.lock:
-            state.subscriptions[content] = {"contentType": content, "status": "enabled", "webhook": None}
-        return Response.json(state.subscriptions[content])
+            current = state.subscriptions.get(content)
+            if current is not None and current.get("webhook") == webhook:
+                raise ApiError(400, "AF20024", "The subscription is already enabled. No property change.")
+            state.subscriptions[content] = {"contentType": content, "status": "enabled", "webhook": webhook}
+            if current is None:
+                self.started[content] = self.sim.now()
+            return Response.json(state.subscriptions[content])
 
     def stop(self, request: Request) -> Response:
         self._tenant(request)
         content = self._content_type(request)
         with self.sim.state.lock:
             self.sim.state.subscriptions.pop(content, None)
+            self.started.pop(content, None)
         return Response.empty(204)
 
     def list_subscriptions(self, request: Request) -> Response:
@@ -119,6 +134,9 @@ class ManagementApi:
             )
         if start < now - 7 * DAY - HOUR:
             raise ApiError(400, "AF20055", "Start time cannot be more than 7 days in the past.")
+        started = self.started.get(content)
+        if started is not None and now < started + self.first_content_delay:
+            return Response.json([])  # a new subscription: the first blobs are still being prepared
         cursor = decode_cursor(request.arg("nextPage") or "") if request.arg("nextPage") else None
         asof = int(cursor["a"]) if cursor else now
         first_bucket = int(cursor["b"]) if cursor else -(-start // BUCKET) * BUCKET - BUCKET

@@ -43,6 +43,7 @@ def event_page(
     cursor: dict[str, Any] | None,
     predicate: Callable[[dict[str, Any]], bool] | None = None,
     path: str = "",
+    keep: Callable[[Any], bool] | None = None,
 ) -> Page:
     """One page of a stream: items visible as of the cursor's frozen time, strictly after its position."""
     asof = int(cursor["a"]) if cursor else sim.now()
@@ -59,7 +60,7 @@ def event_page(
             items.append(render(ctx, stream, repeated))
     for record in sim.world.store.iterate(stream, window, after=after):
         visible_at = record[0] + lag + (sim.faults.late_delay(provider, resource, record[1]) if late else 0)
-        if visible_at > asof:
+        if visible_at > asof or (keep is not None and not keep(record)):
             continue
         body = render(ctx, stream, record)
         if predicate is not None and not predicate(body):

@@ -166,3 +166,45 @@ def test_cloud_identity_policies_show_the_weakened_settings(make_simulator, goog
 
     assert "enforcedFrom" not in by_type["settings/security.two_step_verification_enforcement"]
     assert by_type["settings/drive_and_docs.external_sharing"]["externalSharingMode"] == "ALLOWED"
+
+
+def test_drive_answers_the_fields_asked_for_and_a_short_default(simulator, google):
+    """Drive v3 partial responses: the default file set is kind/id/name/mimeType; `fields` selects
+    nested properties, including the inline permissions the collector reads."""
+    info = simulator.info
+    owner = simulator.truth["stories"][0]["people"][0]
+    drive = google(info, "drive", "v3", scopes=["https://www.googleapis.com/auth/drive"], subject=owner)
+    fields = (
+        "kind,nextPageToken,files(id,name,mimeType,owners(emailAddress),webViewLink,"
+        "permissions(id,type,role,emailAddress,domain,allowFileDiscovery))"
+    )
+
+    default = drive.files().list(q="'me' in owners and trashed = false").execute()
+    chosen = drive.files().list(q="'me' in owners and trashed = false", fields=fields).execute()
+    one = drive.files().get(fileId=chosen["files"][0]["id"], fields="id,owners/emailAddress").execute()
+
+    assert default["files"] and {tuple(sorted(f)) for f in default["files"]} == {
+        ("id", "kind", "mimeType", "name")
+    }
+    assert set(chosen) <= {"kind", "nextPageToken", "files"} and chosen["kind"] == "drive#fileList"
+    for item in chosen["files"]:
+        assert set(item) == {"id", "name", "mimeType", "owners", "webViewLink", "permissions"}
+        assert item["owners"] == [{"emailAddress": owner}]
+        listed = drive.permissions().list(fileId=item["id"]).execute()["permissions"]
+        assert [p["id"] for p in item["permissions"]] == [p["id"] for p in listed]
+        assert all(
+            set(p) <= {"id", "type", "role", "emailAddress", "domain", "allowFileDiscovery"}
+            for p in item["permissions"]
+        )
+    assert one == {"id": chosen["files"][0]["id"], "owners": [{"emailAddress": owner}]}
+
+
+def test_drive_refuses_a_malformed_field_selection(simulator, google):
+    info = simulator.info
+    drive = google(info, "drive", "v3", scopes=["https://www.googleapis.com/auth/drive"])
+
+    with pytest.raises(HttpError) as caught:
+        drive.files().list(fields="files(id,name").execute()
+
+    assert caught.value.resp.status == 400
+    assert "Invalid field selection" in str(caught.value)

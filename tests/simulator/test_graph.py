@@ -35,7 +35,15 @@ def test_sign_ins_page_newest_first_through_absolute_next_links(simulator, graph
     assert [i["createdDateTime"] for i in items] == sorted(
         (i["createdDateTime"] for i in items), reverse=True
     )
-    assert len({i["id"] for i in items}) == len(items) == simulator.events("m365:signins")["count"]
+    assert len({i["id"] for i in items}) == len(items)
+    assert all(i["isInteractive"] for i in items)  # unfiltered: interactive sign-ins only
+    others = all_pages(
+        session,
+        f"{info['m365.graph_beta_url']}/auditLogs/signIns",
+        {"$top": "999", "$filter": "signInEventTypes/any(t: t ne 'interactiveUser')"},
+    )
+    non_interactive = [i for page in others for i in page]
+    assert len(items) + len(non_interactive) == simulator.events("m365:signins")["count"]
 
 
 def test_next_links_point_back_at_the_simulator_and_keep_the_filter(simulator, graph):
@@ -88,7 +96,7 @@ def test_sign_ins_of_one_user_come_from_the_per_user_path(simulator, graph):
     assert {i["userPrincipalName"] for page in pages for i in page} <= set(victim)
 
 
-def test_v1_sign_ins_omit_beta_only_fields_but_beta_has_them(simulator, graph):
+def test_v1_sign_ins_carry_user_agent_and_omit_only_beta_only_fields(simulator, graph):
     info = simulator.info
     session = graph(info)
 
@@ -99,8 +107,10 @@ def test_v1_sign_ins_omit_beta_only_fields_but_beta_has_them(simulator, graph):
         "value"
     ][0]
 
-    assert "authenticationRequirement" not in v1
-    assert "authenticationRequirement" in beta
+    assert v1["userAgent"] and v1["signInEventTypes"] == ["interactiveUser"]
+    assert "authenticationRequirement" in v1 and v1["sessionId"]
+    assert "mfaDetail" not in v1  # beta only
+    assert "mfaDetail" in beta
     assert v1["id"] == beta["id"]
 
 

@@ -13,6 +13,7 @@ from simulator.vendors.paging import encode_cursor
 if TYPE_CHECKING:
     pass
 from simulator.vendors.google.base import GoogleBase, drive_visibility
+from simulator.vendors.google.fields import apply_fields, parse_fields
 
 
 class Drive(GoogleBase):
@@ -36,6 +37,19 @@ class Drive(GoogleBase):
             "webViewLink": f"https://docs.google.com/document/d/{drive_file.id}/edit?usp=drivesdk",
             "permissionIds": [p.id for p in perms],
         }
+
+    def selected(self, request: Request, body: dict[str, Any], default: str) -> dict[str, Any]:
+        """Drive answers the `fields` asked for, or its short default set (kind, id, name, mimeType)."""
+        fields = request.arg("fields")
+        return apply_fields(body, parse_fields(fields or default))
+
+    def with_permissions(self, request: Request, item: dict[str, Any], drive_file: Any) -> dict[str, Any]:
+        """`permissions` is only built when the fields ask for it (it costs a lookup per file)."""
+        if "permissions" in (request.arg("fields") or "") or (request.arg("fields") or "").strip() == "*":
+            item["permissions"] = [
+                self.permission_object(p) for p in self.state.permissions("google", drive_file.id)
+            ]
+        return item
 
     def files(self, request: Request) -> Response:
         subject = self.need(request, "drive")
@@ -65,11 +79,15 @@ class Drive(GoogleBase):
         body: dict[str, Any] = {
             "kind": "drive#fileList",
             "incompleteSearch": False,
-            "files": [self.file_object(f) for f in files[offset : offset + size]],
+            "files": [
+                self.with_permissions(request, self.file_object(f), f) for f in files[offset : offset + size]
+            ],
         }
         if offset + size < len(files):
             body["nextPageToken"] = encode_cursor({"o": offset + size})
-        return Response.json(body)
+        return Response.json(
+            self.selected(request, body, "kind,nextPageToken,incompleteSearch,files(kind,id,name,mimeType)")
+        )
 
     def _file(self, request: Request) -> Any:
         drive_file = self.tenant.file("google", request.params["file"])
@@ -79,7 +97,9 @@ class Drive(GoogleBase):
 
     def file(self, request: Request) -> Response:
         self.need(request, "drive")
-        return Response.json(self.file_object(self._file(request)))
+        drive_file = self._file(request)
+        item = self.with_permissions(request, self.file_object(drive_file), drive_file)
+        return Response.json(self.selected(request, item, "kind,id,name,mimeType"))
 
     def permission_object(self, permission: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -113,14 +133,14 @@ class Drive(GoogleBase):
     def permissions(self, request: Request) -> Response:
         self.need(request, "drive")
         drive_file = self._file(request)
-        return Response.json(
-            {
-                "kind": "drive#permissionList",
-                "permissions": [
-                    self.permission_object(p) for p in self.state.permissions("google", drive_file.id)
-                ],
-            }
-        )
+        body = {
+            "kind": "drive#permissionList",
+            "permissions": [
+                self.permission_object(p) for p in self.state.permissions("google", drive_file.id)
+            ],
+        }
+        fields = request.arg("fields")
+        return Response.json(apply_fields(body, parse_fields(fields)) if fields else body)
 
     def create_permission(self, request: Request) -> Response:
         """permissions.create: share a file (remediation rollback restores a removed share this way)."""

@@ -1,27 +1,63 @@
-"""Graph audit log streams: sign-ins, directory audits, risk detections (time-windowed, cursor paged)."""
+"""Graph audit log streams: sign-ins, directory audits, risk detections (time-windowed, cursor paged).
+
+Sign-ins answer interactive ones only unless the filter names `signInEventTypes` (as the service
+does); the filter is checked against what the reporting service supports, `$select` against the
+resource's properties, and every item carries only the properties its version has.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from simulator.activity import Record
 from simulator.http import Request, Response
-from simulator.odata import equals_value, evaluate, time_bounds
-from simulator.render.m365 import BETA_SIGNIN_FIELDS
+from simulator.odata import AnyOf, Bool, equals_value, evaluate, time_bounds
+from simulator.render.m365 import NONINTERACTIVE_KINDS
 from simulator.store import Window
+from simulator.vendors.graph.base import EVENT_STREAMS, GraphBase
+from simulator.vendors.graph.schema import (
+    DIRECTORY_AUDIT,
+    RISK_DETECTION,
+    SIGN_IN,
+    EntityType,
+    check_filter,
+    check_select,
+    select,
+    shape,
+)
 from simulator.vendors.paging import event_page
 
-if TYPE_CHECKING:
-    pass
-from simulator.vendors.graph.base import EVENT_STREAMS, GraphBase
+ENTITIES: dict[str, EntityType] = {
+    "signins": SIGN_IN,
+    "directory_audits": DIRECTORY_AUDIT,
+    "risk_detections": RISK_DETECTION,
+}
+
+
+def _names_event_types(node: object) -> bool:
+    """Whether the filter constrains signInEventTypes anywhere (then it decides the kinds)."""
+    if isinstance(node, AnyOf):
+        return node.path.lower() == "signineventtypes" or _names_event_types(node.body)
+    if isinstance(node, Bool):
+        return any(_names_event_types(n) for n in node.items)
+    return False
+
+
+def _interactive(record: Record) -> bool:
+    return record[2] not in NONINTERACTIVE_KINDS
 
 
 class AuditLogs(GraphBase):
     def events_handler(self, name: str) -> Callable[[Request], Response]:
         stream, time_field, what = EVENT_STREAMS[name]
+        entity = ENTITIES[name]
 
         def handle(request: Request) -> Response:
+            version = request.params["version"]
             node = self.filter(request)
+            check_filter(entity, node, request.arg("$filter") or "")
+            fields = self.select(request)
+            check_select(entity, fields, version)
             cursor = self.cursor(request)
             start, end = time_bounds(node, time_field) if node is not None else (None, None)
             person = None
@@ -44,13 +80,11 @@ class AuditLogs(GraphBase):
             )
             size = self.top(request, default)
             predicate = (lambda body: evaluate(node, body)) if node is not None else None
-            page = event_page(self.sim, stream, window, size, cursor, predicate, request.path)
-            items = page.items
-            if name == "signins" and request.params["version"] == "v1.0":
-                items = [{k: v for k, v in i.items() if k not in BETA_SIGNIN_FIELDS} for i in items]
-            fields = self.select(request)
+            keep = _interactive if name == "signins" and not _names_event_types(node) else None
+            page = event_page(self.sim, stream, window, size, cursor, predicate, request.path, keep)
+            items = [shape(entity, i, version) for i in page.items]
             if fields:
-                items = [self.project(i, fields) for i in items]
-            return self.listing(request, what, items, page.next)
+                items = [select(entity, i, fields, version) for i in items]
+            return self.listing(request, what + (f"({','.join(fields)})" if fields else ""), items, page.next)
 
         return handle

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.http import Request, Response
 from simulator.odata import FilterError, evaluate, parse_filter, time_bounds
-from simulator.render.m365 import audit_extra
+from simulator.render.m365 import NONINTERACTIVE_KINDS, audit_extra
 from simulator.server import ApiError
 from simulator.tenant import Person
 from simulator.timestamps import DAY, SECOND, graph_time
+from simulator.vendors.graph import schema
 from simulator.vendors.graph.delta import SyncStates
 from simulator.vendors.paging import decode_cursor, encode_cursor
 
@@ -171,10 +172,16 @@ class GraphBase:
         return [s.strip() for s in raw.split(",") if s.strip()] if raw else None
 
     def project(self, item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+        """The `$select`ed properties only (Graph adds no id unless asked; polymorphic items keep
+        their `@odata.type`)."""
         if not fields:
             return item
-        keep = {f.lower() for f in fields} | {"id", "@odata.type"}
+        keep = {f.lower() for f in fields} | {"@odata.type"}
         return {k: v for k, v in item.items() if k.lower() in keep}
+
+    def entity(self, request: Request, what: str, body: dict[str, Any], status: int = 200) -> Response:
+        """A single object as Graph answers it: `@odata.context` ending in `/$entity` first."""
+        return Response.json({"@odata.context": self.context(request, f"{what}/$entity"), **body}, status)
 
     def person(self, key: str) -> Person:
         person = self.tenant.person(key)
@@ -261,13 +268,16 @@ class GraphBase:
         removed = self.state.removed_users
         return [p for p in self.tenant.people if p.index not in removed and p.created <= self.sim.now()]
 
-    def user_object(self, person: Person, fields: list[str] | None = None) -> dict[str, Any]:
-        """The user as Graph returns it: default properties, or exactly the `$select`ed ones."""
+    def user_object(
+        self, person: Person, fields: list[str] | None = None, version: str = "v1.0"
+    ) -> dict[str, Any]:
+        """The user as Graph returns it: default properties, or exactly the `$select`ed ones
+        (null or [] for properties the simulator does not model, such as assignedLicenses)."""
         body = self.full_user(
             person, bool(fields) and any(f.lower() == "signinactivity" for f in fields or [])
         )
         if fields:
-            return self.project(body, fields)
+            return schema.select(schema.USER, body, fields, version)
         return {k: body[k] for k in DEFAULT_USER_FIELDS}
 
     def full_user(self, person: Person, with_activity: bool = False) -> dict[str, Any]:
@@ -328,6 +338,8 @@ class GraphBase:
                 "m365:signins", person, max(options.start, end - 2 * DAY), end
             )
             for record in reversed(records):
+                if record[2] in NONINTERACTIVE_KINDS:
+                    continue
                 last = last or record[0]
                 if record[2] == "ok":
                     last_ok = record[0]

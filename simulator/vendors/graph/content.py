@@ -88,7 +88,12 @@ class Content(GraphBase):
             },
         )
         self.change(request, "create_inbox_rule", {"user": person.email, "rule_id": rule.id}, 201, person)
-        return Response.json(self.rule_object(rule), 201)
+        return self.entity(
+            request,
+            f"users('{request.params['user']}')/mailFolders('{request.params['folder']}')/messageRules",
+            self.rule_object(rule),
+            201,
+        )
 
     def message_object(self, message: Any) -> dict[str, Any]:
         sender = message.sender_email
@@ -331,7 +336,8 @@ class Content(GraphBase):
         return drive_file
 
     def user_drive(self, request: Request) -> Response:
-        return Response.json(self.drive_object(self.person(request.params["user"])))
+        person = self.person(request.params["user"])
+        return self.entity(request, f"users('{person.entra_id}')/drive", self.drive_object(person))
 
     def user_drive_children(self, request: Request) -> Response:
         person = self.person(request.params["user"])
@@ -344,7 +350,8 @@ class Content(GraphBase):
         return self._offset_page(request, items, "drives/items", 200)
 
     def drive_item(self, request: Request) -> Response:
-        return Response.json(self.item_object(self._item(request.params["drive"], request.params["item"])))
+        item = self._item(request.params["drive"], request.params["item"])
+        return self.entity(request, f"drives('{request.params['drive']}')/items", self.item_object(item))
 
     def item_permissions(self, request: Request) -> Response:
         drive_file = self._item(request.params["drive"], request.params["item"])

@@ -14,12 +14,15 @@ from simulator.timestamps import DAY, SECOND, graph_time
 
 if TYPE_CHECKING:
     pass
+from simulator.vendors.graph import schema
 from simulator.vendors.graph.base import DEFAULT_USER_FIELDS, METHOD_TYPES, GraphBase
 
 
 class Directory(GraphBase):
     def users(self, request: Request) -> Response:
         fields = self.select(request)
+        version = request.params["version"]
+        schema.check_select(schema.USER, fields, version)
         node = self.filter(request)
         activity = any(f.lower() == "signinactivity" for f in fields or []) or "signInActivity" in (
             request.arg("$filter") or ""
@@ -28,24 +31,32 @@ class Directory(GraphBase):
         if node is not None:
             everything = [u for u in everything if evaluate(node, u)]
         trimmed = [
-            self.project(u, fields) if fields else {k: u[k] for k in DEFAULT_USER_FIELDS} for u in everything
+            schema.select(schema.USER, u, fields, version)
+            if fields
+            else {k: u[k] for k in DEFAULT_USER_FIELDS}
+            for u in everything
         ]
         size = self.top(request, self.sim.paging.graph_default)
         cursor = self.cursor(request)
         offset = int(cursor.get("o", 0)) if cursor else 0
         next_cursor = {"o": offset + size} if offset + size < len(trimmed) else None
-        return self.listing(request, "users", trimmed[offset : offset + size], next_cursor)
+        what = f"users({','.join(fields)})" if fields else "users"
+        return self.listing(request, what, trimmed[offset : offset + size], next_cursor)
 
     def user(self, request: Request) -> Response:
+        fields = self.select(request)
+        version = request.params["version"]
+        schema.check_select(schema.USER, fields, version)
         person = self.person(request.params["user"])
-        body = self.user_object(person, self.select(request))
-        body["@odata.context"] = self.context(request, "users/$entity")
-        return Response.json(body)
+        body = self.user_object(person, fields, version)
+        return self.entity(request, f"users({','.join(fields)})" if fields else "users", body)
 
     def users_delta(self, request: Request) -> Response:
         fields = self.select(request)
+        version = request.params["version"]
+        schema.check_select(schema.USER, fields, version)
         return self.delta_listing(
-            request, "users", [self.user_object(p, fields) for p in self.visible_people()]
+            request, "users", [self.user_object(p, fields, version) for p in self.visible_people()]
         )
 
     def patch_user(self, request: Request) -> Response:
@@ -316,15 +327,24 @@ class Directory(GraphBase):
         return Response.empty(204)
 
     def role_definitions(self, request: Request) -> Response:
+        version = request.params["version"]
         items = [
-            {
-                "id": template,
-                "templateId": template,
-                "displayName": name,
-                "isBuiltIn": True,
-                "isEnabled": True,
-                "isPrivileged": name in PRIVILEGED_ENTRA_ROLES,
-            }
+            schema.shape(
+                schema.ROLE_DEFINITION,
+                {
+                    "id": template,
+                    "templateId": template,
+                    "displayName": name,
+                    "description": f"Built-in role: {name}.",
+                    "isBuiltIn": True,
+                    "isEnabled": True,
+                    "resourceScopes": ["/"],
+                    "rolePermissions": [],
+                    "version": "1",
+                    "isPrivileged": name in PRIVILEGED_ENTRA_ROLES,  # beta only
+                },
+                version,
+            )
             for name, template in ENTRA_ROLES.items()
         ]
         return self.page_of(request, items, 100, "roleManagement/directory/roleDefinitions")

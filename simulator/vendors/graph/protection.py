@@ -37,7 +37,9 @@ class Protection(GraphBase):
 
     def ca_policy(self, request: Request) -> Response:
         with self.state.lock:
-            return Response.json(self.policy_object(self._policy(request)))
+            return self.entity(
+                request, "identity/conditionalAccess/policies", self.policy_object(self._policy(request))
+            )
 
     def patch_ca_policy(self, request: Request) -> Response:
         body = request.json()
@@ -182,7 +184,9 @@ class Protection(GraphBase):
             201,
             person,
         )
-        return Response.json(
+        return self.entity(
+            request,
+            "oauth2PermissionGrants",
             {
                 "id": grant.id,
                 "clientId": grant.client_id,
@@ -278,7 +282,7 @@ class Protection(GraphBase):
         return sp
 
     def service_principal(self, request: Request) -> Response:
-        return Response.json(self.sp_object(self._sp(request)))
+        return self.entity(request, "servicePrincipals", self.sp_object(self._sp(request)))
 
     def patch_service_principal(self, request: Request) -> Response:
         sp = self._sp(request)
@@ -333,7 +337,7 @@ class Protection(GraphBase):
         person = self.person(request.params["risky"])
         if self.state.user(person.index).risk_state == "none":
             raise ApiError(404, "NotFound", "The risky user was not found.")
-        return Response.json(self.risky_object(person))
+        return self.entity(request, "identityProtection/riskyUsers", self.risky_object(person))
 
     def _risk_update(
         self, request: Request, level: str, risk_state: str, detail: str, action: str
