@@ -19,6 +19,7 @@ from typing import Any
 
 from core.entities import EntityKind
 from core.findings import MAX_EVIDENCE, FindingDraft
+from core.normalise.records import strip_port
 from detectors.sigma.compiler import FieldPath
 from detectors.sigma.definitions import CompiledCorrelation, CompiledRule
 from detectors.sigma.events import EventView, stringform
@@ -113,8 +114,10 @@ def _entity_values(view: EventView, source: CompiledRule | CompiledCorrelation) 
                     text = text.lower()
                     if "@" not in text or text in stream.system_people:
                         continue
-                elif kind == "ips" and not _looks_like_ip(text):
-                    continue
+                elif kind == "ips":
+                    text = strip_port(text) or ""  # Exchange's ClientIP is "1.2.3.4:51234"
+                    if not _looks_like_ip(text):
+                        continue
                 yield kind, text
 
 

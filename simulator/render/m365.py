@@ -13,6 +13,7 @@ from simulator.catalog import (
     FIRST_PARTY_APPS,
     FirstPartyApp,
 )
+from simulator.identifiers import Ids
 from simulator.render.context import RenderContext
 from simulator.tenant import Person
 from simulator.timestamps import graph_time, ual_time
@@ -89,11 +90,7 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
     ok = error == 0
     interactive = kind not in NONINTERACTIVE_KINDS
     # a replayed token carries the session id of the session it was issued in (extra[4])
-    session_id = (
-        extra[4]
-        if len(extra) > 4 and extra[4]
-        else ctx.ids.fast_guid("session", session.start, person.index, session.number)
-    )
+    sid = extra[4] if len(extra) > 4 and extra[4] else session_id(ctx.ids, session)
     policy_result = "success" if ok and mfa else ("failure" if error in (53003, 500121) else "notApplied")
     level = risk.get("level", "none")
     return {
@@ -109,7 +106,7 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "correlationId": ctx.ids.fast_guid("correlation", session.start, person.index, session.number)
         if interactive
         else ctx.ids.fast_guid("ni-correlation", uid),
-        "sessionId": session_id,
+        "sessionId": sid,
         "uniqueTokenIdentifier": ctx.ids.fast_token("token", uid),
         "conditionalAccessStatus": policy_result if error != 50126 else "notApplied",
         "isInteractive": interactive,
@@ -149,7 +146,15 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "userType": "member",
         "signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"],
         "mfaDetail": {"authMethod": "Mobile app notification", "authDetail": None} if mfa and ok else None,
+        "authenticationProtocol": "none",
+        "originalTransferMethod": "none",
+        **(extra[5] if len(extra) > 5 else {}),  # a story's overrides (device code flow ...)
     }
+
+
+def session_id(ids: Ids, session: Session) -> str:
+    """The Entra session id of a sign-in session (what its token refreshes carry too)."""
+    return ids.fast_guid("session", session.start, session.person.index, session.number)
 
 
 # ------------------------------------------------------------------ directory audits
@@ -400,6 +405,7 @@ RECORD_TYPES = {
     "Set-InboxRule": (1, "Exchange"),
     "Remove-InboxRule": (1, "Exchange"),
     "Set-Mailbox": (1, "Exchange"),
+    "Add-MailboxPermission": (1, "Exchange"),
     "Consent to application.": (8, "AzureActiveDirectory"),
     "Add member to role.": (8, "AzureActiveDirectory"),
 }
@@ -525,6 +531,7 @@ def _ual_send(
     ctx: RenderContext, body: dict[str, Any], uid: int, person: Person, session: Session, extra: Any
 ) -> None:
     recipient = ctx.person(extra) if isinstance(extra, int) else None
+    app = extra if isinstance(extra, dict) else None  # sent by an application with its own token
     body.update(
         {
             "ObjectId": "",
@@ -542,6 +549,15 @@ def _ual_send(
             },
         }
     )
+    if app is not None:
+        body.update(
+            {
+                "AppId": app["app_id"],
+                "ClientAppId": app["app_id"],
+                "ClientInfoString": "Client=REST;Client=RESTSystem;;",
+                "Item": {**body["Item"], "Subject": app.get("subject", body["Item"]["Subject"])},
+            }
+        )
 
 
 def _ual_exchange_admin(

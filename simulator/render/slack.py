@@ -47,7 +47,7 @@ def location(ctx: RenderContext) -> dict[str, Any]:
 
 def audit_extra(
     action: str,
-    actor: Person | None,
+    actor: Person | dict[str, Any] | None,  # a dict: a user from outside the tenant (a guest)
     entity: dict[str, Any],
     ip: str | None,
     ua: str | None,
@@ -88,7 +88,7 @@ def _entry(ctx: RenderContext, uid: int, ts: int, spec: dict[str, Any]) -> dict[
         "id": ctx.guid("slack:audit", uid),
         "date_create": ts // 1_000_000,
         "action": spec["action"],
-        "actor": {"type": "user", "user": slack_user(ctx, actor)}
+        "actor": {"type": "user", "user": actor if isinstance(actor, dict) else slack_user(ctx, actor)}
         if actor is not None
         else {"type": "app", "app": spec.get("app") or {}},
         "entity": spec["entity"],

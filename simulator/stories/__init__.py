@@ -8,6 +8,7 @@ from simulator.stories import (
     conversation_actions,
     google_actions,
     m365_actions,
+    m365_token_actions,
     okta_actions,
     slack_actions,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "conversation_actions",
     "google_actions",
     "m365_actions",
+    "m365_token_actions",
     "okta_actions",
     "slack_actions",
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 from simulator.catalog import APP_BY_NAME, ENTRA_ROLES, FIRST_PARTY_APPS
 from simulator.errors import ScenarioError
-from simulator.render.m365 import audit_extra, target
+from simulator.render.m365 import audit_extra, session_id, target
 from simulator.scenario import StepSpec
 from simulator.state import InboxRule, ServicePrincipal
 from simulator.stories.engine import StoryBuilder, action, add_permission, choose_files, file_refs
@@ -56,6 +56,7 @@ def m365_signin(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> 
     risk = p.get("risk") or {}
     b.emit("m365:signins", at, "ok", person, session, (app.app_id, 0, bool(p.get("mfa", True)), risk))
     b.emit("m365:unified_audit", at + 2 * SECOND, "UserLoggedIn", person, session, None)
+    b.remember("token_session", session_id=session_id(b.ids, session), user=person.email)
     for risk_type in risk.get("types", []):
         b.emit(
             "m365:risk_detections",

@@ -93,21 +93,104 @@ def slack_login(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> 
 
 @action("slack.file_downloads")
 def slack_file_downloads(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """Files downloaded one after another; `as_guest: true` makes the last invited guest the actor
+    (from the place `from` names, on the user's network)."""
     person = b.person(p)
     n = int(p.get("files", 40))
     refs = file_refs(b, person, n, "m365", str(p.get("owners", "all")))
     where = b.where(p)
+    guest = _last_guest(b, step) if p.get("as_guest") else None
     for i, ts in enumerate(b.spread(at, p, n, "20m")):
         session = b.session(person, ts, where, p)
+        entity = {"type": "file", "file": slack_file(b.ctx, refs[i])}
+        if guest is None:
+            _slack_entry(b, ts, person, session, "file_downloaded", entity, where=where)
+            continue
+        b.emit(
+            "slack:audit",
+            ts,
+            "entry",
+            person,
+            session,
+            slack_extra(
+                "file_downloaded",
+                guest,
+                entity,
+                session.ip,
+                session.device.model.user_agent,
+                str(b.ids.number("slack-guest-session", guest["id"]) % 10**12),
+            ),
+        )
+
+
+def _last_guest(b: StoryBuilder, step: StepSpec) -> dict[str, Any]:
+    guests = b.created.get("slack_guest") or []
+    if not guests:
+        raise ScenarioError(f"step {step.id}: as_guest needs an earlier slack.guest_invited")
+    return dict(guests[-1]["user"])
+
+
+@action("slack.guest_invited")
+def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A member invites an outside address as a single- or multi-channel guest and adds the
+    guest to channels (private ones included): guest_created, then guest_channel_added per channel."""
+    person = b.person(p)
+    where = b.where(p)
+    email = str(p.get("email", "guest@outside.example"))
+    guest = {
+        "id": b.ids.slack_id("U", "slack-guest", email, length=10),
+        "name": str(p.get("name", email.split("@")[0])),
+        "email": email,
+        "team": b.tenant.slack_team_id,
+    }
+    session = b.session(person, at, where, p)
+    kind = "multi_channel_guest" if len(p.get("channels", [])) > 1 else "single_channel_guest"
+    _slack_entry(
+        b, at, person, session, "guest_created", {"type": "user", "user": guest}, {"type": kind}, where=where
+    )
+    for i, name in enumerate(p.get("channels", ["general"])):
+        channel = next((c for c in b.tenant.channels if c.name == name), None)
+        if channel is None:
+            raise ScenarioError(f"step {step.id}: no Slack channel #{name}")
+        ts = at + (i + 1) * 40 * SECOND
         _slack_entry(
             b,
             ts,
             person,
-            session,
-            "file_downloaded",
-            {"type": "file", "file": slack_file(b.ctx, refs[i])},
+            b.session(person, ts, where, p),
+            "guest_channel_added",
+            {
+                "type": "channel",
+                "channel": {
+                    "id": channel.id,
+                    "name": channel.name,
+                    "privacy": "private" if channel.private else "public",
+                    "is_shared": False,
+                    "is_org_shared": False,
+                },
+            },
+            {"guest": guest},
             where=where,
         )
+    b.remember("slack_guest", user=guest, invited_by=person.email)
+
+
+@action("slack.export")
+def slack_export(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A workspace data export: started, completed some minutes later, then downloaded."""
+    person = b.person(p)
+    where = b.where(p)
+    kind = str(p.get("kind", "manual"))
+    workspace = {
+        "type": "workspace",
+        "workspace": {"id": b.tenant.slack_team_id, "name": b.tenant.scenario.tenant.name},
+    }
+    steps = [(f"{kind}_export_started", 0), (f"{kind}_export_completed", 18 * 60 * SECOND)]
+    if p.get("download", True):
+        steps.append((f"{kind}_export_downloaded", 26 * 60 * SECOND))
+    for name, delay in steps:
+        ts = at + delay
+        _slack_entry(b, ts, person, b.session(person, ts, where, p), name, workspace, where=where)
 
 
 @action("slack.public_link")
