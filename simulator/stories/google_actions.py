@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from simulator.activity import Session
@@ -285,12 +286,20 @@ def google_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
         raise ScenarioError(
             f"google.setting_changed: unknown setting {setting!r}; known: {', '.join(b.state.google_policies)}"
         )
+    org_unit = str(p["org_unit"]) if p.get("org_unit") else None
+    if org_unit is not None:
+        # one organisational unit gets its own policy that overrides the root's (sortOrder 2)
+        policy = copy.deepcopy(policy)
+        policy["name"] = f"policies/{b.ids.token('policy', setting, org_unit, length=20)}"
+        policy["policyQuery"] = {"orgUnit": f"orgUnits/{b.ids.hex('ou', org_unit, length=8)}", "sortOrder": 2}
+        b.state.google_policies[f"{setting}@{org_unit}"] = policy
     value = policy["setting"]["value"]
     old, new = value.get(attribute), p.get("new")
     if new is None:
         value.pop(attribute, None)
     else:
         value[attribute] = new
+    ou_name = org_unit or b.tenant.scenario.tenant.name
     session = b.session(admin, at, b.where(p), p)
     event_name = str(p.get("event", "CHANGE_APPLICATION_SETTING"))
     if event_name == "CHANGE_APPLICATION_SETTING":
@@ -302,7 +311,7 @@ def google_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
                 "SETTING_NAME": str(p.get("setting_name", attribute)),
                 "OLD_VALUE": "" if old is None else str(old),
                 "NEW_VALUE": "" if new is None else str(new),
-                "ORG_UNIT_NAME": b.tenant.scenario.tenant.name,
+                "ORG_UNIT_NAME": ou_name,
             },
         )
     else:
@@ -310,7 +319,7 @@ def google_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
             "SECURITY_SETTINGS",
             event_name,
             {
-                "ORG_UNIT_NAME": b.tenant.scenario.tenant.name,
+                "ORG_UNIT_NAME": ou_name,
                 "OLD_VALUE": "" if old is None else str(old),
                 "NEW_VALUE": "" if new is None else str(new),
             },

@@ -1,0 +1,80 @@
+"""The google_delegated_admin scenario through google-api-python-client (Reports, Cloud Identity
+policies), and end to end: one P1/P2 incident for the story, none for the announced trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors import collect_once, connections_from_simulator
+from collectors.connections import sync_connections
+from core.audit import Actor, Channel
+from detectors.pipeline import detect_new
+from identity import resolve_people
+from simulator.timestamps import settled_period_start
+from tests.simulator.test_google import REPORTS, activities
+from timeline import build_incidents
+from timeline.quality import score_against_truth
+
+START = "2026-03-02T00:00:00Z"
+TWOSV = "settings/security.two_step_verification_enforcement"
+
+
+def test_a_delegated_admin_grants_super_admin_and_2sv_goes_off_for_one_ou(make_simulator, google):
+    sim = make_simulator("google_delegated_admin", start=START)
+    reports = google(sim.info, "admin", "reports_v1", scopes=REPORTS)
+    truth = sim.truth
+
+    admin, _ = activities(reports, userKey="all", applicationName="admin", maxResults=500)
+    policies = google(sim.info, "cloudidentity", "v1").policies().list().execute()["policies"]
+
+    grant_ids = {
+        e["id"].split("/")[1]
+        for s in truth["stories"]
+        for st in s["steps"]
+        if st["id"] == "super_admin"
+        for e in st["events"]
+    }
+    [grant] = [a for a in admin if a["id"]["uniqueQualifier"] in grant_ids]
+    assign = next(e for e in grant["events"] if e["name"] == "ASSIGN_ROLE")
+    params = {p["name"]: p.get("value") for p in assign["parameters"]}
+    assert params["ROLE_NAME"] == "_SEED_ADMIN_ROLE"
+    granted = params["USER_EMAIL"]
+    assert grant["actor"]["email"] != granted  # the delegated admin, not the new super admin
+    [off] = [
+        e
+        for a in admin
+        for e in a["events"]
+        if e["name"] == "ENFORCE_STRONG_AUTHENTICATION" and a["actor"]["email"] == granted
+    ]
+    assert {p["name"]: p.get("value") for p in off["parameters"]}["ORG_UNIT_NAME"] == "/Sales"
+    twosv = sorted(
+        (p for p in policies if p["setting"]["type"] == TWOSV), key=lambda p: p["policyQuery"]["sortOrder"]
+    )
+    assert len(twosv) == 2
+    root, sales = twosv
+    assert root["setting"]["value"].get("enforcedFrom")  # the root still enforces 2SV
+    assert "enforcedFrom" not in sales["setting"]["value"]
+    assert sales["policyQuery"]["orgUnit"] != root["policyQuery"]["orgUnit"]
+
+
+@pytest.mark.slow
+def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, make_simulator):
+    handle = make_simulator("google_delegated_admin", start=settled_period_start(7))
+    sync_connections(
+        db,
+        connections_from_simulator(handle.info, conversations=True),
+        actor=Actor("principal:test", Channel.CLI),
+    )
+
+    collect_once(db, settings)
+    detect_new(db, settings)
+    resolve_people(db)
+    build_incidents(db, settings, notify=False)
+
+    result = score_against_truth(db, handle.truth)
+    assert result["stories_split"] == result["stories_merged"] == 0
+    assert result["exactly_one_incident"] == result["stories"] == 1
+    assert all(story["priorities"][0] in ("P1", "P2") for story in result["per_story"])
+    assert {"P1", "P2"}.isdisjoint(result["unmatched_incidents"]["by_priority"])
+    assert result["decoys"]["at_p1_p2"] == 0
+    assert result["conversations"]["correct"] == result["conversations"]["expected"]
