@@ -208,3 +208,28 @@ def test_drive_refuses_a_malformed_field_selection(simulator, google):
 
     assert caught.value.resp.status == 400
     assert "Invalid field selection" in str(caught.value)
+
+
+def test_groups_list_takes_the_group_scopes_the_discovery_document_lists(simulator, google):
+    """directory.groups.list: admin.directory.group(.readonly) only, as in admin.directory_v1.json."""
+    info = simulator.info
+    group_only = google(
+        info,
+        "admin",
+        "directory_v1",
+        scopes=["https://www.googleapis.com/auth/admin.directory.group.readonly"],
+    )
+    user_only = google(
+        info,
+        "admin",
+        "directory_v1",
+        scopes=["https://www.googleapis.com/auth/admin.directory.user.readonly"],
+    )
+
+    groups = group_only.groups().list(customer="my_customer").execute()
+    with pytest.raises(HttpError) as caught:
+        user_only.groups().list(customer="my_customer").execute()
+
+    assert groups["kind"] == "admin#directory#groups" and groups["groups"]
+    assert {g["kind"] for g in groups["groups"]} == {"admin#directory#group"}
+    assert caught.value.resp.status == 403

@@ -49,6 +49,11 @@ SCOPES = {
         "https://www.googleapis.com/auth/admin.directory.user",
     ),
     "directory_write": ("https://www.googleapis.com/auth/admin.directory.user",),
+    # groups.list takes the group scopes only (the discovery document's list for the method)
+    "groups": (
+        "https://www.googleapis.com/auth/admin.directory.group.readonly",
+        "https://www.googleapis.com/auth/admin.directory.group",
+    ),
     "security": ("https://www.googleapis.com/auth/admin.directory.user.security",),
     "roles": (
         "https://www.googleapis.com/auth/admin.directory.rolemanagement.readonly",

@@ -295,7 +295,7 @@ class Directory(GoogleBase):
         return Response.empty(204)
 
     def groups(self, request: Request) -> Response:
-        self.need(request, "directory_read", admin=True)
+        self.need(request, "groups", admin=True)
         items = [
             {
                 "kind": "admin#directory#group",
