@@ -34,6 +34,7 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     "application.user_membership.add": ("Add user to application membership", "INFO"),
     "group.user_membership.add": ("Add user to group membership", "INFO"),
     "security.threat.detected": ("Request from suspicious actor", "WARN"),
+    "user.session.impersonation.grant": ("Grant Okta Support access to the org", "INFO"),
 }
 
 

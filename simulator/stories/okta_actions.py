@@ -242,3 +242,23 @@ def okta_api_token_created(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
         ],
     )
     b.remember("okta_api_token", id=token["id"], name=name, user=actor.email)
+
+
+@action("okta.support_impersonation")
+def okta_support_impersonation(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """An admin's session grants Okta Support access to the org (user.session.impersonation.grant):
+    a full admin session for someone outside the company, for the next eight hours."""
+    actor = b.person(p)
+    where = b.where(p)
+    session = b.session(actor, at, where, p)
+    _log(
+        b,
+        at,
+        actor,
+        session,
+        "user.session.impersonation.grant",
+        where=where,
+        targets=[user_target(b.ctx, actor)],
+        debug={"requestUri": "/api/internal/support/impersonation/grant", "grantDurationHours": "8"},
+    )
+    b.remember("okta_impersonation", user=actor.email, user_id=okta_user_id(b.ctx, actor))

@@ -28,6 +28,7 @@ ATTACKS = [
     "insider_exfiltration",
     "oauth_consent_phishing",
     "okta_mfa_fatigue",
+    "okta_support_impersonation",
     "slack_session_theft",
 ]
 
