@@ -14,7 +14,9 @@ from timeline.quality import score_against_truth
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["account_takeover", "okta_mfa_fatigue", "okta_support_impersonation", "quiet_week"])
+@pytest.mark.parametrize(
+    "scenario", ["account_takeover", "okta_mfa_fatigue", "okta_support_impersonation", "quiet_week"]
+)
 def test_a_scenario_becomes_one_incident_per_story_with_its_conversations(
     db, settings, make_simulator, scenario
 ) -> None:
