@@ -76,5 +76,5 @@ def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, se
     assert result["exactly_one_incident"] == result["stories"] == 1
     assert all(story["priorities"][0] in ("P1", "P2") for story in result["per_story"])
     assert {"P1", "P2"}.isdisjoint(result["unmatched_incidents"]["by_priority"])
-    assert result["decoys"]["at_p1_p2"] == 0
+    assert result["decoys"]["at_p1_p2"] == 0, result["decoys"]
     assert result["conversations"]["correct"] == result["conversations"]["expected"]
