@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import collect_once, connections_from_simulator
-from collectors.connections import sync_connections
-from core.audit import Actor, Channel
-from detectors.pipeline import detect_new
-from identity import resolve_people
 from simulator.timestamps import settled_period_start
+from tests.scenario_run import run_and_score
 from tests.simulator.test_google import REPORTS, activities
-from timeline import build_incidents
-from timeline.quality import score_against_truth
 
 START = "2026-03-02T00:00:00Z"
 TWOSV = "settings/security.two_step_verification_enforcement"
@@ -60,18 +54,7 @@ def test_a_delegated_admin_grants_super_admin_and_2sv_goes_off_for_one_ou(make_s
 @pytest.mark.slow
 def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, make_simulator):
     handle = make_simulator("google_delegated_admin", start=settled_period_start(7))
-    sync_connections(
-        db,
-        connections_from_simulator(handle.info, conversations=True),
-        actor=Actor("principal:test", Channel.CLI),
-    )
-
-    collect_once(db, settings)
-    detect_new(db, settings)
-    resolve_people(db)
-    build_incidents(db, settings, notify=False)
-
-    result = score_against_truth(db, handle.truth)
+    result = run_and_score(db, settings, handle)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1
     assert all(story["priorities"][0] in ("P1", "P2") for story in result["per_story"])

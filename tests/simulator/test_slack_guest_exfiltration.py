@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import collect_once, connections_from_simulator
-from collectors.connections import sync_connections
-from core.audit import Actor, Channel
-from detectors.pipeline import detect_new
-from identity import resolve_people
 from simulator.timestamps import settled_period_start
-from timeline import build_incidents
-from timeline.quality import score_against_truth
+from tests.scenario_run import run_and_score
 
 START = "2026-03-02T00:00:00Z"
 GUEST = "r.kowalski.home@fastmail.example"
@@ -55,18 +49,7 @@ def test_the_guest_exfiltration_story_becomes_one_incident_and_the_agency_guest_
     db, settings, make_simulator
 ):
     handle = make_simulator("slack_guest_exfiltration", start=settled_period_start(7))
-    sync_connections(
-        db,
-        connections_from_simulator(handle.info, conversations=True),
-        actor=Actor("principal:test", Channel.CLI),
-    )
-
-    collect_once(db, settings)
-    detect_new(db, settings)
-    resolve_people(db)
-    build_incidents(db, settings, notify=False)
-
-    result = score_against_truth(db, handle.truth)
+    result = run_and_score(db, settings, handle)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1
     assert all(story["priorities"][0] in ("P1", "P2") for story in result["per_story"])

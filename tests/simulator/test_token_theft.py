@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import collect_once, connections_from_simulator
-from collectors.connections import sync_connections
-from core.audit import Actor, Channel
-from detectors.pipeline import detect_new
-from identity import resolve_people
 from simulator.timestamps import settled_period_start
+from tests.scenario_run import run_and_score
 from tests.simulator.conftest import MANAGE_SCOPE
 from tests.simulator.test_management_fidelity import records
-from timeline import build_incidents
-from timeline.quality import score_against_truth
 
 START = "2026-03-02T00:00:00Z"
 
@@ -101,18 +95,7 @@ def test_pim_activation_and_app_only_writes_as_the_services_log_them(make_simula
 @pytest.mark.slow
 def test_the_token_theft_story_becomes_one_p1_incident_and_the_lookalike_none(db, settings, make_simulator):
     handle = make_simulator("token_theft", start=settled_period_start(7))
-    sync_connections(
-        db,
-        connections_from_simulator(handle.info, conversations=True),
-        actor=Actor("principal:test", Channel.CLI),
-    )
-
-    collect_once(db, settings)
-    detect_new(db, settings)
-    resolve_people(db)
-    build_incidents(db, settings, notify=False)
-
-    result = score_against_truth(db, handle.truth)
+    result = run_and_score(db, settings, handle)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1
     assert all(story["priorities"] == ["P1"] for story in result["per_story"])

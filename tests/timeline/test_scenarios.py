@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import collect_once, connections_from_simulator
-from collectors.connections import sync_connections
-from core.audit import Actor, Channel
-from detectors.pipeline import detect_new
-from identity import resolve_people
-from timeline import build_incidents
-from timeline.quality import score_against_truth
+from tests.scenario_run import run_and_score
 
 
 @pytest.mark.slow
@@ -22,18 +16,9 @@ def test_a_scenario_becomes_one_incident_per_story_with_its_conversations(
 ) -> None:
     # given a tenant in the simulator with an attack story (or only look-alikes)
     handle = make_simulator(scenario)
-    sync_connections(
-        db,
-        connections_from_simulator(handle.info, conversations=True),
-        actor=Actor("principal:test", Channel.CLI),
-    )
     # when the product collects, detects, resolves people and builds incidents
-    collect_once(db, settings)
-    detect_new(db, settings)
-    resolve_people(db)
-    build_incidents(db, settings, notify=False)
+    result = run_and_score(db, settings, handle)
     # then every story is exactly one incident carrying its messages and no others
-    result = score_against_truth(db, handle.truth)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"]
     assert (
