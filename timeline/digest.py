@@ -45,7 +45,6 @@ DAY = timedelta(days=1)
 MAX_LINE_FINDING_IDS = 500
 MAX_LINE_PEOPLE = 20
 MAX_POSTED_LINES = 12
-MAX_ATTEMPTS = 10
 _PG_DIGEST_LOCK = 0x7467_6469_6765  # "tgdige"
 
 
@@ -281,7 +280,7 @@ def deliver_digests(
     db: Database, settings: Any = None, *, target: Any = None, now: datetime | None = None
 ) -> DigestDelivery:
     """Post every digest not posted yet to the notification channel; returns what happened."""
-    from timeline.notify import notification_target
+    from timeline.notify import MAX_ATTEMPTS, delivered, delivery_failed, notification_target
 
     config = TimelineConfig.from_settings(settings)
     report = DigestDelivery()
@@ -305,18 +304,12 @@ def deliver_digests(
         try:
             message, blocks = digest_message(digest, link)
             response = target.client.chat_postMessage(channel=target.channel, text=message, blocks=blocks)
-            state.update(
-                channel=response.get("channel") or target.channel,
-                ts=response.get("ts"),
-                posted_at=isoformat(now or utcnow()),
-                error=None,
-                attempts=0,
-            )
+            state.update(channel=response.get("channel") or target.channel, ts=response.get("ts"))
+            delivered(state, now)
             report.posted.append(digest.id or 0)
         except (SlackApiError, SlackClientError, OSError) as exc:
-            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-            state.update(error=str(reason)[:200], attempts=int(state.get("attempts", 0)) + 1)
-            report.failed[digest.id or 0] = str(reason)
+            reason = delivery_failed(state, exc)
+            report.failed[digest.id or 0] = reason
             log.warning("Slack digest %s not posted: %s", digest.id, reason)
         _save(db, digest.id or 0, state, now)
     return report

@@ -135,6 +135,20 @@ def status_update(
     return text, blocks
 
 
+def delivered(state: dict[str, Any], now: datetime | None) -> None:
+    """Mark a Slack post's delivery state (an incident's or a digest's) as posted."""
+    state.update(posted_at=isoformat(now or utcnow()), error=None, attempts=0)
+
+
+def delivery_failed(state: dict[str, Any], exc: Exception) -> str:
+    """Count a failed Slack post in its delivery state; returns the reason."""
+    from slack_sdk.errors import SlackApiError
+
+    reason = str(exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__)
+    state.update(error=reason[:200], attempts=int(state.get("attempts", 0)) + 1)
+    return reason
+
+
 def notification_target(session: Any, config: TimelineConfig) -> SlackTarget | None:
     query = select(Connection).where(col(Connection.provider) == "slack", col(Connection.enabled).is_(True))
     if config.notify_connection:
@@ -235,18 +249,12 @@ def deliver_notifications(
                     text=text,
                     blocks=blocks,
                 )
-            state.update(
-                status=incident.status,
-                priority=incident.priority,
-                posted_at=isoformat(now or utcnow()),
-                error=None,
-                attempts=0,
-            )
+            state.update(status=incident.status, priority=incident.priority)
+            delivered(state, now)
             report.posted.append(incident.id or 0)
         except (SlackApiError, SlackClientError, OSError) as exc:
-            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-            state.update(error=str(reason)[:200], attempts=int(state.get("attempts", 0)) + 1)
-            report.failed[incident.id or 0] = str(reason)
+            reason = delivery_failed(state, exc)
+            report.failed[incident.id or 0] = reason
             log.warning("Slack notification for incident %s failed: %s", incident.id, reason)
         _save_state(db, incident.id or 0, state, action, now)
     return report
