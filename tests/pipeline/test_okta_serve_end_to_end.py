@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +17,9 @@ from core.db import Database
 from core.models import Finding, Incident
 from core.settings import Settings
 from simulator.http import free_port
+from tests.serve_process import CLI, stop
 
 pytestmark = pytest.mark.slow
-
-CLI = [sys.executable, "-c", "from cli.main import run; run()"]
 
 
 def _okta_urgent_incidents(db: Database) -> list[int]:
@@ -33,16 +30,6 @@ def _okta_urgent_incidents(db: Database) -> list[int]:
             .where(col(Incident.priority).in_(["P1", "P2"]), Finding.provider == "okta")
         ).all()
     return sorted({int(i) for i in rows if i is not None})
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def test_serve_raises_an_urgent_incident_from_the_okta_story(
@@ -92,8 +79,8 @@ def test_serve_raises_an_urgent_incident_from_the_okta_story(
                 time.sleep(1)
     finally:
         if server is not None:
-            _stop(server)
-        _stop(simulator)
+            stop(server)
+        stop(simulator)
     # then the incident holds the push-fatigue finding of the story's victim
     with db.session(readonly=True) as session:
         rules = set(

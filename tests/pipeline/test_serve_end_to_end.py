@@ -4,10 +4,6 @@ nothing else, collects, detects, raises the attack story's P1 incident and annou
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,7 @@ from core.audit import Actor
 from core.db import Database
 from core.models import Incident
 from core.settings import Settings
-from simulator.http import free_port
+from tests.serve_process import serve_until
 
 pytestmark = pytest.mark.slow
 
@@ -53,28 +49,7 @@ def test_serve_alone_raises_the_p1_incident_and_announces_it(
     )
     log = tmp_path / "serve.log"
     # when `tenantguard serve` runs by itself
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(free_port())],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 240  # generous: CI is a loaded machine
-            while not _posts_about(handle, _p1_incidents(db)):
-                assert server.poll() is None, (
-                    f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-                )
-                assert time.monotonic() < deadline, f"no announced P1 incident:\n{log.read_text()[-3000:]}"
-                time.sleep(1)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+    serve_until(env, log, lambda: _posts_about(handle, _p1_incidents(db)), "announced P1 incident")
     # then the attack story is one P1 incident, announced in the configured channel
     [p1] = _p1_incidents(db)
     assert _posts_about(handle, [p1])

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -21,10 +19,9 @@ from core.db import Database
 from core.models import Incident
 from core.settings import Settings
 from simulator.http import free_port
+from tests.serve_process import CLI, stop
 
 pytestmark = pytest.mark.slow
-
-CLI = [sys.executable, "-c", "from cli.main import run; run()"]
 
 
 def _urgent_incidents(db: Database) -> list[tuple[int, str]]:
@@ -33,16 +30,6 @@ def _urgent_incidents(db: Database) -> list[tuple[int, str]]:
             select(Incident.id, Incident.priority).where(col(Incident.priority).in_(["P1", "P2"]))
         ).all()
     return [(int(i), str(p)) for i, p in rows if i is not None]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def _start_simulator(connections: Path, log: Path) -> tuple[subprocess.Popen, dict]:
@@ -101,8 +88,8 @@ def test_serve_watches_the_simulator_through_its_written_connections_file(
                 time.sleep(1)
     finally:
         if server is not None:
-            _stop(server)
-        _stop(simulator)
+            stop(server)
+        stop(simulator)
     # then the attack story is an urgent incident, raised from the file's connections
     assert _urgent_incidents(db)
     with db.session(readonly=True) as session:

@@ -6,11 +6,8 @@ checkpoint — and names the records when the end of the table is cut afterwards
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -21,11 +18,10 @@ from core.audit import Actor, AuditAction, record
 from core.db import Database
 from core.models import AuditRecord
 from core.settings import Settings
-from simulator.http import free_port
 from tests.security.test_audit_chain_tampering import _triggers_off
+from tests.serve_process import CLI, serve_until
 
 pytestmark = pytest.mark.slow
-CLI = [sys.executable, "-c", "from cli.main import run; run()"]
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,32 +47,17 @@ def test_serve_signs_checkpoints_by_itself_and_they_anchor_the_chain(
         TENANTGUARD_LOG_LEVEL="DEBUG",
     )
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [*CLI, "serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            # when it runs, it signs the head by itself (no request needed)
-            deadline = time.monotonic() + 240  # generous: CI is a loaded machine
-            while True:
-                assert server.poll() is None, (
-                    f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-                )
-                assert time.monotonic() < deadline, f"no checkpoint was signed:\n{log.read_text()[-3000:]}"
-                with db.session(readonly=True) as session:
-                    signed = session.exec(
-                        select(AuditRecord).where(AuditRecord.action == AuditAction.AUDIT_CHECKPOINTED.value)
-                    ).all()
-                if signed:
-                    break
-                time.sleep(0.5)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+
+    # when it runs, it signs the head by itself (no request needed)
+    def checkpoints() -> list[AuditRecord]:
+        with db.session(readonly=True) as session:
+            return list(
+                session.exec(
+                    select(AuditRecord).where(AuditRecord.action == AuditAction.AUDIT_CHECKPOINTED.value)
+                ).all()
+            )
+
+    signed = serve_until(env, log, checkpoints, "checkpoint was signed", every=0.5)
     first = signed[0]
     assert first.actor == "system:scheduler" and first.details["seq"] == first.seq - 1
     # the key was made where the setting says, readable by its owner only, and never logged

@@ -5,10 +5,6 @@ incident for them."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +17,7 @@ from core.db import Database
 from core.models import Incident
 from core.models.noise import Digest
 from core.settings import Settings
-from simulator.http import free_port
+from tests.serve_process import serve_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,28 +40,7 @@ def test_serve_alone_builds_and_posts_the_daily_digest(
     env = dict(os.environ, TENANTGUARD_DATA_DIR=str(settings.data_dir), TENANTGUARD_DATABASE_URL=database_url)
     log = tmp_path / "serve.log"
     # when `tenantguard serve` runs by itself
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(free_port())],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 240  # generous: CI is a loaded machine
-            while not _digest_posts(handle):
-                assert server.poll() is None, (
-                    f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-                )
-                assert time.monotonic() < deadline, f"no digest posted:\n{log.read_text()[-3000:]}"
-                time.sleep(1)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+    serve_until(env, log, lambda: _digest_posts(handle), "digest posted")
     # then the days that ended have a digest each, posted once, and the low end opened nothing
     with db.session(readonly=True) as session:
         digests = list(session.exec(select(Digest).order_by(Digest.day)).all())
