@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +23,11 @@ from core.models import AuditRecord, Incident
 from core.models.connection import CollectionRun
 from core.settings import Settings
 from simulator.http import free_port
-from tests.pipeline.test_simulator_connections_end_to_end import _start_simulator, _stop, _urgent_incidents
+from tests.pipeline.test_simulator_connections_end_to_end import _start_simulator, _urgent_incidents
+from tests.serve_process import CLI, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
-CLI = [sys.executable, "-c", "from cli.main import run; run()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -135,8 +134,8 @@ def test_serve_and_two_workers_raise_and_announce_the_attack_story(
     finally:
         for name, process in processes.items():
             if name != "simulator":
-                _stop(process)
-        _stop(simulator)
+                stop(process)
+        stop(simulator)
         out.close()
     with db.session(readonly=True) as session:
         assert session.exec(select(Incident).where(col(Incident.priority).in_(["P1", "P2"]))).first()
