@@ -3,6 +3,7 @@ changes (deletions included), and conversations stored exactly once and only red
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlmodel import func, select
@@ -109,7 +110,11 @@ def test_selected_conversations_are_stored_once_and_only_redacted(
         slack = s.exec(select(Connection).where(Connection.provider == "slack")).one()
     web = slack_web_client(slack, Secrets(slack.secret_refs))
     channel = web.conversations_list(types="public_channel")["channels"][0]["id"]
-    web.chat_postMessage(channel=channel, text=f"use this to test the bot: {LEAKED} thanks")
+    posted = web.chat_postMessage(channel=channel, text=f"use this to test the bot: {LEAKED} thanks")
+    # a pass reads up to the second it started in (whole seconds), so a message from that very
+    # second is the next pass's: let the second it was posted in end before collecting
+    while time.time() < float(posted["ts"]) + 1:
+        time.sleep(0.05)
     # when collected twice
     assert collect_once(db, settings, options=OPTIONS).ok
     assert collect_once(db, settings, options=OPTIONS).ok
