@@ -48,6 +48,9 @@ DEFAULT_SCENARIOS = (
     "admin_privilege_abuse",
     "slack_session_theft",
     "okta_mfa_fatigue",
+    "token_theft",
+    "slack_guest_exfiltration",
+    "google_delegated_admin",
     "quiet_week",
 )
 

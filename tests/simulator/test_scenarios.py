@@ -171,3 +171,12 @@ def test_remediation_targets_name_the_objects_the_attack_created():
 
     assert targets["remove_inbox_rule"]["rule_id"].endswith("AQ==")
     assert targets["revoke_sessions"]["user"] in truth["stories"][0]["people"]
+
+
+def test_the_demo_plays_the_device_code_guest_and_delegated_admin_stories():
+    from cli.demo import DEFAULT_SCENARIOS
+
+    # every scenario the demo names exists, and the stories written for issue 24 are among them
+    assert set(DEFAULT_SCENARIOS) <= set(available_scenarios())
+    assert {"token_theft", "slack_guest_exfiltration", "google_delegated_admin"} <= set(DEFAULT_SCENARIOS)
+    assert DEFAULT_SCENARIOS[-1] == "quiet_week"  # the no-attack control stays last
