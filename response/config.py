@@ -54,6 +54,9 @@ class StatusPageConfig(_Strict):
 class IntakeConfig(_Strict):
     # Standard Webhooks secret (``whsec_…`` base64, or any other string used as its bytes).
     secret_ref: str = ""
+    # The routing key (env:/file: reference) that PagerDuty Events v2 senders put in the body and
+    # Alertmanager sends as its bearer credential; those unsigned endpoints refuse all without it.
+    routing_key_ref: str = ""
     # How long an alert's dedup key keeps folding repeats into one finding.
     dedup_hours: float = Field(default=24.0, gt=0)
 

@@ -1,17 +1,23 @@
 """Alert intake: a generic signed webhook turns an external monitoring alert into a finding.
 
-Requests are signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
-``webhook-signature``; verified with the ``standardwebhooks`` library, at most five minutes old).
-The body is either tenantguard's generic shape::
+Requests to ``/response/alerts`` are signed the Standard Webhooks way (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``; verified with the ``standardwebhooks`` library, at
+most five minutes old). Tools that speak PagerDuty or Alertmanager natively do not sign: they post
+to ``/response/pagerduty/v2/enqueue`` (the Events API v2, the routing key in the body is the
+credential, PagerDuty's answers) or ``/response/alertmanager`` (``Authorization: Bearer <routing
+key>``, as Alertmanager's ``http_config.authorization`` sends it), checked against
+``intake.routing_key_ref``. The body is either tenantguard's generic shape::
 
     {"title": "...", "severity": "critical", "dedup_key": "db-7", "source": "grafana",
      "summary": "...", "action": "trigger|resolve", "entities": {"people": [...], "ips": [...]}}
 
 a PagerDuty Events API v2 event (``routing_key``, ``event_action``, ``dedup_key``,
 ``payload.summary/severity/source``), or a Prometheus Alertmanager webhook (``alerts[]`` with
-``status``, ``labels``, ``annotations``, ``fingerprint``; one finding per alert). The finding's dedup key is ``alert:<source>:<dedup_key>``,
-so repeats fold into one finding (the count grows) and the incident builder groups it with the
-related findings; ``resolve`` resolves it. The finding, its audit record and the intake's audit
+``status``, ``labels``, ``annotations``, ``fingerprint``; one finding per alert). The finding's
+dedup key is ``alert:<source>:<dedup_key>`` (``alert:pagerduty:<dedup_key>`` for PagerDuty events,
+whose acknowledge and resolve carry no payload), so repeats fold into one finding (the count grows) and the incident builder groups it with the
+related findings; ``resolve`` resolves it; ``acknowledge`` is audited (the incident's own
+acknowledgement stays ours). The finding, its audit record and the intake's audit
 record commit together.
 """
 
@@ -24,13 +30,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.entities import EntityKind
 from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models.enums import FindingKind, Severity
+from core.models.finding import Finding
 from core.redaction import redact_typed
 from response.errors import AlertRefused
 
@@ -45,7 +52,7 @@ SEVERITIES = {
     "info": Severity.INFORMATIONAL,
     "informational": Severity.INFORMATIONAL,
 }
-TRIGGER, RESOLVE = "trigger", "resolve"
+TRIGGER, ACKNOWLEDGE, RESOLVE = "trigger", "acknowledge", "resolve"
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,13 @@ class Alert:
     summary: str
     entities: dict[str, list[str]]
     context: dict[str, Any]
+    # What the dedup key is unique within (the source unless said): PagerDuty scopes it to the
+    # integration, and its acknowledge/resolve events carry no payload.source.
+    scope: str = ""
 
     @property
     def finding_key(self) -> str:
-        return f"alert:{self.source}:{self.dedup_key}"[:500]
+        return f"alert:{self.scope or self.source}:{self.dedup_key}"[:500]
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,16 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> dict[str, An
     return payload
 
 
+def check_routing_key(given: Any, expected: str) -> None:
+    """AlertRefused unless `given` is the configured routing key (compared in constant time)."""
+    import hmac
+
+    if not expected:
+        raise AlertRefused("alert intake has no routing key configured (intake.routing_key_ref): refused")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AlertRefused("the routing key is not this deployment's: refused")
+
+
 def _text(value: Any, limit: int) -> str:
     return redact_typed(str(value or "").strip())[:limit]
 
@@ -105,16 +125,18 @@ def parse_alert(payload: Mapping[str, Any]) -> Alert:
         title, severity = inner.get("summary"), inner.get("severity") or "error"
         summary = _text(orjson.dumps(inner.get("custom_details") or {}).decode(), 2000)
         entities: Any = {}
+        scope = "pagerduty"
     else:
         action = str(payload.get("action") or TRIGGER)
         source = _text(payload.get("source") or "webhook", 100)
         title, severity = payload.get("title"), payload.get("severity") or "high"
         summary = _text(payload.get("summary"), 2000)
         entities = payload.get("entities") or {}
-    if action == "acknowledge":
-        action = TRIGGER  # an acknowledgement refreshes the finding; the incident's ack is ours
-    if action not in (TRIGGER, RESOLVE):
+        scope = ""
+    if action not in (TRIGGER, ACKNOWLEDGE, RESOLVE):
         raise AlertRefused(f"action {action!r}: use trigger, acknowledge or resolve")
+    if action != TRIGGER and not _text(payload.get("dedup_key"), 200):
+        raise AlertRefused(f"dedup_key is required to {action} an alert")
     if str(severity).lower() not in SEVERITIES:
         raise AlertRefused(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
     title_text = _text(title, MAX_TITLE)
@@ -142,6 +164,7 @@ def parse_alert(payload: Mapping[str, Any]) -> Alert:
         summary=summary,
         entities=clean,
         context={k: v for k, v in {"drill": payload.get("drill") is True}.items() if v},
+        scope=scope,
     )
 
 
@@ -191,6 +214,11 @@ def ingest(
     created = False
     if alert.action == RESOLVE:
         resolve_findings(session, [alert.finding_key], reason=f"resolved by {alert.source}", actor=actor)
+    elif alert.action == ACKNOWLEDGE:
+        # Acknowledged in the sending tool: said on the audit chain; the incident's own ack is ours.
+        finding_id = session.exec(
+            select(Finding.id).where(Finding.dedup_key == alert.finding_key).order_by(col(Finding.id).desc())
+        ).first()
     else:
         draft = FindingDraft(
             rule_id=f"{rule_prefix}:{alert.source}"[:200],

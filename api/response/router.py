@@ -1,6 +1,7 @@
 """HTTP routes for response collaboration.
 
-Public on purpose: ``POST /response/alerts`` (Standard Webhooks signature, no bearer token) and the
+Public on purpose: ``POST /response/alerts`` (Standard Webhooks signature, no bearer token),
+``POST /response/pagerduty/v2/enqueue`` and ``POST /response/alertmanager`` (the routing key), and the
 status page (``/status``, ``/status/api/v2/summary.json``, ``/status/api/v2/incidents.json``),
 which shows only what was published for the public. The rest names a permission.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from api.context import RequestContext, require, state_of
@@ -47,6 +48,51 @@ def _update_view(update: StakeholderUpdate) -> dict[str, Any]:
     return update.model_dump(mode="json")
 
 
+def _throttle(request: Request) -> None:
+    from api.errors import RateLimited
+    from api.ratelimit import retry_after_seconds
+
+    client = request.client.host if request.client else "unknown"
+    wait = state_of(request).limiter.acquire(f"alerts:{client}")
+    if wait is not None:
+        raise RateLimited(f"too many alerts from {client}; slow down", retry_after_seconds(wait))
+
+
+def _take_alerts(request: Request, check: Any, message_id: str) -> list[dict[str, Any]]:
+    """Authenticate (`check` returns the payload or raises AlertRefused, audited), then ingest every
+    alert in the payload in one transaction; the results, one per alert."""
+    from response.intake import ingest, intake_actor, parse_alerts, record_refusal
+
+    state = state_of(request)
+    config = load_config(state.settings)
+    try:
+        alerts = parse_alerts(check(config))
+    except AlertRefused as exc:
+        with state.db.session() as session:
+            record_refusal(session, str(exc), message_id=message_id)
+        raise
+    with state.db.session() as session:
+        results = [
+            ingest(
+                session,
+                alert,
+                actor=intake_actor(alert.source, message_id),
+                dedup_hours=config.intake.dedup_hours,
+            )
+            for alert in alerts
+        ]
+    return [
+        {
+            "action": r.action,
+            "dedup_key": r.dedup_key,
+            "finding_id": r.finding_id,
+            "created": r.created,
+            "key": alert.dedup_key,
+        }
+        for r, alert in zip(results, alerts, strict=True)
+    ]
+
+
 @router.post(
     "/response/alerts",
     status_code=202,
@@ -56,47 +102,116 @@ def _update_view(update: StakeholderUpdate) -> dict[str, Any]:
 async def receive_alert(request: Request) -> dict[str, Any]:
     from fastapi.concurrency import run_in_threadpool
 
-    from api.errors import RateLimited
-    from api.ratelimit import retry_after_seconds
     from providers.credentials import resolve_reference
-    from response.intake import ingest, intake_actor, parse_alerts, record_refusal, verify
+    from response.intake import verify
 
-    state = state_of(request)
-    client = request.client.host if request.client else "unknown"
-    wait = state.limiter.acquire(f"alerts:{client}")
-    if wait is not None:
-        raise RateLimited(f"too many alerts from {client}; slow down", retry_after_seconds(wait))
+    _throttle(request)
     body = (await request.body())[:MAX_ALERT_BYTES]
     headers = dict(request.headers)
-    config = load_config(state.settings)
+    message_id = str(headers.get("webhook-id", ""))[:100]
+
+    def check(config: Any) -> dict[str, Any]:
+        if not config.intake.secret_ref:
+            raise AlertRefused("alert intake has no secret configured (intake.secret_ref): refused")
+        return verify(body, headers, resolve_reference("intake secret", config.intake.secret_ref))
 
     def apply() -> dict[str, Any]:
-        message_id = str(headers.get("webhook-id", ""))[:100]
-        try:
-            if not config.intake.secret_ref:
-                raise AlertRefused("alert intake has no secret configured (intake.secret_ref): refused")
-            payload = verify(body, headers, resolve_reference("intake secret", config.intake.secret_ref))
-            alerts = parse_alerts(payload)
-        except AlertRefused as exc:
-            with state.db.session() as session:
-                record_refusal(session, str(exc), message_id=message_id)
-            raise
-        with state.db.session() as session:
-            results = [
-                ingest(
-                    session,
-                    alert,
-                    actor=intake_actor(alert.source, message_id),
-                    dedup_hours=config.intake.dedup_hours,
-                )
-                for alert in alerts
-            ]
         views = [
-            {"action": r.action, "dedup_key": r.dedup_key, "finding_id": r.finding_id, "created": r.created}
-            for r in results
+            {k: v for k, v in view.items() if k != "key"} for view in _take_alerts(request, check, message_id)
         ]
         # One alert: its fields at the top as well (the generic and PagerDuty shapes).
         return {"status": "accepted", **(views[0] if len(views) == 1 else {}), "alerts": views}
+
+    return await run_in_threadpool(apply)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    import orjson
+
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AlertRefused("the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise AlertRefused("the body is not a JSON object")
+    return payload
+
+
+def _routing_key(config: Any) -> str:
+    from providers.credentials import resolve_reference
+
+    ref = config.intake.routing_key_ref
+    return resolve_reference("intake routing key", ref) if ref else ""
+
+
+@router.post(
+    "/response/pagerduty/v2/enqueue",
+    status_code=202,
+    responses={
+        400: {"description": "Invalid event (PagerDuty's shape: status, message, errors)"},
+        429: SIGNED_REFUSALS[429],
+    },
+    summary="PagerDuty Events API v2 (trigger, acknowledge, resolve); the routing key is the credential",
+)
+async def pagerduty_enqueue(request: Request) -> JSONResponse:
+    """What any tool with a PagerDuty integration can send: set its Events API URL to this one and
+    its routing (integration) key to ``intake.routing_key_ref``. Answers as PagerDuty does."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from response.intake import check_routing_key
+
+    _throttle(request)
+    body = (await request.body())[:MAX_ALERT_BYTES]
+
+    def check(config: Any) -> dict[str, Any]:
+        payload = _json_object(body)
+        if "event_action" not in payload:
+            raise AlertRefused("event_action is required (trigger, acknowledge or resolve)")
+        check_routing_key(payload.get("routing_key"), _routing_key(config))
+        return payload
+
+    def apply() -> JSONResponse:
+        try:
+            [view] = _take_alerts(request, check, "pagerduty")
+        except AlertRefused as exc:
+            return JSONResponse(
+                {"status": "invalid event", "message": "Event object is invalid", "errors": [str(exc)]},
+                status_code=400,
+            )
+        return JSONResponse(
+            {"status": "success", "message": "Event processed", "dedup_key": view["key"]}, status_code=202
+        )
+
+    return await run_in_threadpool(apply)
+
+
+@router.post(
+    "/response/alertmanager",
+    status_code=202,
+    responses=SIGNED_REFUSALS,
+    summary="Prometheus Alertmanager webhook (one finding per alert); Authorization: Bearer <routing key>",
+)
+async def alertmanager_webhook(request: Request) -> dict[str, Any]:
+    """Alertmanager's ``webhook_configs`` with ``http_config.authorization.credentials`` set to the
+    routing key (``intake.routing_key_ref``)."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from response.intake import check_routing_key
+
+    _throttle(request)
+    body = (await request.body())[:MAX_ALERT_BYTES]
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+
+    def check(config: Any) -> dict[str, Any]:
+        check_routing_key(token.strip() if scheme.lower() == "bearer" else None, _routing_key(config))
+        payload = _json_object(body)
+        if not isinstance(payload.get("alerts"), list) or "groupKey" not in payload:
+            raise AlertRefused("not an Alertmanager webhook (alerts[] and groupKey are required)")
+        return payload
+
+    def apply() -> dict[str, Any]:
+        views = _take_alerts(request, check, "alertmanager")
+        return {"status": "accepted", "alerts": [{k: v for k, v in x.items() if k != "key"} for x in views]}
 
     return await run_in_threadpool(apply)
 

@@ -33,6 +33,9 @@ PUBLIC = {
     "/oncall/twilio/voice/{token}",
     # Alerts are signed (Standard Webhooks); the status page shows only what was published for the public.
     "/response/alerts",
+    # PagerDuty Events v2 and Alertmanager senders authenticate with the routing key.
+    "/response/pagerduty/v2/enqueue",
+    "/response/alertmanager",
     "/status",
     "/status/api/v2/summary.json",
     "/status/api/v2/incidents.json",

@@ -108,3 +108,38 @@ def slack_user_ids(handle: Any, count: int) -> list[str]:
         handle.info["slack.base_url"] + "users.list", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).json()["members"]
     return [m["id"] for m in members[:count]]
+
+
+ROUTING_KEY = "R0ut1ngKeyForTheTestDeployment00"
+
+
+@pytest.fixture
+def live_api(
+    settings: Settings, db: Database, api_settings: ApiSettings, configure_response, monkeypatch
+) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port (real HTTP), configured as `response_document`
+    with a routing key, so clients talk to it as monitoring tools would."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from simulator.http import free_port
+
+    monkeypatch.setenv("TG_TEST_ROUTING_KEY", ROUTING_KEY)
+    monkeypatch.setenv("TG_TEST_INTAKE_SECRET", INTAKE_SECRET)
+    document = response_document(None, jira=False)
+    document["intake"]["routing_key_ref"] = "env:TG_TEST_ROUTING_KEY"
+    configure_response(document)
+    port = free_port()
+    app = create_app(settings, db, api_settings=api_settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)

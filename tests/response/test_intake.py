@@ -63,11 +63,11 @@ def test_signed_alerts_fold_by_dedup_key_and_resolve(intake, db) -> None:
     assert intake.post("/response/alerts", content=body, headers=headers).json()["action"] == "resolve"
     with db.session(readonly=True) as session:
         findings = {f.dedup_key: f for f in session.exec(select(Finding)).all()}
-    assert set(findings) == {"alert:grafana:db-7-lag", "alert:nagios:disk-full"}
+    assert set(findings) == {"alert:grafana:db-7-lag", "alert:pagerduty:disk-full"}
     lag = findings["alert:grafana:db-7-lag"]
     assert (lag.severity, lag.count, lag.status, lag.rule_id) == ("critical", 2, "resolved", "alert:grafana")
     assert lag.entities == {"ips": ["203.0.113.7"], "apps": ["alert-source:grafana"]}
-    assert findings["alert:nagios:disk-full"].severity == "medium"
+    assert findings["alert:pagerduty:disk-full"].severity == "medium"
 
 
 @pytest.mark.parametrize(
