@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from cli.context import console, database, settings
+from cli.context import console, database
 
 # The areas (cli/commands/*): name -> their Typer group, or a top-level command's function. Turned
 # into click commands only when invoked (or listed by --help): building all ~150 at every start
@@ -20,6 +21,15 @@ _AREAS: dict[str, typer.Typer | Callable[..., Any]] = {}
 
 
 class _LazyAreas(TyperGroup):
+    _listing = False  # true while the root --help is rendered: areas are listed, not built
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
     def list_commands(self, ctx: Any) -> list[str]:
         _register_areas()
         return [*super().list_commands(ctx), *(n for n in _AREAS if n not in self.commands)]
@@ -32,6 +42,8 @@ class _LazyAreas(TyperGroup):
         target = _AREAS.get(cmd_name)
         if target is None:
             return None
+        if self._listing:  # the root --help needs a name and a line, not ~150 built commands
+            return TyperCommand(cmd_name, help=_help_line(target))
         if not isinstance(target, typer.Typer):
             single = typer.Typer()
             single.command(cmd_name)(target)
@@ -54,6 +66,18 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+def _help_line(target: typer.Typer | Callable[..., Any]) -> str:
+    """The help an area shows in the root --help: its Typer's help, else its callback's docstring."""
+    if isinstance(target, typer.Typer):
+        text = target.info.help
+        if not isinstance(text, str):
+            callback = target.registered_callback.callback if target.registered_callback else None
+            text = inspect.getdoc(callback) if callback else ""
+    else:
+        text = inspect.getdoc(target)
+    return text or ""
+
+
 def _register_areas() -> None:
     """Every module in cli/commands is an area: a new area is a new file, not an edit here."""
     if _AREAS:
@@ -72,13 +96,10 @@ def _register_areas() -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     if debug:
         os.environ["TENANTGUARD_DEBUG"] = "1"
-    if ctx.invoked_subcommand != "version":  # `version` needs no settings (startup time)
-        settings().configure_logging(unless_set="WARNING")
 
 
 @app.command()

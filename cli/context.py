@@ -28,9 +28,14 @@ CREATE_HINT = (
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    """The settings, read once; reading them applies the CLI's logging (quiet unless
+    TENANTGUARD_LOG_LEVEL says otherwise; serve and workers switch to INFO). A command that never
+    needs them (`--help`, `version`) never loads them: startup time."""
     from core.settings import Settings
 
-    return Settings()
+    current = Settings()
+    current.configure_logging(unless_set="WARNING")
+    return current
 
 
 def database(*, migrate: bool = True, create: bool = False) -> Database:
