@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.context import RequestContext, require
 from api.errors import Unprocessable
@@ -48,7 +48,9 @@ class IncidentMetricsOut(BaseModel):
     mtta: DurationStatsOut
     mttc: DurationStatsOut
     mttr: DurationStatsOut
-    mttr_by_priority: dict[str, DurationStatsOut]
+    by_priority_times: dict[str, dict[str, DurationStatsOut]] = Field(
+        description="Per priority: mttd, mtta, mttc and mttr (P1 minutes are not averaged with P4 days)."
+    )
     sla_acknowledge: SlaStatsOut
     sla_resolve: SlaStatsOut
     false_positive_rate: float | None

@@ -60,6 +60,18 @@ def metrics(
             describe_seconds(stats.p90_seconds),
         )
     console.print(table)
+    per_priority = Table(title="response times by priority (median; incidents)")
+    for column in ("priority", "MTTD", "MTTA", "MTTC", "MTTR"):
+        per_priority.add_column(column)
+    for priority, times in report.by_priority_times.items():
+        per_priority.add_row(
+            priority,
+            *(
+                f"{describe_seconds(times[name].median_seconds)} ({times[name].count})"
+                for name in ("mttd", "mtta", "mttc", "mttr")
+            ),
+        )
+    console.print(per_priority)
     sla = Table(title="SLA compliance")
     for column in ("target", "met", "breached", "pending", "compliance"):
         sla.add_column(column)

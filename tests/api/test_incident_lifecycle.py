@@ -165,6 +165,9 @@ def test_incident_metrics(
     make_incident(created_at=utcnow())
     body = client.get("/metrics/incidents", headers=as_role("viewer")).json()
     assert body["incidents"] == 2 and body["false_positive_rate"] == 0.5
+    assert set(body["by_priority_times"]) == {"P1", "P2", "P3", "P4"}
+    assert set(body["by_priority_times"]["P1"]) == {"mttd", "mtta", "mttc", "mttr"}
+    assert sum(t["mtta"]["count"] for t in body["by_priority_times"].values()) == body["mtta"]["count"]
     bad = client.get(
         "/metrics/incidents?since=2025-02-01T00:00:00Z&until=2025-01-01T00:00:00Z", headers=as_role("viewer")
     )

@@ -56,6 +56,11 @@ def test_an_analyst_works_an_incident_from_the_command_line(
     assert markdown.startswith("# Incident #1: Impossible travel")
     metrics = invoke(report.app, "metrics", "--since", "3650d", "--json")
     assert '"incidents": 1' in metrics
+    table = invoke(report.app, "metrics", "--since", "3650d")
+    # contained right away by the transition above: P2 has one MTTA and one MTTC, P1 none
+    p2 = next(line for line in table.splitlines() if "│ P2 " in line)
+    p1 = next(line for line in table.splitlines() if "│ P1 " in line)
+    assert p2.count("(1)") >= 2 and "(1)" not in p1
 
 
 def test_bad_input_is_refused_with_a_clear_message(cli_env, make_finding) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from core.audit import Actor, Channel
+from core.models.incident import Incident
 from core.models.remediation import Approval, RemediationAction
 from tests.factories import T0, at
 from timeline import build_incidents
@@ -164,6 +165,19 @@ def test_metrics_measure_detection_and_response_times(db, settings, incident_id,
     assert report.by_type["brute_force_then_success"].count == 1
     body = report.as_dict()
     assert body["sla_acknowledge"]["compliance"] is not None
+    # per priority: the contained and resolved incident's times sit under its own priority only
+    with db.session(readonly=True) as session:
+        worked = session.get(Incident, incident_id).priority
+        noise = session.get(Incident, other).priority
+    assert worked != noise
+    times = report.by_priority_times
+    assert (times[worked]["mttc"].mean_seconds, times[worked]["mttr"].mean_seconds) == (3600, 3 * 3600)
+    assert times[worked]["mtta"].mean_seconds == 10 * 60
+    assert times[worked]["mttd"].mean_seconds == 25 * 60
+    # the false positive counts for acknowledgement and detection, not for containment
+    assert (times[noise]["mtta"].count, times[noise]["mttc"].count, times[noise]["mttd"].count) == (1, 0, 1)
+    assert all(t["mttr"].count == 0 for p, t in times.items() if p not in (worked, noise))
+    assert body["by_priority_times"][worked]["mttc"]["mean_seconds"] == 3600
 
 
 def test_the_report_tells_the_story_in_plain_words(db, incident_id) -> None:
