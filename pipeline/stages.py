@@ -289,12 +289,13 @@ def escalations_stage(db: Database, settings: Settings, actor: Actor, ctx: Stage
 
 
 def response_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
-    """Response: incident channels (open, summary, mirror), update reminders, Jira both ways,
+    """Response: the intake mailbox, incident channels (open, summary, mirror), update reminders, Jira both ways,
     postmortem drafts for resolved incidents, drills (all from database state)."""
     from response import run_due
 
     result = StageResult("response")
     report = run_due(db, settings, now=ctx.now)
+    result.add("mails", report.mailbox.read)
     result.add("drills", report.drills_linked)
     result.add("channels", len(report.channels.created))
     result.add("mirrored", report.channels.mirrored)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.loading import load_path, validate
-from core.models.enums import Priority
+from core.models.enums import Priority, Severity
 from response.errors import ResponseConfigError
 
 
@@ -51,6 +51,19 @@ class StatusPageConfig(_Strict):
     components: tuple[Component, ...] = ()
 
 
+class MailboxConfig(_Strict):
+    """The intake mailbox (IMAP): every unseen mail there is a report (the thread is its dedup key)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=993, ge=1, le=65535)
+    ssl: bool = True
+    user: str = Field(min_length=1)
+    password_ref: str = Field(min_length=1)
+    folder: str = "INBOX"
+    severity: Severity = Severity.HIGH
+    max_per_run: int = Field(default=50, ge=1, le=1000)
+
+
 class IntakeConfig(_Strict):
     # Standard Webhooks secret (``whsec_…`` base64, or any other string used as its bytes).
     secret_ref: str = ""
@@ -59,6 +72,7 @@ class IntakeConfig(_Strict):
     routing_key_ref: str = ""
     # How long an alert's dedup key keeps folding repeats into one finding.
     dedup_hours: float = Field(default=24.0, gt=0)
+    mailbox: MailboxConfig | None = None
 
 
 class JiraConfig(_Strict):

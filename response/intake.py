@@ -110,7 +110,7 @@ def check_routing_key(given: Any, expected: str) -> None:
         raise AlertRefused("the routing key is not this deployment's: refused")
 
 
-def _text(value: Any, limit: int) -> str:
+def clean_text(value: Any, limit: int) -> str:
     return redact_typed(str(value or "").strip())[:limit]
 
 
@@ -121,36 +121,36 @@ def parse_alert(payload: Mapping[str, Any]) -> Alert:
         if not isinstance(inner, dict):
             raise AlertRefused("payload must be an object (PagerDuty Events v2)")
         action = str(payload.get("event_action"))
-        source = _text(inner.get("source") or payload.get("routing_key") or "pagerduty", 100)
+        source = clean_text(inner.get("source") or payload.get("routing_key") or "pagerduty", 100)
         title, severity = inner.get("summary"), inner.get("severity") or "error"
-        summary = _text(orjson.dumps(inner.get("custom_details") or {}).decode(), 2000)
+        summary = clean_text(orjson.dumps(inner.get("custom_details") or {}).decode(), 2000)
         entities: Any = {}
         scope = "pagerduty"
     else:
         action = str(payload.get("action") or TRIGGER)
-        source = _text(payload.get("source") or "webhook", 100)
+        source = clean_text(payload.get("source") or "webhook", 100)
         title, severity = payload.get("title"), payload.get("severity") or "high"
-        summary = _text(payload.get("summary"), 2000)
+        summary = clean_text(payload.get("summary"), 2000)
         entities = payload.get("entities") or {}
         scope = ""
     if action not in (TRIGGER, ACKNOWLEDGE, RESOLVE):
         raise AlertRefused(f"action {action!r}: use trigger, acknowledge or resolve")
-    if action != TRIGGER and not _text(payload.get("dedup_key"), 200):
+    if action != TRIGGER and not clean_text(payload.get("dedup_key"), 200):
         raise AlertRefused(f"dedup_key is required to {action} an alert")
     if str(severity).lower() not in SEVERITIES:
         raise AlertRefused(f"severity {severity!r}: use one of {', '.join(SEVERITIES)}")
-    title_text = _text(title, MAX_TITLE)
+    title_text = clean_text(title, MAX_TITLE)
     if action == TRIGGER and not title_text:
         raise AlertRefused("title (or payload.summary) is required for a trigger")
     dedup = (
-        _text(payload.get("dedup_key"), 200)
+        clean_text(payload.get("dedup_key"), 200)
         or hashlib.sha256(f"{source}:{title_text}".encode()).hexdigest()[:32]
     )
     if not isinstance(entities, dict):
         raise AlertRefused("entities must be an object of lists")
     kinds = {k.value for k in EntityKind}
     clean = {
-        str(kind): [_text(v, 320) for v in values][:50]
+        str(kind): [clean_text(v, 320) for v in values][:50]
         for kind, values in entities.items()
         if str(kind) in kinds and isinstance(values, list)
     }

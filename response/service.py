@@ -12,6 +12,7 @@ from core.db import Database
 from response.channels import ChannelReport, run_channels
 from response.config import configured, load_config
 from response.drills import finish_drills, link_drills
+from response.mailbox import MailboxReport, poll_mailbox
 from response.postmortem import draft_resolved
 from response.tickets import TicketReport, run_tickets
 from response.updates import UpdatesReport, remind_due
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ResponseReport:
+    mailbox: MailboxReport = field(default_factory=MailboxReport)
     drills_linked: int = 0
     channels: ChannelReport = field(default_factory=ChannelReport)
     updates: UpdatesReport = field(default_factory=UpdatesReport)
@@ -30,15 +32,18 @@ class ResponseReport:
 
     @property
     def errors(self) -> list[str]:
-        return [f"incident {i} channel: {e}" for i, e in self.channels.failed.items()] + [
-            f"incident {i} Jira: {e}" for i, e in self.tickets.failed.items()
-        ]
+        return (
+            [f"incident {i} channel: {e}" for i, e in self.channels.failed.items()]
+            + [f"incident {i} Jira: {e}" for i, e in self.tickets.failed.items()]
+            + ([self.mailbox.error] if self.mailbox.error else [])
+        )
 
     @property
     def idle(self) -> bool:
         c, t = self.channels, self.tickets
         return not (
-            self.drills_linked
+            self.mailbox.read
+            or self.drills_linked
             or c.created
             or c.summaries
             or c.posted
@@ -55,13 +60,14 @@ class ResponseReport:
 
 
 def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> ResponseReport:
-    """Drills linked first (so every part sees them as drills), then channels, update reminders,
-    tickets, postmortem drafts for resolved incidents, finished drills."""
+    """The intake mailbox read first, drills linked (so every part sees them as drills), then
+    channels, update reminders, tickets, postmortem drafts for resolved incidents, finished drills."""
     when = as_utc(now or utcnow())
     report = ResponseReport()
     if not configured(settings):
         return report
     config = load_config(settings)
+    report.mailbox = poll_mailbox(db, config, when)
     report.drills_linked = link_drills(db)
     report.channels = run_channels(db, config, when)
     report.updates = remind_due(db, config, when)
