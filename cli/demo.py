@@ -63,6 +63,7 @@ class ScenarioOutcome:
     incidents: Counter[str] = field(default_factory=Counter)
     planned_steps: int = 0
     executed_steps: int = 0
+    contained: int = 0  # incidents contained on their own by the executed plan
     failed_streams: list[str] = field(default_factory=list)
     data_dir: Path | None = None
     seconds: float = 0.0
@@ -233,6 +234,7 @@ def run_scenario(
     from remediation import demo_flow
     from remediation.executor import Outcome
     from simulator.handle import start
+    from timeline.containment import contain_when_done
 
     outcome = ScenarioOutcome(scenario)
     began = time.perf_counter()
@@ -317,9 +319,16 @@ def run_scenario(
             outcome.planned_steps += len(result.plan.steps)
             if result.report is not None:
                 outcome.executed_steps += len(result.report.by_outcome(Outcome.SUCCEEDED))
+                if contain_when_done(db, [incident.id]):
+                    outcome.contained += 1
+                    console.print(
+                        f"  #{incident.id} contained: every containment step executed and verified",
+                        highlight=False,
+                    )
         if outcome.planned_steps:
             console.print(
                 f"remediation: {outcome.planned_steps} step(s) planned, {outcome.executed_steps} executed"
+                + (f", {outcome.contained} incident(s) contained" if approve_as else "")
                 + ("" if approve_as else f" (approve and execute with --approve-as {APPROVER})"),
                 highlight=False,
             )

@@ -335,6 +335,11 @@ def remediation_stage(db: Database, settings: Settings, actor: Actor, ctx: Stage
         result.add(str(step.outcome), 1)
         if str(step.outcome) == "failed":
             result.errors.append(f"remediation step {step.action_id}: {step.message}")
+    from timeline.containment import contain_when_done
+
+    contained = contain_when_done(db, now=ctx.now)
+    if contained:
+        result.add("contained", len(contained))
     return result
 
 

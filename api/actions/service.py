@@ -70,18 +70,26 @@ def _report(report: Any) -> ExecutionOut:
     return ExecutionOut.model_validate(jsonable_encoder(report.as_dict()))
 
 
+def _contain_when_done(ctx: RequestContext, dry_run: bool) -> None:
+    """An incident whose containment steps have all run and verified is contained on its own."""
+    if not dry_run:
+        from timeline.containment import contain_when_done
+
+        contain_when_done(ctx.db)
+
+
 def execute_incident(ctx: RequestContext, incident_id: int, *, dry_run: bool) -> ExecutionOut:
-    return _report(
-        remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=actor_of(ctx))
-    )
+    report = remediation.execute(ctx.db, ctx.settings, incident_id, dry_run=dry_run, actor=actor_of(ctx))
+    _contain_when_done(ctx, dry_run)
+    return _report(report)
 
 
 def execute_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:
-    return _report(
-        remediation.execute(
-            ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=actor_of(ctx)
-        )
+    report = remediation.execute(
+        ctx.db, ctx.settings, action_ids=[action_id], dry_run=dry_run, actor=actor_of(ctx)
     )
+    _contain_when_done(ctx, dry_run)
+    return _report(report)
 
 
 def rollback_action(ctx: RequestContext, action_id: int, *, dry_run: bool) -> ExecutionOut:

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from cli.context import console, database, settings
+from cli.context import console, database, err_console, settings
 
 if TYPE_CHECKING:
     from core.audit import Actor
@@ -228,6 +228,13 @@ def execute(
         actor=_person(db, who, token_file, local),
     )
     _show_report(report, as_json, "Dry run (nothing changed)" if dry_run else "Execution")
+    if not dry_run:
+        from timeline.containment import contain_when_done
+
+        for contained in contain_when_done(db):
+            err_console.print(
+                f"incident {contained}: contained (every containment step executed and verified)"
+            )
     if not report.ok:
         raise typer.Exit(1)
 

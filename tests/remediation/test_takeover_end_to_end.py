@@ -220,3 +220,40 @@ def test_a_step_that_could_not_run_for_a_missing_secret_stays_approved_and_runs_
     with db.session(readonly=True) as session:
         after = {s.id: s.status for s in session.exec(select(RemediationAction)).all()}
     assert all(after[s.id] == ActionStatus.SUCCEEDED for s in m365)
+
+
+def test_the_cycle_executes_the_approved_containment_and_the_incident_is_contained(
+    db, settings, takeover, analyst, approver
+):
+    """The serve cycle's remediation stage runs what a second principal approved; once every
+    containment step has executed and verified, the incident is contained without anyone moving it."""
+    from pipeline.cycle import Cycle
+    from pipeline.stages import REMEDIATION
+    from remediation import approve, plan_for_incident
+
+    sim, story, incident_id, victim = takeover
+    plan = plan_for_incident(db, incident_id, analyst)
+    contain = [s for s in plan.steps if s.phase == "contain"]
+    assert contain and all(s.approvals_required == 1 for s in contain)
+    first, *rest = contain
+    approve(db, first.id, approver, comment="contain now")
+    cycle = Cycle(db, settings)
+    result = cycle.run_stage(REMEDIATION)
+    assert result.counts.get("succeeded") == 1 and "contained" not in result.counts
+    with db.session() as s:
+        assert s.get(Incident, incident_id).status == "new"  # one containment step is not all of them
+    for step in rest:
+        approve(db, step.id, approver, comment="contain now")
+    result = cycle.run_stage(REMEDIATION)
+    assert result.counts.get("contained") == 1, result
+    with db.session() as s:
+        incident = s.get(Incident, incident_id)
+        assert incident.status == "contained" and incident.contained_at is not None
+        entry = s.exec(
+            select(TimelineEntry).where(
+                TimelineEntry.incident_id == incident_id, TimelineEntry.title == "status new → contained"
+            )
+        ).one()
+    assert entry.actor == "system:containment"
+    assert f"revoke_sessions {victim}" in entry.body["note"]
+    assert ("revoke_sessions", victim) in {(c["action"], c["target"].get("user")) for c in sim.changes}
