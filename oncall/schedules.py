@@ -1,8 +1,8 @@
 """Who is on call: layers, rotations, restrictions and overrides turned into shifts (pure functions).
 
-A layer hands off every day, week or `shift_hours` at the wall-clock time of its `start` in the
-schedule's zone (so a 09:00 handoff stays at 09:00 across daylight-saving changes). Restrictions
-cut a layer down to weekly windows. Where several layers have someone, the last one wins;
+A layer hands off every day, week or `shift_hours` at the wall-clock time of its `start` in its
+zone (the schedule's unless the layer names one), so a 09:00 handoff stays at 09:00 across
+daylight-saving changes. Restrictions cut a layer down to weekly windows in that zone. Where several layers have someone, the last one wins;
 overrides beat every layer (the last listed wins). What is left uncovered is a gap; moments two or
 more layers cover are reported as double coverage.
 """
@@ -94,8 +94,10 @@ def layer_shifts(layer: Layer, zone: ZoneInfo, start: datetime, end: datetime) -
 def coverage(schedule: Schedule, start: datetime, end: datetime) -> Coverage:
     """The final schedule over [start, end), with its gaps and double coverage."""
     start, end = as_utc(start), as_utc(end)
-    zone = ZoneInfo(schedule.timezone)
-    layers = [list(layer_shifts(layer, zone, start, end)) for layer in schedule.layers]
+    layers = [
+        list(layer_shifts(layer, ZoneInfo(layer.timezone or schedule.timezone), start, end))
+        for layer in schedule.layers
+    ]
     overrides = [Shift(as_utc(o.start), as_utc(o.end), o.user) for o in schedule.overrides]
     overrides = [o for o in overrides if o.end > start and o.start < end]
     cuts = {start, end}

@@ -106,7 +106,7 @@ class Responder(_Strict):
 
 
 class Restriction(_Strict):
-    """A weekly window (in the schedule's time zone) outside which a layer has nobody on call."""
+    """A weekly window (in the layer's time zone) outside which a layer has nobody on call."""
 
     days: Annotated[list[Weekday], Field(min_length=1, max_length=7)] = list(Weekday)
     start: time = time(0)
@@ -130,10 +130,18 @@ class Layer(_Strict):
     rotation: Literal["daily", "weekly", "custom"] = "weekly"
     # For custom rotations: the shift length in hours.
     shift_hours: Annotated[int, Field(ge=1, le=24 * 28)] | None = None
-    # The first handoff, as wall-clock time in the schedule's zone (later handoffs keep that time
-    # of day across daylight-saving changes).
+    # The first handoff, as wall-clock time in the layer's zone (later handoffs keep that time of
+    # day across daylight-saving changes).
     start: datetime
     restrictions: Annotated[list[Restriction], Field(max_length=14)] = []
+    # The zone of `start` and the restrictions; none: the schedule's. Follow-the-sun is one layer
+    # per region, each restricted to its own working hours in its own zone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, name: str | None) -> str | None:
+        return None if name is None else _zone(name)
 
     @model_validator(mode="after")
     def _shift(self) -> Layer:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import icalendar
 import pytest
+import recurring_ical_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from oncall.files import load_file, parse_text, validate
 from oncall.ical import export_ical, import_ical, on_call_in_ical
 from oncall.schedules import coverage, next_shift, on_call_at
 from oncall.spec import Schedule
+from oncall.store import swap_overrides
 
 PEOPLE = [{"name": n, "email": f"{n}@example.com"} for n in ("alice", "bob", "chen", "dana")]
 
@@ -100,39 +103,75 @@ def test_an_override_wins_and_overlapping_layers_are_reported_as_double_coverage
 
 
 ZONES = ["America/Los_Angeles", "Europe/London", "Asia/Kolkata"]
+NINETY_DAYS = timedelta(days=90)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _feed_intervals(calendar, start: datetime, end: datetime) -> list[tuple[datetime, datetime, str]]:
+    """The feed's shifts as recurring-ical-events expands them: nothing of ours reads the feed."""
+    return [
+        (
+            e["DTSTART"].dt.astimezone(UTC),
+            e["DTEND"].dt.astimezone(UTC),
+            str(e["SUMMARY"]).removeprefix("On call: "),
+        )
+        for e in calendar.between(start, end)
+    ]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    zone=st.sampled_from(ZONES),
+    zones=st.permutations(ZONES),
     rotation=st.sampled_from(["daily", "weekly", "custom"]),
     hours=st.integers(min_value=4, max_value=36),
-    handoff=st.integers(min_value=0, max_value=23),
+    handoffs=st.tuples(st.integers(0, 23), st.integers(0, 23), st.integers(0, 23)),
+    windows=st.tuples(st.integers(5, 10), st.integers(6, 10)),
     overrides=st.lists(
-        st.tuples(st.integers(0, 89 * 24), st.integers(1, 48), st.sampled_from(["chen", "dana"])), max_size=4
+        st.tuples(st.integers(0, 89 * 24), st.integers(1, 48), st.sampled_from(["dana", "erin"])), max_size=4
     ),
-    probes=st.lists(st.integers(0, 90 * 24 * 60 - 1), min_size=20, max_size=20),
+    swap=st.tuples(st.integers(0, 88 * 24), st.integers(1, 72)),
+    probes=st.lists(st.integers(0, 90 * 24 * 60 - 1), min_size=10, max_size=10),
 )
-def test_the_icalendar_export_gives_the_same_answer_over_90_days(
-    zone, rotation, hours, handoff, overrides, probes
+def test_three_zones_with_overrides_give_the_icalendar_exports_answer_over_90_days(
+    zones, rotation, hours, handoffs, windows, overrides, swap, probes
 ):
+    """Follow-the-sun across three zones (a round-the-clock layer in one, working-hours layers in the
+    two others, each in its own zone across its own daylight-saving change) with overrides and a
+    swap: at every moment of the 90 days the schedule and its iCalendar feed, expanded by
+    recurring-ical-events alone, name the same person (or nobody)."""
     start = utc(2026, 1, 5)
+    end = start + NINETY_DAYS
+    base, west, east = zones
     spec = schedule(
-        timezone=zone,
+        timezone=base,
         layers=[
             {
-                "name": "a",
+                "name": "around-the-clock",
                 "users": ["alice", "bob"],
                 "rotation": rotation,
                 "shift_hours": hours if rotation == "custom" else None,
-                "start": f"2026-01-01T{handoff:02d}:00:00",
+                "start": f"2026-01-01T{handoffs[0]:02d}:00:00",
             },
             {
-                "name": "b",
-                "users": ["chen"],
+                "name": "office-1",
+                "users": ["chen", "dana"],
                 "rotation": "daily",
-                "start": "2026-01-01T00:00:00",
-                "restrictions": [{"days": ["sat", "sun"], "start": "20:00", "end": "08:00"}],
+                "timezone": west,
+                "start": f"2026-01-01T{handoffs[1]:02d}:30:00",
+                "restrictions": [
+                    {
+                        "days": ["mon", "tue", "wed", "thu", "fri"],
+                        "start": f"{windows[0]:02d}:00",
+                        "end": "17:00",
+                    }
+                ],
+            },
+            {
+                "name": "office-2",
+                "users": ["erin"],
+                "rotation": "weekly",
+                "timezone": east,
+                "start": f"2026-01-01T{handoffs[2]:02d}:00:00",
+                "restrictions": [{"days": ["sat", "sun"], "start": f"{windows[1]:02d}:00", "end": "02:00"}],
             },
         ],
         overrides=[
@@ -144,22 +183,94 @@ def test_the_icalendar_export_gives_the_same_answer_over_90_days(
             for h, n, who in overrides
         ],
     )
-    feed = export_ical(spec, start, start + timedelta(days=90))
+    # A swap: whoever is on call when it starts hands those stretches to the other of alice and bob.
+    lo, hi = start + timedelta(hours=swap[0]), start + timedelta(hours=swap[0] + swap[1])
+    giver = on_call_at(spec, lo)
+    if giver is not None:
+        taker = "bob" if giver == "alice" else "alice"
+        traded = swap_overrides(spec, giver, taker, lo, hi)
+        spec = spec.model_copy(update={"overrides": [*spec.overrides, *traded]})
+        assert on_call_at(spec, lo) == taker
+
+    calendar = recurring_ical_events.of(icalendar.Calendar.from_ical(export_ical(spec, start, end)))
+    intervals = _feed_intervals(calendar, start, end)
+    # Both sides are constant between their change points: compare at each one (and just before
+    # it), which covers every moment of the 90 days, then at a few random minutes through the
+    # library's own point query.
+    cuts = {start} | {t for a, b, _ in intervals for t in (a, b)}
+    cuts |= {t for s in coverage(spec, start, end).shifts for t in (s.start, s.end)}
+    moments = sorted({t for c in cuts if start <= c < end for t in (c, max(start, c - timedelta(seconds=1)))})
+    pending, running = sorted(intervals), []
+    for moment in moments:  # a sweep: the feed's events running at each moment, overlaps included
+        while pending and pending[0][0] <= moment:
+            running.append(pending.pop(0))
+        running = [event for event in running if event[1] > moment]
+        expected = on_call_at(spec, moment)
+        assert {who for _, _, who in running} == ({expected} if expected else set()), moment
     for minute in probes:
         moment = start + timedelta(minutes=minute)
         expected = on_call_at(spec, moment)
-        assert on_call_in_ical(feed, moment) == ({expected} if expected else set()), moment
+        named = {str(e["SUMMARY"]).removeprefix("On call: ") for e in calendar.at(moment)}
+        assert named == ({expected} if expected else set()), moment
+
+
+def test_each_layer_keeps_its_own_zones_working_hours():
+    sun = schedule(
+        timezone="UTC",
+        layers=[
+            {
+                "name": "kolkata",
+                "users": ["bob"],
+                "rotation": "daily",
+                "timezone": "Asia/Kolkata",
+                "start": "2026-03-02T00:00:00",
+                "restrictions": [
+                    {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
+                ],
+            },
+            {
+                "name": "london",
+                "users": ["alice"],
+                "rotation": "daily",
+                "timezone": "Europe/London",
+                "start": "2026-03-02T00:00:00",
+                "restrictions": [
+                    {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
+                ],
+            },
+        ],
+    )
+    # Kolkata's 09:00-17:00 is 03:30-11:30 UTC; London's 09:00-17:00 is 09:00-17:00 UTC in March,
+    # 08:00-16:00 after the clocks change (29 March). London is the later layer: it wins the overlap.
+    monday = coverage(sun, utc(2026, 3, 2), utc(2026, 3, 3))
+    assert [(s.start.strftime("%H:%M"), s.user) for s in monday.shifts] == [
+        ("00:00", None),
+        ("03:30", "bob"),
+        ("09:00", "alice"),
+        ("17:00", None),
+    ]
+    assert [(d.start.strftime("%H:%M"), d.end.strftime("%H:%M")) for d in monday.double] == [
+        ("09:00", "11:30")
+    ]
+    assert on_call_at(sun, utc(2026, 3, 30, 8, 30)) == "alice"
+    assert on_call_at(sun, utc(2026, 3, 30, 16, 30)) is None
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        schedule(
+            layers=[
+                {"name": "x", "users": ["alice"], "timezone": "Mars/Olympus", "start": "2026-03-02T00:00:00"}
+            ]
+        )
 
 
 def test_an_imported_feed_answers_like_the_schedule_it_came_from():
     spec = schedule()
     start = utc(2026, 3, 2)
-    imported = import_ical(
-        "copy", export_ical(spec, start, start + timedelta(days=28)), start, start + timedelta(days=28)
-    )
+    feed = export_ical(spec, start, start + timedelta(days=28))
+    imported = import_ical("copy", feed, start, start + timedelta(days=28))
     for hour in range(0, 28 * 24, 5):
         moment = start + timedelta(hours=hour)
         assert on_call_at(imported, moment) == on_call_at(spec, moment)
+    assert on_call_in_ical(feed, utc(2026, 3, 10)) == {"bob"}
 
 
 def test_a_bad_file_is_refused_naming_the_file_and_the_field(tmp_path):
