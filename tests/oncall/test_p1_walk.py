@@ -193,6 +193,7 @@ def test_a_p1_walks_three_steps_and_stops_on_the_second_responders_keypress(
         assert line in timeline, (line, timeline)
     assert not any(t.startswith("On-call level 3") for t in timeline)
     assert any(
-        t.startswith("Page acknowledged by responder:bob via voice after") and t.endswith("escalation stopped")
+        t.startswith("Page acknowledged by responder:bob via voice after")
+        and t.endswith("escalation stopped")
         for t in timeline
     )
