@@ -218,3 +218,44 @@ def test_every_step_attempt_and_the_acknowledgement_are_on_the_incident_timeline
     )
     assert "Page to alice by sms sent (attempt 2)" in titles
     assert titles[-1] == "Page acknowledged by principal:alice via api after 2.0 min; escalation stopped"
+
+
+def test_a_page_that_keeps_failing_is_dead_lettered_on_the_timeline_and_the_policy_goes_on(
+    db, settings, paging_sim, smtp, configure, make_incident
+):
+    from core.models.incident import TimelineEntry
+    from oncall.outbox import MAX_ATTEMPTS, backoff
+
+    controller, _ = smtp
+    configure(oncall_document(paging_sim, controller.port))
+    incident = make_incident(**OPENED_BEFORE_T0).id
+    paging_sim.set_faults("503=twilio")  # Twilio is down for good
+    with db.session() as session:
+        start_escalations(session, settings, now=T0)
+    escalate_due(db, settings, T0)
+    moment, dead = T0, []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        report = deliver_pages(db, settings, moment)
+        assert len(report.sent) == (1 if attempt == 1 else 0)  # alice's Slack DM went at once
+        dead += report.dead
+        moment += backoff(attempt)
+    assert deliver_pages(db, settings, moment + timedelta(hours=1)).failed == {}  # nothing left to try
+    with db.session(readonly=True) as session:
+        sms = session.exec(select(Page).where(Page.medium == "sms")).one()
+        titles = [
+            e.title
+            for e in session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.incident_id == incident, TimelineEntry.kind == "oncall")
+                .order_by(col(TimelineEntry.at), col(TimelineEntry.id))
+            ).all()
+        ]
+    assert dead == [sms.id] and (sms.status, sms.attempts) == ("dead", MAX_ATTEMPTS)
+    failed = [t for t in titles if t.startswith("Page to alice by sms failed, will retry")]
+    assert len(failed) == MAX_ATTEMPTS - 1
+    assert titles[-1].startswith(
+        f"Page to alice by sms abandoned (attempt {MAX_ATTEMPTS}): Twilio refused the page: 503"
+    )
+    assert actions(db, incident).count("oncall.page.abandoned") == 1
+    # A dead page does not hold the policy back: level 2 still calls bob (Twilio still down: it waits).
+    assert [step for _, _, step in escalate_due(db, settings, T0 + timedelta(minutes=5)).fired] == [2]
