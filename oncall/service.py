@@ -133,7 +133,7 @@ def responder_load(session: Session, start: datetime, end: datetime) -> list[dic
         )
     ).all()
     for escalation in acked:
-        who = (escalation.acknowledged_by or "").removeprefix("responder:")
+        who = _who(escalation.acknowledged_by)
         if escalation.acknowledged_at is not None:
             acks[who].append(
                 (as_utc(escalation.acknowledged_at) - as_utc(escalation.started_at)).total_seconds()
