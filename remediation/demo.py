@@ -44,7 +44,7 @@ def plan_table(plan: Plan, title: str | None = None) -> Table:
             step.risk.split(":")[0],
             f"{len(step.approved_by)}/{step.approvals_required}",
             step.status,
-            step.reason.split(" [")[0][:90],
+            step.reason,  # the approver reads the whole reason (folded, never cut)
         )
     return table
 

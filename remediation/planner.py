@@ -53,6 +53,8 @@ SNAPSHOT_BEFORE = "@snapshot_before"
 # Which fields of a snapshot a restore writes back, per configuration object type.
 RESTORABLE_FIELDS = {"ca_policy": ("displayName", "state", "conditions", "grantControls", "sessionControls")}
 _SNAPSHOT_TYPES = {"m365.restore_ca_policy": ("ca_policy", "policy_id")}
+# A step called for by many findings names this many of them in its reason (and counts the rest).
+MAX_NAMED_FINDINGS = 8
 _SUBJECT_FIELDS = ("user", "file_id", "item_id", "file", "app", "policy_id", "policy_name", "grant_id")
 
 
@@ -88,7 +90,8 @@ class PlanNote:
 @dataclass
 class _Merge:
     step: ProposedStep
-    reasons: list[str] = field(default_factory=list)
+    # why -> the playbooks and findings that call for it (one sentence, however many findings)
+    reasons: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     finding_ids: list[int] = field(default_factory=list)
     playbooks: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
@@ -188,7 +191,6 @@ def propose_steps(
                         notes.append(PlanNote(playbook.id, step.action, finding.id, guarded))
                         continue
                     key = f"{spec.name}|{spec.idempotency_part(target)}"
-                    reason = f"{step.why} [playbook {playbook.id}; finding #{finding.id} {finding.rule_id}]"
                     entry = merged.get(key)
                     if entry is None:
                         entry = merged[key] = _Merge(
@@ -206,8 +208,12 @@ def propose_steps(
                                 order=(step.phase.rank, index, finding.id or 0),
                             )
                         )
-                    if reason not in entry.reasons:
-                        entry.reasons.append(reason)
+                    why_playbooks, why_findings = entry.reasons.setdefault(step.why.strip(), ([], []))
+                    if playbook.id not in why_playbooks:
+                        why_playbooks.append(playbook.id)
+                    label = f"#{finding.id} {finding.rule_id}"
+                    if label not in why_findings:
+                        why_findings.append(label)
                     if finding.id is not None and finding.id not in entry.finding_ids:
                         entry.finding_ids.append(finding.id)
                     if playbook.id not in entry.playbooks:
@@ -217,7 +223,7 @@ def propose_steps(
         ProposedStep(
             **{
                 **m.step.__dict__,
-                "reasons": tuple(m.reasons),
+                "reasons": tuple(_reason_text(why, *by) for why, by in m.reasons.items()),
                 "finding_ids": tuple(m.finding_ids),
                 "playbooks": tuple(m.playbooks),
                 "after": tuple(m.after),
@@ -227,6 +233,16 @@ def propose_steps(
     ]
     steps.sort(key=lambda s: (s.order, s.subject, s.action))
     return steps, notes
+
+
+def _reason_text(why: str, playbooks: Sequence[str], findings: Sequence[str]) -> str:
+    """One step's reason: the playbook's sentence once, then every playbook and finding behind it."""
+    named = ", ".join(findings[:MAX_NAMED_FINDINGS])
+    if len(findings) > MAX_NAMED_FINDINGS:
+        named += f" and {len(findings) - MAX_NAMED_FINDINGS} more"
+    word = "finding" if len(findings) == 1 else "findings"
+    which = "playbook" if len(playbooks) == 1 else "playbooks"
+    return f"{why} [{which} {', '.join(playbooks)}; {word} {named}]"
 
 
 def _bind_step(

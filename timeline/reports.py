@@ -318,12 +318,22 @@ def _body_line(item: TimelineItem) -> str:
         return str(item.body.get("text", ""))[:300]
     if item.kind == TimelineEntryKind.STATUS and item.body.get("note"):
         return str(item.body["note"])[:300]
+    if item.kind == TimelineEntryKind.REMEDIATION:
+        # the whole reason a step was proposed, the approver's whole comment: never cut
+        if item.body.get("event") == "proposed" and item.body.get("reason"):
+            return f"why: {item.body['reason']}"
+        if item.body.get("comment"):
+            return f"comment: {item.body['comment']}"
     return ""
 
 
 def _decisions(action: ActionRecord) -> str:
     return (
-        "; ".join(f"{d.decision} by {d.principal} ({_t(d.at)}, via {d.via})" for d in action.approvals)
+        "; ".join(
+            f"{d.decision} by {d.principal} ({_t(d.at)}, via {d.via})"
+            + (f": “{d.comment}”" if d.comment else "")
+            for d in action.approvals
+        )
         or "none"
     )
 
@@ -371,7 +381,17 @@ def _context(report: IncidentReport) -> dict[str, Any]:
         "factors": [(name, f.get("weight"), f.get("why")) for name, f in factors.items()],
         "timeline": [(_t(x.at), x.kind, x.title, _body_line(x), x.count, x.source) for x in report.timeline],
         "actions": [
-            (a.id, a.action, a.subject, a.phase, a.status, a.requested_by, _decisions(a), _t(a.executed_at))
+            (
+                a.id,
+                a.action,
+                a.subject,
+                a.phase,
+                a.status,
+                a.requested_by,
+                _decisions(a),
+                _t(a.executed_at),
+                a.reason,
+            )
             for a in report.actions
         ],
         "findings": [

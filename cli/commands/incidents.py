@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import cli_actor, console, database, settings
@@ -134,6 +135,10 @@ def print_incident(
             what += f"\n[dim]{str(item.body.get('excerpt', ''))[:300]}[/]"
         elif item.kind == "note":
             what += f"\n[dim]{item.body.get('text', '')}[/]"
+        elif item.kind == "remediation" and item.body.get("event") == "proposed" and item.body.get("reason"):
+            what += f"\n[dim]why: {escape(str(item.body['reason']))}[/]"
+        elif item.kind == "remediation" and item.body.get("comment"):
+            what += f"\n[dim]comment: {escape(str(item.body['comment']))}[/]"
         table.add_row(item.at.strftime("%Y-%m-%d %H:%M:%S"), item.kind, what, str(item.count), item.source)
     console.print(table)
 

@@ -274,3 +274,21 @@ def test_an_audit_record_naming_two_apps_plans_one_step_per_app_and_never_touche
         ("m365.disable_service_principal", "SecureDoc Viewer"),
     }
     assert any("Microsoft Graph is a Microsoft first-party app" in n for n in plan.notes)
+
+
+def test_a_step_many_findings_call_for_gives_its_reason_once_and_names_every_finding(
+    db, make_incident, make_finding, analyst
+):
+    incident = make_incident(priority="P1").id
+    ids = [
+        make_finding(rule_id="m365_inbox_rule_forwarding", people=[VICTIM], incident_id=incident).id
+        for _ in range(6)
+    ]
+
+    plan = plan_for_incident(db, incident, analyst)
+
+    revoke = plan.step("m365.revoke_sessions", VICTIM)
+    [why] = {p.split(" [")[0] for p in revoke.reason.split("] ") if p}
+    assert revoke.reason.count(why) == 1  # not six copies of one sentence
+    assert all(f"#{i} m365_inbox_rule_forwarding" in revoke.reason for i in ids)
+    assert "findings #" in revoke.reason

@@ -18,6 +18,13 @@ from timeline.queries import get_timeline
 from timeline.reports import build_report, render_html, render_markdown
 
 OPENED = T0 + timedelta(minutes=30)
+# longer than any table cell used to keep: the approver reads all of it
+REASON = (
+    "Tokens issued while the attacker held the password stay valid until they expire, so every "
+    "session of the account is revoked now; the owner signs in again with a new password and MFA "
+    "[playbook m365_account_takeover; findings #1 m365_success_after_brute_force, #2 m365_inbox_rule_forwarding]"
+)
+COMMENT = "Checked with Alice by phone at 09:20: she did not sign in from 203.0.113.7; go ahead and revoke."
 
 
 @pytest.fixture
@@ -54,6 +61,7 @@ def add_action(db, incident_id: int) -> None:
             status="succeeded",
             requested_by="principal:erin",
             idempotency_key="k-1",
+            reason=REASON,
             created_at=OPENED + timedelta(minutes=20),
             executed_at=OPENED + timedelta(minutes=35),
         )
@@ -65,13 +73,14 @@ def add_action(db, incident_id: int) -> None:
                 principal="principal:gus",
                 decision="approve",
                 at=OPENED + timedelta(minutes=30),
+                comment=COMMENT,
             )
         )
         what = "revoke_sessions alice@northwind.example"
-        for event, actor, minutes, title in (
-            ("proposed", "principal:erin", 20, f"proposed: {what}"),
-            ("approved", "principal:gus", 30, f"approved by principal:gus: {what}"),
-            ("succeeded", "system:executor", 35, f"executed (succeeded): {what}"),
+        for event, actor, minutes, title, details in (
+            ("proposed", "principal:erin", 20, f"proposed: {what}", {"reason": REASON}),
+            ("approved", "principal:gus", 30, f"approved by principal:gus: {what}", {"comment": COMMENT}),
+            ("succeeded", "system:executor", 35, f"executed (succeeded): {what}", {}),
         ):
             note(
                 session,
@@ -79,6 +88,7 @@ def add_action(db, incident_id: int) -> None:
                 event,
                 Actor(actor, Channel.API),
                 title,
+                details,
                 at=OPENED + timedelta(minutes=minutes),
             )
 
@@ -219,8 +229,14 @@ def test_the_report_tells_the_story_in_plain_words(db, incident_id) -> None:
     assert "## Root cause\n\nPassword reuse; no MFA" in markdown
     assert "| revoke_sessions |" in markdown and "approve by principal:gus" in markdown
     assert "Alice says the MFA prompt" in markdown
+    # the approver's whole comment and the step's whole reason, in the actions table and the timeline
+    actions = markdown.split("## Actions taken")[1]
+    assert COMMENT in actions and REASON.replace("[", "\\[").replace("]", "\\]") in actions
+    timeline = markdown.split("## Timeline")[1].split("## Root cause")[0]
+    assert f"comment: {COMMENT}" in timeline
     html = render_html(report)
     assert "<h2>Actions taken</h2>" in html and "principal:gus" in html
+    assert "go ahead and revoke." in html and "the owner signs in again with a new password and MFA" in html
     # same input, same words
     again = build_report(db, incident_id, include_excerpts=True, now=OPENED + timedelta(hours=1))
     assert again.summary == report.summary and render_markdown(again) == markdown
