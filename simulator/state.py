@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.catalog import ENTRA_ROLES, GOOGLE_ROLES, SLACK_WORKSPACE_APPS, THIRD_PARTY_APPS
+from simulator.render.slack import SLACK_TENANT_SETTINGS
 from simulator.tenant import Permission, Person, Tenant
 from simulator.timestamps import DAY, SECOND
 
@@ -165,18 +166,7 @@ class State:
         self._base_apps()
         self._base_policies()
         self._base_google_policies()
-        self.slack_settings = {
-            "two_factor_auth_required": True,
-            "public_file_links_allowed": True,
-            "session_duration_hours": 720,
-            "app_approval_required": True,
-            "sso_required": True,
-            "external_shared_channels_allowed": False,
-            "shared_channel_approval_required": True,
-            "export_access": "owners",
-            "guest_expiration_required": True,
-            "guest_invites_by": "admins",
-        }
+        self.slack_settings = dict(SLACK_TENANT_SETTINGS)
         for settings_key, value in tenant.scenario.tenant.settings.get("slack", {}).items():
             self.slack_settings[settings_key] = value
         for key, name, scopes in SLACK_WORKSPACE_APPS:

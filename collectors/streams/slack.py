@@ -5,7 +5,8 @@ The calls and their error mapping are :mod:`providers.slack`'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -99,21 +100,72 @@ def read_apps(ctx: StreamContext) -> Iterator[Page]:
     yield Page(object_type="app", objects=objects, source="admin.apps.approved.list")
 
 
+# Where Slack keeps the workspace security settings: no method reads them (admin.teams.settings.info
+# returns the team's name, domains, icon and default channels only), but each change is an Audit Logs
+# `workspace_or_org` event with `details.new_value`, and the org's audit log is kept for its lifetime,
+# so the newest event of each action is the setting in force. Action names are Slack's (Audit Logs
+# actions reference); Slack does not document the values, these are the ones the simulator emits.
+PREF_SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "pref.two_factor_auth_changed": ("two_factor_auth_required", lambda v: v == "required"),
+    "pref.sso_setting_changed": ("sso_required", lambda v: v == "required"),
+    "pref.session_duration_changed": ("session_duration_hours", int),
+    "pref.disallow_public_file_urls": ("public_file_links_allowed", lambda v: str(v).lower() != "true"),
+    "pref.app_whitelist_enabled": ("app_approval_required", lambda v: str(v).lower() == "true"),
+    "pref.who_can_manage_guests": ("guest_invites_by", str),
+    "pref.who_can_manage_ext_shared_channels": (
+        "shared_channel_approval_required",
+        lambda v: v in ("admins", "owners"),
+    ),
+}
+
+
+def _settings_from_audit(api: SlackApi) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings in force (newest `pref.*` event of each action) and, per setting, the event it
+    comes from. A setting never changed since the audit log began is left out (unknown)."""
+    settings: dict[str, Any] = {}
+    sources: dict[str, Any] = {}
+    for action, (key, parse) in PREF_SETTINGS.items():
+        entries = api.audit_logs(action=action, limit=1).get("entries") or []  # newest first
+        entry = entries[0] if entries and isinstance(entries[0], dict) else None
+        value = (entry or {}).get("details", {}).get("new_value")
+        if entry is None or value is None:
+            continue
+        try:
+            settings[key] = parse(value)
+        except (TypeError, ValueError):
+            continue  # a value this reader does not know: unknown, not a guess
+        sources[key] = {
+            "action": action,
+            "date_create": entry.get("date_create"),
+            "actor": ((entry.get("actor") or {}).get("user") or {}).get("email"),
+            "new_value": value,
+        }
+    return settings, sources
+
+
 def read_settings(ctx: StreamContext) -> Iterator[Page]:
-    """Workspace security settings the API exposes (team.info + admin.teams.settings.info)."""
+    """Workspace security settings: team.info and admin.teams.settings.info (the team as Slack
+    returns it), team.preferences.list, and the settings in force from the Audit Logs `pref.*`
+    events (`settings`: None when the audit log cannot be read: no audit token, not Enterprise Grid)."""
     api: SlackApi = ctx.api
     token = _token_for(ctx, "admin_token", "bot_token")
     info = api.call("team.info", token=token, permission="team:read").get("team", {})
     team_id = ctx.setting("team_id") or info.get("id")
-    settings: dict[str, Any] = {"team": info}
-    try:
-        settings["settings"] = api.call(
+    snapshot: dict[str, Any] = {"team": info, "admin": None, "preferences": None, "settings": None}
+    with suppress(RequestRejected):  # not an Enterprise Grid org, or a token without admin.teams:read
+        snapshot["admin"] = api.call(
             "admin.teams.settings.info", token=token, permission="admin.teams:read", team_id=team_id
-        ).get("team", {})
-    except RequestRejected:
-        settings["settings"] = None  # not an Enterprise Grid org: team.info is all there is
+        ).get("team")
+    with suppress(RequestRejected):
+        preferences = api.call("team.preferences.list", token=token, permission="team.preferences:read")
+        snapshot["preferences"] = {
+            k: v for k, v in preferences.items() if k not in ("ok", "response_metadata")
+        }
+    if "audit_token" in ctx.secrets:
+        with suppress(RequestRejected):  # the audit log is Enterprise Grid only: no settings to check
+            snapshot["settings"], snapshot["settings_sources"] = _settings_from_audit(api)
     yield Page(
-        object_type="tenant_settings", objects={str(team_id or "workspace"): settings}, source="team settings"
+        object_type="tenant_settings", objects={str(team_id or "workspace"): snapshot}, source="team settings"
     )
 
 
@@ -251,7 +303,7 @@ register(
         "settings",
         StreamKind.SNAPSHOT,
         read_settings,
-        "team:read admin.teams:read",
+        "team:read admin.teams:read team.preferences:read auditlogs:read",
         3600,
         ("tenant_settings",),
         needs_secret=("admin_token", "bot_token"),

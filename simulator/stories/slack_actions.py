@@ -7,8 +7,8 @@ from typing import Any
 from simulator.activity import Session
 from simulator.catalog import DeviceModel
 from simulator.errors import ScenarioError
+from simulator.render.slack import SLACK_PREFS, SLACK_TENANT_SETTINGS, pref_change, slack_file, slack_user
 from simulator.render.slack import audit_extra as slack_extra
-from simulator.render.slack import slack_file, slack_user
 from simulator.scenario import StepSpec
 from simulator.state import SlackApp
 from simulator.stories.engine import StoryBuilder, action, file_refs
@@ -272,3 +272,23 @@ def slack_app_scopes_expanded(b: StoryBuilder, step: StepSpec, p: dict[str, Any]
         {"new_scopes": new_scopes, "previous_scopes": old_scopes},
         where=where,
     )
+
+
+@action("slack.setting_changed")
+def slack_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """An admin changes a workspace security setting (`setting` one of SLACK_PREFS' keys, to
+    `value`): the Audit Logs `pref.*` event with the previous and new values, which is also where the
+    settings collector reads the setting in force from."""
+    setting = str(p.get("setting", ""))
+    if setting not in SLACK_PREFS:
+        raise ScenarioError(f"slack.setting_changed: setting must be one of {', '.join(SLACK_PREFS)}")
+    person = b.person(p)
+    where = b.where(p)
+    current = {**SLACK_TENANT_SETTINGS, **b.tenant.scenario.tenant.settings.get("slack", {})}
+    name, details = pref_change(setting, p.get("value"), current[setting])
+    session = b.session(person, at, where, p)
+    entity = {
+        "type": "workspace",
+        "workspace": {"id": b.tenant.slack_team_id, "name": b.tenant.scenario.tenant.name},
+    }
+    _slack_entry(b, at, person, session, name, entity, details, where=where)

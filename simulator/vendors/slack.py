@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.conversations import Message, slack_ts_text
 from simulator.http import Request, Response
-from simulator.render.slack import audit_extra, slack_user
+from simulator.render.slack import (
+    SLACK_PREF_DEFAULTS,
+    SLACK_PREFS,
+    audit_extra,
+    pref_change,
+    render_entry,
+    slack_user,
+    workspace_entity,
+)
 from simulator.server import ApiError
 from simulator.store import Window
 from simulator.tenant import Channel, Person
-from simulator.timestamps import SECOND, parse_slack_ts
+from simulator.timestamps import DAY, MINUTE, SECOND, parse_slack_ts
 from simulator.vendors.paging import decode_cursor, encode_cursor, event_page
 
 if TYPE_CHECKING:
@@ -40,8 +48,7 @@ AUDIT_ACTIONS = {
     ],
     "app": ["app_installed", "app_uninstalled", "app_scopes_expanded", "app_approved", "app_restricted"],
     "workspace_or_org": [
-        "pref.two_factor_auth_changed",
-        "pref.sso_setting_changed",
+        *(action for action, _ in SLACK_PREFS.values()),
         "bulk_session_reset_by_admin",
     ],
 }
@@ -99,6 +106,7 @@ class SlackApi:
         self.world = sim.world
         self.tenant = sim.tenant
         self.state = sim.state
+        self._pref_history: list[dict[str, Any]] | None = None
 
     # ---------------------------------------------------------------- helpers
 
@@ -522,17 +530,44 @@ class SlackApi:
         )
 
     def team_settings(self, request: Request) -> Response:
-        with self.state.lock:
-            security = dict(self.state.slack_settings)
+        """What admin.teams.settings.info returns: the team's name, domains, icon and default channels
+        (Slack's documented response and its SDKs' typed model), no security settings: those are
+        only visible as the Audit Logs `pref.*` events of their changes (`pref_history`)."""
+        team_id = request.arg("team_id") or ""
+        if team_id != self.tenant.slack_team_id:
+            raise ApiError(200, "team_not_found", f"no workspace {team_id!r}")
         general = next((c.id for c in self.tenant.channels if c.name == "general"), "")
+        team = self.team_object()
         return ok(
             team={
-                **self.team_object(),
+                **team,
+                "url": f"https://{team['domain']}.slack.com/",
+                "enterprise_domain": f"{team['domain']}-org",
                 "default_channels": [general],
-                "discoverability": "invite_only",
-                **security,
             }
         )
+
+    def pref_history(self) -> list[dict[str, Any]]:
+        """The audit entries of the workspace's setup, newest first: the primary owner set each
+        security setting from Slack's default to the tenant's value when the workspace was set up
+        (300 days before the scenario, when its apps were installed), so the Audit Logs API, which
+        keeps an org's events for its lifetime, answers `action=pref.…` with the setting in force."""
+        if self._pref_history is None:
+            with self.state.lock:
+                settings = dict(self.state.slack_settings)
+            owner = self.tenant.admins("slack")[0]
+            setup = self.tenant.options.start - 300 * DAY
+            entries = []
+            for n, setting in enumerate(k for k in SLACK_PREFS if k in settings):
+                action, details = pref_change(setting, settings[setting], SLACK_PREF_DEFAULTS[setting])
+                spec = audit_extra(action, owner, workspace_entity(self.world.ctx), None, None, None, details)
+                entry = render_entry(
+                    self.world.ctx, self.world.ctx.ids.fast("slack-pref", n), setup + n * MINUTE, spec
+                )
+                entry["id"] = self.tenant.ids.guid("slack-pref", setting)
+                entries.append(entry)
+            self._pref_history = entries[::-1]
+        return self._pref_history
 
     # ---------------------------------------------------------------- remediation
 
@@ -689,13 +724,31 @@ class SlackApi:
             return True
 
         predicate = keep if (actions or actor or entity) else None
-        page = event_page(
-            self.sim, "slack:audit", Window(low, high, True), size, cursor, predicate, request.path
+        history_from = int(cursor.get("h", 0)) if cursor else 0
+        page = (
+            event_page(
+                self.sim, "slack:audit", Window(low, high, True), size, cursor, predicate, request.path
+            )
+            if not history_from
+            else None
         )
+        entries = page.items if page else []
+        next_cursor = page.next if page else None
+        if next_cursor is None:  # past the scenario's events (newest first): the workspace's setup
+            history = [
+                e
+                for e in self.pref_history()
+                if low <= e["date_create"] * SECOND < high and (predicate is None or predicate(e))
+            ]
+            room = size - len(entries)
+            start = max(history_from - 1, 0)
+            entries += history[start : start + room]
+            if start + room < len(history):
+                next_cursor = {"h": start + room + 1}
         return Response.json(
             {
-                "entries": page.items,
-                "response_metadata": {"next_cursor": encode_cursor(page.next) if page.next else ""},
+                "entries": entries,
+                "response_metadata": {"next_cursor": encode_cursor(next_cursor) if next_cursor else ""},
             }
         )
 

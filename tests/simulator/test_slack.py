@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from slack_sdk.errors import SlackApiError
@@ -91,8 +92,11 @@ def test_audit_logs_page_with_cursor_filters_and_count_every_entry_once(simulato
 
     logins = client.logs(limit=50, action="user_login").body["entries"]
 
+    setup = [e for e in entries if e["action"].startswith("pref.")]  # the workspace's setup, last
     assert pages >= 3
-    assert len({e["id"] for e in entries}) == len(entries) == simulator.events("slack:audit")["count"]
+    assert len({e["id"] for e in entries}) == len(entries)
+    assert len(entries) == simulator.events("slack:audit")["count"] + len(setup)
+    assert entries[-len(setup) :] == setup and len(setup) == 7
     assert [e["date_create"] for e in entries] == sorted((e["date_create"] for e in entries), reverse=True)
     assert logins and all(e["action"] == "user_login" for e in logins)
 
@@ -133,3 +137,59 @@ def test_audit_logs_malformed_page_then_a_good_one(make_simulator, audit_logs):
     good = client.logs(limit=5)
 
     assert len(good.body["entries"]) == 5
+
+
+def test_team_settings_info_returns_the_team_as_slack_documents_it_and_no_security_settings(simulator, slack):
+    client = slack(simulator.info, token="slack.admin_token")
+    team_id = client.team_info()["team"]["id"]
+
+    team = client.admin_teams_settings_info(team_id=team_id)["team"]
+    with pytest.raises(SlackApiError) as unknown:
+        client.admin_teams_settings_info(team_id="T0NOTOURS")
+
+    # the fields of Slack's documented response (id, name, domain, email_domain, icon, enterprise_id,
+    # enterprise_name, default_channels) plus those of the SDKs' typed model, nothing else
+    documented = {"id", "name", "domain", "email_domain", "icon", "enterprise_id", "enterprise_name"}
+    typed = {"default_channels", "enterprise_domain", "is_verified", "url", "avatar_base_url"}
+    assert documented <= set(team) <= documented | typed
+    assert team["id"] == team_id and team["default_channels"][0].startswith("C")
+    assert unknown.value.response["error"] == "team_not_found"
+
+
+SETTINGS_DRIFT = str(Path(__file__).parent / "data" / "slack_settings_drift.yaml")
+
+
+def test_security_settings_are_the_newest_pref_event_of_each_in_the_audit_log(make_simulator, audit_logs):
+    # given a tenant set up with public file links off and 12-hour sessions, whose admin later turns
+    # the two-factor and SSO requirements off
+    sim = make_simulator(SETTINGS_DRIFT)
+    client = audit_logs(sim.info)
+    change = sim.truth["stories"][0]["steps"][0]["events"][0]
+
+    # when the audit log is asked for the newest event of each setting's action
+    newest = {
+        action: client.logs(action=action, limit=1).body["entries"]
+        for action in (
+            "pref.two_factor_auth_changed",
+            "pref.sso_setting_changed",
+            "pref.session_duration_changed",
+            "pref.disallow_public_file_urls",
+        )
+    }
+    history = client.logs(action="pref.two_factor_auth_changed", limit=10).body["entries"]
+
+    # then each is one workspace event by a person carrying the previous and new values: the story's
+    # changes for 2FA and SSO, the workspace's setup (before the scenario) for the others
+    assert all(len(entries) == 1 for entries in newest.values())
+    assert all(
+        e[0]["entity"]["type"] == "workspace" and e[0]["actor"]["type"] == "user" for e in newest.values()
+    )
+    assert newest["pref.two_factor_auth_changed"][0]["id"] == change["id"]
+    assert newest["pref.two_factor_auth_changed"][0]["details"] == {
+        "new_value": "optional",
+        "previous_value": "required",
+    }
+    assert [e["details"]["new_value"] for e in history] == ["optional", "required"]
+    assert newest["pref.session_duration_changed"][0]["details"]["new_value"] == "12"
+    assert newest["pref.disallow_public_file_urls"][0]["details"]["new_value"] == "true"
+    assert newest["pref.sso_setting_changed"][0]["details"]["new_value"] == "optional"
