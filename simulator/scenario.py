@@ -27,6 +27,7 @@ DEFAULT_LAG = {
     "google:token": "1m",
     "google:saml": "1m",
     "google:user_accounts": "1m",
+    "google:takeout": "5m",
 }
 
 

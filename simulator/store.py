@@ -31,6 +31,7 @@ EVENT_STREAMS: tuple[str, ...] = (
     "google:token",
     "google:saml",
     "google:user_accounts",
+    "google:takeout",
     "slack:audit",
     "okta:logs",
 )

@@ -30,7 +30,7 @@ from providers.errors import (
 from providers.google import GoogleApi
 
 PROVIDER = "google"
-APPLICATIONS = ("login", "admin", "drive", "token", "saml", "user_accounts")
+APPLICATIONS = ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
 SCOPE_NAMES = {
     "reports": "https://www.googleapis.com/auth/admin.reports.audit.readonly",
     "directory": "https://www.googleapis.com/auth/admin.directory.user.readonly",

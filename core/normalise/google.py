@@ -212,5 +212,5 @@ def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = No
 # One normaliser for every Reports API application tenantguard reads.
 EVENT_STREAMS = {
     app: EventStream(normalise_google, ("id.uniqueQualifier",), ("id.time",))
-    for app in ("login", "admin", "drive", "token", "saml", "user_accounts")
+    for app in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
 }

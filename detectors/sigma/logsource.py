@@ -126,6 +126,12 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         actor_path="actor.email",
     ),
     ("google", "saml"): _GOOGLE,
+    # a Takeout names its actor and, in USER_EMAIL, the account whose data was exported
+    ("google", "takeout"): StreamProfile(
+        index_preference=_GOOGLE.index_preference,
+        entities={**_GOOGLE.entities, "people": ("actor.email", "parameters.USER_EMAIL")},
+        actor_path="actor.email",
+    ),
     ("google", "user_accounts"): _GOOGLE,
     ("slack", "audit"): StreamProfile(
         index_preference=("action",),

@@ -358,7 +358,10 @@ STORED_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("m365", "directory_audits"): _DIRECTORY_AUDIT,
     ("m365", "unified_audit"): _UNIFIED_AUDIT,
     ("m365", "risk_detections"): _RISK_DETECTION,
-    **{("google", s): _GOOGLE for s in ("login", "admin", "drive", "token", "saml", "user_accounts")},
+    **{
+        ("google", s): _GOOGLE
+        for s in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
+    },
     ("slack", "audit"): _SLACK,
     ("okta", "logs"): _OKTA,
 }

@@ -1,4 +1,5 @@
-"""Google Workspace Admin SDK Reports API activity shapes (login, drive, token, saml, admin, user_accounts)."""
+"""Google Workspace Admin SDK Reports API activity shapes (login, drive, token, saml, admin, user_accounts,
+takeout)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ APPLICATIONS = {
     "google:token": "token",
     "google:saml": "saml",
     "google:user_accounts": "user_accounts",
+    "google:takeout": "takeout",
 }
 STREAM_OF_APPLICATION = {v: k for k, v in APPLICATIONS.items()}
 APPS_BY_KEY = {a.key: a for a in THIRD_PARTY_APPS}

@@ -328,3 +328,56 @@ def google_setting_changed(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
     b.remember(
         "google_setting", setting=setting, attribute=attribute, old=old, new=new, policy=policy["name"]
     )
+
+
+TAKEOUT_DESTINATIONS = ("BOX", "DRIVE", "DROPBOX", "EMAIL", "ONEDRIVE", "UNKNOWN")
+
+
+@action("google.takeout")
+def google_takeout(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A Google Takeout of `user`'s data (by `by`, an admin, or the user themself): the Reports API
+    `takeout` application's USER_TAKEOUT events as Google documents them — STARTED_USER_TAKEOUT,
+    COMPLETED_USER_TAKEOUT (`minutes` later) and, unless `download: false`, DOWNLOADED_USER_TAKEOUT
+    (`products`: the products requested; `destination`: BOX|DRIVE|DROPBOX|EMAIL|ONEDRIVE|UNKNOWN)."""
+    person = b.person(p)
+    actor = b.person(p, "by") if p.get("by") else person
+    destination = str(p.get("destination", "EMAIL"))
+    if destination not in TAKEOUT_DESTINATIONS:
+        raise ScenarioError(f"google.takeout: destination must be one of {', '.join(TAKEOUT_DESTINATIONS)}")
+    products = ",".join(str(x) for x in p.get("products", ["Mail", "Drive", "Calendar", "Contacts"]))
+    takeout_id = b.ids.hex("takeout", b.spec.id if b.spec else "", step.id, length=24)
+    initiated_by = "ADMIN" if actor is not person else "USER"
+    common = {"USER_EMAIL": person.email, "TAKEOUT_ID": takeout_id, "PRODUCTS_REQUESTED": products}
+    completed = at + int(p.get("minutes", 45)) * 60 * SECOND
+    phases: list[tuple[int, str, dict[str, Any]]] = [
+        (
+            at,
+            "STARTED_USER_TAKEOUT",
+            {
+                **common,
+                "INITIATED_BY": initiated_by,
+                "TAKEOUT_DESTINATION": destination,
+                "START_TIME": at // SECOND,
+            },
+        ),
+        (
+            completed,
+            "COMPLETED_USER_TAKEOUT",
+            {
+                **common,
+                "INITIATED_BY": initiated_by,
+                "TAKEOUT_DESTINATION": destination,
+                "TAKEOUT_STATUS": "COMPLETED",
+                "COMPLETION_TIME": completed // SECOND,
+            },
+        ),
+    ]
+    if p.get("download", True):
+        downloaded = completed + 6 * 60 * SECOND
+        phases.append(
+            (downloaded, "DOWNLOADED_USER_TAKEOUT", {**common, "DOWNLOAD_TIME": downloaded // SECOND})
+        )
+    for ts, name, params in phases:
+        session = b.session(actor, ts, b.where(p), p)
+        _google_activity(b, "google:takeout", ts, actor, session, [("USER_TAKEOUT", name, params)])
+    b.remember("google_takeout", id=takeout_id, user=person.email, by=actor.email, destination=destination)

@@ -51,6 +51,43 @@ def test_a_delegated_admin_grants_super_admin_and_2sv_goes_off_for_one_ou(make_s
     assert sales["policyQuery"]["orgUnit"] != root["policyQuery"]["orgUnit"]
 
 
+def test_the_new_super_admin_takes_out_the_helpdesk_account_as_the_takeout_application_records_it(
+    make_simulator, google
+):
+    # given the story, the Reports API read through google-api-python-client
+    sim = make_simulator("google_delegated_admin", start=START)
+    reports = google(sim.info, "admin", "reports_v1", scopes=REPORTS)
+    story = sim.truth["stories"][0]
+    step = next(s for s in story["steps"] if s["id"] == "takeout")
+
+    # when the takeout application's activities are listed
+    items, _ = activities(reports, userKey="all", applicationName="takeout", maxResults=100)
+    started, _ = activities(
+        reports, userKey="all", applicationName="takeout", eventName="STARTED_USER_TAKEOUT"
+    )
+
+    # then the three documented USER_TAKEOUT events are there, oldest last, and are the truth's
+    events = [(a, e) for a in items for e in a["events"]]
+    assert [e["name"] for _, e in events] == [
+        "DOWNLOADED_USER_TAKEOUT",
+        "COMPLETED_USER_TAKEOUT",
+        "STARTED_USER_TAKEOUT",
+    ]
+    assert {f"{a['id']['time']}/{a['id']['uniqueQualifier']}/0" for a, _ in events} == {
+        e["id"] for e in step["events"]
+    }
+    assert all(e["type"] == "USER_TAKEOUT" and a["id"]["applicationName"] == "takeout" for a, e in events)
+    params = {p["name"]: p.get("value", p.get("intValue")) for p in events[1][1]["parameters"]}
+    # by the account the delegated admin made super admin, of the helpdesk account, from the attacker
+    assert events[1][0]["actor"]["email"] != params["USER_EMAIL"]
+    assert params["INITIATED_BY"] == "ADMIN" and params["TAKEOUT_STATUS"] == "COMPLETED"
+    assert params["TAKEOUT_DESTINATION"] == "EMAIL" and params["PRODUCTS_REQUESTED"] == "Mail,Drive"
+    assert int(params["COMPLETION_TIME"]) > 0
+    assert len({p["value"] for _, e in events for p in e["parameters"] if p["name"] == "TAKEOUT_ID"}) == 1
+    assert {a["ipAddress"] for a, _ in events} == set(story["attacker_ips"])
+    assert [e["name"] for a in started for e in a["events"]] == ["STARTED_USER_TAKEOUT"]
+
+
 @pytest.mark.slow
 def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, make_simulator):
     handle = make_simulator("google_delegated_admin", start=settled_period_start(7))

@@ -17,6 +17,8 @@ from simulator.vendors.paging import decode_cursor
 if TYPE_CHECKING:
     from simulator.server import Simulator
 
+# activities.list's applicationName values: the enum of the Reports discovery document that
+# google-api-python-client ships (tests/simulator/test_discovery_conformance.py keeps them equal)
 KNOWN_APPLICATIONS = {
     "access_transparency",
     "admin",
@@ -41,6 +43,25 @@ KNOWN_APPLICATIONS = {
     "data_studio",
     "keep",
     "vault",
+    "gemini_in_workspace_apps",
+    "classroom",
+    "assignments",
+    "cloud_search",
+    "tasks",
+    "data_migration",
+    "meet_hardware",
+    "directory_sync",
+    "ldap",
+    "profile",
+    "access_evaluation",
+    "admin_data_action",
+    "contacts",
+    "takeout",
+    "graduation",
+    "voice",
+    "chrome_sync",
+    "workspace_studio",
+    "gemini_notebook",
 }
 SCOPES = {
     "reports": ("https://www.googleapis.com/auth/admin.reports.audit.readonly",),
