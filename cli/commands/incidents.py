@@ -9,10 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli.commands.remediation import AsOption, LocalOption, TokenFileOption
 from cli.context import cli_actor, console, database, settings
 from cli.output import JsonOption, Output, OutputOption, choice, chosen, emit, print_json
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from core.audit import Actor
     from core.db import Database
 
 app = typer.Typer(
@@ -338,6 +342,26 @@ changes_app = typer.Typer(
 app.add_typer(changes_app, name="changes")
 
 
+def _change_author(who: str | None, token_file: Path | None, local: bool) -> Actor:
+    """Who declares or cancels a change window: an authenticated person (as for remediation) whose
+    role may change incidents (incidents:write, the API's rule for /change-windows)."""
+    from api.errors import Forbidden
+    from cli.identity import acting_person
+    from core.permissions import Permission, roles_allowed
+    from remediation.principals import resolve_actor
+
+    db = database()
+    actor = acting_person(db, who, token_file=token_file, local=local)
+    with db.session(readonly=True) as session:
+        person = resolve_actor(session, actor)
+    if not person.may(Permission.INCIDENTS_WRITE):
+        raise Forbidden(
+            f"{actor} may not declare or cancel change windows (role {person.role_names}); needs one of "
+            f"{', '.join(roles_allowed(Permission.INCIDENTS_WRITE))}"
+        )
+    return actor
+
+
 @changes_app.command("declare")
 def declare_change(
     reference: Annotated[str, typer.Argument(help="The change's id, e.g. CHG-5102.")],
@@ -345,9 +369,11 @@ def declare_change(
     starts: Annotated[str, typer.Option("--start", help="ISO 8601 start, e.g. 2026-12-01T14:00:00Z.")],
     ends: Annotated[str, typer.Option("--end", help="ISO 8601 end.")],
     description: Annotated[str, typer.Option("--description", "-m", help="What changes.")] = "",
-    actor: ActorOption = None,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Declare a change window (audited)."""
+    """Declare a change window (audited; needs a role that may change incidents)."""
     from datetime import datetime
 
     from timeline.changes import declare_change_window
@@ -357,6 +383,7 @@ def declare_change(
         start, end = (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in (starts, ends))
     except ValueError as exc:
         raise ChangeWindowError(f"--start/--end must be ISO 8601 date-times ({exc})") from None
+    author = _change_author(who, token_file, local)
     window = declare_change_window(
         database(),
         reference=reference,
@@ -364,7 +391,7 @@ def declare_change(
         starts_at=start,
         ends_at=end,
         description=description,
-        actor=cli_actor(actor),
+        actor=author,
     )
     console.print(
         f"change window {window['id']} declared: {window['reference']} by {window['actor']}"
@@ -397,12 +424,15 @@ def list_changes(
 @changes_app.command("cancel")
 def cancel_change(
     window_id: Annotated[int, typer.Argument(help="Change window id.")],
-    actor: ActorOption = None,
+    who: AsOption = None,
+    token_file: TokenFileOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Cancel a change window (audited)."""
+    """Cancel a change window (audited; needs a role that may change incidents)."""
     from timeline.changes import cancel_change_window
 
-    if cancel_change_window(database(), window_id, actor=cli_actor(actor)) is None:
+    author = _change_author(who, token_file, local)
+    if cancel_change_window(database(), window_id, actor=author) is None:
         console.print(f"[red]change window {window_id} does not exist[/red]")
         raise typer.Exit(1)
     console.print(f"change window {window_id} cancelled")

@@ -70,3 +70,52 @@ def test_bad_input_is_refused_with_a_clear_message(cli_env, make_finding) -> Non
     assert result.exit_code != 0 and "it can move to" in str(result.exception)
     result = runner.invoke(report.app, ["metrics", "--since", "yesterday-ish"])
     assert result.exit_code != 0 and "is not a time" in result.output
+
+
+def test_change_windows_are_declared_and_cancelled_only_by_an_authenticated_role_that_may(
+    cli_env, db, make_principal, monkeypatch, tmp_path
+) -> None:
+    from sqlalchemy import select
+
+    from core.models import AuditRecord, Role
+    from tests.factories import TEST_PEPPER
+
+    monkeypatch.setenv("TENANTGUARD_API_TOKEN_PEPPER", TEST_PEPPER)
+    monkeypatch.setenv("TENANTGUARD_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.delenv("TENANTGUARD_TOKEN", raising=False)
+    analyst = make_principal(Role.ANALYST, name="dana")
+    viewer = make_principal(Role.VIEWER, name="vic")
+    declare = (
+        "changes",
+        "declare",
+        "CHG-5102",
+        "--actor",
+        "it-admin@northwind.example",
+        "--start",
+        "2026-12-01T14:00:00Z",
+        "--end",
+        "2026-12-01T16:00:00Z",
+    )
+
+    # a name typed after --as proves nothing; no credential, no change window
+    refused = runner.invoke(incidents.app, [*declare, "--as", "principal:dana"])
+    assert refused.exit_code != 0 and "without credentials" in str(refused.exception)
+    # a viewer's token proves who they are, and a viewer may not change incidents
+    monkeypatch.setenv("TENANTGUARD_TOKEN", viewer.token)
+    forbidden = runner.invoke(incidents.app, list(declare))
+    assert forbidden.exit_code != 0 and "may not declare or cancel change windows" in str(forbidden.exception)
+    monkeypatch.setenv("TENANTGUARD_TOKEN", analyst.token)
+    assert "change window 1 declared: CHG-5102" in invoke(incidents.app, *declare)
+    monkeypatch.setenv("TENANTGUARD_TOKEN", viewer.token)
+    assert runner.invoke(incidents.app, ["changes", "cancel", "1"]).exit_code != 0
+    monkeypatch.delenv("TENANTGUARD_TOKEN")
+    assert "change window 1 cancelled" in invoke(incidents.app, "changes", "cancel", "1", "--local-operator")
+    with db.session(readonly=True) as session:
+        actors = [
+            (r.action, r.actor)
+            for r in session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars()
+            if r.action.startswith("change_window")
+        ]
+    assert actors[0] == ("change_window.declared", "principal:dana")
+    assert actors[1][0] == "change_window.cancelled" and actors[1][1].startswith("local:")
+    assert len(actors) == 2  # the refused attempts changed nothing
