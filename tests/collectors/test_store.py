@@ -146,3 +146,22 @@ def test_a_payload_needing_a_dictionary_not_shipped_is_named() -> None:
     # then reading it names the dictionary
     with pytest.raises(PackingError, match=str(other.dict_id())):
         unpack(frame)
+
+
+def test_a_frame_written_with_an_earlier_shipped_dictionary_still_reads() -> None:
+    import zstandard
+
+    from core.packing import CURRENT_DICTIONARY, _dictionary, dumps, pack, unpack
+
+    # given a record packed with the dictionary shipped before the current one
+    record = {"id": "6f5c9a1e", "userPrincipalName": "alice@example.com", "status": {"errorCode": 0}}
+    earlier = 492587826
+    assert earlier != CURRENT_DICTIONARY
+    frame = zstandard.ZstdCompressor(dict_data=_dictionary(earlier), write_content_size=True).compress(
+        dumps(record)
+    )
+    # then it reads back as it was, and so does one written now (with the current dictionary)
+    assert zstandard.get_frame_parameters(frame).dict_id == earlier
+    assert unpack(frame) == record
+    assert zstandard.get_frame_parameters(pack(record)).dict_id == CURRENT_DICTIONARY
+    assert unpack(pack(record)) == record
