@@ -101,8 +101,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m core.packing train <sqlite database with stored events> ...", file=sys.stderr)
         return 2
     samples: list[bytes | bytearray | memoryview] = []
-    for path in argv[1:]:
-        with sqlite3.connect(path) as conn:
+    for database in argv[1:]:
+        with sqlite3.connect(database) as conn:
             samples.extend(dumps(unpack(row[0])) for row in conn.execute("SELECT raw FROM event"))
     dictionary = train(samples)
     path = DATA / f"event-raw-{dictionary.dict_id()}.zdict"
