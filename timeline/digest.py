@@ -13,7 +13,9 @@ when it joins none either, it is reported here instead of as a P4 incident of it
 * `deliver_digests` — posts each digest once to the incident notification channel (the same
   Slack target as incident announcements), retried on failure, audited when posted.
 
-One digest per day for the deployment (one organisation; its providers' findings together).
+One digest per day per tenant (connection): a finding belongs to the connection its first evidence
+event was collected from (findings carry no connection of their own); findings no event ties to a
+connection go into a digest of their own (tenant "").
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, record
 from core.clock import isoformat, utcnow
 from core.db import Database
+from core.models.connection import Connection
 from core.models.enums import FindingKind, FindingStatus
+from core.models.event import Event
 from core.models.finding import Finding
 from core.models.noise import Digest
 from timeline.assembly import BuildContext, check_keys, learn_common_keys
@@ -157,14 +161,24 @@ def build_digests(db: Database, settings: Any = None, *, now: datetime | None = 
         rows = _eligible(session, last_end)
         if not rows:
             return []
-        latest = session.execute(select(col(Digest.day)).order_by(col(Digest.day).desc()).limit(1)).scalar()
+        latest: dict[int, datetime] = {
+            int(tenant): day
+            for tenant, day in session.execute(
+                select(col(Digest.connection_id), func.max(col(Digest.day))).group_by(
+                    col(Digest.connection_id)
+                )
+            ).all()
+        }
+        tenants = _tenants_of(session, rows)
+        names = _connection_names(session, set(tenants.values()))
         ctx = BuildContext(config, IdentityIndex.load(session), now, actor=DIGEST_ACTOR)
         learn_common_keys(session, ctx, since=rows[0].first_seen)
         check_keys(session, (k for r in rows for k in ctx.keys_of(r.id, r.entities).keys), ctx)
         notes = held_back(session, ctx, rows)
-        days: dict[datetime, dict[tuple[str, str], _Line]] = {}
-        reported = day_of(latest) if latest is not None else None
+        days: dict[tuple[datetime, int], dict[tuple[str, str], _Line]] = {}
         for row in rows:
+            tenant = tenants.get(row.id, 0)
+            reported = day_of(latest[tenant]) if tenant in latest else None
             day = day_of(row.first_seen)
             late = reported is not None and day <= reported
             if reported is not None and late:
@@ -177,30 +191,62 @@ def build_digests(db: Database, settings: Any = None, *, now: datetime | None = 
                 for k in found.keys
                 if k.startswith(("person:", "email:", "account:"))
             ]
-            lines = days.setdefault(day, {})
+            lines = days.setdefault((day, tenant), {})
             line = lines.get((row.rule_id, row.severity))
             if line is None:
                 line = lines[(row.rule_id, row.severity)] = _Line(
                     row.rule_id, row.severity, _example(row, people)
                 )
             line.add(row, people, notes.get(row.id, {}), late)
-        for day, lines in sorted(days.items()):
-            digest = _store(session, day, list(lines.values()), now)
+        for (day, tenant), lines in sorted(days.items()):
+            digest = _store(session, day, (tenant, names.get(tenant, "")), list(lines.values()), now)
             created.append(digest.id or 0)
     return created
 
 
-def _store(session: Session, day: datetime, lines: list[_Line], now: datetime) -> Digest:
+def _tenants_of(session: Session, rows: Sequence[Any]) -> dict[int, int]:
+    """finding id -> the connection its first evidence event came from (absent: none)."""
+    first = {row.id: int(row.evidence_event_ids[0]) for row in rows if row.evidence_event_ids}
+    event_ids = sorted(set(first.values()))
+    connection_of: dict[int, int] = {}
+    for start in range(0, len(event_ids), 1000):
+        connection_of.update(
+            (int(event_id), int(connection_id))
+            for event_id, connection_id in session.execute(
+                select(col(Event.id), col(Event.connection_id)).where(
+                    col(Event.id).in_(event_ids[start : start + 1000]), col(Event.connection_id).is_not(None)
+                )
+            ).all()
+        )
+    return {f: connection_of[e] for f, e in first.items() if e in connection_of}
+
+
+def _connection_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {
+        int(i): str(name)
+        for i, name in session.execute(
+            select(col(Connection.id), col(Connection.name)).where(col(Connection.id).in_(sorted(ids)))
+        ).all()
+    }
+
+
+def _store(
+    session: Session, day: datetime, tenant: tuple[int, str], lines: list[_Line], now: datetime
+) -> Digest:
     lines.sort(key=lambda line: (line.mass is None, -len(line.finding_ids), line.rule_id))
     items = [line.as_item() for line in lines]
     finding_ids = [f for line in lines for f in line.finding_ids]
     people = {p for line in lines for p in line.people}
     digest = Digest(
         day=day,
+        connection_id=tenant[0],
+        tenant=tenant[1],
         finding_count=len(finding_ids),
         people_count=len(people),
         items=items,
-        summary=summarise(day, len(finding_ids), len(people), items),
+        summary=summarise(day, len(finding_ids), len(people), items, tenant=tenant[1]),
         created_at=now,
     )
     session.add(digest)
@@ -220,6 +266,8 @@ def _store(session: Session, day: datetime, lines: list[_Line], now: datetime) -
         object_id=digest.id or 0,
         details={
             "day": isoformat(day),
+            "connection_id": tenant[0],
+            "tenant": tenant[1],
             "findings": len(finding_ids),
             "lines": len(items),
             "mass_changes": sum(1 for i in items if i["mass"]),
@@ -230,11 +278,13 @@ def _store(session: Session, day: datetime, lines: list[_Line], now: datetime) -
     return digest
 
 
-def summarise(day: datetime, findings: int, people: int, items: Sequence[dict[str, Any]]) -> str:
+def summarise(
+    day: datetime, findings: int, people: int, items: Sequence[dict[str, Any]], *, tenant: str = ""
+) -> str:
     mass = [i for i in items if i.get("mass")]
     changes = sorted({c["reference"] for i in items for c in i.get("changes") or []})
     parts = [
-        f"{day:%Y-%m-%d}: {findings} low-signal finding{'s' if findings != 1 else ''} about "
+        f"{day:%Y-%m-%d}{f' ({tenant})' if tenant else ''}: {findings} low-signal finding{'s' if findings != 1 else ''} about "
         f"{people} {'person' if people == 1 else 'people'} joined no incident, in {len(items)} line(s)"
     ]
     if mass:
@@ -262,7 +312,10 @@ def digest_message(digest: Digest, link: str) -> tuple[str, list[dict[str, Any]]
     """(fallback text, Block Kit blocks) for one digest."""
     from timeline.notify import _escape, _mrkdwn, _plain
 
-    text = f"Daily digest {digest.day:%Y-%m-%d}: {digest.finding_count} low-signal findings, no incident"
+    where = f" of {digest.tenant}" if digest.tenant else ""
+    text = (
+        f"Daily digest{where} {digest.day:%Y-%m-%d}: {digest.finding_count} low-signal findings, no incident"
+    )
     lines = "\n".join(f"• {_escape(item['text'])}" for item in digest.items[:MAX_POSTED_LINES])
     more = len(digest.items) - MAX_POSTED_LINES
     if more > 0:

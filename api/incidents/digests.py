@@ -26,6 +26,8 @@ class DigestSummary(BaseModel):
 
     id: int
     day: datetime
+    connection_id: int = Field(description="The tenant (connection) whose findings it holds; 0: none.")
+    tenant: str = Field(description="That connection's name.")
     finding_count: int
     people_count: int
     summary: str

@@ -319,6 +319,8 @@ def digests(
             {
                 "id": d.id,
                 "day": f"{d.day:%Y-%m-%d}",
+                "tenant": d.tenant,
+                "connection_id": d.connection_id,
                 "findings": d.finding_count,
                 "people": d.people_count,
                 "summary": d.summary,

@@ -13,15 +13,19 @@ from core.models.types import JSONType, UTCDateTime
 
 
 class Digest(SQLModel, table=True):
-    """One day's low-signal findings that joined no incident, grouped into explained lines.
+    """One day's low-signal findings of one tenant that joined no incident, in explained lines.
 
     Built once the day has ended (see :mod:`timeline.digest`); each finding it holds points back
     at it (``Finding.digest_id``), so a finding is in one digest only.
     """
 
-    __table_args__ = (UniqueConstraint("day", name="uq_digest_day"),)
+    __table_args__ = (UniqueConstraint("day", "connection_id", name="uq_digest_day_connection"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    # The tenant (connection) whose findings it holds, from the findings' evidence events; 0 for
+    # findings no event ties to a connection (no foreign key: 0 is no connection).
+    connection_id: int = Field(default=0, index=True)
+    tenant: str = Field(default="", max_length=200)  # the connection's name when it was built
     # Start (00:00 UTC) of the day the digest covers; late findings of earlier days are included.
     day: datetime = Field(sa_type=UTCDateTime, index=True)
     finding_count: int = 0

@@ -35,9 +35,11 @@ def make_events(db: Database) -> Callable[..., list[int]]:
         stream: str = "signins",
         outcome: str | None = "success",
         target: str | None = None,
+        connection_id: int | None = None,
     ) -> list[int]:
         rows = [
             Event(
+                connection_id=connection_id,
                 provider=provider,
                 stream=stream,
                 provider_event_id=f"ev-{next(_ids)}",

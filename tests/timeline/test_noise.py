@@ -86,6 +86,62 @@ def test_low_findings_go_to_the_digest_not_to_p4_incidents(db, settings, make_fi
     assert build_digests(db, settings, now=AFTER_THE_DAY + timedelta(hours=5)) == []
 
 
+def test_each_tenant_gets_its_own_digest_from_where_its_findings_evidence_came_from(
+    db, settings, make_finding, make_events
+) -> None:
+    from tests.factories import make_connection
+
+    # given two tenants' connections and low findings whose evidence each of them collected
+    north = make_connection(db, "northwind-m365")
+    south = make_connection(db, "southwind-m365")
+    ana = make_finding(
+        "New device",
+        people=["ana@northwind.example"],
+        severity="low",
+        evidence=make_events(1, actor="ana@northwind.example", connection_id=north.id),
+    )
+    ben = make_finding(
+        "New device",
+        people=["ben@northwind.example"],
+        severity="low",
+        first_seen=at(10),
+        evidence=make_events(1, actor="ben@northwind.example", connection_id=north.id, start=at(10)),
+    )
+    cy = make_finding(
+        "New device",
+        people=["cy@southwind.example"],
+        severity="low",
+        first_seen=at(20),
+        evidence=make_events(1, actor="cy@southwind.example", connection_id=south.id, start=at(20)),
+    )
+    # and one no event ties to a tenant
+    loose = make_finding("New network", people=["dan@northwind.example"], severity="low", first_seen=at(30))
+    # when the day's digests are built
+    created = build_digests(db, settings, now=AFTER_THE_DAY)
+    # then one digest per tenant, named, each with only its own findings
+    with db.session(readonly=True) as session:
+        digests = {d.tenant: d for d in (session.get(Digest, i) for i in created) if d is not None}
+        assert set(digests) == {"northwind-m365", "southwind-m365", ""}
+        held = {t: sorted(f for item in d.items for f in item["finding_ids"]) for t, d in digests.items()}
+        assert held == {"northwind-m365": [ana.id, ben.id], "southwind-m365": [cy.id], "": [loose.id]}
+        assert digests["southwind-m365"].connection_id == south.id
+        assert digests["southwind-m365"].summary.startswith("2025-03-10 (southwind-m365): 1 low-signal")
+        assert {d.day for d in digests.values()} == {T0.replace(hour=0)}
+    # and a late finding of one tenant goes into that tenant's next digest, not another's
+    late = make_finding(
+        "New device",
+        people=["eve@southwind.example"],
+        severity="low",
+        first_seen=at(40),
+        evidence=make_events(1, actor="eve@southwind.example", connection_id=south.id, start=at(40)),
+    )
+    [next_day] = build_digests(db, settings, now=AFTER_THE_DAY + timedelta(days=1))
+    with db.session(readonly=True) as session:
+        digest = session.get(Digest, next_day)
+        assert digest is not None and digest.tenant == "southwind-m365"
+        assert [f for item in digest.items for f in item["finding_ids"]] == [late.id]
+
+
 def test_a_late_low_finding_of_a_reported_day_goes_into_the_next_digest(db, settings, make_finding) -> None:
     make_finding("New device", people=["ana@northwind.example"], severity="low")
     [first] = build_digests(db, settings, now=AFTER_THE_DAY)

@@ -152,6 +152,8 @@ def upgrade() -> None:
     op.create_table(
         "digest",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("connection_id", sa.Integer(), nullable=False),
+        sa.Column("tenant", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("day", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finding_count", sa.Integer(), nullable=False),
         sa.Column("people_count", sa.Integer(), nullable=False),
@@ -168,8 +170,9 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("day", name="uq_digest_day"),
+        sa.UniqueConstraint("day", "connection_id", name="uq_digest_day_connection"),
     )
+    op.create_index(op.f("ix_digest_connection_id"), "digest", ["connection_id"], unique=False)
     op.create_index(op.f("ix_digest_day"), "digest", ["day"], unique=False)
     op.create_table(
         "erasurerequest",
@@ -1111,6 +1114,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_erasurerequest_person"), table_name="erasurerequest")
     op.drop_table("erasurerequest")
     op.drop_index(op.f("ix_digest_day"), table_name="digest")
+    op.drop_index(op.f("ix_digest_connection_id"), table_name="digest")
     op.drop_table("digest")
     op.drop_index(op.f("ix_connection_provider"), table_name="connection")
     op.drop_index(op.f("ix_connection_name"), table_name="connection")
