@@ -49,6 +49,7 @@ pytest_report_header
 
 # --- stored columns and API response fields: read by serialisation, not by name
 _.received_at  # core.models.event.Event
+_.last_location  # core.models.anomaly.PersonBaseline (a summary row; engines re-learn from events)
 _.external_id  # core.models.identity
 _.updated_by  # core.models.oncall
 _.provider_ref  # core.models.oncall (provider's message id of a page)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -242,32 +242,39 @@ def detect_new(
     *,
     with_anomaly: bool = True,
     max_batches: int | None = None,
-    cache: dict[str, DetectionPipeline] | None = None,
+    cache: dict[str, Any] | None = None,
+    anomaly_until: datetime | None = None,
 ) -> PipelineResult:
-    """Run detection (rules, correlations, anomaly detectors unless `with_anomaly` is False) over
-    stored events not yet processed; detection only (posture, identity and incidents are their
-    own stages in `pipeline`). `max_batches` bounds one call (a backlog is worked through over
-    several calls; `result.pending` says more is waiting).
+    """Run detection (rules, correlations, then the anomaly detectors unless `with_anomaly` is
+    False) over stored events not yet processed; detection only (posture, identity and incidents
+    are their own stages in `pipeline`). `max_batches` bounds one call (a backlog is worked
+    through over several calls; `result.pending` says more is waiting).
+
+    Anomaly detection judges in event time, with its own cursors, the events up to
+    `anomaly_until` (the time every stream it reads is collected to; None: everything stored),
+    so its findings do not depend on the order events were committed (`detectors.anomaly`).
 
     `cache` (owned by the caller, e.g. the running cycle) keeps a pipeline between calls so its
     windows need not be rebuilt from stored events each time; it is only a shortcut: a pipeline
     whose position differs from the database cursor (another process advanced it, a transaction
     rolled back) is rebuilt from the stored events, so results never depend on it."""
-    key = f"{db.url}|{with_anomaly}"
+    key = f"{db.url}|rules"
     pipeline = cache.get(key) if cache is not None else None
     if pipeline is None:
-        detectors: list[Detector] = []
-        if with_anomaly:
-            from detectors.anomaly import anomaly_detectors
-
-            detectors.extend(anomaly_detectors(settings))
         configured = settings or db.settings
-        pipeline = DetectionPipeline(
-            load_default_pack(configured), detectors=detectors, batch_size=configured.pipeline_batch_size
-        )
+        pipeline = DetectionPipeline(load_default_pack(configured), batch_size=configured.pipeline_batch_size)
         if cache is not None:
             cache[key] = pipeline
     result = pipeline.run(db, max_batches=max_batches)
     with db.session(readonly=True) as session:
         result.pending = pipeline.cursor.pending(session)
+    if with_anomaly:
+        from detectors.anomaly import detect_anomalies
+
+        report = detect_anomalies(db, settings, until=anomaly_until, cache=cache, max_batches=max_batches)
+        result.created += report.findings_created
+        result.updated += report.findings_updated
+        result.findings.extend(report.findings)
+        result.errors.extend(report.errors)
+        result.pending = result.pending or report.pending
     return result

@@ -107,8 +107,10 @@ def collect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCont
 
 
 def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
-    """Rules, correlations and anomaly detectors over events after the detection cursor."""
+    """Rules and correlations over events after the detection cursor; anomaly detectors, in
+    event time, over the events older than what every stream they read is collected to."""
     from detectors.pipeline import detect_new
+    from pipeline.watermark import anomaly_watermark
 
     result = StageResult("detect")
     out = detect_new(
@@ -117,6 +119,7 @@ def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageConte
         with_anomaly=ctx.with_anomaly,
         max_batches=ctx.max_batches,
         cache=ctx.caches.setdefault("detection", {}),
+        anomaly_until=anomaly_watermark(db) if ctx.with_anomaly else None,
     )
     result.add("events", out.events)
     result.add("findings", out.created)
@@ -124,7 +127,7 @@ def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageConte
     result.add("suppressed", out.suppressed)
     result.errors.extend(out.errors)
     result.pending = out.pending
-    result.skipped = out.events == 0
+    result.skipped = out.events == 0 and not (out.created or out.updated)
     return result
 
 

@@ -3,8 +3,8 @@
 :class:`BaselineBuilder` accumulates counts (vectorised per batch) and :meth:`freeze` turns them
 into a :class:`BaselineSet`: sorted int64 key arrays (``person * VOCAB + value``) with counts, so
 "how often has alice signed in from BR?" for 100,000 sign-ins is one ``np.searchsorted``. The
-builder round-trips through :class:`core.models.PersonBaseline` rows (JSON per person), so a
-restart resumes from what was learned; peers' volume statistics are recomputed from those rows.
+builder is saved as :class:`core.models.PersonBaseline` rows (JSON per person), a summary for
+people and privacy requests; a restart re-learns from the stored events (see the engine).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
@@ -320,43 +319,6 @@ class BaselineBuilder:
                 )
             )
         return rows
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[PersonBaseline]) -> BaselineBuilder:
-        builder = cls()
-        for row in rows:
-            code = builder.people.code(row.actor)
-            builder._grow()
-            for feature, seen in (
-                ("country", row.countries),
-                ("network", row.networks),
-                ("device", row.devices),
-            ):
-                vocab = builder.vocab[feature]
-                for value, count in seen.items():
-                    builder.pairs[feature][code * VOCAB + vocab.code(value)] += int(count)
-            if row.hours:
-                builder.hours[code] = np.asarray(row.hours, dtype=np.int64)
-            builder.signins[code] = row.signins
-            for kind, days in row.volumes.items():
-                for day, count in days.items():
-                    builder.volume[(code, kind, int(day))] = int(count)
-            # active days are not stored day by day; spread them as distinct synthetic days
-            end_day = int(row.window_end.timestamp() // 86400)
-            builder.days.update(code * 100_000 + (end_day - i) % 100_000 for i in range(row.active_days))
-            loc: dict[str, Any] = row.last_location or {}
-            if loc:
-                builder.last[code] = (
-                    float(loc["ts"]),
-                    float(loc["lat"]) if loc.get("lat") is not None else float("nan"),
-                    float(loc["lon"]) if loc.get("lon") is not None else float("nan"),
-                    loc.get("country"),
-                    int(loc.get("event_id", -1)),
-                    bool(loc.get("precise")),
-                )
-            builder.window_start = min(builder.window_start, row.window_start.timestamp())
-            builder.window_end = max(builder.window_end, row.window_end.timestamp())
-        return builder
 
 
 def _finite_or_none(value: float) -> float | None:

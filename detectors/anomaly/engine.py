@@ -1,11 +1,12 @@
 """The anomaly engine: events in, explained hits out; it learns as it goes and keeps its model fresh.
 
-An :class:`AnomalyEngine` is long-lived (one per process, like the detection pipeline). For each
-batch of stored events it extracts sign-ins and file activity, compares them with the baseline
-learned from everything *before* the batch, runs the explicit checks and the session model, and
-only then folds the batch into the baseline. Baselines are saved as :class:`PersonBaseline` rows
-and the model as a hashed ``.npz`` file (see :mod:`detectors.anomaly.model`), so a restart
-resumes from what was learned.
+An :class:`AnomalyEngine` is long-lived (one per process, like the detection pipeline). It reads
+sign-ins and file activity in event time: each day is compared with the baseline learned from
+the days *before* it (whatever order the events were stored in, however they were cut into
+batches), runs the explicit checks and the session model, and is folded into the baseline once
+a later day starts. A restart replays the events judged before (see `load`), so it resumes in
+the state an undisturbed run has; the model is a hashed ``.npz`` file (see
+:mod:`detectors.anomaly.model`) and baselines are also saved as :class:`PersonBaseline` rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from sqlmodel import Session, col, delete, select
 
 from core.clock import utcnow
+from core.findings import MAX_EVIDENCE
 from core.models import AnomalyModel, PersonBaseline
 from core.models.enums import Severity
 from core.models.event import StoredEvent as StoredEventRow
@@ -44,6 +46,7 @@ from detectors.anomaly.signals import (
     ACTIVITY_STREAMS,
     SIGNIN_STREAMS,
     Activity,
+    Outcome,
     SignIn,
     StoredEvent,
     activity_from,
@@ -104,17 +107,23 @@ class AnomalyEngine:
         self._pending_model: tuple[session_model.ForestArrays, int] | None = None  # trained, not yet stored
         self._reservoir: list[np.ndarray] = []
         self._rng = np.random.default_rng(0)
-        self._day_counts: dict[tuple[str, str, int], int] = {}
-        self._loaded = False
+        # the day being judged (event time, days since the epoch) and what of it was judged so far
+        self._open_day: int | None = None
+        self._today_signins: list[SignIn] = []
+        self._today_activities: list[Activity] = []
+        self._today_features: list[np.ndarray] = []
+        # the event-time cursor this engine's state reflects (None: unknown), and passes run
+        self.position: int | None = None
+        self.passes = 0
 
     # ------------------------------------------------------------ state
 
-    def load(self, session: Session) -> None:
-        """Resume from stored baselines and the newest model whose file still verifies."""
-        self._loaded = True
-        rows = session.exec(select(PersonBaseline)).all()
-        if rows:
-            self.builder = BaselineBuilder.from_rows(rows)
+    def load(self, session: Session, *, events: Sequence[StoredEvent] = ()) -> None:
+        """Resume: the newest model whose file still verifies, then `events` (what was judged
+        before, in event time) replayed with nothing reported, so the engine is in the state an
+        undisturbed run would be in. Baselines are derived from the events, never read from the
+        saved `PersonBaseline` rows (a summary for people and privacy requests, saved as of a
+        moment that need not be the cursor's)."""
         record = session.exec(
             select(AnomalyModel)
             .where(AnomalyModel.kind == MODEL_KIND)
@@ -130,6 +139,9 @@ class AnomalyEngine:
             except ModelIntegrityError as exc:
                 log.warning("%s", exc)
                 self.forest = None
+        if events:
+            self.process(events)
+            self._pending_model = None  # retrained while replaying: already stored then, or close
 
     def save(self, session: Session, *, now: datetime | None = None) -> int:
         """Replace the stored baselines with the builder's current state."""
@@ -141,17 +153,29 @@ class AnomalyEngine:
     # ------------------------------------------------------------ analysis
 
     def process(self, events: Sequence[StoredEvent]) -> BatchResult:
-        """Analyse a batch day by day (in event time): each day against everything learned before it.
+        """Analyse events in event time: each day against everything of the days before it.
 
-        A backfill of weeks arrives as a few large batches; splitting by day means the first
-        weeks become the baseline the later ones are judged against, as if collected live.
+        The result depends on the events, not on how they were cut into batches or in what order
+        batches came: a day is judged against the baseline of the days before it (the day is
+        folded in once a later day starts), and a batch of the day being judged is joined with
+        that day's earlier sign-ins as context (a person's previous sign-in for travel, a spray's
+        or a push-bombing's first attempts, the day's volume so far). Events of a day older than
+        the one being judged (a late arrival) are judged against what is known and folded in.
+        A backfill of weeks arriving as a few large batches thus makes the first weeks the
+        baseline the later ones are judged against, as if collected live.
         """
         by_day: dict[int, list[StoredEvent]] = {}
-        for event in events:
+        for event in sorted(events, key=lambda e: (e.occurred_at, e.id)):
             by_day.setdefault(int(event.occurred_at.timestamp() // 86400), []).append(event)
         result = BatchResult()
         for day in sorted(by_day):
-            part = self._process_day(by_day[day])
+            if self._open_day is None or day > self._open_day:
+                self._close_day()
+                self._open_day = day
+            if day < self._open_day:
+                part = self._process_late(day, by_day[day])
+            else:
+                part = self._process_open(day, by_day[day])
             result.hits.extend(part.hits)
             result.signins += part.signins
             result.activities += part.activities
@@ -181,38 +205,94 @@ class AnomalyEngine:
                 activities.append(activity)
         return signins, activities, rejected
 
-    def _process_day(self, events: Sequence[StoredEvent]) -> BatchResult:
+    def _close_day(self) -> None:
+        """Fold the day judged so far into the baseline (and the model's training sample)."""
+        if self._open_day is None:
+            return
+        cols = to_columns(self._today_signins)
+        self.builder.add_signins(cols)
+        self.builder.add_activities(self._today_activities)
+        for rows in self._today_features:
+            self._remember(rows)
+        self._maybe_retrain(cols.ts.max() if len(cols) else None)
+        self._today_signins, self._today_activities, self._today_features = [], [], []
+
+    def _context(self, signins: Sequence[SignIn]) -> list[SignIn]:
+        """The open day's earlier sign-ins a batch of it is judged with: each person's previous
+        successful one (travel) and everything within the cross-account windows before it."""
+        if not signins or not self._today_signins:
+            return []
+        horizon = 60.0 * max(2 * self.config.spray_window_minutes, self.config.mfa_window_minutes + 30)
+        since = min(s.ts for s in signins) - horizon
+        actors = {s.actor for s in signins}
+        chosen: dict[int, SignIn] = {}
+        previous: dict[str, SignIn] = {}
+        for signin in self._today_signins:
+            if signin.ts >= since:
+                chosen[signin.event_id] = signin
+            if (
+                signin.actor in actors
+                and signin.outcome is Outcome.SUCCESS
+                and not self.config.is_allowed(signin.ip)
+            ):
+                before = previous.get(signin.actor)
+                if before is None or (signin.ts, signin.event_id) > (before.ts, before.event_id):
+                    previous[signin.actor] = signin
+        for signin in previous.values():
+            chosen[signin.event_id] = signin
+        return list(chosen.values())
+
+    def _process_open(self, day: int, events: Sequence[StoredEvent]) -> BatchResult:
         signins, activities, rejected = self._read(events)
-        result = BatchResult(signins=len(signins), activities=len(activities), rejected=rejected)
-        day = int(events[0].occurred_at.timestamp() // 86400) if events else None
+        keys = {(a.actor, a.kind) for a in activities}
+        pool = [a for a in self._today_activities if (a.actor, a.kind) in keys] + activities
+        result, features = self._judge(day, signins, self._context(signins), activities, pool)
+        result.rejected = rejected
+        self._today_features.append(features)
+        self._today_signins.extend(signins)
+        self._today_activities.extend(activities)
+        return result
+
+    def _process_late(self, day: int, events: Sequence[StoredEvent]) -> BatchResult:
+        signins, activities, rejected = self._read(events)
+        result, features = self._judge(day, signins, [], activities, activities)
+        result.rejected = rejected
+        self.builder.add_signins(to_columns(signins))
+        self.builder.add_activities(activities)
+        self._remember(features)
+        return result
+
+    def _judge(
+        self,
+        day: int,
+        signins: Sequence[SignIn],
+        context: Sequence[SignIn],
+        activities: Sequence[Activity],
+        day_activities: Sequence[Activity],
+    ) -> tuple[BatchResult, np.ndarray]:
+        """Hits for `signins` and `activities` (context and the day's earlier activity inform
+        them), and the established people's session features for the model's training sample."""
+        result = BatchResult(signins=len(signins), activities=len(activities))
+        established = np.zeros((0, len(session_model.FEATURES)), dtype=np.float32)
         base = self.builder.freeze(volumes_before_day=day)
-        cols = to_columns(signins)
+        judged_ids = {s.event_id for s in signins}
+        cols = to_columns([*context, *signins])
         if len(cols):
-            view = join(cols, base, self.config)
+            judged = np.isin(cols.event_id, np.fromiter(judged_ids, dtype=np.int64, count=len(judged_ids)))
+            view = join(cols, base, self.config, judged)
             result.hits.extend(impossible_travel(view, base, self.config))
             result.hits.extend(novelty(view, base, self.config))
             result.hits.extend(unusual_hour(view, base, self.config))
-            result.hits.extend(password_spray(cols, self.config))
-            result.hits.extend(mfa_fatigue(cols, self.config))
+            # a cross-account window wholly in the context was reported with its own batch
+            for hit in (*password_spray(cols, self.config), *mfa_fatigue(cols, self.config)):
+                if judged_ids.intersection(hit.event_ids):
+                    result.hits.append(hit)
             features = session_features(view, base)
             result.hits.extend(self._model_hits(view, base, features))
-            self._remember(features[view.established])
+            established = features[view.established & judged]
         if activities:
-            result.hits.extend(volume_spikes(activities, base, self.config, self._count_days(activities)))
-        self.builder.add_signins(cols)
-        self.builder.add_activities(activities)
-        self._maybe_retrain(cols.ts.max() if len(cols) else None)
-        return result
-
-    def _count_days(self, activities: Sequence[Activity]) -> dict[tuple[str, str, int], int]:
-        """Running per-day counts across batches, so a spike split over batches still adds up."""
-        for activity in activities:
-            key = (activity.actor, activity.kind.value, int(activity.ts // 86400))
-            self._day_counts[key] = self._day_counts.get(key, 0) + 1
-        if len(self._day_counts) > 2_000_000:
-            newest = max(day for _, _, day in self._day_counts)
-            self._day_counts = {k: v for k, v in self._day_counts.items() if k[2] >= newest - 2}
-        return self._day_counts
+            result.hits.extend(volume_spikes(day_activities, base, self.config))
+        return result, established
 
     def _model_hits(self, view, base: BaselineSet, features: np.ndarray) -> list[AnomalyHit]:
         if self.forest is None or len(features) == 0:
@@ -221,7 +301,7 @@ class AnomalyEngine:
         cols = view.cols
         novel = (features[:, 1] >= 0.99) | (features[:, 2] >= 0.99) | (features[:, 3] >= 0.99)
         flagged = np.flatnonzero(
-            (scores >= self.forest.alert_score) & view.established & novel & view.success
+            (scores >= self.forest.alert_score) & view.established & novel & view.success & view.judged
         )
         grouped: dict[tuple[str, str], list[int]] = {}
         for row in flagged.tolist():
@@ -248,7 +328,7 @@ class AnomalyEngine:
                     f"anomaly:model:{actor}:{day}",
                     float(cols.ts[rows[0]]),
                     float(cols.ts[rows[-1]]),
-                    tuple(int(cols.event_id[r]) for r in rows[:50]),
+                    tuple(int(cols.event_id[r]) for r in rows[:MAX_EVIDENCE]),
                     (actor,),
                     tuple(sorted({cols.ip[r] for r in rows if cols.ip[r]}))[:10],
                     cols.provider[row],

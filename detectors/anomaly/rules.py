@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.findings import MAX_EVIDENCE
 from core.models.enums import Severity
 from detectors.anomaly.baseline import BaselineSet
 from detectors.anomaly.config import AnomalyConfig
@@ -117,9 +118,14 @@ class BatchView:
     devices_known: np.ndarray
     allowed: np.ndarray
     success: np.ndarray
+    # rows this call judges; the others are context (the same day's earlier sign-ins, judged
+    # before: a person's previous sign-in, a spray's first attempts) that only inform them
+    judged: np.ndarray
 
 
-def join(cols: SignInColumns, base: BaselineSet, config: AnomalyConfig) -> BatchView:
+def join(
+    cols: SignInColumns, base: BaselineSet, config: AnomalyConfig, judged: np.ndarray | None = None
+) -> BatchView:
     person = base.person_codes(cols.actor)
     return BatchView(
         cols=cols,
@@ -133,6 +139,7 @@ def join(cols: SignInColumns, base: BaselineSet, config: AnomalyConfig) -> Batch
         if config.allowed
         else np.zeros(len(cols), dtype=bool),
         success=cols.outcome == Outcome.SUCCESS.value,
+        judged=np.ones(len(cols), dtype=bool) if judged is None else judged,
     )
 
 
@@ -208,7 +215,9 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
     cols = view.cols
     prev, dist, hours, prev_ts = travel_speeds(view, base)
     speed = dist / hours
-    flagged = np.flatnonzero((dist >= config.min_travel_km) & (speed >= config.impossible_speed_kmh))
+    flagged = np.flatnonzero(
+        (dist >= config.min_travel_km) & (speed >= config.impossible_speed_kmh) & view.judged
+    )
     # Population view: a hosting network (commercial VPN, cloud egress) that several people of the
     # tenant sign in through is shared infrastructure; where it is says nothing about where they are.
     users_of_network = (
@@ -287,7 +296,7 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
     """New country / network / device for a person, grouped per person and value."""
     cols = view.cols
     spray_ips = _spray_ips(cols)
-    rows = np.flatnonzero(view.success & ~view.allowed & (view.person >= 0))
+    rows = np.flatnonzero(view.success & ~view.allowed & (view.person >= 0) & view.judged)
     groups: dict[tuple[AnomalyRule, str, str], list[int]] = defaultdict(list)
     for row in rows.tolist():
         new_country = view.seen_country[row] == 0
@@ -372,7 +381,7 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
                 f"{rule.value}:{actor}:{value}",
                 float(at),
                 float(cols.ts[members[-1]]),
-                tuple(int(cols.event_id[m]) for m in members[:100]),
+                tuple(int(cols.event_id[m]) for m in members[:MAX_EVIDENCE]),
                 (actor,),
                 tuple(sorted({cols.ip[m] for m in members if cols.ip[m]}))[:10],
                 cols.provider[first],
@@ -391,7 +400,7 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
 
 def unusual_hour(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[AnomalyHit]:
     cols = view.cols
-    rows = np.flatnonzero(view.success & view.established)
+    rows = np.flatnonzero(view.success & view.established & view.judged)
     if len(rows) == 0:
         return []
     person = view.person[rows]
@@ -430,7 +439,7 @@ def unusual_hour(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> l
                 f"anomaly:hour:{actor}:{day}",
                 float(cols.ts[row]),
                 float(cols.ts[members[-1]]),
-                tuple(int(cols.event_id[m]) for m in members[:50]),
+                tuple(int(cols.event_id[m]) for m in members[:MAX_EVIDENCE]),
                 (actor,),
                 tuple(sorted({cols.ip[m] for m in members if cols.ip[m]}))[:10],
                 cols.provider[row],

@@ -1,29 +1,30 @@
-"""Anomaly detection over stored events: as a pipeline `Detector`, or standalone with its own cursor.
+"""Anomaly detection over stored events, in event time, with its own cursors.
 
-- :class:`AnomalyDetector` plugs into :class:`detectors.pipeline.DetectionPipeline` (``name`` and
-  ``detect(session, events)``); :func:`anomaly_detectors` builds the list to register.
-- :func:`detect_anomalies` runs the same engine over every stored event after its own cursor
-  (``anomaly``), for backfills, benchmarks and ``tenantguard`` commands.
+- :func:`detect_anomalies` judges the stored events up to a time (`anomaly_pass`: an event-time
+  cursor, and an id reader for late arrivals); `detectors.pipeline.detect_new` runs it after the
+  rules, and the cycle passes the time every stream it reads is collected to.
 - :func:`build_baselines` learns baselines from the last N days without reporting anything
   (a new tenant's backfill, before detection starts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import and_, func, not_, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.audit import Actor, AuditAction, record
-from core.clock import utcnow
+from core.clock import as_utc, utcnow
 from core.db import Database
 from core.findings import FindingDraft, store_findings
 from core.models import Event, FindingKind
-from core.models.event import StoredEvent
+from core.models.event import EventRow, StoredEvent, event_row_columns
 from core.quarantine import quarantine
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
@@ -31,10 +32,11 @@ from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, stored
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
-from detectors.pipeline import ACTOR, PipelineResult
+from detectors.pipeline import ACTOR, PipelineResult  # detectors.pipeline imports this lazily
 
 CURSOR = "anomaly"
-# The streams anomaly detection reads, through a cursor that re-reads ids committed late.
+# The streams anomaly detection reads, through a cursor that re-reads ids committed late: it finds
+# the events stored after the event-time cursor passed their time.
 READER = GapCursor(
     CURSOR,
     Event,
@@ -43,6 +45,11 @@ READER = GapCursor(
         col(Event.stream).in_(sorted({s for _, s in READ_STREAMS})),
     ),
 )
+# Event time (microseconds since the epoch) before which every seen event was judged.
+TIME_CURSOR = "anomaly.event_time"
+TIME_CURSOR_READER = GapCursor(TIME_CURSOR, Event)  # only its row is used (position, no gaps)
+COLUMNS = event_row_columns()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SAVE_EVERY_BATCHES = 20
 
 RUNBOOKS = {
@@ -77,31 +84,6 @@ def to_draft(hit: AnomalyHit) -> FindingDraft:
     )
 
 
-class AnomalyDetector:
-    """The anomaly engine as a detection-pipeline `Detector`."""
-
-    name = "anomaly"
-
-    def __init__(self, settings: Settings | None = None, config: AnomalyConfig | None = None) -> None:
-        models_dir = settings.models_dir if settings is not None else None
-        self.engine = AnomalyEngine(config or (settings.anomaly if settings else None), models_dir=models_dir)
-        self._batches = 0
-        # the last batch's events that could not be scored (quarantined; see `quarantine_rejected`)
-        self.errors: list[str] = []
-
-    def detect(self, session: Session, events: Sequence[StoredEvent]) -> Iterable[FindingDraft]:
-        if not self.engine._loaded:
-            self.engine.load(session)
-        rows = {e.id: e for e in events if e.id is not None}
-        result = self.engine.process([stored(e) for e in rows.values()])
-        self.errors = quarantine_rejected(session, result.rejected, rows)
-        self.engine.store_model(session)
-        self._batches += 1
-        if self._batches % SAVE_EVERY_BATCHES == 0:
-            self.engine.save(session)
-        return [to_draft(hit) for hit in result.hits]
-
-
 def quarantine_rejected(
     session: Session, rejected: Sequence[tuple[Any, str]], rows: Mapping[int, StoredEvent]
 ) -> list[str]:
@@ -122,13 +104,6 @@ def quarantine_rejected(
     return errors
 
 
-def anomaly_detectors(
-    settings: Settings | None = None, config: AnomalyConfig | None = None
-) -> list[AnomalyDetector]:
-    """What `detectors.pipeline` should register: ``DetectionPipeline(..., detectors=anomaly_detectors(settings))``."""
-    return [AnomalyDetector(settings, config)]
-
-
 @dataclass
 class AnomalyReport:
     events: int = 0
@@ -139,6 +114,125 @@ class AnomalyReport:
     by_rule: dict[str, int] = field(default_factory=dict)
     model_trained: bool = False
     errors: list[str] = field(default_factory=list)  # events quarantined, each with its reason
+    findings: list[int] = field(default_factory=list)  # ids of the findings created or updated
+    pending: bool = False  # judging work waits beyond `max_batches`
+
+
+def _micros(at: datetime) -> int:
+    return (as_utc(at) - EPOCH) // timedelta(microseconds=1)
+
+
+def _at(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def _seen(session: Session) -> Any:
+    """Events of the streams anomaly detection reads that its id reader has seen (read or passed
+    over as not its own): at or below its position and in none of its gaps."""
+    row = READER.row(session)
+    ident = col(Event.id)
+    seen = and_(READER.where, ident <= row.position)
+    gaps = [(int(g[0]), int(g[1])) for g in row.gaps or []]
+    if gaps:
+        seen = and_(seen, not_(or_(*(and_(ident >= low, ident <= high) for low, high in gaps))))
+    return seen
+
+
+def _judged_before(session: Session, position: int, days: int) -> list[StoredEvent]:
+    """What an engine at `position` has judged: the seen events of the last `days` before it."""
+    if position <= 0:
+        return []
+    query = (
+        sa_select(*COLUMNS)
+        .where(_seen(session), col(Event.occurred_at) < _at(position))
+        .where(col(Event.occurred_at) >= _at(position) - timedelta(days=days))
+        .order_by(col(Event.occurred_at), col(Event.id))
+    )
+    return [EventRow._make(row) for row in session.execute(query).all()]
+
+
+@dataclass
+class AnomalyPass:
+    events: int = 0
+    hits: list[AnomalyHit] = field(default_factory=list)
+    signins: int = 0
+    activities: int = 0
+    errors: list[str] = field(default_factory=list)
+    pending: bool = False  # judging work waits beyond this pass's bound
+    position: int = 0  # the event-time cursor after the pass
+
+
+def anomaly_pass(
+    session: Session, engine: AnomalyEngine, *, until: datetime | None = None, limit: int = 20_000
+) -> AnomalyPass:
+    """Judge, in the caller's transaction, the stored events of the anomaly streams up to `until`.
+
+    Events are judged in event time, not in the order they were stored: the event-time cursor
+    (`TIME_CURSOR`, microseconds) says everything before it was judged, and a pass judges the
+    seen events from it up to `until` (the time every stream the engine reads is collected to:
+    see `pipeline`; None when nothing is being collected), then moves it there. An event stored
+    after the cursor passed its time (a late arrival) is found by the id reader and judged
+    against what is known then. So the findings of a run do not depend on the order pages were
+    committed or how a crash cut the work, only on what was stored and collected up to when.
+    """
+    clock = TIME_CURSOR_READER.row(session)
+    position = int(clock.position)
+    fresh = [EventRow._make(row) for row in READER.read(session, limit, columns=COLUMNS)]
+    READER.advance(session, fresh)
+    late = [e for e in fresh if _micros(e.occurred_at) < position]
+    query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
+    if until is not None:
+        query = query.where(col(Event.occurred_at) < until)
+    window = [
+        EventRow._make(row)
+        for row in session.execute(
+            query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)
+        ).all()
+    ]
+    out = AnomalyPass(pending=len(fresh) >= limit)
+    if len(window) > limit:  # the rest of the window next pass, cut between two instants
+        cut = window[limit].occurred_at
+        kept = [e for e in window if e.occurred_at < cut]
+        if kept:
+            window, position = kept, _micros(cut)
+        else:  # more events at one instant than a pass holds: that instant whole
+            same = query.where(col(Event.occurred_at) == cut).order_by(col(Event.id))
+            window, position = [EventRow._make(r) for r in session.execute(same).all()], _micros(cut) + 1
+        out.pending = True
+    elif until is not None:
+        position = max(position, _micros(until))
+    elif window:
+        position = max(position, _micros(window[-1].occurred_at) + 1)
+    events = late + window
+    if events:
+        rows = {e.id: e for e in events if e.id is not None}
+        result = engine.process([stored(e) for e in rows.values()])
+        out.errors = quarantine_rejected(session, result.rejected, rows)
+        out.hits, out.signins, out.activities = result.hits, result.signins, result.activities
+        out.events = len(rows)
+        engine.store_model(session)
+    clock.position = position
+    clock.updated_at = utcnow()
+    session.add(clock)
+    out.position = position
+    return out
+
+
+def prepared_engine(
+    session: Session,
+    engine: AnomalyEngine | None,
+    config: AnomalyConfig,
+    models_dir: Path | None,
+) -> AnomalyEngine:
+    """`engine` when it reflects the event-time cursor; else a new one that replayed what was
+    judged before (another process moved the cursor, a transaction rolled back, a restart)."""
+    position = int(TIME_CURSOR_READER.row(session).position)
+    if engine is not None and engine.position == position:
+        return engine
+    engine = AnomalyEngine(config, models_dir=models_dir)
+    engine.load(session, events=[stored(e) for e in _judged_before(session, position, config.baseline_days)])
+    engine.position = position
+    return engine
 
 
 def detect_anomalies(
@@ -146,55 +240,61 @@ def detect_anomalies(
     settings: Settings | None = None,
     *,
     config: AnomalyConfig | None = None,
-    engine: AnomalyEngine | None = None,
+    until: datetime | None = None,
+    cache: dict[str, Any] | None = None,
+    max_batches: int | None = None,
     batch_size: int = 20_000,
 ) -> AnomalyReport:
-    """Run anomaly detection over every event after the `anomaly` cursor; write findings."""
-    engine = engine or AnomalyEngine(
-        config or (settings or db.settings).anomaly, models_dir=settings.models_dir if settings else None
-    )
+    """Judge the stored events up to `until` (see `anomaly_pass`), one transaction per pass;
+    write findings. `cache` (the caller's, e.g. the running cycle's) keeps the engine between
+    calls; it is only a shortcut (see `prepared_engine`)."""
+    config = config or (settings or db.settings).anomaly
+    models_dir = settings.models_dir if settings is not None else None
+    key = f"{db.url}|anomaly"
+    engine = cache.get(key) if cache is not None else None
     report = AnomalyReport()
-    while True:
+    passes = 0
+    while max_batches is None or passes < max_batches:
         with db.session() as session:
-            if not engine._loaded:
-                engine.load(session)
-            events = READER.read(session, batch_size)
-            if not events:
-                engine.save(session)
-                READER.advance(session, events)  # lets gaps that never filled expire
-                break
-            result = engine.process([stored(e) for e in events])
-            report.errors.extend(
-                quarantine_rejected(session, result.rejected, {e.id: e for e in events if e.id is not None})
-            )
+            engine = prepared_engine(session, engine, config, models_dir)
+            engine.position = None  # until this transaction commits
+            done = anomaly_pass(session, engine, until=until, limit=batch_size)
+            report.errors.extend(done.errors)
+            drafts = [to_draft(hit) for hit in done.hits]
             pipeline_result = PipelineResult()
-            pipeline_result.record(
-                store_findings(session, [to_draft(hit) for hit in result.hits], actor=ACTOR)
-            )
+            pipeline_result.record(store_findings(session, drafts, actor=ACTOR))
             report.model_trained |= engine.store_model(session) is not None
-            report.events += len(events)
-            report.signins += result.signins
-            report.activities += result.activities
+            report.events += done.events
+            report.signins += done.signins
+            report.activities += done.activities
             report.findings_created += pipeline_result.created
             report.findings_updated += pipeline_result.updated
-            for hit in result.hits:
+            report.findings.extend(pipeline_result.findings)
+            for hit in done.hits:
                 report.by_rule[hit.rule.value] = report.by_rule.get(hit.rule.value, 0) + 1
-            READER.advance(session, events)
-            if len(events) < batch_size:
+            engine.passes += 1
+            if not done.pending and (cache is None or engine.passes % SAVE_EVERY_BATCHES == 0):
                 engine.save(session)
+            if done.events and not done.pending:
                 record(
                     session,
                     actor=Actor.system("anomaly"),
                     action=AuditAction.ANOMALY_DETECTED,
                     object_type="anomaly_run",
-                    object_id=str(READER.row(session).position),
+                    object_id=str(done.position),
                     details={
                         "events": report.events,
                         "created": report.findings_created,
                         "updated": report.findings_updated,
                     },
                 )
-                break
+        engine.position = done.position
+        if cache is not None:
+            cache[key] = engine
+        passes += 1
+        report.pending = done.pending
+        if not done.pending:
+            break
     return report
 
 
@@ -229,9 +329,20 @@ def build_baselines(
             engine.builder.add_signins(to_columns(s for e in batch if (s := signin_from(e, engine.geo))))
             engine.builder.add_activities([a for e in batch if (a := activity_from(e))])
         engine.save(session)
-        # what was learned from is history, not news: detection continues after it
+        # what was learned from is history, not news: detection continues after it (and a
+        # restarted engine replays it as judged)
         cursor = READER.row(session)
         cursor.position = max(cursor.position, last_id)
         cursor.updated_at = utcnow()
         session.add(cursor)
+        newest = session.exec(
+            select(func.max(Event.occurred_at)).where(
+                col(Event.id) <= last_id, col(Event.occurred_at) >= since
+            )
+        ).one()
+        if newest is not None:
+            clock = TIME_CURSOR_READER.row(session)
+            clock.position = max(clock.position, _micros(newest) + 1)
+            clock.updated_at = utcnow()
+            session.add(clock)
         return len(engine.builder.people.values)

@@ -105,15 +105,6 @@ def _count(db: Database, table: str) -> int:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "QUARANTINED (session 29, to fix first next session): since the simulator serves "
-        "non-interactive sign-ins and the anomaly detector scores against the population, a killed "
-        "run's anomaly.new_country/new_device findings can differ from the undisturbed run's "
-        "(failed 1 of 3 clean-clone runs); anomaly scoring must not depend on the order pages commit"
-    ),
-)
 def test_serve_killed_mid_collection_and_mid_detection_ends_as_the_undisturbed_run(
     clean_run: CleanRun, db: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -1,0 +1,70 @@
+"""How far in event time the streams anomaly detection reads are collected (its watermark).
+
+Anomaly detection judges events in event time (`detectors.anomaly`): a sign-in is compared with
+what the person did before it, in any stream. Collectors commit page by page and stream by
+stream, in no order across streams, so the detector waits for the slowest: it judges events
+older than the time every stream it reads (of every enabled connection) has completely read up
+to, the stream's checkpoint high water. A stream that has not finished its first window holds
+everything; a failing stream holds nothing (what it delivers later is judged as a late arrival,
+against what is known then). With no such stream configured there is nothing to wait for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from collectors.streams.base import configured_streams
+from collectors.streams.m365 import UNIFIED_AUDIT_CONTENT_TYPES
+from core.clock import as_utc, parse_time
+from core.db import Database
+from core.models import Checkpoint, Connection
+from core.models.enums import Health
+from detectors.anomaly.engine import READ_STREAMS
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Streams read as several sub-streams one after another, each with its own checkpoint under its
+# key (collectors/streams/m365.py): all of them must have read up to a time.
+SUB_STREAMS: dict[tuple[str, str], tuple[str, Any]] = {
+    ("m365", "signins"): ("signin_event_types", ("interactiveUser", "nonInteractiveUser")),
+    ("m365", "unified_audit"): ("content_types", UNIFIED_AUDIT_CONTENT_TYPES),
+}
+
+
+def _high_water(cursor: Mapping[str, Any], keys: tuple[str, ...] | list[str] | None) -> datetime | None:
+    if keys is None:
+        value = cursor.get("high_water")
+        return as_utc(parse_time(str(value))) if value else None
+    marks = []
+    for key in keys:
+        part = cursor.get(key)
+        mark = _high_water(part, None) if isinstance(part, Mapping) else None
+        if mark is None:
+            return None
+        marks.append(mark)
+    return min(marks) if marks else None
+
+
+def anomaly_watermark(db: Database) -> datetime | None:
+    """The event time before which every stream anomaly detection reads is collected; None
+    when no enabled connection collects such a stream (everything stored is complete)."""
+    with db.session(readonly=True) as session:
+        connections = session.exec(select(Connection).where(col(Connection.enabled))).all()
+        checkpoints = {(row.connection_id, row.stream): row for row in session.exec(select(Checkpoint)).all()}
+    marks: list[datetime] = []
+    for connection in connections:
+        for spec in configured_streams(connection):
+            if (connection.provider, spec.name) not in READ_STREAMS:
+                continue
+            checkpoint = checkpoints.get((int(connection.id or 0), spec.name))
+            if checkpoint is not None and checkpoint.health == Health.UNHEALTHY:
+                continue
+            sub = SUB_STREAMS.get((connection.provider, spec.name))
+            keys = (connection.config.get(sub[0]) or list(sub[1])) if sub else None
+            mark = _high_water(checkpoint.cursor or {}, keys) if checkpoint is not None else None
+            marks.append(mark if mark is not None else EPOCH)
+    return min(marks) if marks else None
