@@ -46,9 +46,39 @@ class Component(_Strict):
     description: str = ""
 
 
+class WebhookTarget(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    # Standard Webhooks secret (env:/file: reference): ``whsec_…`` base64, or any other string.
+    secret_ref: str = Field(min_length=1)
+
+
+class Subscribers(_Strict):
+    emails: tuple[str, ...] = ()
+    webhooks: tuple[WebhookTarget, ...] = ()
+
+
 class StatusPageConfig(_Strict):
     title: str = "Service status"
     components: tuple[Component, ...] = ()
+    # Told of every published public update (e-mail through `smtp`, signed webhooks).
+    subscribers: Subscribers = Subscribers()
+
+
+class SmtpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = "status@tenantguard.local"
+    starttls: bool = False
+    username: str = ""
+    password_ref: str = ""
+
+
+class WebhooksConfig(_Strict):
+    """Generic signed webhooks for other systems (ticketing, chat, SOAR): every timeline line of an
+    urgent incident, signed the Standard Webhooks way."""
+
+    targets: tuple[WebhookTarget, ...] = ()
+    priorities: tuple[Priority, ...] = (Priority.P1, Priority.P2)
 
 
 class MailboxConfig(_Strict):
@@ -90,6 +120,15 @@ class JiraConfig(_Strict):
     outbound: dict[str, str] = Field(
         default_factory=lambda: {"triaged": "In Progress", "contained": "In Progress", "resolved": "Done"}
     )
+    # Notes posted to the issue as comments, and the issue's comments mirrored onto the timeline.
+    comments: bool = True
+    # An issue per remediation step (under the incident's issue), its status following the step's.
+    steps: bool = True
+    step_issue_type: str = "Sub-task"
+    # Remediation step status -> the Jira transition to run on the step's issue.
+    step_outbound: dict[str, str] = Field(
+        default_factory=lambda: {"running": "In Progress", "succeeded": "Done", "skipped": "Done"}
+    )
 
 
 class ResponseConfig(_Strict):
@@ -99,8 +138,13 @@ class ResponseConfig(_Strict):
     status_page: StatusPageConfig = StatusPageConfig()
     intake: IntakeConfig = IntakeConfig()
     jira: JiraConfig | None = None
+    smtp: SmtpConfig | None = None
+    webhooks: WebhooksConfig = WebhooksConfig()
     # A postmortem template (Jinja2, Markdown) replacing the shipped one.
     postmortem_template: str = ""
+    # Who must review the postmortem before it is signed off (principal names as the audit trail
+    # spells them, "principal:alice"); empty: any one reviewer signs it off.
+    postmortem_reviewers: tuple[str, ...] = ()
 
 
 def config_path(settings: Any) -> Path:

@@ -1,14 +1,23 @@
-"""The postmortem, drafted from the incident's timeline with a Jinja2 template (Markdown or HTML).
+"""The postmortem, drafted from the incident's timeline with a Jinja2 template (Markdown, HTML, PDF).
 
-Impact, root cause and lessons are the analyst's words (``timeline.lifecycle.set_postmortem``);
-detection and response times come from the incident's lifecycle stamps; contributing factors are
-its findings; action items are its remediation steps (done when they succeeded) and any
-follow-up lines; the timeline is every entry, conversation excerpts left out. A resolved incident
-gets its draft once by itself (the response stage); asking again redrafts it.
+Impact, root cause and lessons are the analyst's words (``timeline.lifecycle.set_postmortem``),
+beside the customer impact score (`customer_impact`); detection and response times come from the
+incident's lifecycle stamps; contributing factors are its findings; action items are its
+remediation steps (done when they succeeded, or when their Jira issue is Done) and writing the
+root cause; the timeline is every entry, conversation excerpts left out. A resolved incident gets
+its draft once by itself (the response stage); asking again redrafts it. Reviewers sign it off
+(`review`): every one of ``postmortem_reviewers`` (or any one reviewer when none are named).
+
+The customer impact score (0-100) is defined here, since the timeline has none: 40 points for the
+incident's severity (critical 1, high 0.7, medium 0.4, low 0.15, informational 0), 30 for its
+reach (people involved, log-scaled: 1 person 0.15, 10 people 0.52, 100 or more 1), 30 for its
+duration (first event to resolution, or to now while open; 24 hours or more is 1); when customers
+were told on the status page the score is at least 50 (they saw it).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,13 +31,41 @@ from core.models.enums import ActionStatus, IncidentStatus, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from core.models.remediation import RemediationAction
-from core.models.response import IncidentResponse
+from core.models.response import IncidentResponse, StakeholderUpdate
 from response.config import ResponseConfig
+from response.errors import ResponseInputError
 from response.journal import DRILL_MARK, RESPONSE_ACTOR, note, state_for
 from response.templates import template, template_from_file
 
 DONE_STATES = {IncidentStatus.RESOLVED, IncidentStatus.CLOSED}
 TIMELINE_LIMIT = 500
+SEVERITY_WEIGHT = {"critical": 1.0, "high": 0.7, "medium": 0.4, "low": 0.15, "informational": 0.0}
+FULL_REACH_PEOPLE = 100
+FULL_DURATION_HOURS = 24.0
+TOLD_CUSTOMERS_FLOOR = 50
+
+
+def customer_impact(incident: Incident, customers_told: bool, now: datetime | None = None) -> dict[str, Any]:
+    """The customer impact score (0-100) and the factors it was made of (see the module's doc)."""
+    people = len((incident.entities or {}).get("people") or [])
+    start = incident.first_event_at or incident.first_seen
+    end = incident.resolved_at or now or utcnow()
+    hours = max(0.0, (as_utc(end) - as_utc(start)).total_seconds() / 3600) if start else 0.0
+    severity = SEVERITY_WEIGHT.get(str(incident.severity), 0.4)
+    reach = min(1.0, math.log10(1 + people) / math.log10(1 + FULL_REACH_PEOPLE))
+    duration = min(1.0, hours / FULL_DURATION_HOURS)
+    score = round(40 * severity + 30 * reach + 30 * duration)
+    if customers_told:
+        score = max(score, TOLD_CUSTOMERS_FLOOR)
+    return {
+        "score": score,
+        "severity": round(severity, 2),
+        "people": people,
+        "reach": round(reach, 2),
+        "hours": round(hours, 1),
+        "duration": round(duration, 2),
+        "customers_told": customers_told,
+    }
 
 
 def _span(start: datetime | None, end: datetime | None) -> str:
@@ -38,7 +75,7 @@ def _span(start: datetime | None, end: datetime | None) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
-def context(session: Session, incident_id: int) -> dict[str, Any]:
+def context(session: Session, incident_id: int, reviewers: tuple[str, ...] = ()) -> dict[str, Any]:
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise IncidentNotFoundError(f"incident {incident_id} does not exist")
@@ -74,15 +111,31 @@ def context(session: Session, incident_id: int) -> dict[str, Any]:
         went_well.append("The on-call page was acknowledged")
     if any(s.status == ActionStatus.SUCCEEDED for s in steps):
         went_well.append("Remediation ran through the approved plan")
-    actions = [
-        {
-            "text": f"{s.action} on {s.subject or s.target} ({s.status})",
-            "done": s.status == ActionStatus.SUCCEEDED,
-        }
-        for s in steps
-    ]
-    if not incident.root_cause:
-        actions.append({"text": "Write the root cause", "done": False})
+    actions = []
+    for s in steps:
+        ticket = (response.jira_steps or {}).get(str(s.id)) or {}
+        in_jira = f", Jira {ticket['key']} {ticket.get('status', '')}".rstrip() if ticket.get("key") else ""
+        actions.append(
+            {
+                "text": f"{s.action} on {s.subject or s.target} ({s.status}{in_jira})",
+                "done": s.status == ActionStatus.SUCCEEDED or str(ticket.get("status", "")).lower() == "done",
+                "jira": ticket.get("key", ""),
+            }
+        )
+    actions.append({"text": "Write the root cause", "done": bool(incident.root_cause), "jira": ""})
+    told = (
+        session.exec(
+            select(StakeholderUpdate.id).where(
+                StakeholderUpdate.incident_id == incident_id,
+                col(StakeholderUpdate.public).is_(True),
+                StakeholderUpdate.status == "published",
+            )
+        ).first()
+        is not None
+        and not response.drill
+    )
+    required = list(reviewers)
+    signed = {r["reviewer"] for r in response.postmortem_reviews}
     return {
         "incident": incident,
         "response": response,
@@ -93,6 +146,12 @@ def context(session: Session, incident_id: int) -> dict[str, Any]:
         "times": times,
         "went_well": went_well,
         "actions": actions,
+        "impact": customer_impact(incident, told),
+        "reviews": response.postmortem_reviews,
+        "reviewers_pending": [r for r in required if r not in signed],
+        "signed_off_at": isoformat(response.postmortem_signed_off_at)
+        if response.postmortem_signed_off_at
+        else None,
         "timeline": [
             {"at": isoformat(e.at), "kind": e.kind, "title": e.title}
             for e in entries
@@ -103,7 +162,7 @@ def context(session: Session, incident_id: int) -> dict[str, Any]:
 
 
 def render(session: Session, incident_id: int, config: ResponseConfig, fmt: str = "markdown") -> str:
-    values = context(session, incident_id)
+    values = context(session, incident_id, config.postmortem_reviewers)
     if fmt == "html":
         return template("postmortem.html.j2").render(**values)
     chosen = (
@@ -168,3 +227,85 @@ def draft_resolved(db: Database, config: ResponseConfig, now: datetime | None = 
         with db.session() as session:
             draft(session, incident_id, config, now=now)
     return ids
+
+
+def render_pdf(session: Session, incident_id: int, config: ResponseConfig) -> bytes:
+    """The Markdown postmortem as a plain PDF (fpdf2): headings bold, the rest as written."""
+    from fpdf import FPDF
+
+    text = render(session, incident_id, config)
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    pdf.set_title(f"Postmortem incident {incident_id}")
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        level = len(line) - len(line.lstrip("#"))
+        size, style = {1: (15, "B"), 2: (12, "B"), 3: (11, "B")}.get(level, (9, ""))
+        if level:
+            pdf.ln(2)
+        pdf.set_font("Helvetica", style=style, size=size)
+        pdf.set_x(pdf.l_margin)
+        body = line.lstrip("#").strip().replace("—", "-").replace("→", "->").replace("**", "")
+        # the core fonts are Latin-1: anything else prints as '?', never fails the export
+        pdf.multi_cell(width, size * 0.5, body.encode("latin-1", "replace").decode("latin-1") or " ")
+    return bytes(pdf.output())
+
+
+def review(
+    session: Session,
+    incident_id: int,
+    config: ResponseConfig,
+    *,
+    actor: Actor,
+    comment: str = "",
+    now: datetime | None = None,
+) -> IncidentResponse:
+    """Record `actor`'s review; the postmortem is signed off once every required reviewer reviewed."""
+    when = as_utc(now or utcnow())
+    response = state_for(session, incident_id)
+    if not response.postmortem_markdown:
+        raise ResponseInputError(f"incident {incident_id} has no postmortem draft to review yet")
+    if response.postmortem_signed_off_at is not None:
+        raise ResponseInputError(f"the postmortem of incident {incident_id} is already signed off")
+    required = config.postmortem_reviewers
+    if required and actor.name not in required:
+        raise ResponseInputError(f"{actor.name} is not a reviewer of postmortems ({', '.join(required)})")
+    if any(r["reviewer"] == actor.name for r in response.postmortem_reviews):
+        raise ResponseInputError(f"{actor.name} already reviewed this postmortem")
+    from core.redaction import redact_typed
+
+    response.postmortem_reviews = [
+        *response.postmortem_reviews,
+        {"reviewer": actor.name, "at": isoformat(when), "comment": redact_typed(comment.strip())[:1000]},
+    ]
+    signed = {r["reviewer"] for r in response.postmortem_reviews}
+    pending = [r for r in required if r not in signed]
+    note(
+        session,
+        incident_id,
+        action=AuditAction.RESPONSE_POSTMORTEM_REVIEWED,
+        title=f"Postmortem reviewed by {actor.name}"
+        + (f"; waiting for {', '.join(pending)}" if pending else ""),
+        details={"reviewer": actor.name, "pending": pending},
+        actor=actor,
+        at=when,
+        drill=response.drill,
+    )
+    if not pending:
+        response.postmortem_signed_off_at = when
+        note(
+            session,
+            incident_id,
+            action=AuditAction.RESPONSE_POSTMORTEM_SIGNED_OFF,
+            title="Postmortem signed off by " + ", ".join(sorted(signed)),
+            details={"reviewers": sorted(signed)},
+            actor=actor,
+            at=when,
+            drill=response.drill,
+        )
+        # The kept draft shows the sign-off.
+        response.postmortem_markdown = render(session, incident_id, config)
+    session.add(response)
+    return response

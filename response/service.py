@@ -13,6 +13,7 @@ from response.channels import ChannelReport, run_channels
 from response.config import configured, load_config
 from response.drills import finish_drills, link_drills
 from response.mailbox import MailboxReport, poll_mailbox
+from response.outbound import OutboundReport, run_outbound
 from response.postmortem import draft_resolved
 from response.tickets import TicketReport, run_tickets
 from response.updates import UpdatesReport, remind_due
@@ -29,6 +30,7 @@ class ResponseReport:
     tickets: TicketReport = field(default_factory=TicketReport)
     postmortems: list[int] = field(default_factory=list)
     drills_finished: list[int] = field(default_factory=list)
+    outbound: OutboundReport = field(default_factory=OutboundReport)
 
     @property
     def errors(self) -> list[str]:
@@ -36,6 +38,7 @@ class ResponseReport:
             [f"incident {i} channel: {e}" for i, e in self.channels.failed.items()]
             + [f"incident {i} Jira: {e}" for i, e in self.tickets.failed.items()]
             + ([self.mailbox.error] if self.mailbox.error else [])
+            + self.outbound.failed
         )
 
     @property
@@ -53,15 +56,23 @@ class ResponseReport:
             or t.created
             or t.pushed
             or t.pulled
+            or t.comments_posted
+            or t.comments_mirrored
+            or t.step_issues
+            or t.step_moves
             or t.failed
             or self.postmortems
             or self.drills_finished
+            or self.outbound.subscribers_told
+            or self.outbound.events_sent
+            or self.outbound.failed
         )
 
 
 def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> ResponseReport:
     """The intake mailbox read first, drills linked (so every part sees them as drills), then
-    channels, update reminders, tickets, postmortem drafts for resolved incidents, finished drills."""
+    channels, update reminders, tickets, postmortem drafts for resolved incidents, finished drills,
+    then the status page's subscribers and the signed webhooks told of what happened."""
     when = as_utc(now or utcnow())
     report = ResponseReport()
     if not configured(settings):
@@ -74,4 +85,5 @@ def run_due(db: Database, settings: Any = None, now: datetime | None = None) -> 
     report.tickets = run_tickets(db, config, when)
     report.postmortems = draft_resolved(db, config, when)
     report.drills_finished = finish_drills(db, when)
+    report.outbound = run_outbound(db, config, when)
     return report

@@ -6,6 +6,14 @@ mapped Jira transition runs. Inbound: when the issue's status moves in Jira, the
 status is applied through the incident lifecycle (``timeline.lifecycle.transition``, which
 audits it). The status last pushed and last read are kept on the incident's response row, so a
 change is applied once and never echoed back.
+
+Comments both ways: an analyst's note is posted to the issue as a comment (``[tenantguard]
+<who>: <text>``); a person's comment in Jira becomes a note line on the timeline (source
+``jira``, redacted, keyed by the comment id); the ids seen are kept so nothing is echoed.
+Remediation steps: each step of the incident's plan gets its own issue under the incident's
+(``step_issue_type``, parent the incident's issue, label ``remediation``), moved as the step runs
+(``step_outbound``); its Jira status is read back for the postmortem's action items. A Jira
+status never runs or skips a step: remediation keeps its own approvals.
 """
 
 from __future__ import annotations
@@ -21,14 +29,20 @@ from core.audit import AuditAction
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import TenantguardError
-from core.models.incident import Incident
+from core.models.enums import TimelineEntryKind
+from core.models.incident import Incident, TimelineEntry
+from core.models.remediation import RemediationAction
 from core.models.response import IncidentResponse
+from core.redaction import redact
 from response.config import JiraConfig, ResponseConfig
 from response.errors import TicketError
 from response.journal import DRILL_MARK, RESPONSE_ACTOR, note, state_for
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
+COMMENT_MARK = "[tenantguard] "
+JIRA_SOURCE = "jira"
+MAX_COMMENT_CHARS = 4000
 
 
 @dataclass
@@ -36,6 +50,10 @@ class TicketReport:
     created: list[str] = field(default_factory=list)
     pushed: int = 0
     pulled: int = 0
+    comments_posted: int = 0
+    comments_mirrored: int = 0
+    step_issues: list[str] = field(default_factory=list)
+    step_moves: int = 0
     failed: dict[int, str] = field(default_factory=dict)
 
 
@@ -228,6 +246,10 @@ def run_tickets(db: Database, config: ResponseConfig, now: datetime | None = Non
                 session.add(state)
             if _pull(db, client, incident_id, jira, when):
                 report.pulled += 1
+            if jira.comments:
+                _comments(db, client, incident_id, jira, when, report)
+            if jira.steps:
+                _steps(db, client, incident_id, config, when, report)
         except TicketError as exc:
             report.failed[incident_id] = str(exc)
             log.warning("incident %s Jira: %s", incident_id, exc)
@@ -236,3 +258,152 @@ def run_tickets(db: Database, config: ResponseConfig, now: datetime | None = Non
                 state.jira_error = str(exc)[:500]
                 session.add(state)
     return report
+
+
+def _comments(
+    db: Database, client: Any, incident_id: int, jira: JiraConfig, when: datetime, report: TicketReport
+) -> None:
+    """Mirror people's Jira comments onto the timeline, then post new notes as comments."""
+    with db.session(readonly=True) as session:
+        key = state_for(session, incident_id).jira_key
+    comments = _call("comments", lambda: client.comments(key))
+    with db.session() as session:
+        state = state_for(session, incident_id)
+        seen = set(state.jira_comment_ids)
+        for comment in comments:
+            cid, body = str(comment.id), str(getattr(comment, "body", "") or "")
+            if cid in seen:
+                continue
+            seen.add(cid)
+            state.jira_comment_ids = [*state.jira_comment_ids, cid]
+            if body.startswith(COMMENT_MARK):  # ours, posted by a run that did not commit
+                continue
+            author = str(getattr(getattr(comment, "author", None), "displayName", "") or "someone")
+            clean = redact(body)
+            session.add(
+                TimelineEntry(
+                    incident_id=incident_id,
+                    at=when,
+                    kind=TimelineEntryKind.NOTE,
+                    source=JIRA_SOURCE,
+                    title=f"comment by {author} on Jira {key}"[:1000],
+                    body={"text": clean.text[:MAX_COMMENT_CHARS], "redactions": clean.counts, "jira": key},
+                    ref_type="jira_comment",
+                    ref_id=f"{key}:{cid}"[:200],
+                    actor=f"jira:{author}"[:200],
+                    dedup_key=f"jira:{key}:{cid}",
+                )
+            )
+            report.comments_mirrored += 1
+        session.add(state)
+    with db.session() as session:
+        state = state_for(session, incident_id)
+        notes = session.exec(
+            select(TimelineEntry)
+            .where(
+                TimelineEntry.incident_id == incident_id,
+                TimelineEntry.kind == TimelineEntryKind.NOTE,
+                TimelineEntry.source != JIRA_SOURCE,
+                col(TimelineEntry.id) > state.jira_noted_entry_id,
+            )
+            .order_by(col(TimelineEntry.id))
+            .limit(20)
+        ).all()
+        for entry in notes:
+            text = str((entry.body or {}).get("text") or entry.title)
+            posted = _call(
+                "add_comment",
+                lambda t=text, who=entry.actor: client.add_comment(
+                    key, f"{COMMENT_MARK}{who}: {t}"[:MAX_COMMENT_CHARS]
+                ),
+            )
+            state.jira_comment_ids = [*state.jira_comment_ids, str(posted.id)]
+            state.jira_noted_entry_id = int(entry.id or 0)
+            report.comments_posted += 1
+        session.add(state)
+
+
+def _step_summary(incident: Incident, step: RemediationAction, mark: str) -> str:
+    return f"{mark}[{incident.priority}] Incident #{incident.id} step {step.position}: {step.action} on {step.subject or step.target}"[
+        :255
+    ]
+
+
+def _steps(
+    db: Database, client: Any, incident_id: int, config: ResponseConfig, when: datetime, report: TicketReport
+) -> None:
+    """An issue per remediation step, moved as the step runs; the issue's status read back."""
+    jira = config.jira
+    assert jira is not None
+    with db.session(readonly=True) as session:
+        steps = session.exec(
+            select(RemediationAction)
+            .where(RemediationAction.incident_id == incident_id)
+            .order_by(col(RemediationAction.position), col(RemediationAction.id))
+        ).all()
+    for step in steps:
+        with db.session() as session:
+            state = state_for(session, incident_id)
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                return
+            known = dict(state.jira_steps.get(str(step.id)) or {})
+            mark = DRILL_MARK if state.drill else ""
+            if not known:
+                fields = {
+                    "project": {"key": jira.project},
+                    "summary": _step_summary(incident, step, mark),
+                    "description": (
+                        f"{mark}Remediation step of {state.jira_key}: {step.reason or step.action}\n\n"
+                        f"Open in tenantguard: {config.public_url.rstrip('/')}/incidents/{incident_id}"
+                    ),
+                    "issuetype": {"name": jira.step_issue_type},
+                    "parent": {"key": state.jira_key},
+                    "labels": ["tenantguard", "remediation", *(["drill"] if state.drill else [])],
+                }
+                issue = _call("create_issue", lambda f=fields: client.create_issue(fields=f))
+                known = {"key": str(issue.key), "pushed": "", "status": "To Do"}
+                report.step_issues.append(known["key"])
+                note(
+                    session,
+                    incident_id,
+                    action=AuditAction.RESPONSE_TICKET_CREATED,
+                    title=f"Jira issue {known['key']} created for step {step.position} ({step.action})",
+                    details={"key": known["key"], "step": step.id, "parent": state.jira_key},
+                    at=when,
+                    drill=state.drill,
+                    ref=("jira_issue", known["key"]),
+                )
+            if known["pushed"] != step.status:
+                wanted = jira.step_outbound.get(step.status)
+                known["pushed"] = step.status
+                if wanted and wanted.lower() != known["status"].lower():
+                    transitions = _call("transitions", lambda k=known["key"]: client.transitions(k))
+                    match = next((t for t in transitions if str(t["name"]).lower() == wanted.lower()), None)
+                    if match is not None:
+                        _call(
+                            "transition_issue",
+                            lambda k=known["key"], m=match: client.transition_issue(k, m["id"]),
+                        )
+                        known["status"] = wanted
+                        report.step_moves += 1
+                        note(
+                            session,
+                            incident_id,
+                            action=AuditAction.RESPONSE_TICKET_SYNCED,
+                            title=f"Jira issue {known['key']} moved to {wanted} (step {step.position} {step.status})",
+                            details={
+                                "key": known["key"],
+                                "step": step.id,
+                                "direction": "outbound",
+                                "jira_status": wanted,
+                            },
+                            at=when,
+                            drill=state.drill,
+                            ref=("jira_issue", known["key"]),
+                        )
+            else:
+                read = _call("issue", lambda k=known["key"]: client.issue(k))
+                known["status"] = str(read.fields.status.name)
+            state.jira_steps = {**state.jira_steps, str(step.id): known}
+            session.add(state)

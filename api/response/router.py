@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from api.context import RequestContext, require, state_of
@@ -324,19 +324,50 @@ def publish_stakeholder_update(
 @router.get(
     "/response/incidents/{incident_id}/postmortem",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/markdown": {}, "text/html": {}}}},
-    summary="The postmortem drafted from the timeline (Markdown or HTML)",
+    responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/pdf": {}}}},
+    summary="The postmortem drafted from the timeline (Markdown, HTML or PDF)",
 )
 def postmortem(
     ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ)],
     incident_id: IncidentId,
-    format: Annotated[Literal["markdown", "html"], Query()] = "markdown",
-) -> PlainTextResponse:
-    from response.postmortem import render
+    format: Annotated[Literal["markdown", "html", "pdf"], Query()] = "markdown",
+) -> Response:
+    from response.postmortem import render, render_pdf
 
+    config = load_config(ctx.settings)
     with ctx.db.session(readonly=True) as session:
-        text = render(session, incident_id, load_config(ctx.settings), format)
+        if format == "pdf":
+            return Response(
+                render_pdf(session, incident_id, config),
+                media_type="application/pdf",
+                headers={"content-disposition": f'attachment; filename="postmortem-{incident_id}.pdf"'},
+            )
+        text = render(session, incident_id, config, format)
     return PlainTextResponse(text, media_type="text/html" if format == "html" else "text/markdown")
+
+
+class ReviewIn(BaseModel):
+    comment: str = Field(default="", max_length=1000)
+
+
+@router.post(
+    "/response/incidents/{incident_id}/postmortem/review",
+    summary="Review the postmortem; signed off once every required reviewer reviewed (audited)",
+)
+def review_postmortem(
+    ctx: Annotated[RequestContext, require(Permission.INCIDENTS_WRITE)],
+    incident_id: IncidentId,
+    body: Annotated[ReviewIn, Body()],
+) -> dict[str, Any]:
+    from response.postmortem import review
+
+    with ctx.db.session() as session:
+        row = review(session, incident_id, load_config(ctx.settings), actor=ctx.actor, comment=body.comment)
+        return {
+            "incident_id": incident_id,
+            "reviews": row.postmortem_reviews,
+            "signed_off_at": row.postmortem_signed_off_at,
+        }
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,13 +71,33 @@ def publish(update_id: Annotated[int, typer.Argument(help="Stakeholder update id
 def postmortem(
     incident_id: Annotated[int, typer.Argument(help="Incident id.")],
     html: Annotated[bool, typer.Option("--html", help="HTML instead of Markdown.")] = False,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Write it as a PDF to this file.")] = None,
 ) -> None:
-    """Print the postmortem drafted from the incident's timeline."""
+    """Print the postmortem drafted from the incident's timeline (or write it as a PDF)."""
     from response.config import load_config
-    from response.postmortem import render
+    from response.postmortem import render, render_pdf
 
     with database().session(readonly=True) as session:
+        if pdf is not None:
+            pdf.write_bytes(render_pdf(session, incident_id, load_config(settings())))
+            console.print(f"postmortem of incident {incident_id} written to {pdf}")
+            return
         print(render(session, incident_id, load_config(settings()), "html" if html else "markdown"))
+
+
+@app.command("review")
+def review_command(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    comment: Annotated[str, typer.Option("--comment", help="What the reviewer says.")] = "",
+) -> None:
+    """Review the incident's postmortem; it is signed off once every required reviewer reviewed."""
+    from response.config import load_config
+    from response.postmortem import review
+
+    with database().session() as session:
+        row = review(session, incident_id, load_config(settings()), actor=cli_actor(), comment=comment)
+        signed = row.postmortem_signed_off_at
+    console.print(f"postmortem of incident {incident_id} reviewed" + ("; signed off" if signed else ""))
 
 
 @app.command("tick")

@@ -40,6 +40,20 @@ class IncidentResponse(SQLModel, table=True):
     jira_status: str = Field(default="", max_length=100)  # the issue's status as last read
     jira_pushed_status: str = Field(default="", max_length=20)  # our status last pushed to Jira
     jira_error: str = Field(default="", max_length=500)
+    # Jira comment ids already mirrored onto the timeline or posted by us (never mirrored back).
+    jira_comment_ids: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    jira_noted_entry_id: int = 0  # newest note already posted to the issue as a comment
+    # Remediation step id -> {"key": its Jira issue, "pushed": the step status last pushed,
+    # "status": the issue's status as last read}.
+    jira_steps: dict[str, dict[str, str]] = Field(
+        default_factory=dict, sa_column=Column(JSONType, nullable=False)
+    )
+    webhook_entry_id: int = 0  # newest timeline entry already delivered to the signed webhooks
+    # Postmortem reviews: [{"reviewer", "at", "comment"}]; signed off when every required one signed.
+    postmortem_reviews: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    postmortem_signed_off_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     postmortem_markdown: str = Field(default="", sa_column=Column(Text, nullable=False))
     postmortem_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -65,6 +79,8 @@ class StakeholderUpdate(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     posted: bool = False  # announced in the incident channel
+    # When the status page's subscribers (e-mail, webhooks) were told of it (public, published).
+    subscribers_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Drill(SQLModel, table=True):

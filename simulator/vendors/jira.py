@@ -4,7 +4,8 @@ Issues live in memory under one project per key (created on first use). Basic au
 simulator's Jira user and API token, as Jira Cloud takes them. The workflow is Jira's simple one:
 To Do -> In Progress -> Done, any status to any other.
 
-``POST /_sim/jira/issues/{key}/status {"status": "Done"}`` is a person moving the issue in Jira.
+``POST /_sim/jira/issues/{key}/status {"status": "Done"}`` is a person moving the issue in Jira;
+``POST /_sim/jira/issues/{key}/comments {"body": "...", "author": "Ana"}`` a person commenting.
 ``GET /_sim/jira/issues`` lists every issue (for tests and the demo).
 """
 
@@ -80,6 +81,7 @@ class JiraApi:
                 "labels": issue["labels"],
                 "project": {"key": issue["project"], "id": issue["project"]},
                 "issuetype": {"name": issue["issuetype"]},
+                **({"parent": {"key": issue["parent"]}} if issue.get("parent") else {}),
                 "status": self._status(issue["status"]),
                 "created": issue["created"],
                 "updated": issue["updated"],
@@ -126,6 +128,7 @@ class JiraApi:
                 "description": str(fields.get("description") or ""),
                 "labels": [str(label) for label in fields.get("labels") or []],
                 "issuetype": str((fields.get("issuetype") or {}).get("name") or "Task"),
+                "parent": str((fields.get("parent") or {}).get("key") or ""),
                 "status": "To Do",
                 "created": self._now(),
                 "updated": self._now(),
@@ -175,17 +178,43 @@ class JiraApi:
             issue["status"], issue["updated"] = STATUSES[wanted], self._now()
         return Response(204)
 
+    def _add_comment(self, issue: dict[str, Any], body: str, author: str) -> dict[str, Any]:
+        comment = {
+            "id": str(10000 + sum(len(i["comments"]) for i in self.issues.values()) + 1),
+            "body": body,
+            "author": {"displayName": author, "accountId": f"sim-{author.lower().replace(' ', '-')}"},
+            "created": self._now(),
+        }
+        issue["comments"].append(comment)
+        issue["updated"] = self._now()
+        return comment
+
     def comment(self, request: Request) -> Response:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        body = str((request.json() or {}).get("body") or "")
         with self.lock:
             issue = self._issue(request)
             if issue is None:
                 return _error(404, "Issue does not exist or you do not have permission to see it.")
-            comment = {"id": str(len(issue["comments"]) + 1), "body": body, "created": self._now()}
-            issue["comments"].append(comment)
+            if request.method == "GET":
+                listed = issue["comments"]
+                return Response.json(
+                    {"comments": listed, "startAt": 0, "maxResults": len(listed), "total": len(listed)}
+                )
+            body = str((request.json() or {}).get("body") or "")
+            comment = self._add_comment(issue, body, credentials(self.sim)[0])
+        return Response.json(comment, 201)
+
+    def person_comments(self, request: Request) -> Response:
+        given = request.json() or {}
+        with self.lock:
+            issue = self._issue(request)
+            if issue is None:
+                return Response.json({"error": f"no issue {request.params['key']}"}, 404)
+            comment = self._add_comment(
+                issue, str(given.get("body") or ""), str(given.get("author") or "Jira user")
+            )
         return Response.json(comment, 201)
 
     def person_moves(self, request: Request) -> Response:
@@ -213,6 +242,7 @@ def register(sim: Simulator) -> None:
     add("POST", rf"{rest}/issue", api.create, "sim", "jira_issue_create")
     add("GET", rf"{rest}/issue/{key}", api.get, "sim", "jira_issue")
     add("GET POST", rf"{rest}/issue/{key}/transitions", api.transitions, "sim", "jira_transitions")
-    add("POST", rf"{rest}/issue/{key}/comment", api.comment, "sim", "jira_comment")
+    add("GET POST", rf"{rest}/issue/{key}/comment", api.comment, "sim", "jira_comment")
     add("POST", rf"/_sim/jira/issues/{key}/status", api.person_moves, "sim", "jira_person_moves")
+    add("POST", rf"/_sim/jira/issues/{key}/comments", api.person_comments, "sim", "jira_person_comments")
     add("GET", r"/_sim/jira/issues", api.listing, "sim", "jira_issues")

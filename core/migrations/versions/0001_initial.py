@@ -705,6 +705,24 @@ def upgrade() -> None:
         sa.Column("jira_status", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("jira_pushed_status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("jira_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column(
+            "jira_comment_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("jira_noted_entry_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "jira_steps",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("webhook_entry_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "postmortem_reviews",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("postmortem_signed_off_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("postmortem_markdown", sa.Text(), nullable=False),
         sa.Column("postmortem_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
@@ -924,6 +942,7 @@ def upgrade() -> None:
         sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("published_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("posted", sa.Boolean(), nullable=False),
+        sa.Column("subscribers_notified_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incident.id"],
