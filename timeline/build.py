@@ -29,6 +29,7 @@ from core.db import Database
 from core.models.enums import FindingStatus, IncidentStatus, Severity, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
+from core.models.noise import GroupingLesson
 from timeline.assembly import (
     SYSTEM_ACTOR,
     BuildContext,
@@ -50,7 +51,7 @@ from timeline.conversations import (
 )
 from timeline.entities import IdentityIndex
 from timeline.entries import entry_row, insert_rows, message_row, simple_entry
-from timeline.grouping import FindingFacts, Group, OpenIncident, group_findings
+from timeline.grouping import FindingFacts, Group, Lesson, OpenIncident, group_findings
 from timeline.noise import low_signal
 from timeline.quieting import held_back
 
@@ -130,12 +131,13 @@ class IncidentBuild:
             self.ctx,
         )
         earliest = min(row.first_seen for row in candidates) - self.ctx.config.group_window
-        open_incidents = self._open_incidents(since=earliest)
+        lessons = self._lessons()
+        open_incidents = self._open_incidents(since=earliest, with_rules=bool(lessons))
         # Mass changes and drifts inside declared changes only matter for what could open one.
         openers = [r for r in candidates if not low_signal(r.kind, r.severity)]
         held = held_back(self.session, self.ctx, openers, (k for i in open_incidents for k in i.keys))
         facts, ignored = self._facts(candidates, held)
-        plan = group_findings(facts, open_incidents, self.ctx.config.group_window)
+        plan = group_findings(facts, open_incidents, self.ctx.config.group_window, lessons)
         for group in plan.groups:
             _explain_ignored(group, ignored)
         fresh = [g for g in plan.groups if g.incident_id is None]
@@ -211,11 +213,25 @@ class IncidentBuild:
                     labels=found.labels,
                     can_open=not low_signal(row.kind, row.severity) and row.id not in held,
                     broad=found.broad,
+                    rule=row.rule_id,
                 )
             )
         return facts, ignored_by_finding
 
-    def _open_incidents(self, *, since: datetime) -> list[OpenIncident]:
+    def _lessons(self) -> list[Lesson]:
+        """What analysts' splits taught (see timeline.grouping.Lesson)."""
+        return [
+            Lesson(
+                row.key,
+                frozenset(row.rules_apart),
+                frozenset(row.rules_kept),
+                f"split from incident #{row.incident_id} into #{row.split_incident_id} by {row.created_by}"
+                + (f" ({row.reason})" if row.reason else ""),
+            )
+            for row in self.session.execute(select(GroupingLesson).order_by(col(GroupingLesson.id))).scalars()
+        ]
+
+    def _open_incidents(self, *, since: datetime, with_rules: bool = False) -> list[OpenIncident]:
         rows = self.session.execute(
             select(
                 col(Incident.id),
@@ -231,6 +247,15 @@ class IncidentBuild:
                 col(Incident.last_seen) >= since,
             )
         ).all()
+        rules: dict[int, set[str]] = {}
+        ids = [row.id for row in rows] if with_rules else []
+        for start in range(0, len(ids), 1000):
+            for incident_id, rule_id in self.session.execute(
+                select(col(Finding.incident_id), col(Finding.rule_id))
+                .where(col(Finding.incident_id).in_(ids[start : start + 1000]))
+                .distinct()
+            ).all():
+                rules.setdefault(incident_id, set()).add(rule_id)
         return [
             OpenIncident(
                 id=row.id,
@@ -240,6 +265,7 @@ class IncidentBuild:
                 auto_mergeable=row.status == IncidentStatus.NEW
                 and not row.assignee
                 and row.created_by == SYSTEM_ACTOR.name,
+                rules=tuple(sorted(rules.get(row.id, ()))),
             )
             for row in rows
         ]

@@ -9,6 +9,10 @@ merge. Findings that cannot open an incident (posture, informational) only ever 
 
 Every decision is kept as a reason: ``joined: same person alice@corp.example within 2 h 5 min of
 finding #12``.
+
+An analyst's split teaches it (:class:`Lesson`): findings of the rules split off are not joined
+by that key to a group holding only the rules left behind (nor the other way round), and the
+finding's reason says which split kept them apart.
 """
 
 from __future__ import annotations
@@ -35,6 +39,24 @@ class FindingFacts:
     can_open: bool = True
     # What it names too many of to group by (a spray's targets); overlapping sets still link.
     broad: tuple[str, ...] = ()
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """From a split: by `key`, findings of `apart` and findings of `kept` are not one incident."""
+
+    key: str
+    apart: frozenset[str]
+    kept: frozenset[str]
+    text: str  # "split from incident #4 by principal:erin"
+
+    def forbids(self, rule: str, group_rules: set[str]) -> bool:
+        if not group_rules or not rule:
+            return False
+        return (rule in self.apart and group_rules <= self.kept) or (
+            rule in self.kept and group_rules <= self.apart
+        )
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,7 @@ class OpenIncident:
     last_seen: datetime
     # Untouched by humans (new, unassigned, system-made): may be merged automatically.
     auto_mergeable: bool
+    rules: tuple[str, ...] = ()  # its findings' rule ids (read when a split taught a lesson)
 
 
 @dataclass
@@ -63,6 +86,7 @@ class Group:
     reasons: list[dict[str, Any]] = field(default_factory=list)
     absorbed_incident_ids: list[int] = field(default_factory=list)
     merged_into: Group | None = None
+    rules: set[str] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -127,8 +151,17 @@ def describe_keys(keys: Iterable[str], labels: Mapping[str, str]) -> str:
 class Grouper:
     """Holds the key index while findings are fed in time order; `plan()` returns the outcome."""
 
-    def __init__(self, window: timedelta, open_incidents: Iterable[OpenIncident] = ()) -> None:
+    def __init__(
+        self,
+        window: timedelta,
+        open_incidents: Iterable[OpenIncident] = (),
+        lessons: Iterable[Lesson] = (),
+    ) -> None:
         self.window = window
+        self._lessons: dict[str, list[Lesson]] = {}
+        for lesson in lessons:
+            self._lessons.setdefault(lesson.key, []).append(lesson)
+        self._kept_apart: dict[int, list[str]] = {}
         self._groups: list[Group] = []
         self._index: dict[str, _KeyUse] = {}
         self._broad: dict[str, list[_KeyUse]] = {}
@@ -137,6 +170,7 @@ class Grouper:
             group = self._new_group(
                 incident.id, incident.first_seen, incident.last_seen, incident.auto_mergeable
             )
+            group.rules.update(incident.rules)
             broad = [k.removeprefix(BROAD_PREFIX) for k in incident.keys if k.startswith(BROAD_PREFIX)]
             for key in incident.keys:
                 if key.startswith(BROAD_PREFIX):
@@ -165,6 +199,13 @@ class Grouper:
                 continue
             group = _root(use.group)
             if not self._in_window(group, use, finding):
+                continue
+            taught = next(
+                (t for t in self._lessons.get(key, ()) if t.forbids(finding.rule, group.rules)), None
+            )
+            if taught is not None:
+                what = describe_keys([key], finding.labels)
+                self._kept_apart.setdefault(finding.id, []).append(f"not joined by {what}: {taught.text}")
                 continue
             found.setdefault(group.ref, (group, []))[1].append((key, use))
         for use in self._overlapping(finding):
@@ -235,6 +276,7 @@ class Grouper:
             group.finding_ids.extend(other.finding_ids)
             group.reasons.extend(other.reasons)
             group.keys.update(other.keys)
+            group.rules.update(other.rules)
             group.first_seen = min(group.first_seen, other.first_seen)
             group.last_seen = max(group.last_seen, other.last_seen)
             if other.incident_id is not None:
@@ -283,7 +325,12 @@ class Grouper:
                 )
             when = f"within {describe_gap(gap)} of" if gap > 0 else "overlapping"
             text = f"joined: {' and '.join(parts)} {when} {anchor}"
+        apart = self._kept_apart.get(finding.id)
+        if apart:
+            text += "; " + "; ".join(dict.fromkeys(apart))
         reason = self._reason(finding, decision, keys, text)
+        if apart:
+            reason["kept_apart"] = list(dict.fromkeys(apart))
         if use is not None:
             reason["with_finding_id"] = use.finding_id
             reason["gap_seconds"] = int(max(0.0, gap or 0.0))
@@ -301,6 +348,8 @@ class Grouper:
         }
 
     def _extend(self, group: Group, finding: FindingFacts) -> None:
+        if finding.rule:
+            group.rules.add(finding.rule)
         group.first_seen = min(group.first_seen, finding.first_seen)
         group.last_seen = max(group.last_seen, finding.last_seen)
         for key in finding.keys:
@@ -317,10 +366,13 @@ class Grouper:
 
 
 def group_findings(
-    findings: Sequence[FindingFacts], open_incidents: Iterable[OpenIncident], window: timedelta
+    findings: Sequence[FindingFacts],
+    open_incidents: Iterable[OpenIncident],
+    window: timedelta,
+    lessons: Iterable[Lesson] = (),
 ) -> GroupingPlan:
-    """Group `findings` (any order) with each other and with `open_incidents`."""
-    grouper = Grouper(window, open_incidents)
+    """Group `findings` (any order) with each other and with `open_incidents`, heeding `lessons`."""
+    grouper = Grouper(window, open_incidents, lessons)
     for finding in sorted(findings, key=lambda f: (f.first_seen, f.id)):
         grouper.add(finding)
     return grouper.plan()

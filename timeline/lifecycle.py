@@ -23,6 +23,7 @@ from core.errors import IncidentNotFoundError
 from core.models.enums import IncidentStatus, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident
+from core.models.noise import GroupingLesson
 from core.redaction import redact, redact_typed
 from timeline.assembly import BuildContext, append_reasons, refresh_incidents
 from timeline.build import move_incident_contents
@@ -533,6 +534,7 @@ def split(
                 )
             )
         ctx = _context(session, settings, actor, when)
+        lessons = _teach(session, ctx, incident_id, new_id, wanted, present, actor, reason, when)
         refresh_incidents(session, [original, created], ctx, rebuild=[incident_id, new_id])
         record(
             session,
@@ -540,7 +542,13 @@ def split(
             action=AuditAction.INCIDENT_SPLIT,
             object_type="incident",
             object_id=incident_id,
-            details={"findings": wanted, "from": incident_id, "to": new_id, "reason": reason},
+            details={
+                "findings": wanted,
+                "from": incident_id,
+                "to": new_id,
+                "reason": reason,
+                "taught": lessons,
+            },
             before={"incident": before, "finding_ids": wanted},
             after={
                 "incident": state_of(original),
@@ -550,6 +558,52 @@ def split(
             at=when,
         )
         return created
+
+
+def _teach(
+    session: Session,
+    ctx: BuildContext,
+    incident_id: int,
+    new_id: int,
+    moved: Sequence[int],
+    present: set[int],
+    actor: Actor,
+    reason: str,
+    when: datetime,
+) -> list[dict[str, Any]]:
+    """Remember, per key the split findings shared with those left behind, that findings of their
+    rules are not grouped by it again (timeline.grouping.Lesson); returns what was learned."""
+    rows = session.execute(
+        select(col(Finding.id), col(Finding.rule_id), col(Finding.entities)).where(
+            col(Finding.id).in_(sorted(present))
+        )
+    ).all()
+    apart = [r for r in rows if r.id in set(moved)]
+    kept = [r for r in rows if r.id not in set(moved)]
+
+    def keys(side: Sequence[Any]) -> set[str]:
+        return {k for r in side for k in ctx.keys_of(r.id, r.entities).keys}
+
+    rules_apart = sorted({r.rule_id for r in apart})
+    rules_kept = sorted({r.rule_id for r in kept})
+    if set(rules_apart) & set(rules_kept):
+        return []  # the same rule on both sides: no rule pair to keep apart
+    learned = []
+    for key in sorted(keys(apart) & keys(kept)):
+        session.add(
+            GroupingLesson(
+                key=key,
+                rules_apart=rules_apart,
+                rules_kept=rules_kept,
+                incident_id=incident_id,
+                split_incident_id=new_id,
+                created_by=actor.name,
+                reason=reason[:500],
+                created_at=when,
+            )
+        )
+        learned.append({"key": key, "rules_apart": rules_apart, "rules_kept": rules_kept})
+    return learned
 
 
 def _union_links(

@@ -21,7 +21,7 @@ from core.models.event import ConfigSnapshot, Event, QuarantinedRecord
 from core.models.finding import Finding, Suppression
 from core.models.identity import Account, Person
 from core.models.incident import Incident, Message, TimelineEntry
-from core.models.noise import ChangeWindow, Digest
+from core.models.noise import ChangeWindow, Digest, GroupingLesson
 from core.models.oncall import Escalation, OncallDefinition, Page
 from core.models.posture import PostureResult, PostureScore
 from core.models.principal import ApiPrincipal
@@ -38,6 +38,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditRecord",
     "ChangeWindow",
+    "GroupingLesson",
     "Checkpoint",
     "ComplianceException",
     "ConfigSnapshot",

@@ -54,3 +54,18 @@ class ChangeWindow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancelled_by: str | None = Field(default=None, max_length=200)
+
+
+class GroupingLesson(SQLModel, table=True):
+    """What an analyst's split taught the grouper: findings of `rules_apart` are not grouped with
+    findings of `rules_kept` by `key` again (the same wrong merge is not repeated)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=600, index=True)  # the grouping key that joined them ("person:...")
+    rules_apart: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    rules_kept: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    incident_id: int = Field(index=True)  # the incident split
+    split_incident_id: int  # the incident the split made
+    created_by: str = Field(max_length=200)
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

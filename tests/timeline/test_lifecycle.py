@@ -188,6 +188,51 @@ def test_a_split_off_incident_is_not_merged_back_automatically(
     assert [i.status for i in incidents_of()] == ["new", "new"]
 
 
+def test_a_split_teaches_the_grouper_not_to_make_the_same_merge_again(
+    db, settings, incident_id, make_finding, incidents_of
+) -> None:
+    erin = Actor("principal:erin", Channel.CLI)
+    # given an analyst split the forwarding rule off alice's sign-in incident, and both were resolved
+    with db.session(readonly=True) as session:
+        first, second = [f.id for f in session.exec(select(Finding).order_by(Finding.id)).all()]
+    created = split(db, incident_id, [second], actor=erin, reason="her assistant's rule", settings=settings)
+    for done in (incident_id, created.id):
+        transition(db, done, "resolved", actor=erin)
+    # when the same two rules fire about alice again a week later, 20 minutes apart
+    later = timedelta(days=7)
+    again_signin = make_finding(
+        people=["alice@northwind.example"], ips=["198.51.100.4"], first_seen=at(0) + later
+    )
+    again_rule = make_finding(
+        "Inbox rule forwards to external address",
+        people=["alice@northwind.example"],
+        first_seen=at(20) + later,
+    )
+    # and the same about bob, whom no split taught anything
+    make_finding(people=["bob@northwind.example"], ips=["198.51.100.9"], first_seen=at(0) + later)
+    make_finding(
+        "Inbox rule forwards to external address", people=["bob@northwind.example"], first_seen=at(20) + later
+    )
+    build_incidents(db, settings, notify=False, now=T0 + later + timedelta(hours=1))
+    # then alice's two findings are two incidents, and the second says which split kept it apart
+    fresh = [i for i in incidents_of() if i.status == "new"]
+    with db.session(readonly=True) as session:
+        home = {f: session.get(Finding, f).incident_id for f in (again_signin.id, again_rule.id)}
+    assert home[again_signin.id] != home[again_rule.id]
+    [kept_apart] = [i for i in fresh if i.id == home[again_rule.id]]
+    assert kept_apart.grouping[0]["kept_apart"] == [
+        f"not joined by person alice@northwind.example: split from incident #{incident_id} "
+        f"into #{created.id} by principal:erin (her assistant's rule)"
+    ]
+    # while bob's are one incident, as before
+    bobs = [i for i in fresh if "bob@northwind.example" in (i.entities or {}).get("people", [])]
+    assert len(bobs) == 1 and bobs[0].finding_count == 2
+    # and the split's audit record says what it taught
+    with db.session(readonly=True) as session:
+        [audit] = session.exec(select(AuditRecord).where(AuditRecord.action == "incident.split")).all()
+    assert [t["key"] for t in audit.details["taught"]] == ["email:alice@northwind.example"]
+
+
 def test_postmortem_fields_and_conversation_links_are_recorded(db, incident_id) -> None:
     set_postmortem(
         db,

@@ -192,6 +192,29 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_erasurerequest_person"), "erasurerequest", ["person"], unique=False)
     op.create_table(
+        "groupinglesson",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=600), nullable=False),
+        sa.Column(
+            "rules_apart",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "rules_kept",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("split_incident_id", sa.Integer(), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_groupinglesson_incident_id"), "groupinglesson", ["incident_id"], unique=False)
+    op.create_index(op.f("ix_groupinglesson_key"), "groupinglesson", ["key"], unique=False)
+    op.create_table(
         "incident",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
@@ -1130,6 +1153,9 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_incident_created_at"), table_name="incident")
     op.drop_table("incident")
+    op.drop_index(op.f("ix_groupinglesson_key"), table_name="groupinglesson")
+    op.drop_index(op.f("ix_groupinglesson_incident_id"), table_name="groupinglesson")
+    op.drop_table("groupinglesson")
     op.drop_index(op.f("ix_erasurerequest_person"), table_name="erasurerequest")
     op.drop_table("erasurerequest")
     op.drop_index(op.f("ix_digest_day"), table_name="digest")
