@@ -437,7 +437,8 @@ def escalate_now(
         object_id=incident_id,
         before={"next_at": before.isoformat() if before else None},
         after={"next_at": when.isoformat()},
-        details={"escalation": escalation.id, "via": via, "next_step": escalation.step + 1},
+        # "channel": the audit record's own "via" is the actor's transport (API for SMS, Slack, ...).
+        details={"escalation": escalation.id, "channel": via, "next_step": escalation.step + 1},
         at=when,
     )
     on_timeline(
