@@ -23,7 +23,8 @@ from oncall.escalation import page_by_token
 from oncall.store import get_channels
 
 KEYS = {"1": "acknowledge", "3": "resolve", "9": "escalate"}
-# SMS replies: the first word (any case); a number after it picks the incident ("ACK 12").
+# SMS replies: the first word (any case); a number after it picks the incident ("ACK 12");
+# REASSIGN names the responder first ("REASSIGN chen", "REASSIGN chen 12").
 WORDS = {
     "ack": "acknowledge",
     "acknowledge": "acknowledge",
@@ -34,6 +35,8 @@ WORDS = {
     "esc": "escalate",
     "escalate": "escalate",
     "9": "escalate",
+    "reassign": "reassign",
+    "ra": "reassign",
 }
 
 
@@ -192,7 +195,7 @@ def _message(text: str) -> str:
 
 
 def handle_sms_reply(session: Session, form: Mapping[str, str], signature: str) -> KeypressResult:
-    """A responder's SMS reply (ACK / RESOLVE / ESC [incident]): verified with Twilio's signature,
+    """A responder's SMS reply (ACK / RESOLVE / ESC / REASSIGN name [incident]): verified with Twilio's signature,
     the sender's number mapped to a responder, applied to the newest open page sent to that number
     (or the incident named), as that responder. Audited: the action, or the refusal."""
     from oncall.errors import OncallError
@@ -215,10 +218,14 @@ def handle_sms_reply(session: Session, form: Mapping[str, str], signature: str) 
             raise OncallRefused(f"{sender or 'an unknown number'} is no responder's phone")
         words = str(form.get("Body", "")).strip().split()
         action = WORDS.get(words[0].lower()) if words else None
-        if action is None:
+        if action is None or (action == "reassign" and len(words) < 2):
             return KeypressResult(
-                200, _message("Reply ACK, RESOLVE or ESC (optionally with the incident number).")
+                200,
+                _message(
+                    "Reply ACK, RESOLVE, ESC or REASSIGN followed by a name (optionally with the incident number)."
+                ),
             )
+        target = words.pop(1) if action == "reassign" else None
         page = latest_page_to(session, [("sms", sender), ("voice", sender)])
         incident_id = page.incident_id if page is not None else None
         if len(words) > 1 and words[1].lstrip("#").isdigit():
@@ -227,12 +234,13 @@ def handle_sms_reply(session: Session, form: Mapping[str, str], signature: str) 
             raise OncallRefused(f"no open page was sent to {sender}")
         actor = Actor(f"responder:{person.name}", Channel.API, f"twilio:{sid}")
         try:
-            act(session, action, incident_id=incident_id, actor=actor, via="sms")
+            act(session, action, incident_id=incident_id, actor=actor, via="sms", responder=target)
         except OncallRefused:
             raise
         except OncallError as exc:
             return KeypressResult(200, _message(f"Incident {incident_id}: {exc}"))
-        return KeypressResult(200, _message(f"Incident {incident_id} {_DONE[action]}."))
+        done = f"reassigned to {target}" if action == "reassign" else _DONE[action]
+        return KeypressResult(200, _message(f"Incident {incident_id} {done}."))
     except OncallRefused as exc:
         record(
             session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Form, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
@@ -226,7 +226,12 @@ def ack_form(token: AckToken) -> HTMLResponse:
         f"<button>{action.value.capitalize()}</button></form>"
         for action in (Action.ACKNOWLEDGE, Action.RESOLVE, Action.ESCALATE)
     )
-    return HTMLResponse(f"<!doctype html><title>tenantguard page</title>{buttons}")
+    reassign = (
+        f'<form method="post" action="/oncall/ack/{token}?action=reassign">'
+        '<label>Reassign to <input name="responder" required maxlength="200"></label>'
+        "<button>Reassign</button></form>"
+    )
+    return HTMLResponse(f"<!doctype html><title>tenantguard page</title>{buttons}{reassign}")
 
 
 @router.post(
@@ -237,14 +242,20 @@ def ack_with_token(
     request: Request,
     token: AckToken,
     action: Annotated[
-        Literal["acknowledge", "resolve", "escalate"], Query(description="What to do (default acknowledge).")
+        Literal["acknowledge", "resolve", "escalate", "reassign"],
+        Query(description="What to do (default acknowledge)."),
     ] = "acknowledge",
+    responder: Annotated[
+        str | None, Form(max_length=200, description="reassign: the responder to hand the page to.")
+    ] = None,
 ) -> dict[str, Any]:
     state = state_of(request)
     with state.db.session() as session:
         page = page_for_link(session, token)
         actor = Actor(f"responder:{page.responder or page.address}", Channel.API, f"link:page{page.id}")
-        escalation = act(session, action, incident_id=page.incident_id, actor=actor, via="link")
+        escalation = act(
+            session, action, incident_id=page.incident_id, actor=actor, via="link", responder=responder
+        )
         return escalation_view(escalation)
 
 

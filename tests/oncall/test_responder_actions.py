@@ -238,9 +238,84 @@ def test_the_api_and_the_cli_reassign_escalate_and_resolve_as_their_principal(
 
     assert _escalation(db, incident).status == "resolved"
     assert [r.actor for r in _audit(db, "oncall.escalation.reassigned")] == ["principal:lead"]
-    assert [r.details["via"] for r in _audit(db, "oncall.escalation.escalated_now")] == ["api"]
+    assert [r.details["channel"] for r in _audit(db, "oncall.escalation.escalated_now")] == ["api"]
     [resolved] = _audit(db, "oncall.escalation.resolved")
     assert resolved.details["channel"] == "cli"
     with db.session(readonly=True) as session:
         chen = session.exec(select(Page).where(Page.responder == "chen")).all()
     assert chen  # paged by chen's own media
+
+
+def test_sms_replies_reassign_escalate_and_resolve_as_the_sender(
+    db,
+    settings,
+    paging_sim,
+    smtp,
+    configure,
+    make_incident,
+    live_api,  # noqa: F811
+):
+    incident = _live_paged(db, settings, paging_sim, smtp, configure, make_incident, live_api)
+    admin = paging_sim.info["admin_url"]
+    requests.post(f"{admin}/twilio/number", json={"sms_url": f"{live_api}/oncall/twilio/sms"}, timeout=10)
+
+    def reply(body: str) -> dict:
+        return requests.post(
+            f"{admin}/twilio/sms",
+            json={"from": "+15550000001", "to": "+15559990000", "body": body},
+            timeout=60,
+        ).json()
+
+    assert "REASSIGN followed by a name" in reply("reassign")["reply"]  # no name: told how, nothing done
+    assert f"Incident {incident}: no responder named 'zoe'" in reply("REASSIGN zoe")["reply"]
+    assert f"Incident {incident} reassigned to chen" in reply("REASSIGN chen")["reply"]
+    assert f"Incident {incident} escalated" in reply(f"esc {incident}")["reply"]
+    assert f"Incident {incident} resolved" in reply("RESOLVE")["reply"]
+
+    [reassigned] = _audit(db, "oncall.escalation.reassigned")
+    assert (reassigned.actor, reassigned.details["to"], reassigned.details["channel"]) == (
+        "responder:alice",
+        "chen",
+        "sms",
+    )
+    [escalated] = _audit(db, "oncall.escalation.escalated_now")
+    assert (escalated.actor, escalated.details["channel"]) == ("responder:alice", "sms")
+    [resolved] = _audit(db, "oncall.escalation.resolved")
+    assert (resolved.actor, resolved.details["channel"]) == ("responder:alice", "sms")
+    assert _escalation(db, incident).status == "resolved"
+    with db.session(readonly=True) as session:
+        assert session.exec(select(Page).where(Page.responder == "chen")).all()
+    assert any(t.startswith("Reassigned to chen by responder:alice via sms") for t in _timeline(db, incident))
+
+
+def test_the_email_link_escalates_and_reassigns_as_its_responder(
+    db, settings, paging_sim, smtp, configure, make_incident, live_api
+):  # noqa: F811
+    controller, mailbox = smtp
+    document = oncall_document(paging_sim, controller.port)
+    document["channels"]["public_url"] = live_api
+    configure(document)
+    incident = make_incident().id
+    run_due(db, settings)
+    run_due(db, settings, now=utcnow() + timedelta(minutes=6))  # level 2: bob by voice and e-mail
+    [mail] = [m for m in mailbox.messages if m["To"] == "bob@example.com"]
+    link = next(
+        line for line in mail.get_payload(decode=True).decode().splitlines() if "/oncall/ack/" in line
+    ).split(": ", 1)[1]
+    assert 'name="responder"' in requests.get(link, timeout=30).text  # the reassign form
+
+    escalated = requests.post(link, params={"action": "escalate"}, timeout=30)
+    nobody = requests.post(link, params={"action": "reassign"}, timeout=30)
+    reassigned = requests.post(link, params={"action": "reassign"}, data={"responder": "chen"}, timeout=30)
+
+    assert escalated.status_code == 200 and reassigned.status_code == 200, (escalated.text, reassigned.text)
+    assert nobody.status_code == 422
+    [now] = _audit(db, "oncall.escalation.escalated_now")
+    assert (now.actor, now.details["channel"]) == ("responder:bob", "link")
+    [record] = _audit(db, "oncall.escalation.reassigned")
+    assert (record.actor, record.details["to"], record.details["channel"]) == (
+        "responder:bob",
+        "chen",
+        "link",
+    )
+    assert _escalation(db, incident).status == "active"

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import requests
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.clock import utcnow
-from core.models import AuditRecord
+from core.models import AuditRecord, Incident
 from core.models.oncall import Escalation, Page
 from oncall import run_due
 from simulator.vendors.twilio import twilio_signature
@@ -93,3 +93,37 @@ def test_a_forged_keypress_changes_nothing_and_is_audited(
         escalation = session.exec(select(Escalation).where(Escalation.incident_id == incident)).one()
         refusals = session.exec(select(AuditRecord).where(AuditRecord.action == "oncall.refused")).all()
     assert escalation.status == "active" and len(refusals) == 2
+
+
+def test_pressing_9_escalates_now_and_3_resolves_as_the_callee(
+    db,
+    settings,
+    paging_sim,
+    smtp,
+    configure,
+    make_incident,
+    live_api,  # noqa: F811
+):
+    incident, call = _voice_paged(db, settings, paging_sim, smtp, configure, make_incident, live_api)
+
+    escalated = _press(paging_sim, call.sid, "9")
+    assert escalated["status"] == 200 and "escalated" in escalated["reply"], escalated
+    # The next sweep fires level 3 (the team channel) at once, not five minutes later.
+    assert [step for _, _, step in run_due(db, settings).sweep.fired] == [3]
+    resolved = _press(paging_sim, call.sid, "3")
+    assert resolved["status"] == 200 and "resolved" in resolved["reply"], resolved
+    assert "Press 1" in _press(paging_sim, call.sid, "5")["reply"]  # another key: the menu again
+
+    with db.session(readonly=True) as session:
+        escalation = session.exec(select(Escalation).where(Escalation.incident_id == incident)).one()
+        records = session.exec(
+            select(AuditRecord).where(
+                col(AuditRecord.action).in_(["oncall.escalation.escalated_now", "oncall.escalation.resolved"])
+            )
+        ).all()
+        incident_row = session.get(Incident, incident)
+    assert escalation.status == "resolved" and incident_row is not None and incident_row.status == "resolved"
+    assert sorted((r.action, r.actor, r.details["channel"]) for r in records) == [
+        ("oncall.escalation.escalated_now", "responder:bob", "voice"),
+        ("oncall.escalation.resolved", "responder:bob", "voice"),
+    ]
