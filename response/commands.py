@@ -1,4 +1,4 @@
-"""``/tenantguard status|note|assign|resolve|declare`` from Slack: verified, mapped to a principal, audited.
+"""``/tenantguard status|note|assign|severity|resolve|declare`` from Slack: verified, mapped to a principal, audited.
 
 Slack POSTs a slash command form-encoded and signed (v0 HMAC with the app's signing secret, at
 most five minutes old; ``slack_sdk.signature.SignatureVerifier``). The Slack user must be an
@@ -6,6 +6,10 @@ enabled principal whose role carries the permission the command needs (``core.pe
 ``incidents:read`` for status, ``incidents:write`` for the rest). In an incident channel the
 command is about that channel's incident; elsewhere ``status`` lists the open urgent incidents
 and ``declare TITLE`` opens one (a finding through the alert intake, source ``slack``).
+``severity LEVEL`` in an incident channel is the responders' word on how bad it is: a declared
+finding (``declared:slack``, one per incident, folded on repeats) attached to the incident, so the
+next build recomputes the incident's severity and priority from its findings with it. It raises
+the incident; lowering it below what its other findings say takes resolving or suppressing those.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ from sqlmodel import Session, col, select
 
 from core.audit import Actor, Channel
 from core.db import Database
-from core.models import ApiPrincipal, Incident, IncidentResponse
+from core.models import ApiPrincipal, Finding, Incident, IncidentResponse
 from core.models.enums import Severity
 from core.permissions import Permission, role_allows
 from response.errors import AlertRefused, ResponseInputError
 from response.intake import Alert, ingest
 
 NEEDS = {"status": Permission.INCIDENTS_READ}
-USAGE = "usage: /tenantguard status | note TEXT | assign WHO | resolve | declare TITLE"
+USAGE = "usage: /tenantguard status | note TEXT | assign WHO | severity LEVEL | resolve | declare TITLE"
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,48 @@ def run_command(db: Database, command: SlashCommand) -> str:
     if command.verb == "assign" and command.rest:
         assign(db, here, command.rest, actor=actor)
         return f"incident #{here} assigned to {command.rest}"
+    if command.verb == "severity" and command.rest:
+        return _declare_severity(db, here, command.rest.strip().lower(), actor)
     if command.verb == "resolve":
         transition(db, here, "resolved", actor=actor, note=command.rest or None)
         return f"incident #{here} resolved"
     raise ResponseInputError(USAGE)
+
+
+def _declare_severity(db: Database, incident_id: int, level: str, actor: Actor) -> str:
+    from response.intake import SEVERITIES
+
+    aliases = {
+        "p1": "critical",
+        "p2": "high",
+        "p3": "medium",
+        "p4": "low",
+        "sev1": "critical",
+        "sev2": "high",
+    }
+    word = aliases.get(level, level)
+    if word not in SEVERITIES:
+        raise ResponseInputError(f"severity {level!r}: use critical, high, medium, low (or P1-P4)")
+    with db.session() as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        alert = Alert(
+            "slack",
+            f"severity:{incident_id}",
+            f"Responders declared incident #{incident_id} {SEVERITIES[word].value}",
+            SEVERITIES[word],
+            "trigger",
+            f"Severity declared from Slack by {actor.name}",
+            {"people": list((incident.entities or {}).get("people") or [])[:50], "apps": ["declared:slack"]},
+            {"declared_severity": SEVERITIES[word].value},
+            scope="declared",
+        )
+        result = ingest(session, alert, actor=actor)
+        finding = session.get(Finding, result.finding_id) if result.finding_id else None
+        if finding is not None and finding.incident_id is None:
+            finding.incident_id = incident_id  # the next build recomputes the incident with it
+            session.add(finding)
+    return (
+        f"incident #{incident_id}: severity {SEVERITIES[word].value} declared; "
+        "its severity and priority are recomputed on the next cycle"
+    )

@@ -77,3 +77,34 @@ def test_an_unsigned_or_unknown_users_command_is_refused(slack_api, make_princip
         "not a tenantguard principal"
         in _command(slack_api, "status", user="UNOBODY", channel="C1").json()["text"]
     )
+
+
+def test_severity_declared_in_the_channel_raises_the_incident_on_the_next_build(
+    slack_api, db, settings, make_incident, make_finding, make_principal
+) -> None:
+    from pipeline.cycle import run_cycle
+
+    incident = make_incident(
+        "Odd sign-ins for bob", priority="P3", severity="medium", people=["bob@northwind.example"]
+    )
+    make_finding(
+        "Sign-in from an unfamiliar country",
+        incident_id=incident.id,
+        severity="medium",
+        people=["bob@northwind.example"],
+    )
+    with db.session() as session:
+        session.add(IncidentResponse(incident_id=incident.id, channel_id="CINC2", channel_name="inc-2"))
+    make_principal(Role.ANALYST, name="ana", slack_user_id="UANA")
+    bad = _command(slack_api, "severity apocalyptic", user="UANA", channel="CINC2")
+    assert "use critical, high" in bad.json()["text"]
+    said = _command(slack_api, "severity critical", user="UANA", channel="CINC2")
+    assert "severity critical declared" in said.json()["text"]
+    _command(slack_api, "severity P1", user="UANA", channel="CINC2")  # a repeat folds into the same finding
+    run_cycle(db, settings, only=["incidents"], notify=False)
+    with db.session(readonly=True) as session:
+        declared = session.exec(select(Finding).where(Finding.rule_id == "alert:slack")).all()
+        refreshed = session.get(Incident, incident.id)
+    assert len(declared) == 1 and declared[0].incident_id == incident.id and declared[0].count == 2
+    assert declared[0].dedup_key == f"alert:declared:severity:{incident.id}"
+    assert refreshed.severity == "critical" and refreshed.finding_count == 2
