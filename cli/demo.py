@@ -1,6 +1,6 @@
 """`tenantguard demo`: the whole product against the built-in simulator, on embedded SQLite.
 
-For each scenario: start the simulator (in this process, on loopback), connect its tenants,
+For each scenario: start the simulator (in its own process, on loopback), connect its tenants,
 run the cycle (`pipeline.run_cycle`, the same stages `serve` runs: collect every stream,
 detection, posture, identity, incidents, approved remediation steps), plan
 the remediation of the P1/P2 incidents — and, with ``--approve-as``, approve the plan as a second
@@ -233,7 +233,7 @@ def run_scenario(
     from collectors.simulator_link import write_connections_file
     from remediation import demo_flow
     from remediation.executor import Outcome
-    from simulator.handle import start
+    from simulator.handle import spawn
     from timeline.containment import contain_when_done
 
     outcome = ScenarioOutcome(scenario)
@@ -244,7 +244,7 @@ def run_scenario(
     db.upgrade()
     _ensure_principals(db, demo_settings)
     console.rule(f"[bold]scenario {scenario}[/bold]")
-    with start(scenario=scenario, users=users, days=days) as sim:
+    with spawn(scenario, users=users, days=days) as sim:  # its own process: a core of its own
         with db.session() as session:
             record(
                 session,

@@ -1,7 +1,13 @@
-"""Start a simulator in-process (tests, demo) and talk to it through a small handle."""
+"""Start a simulator in-process (tests) or in its own process (the demo: it gets a core of its own)
+and talk to it through a small handle."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
+import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -98,3 +104,61 @@ def start(
     world = build_world(loaded, users=users, days=days, seed=seed, start=start)
     sim = Simulator(world, faults=faults, host=host, port=port, tls_port=tls_port)
     return SimulatorHandle(sim.start())
+
+
+@dataclass
+class SimulatorProcess:
+    """A simulator serving in its own process (`python -m simulator serve`): the same connection
+    info, ground truth and recorded writes as `SimulatorHandle`, read over its /_sim/ endpoints."""
+
+    process: subprocess.Popen[bytes]
+    info: dict[str, Any]
+
+    def _admin(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.info['admin_url']}/{path}", timeout=60) as answer:
+            return json.loads(answer.read())
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        return dict(self._admin("truth"))
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """Every write call (remediation) recorded so far, oldest first."""
+        return list(self._admin("changes"))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn(scenario: str, users: int | None = None, days: int | None = None) -> SimulatorProcess:
+    """`python -m simulator serve` for `scenario`, once it has printed its connection info."""
+    command = [sys.executable, "-m", "simulator", "serve", "--scenario", scenario, "--port", "0"]
+    if users is not None:
+        command += ["--users", str(users)]
+    if days is not None:
+        command += ["--days", str(days)]
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=10)
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            from simulator.errors import SimulatorError
+
+            raise SimulatorError(said[-1] if said else f"the simulator exited ({process.returncode})")
+    return SimulatorProcess(process, json.loads(line))
