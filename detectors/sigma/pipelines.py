@@ -81,6 +81,10 @@ M365_AUDIT_FIELDS: dict[str | None, str | list[str]] = {
     "eventSource": "Workload",
     "eventName": "Operation",
     "status": "ResultStatus",
+    # lists of {Name, Value} objects: a value matches any entry's name or value
+    "Parameters": ["Parameters.Name", "Parameters.Value"],
+    "ModifiedProperties": ["ModifiedProperties.Name", "ModifiedProperties.NewValue"],
+    "ExtendedProperties": ["ExtendedProperties.Name", "ExtendedProperties.Value"],
 }
 
 # SigmaHQ writes `status: success`; the workloads write Success / Succeeded (Azure AD, SharePoint)
