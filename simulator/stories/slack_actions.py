@@ -133,7 +133,7 @@ def _last_guest(b: StoryBuilder, step: StepSpec) -> dict[str, Any]:
 @action("slack.guest_invited")
 def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
     """A member invites an outside address as a single- or multi-channel guest and adds the
-    guest to channels (private ones included): guest_created, then guest_channel_added per channel."""
+    guest to channels (private ones included): guest_created, then guest_channel_join per channel (the guest joining, Slack's documented action)."""
     person = b.person(p)
     where = b.where(p)
     email = str(p.get("email", "guest@outside.example"))
@@ -158,7 +158,7 @@ def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: 
             ts,
             person,
             b.session(person, ts, where, p),
-            "guest_channel_added",
+            "guest_channel_join",
             {
                 "type": "channel",
                 "channel": {

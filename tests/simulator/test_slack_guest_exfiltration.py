@@ -16,7 +16,7 @@ def test_guest_in_private_channels_bulk_downloads_and_export_as_audit_entries(ma
     sim = make_simulator("slack_guest_exfiltration", start=START)
     client = audit_logs(sim.info)
 
-    added = client.logs(action="guest_channel_added", limit=100).body["entries"]
+    added = client.logs(action="guest_channel_join", limit=100).body["entries"]
     created = client.logs(action="guest_created", limit=100).body["entries"]
     downloads = client.logs(action="file_downloaded", limit=9999).body["entries"]
     export = client.logs(
