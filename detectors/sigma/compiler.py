@@ -163,8 +163,8 @@ def _parts(value: SigmaString) -> list[str | SpecialChars]:
     for part in value.s:
         if isinstance(part, Placeholder):
             raise CompileError(
-                f"value {value.original!r} uses a %placeholder% (the `expand` modifier); tenantguard "
-                "has no placeholder lists — write the values out"
+                f"value {value.original!r} keeps a %placeholder% with no value (the `expand` modifier "
+                "takes its values from placeholders.yml beside the rules)"
             )
         parts.append(part)
     return parts

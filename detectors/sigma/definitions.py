@@ -154,6 +154,8 @@ class RulePack:
     correlations: list[CompiledCorrelation] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # `%name%` -> values, for rules using the `expand` modifier (placeholders.yml beside the rules)
+    placeholders: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def items(self) -> list[CompiledRule | CompiledCorrelation]:
         """Rules first, then correlations, in load order."""

@@ -68,11 +68,15 @@ from detectors.sigma.definitions import (
 )
 from detectors.sigma.errors import RuleProblem
 from detectors.sigma.logsource import LogsourceError, resolve_streams
-from detectors.sigma.pipelines import apply_community_pipeline
+from detectors.sigma.pipelines import apply_community_pipeline, apply_placeholders
 from detectors.sigma.shapes import unknown_fields
 
 # The rules' control mappings live beside them (read by compliance/, not a rule file).
 CONTROL_MAPPINGS_FILE = "controls.yml"
+# Values of the `%name%` placeholders that `|expand` rules use (configuration, not a rule file).
+PLACEHOLDERS_FILE = "placeholders.yml"
+_PLACEHOLDER = re.compile(r"%(\w+)%")
+MAX_PLACEHOLDER_VALUES = 10_000
 MAX_RULE_FILE_BYTES = 2 << 20
 TENANTGUARD_KEYS = {
     "title",
@@ -143,11 +147,15 @@ def _mitre(tags: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 class _FileLoader:
     """Loads one file's documents; problems are collected, never raised."""
 
-    def __init__(self, path: str, lines: loading.Loaded) -> None:
+    def __init__(
+        self, path: str, lines: loading.Loaded, placeholders: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         self.path = path
         self.lines = lines
         self.problems: list[RuleProblem] = []
         self.lint: list[RuleProblem] = []
+        self.placeholders = placeholders or {}
+        self.expands = False  # the document being checked uses `|expand`
 
     def problem(self, line: int | None, rule: str | None, reason: str) -> None:
         self.problems.append(RuleProblem(self.path, line, rule, reason))
@@ -248,12 +256,20 @@ class _FileLoader:
                     )
                     return False
         if "expand" in modifiers:
-            self.problem(
-                line,
-                rule,
-                f"{key}: the `expand` modifier (%placeholders%) is not supported; write the values out",
-            )
-            return False
+            names = [n for v in values if isinstance(v, str) for n in _PLACEHOLDER.findall(v)]
+            if not names:
+                self.problem(line, rule, f"{key}: `expand` needs a %placeholder% in the value")
+                return False
+            missing = sorted({n for n in names if n not in self.placeholders})
+            if missing:
+                self.problem(
+                    line,
+                    rule,
+                    f"{key}: no values for placeholder(s) {', '.join('%' + n + '%' for n in missing)}; "
+                    f"list them in {PLACEHOLDERS_FILE} beside the rules (name: [value, ...])",
+                )
+                return False
+            self.expands = True
         return True
 
     def sigma_problem(self, doc: dict[str, Any], rule: str | None, exc: Exception) -> None:
@@ -525,6 +541,7 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
     except LogsourceError as exc:
         loader.problem(loader.lines.key(doc, "logsource", doc_line), rule_name, str(exc))
         return None
+    loader.expands = False
     if not loader.check_detection(doc, rule_name):
         return None
     try:
@@ -536,6 +553,8 @@ def load_rule_doc(loader: _FileLoader, doc: dict[str, Any]) -> CompiledRule | No
         loader.problem(doc_line, rule_name, f"cannot parse rule: {type(exc).__name__}: {exc}")
         return None
     try:
+        if loader.expands:
+            apply_placeholders(sigma, loader.placeholders)
         apply_community_pipeline(sigma)
         _mark_base64_cased(sigma)
         node = _condition_node(sigma)
@@ -692,7 +711,7 @@ def load_file(path: Path, pack: RulePack, lint: list[RuleProblem]) -> None:
     if problem is not None or lines is None:
         pack.problems.append(problem or RuleProblem(name, None, None, "unreadable"))
         return
-    loader = _FileLoader(name, lines)
+    loader = _FileLoader(name, lines, pack.placeholders)
     for doc in docs:
         if doc is None:
             continue
@@ -735,7 +754,9 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
                 sorted(
                     p
                     for p in path.rglob("*")
-                    if p.suffix in (".yml", ".yaml") and p.is_file() and p.name != CONTROL_MAPPINGS_FILE
+                    if p.suffix in (".yml", ".yaml")
+                    and p.is_file()
+                    and p.name not in (CONTROL_MAPPINGS_FILE, PLACEHOLDERS_FILE)
                 )
             )
         else:
@@ -743,9 +764,58 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_pack(paths: Iterable[str | Path], *, lint: list[RuleProblem] | None = None) -> RulePack:
-    """Load every rule file under `paths`; refusals end up in `pack.problems`, never raised."""
+def read_placeholders(path: Path) -> tuple[dict[str, tuple[str, ...]], list[RuleProblem]]:
+    """A placeholders file: a mapping of placeholder name -> a value or a list of values."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return {}, [RuleProblem(name, None, None, f"cannot read: {exc.strerror or exc}")]
+    docs, lines, problem = _read_yaml(name, raw)
+    if problem is not None or lines is None:
+        return {}, [problem or RuleProblem(name, None, None, "unreadable")]
+    doc = next((d for d in docs if d is not None), {})
+    if not isinstance(doc, dict):
+        return {}, [RuleProblem(name, None, None, "placeholders must be a mapping of name: [values]")]
+    values: dict[str, tuple[str, ...]] = {}
+    problems: list[RuleProblem] = []
+    for key, value in doc.items():
+        entries = value if isinstance(value, list) else [value]
+        line = lines.key(doc, key, None)
+        if not isinstance(key, str) or not re.fullmatch(r"\w+", key):
+            problems.append(RuleProblem(name, line, None, f"{key!r} is not a placeholder name (letters, digits, _)"))
+        elif not entries or len(entries) > MAX_PLACEHOLDER_VALUES:
+            problems.append(
+                RuleProblem(name, line, None, f"{key}: 1 to {MAX_PLACEHOLDER_VALUES} values are needed")
+            )
+        elif not all(isinstance(e, str | int | float) and not isinstance(e, bool) for e in entries):
+            problems.append(RuleProblem(name, line, None, f"{key}: values must be strings or numbers"))
+        else:
+            values[key] = tuple(str(e) for e in entries)
+    return values, problems
+
+
+def load_pack(
+    paths: Iterable[str | Path],
+    *,
+    lint: list[RuleProblem] | None = None,
+    placeholders: dict[str, tuple[str, ...]] | None = None,
+) -> RulePack:
+    """Load every rule file under `paths`; refusals end up in `pack.problems`, never raised.
+
+    `%placeholders%` of `|expand` rules take their values from `placeholders`, else from the
+    placeholders.yml at the top of each directory in `paths`."""
+    paths = list(paths)
     pack = RulePack()
+    if placeholders is not None:
+        pack.placeholders = dict(placeholders)
+    else:
+        for raw in paths:
+            candidate = Path(raw) / PLACEHOLDERS_FILE
+            if Path(raw).is_dir() and candidate.is_file():
+                values, problems = read_placeholders(candidate)
+                pack.placeholders.update(values)
+                pack.problems.extend(problems)
     lint_out: list[RuleProblem] = [] if lint is None else lint
     for path in rule_files(paths):
         load_file(path, pack, lint_out)

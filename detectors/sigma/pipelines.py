@@ -17,6 +17,7 @@ Okta needs no mapping: SigmaHQ's Okta rules name LogEvent fields in lower case (
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sigma.processing.conditions import (
@@ -32,6 +33,7 @@ from sigma.processing.transformations import (
     FieldPrefixMappingTransformation,
     MapStringTransformation,
     ReplaceStringTransformation,
+    ValueListPlaceholderTransformation,
 )
 from sigma.processing.transformations.base import ValueTransformation
 from sigma.rule import SigmaRule
@@ -235,4 +237,18 @@ _PIPELINE = community_pipeline()
 def apply_community_pipeline(rule: SigmaRule) -> SigmaRule:
     """Map a rule's community field names onto the stored shapes, in place; our own rules pass unchanged."""
     _PIPELINE.apply(rule)
+    return rule
+
+
+def apply_placeholders(rule: SigmaRule, values: Mapping[str, Sequence[str]]) -> SigmaRule:
+    """Replace the `%name%` placeholders of `|expand` values with the configured value lists, in
+    place (pySigma's ValueListPlaceholderTransformation: a value holding a placeholder becomes
+    one value per list entry, i.e. an OR of them). Unknown names raise SigmaValueError."""
+    ProcessingPipeline(
+        name="tenantguard: placeholder values",
+        items=[
+            ProcessingItem(identifier="placeholder_values", transformation=ValueListPlaceholderTransformation())
+        ],
+        vars={name: list(entries) for name, entries in values.items()},
+    ).apply(rule)
     return rule
