@@ -774,7 +774,7 @@ def read_placeholders(path: Path) -> tuple[dict[str, tuple[str, ...]], list[Rule
     docs, lines, problem = _read_yaml(name, raw)
     if problem is not None or lines is None:
         return {}, [problem or RuleProblem(name, None, None, "unreadable")]
-    doc = next((d for d in docs if d is not None), {})
+    doc: Any = next((d for d in docs if d is not None), {})
     if not isinstance(doc, dict):
         return {}, [RuleProblem(name, None, None, "placeholders must be a mapping of name: [values]")]
     values: dict[str, tuple[str, ...]] = {}
@@ -783,7 +783,9 @@ def read_placeholders(path: Path) -> tuple[dict[str, tuple[str, ...]], list[Rule
         entries = value if isinstance(value, list) else [value]
         line = lines.key(doc, key, None)
         if not isinstance(key, str) or not re.fullmatch(r"\w+", key):
-            problems.append(RuleProblem(name, line, None, f"{key!r} is not a placeholder name (letters, digits, _)"))
+            problems.append(
+                RuleProblem(name, line, None, f"{key!r} is not a placeholder name (letters, digits, _)")
+            )
         elif not entries or len(entries) > MAX_PLACEHOLDER_VALUES:
             problems.append(
                 RuleProblem(name, line, None, f"{key}: 1 to {MAX_PLACEHOLDER_VALUES} values are needed")

@@ -247,7 +247,9 @@ def apply_placeholders(rule: SigmaRule, values: Mapping[str, Sequence[str]]) -> 
     ProcessingPipeline(
         name="tenantguard: placeholder values",
         items=[
-            ProcessingItem(identifier="placeholder_values", transformation=ValueListPlaceholderTransformation())
+            ProcessingItem(
+                identifier="placeholder_values", transformation=ValueListPlaceholderTransformation()
+            )
         ],
         vars={name: list(entries) for name, entries in values.items()},
     ).apply(rule)
