@@ -8,12 +8,15 @@ become :class:`core.errors.DatabaseError` with a message saying what to do.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -123,6 +126,23 @@ def _create_private(path: Path) -> None:
         return  # SQLite says why it cannot open it, with the hint explain_database_error gives
 
 
+_LONG_NUMBER = re.compile(r"[0-9]{20}")  # may not fit 64 bits: orjson would read it as a float
+_LONG_NUMBER_BYTES = re.compile(rb"[0-9]{20}")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns read with orjson (several times faster than the stdlib, the same values);
+    what orjson refuses or reads differently (NaN; integers beyond 64 bits, which it makes
+    floats) is read by the stdlib."""
+    pattern = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
+    if pattern.search(text) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 class Database:
     """One engine plus the sessions made from it."""
 
@@ -147,6 +167,7 @@ class Database:
             self.engine = create_engine(
                 self.url,
                 echo=echo,
+                json_deserializer=json_loads,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
             _install_sqlite_pragmas(self.engine)
@@ -160,6 +181,7 @@ class Database:
                     pool_size=pool_size,
                     max_overflow=10,
                     pool_pre_ping=True,
+                    json_deserializer=json_loads,
                     connect_args={"connect_timeout": 5},
                 )
             except (ArgumentError, NoSuchModuleError, ImportError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -74,6 +75,7 @@ def normalise_email(value: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}"
 
 
+@lru_cache(maxsize=65_536)  # the same few addresses recur across a build's findings
 def normalise_ip(value: str) -> str | None:
     """The address as a key, or None for something that is not a routable IP."""
     try:

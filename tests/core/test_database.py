@@ -48,3 +48,16 @@ def test_migration_matches_the_models(db: Database) -> None:
     # Procrastinate's own tables (revision 0003, PostgreSQL) are not our models
     ours = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith("procrastinate_"))]
     assert [d for d in ours if d[0] in ("add_table", "add_column", "remove_column", "remove_table")] == []
+
+
+def test_json_columns_read_back_what_the_stdlib_would() -> None:
+    import json
+
+    from core.db import json_loads
+
+    # given JSON texts orjson reads and texts only the stdlib reads (NaN, a 70-bit integer)
+    texts = ['{"a": [1, 2.5, "x", null, true]}', '{"n": NaN}', '{"big": 1180591620717411303424}']
+    # then each reads back as the stdlib reads it
+    for document in texts:
+        value, expected = json_loads(document), json.loads(document)
+        assert repr(value) == repr(expected)
