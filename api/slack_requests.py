@@ -1,5 +1,5 @@
 """The one Slack interactivity URL's front door: Slack's signature is checked on the raw bytes before
-the body is read at all. A request no configured signing secret (remediation's or on-call's) signed
+the body is read at all. A request no configured signing secret (remediation's, on-call's or response's) signed
 is answered 401, counted in `tenantguard_auth_failures_total{reason="slack_unsigned"}` and
 charged to its address's failed-authentication bucket (429 once spent) — never written to the audit
 chain, which would let anyone on the internet grow it."""
@@ -18,9 +18,12 @@ from providers.slack_signing import SlackSignatureInvalid, verify_slack_signatur
 
 
 def _signing_secrets(state: ApiState) -> list[str]:
+    from response.config import load_config
+
     refs = [state.settings.remediation.slack_signing_secret_ref]
     with state.db.session(readonly=True) as session:
         refs.append(get_channels(session).slack_signing_secret_ref)
+    refs.append(load_config(state.settings).channels.signing_secret_ref)  # response's message shortcut
     secrets = []
     for ref in refs:
         if ref:

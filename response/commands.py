@@ -14,8 +14,10 @@ the incident; lowering it below what its other findings say takes resolving or s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
@@ -30,6 +32,8 @@ from response.errors import AlertRefused, ResponseInputError
 from response.intake import Alert, ingest
 
 NEEDS = {"status": Permission.INCIDENTS_READ}
+# The message shortcut's callback id (Slack app: Interactivity & Shortcuts > "Declare an incident").
+DECLARE_SHORTCUT = "tenantguard_declare"
 USAGE = "usage: /tenantguard status | note TEXT | assign WHO | severity LEVEL | resolve | declare TITLE"
 
 
@@ -174,4 +178,65 @@ def _declare_severity(db: Database, incident_id: int, level: str, actor: Actor) 
     return (
         f"incident #{incident_id}: severity {SEVERITIES[word].value} declared; "
         "its severity and priority are recomputed on the next cycle"
+    )
+
+
+def _shortcut_payload(body: bytes) -> dict[str, Any]:
+    form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    payload = json.loads(form["payload"][0])
+    if not isinstance(payload, dict):
+        raise TypeError("payload is not an object")
+    return payload
+
+
+def is_declare_shortcut(body: bytes) -> bool:
+    """True when the interaction is the "declare an incident" message shortcut (read before verifying)."""
+    try:
+        payload = _shortcut_payload(body)
+        return payload.get("type") == "message_action" and payload.get("callback_id") == DECLARE_SHORTCUT
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+def declare_from_message(db: Database, body: bytes, headers: Mapping[str, str], secret: str) -> str:
+    """Declare an incident from any Slack message (the shortcut): the message, redacted, is the report."""
+    from core.redaction import redact_typed
+
+    lowered = {k.lower(): v for k, v in headers.items()}
+    timestamp, signature = lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
+    if not timestamp or not signature or not SignatureVerifier(secret).is_valid(body, timestamp, signature):
+        raise AlertRefused("the Slack signature does not verify or the request is stale: refused")
+    payload = _shortcut_payload(body)
+    message = payload.get("message") or {}
+    channel = str((payload.get("channel") or {}).get("id") or "")
+    text = redact_typed(str(message.get("text") or "").strip())
+    if not text:
+        raise ResponseInputError("that message has no text to declare an incident from")
+    first_line = text.splitlines()[0][:300]
+    command = SlashCommand(
+        str((payload.get("user") or {}).get("id") or ""),
+        channel,
+        "declare",
+        first_line,
+        str(payload.get("trigger_id") or ""),
+    )
+    with db.session() as session:
+        actor = _principal(session, command, Permission.INCIDENTS_WRITE)
+        alert = Alert(
+            "slack",
+            f"message:{channel}:{message.get('ts', '')}"[:200],
+            first_line,
+            Severity.HIGH,
+            "trigger",
+            f"Declared from a Slack message by {actor.name}:\n{text[:2000]}",
+            {"apps": ["declared:slack"]},
+            {
+                "slack_channel": channel,
+                "slack_ts": str(message.get("ts") or ""),
+                "reported_by": str(message.get("user") or ""),
+            },
+        )
+        result = ingest(session, alert, actor=actor)
+    return (
+        f"declared from the message: finding #{result.finding_id}; it becomes an incident on the next cycle"
     )

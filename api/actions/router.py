@@ -23,10 +23,12 @@ from api.context import RequestContext, require, state_of
 from api.errors import RateLimited
 from api.oncall.slack import handle_oncall_click
 from api.ratelimit import retry_after_seconds
+from api.response.router import handle_declare_shortcut
 from api.slack_requests import unsigned_refusal
 from core.pagination import MAX_ID
 from core.permissions import Permission
 from oncall.slack import is_oncall_click
+from response.commands import is_declare_shortcut
 
 router = APIRouter(tags=["remediation"])
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id.")]
@@ -155,6 +157,9 @@ async def slack_interactions(request: Request) -> JSONResponse:
         )
     if is_oncall_click(body):  # one Slack app, one interactivity URL: on-call buttons go to on-call
         status, answer = await run_in_threadpool(handle_oncall_click, state.db, body, headers)
+        return JSONResponse(answer, status_code=status)
+    if is_declare_shortcut(body):  # the "declare an incident" message shortcut goes to response
+        status, answer = await run_in_threadpool(handle_declare_shortcut, state, body, headers)
         return JSONResponse(answer, status_code=status)
     result = await run_in_threadpool(remediation.handle_interaction, state.db, body, headers)
     return JSONResponse(result.as_response(), status_code=result.status_code)

@@ -418,7 +418,7 @@ def list_drills(ctx: Annotated[RequestContext, require(Permission.INCIDENTS_READ
 @router.post(
     "/integrations/slack/commands",
     responses=SIGNED_REFUSALS,
-    summary="Slack slash command /tenantguard status|note|assign|resolve|declare (signed by Slack; no bearer token)",
+    summary="Slack slash command /tenantguard status|note|assign|severity|resolve|declare (signed by Slack; no bearer token)",
 )
 async def slack_command(request: Request) -> dict[str, Any]:
     from fastapi.concurrency import run_in_threadpool
@@ -453,3 +453,23 @@ async def slack_command(request: Request) -> dict[str, Any]:
         return {"response_type": "ephemeral", "text": text}
 
     return await run_in_threadpool(apply)
+
+
+def handle_declare_shortcut(state: Any, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """The "declare an incident" message shortcut (routed here from the one Slack interactivity URL,
+    whose front door already checked the signature against every configured secret)."""
+    from core.errors import TenantguardError
+    from providers.credentials import resolve_reference
+    from response.commands import declare_from_message
+
+    config = load_config(state.settings)
+    try:
+        if not config.channels.signing_secret_ref:
+            raise AlertRefused("no Slack signing secret configured (channels.signing_secret_ref): refused")
+        secret = resolve_reference("slack signing secret", config.channels.signing_secret_ref)
+        text = declare_from_message(state.db, body, headers, secret)
+    except AlertRefused as exc:
+        return 401, {"response_type": "ephemeral", "replace_original": False, "text": f"Refused: {exc}"}
+    except TenantguardError as exc:  # the caller's mistake: said to them, in Slack
+        return 200, {"response_type": "ephemeral", "replace_original": False, "text": str(exc)}
+    return 200, {"response_type": "ephemeral", "replace_original": False, "text": text}

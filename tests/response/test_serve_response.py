@@ -4,8 +4,11 @@ A monitoring tool posts a signed critical alert to serve's intake; it becomes a 
 opens its Slack channel (responders invited, summary pinned), mirrors a responder's message back
 onto the timeline, reminds that a stakeholder update is due, opens a Jira issue; an analyst writes
 a customer update that an approver publishes, and the public status page shows it (and nothing
-internal); the issue is moved to Done in Jira and serve resolves the incident and drafts its
-postmortem. A drill started from the CLI runs through the same flow, marked a drill, off the page.
+internal) and tells the page's e-mail subscriber; the issue is moved to Done in Jira and serve
+resolves the incident and drafts its postmortem (with the customer impact score). A drill started
+from the CLI runs through the same flow, marked a drill, off the page. Beside it, serve takes a
+PagerDuty Events v2 trigger (routing key), reads a report mailed to the intake mailbox (SMTP in,
+IMAP out) and mirrors a Jira comment onto the timeline, all by itself.
 
 Nothing but the simulator, the alert sender and the people touch serve after it starts."""
 
@@ -14,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,14 @@ from core.db import Database
 from core.models import Drill, Incident, IncidentResponse, TimelineEntry
 from core.settings import Settings
 from simulator.http import free_port
-from tests.response.conftest import INTAKE_SECRET, person_posts, response_document, slack_user_ids
+from tests.response.conftest import (
+    INTAKE_SECRET,
+    ROUTING_KEY,
+    person_posts,
+    response_document,
+    slack_user_ids,
+)
+from tests.response.mailserver import mail_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -75,6 +87,21 @@ def _signed(body: dict[str, Any], message_id: str) -> tuple[bytes, dict[str, str
 def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
     make_simulator, db: Database, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
+    with mail_server("intake", "intake-pw") as intake, mail_server("unused", "unused") as subscribers:
+        _serve_flow(make_simulator, db, settings, database_url, tmp_path, intake, subscribers)
+
+
+def _serve_flow(
+    make_simulator,
+    db: Database,
+    settings: Settings,
+    database_url: str,
+    tmp_path: Path,
+    intake: Any,
+    subscribers: Any,
+) -> None:
+    intake_smtp, intake_imap, intake_store = intake
+    subscriber_smtp, _, subscriber_store = subscribers
     handle = make_simulator("quiet_week", users=12, days=1, seed=3)
     sync_connections(
         db,
@@ -89,6 +116,16 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
     document["updates"]["cadence_minutes"] = {
         "P1": 0.05
     }  # 3 s: the test waits on the reminder, never on this
+    document["intake"]["routing_key_ref"] = "env:TG_TEST_ROUTING_KEY"
+    document["intake"]["mailbox"] = {
+        "host": "127.0.0.1",
+        "port": intake_imap,
+        "ssl": False,
+        "user": "intake",
+        "password_ref": "env:TG_TEST_MAILBOX_PASSWORD",
+    }
+    document["status_page"]["subscribers"] = {"emails": ["ops@customer.example"]}
+    document["smtp"] = {"host": "127.0.0.1", "port": subscriber_smtp, "sender": "status@northwind.example"}
     config_file = tmp_path / "response.yaml"
     config_file.write_text(yaml.safe_dump(document, sort_keys=False))
     env = dict(
@@ -99,6 +136,8 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
         TENANTGUARD_RESPONSE_FILE=str(config_file),
         TG_TEST_INTAKE_SECRET=INTAKE_SECRET,
         TG_TEST_JIRA_TOKEN=handle.info["jira.token"],
+        TG_TEST_ROUTING_KEY=ROUTING_KEY,
+        TG_TEST_MAILBOX_PASSWORD="intake-pw",
     )
     cli = [sys.executable, "-c", "from cli.main import run; run()"]
 
@@ -150,6 +189,37 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
                 log,
             )
             key = _wait(lambda: (s := _state(db, incident_id)) and s.jira_key, "the Jira issue", server, log)
+            requests.post(
+                f"{handle.info['admin_url']}/jira/issues/{key}/comments",
+                json={"body": "Finance confirms refunds are queued.", "author": "Fin Ops"},
+                timeout=10,
+            ).raise_for_status()
+            _wait(lambda: _entries(db, incident_id, "jira"), "the mirrored Jira comment", server, log)
+            # A PagerDuty-speaking tool and a person's e-mail reach serve's intake as well.
+            paged = requests.post(
+                f"{api}/response/pagerduty/v2/enqueue",
+                json={
+                    "routing_key": ROUTING_KEY,
+                    "event_action": "trigger",
+                    "dedup_key": "disk-full-build-3",
+                    "payload": {"summary": "Disk full on build-3", "severity": "warning", "source": "nagios"},
+                },
+                timeout=30,
+            )
+            assert paged.status_code == 202 and paged.json()["status"] == "success", paged.text
+            mail = EmailMessage()
+            mail["From"], mail["To"] = "dana@northwind.example", "security@northwind.example"
+            mail["Subject"], mail["Message-ID"] = "Phishing mail about payroll", "<phish-1@northwind.example>"
+            mail.set_content("Got a mail asking me to re-enter my payroll password.")
+            with smtplib.SMTP("127.0.0.1", intake_smtp, timeout=30) as client:
+                client.send_message(mail)
+            _wait(
+                lambda: _finding(db, "alert:email:phish-1@northwind.example") and intake_store.mails[0].seen,
+                "the mailed report",
+                server,
+                log,
+            )
+            assert _finding(db, "alert:pagerduty:disk-full-build-3")
             # An analyst writes the customer wording; an approver publishes it.
             made = requests.post(
                 f"{api}/response/incidents/{incident_id}/updates",
@@ -172,6 +242,8 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
             page = requests.get(f"{api}/status", timeout=30)
             assert page.status_code == 200 and "Card payments are failing" in page.text
             assert "Payments API returning 500s" not in page.text  # the internal title never leaks
+            _wait(lambda: subscriber_store.mails, "the subscriber's e-mail", server, log)
+            assert b"Card payments are failing" in subscriber_store.mails[0].raw
             # A drill from the CLI runs through the same flow, marked, and stays off the status page.
             run("drill", "start", "data-exposure")
             drill_incident = _wait(lambda: _drill_incident(db), "the drill's incident", server, log)
@@ -201,6 +273,7 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
                 "text/markdown"
             )
             assert f"# Postmortem: incident #{incident_id}" in markdown.text and "Jira issue" in markdown.text
+            assert "Customer impact score: **" in markdown.text
             summary = requests.get(f"{api}/status/api/v2/summary.json", timeout=30).json()
             assert [i["id"] for i in summary["incidents"]] == [str(incident_id)]
         finally:
@@ -241,6 +314,13 @@ def _entries(db: Database, incident_id: int, source: str) -> list[TimelineEntry]
                 )
             ).all()
         )
+
+
+def _finding(db: Database, dedup_key: str) -> bool:
+    from core.models import Finding
+
+    with db.session(readonly=True) as session:
+        return session.exec(select(Finding.id).where(Finding.dedup_key == dedup_key)).first() is not None
 
 
 def _drill_incident(db: Database) -> int | None:

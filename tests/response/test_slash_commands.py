@@ -108,3 +108,53 @@ def test_severity_declared_in_the_channel_raises_the_incident_on_the_next_build(
     assert len(declared) == 1 and declared[0].incident_id == incident.id and declared[0].count == 2
     assert declared[0].dedup_key == f"alert:declared:severity:{incident.id}"
     assert refreshed.severity == "critical" and refreshed.finding_count == 2
+
+
+def _shortcut(api, payload: dict, *, secret: str = SECRET):
+    import json
+
+    body = urlencode({"payload": json.dumps(payload)})
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    return api.post(
+        "/integrations/slack/interactions",
+        content=body,
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": signature,
+        },
+    )
+
+
+def test_an_incident_is_declared_from_any_message_with_the_shortcut(slack_api, db, make_principal) -> None:
+    make_principal(Role.ANALYST, name="ana", slack_user_id="UANA")
+    make_principal(Role.VIEWER, name="vic", slack_user_id="UVIC")
+    payload = {
+        "type": "message_action",
+        "callback_id": "tenantguard_declare",
+        "trigger_id": "t-9",
+        "user": {"id": "UANA"},
+        "channel": {"id": "CHELPDESK"},
+        "message": {
+            "ts": "1700000000.000100",
+            "user": "UDANA",
+            "text": "My laptop shows a login page for payroll.example-sso.top\nCall me on +1 415 555 0100",
+        },
+    }
+    declared = _shortcut(slack_api, payload)
+    assert declared.status_code == 200 and "declared from the message: finding #" in declared.json()["text"]
+    again = _shortcut(slack_api, payload)  # the same message twice is one report
+    assert again.status_code == 200
+    viewer = _shortcut(slack_api, payload | {"user": {"id": "UVIC"}})
+    assert "may not do that" in viewer.json()["text"]
+    assert _shortcut(slack_api, payload, secret="wrong").status_code == 401
+    with db.session(readonly=True) as session:
+        [finding] = session.exec(select(Finding).where(Finding.rule_id == "alert:slack")).all()
+        declared_by = session.exec(
+            select(AuditRecord.actor).where(AuditRecord.action == "response.alert.received")
+        ).all()
+    assert finding.title == "My laptop shows a login page for payroll.example-sso.top"
+    assert finding.dedup_key == "alert:slack:message:CHELPDESK:1700000000.000100" and finding.count == 2
+    assert "[REDACTED:phone]" in finding.description and "555 0100" not in finding.description
+    assert declared_by == ["principal:ana", "principal:ana"]
