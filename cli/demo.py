@@ -195,8 +195,15 @@ def _next_steps(outcome: ScenarioOutcome, urgent: list[Incident]) -> None:
         console.print(f"  {where} tenantguard incidents show {first}", highlight=False, markup=False)
         console.print(f"  {where} tenantguard report incident {first}", highlight=False, markup=False)
     console.print(f"  {where} tenantguard incidents list", highlight=False, markup=False)
+    url = settings().public_url
     console.print(
-        f"  {where} tenantguard serve   # the API at {settings().public_url}/docs",
+        f"  {where} tenantguard serve   # the API at {url}/docs, the status page at {url}/status",
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"  {where} tenantguard principals create you --role admin   # a token to sign in to the "
+        f"console at {url}/console (incidents, approvals, on-call, posture, compliance, audit)",
         highlight=False,
         markup=False,
     )
