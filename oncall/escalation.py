@@ -57,6 +57,11 @@ def _providers(session: Session, incident_id: int) -> set[str]:
     return {str(p) for p in rows if p}
 
 
+def _tags(session: Session, incident_id: int) -> set[str]:
+    rows = session.exec(select(Finding.mitre).where(Finding.incident_id == incident_id)).all()
+    return {str(tag).lower() for tags in rows for tag in (tags or [])}
+
+
 def _in_hours(route: Route, moment: datetime) -> bool:
     local = as_utc(moment).astimezone(ZoneInfo(route.timezone))
     hours = route.business_hours
@@ -74,6 +79,7 @@ def explain_routes(
 ) -> list[dict[str, Any]]:
     """Each route in order: whether it holds for `incident` at `at`, and why (or why not)."""
     providers: set[str] | None = None
+    tags: set[str] | None = None
     answers = []
     for route in routes:
         reasons: list[str] = []
@@ -93,6 +99,13 @@ def explain_routes(
             ok = ok and hit
             reasons.append(
                 f"providers {', '.join(sorted(providers)) or '(none)'} {'meet' if hit else 'miss'} {', '.join(route.providers)}"
+            )
+        if route.tags:
+            tags = tags if tags is not None else _tags(session, incident.id or 0)
+            hit = bool(tags & {t.lower() for t in route.tags})
+            ok = ok and hit
+            reasons.append(
+                f"tags {', '.join(sorted(tags)) or '(none)'} {'meet' if hit else 'miss'} {', '.join(route.tags)}"
             )
         if route.during is not None:
             inside = _in_hours(route, at)

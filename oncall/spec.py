@@ -234,6 +234,8 @@ class Route(_Strict):
     priorities: Annotated[list[Literal["P1", "P2", "P3", "P4"]], Field(max_length=4)] = ["P1", "P2"]
     providers: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
     incident_types: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)] = []
+    # Tags of the incident's findings (their ATT&CK tags, e.g. attack.t1078 or attack.credential_access).
+    tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []
     # Business hours in `timezone`; with `during` set, the route holds only inside (or outside) them.
     during: Literal["business_hours", "outside_business_hours"] | None = None
     business_hours: Restriction = Restriction(

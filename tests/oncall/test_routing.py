@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import requests
 from sqlmodel import select
 
 from core.models.incident import Incident
@@ -12,6 +13,7 @@ from core.models.oncall import Escalation
 from oncall import start_escalations
 from oncall.escalation import explain_routes
 from oncall.files import validate
+from tests.oncall.test_slack_buttons import live_api  # noqa: F401 - the fixture
 
 DOCUMENT = {
     "responders": [{"name": "alice", "email": "alice@example.com"}],
@@ -64,3 +66,68 @@ def test_outside_business_hours_a_p1_takes_the_after_hours_route(db, configure, 
     with db.session(readonly=True) as session:
         policies = {e.incident_id: e.policy for e in session.exec(select(Escalation)).all()}
     assert policies == {incident: "night"} and low not in policies
+
+
+ROUTED = {
+    "responders": [{"name": "alice", "email": "alice@example.com"}],
+    "policies": [
+        {"name": name, "steps": [{"targets": [{"type": "responder", "name": "alice"}]}]}
+        for name in ("identity", "okta-team", "default")
+    ],
+    "routes": [
+        {
+            "name": "credential-abuse",
+            "policy": "identity",
+            "priorities": ["P1", "P2"],
+            "incident_types": ["impossible_travel", "mfa_fatigue"],
+            "tags": ["attack.t1078"],
+        },
+        {"name": "okta", "policy": "okta-team", "priorities": ["P1", "P2"], "providers": ["okta"]},
+        {"name": "catch-all", "policy": "default", "priorities": ["P1", "P2", "P3"]},
+    ],
+}
+
+
+def test_the_route_endpoint_says_which_rule_matched_and_why(
+    db,
+    configure,
+    make_incident,
+    make_finding,
+    live_api,  # noqa: F811
+):
+    from tests import factories
+
+    configure(ROUTED)
+    tagged = make_incident(incident_type="impossible_travel").id
+    make_finding(incident_id=tagged, provider="m365", mitre=["attack.initial_access", "attack.T1078"])
+    untagged = make_incident(incident_type="impossible_travel").id
+    make_finding(incident_id=untagged, provider="okta", mitre=["attack.t1110"])
+    low = make_incident(priority="P4").id
+    reader = factories.make_principal(db, "analyst", name="reader", pepper="p" * 40)
+
+    def route(incident: int) -> dict:
+        answer = requests.get(
+            f"{live_api}/oncall/incidents/{incident}/route",
+            params={"at": "2026-03-02T09:00:00Z"},
+            headers=reader.headers,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = route(tagged)
+    assert (first["route"], first["policy"]) == ("credential-abuse", "identity")
+    assert first["rules"][0]["reasons"] == [
+        "priority P1 in P1, P2",
+        "type 'impossible_travel' in ['impossible_travel', 'mfa_fatigue']",
+        "tags attack.initial_access, attack.t1078 meet attack.t1078",
+    ]
+    second = route(untagged)
+    assert (second["route"], second["policy"]) == ("okta", "okta-team")
+    assert second["rules"][0]["matched"] is False
+    assert second["rules"][0]["reasons"][-1] == "tags attack.t1110 miss attack.t1078"
+    assert second["rules"][1]["reasons"][-1] == "providers okta meet okta"
+    nothing = route(low)
+    assert (nothing["route"], nothing["policy"]) == (None, None)
+    assert [r["reasons"][0] for r in nothing["rules"]][-1] == "priority P4 not in P1, P2, P3"
+    assert requests.get(f"{live_api}/oncall/incidents/{low}/route", timeout=30).status_code == 401
