@@ -183,3 +183,18 @@ def swap_overrides(
             f"swap: {giver} is not on call on {schedule.name} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
         )
     return [Override(user=taker, start=s.start, end=s.end) for s in shifts]
+
+
+def trade_overrides(
+    schedule: Schedule,
+    first: str,
+    second: str,
+    window: tuple[datetime, datetime],
+    in_return: tuple[datetime, datetime],
+) -> list[Override]:
+    """A two-way swap: `first` takes `second`'s stretches within `window`, and `second` takes
+    `first`'s within `in_return`, both read off the schedule as it stands (the two hand-overs never
+    cover the same moment: the two were never on call at once)."""
+    return swap_overrides(schedule, second, first, *window) + swap_overrides(
+        schedule, first, second, *in_return
+    )

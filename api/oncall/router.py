@@ -396,6 +396,9 @@ class OverrideIn(BaseModel):
     end: datetime
     # Swap: `user` takes only the stretches this responder is on call between start and end.
     swap_with: str | None = None
+    # A two-way swap: in return, `swap_with` takes `user`'s stretches in this window.
+    in_return_start: datetime | None = None
+    in_return_end: datetime | None = None
     reason: str = ""
 
 
@@ -406,16 +409,22 @@ def add_schedule_override(
     body: Annotated[OverrideIn, Body()],
 ) -> dict[str, Any]:
     from oncall.spec import Override
-    from oncall.store import add_overrides, swap_overrides
+    from oncall.store import add_overrides, swap_overrides, trade_overrides
 
+    returned = (body.in_return_start, body.in_return_end)
+    if any(returned) and not (all(returned) and body.swap_with):
+        raise OncallInputError("override: in_return_start and in_return_end go together, with swap_with")
     with ctx.db.session() as session:
         spec = get_schedule(session, name)
+        window = (as_utc(body.start), as_utc(body.end))
         try:
-            wanted = (
-                swap_overrides(spec, body.swap_with, body.user, as_utc(body.start), as_utc(body.end))
-                if body.swap_with
-                else [Override(user=body.user, start=as_utc(body.start), end=as_utc(body.end))]
-            )
+            if body.swap_with and body.in_return_start and body.in_return_end:
+                back = (as_utc(body.in_return_start), as_utc(body.in_return_end))
+                wanted = trade_overrides(spec, body.user, body.swap_with, window, back)
+            elif body.swap_with:
+                wanted = swap_overrides(spec, body.swap_with, body.user, *window)
+            else:
+                wanted = [Override(user=body.user, start=window[0], end=window[1])]
         except ValueError as exc:
             raise OncallInputError(f"override: {exc}") from None
         add_overrides(session, name, wanted, actor=ctx.actor, reason=body.reason[:300])

@@ -257,20 +257,32 @@ def override(
         str | None,
         typer.Option("--swap-with", help="Swap: USER takes only the stretches this person is on call."),
     ] = None,
+    in_return: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--in-return",
+            metavar="START END",
+            help="With --swap-with, a two-way swap: that person takes USER's stretches from START to END.",
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit record).")] = "",
 ) -> None:
     """Put USER on call on SCHEDULE from START to END (or, with --swap-with, in someone's place)."""
     from oncall.spec import Override
-    from oncall.store import add_overrides, get_schedule, swap_overrides
+    from oncall.store import add_overrides, get_schedule, swap_overrides, trade_overrides
 
     lo, hi = when(start, "START", ahead=True), when(end, "END", ahead=True)
+    if in_return and not swap_with:
+        raise typer.BadParameter("--in-return needs --swap-with (whom USER swaps with)")
     with database().session() as session:
         spec = get_schedule(session, schedule)
-        wanted = (
-            swap_overrides(spec, swap_with, user, lo, hi)
-            if swap_with
-            else [Override(user=user, start=lo, end=hi)]
-        )
+        if swap_with and in_return:
+            back = (when(in_return[0], "START", ahead=True), when(in_return[1], "END", ahead=True))
+            wanted = trade_overrides(spec, user, swap_with, (lo, hi), back)
+        elif swap_with:
+            wanted = swap_overrides(spec, swap_with, user, lo, hi)
+        else:
+            wanted = [Override(user=user, start=lo, end=hi)]
         add_overrides(session, schedule, wanted, actor=cli_actor(), reason=reason[:300])
     for item in wanted:
         console.print(

@@ -13,7 +13,8 @@ from core.models import AuditRecord
 from oncall.errors import OncallInputError
 from oncall.schedules import on_call_at
 from oncall.spec import Override
-from oncall.store import add_overrides, get_schedule, swap_overrides
+from oncall.store import add_overrides, get_schedule, swap_overrides, trade_overrides
+from tests.oncall.test_slack_buttons import live_api  # noqa: F401 - the fixture
 
 LEAD = Actor.cli("principal:lead")
 DOCUMENT = {
@@ -74,3 +75,96 @@ def test_bad_overrides_are_refused_by_name_and_change_nothing(db, configure):
             swap_overrides(schedule, "chen", "bob", MON_10, MON_10 + timedelta(hours=3))
     with db.session(readonly=True) as session:
         assert list(get_schedule(session, "primary").overrides) == []
+
+
+def test_a_two_way_swap_trades_two_peoples_days(db, settings, database_url, configure):
+    """alice takes bob's Tuesday and bob takes alice's Wednesday in return, from the CLI; audited."""
+    import os
+    import subprocess
+    import sys
+
+    configure(DOCUMENT)
+    tuesday, wednesday = MON_10 + timedelta(days=1), MON_10 + timedelta(days=2)  # bob's, alice's (10:00)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import run; run()",
+            "oncall",
+            "override",
+            "primary",
+            "--user",
+            "alice",
+            "--swap-with",
+            "bob",
+            "--start",
+            "2026-03-03T09:00:00Z",
+            "--end",
+            "2026-03-04T09:00:00Z",
+            "--in-return",
+            "2026-03-04T09:00:00Z",
+            "2026-03-05T09:00:00Z",
+            "--reason",
+            "bob's wedding",
+        ],
+        env={
+            **os.environ,
+            "TENANTGUARD_DATABASE_URL": database_url,
+            "TENANTGUARD_DATA_DIR": str(settings.data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr + cli.stdout
+    with db.session(readonly=True) as session:
+        traded = get_schedule(session, "primary")
+        [audit] = session.exec(
+            select(AuditRecord).where(
+                AuditRecord.action == "oncall.definition.updated", AuditRecord.object_id == "primary"
+            )
+        ).all()
+    assert on_call_at(traded, tuesday) == "alice" and on_call_at(traded, wednesday) == "bob"
+    # The days around them are untouched.
+    assert on_call_at(traded, MON_10) == "alice" and on_call_at(traded, MON_10 + timedelta(days=3)) == "bob"
+    assert on_call_at(traded, MON_10 + timedelta(days=4)) == "alice"
+    assert [a["user"] for a in audit.details["added"]] == ["alice", "bob"]
+    assert audit.details["reason"] == "bob's wedding"
+    # A trade needs the other person to be on call in the window given back.
+    with pytest.raises(OncallInputError, match="bob is not on call"):
+        trade_overrides(
+            traded,
+            "alice",
+            "bob",
+            (tuesday, tuesday + timedelta(hours=1)),
+            (MON_10, MON_10 + timedelta(hours=1)),
+        )
+
+
+def test_the_api_takes_a_two_way_swap_and_refuses_half_of_one(db, configure, live_api):  # noqa: F811
+    import requests
+
+    from tests import factories
+
+    configure(DOCUMENT)
+    admin = factories.make_principal(db, "admin", name="lead", pepper="p" * 40)
+    url = f"{live_api}/oncall/schedules/primary/overrides"
+    trade = {
+        "user": "alice",
+        "swap_with": "bob",
+        "start": "2026-03-03T09:00:00Z",
+        "end": "2026-03-04T09:00:00Z",
+        "in_return_start": "2026-03-04T09:00:00Z",
+        "in_return_end": "2026-03-05T09:00:00Z",
+    }
+    half = {key: value for key, value in trade.items() if key != "in_return_end"}
+    refused = requests.post(url, json=half, headers=admin.headers, timeout=30)
+    answer = requests.post(url, json=trade, headers=admin.headers, timeout=30)
+
+    assert refused.status_code == 422 and "go together" in refused.text
+    assert answer.status_code == 200, answer.text
+    assert [a["user"] for a in answer.json()["added"]] == ["alice", "bob"]
+    with db.session(readonly=True) as session:
+        traded = get_schedule(session, "primary")
+    assert on_call_at(traded, MON_10 + timedelta(days=1)) == "alice"
+    assert on_call_at(traded, MON_10 + timedelta(days=2)) == "bob"
