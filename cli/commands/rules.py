@@ -362,10 +362,85 @@ def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+STORED_TARGET = "tenantguard"
+# pySigma backends for the SIEMs people ask for, and the package that provides each.
+BACKEND_PACKAGES = {
+    "splunk": "pysigma-backend-splunk",
+    "elasticsearch": "pysigma-backend-elasticsearch",
+    "esql": "pysigma-backend-elasticsearch",
+    "eql": "pysigma-backend-elasticsearch",
+    "opensearch": "pysigma-backend-opensearch",
+    "kusto": "pysigma-backend-kusto",
+    "sentinel": "pysigma-backend-kusto",
+    "panther": "pysigma-backend-panther",
+    "sqlite": "pysigma-backend-sqlite",
+}
+
+
+def _stored_logsource(item: Any) -> dict[str, str]:
+    """The logsource of our own taxonomy that a (possibly community) rule resolved to."""
+    out = {"product": item.provider}
+    if len(item.streams) == 1:
+        out["service"] = item.streams[0]
+    return out
+
+
+def _mapped_rule(item: Any) -> str:
+    """A rule after the processing pipelines, as YAML in our stored shape's field names
+    (raises detectors.sigma.mapped.NotExpressible when one Sigma rule cannot state it)."""
+    import copy
+
+    import yaml
+    from sigma.rule import SigmaDetections
+
+    from detectors.sigma.mapped import mapped_detection
+
+    # pySigma's to_dict cannot write some mapped detections (and writes others wrongly): the
+    # rest of the rule from it, the detection from detectors.sigma.mapped
+    rule = copy.copy(item.sigma)
+    rule.detection = SigmaDetections.from_dict({"x": {"x": "x"}, "condition": "x"})
+    doc = rule.to_dict()
+    written = doc.get("logsource") or {}
+    doc["logsource"] = _stored_logsource(item)
+    doc["detection"] = mapped_detection(item.sigma)
+    header = [f"# {item.source}"]
+    if written != doc["logsource"]:
+        header.append(
+            "# written for "
+            + ", ".join(f"{k}: {v}" for k, v in written.items())
+            + f"; fields mapped onto {item.provider}/{'+'.join(item.streams)}"
+        )
+    if item.unknown_fields:
+        header.append(f"# cannot fire: no stored event has {', '.join(item.unknown_fields)}")
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    return "\n".join([*header, body.rstrip(), ""])
+
+
+def _threshold_refusal(item: Any) -> str | None:
+    """Why a rule's alerting cannot be carried by one backend query, if it cannot."""
+    alert = item.alert
+    if alert.threshold > 1:
+        counted = (
+            f"{alert.threshold} distinct {alert.unique.written}" if alert.unique else str(alert.threshold)
+        )
+        return (
+            f"alerts only once {counted} matches share a key within {int(alert.dedup_period)} s "
+            "(tenantguard threshold), which one query cannot express; write it as a Sigma "
+            "event_count/value_count correlation to convert it"
+        )
+    return None
+
+
 @app.command("convert")
 def convert(
     target: Annotated[
-        str, typer.Option("--target", "-t", help="pySigma backend, e.g. sqlite (see --list).")
+        str,
+        typer.Option(
+            "--target",
+            "-t",
+            help=f"pySigma backend, e.g. sqlite, splunk, kusto (see --list); '{STORED_TARGET}' prints "
+            "each rule mapped onto the stored shape.",
+        ),
     ] = "",
     paths: PathsArg = None,
     output_format: Annotated[
@@ -373,7 +448,8 @@ def convert(
     ] = "default",
     list_targets: Annotated[bool, typer.Option("--list", help="List installed backends.")] = False,
 ) -> None:
-    """Convert the pack with an installed pySigma backend (one query per rule, errors per rule)."""
+    """Convert the pack with an installed pySigma backend (one query per rule or correlation,
+    errors and refusals per rule), or show each rule as the pipelines mapped it (-t tenantguard)."""
     from sigma.collection import SigmaCollection
     from sigma.conversion.base import Backend
     from sigma.plugins import InstalledSigmaPlugins
@@ -381,33 +457,85 @@ def convert(
     backends = InstalledSigmaPlugins.autodiscover().backends
     if list_targets or not target:
         console.print(
-            "installed backends: " + (", ".join(sorted(backends)) or "none (pip install pysigma-backend-...)")
+            f"targets: {STORED_TARGET} (the rule in the stored shape); installed backends: "
+            + (", ".join(sorted(backends)) or "none (pip install pysigma-backend-...)")
         )
         if not target:
             raise typer.Exit(0 if list_targets else 1)
         return
+    if target == STORED_TARGET:
+        import yaml
+
+        from detectors.sigma.mapped import NotExpressible
+
+        pack, _ = _load(paths)
+        _print_problems(pack.problems, "refused")
+        unwritten = 0
+        for item in pack.rules:
+            try:
+                print("---\n" + _mapped_rule(item))
+            except NotExpressible as exc:
+                unwritten += 1
+                err_console.print(f"[yellow]not written[/yellow] {item.rule_id}: {exc}", highlight=False)
+        for corr in pack.correlations:  # correlations name rules and group-by fields: nothing to map
+            doc = corr.sigma.to_dict()
+            if getattr(corr.sigma, "generate", False):  # pySigma's to_dict leaves it out
+                doc["correlation"]["generate"] = True
+            print(f"---\n# {corr.source}\n" + yaml.safe_dump(doc, sort_keys=False).rstrip())
+        raise typer.Exit(1 if pack.problems or unwritten else 0)
     if target not in backends:
-        raise typer.BadParameter(
-            f"no pySigma backend {target!r} installed; installed: {', '.join(sorted(backends)) or 'none'}"
+        package = BACKEND_PACKAGES.get(target, f"pysigma-backend-{target}")
+        err_console.print(
+            f"no pySigma backend {target!r} installed: pip install {package} "
+            f"(installed: {', '.join(sorted(backends)) or 'none'})",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(2)
     pack, _ = _load(paths)
     # pySigma annotates the registry as instances; it holds the backend classes
-    backend = cast(type[Backend], backends[target])()
+    backend_class = cast(type[Backend], backends[target])
     failures = 0
-    for item in pack.rules:
+
+    def emit(label: str, title: str, collection: Any) -> None:
+        nonlocal failures
         try:
-            queries = backend.convert(SigmaCollection([item.sigma]), output_format)
+            queries = backend_class().convert(collection, output_format)
         except Exception as exc:  # a backend that cannot express a rule must not stop the others
             failures += 1
-            err_console.print(f"[yellow]skipped[/yellow] {item.rule_id}: {exc}", highlight=False)
-            continue
+            err_console.print(f"[yellow]skipped[/yellow] {label}: {exc}", highlight=False)
+            return
         for query in queries if isinstance(queries, list) else [queries]:
-            print(f"-- {item.rule_id}: {item.title}\n{query}")
-    if pack.correlations:
-        err_console.print(
-            f"{len(pack.correlations)} correlation rule(s) not converted (evaluated natively by tenantguard)",
-            highlight=False,
-        )
+            print(f"-- {label}: {title}\n{query}")
+
+    for item in pack.rules:
+        if item.used_by and not item.emits:
+            continue  # a signal: converted with the correlation that uses it
+        refusal = _threshold_refusal(item)
+        if refusal:
+            failures += 1
+            err_console.print(
+                f"[yellow]refused[/yellow] {item.rule_id}: {refusal}", highlight=False, soft_wrap=True
+            )
+            continue
+        emit(item.rule_id, item.title, SigmaCollection([item.sigma]))
+    by_id = pack.by_id()
+    for corr in pack.correlations:
+        members: list[Any] = []
+        pending = list(corr.members)
+        while pending:  # a correlation of correlations needs every rule below it
+            member = by_id[pending.pop()]
+            if member.sigma not in members:
+                members.append(member.sigma)
+            pending.extend(getattr(member, "members", ()))
+        collection = SigmaCollection([*members, corr.sigma])
+        try:
+            collection.resolve_rule_references()
+        except Exception as exc:
+            failures += 1
+            err_console.print(f"[yellow]skipped[/yellow] {corr.rule_id}: {exc}", highlight=False)
+            continue
+        emit(corr.rule_id, corr.title, collection)
     if failures:
         raise typer.Exit(1)
 
