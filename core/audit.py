@@ -166,6 +166,7 @@ class AuditAction(StrEnum):
     RESPONSE_ALERT_REFUSED = "response.alert.refused"
     RESPONSE_CHANNEL_CREATED = "response.channel.created"
     RESPONSE_CHANNEL_FAILED = "response.channel.failed"
+    RESPONSE_CHANNEL_INVITED = "response.channel.invited"
     RESPONSE_DRILL_FINISHED = "response.drill.finished"
     RESPONSE_DRILL_STARTED = "response.drill.started"
     RESPONSE_POSTMORTEM_DRAFTED = "response.postmortem.drafted"

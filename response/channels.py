@@ -47,6 +47,7 @@ class ChannelReport:
     summaries: int = 0
     posted: int = 0
     mirrored: int = 0
+    invited: int = 0
     failed: dict[int, str] = field(default_factory=dict)
 
 
@@ -126,10 +127,41 @@ def _invitees(session: Session, incident: Incident, config: ResponseConfig) -> l
         for p in pages_of(session, incident.id or 0)
         if p["responder"] in responders
     ]
-    assignee = (
-        [incident.assignee] if incident.assignee and re.fullmatch(r"[UW][A-Z0-9]+", incident.assignee) else []
+    return list(
+        dict.fromkeys([*config.channels.invite, *paged, *_assignee_slack(session, incident, responders)])
     )
-    return list(dict.fromkeys([*config.channels.invite, *paged, *assignee]))
+
+
+def _assignee_slack(session: Session, incident: Incident, responders: dict[str, str]) -> list[str]:
+    """The assignee's Slack id: given as one, a principal's linked Slack user, or an on-call responder's."""
+    from core.models.principal import ApiPrincipal
+
+    who = (incident.assignee or "").strip()
+    if not who:
+        return []
+    if re.fullmatch(r"[UW][A-Z0-9]+", who):
+        return [who]
+    name = who.removeprefix("principal:")
+    linked = session.exec(
+        select(ApiPrincipal.slack_user_id).where(
+            ApiPrincipal.name == name, col(ApiPrincipal.disabled).is_(False)
+        )
+    ).first()
+    if linked:
+        return [str(linked)]
+    return [responders[name]] if name in responders else []
+
+
+def _invite(client: Any, channel_id: str, users: list[str]) -> None:
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    try:
+        client.conversations_invite(channel=channel_id, users=",".join(users))
+    except SlackApiError as exc:
+        if exc.response.get("error") != "already_in_channel":
+            raise ChannelError(f"Slack refused conversations.invite: {exc.response.get('error')}") from exc
+    except (SlackClientError, OSError) as exc:
+        raise ChannelError(f"Slack unreachable for conversations.invite: {type(exc).__name__}") from exc
 
 
 def _open_channel(
@@ -159,10 +191,7 @@ def _open_channel(
         channel_id = found
     invited = _invitees(session, incident, config)
     if invited:
-        _slack_call(
-            "conversations.invite",
-            lambda: client.conversations_invite(channel=channel_id, users=",".join(invited)),
-        )
+        _invite(client, channel_id, invited)
     topic = f"{DRILL_MARK if state.drill else ''}[{incident.priority}] #{incident.id} {incident.title}"[:250]
     _slack_call(
         "conversations.setTopic", lambda: client.conversations_setTopic(channel=channel_id, topic=topic)
@@ -179,6 +208,7 @@ def _open_channel(
     state.channel_id, state.channel_name, state.summary_ts = channel_id, name, ts
     state.summary_hash = _digest(text)
     state.own_ts = [ts]
+    state.invited = invited
     state.mirrored_ts = ts
     state.posted_entry_id = int(newest or 0)
     state.channel_error = ""
@@ -218,6 +248,20 @@ def _refresh(
     config: ResponseConfig,
     report: ChannelReport,
 ) -> None:
+    missing = [u for u in _invitees(session, incident, config) if u not in state.invited]
+    if missing:  # paged or assigned since the channel opened
+        _invite(client, state.channel_id, missing)
+        state.invited = [*state.invited, *missing]
+        report.invited += len(missing)
+        note(
+            session,
+            incident.id or 0,
+            action=AuditAction.RESPONSE_CHANNEL_INVITED,
+            title=f"Invited {len(missing)} more to #{state.channel_name} (paged or assigned since it opened)",
+            details={"channel": state.channel_id, "invited": missing},
+            drill=state.drill,
+            ref=("slack_channel", state.channel_id),
+        )
     text = summary_text(incident, state.drill, config.public_url)
     if _digest(text) != state.summary_hash:
         _slack_call(

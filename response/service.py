@@ -51,6 +51,7 @@ class ResponseReport:
             or c.summaries
             or c.posted
             or c.mirrored
+            or c.invited
             or c.failed
             or self.updates.reminders
             or t.created

@@ -34,6 +34,9 @@ class IncidentResponse(SQLModel, table=True):
     posted_entry_id: int = 0  # newest timeline entry already posted into the channel
     own_ts: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     channel_error: str = Field(default="", max_length=500)
+    # Slack user ids invited to the channel so far (a responder paged or an assignee given later is
+    # invited when the channel is next refreshed).
+    invited: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     update_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     jira_key: str = Field(default="", max_length=50)

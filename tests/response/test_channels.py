@@ -99,3 +99,32 @@ def test_a_channel_created_by_a_run_that_did_not_commit_is_found_again_by_name(
     report = run_channels(db, config)
     assert report.created == [incident.id] and not report.failed
     assert len(_changes(response_sim, "create_channel")) == 1
+
+
+def test_an_assignee_given_after_the_channel_opened_is_invited_once(
+    db, response_sim, configure_response, make_incident, make_principal
+) -> None:
+    lead, ana_slack = slack_user_ids(response_sim, 2)
+    document = response_document(response_sim, jira=False)
+    document["channels"]["invite"] = [lead]
+    config = configure_response(document)
+    make_principal("analyst", name="ana", slack_user_id=ana_slack)
+    incident = make_incident("Guest downloading private files", priority="P1")
+    run_channels(db, config)
+    [channel] = [c["channel"] for c in _changes(response_sim, "create_channel")]
+    assign(db, incident.id, "principal:ana", actor=Actor.cli("principal:lead"))
+    report = run_channels(db, config)
+    assert report.invited == 1 and not report.failed
+    assert _changes(response_sim, "invite_to_channel") == [
+        {"channel": channel, "users": [lead]},
+        {"channel": channel, "users": [ana_slack]},
+    ]
+    assert run_channels(db, config).invited == 0
+    assert len(_changes(response_sim, "invite_to_channel")) == 2
+    with db.session(readonly=True) as session:
+        titles = session.exec(
+            select(TimelineEntry.title).where(
+                TimelineEntry.incident_id == incident.id, TimelineEntry.kind == "response"
+            )
+        ).all()
+    assert any(t.startswith("Invited 1 more to #inc-") for t in titles)

@@ -722,6 +722,11 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("channel_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column(
+            "invited",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("update_due_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reminded_at", core.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("jira_key", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
