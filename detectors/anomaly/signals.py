@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,7 @@ _BROWSER = re.compile(r"(Edg|Edge|Chrome|Firefox|Safari|Slack|Opera|MSIE|Trident
 _OS = re.compile(r"(Windows|Mac OS X|Macintosh|iPhone|iPad|Android|Linux|CrOS)", re.IGNORECASE)
 
 
+@lru_cache(maxsize=16_384)  # a tenant's sign-ins carry a few thousand user agents at most
 def device_from_user_agent(ua: str | None) -> str | None:
     """A coarse device fingerprint (OS family + browser family): versions change, devices do not."""
     if not ua:
