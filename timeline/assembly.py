@@ -9,7 +9,7 @@ entries are upserted, the priority is recomputed and a change of priority is rec
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 from core.audit import Actor, AuditAction, record
 from core.clock import as_utc
 from core.models.connection import Connection
-from core.models.enums import TimelineEntryKind
+from core.models.enums import Priority, TimelineEntryKind
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
@@ -35,6 +35,7 @@ from timeline.entities import (
 from timeline.entries import evidence_row, finding_fields, finding_row, insert_rows, simple_entry
 from timeline.evidence import collapse, load_events
 from timeline.grouping import BROAD_PREFIX, describe_gap
+from timeline.impact import LIFTS_TO_P2, customer_impact
 from timeline.prevalence import (
     PrevalenceRules,
     common_in_findings,
@@ -434,10 +435,31 @@ def _update_priority(
         )
         for f in findings
     ]
-    result = compute_priority(signals, _people(keys, ctx), entities.get("files", []))
+    people = _people(keys, ctx)
+    result = compute_priority(signals, people, entities.get("files", []))
+    assets = float(result.factors.get("factors", {}).get("assets", {}).get("weight", 1.0))
+    impact = customer_impact(
+        # the people it is about; when it names too many to group by, all it names
+        people=len(people) or len(entities.get("people", [])),
+        files=len(entities.get("files", [])),
+        apps=len(entities.get("apps", [])),
+        providers=len({f.provider for f in findings if f.provider}),
+        sensitive=assets >= 1.25,
+        exposed=round(assets, 4) in (1.2, 1.5),
+        severity=max((f.severity for f in findings), key=severity_weight),
+        started=incident.first_seen,
+        ended=incident.contained_at or incident.last_seen,
+    )
+    if impact["score"] >= LIFTS_TO_P2 and result.priority in (Priority.P3, Priority.P4):
+        impact["lifted"] = f"impact {impact['score']:g} ≥ {LIFTS_TO_P2} lifts {result.priority.value} to P2"
+        result = replace(
+            result,
+            priority=Priority.P2,
+            factors={**result.factors, "priority": Priority.P2.value, "lifted_by_impact": impact["lifted"]},
+        )
     first_time = not incident.priority_factors
     previous = incident.priority
-    incident.priority_factors = result.factors
+    incident.priority_factors = {**result.factors, "impact": impact}
     if first_time or previous != result.priority:
         incident.priority = result.priority
         set_due_dates(incident, ctx.config)

@@ -182,6 +182,7 @@ def _facts(
         "actions": len(actions),
         "actions_done": sum(1 for a in actions if a.status in ("succeeded", "rolled_back")),
         "approvers": approvers,
+        "impact": (incident.priority_factors or {}).get("impact"),
         "ack_sla": acknowledge_sla(incident, now).value,
         "resolve_sla": resolve_sla(incident, now).value,
     }
@@ -327,6 +328,13 @@ def _body_line(item: TimelineItem) -> str:
     return ""
 
 
+def _impact_line(incident: Incident) -> str:
+    from timeline.impact import describe
+
+    impact = (incident.priority_factors or {}).get("impact")
+    return describe(impact) if impact else ""
+
+
 def _decisions(action: ActionRecord) -> str:
     return (
         "; ".join(
@@ -409,6 +417,7 @@ def _context(report: IncidentReport) -> dict[str, Any]:
             "score": (i.priority_factors or {}).get("score", ""),
             "factors": factors,
         },
+        "impact": _impact_line(i),
         "hidden": report.timeline_total - len(report.timeline),
         "rows": rows,
     }

@@ -126,6 +126,12 @@ def print_incident(
     console.print(f"priority = {factors.get('formula', '')} = {factors.get('score', 0)}")
     for name, factor in (factors.get("factors") or {}).items():
         console.print(f"  {name:<10} ×{factor.get('weight')}  {factor.get('why')}", highlight=False)
+    if factors.get("impact"):
+        from timeline.impact import describe
+
+        console.print(describe(factors["impact"]), highlight=False, markup=False)
+        if factors.get("lifted_by_impact"):
+            console.print(f"  {factors['lifted_by_impact']}", highlight=False, markup=False)
     console.print("grouping:")
     for reason in (incident.grouping or [])[:20]:
         console.print(f"  • {reason.get('text')}", highlight=False)
