@@ -581,6 +581,7 @@ class IncidentBuild:
                 text=r.text_redacted or "",
                 recipients=_recipients(r.meta or {}),
                 attachments=tuple(str(f) for f in (r.meta or {}).get("files") or [] if f),
+                channel_name=str((r.meta or {}).get("channel_name") or "") or None,
             )
             for r in sorted(rows.values(), key=lambda r: (r.sent_at, r.id))
         ]
@@ -608,7 +609,16 @@ class IncidentBuild:
                 continue
             existing.add(key)
             message = messages[match.message_id]
-            rows.append(message_row(match.incident_id, message, match, self._redactions.get(message.id, {})))
+            rows.append(
+                message_row(
+                    match.incident_id,
+                    message,
+                    match,
+                    self._redactions.get(message.id, {}),
+                    author_name=self.ctx.identities.name_of(message.author),
+                    channel_name=message.channel_name,
+                )
+            )
             added.setdefault(match.incident_id, []).append(message.id)
             incident = by_id[match.incident_id]
             link = message.thread_key or message.own_key

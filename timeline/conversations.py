@@ -108,6 +108,8 @@ class MessageFacts:
     recipients: tuple[str, ...] = ()
 
     attachments: tuple[str, ...] = ()
+    # The channel's name when the collector stored it with the message (meta.channel_name).
+    channel_name: str | None = None
 
     @property
     def _scope(self) -> str:

@@ -119,6 +119,9 @@ class IdentityIndex:
     people: dict[int, PersonFacts] = field(default_factory=dict)
     # Admin flags for accounts that no person was resolved for, by address and by provider id.
     unresolved_admin: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Provider user ids (Slack U…/W…, Entra object ids, Teams ids) -> the account's e-mail or name,
+    # for accounts with or without a person: what timelines and titles show instead of the raw id.
+    account_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> IdentityIndex:
@@ -155,6 +158,10 @@ class IdentityIndex:
                 normalise_email(a) for a in [email, *(aliases or [])] if a and "@" in a
             )
         for person_id, provider_user_id, email, is_admin, admin_roles, display_name in accounts:
+            if provider_user_id and (email or display_name):
+                index.account_names.setdefault(
+                    provider_user_id.strip().lower(), normalise_email(email) if email else str(display_name)
+                )
             if person_id is None:
                 if is_admin or admin_roles:
                     granted = tuple(role_name(r) for r in admin_roles or ()) or ("admin",)
@@ -204,6 +211,16 @@ class IdentityIndex:
             return by_name if by_name >= 0 else None
         return found
 
+    def name_of(self, value: str | None) -> str | None:
+        """Who a raw author or account id is, in words: the person's e-mail, else the account's
+        e-mail or name, else the value itself (`None` stays `None`)."""
+        if not value:
+            return value
+        person = self.person_for(value)
+        if person is not None and person in self.people:
+            return self.people[person].email
+        return self.account_names.get(value.strip().lower(), value)
+
     def label(self, key: str) -> str:
         """A key in words for people: ``person:12`` -> ``alice@corp.example``."""
         kind, _, value = key.partition(":")
@@ -240,7 +257,9 @@ def _person_keys(raws: list[str], identities: IdentityIndex, *, accounts: bool) 
             email = normalise_email(raw)
             found.setdefault(f"email:{email}", email)
         elif accounts:
-            found.setdefault(f"account:{raw.strip().lower()}", raw.strip())
+            named = identities.account_names.get(raw.strip().lower())
+            label = f"{named} ({raw.strip()})" if named and named != raw.strip() else raw.strip()
+            found.setdefault(f"account:{raw.strip().lower()}", label)
     return found
 
 

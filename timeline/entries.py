@@ -107,21 +107,34 @@ def evidence_row(incident_id: int, evidence: EvidenceEntry, finding_ids: list[in
 
 
 def message_row(
-    incident_id: int, message: MessageFacts, match: ConversationMatch, redactions: dict[str, int]
+    incident_id: int,
+    message: MessageFacts,
+    match: ConversationMatch,
+    redactions: dict[str, int],
+    *,
+    author_name: str | None = None,
+    channel_name: str | None = None,
 ) -> EntryRow:
-    where = message.channel or message.stream
+    """A linked message's entry; the title names the author and channel in words when known
+    (``author_name``, ``channel_name``), never by a raw Slack/Teams id alone."""
+    where = channel_name or message.channel or message.stream
+    if channel_name and message.channel and channel_name != message.channel:
+        where = f"#{channel_name.lstrip('#')}"
+    who = author_name or message.author or "someone"
     # The title carries no message text, so a role that may not read conversations still gets it.
     return entry_row(
         incident_id,
         TimelineEntryKind.MESSAGE,
         message.sent_at,
         f"{message.provider}/{message.stream}",
-        f"message from {message.author or 'someone'} in {where}",
+        f"message from {who} in {where}",
         body={
             "message_id": message.id,
             "channel": message.channel,
             "thread_id": message.thread_id,
             "author": message.author,
+            "author_name": who,
+            "channel_name": where,
             "subject": message.subject,
             "excerpt": message.text[:EXCERPT_CHARS],
             "redactions": redactions,

@@ -86,6 +86,59 @@ def test_slack_mentions_resolve_through_accounts(
     assert attached(db, incident_id)[about_her][0] == "mentions alice@northwind.example"
 
 
+def test_slack_and_teams_ids_are_shown_as_the_people_and_channels_they_are(
+    db, settings, make_person, make_finding, make_message
+) -> None:
+    from sqlmodel import select
+
+    from core.models.identity import Account
+    from core.models.incident import Incident, TimelineEntry
+
+    make_person(
+        "alice@northwind.example",
+        accounts=[{"provider": "slack", "provider_user_id": "U0ALICE", "email": "alice@northwind.example"}],
+    )
+    make_person(
+        "bob@northwind.example",
+        accounts=[{"provider": "slack", "provider_user_id": "U0BOB", "email": "bob@northwind.example"}],
+    )
+    # a guest's account no person was resolved for, known by its Slack id only in the finding
+    with db.session() as session:
+        session.add(
+            Account(provider="slack", provider_user_id="U0GUEST", email="r.kowalski@fastmail.example")
+        )
+    make_finding("Mass download from Slack", people=["alice@northwind.example"], accounts=["U0GUEST"])
+    in_room = make_message(
+        "<@U0ALICE> are those downloads yours? looks like phishing",
+        author="U0BOB",
+        sent_at=at(12),
+        channel="C0IR42",
+        meta={"channel_name": "incident-room"},
+    )
+    elsewhere = make_message(
+        "<@U0ALICE> did you share that doc? looks like phishing",
+        author="U0NOBODY",
+        sent_at=at(13),
+        channel="C0OTHER",
+    )
+    [incident_id] = build_incidents(db, settings, notify=False)
+    with db.session(readonly=True) as session:
+        titles = {
+            e.body["message_id"]: e.title
+            for e in session.exec(
+                select(TimelineEntry).where(
+                    TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "message"
+                )
+            )
+        }
+        incident = session.get(Incident, incident_id)
+    assert titles[in_room] == "message from bob@northwind.example in #incident-room"
+    # an id nobody knows stays as it is, rather than guessing
+    assert titles[elsewhere] == "message from U0NOBODY in C0OTHER"
+    opened = incident.grouping[0]["text"]
+    assert "r.kowalski@fastmail.example (U0GUEST)" in opened
+
+
 def test_messages_outside_the_window_are_not_attached(db, settings, make_finding, make_message) -> None:
     make_finding(ips=["203.0.113.7"], people=["alice@northwind.example"])
     make_message("203.0.113.7 again", sent_at=at(days=-3))
