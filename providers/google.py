@@ -51,6 +51,7 @@ WRITE_SCOPES = {
         "https://www.googleapis.com/auth/admin.directory.rolemanagement",
     ),
     "drive": ("https://www.googleapis.com/auth/drive",),
+    "policies": ("https://www.googleapis.com/auth/cloud-identity.policies",),
 }
 # Write calls do not know which catalogue action they serve; the action's entry names the permission.
 WRITE_PERMISSION = "the scope the remediation action names"
@@ -321,6 +322,7 @@ class GoogleServices:
 
     directory: Any
     drive: Any = None
+    policies: Any = None  # Cloud Identity policies (the Workspace settings), to restore one
 
 
 class GoogleGateway:
@@ -406,7 +408,10 @@ def open_gateway(connection: Connection, secrets: Secrets, log: CallLog) -> Goog
     """Write calls through the Directory and Drive APIs with the write scopes."""
     directory = google_service(connection, secrets, "directory", scopes=WRITE_SCOPES["directory"])
     drive = google_service(connection, secrets, "drive", scopes=WRITE_SCOPES["drive"])
-    return GoogleGateway(GoogleServices(directory=directory, drive=drive), log, connection=connection.name)
+    policies = google_service(connection, secrets, "policies", scopes=WRITE_SCOPES["policies"])
+    return GoogleGateway(
+        GoogleServices(directory=directory, drive=drive, policies=policies), log, connection=connection.name
+    )
 
 
 register(

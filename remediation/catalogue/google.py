@@ -235,6 +235,78 @@ class RemoveAdminRoles(Operation):
         return Verification(not remaining, {"still_present": remaining})
 
 
+class RestoreSetting(Operation):
+    """Put a Workspace setting back (Cloud Identity policies.patch), for instance 2-step
+    verification enforcement turned off for one organisational unit.
+
+    Every policy of the setting type is read. With no value given, the organisation's own value —
+    the policy with the lowest sortOrder, the root's — is restored on every other policy of that
+    type whose value differs (an OU override that weakened it); ``value`` restores that value on
+    them instead, ``values`` (policy name -> value, what a rollback sends) exactly those. The values
+    before are saved, so a restore can be rolled back."""
+
+    def _policies(self, gw: GoogleGateway, setting: str) -> list[dict[str, Any]]:
+        wanted = setting.removeprefix("settings/")
+        found = gw.get(
+            lambda s: s.policies.policies().list(filter=f"setting.type.matches('{wanted}$')", pageSize=100)
+        )
+        policies = [
+            p
+            for p in (found or {}).get("policies", [])
+            if str((p.get("setting") or {}).get("type", "")).removeprefix("settings/") == wanted
+        ]
+        if not policies:
+            raise TargetMissing(f"no Workspace policy of setting {wanted!r}")
+        return sorted(policies, key=lambda p: int((p.get("policyQuery") or {}).get("sortOrder") or 0))
+
+    def _wanted(self, policies: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        if params.get("values"):
+            return {str(k): dict(v) for k, v in params["values"].items()}
+        root, *others = policies
+        value = dict(params.get("value") or root["setting"]["value"])
+        targets = others if not params.get("value") else policies
+        return {str(p["name"]): value for p in targets}
+
+    def inspect(self, gw, target, params):
+        policies = self._policies(gw, target["setting"])
+        wanted = self._wanted(policies, params)
+        current = {str(p["name"]): dict(p["setting"].get("value") or {}) for p in policies}
+        missing = [name for name in wanted if name not in current]
+        if missing:
+            raise TargetMissing(f"policies {missing} no longer exist")
+        return {
+            "wanted": wanted,
+            "current": {name: current[name] for name in wanted},
+            "org_units": {str(p["name"]): (p.get("policyQuery") or {}).get("orgUnit") for p in policies},
+        }
+
+    def satisfied(self, before, params):
+        return all(before["current"][name] == value for name, value in before["wanted"].items())
+
+    def apply(self, gw, target, params, before):
+        setting = target["setting"].removeprefix("settings/")
+        for name, value in before["wanted"].items():
+            if before["current"][name] == value:
+                continue
+            gw.write(
+                lambda s, name=name, value=value: s.policies.policies().patch(
+                    name=name,
+                    body={"setting": {"type": f"settings/{setting}", "value": value}},
+                )
+            )
+
+    def verify(self, gw, target, params, before):
+        now = {
+            str(p["name"]): dict(p["setting"].get("value") or {})
+            for p in self._policies(gw, target["setting"])
+        }
+        differ = {name: now.get(name) for name, value in before["wanted"].items() if now.get(name) != value}
+        return Verification(not differ, {"differs": differ, "restored": sorted(before["wanted"])})
+
+    def inverse_request(self, target, params, before):
+        return {"setting": target["setting"]}, {"values": dict(before["current"])}
+
+
 _P = Provider.GOOGLE
 
 ACTIONS = (
@@ -359,6 +431,27 @@ ACTIONS = (
         verification="users.get(userKey).changePasswordAtNextLogin is false",
         operation=SetUserField("changePasswordAtNextLogin", False),
         rollback_only=True,
+    ),
+    ActionSpec(
+        name="google.restore_setting",
+        provider=_P,
+        title="Restore a Workspace setting",
+        description=(
+            "Put a weakened Workspace setting back (Cloud Identity policies.patch): by default the "
+            "organisation's own value on every organisational-unit override that differs from it."
+        ),
+        target=(Field("setting", "setting type, e.g. security.two_step_verification_enforcement"),),
+        params=(
+            Field("value", "the value to restore (default: the root policy's value)", required=False),
+            Field("values", "policy name -> value, exactly (what a rollback restores)", required=False),
+        ),
+        permission="https://www.googleapis.com/auth/cloud-identity.policies",
+        reversible=True,
+        inverse="google.restore_setting",
+        blast_radius=BlastRadius.TENANT,
+        idempotency_fields=("setting",),
+        verification="policies.list shows each restored policy with the wanted value",
+        operation=RestoreSetting(),
     ),
     ActionSpec(
         name="google.remove_admin_role",
