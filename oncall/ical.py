@@ -12,6 +12,7 @@ from typing import Any
 
 import icalendar
 import recurring_ical_events
+from pydantic import ValidationError
 
 from core.clock import as_utc, isoformat
 from oncall.errors import OncallInputError
@@ -63,11 +64,27 @@ def on_call_in_ical(data: bytes, moment: datetime) -> set[str]:
 def import_ical(name: str, data: bytes, start: datetime, end: datetime, timezone: str = "UTC") -> Schedule:
     """A schedule of overrides, one per occurrence in [start, end)."""
     overrides: list[Override] = []
-    for event in recurring_ical_events.of(_calendar(data)).between(as_utc(start), as_utc(end)):
+    try:
+        events = recurring_ical_events.of(_calendar(data)).between(as_utc(start), as_utc(end))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise OncallInputError(f"calendar cannot be expanded: {exc}") from None
+    for event in events:
         if len(overrides) >= MAX_OCCURRENCES:
             raise OncallInputError(f"calendar has more than {MAX_OCCURRENCES} occurrences in the window")
-        begins, ends = event.get("dtstart").dt, event.get("dtend").dt
+        begins = event.get("dtstart").dt if event.get("dtstart") else None
+        ends = event.get("dtend").dt if event.get("dtend") else None
         if not isinstance(begins, datetime) or not isinstance(ends, datetime):
-            raise OncallInputError(f"event {_who(event)!r}: all-day events are not shifts; give times")
-        overrides.append(Override(user=_who(event), start=as_utc(begins), end=as_utc(ends)))
-    return Schedule(name=name, timezone=timezone, overrides=overrides)
+            raise OncallInputError(
+                f"event {_who(event)!r}: all-day or open events are not shifts; give times"
+            )
+        try:
+            overrides.append(Override(user=_who(event), start=as_utc(begins), end=as_utc(ends)))
+        except ValidationError as exc:
+            raise OncallInputError(
+                f'event {_who(event)[:80]!r}: its summary must name a responder ("On call: NAME"): '
+                + exc.errors()[0]["msg"]
+            ) from None
+    try:
+        return Schedule(name=name, timezone=timezone, overrides=overrides)
+    except ValidationError as exc:
+        raise OncallInputError(f"schedule {name!r}: " + exc.errors()[0]["msg"]) from None

@@ -198,3 +198,26 @@ def trade_overrides(
     return swap_overrides(schedule, second, first, *window) + swap_overrides(
         schedule, first, second, *in_return
     )
+
+
+def import_schedule(
+    session: Session,
+    name: str,
+    data: bytes,
+    start: datetime,
+    end: datetime,
+    *,
+    actor: Actor,
+    timezone: str = "UTC",
+) -> ApplyResult:
+    """Store an iCalendar feed as schedule `name` (one override per occurrence in [start, end),
+    recurrences expanded), replacing a schedule of that name; the rest of the configuration stays.
+    Every shift must name a known responder ("On call: NAME" or just NAME as the summary)."""
+    from oncall.files import validate
+    from oncall.ical import import_ical
+
+    schedule = import_ical(name, data, start, end, timezone=timezone)
+    current = load_document(session).model_dump(mode="json", exclude_none=True)
+    current["schedules"] = [s for s in current["schedules"] if s["name"] != name]
+    current["schedules"].append(schedule.model_dump(mode="json", exclude_none=True))
+    return apply_document(session, validate(current, where=f"calendar for {name}"), actor=actor)

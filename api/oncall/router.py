@@ -123,6 +123,36 @@ def schedule_ical(
     return Response(export_ical(schedule, lo, hi), media_type="text/calendar")
 
 
+@router.put(
+    "/schedules/{name}/ical",
+    response_model=ApplyOut,
+    summary="Store an iCalendar feed as a schedule (recurrences expanded; audited)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/calendar": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_schedule_ical(
+    request: Request,
+    ctx: Annotated[RequestContext, require(Permission.ONCALL_WRITE)],
+    name: ScheduleName,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timezone: Annotated[str, Query(max_length=64, description="The schedule's display zone.")] = "UTC",
+) -> ApplyOut:
+    from oncall.ical import MAX_ICAL_BYTES
+    from oncall.store import import_schedule
+
+    lo, hi = _span(start, end, timedelta(days=90))
+    data = (await request.body())[: MAX_ICAL_BYTES + 1]
+
+    def store() -> ApplyOut:
+        with ctx.db.session() as session:
+            result = import_schedule(session, name, data, lo, hi, actor=ctx.actor, timezone=timezone)
+        return ApplyOut(**vars(result))
+
+    return await run_in_threadpool(store)
+
+
 @router.get("/load", summary="Load per responder: hours on call, pages, night pages, MTTA")
 def load(
     ctx: Annotated[RequestContext, require(Permission.ONCALL_READ)],

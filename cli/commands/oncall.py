@@ -91,6 +91,30 @@ def ical(
         output.write_bytes(data)
 
 
+@app.command("ical-import")
+def ical_import(
+    schedule: Annotated[str, typer.Argument(help="Schedule name (created or replaced).")],
+    feed: Annotated[Path, typer.Argument(help="An iCalendar file (.ics); RRULEs are expanded.")],
+    start: Annotated[str | None, typer.Option(help="From (default now).")] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days of the feed to take.")] = 90,
+    timezone: Annotated[str, typer.Option(help="The schedule's display zone.")] = "UTC",
+) -> None:
+    """Store FEED as SCHEDULE: one override per shift it holds (the rest of the configuration stays)."""
+    from oncall.ical import MAX_ICAL_BYTES
+    from oncall.store import import_schedule
+
+    lo = when(start, "--start", ahead=True) if start else utcnow()
+    with feed.open("rb") as handle:
+        data = handle.read(MAX_ICAL_BYTES + 1)
+    with database().session() as session:
+        result = import_schedule(
+            session, schedule, data, lo, lo + timedelta(days=days), actor=cli_actor(), timezone=timezone
+        )
+    console.print(
+        f"{schedule}: " + ("created" if result.created else "updated" if result.updated else "unchanged")
+    )
+
+
 @app.command("pages")
 def pages(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     """Who was paged about INCIDENT, how, and what became of each page."""

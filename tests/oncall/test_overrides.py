@@ -13,7 +13,7 @@ from core.models import AuditRecord
 from oncall.errors import OncallInputError
 from oncall.schedules import on_call_at
 from oncall.spec import Override
-from oncall.store import add_overrides, get_schedule, swap_overrides, trade_overrides
+from oncall.store import add_overrides, get_schedule, load_document, swap_overrides, trade_overrides
 from tests.oncall.test_slack_buttons import live_api  # noqa: F401 - the fixture
 
 LEAD = Actor.cli("principal:lead")
@@ -168,3 +168,115 @@ def test_the_api_takes_a_two_way_swap_and_refuses_half_of_one(db, configure, liv
         traded = get_schedule(session, "primary")
     assert on_call_at(traded, MON_10 + timedelta(days=1)) == "alice"
     assert on_call_at(traded, MON_10 + timedelta(days=2)) == "bob"
+
+
+RECURRING_FEED = b"""BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//example//pagerduty-like//EN
+BEGIN:VEVENT
+UID:weekend@example
+DTSTAMP:20260301T000000Z
+DTSTART;TZID=Europe/Paris:20260307T090000
+DTEND;TZID=Europe/Paris:20260309T090000
+RRULE:FREQ=WEEKLY;COUNT=4
+SUMMARY:On call: bob
+END:VEVENT
+BEGIN:VTIMEZONE
+TZID:Europe/Paris
+BEGIN:STANDARD
+DTSTART:19701025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:19700329T020000
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+END:DAYLIGHT
+END:VTIMEZONE
+END:VCALENDAR
+"""
+
+
+def test_an_icalendar_feed_is_imported_as_a_schedule_by_api_and_cli(
+    db,
+    settings,
+    database_url,
+    configure,
+    tmp_path,
+    live_api,  # noqa: F811
+):
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests import factories
+
+    configure(DOCUMENT)
+    admin = factories.make_principal(db, "admin", name="lead", pepper="p" * 40)
+    span = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-30T00:00:00Z"}
+    feed = requests.get(
+        f"{live_api}/oncall/schedules/primary/ical", params=span, headers=admin.headers, timeout=30
+    )
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+
+    def put(name: str, body: bytes) -> requests.Response:
+        return requests.put(
+            f"{live_api}/oncall/schedules/{name}/ical",
+            params=span,
+            data=body,
+            headers={**admin.headers, "Content-Type": "text/calendar"},
+            timeout=30,
+        )
+
+    copied = put("primary-copy", feed.content)
+    stranger = put("strangers", feed.content.replace(b"On call: bob", b"On call: zoe"))
+    assert copied.status_code == 200 and copied.json()["created"] == ["schedule/primary-copy"], copied.text
+    assert stranger.status_code == 422 and "unknown responder 'zoe'" in stranger.text
+    assert put("junk", b"not a calendar").status_code == 422
+
+    # A recurring feed (weekends in Paris, four weeks) through the CLI, RRULE expanded.
+    path = tmp_path / "weekends.ics"
+    path.write_bytes(RECURRING_FEED)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import run; run()",
+            "oncall",
+            "ical-import",
+            "weekends",
+            str(path),
+        ]
+        + ["--start", "2026-03-02T00:00:00Z", "--days", "60", "--timezone", "Europe/Paris"],
+        env={
+            **os.environ,
+            "TENANTGUARD_DATABASE_URL": database_url,
+            "TENANTGUARD_DATA_DIR": str(settings.data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0 and "weekends: created" in cli.stdout, cli.stderr + cli.stdout
+
+    with db.session(readonly=True) as session:
+        primary, copy = get_schedule(session, "primary"), get_schedule(session, "primary-copy")
+        weekends = get_schedule(session, "weekends")
+        assert [s.name for s in load_document(session).schedules] == ["primary", "primary-copy", "weekends"]
+    for hour in range(0, 28 * 24, 7):
+        moment = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(hours=hour)
+        assert on_call_at(copy, moment) == on_call_at(primary, moment), moment
+    assert len(weekends.overrides) == 4
+    # Saturday 09:00 in Paris is 08:00 UTC; the last weekend ends on Monday 30 March at 09:00 summer
+    # time (07:00 UTC): the clocks changed during it.
+    assert on_call_at(weekends, datetime(2026, 3, 7, 8, tzinfo=UTC)) == "bob"
+    assert on_call_at(weekends, datetime(2026, 3, 7, 7, 59, tzinfo=UTC)) is None
+    assert on_call_at(weekends, datetime(2026, 3, 28, 8, tzinfo=UTC)) == "bob"
+    assert on_call_at(weekends, datetime(2026, 3, 30, 7, 0, tzinfo=UTC)) is None  # Monday 09:00 CEST
+    assert on_call_at(weekends, datetime(2026, 3, 30, 6, 59, tzinfo=UTC)) == "bob"
+    assert on_call_at(weekends, datetime(2026, 4, 4, 8, tzinfo=UTC)) is None  # COUNT=4: over
