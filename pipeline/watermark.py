@@ -5,8 +5,9 @@ what the person did before it, in any stream. Collectors commit page by page and
 stream, in no order across streams, so the detector waits for the slowest: it judges events
 older than the time every stream it reads (of every enabled connection) has completely read up
 to, the stream's checkpoint high water. A stream that has not finished its first window holds
-everything; a failing stream holds nothing (what it delivers later is judged as a late arrival,
-against what is known then). With no such stream configured there is nothing to wait for.
+everything; a failing stream, or one whose checkpoint has not moved for `HOLD_SECONDS` (nothing
+runs it), holds nothing: what it delivers later is judged as a late arrival, against what is
+known then. With no such stream configured there is nothing to wait for.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from sqlmodel import col, select
 
 from collectors.streams.base import configured_streams
 from collectors.streams.m365 import UNIFIED_AUDIT_CONTENT_TYPES
-from core.clock import as_utc, parse_time
+from core.clock import as_utc, parse_time, utcnow
 from core.db import Database
 from core.models import Checkpoint, Connection
 from core.models.enums import Health
 from detectors.anomaly.engine import READ_STREAMS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A stream whose checkpoint has not moved for this long (no run commits anything) stops holding.
+HOLD_SECONDS = 3600.0
 
 # Streams read as several sub-streams one after another, each with its own checkpoint under its
 # key (collectors/streams/m365.py): all of them must have read up to a time.
@@ -49,9 +52,10 @@ def _high_water(cursor: Mapping[str, Any], keys: tuple[str, ...] | list[str] | N
     return min(marks) if marks else None
 
 
-def anomaly_watermark(db: Database) -> datetime | None:
+def anomaly_watermark(db: Database, *, now: datetime | None = None) -> datetime | None:
     """The event time before which every stream anomaly detection reads is collected; None
     when no enabled connection collects such a stream (everything stored is complete)."""
+    now = now or utcnow()
     with db.session(readonly=True) as session:
         connections = session.exec(select(Connection).where(col(Connection.enabled))).all()
         checkpoints = {(row.connection_id, row.stream): row for row in session.exec(select(Checkpoint)).all()}
@@ -62,6 +66,9 @@ def anomaly_watermark(db: Database) -> datetime | None:
                 continue
             checkpoint = checkpoints.get((int(connection.id or 0), spec.name))
             if checkpoint is not None and checkpoint.health == Health.UNHEALTHY:
+                continue
+            moved = checkpoint.updated_at if checkpoint is not None else connection.created_at
+            if (now - as_utc(moved)).total_seconds() > HOLD_SECONDS:
                 continue
             sub = SUB_STREAMS.get((connection.provider, spec.name))
             keys = (connection.config.get(sub[0]) or list(sub[1])) if sub else None
