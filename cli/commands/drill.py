@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,14 +18,50 @@ app = typer.Typer(
 
 @app.command("start")
 def start(
-    scenario: Annotated[str, typer.Argument(help="account-takeover, data-exposure or oauth-consent.")],
+    scenario: Annotated[
+        str,
+        typer.Argument(
+            help="account-takeover, data-exposure or oauth-consent; with --connections, the simulator's story."
+        ),
+    ],
+    connections: Annotated[
+        Path | None,
+        typer.Option(
+            "--connections",
+            help="The connections file `tenantguard simulator serve --scenario SCENARIO --write-connections FILE` "
+            "wrote: the running deployment collects that story through them as a drill.",
+        ),
+    ] = None,
 ) -> None:
     """Start a drill: its incident opens on the next cycle of a running `serve` (never touching real tenants)."""
-    from response.drills import start_drill
+    from response.drills import start_drill, start_simulated_drill
 
-    with database().session() as session:
-        drill = start_drill(session, scenario, actor=cli_actor())
-        console.print(f"drill #{drill.id} ({scenario}) started: {drill.dedup_key}")
+    if connections is None:
+        with database().session() as session:
+            drill = start_drill(session, scenario, actor=cli_actor())
+            console.print(f"drill #{drill.id} ({scenario}) started: {drill.dedup_key}")
+        return
+    import dataclasses
+    import secrets
+
+    from collectors.connections import load_connections_file, upsert_connection
+
+    key = secrets.token_hex(3)
+    definitions = [
+        dataclasses.replace(d, name=f"drill-{key}-{d.provider}-{index}")
+        for index, d in enumerate(load_connections_file(connections))
+    ]
+    db = database()
+    for definition in definitions:
+        upsert_connection(db, definition, actor=cli_actor(), source="drill")
+    with db.session() as session:
+        drill = start_simulated_drill(
+            session, scenario, [d.name for d in definitions], key=key, actor=cli_actor()
+        )
+        console.print(
+            f"drill #{drill.id} ({scenario}) started through {len(definitions)} simulator connections: "
+            + ", ".join(d.name for d in definitions)
+        )
 
 
 @app.command("list")
