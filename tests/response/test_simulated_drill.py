@@ -4,7 +4,7 @@
 `drill`) and the deployment collects,
 detects and builds incidents as usual and the response stage runs, then the story's incident is
 marked a drill end to end (channel `drill-…`, `[DRILL]` lines, Jira label), no other incident is,
-and once it is resolved the drill's report is written and its connections are disabled."""
+its remediation plan runs through the story's connection only, and once it is resolved the drill's report is written and its connections are disabled."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from core.audit import Actor
 from core.models import Connection, Drill, Incident, IncidentResponse
 from detectors.pipeline import detect_new
 from identity import resolve_people
+from remediation.planner import plan_for_incident
 from response import run_due
 from tests.response.conftest import response_document
 from timeline import build_incidents
@@ -33,10 +34,19 @@ LEAD = Actor.cli("principal:lead")
 
 @pytest.mark.usefixtures("secrets_env")
 def test_a_simulator_story_runs_as_a_drill(
-    db, settings, database_url, tmp_path, response_sim, make_simulator, make_incident, configure_response
+    db,
+    settings,
+    database_url,
+    tmp_path,
+    response_sim,
+    make_simulator,
+    make_incident,
+    make_connection,
+    configure_response,
 ) -> None:
     configure_response(response_document(response_sim))
     real = make_incident("A real P2 elsewhere", priority="P2")
+    real_m365 = make_connection("northwind-m365", "m365")
     story = make_simulator("account_takeover", users=20, days=2, seed=7)
     written = tmp_path / "story-connections.toml"
     write_connections_file(story.info, written, providers=["m365"])
@@ -73,6 +83,12 @@ def test_a_simulator_story_runs_as_a_drill(
     issues = requests.get(response_sim.info["admin_url"] + "/jira/issues", timeout=10).json()["issues"]
     labels = {i["key"]: i["fields"]["labels"] for i in issues}
     assert "drill" in labels[marked[incident.id].jira_key] and "drill" not in labels[marked[real.id].jira_key]
+    # Its remediation plan runs through the story's connection (the simulator), never the real tenant's.
+    plan = plan_for_incident(db, incident.id, Actor.system("remediation"))
+    with db.session(readonly=True) as session:
+        drill_connection = session.exec(select(Connection.id).where(Connection.name == name)).one()
+    assert plan.steps and {step.connection_id for step in plan.steps} == {drill_connection}
+    assert real_m365.id != drill_connection
     transition(db, incident.id, "resolved", actor=LEAD)
     run_due(db, settings)
     with db.session(readonly=True) as session:
