@@ -36,9 +36,15 @@ SCENARIOS = (
     "admin_privilege_abuse",
     "slack_session_theft",
     "okta_mfa_fatigue",
+    "okta_support_impersonation",
+    "token_theft",
+    "slack_guest_exfiltration",
+    "google_delegated_admin",
     "quiet_week",
     "password_manager_rollout",
     "change_window_sharing",
+    "business_travel",
+    "new_office",
 )
 
 

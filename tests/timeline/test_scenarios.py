@@ -28,3 +28,16 @@ def test_a_scenario_becomes_one_incident_per_story_with_its_conversations(
     )
     assert all(story["priorities"] == ["P1"] for story in result["per_story"])
     assert {"P1", "P2"}.isdisjoint(result["unmatched_incidents"]["by_priority"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["business_travel", "new_office"])
+def test_travel_and_a_new_office_page_nobody(db, settings, make_simulator, scenario) -> None:
+    # given a week of ordinary travel, or a dozen people on a new office's first morning
+    handle = make_simulator(scenario)
+    assert handle.truth["decoys"] and not handle.truth["stories"]
+    # when the product collects, detects, resolves people and builds incidents
+    result = run_and_score(db, settings, handle)
+    # then nothing is urgent, and none of the travellers or movers is an incident
+    assert {"P1", "P2"}.isdisjoint(result["by_priority"]), result["by_priority"]
+    assert result["decoys"]["with_incident"] == 0, result["decoys"]
