@@ -151,6 +151,16 @@ def _judged_before(session: Session, position: int, days: int) -> list[StoredEve
     return [EventRow._make(row) for row in session.execute(query).all()]
 
 
+def _judged_between(session: Session, start: int, end: int) -> list[StoredEvent]:
+    """The seen events of event time [start, end), in event time."""
+    query = (
+        sa_select(*COLUMNS)
+        .where(_seen(session), col(Event.occurred_at) >= _at(start), col(Event.occurred_at) < _at(end))
+        .order_by(col(Event.occurred_at), col(Event.id))
+    )
+    return [EventRow._make(row) for row in session.execute(query).all()]
+
+
 @dataclass
 class AnomalyPass:
     events: int = 0
@@ -228,6 +238,13 @@ def prepared_engine(
     judged before (another process moved the cursor, a transaction rolled back, a restart)."""
     position = int(TIME_CURSOR_READER.row(session).position)
     if engine is not None and engine.position == position:
+        return engine
+    if engine is not None and engine.position is not None and engine.position < position:
+        # another process judged on from where this engine stopped (workers take turns): catch
+        # up on what it judged rather than replaying everything
+        engine.process([stored(e) for e in _judged_between(session, engine.position, position)])
+        engine._pending_model = None
+        engine.position = position
         return engine
     engine = AnomalyEngine(config, models_dir=models_dir)
     engine.load(session, events=[stored(e) for e in _judged_before(session, position, config.baseline_days)])
