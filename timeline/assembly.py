@@ -84,7 +84,9 @@ class BuildContext:
 def learn_common_keys(session: Session, ctx: BuildContext, *, since: datetime) -> None:
     """What recent findings say is common (apps, files, IPs about many people over days)."""
     rows = recent_finding_entities(session, since)
-    ctx.common.update(common_in_findings(rows, ctx.identities, ctx.rules))
+    # keys through the build's cache: the same findings' keys are needed again for grouping
+    keys = ((ctx.keys_of(finding_id, entities), seen) for finding_id, entities, seen in rows)
+    ctx.common.update(common_in_findings(keys, ctx.rules))
     ctx.learned = True
 
 

@@ -14,7 +14,7 @@ reason, which the grouping explanation quotes ("ignored 198.51.100.1 is shared: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 
 from core.models.event import Event
 from core.models.finding import Finding
-from timeline.entities import IdentityIndex, keys_for, normalise_name
+from timeline.entities import EntityKeys, normalise_name
 
 FIRST_PARTY_APPS = frozenset(
     normalise_name(name)
@@ -89,17 +89,16 @@ def _span_why(label: str, people: int, span: timedelta, where: str) -> str:
 
 
 def common_in_findings(
-    rows: Iterable[tuple[Mapping[str, Any] | None, datetime]],
-    identities: IdentityIndex,
+    rows: Iterable[tuple[EntityKeys, datetime]],
     rules: PrevalenceRules,
 ) -> dict[str, str]:
-    """IP/app/file keys that findings mention about many people over days (pure)."""
+    """IP/app/file keys that findings mention about many people over days (pure): `rows` are
+    each finding's keys (`keys_for` of its entities) and first sighting."""
     people_of: dict[str, set[str]] = {}
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}
     labels: dict[str, str] = {}
-    for entities, seen in rows:
-        found = keys_for(entities, identities)
+    for found, seen in rows:
         persons = {k for k in found.keys if k.startswith(("person:", "email:", "account:"))}
         if not persons:
             continue
@@ -150,9 +149,11 @@ def shared_ips(session: Session, ips: Iterable[str], rules: PrevalenceRules) -> 
     return common
 
 
-def recent_finding_entities(session: Session, since: datetime) -> list[tuple[Any, datetime]]:
-    """(entities, first_seen) of the findings active since `since` minus two weeks."""
+def recent_finding_entities(session: Session, since: datetime) -> list[tuple[int, Any, datetime]]:
+    """(id, entities, first_seen) of the findings active since `since` minus two weeks."""
     rows = session.execute(
-        select(col(Finding.entities), col(Finding.first_seen)).where(col(Finding.last_seen) >= since - RECENT)
+        select(col(Finding.id), col(Finding.entities), col(Finding.first_seen)).where(
+            col(Finding.last_seen) >= since - RECENT
+        )
     ).all()
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1], row[2]) for row in rows]
