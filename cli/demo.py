@@ -187,6 +187,11 @@ def _run_cycle(db: Database, demo_settings: Settings, outcome: ScenarioOutcome) 
         console.print(Text(f"  {error}", style="yellow"))
 
 
+def _impact_note(incident: Incident) -> str:
+    impact = (incident.priority_factors or {}).get("impact")
+    return f", customer impact {impact['score']:g} {impact['band']}" if impact else ""
+
+
 def _next_steps(outcome: ScenarioOutcome, urgent: list[Incident]) -> None:
     where = f"TENANTGUARD_DATA_DIR={outcome.data_dir}"
     console.print("next:", style="bold")
@@ -295,7 +300,9 @@ def run_scenario(
                     "  ",
                     (incident.priority, "bold red"),
                     f" #{incident.id} {incident.title} "
-                    f"({incident.finding_count} findings, {incident.message_count} messages)",
+                    f"({incident.finding_count} findings, {incident.message_count} messages"
+                    + _impact_note(incident)
+                    + ")",
                 )
             )
         if verbose:
