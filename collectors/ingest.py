@@ -1,9 +1,14 @@
 """`tenantguard ingest`: load exported logs through the collectors' normalisers (the CLI then detects).
 
-Accepted files: a JSON array, or JSON Lines (one record per line; blank lines skipped), in any
-format the stream's normaliser takes — Graph sign-ins or directory audits (plain, or wrapped by
-an Azure Monitor diagnostic export), unified audit records, Google raw activities or
-one-record-per-event records, Slack audit entries (numeric or text `date_create`).
+Accepted files: a JSON array, JSON Lines (one record per line; blank lines skipped), one API
+page or export batch (a Graph page's `value`, an Azure Monitor / Event Hub `records` batch, a
+Reports API page's `items`, a Slack audit page's `entries`; JSON Lines of such pages too), or a
+CSV export (the unified audit log export, whose `AuditData` column is the record; any other CSV
+is one record per row, its JSON cells parsed and True/False as booleans), in any format the
+stream's normaliser takes — Graph sign-ins or directory audits (plain, wrapped by an Azure
+Monitor diagnostic export, or Log Analytics `SigninLogs` rows), unified audit records, Google
+raw activities or one-record-per-event records, Slack audit entries (numeric or text
+`date_create`).
 
 Events are stored under a connection (``--connection``, else ``ingest:<provider>``) and keyed by
 the provider's ids, so loading the same export twice, or an export that overlaps what the
@@ -13,6 +18,8 @@ quarantined with ``file:line`` and the reason; the rest of the file still loads.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +35,7 @@ from core.db import Database
 from core.models import Connection
 from core.normalise import EVENT_NORMALISERS, NormalisedEvent, NormaliseError, normalise
 from core.normalise.google import is_raw_activity
-from core.paths import dig
+from core.paths import dig, lookup
 from core.quarantine import quarantine
 
 BATCH = 2000
@@ -91,13 +98,87 @@ def ingest_connection(db: Database, provider: str, name: str | None = None) -> C
         return row
 
 
+# The records of one API page or export batch sit under one of these keys (the others are paging).
+PAGE_KEYS = ("value", "records", "items", "entries")
+_RECORD_KEYS = {"id", "uuid", "creationtime", "createddatetime", "date_create", "events"}
+
+
+def page_items(item: Any) -> list[Any] | None:
+    """The records of a page (`{"value": [...]}`, `{"records": [...]}` ...); None for a record."""
+    if not isinstance(item, dict) or any(str(key).lower() in _RECORD_KEYS for key in item):
+        return None
+    for key in PAGE_KEYS:
+        value = lookup(item, key)
+        if isinstance(value, list):
+            return value
+    return None
+
+
+def _expand(where: str, item: Any) -> Iterator[tuple[str, Any, str | None]]:
+    items = page_items(item)
+    if items is None:
+        yield where, item, None
+        return
+    for index, entry in enumerate(items):
+        yield f"{where}[{index}]", entry, None
+
+
+def _cell(value: str | None) -> Any:
+    if value is None:
+        return None
+    if value[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _csv_records(path: Path, data: bytes) -> Iterator[tuple[str, Any, str | None]]:
+    """One record per row: the row's `AuditData` JSON (unified audit log exports), else the row."""
+    csv.field_size_limit(max(csv.field_size_limit(), 16 << 20))
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "replace"), newline=""))
+    try:
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            audit = lookup(row, "AuditData")
+            if audit not in (None, ""):
+                try:
+                    yield where, orjson.loads(audit), None
+                except orjson.JSONDecodeError as exc:
+                    yield where, audit, f"AuditData is not JSON ({exc})"
+                continue
+            yield where, {key: _cell(value) for key, value in row.items() if key}, None
+    except csv.Error as exc:
+        yield f"{path}:{reader.line_num}", "", f"not CSV ({exc})"
+
+
 def read_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
-    """(where, record or raw text, problem) for every record of a JSON-array or JSONL file."""
+    """(where, record or raw text, problem) for every record of a JSON array, JSON Lines, page
+    or CSV file."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark (Windows exports)
     head = data.lstrip()[:1]
+    if head == b"{":
+        try:
+            whole = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            whole = None  # JSON Lines
+        if whole is not None:
+            items = page_items(whole)
+            if items is None:
+                yield f"{path}:1", whole, None
+            else:
+                yield from _expand(str(path), whole)
+            return
+    elif head not in (b"[", b""):
+        yield from _csv_records(path, data)
+        return
     if head == b"[":
         try:
             items = orjson.loads(data)
@@ -115,9 +196,11 @@ def read_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
         if not line.strip():
             continue
         try:
-            yield f"{path}:{lineno}", orjson.loads(line), None
+            parsed = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             yield f"{path}:{lineno}", line.decode("utf-8", "replace"), f"not JSON ({exc})"
+            continue
+        yield from _expand(f"{path}:{lineno}", parsed)
 
 
 def _line_of(data: bytes, pos: int | None) -> int:

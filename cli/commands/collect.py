@@ -103,7 +103,12 @@ def _run_scheduler(db: Any, progress: bool) -> None:
 
 
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Exported logs: JSON array or JSON Lines.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Exported logs: JSON array, JSON Lines, an API page (value/records/items/entries) or CSV."
+        ),
+    ],
     provider: Annotated[str, typer.Option("--provider", "-p", help="m365, google or slack")],
     stream: Annotated[str, typer.Option("--stream", "-s", help="e.g. signins, login, audit")],
     connection: Annotated[

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from core.normalise.records import (
     EventStream,
     NormalisedEvent,
@@ -24,7 +26,9 @@ def unwrap_azure_monitor(record: Mapping[str, Any]) -> dict[str, Any]:
 
     The wrapper's own fields (`time`, `category`, `callerIpAddress`, ...) are kept at the top
     level where the Graph object has no field of that name — the same shape the detection
-    engine builds from an export, so a rule sees one shape whichever way the event arrived.
+    engine builds from an export, so a rule sees one shape whichever way the event arrived —
+    and the export's own view stays under `properties`, so a rule written for the export
+    (`properties.result`, `properties.targetResources`) matches it too.
     """
     properties = dig(record, "properties")
     if not (
@@ -33,10 +37,81 @@ def unwrap_azure_monitor(record: Mapping[str, Any]) -> dict[str, Any]:
     ):
         return dict(record)
     graph = dict(properties)
+    present = {key.lower() for key in graph if isinstance(key, str)}
     for key, value in record.items():
-        if key.lower() != "properties" and key not in graph:
+        if isinstance(key, str) and key.lower() != "properties" and key.lower() not in present:
             graph[key] = value
+    graph["properties"] = properties
     return graph
+
+
+# Log Analytics tables of Entra sign-ins (a query's results exported as JSON or CSV).
+_LOG_ANALYTICS_SIGNINS = {
+    "signinlogs",
+    "aadnoninteractiveusersigninlogs",
+    "aadserviceprincipalsigninlogs",
+    "aadmanagedidentitysigninlogs",
+}
+
+
+def _dynamic(value: Any) -> Any:
+    """Log Analytics writes dynamic columns (`Status`, `LocationDetails` ...) as JSON text in
+    exports; parse them back into objects."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def from_log_analytics(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A Log Analytics `SigninLogs` row (columns are the Graph properties in PascalCase, which
+    field access ignores) as the Graph signIn: dynamic columns parsed, `LocationDetails` as
+    `location` (the row's `Location` column is only the country code), `TimeGenerated` as the
+    time when `CreatedDateTime` is missing. Anything else is returned as it is."""
+    table = str(dig(record, "Type") or "").lower()
+    if table not in _LOG_ANALYTICS_SIGNINS and dig(record, "TimeGenerated") is None:
+        return dict(record)
+    row = {key: _dynamic(value) for key, value in record.items()}
+    details = dig(row, "LocationDetails")
+    country = dig(row, "Location")
+    if isinstance(details, Mapping) or isinstance(country, str):
+        row = {k: v for k, v in row.items() if str(k).lower() not in ("location", "locationdetails")}
+        location = dict(details) if isinstance(details, Mapping) else {}
+        if isinstance(country, str) and country and not location.get("countryOrRegion"):
+            location["countryOrRegion"] = country
+        row["location"] = location
+    _fill_from_wrapper(row, "createdDateTime", "TimeGenerated")
+    return row
+
+
+def _status_from_result(graph: dict[str, Any]) -> None:
+    """An export whose outcome is only in the wrapper's `resultType` (and `resultDescription`)
+    gets the Graph `status.errorCode` (and `failureReason`) rules read."""
+    if dig(graph, "status", "errorCode") is not None:
+        return
+    code = dig(graph, "resultType")
+    if code is None or not str(code).strip().lstrip("-").isdigit():
+        return
+    status = dig(graph, "status")
+    status = dict(status) if isinstance(status, Mapping) else {}
+    status["errorCode"] = int(str(code).strip())
+    reason = dig(graph, "resultDescription")
+    if reason not in (None, "") and status.get("failureReason") in (None, ""):
+        status["failureReason"] = reason
+    for key in [k for k in graph if isinstance(k, str) and k.lower() == "status"]:
+        del graph[key]
+    graph["status"] = status
+
+
+def _location_object(graph: dict[str, Any]) -> None:
+    """A wrapper whose `location` is a country code, not the Graph object, as {countryOrRegion}."""
+    location = dig(graph, "location")
+    if isinstance(location, str):
+        for key in [k for k in graph if isinstance(k, str) and k.lower() == "location"]:
+            del graph[key]
+        graph["location"] = {"countryOrRegion": location} if location else {}
 
 
 def _fill_from_wrapper(graph: dict[str, Any], field: str, *wrapper_fields: str) -> None:
@@ -50,9 +125,11 @@ def _fill_from_wrapper(graph: dict[str, Any], field: str, *wrapper_fields: str) 
 
 def normalise_signin(record: Mapping[str, Any]) -> list[NormalisedEvent]:
     """Graph `/auditLogs/signIns` object (interactive or not), or its Azure Monitor export."""
-    graph = unwrap_azure_monitor(record)
+    graph = from_log_analytics(unwrap_azure_monitor(record))
     _fill_from_wrapper(graph, "createdDateTime", "time")
     _fill_from_wrapper(graph, "ipAddress", "callerIpAddress")
+    _status_from_result(graph)
+    _location_object(graph)
     error_code = dig(graph, "status", "errorCode")
     interactive = dig(graph, "isInteractive")
     if interactive is None:

@@ -38,6 +38,8 @@ _AZURE_MONITOR_WRAPPER = (
     "level",
     "Level",
 )
+# Streams whose Azure Monitor export keeps its own view: `properties.<Graph field>` (see known_field)
+_EXPORT_VIEW_STREAMS = {("m365", "signins"), ("m365", "directory_audits")}
 
 _SIGNIN = (
     "id",
@@ -399,7 +401,14 @@ def known_field(provider: str, stream: str, path: str) -> bool:
     """Whether events of this stream, as stored, can carry `path` (dotted, any case)."""
     catalogue = _CATALOGUES.get((provider, stream))
     # a stream without a catalogue is not judged: say yes rather than fail rules we cannot check
-    return catalogue is None or catalogue.has(path.strip().lower())
+    if catalogue is None:
+        return True
+    lowered = path.strip().lower()
+    if catalogue.has(lowered):
+        return True
+    # an Azure Monitor export keeps the Graph object under `properties` too
+    inner = lowered.removeprefix("properties.")
+    return (provider, stream) in _EXPORT_VIEW_STREAMS and inner != lowered and catalogue.has(inner)
 
 
 def fields_read(node: Node) -> Iterator[FieldPath]:

@@ -83,3 +83,140 @@ def test_google_per_event_exports_get_their_position_from_file_order(db: Databas
 def test_an_unknown_stream_is_refused_before_anything_is_read(db: Database, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="slack/audit"):
         ingest_files(db, provider="slack", stream="messages", files=[tmp_path / "x"])
+
+
+SIGNIN = {
+    "id": "66ea54eb-6301-4ee5-be62-ff5a759b8100",
+    "createdDateTime": "2026-11-20T10:00:01Z",
+    "userPrincipalName": "alice@contoso.example",
+    "ipAddress": "131.107.159.37",
+    "status": {"errorCode": 0},
+}
+
+
+def _stored(db: Database) -> list[Event]:
+    with db.session(readonly=True) as s:
+        return list(s.exec(select(Event).order_by(Event.provider_event_id)).all())
+
+
+def test_a_graph_page_and_an_azure_monitor_batch_are_read_as_their_records(
+    db: Database, tmp_path: Path
+) -> None:
+    page = tmp_path / "signins-page.json"
+    page.write_text(
+        json.dumps(
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns",
+                "value": [SIGNIN, {**SIGNIN, "id": "66ea54eb-6301-4ee5-be62-ff5a759b8101"}],
+                "@odata.nextLink": "https://graph.microsoft.com/v1.0/auditLogs/signIns?$skiptoken=x",
+            }
+        )
+    )
+    # Event Hub / storage account batches of the diagnostic setting: {"records": [...]} per line
+    batch = _jsonl(
+        tmp_path / "PT1H.json",
+        json.dumps(
+            {
+                "records": [
+                    {
+                        "time": "2026-11-20T11:00:00Z",
+                        "category": "SignInLogs",
+                        "operationName": "Sign-in activity",
+                        "resultType": "50126",
+                        "callerIpAddress": "45.133.1.9",
+                        "properties": {"id": "a1", "userPrincipalName": "bob@contoso.example"},
+                    }
+                ]
+            }
+        ),
+    )
+    report = ingest_files(db, provider="m365", stream="signins", files=[page, batch])
+    assert (report.records, report.events_new, report.quarantined) == (3, 3, 0)
+    by_id = {e.provider_event_id: e for e in _stored(db)}
+    assert by_id["a1"].outcome == "failure" and by_id["a1"].raw["status"]["errorCode"] == 50126
+
+
+def test_google_and_slack_api_pages_are_read_as_their_records(db: Database, tmp_path: Path) -> None:
+    google = tmp_path / "login.json"
+    google.write_text(
+        json.dumps(
+            {
+                "kind": "admin#reports#activities",
+                "etag": '"x"',
+                "items": [
+                    {
+                        "kind": "admin#reports#activity",
+                        "id": {
+                            "time": "2026-11-20T10:00:01.123Z",
+                            "uniqueQualifier": "-1",
+                            "applicationName": "login",
+                        },
+                        "actor": {"email": "a@x.example"},
+                        "events": [{"type": "login", "name": "login_failure"}],
+                    }
+                ],
+                "nextPageToken": "t",
+            }
+        )
+    )
+    slack = tmp_path / "audit.json"
+    slack.write_text(json.dumps({"entries": [SLACK], "response_metadata": {"next_cursor": ""}}))
+    assert ingest_files(db, provider="google", stream="login", files=[google]).events_new == 1
+    assert ingest_files(db, provider="slack", stream="audit", files=[slack]).events_new == 1
+
+
+def test_a_unified_audit_csv_export_reads_each_rows_audit_data(db: Database, tmp_path: Path) -> None:
+    record = {
+        "Id": "4f1c0d2e-1",
+        "CreationTime": "2026-11-20T10:00:01",
+        "Operation": "New-InboxRule",
+        "UserId": "cfo@contoso.example",
+        "ClientIP": "45.133.1.9:50412",
+        "Parameters": [{"Name": "ForwardTo", "Value": "x@proton.example"}],
+    }
+    export = tmp_path / "audit_log_search.csv"
+    rows = [
+        ["RecordId", "CreationDate", "RecordType", "Operation", "UserId", "AuditData"],
+        [
+            "4f1c0d2e-1",
+            "2026-11-20T10:00:01",
+            "ExchangeAdmin",
+            "New-InboxRule",
+            "cfo@contoso.example",
+            json.dumps(record),
+        ],
+        [
+            "4f1c0d2e-2",
+            "2026-11-20T10:00:02",
+            "ExchangeAdmin",
+            "Set-Mailbox",
+            "cfo@contoso.example",
+            "{not json",
+        ],
+    ]
+    import csv
+
+    with export.open("w", newline="", encoding="utf-8-sig") as handle:
+        csv.writer(handle).writerows(rows)
+    report = ingest_files(db, provider="m365", stream="unified_audit", files=[export])
+    assert (report.records, report.events_new, report.quarantined) == (2, 1, 1)
+    [event] = _stored(db)
+    assert event.ip == "45.133.1.9" and event.raw["Parameters"][0]["Value"] == "x@proton.example"
+    assert report.problems and "AuditData is not JSON" in report.problems[0] and ":3" in report.problems[0]
+
+
+def test_a_log_analytics_signinlogs_csv_export_is_stored_as_graph_signins(
+    db: Database, tmp_path: Path
+) -> None:
+    export = tmp_path / "query_data.csv"
+    export.write_text(
+        "TimeGenerated [UTC],TimeGenerated,Id,UserPrincipalName,IPAddress,Location,LocationDetails,Status,"
+        "ResultType,IsInteractive,AuthenticationProtocol,Type\n"
+        '"11/20/2026, 10:00:02.100 AM",2026-11-20T10:00:02.1Z,66ea54eb-1,bob@contoso.example,45.133.1.9,NL,'
+        '"{""city"":""Amsterdam"",""countryOrRegion"":""NL""}","{""errorCode"":0}",0,True,deviceCode,SigninLogs\n'
+    )
+    report = ingest_files(db, provider="m365", stream="signins", files=[export])
+    assert (report.events_new, report.quarantined) == (1, 0)
+    [event] = _stored(db)
+    assert (event.country, event.outcome, event.action) == ("NL", "success", "signin")
+    assert event.raw["location"] == {"city": "Amsterdam", "countryOrRegion": "NL"}

@@ -163,3 +163,66 @@ def test_a_record_missing_several_required_fields_is_refused_naming_each() -> No
         normalise("m365", "risk_detections", {"riskLevel": "high"})
     said = str(refusal.value)
     assert "'id'" in said and "'detectedDateTime' or 'activityDateTime'" in said
+
+
+def test_a_wrapped_signin_whose_result_is_only_in_the_wrapper_gets_the_graph_status() -> None:
+    # an Azure Monitor diagnostic export of a successful sign-in: resultType "0", no status object
+    wrapped = {
+        "time": "2026-11-20T10:00:01.6195833Z",
+        "resourceId": "/tenants/7a1b/providers/Microsoft.aadiam",
+        "operationName": "Sign-in activity",
+        "category": "SignInLogs",
+        "resultType": "0",
+        "resultSignature": "None",
+        "callerIpAddress": "131.107.159.37",
+        "location": "US",
+        "properties": {
+            "id": "66ea54eb-6301-4ee5-be62-ff5a759b8101",
+            "userPrincipalName": "alice@contoso.example",
+            "appDisplayName": "Microsoft Office",
+            "authenticationProtocol": "deviceCode",
+        },
+    }
+    [event] = normalise("m365", "signins", wrapped)
+    assert event.outcome == "success" and event.ip == "131.107.159.37" and event.country == "US"
+    assert event.raw["status"] == {"errorCode": 0}
+    assert event.raw["location"] == {"countryOrRegion": "US"}
+    # the export's own view is kept beside the Graph object
+    assert event.raw["properties"]["authenticationProtocol"] == "deviceCode"
+    failed = {**wrapped, "resultType": "50126", "resultDescription": "Invalid username or password."}
+    [failure] = normalise("m365", "signins", failed)
+    assert failure.outcome == "failure"
+    assert failure.raw["status"] == {"errorCode": 50126, "failureReason": "Invalid username or password."}
+
+
+def test_a_log_analytics_signinlogs_row_becomes_the_graph_signin() -> None:
+    # a SigninLogs row as a Log Analytics query export writes it: dynamic columns as JSON text,
+    # Location the country code and LocationDetails the object
+    row = {
+        "TenantId": "7a1b",
+        "TimeGenerated": "2026-11-20T10:00:02.1Z",
+        "OperationName": "Sign-in activity",
+        "Category": "NonInteractiveUserSignInLogs",
+        "ResultType": "50126",
+        "ResultDescription": "Invalid username or password.",
+        "Id": "66ea54eb-6301-4ee5-be62-ff5a759b8102",
+        "UserPrincipalName": "bob@contoso.example",
+        "AppDisplayName": "Azure CLI",
+        "IPAddress": "45.133.1.9",
+        "Location": "NL",
+        "LocationDetails": '{"city":"Amsterdam","state":"North Holland","countryOrRegion":"NL"}',
+        "Status": '{"errorCode":50126,"failureReason":"Invalid username or password."}',
+        "IsInteractive": False,
+        "Type": "AADNonInteractiveUserSignInLogs",
+    }
+    [event] = normalise("m365", "signins", row)
+    assert (event.provider_event_id, event.actor, event.ip, event.country, event.outcome) == (
+        row["Id"],
+        "bob@contoso.example",
+        "45.133.1.9",
+        "NL",
+        "failure",
+    )
+    assert event.occurred_at == datetime(2026, 11, 20, 10, 0, 2, 100000, tzinfo=UTC)
+    assert event.action == "signin_noninteractive"
+    assert event.raw["location"]["city"] == "Amsterdam" and event.raw["Status"]["errorCode"] == 50126

@@ -192,6 +192,57 @@ def test_azure_monitor_wrapped_signins_are_unwrapped(make_pack) -> None:
     assert matches(pack, wrapped)
 
 
+def test_a_signin_whose_result_is_only_in_the_wrapper_matches_rules_needing_success(make_pack) -> None:
+    pack = make_pack(
+        rule_yaml(
+            "selection:\n  authenticationProtocol: deviceCode\n  status.errorCode: 0\ncondition: selection"
+        )
+    )
+    wrapped = {
+        "time": "2026-11-20T04:12:00Z",
+        "category": "SignInLogs",
+        "operationName": "Sign-in activity",
+        "resultType": "0",
+        "callerIpAddress": "45.133.1.9",
+        "properties": {
+            "id": "s1",
+            "userPrincipalName": "a@x.example",
+            "authenticationProtocol": "deviceCode",
+        },
+    }
+    assert matches(pack, wrapped)
+    assert not matches(pack, {**wrapped, "resultType": "50199"})
+
+
+def test_a_rule_written_for_the_azure_monitor_export_matches_the_export(make_pack) -> None:
+    # our own logsource, the export's field names (properties.*): both views are kept
+    pack = make_pack(
+        rule_yaml(
+            "selection:\n  properties.result: failure\n  properties.targetResources.userPrincipalName: "
+            "grace@northwind.example\ncondition: selection",
+            service="directory_audits",
+        )
+    )
+    wrapped = {
+        "time": "2026-11-20T04:12:00Z",
+        "category": "AuditLogs",
+        "operationName": "Delete user",
+        "properties": {
+            "id": "d1",
+            "activityDateTime": "2026-11-20T04:12:00Z",
+            "activityDisplayName": "Delete user",
+            "result": "failure",
+            "targetResources": [{"userPrincipalName": "grace@northwind.example"}],
+        },
+    }
+    assert matches(pack, wrapped, stream="directory_audits")
+    assert not matches(
+        pack,
+        {**wrapped, "properties": {**wrapped["properties"], "result": "success"}},
+        stream="directory_audits",
+    )
+
+
 def test_null_matches_only_a_null_or_missing_field_and_its_negation_keeps_the_empty_string(make_pack) -> None:
     # given a rule for sign-ins with no device id, and one for sign-ins that have one
     no_device = make_pack(rule_yaml("selection:\n  deviceDetail.deviceId: null\ncondition: selection"))
