@@ -98,6 +98,7 @@ def configure(db: Database, demo_settings: Settings, info: dict[str, Any], actor
 def show(db: Database, demo_settings: Settings, acknowledger: Actor) -> None:
     """Let the first level go unanswered (simulated clock), then acknowledge; print the paging."""
     from oncall import acknowledge, run_due
+    from oncall.journal import recipient
 
     with db.session(readonly=True) as session:
         escalation = session.exec(select(Escalation).order_by(col(Escalation.id))).first()
@@ -128,7 +129,7 @@ def show(db: Database, demo_settings: Settings, acknowledger: Actor) -> None:
         table.add_row(
             f"{(at - started).total_seconds() / 60:.0f}",
             str(page.step + 1),
-            page.responder or page.address,
+            recipient(page.responder, page.medium, page.address),
             page.medium,
             page.status + (f" ({page.last_error[:60]})" if page.last_error else ""),
         )

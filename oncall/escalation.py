@@ -28,7 +28,7 @@ from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
 from oncall.errors import OncallNotFound, OncallRefused
-from oncall.journal import on_timeline
+from oncall.journal import on_timeline, recipient
 from oncall.schedules import _restriction_windows, on_call_at
 from oncall.spec import Medium, OncallDocument, Policy, Responder, Route, Step
 from oncall.store import load_document
@@ -322,19 +322,23 @@ def fire_step(session: Session, escalation: Escalation, when: datetime) -> list[
         details={
             **fired,
             "policy": escalation.policy,
-            "pages": [f"{p.medium}:{p.responder or p.address}" for p in fresh],
+            "pages": [f"{p.medium}:{recipient(p.responder, p.medium, p.address)}" for p in fresh],
             "notes": notes,
             "status": escalation.status,
         },
         at=when,
     )
-    who = ", ".join(dict.fromkeys(p.responder or p.address for p in pages)) or "nobody"
+    who = ", ".join(dict.fromkeys(recipient(p.responder, p.medium, p.address) for p in pages)) or "nobody"
     on_timeline(
         session,
         escalation.incident_id,
         at=when,
         title=f"On-call level {fired['step']} paged: {who}" + (f" ({'; '.join(notes)})" if notes else ""),
-        body={**fired, "pages": [f"{p.medium}:{p.responder or p.address}" for p in pages], "notes": notes},
+        body={
+            **fired,
+            "pages": [f"{p.medium}:{recipient(p.responder, p.medium, p.address)}" for p in pages],
+            "notes": notes,
+        },
         actor=ONCALL_ACTOR.name,
         ref=("escalation", str(escalation.id)),
     )
@@ -488,7 +492,7 @@ def acknowledge_by_token(
     from oncall.actions import page_for_link
 
     page = page_for_link(session, token, now=now)
-    who = page.responder or page.address
+    who = recipient(page.responder, page.medium, page.address)
     return acknowledge(
         session, incident_id=page.incident_id, actor=Actor(f"responder:{who}", Channel.API), via=via, now=now
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
@@ -15,6 +16,17 @@ from core.models.enums import TimelineEntryKind
 from core.models.incident import TimelineEntry
 
 TIMELINE_KIND = TimelineEntryKind.ONCALL
+
+
+def recipient(responder: str, medium: str, address: str) -> str:
+    """Who a page went to, as the timeline, the audit chain and the actor of its link name it: the
+    responder, a Slack channel, or a webhook / Teams channel by its host only (a Teams or webhook URL
+    is itself a credential: whoever holds it can post there)."""
+    if responder:
+        return responder
+    if medium in ("webhook", "teams"):
+        return f"{medium}:{urlsplit(address).hostname or 'unknown'}"
+    return address
 
 
 def on_timeline(

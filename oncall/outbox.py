@@ -30,7 +30,7 @@ from core.models.oncall import Escalation, Page
 from oncall.channels import PageMessage, find_twilio_sms, send, status_callback_url
 from oncall.errors import DeliveryError, DeliveryUncertain
 from oncall.escalation import ACKNOWLEDGED, ONCALL_ACTOR, RESOLVED, SENDING, token_hash
-from oncall.journal import on_timeline
+from oncall.journal import on_timeline, recipient
 from oncall.spec import Channels, Medium
 from oncall.store import get_channels
 
@@ -71,7 +71,7 @@ def deliver_pages(db: Database, settings: Any = None, now: datetime | None = Non
             "sending page %s (%s to %s), attempt %s",
             page.id,
             page.medium,
-            page.responder or page.address,
+            recipient(page.responder, page.medium, page.address),
             claim.attempt,
         )
         try:
@@ -227,7 +227,7 @@ def _settle(session: Session, claim: Claim, outcome: Outcome, when: datetime, re
         page.incident_id,
         at=when,
         title=(
-            f"Page to {page.responder or page.address} by {page.medium} {outcome_text} "
+            f"Page to {recipient(page.responder, page.medium, page.address)} by {page.medium} {outcome_text} "
             f"(attempt {page.attempts})" + (f": {page.last_error[:200]}" if page.status != "sent" else "")
         ),
         body={

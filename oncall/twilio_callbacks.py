@@ -20,6 +20,7 @@ from oncall.actions import act, latest_page_to
 from oncall.channels import _secret, status_callback_url, voice_keypress_url
 from oncall.errors import OncallRefused
 from oncall.escalation import page_by_token
+from oncall.journal import recipient
 from oncall.store import get_channels
 
 KEYS = {"1": "acknowledge", "3": "resolve", "9": "escalate"}
@@ -69,7 +70,9 @@ def handle_keypress(session: Session, token: str, form: Mapping[str, str], signa
         if action is None:
             return KeypressResult(200, _say("Press 1 to acknowledge, 3 to resolve, 9 to escalate now."))
         actor = Actor(
-            f"responder:{page.responder or page.address}", Channel.API, f"twilio:{form.get('CallSid')}"
+            f"responder:{recipient(page.responder, page.medium, page.address)}",
+            Channel.API,
+            f"twilio:{form.get('CallSid')}",
         )
         act(session, action, incident_id=page.incident_id, actor=actor, via="voice")
         return KeypressResult(200, _say(f"Incident {page.incident_id} {_DONE[action]}."))
@@ -169,7 +172,7 @@ def handle_status(
         session,
         page.incident_id,
         at=when,
-        title=f"{kind} to {page.responder or page.address} (attempt {attempt}): {words}"
+        title=f"{kind} to {recipient(page.responder, page.medium, page.address)} (attempt {attempt}): {words}"
         + (f" (Twilio error {error})" if error else ""),
         body={"page": page.id, "attempt": attempt, "sid": sid, "status": state, "error_code": error or None},
         actor="twilio",

@@ -22,6 +22,7 @@ from oncall.actions import Action, act, page_for_link
 from oncall.errors import OncallInputError
 from oncall.files import validate
 from oncall.ical import export_ical
+from oncall.journal import recipient
 from oncall.schedules import coverage, next_shift, on_call_at
 from oncall.service import escalation_view, pages_of, responder_load
 from oncall.spec import OncallDocument
@@ -282,7 +283,11 @@ def ack_with_token(
     state = state_of(request)
     with state.db.session() as session:
         page = page_for_link(session, token)
-        actor = Actor(f"responder:{page.responder or page.address}", Channel.API, f"link:page{page.id}")
+        actor = Actor(
+            f"responder:{recipient(page.responder, page.medium, page.address)}",
+            Channel.API,
+            f"link:page{page.id}",
+        )
         escalation = act(
             session, action, incident_id=page.incident_id, actor=actor, via="link", responder=responder
         )

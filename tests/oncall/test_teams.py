@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from core.models import AuditRecord
+from core.models.incident import TimelineEntry
 from core.models.oncall import Escalation
 from oncall import acknowledge_by_token, deliver_pages, escalate_due, start_escalations
 from tests.oncall.conftest import OPENED_BEFORE_T0, T0, oncall_document
@@ -82,4 +84,16 @@ def test_a_teams_step_posts_an_adaptive_card_through_the_outbox(
         acknowledge_by_token(session, link.rsplit("/", 1)[1], via="teams", now=T0 + timedelta(minutes=2))
     with db.session(readonly=True) as session:
         escalation = session.exec(select(Escalation)).one()
-    assert (escalation.status, escalation.acknowledged_by) == ("acknowledged", f"responder:{url}")
+    assert (escalation.status, escalation.acknowledged_by) == ("acknowledged", "responder:teams:127.0.0.1")
+    with db.session(readonly=True) as session:
+        titles = [
+            e.title
+            for e in session.exec(select(TimelineEntry).where(TimelineEntry.incident_id == incident)).all()
+        ]
+        audit = [
+            r.details
+            for r in session.exec(select(AuditRecord).where(AuditRecord.object_id == str(incident))).all()
+        ]
+    # The Teams URL is a credential (whoever has it can post): only its host is ever written down.
+    assert "On-call level 1 paged: teams:127.0.0.1" in titles
+    assert url not in str(titles) and url not in str(audit)
