@@ -247,12 +247,23 @@ class Route(_Strict):
 
 
 class SmtpChannel(_Strict):
+    """SMTP; with a password, STARTTLS is required (credentials never cross in clear)."""
+
     host: Annotated[str, Field(max_length=255)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 25
     sender: Annotated[str, Field(max_length=320)] = "oncall@tenantguard.local"
     starttls: bool = False
+    # The CA bundle (PEM) that signs the server's certificate, for a private CA; default the system's.
+    # The certificate and its host name are always verified.
+    ca_file: Annotated[str, Field(max_length=1000)] | None = None
     username: Annotated[str, Field(max_length=320)] | None = None
     password_ref: Annotated[str, Field(max_length=500, pattern=r"^(env|file):")] | None = None
+
+    @model_validator(mode="after")
+    def _tls_for_passwords(self) -> SmtpChannel:
+        if self.password_ref and not self.starttls:
+            raise ValueError("smtp: a password is only sent over TLS; set starttls: true")
+        return self
 
 
 class TwilioChannel(_Strict):
