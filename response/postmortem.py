@@ -8,16 +8,12 @@ root cause; the timeline is every entry, conversation excerpts left out. A resol
 its draft once by itself (the response stage); asking again redrafts it. Reviewers sign it off
 (`review`): every one of ``postmortem_reviewers`` (or any one reviewer when none are named).
 
-The customer impact score (0-100) is defined here, since the timeline has none: 40 points for the
-incident's severity (critical 1, high 0.7, medium 0.4, low 0.15, informational 0), 30 for its
-reach (people involved, log-scaled: 1 person 0.15, 10 people 0.52, 100 or more 1), 30 for its
-duration (first event to resolution, or to now while open; 24 hours or more is 1); when customers
-were told on the status page the score is at least 50 (they saw it).
+The customer impact score is the timeline's (``timeline.impact``: scope + severity + duration,
+0-100, with its band and each factor's figures).
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +27,7 @@ from core.models.enums import ActionStatus, IncidentStatus, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
 from core.models.remediation import RemediationAction
-from core.models.response import IncidentResponse, StakeholderUpdate
+from core.models.response import IncidentResponse
 from response.config import ResponseConfig
 from response.errors import ResponseInputError
 from response.journal import DRILL_MARK, RESPONSE_ACTOR, note, state_for
@@ -39,33 +35,33 @@ from response.templates import template, template_from_file
 
 DONE_STATES = {IncidentStatus.RESOLVED, IncidentStatus.CLOSED}
 TIMELINE_LIMIT = 500
-SEVERITY_WEIGHT = {"critical": 1.0, "high": 0.7, "medium": 0.4, "low": 0.15, "informational": 0.0}
-FULL_REACH_PEOPLE = 100
-FULL_DURATION_HOURS = 24.0
-TOLD_CUSTOMERS_FLOOR = 50
 
 
-def customer_impact(incident: Incident, customers_told: bool, now: datetime | None = None) -> dict[str, Any]:
-    """The customer impact score (0-100) and the factors it was made of (see the module's doc)."""
-    people = len((incident.entities or {}).get("people") or [])
-    start = incident.first_event_at or incident.first_seen
-    end = incident.resolved_at or now or utcnow()
-    hours = max(0.0, (as_utc(end) - as_utc(start)).total_seconds() / 3600) if start else 0.0
-    severity = SEVERITY_WEIGHT.get(str(incident.severity), 0.4)
-    reach = min(1.0, math.log10(1 + people) / math.log10(1 + FULL_REACH_PEOPLE))
-    duration = min(1.0, hours / FULL_DURATION_HOURS)
-    score = round(40 * severity + 30 * reach + 30 * duration)
-    if customers_told:
-        score = max(score, TOLD_CUSTOMERS_FLOOR)
-    return {
-        "score": score,
-        "severity": round(severity, 2),
-        "people": people,
-        "reach": round(reach, 2),
-        "hours": round(hours, 1),
-        "duration": round(duration, 2),
-        "customers_told": customers_told,
-    }
+def customer_impact(incident: Incident, findings: list[Finding]) -> dict[str, Any]:
+    """The incident's customer impact score (``timeline.impact``): the one the incident builder
+    stored with the priority factors, or, for an incident it never scored, the same formula
+    computed from what the incident names (no sensitive or exposed-file signal then)."""
+    from timeline.impact import customer_impact as score
+    from timeline.impact import describe
+
+    stored = (incident.priority_factors or {}).get("impact")
+    if isinstance(stored, dict) and "score" in stored:
+        impact = dict(stored)
+    else:
+        entities = incident.entities or {}
+        impact = score(
+            people=len(entities.get("people") or []),
+            files=len(entities.get("files") or []),
+            apps=len(entities.get("apps") or []),
+            providers=len({f.provider for f in findings if f.provider}),
+            sensitive=False,
+            exposed=False,
+            severity=str(incident.severity),
+            started=as_utc(incident.first_seen),
+            ended=as_utc(incident.contained_at or incident.last_seen),
+        )
+    impact["line"] = describe(impact)
+    return impact
 
 
 def _span(start: datetime | None, end: datetime | None) -> str:
@@ -123,17 +119,6 @@ def context(session: Session, incident_id: int, reviewers: tuple[str, ...] = ())
             }
         )
     actions.append({"text": "Write the root cause", "done": bool(incident.root_cause), "jira": ""})
-    told = (
-        session.exec(
-            select(StakeholderUpdate.id).where(
-                StakeholderUpdate.incident_id == incident_id,
-                col(StakeholderUpdate.public).is_(True),
-                StakeholderUpdate.status == "published",
-            )
-        ).first()
-        is not None
-        and not response.drill
-    )
     required = list(reviewers)
     signed = {r["reviewer"] for r in response.postmortem_reviews}
     return {
@@ -146,7 +131,7 @@ def context(session: Session, incident_id: int, reviewers: tuple[str, ...] = ())
         "times": times,
         "went_well": went_well,
         "actions": actions,
-        "impact": customer_impact(incident, told),
+        "impact": customer_impact(incident, list(findings)),
         "reviews": response.postmortem_reviews,
         "reviewers_pending": [r for r in required if r not in signed],
         "signed_off_at": isoformat(response.postmortem_signed_off_at)

@@ -1,8 +1,8 @@
 """The postmortem's customer impact score, its PDF export, and its review and sign-off (the API).
 
 Given a resolved incident (high severity, 10 people, 6 hours), when its postmortem is drafted,
-then it states the customer impact score as defined in `response.postmortem` (51/100) in
-Markdown, HTML and PDF; when the named reviewers review it, then it is signed off only after the
+then it states the timeline's customer impact score (`timeline.impact`, 52/100) in Markdown,
+HTML and PDF; when the named reviewers review it, then it is signed off only after the
 last of them, each review on the timeline and the audit chain, and a stranger or a second review
 by the same person is refused."""
 
@@ -33,30 +33,28 @@ def _pdf_text(data: bytes) -> str:
     return "".join(out)
 
 
-def test_the_customer_impact_score_is_the_defined_one(make_incident) -> None:
-    resolved = make_incident(
-        severity="high", people=PEOPLE, status="resolved", resolved_at=T0 + timedelta(hours=6)
-    )
-    assert customer_impact(resolved, customers_told=False) == {
-        "score": 51,  # 40 x 0.7 + 30 x log10(11)/log10(101) + 30 x 6/24
-        "severity": 0.7,
-        "people": 10,
-        "reach": 0.52,
-        "hours": 6.0,
-        "duration": 0.25,
-        "customers_told": False,
-    }
-    small = make_incident(
-        severity="low", people=["a@northwind.example"], resolved_at=T0 + timedelta(minutes=30)
-    )
-    assert customer_impact(small, customers_told=False)["score"] == 11  # 6 + 4.5 + 0.6
-    assert customer_impact(small, customers_told=True)["score"] == 50  # customers saw it
-    huge = make_incident(
+def test_the_postmortem_takes_the_timelines_customer_impact_score(db, make_incident) -> None:
+    from timeline.impact import customer_impact as timeline_score
+
+    stored = timeline_score(
+        people=40,
+        files=2,
+        apps=1,
+        providers=2,
+        sensitive=True,
+        exposed=True,
         severity="critical",
-        people=[f"p{i}@x.example" for i in range(150)],
-        resolved_at=T0 + timedelta(days=3),
+        started=T0,
+        ended=T0 + timedelta(hours=30),
     )
-    assert customer_impact(huge, customers_told=False)["score"] == 100
+    built = make_incident(severity="critical", people=PEOPLE, priority_factors={"impact": stored})
+    # the builder's, as stored (recomputed from what the incident names it would be 16 + 40 + 6 = 62)
+    assert customer_impact(built, [])["score"] == stored["score"] == 96
+    # An incident the builder never scored: the same formula from what it names (1 h, 10 people, high).
+    hand_made = make_incident(severity="high", people=PEOPLE)
+    computed = customer_impact(hand_made, [])
+    assert (computed["score"], computed["band"]) == (52, "medium")  # scope 16 + severity 30 + duration 6
+    assert computed["line"].startswith("impact 52 (medium): scope 16 — 10 people")
 
 
 def test_postmortem_score_pdf_and_sign_off(
@@ -73,7 +71,7 @@ def test_postmortem_score_pdf_and_sign_off(
         people=PEOPLE,
         status="resolved",
         resolved_at=T0 + timedelta(hours=6),
-    )
+    )  # scored by timeline.impact: scope 16 (10 people) + severity 30 (high) + duration 6 (1 h) = 52
     auth = {
         name: {"Authorization": f"Bearer {make_principal('analyst', name=name).token}"}
         for name in ("lead1", "lead2", "stranger")
@@ -83,15 +81,16 @@ def test_postmortem_score_pdf_and_sign_off(
     assert early.status_code == 422 and "no postmortem draft" in early.text
     assert api.post(url, headers=auth["lead1"]).status_code == 200
     markdown = api.get(url, headers=auth["lead1"]).text
-    assert "Customer impact score: **51/100**" in markdown
+    assert "Customer impact score: **52/100** (medium) — impact 52 (medium): scope 16" in markdown
     assert "Not signed off yet: waiting for principal:lead1, principal:lead2." in markdown
     html = api.get(url, params={"format": "html"}, headers=auth["lead1"]).text
-    assert "Customer impact score: <strong>51/100</strong>" in html
+    assert "Customer impact score: <strong>52/100</strong> (medium)" in html
     pdf = api.get(url, params={"format": "pdf"}, headers=auth["lead1"])
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF-")
     text = _pdf_text(pdf.content)
-    assert "Customer impact score: 51/100" in text and "Mailbox rule forwarding to outside" in text
+    assert r"Customer impact score: 52/100 \(medium\)" in text  # PDF strings escape parentheses
+    assert "Mailbox rule forwarding to outside" in text
 
     stranger = api.post(f"{url}/review", json={}, headers=auth["stranger"])
     assert stranger.status_code == 422 and "not a reviewer" in stranger.text
