@@ -19,11 +19,13 @@ Every create, update or disable writes an audit record (names of what changed; n
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import select
 
@@ -202,9 +204,17 @@ def load_connections_file(path: Path) -> list[ConnectionDefinition]:
 _AUDITED_FIELDS = ("name", "provider", "tenant", "enabled", "config", "secret_refs", "source")
 
 
+def _digest(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def _snapshot(row: Connection) -> dict[str, Any]:
-    """What the audit record keeps of a connection (secret *references*, never a secret)."""
-    return {name: getattr(row, name) for name in _AUDITED_FIELDS}
+    """What the audit record keeps of a connection (secret *references*, never a secret). The config
+    is encrypted at rest (core.crypto) and the audit chain is not: it keeps each config key with a
+    digest of its value, enough to see what changed and to check a value against it."""
+    snapshot = {name: getattr(row, name) for name in _AUDITED_FIELDS}
+    snapshot["config"] = {key: _digest(value) for key, value in sorted((row.config or {}).items())}
+    return snapshot
 
 
 def _changes(row: Connection, definition: ConnectionDefinition) -> list[str]:

@@ -106,6 +106,7 @@ class AuditAction(StrEnum):
     DEMO_SCENARIO_LOADED = "demo.scenario_loaded"
     DIGEST_CREATED = "digest.created"
     DIGEST_NOTIFIED = "digest.notified"
+    ENCRYPTION_KEY_ROTATED = "encryption_key.rotated"
     EVENTS_PURGED = "events.purged"
     FINDING_CREATED = "finding.created"
     FINDING_RESOLVED = "finding.resolved"

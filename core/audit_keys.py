@@ -35,36 +35,46 @@ class SigningKeyError(ConfigurationError):
     """The signing key file cannot be used (unreadable, not Ed25519, readable by others)."""
 
 
-def load_signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
-    """The key at `path`; made there (mode 0600, its directory 0700 when new) when absent and `create`."""
-    path = Path(path)
-    if create:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            key = Ed25519PrivateKey.generate()
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(
-                    key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    )
-                )
-            return key
+def create_private_file(path: Path, body: bytes) -> bool:
+    """Write `body` to a new file at `path` readable by its owner only (0600; its directory 0700 when
+    new). False when the file already exists (it is left as it is)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(body)
+    return True
+
+
+def read_private_file(path: Path, what: str, error: type[ConfigurationError] = ConfigurationError) -> bytes:
+    """The bytes of a key file, refused (one line naming the fix) when others may read or write it."""
     try:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SigningKeyError(
-                f"the signing key {path} is open to other users (mode {stat.S_IMODE(mode):04o}); "
+            raise error(
+                f"the {what} {path} is open to other users (mode {stat.S_IMODE(mode):04o}); "
                 f"run `chmod 600 {path}`"
             )
-        body = path.read_bytes()
+        if not stat.S_ISREG(mode):
+            raise error(f"the {what} {path} is not a regular file")
+        return path.read_bytes()
     except OSError as exc:
-        raise SigningKeyError(f"cannot read the signing key {path}: {exc.strerror or exc}") from None
+        raise error(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def load_signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The key at `path`; made there (mode 0600, its directory 0700 when new) when absent and `create`."""
+    path = Path(path)
+    if create and not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if create_private_file(path, pem):
+            return key
+    body = read_private_file(path, "signing key", SigningKeyError)
     try:
         loaded = serialization.load_pem_private_key(body, password=None)
     except (ValueError, TypeError):

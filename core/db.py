@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import create_engine, event, text
@@ -23,8 +23,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from sqlmodel import Session
 
 import core.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from core.errors import DatabaseError
+from core.errors import DatabaseError, TenantguardError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.crypto import Keyring
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READONLY = "tenantguard_readonly"
@@ -143,6 +146,13 @@ def json_loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def _own_errors_unwrapped(context: Any) -> None:
+    """An error of ours raised while SQLAlchemy processed a value (a missing encryption key, say)
+    reaches the caller as itself, not wrapped in a StatementError with the statement's parameters."""
+    if isinstance(context.original_exception, TenantguardError):
+        raise context.original_exception
+
+
 class Database:
     """One engine plus the sessions made from it."""
 
@@ -189,6 +199,18 @@ class Database:
                     f"cannot use database URL {describe_url(self.url)!r} ({exc}); {URL_HINT}"
                 ) from None
             self.engine = engine
+        from core.crypto import DIALECT_ATTRIBUTE, LazyKeyring
+
+        self.keyring = LazyKeyring(self._load_keyring)
+        setattr(self.engine.dialect, DIALECT_ATTRIBUTE, self.keyring)
+        event.listen(self.engine, "handle_error", _own_errors_unwrapped)
+
+    def _load_keyring(self) -> Keyring:
+        """The encryption keys (core.crypto); a key file is made only while no encrypted value exists."""
+        from core.crypto import Keyring, holds_encrypted_data
+
+        path = self.settings.encryption_key_path
+        return Keyring.load(path, create=not path.exists() and not holds_encrypted_data(self.engine))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

@@ -395,6 +395,12 @@ class Settings(BaseSettings):
         "checkpoints, its exports and evidence packages. Keep it where the database's users cannot read it. "
         "Unset: <data dir>/signing.key.",
     )
+    encryption_key_file: Path | None = Field(
+        default=None,
+        description="Fernet keys (one per line, the first encrypts; mode 0600, made on first use while the "
+        "database holds no encrypted value) that encrypt message texts, timeline bodies, connection config "
+        "and comments at rest. Keep it outside the database and its backups. Unset: <data dir>/encryption.key.",
+    )
     audit_checkpoint_interval: Duration = Field(
         default=timedelta(minutes=15),
         description="How often serve (or a worker) signs the audit chain's head as a checkpoint, when it has "
@@ -469,6 +475,14 @@ class Settings(BaseSettings):
         default = self.data_dir / "signing.key"
         legacy = self.data_dir / "evidence-signing.key"
         return legacy if legacy.exists() and not default.exists() else default
+
+    @property
+    def encryption_key_path(self) -> Path:
+        return (
+            self.encryption_key_file
+            if self.encryption_key_file is not None
+            else self.data_dir / "encryption.key"
+        )
 
     @property
     def models_dir(self) -> Path:

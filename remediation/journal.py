@@ -16,6 +16,14 @@ from core.models import RemediationAction, TimelineEntry, TimelineEntryKind
 TIMELINE_KIND = TimelineEntryKind.REMEDIATION
 
 
+def _without_free_text(body: dict[str, Any]) -> dict[str, Any]:
+    """The audit chain is not encrypted (its details are hashed into the chain): a comment a person
+    typed stays on the timeline (encrypted at rest, core.crypto) and the chain keeps its length."""
+    if isinstance(body.get("comment"), str):
+        body = {**body, "comment": {"chars": len(body["comment"])}}
+    return body
+
+
 def note(
     session: Session,
     action: RemediationAction,
@@ -48,7 +56,7 @@ def note(
         action=AuditAction(f"remediation.{event}"),
         object_type="remediation_action",
         object_id=str(action.id),
-        details={"incident_id": action.incident_id, **body},
+        details={"incident_id": action.incident_id, **_without_free_text(body)},
         before=before,
         after={"status": action.status},
         at=when,

@@ -96,6 +96,7 @@ class IncidentBuild:
         self.ctx = ctx
         self.created: list[int] = []
         self._mentions: dict[tuple[str, datetime, datetime], int] = {}
+        self._window_texts: dict[tuple[datetime, datetime], list[tuple[str, str]]] = {}
 
     def run(self) -> list[int]:
         touched = self.group()
@@ -516,19 +517,24 @@ class IncidentBuild:
         return replace(terms, strong={t: w for t, w in terms.strong.items() if t not in common})
 
     def _distinct_mentions(self, term: str, start: datetime, end: datetime) -> int:
-        """How many different texts mention `term` in the window (copies of one mail count once)."""
+        """How many different texts mention `term` in the window (copies of one mail count once).
+
+        Message texts are encrypted at rest (core.crypto), so SQL cannot search them: the window's
+        texts are read (and decrypted) once and matched here, case-insensitively."""
         key = (term, start, end)
         if key not in self._mentions:
-            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            haystack = func.lower(col(Message.text_redacted) + " " + func.coalesce(col(Message.subject), ""))
-            self._mentions[key] = (
-                self.session.execute(
-                    select(func.count(func.distinct(func.substr(col(Message.text_redacted), 1, 200)))).where(
-                        col(Message.sent_at).between(start, end),
-                        haystack.like(f"%{escaped}%", escape="\\"),
+            if (start, end) not in self._window_texts:
+                rows = self.session.execute(
+                    select(col(Message.text_redacted), col(Message.subject)).where(
+                        col(Message.sent_at).between(start, end)
                     )
-                ).scalar()
-                or 0
+                ).all()
+                self._window_texts[(start, end)] = [
+                    (f"{text or ''} {subject or ''}".lower(), (text or "")[:200]) for text, subject in rows
+                ]
+            needle = term.lower()
+            self._mentions[key] = len(
+                {prefix for haystack, prefix in self._window_texts[(start, end)] if needle in haystack}
             )
         return self._mentions[key]
 

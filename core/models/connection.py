@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
 from core.models.enums import Health
-from core.models.types import JSONType, UTCDateTime
+from core.models.types import EncryptedJSON, JSONType, UTCDateTime
 
 
 class Connection(SQLModel, table=True):
@@ -18,7 +18,7 @@ class Connection(SQLModel, table=True):
 
     `config` holds non-secret settings (endpoints, client ids, streams, intervals); `secret_refs`
     maps each secret's name to a *reference* (``env:VAR`` or ``file:/path``) resolved at use time,
-    so no secret is ever stored in the database. `source` says where the definition came from
+    so no secret is ever stored in the database; both are encrypted at rest (core.crypto) anyway. `source` says where the definition came from
     (``file`` for the connections file, ``api``), so a file sync never touches API-made connections.
     """
 
@@ -27,8 +27,8 @@ class Connection(SQLModel, table=True):
     provider: str = Field(index=True, max_length=20)
     tenant: str = Field(max_length=300)
     enabled: bool = True
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    secret_refs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(EncryptedJSON, nullable=False))
+    secret_refs: dict[str, str] = Field(default_factory=dict, sa_column=Column(EncryptedJSON, nullable=False))
     source: str = Field(default="api", max_length=20)
     health: str = Field(default=Health.UNKNOWN, max_length=20)
     health_reason: str | None = None

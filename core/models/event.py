@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
-from core.models.types import JSONType, PackedJSON, UTCDateTime
+from core.models.types import EncryptedText, JSONType, PackedJSON, UTCDateTime
 
 
 class Event(SQLModel, table=True):
@@ -107,7 +107,7 @@ class QuarantinedRecord(SQLModel, table=True):
     stream: str | None = Field(default=None, max_length=100)
     source: str = Field(max_length=1000)
     reason: str
-    raw: str = Field(sa_column=Column(Text, nullable=False))
+    raw: str = Field(sa_column=Column(EncryptedText, nullable=False))  # provider input: encrypted at rest
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 

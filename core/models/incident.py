@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
 from core.models.enums import IncidentStatus, Priority
-from core.models.types import JSONType, UTCDateTime
+from core.models.types import EncryptedJSON, EncryptedText, JSONType, UTCDateTime
 
 
 class Incident(SQLModel, table=True):
@@ -97,7 +97,8 @@ class TimelineEntry(SQLModel, table=True):
     kind: str = Field(max_length=30)
     source: str = Field(max_length=100)
     title: str = Field(max_length=1000)
-    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    # Notes, message excerpts, reasons: encrypted at rest (core.crypto).
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(EncryptedJSON, nullable=False))
     ref_type: str | None = Field(default=None, max_length=50)
     ref_id: str | None = Field(default=None, max_length=200)
     count: int = 1
@@ -124,7 +125,9 @@ class Message(SQLModel, table=True):
     thread_id: str | None = Field(default=None, max_length=300)
     author: str | None = Field(default=None, max_length=320)
     sent_at: datetime = Field(sa_type=UTCDateTime)
-    subject: str | None = Field(default=None, max_length=1000)
-    text_redacted: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Subject, text and meta (recipients, files) are encrypted at rest (core.crypto): SQL cannot
+    # search them, so timeline.build matches conversation terms in Python.
+    subject: str | None = Field(default=None, sa_column=Column(EncryptedText, nullable=True))
+    text_redacted: str = Field(default="", sa_column=Column(EncryptedText, nullable=False))
     redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(EncryptedJSON, nullable=False))

@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
 from core.models.enums import ActionStatus
-from core.models.types import JSONType, UTCDateTime
+from core.models.types import EncryptedText, JSONType, UTCDateTime
 
 
 class RemediationAction(SQLModel, table=True):
@@ -60,7 +60,7 @@ class Approval(SQLModel, table=True):
     action_id: int = Field(foreign_key="remediationaction.id", index=True)
     principal: str = Field(max_length=200)
     decision: str = Field(max_length=10)
-    comment: str = ""
+    comment: str = Field(default="", sa_column=Column(EncryptedText, nullable=False))  # encrypted at rest
     via: str = Field(default="api", max_length=20)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

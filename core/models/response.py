@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
-from core.models.types import JSONType, UTCDateTime
+from core.models.types import EncryptedText, JSONType, UTCDateTime
 
 
 class IncidentResponse(SQLModel, table=True):
@@ -57,7 +57,7 @@ class IncidentResponse(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSONType, nullable=False)
     )
     postmortem_signed_off_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    postmortem_markdown: str = Field(default="", sa_column=Column(Text, nullable=False))
+    postmortem_markdown: str = Field(default="", sa_column=Column(EncryptedText, nullable=False))
     postmortem_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -76,7 +76,7 @@ class StakeholderUpdate(SQLModel, table=True):
     public: bool = False
     state: str = Field(default="investigating", max_length=20)  # status-page incident state
     components: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body: str = Field(default="", sa_column=Column(EncryptedText, nullable=False))
     author: str = Field(max_length=200)
     approved_by: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
