@@ -49,6 +49,9 @@ def serve(
         cfg = cfg.model_copy(update={"log_level": log_level.upper()})
     cfg.configure_logging()
     db = database(create=True)  # applies pending migrations first
+    from core.crypto import startup_keys
+
+    keys = startup_keys(cfg.signing_key_path, db.keyring)  # a bad key file: one line, before anything runs
     pipeline = collectors = None
     if cfg.pipeline_engine == "procrastinate":
         from pipeline.workers import conninfo
@@ -67,6 +70,7 @@ def serve(
     err_console.print(
         f"tenantguard on http://{host}:{port} (console at /, OpenAPI at /docs, health at /health)"
     )
+    err_console.print(keys, highlight=False)
     if cfg.pipeline_engine == "procrastinate":
         err_console.print("pipeline engine: procrastinate — run `tenantguard worker` processes for the jobs")
     grace = cfg.api.shutdown_grace_seconds

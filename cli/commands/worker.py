@@ -25,8 +25,12 @@ def worker(
     cfg = settings()
     cfg.configure_logging(unless_set="WARNING")  # TENANTGUARD_LOG_LEVEL when set
     db = database(create=True)
+    from core.crypto import startup_keys
+
+    keys = startup_keys(cfg.signing_key_path, db.keyring)  # a bad key file: one line, before any job
     app = WorkerApp(db, cfg)
     err_console.print(f"tenantguard worker {app.worker_name}: {concurrency} at a time")
+    err_console.print(keys, highlight=False)
     try:
         app.run_worker(concurrency=concurrency, poll_seconds=poll_seconds)
     finally:
