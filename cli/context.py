@@ -3,7 +3,6 @@ times and output formats."""
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import datetime
 from functools import lru_cache
@@ -14,6 +13,7 @@ from rich.console import Console
 if TYPE_CHECKING:  # the heavy imports wait until a command needs them (startup time)
     from core.audit import Actor
     from core.db import Database
+    from core.permissions import Permission
     from core.settings import Settings
 
 # Piped output (CI logs, `| less`) has no terminal width; give tables room instead of 80 columns.
@@ -80,13 +80,16 @@ def when(value: str, option: str, *, ahead: bool = False, now: datetime | None =
         raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
-def cli_actor(name: str | None = None) -> Actor:
-    """Who runs this command: `--actor` when given, else the operating-system user."""
-    from core.audit import Actor, Channel
+def cli_actor(
+    name: str | None = None,
+    *,
+    permission: Permission | str | None = None,
+    approves: bool = False,
+    option: str = "--actor",
+) -> Actor:
+    """Who runs this command, never a name taken on trust (cli.identity.cli_person): the person the
+    presented credential proves (holding `permission`), else the local operator ``local:<os user>``;
+    a claimed `name` (`--actor`/`--as`) must be the authenticated person."""
+    from cli.identity import cli_person
 
-    if name:
-        return Actor(name, Channel.CLI)
-    try:
-        return Actor(f"principal:{getpass.getuser()}", Channel.CLI)
-    except (KeyError, OSError):
-        return Actor("system:cli", Channel.CLI)
+    return cli_person(None, name, permission=permission, approves=approves, option=option)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.audit import Actor
     from core.db import Database
+    from core.permissions import Permission
 
 TOKEN_ENV = "TENANTGUARD_TOKEN"
 LOCAL_ENV = "TENANTGUARD_LOCAL_OPERATOR"
@@ -154,3 +155,75 @@ def operator(db: Database) -> Actor:
     first principal): the person the presented credential proves, else the local operator."""
     credential = presented_credential(None)
     return authenticate(db, credential) if credential is not None else local_operator()
+
+
+def roles_of(db: Database, actor: Actor) -> frozenset[str]:
+    """The roles an authenticated CLI actor holds: its IdP's roles (SSO), its principal's role (a
+    token), none for the local operator (or a disabled principal)."""
+    from sqlmodel import select
+
+    from core.models import ApiPrincipal
+    from remediation.principals import SsoActor
+
+    if isinstance(actor, SsoActor):
+        return frozenset(actor.roles)
+    scheme, _, name = actor.name.partition(":")
+    if scheme != "principal":
+        return frozenset()
+    with db.session(readonly=True) as session:
+        row = session.exec(select(ApiPrincipal).where(ApiPrincipal.name == name)).first()
+    return frozenset() if row is None or row.disabled else frozenset({str(row.role)})
+
+
+def cli_person(
+    db: Database | None,
+    claimed: str | None,
+    *,
+    permission: Permission | str | None = None,
+    approves: bool = False,
+    option: str = "--actor",
+) -> Actor:
+    """The actor of a CLI mutation outside remediation (incidents, compliance, privacy, holds,
+    change windows, on-call, suppressions, ...), never a name taken on trust:
+
+    - with a credential (`tenantguard login`, TENANTGUARD_TOKEN): the person it proves; `claimed`,
+      when given, must be them, and they must hold `permission` in the permission matrix;
+    - without one: the local operator (``local:<os user>``, recorded as such) — unless a name was
+      claimed (the review's attack: any shell user typing any name), or the command approves
+      something (`approves`: four eyes needs a person the system authenticated).
+
+    `db` is opened only when a credential must be checked (None: the configured database)."""
+    from api.errors import Unauthorized
+
+    credential = presented_credential(None)
+    if credential is None:
+        if claimed:
+            raise Unauthorized(f"{option} {claimed} was given without credentials; {LOGIN_HINT}")
+        if approves:
+            raise Unauthorized(
+                "an approval needs an authenticated person (four eyes): the local operator never "
+                f"approves; {LOGIN_HINT.split(';')[0]}"
+            )
+        return local_operator()
+    if db is None:
+        from cli.context import database
+
+        db = database()
+    actor = authenticate(db, credential)
+    if claimed and not _same(claimed, actor.name):
+        raise Unauthorized(
+            f"{option} {claimed} is not who the credential proves ({actor.name}); a name is never taken on trust"
+        )
+    if permission is not None:
+        from core.permissions import Permission, role_allows, roles_allowed
+
+        permission = Permission(permission)
+        held = roles_of(db, actor)
+        if not any(role_allows(role, permission) for role in held):
+            from api.errors import Forbidden
+
+            raise Forbidden(
+                f"{actor.name} has role {', '.join(sorted(held)) or 'none'}; {permission.value} needs one of "
+                f"{', '.join(roles_allowed(permission))}"
+            )
+    return actor

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from compliance.errors import HoldConflictError, HoldError, HoldNotFoundError, NotPermittedError
 from core.audit import Actor, AuditAction, record
 from core.clock import isoformat, utcnow
-from core.models import Account, ApiPrincipal, Finding, Incident, LegalHold, Person, TimelineEntry
+from core.models import Account, Finding, Incident, LegalHold, Person, TimelineEntry
 from core.permissions import Permission, role_allows, roles_allowed
 
 
@@ -44,16 +44,6 @@ def snapshot(row: LegalHold) -> dict[str, Any]:
         "release_reason": row.release_reason,
         "active": row.released_at is None,
     }
-
-
-def principal_role(session: Session, actor: Actor) -> str | None:
-    """The role of the principal `actor` names ("principal:alice" or "alice"); None when unknown or
-    disabled (what the CLI checks; the API has checked the caller's roles already)."""
-    scheme, sep, name = actor.name.partition(":")
-    if sep and scheme != "principal":
-        return None
-    row = session.exec(select(ApiPrincipal).where(ApiPrincipal.name == (name if sep else actor.name))).first()
-    return None if row is None or row.disabled else row.role
 
 
 def require_permission(role: str | None, permission: Permission, actor: Actor) -> None:

@@ -194,7 +194,7 @@ def connections_sync(
     path = file or settings().connections_file
     if path is None:
         raise typer.BadParameter("give a FILE or set TENANTGUARD_CONNECTIONS_FILE")
-    outcome = sync_connections_file(database(), path, actor=cli_actor())
+    outcome = sync_connections_file(database(), path, actor=cli_actor(permission="connections:write"))
     for name, what in sorted(outcome.items()):
         console.print(f"{name}: {what}")
 
@@ -213,7 +213,7 @@ def connections_test(
     db = database()
     connections_file = settings().connections_file
     if connections_file:
-        sync_connections_file(db, connections_file, actor=cli_actor())
+        sync_connections_file(db, connections_file, actor=cli_actor(permission="connections:write"))
     chosen = select_connections(db, names)
     if names and len(chosen) < len(names):
         unknown = set(names) - {c.name for c in chosen}
@@ -255,7 +255,7 @@ def connections_enable(name: str) -> None:
     """Start collecting from a connection again."""
     from collectors.connections import set_enabled
 
-    set_enabled(database(), name, True, actor=cli_actor())
+    set_enabled(database(), name, True, actor=cli_actor(permission="connections:write"))
     console.print(f"{name}: enabled")
 
 
@@ -264,5 +264,5 @@ def connections_disable(name: str) -> None:
     """Stop collecting from a connection (its data and checkpoints stay)."""
     from collectors.connections import set_enabled
 
-    set_enabled(database(), name, False, actor=cli_actor())
+    set_enabled(database(), name, False, actor=cli_actor(permission="connections:write"))
     console.print(f"{name}: disabled")

@@ -30,8 +30,30 @@ exceptions_app = typer.Typer(
 app.add_typer(exceptions_app, name="exceptions")
 
 
-def _actor(value: str | None) -> Actor:
-    return cli_actor(value if value is None or ":" in value else f"principal:{value}")
+_ACTOR_HELP = (
+    "Who you are (e.g. alice): checked against your credential (`tenantguard login`, TENANTGUARD_TOKEN), "
+    "never taken on trust; without one you act as the local operator, who never approves."
+)
+
+
+def _actor(value: str | None, permission: str | None = None, *, approves: bool = False) -> Actor:
+    """The authenticated person (holding `permission`, a value of core.permissions.Permission), or
+    the local operator where no approval is involved; `--actor`, when given, must be that person
+    (cli.identity.cli_person)."""
+    from core.permissions import Permission
+
+    return cli_actor(
+        value, permission=None if permission is None else Permission(permission), approves=approves
+    )
+
+
+def _role(who: Actor, permission: str) -> str | None:
+    """The role the service checks: the first of the person's roles that carries `permission`."""
+    from cli.identity import roles_of
+    from core.permissions import Permission, role_allows
+
+    roles = sorted(roles_of(database(), who))
+    return next((r for r in roles if role_allows(r, Permission(permission))), roles[0] if roles else None)
 
 
 @app.command("frameworks")
@@ -103,7 +125,7 @@ def request(
     tenant: Annotated[
         str | None, typer.Option("--tenant", help="One tenant (id or name); default all.")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who asks (default: the OS user).")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP)] = None,
 ) -> None:
     """Ask for an exception; it counts in reports once a second person approves it."""
     from compliance.exceptions import ExceptionRequest, request_exception
@@ -120,7 +142,7 @@ def request(
                 expires_at=utcnow() + timedelta(days=days),
                 connection_id=resolve_tenant(session, tenant),
             ),
-            actor=_actor(actor),
+            actor=_actor(actor, "compliance:write"),
         )
         _print([row])
 
@@ -128,26 +150,28 @@ def request(
 @exceptions_app.command("approve")
 def approve(
     exception_id: Annotated[int, typer.Argument(help="Exception id.")],
-    actor: Annotated[str | None, typer.Option("--actor", help="Who approves (not the requester).")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP + " Not the requester.")] = None,
 ) -> None:
     """Approve a pending exception (four eyes: not the person who asked)."""
     from compliance.exceptions import approve_exception
 
+    who = _actor(actor, "compliance:approve", approves=True)
     with database().session() as session:
-        _print([approve_exception(session, exception_id, actor=_actor(actor))])
+        _print([approve_exception(session, exception_id, actor=who)])
 
 
 @exceptions_app.command("expire")
 def expire(
     exception_id: Annotated[int, typer.Argument(help="Exception id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it ends now.")],
-    actor: Annotated[str | None, typer.Option("--actor", help="Who ends it.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP)] = None,
 ) -> None:
     """End an exception now (or refuse a pending one)."""
     from compliance.exceptions import expire_exception
 
+    who = _actor(actor, "compliance:write")
     with database().session() as session:
-        _print([expire_exception(session, exception_id, actor=_actor(actor), reason=reason)])
+        _print([expire_exception(session, exception_id, actor=who, reason=reason)])
 
 
 @app.command("export-findings")
@@ -237,7 +261,13 @@ def evidence(
     incidents = incident_reports_between(db, start, end)
     key = load_signing_key(settings().signing_key_path)
     manifest = build_package(
-        db, output, since=start, until=end, key=key, actor=cli_actor(), extra_files=incidents
+        db,
+        output,
+        since=start,
+        until=end,
+        key=key,
+        actor=cli_actor(permission="compliance:read"),
+        extra_files=incidents,
     )
     console.print(
         f"wrote {output}: {len(manifest['files'])} files, {manifest['audit']['records']} audit records, "
@@ -287,21 +317,23 @@ def list_holds(
 @holds_app.command("place")
 def place(
     reason: Annotated[str, typer.Option("--reason", help="The matter or case the hold is for.")],
-    actor: Annotated[str, typer.Option("--actor", help="The principal placing it (needs legal_hold:write).")],
+    actor: Annotated[
+        str | None, typer.Option("--actor", help=_ACTOR_HELP + " Needs legal_hold:write.")
+    ] = None,
     incident: Annotated[int | None, typer.Option("--incident", help="Hold this incident.")] = None,
     person: Annotated[str | None, typer.Option("--person", help="Hold this person (e-mail).")] = None,
 ) -> None:
     """Put an incident or a person on legal hold: nothing linked is deleted until it is released."""
-    from compliance.holds import HoldKind, place_hold, principal_role
+    from compliance.holds import HoldKind, place_hold
 
     if (incident is None) == (person is None):
         raise typer.BadParameter("give exactly one of --incident ID or --person EMAIL")
     kind, target = (
         (HoldKind.INCIDENT, str(incident)) if incident is not None else (HoldKind.PERSON, person or "")
     )
-    who = _actor(actor)
+    who = _actor(actor, "legal_hold:write")
     with database().session() as session:
-        row = place_hold(session, kind, target, reason=reason, actor=who, role=principal_role(session, who))
+        row = place_hold(session, kind, target, reason=reason, actor=who, role=_role(who, "legal_hold:write"))
         _print_holds([row])
 
 
@@ -310,22 +342,22 @@ def release(
     hold_id: Annotated[int, typer.Argument(help="Hold id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it ends.")],
     actor: Annotated[
-        str, typer.Option("--actor", help="The principal releasing it (needs legal_hold:write).")
-    ],
+        str | None, typer.Option("--actor", help=_ACTOR_HELP + " Needs legal_hold:write.")
+    ] = None,
 ) -> None:
     """Release a legal hold: what it covered is subject to retention again from the next pass."""
-    from compliance.holds import principal_role, release_hold
+    from compliance.holds import release_hold
 
-    who = _actor(actor)
+    who = _actor(actor, "legal_hold:write")
     with database().session() as session:
         _print_holds(
-            [release_hold(session, hold_id, reason=reason, actor=who, role=principal_role(session, who))]
+            [release_hold(session, hold_id, reason=reason, actor=who, role=_role(who, "legal_hold:write"))]
         )
 
 
 @app.command("retention")
 def retention(
-    actor: Annotated[str | None, typer.Option("--actor", help="Who runs it (default: the OS user).")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP)] = None,
 ) -> None:
     """Apply retention now (what the cycle's retention stage does), and print what was deleted and held."""
     from cli.context import settings

@@ -36,9 +36,10 @@ def start(
     """Start a drill: its incident opens on the next cycle of a running `serve` (never touching real tenants)."""
     from response.drills import start_drill, start_simulated_drill
 
+    actor = cli_actor(permission="incidents:write")  # authenticated, or the local operator
     if connections is None:
         with database().session() as session:
-            drill = start_drill(session, scenario, actor=cli_actor())
+            drill = start_drill(session, scenario, actor=actor)
             console.print(f"drill #{drill.id} ({scenario}) started: {drill.dedup_key}")
         return
     import dataclasses
@@ -53,11 +54,9 @@ def start(
     ]
     db = database()
     for definition in definitions:
-        upsert_connection(db, definition, actor=cli_actor(), source="drill")
+        upsert_connection(db, definition, actor=actor, source="drill")
     with db.session() as session:
-        drill = start_simulated_drill(
-            session, scenario, [d.name for d in definitions], key=key, actor=cli_actor()
-        )
+        drill = start_simulated_drill(session, scenario, [d.name for d in definitions], key=key, actor=actor)
         console.print(
             f"drill #{drill.id} ({scenario}) started through {len(definitions)} simulator connections: "
             + ", ".join(d.name for d in definitions)

@@ -28,8 +28,19 @@ COMMANDS: dict[str, Callable[..., Any]] = {}
 
 ActorOption = Annotated[
     str | None,
-    typer.Option("--as", help="Who is acting, e.g. principal:alice (default: principal:<login name>)."),
+    typer.Option(
+        "--as",
+        help="Who you are, e.g. principal:alice: checked against your credential (`tenantguard login`, "
+        "TENANTGUARD_TOKEN), never taken on trust. Without a credential you act as the local operator.",
+    ),
 ]
+
+
+def _who(claimed: str | None) -> Actor:
+    """The authenticated person (needing incidents:write) or the local operator (cli.identity)."""
+    from core.permissions import Permission
+
+    return cli_actor(claimed, permission=Permission.INCIDENTS_WRITE, option="--as")
 
 
 _PRIORITY_STYLE = {"P1": "bold red", "P2": "red", "P3": "yellow", "P4": "dim"}
@@ -199,7 +210,7 @@ def transition(
     from timeline.lifecycle import transition as move
     from timeline.notify import NotificationError, deliver_notifications
 
-    incident = move(database(), incident_id, status, actor=cli_actor(actor), note=note, duplicate_of=of)
+    incident = move(database(), incident_id, status, actor=_who(actor), note=note, duplicate_of=of)
     console.print(f"incident {incident.id} is now {incident.status}")
     try:
         deliver_notifications(database(), settings())
@@ -219,7 +230,7 @@ def assign(
 
     if not assignee and not unassign:
         raise typer.BadParameter("name the ASSIGNEE, or pass --unassign")
-    incident = give(database(), incident_id, None if unassign else assignee, actor=cli_actor(actor))
+    incident = give(database(), incident_id, None if unassign else assignee, actor=_who(actor))
     console.print(f"incident {incident.id} assigned to {incident.assignee or 'nobody'}")
 
 
@@ -232,7 +243,7 @@ def note(
     """Add a note to an incident's timeline."""
     from timeline.lifecycle import add_note
 
-    entry = add_note(database(), incident_id, text, actor=cli_actor(actor))
+    entry = add_note(database(), incident_id, text, actor=_who(actor))
     console.print(f"note {entry} added to incident {incident_id}")
 
 
@@ -246,7 +257,7 @@ def merge(
     """Merge incidents: findings and messages move to TARGET; the others become duplicates."""
     from timeline.lifecycle import merge as fold
 
-    incident = fold(database(), target, sources, actor=cli_actor(actor), reason=reason, settings=settings())
+    incident = fold(database(), target, sources, actor=_who(actor), reason=reason, settings=settings())
     console.print(f"incident {incident.id} now holds {incident.finding_count} findings")
 
 
@@ -260,9 +271,7 @@ def split(
     """Move some findings of an incident to a new incident."""
     from timeline.lifecycle import split as cut
 
-    created = cut(
-        database(), incident_id, findings, actor=cli_actor(actor), reason=reason, settings=settings()
-    )
+    created = cut(database(), incident_id, findings, actor=_who(actor), reason=reason, settings=settings())
     console.print(f"findings {', '.join(map(str, findings))} moved to new incident {created.id}")
 
 
@@ -278,7 +287,7 @@ def link(
     from timeline.lifecycle import link_conversation
 
     link_conversation(
-        database(), incident_id, provider=provider, channel=channel, thread_id=thread, actor=cli_actor(actor)
+        database(), incident_id, provider=provider, channel=channel, thread_id=thread, actor=_who(actor)
     )
     console.print(
         f"linked {provider} {channel}{' thread ' + thread if thread else ''} to incident {incident_id}"
@@ -297,7 +306,7 @@ def postmortem(
     from timeline.lifecycle import set_postmortem
 
     set_postmortem(
-        database(), incident_id, actor=cli_actor(actor), root_cause=root_cause, lessons=lessons, impact=impact
+        database(), incident_id, actor=_who(actor), root_cause=root_cause, lessons=lessons, impact=impact
     )
     console.print(f"postmortem of incident {incident_id} updated")
 

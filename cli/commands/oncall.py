@@ -33,7 +33,7 @@ def apply(
 
     document = load_files(files)
     with database().session() as session:
-        result = apply_document(session, document, actor=cli_actor())
+        result = apply_document(session, document, actor=cli_actor(permission="oncall:write"))
     console.print(
         f"created {len(result.created)}, updated {len(result.updated)}, deleted {len(result.deleted)}, "
         f"unchanged {result.unchanged}"
@@ -142,7 +142,9 @@ def ack(incident: Annotated[int, typer.Argument(help="Incident id.")]) -> None:
     from oncall import acknowledge
 
     with database().session() as session:
-        escalation = acknowledge(session, incident_id=incident, actor=cli_actor(), via="cli")
+        escalation = acknowledge(
+            session, incident_id=incident, actor=cli_actor(permission="oncall:ack"), via="cli"
+        )
     console.print(
         f"incident {incident}: escalation {escalation.id} acknowledged by {escalation.acknowledged_by}"
     )
@@ -153,7 +155,12 @@ def _act(action: str, incident: int, responder: str | None = None) -> None:
 
     with database().session() as session:
         escalation = act(
-            session, action, incident_id=incident, actor=cli_actor(), via="cli", responder=responder
+            session,
+            action,
+            incident_id=incident,
+            actor=cli_actor(permission="oncall:ack"),
+            via="cli",
+            responder=responder,
         )
         console.print(f"incident {incident}: escalation {escalation.id} {escalation.status}")
 
@@ -307,7 +314,7 @@ def override(
             wanted = swap_overrides(spec, swap_with, user, lo, hi)
         else:
             wanted = [Override(user=user, start=lo, end=hi)]
-        add_overrides(session, schedule, wanted, actor=cli_actor(), reason=reason[:300])
+        add_overrides(session, schedule, wanted, actor=cli_actor(permission="oncall:write"), reason=reason[:300])
     for item in wanted:
         console.print(
             f"{schedule}: {item.user} on call {item.start:%Y-%m-%d %H:%M} - {item.end:%Y-%m-%d %H:%M} UTC"

@@ -22,8 +22,26 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Data-subject requests: export and erasure of one person.", no_args_is_help=True)
 
 
-def _actor(value: str | None) -> Actor:
-    return cli_actor(value if value is None or ":" in value else f"principal:{value}")
+_ACTOR_HELP = (
+    "Who you are (e.g. olga): checked against your credential (`tenantguard login`, TENANTGUARD_TOKEN), "
+    "never taken on trust."
+)
+
+
+def _actor(value: str | None, permission: str, *, approves: bool = False) -> Actor:
+    """The authenticated person holding `permission` (cli.identity.cli_person); `--actor`, when
+    given, must be them. Without a credential: the local operator, whom the services refuse (no role)."""
+    from core.permissions import Permission
+
+    return cli_actor(value, permission=Permission(permission), approves=approves)
+
+
+def _role(who: Actor, permission: str) -> str | None:
+    from cli.identity import roles_of
+    from core.permissions import Permission, role_allows
+
+    roles = sorted(roles_of(database(), who))
+    return next((r for r in roles if role_allows(r, Permission(permission))), roles[0] if roles else None)
 
 
 def _print(rows: list[ErasureRequest]) -> None:
@@ -50,19 +68,18 @@ def _print(rows: list[ErasureRequest]) -> None:
 @app.command("export")
 def export(
     person: Annotated[str, typer.Option("--person", help="Any e-mail address the person is known by.")],
-    actor: Annotated[str, typer.Option("--actor", help="The principal asking (needs privacy:export).")],
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP + " Needs privacy:export.")] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
 ) -> None:
     """Everything stored about one person, one JSON line per row (audited)."""
-    from compliance.holds import principal_role
     from compliance.privacy import export_person, record_export
 
     db = database()
-    who = _actor(actor)
+    who = _actor(actor, "privacy:export")
     with db.session() as session:
-        addresses = record_export(session, person, actor=who, role=principal_role(session, who))
+        addresses = record_export(session, person, actor=who, role=_role(who, "privacy:export"))
     with db.session(readonly=True) as session:
         if output is None:
             for line in export_person(session, addresses):
@@ -79,31 +96,29 @@ def export(
 def erase(
     person: Annotated[str, typer.Option("--person", help="Any e-mail address the person is known by.")],
     reason: Annotated[str, typer.Option("--reason", help="The request this answers.")],
-    actor: Annotated[str, typer.Option("--actor", help="The principal asking (needs privacy:erase).")],
+    actor: Annotated[str | None, typer.Option("--actor", help=_ACTOR_HELP + " Needs privacy:erase.")] = None,
 ) -> None:
     """Ask for a person's erasure; a second principal runs it with `tenantguard privacy approve ID`."""
-    from compliance.holds import principal_role
     from compliance.privacy import request_erasure
 
-    who = _actor(actor)
+    who = _actor(actor, "privacy:erase")
     with database().session() as session:
-        _print(
-            [request_erasure(session, person, reason=reason, actor=who, role=principal_role(session, who))]
-        )
+        _print([request_erasure(session, person, reason=reason, actor=who, role=_role(who, "privacy:erase"))])
 
 
 @app.command("approve")
 def approve(
     request_id: Annotated[int, typer.Argument(help="Erasure request id.")],
-    actor: Annotated[str, typer.Option("--actor", help="The approving principal (not the requester).")],
+    actor: Annotated[
+        str | None, typer.Option("--actor", help=_ACTOR_HELP + " Needs privacy:erase; not the requester.")
+    ] = None,
 ) -> None:
     """Approve an erasure (four eyes): it runs at once."""
-    from compliance.holds import principal_role
     from compliance.privacy import approve_erasure
 
-    who = _actor(actor)
+    who = _actor(actor, "privacy:erase", approves=True)
     with database().session() as session:
-        _print([approve_erasure(session, request_id, actor=who, role=principal_role(session, who))])
+        _print([approve_erasure(session, request_id, actor=who, role=_role(who, "privacy:erase"))])
 
 
 @app.command("list")

@@ -157,7 +157,9 @@ def compliance(
     db = database()
     with db.session(readonly=True) as session:
         tenant_id = resolve_tenant(session, tenant)
-    report, body = export_report(db, fw, chosen, actor=cli_actor(), tenant=tenant_id, at=at_time)
+    report, body = export_report(
+        db, fw, chosen, actor=cli_actor(permission="compliance:read"), tenant=tenant_id, at=at_time
+    )
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

@@ -49,7 +49,7 @@ def update(
             incident_id,
             audience=audience,
             text=text,
-            actor=cli_actor(),
+            actor=cli_actor(permission="incidents:write"),
             config=load_config(settings()),
             state=state,
             components=list(component or []),
@@ -63,7 +63,7 @@ def publish(update_id: Annotated[int, typer.Argument(help="Stakeholder update id
     from response.updates import publish_update
 
     with database().session() as session:
-        made = publish_update(session, update_id, actor=cli_actor())
+        made = publish_update(session, update_id, actor=cli_actor(permission="status:publish", approves=True))
         console.print(f"update #{made.id} published by {made.approved_by}")
 
 

@@ -57,7 +57,7 @@ def add(
             rule_id=rule,
             match=_parse_match(match or []),
             reason=reason,
-            actor=cli_actor(),
+            actor=cli_actor(permission="suppressions:write"),
             expires_at=expires_at,
             pack=pack,
         )
@@ -106,5 +106,5 @@ def remove(
     from detectors.suppressions import remove_suppression
 
     with database().session() as session:
-        row = remove_suppression(session, suppression_id, actor=cli_actor())
+        row = remove_suppression(session, suppression_id, actor=cli_actor(permission="suppressions:write"))
     console.print(f"suppression {suppression_id} for {row.rule_id} removed", highlight=False)

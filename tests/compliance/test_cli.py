@@ -9,16 +9,21 @@ from pathlib import Path
 
 import orjson
 
+from core.models import Role
 from core.settings import Settings
 from tests.compliance.conftest import AssessedTenant
+from tests.factories import TEST_PEPPER, make_principal
 
 
-def _run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(settings: Settings, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "TENANTGUARD_DATA_DIR": str(settings.data_dir),
         "TENANTGUARD_DATABASE_URL": settings.database_url or "",
+        "TENANTGUARD_API_TOKEN_PEPPER": TEST_PEPPER,
     }
+    if token is not None:
+        env["TENANTGUARD_TOKEN"] = token
     return subprocess.run(
         [sys.executable, "-c", "from cli.main import run; run()", *args],
         capture_output=True,
@@ -65,14 +70,16 @@ def test_the_report_command_writes_each_format_and_refuses_bad_input_in_one_line
 
 def test_exceptions_from_the_command_line_need_a_second_person(assessed_tenant: AssessedTenant) -> None:
     settings = assessed_tenant.settings
+    alice = make_principal(assessed_tenant.db, Role.COMPLIANCE_OFFICER, name="alice").token
+    bob = make_principal(assessed_tenant.db, Role.COMPLIANCE_OFFICER, name="bob").token
     asked = _run(
         settings, "compliance", "exceptions", "request", "slack.sso_required", "--owner", "it@example.com",
-        "--reason", "contractors move to SSO in March", "--days", "30", "--actor", "alice",
+        "--reason", "contractors move to SSO in March", "--days", "30", "--actor", "alice", token=alice,
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
-    own = _run(settings, "compliance", "exceptions", "approve", "1", "--actor", "alice")
+    own = _run(settings, "compliance", "exceptions", "approve", "1", "--actor", "alice", token=alice)
     assert own.returncode != 0 and "four eyes" in own.stderr
-    approved = _run(settings, "compliance", "exceptions", "approve", "1", "--actor", "bob")
+    approved = _run(settings, "compliance", "exceptions", "approve", "1", "--actor", "bob", token=bob)
     assert approved.returncode == 0 and "active" in approved.stdout
     frameworks = _run(settings, "compliance", "frameworks")
     assert frameworks.returncode == 0 and "nist-800-53" in frameworks.stdout

@@ -98,15 +98,16 @@ def test_serve_applies_retention_by_itself_and_keeps_what_is_on_hold(
     )
     cli = [sys.executable, "-c", "from cli.main import run; run()"]
     env = dict(os.environ, TENANTGUARD_DATA_DIR=str(settings.data_dir), TENANTGUARD_DATABASE_URL=database_url)
-    # the CLI refuses a principal without legal_hold:write, and places the hold for the officer
+    # the CLI refuses a principal without legal_hold:write, and places the hold for the officer (each
+    # authenticated by their token: a name after --actor is never taken on trust)
     refused = subprocess.run(
         [*cli, "compliance", "holds", "place", "--incident", str(cli_held), "--reason", "case 16", "--actor", "ann"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=dict(env, TENANTGUARD_TOKEN=analyst), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert refused.returncode != 0 and "legal_hold:write" in refused.stdout + refused.stderr
     placed = subprocess.run(
         [*cli, "compliance", "holds", "place", "--incident", str(cli_held), "--reason", "case 16", "--actor", "olga"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=dict(env, TENANTGUARD_TOKEN=officer), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert placed.returncode == 0, placed.stdout + placed.stderr
     port = free_port()

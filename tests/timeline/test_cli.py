@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.commands import incidents, report
-from tests.factories import at
+from core.models import Role
+from tests.factories import TEST_PEPPER, at
 
 runner = CliRunner()
 
@@ -20,6 +21,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, settings, tmp_path: Path):
     monkeypatch.setenv("TENANTGUARD_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("TENANTGUARD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("TENANTGUARD_API_TOKEN_PEPPER", TEST_PEPPER)
     context.settings.cache_clear()
     yield
     context.settings.cache_clear()
@@ -32,7 +34,7 @@ def invoke(app, *args: str) -> str:
 
 
 def test_an_analyst_works_an_incident_from_the_command_line(
-    cli_env, make_finding, make_message, tmp_path
+    cli_env, make_finding, make_message, make_principal, monkeypatch, tmp_path
 ) -> None:
     make_finding("Impossible travel", people=["alice@northwind.example"], ips=["203.0.113.7"])
     make_finding("Inbox rule forwards mail outside", people=["alice@northwind.example"], first_seen=at(30))
@@ -44,10 +46,14 @@ def test_an_analyst_works_an_incident_from_the_command_line(
     assert "joined: same person alice@northwind.example within 30 min of finding #1" in shown
     assert "who is 203.0.113.7?" in shown
     assert "who is 203.0.113.7?" not in invoke(incidents.app, "show", "1", "--no-excerpts")
+    # Each acts with their own token (`--as` is checked against it, never taken on trust).
+    monkeypatch.setenv("TENANTGUARD_TOKEN", make_principal(Role.ANALYST, name="lead").token)
     invoke(incidents.app, "assign", "1", "principal:erin", "--as", "principal:lead")
+    monkeypatch.setenv("TENANTGUARD_TOKEN", make_principal(Role.ANALYST, name="erin").token)
     invoke(incidents.app, "transition", "1", "contained", "-m", "sessions revoked", "--as", "principal:erin")
     invoke(incidents.app, "note", "1", "password: hunter2 was reused", "--as", "principal:erin")
     invoke(incidents.app, "postmortem", "1", "--root-cause", "password reuse", "--as", "principal:erin")
+    monkeypatch.delenv("TENANTGUARD_TOKEN")
     out = tmp_path / "report.html"
     invoke(report.app, "incident", "1", "--format", "html", "-o", str(out))
     html = out.read_text()
