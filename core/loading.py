@@ -310,6 +310,8 @@ def load_toml(raw: bytes | str, *, source: str, limits: Limits = DEFAULT_LIMITS)
             if line is None and where.split(",", 1)[0].isdigit():
                 line = int(where.split(",", 1)[0])
         raise LoadError(source, f"invalid TOML: {getattr(exc, 'msg', message)}", line) from None
+    except RecursionError:  # tomllib recurses per nesting level (found by tests/fuzz/test_loading_fuzz.py)
+        raise LimitExceeded(source, "nested too deeply") from None
     _budget_data(data, source, limits)
     return Loaded(source, [data])
 
