@@ -96,6 +96,21 @@ def _no_personal_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _one_encryption_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One encryption key file (core.crypto) for the session, as one installation has: a database
+    opened by URL alone, the test's settings and the serve/CLI processes it starts all read it
+    (a key per data directory would leave each of them unable to read the others' rows). Tests of
+    the key itself give their own (tests/security/test_encryption_at_rest.py)."""
+    saved = os.environ.get("TENANTGUARD_ENCRYPTION_KEY_FILE")
+    os.environ["TENANTGUARD_ENCRYPTION_KEY_FILE"] = str(tmp_path_factory.mktemp("keys") / "encryption.key")
+    yield
+    if saved is None:
+        os.environ.pop("TENANTGUARD_ENCRYPTION_KEY_FILE", None)
+    else:
+        os.environ["TENANTGUARD_ENCRYPTION_KEY_FILE"] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
     """No test may reach a real SaaS endpoint: name resolution works for loopback only."""
     real = socket.getaddrinfo

@@ -51,6 +51,13 @@ CANARY = "Kestrel-7 budget is 4.2M for Lisbon"  # a personal free text that must
 ACTOR = Actor("principal:analyst", Channel.API)
 
 
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """This test's own key file (in its data directory), not the session's shared one."""
+    data = tmp_path / "data"
+    return Settings(data_dir=data, database_url=database_url, encryption_key_file=data / "encryption.key")
+
+
 def _write_sensitive_rows(db: Database) -> int:
     """One value in every encrypted column, written through the usual paths where there is one."""
     incident = make_incident(db)
@@ -239,6 +246,7 @@ def test_keys_rotate_from_the_cli_reencrypts_retires_and_audits(db: Database, se
         "TENANTGUARD_DATA_DIR": str(settings.data_dir),
         "TENANTGUARD_DATABASE_URL": settings.effective_database_url,
         "TENANTGUARD_LOCAL_OPERATOR": "1",
+        "TENANTGUARD_ENCRYPTION_KEY_FILE": str(settings.encryption_key_path),
     }
     done = subprocess.run(
         [*CLI, "keys", "rotate", "--retire"],

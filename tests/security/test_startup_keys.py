@@ -17,8 +17,10 @@ from tests.serve_process import CLI, serve_until
 
 
 def _env(data_dir: Path) -> dict[str, str]:
+    """The data directory's own keys (not the session's shared encryption key)."""
+    env = {k: v for k, v in os.environ.items() if k != "TENANTGUARD_ENCRYPTION_KEY_FILE"}
     return {
-        **os.environ,
+        **env,
         "TENANTGUARD_DATA_DIR": str(data_dir),
         "TENANTGUARD_DATABASE_URL": "",
         "TENANTGUARD_PIPELINE_ENGINE": "embedded",
