@@ -314,7 +314,9 @@ def override(
             wanted = swap_overrides(spec, swap_with, user, lo, hi)
         else:
             wanted = [Override(user=user, start=lo, end=hi)]
-        add_overrides(session, schedule, wanted, actor=cli_actor(permission="oncall:write"), reason=reason[:300])
+        add_overrides(
+            session, schedule, wanted, actor=cli_actor(permission="oncall:write"), reason=reason[:300]
+        )
     for item in wanted:
         console.print(
             f"{schedule}: {item.user} on call {item.start:%Y-%m-%d %H:%M} - {item.end:%Y-%m-%d %H:%M} UTC"
