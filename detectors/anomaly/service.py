@@ -49,6 +49,7 @@ READER = GapCursor(
 TIME_CURSOR = "anomaly.event_time"
 TIME_CURSOR_READER = GapCursor(TIME_CURSOR, Event)  # only its row is used (position, no gaps)
 COLUMNS = event_row_columns()
+ID_COLUMNS = [col(Event.id), col(Event.occurred_at)]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SAVE_EVERY_BATCHES = 20
 
@@ -172,6 +173,16 @@ class AnomalyPass:
     position: int = 0  # the event-time cursor after the pass
 
 
+def _full_rows(session: Session, ids: list[int]) -> list[EventRow]:
+    """The events of `ids`, in that order."""
+    found: dict[int, EventRow] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        query = sa_select(*COLUMNS).where(col(Event.id).in_(chunk))
+        found.update((row.id, EventRow._make(row)) for row in session.execute(query).all())
+    return [found[i] for i in ids if i in found]
+
+
 def anomaly_pass(
     session: Session, engine: AnomalyEngine, *, until: datetime | None = None, limit: int = 20_000
 ) -> AnomalyPass:
@@ -187,9 +198,11 @@ def anomaly_pass(
     """
     clock = TIME_CURSOR_READER.row(session)
     position = int(clock.position)
-    fresh = [EventRow._make(row) for row in READER.read(session, limit, columns=COLUMNS)]
+    # The id reader's rows are read without their payloads: most are judged from the time window
+    # below; only the late ones (stored after the cursor passed their time) are read in full.
+    fresh = READER.read(session, limit, columns=ID_COLUMNS)
     READER.advance(session, fresh)
-    late = [e for e in fresh if _micros(e.occurred_at) < position]
+    late = _full_rows(session, [row.id for row in fresh if _micros(row.occurred_at) < position])
     query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
     if until is not None:
         query = query.where(col(Event.occurred_at) < until)
