@@ -1,17 +1,18 @@
 """How far behind each stream and stage is, read from the database (any process can ask).
 
 `read_lag` gives, per stream: health, last success and how long ago; per stage: the backlog
-(detection: events after its cursor; incidents: findings that could open an incident and are in
-none) and the age of its oldest waiting item. `problems` names what fails or lags beyond the
+(detection: events after its cursor; anomaly: events of the streams it reads not yet judged in
+event time; incidents: findings that could open an incident and are in none) and the age of its
+oldest waiting item. `problems` names what fails or lags beyond the
 settings' `pipeline_lag_seconds`; `/health` says ``degraded`` when there are any.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
@@ -20,6 +21,21 @@ from core.db import Database
 from core.models import AnalysisCursor, Checkpoint, Connection, Event, Finding
 from core.models.enums import FindingStatus, Health
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# detectors.anomaly's event-time cursor and the streams it reads (equal to its TIME_CURSOR and
+# READ_STREAMS, tests/pipeline/test_health.py checks): not imported, since /health runs on the
+# API's threads while the cycle's threads may be importing detectors.anomaly, and two threads
+# importing one package at once can fail (KeyError from importlib)
+ANOMALY_TIME_CURSOR = "anomaly.event_time"
+ANOMALY_STREAMS = frozenset(
+    {
+        ("m365", "signins"),
+        ("m365", "unified_audit"),
+        ("google", "login"),
+        ("google", "drive"),
+        ("slack", "audit"),
+    }
+)
 DETECTION_CURSOR = "detection"
 
 
@@ -85,6 +101,17 @@ def read_lag(db: Database, *, now: datetime | None = None) -> LagReport:
             select(func.count(), func.min(Event.ingested_at)).where(col(Event.id) > position)
         ).one()
         report.stages.append(StageLag("detect", int(backlog or 0), _age(now, oldest)))
+        # anomaly detection judges in event time, behind the slowest stream it reads: what waits
+        # for it is the stored events of those streams at or after its event-time cursor
+        clock = session.get(AnalysisCursor, ANOMALY_TIME_CURSOR)
+        judged_to = EPOCH + timedelta(microseconds=clock.position if clock is not None else 0)
+        held, oldest_held = session.exec(
+            select(func.count(), func.min(Event.ingested_at)).where(
+                tuple_(col(Event.provider), col(Event.stream)).in_(sorted(ANOMALY_STREAMS)),
+                col(Event.occurred_at) >= judged_to,
+            )
+        ).one()
+        report.stages.append(StageLag("anomaly", int(held or 0), _age(now, oldest_held)))
         waiting, oldest_finding = session.exec(
             select(func.count(), func.min(Finding.created_at)).where(
                 col(Finding.incident_id).is_(None),
