@@ -116,8 +116,14 @@ def ingest(
         typer.Option("--connection", "-c", help="Attach to this connection (default ingest:<provider>)."),
     ] = None,
     detect: Annotated[bool, typer.Option("--detect/--no-detect", help="Run detection afterwards.")] = True,
+    incidents: Annotated[
+        bool,
+        typer.Option(
+            "--incidents/--no-incidents", help="After detection, resolve people and build incidents."
+        ),
+    ] = True,
 ) -> None:
-    """Load exported logs through the collectors' normalisers and on into detection."""
+    """Load exported logs through the collectors' normalisers and on into detection and incidents."""
     from collectors.ingest import ingest_files
     from detectors.pipeline import detect_new
 
@@ -131,6 +137,13 @@ def ingest(
         err_console.print(f"[yellow]quarantined[/yellow] {problem}", highlight=False)
     if detect and report.events_new:
         console.print(f"detection: {detect_new(db, settings())}")
+        if incidents:
+            from identity import resolve_people
+            from timeline import build_incidents
+
+            resolve_people(db)
+            changed = build_incidents(db, settings(), notify=False)
+            console.print(f"incidents: {len(changed)} created or changed (see tenantguard incidents list)")
     if report.quarantined:
         raise typer.Exit(2)
 

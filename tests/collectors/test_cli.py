@@ -111,3 +111,26 @@ def test_ingest_reports_new_duplicate_and_quarantined_records(
     assert "2 new events, 0 already stored, 1 quarantined" in " ".join(first.stdout.split())
     assert f"{export}:2" in first.stderr
     assert "0 new events, 2 already stored" in " ".join(second.stdout.split())
+
+
+@pytest.mark.slow
+def test_ingest_goes_on_to_detection_and_incidents(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # given a Graph page of sign-ins: a phished device-code sign-in from a machine nobody manages
+    signin = {
+        "id": "dc1",
+        "createdDateTime": "2026-11-20T14:29:00Z",
+        "userPrincipalName": "jakob@contoso.example",
+        "appDisplayName": "Microsoft Office",
+        "ipAddress": "46.249.59.37",
+        "authenticationProtocol": "deviceCode",
+        "status": {"errorCode": 0},
+        "deviceDetail": {"deviceId": "", "isCompliant": None, "isManaged": None},
+    }
+    export = tmp_path / "signins-page.json"
+    export.write_text(json.dumps({"@odata.context": "x", "value": [signin]}))
+    # when it is ingested
+    result = _tenantguard("ingest", "-p", "m365", "-s", "signins", str(export), env=cli_env)
+    # then detection runs and the finding becomes an incident
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "1 new events" in out and "incidents: 1 created or changed" in out
