@@ -172,6 +172,18 @@ def bench_scoring(users: int, batch: int) -> list[Figure]:
         forest.score(session_features(view, base))
         return len(cols) / (time.perf_counter() - start)
 
+    def score_all_cpu() -> float:
+        """The same work in this process's CPU time: what one core does, whatever else shares it."""
+        start = time.process_time()
+        view = join(cols, base, config)
+        impossible_travel(view, base, config)
+        novelty(view, base, config)
+        unusual_hour(view, base, config)
+        password_spray(cols, config)
+        mfa_fatigue(cols, config)
+        forest.score(session_features(view, base))
+        return len(cols) / max(time.process_time() - start, 1e-9)
+
     def model_only() -> float:
         start = time.perf_counter()
         forest.score(training)
@@ -183,6 +195,7 @@ def bench_scoring(users: int, batch: int) -> list[Figure]:
         return len(training) / (time.perf_counter() - start)
 
     full = repeat(score_all, runs=5)
+    full_cpu = repeat(score_all_cpu, runs=5)
     ours = repeat(model_only, runs=5)
     theirs = repeat(sklearn_only, runs=5)
     return [
@@ -194,6 +207,14 @@ def bench_scoring(users: int, batch: int) -> list[Figure]:
             baseline_name="sklearn score_samples (model only)",
             baseline=theirs.median,
             goal=">= 100,000 sign-ins/s on one core",
+        ),
+        Figure.from_stats(
+            AREA,
+            f"scoring: checks + features + model, batch {len(cols):,}, CPU time",
+            full_cpu,
+            "sign-ins/s",
+            goal=">= 100,000 sign-ins/s on one core",
+            notes="time.process_time: robust when other work shares the machine",
         ),
         Figure.from_stats(
             AREA,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,7 @@ def _duration(seconds: float) -> str:
 SHARED_EGRESS_PEOPLE = 3
 
 
+@lru_cache(maxsize=4096)  # a batch names few networks, most of them many times
 def is_hosting(network: str | None) -> bool:
     return network is not None and any(word in network.lower() for word in _HOSTING_WORDS)
 
@@ -286,8 +288,9 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
 def _spray_ips(cols: SignInColumns) -> set[str]:
     """IPs that failed against several different accounts in this batch (attacker infrastructure)."""
     failures: dict[str, set[str]] = defaultdict(set)
+    failure = Outcome.FAILURE.value
     for ip, actor, outcome in zip(cols.ip, cols.actor, cols.outcome, strict=True):
-        if outcome == Outcome.FAILURE.value and ip:
+        if outcome == failure and ip:
             failures[ip].add(actor)
     return {ip for ip, actors in failures.items() if len(actors) >= 3}
 
@@ -314,10 +317,13 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
     spray_ips = _spray_ips(cols)
     rows = np.flatnonzero(view.success & ~view.allowed & (view.person >= 0) & view.judged)
     groups: dict[tuple[AnomalyRule, str, str], list[int]] = defaultdict(list)
-    for row in rows.tolist():
-        new_country = view.seen_country[row] == 0
-        new_network = view.seen_network[row] == 0
-        new_device = view.seen_device[row] == 0 and view.devices_known[row] > 0
+    # the per-row tests as whole-array operations, then plain Python values per row
+    countries = (view.seen_country[rows] == 0).tolist()
+    networks = (view.seen_network[rows] == 0).tolist()
+    devices = ((view.seen_device[rows] == 0) & (view.devices_known[rows] > 0)).tolist()
+    for row, new_country, new_network, new_device in zip(
+        rows.tolist(), countries, networks, devices, strict=True
+    ):
         actor = cols.actor[row]
         if new_country:
             groups[(AnomalyRule.NEW_COUNTRY, actor, str(cols.country[row]))].append(row)
