@@ -332,6 +332,11 @@ class Background:
                 session,
                 ("Newsletters", "MoveToFolder"),
             )
+        # Teams sign-ins (Audit.General) from their own RNG, so the other records stay as they were
+        teams = self.tenant.ids.fast_rng("m365:teams", plan.person.index, plan.local_day)
+        for session in plan.sessions:
+            if session.number == 0 or teams.random() < 0.3:
+                emit(session.start + teams.randint(20, 300) * SECOND, "TeamsSessionStarted", session, None)
 
     def _risk_detections(self, rng: random.Random, plan: DayPlan, emit: _Emitter) -> None:
         for session in plan.sessions:

@@ -52,6 +52,7 @@ CONTENT_TYPES = {
     "SharePoint": "Audit.SharePoint",
     "OneDrive": "Audit.SharePoint",
     "MicrosoftTeams": "Audit.General",
+    "SecurityComplianceCenter": "Audit.General",
 }
 
 
@@ -408,6 +409,14 @@ RECORD_TYPES = {
     "Add-MailboxPermission": (1, "Exchange"),
     "Consent to application.": (8, "AzureActiveDirectory"),
     "Add member to role.": (8, "AzureActiveDirectory"),
+    # Audit.General: Microsoft Teams (RecordType 25, the Teams schema) and the compliance portal's
+    # eDiscovery / Content search activities (RecordType 24, Discovery)
+    "TeamsSessionStarted": (25, "MicrosoftTeams"),
+    "MemberAdded": (25, "MicrosoftTeams"),
+    "SearchCreated": (24, "SecurityComplianceCenter"),
+    "SearchStarted": (24, "SecurityComplianceCenter"),
+    "SearchExported": (24, "SecurityComplianceCenter"),
+    "SearchExportDownloaded": (24, "SecurityComplianceCenter"),
 }
 
 
@@ -442,6 +451,10 @@ def render_unified_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:
         _ual_send(ctx, body, uid, person, session, extra)
     elif record_type == 1:
         _ual_exchange_admin(body, kind, person, session, extra)
+    elif workload == "MicrosoftTeams":
+        _ual_teams(ctx, body, kind, person, session, extra)
+    elif record_type == 24:
+        _ual_discovery(ctx, body, kind, extra)
     elif kind == "MailItemsAccessed":
         body.update(extra or {})
         body["ResultStatus"] = "Succeeded"
@@ -479,6 +492,55 @@ def _ual_login(
     body["ErrorCode"] = str(error)
     if error:
         body["LogonError"] = LOGON_ERRORS.get(error, "InvalidUserNameOrPassword")
+
+
+def _ual_teams(
+    ctx: RenderContext, body: dict[str, Any], kind: str, person: Person, session: Session, extra: Any
+) -> None:
+    """The Teams schema's fields: a sign-in names the client; membership changes name the team and
+    its Members (UPN, Role 0 member / 1 owner / 2 guest, DisplayName)."""
+    body["UserType"] = 0
+    if kind == "TeamsSessionStarted":
+        body["ObjectId"] = ""
+        body["ExtraProperties"] = [
+            {"Key": "UserAgent", "Value": session.device.model.user_agent},
+            {"Key": "ClientType", "Value": "Desktop" if session.network != "mobile" else "Mobile"},
+        ]
+        return
+    team = extra or {}
+    body.update(
+        {
+            "ObjectId": team.get("team", ""),
+            "TeamName": team.get("team", ""),
+            "TeamGuid": ctx.ids.guid("teams-team", team.get("team", "")),
+            "CommunicationType": "Team",
+            "Members": [
+                {"UPN": m["upn"], "Role": m.get("role", 0), "DisplayName": m.get("name", m["upn"])}
+                for m in team.get("members", [])
+            ],
+            "AADGroupId": ctx.ids.guid("teams-group", team.get("team", "")),
+        }
+    )
+
+
+def _ual_discovery(ctx: RenderContext, body: dict[str, Any], kind: str, extra: Any) -> None:
+    """A Content search / eDiscovery activity: the search (ObjectId), its case, query and the
+    locations it covers; an export names its export."""
+    search = extra or {}
+    name = str(search.get("search", "Content search"))
+    body.update(
+        {
+            "ObjectId": name,
+            "ObjectType": "ComplianceSearch",
+            "Case": str(search.get("case", "")),
+            "CaseId": ctx.ids.guid("ediscovery-case", search.get("case", "")) if search.get("case") else "",
+            "Query": str(search.get("query", "")),
+            "ExchangeLocations": list(search.get("mailboxes", ["All"])),
+            "ClientApplication": "EMC",
+        }
+    )
+    if kind in ("SearchExported", "SearchExportDownloaded"):
+        body["ExportName"] = f"{name}_Export"
 
 
 def _site_url(ctx: RenderContext, owner: Person) -> str:

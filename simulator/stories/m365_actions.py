@@ -541,3 +541,45 @@ def m365_external_share(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: 
             drive_id=b.tenant.drive_id(person.index),
             to=to,
         )
+
+
+@action("teams.member_added")
+def teams_member_added(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """Someone adds people to a team (Audit.General, Teams schema MemberAdded): `guest` (an outside
+    address, Role 2) and/or `user` (a colleague, Role 0) to `team`."""
+    owner = b.person(p, "by")
+    session = b.session(owner, at, b.where(p), p)
+    members = []
+    if p.get("guest"):
+        guest = str(p["guest"])
+        members.append({"upn": guest, "role": 2, "name": str(p.get("guest_name", guest.split("@")[0]))})
+    if p.get("user"):
+        member = b.person(p)
+        members.append({"upn": member.email, "role": 0, "name": member.name})
+    if not members:
+        raise ScenarioError("teams.member_added: give a guest address, a user or both")
+    team = str(p.get("team", "Project"))
+    b.emit("m365:unified_audit", at, "MemberAdded", owner, session, {"team": team, "members": members})
+    b.remember("teams_members", team=team, members=[m["upn"] for m in members])
+
+
+@action("m365.ediscovery_search")
+def m365_ediscovery_search(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A Content search in the compliance portal (Audit.General, RecordType 24): created, started,
+    then (unless `export: false`) exported and the export downloaded (`mailboxes`: the people
+    whose mailboxes it covers, default all; `query`, `case`, `search` name it)."""
+    person = b.person(p, "by")
+    session = b.session(person, at, b.where(p), p)
+    mailboxes = [b.person({"user": m}).email for m in p.get("mailboxes", [])] or ["All"]
+    search = {
+        "search": str(p.get("search", f"Search {step.id}")),
+        "case": str(p.get("case", "")),
+        "query": str(p.get("query", "")),
+        "mailboxes": mailboxes,
+    }
+    phases = [("SearchCreated", 0), ("SearchStarted", MINUTE)]
+    if p.get("export", True):
+        phases += [("SearchExported", 14 * MINUTE), ("SearchExportDownloaded", 31 * MINUTE)]
+    for operation, delay in phases:
+        b.emit("m365:unified_audit", at + delay, operation, person, session, dict(search))
+    b.remember("ediscovery_search", **search)

@@ -93,3 +93,44 @@ def test_a_new_subscription_lists_its_first_blobs_only_after_the_configured_dela
     assert before.json() == still.json() == []
     assert after.json()  # then the history, as far as the window reaches
     assert {b["contentType"] for b in after.json()} == {"Audit.Exchange"}
+
+
+EDISCOVERY = str(Path(__file__).parent / "data" / "ediscovery_export.yaml")
+
+
+def test_audit_general_carries_teams_and_compliance_records(make_simulator, graph):
+    # given a story that exports the CFO's mailbox through a content search and adds an outside
+    # guest to a team, over the background's Teams sign-ins
+    sim = make_simulator(EDISCOVERY, start=START)
+    session = graph(sim.info, scopes=MANAGE_SCOPE)
+    feed = sim.info["m365.management_feed_url"]
+    assert session.post(f"{feed}/subscriptions/start", params={"contentType": "Audit.General"}).ok
+    steps = {s["id"]: s for s in sim.truth["stories"][0]["steps"]}
+
+    # when the Audit.General content is read
+    general = records(session, sim, "Audit.General")
+
+    # then it is Teams and compliance-portal records only, each with the common schema
+    assert {(r["Workload"], r["RecordType"]) for r in general} == set(SCHEMA["general_content_types"].items())
+    assert all(set(SCHEMA["common_mandatory"]) <= set(r) for r in general)
+    sessions = [r for r in general if r["Operation"] == "TeamsSessionStarted"]
+    assert len(sessions) > 10 and all(r["ClientIP"] for r in sessions)
+    # the guest is a Teams member with the guest role, in the story's record
+    (added,) = [r for r in general if r["Operation"] == "MemberAdded"]
+    assert added["Id"] == steps["guest"]["events"][0]["id"]
+    assert set(SCHEMA["teams_member_fields"]) <= set(added)
+    assert added["Members"] == [
+        {
+            "UPN": "audit-review@mailbox.example",
+            "Role": SCHEMA["teams_member_roles"]["guest"],
+            "DisplayName": "Audit Review",
+        }
+    ]
+    # the content search was created, started, exported and downloaded, in that order, from abroad
+    search = sorted((r for r in general if r["RecordType"] == 24), key=lambda r: r["CreationTime"])
+    assert [r["Operation"] for r in search] == SCHEMA["discovery_operations"]
+    assert {r["Id"] for r in search} == {e["id"] for e in steps["search"]["events"]}
+    assert {r["ObjectId"] for r in search} == {"Q3 board"}
+    (cfo,) = [p for p in sim.truth["stories"][0]["people"] if p != search[0]["UserId"]]
+    assert all(r["ExchangeLocations"] == [cfo] for r in search)
+    assert {r["ClientIP"] for r in search} == set(sim.truth["stories"][0]["attacker_ips"])
