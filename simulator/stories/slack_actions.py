@@ -13,7 +13,7 @@ from simulator.scenario import StepSpec
 from simulator.state import SlackApp
 from simulator.stories.engine import StoryBuilder, action, file_refs
 from simulator.tenant import Device, Person
-from simulator.timestamps import SECOND
+from simulator.timestamps import HOUR, SECOND
 
 
 def _slack_session_id(b: StoryBuilder, person: Person, where: str) -> str:
@@ -73,6 +73,7 @@ def slack_login(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> 
         b, at, person, session, "user_login", {"type": "user", "user": slack_user(b.ctx, person)}, where=where
     )
     if p.get("anomaly", where == "attacker"):
+        usual = b.session(person, at - 20 * HOUR, "office", {})  # where the session was used before
         _slack_entry(
             b,
             at + 90 * SECOND,
@@ -80,12 +81,12 @@ def slack_login(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> 
             session,
             "anomaly",
             {"type": "user", "user": slack_user(b.ctx, person)},
-            {
+            {  # the fields of Slack's anomaly event reference; action_timestamp in microseconds
                 "reason": ["asn", "ip_address", "user_agent", "session_fingerprint"],
-                "action_timestamp": at // 1000,
+                "action_timestamp": at,
                 "location": f"{session.city.name}, {session.city.country}",
-                "ip_address": session.ip,
-                "ua": session.device.model.user_agent,
+                "previous_ip_address": usual.ip,
+                "previous_ua": usual.device.model.user_agent,
             },
             where=where,
         )
