@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from core.audit import Actor, AuditAction, record
 from core.clock import utcnow
 from core.models.enums import TimelineEntryKind
-from core.models.incident import TimelineEntry
+from core.models.incident import Incident, TimelineEntry
 from core.models.response import Drill, IncidentResponse
 
 RESPONSE_ACTOR = Actor.system("response")
@@ -23,9 +23,15 @@ DRILL_MARK = "[DRILL] "
 
 
 def state_for(session: Session, incident_id: int) -> IncidentResponse:
-    """The incident's response row, created (and marked a drill when a drill opened it) on first use."""
+    """The incident's response row, created (and marked a drill when a drill opened it) on first use.
+
+    Raises IncidentNotFoundError for an incident that does not exist (never a row pointing nowhere)."""
     row = session.exec(select(IncidentResponse).where(IncidentResponse.incident_id == incident_id)).first()
     if row is None:
+        if session.get(Incident, incident_id) is None:
+            from core.errors import IncidentNotFoundError
+
+            raise IncidentNotFoundError(f"incident {incident_id} does not exist")
         drill = session.exec(select(Drill.id).where(Drill.incident_id == incident_id)).first()
         row = IncidentResponse(incident_id=incident_id, drill=drill is not None)
         session.add(row)

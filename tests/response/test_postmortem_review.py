@@ -77,6 +77,8 @@ def test_postmortem_score_pdf_and_sign_off(
         for name in ("lead1", "lead2", "stranger")
     }
     url = f"/response/incidents/{incident.id}/postmortem"
+    missing = api.post("/response/incidents/999999/postmortem/review", json={}, headers=auth["lead1"])
+    assert missing.status_code == 404, missing.text  # was a 500 (a response row for no incident)
     early = api.post(f"{url}/review", json={}, headers=auth["lead1"])
     assert early.status_code == 422 and "no postmortem draft" in early.text
     assert api.post(url, headers=auth["lead1"]).status_code == 200
