@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 from core.audit import Actor, AuditAction, record
 from core.clock import as_utc
 from core.models.connection import Connection
-from core.models.enums import Priority, TimelineEntryKind
+from core.models.enums import FindingKind, Priority, TimelineEntryKind
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
@@ -399,9 +399,12 @@ def _aggregate(
     entities = _people_in_key_order(entities, keys, findings, ctx)
     keys.update(dict.fromkeys(list(broad)[:MAX_BROAD_KEYS]))
     top = _top_finding(findings)
-    incident.title = _title(top, findings, entities, _focus_labels(keys, findings, ctx))
+    # named after what happened, not after a configuration check that joined it ("Posture: no inbox
+    # rule forwards mail outside" is the state the attack left, not the attack)
+    story = _top_finding([f for f in findings if f.kind != FindingKind.POSTURE] or findings)
+    incident.title = _title(story, findings, entities, _focus_labels(keys, findings, ctx))
     incident.severity = top.severity
-    incident.incident_type = top.rule_id[:200]
+    incident.incident_type = story.rule_id[:200]
     incident.entities = entities
     incident.first_seen = min(f.first_seen for f in findings)
     incident.last_seen = max(f.last_seen for f in findings)

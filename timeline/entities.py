@@ -18,6 +18,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from core.entities import EntityKind
+from core.models.enums import Provider
 from core.models.identity import Account, Person
 
 ENTITY_FIELDS = tuple(kind.value for kind in EntityKind)
@@ -206,6 +207,10 @@ class IdentityIndex:
             if found is not None:
                 return found
         found = self.by_account.get(value.strip().lower())
+        if found is None:  # "google:1023…", as identity findings name a person's accounts
+            provider, sep, user_id = value.strip().partition(":")
+            if sep and provider.lower() in _PROVIDERS:
+                found = self.by_account.get(user_id.lower())
         if found is None and " " in value.strip():
             by_name = self.by_name.get(normalise_name(value), -1)
             return by_name if by_name >= 0 else None
@@ -245,6 +250,7 @@ class EntityKeys:
 
 
 MAX_NAMED = 3
+_PROVIDERS = frozenset(p.value for p in Provider)
 
 
 def _person_keys(raws: list[str], identities: IdentityIndex, *, accounts: bool) -> dict[str, str]:

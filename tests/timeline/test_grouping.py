@@ -125,6 +125,34 @@ def test_build_groups_by_resolved_person_across_accounts(
     assert "joined: same person alice@northwind.example" in incident.grouping[1]["text"]
 
 
+def test_an_identity_finding_naming_a_persons_accounts_on_four_providers_joins_their_incident(
+    db, settings, make_person, make_finding, incidents_of
+) -> None:
+    # given nina has an account on each provider, and an attack finding about her
+    make_person(
+        "nina@northwind.example",
+        accounts=[
+            {"provider": "m365", "provider_user_id": "aad-nina", "email": "nina@northwind.example"},
+            {"provider": "google", "provider_user_id": "1023307", "email": "nina@northwind.example"},
+            {"provider": "slack", "provider_user_id": "UNINA", "email": "nina@northwind.example"},
+            {"provider": "okta", "provider_user_id": "00unina", "email": "nina@northwind.example"},
+        ],
+    )
+    make_finding("Suspicious Google login", people=["nina@northwind.example"], provider="google")
+    # when the identity stage names her four accounts the way it does ("provider:id")
+    make_finding(
+        "High-risk person under attack: nina@northwind.example",
+        people=["nina@northwind.example"],
+        accounts=["m365:aad-nina", "google:1023307", "slack:UNINA", "okta:00unina"],
+        first_seen=at(30),
+    )
+    build_incidents(db, settings, notify=False)
+    # then they are one person, not four accounts "too many to group by": one incident
+    [incident] = incidents_of()
+    assert incident.finding_count == 2
+    assert incident.keys == ["person:1"]
+
+
 def test_build_without_identity_tables_groups_by_normalised_email(
     db, settings, make_finding, incidents_of
 ) -> None:
