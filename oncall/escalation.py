@@ -23,7 +23,9 @@ from sqlmodel import Session, col, select
 from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
+from core.models.connection import Connection
 from core.models.enums import IncidentStatus
+from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
@@ -57,6 +59,22 @@ def _providers(session: Session, incident_id: int) -> set[str]:
     return {str(p) for p in rows if p}
 
 
+def _tenants(session: Session, incident_id: int) -> set[str]:
+    """The tenants the incident's evidence came from (incidents and findings carry none): the name
+    and tenant id of the connection that collected each finding's first evidence event."""
+    rows = session.exec(select(Finding.evidence_event_ids).where(Finding.incident_id == incident_id)).all()
+    first = sorted({int(ids[0]) for ids in rows if ids})[:1000]
+    if not first:
+        return set()
+    found = session.exec(
+        select(Connection.name, Connection.tenant)
+        .join(Event, col(Event.connection_id) == col(Connection.id))
+        .where(col(Event.id).in_(first))
+        .distinct()
+    ).all()
+    return {str(value) for row in found for value in row if value}
+
+
 def _tags(session: Session, incident_id: int) -> set[str]:
     rows = session.exec(select(Finding.mitre).where(Finding.incident_id == incident_id)).all()
     return {str(tag).lower() for tags in rows for tag in (tags or [])}
@@ -79,6 +97,7 @@ def explain_routes(
 ) -> list[dict[str, Any]]:
     """Each route in order: whether it holds for `incident` at `at`, and why (or why not)."""
     providers: set[str] | None = None
+    tenants: set[str] | None = None
     tags: set[str] | None = None
     answers = []
     for route in routes:
@@ -99,6 +118,13 @@ def explain_routes(
             ok = ok and hit
             reasons.append(
                 f"providers {', '.join(sorted(providers)) or '(none)'} {'meet' if hit else 'miss'} {', '.join(route.providers)}"
+            )
+        if route.tenants:
+            tenants = tenants if tenants is not None else _tenants(session, incident.id or 0)
+            hit = bool(tenants & set(route.tenants))
+            ok = ok and hit
+            reasons.append(
+                f"tenants {', '.join(sorted(tenants)) or '(none)'} {'meet' if hit else 'miss'} {', '.join(route.tenants)}"
             )
         if route.tags:
             tags = tags if tags is not None else _tags(session, incident.id or 0)

@@ -233,6 +233,8 @@ class Route(_Strict):
     policy: Name
     priorities: Annotated[list[Literal["P1", "P2", "P3", "P4"]], Field(max_length=4)] = ["P1", "P2"]
     providers: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=20)] = []
+    # Tenants the incident's evidence came from: a connection's name or its tenant id (domain, T…).
+    tenants: Annotated[list[Annotated[str, Field(max_length=300)]], Field(max_length=100)] = []
     incident_types: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)] = []
     # Tags of the incident's findings (their ATT&CK tags, e.g. attack.t1078 or attack.credential_access).
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []

@@ -131,3 +131,58 @@ def test_the_route_endpoint_says_which_rule_matched_and_why(
     assert (nothing["route"], nothing["policy"]) == (None, None)
     assert [r["reasons"][0] for r in nothing["rules"]][-1] == "priority P4 not in P1, P2, P3"
     assert requests.get(f"{live_api}/oncall/incidents/{low}/route", timeout=30).status_code == 401
+
+
+def test_a_route_by_tenant_takes_incidents_whose_evidence_that_tenants_connection_collected(
+    db, configure, make_incident, make_finding
+):
+    from datetime import timedelta
+
+    from core.models.event import Event
+    from tests.factories import T0, make_connection
+
+    document = {
+        "responders": [{"name": "alice", "email": "alice@example.com"}],
+        "policies": [
+            {"name": name, "steps": [{"targets": [{"type": "responder", "name": "alice"}]}]}
+            for name in ("south-team", "default")
+        ],
+        "routes": [
+            {"name": "southwind", "policy": "south-team", "tenants": ["southwind.example"]},
+            {"name": "catch-all", "policy": "default"},
+        ],
+    }
+    configure(document)
+    north = make_connection(db, "northwind-m365", tenant="northwind.example")
+    south = make_connection(db, "southwind-m365", tenant="southwind.example")
+    incidents = {}
+    for connection in (north, south):
+        with db.session() as session:
+            event = Event(
+                connection_id=connection.id,
+                provider="m365",
+                stream="signins",
+                provider_event_id=f"ev-{connection.name}",
+                occurred_at=T0,
+                collected_at=T0 + timedelta(minutes=1),
+                action="UserLoggedIn",
+                raw={},
+            )
+            session.add(event)
+            session.flush()
+            event_id = event.id
+        incident = make_incident(f"Takeover at {connection.name}")
+        make_finding(incident_id=incident.id, evidence=[event_id])
+        incidents[connection.name] = incident.id
+    with db.session() as session:
+        start_escalations(session, now=MONDAY_10_PARIS)
+        explained = explain_routes(
+            session,
+            session.get(Incident, incidents["northwind-m365"]),
+            validate(document, where="test").routes,
+            MONDAY_10_PARIS,
+        )
+    with db.session(readonly=True) as session:
+        policies = {e.incident_id: e.policy for e in session.exec(select(Escalation)).all()}
+    assert policies == {incidents["southwind-m365"]: "south-team", incidents["northwind-m365"]: "default"}
+    assert explained[0]["reasons"][1] == ("tenants northwind-m365, northwind.example miss southwind.example")
