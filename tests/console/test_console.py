@@ -78,10 +78,13 @@ def test_an_analyst_triages_an_incident_from_the_queue_to_resolved(
     page = new_page()
     sign_in(page, console, "analyst")
     _shoot(page, "queue")
-    # given the queue filtered to the lowest priority there is (the P1s are other tests'), when the
-    # analyst opens its first incident
-    items = console.api("GET", "/incidents?status=new&limit=100", "analyst")["items"]
-    lowest = max(i["priority"] for i in items if i["priority"] != "P1")
+    # given a P3 in the queue (the simulated stories are P1s, and other tests'), filtered to P3,
+    # when the analyst opens its first incident
+    from tests.factories import make_finding, make_incident
+
+    low = make_incident(console.db, "Unfamiliar sign-in to review", priority="P3", severity="medium")
+    make_finding(console.db, "Sign-in from an unfamiliar country", incident_id=low.id, severity="medium")
+    lowest = "P3"
     page.get_by_role("checkbox", name=lowest).check()
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(rf"priority={lowest}"))
@@ -113,7 +116,7 @@ def test_the_incident_page_updates_live_when_someone_else_adds_a_note(
     expect = _expect()
     page = new_page()
     sign_in(page, console, "analyst")
-    incident_id = _p1(console, "inbox rule")
+    incident_id = _p1(console, "Password spray")
     page.goto(f"/console/incidents/{incident_id}")
     live = page.locator("#live")
     expect(live).to_have_attribute("data-live", "on")  # the event stream is open
@@ -135,7 +138,7 @@ def test_an_approver_approves_a_step_an_analyst_requested_and_it_runs_against_th
     console: ConsoleServer, new_page: Any
 ) -> None:
     expect = _expect()
-    incident_id = _p1(console, "inbox rule")
+    incident_id = _p1(console, "Password spray")
     analyst = new_page()
     sign_in(analyst, console, "analyst")
     analyst.goto(f"/console/incidents/{incident_id}")
