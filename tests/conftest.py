@@ -1,7 +1,8 @@
 """Shared fixtures: settings, a fresh migrated database per test (SQLite or PostgreSQL), loopback guard.
 
 Choose the database with ``--db sqlite|postgresql`` (or TENANTGUARD_TEST_DB). In the PostgreSQL
-run only tests that touch the database are collected (the others ran in the SQLite run). When
+run only tests that touch the database are collected (the others ran in the SQLite run), less the
+scenario-quality tests marked ``one_backend`` (does a story become one incident?). When
 PostgreSQL is unreachable the run is skipped with a plain message, unless
 TENANTGUARD_REQUIRE_POSTGRES=1 (CI), where that is a failure.
 """
@@ -54,6 +55,12 @@ def _postgres_reachable() -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "uses_db: the test touches the database (set automatically)")
+    config.addinivalue_line(
+        "markers",
+        "one_backend: a scenario-quality test (does the story become one incident?) whose answer does "
+        "not depend on the database; it runs in the SQLite suite only, while PostgreSQL runs every "
+        "storage test and the end-to-end serve/worker/remediation tests",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -62,7 +69,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.uses_db)
     if config.getoption("--db") != "postgresql":
         return
-    keep = [item for item in items if "db" in getattr(item, "fixturenames", ())]
+    keep = [
+        item
+        for item in items
+        if "db" in getattr(item, "fixturenames", ()) and item.get_closest_marker("one_backend") is None
+    ]
     deselected = [item for item in items if item not in keep]
     if deselected:
         config.hook.pytest_deselected(items=deselected)

@@ -88,6 +88,7 @@ def test_the_new_super_admin_takes_out_the_helpdesk_account_as_the_takeout_appli
     assert [e["name"] for a in started for e in a["events"]] == ["STARTED_USER_TAKEOUT"]
 
 
+@pytest.mark.one_backend
 @pytest.mark.slow
 def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, make_simulator):
     handle = make_simulator("google_delegated_admin", start=settled_period_start(7))

@@ -44,6 +44,7 @@ def test_guest_in_private_channels_bulk_downloads_and_export_as_audit_entries(ma
     assert {e["entity"]["type"] for e in export} == {"workspace"}
 
 
+@pytest.mark.one_backend
 @pytest.mark.slow
 def test_the_guest_exfiltration_story_becomes_one_incident_and_the_agency_guest_none(
     db, settings, make_simulator

@@ -92,6 +92,7 @@ def test_pim_activation_and_app_only_writes_as_the_services_log_them(make_simula
     assert any(r["actions"].get("forwardTo") for r in rules["value"])
 
 
+@pytest.mark.one_backend
 @pytest.mark.slow
 def test_the_token_theft_story_becomes_one_p1_incident_and_the_lookalike_none(db, settings, make_simulator):
     handle = make_simulator("token_theft", start=settled_period_start(7))

@@ -6,6 +6,8 @@ import pytest
 
 from tests.scenario_run import run_and_score
 
+pytestmark = pytest.mark.one_backend  # the grouping's answer, not the storage's: SQLite suite only
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
