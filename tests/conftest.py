@@ -57,9 +57,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "uses_db: the test touches the database (set automatically)")
     config.addinivalue_line(
         "markers",
-        "one_backend: a scenario-quality test (does the story become one incident?) whose answer does "
-        "not depend on the database; it runs in the SQLite suite only, while PostgreSQL runs every "
-        "storage test and the end-to-end serve/worker/remediation tests",
+        "one_backend: a scenario-quality test (does the story become one incident?) or another "
+        "provider's story through the storage path PostgreSQL already runs; its answer does not depend "
+        "on the database, so it runs in the SQLite suite only, while PostgreSQL runs every storage test "
+        "and the account-takeover end-to-end serve, worker and remediation tests",
     )
 
 

@@ -19,7 +19,8 @@ from core.settings import Settings
 from simulator.http import free_port
 from tests.serve_process import CLI, stop
 
-pytestmark = pytest.mark.slow
+# a provider story through the same storage path as the account takeover the PostgreSQL suite runs
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
 def _okta_urgent_incidents(db: Database) -> list[int]:

@@ -105,8 +105,16 @@ def test_serve_and_two_workers_raise_and_announce_the_attack_story(
             log,
         )
         # and both workers ran streams, inventory included
-        runs = _wait(
-            lambda: (r := _runs_by_worker(db)) and len(r) >= 2 and r, "runs on both workers", processes, log
+        runs = _wait(  # both workers, and the inventory streams whichever worker took them
+            lambda: (
+                (r := _runs_by_worker(db))
+                and len(r) >= 2
+                and {"users", "inbox_rules"} <= set().union(*r.values())
+                and r
+            ),
+            "runs on both workers, users and inbox_rules among them",
+            processes,
+            log,
         )
         assert {"users", "inbox_rules"} <= set().union(*runs.values()), runs
 

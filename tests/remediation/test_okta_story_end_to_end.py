@@ -25,7 +25,8 @@ from remediation.planner import get_plan
 from timeline import build_incidents
 from timeline.quality import score_against_truth
 
-pytestmark = pytest.mark.slow
+# a provider story through the same storage path as the account takeover the PostgreSQL suite runs
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
 def _gateway(sim: Any) -> Any:
