@@ -25,6 +25,7 @@ from core.audit import Actor, AuditAction, AuditEntry, record_many
 from core.audit import record as audit_record
 from core.clock import as_utc, utcnow
 from core.models import Finding, FindingStatus, Severity
+from core.models.event import Event
 
 # Stored evidence per finding (event ids); detectors may keep fewer, never more.
 MAX_EVIDENCE = 200
@@ -372,3 +373,26 @@ def resolve_findings(session: Session, dedup_keys: Iterable[str], *, reason: str
             )
             resolved += 1
     return resolved
+
+
+def finding_connections(
+    session: Session, evidence: Iterable[tuple[int, Sequence[int | str] | None]]
+) -> dict[int, int]:
+    """finding id -> the connection that collected its first evidence event (absent: none).
+
+    Findings carry no connection of their own; a finding's tenant is where its evidence came from.
+    `evidence` is (finding id, evidence event ids) pairs. Used by the digests (one per tenant) and by
+    on-call routing (routes by tenant)."""
+    first = {int(finding_id): int(ids[0]) for finding_id, ids in evidence if ids}
+    event_ids = sorted(set(first.values()))
+    connection_of: dict[int, int] = {}
+    for start in range(0, len(event_ids), 1000):
+        connection_of.update(
+            (int(event_id), int(connection_id))
+            for event_id, connection_id in session.execute(
+                sa_select(col(Event.id), col(Event.connection_id)).where(
+                    col(Event.id).in_(event_ids[start : start + 1000]), col(Event.connection_id).is_not(None)
+                )
+            ).all()
+        )
+    return {f: connection_of[e] for f, e in first.items() if e in connection_of}

@@ -23,9 +23,9 @@ from sqlmodel import Session, col, select
 from core.audit import Actor, AuditAction, Channel, record
 from core.clock import as_utc, utcnow
 from core.db import Database
+from core.findings import finding_connections
 from core.models.connection import Connection
 from core.models.enums import IncidentStatus
-from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident
 from core.models.oncall import Escalation, Page
@@ -60,17 +60,16 @@ def _providers(session: Session, incident_id: int) -> set[str]:
 
 
 def _tenants(session: Session, incident_id: int) -> set[str]:
-    """The tenants the incident's evidence came from (incidents and findings carry none): the name
-    and tenant id of the connection that collected each finding's first evidence event."""
-    rows = session.exec(select(Finding.evidence_event_ids).where(Finding.incident_id == incident_id)).all()
-    first = sorted({int(ids[0]) for ids in rows if ids})[:1000]
-    if not first:
+    """The tenants the incident's evidence came from: the name and tenant id of each connection
+    that collected a finding's first evidence event (core.findings.finding_connections)."""
+    rows = session.exec(
+        select(Finding.id, Finding.evidence_event_ids).where(Finding.incident_id == incident_id)
+    ).all()
+    connections = set(finding_connections(session, ((int(i or 0), ids) for i, ids in rows)).values())
+    if not connections:
         return set()
     found = session.exec(
-        select(Connection.name, Connection.tenant)
-        .join(Event, col(Event.connection_id) == col(Connection.id))
-        .where(col(Event.id).in_(first))
-        .distinct()
+        select(Connection.name, Connection.tenant).where(col(Connection.id).in_(sorted(connections)))
     ).all()
     return {str(value) for row in found for value in row if value}
 

@@ -32,9 +32,9 @@ from sqlmodel import Session, col
 from core.audit import Actor, AuditAction, record
 from core.clock import isoformat, utcnow
 from core.db import Database
+from core.findings import finding_connections
 from core.models.connection import Connection
 from core.models.enums import FindingKind, FindingStatus
-from core.models.event import Event
 from core.models.finding import Finding
 from core.models.noise import Digest
 from timeline.assembly import BuildContext, check_keys, learn_common_keys
@@ -169,7 +169,7 @@ def build_digests(db: Database, settings: Any = None, *, now: datetime | None = 
                 )
             ).all()
         }
-        tenants = _tenants_of(session, rows)
+        tenants = finding_connections(session, ((row.id, row.evidence_event_ids) for row in rows))
         names = _connection_names(session, set(tenants.values()))
         ctx = BuildContext(config, IdentityIndex.load(session), now, actor=DIGEST_ACTOR)
         learn_common_keys(session, ctx, since=rows[0].first_seen)
@@ -202,23 +202,6 @@ def build_digests(db: Database, settings: Any = None, *, now: datetime | None = 
             digest = _store(session, day, (tenant, names.get(tenant, "")), list(lines.values()), now)
             created.append(digest.id or 0)
     return created
-
-
-def _tenants_of(session: Session, rows: Sequence[Any]) -> dict[int, int]:
-    """finding id -> the connection its first evidence event came from (absent: none)."""
-    first = {row.id: int(row.evidence_event_ids[0]) for row in rows if row.evidence_event_ids}
-    event_ids = sorted(set(first.values()))
-    connection_of: dict[int, int] = {}
-    for start in range(0, len(event_ids), 1000):
-        connection_of.update(
-            (int(event_id), int(connection_id))
-            for event_id, connection_id in session.execute(
-                select(col(Event.id), col(Event.connection_id)).where(
-                    col(Event.id).in_(event_ids[start : start + 1000]), col(Event.connection_id).is_not(None)
-                )
-            ).all()
-        )
-    return {f: connection_of[e] for f, e in first.items() if e in connection_of}
 
 
 def _connection_names(session: Session, ids: set[int]) -> dict[int, str]:
