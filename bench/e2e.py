@@ -260,38 +260,10 @@ def simulator_process(
     if importlib.util.find_spec("simulator.launcher") is None:
         yield None
         return
-    command = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "serve",
-        "--scenario",
-        scenario,
-        "--users",
-        str(users),
-        "--days",
-        str(days),
-        "--seed",
-        str(seed),
-        "--port",
-        "0",
-    ]
-    if faults:
-        command += ["--faults", faults]
-    if start:
-        command += ["--start", start]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        line = process.stdout.readline() if process.stdout else b""
-        if not line:
-            raise RuntimeError(f"the simulator exited without printing its info line: {' '.join(command)}")
-        yield orjson.loads(line)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    from simulator.handle import spawn
+
+    with spawn(scenario, users, days, seed=seed, faults=faults, start=start) as process:
+        yield process.info
 
 
 @contextmanager

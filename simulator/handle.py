@@ -143,13 +143,29 @@ class SimulatorProcess:
         self.stop()
 
 
-def spawn(scenario: str, users: int | None = None, days: int | None = None) -> SimulatorProcess:
-    """`python -m simulator serve` for `scenario`, once it has printed its connection info."""
+def spawn(
+    scenario: str,
+    users: int | None = None,
+    days: int | None = None,
+    *,
+    seed: int | None = None,
+    faults: str | None = None,
+    start: str | None = None,
+) -> SimulatorProcess:
+    """`python -m simulator serve` for `scenario`, once it has printed its connection info.
+
+    `faults` is a fault profile name or file (`--faults`), `start` the world's start (`--start`,
+    ISO 8601; in the future for a live clock). Used by the demo and the benchmarks."""
     command = [sys.executable, "-m", "simulator", "serve", "--scenario", scenario, "--port", "0"]
-    if users is not None:
-        command += ["--users", str(users)]
-    if days is not None:
-        command += ["--days", str(days)]
+    for flag, value in (
+        ("--users", users),
+        ("--days", days),
+        ("--seed", seed),
+        ("--faults", faults),
+        ("--start", start),
+    ):
+        if value is not None and value != "":
+            command += [flag, str(value)]
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
         assert process.stdout is not None
