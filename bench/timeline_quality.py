@@ -13,8 +13,10 @@ Also per scenario: incidents by priority and per 1,000 users per week, decoys ra
 daily digests hold (mass changes, findings inside declared change windows) and the MTTD of the
 story incidents counted from when their first event could be read.
 
-Run: ``.venv/bin/python -m bench.timeline_quality [SCENARIO ...] [--quick] [--json]`` (a Markdown
-table per scenario; ``--json`` adds the full scores), or ``python -m bench timeline_quality``.
+Run: ``.venv/bin/python -m bench.timeline_quality [SCENARIO ...] [--quick] [--json] [--users N]
+[--days N]`` (a Markdown table per scenario; ``--json`` adds the full scores; ``--users 1000`` scores
+every scenario in a 1,000-user tenant instead of the scenario's own size, which is how the
+quiet-week figure per 1,000 users is measured), or ``python -m bench timeline_quality``.
 """
 
 from __future__ import annotations
@@ -118,10 +120,11 @@ def _identity(db: Database) -> None:
     resolve_people(db)
 
 
-def score(scenario: str, workdir: Path) -> dict[str, Any]:
+def score(scenario: str, workdir: Path, **options: Any) -> dict[str, Any]:
+    """Score one scenario; ``options`` go to the simulator (``users=1000`` for a 1,000-user tenant)."""
     from timeline.quality import score_against_truth
 
-    db, truth, timings = pipeline(scenario, workdir)
+    db, truth, timings = pipeline(scenario, workdir, **options)
     try:
         result = score_against_truth(db, truth)
     finally:
@@ -203,15 +206,22 @@ if __name__ == "__main__":
     import json
     import sys
 
-    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(
-        SCENARIOS[:1] + SCENARIOS[-1:] if "--quick" in sys.argv else SCENARIOS
+    args = sys.argv[1:]
+    options: dict[str, Any] = {}
+    for flag in ("--users", "--days"):
+        if flag in args:
+            at = args.index(flag)
+            options[flag[2:]] = int(args[at + 1])
+            del args[at : at + 2]
+    names = [a for a in args if not a.startswith("--")] or list(
+        SCENARIOS[:1] + SCENARIOS[-1:] if "--quick" in args else SCENARIOS
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            outcome = score(name, Path(tmp))
+            outcome = score(name, Path(tmp), **options)
             results.append(outcome)
-            if "--json" in sys.argv:
+            if "--json" in args:
                 print(
                     json.dumps({k: v for k, v in outcome.items() if k != "per_story"}, indent=1, default=str)
                 )

@@ -140,6 +140,9 @@ class State:
         self.slack_settings: dict[str, Any] = {}
         self.slack_apps: dict[str, SlackApp] = {}
         self.slack_public_files: dict[str, dict[str, Any]] = {}
+        # Guests a story invited (id -> user object incl. invited_by) and the channels they are in.
+        self.slack_guests: dict[str, dict[str, Any]] = {}
+        self.slack_channel_guests: dict[str, list[str]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.removed_users: set[int] = set()
         self._build_base()

@@ -172,13 +172,19 @@ def read_settings(ctx: StreamContext) -> Iterator[Page]:
 # ---- conversations ----------------------------------------------------------------------------
 
 
-def _channel_ids(ctx: StreamContext) -> list[str]:
-    """Selected channels by id (C…/G…) or by name (looked up once with conversations.list)."""
+def _channel_ids(ctx: StreamContext) -> list[tuple[str, str | None]]:
+    """Selected channels as (id, name): by id (C…/G…) or by name, looked up once with
+    conversations.list; a channel named by id alone gets its name from the same list (or None
+    when the bot cannot see it), so stored messages carry ``meta.channel_name`` and timelines
+    say #finance, not C0F1N4NC3."""
     api: SlackApi = ctx.api
     wanted = [str(c).lstrip("#") for c in ctx.setting("slack_channels") or []]
-    if wanted == ["*"]:
-        return [
-            str(ch["id"])
+    if not wanted:
+        return []
+
+    def listed() -> dict[str, str]:
+        return {
+            str(ch["id"]): str(ch.get("name") or "")
             for ch in api.paged(
                 "conversations.list",
                 "channels",
@@ -187,38 +193,30 @@ def _channel_ids(ctx: StreamContext) -> list[str]:
                 limit=1000,
             )
             if isinstance(ch, dict) and ch.get("id")
-        ]
-    names = [c for c in wanted if not (c[:1] in ("C", "G", "D") and c.upper() == c)]
-    ids = [c for c in wanted if c not in names]
-    if names:
-        found = {
-            ch.get("name"): ch.get("id")
-            for ch in api.paged(
-                "conversations.list",
-                "channels",
-                permission="channels:read groups:read",
-                types="public_channel,private_channel",
-                limit=1000,
-            )
-            if isinstance(ch, dict)
         }
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise RequestRejected(
-                f"{api.name}: no channel named {', '.join(missing)} is visible to the bot", status=404
-            )
-        ids += [str(found[n]) for n in names]
-    return ids
+
+    known = listed()
+    if wanted == ["*"]:
+        return [(cid, name or None) for cid, name in known.items()]
+    by_name = {name: cid for cid, name in known.items() if name}
+    names = [c for c in wanted if not (c[:1] in ("C", "G", "D") and c.upper() == c)]
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise RequestRejected(
+            f"{api.name}: no channel named {', '.join(missing)} is visible to the bot", status=404
+        )
+    ids = [(c, known.get(c) or None) for c in wanted if c not in names]
+    return ids + [(by_name[n], n) for n in names]
 
 
 def read_messages(ctx: StreamContext) -> Iterator[Page]:
     """History and thread replies of the selected channels, by time window."""
     api: SlackApi = ctx.api
     permission = "channels:history groups:history"
-    for channel in _channel_ids(ctx):
+    for channel, name in _channel_ids(ctx):
 
         def fetch(
-            start: datetime, end: datetime, token: Any, channel: str = channel
+            start: datetime, end: datetime, token: Any, channel: str = channel, name: str | None = name
         ) -> tuple[list[Any], Any, str]:
             params: dict[str, Any] = {
                 "channel": channel,
@@ -231,7 +229,7 @@ def read_messages(ctx: StreamContext) -> Iterator[Page]:
                 params["cursor"] = token
             body = api.call("conversations.history", permission=permission, lists=("messages",), **params)
             messages = body["messages"]
-            out = _convert(messages, channel)
+            out = _convert(messages, channel, name)
             for parent in messages:
                 if isinstance(parent, dict) and parent.get("reply_count") and parent.get("ts"):
                     replies = api.paged(
@@ -243,7 +241,9 @@ def read_messages(ctx: StreamContext) -> Iterator[Page]:
                         limit=200,
                     )
                     out += _convert(
-                        [r for r in replies if isinstance(r, dict) and r.get("ts") != parent["ts"]], channel
+                        [r for r in replies if isinstance(r, dict) and r.get("ts") != parent["ts"]],
+                        channel,
+                        name,
                     )
             cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
             return (
@@ -255,13 +255,16 @@ def read_messages(ctx: StreamContext) -> Iterator[Page]:
         yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch, key=f"channel:{channel}")
 
 
-def _convert(messages: list[Any], channel: str) -> list[Any]:
+def _convert(messages: list[Any], channel: str, name: str | None = None) -> list[Any]:
     out = []
     for message in messages:
         try:
-            out.append(normalise_slack_message(message, channel))
+            normalised = normalise_slack_message(message, channel)
         except NormaliseError:
             continue
+        if name:
+            normalised.meta["channel_name"] = name
+        out.append(normalised)
     return out
 
 

@@ -13,8 +13,12 @@ USER = Field("user", "Slack user id (U…/W…) or the user's e-mail")
 
 
 def read_user(gw: SlackGateway, user: str) -> dict[str, Any]:
-    """users.info by id; an e-mail is looked up in users.list (profile.email)."""
+    """users.info by id; an e-mail with users.lookupByEmail (which finds guests too), else in
+    users.list (profile.email)."""
     if "@" in user:
+        found = gw.read("users.lookupByEmail", token="bot", email=user)
+        if found and found.get("user"):
+            return found["user"]
         for member in gw.read_all("users.list", "members", token="bot"):
             if str((member.get("profile") or {}).get("email", "")).lower() == user.lower():
                 return member
@@ -63,6 +67,86 @@ class DeactivateUser(Operation):
     def verify(self, gw, target, params, before):
         after = read_user(gw, before["id"])
         return Verification(bool(after.get("deleted")), {"deleted": after.get("deleted")})
+
+
+def _channels_of(gw: SlackGateway, user_id: str) -> list[dict[str, Any]]:
+    return [
+        {"id": c["id"], "name": c.get("name"), "private": bool(c.get("is_private"))}
+        for c in gw.read_all(
+            "users.conversations",
+            "channels",
+            token="admin",
+            user=user_id,
+            types="public_channel,private_channel",
+        )
+        if c.get("id")
+    ]
+
+
+def _members(gw: SlackGateway, channel_id: str) -> set[str]:
+    return {
+        str(m) for m in gw.read_all("conversations.members", "members", token="admin", channel=channel_id)
+    }
+
+
+class RemoveFromChannels(Operation):
+    """admin.conversations.kick from each channel the user is in (users.conversations), or from
+    the one ``channel`` named; checked with conversations.members of every channel. The channels are
+    saved, so rollback invites the user back to exactly those."""
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        channels = [c for c in _channels_of(gw, user["id"]) if c["name"] != "general"]
+        wanted = str(target.get("channel") or "").lstrip("#")
+        if wanted:
+            channels = [c for c in channels if wanted in (c["id"], c["name"])]
+        return {
+            "id": user["id"],
+            "guest": bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+            "channels": channels,
+        }
+
+    def satisfied(self, before, params):
+        return not before["channels"]
+
+    def apply(self, gw, target, params, before):
+        for channel in before["channels"]:
+            gw.write(
+                "admin.conversations.kick", token="admin", channel_id=channel["id"], user_ids=before["id"]
+            )
+
+    def verify(self, gw, target, params, before):
+        still = [c["name"] or c["id"] for c in before["channels"] if before["id"] in _members(gw, c["id"])]
+        return Verification(
+            not still, {"removed_from": [c["name"] or c["id"] for c in before["channels"]], "still_in": still}
+        )
+
+    def inverse_request(self, target, params, before):
+        return {"user": before["id"]}, {"channels": [c["id"] for c in before["channels"]]}
+
+
+class InviteToChannels(Operation):
+    """admin.conversations.invite to each saved channel (the rollback of a removal)."""
+
+    def inspect(self, gw, target, params):
+        user = read_user(gw, target["user"])
+        wanted = [str(c) for c in params.get("channels") or []] or [str(target.get("channel") or "")]
+        wanted = [c for c in wanted if c]
+        if not wanted:
+            raise TargetMissing("no channel to invite the user back to")
+        missing = [c for c in wanted if user["id"] not in _members(gw, c)]
+        return {"id": user["id"], "channels": wanted, "missing": missing}
+
+    def satisfied(self, before, params):
+        return not before["missing"]
+
+    def apply(self, gw, target, params, before):
+        for channel in before["missing"]:
+            gw.write("admin.conversations.invite", token="admin", channel_id=channel, user_ids=before["id"])
+
+    def verify(self, gw, target, params, before):
+        absent = [c for c in before["channels"] if before["id"] not in _members(gw, c)]
+        return Verification(not absent, {"channels": before["channels"], "absent_from": absent})
 
 
 class SetPublicUrl(Operation):
@@ -150,6 +234,42 @@ ACTIONS = (
         idempotency_fields=("user",),
         verification="users.info(user).deleted is true",
         operation=DeactivateUser(),
+    ),
+    ActionSpec(
+        name="slack.remove_from_channels",
+        provider=_P,
+        title="Remove the user from Slack channels",
+        description=(
+            "Take a guest (or member) out of every channel they are in, private ones included, or out of"
+            " the one channel named (admin.conversations.kick)."
+        ),
+        target=(
+            USER,
+            Field("channel", "channel id (C…) or name; every channel when left out", required=False),
+        ),
+        permission="admin.conversations:write (org admin user token)",
+        reversible=True,
+        inverse="slack.invite_to_channels",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "channel"),
+        verification="conversations.members of each channel no longer lists the user",
+        operation=RemoveFromChannels(),
+    ),
+    ActionSpec(
+        name="slack.invite_to_channels",
+        provider=_P,
+        title="Invite the user back to Slack channels",
+        description="Add the user to the channels a removal took them out of (admin.conversations.invite).",
+        target=(USER, Field("channel", "channel id (C…) or name", required=False)),
+        params=(Field("channels", "channel ids saved by the removal", required=False),),
+        permission="admin.conversations:write (org admin user token)",
+        reversible=True,
+        inverse="slack.remove_from_channels",
+        blast_radius=BlastRadius.USER,
+        idempotency_fields=("user", "channel"),
+        verification="conversations.members of each channel lists the user again",
+        operation=InviteToChannels(),
+        rollback_only=True,
     ),
     ActionSpec(
         name="slack.revoke_public_url",

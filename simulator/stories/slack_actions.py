@@ -173,6 +173,12 @@ def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: 
             {"guest": guest},
             where=where,
         )
+        joined = b.state.slack_channel_guests.setdefault(channel.id, [])
+        if guest["id"] not in joined:
+            joined.append(guest["id"])
+    # the guest exists in the workspace from now on: users.info, users.conversations and the
+    # admin.conversations.kick/invite remediation read and change these
+    b.state.slack_guests[guest["id"]] = {**guest, "invited_by": person.email, "kind": kind}
     b.remember("slack_guest", user=guest, invited_by=person.email)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,9 @@ def register(sim: Simulator) -> None:
         "auth.test": (api.auth_test, "bot|admin|user|audit"),
         "users.list": (api.users_list, "bot|admin|user"),
         "users.info": (api.users_info, "bot|admin|user"),
+        "users.lookupByEmail": (api.users_lookup_by_email, "bot|admin|user"),
+        "users.conversations": (api.users_conversations, "bot|admin|user"),
+        "conversations.members": (api.conversations_members, "bot|admin|user"),
         "conversations.list": (api.conversations_list, "bot|admin|user"),
         "conversations.info": (api.conversations_info, "bot|admin|user"),
         "conversations.history": (api.history, "bot|admin|user"),
@@ -80,6 +84,8 @@ def register(sim: Simulator) -> None:
         "admin.teams.settings.info": (api.team_settings, "admin"),
         "admin.users.session.reset": (api.session_reset, "admin"),
         "admin.users.remove": (api.users_remove, "admin"),
+        "admin.conversations.kick": (api.admin_conversations_kick, "admin"),
+        "admin.conversations.invite": (api.admin_conversations_invite, "admin"),
         "admin.apps.approved.list": (api.apps_approved, "admin"),
         "admin.apps.restricted.list": (api.apps_restricted, "admin"),
         "admin.apps.uninstall": (api.apps_uninstall, "admin"),
@@ -238,7 +244,71 @@ class SlackApi:
         return self.offset_page(request, "members", members, 200)
 
     def users_info(self, request: Request) -> Response:
+        guest = self.guest(request.arg("user") or "")
+        if guest is not None:
+            return ok(user=guest)
         return ok(user=self.user_object(self.person(request)))
+
+    def users_lookup_by_email(self, request: Request) -> Response:
+        email = (request.arg("email") or "").lower()
+        guest = self.guest(email)
+        if guest is not None:
+            return ok(user=guest)
+        person = self.tenant.person(email) if email else None
+        if person is None or "@" not in email:
+            return fail("users_not_found")
+        return ok(user=self.user_object(person))
+
+    def guest(self, key: str) -> dict[str, Any] | None:
+        """A guest a story invited, as users.info shows one (is_restricted; ultra for a single-channel
+        guest), by id or e-mail; None for members. Guests are not in users.list here (the
+        collectors' member inventory stays what it was)."""
+        with self.state.lock:
+            found = self.state.slack_guests.get(key) or next(
+                (g for g in self.state.slack_guests.values() if g["email"].lower() == key.lower()), None
+            )
+        if found is None:
+            return None
+        return {
+            "id": found["id"],
+            "team_id": self.tenant.slack_team_id,
+            "name": found["name"],
+            "deleted": bool(found.get("deleted")),
+            "real_name": found["name"],
+            "profile": {"real_name": found["name"], "display_name": found["name"], "email": found["email"]},
+            "is_admin": False,
+            "is_owner": False,
+            "is_primary_owner": False,
+            "is_restricted": True,
+            "is_ultra_restricted": found.get("kind") == "single_channel_guest",
+            "is_bot": False,
+            "is_app_user": False,
+        }
+
+    def member_ids(self, channel: Channel) -> list[str]:
+        """Who is in a channel: its members' Slack ids, then the guests a story added."""
+        with self.state.lock:
+            guests = list(self.state.slack_channel_guests.get(channel.id, []))
+        people = self.tenant.people
+        return [people[i].slack_id for i in channel.members] + guests
+
+    def conversations_members(self, request: Request) -> Response:
+        """conversations.members: the user ids in a channel, cursor-paged."""
+        return self.offset_page(request, "members", self.member_ids(self._channel(request)), 100)
+
+    def users_conversations(self, request: Request) -> Response:
+        """users.conversations: the channels a user (member or guest) is in, of the asked types."""
+        key = request.arg("user") or ""
+        guest = self.guest(key)
+        user_id = guest["id"] if guest else self.person(request).slack_id
+        types = (request.arg("types") or "public_channel").split(",")
+        channels = [
+            self.channel_object(c)
+            for c in list(self.tenant.channels)
+            if (("private_channel" in types and c.private) or ("public_channel" in types and not c.private))
+            and user_id in self.member_ids(c)
+        ]
+        return self.offset_page(request, "channels", channels, 100)
 
     def channel_object(self, channel: Any) -> dict[str, Any]:
         return {
@@ -571,16 +641,26 @@ class SlackApi:
 
     # ---------------------------------------------------------------- remediation
 
+    def _guest_entity(self, guest: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "user", "user": {k: guest[k] for k in ("id", "name", "email", "team") if k in guest}}
+
     def session_reset(self, request: Request) -> Response:
+        flags = {
+            "mobile_only": request.arg("mobile_only") in ("true", "1"),
+            "web_only": request.arg("web_only") in ("true", "1"),
+        }
+        with self.state.lock:
+            guest = self.state.slack_guests.get(request.arg("user_id") or "")
+        if guest is not None:  # a guest's sessions end as a member's do
+            self.audit_event("user_session_reset_by_admin", None, self._guest_entity(guest), flags)
+            self.change(request, "reset_slack_sessions", {"user": guest["email"], "user_id": guest["id"]})
+            return ok()
         person = self.person(request, "user_id")
         self.audit_event(
             "user_session_reset_by_admin",
             person,
             {"type": "user", "user": slack_user(self.world.ctx, person)},
-            {
-                "mobile_only": request.arg("mobile_only") in ("true", "1"),
-                "web_only": request.arg("web_only") in ("true", "1"),
-            },
+            flags,
         )
         self.change(
             request, "reset_slack_sessions", {"user": person.email, "user_id": person.slack_id}, person
@@ -588,6 +668,18 @@ class SlackApi:
         return ok()
 
     def users_remove(self, request: Request) -> Response:
+        with self.state.lock:
+            guest = self.state.slack_guests.get(request.arg("user_id") or "")
+            if guest is not None:
+                guest["deleted"] = True
+        if guest is not None:
+            self.audit_event("user_deactivated", None, self._guest_entity(guest))
+            self.change(
+                request,
+                "deactivate_user",
+                {"user": guest["email"], "user_id": guest["id"], "team_id": request.arg("team_id")},
+            )
+            return ok()
         person = self.person(request, "user_id")
         self.state.user(person.index).slack_deleted = True
         self.audit_event(
@@ -600,6 +692,78 @@ class SlackApi:
             person,
         )
         return ok()
+
+    def _user_ids(self, request: Request) -> list[str]:
+        raw = request.arg("user_ids") or ""
+        if raw.startswith("["):
+            return [str(u) for u in json.loads(raw)]
+        return [u for u in raw.split(",") if u]
+
+    def admin_conversations_kick(self, request: Request) -> Response:
+        """admin.conversations.kick: remove members or guests from a channel (private ones too);
+        removed_user_ids and failed_user_ids ({user_id, error: not_in_channel}) as Slack answers."""
+        channel = self.world.conversations.slack_channel(request.arg("channel_id") or "")
+        if channel is None:
+            return fail("channel_not_found")
+        if channel.name == "general":
+            return fail("channel_type_not_supported")
+        wanted = self._user_ids(request)
+        if not wanted:
+            return fail("invalid_arguments")
+        removed, failed = [], []
+        with self.state.lock:
+            current = self.world.conversations.slack_channel(channel.id) or channel
+            guests = self.state.slack_channel_guests.setdefault(current.id, [])
+            members = list(current.members)
+            for user_id in wanted:
+                person = self.tenant.person(user_id)
+                if user_id in guests:
+                    guests.remove(user_id)
+                    removed.append(user_id)
+                elif person is not None and person.index in members:
+                    members.remove(person.index)
+                    removed.append(user_id)
+                else:
+                    failed.append({"user_id": user_id, "error": "not_in_channel"})
+            if len(members) != len(current.members):
+                self._replace_channel(current, replace(current, members=tuple(members)))
+        if not removed:
+            return fail("failed_for_all_users", failed_user_ids=failed)
+        self.change(request, "kick_from_channel", {"channel": channel.id, "users": removed})
+        extra = {"warning": "failed_for_some_users"} if failed else {}
+        return ok(removed_user_ids=removed, failed_user_ids=failed, **extra)
+
+    def admin_conversations_invite(self, request: Request) -> Response:
+        """admin.conversations.invite: add members or known guests to a channel."""
+        channel = self.world.conversations.slack_channel(request.arg("channel_id") or "")
+        if channel is None:
+            return fail("channel_not_found")
+        if channel.name == "general":
+            return fail("channel_type_not_supported")
+        wanted = self._user_ids(request)
+        added, failed = [], []
+        with self.state.lock:
+            current = self.world.conversations.slack_channel(channel.id) or channel
+            guests = self.state.slack_channel_guests.setdefault(current.id, [])
+            members = list(current.members)
+            for user_id in wanted:
+                person = self.tenant.person(user_id)
+                if user_id in self.state.slack_guests:
+                    if user_id not in guests:
+                        guests.append(user_id)
+                    added.append(user_id)
+                elif person is not None:
+                    if person.index not in members:
+                        members.append(person.index)
+                    added.append(user_id)
+                else:
+                    failed.append({"user_id": user_id, "error": "user_not_found"})
+            if len(members) != len(current.members):
+                self._replace_channel(current, replace(current, members=tuple(members)))
+        if not added:
+            return fail("failed_for_all_users", failed_user_ids=failed)
+        self.change(request, "invite_to_channel", {"channel": channel.id, "users": added})
+        return ok(**({"failed_user_ids": failed} if failed else {}))
 
     def files_info(self, request: Request) -> Response:
         file_id = request.arg("file") or ""

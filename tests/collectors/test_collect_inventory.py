@@ -132,3 +132,10 @@ def test_selected_conversations_are_stored_once_and_only_redacted(
                 )
     [pasted] = [r for r in stored["slack:messages"] if "use this to test the bot" in r.text_redacted]
     assert LEAKED not in pasted.text_redacted and pasted.redactions == {"secret": 1}
+    # and every Slack message keeps its channel's name, so timelines say #name, not the channel id
+    names = {
+        c["id"]: c["name"] for c in web.conversations_list(types="public_channel,private_channel")["channels"]
+    }
+    assert {(r.channel, (r.meta or {}).get("channel_name")) for r in stored["slack:messages"]} <= set(
+        names.items()
+    )

@@ -1,18 +1,17 @@
-"""The slack_guest_exfiltration scenario through slack_sdk's AuditLogsClient, and end to end: one
-P1/P2 incident for the story, nothing at P1/P2 for the announced agency guest."""
+"""The slack_guest_exfiltration scenario through slack_sdk's AuditLogsClient, and the guest's
+channel membership through the Web API (conversations.members, users.conversations,
+admin.conversations.kick/invite)."""
 
 from __future__ import annotations
 
-import pytest
-
-from simulator.timestamps import settled_period_start
-from tests.scenario_run import run_and_score
 
 START = "2026-03-02T00:00:00Z"
 GUEST = "r.kowalski.home@fastmail.example"
 
 
-def test_guest_in_private_channels_bulk_downloads_and_export_as_audit_entries(make_simulator, audit_logs):
+def test_guest_in_private_channels_bulk_downloads_and_export_as_audit_entries(
+    make_simulator, audit_logs, slack
+):
     sim = make_simulator("slack_guest_exfiltration", start=START)
     client = audit_logs(sim.info)
 
@@ -43,17 +42,35 @@ def test_guest_in_private_channels_bulk_downloads_and_export_as_audit_entries(ma
     assert {e["actor"]["user"]["email"] for e in export} == {inviter}
     assert {e["entity"]["type"] for e in export} == {"workspace"}
 
+    # the guest is a workspace user in the Web API, in exactly the channels it was added to
+    web = slack(sim.info, "slack.admin_token")
+    guest = web.users_lookupByEmail(email=GUEST)["user"]
+    assert guest["is_restricted"] and not guest["is_ultra_restricted"]  # a multi-channel guest
+    assert web.users_info(user=guest["id"])["user"]["profile"]["email"] == GUEST
 
-@pytest.mark.one_backend
-@pytest.mark.slow
-def test_the_guest_exfiltration_story_becomes_one_incident_and_the_agency_guest_none(
-    db, settings, make_simulator
-):
-    handle = make_simulator("slack_guest_exfiltration", start=settled_period_start(7))
-    result = run_and_score(db, settings, handle)
-    assert result["stories_split"] == result["stories_merged"] == 0
-    assert result["exactly_one_incident"] == result["stories"] == 1
-    assert all(story["priorities"][0] in ("P1", "P2") for story in result["per_story"])
-    assert {"P1", "P2"}.isdisjoint(result["unmatched_incidents"]["by_priority"])
-    assert result["decoys"]["at_p1_p2"] == 0
-    assert result["conversations"]["correct"] == result["conversations"]["expected"]
+    def channels() -> set[str]:
+        listed = web.users_conversations(user=guest["id"], types="public_channel,private_channel")
+        return {c["name"] for c in listed["channels"]}
+
+    assert channels() == {"security-ops", "finance", "sales"}
+    ops = next(
+        c for c in web.conversations_list(types="private_channel")["channels"] if c["name"] == "security-ops"
+    )
+    assert guest["id"] in web.conversations_members(channel=ops["id"])["members"]
+    # admin.conversations.kick takes it out (a second user not in the channel fails alone), invite brings it back
+    kicked = web.api_call(
+        "admin.conversations.kick", params={"channel_id": ops["id"], "user_ids": f"{guest['id']},U0NOBODY"}
+    )
+    assert kicked["removed_user_ids"] == [guest["id"]]
+    assert kicked["failed_user_ids"] == [{"user_id": "U0NOBODY", "error": "not_in_channel"}]
+    assert guest["id"] not in web.conversations_members(channel=ops["id"])["members"]
+    assert channels() == {"finance", "sales"}
+    assert web.api_call(
+        "admin.conversations.invite", params={"channel_id": ops["id"], "user_ids": guest["id"]}
+    )["ok"]
+    assert channels() == {"security-ops", "finance", "sales"}
+    assert [c["action"] for c in sim.changes] == ["kick_from_channel", "invite_to_channel"]
+
+
+# The end-to-end half (one P1/P2 incident for the story, none for the agency guest) runs in
+# tests/remediation/test_slack_story_end_to_end.py, which goes on to the guest playbook on the same world.
