@@ -4,7 +4,6 @@ admin.conversations.kick/invite)."""
 
 from __future__ import annotations
 
-
 START = "2026-03-02T00:00:00Z"
 GUEST = "r.kowalski.home@fastmail.example"
 
