@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import col, select
 
-from cli import demo_oncall, demo_response
+from cli import demo_oncall, demo_response, demo_sso
 from cli.context import console, settings
 from cli.demo_progress import DemoProgress
 from core.audit import Actor, AuditAction, Channel, record, verify_database
@@ -309,7 +309,8 @@ def run_scenario(
             _print_incidents(db)
             _print_compliance(db)
         _print_retention(db, urgent)
-        demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI))
+        demo_oncall.show(db, demo_settings, Actor(f"principal:{ANALYST}", Channel.CLI), sim.info)
+        demo_sso.show(sim.info, settings().public_url)
         demo_response.show(
             db,
             demo_settings,

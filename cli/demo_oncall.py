@@ -1,5 +1,7 @@
 """The demo's on-call part: who is paged about the P1, on which channel, the escalation when nobody
-answers, and the acknowledgement that stops it — through the simulator's Slack and Twilio.
+answers, and the acknowledgement that stops it — through the simulator's Slack, Twilio and SMTP
+server (e-mail pages go over STARTTLS, the certificate verified against the simulator's CA, with a
+password; the simulator's /_sim/mail says what it delivered).
 
 `configure` applies a small on-call document (two responders, a weekly schedule, a 3-step policy,
 a P1 route) before the cycle, so the cycle's escalations stage pages level 1 by itself; `show`
@@ -31,9 +33,7 @@ def configure(db: Database, demo_settings: Settings, info: dict[str, Any], actor
     from oncall.files import validate
     from oncall.store import apply_document
 
-    token_file = Path(demo_settings.data_dir) / "twilio-auth-token"
-    token_file.write_text(info["twilio.auth_token"])
-    token_file.chmod(0o600)
+    token_file = _secret_file(demo_settings, "twilio-auth-token", info["twilio.auth_token"])
     members = requests.get(
         info["slack.base_url"] + "users.list",
         headers={"Authorization": f"Bearer {info['slack.bot_token']}"},
@@ -54,7 +54,8 @@ def configure(db: Database, demo_settings: Settings, info: dict[str, Any], actor
                 "phone": "+15550100002",
                 "slack_user": second["id"],
                 "timezone": "America/New_York",
-                "notify": ["slack", "voice"],
+                "email": f"omar@{info.get('m365.domain') or 'example.com'}",
+                "notify": ["slack", "voice", "email"],
             },
         ],
         "schedules": [
@@ -83,19 +84,55 @@ def configure(db: Database, demo_settings: Settings, info: dict[str, Any], actor
         ],
         "routes": [{"name": "p1", "policy": "security", "priorities": ["P1"]}],
         "channels": {
+            **_smtp_channel(demo_settings, info),
             "twilio": {
                 "account_sid": info["twilio.account_sid"],
                 "auth_token_ref": f"file:{token_file}",
                 "from_number": "+15550109999",
                 "base_url": info["twilio.base_url"],
-            }
+            },
         },
     }
     with db.session() as session:
         apply_document(session, validate(document, where="demo on-call"), actor=actor)
 
 
-def show(db: Database, demo_settings: Settings, acknowledger: Actor) -> None:
+def _secret_file(demo_settings: Settings, name: str, value: str) -> Path:
+    path = Path(demo_settings.data_dir) / name
+    path.write_text(value)
+    path.chmod(0o600)
+    return path
+
+
+def _smtp_channel(demo_settings: Settings, info: dict[str, Any]) -> dict[str, Any]:
+    """The simulator's SMTP server as the on-call e-mail channel (none when it runs without one)."""
+    if "mail.smtp_port" not in info:
+        return {}
+    password = _secret_file(demo_settings, "smtp-password", info["mail.smtp_password"])
+    return {
+        "smtp": {
+            "host": info["mail.smtp_host"],
+            "port": info["mail.smtp_port"],
+            "sender": f"oncall@{info.get('m365.domain') or 'tenantguard.local'}",
+            "starttls": True,
+            "ca_file": info["m365.ca_bundle"],
+            "username": info["mail.smtp_user"],
+            "password_ref": f"file:{password}",
+        }
+    }
+
+
+def _delivered_mail(info: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not info or "mail.smtp_port" not in info:
+        return []
+    answer = requests.get(f"{info['admin_url']}/mail", timeout=30)
+    answer.raise_for_status()
+    return list(answer.json()["delivered"])
+
+
+def show(
+    db: Database, demo_settings: Settings, acknowledger: Actor, info: dict[str, Any] | None = None
+) -> None:
     """Let the first level go unanswered (simulated clock), then acknowledge; print the paging."""
     from oncall import acknowledge, run_due
     from oncall.journal import recipient
@@ -141,6 +178,15 @@ def show(db: Database, demo_settings: Settings, acknowledger: Actor) -> None:
         f"{escalation.acknowledged_by} via {escalation.acknowledged_via}, MTTA {mtta}; level 3 not paged",
         highlight=False,
     )
+    for mail in _delivered_mail(info)[:3]:
+        console.print(
+            f"e-mail page delivered to {', '.join(mail['recipients'])}: {mail['subject']!r} "
+            f"({'STARTTLS, certificate verified' if mail['tls'] else 'in clear'}"
+            + (f", signed in as {mail['login']}" if mail["login"] else "")
+            + f"; the simulator's ground truth: {info['admin_url'] if info else ''}/mail)",
+            highlight=False,
+            markup=False,
+        )
     from oncall.service import mtta_report
 
     with db.session(readonly=True) as session:

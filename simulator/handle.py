@@ -7,15 +7,20 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.admin_view import stream_digest
 from simulator.scenario import Scenario, load_scenario
 from simulator.server import Simulator
 from simulator.world import build_world
+
+if TYPE_CHECKING:
+    from simulator.mail import MailServer
+    from simulator.oidc import OidcProvider
 
 
 @dataclass
@@ -44,6 +49,16 @@ class SimulatorHandle:
     @property
     def base_url(self) -> str:
         return self.sim.base_url
+
+    @property
+    def mail(self) -> MailServer:
+        """The loopback SMTP/IMAP pair and what it delivered (started on first use)."""
+        return self.sim.start_mail()
+
+    @property
+    def oidc(self) -> OidcProvider:
+        """The OpenID provider at ``info["oidc.issuer"]``: its people, sign-ins and refusals."""
+        return self.sim.oidc
 
     def set_faults(self, spec: str) -> None:
         self.sim.set_faults(spec)
@@ -84,8 +99,10 @@ def start(
     tls_port: int = 0,
     paging: dict[str, int] | None = None,
     lag: dict[str, str | int] | None = None,
+    mail: bool = False,
 ) -> SimulatorHandle:
-    """Build the world and serve it on loopback (port 0 = any free port) in background threads."""
+    """Build the world and serve it on loopback (port 0 = any free port) in background threads;
+    `mail` starts the SMTP/IMAP pair too (`simulator serve` does; tests ask when they need it)."""
     loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if paging or lag:
         from simulator.timestamps import parse_duration
@@ -103,7 +120,10 @@ def start(
         )
     world = build_world(loaded, users=users, days=days, seed=seed, start=start)
     sim = Simulator(world, faults=faults, host=host, port=port, tls_port=tls_port)
-    return SimulatorHandle(sim.start())
+    sim.start()
+    if mail:
+        sim.start_mail()
+    return SimulatorHandle(sim)
 
 
 @dataclass
@@ -126,6 +146,16 @@ class SimulatorProcess:
     def changes(self) -> list[dict[str, Any]]:
         """Every write call (remediation) recorded so far, oldest first."""
         return list(self._admin("changes"))
+
+    def delivered_mail(self, to: str | None = None) -> list[dict[str, Any]]:
+        """What the simulator's SMTP server accepted (``GET /_sim/mail``), oldest first."""
+        query = f"?{urllib.parse.urlencode({'to': to})}" if to else ""
+        return list(self._admin(f"mail{query}")["delivered"])
+
+    @property
+    def sign_ins(self) -> list[dict[str, Any]]:
+        """Who signed in through the simulator's OpenID provider (``GET /_sim/oidc``)."""
+        return list(self._admin("oidc")["sign_ins"])
 
     def stop(self) -> None:
         if self.process.poll() is None:

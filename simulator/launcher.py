@@ -44,6 +44,7 @@ def serve(
         faults=faults,
         port=port,
         tls_port=tls_port,
+        mail=True,
     )
     stop = stop or threading.Event()
     previous = (

@@ -15,13 +15,16 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.auth import AccessToken, TokenRegistry, make_credentials
 from simulator.faults import Faults, parse_faults
 from simulator.http import Listener, Request, Response, Router
 from simulator.timestamps import SECOND, graph_time
 from simulator.world import World
+
+if TYPE_CHECKING:
+    from simulator.mail import MailServer
 
 
 class ApiError(Exception):
@@ -93,6 +96,10 @@ class Simulator:
             self.tokens.register_static(token, "slack", audience)
         self.tokens.register_static(self.credentials.okta_api_token, "okta", "okta_ssws")
         self.set_faults(faults if faults is not None else world.scenario.faults)
+        from simulator.oidc import make_provider
+
+        self.oidc = make_provider(self)  # routes on this port (/oidc): no listener of its own
+        self.mail: MailServer | None = None  # SMTP + IMAP listeners: start_mail() (simulator serve)
         from simulator.vendors import register_all
 
         register_all(self)
@@ -104,7 +111,27 @@ class Simulator:
         self.https.start()
         return self
 
+    def start_mail(self) -> MailServer:
+        """Start the loopback SMTP/IMAP pair (STARTTLS with this simulator's certificate)."""
+        from simulator.mail import MailServer
+
+        if self.mail is None:
+            ids, domain = self.tenant.ids, self.tenant.domain
+            mail = MailServer(
+                self.host,
+                tls_context=self.credentials.ssl_context(),
+                smtp_user=f"tenantguard@{domain}",
+                smtp_password=ids.hex("smtp-password", length=24),
+            )
+            mail.add_account(
+                f"security@{domain}", ids.hex("imap-password", length=24), [f"security@{domain}"]
+            )
+            self.mail = mail.start()
+        return self.mail
+
     def stop(self) -> None:
+        if self.mail is not None:
+            self.mail.stop()
         closer = threading.Thread(target=self.https.stop)
         closer.start()
         self.http.stop()
@@ -169,6 +196,8 @@ class Simulator:
             "twilio.account_sid": creds.twilio_account_sid,
             "twilio.auth_token": creds.twilio_auth_token,
             **_jira_info(self),
+            **self.oidc.info(),
+            **(self.mail.info() if self.mail is not None else {}),
         }
 
     # ---------------------------------------------------------------- clock and faults

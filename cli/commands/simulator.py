@@ -49,7 +49,9 @@ def serve(
         typer.Option(
             "--write-connections",
             help="Write a connections file for this simulator (secrets as file: references to 0600 "
-            "files beside it); then `TENANTGUARD_CONNECTIONS_FILE=FILE tenantguard serve` watches it.",
+            "files beside it); then `TENANTGUARD_CONNECTIONS_FILE=FILE tenantguard serve` watches it. "
+            "Beside it: <stem>.oncall.yaml (e-mail paging through the simulator's SMTP server, for "
+            "`tenantguard oncall apply`) and <stem>.sso.env (console SSO through its OpenID provider).",
         ),
     ] = None,
     interval: Annotated[
@@ -73,6 +75,8 @@ def serve(
 
             write_connections_file(info, target, interval=interval, notify_channel=notify_channel or None)
             typer.echo(f"connections for this simulator written to {target}", err=True)
+            for written in write_mail_and_sso(info, target):
+                typer.echo(f"  and {written}", err=True)
 
     run(
         scenario,
@@ -85,6 +89,49 @@ def serve(
         start_at=start,
         on_ready=on_ready,
     )
+
+
+def write_mail_and_sso(info: dict[str, Any], connections_file: Path) -> list[Path]:
+    """Beside the connections file: an on-call `channels.smtp` pointing e-mail pages at the
+    simulator's SMTP server (STARTTLS verified against its CA, its password a 0600 file), and the
+    settings that make the console sign people in through its OpenID provider."""
+    import yaml
+
+    from collectors.simulator_link import file_placer
+
+    target = Path(connections_file).resolve()
+    written = []
+    if "mail.smtp_port" in info:
+        place = file_placer(target.with_name(f"{target.stem}.secrets"))
+        channels = {
+            "channels": {
+                "smtp": {
+                    "host": info["mail.smtp_host"],
+                    "port": info["mail.smtp_port"],
+                    "sender": f"oncall@{info.get('m365.domain') or 'tenantguard.local'}",
+                    "starttls": True,
+                    "ca_file": info["m365.ca_bundle"],
+                    "username": info["mail.smtp_user"],
+                    "password_ref": place("mail", "smtp_password", info["mail.smtp_password"]),
+                }
+            }
+        }
+        oncall = target.with_name(f"{target.stem}.oncall.yaml")
+        oncall.write_text(
+            "# E-mail paging through the simulator's SMTP server: `tenantguard oncall apply YOUR_FILES "
+            f"{oncall.name}`\n" + yaml.safe_dump(channels, sort_keys=False)
+        )
+        written.append(oncall)
+    if "oidc.issuer" in info:
+        sso = target.with_name(f"{target.stem}.sso.env")
+        sso.write_text(
+            "# Console single sign-on through the simulator's OpenID provider: "
+            f"`set -a; . {sso.name}; set +a; tenantguard serve`\n"
+            f"TENANTGUARD_API_OIDC_ISSUER={info['oidc.issuer']}\n"
+            f"TENANTGUARD_API_OIDC_CLIENT_ID={info['oidc.client_id']}\n"
+        )
+        written.append(sso)
+    return written
 
 
 @app.command()

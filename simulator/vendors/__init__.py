@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(sim: Simulator) -> None:
+    from simulator import mail, oidc
     from simulator.vendors import (
         admin,
         entra,
@@ -22,5 +23,7 @@ def register_all(sim: Simulator) -> None:
         twilio,
     )
 
+    oidc.register(sim)  # /oidc/... on this port, before Entra's /{tenant}/.well-known/... matches it
+    mail.register(sim)  # /_sim/mail (the SMTP/IMAP listeners start with Simulator.start_mail)
     for module in (admin, entra, graph, management, google, okta, slack, slack_interactivity, twilio, jira):
         module.register(sim)

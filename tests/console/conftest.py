@@ -1,9 +1,9 @@
 """The browser suite: the real `tenantguard serve` process, a simulator-populated database, Chromium.
 
-``console`` (module scope) starts a loopback OpenID provider (tests/console/identity_provider.py)
-and two simulator tenants (an account takeover, an admin privilege abuse), runs the cycle once in
-this process (collect, detect, posture, identity, incidents), creates one principal per role, then
-starts `tenantguard serve --no-scheduler` against that database and waits for /health.
+``console`` (module scope) starts two simulator tenants (an account takeover, whose OpenID
+provider at ``/oidc`` is the console's single sign-on, and an admin privilege abuse), runs the
+cycle once in this process (collect, detect, posture, identity, incidents), creates one principal
+per role, then starts `tenantguard serve --no-scheduler` against that database and waits for /health.
 ``browser`` is Debian's Chromium driven by Playwright through its executable path (no browser
 download); each test opens its own context (``new_page``), so sessions never leak between tests.
 
@@ -32,7 +32,6 @@ from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
 from simulator.http import free_port
-from tests.console.identity_provider import identity_provider
 from tests.factories import TEST_PEPPER, make_principal
 
 CHROMIUM = os.environ.get("TENANTGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -118,8 +117,8 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     db.upgrade()
     simulator = start("account_takeover", users=20, days=2)
     second = start("admin_privilege_abuse", users=15, days=2)
-    sso = identity_provider(SSO_PEOPLE)
-    idp = sso.__enter__()
+    idp = simulator.oidc  # the first simulator's OpenID provider (simulator/oidc.py) is the console's SSO
+    idp.set_people(SSO_PEOPLE)
     try:
         definitions = connections_from_simulator(simulator.info) + connections_from_simulator(
             second.info, name_prefix="sim2", env_prefix="TG_CONSOLE_SIM2_"
@@ -140,7 +139,7 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             TENANTGUARD_API_TOKEN_PEPPER=TEST_PEPPER,
             TENANTGUARD_API_RATE_LIMIT_PER_SECOND="0",
             TENANTGUARD_API_AUTH_FAILURES_PER_MINUTE="100000",
-            TENANTGUARD_API_OIDC_ISSUER=idp.issuer,
+            TENANTGUARD_API_OIDC_ISSUER=simulator.info["oidc.issuer"],
             TENANTGUARD_API_OIDC_CLIENT_ID=SSO_CLIENT_ID,
             # shown on the compliance pages (serve runs without the scheduler: nothing is deleted)
             TENANTGUARD_RETENTION_MESSAGES="400d",
@@ -167,7 +166,6 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 server.kill()
                 server.wait(10)
     finally:
-        sso.__exit__(None, None, None)
         simulator.stop()
         second.stop()
         db.dispose()

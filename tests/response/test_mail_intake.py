@@ -17,8 +17,8 @@ from sqlmodel import select
 from core.models import AuditRecord, Finding, Incident
 from pipeline.cycle import run_cycle
 from response import run_due
+from simulator.mail import running
 from tests.response.conftest import response_document
-from tests.response.mailserver import mail_server
 
 PASSWORD = "intake-mailbox-password"
 
@@ -40,7 +40,9 @@ def _mail(smtp_port: int, subject: str, body: str, message_id: str, reply_to: st
 @pytest.fixture
 def mailbox(settings, configure_response, monkeypatch):
     monkeypatch.setenv("TG_TEST_MAILBOX_PASSWORD", PASSWORD)
-    with mail_server("intake", PASSWORD) as (smtp_port, imap_port, store):
+    with running() as mail:
+        mail.add_account("intake", PASSWORD)  # a catch-all INBOX
+        smtp_port, imap_port = mail.smtp_port, mail.imap_port
         document = response_document(None, jira=False) | {"channels": {"enabled": False}}
         document["intake"]["mailbox"] = {
             "host": "127.0.0.1",
@@ -50,11 +52,11 @@ def mailbox(settings, configure_response, monkeypatch):
             "password_ref": "env:TG_TEST_MAILBOX_PASSWORD",
         }
         configure_response(document)
-        yield smtp_port, store
+        yield smtp_port, mail
 
 
 def test_a_mailed_report_and_its_reply_become_one_finding_and_an_incident(db, settings, mailbox) -> None:
-    smtp_port, store = mailbox
+    smtp_port, mail = mailbox
     _mail(
         smtp_port,
         "Strange sign-in prompt on my laptop",
@@ -68,10 +70,10 @@ def test_a_mailed_report_and_its_reply_become_one_finding_and_an_incident(db, se
         "<report-2@northwind.example>",
         reply_to="<report-1@northwind.example>",
     )
-    assert len(store.mails) == 2
+    assert len(mail.delivered()) == 2
     report = run_due(db, settings)
     assert (report.mailbox.read, report.mailbox.error) == (2, "")
-    assert all(mail.seen for mail in store.mails)
+    assert all(m.seen for m in mail.inbox("intake"))
     with db.session(readonly=True) as session:
         [finding] = session.exec(select(Finding)).all()
         received = session.exec(
@@ -86,7 +88,7 @@ def test_a_mailed_report_and_its_reply_become_one_finding_and_an_incident(db, se
     assert "hunter2" not in finding.description
     assert [r.actor for r in received] == ["email:dana.reyes@northwind.example"] * 2
     again = run_due(db, settings)
-    assert again.mailbox.read == 0 and store.logins == 2
+    assert again.mailbox.read == 0 and mail.logins("intake") == 2
     run_cycle(db, settings, only=["incidents"], notify=False)
     with db.session(readonly=True) as session:
         incident = session.exec(select(Incident)).one()
@@ -94,12 +96,12 @@ def test_a_mailed_report_and_its_reply_become_one_finding_and_an_incident(db, se
 
 
 def test_a_wrong_mailbox_password_is_a_reported_error(db, settings, mailbox, monkeypatch) -> None:
-    smtp_port, store = mailbox
+    smtp_port, mail = mailbox
     _mail(smtp_port, "Phishing mail", "Look at this.", "<p-1@northwind.example>")
     monkeypatch.setenv("TG_TEST_MAILBOX_PASSWORD", "wrong")
     report = run_due(db, settings)
     assert "intake mailbox 127.0.0.1" in report.mailbox.error and report.mailbox.read == 0
     assert report.mailbox.error in report.errors
-    assert not store.mails[0].seen
+    assert not mail.inbox("intake")[0].seen
     with db.session(readonly=True) as session:
         assert session.exec(select(Finding)).first() is None

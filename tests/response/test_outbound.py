@@ -1,8 +1,8 @@
 """The status page's subscribers (e-mail over SMTP, signed webhooks) and generic signed webhooks for
 other systems, delivered by the response stage to loopback servers.
 
-Given a subscriber mailbox (aiosmtpd, reached with smtplib) and a webhook receiver (a real HTTP
-server verifying Standard Webhooks signatures), when a customer update is approved, then the
+Given a subscriber mailbox (the simulator's SMTP server, simulator/mail.py, reached with smtplib)
+and a webhook receiver (a real HTTP server verifying Standard Webhooks signatures), when a customer update is approved, then the
 subscribers are told once (e-mail and webhook), an internal update and a drill's update never; an
 urgent incident's timeline lines reach the generic webhook in order, marked a drill for a drill,
 and a receiver that was down gets them on the next run."""
@@ -21,8 +21,8 @@ from core.audit import Actor
 from response import run_due
 from response.journal import state_for
 from response.updates import publish_update, write_update
+from simulator.mail import running
 from tests.response.conftest import INTAKE_SECRET, response_document
-from tests.response.mailserver import mail_server
 from timeline.lifecycle import add_note, transition
 
 WRITER, APPROVER = Actor.cli("principal:writer"), Actor.cli("principal:approver")
@@ -66,7 +66,8 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
 def outbound(settings, configure_response, receiver, monkeypatch):
     url, got = receiver
     monkeypatch.setenv("TG_TEST_HOOK_SECRET", HOOK_SECRET)
-    with mail_server("unused", "unused") as (smtp_port, _, store):
+    with running() as store:
+        smtp_port = store.smtp_port
         document = response_document(None, jira=False) | {"channels": {"enabled": False}}
         document["status_page"]["subscribers"] = {
             "emails": ["ops@customer.example"],
@@ -112,14 +113,14 @@ def test_subscribers_are_told_of_each_published_public_update_once(
         )
     run_due(db, settings)
     assert (
-        store.mails == [] and [e for e in got.events if e["path"] == "/status-hook"] == []
+        store.delivered() == [] and [e for e in got.events if e["path"] == "/status-hook"] == []
     )  # drafts: nobody
     with db.session() as session:
         publish_update(session, public.id, actor=APPROVER)
         publish_update(session, practice.id, actor=APPROVER)
     report = run_due(db, settings)
     assert report.outbound.subscribers_told == [public.id] and not report.outbound.failed
-    [mail] = store.mails
+    [mail] = store.delivered()
     text = mail.raw.decode()
     assert "To: ops@customer.example" in text and "Some users cannot sign in." in text
     assert "Subject: [Northwind status]" in text and "Board" not in text and "hijacked" not in text
@@ -128,7 +129,7 @@ def test_subscribers_are_told_of_each_published_public_update_once(
     assert hook["data"]["incident_update"]["status"] == "identified"
     assert hook["data"]["incident"]["components"] == ["Sign-in"]
     run_due(db, settings)
-    assert len(store.mails) == 1 and len([e for e in got.events if e["path"] == "/status-hook"]) == 1
+    assert len(store.delivered()) == 1 and len([e for e in got.events if e["path"] == "/status-hook"]) == 1
 
 
 def test_timeline_lines_reach_the_generic_webhook_in_order_and_after_an_outage(

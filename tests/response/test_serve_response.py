@@ -47,7 +47,6 @@ from tests.response.conftest import (
     response_document,
     slack_user_ids,
 )
-from tests.response.mailserver import mail_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -87,22 +86,11 @@ def _signed(body: dict[str, Any], message_id: str) -> tuple[bytes, dict[str, str
 def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
     make_simulator, db: Database, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
-    with mail_server("intake", "intake-pw") as intake, mail_server("unused", "unused") as subscribers:
-        _serve_flow(make_simulator, db, settings, database_url, tmp_path, intake, subscribers)
-
-
-def _serve_flow(
-    make_simulator,
-    db: Database,
-    settings: Settings,
-    database_url: str,
-    tmp_path: Path,
-    intake: Any,
-    subscribers: Any,
-) -> None:
-    intake_smtp, intake_imap, intake_store = intake
-    subscriber_smtp, _, subscriber_store = subscribers
-    handle = make_simulator("quiet_week", users=12, days=1, seed=3)
+    # the simulator's loopback mail: the intake reads its security@ mailbox over IMAP, status
+    # subscribers get mail through its SMTP server (ground truth: what it delivered, to whom)
+    handle = make_simulator("quiet_week", users=12, days=1, seed=3, mail=True)
+    mail = handle.mail
+    intake_user, intake_password = handle.info["mail.imap_user"], handle.info["mail.imap_password"]
     sync_connections(
         db,
         connections_from_simulator(handle.info, providers=["slack"], backfill=False),
@@ -119,13 +107,13 @@ def _serve_flow(
     document["intake"]["routing_key_ref"] = "env:TG_TEST_ROUTING_KEY"
     document["intake"]["mailbox"] = {
         "host": "127.0.0.1",
-        "port": intake_imap,
+        "port": mail.imap_port,
         "ssl": False,
-        "user": "intake",
+        "user": intake_user,
         "password_ref": "env:TG_TEST_MAILBOX_PASSWORD",
     }
     document["status_page"]["subscribers"] = {"emails": ["ops@customer.example"]}
-    document["smtp"] = {"host": "127.0.0.1", "port": subscriber_smtp, "sender": "status@northwind.example"}
+    document["smtp"] = {"host": "127.0.0.1", "port": mail.smtp_port, "sender": "status@northwind.example"}
     config_file = tmp_path / "response.yaml"
     config_file.write_text(yaml.safe_dump(document, sort_keys=False))
     env = dict(
@@ -137,7 +125,7 @@ def _serve_flow(
         TG_TEST_INTAKE_SECRET=INTAKE_SECRET,
         TG_TEST_JIRA_TOKEN=handle.info["jira.token"],
         TG_TEST_ROUTING_KEY=ROUTING_KEY,
-        TG_TEST_MAILBOX_PASSWORD="intake-pw",
+        TG_TEST_MAILBOX_PASSWORD=intake_password,
     )
     cli = [sys.executable, "-c", "from cli.main import run; run()"]
 
@@ -207,14 +195,19 @@ def _serve_flow(
                 timeout=30,
             )
             assert paged.status_code == 202 and paged.json()["status"] == "success", paged.text
-            mail = EmailMessage()
-            mail["From"], mail["To"] = "dana@northwind.example", "security@northwind.example"
-            mail["Subject"], mail["Message-ID"] = "Phishing mail about payroll", "<phish-1@northwind.example>"
-            mail.set_content("Got a mail asking me to re-enter my payroll password.")
-            with smtplib.SMTP("127.0.0.1", intake_smtp, timeout=30) as client:
-                client.send_message(mail)
+            report = EmailMessage()
+            report["From"], report["To"] = "dana@northwind.example", intake_user
+            report["Subject"], report["Message-ID"] = (
+                "Phishing mail about payroll",
+                "<phish-1@northwind.example>",
+            )
+            report.set_content("Got a mail asking me to re-enter my payroll password.")
+            with smtplib.SMTP("127.0.0.1", mail.smtp_port, timeout=30) as client:
+                client.send_message(report)
             _wait(
-                lambda: _finding(db, "alert:email:phish-1@northwind.example") and intake_store.mails[0].seen,
+                lambda: (
+                    _finding(db, "alert:email:phish-1@northwind.example") and mail.inbox(intake_user)[0].seen
+                ),
                 "the mailed report",
                 server,
                 log,
@@ -242,8 +235,8 @@ def _serve_flow(
             page = requests.get(f"{api}/status", timeout=30)
             assert page.status_code == 200 and "Card payments are failing" in page.text
             assert "Payments API returning 500s" not in page.text  # the internal title never leaks
-            _wait(lambda: subscriber_store.mails, "the subscriber's e-mail", server, log)
-            assert b"Card payments are failing" in subscriber_store.mails[0].raw
+            _wait(lambda: mail.delivered(to="ops@customer.example"), "the subscriber's e-mail", server, log)
+            assert b"Card payments are failing" in mail.delivered(to="ops@customer.example")[0].raw
             # A drill from the CLI runs through the same flow, marked, and stays off the status page.
             run("drill", "start", "data-exposure")
             drill_incident = _wait(lambda: _drill_incident(db), "the drill's incident", server, log)

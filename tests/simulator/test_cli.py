@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 from typer.testing import CliRunner
@@ -30,6 +31,12 @@ REQUIRED = {
     "slack.audit_base_url",
     "slack.audit_token",
     "admin_url",
+    "mail.smtp_host",
+    "mail.smtp_port",
+    "mail.imap_port",
+    "mail.smtp_user",
+    "oidc.issuer",
+    "oidc.client_id",
 }
 
 
@@ -56,6 +63,8 @@ def test_serve_prints_one_json_line_and_stops_on_sigterm():
         session = requests.Session()
         session.trust_env = False
         truth = session.get(f"{info['admin_url']}/truth").json()
+        mail = session.get(f"{info['admin_url']}/mail").json()
+        issuer = session.get(f"{info['oidc.issuer']}/.well-known/openid-configuration").json()["issuer"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -64,6 +73,8 @@ def test_serve_prints_one_json_line_and_stops_on_sigterm():
     assert set(info) >= REQUIRED
     assert info["m365.authority"].startswith("https://127.0.0.1:")
     assert truth["scenario"] == "quiet_week" and truth["users"] == 12
+    assert (mail["mail.smtp_port"], mail["delivered"]) == (info["mail.smtp_port"], [])
+    assert issuer == info["oidc.issuer"] == f"{info['admin_url'].removesuffix('/_sim')}/oidc"
     assert process.stdout.read() == ""
 
 
@@ -85,3 +96,26 @@ def test_an_unknown_scenario_is_one_clear_line():
 
     assert result.returncode == 2
     assert "no scenario 'nope'" in result.stderr and "account_takeover" in result.stderr
+
+
+def test_write_connections_also_points_email_paging_and_console_sso_at_the_simulator(
+    make_simulator, tmp_path
+) -> None:
+    from cli.commands.simulator import write_mail_and_sso
+    from oncall.files import load_files
+
+    info = make_simulator("quiet_week", users=8, days=1, mail=True).info
+    oncall, sso = write_mail_and_sso(info, tmp_path / "sim.toml")
+    smtp = load_files([oncall]).channels.smtp
+    assert smtp is not None and (smtp.port, smtp.starttls, smtp.ca_file) == (
+        info["mail.smtp_port"],
+        True,
+        info["m365.ca_bundle"],
+    )
+    assert smtp.password_ref is not None and smtp.password_ref.startswith("file:")
+    secret = smtp.password_ref.removeprefix("file:")
+    assert (
+        Path(secret).read_text() == info["mail.smtp_password"]
+        and info["mail.smtp_password"] not in oncall.read_text()
+    )
+    assert f"TENANTGUARD_API_OIDC_ISSUER={info['oidc.issuer']}\n" in sso.read_text()

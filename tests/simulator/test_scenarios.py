@@ -180,3 +180,34 @@ def test_the_demo_plays_the_device_code_guest_and_delegated_admin_stories():
     assert set(DEFAULT_SCENARIOS) <= set(available_scenarios())
     assert {"token_theft", "slack_guest_exfiltration", "google_delegated_admin"} <= set(DEFAULT_SCENARIOS)
     assert DEFAULT_SCENARIOS[-1] == "quiet_week"  # the no-attack control stays last
+
+
+# Issue 24's attack techniques: (technique, story action, a parameter that must be set or None)
+TECHNIQUES = [
+    ("PIM role activation", "m365.pim_activation", None),
+    ("permanent role assignment", "m365.role_assigned", None),
+    ("app-only Graph writes", "m365.app_only_mail", None),
+    ("token replay", "m365.token_replay", None),
+    ("device-code phishing", "m365.device_code_signin", None),
+    ("Slack guest into private channels", "slack.guest_invited", "channels"),
+    ("Slack bulk file downloads", "slack.file_downloads", "files"),
+    ("Slack workspace export", "slack.export", None),
+    ("Google super admin by a delegated admin", "google.assign_role", "by"),
+    ("2SV enforcement changed for one OU", "google.setting_changed", "org_unit"),
+    ("Google Takeout", "google.takeout", None),
+    ("mailbox permission grant", "m365.mailbox_permission", None),
+]
+
+
+@pytest.mark.parametrize(("technique", "action", "param"), TECHNIQUES, ids=[t[0] for t in TECHNIQUES])
+def test_every_listed_attack_technique_is_a_detectable_step_of_a_shipped_story(technique, action, param):
+    from simulator.scenario import load_scenario
+
+    uses = [
+        (name, step.id)
+        for name in available_scenarios()
+        for story in load_scenario(name).stories
+        for step in story.steps
+        if step.action == action and step.detectable and (param is None or step.params.get(param))
+    ]
+    assert uses, f"no shipped attack story plays {technique} ({action})"
