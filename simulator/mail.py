@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +54,11 @@ class Delivery:
     login: str | None
 
     def header(self, name: str) -> str:
-        return str(message_from_bytes(self.raw).get(name, ""))
+        """A header, RFC 2047 words decoded and folding undone."""
+        return " ".join(str(message_from_bytes(self.raw, policy=policy.default).get(name, "")).split())
 
     def to_json(self, raw: bool = False) -> dict[str, Any]:
-        message = message_from_bytes(self.raw)
+        message = message_from_bytes(self.raw, policy=policy.default)
         document: dict[str, Any] = {
             "id": self.id,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
@@ -65,7 +66,7 @@ class Delivery:
             "recipients": list(self.recipients),
             "from": str(message.get("From", "")),
             "to": [a for _, a in getaddresses([str(v) for v in message.get_all("To", [])])],
-            "subject": str(message.get("Subject", "")),
+            "subject": " ".join(str(message.get("Subject", "")).split()),
             "message_id": str(message.get("Message-ID", "")),
             "size": len(self.raw),
             "tls": self.tls,

@@ -31,10 +31,8 @@ def test_the_demo_shows_who_was_paged_and_how(tmp_path: Path) -> None:
     assert "acknowledged by principal:demo-analyst via cli, MTTA 7 min; level 3 not paged" in paging
     assert "on-call report: policy security: 1/1 acknowledged, MTTA 7 min" in paging
     # the e-mail page went through the simulator's SMTP server, over verified STARTTLS with a login
-    delivered = next(
-        line for line in paging.splitlines() if line.startswith("e-mail page delivered to omar@")
-    )
-    assert "STARTTLS, certificate verified, signed in as tenantguard@" in delivered
+    flat = " ".join(text.split())  # the console wraps long lines
+    assert "e-mail page delivered to omar@" in flat
+    assert "(STARTTLS, certificate verified, signed in as tenantguard@" in flat
     # and the analyst signed in through the simulator's OpenID provider, checked as the console checks it
-    sso = next(line for line in text.splitlines() if line.startswith("console SSO: "))
-    assert "signed in through the simulator's OpenID provider as analyst" in sso
+    assert "signed in through the simulator's OpenID provider as analyst" in flat
