@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -146,16 +145,6 @@ class SimulatorProcess:
     def changes(self) -> list[dict[str, Any]]:
         """Every write call (remediation) recorded so far, oldest first."""
         return list(self._admin("changes"))
-
-    def delivered_mail(self, to: str | None = None) -> list[dict[str, Any]]:
-        """What the simulator's SMTP server accepted (``GET /_sim/mail``), oldest first."""
-        query = f"?{urllib.parse.urlencode({'to': to})}" if to else ""
-        return list(self._admin(f"mail{query}")["delivered"])
-
-    @property
-    def sign_ins(self) -> list[dict[str, Any]]:
-        """Who signed in through the simulator's OpenID provider (``GET /_sim/oidc``)."""
-        return list(self._admin("oidc")["sign_ins"])
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -225,7 +225,7 @@ class MailServer:
     # ---------------------------------------------------------------- SMTP hooks
 
     def _authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        self, server: Any, session: Any, envelope: Any, _mechanism: str, data: Any
     ) -> AuthResult:
         if not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
