@@ -64,10 +64,22 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _module_scoped(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope == "module" for chain in defs for d in chain)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "db" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.uses_db)
+        # A module-scoped fixture (a console world with serve and Chromium, a resilience clean run)
+        # is built once per worker that runs one of its tests: `make test` runs `--dist loadgroup`,
+        # and this keeps such a module's tests on one worker, so it is built once, not once per worker.
+        if _module_scoped(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if config.getoption("--db") != "postgresql":
         return
     keep = [
