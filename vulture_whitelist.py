@@ -38,7 +38,7 @@ _.do_POST
 _.do_PUT
 _.do_PATCH
 _.do_DELETE
-_.handle_DATA  # aiosmtpd handler (tests/oncall)
+_.handle_DATA  # aiosmtpd handler (simulator/mail.py)
 _.should_exit  # uvicorn.Server: stop serving (tests/oncall)
 pytest_plugins  # pytest
 pytestmark  # pytest

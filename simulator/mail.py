@@ -110,15 +110,18 @@ class MailServer:
         tls_context: ssl.SSLContext | None = None,
         smtp_user: str | None = None,
         smtp_password: str | None = None,
+        require_starttls: bool = False,
     ) -> None:
         self.host = host
+        self.require_starttls = require_starttls
         self.tls_context = tls_context
         self.smtp_user = smtp_user
         self.smtp_password = smtp_password
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.accounts: dict[str, Account] = {}
-        self.refused_logins: list[str] = []  # SMTP AUTH user names refused (wrong password, or no TLS)
+        self.refused_logins: list[str] = []  # SMTP AUTH user names refused (wrong password)
+        self.auth_attempts: list[tuple[str, bool, bool]] = []  # every SMTP AUTH: (user, inside TLS, accepted)
         self._smtp: Controller | None = None
         self._imap: _ImapServer | None = None
         self._imap_thread: threading.Thread | None = None
@@ -128,7 +131,7 @@ class MailServer:
     def start(self) -> MailServer:
         params: dict[str, Any] = {}
         if self.tls_context is not None:
-            params["tls_context"] = self.tls_context
+            params.update(tls_context=self.tls_context, require_starttls=self.require_starttls)
         if self.smtp_user:
             params.update(authenticator=self._authenticate, auth_require_tls=self.tls_context is not None)
         self._smtp = Controller(_SmtpHandler(self), hostname=self.host, port=free_port(self.host), **params)
@@ -231,8 +234,9 @@ class MailServer:
             return AuthResult(success=False, handled=False)
         login = data.login.decode("utf-8", "replace")
         ok = login == self.smtp_user and data.password.decode("utf-8", "replace") == self.smtp_password
-        if not ok:
-            with self.lock:
+        with self.lock:
+            self.auth_attempts.append((login, session.ssl is not None, ok))
+            if not ok:
                 self.refused_logins.append(login)
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 

@@ -1,16 +1,16 @@
-"""On-call fixtures: a simulator (Slack + Twilio), a local SMTP server, a configured document, incidents."""
+"""On-call fixtures: a simulator (Slack + Twilio), the simulator's SMTP server on its own
+(simulator/mail.py), a configured document, incidents."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from collectors import connections_from_simulator
 from collectors.connections import sync_connections
@@ -18,33 +18,34 @@ from core.audit import Actor
 from core.db import Database
 from oncall.files import validate
 from oncall.store import apply_document
-from simulator.http import free_port
+from simulator.mail import MailServer, running
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 # An incident opened half an hour before T0 (pass to make_incident).
 OPENED_BEFORE_T0 = {"first_seen": T0 - timedelta(minutes=30), "last_seen": T0}
 
 
-@dataclass
 class Mailbox:
-    """What a local SMTP server received."""
+    """What the simulator's SMTP server delivered, as parsed messages (oldest first)."""
 
-    messages: list[Message] = field(default_factory=list)
+    def __init__(self, mail: MailServer) -> None:
+        self.mail = mail
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
+    @property
+    def messages(self) -> list[Message]:
+        return [message_from_bytes(d.raw) for d in self.mail.delivered()]
+
+
+@dataclass(frozen=True)
+class SmtpAddress:
+    port: int
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Mailbox]]:
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, mailbox
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[SmtpAddress, Mailbox]]:
+    """(its address, what it delivered): the simulator's mail server alone, without a world."""
+    with running() as mail:
+        yield SmtpAddress(mail.smtp_port), Mailbox(mail)
 
 
 @pytest.fixture

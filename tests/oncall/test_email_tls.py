@@ -1,6 +1,7 @@
-"""E-mail pages over SMTP with STARTTLS, against a local aiosmtpd server that requires it: the
-server's certificate is verified (a private CA through `ca_file`), the password crosses only
-inside TLS, and a server whose certificate we cannot verify gets no page (the outbox retries)."""
+"""E-mail pages over SMTP with STARTTLS, against the simulator's SMTP server (simulator/mail.py,
+aiosmtpd) requiring it, with a certificate of our own: the server's certificate is verified (a
+private CA through `ca_file`), the password crosses only inside TLS, and a server whose
+certificate we cannot verify gets no page (the outbox retries)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +23,7 @@ from core.models.oncall import Page
 from oncall import deliver_pages, escalate_due, start_escalations
 from oncall.errors import OncallInputError
 from oncall.files import validate
-from simulator.http import free_port
+from simulator.mail import MailServer, running
 from tests.oncall.conftest import OPENED_BEFORE_T0, T0, Mailbox
 
 
@@ -57,39 +56,15 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class _Logins:
-    """aiosmtpd's authenticator: who logged in, and whether the session was encrypted then."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, bool]] = []
-
-    def __call__(self, server: Any, session: Any, envelope: Any, _mechanism: str, data: Any) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.seen.append((data.login.decode(), session.ssl is not None))
-        return AuthResult(success=data.password == b"s3cret-mail")
-
-
 @pytest.fixture
-def tls_smtp(tmp_path: Path) -> Iterator[tuple[int, Mailbox, _Logins, Path]]:
+def tls_smtp(tmp_path: Path) -> Iterator[tuple[int, MailServer, Path]]:
     cert, key = _certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    mailbox, logins = Mailbox(), _Logins()
-    port = free_port()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=context,
-        require_starttls=True,
-        authenticator=logins,
-        auth_require_tls=True,
-    )
-    controller.start()
-    try:
-        yield port, mailbox, logins, cert
-    finally:
-        controller.stop()
+    with running(
+        tls_context=context, smtp_user="tenantguard", smtp_password="s3cret-mail", require_starttls=True
+    ) as mail:
+        yield mail.smtp_port, mail, cert
 
 
 def _document(port: int, ca_file: str | None) -> dict[str, Any]:
@@ -120,7 +95,7 @@ def _page(db, settings, make_incident) -> None:
 def test_an_email_page_goes_over_verified_tls_with_the_password_inside_it(
     db, settings, configure, make_incident, tls_smtp, monkeypatch
 ):
-    port, mailbox, logins, cert = tls_smtp
+    port, mail, cert = tls_smtp
     monkeypatch.setenv("TG_TEST_SMTP_PASSWORD", "s3cret-mail")
     configure(_document(port, str(cert)))
     _page(db, settings, make_incident)
@@ -128,15 +103,17 @@ def test_an_email_page_goes_over_verified_tls_with_the_password_inside_it(
     report = deliver_pages(db, settings, T0)
 
     assert len(report.sent) == 1 and not report.failed, report
-    [mail] = mailbox.messages
-    assert mail["To"] == "bob@example.com" and "/oncall/ack/" in mail.get_payload()
-    assert logins.seen == [("tenantguard", True)]
+    [page] = Mailbox(mail).messages
+    assert page["To"] == "bob@example.com" and "/oncall/ack/" in page.get_payload()
+    # who logged in, whether the session was encrypted then, whether it was accepted
+    assert mail.auth_attempts == [("tenantguard", True, True)]
+    assert [(d.login, d.tls) for d in mail.delivered()] == [("tenantguard", True)]
 
 
 def test_a_server_whose_certificate_does_not_verify_gets_no_page(
     db, settings, configure, make_incident, tls_smtp, monkeypatch
 ):
-    port, mailbox, logins, _ = tls_smtp
+    port, mail, _ = tls_smtp
     monkeypatch.setenv("TG_TEST_SMTP_PASSWORD", "s3cret-mail")
     configure(_document(port, None))  # the system's CAs do not know our self-signed certificate
     _page(db, settings, make_incident)
@@ -144,7 +121,7 @@ def test_a_server_whose_certificate_does_not_verify_gets_no_page(
     report = deliver_pages(db, settings, T0)
 
     assert report.sent == [] and "CERTIFICATE_VERIFY_FAILED" in next(iter(report.failed.values()))
-    assert mailbox.messages == [] and logins.seen == []
+    assert mail.delivered() == [] and mail.auth_attempts == []
     with db.session(readonly=True) as session:
         page = session.exec(select(Page)).one()
     assert (page.status, page.attempts) == ("pending", 1)  # retried after its back-off

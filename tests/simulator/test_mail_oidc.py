@@ -88,7 +88,10 @@ def _pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-def test_the_openid_provider_runs_the_code_flow_with_pkce_and_records_the_sign_in(simulator: Any) -> None:
+def test_the_openid_provider_runs_the_code_flow_with_pkce_and_records_the_sign_in(
+    make_simulator: Any,
+) -> None:
+    simulator = make_simulator("quiet_week", users=8, days=1)
     info = simulator.info
     issuer, client_id = info["oidc.issuer"], info["oidc.client_id"]
     config = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=30).json()
