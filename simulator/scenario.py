@@ -28,6 +28,8 @@ DEFAULT_LAG = {
     "google:saml": "1m",
     "google:user_accounts": "1m",
     "google:takeout": "5m",
+    "google:gmail_log": "10m",
+    "google:mobile": "5m",
 }
 
 

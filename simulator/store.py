@@ -32,6 +32,8 @@ EVENT_STREAMS: tuple[str, ...] = (
     "google:saml",
     "google:user_accounts",
     "google:takeout",
+    "google:gmail_log",
+    "google:mobile",
     "slack:audit",
     "okta:logs",
 )

@@ -30,7 +30,9 @@ from providers.errors import (
 from providers.google import GoogleApi
 
 PROVIDER = "google"
-APPLICATIONS = ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
+APPLICATIONS = ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout", "mobile")
+# Reports applications stored under another stream name ("gmail" is the Gmail API message stream)
+RENAMED_APPLICATIONS = {"gmail_log": "gmail"}
 SCOPE_NAMES = {
     "reports": "https://www.googleapis.com/auth/admin.reports.audit.readonly",
     "directory": "https://www.googleapis.com/auth/admin.directory.user.readonly",
@@ -50,7 +52,7 @@ def rfc3339(value: datetime) -> str:
 # ---- Reports API ------------------------------------------------------------------------------
 
 
-def activities_reader(application: str) -> Any:
+def activities_reader(application: str, max_window: timedelta | None = None) -> Any:
     def read(ctx: StreamContext) -> Iterator[Page]:
         api: GoogleApi = ctx.api
         permission = SCOPE_NAMES["reports"]
@@ -80,7 +82,9 @@ def activities_reader(application: str) -> Any:
                 raise
             return body.get("items", []), body.get("nextPageToken"), f"reports/{application}"
 
-        plan = WindowPlan.for_context(ctx, max_age=timedelta(days=180) - timedelta(hours=1))
+        plan = WindowPlan.for_context(
+            ctx, max_window=max_window, max_age=timedelta(days=180) - timedelta(hours=1)
+        )
         yield from event_pages(ctx, plan, fetch)
 
     return read
@@ -388,6 +392,17 @@ for _app in APPLICATIONS:
     register(
         StreamSpec(PROVIDER, _app, StreamKind.EVENTS, activities_reader(_app), SCOPE_NAMES["reports"], 300)
     )
+# Gmail log events: startTime and endTime are required and at most 30 days apart
+register(
+    StreamSpec(
+        PROVIDER,
+        "gmail_log",
+        StreamKind.EVENTS,
+        activities_reader(RENAMED_APPLICATIONS["gmail_log"], max_window=timedelta(days=1)),
+        SCOPE_NAMES["reports"],
+        600,
+    )
+)
 register(
     StreamSpec(
         PROVIDER,

@@ -60,8 +60,18 @@ def parameters_dict(parameters: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for param in parameters:
         if isinstance(param, Mapping) and "name" in param:
-            out[str(param["name"])] = next((param[s] for s in VALUE_SLOTS if s in param), None)
+            out[str(param["name"])] = _nested(next((param[s] for s in VALUE_SLOTS if s in param), None))
     return out
+
+
+def _nested(value: Any) -> Any:
+    """A message value (`{"parameter": [...]}`, Gmail's event_info/message_info) as a dict, a
+    multi-message value as a list of dicts, so rules read `parameters.message_info.subject`."""
+    if isinstance(value, Mapping) and isinstance(value.get("parameter"), list):
+        return parameters_dict(value["parameter"])
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) and "parameter" in v for v in value):
+        return [parameters_dict(v["parameter"]) for v in value]
+    return value
 
 
 def provider_event_id(activity_id: Mapping[str, Any], index: int) -> str:
@@ -212,5 +222,5 @@ def normalise_gmail_message(message: Mapping[str, Any], mailbox: str | None = No
 # One normaliser for every Reports API application tenantguard reads.
 EVENT_STREAMS = {
     app: EventStream(normalise_google, ("id.uniqueQualifier",), ("id.time",))
-    for app in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
+    for app in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout", "gmail_log", "mobile")
 }

@@ -45,7 +45,13 @@ SERVICE_ALIASES: dict[str, dict[str, str]] = {
         "threat_detection": "unified_audit",
         "management_activity": "unified_audit",
     },
-    "google": {"token_activity": "token", "login_activity": "login"},
+    "google": {
+        "token_activity": "token",
+        "login_activity": "login",
+        "gmail": "gmail_log",  # the Reports API's gmail application (Gmail log events)
+        "device": "mobile",
+        "mobile_device": "mobile",
+    },
     "slack": {"audit_logs": "audit", "auditlogs": "audit"},
     "okta": {"okta": "logs", "system_log": "logs", "systemlog": "logs"},
 }
@@ -133,6 +139,20 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         actor_path="actor.email",
     ),
     ("google", "user_accounts"): _GOOGLE,
+    # Gmail log events: the recipients and the sender; mobile: the device's user
+    ("google", "gmail_log"): StreamProfile(
+        index_preference=_GOOGLE.index_preference,
+        entities={
+            **_GOOGLE.entities,
+            "people": ("actor.email", "parameters.message_info.destination.address"),
+        },
+        actor_path="actor.email",
+    ),
+    ("google", "mobile"): StreamProfile(
+        index_preference=_GOOGLE.index_preference,
+        entities={**_GOOGLE.entities, "people": ("actor.email", "parameters.USER_EMAIL")},
+        actor_path="actor.email",
+    ),
     ("slack", "audit"): StreamProfile(
         index_preference=("action",),
         entities={

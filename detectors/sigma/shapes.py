@@ -362,7 +362,7 @@ STORED_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("m365", "risk_detections"): _RISK_DETECTION,
     **{
         ("google", s): _GOOGLE
-        for s in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout")
+        for s in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout", "gmail_log", "mobile")
     },
     ("slack", "audit"): _SLACK,
     ("okta", "logs"): _OKTA,

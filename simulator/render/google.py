@@ -1,5 +1,5 @@
 """Google Workspace Admin SDK Reports API activity shapes (login, drive, token, saml, admin, user_accounts,
-takeout)."""
+takeout, gmail, mobile)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ APPLICATIONS = {
     "google:saml": "saml",
     "google:user_accounts": "user_accounts",
     "google:takeout": "takeout",
+    "google:gmail_log": "gmail",
+    "google:mobile": "mobile",
 }
 STREAM_OF_APPLICATION = {v: k for k, v in APPLICATIONS.items()}
 APPS_BY_KEY = {a.key: a for a in THIRD_PARTY_APPS}
@@ -28,6 +30,10 @@ def parameter(name: str, value: Any) -> dict[str, Any]:
     """One Reports API parameter, with the value in the slot its type calls for."""
     if isinstance(value, bool):
         return {"name": name, "boolValue": value}
+    if isinstance(value, dict):  # a nested message (Gmail's event_info, message_info)
+        return {"name": name, "messageValue": {"parameter": _nested(value)}}
+    if isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+        return {"name": name, "multiMessageValue": [{"parameter": _nested(v)} for v in value]}
     if isinstance(value, int):
         return {"name": name, "intValue": str(value)}
     if isinstance(value, list | tuple):
@@ -35,6 +41,10 @@ def parameter(name: str, value: Any) -> dict[str, Any]:
             return {"name": name, "multiIntValue": [str(v) for v in value]}
         return {"name": name, "multiValue": [str(v) for v in value]}
     return {"name": name, "value": str(value)}
+
+
+def _nested(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [parameter(k, v) for k, v in values.items() if v is not None]
 
 
 def event(type_: str, name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from simulator.scenario import StepSpec
 from simulator.state import GoogleToken
 from simulator.stories.engine import StoryBuilder, action, add_permission, choose_files, file_refs
 from simulator.tenant import Permission, Person
-from simulator.timestamps import SECOND
+from simulator.timestamps import SECOND, parse_duration
 
 
 def _google_activity(
@@ -381,3 +381,112 @@ def google_takeout(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) 
         session = b.session(actor, ts, b.where(p), p)
         _google_activity(b, "google:takeout", ts, actor, session, [("USER_TAKEOUT", name, params)])
     b.remember("google_takeout", id=takeout_id, user=person.email, by=actor.email, destination=destination)
+
+
+MOBILE_DEVICE_TYPES = ("ANDROID", "iOS")
+MOBILE_EVENTS = ("register", "compromised", "wipe", "account_wipe")
+
+
+@action("google.mobile_device")
+def google_mobile_device(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """Mobile device events of the Reports API `mobile` application (type `device_updates`) for
+    `user`'s device, as Google documents them: `events` is a list of register (a new device,
+    DEVICE_REGISTER_UNREGISTER_EVENT with ACCOUNT_STATE REGISTERED), compromised
+    (DEVICE_COMPROMISED_EVENT, DEVICE_COMPROMISED_STATE COMPROMISED), wipe / account_wipe
+    (DEVICE_ACTION_EVENT, ACTION_TYPE DEVICE_WIPE / ACCOUNT_WIPE), each `gap` (default 10m) after
+    the previous; `device_type` ANDROID|iOS, `model`."""
+    person = b.person(p)
+    device_type = str(p.get("device_type", "ANDROID"))
+    if device_type not in MOBILE_DEVICE_TYPES:
+        raise ScenarioError(f"google.mobile_device: device_type must be one of {', '.join(MOBILE_DEVICE_TYPES)}")
+    kinds = [str(k) for k in p.get("events", ["register"])]
+    unknown = [k for k in kinds if k not in MOBILE_EVENTS]
+    if unknown:
+        raise ScenarioError(f"google.mobile_device: unknown events {unknown}; use {', '.join(MOBILE_EVENTS)}")
+    key = (b.spec.id if b.spec else "", step.id)
+    device = {
+        "DEVICE_ID": b.ids.hex("mobile-device", *key, length=16),
+        "RESOURCE_ID": b.ids.hex("mobile-resource", *key, length=32),
+        "SERIAL_NUMBER": b.ids.hex("mobile-serial", *key, length=12).upper(),
+        "DEVICE_MODEL": str(p.get("model", "Pixel 8" if device_type == "ANDROID" else "iPhone15,2")),
+        "DEVICE_TYPE": device_type,
+        "OS_VERSION": "Android 14" if device_type == "ANDROID" else "iOS 17.4",
+        "USER_EMAIL": person.email,
+    }
+    if device_type == "iOS":
+        device["IOS_VENDOR_ID"] = b.ids.guid("mobile-vendor", *key).upper()
+    gap = parse_duration(str(p.get("gap", "10m")))
+    for n, kind in enumerate(kinds):
+        ts = at + n * gap
+        session = b.session(person, ts, b.where(p), p)
+        if kind == "register":
+            event = ("DEVICE_REGISTER_UNREGISTER_EVENT", {**device, "ACCOUNT_STATE": "REGISTERED", "REGISTER_PRIVILEGE": "Device Administrator"})
+        elif kind == "compromised":
+            event = ("DEVICE_COMPROMISED_EVENT", {**device, "DEVICE_COMPROMISED_STATE": "COMPROMISED"})
+        else:
+            action_type = "DEVICE_WIPE" if kind == "wipe" else "ACCOUNT_WIPE"
+            event = (
+                "DEVICE_ACTION_EVENT",
+                {
+                    **device,
+                    "ACTION_TYPE": action_type,
+                    "ACTION_ID": b.ids.hex("mobile-action", *key, n, length=16),
+                    "ACTION_EXECUTION_STATUS": "SUCCESS",
+                },
+            )
+        _google_activity(b, "google:mobile", ts, person, session, [("device_updates", event[0], event[1])])
+    b.remember("google_mobile_device", user=person.email, device_id=device["DEVICE_ID"], events=kinds)
+
+
+# event_info.mail_event_type values the Gmail log events document (a subset)
+GMAIL_EVENT_TYPES = {"sent": 1, "received": 2, "user_marked_spam": 3, "quarantined": 5, "opened": 7, "forwarded": 10}
+
+
+@action("google.gmail_delivery")
+def google_gmail_delivery(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """Gmail log events (Reports API `gmail` application: type `delivery_type`, name `delivery`,
+    nested `event_info` and `message_info` message values) for one message to `user` from `sender`
+    (an address; `from` is where the user reads it): one event per entry of `events` (received, opened, quarantined, ...; see
+    GMAIL_EVENT_TYPES), `gap` (default 4m) apart. `attachment` {file_name, malware_family} and
+    `spam` (a classification reason such as phishing) describe the message."""
+    person = b.person(p)
+    kinds = [str(k) for k in p.get("events", ["received"])]
+    unknown = [k for k in kinds if k not in GMAIL_EVENT_TYPES]
+    if unknown:
+        raise ScenarioError(f"google.gmail_delivery: unknown events {unknown}; use {', '.join(GMAIL_EVENT_TYPES)}")
+    sender = str(p.get("sender", "billing@invoices-northwind.example"))
+    key = (b.spec.id if b.spec else "", step.id)
+    message: dict[str, Any] = {
+        "rfc2822_message_id": f"<{b.ids.hex('gmail-message', *key, length=24)}@{sender.split('@')[-1]}>",
+        "subject": str(p.get("subject", "Invoice overdue")),
+        "source": {"address": sender, "from_header_address": sender, "service": "smtp-inbound"},
+        "destination": [{"address": person.email, "service": "gmail-ui"}],
+        "is_spam": bool(p.get("spam")),
+        "payload_size": int(p.get("size", 48213)),
+        "num_message_attachments": 1 if p.get("attachment") else 0,
+    }
+    if p.get("spam"):
+        message["spam_info"] = {"classification_reason": str(p["spam"]), "disposition": "quarantine" if "quarantined" in kinds else "inbox"}
+    attachment = p.get("attachment")
+    if isinstance(attachment, dict):
+        entry = {"file_name": str(attachment.get("file_name", "invoice.zip"))}
+        entry["file_extension_type"] = entry["file_name"].rsplit(".", 1)[-1]
+        entry["sha256"] = b.ids.hex("gmail-attachment", *key, length=64)
+        if attachment.get("malware_family"):
+            entry["malware_family"] = str(attachment["malware_family"])
+        message["attachment"] = [entry]
+    gap = 4 * 60 * SECOND
+    for n, kind in enumerate(kinds):
+        ts = at + n * gap
+        session = b.session(person, ts, b.where(p), p)
+        params = {
+            "event_info": {
+                "mail_event_type": GMAIL_EVENT_TYPES[kind],
+                "success": True,
+                "timestamp_usec": ts * 1_000_000 // SECOND,
+                "elapsed_time_usec": 1200 + 37 * n,
+            },
+            "message_info": message,
+        }
+        _google_activity(b, "google:gmail_log", ts, person, session, [("delivery_type", "delivery", params)])
+    b.remember("google_gmail_delivery", user=person.email, sender=sender, events=kinds)

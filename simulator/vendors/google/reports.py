@@ -33,6 +33,8 @@ class Reports(GoogleBase):
                 f"Invalid value '{app}'. Values must match the following regular expression: '{'|'.join(sorted(KNOWN_APPLICATIONS))}'",
             )
         now = self.sim.now()
+        if app == "gmail":
+            self._gmail_range(request)
         start, end = self._time_range(request, now)
         user_key = request.params["user"]
         person = None
@@ -64,6 +66,17 @@ class Reports(GoogleBase):
         if page.next:
             body["nextPageToken"] = encode_cursor(page.next)
         return Response.json(body)
+
+    def _gmail_range(self, request: Request) -> None:
+        """Gmail log events need both startTime and endTime, at most 30 days apart."""
+        if not (request.arg("startTime") and request.arg("endTime")):
+            raise ApiError(400, "invalid", "For Gmail requests, startTime and endTime must be provided")
+        try:
+            span = parse_time(request.arg("endTime") or "") - parse_time(request.arg("startTime") or "")
+        except ValueError:
+            return  # _time_range answers the malformed time
+        if span > 30 * DAY:
+            raise ApiError(400, "invalid", "For Gmail requests, the time range must not be greater than 30 days")
 
     def _time_range(self, request: Request, now: int) -> tuple[int, int]:
         try:

@@ -136,7 +136,7 @@ def test_our_own_rules_are_not_touched_by_the_pipelines() -> None:
     ("service", "reason"),
     [
         ("gcp.audit", "not Google Cloud audit logs"),
-        ("google_workspace.gmail", "unknown logsource service"),
+        ("google_workspace.calendar", "unknown logsource service"),
     ],
 )
 def test_google_sources_we_do_not_collect_are_refused_with_the_reason(make_pack, service, reason) -> None:
@@ -154,3 +154,21 @@ def test_google_sources_we_do_not_collect_are_refused_with_the_reason(make_pack,
     assert not pack.rules
     [problem] = pack.problems
     assert reason in problem.reason
+
+
+@pytest.mark.parametrize(("service", "stream"), [("google_workspace.gmail", "gmail_log"), ("google_workspace.mobile", "mobile")])
+def test_gmail_log_events_and_mobile_device_events_are_collected_sources(make_pack, service, stream) -> None:
+    # the Reports API's gmail application is stored as stream gmail_log (gmail is the message stream)
+    pack = make_pack(
+        f"""
+        title: Workspace rule
+        id: 4c0d7a5e-1d7b-4a59-9d1a-0b1f6a7c0999
+        logsource: {{product: gcp, service: {service}}}
+        detection:
+          selection:
+            name: x
+          condition: selection
+        """
+    )
+    [rule] = pack.rules
+    assert rule.streams == (stream,)
