@@ -25,6 +25,7 @@ EVENT_STREAMS: tuple[str, ...] = (
     "m365:directory_audits",
     "m365:unified_audit",
     "m365:risk_detections",
+    "m365:security_alerts",
     "google:login",
     "google:admin",
     "google:drive",

@@ -211,6 +211,38 @@ def normalise_risk_detection(record: Mapping[str, Any]) -> list[NormalisedEvent]
     ]
 
 
+def _evidence(data: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    evidence = dig(data, "evidence")
+    if not isinstance(evidence, list):
+        return []
+    suffix = f".{kind}".lower()
+    return [
+        e for e in evidence if isinstance(e, Mapping) and str(e.get("@odata.type") or "").lower().endswith(suffix)
+    ]
+
+
+def normalise_security_alert(record: Mapping[str, Any]) -> list[NormalisedEvent]:
+    """Graph `/security/alerts_v2` alert (microsoft.graph.security.alert): actor is the first user
+    its evidence names, ip the first IP evidence, action its title, target the service that raised it."""
+    data = dict(record)
+    users = [dig(e, "userAccount", "userPrincipalName") for e in _evidence(data, "userEvidence")]
+    ips = [dig(e, "ipAddress") for e in _evidence(data, "ipEvidence")]
+    return [
+        NormalisedEvent(
+            **required_identity(data, ids=("id",), times=("lastUpdateDateTime", "createdDateTime")),
+            raw=data,
+            actor=text(next((u for u in users if u), None), 500),
+            action=text(dig(data, "title"), 300),
+            target=text(dig(data, "serviceSource"), 1000),
+            ip=strip_port(next((i for i in ips if i), None)),
+            country=text(
+                next((dig(e, "countryLetterCode") for e in _evidence(data, "ipEvidence")), None), 8
+            ),
+            outcome=text(dig(data, "status"), 50),
+        )
+    ]
+
+
 # ---- conversations ---------------------------------------------------------------------------
 
 
@@ -278,5 +310,8 @@ EVENT_STREAMS = {
     "unified_audit": EventStream(normalise_unified_audit, ("Id",), ("CreationTime",)),
     "risk_detections": EventStream(
         normalise_risk_detection, ("id",), ("detectedDateTime", "activityDateTime")
+    ),
+    "security_alerts": EventStream(
+        normalise_security_alert, ("id",), ("lastUpdateDateTime", "createdDateTime")
     ),
 }

@@ -38,6 +38,9 @@ SERVICE_ALIASES: dict[str, dict[str, str]] = {
         "riskdetection": "risk_detections",
         "pim": "directory_audits",  # PIM activations and assignments are directory audits
         "risk_detection": "risk_detections",
+        "alerts_v2": "security_alerts",
+        "security_alert": "security_alerts",
+        "alerts": "security_alerts",
         "audit": "unified_audit",
         "exchange": "unified_audit",
         "sharepoint": "unified_audit",
@@ -114,6 +117,17 @@ PROFILES: dict[tuple[str, str], StreamProfile] = {
         index_preference=("riskEventType", "riskLevel"),
         entities={"people": ("userPrincipalName",), "ips": ("ipAddress",), "accounts": ("userId",)},
         actor_path="userPrincipalName",
+    ),
+    # Defender alerts: the accounts, mailboxes and addresses their evidence names
+    ("m365", "security_alerts"): StreamProfile(
+        index_preference=("severity", "serviceSource", "status"),
+        entities={
+            "people": ("evidence.userAccount.userPrincipalName", "evidence.primaryAddress"),
+            "ips": ("evidence.ipAddress",),
+            "apps": ("evidence.displayName",),
+            "accounts": ("evidence.userAccount.azureAdUserId",),
+        },
+        actor_path="evidence.userAccount.userPrincipalName",
     ),
     ("google", "login"): _GOOGLE,
     ("google", "admin"): StreamProfile(

@@ -187,6 +187,43 @@ _RISK_DETECTION = (
     *_AZURE_MONITOR_WRAPPER,
 )
 
+_SECURITY_ALERT = (
+    "id",
+    "providerAlertId",
+    "incidentId",
+    "status",
+    "severity",
+    "classification",
+    "determination",
+    "serviceSource",
+    "detectionSource",
+    "productName",
+    "detectorId",
+    "tenantId",
+    "title",
+    "description",
+    "recommendedActions",
+    "category",
+    "assignedTo",
+    "alertWebUrl",
+    "incidentWebUrl",
+    "actorDisplayName",
+    "threatDisplayName",
+    "threatFamilyName",
+    "mitreTechniques",
+    "createdDateTime",
+    "lastUpdateDateTime",
+    "resolvedDateTime",
+    "firstActivityDateTime",
+    "lastActivityDateTime",
+    "comments.*",
+    "systemTags",
+    "alertPolicyId",
+    "additionalData.*",
+    "customDetails.*",
+    "evidence.*",
+)
+
 # Management Activity API: the common schema, then the Exchange admin/mailbox, SharePoint/OneDrive,
 # Azure AD, Security & Compliance alert, Teams, DLP and eDiscovery extensions.
 _UNIFIED_AUDIT = (
@@ -360,6 +397,7 @@ STORED_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("m365", "directory_audits"): _DIRECTORY_AUDIT,
     ("m365", "unified_audit"): _UNIFIED_AUDIT,
     ("m365", "risk_detections"): _RISK_DETECTION,
+    ("m365", "security_alerts"): _SECURITY_ALERT,
     **{
         ("google", s): _GOOGLE
         for s in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout", "gmail_log", "mobile")

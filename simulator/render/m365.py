@@ -386,6 +386,99 @@ def render_risk_detection(ctx: RenderContext, record: Record) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ security alerts (security/alerts_v2)
+
+
+def _user_account(person: Person) -> dict[str, Any]:
+    local, _, domain = person.email.partition("@")
+    return {
+        "accountName": local,
+        "domainName": domain,
+        "userSid": f"S-1-12-1-{int(person.entra_id.replace('-', '')[:8], 16)}-{person.index + 1000}",
+        "azureAdUserId": person.entra_id,
+        "userPrincipalName": person.email,
+        "displayName": person.name,
+    }
+
+
+def render_security_alert(ctx: RenderContext, record: Record) -> dict[str, Any]:
+    """A microsoft.graph.security.alert as the v1.0 resource documents it, with user, IP and
+    mailbox evidence naming the account and the address the alert is about (record ts is its
+    lastUpdateDateTime; extra carries the alert's title, severity, source and techniques)."""
+    ts, uid, kind, person, session, extra = record
+    created = ts - 2 * 60_000_000
+    first = ts - int(extra.get("activity_minutes", 10)) * 60_000_000
+    alert_id = f"fa{ctx.ids.fast_guid('m365:security_alerts', uid)}"
+    incident = str(10_000 + ctx.ids.fast("alert-incident", uid) % 90_000)
+    common = {
+        "createdDateTime": graph_time(created),
+        "verdict": "suspicious",
+        "remediationStatus": "none",
+        "remediationStatusDetails": None,
+        "roles": [],
+        "detailedRoles": [],
+        "tags": [],
+    }
+    evidence: list[dict[str, Any]] = [
+        {"@odata.type": "#microsoft.graph.security.userEvidence", **common, "userAccount": _user_account(person)}
+    ]
+    if session is not None:
+        evidence.append(
+            {
+                "@odata.type": "#microsoft.graph.security.ipEvidence",
+                **common,
+                "ipAddress": session.ip,
+                "countryLetterCode": session.city.country,
+            }
+        )
+    if extra.get("mailbox", True):
+        evidence.append(
+            {
+                "@odata.type": "#microsoft.graph.security.mailboxEvidence",
+                **common,
+                "primaryAddress": person.email,
+                "displayName": person.name,
+                "userAccount": _user_account(person),
+            }
+        )
+    portal = "https://security.microsoft.com"
+    return {
+        "id": alert_id,
+        "providerAlertId": ctx.ids.fast_guid("alert-provider", uid),
+        "incidentId": incident,
+        "status": extra.get("status", "new"),
+        "severity": extra["severity"],
+        "classification": extra.get("classification", "unknown"),
+        "determination": extra.get("determination", "unknown"),
+        "serviceSource": extra["service_source"],
+        "detectionSource": extra["detection_source"],
+        "productName": extra.get("product_name", "Microsoft Defender for Office 365"),
+        "detectorId": ctx.ids.fast_guid("alert-detector", len(extra["title"])),
+        "tenantId": ctx.tenant.tenant_id,
+        "title": extra["title"],
+        "description": extra.get("description", ""),
+        "recommendedActions": extra.get("recommended_actions", ""),
+        "category": extra["category"],
+        "assignedTo": None,
+        "alertWebUrl": f"{portal}/alerts/{alert_id}?tid={ctx.tenant.tenant_id}",
+        "incidentWebUrl": f"{portal}/incidents/{incident}?tid={ctx.tenant.tenant_id}",
+        "actorDisplayName": None,
+        "threatDisplayName": None,
+        "threatFamilyName": None,
+        "mitreTechniques": list(extra.get("mitre", [])),
+        "createdDateTime": graph_time(created),
+        "lastUpdateDateTime": graph_time(ts),
+        "resolvedDateTime": None,
+        "firstActivityDateTime": graph_time(first),
+        "lastActivityDateTime": graph_time(ts - 3 * 60_000_000),
+        "comments": [],
+        "systemTags": [],
+        "alertPolicyId": None,
+        "additionalData": {},
+        "evidence": evidence,
+    }
+
+
 # ------------------------------------------------------------------ unified audit log (Management Activity API)
 
 RECORD_TYPES = {
@@ -661,5 +754,6 @@ M365_RENDERERS = {
     "m365:signins": render_signin,
     "m365:directory_audits": render_directory_audit,
     "m365:risk_detections": render_risk_detection,
+    "m365:security_alerts": render_security_alert,
     "m365:unified_audit": render_unified_audit,
 }

@@ -583,3 +583,51 @@ def m365_ediscovery_search(b: StoryBuilder, step: StepSpec, p: dict[str, Any], a
     for operation, delay in phases:
         b.emit("m365:unified_audit", at + delay, operation, person, session, dict(search))
     b.remember("ediscovery_search", **search)
+
+
+ALERT_SEVERITIES = ("informational", "low", "medium", "high")
+ALERT_SOURCES = {
+    # serviceSource -> (detectionSource, productName)
+    "microsoftDefenderForOffice365": ("microsoftDefenderForOffice365", "Microsoft Defender for Office 365"),
+    "microsoftDefenderForCloudApps": ("microsoftDefenderForCloudApps", "Microsoft Defender for Cloud Apps"),
+    "azureAdIdentityProtection": ("azureAdIdentityProtection", "Microsoft Entra ID Protection"),
+    "microsoft365Defender": ("microsoft365Defender", "Microsoft Defender XDR"),
+}
+
+
+@action("m365.security_alert")
+def m365_security_alert(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
+    """A Microsoft 365 Defender alert about `user` (Graph `security/alerts_v2`): `title`,
+    `severity` (informational|low|medium|high), `source` (a serviceSource: microsoftDefenderForOffice365,
+    microsoftDefenderForCloudApps, azureAdIdentityProtection, microsoft365Defender), `category`,
+    `mitre` (technique ids); its evidence names the user, their mailbox and the session's IP."""
+    person = b.person(p)
+    severity = str(p.get("severity", "high"))
+    if severity not in ALERT_SEVERITIES:
+        raise ScenarioError(f"m365.security_alert: severity must be one of {', '.join(ALERT_SEVERITIES)}")
+    source = str(p.get("source", "microsoftDefenderForOffice365"))
+    if source not in ALERT_SOURCES:
+        raise ScenarioError(f"m365.security_alert: source must be one of {', '.join(ALERT_SOURCES)}")
+    detection_source, product = ALERT_SOURCES[source]
+    session = b.session(person, at, b.where(p), p, n=int(p.get("ip", 0)))
+    title = str(p.get("title", "Suspicious email forwarding activity"))
+    b.emit(
+        "m365:security_alerts",
+        at,
+        "alert",
+        person,
+        session,
+        {
+            "title": title,
+            "severity": severity,
+            "service_source": source,
+            "detection_source": detection_source,
+            "product_name": product,
+            "category": str(p.get("category", "Exfiltration")),
+            "mitre": [str(t) for t in p.get("mitre", ["T1114.002"])],
+            "description": str(p.get("description", f"{title} involving {person.email}.")),
+            "recommended_actions": str(p.get("recommended_actions", "")),
+            "mailbox": bool(p.get("mailbox", source == "microsoftDefenderForOffice365")),
+        },
+    )
+    b.remember("security_alert", user=person.email, title=title, severity=severity)

@@ -1,4 +1,5 @@
-"""Graph audit log streams: sign-ins, directory audits, risk detections (time-windowed, cursor paged).
+"""Graph audit log streams: sign-ins, directory audits, risk detections and security alerts
+(`security/alerts_v2`, by lastUpdateDateTime), time-windowed and cursor paged.
 
 Sign-ins answer interactive ones only unless the filter names `signInEventTypes` (as the service
 does); the filter is checked against what the reporting service supports, `$select` against the
@@ -18,6 +19,7 @@ from simulator.vendors.graph.base import EVENT_STREAMS, GraphBase
 from simulator.vendors.graph.schema import (
     DIRECTORY_AUDIT,
     RISK_DETECTION,
+    SECURITY_ALERT,
     SIGN_IN,
     EntityType,
     check_filter,
@@ -31,6 +33,7 @@ ENTITIES: dict[str, EntityType] = {
     "signins": SIGN_IN,
     "directory_audits": DIRECTORY_AUDIT,
     "risk_detections": RISK_DETECTION,
+    "security_alerts": SECURITY_ALERT,
 }
 
 

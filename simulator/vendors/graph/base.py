@@ -25,6 +25,7 @@ EVENT_STREAMS = {
     "signins": ("m365:signins", "createdDateTime", "auditLogs/signIns"),
     "directory_audits": ("m365:directory_audits", "activityDateTime", "auditLogs/directoryAudits"),
     "risk_detections": ("m365:risk_detections", "detectedDateTime", "identityProtection/riskDetections"),
+    "security_alerts": ("m365:security_alerts", "lastUpdateDateTime", "security/alerts_v2"),
 }
 DEFAULT_USER_FIELDS = (
     "businessPhones",

@@ -138,6 +138,32 @@ RISK_DETECTION = EntityType(
     beta_only=_names("riskType userType"),
 )
 
+# microsoft.graph.security.alert (GET /security/alerts_v2): $filter on the properties its
+# page documents (assignedTo, classification, determination, createdDateTime, lastUpdateDateTime,
+# severity, serviceSource, status)
+SECURITY_ALERT = EntityType(
+    "security.alert",
+    _names(
+        """actorDisplayName additionalData alertPolicyId alertWebUrl assignedTo category classification
+        comments createdDateTime customDetails description detectionSource detectorId determination
+        evidence firstActivityDateTime id incidentId incidentWebUrl lastActivityDateTime
+        lastUpdateDateTime mitreTechniques productName providerAlertId recommendedActions
+        resolvedDateTime serviceSource severity status systemTags tenantId threatDisplayName
+        threatFamilyName title"""
+    ),
+    collections=_names("comments evidence mitreTechniques systemTags"),
+    filterable={
+        "assignedto": _EQ,
+        "classification": _EQ,
+        "determination": _EQ,
+        "createddatetime": _TIME,
+        "lastupdatedatetime": _TIME,
+        "severity": _EQ,
+        "servicesource": _EQ,
+        "status": _EQ,
+    },
+)
+
 USER = EntityType(
     "user",
     _names(
