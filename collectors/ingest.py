@@ -3,8 +3,11 @@
 Accepted files: a JSON array, JSON Lines (one record per line; blank lines skipped), one API
 page or export batch (a Graph page's `value`, an Azure Monitor / Event Hub `records` batch, a
 Reports API page's `items`, a Slack audit page's `entries`; JSON Lines of such pages too), or a
-CSV export (the unified audit log export, whose `AuditData` column is the record; any other CSV
-is one record per row, its JSON cells parsed and True/False as booleans), in any format the
+CSV export (the unified audit log export from Purview, whose `AuditData` column is the record;
+the sign-ins CSV downloaded from the Entra admin centre, whose portal columns — `Date (UTC)`,
+`Request ID`, `Username`, `IP address`, `Location`, `Sign-in error code` ... — become the Graph
+signIn's properties, non-interactive when the file name says so; any other CSV is one record per
+row, its JSON cells parsed and True/False as booleans), in any format the
 stream's normaliser takes — Graph sign-ins or directory audits (plain, wrapped by an Azure
 Monitor diagnostic export, or Log Analytics `SigninLogs` rows), unified audit records, Google
 raw activities or one-record-per-event records, Slack audit entries (numeric or text
@@ -136,13 +139,159 @@ def _cell(value: str | None) -> Any:
     return value
 
 
+# The Entra admin centre's sign-ins download (Monitoring > Sign-in logs > Download > CSV): portal
+# column -> Graph signIn property (the portal writes "Application ID " with a trailing space and
+# "Autonomous system  number" with two; names are compared with their whitespace collapsed).
+_ENTRA_SIGNIN_COLUMNS = {
+    "Date (UTC)": "createdDateTime",
+    "Request ID": "id",
+    "User agent": "userAgent",
+    "Correlation ID": "correlationId",
+    "User ID": "userId",
+    "User": "userDisplayName",
+    "Username": "userPrincipalName",
+    "Cross tenant access type": "crossTenantAccessType",
+    "Incoming token type": "incomingTokenType",
+    "Authentication Protocol": "authenticationProtocol",
+    "Unique token identifier": "uniqueTokenIdentifier",
+    "Original transfer method": "originalTransferMethod",
+    "Client credential type": "clientCredentialType",
+    "Application": "appDisplayName",
+    "Application ID": "appId",
+    "App owner tenant ID": "appOwnerTenantId",
+    "Resource": "resourceDisplayName",
+    "Resource ID": "resourceId",
+    "Resource tenant ID": "resourceTenantId",
+    "Home tenant ID": "homeTenantId",
+    "Home tenant name": "homeTenantName",
+    "IP address": "ipAddress",
+    "Client app": "clientAppUsed",
+    "Sign-in identifier": "signInIdentifier",
+    "Session ID": "sessionId",
+    "IP address (seen by resource)": "ipAddressFromResourceProvider",
+    "Global Secure Access IP address": "globalSecureAccessIpAddress",
+    "Autonomous system number": "autonomousSystemNumber",
+    "Token issuer type": "tokenIssuerType",
+    "Token issuer name": "tokenIssuerName",
+    "Latency": "processingTimeInMilliseconds",
+    "Service principal ID": "servicePrincipalId",
+    "Service principal name": "servicePrincipalName",
+    "Credential key ID": "servicePrincipalCredentialKeyId",
+    "Credential thumbprint": "servicePrincipalCredentialThumbprint",
+    "Managed Identity type": "managedIdentityType",
+}
+_ENTRA_ENUMS = {  # portal wording -> the Graph enum value
+    "single-factor authentication": "singleFactorAuthentication",
+    "multifactor authentication": "multiFactorAuthentication",
+    "not applied": "notApplied",
+    "success": "success",
+    "failure": "failure",
+    "member": "member",
+    "guest": "guest",
+}
+
+
+def _column(name: str) -> str:
+    return " ".join(name.split())
+
+
+def is_entra_signin_csv(columns: Sequence[str]) -> bool:
+    names = {_column(c) for c in columns if c}
+    return {"Date (UTC)", "Request ID", "Sign-in error code"} <= names
+
+
+def _enum(value: Any) -> Any:
+    return _ENTRA_ENUMS.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+
+def entra_signin_from_portal_row(row: dict[str, Any], *, interactive: bool = True) -> dict[str, Any]:
+    """One row of the Entra admin centre's sign-ins CSV as the Graph signIn it shows."""
+    cells = {_column(k): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+    cells = {k: v for k, v in cells.items() if v not in (None, "")}
+    signin: dict[str, Any] = {
+        prop: cells[column] for column, prop in _ENTRA_SIGNIN_COLUMNS.items() if column in cells
+    }
+    code = cells.get("Sign-in error code")
+    status: dict[str, Any] = {"errorCode": int(code) if str(code or "").lstrip("-").isdigit() else code}
+    if cells.get("Failure reason"):
+        status["failureReason"] = cells["Failure reason"]
+    if cells.get("Status"):
+        status["additionalDetails"] = cells["Status"]  # Success | Failure | Interrupted
+    signin["status"] = status
+    location = cells.get("Location")
+    if isinstance(location, str):
+        parts = [p.strip() for p in location.split(",")]
+        place = {"city": None, "state": None, "countryOrRegion": parts[-1] or None}
+        if len(parts) >= 2:
+            place["city"] = parts[0] or None
+        if len(parts) >= 3:
+            place["state"] = ", ".join(parts[1:-1]) or None
+        signin["location"] = place
+    device = {
+        key: cells[column]
+        for column, key in (
+            ("Device ID", "deviceId"),
+            ("Browser", "browser"),
+            ("Operating System", "operatingSystem"),
+            ("Join Type", "trustType"),
+        )
+        if column in cells
+    }
+    for column, key in (("Compliant", "isCompliant"), ("Managed", "isManaged")):
+        if column in cells:
+            device[key] = str(cells[column]).lower() == "true"
+    if device:
+        signin["deviceDetail"] = device
+    if cells.get("User type"):
+        signin["userType"] = _enum(cells["User type"])
+    if cells.get("Authentication requirement"):
+        signin["authenticationRequirement"] = _enum(cells["Authentication requirement"])
+    if cells.get("Conditional Access"):
+        signin["conditionalAccessStatus"] = _enum(cells["Conditional Access"])
+    if cells.get("Multifactor authentication auth method") or cells.get("Multifactor authentication result"):
+        signin["mfaDetail"] = {
+            "authMethod": cells.get("Multifactor authentication auth method"),
+            "authDetail": cells.get("Multifactor authentication auth detail"),
+        }
+        signin["authenticationDetails"] = [
+            {
+                "authenticationMethod": cells.get("Multifactor authentication auth method"),
+                "authenticationStepResultDetail": cells.get("Multifactor authentication result"),
+                "succeeded": status["errorCode"] == 0,
+            }
+        ]
+    for column, key in (("Flagged for review", "flaggedForReview"), ("Through Global Secure Access", "isThroughGlobalSecureAccess")):
+        if column in cells:
+            signin[key] = str(cells[column]).lower() in ("true", "yes")
+    signin["isInteractive"] = interactive
+    if "servicePrincipalId" in signin and "userPrincipalName" not in signin:
+        signin["signInEventTypes"] = ["servicePrincipal"]
+        signin["isInteractive"] = False
+    return signin
+
+
 def _csv_records(path: Path, data: bytes) -> Iterator[tuple[str, Any, str | None]]:
-    """One record per row: the row's `AuditData` JSON (unified audit log exports), else the row."""
+    """One record per row: the row's `AuditData` JSON (unified audit log exports), a Graph signIn
+    (the Entra admin centre's sign-ins CSV), else the row."""
     csv.field_size_limit(max(csv.field_size_limit(), 16 << 20))
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", "replace"), newline=""))
+    entra = is_entra_signin_csv(reader.fieldnames or [])
+    interactive = "noninteractive" not in path.name.lower().replace("-", "").replace("_", "")
+    seen: dict[str, int] = {}
     try:
         for row in reader:
             where = f"{path}:{reader.line_num}"
+            if entra:
+                signin = entra_signin_from_portal_row(row, interactive=interactive)
+                request = str(signin.get("id") or "")
+                # rows of one request (an interrupt, then the success) share the request ID
+                repeat = seen.get(request, 0)
+                seen[request] = repeat + 1
+                if request and repeat:
+                    signin["id"] = f"{request}#{repeat}"
+                    signin["originalRequestId"] = request
+                yield where, signin, None
+                continue
             audit = lookup(row, "AuditData")
             if audit not in (None, ""):
                 try:

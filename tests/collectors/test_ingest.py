@@ -220,3 +220,119 @@ def test_a_log_analytics_signinlogs_csv_export_is_stored_as_graph_signins(
     [event] = _stored(db)
     assert (event.country, event.outcome, event.action) == ("NL", "success", "signin")
     assert event.raw["location"] == {"city": "Amsterdam", "countryOrRegion": "NL"}
+
+
+# The header row of the Entra admin centre's sign-ins download (Sign-in logs > Download > CSV), as
+# the portal writes it: "Application ID " and "Resource ID " end in a space, "Autonomous system  number"
+# has two, "Incoming token type" appears twice.
+ENTRA_PORTAL_HEADER = (
+    "Date (UTC),Request ID,User agent,Correlation ID,User ID,User,Username,User type,Cross tenant access type,"
+    "Incoming token type,Authentication Protocol,Unique token identifier,Original transfer method,"
+    "Client credential type,Token Protection - Sign In Session,Token Protection - Sign In Session StatusCode,"
+    "Application,Application ID ,App owner tenant ID,Resource,Resource ID ,Resource tenant ID,"
+    "Resource owner tenant ID,Home tenant ID,Home tenant name,IP address,Location,Status,Sign-in error code,"
+    "Failure reason,Client app,Device ID,Browser,Operating System,Compliant,Managed,Join Type,"
+    "Multifactor authentication result,Multifactor authentication auth method,"
+    "Multifactor authentication auth detail,Authentication requirement,Sign-in identifier,Session ID,"
+    "IP address (seen by resource),Through Global Secure Access,Global Secure Access IP address,"
+    "Autonomous system  number,Flagged for review,Token issuer type,Incoming token type,Token issuer name,"
+    "Latency,Conditional Access,Managed Identity type,Associated Resource Id,Federated Token Id,"
+    "Federated Token Issuer"
+)
+
+
+def _portal_row(**cells: str) -> str:
+    import csv
+    import io
+
+    names = next(csv.reader([ENTRA_PORTAL_HEADER]))
+    out = io.StringIO()
+    csv.writer(out).writerow([cells.get(name.strip(), "") for name in names])
+    return out.getvalue()
+
+
+def test_the_entra_admin_centre_signins_csv_is_stored_as_graph_signins(db: Database, tmp_path: Path) -> None:
+    common = {
+        "User agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+        "User ID": "26be570a-ae82-4189-b4e2-a37c6808512d",
+        "User": "Dave Rao",
+        "Username": "dave@contoso.example",
+        "User type": "Member",
+        "Application": "OfficeHome",
+        "Application ID": "4765445b-32c6-49b0-83e6-1d93765276ca",
+        "Resource": "Office 365 Exchange Online",
+        "IP address": "185.220.101.34",
+        "Location": "Moscow, Moscow, RU",
+        "Client app": "Browser",
+        "Browser": "Chrome 120.0.0",
+        "Operating System": "Windows10",
+        "Compliant": "False",
+        "Managed": "False",
+        "Token issuer type": "AzureAD",
+        "Conditional Access": "Not Applied",
+        "Correlation ID": "d79f5bee-5860-4832-928f-3133e22ae912",
+    }
+    export = tmp_path / "InteractiveSignIns_2026-11-20_2026-11-21.csv"
+    export.write_text(
+        ENTRA_PORTAL_HEADER
+        + "\n"
+        + _portal_row(
+            **common,
+            **{"Date (UTC)": "2026-11-20T02:10:05Z", "Request ID": "5e1f0c2a-1b3c-4d5e-8f90-112233445566"},
+            **{"Status": "Failure", "Sign-in error code": "50126"},
+            **{"Failure reason": "Error validating credentials due to invalid username or password."},
+            **{"Authentication requirement": "Single-factor authentication"},
+        )
+        + _portal_row(
+            **common,
+            **{"Date (UTC)": "2026-11-20T03:11:40Z", "Request ID": "9a8b7c6d-0000-4d5e-8f90-aabbccddeeff"},
+            **{"Status": "Interrupted", "Sign-in error code": "50074"},
+            **{"Authentication requirement": "Multifactor authentication"},
+        )
+        + _portal_row(
+            **common,
+            **{"Date (UTC)": "2026-11-20T03:12:02Z", "Request ID": "9a8b7c6d-0000-4d5e-8f90-aabbccddeeff"},
+            **{"Status": "Success", "Sign-in error code": "0", "Session ID": "0a1b2c3d-4e5f-6789-abcd-ef0123456789"},
+            **{"Multifactor authentication result": "MFA completed in Azure AD"},
+            **{"Multifactor authentication auth method": "Mobile app notification"},
+            **{"Authentication requirement": "Multifactor authentication"},
+        ),
+        encoding="utf-8-sig",
+    )
+    report = ingest_files(db, provider="m365", stream="signins", files=[export])
+    assert (report.records, report.events_new, report.quarantined) == (3, 3, 0)
+    events = sorted(_stored(db), key=lambda e: e.occurred_at)
+    assert [e.outcome for e in events] == ["failure", "failure", "success"]
+    assert {(e.actor, e.ip, e.country, e.action) for e in events} == {
+        ("dave@contoso.example", "185.220.101.34", "RU", "signin")
+    }
+    failed, interrupted, success = (e.raw for e in events)
+    assert failed["status"]["errorCode"] == 50126 and failed["appId"] == "4765445b-32c6-49b0-83e6-1d93765276ca"
+    assert failed["location"] == {"city": "Moscow", "state": "Moscow", "countryOrRegion": "RU"}
+    assert failed["authenticationRequirement"] == "singleFactorAuthentication"
+    assert failed["conditionalAccessStatus"] == "notApplied" and failed["userType"] == "member"
+    assert failed["deviceDetail"]["isCompliant"] is False
+    # the interrupt and the success of one request share its Request ID: both are kept
+    assert interrupted["id"] == "9a8b7c6d-0000-4d5e-8f90-aabbccddeeff"
+    assert success["id"] == "9a8b7c6d-0000-4d5e-8f90-aabbccddeeff#1"
+    assert success["sessionId"] == "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    assert success["authenticationDetails"][0]["authenticationMethod"] == "Mobile app notification"
+    # loading the download again adds nothing
+    assert ingest_files(db, provider="m365", stream="signins", files=[export]).events_new == 0
+
+
+def test_a_non_interactive_signins_download_is_stored_as_non_interactive(db: Database, tmp_path: Path) -> None:
+    export = tmp_path / "NonInteractiveSignIns_2026-11-20_2026-11-21.csv"
+    export.write_text(
+        ENTRA_PORTAL_HEADER
+        + "\n"
+        + _portal_row(
+            **{"Date (UTC)": "2026-11-20T04:00:00Z", "Request ID": "77aa0000-1111-2222-3333-444455556666"},
+            **{"Username": "dave@contoso.example", "IP address": "203.0.113.5", "Location": "US"},
+            **{"Status": "Success", "Sign-in error code": "0", "Application": "Microsoft Teams"},
+        )
+    )
+    ingest_files(db, provider="m365", stream="signins", files=[export])
+    [event] = _stored(db)
+    assert event.action == "signin_noninteractive" and event.country == "US"
+    assert event.raw["location"]["city"] is None
