@@ -211,8 +211,8 @@ def entra_signin_from_portal_row(row: dict[str, Any], *, interactive: bool = Tru
     signin: dict[str, Any] = {
         prop: cells[column] for column, prop in _ENTRA_SIGNIN_COLUMNS.items() if column in cells
     }
-    code = cells.get("Sign-in error code")
-    status: dict[str, Any] = {"errorCode": int(code) if str(code or "").lstrip("-").isdigit() else code}
+    code = str(cells.get("Sign-in error code") or "")
+    status: dict[str, Any] = {"errorCode": int(code) if code.lstrip("-").isdigit() else (code or None)}
     if cells.get("Failure reason"):
         status["failureReason"] = cells["Failure reason"]
     if cells.get("Status"):
@@ -260,7 +260,10 @@ def entra_signin_from_portal_row(row: dict[str, Any], *, interactive: bool = Tru
                 "succeeded": status["errorCode"] == 0,
             }
         ]
-    for column, key in (("Flagged for review", "flaggedForReview"), ("Through Global Secure Access", "isThroughGlobalSecureAccess")):
+    for column, key in (
+        ("Flagged for review", "flaggedForReview"),
+        ("Through Global Secure Access", "isThroughGlobalSecureAccess"),
+    ):
         if column in cells:
             signin[key] = str(cells[column]).lower() in ("true", "yes")
     signin["isInteractive"] = interactive

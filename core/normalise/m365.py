@@ -217,7 +217,9 @@ def _evidence(data: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
         return []
     suffix = f".{kind}".lower()
     return [
-        e for e in evidence if isinstance(e, Mapping) and str(e.get("@odata.type") or "").lower().endswith(suffix)
+        e
+        for e in evidence
+        if isinstance(e, Mapping) and str(e.get("@odata.type") or "").lower().endswith(suffix)
     ]
 
 
@@ -235,9 +237,7 @@ def normalise_security_alert(record: Mapping[str, Any]) -> list[NormalisedEvent]
             action=text(dig(data, "title"), 300),
             target=text(dig(data, "serviceSource"), 1000),
             ip=strip_port(next((i for i in ips if i), None)),
-            country=text(
-                next((dig(e, "countryLetterCode") for e in _evidence(data, "ipEvidence")), None), 8
-            ),
+            country=text(next((dig(e, "countryLetterCode") for e in _evidence(data, "ipEvidence")), None), 8),
             outcome=text(dig(data, "status"), 50),
         )
     ]

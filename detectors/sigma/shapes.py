@@ -400,7 +400,17 @@ STORED_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("m365", "security_alerts"): _SECURITY_ALERT,
     **{
         ("google", s): _GOOGLE
-        for s in ("login", "admin", "drive", "token", "saml", "user_accounts", "takeout", "gmail_log", "mobile")
+        for s in (
+            "login",
+            "admin",
+            "drive",
+            "token",
+            "saml",
+            "user_accounts",
+            "takeout",
+            "gmail_log",
+            "mobile",
+        )
     },
     ("slack", "audit"): _SLACK,
     ("okta", "logs"): _OKTA,

@@ -410,7 +410,7 @@ def render_security_alert(ctx: RenderContext, record: Record) -> dict[str, Any]:
     first = ts - int(extra.get("activity_minutes", 10)) * 60_000_000
     alert_id = f"fa{ctx.ids.fast_guid('m365:security_alerts', uid)}"
     incident = str(10_000 + ctx.ids.fast("alert-incident", uid) % 90_000)
-    common = {
+    common: dict[str, Any] = {
         "createdDateTime": graph_time(created),
         "verdict": "suspicious",
         "remediationStatus": "none",
@@ -420,7 +420,11 @@ def render_security_alert(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "tags": [],
     }
     evidence: list[dict[str, Any]] = [
-        {"@odata.type": "#microsoft.graph.security.userEvidence", **common, "userAccount": _user_account(person)}
+        {
+            "@odata.type": "#microsoft.graph.security.userEvidence",
+            **common,
+            "userAccount": _user_account(person),
+        }
     ]
     if session is not None:
         evidence.append(

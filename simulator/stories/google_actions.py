@@ -398,7 +398,9 @@ def google_mobile_device(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at:
     person = b.person(p)
     device_type = str(p.get("device_type", "ANDROID"))
     if device_type not in MOBILE_DEVICE_TYPES:
-        raise ScenarioError(f"google.mobile_device: device_type must be one of {', '.join(MOBILE_DEVICE_TYPES)}")
+        raise ScenarioError(
+            f"google.mobile_device: device_type must be one of {', '.join(MOBILE_DEVICE_TYPES)}"
+        )
     kinds = [str(k) for k in p.get("events", ["register"])]
     unknown = [k for k in kinds if k not in MOBILE_EVENTS]
     if unknown:
@@ -420,7 +422,10 @@ def google_mobile_device(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at:
         ts = at + n * gap
         session = b.session(person, ts, b.where(p), p)
         if kind == "register":
-            event = ("DEVICE_REGISTER_UNREGISTER_EVENT", {**device, "ACCOUNT_STATE": "REGISTERED", "REGISTER_PRIVILEGE": "Device Administrator"})
+            event = (
+                "DEVICE_REGISTER_UNREGISTER_EVENT",
+                {**device, "ACCOUNT_STATE": "REGISTERED", "REGISTER_PRIVILEGE": "Device Administrator"},
+            )
         elif kind == "compromised":
             event = ("DEVICE_COMPROMISED_EVENT", {**device, "DEVICE_COMPROMISED_STATE": "COMPROMISED"})
         else:
@@ -439,7 +444,14 @@ def google_mobile_device(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at:
 
 
 # event_info.mail_event_type values the Gmail log events document (a subset)
-GMAIL_EVENT_TYPES = {"sent": 1, "received": 2, "user_marked_spam": 3, "quarantined": 5, "opened": 7, "forwarded": 10}
+GMAIL_EVENT_TYPES = {
+    "sent": 1,
+    "received": 2,
+    "user_marked_spam": 3,
+    "quarantined": 5,
+    "opened": 7,
+    "forwarded": 10,
+}
 
 
 @action("google.gmail_delivery")
@@ -453,7 +465,9 @@ def google_gmail_delivery(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at
     kinds = [str(k) for k in p.get("events", ["received"])]
     unknown = [k for k in kinds if k not in GMAIL_EVENT_TYPES]
     if unknown:
-        raise ScenarioError(f"google.gmail_delivery: unknown events {unknown}; use {', '.join(GMAIL_EVENT_TYPES)}")
+        raise ScenarioError(
+            f"google.gmail_delivery: unknown events {unknown}; use {', '.join(GMAIL_EVENT_TYPES)}"
+        )
     sender = str(p.get("sender", "billing@invoices-northwind.example"))
     key = (b.spec.id if b.spec else "", step.id)
     message: dict[str, Any] = {
@@ -466,7 +480,10 @@ def google_gmail_delivery(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at
         "num_message_attachments": 1 if p.get("attachment") else 0,
     }
     if p.get("spam"):
-        message["spam_info"] = {"classification_reason": str(p["spam"]), "disposition": "quarantine" if "quarantined" in kinds else "inbox"}
+        message["spam_info"] = {
+            "classification_reason": str(p["spam"]),
+            "disposition": "quarantine" if "quarantined" in kinds else "inbox",
+        }
     attachment = p.get("attachment")
     if isinstance(attachment, dict):
         entry = {"file_name": str(attachment.get("file_name", "invoice.zip"))}

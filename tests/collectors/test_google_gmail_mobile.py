@@ -60,7 +60,9 @@ def test_gmail_log_and_mobile_streams_store_the_documented_events_and_the_rules_
     # when only the Google gmail_log and mobile streams are collected, then detection runs
     sync_connections(
         db,
-        connections_from_simulator(sim.info, providers=["google"], streams={"google": ["gmail_log", "mobile"]}),
+        connections_from_simulator(
+            sim.info, providers=["google"], streams={"google": ["gmail_log", "mobile"]}
+        ),
         source="simulator",
     )
     report = collect_once(db, settings)
@@ -72,11 +74,21 @@ def test_gmail_log_and_mobile_streams_store_the_documented_events_and_the_rules_
     assert {e.stream for e in events} == {"gmail_log", "mobile"}
     mobile = sorted(e.action for e in events if e.stream == "mobile")
     assert mobile == ["DEVICE_ACTION_EVENT", "DEVICE_COMPROMISED_EVENT", "DEVICE_REGISTER_UNREGISTER_EVENT"]
-    opened = [e for e in events if e.stream == "gmail_log" and str(e.raw["parameters"]["event_info"]["mail_event_type"]) == "7"]
+    opened = [
+        e
+        for e in events
+        if e.stream == "gmail_log" and str(e.raw["parameters"]["event_info"]["mail_event_type"]) == "7"
+    ]
     assert len(opened) == 3
     # the nested message values are objects (and lists of objects) in the stored record
-    malware = [e for e in opened if e.raw["parameters"]["message_info"].get("attachment", [{}])[0].get("malware_family")]
-    assert [e.raw["parameters"]["message_info"]["attachment"][0]["malware_family"] for e in malware] == ["Emotet"]
+    malware = [
+        e
+        for e in opened
+        if e.raw["parameters"]["message_info"].get("attachment", [{}])[0].get("malware_family")
+    ]
+    assert [e.raw["parameters"]["message_info"]["attachment"][0]["malware_family"] for e in malware] == [
+        "Emotet"
+    ]
     detect_new(db, settings, with_anomaly=False)
     with db.session(readonly=True) as session:
         findings = session.exec(select(Finding)).all()
@@ -90,7 +102,9 @@ def test_gmail_log_and_mobile_streams_store_the_documented_events_and_the_rules_
     } <= fired
     victim = story["people"][0] if story.get("people") else None
     by_rule = {f.rule_id: f for f in findings}
-    assert len([f for f in findings if f.rule_id == "google_gmail_malware_attachment"]) == 1  # not the clean mail
+    assert (
+        len([f for f in findings if f.rule_id == "google_gmail_malware_attachment"]) == 1
+    )  # not the clean mail
     if victim:
         assert victim in by_rule["google_mobile_device_compromised"].entities["people"]
         assert victim in by_rule["google_gmail_phishing_opened"].entities["people"]

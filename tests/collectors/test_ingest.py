@@ -292,7 +292,11 @@ def test_the_entra_admin_centre_signins_csv_is_stored_as_graph_signins(db: Datab
         + _portal_row(
             **common,
             **{"Date (UTC)": "2026-11-20T03:12:02Z", "Request ID": "9a8b7c6d-0000-4d5e-8f90-aabbccddeeff"},
-            **{"Status": "Success", "Sign-in error code": "0", "Session ID": "0a1b2c3d-4e5f-6789-abcd-ef0123456789"},
+            **{
+                "Status": "Success",
+                "Sign-in error code": "0",
+                "Session ID": "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            },
             **{"Multifactor authentication result": "MFA completed in Azure AD"},
             **{"Multifactor authentication auth method": "Mobile app notification"},
             **{"Authentication requirement": "Multifactor authentication"},
@@ -307,7 +311,9 @@ def test_the_entra_admin_centre_signins_csv_is_stored_as_graph_signins(db: Datab
         ("dave@contoso.example", "185.220.101.34", "RU", "signin")
     }
     failed, interrupted, success = (e.raw for e in events)
-    assert failed["status"]["errorCode"] == 50126 and failed["appId"] == "4765445b-32c6-49b0-83e6-1d93765276ca"
+    assert (
+        failed["status"]["errorCode"] == 50126 and failed["appId"] == "4765445b-32c6-49b0-83e6-1d93765276ca"
+    )
     assert failed["location"] == {"city": "Moscow", "state": "Moscow", "countryOrRegion": "RU"}
     assert failed["authenticationRequirement"] == "singleFactorAuthentication"
     assert failed["conditionalAccessStatus"] == "notApplied" and failed["userType"] == "member"
@@ -321,7 +327,9 @@ def test_the_entra_admin_centre_signins_csv_is_stored_as_graph_signins(db: Datab
     assert ingest_files(db, provider="m365", stream="signins", files=[export]).events_new == 0
 
 
-def test_a_non_interactive_signins_download_is_stored_as_non_interactive(db: Database, tmp_path: Path) -> None:
+def test_a_non_interactive_signins_download_is_stored_as_non_interactive(
+    db: Database, tmp_path: Path
+) -> None:
     export = tmp_path / "NonInteractiveSignIns_2026-11-20_2026-11-21.csv"
     export.write_text(
         ENTRA_PORTAL_HEADER

@@ -76,7 +76,9 @@ class Reports(GoogleBase):
         except ValueError:
             return  # _time_range answers the malformed time
         if span > 30 * DAY:
-            raise ApiError(400, "invalid", "For Gmail requests, the time range must not be greater than 30 days")
+            raise ApiError(
+                400, "invalid", "For Gmail requests, the time range must not be greater than 30 days"
+            )
 
     def _time_range(self, request: Request, now: int) -> tuple[int, int]:
         try:

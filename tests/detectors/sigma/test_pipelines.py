@@ -156,7 +156,9 @@ def test_google_sources_we_do_not_collect_are_refused_with_the_reason(make_pack,
     assert reason in problem.reason
 
 
-@pytest.mark.parametrize(("service", "stream"), [("google_workspace.gmail", "gmail_log"), ("google_workspace.mobile", "mobile")])
+@pytest.mark.parametrize(
+    ("service", "stream"), [("google_workspace.gmail", "gmail_log"), ("google_workspace.mobile", "mobile")]
+)
 def test_gmail_log_events_and_mobile_device_events_are_collected_sources(make_pack, service, stream) -> None:
     # the Reports API's gmail application is stored as stream gmail_log (gmail is the message stream)
     pack = make_pack(
