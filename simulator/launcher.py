@@ -1,7 +1,8 @@
 """The `serve` and `truth` commands, shared by `tenantguard simulator ...` and `python -m simulator ...`.
 
-`serve` prints ONE JSON line (the connection info) on stdout, flushes, and serves until SIGINT or
-SIGTERM; everything else goes to stderr, so a parent process can read the line and go.
+`serve` prints ONE JSON line (the connection info, the SMTP/IMAP ports and the OpenID issuer
+included) on stdout, flushes, and serves until SIGINT or SIGTERM; everything else goes to stderr,
+so a parent process can read the line and go.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def _main_thread() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m simulator", description="A local Microsoft 365 / Google Workspace / Slack."
+        prog="python -m simulator",
+        description="A local Microsoft 365 / Google Workspace / Slack / Okta, with mail and an OpenID provider.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "truth"):
