@@ -412,26 +412,32 @@ def read_teams_messages(ctx: StreamContext) -> Iterator[Page]:
             return _messages(items, normalise_teams_message), link, source
 
         yield from _conversation_pages(ctx, fetch, key=f"teams:{user}")
-    for team, channel in _selected_channels(ctx):
+    for team, channel, name in _selected_channels(ctx):
         yield from _conversation_pages(
-            ctx, _channel_fetch(ctx, team, channel), key=f"channel:{team}/{channel}"
+            ctx, _channel_fetch(ctx, team, channel, name), key=f"channel:{team}/{channel}"
         )
 
 
-def _selected_channels(ctx: StreamContext) -> list[tuple[str, str]]:
+def _selected_channels(ctx: StreamContext) -> list[tuple[str, str, str | None]]:
+    """(team id, channel id, channel name): names from the channel list (``["*"]``) or the
+    configuration's optional ``name``, kept as ``meta.channel_name`` on each message."""
     chosen = ctx.setting("teams_channels") or []
     api: M365Api = ctx.api
     permission = "ChannelMessage.Read.All"
     if chosen != ["*"]:
-        return [(str(c["team"]), str(c["channel"])) for c in chosen if isinstance(c, Mapping)]
-    pairs = []
+        return [
+            (str(c["team"]), str(c["channel"]), str(c.get("name") or "") or None)
+            for c in chosen
+            if isinstance(c, Mapping)
+        ]
+    found = []
     for team in api.graph_all("teams", None, "Team.ReadBasic.All"):
         for channel in api.graph_all(f"teams/{team['id']}/channels", None, permission):
-            pairs.append((str(team["id"]), str(channel["id"])))
-    return pairs
+            found.append((str(team["id"]), str(channel["id"]), str(channel.get("displayName") or "") or None))
+    return found
 
 
-def _channel_fetch(ctx: StreamContext, team: str, channel: str) -> Any:
+def _channel_fetch(ctx: StreamContext, team: str, channel: str, name: str | None = None) -> Any:
     api: M365Api = ctx.api
     permission = "ChannelMessage.Read.All"
     base = f"teams/{team}/channels/{channel}/messages"
@@ -450,7 +456,11 @@ def _channel_fetch(ctx: StreamContext, team: str, channel: str) -> Any:
             if isinstance(item, dict) and item.get("id")
             for reply in api.graph_all(f"{base}/{item['id']}/replies", None, permission)
         ]
-        return _messages(items + replies, normalise_teams_message), link, source
+        messages = _messages(items + replies, normalise_teams_message)
+        if name:
+            for message in messages:
+                message.meta["channel_name"] = name
+        return messages, link, source
 
     return fetch
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
+from core.models import TimelineEntry
+from core.models.enums import TimelineEntryKind
 from remediation import demo_flow
 from remediation.approvals import approve
 from remediation.executor import execute, rollback
@@ -50,6 +53,14 @@ def test_the_guest_leaves_every_channel_and_the_inviter_is_signed_out_then_the_r
         for r in sim.truth["stories"][0]["remediation"]
         if r["action"] == "reset_slack_sessions"
     )
+    # and the analyst's thread on the timeline is named by its channel, not the channel id
+    with db.session(readonly=True) as s:
+        titles = s.exec(
+            select(TimelineEntry.title).where(
+                TimelineEntry.incident_id == incident_id, TimelineEntry.kind == TimelineEntryKind.MESSAGE
+            )
+        ).all()
+    assert titles and all(t.endswith(" in #it-help") for t in titles), titles
     added_to = _guest_channels(sim)
     assert len(added_to) == 3  # #security-ops (private), #finance, #sales
 
