@@ -6,6 +6,11 @@ Scores alone are a dashboard; these are the cases worth a finding (``kind=identi
   MFA/2SV and has not signed in for months. Nobody would notice it being used; one password
   away from the tenant. A real misconfiguration, but a fact, not an attack: never high.
 - ``identity.dormant_admin`` (low): an administrator account unused for months (with MFA).
+- ``identity.dormant_account_revived`` (high): an account the product knew as dormant (its last
+  sign-in, as an earlier resolution stored it, more than 90 days old) signed in again within the
+  last 14 days — a forgotten account is what an attacker with an old password or a leaked list
+  uses, from a network its owner never used. The playbook disables it, revokes its sessions and
+  removes mail forwarding.
 - ``identity.high_risk_person`` (high): a person whose score reaches the *high* level while an
   open attack finding (detection, correlation or anomaly, severity high or above) is about
   them — the attack matters more because of who it hits. It cites the attack's evidence. A
@@ -26,6 +31,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from core.audit import Actor
+from core.clock import parse_time
 from core.entities import EntityKind
 from core.findings import FindingDraft, resolve_findings, store_finding
 from core.models import Account, Finding, FindingKind, FindingStatus, Person
@@ -42,6 +48,7 @@ MAX_TARGETS = 3
 class IdentityRule(StrEnum):
     DORMANT_ADMIN_WITHOUT_MFA = "identity.dormant_admin_without_mfa"
     DORMANT_ADMIN = "identity.dormant_admin"
+    DORMANT_ACCOUNT_REVIVED = "identity.dormant_account_revived"
     HIGH_RISK_PERSON = "identity.high_risk_person"
 
 
@@ -54,6 +61,11 @@ RUNBOOKS = {
     IdentityRule.DORMANT_ADMIN: (
         "1. Remove the admin role (or the account) if nobody needs it.\n"
         "2. Prefer just-in-time elevation for rare admin work."
+    ),
+    IdentityRule.DORMANT_ACCOUNT_REVIVED: (
+        "1. Ask the owner (or their manager) whether they signed in; if not, disable the account and revoke its sessions.\n"
+        "2. Review mail forwarding and inbox rules made since it woke up, and remove what forwards out.\n"
+        "3. Find where the password came from (reuse, an old list) and retire the account if nobody needs it."
     ),
     IdentityRule.HIGH_RISK_PERSON: (
         "1. Handle the attack finding(s) cited first: revoke sessions and reset credentials if confirmed.\n"
@@ -157,6 +169,40 @@ def _dormant_admin(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
     ]
 
 
+REVIVAL_RECENT_DAYS = 14
+
+
+def _revived(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
+    found = []
+    for account in facts.accounts:
+        revival = (account.attributes or {}).get("revived_after_dormancy")
+        if not account.enabled or not isinstance(revival, dict):
+            continue
+        signed_in = parse_time(str(revival.get("signed_in_at")))
+        if (now - signed_in).days > REVIVAL_RECENT_DAYS:
+            continue
+        found.append((account, revival, signed_in))
+    if not found:
+        return []
+    email = facts.person.primary_email
+    accounts = [a for a, _, _ in found]
+    where = ", ".join(f"{a.provider} after {r.get('days')} days" for a, r, _ in found)
+    return [
+        _draft(
+            IdentityRule.DORMANT_ACCOUNT_REVIVED,
+            "high",
+            facts,
+            f"Dormant account in use again: {email} ({where})",
+            f"{email} had not signed in to {where} and has just signed in again; nobody expected the account "
+            "to be used, so whoever signed in may not be its owner.",
+            now,
+            accounts,
+            first_seen=min(t for _, _, t in found),
+            extra={"revivals": [{"provider": a.provider, **r} for a, r, _ in found]},
+        )
+    ]
+
+
 def _high_risk(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
     attacks = [
         f
@@ -189,7 +235,7 @@ def _high_risk(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
 
 
 def identity_drafts(facts: IdentityFacts, now: datetime) -> list[FindingDraft]:
-    return _dormant_admin(facts, now) + _high_risk(facts, now)
+    return _dormant_admin(facts, now) + _revived(facts, now) + _high_risk(facts, now)
 
 
 def write_identity_findings(session: Session, drafts: Sequence[FindingDraft]) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -24,6 +24,9 @@ from core.paths import get_path
 from core.snapshots import current_objects
 
 GLOBAL_ADMIN_ROLE = "62e90394-69f5-4237-9190-012177145e10"
+# An account whose last sign-in jumps forward by more than this between two resolutions was
+# dormant and is in use again (identity.dormant_account_revived); the same 90 days as risk's dormancy.
+REVIVED_AFTER_DAYS = 90
 WEAK_METHODS = {"sms", "voice", "mobilephone", "alternatemobilephone", "officephone", "email"}
 
 
@@ -286,6 +289,24 @@ class ResolutionReport:
     linked_across_providers: int
 
 
+def _revival(before: datetime | None, now: datetime | None) -> dict[str, Any]:
+    """``revived_after_dormancy`` when the account's last sign-in, as an earlier resolution stored
+    it, is more than REVIVED_AFTER_DAYS older than the one the provider reports now: the product
+    saw the account dormant, and it has just been used again. Kept until the next revival."""
+    if before is None or now is None:
+        return {}
+    old, new = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (before, now))
+    if (new - old).days <= REVIVED_AFTER_DAYS:
+        return {}
+    return {
+        "revived_after_dormancy": {
+            "dormant_since": old.isoformat(),
+            "signed_in_at": new.isoformat(),
+            "days": (new - old).days,
+        }
+    }
+
+
 def resolve_people(db: Database) -> ResolutionReport:
     """Create or update Person and Account rows from the newest user snapshots."""
     with db.session() as session:
@@ -326,7 +347,11 @@ def resolve_people(db: Database) -> ResolutionReport:
                 row.mfa_methods = list(fact.mfa_methods)
                 row.is_guest = fact.is_guest
                 row.aliases = list(fact.verified)
-                row.attributes = {**(row.attributes or {}), "unverified_emails": list(fact.unverified)}
+                row.attributes = {
+                    **(row.attributes or {}),
+                    "unverified_emails": list(fact.unverified),
+                    **_revival(row.last_sign_in_at, fact.last_sign_in_at),
+                }
                 row.last_sign_in_at = fact.last_sign_in_at
                 row.updated_at = utcnow()
                 session.add(row)

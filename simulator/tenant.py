@@ -165,6 +165,11 @@ class Tenant:
         """Look a person up by e-mail (any case) or by any of their provider ids."""
         return self.by_email.get(str(key).lower()) or self.by_id.get(str(key))
 
+    def dormant_since(self, person: Person) -> int:
+        """When a dormant person last signed in: 60 to 259 days before the period (the same answer
+        in Entra's signInActivity and Google's lastLoginTime)."""
+        return self.options.start - (60 + self.ids.number("dormant", person.index) % 200) * DAY
+
     def admins(self, kind: str) -> list[Person]:
         if kind == "m365":
             return [p for p in self.people if "Global Administrator" in p.entra_roles]

@@ -206,6 +206,13 @@ class StoryBuilder:
         ]
         if pick == "admin":
             candidates = [p for p in people if "Global Administrator" in p.entra_roles]
+        if pick == "dormant":  # an account nobody has used for over four months (no background activity)
+            start = self.tenant.options.start
+            candidates = [
+                p
+                for p in people[8:]
+                if p.dormant and p.index not in self._used and start - self.tenant.dormant_since(p) > 120 * DAY
+            ] or candidates
         for key in ("department", "office"):
             if key in raw:
                 narrowed = [

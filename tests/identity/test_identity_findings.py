@@ -130,3 +130,33 @@ def test_a_spray_naming_many_people_does_not_flag_each_target(db) -> None:
         )
     review_people(db, now=NOW)
     assert identity_findings(db) == []
+
+
+def test_an_account_seen_dormant_and_then_signed_in_again_is_one_high_finding_until_it_is_old_news(
+    db,
+) -> None:
+    # given an account whose stored last sign-in was 200 days old, and a resolution that now reads a
+    # sign-in from this morning (what identity.resolve records when the provider's value jumps)
+    from identity.resolve import _revival
+
+    given_person(db, "leaver@acme.test", admin=False, mfa=False, last_sign_in=NOW - timedelta(hours=3))
+    given_person(db, "daily@acme.test", admin=False, mfa=True, last_sign_in=NOW - timedelta(hours=3))
+    assert _revival(NOW - timedelta(days=1), NOW - timedelta(hours=3)) == {}  # an ordinary day apart
+    revival = _revival(NOW - timedelta(days=200), NOW - timedelta(hours=3))
+    with db.session() as session:
+        account = session.exec(select(Account).where(Account.email == "leaver@acme.test")).one()
+        account.attributes = {**(account.attributes or {}), **revival}
+        session.add(account)
+    # when people are scored
+    review_people(db, now=NOW)
+    # then one high finding names the account and how long it slept
+    [finding] = identity_findings(db)
+    assert finding.rule_id == "identity.dormant_account_revived" and finding.severity == "high"
+    assert finding.entities["people"] == ["leaver@acme.test"]
+    assert "m365 after 199 days" in finding.title
+    assert finding.first_seen.replace(tzinfo=UTC) == NOW - timedelta(hours=3)
+    # and two weeks later the revival is old news: the finding resolves
+    review_people(db, now=NOW + timedelta(days=15))
+    assert [(f.rule_id, f.status) for f in identity_findings(db)] == [
+        ("identity.dormant_account_revived", "resolved")
+    ]

@@ -69,7 +69,7 @@ class Directory(GoogleBase):
             found = next((r[0] for r in reversed(records) if r[2] in ("login_success", "activity")), None)
             end -= 2 * DAY
         if found is None and person.dormant:
-            found = options.start - (60 + self.tenant.ids.number("dormant", person.index) % 200) * DAY
+            found = self.tenant.dormant_since(person)
         self._last_login[person.index] = found
         return found
 

@@ -314,9 +314,7 @@ class GraphBase:
     def sign_in_activity(self, person: Person) -> dict[str, Any]:
         last, last_ok = self._last_signin.get(person.index) or self._find_last_signin(person)
         if last is None and person.dormant:
-            last = last_ok = (
-                self.tenant.options.start - (60 + self.tenant.ids.number("dormant", person.index) % 200) * DAY
-            )
+            last = last_ok = self.tenant.dormant_since(person)
         return {
             "lastSignInDateTime": graph_time(last) if last else None,
             "lastSignInRequestId": self.tenant.ids.guid("last-signin", person.index) if last else None,
