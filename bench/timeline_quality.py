@@ -42,6 +42,7 @@ SCENARIOS = (
     "token_theft",
     "slack_guest_exfiltration",
     "google_delegated_admin",
+    "dormant_account_revival",
     "quiet_week",
     "password_manager_rollout",
     "change_window_sharing",

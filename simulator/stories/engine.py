@@ -211,7 +211,9 @@ class StoryBuilder:
             candidates = [
                 p
                 for p in people[8:]
-                if p.dormant and p.index not in self._used and start - self.tenant.dormant_since(p) > 120 * DAY
+                if p.dormant
+                and p.index not in self._used
+                and start - self.tenant.dormant_since(p) > 120 * DAY
             ] or candidates
         for key in ("department", "office"):
             if key in raw:
