@@ -6,15 +6,24 @@ is that a run it gave up on — a worker that stopped heartbeating, then woke up
 so each run claims the checkpoint with a token of its own, and every page commit compares that
 token in the same transaction (`collectors.store.save_checkpoint`): a superseded run raises
 `RunSuperseded` and its page is rolled back.
+
+A run's own bookkeeping is two transactions around its pages: `claim_stream` (make the checkpoint
+if need be, claim it, read its cursor) and, once the run succeeded, `finish_claim` (store the
+run's marks and its success and clear the claim, all fenced on the token). `ensure_checkpoint`,
+`claim` and `release` are the same steps one transaction each.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
+import orjson
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from collectors.errors import RunSuperseded
 from collectors.store import dialect_insert
 from core.clock import utcnow
 from core.db import Database
@@ -63,3 +72,50 @@ def release(db: Database, checkpoint_id: int, token: str) -> None:
             .where(col(Checkpoint.id) == checkpoint_id, col(Checkpoint.run_token) == token)
             .values(run_token=None)
         )
+
+
+def claim_stream(session: Session, connection_id: int, stream: str, token: str) -> tuple[int, dict[str, Any]]:
+    """In the caller's transaction: the stream's checkpoint made if it is new and claimed for
+    `token` (any earlier run is fenced off from then on); returns (checkpoint id, cursor).
+
+    One statement on both databases: ``INSERT … ON CONFLICT DO UPDATE … RETURNING``."""
+    now = utcnow()
+    statement = dialect_insert(session, Checkpoint).values(
+        connection_id=connection_id,
+        stream=stream,
+        cursor={},
+        health="unknown",
+        updated_at=now,
+        run_token=token,
+        last_run_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["connection_id", "stream"],
+        set_={"run_token": token, "last_run_at": now},
+    ).returning(col(Checkpoint.id), col(Checkpoint.cursor))
+    row = session.execute(statement).one()
+    return int(row[0]), dict(row[1] or {})
+
+
+def finish_claim(
+    session: Session, checkpoint_id: int, token: str, *, marks: Mapping[str, Any] | None = None
+) -> None:
+    """In the caller's transaction, for a run that succeeded: merge `marks` into the cursor, note
+    the success and clear the claim — only while `token` is still the latest claim, else
+    `RunSuperseded` (and the caller's transaction must roll back)."""
+    now = utcnow()
+    values: dict[str, Any] = {"run_token": None, "last_success_at": now}
+    if marks:
+        cursor = dict(
+            session.exec(select(Checkpoint.cursor).where(Checkpoint.id == checkpoint_id)).one() or {}
+        )
+        if any(cursor.get(k) != v for k, v in marks.items()):
+            values["cursor"] = orjson.loads(orjson.dumps({**cursor, **marks}, default=str))
+            values["updated_at"] = now
+    result = session.execute(
+        update(Checkpoint)
+        .where(col(Checkpoint.id) == checkpoint_id, col(Checkpoint.run_token) == token)
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise RunSuperseded(f"checkpoint {checkpoint_id}: a later run claimed this stream; not committing")

@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from collectors.errors import CollectorError, RunSuperseded
-from collectors.fencing import claim, ensure_checkpoint, release, run_token
+from collectors.fencing import claim_stream, finish_claim, release, run_token
 from collectors.inventory import plan_inventory
 from collectors.options import CollectorOptions
 from collectors.progress import ProgressSink
@@ -75,29 +76,35 @@ def set_stream_health(
 ) -> None:
     """Record a stream's health; an actual change goes through the audit chain."""
     with db.session() as session:
-        checkpoint = session.exec(
-            select(Checkpoint).where(Checkpoint.connection_id == connection.id, Checkpoint.stream == stream)
-        ).first()
-        if checkpoint is None or (checkpoint.health == health and checkpoint.health_reason == reason):
-            return
-        before = checkpoint.health
-        checkpoint.health = health
-        checkpoint.health_reason = reason
-        session.add(checkpoint)
-        record(
-            session,
-            actor=ACTOR,
-            action=AuditAction.COLLECTOR_STREAM_HEALTH_CHANGED,
-            object_type="connection",
-            object_id=f"{connection.id}:{stream}",
-            details={
-                "connection": connection.name,
-                "stream": stream,
-                "from": before,
-                "to": health,
-                "reason": reason,
-            },
-        )
+        _stream_health(session, connection, stream, health, reason)
+
+
+def _stream_health(
+    session: Session, connection: Connection, stream: str, health: Health, reason: str | None
+) -> None:
+    checkpoint = session.exec(
+        select(Checkpoint).where(Checkpoint.connection_id == connection.id, Checkpoint.stream == stream)
+    ).first()
+    if checkpoint is None or (checkpoint.health == health and checkpoint.health_reason == reason):
+        return
+    before = checkpoint.health
+    checkpoint.health = health
+    checkpoint.health_reason = reason
+    session.add(checkpoint)
+    record(
+        session,
+        actor=ACTOR,
+        action=AuditAction.COLLECTOR_STREAM_HEALTH_CHANGED,
+        object_type="connection",
+        object_id=f"{connection.id}:{stream}",
+        details={
+            "connection": connection.name,
+            "stream": stream,
+            "from": before,
+            "to": health,
+            "reason": reason,
+        },
+    )
 
 
 def refresh_connection_health(db: Database, connection: Connection, *, succeeded: bool = False) -> None:
@@ -107,37 +114,51 @@ def refresh_connection_health(db: Database, connection: Connection, *, succeeded
     flip between healthy and unhealthy as its other streams come and go.
     """
     with db.session() as session:
-        current = session.get(Connection, connection.id)
-        if current is None:
-            return
-        sick = session.exec(
-            select(Checkpoint.stream, Checkpoint.health_reason)
-            .where(Checkpoint.connection_id == connection.id, Checkpoint.health == Health.UNHEALTHY)
-            .order_by(col(Checkpoint.stream))
-        ).all()
-        health = Health.UNHEALTHY if sick else Health.OK
-        reason = "; ".join(f"{stream}: {why}" for stream, why in sick)[:2000] if sick else None
-        now = utcnow()
-        current.last_run_at = now
-        if succeeded:
-            current.last_success_at = now
-        if current.health != health or current.health_reason != reason:
-            record(
-                session,
-                actor=ACTOR,
-                action=AuditAction.CONNECTION_HEALTH_CHANGED,
-                object_type="connection",
-                object_id=str(connection.id),
-                details={
-                    "connection": connection.name,
-                    "from": current.health,
-                    "to": health,
-                    "reason": reason,
-                },
-            )
-            current.health = health
-            current.health_reason = reason
-        session.add(current)
+        _connection_health(session, connection, succeeded=succeeded)
+
+
+def _lock_connection(session: Session, connection_id: int) -> Connection | None:
+    """The connection row, locked for this transaction on PostgreSQL (``FOR NO KEY UPDATE``: the
+    foreign-key checks of page commits still pass). Taken before any audit record, in the order
+    every writer of a connection takes them (row, then the audit chain's lock)."""
+    return session.exec(
+        select(Connection).where(Connection.id == connection_id).with_for_update(key_share=True)
+    ).first()
+
+
+def _connection_health(session: Session, connection: Connection, *, succeeded: bool = False) -> None:
+    assert connection.id is not None
+    current = _lock_connection(session, connection.id)
+    if current is None:
+        return
+    sick = session.exec(
+        select(Checkpoint.stream, Checkpoint.health_reason)
+        .where(Checkpoint.connection_id == connection.id, Checkpoint.health == Health.UNHEALTHY)
+        .order_by(col(Checkpoint.stream))
+    ).all()
+    health = Health.UNHEALTHY if sick else Health.OK
+    reason = "; ".join(f"{stream}: {why}" for stream, why in sick)[:2000] if sick else None
+    now = utcnow()
+    current.last_run_at = now
+    if succeeded:
+        current.last_success_at = now
+    if current.health != health or current.health_reason != reason:
+        record(
+            session,
+            actor=ACTOR,
+            action=AuditAction.CONNECTION_HEALTH_CHANGED,
+            object_type="connection",
+            object_id=str(connection.id),
+            details={
+                "connection": connection.name,
+                "from": current.health,
+                "to": health,
+                "reason": reason,
+            },
+        )
+        current.health = health
+        current.health_reason = reason
+    session.add(current)
 
 
 # ---- one page ---------------------------------------------------------------------------------
@@ -239,20 +260,6 @@ def commit_page(
     return new + rows
 
 
-def _save_marks(db: Database, checkpoint_id: int, token: str, marks: dict[str, Any]) -> None:
-    """Store an inventory run's marks (collectors/inventory.py) once every page is committed."""
-    with db.session() as session:
-        cursor = _current_cursor(session, checkpoint_id)
-        if all(cursor.get(k) == v for k, v in marks.items()):
-            return
-        save_checkpoint(
-            session,
-            checkpoint_id=checkpoint_id,
-            token=token,
-            cursor={**cursor, **marks},
-        )
-
-
 def _current_cursor(session: Any, checkpoint_id: int) -> dict[str, Any]:
     return dict(session.exec(select(Checkpoint.cursor).where(Checkpoint.id == checkpoint_id)).one() or {})
 
@@ -286,31 +293,59 @@ def _quarantine_page(db: Database, connection: Connection, spec: StreamSpec, exc
 # ---- one stream -------------------------------------------------------------------------------
 
 
-def _start_run(db: Database, connection_id: int, stream: str, owner: str) -> int:
+def _start_run(session: Session, connection_id: int, stream: str, owner: str) -> int:
+    run = CollectionRun(connection_id=connection_id, stream=stream, worker=owner)
+    session.add(run)
+    session.flush()
+    assert run.id is not None
+    return run.id
+
+
+def _finish_run(session: Session, run_id: int, status: RunStatus, error: str | None) -> None:
+    session.execute(
+        update(CollectionRun)
+        .where(col(CollectionRun.id) == run_id)
+        .values(status=status, error=error, finished_at=utcnow())
+    )
+
+
+def _begin(
+    db: Database, connection: Connection, spec: StreamSpec, owner: str, token: str
+) -> tuple[int, dict[str, Any], int]:
+    """One transaction: the checkpoint claimed for this run (made on first use) and the run
+    recorded as started; returns (checkpoint id, cursor, run id)."""
+    assert connection.id is not None
     with db.session() as session:
-        run = CollectionRun(connection_id=connection_id, stream=stream, worker=owner)
-        session.add(run)
-        session.flush()
-        assert run.id is not None
-        return run.id
+        checkpoint_id, cursor = claim_stream(session, connection.id, spec.name, token)
+        run_id = _start_run(session, connection.id, spec.name, owner)
+    return checkpoint_id, cursor, run_id
 
 
-def _finish_run(db: Database, run_id: int, status: RunStatus, error: str | None) -> None:
+def _succeed(
+    db: Database,
+    connection: Connection,
+    spec: StreamSpec,
+    *,
+    checkpoint_id: int,
+    token: str,
+    run_id: int,
+    marks: dict[str, Any],
+) -> None:
+    """One transaction, fenced on the run's claim: the inventory marks and the success stored and
+    the claim cleared, the stream and its connection healthy, the run recorded as succeeded.
+    `RunSuperseded` (nothing of it kept) when a later run claimed the stream."""
+    assert connection.id is not None
     with db.session() as session:
-        run = session.get(CollectionRun, run_id)
-        if run is not None:
-            run.status = status
-            run.error = error
-            run.finished_at = utcnow()
-            session.add(run)
+        _lock_connection(session, connection.id)  # before any audit record: see _lock_connection
+        finish_claim(session, checkpoint_id, token, marks=marks)
+        _stream_health(session, connection, spec.name, Health.OK, None)
+        _connection_health(session, connection, succeeded=True)
+        _finish_run(session, run_id, RunStatus.SUCCEEDED, None)
 
 
-def _mark_success(db: Database, checkpoint_id: int) -> None:
+def _end_run(db: Database, run_id: int, status: RunStatus, error: str | None) -> None:
     with db.session() as session:
-        checkpoint = session.get(Checkpoint, checkpoint_id)
-        if checkpoint is not None:
-            checkpoint.last_success_at = utcnow()
-            session.add(checkpoint)
+        _finish_run(session, run_id, status, error)
 
 
 def run_stream(
@@ -331,17 +366,17 @@ def run_stream(
     owner = owner or options.worker()
     assert connection.id is not None
     key = f"{connection.name}/{spec.name}"
-    checkpoint_id = ensure_checkpoint(db, connection.id, spec.name)
     token = run_token(owner)
-    claim(db, checkpoint_id, token)
+    checkpoint_id, cursor, run_id = _begin(db, connection, spec, owner, token)
     started = time.monotonic()
     counters = _Counters()
-    run_id = _start_run(db, connection.id, spec.name, owner)
+    finished = False  # the run's record and claim closed in the success transaction
     if progress:
         progress.started(key)
 
     def result(status: RunStatus, error: str | None = None) -> StreamResult:
-        _finish_run(db, run_id, status, error)
+        if not finished:
+            _end_run(db, run_id, status, error)
         if status is RunStatus.FAILED:
             try:
                 refresh_connection_health(db, connection)
@@ -364,7 +399,7 @@ def run_stream(
         )
 
     try:
-        ctx = _context(db, connection, spec, checkpoint_id, options, progress, key)
+        ctx = _context(connection, spec, cursor, options, progress, key)
         plan = plan_inventory(db, connection, spec, ctx.cursor, options, ctx.now)
         ctx.full_read, ctx.changed = plan.full_read, plan.changed
         for page in () if plan.skip else spec.read(ctx):
@@ -383,21 +418,21 @@ def run_stream(
                 progress.page(
                     key, records=len(page.records) or len(page.objects or {}), new=new, window=page.window
                 )
-        if plan.marks:
-            _save_marks(db, checkpoint_id, token, plan.marks)
-        _mark_success(db, checkpoint_id)
-        set_stream_health(db, connection, spec.name, Health.OK, None)
-        refresh_connection_health(db, connection, succeeded=True)
+        _succeed(
+            db, connection, spec, checkpoint_id=checkpoint_id, token=token, run_id=run_id, marks=plan.marks
+        )
+        finished = True
         return result(RunStatus.SUCCEEDED)
     except RunSuperseded as exc:
         return result(RunStatus.LOST, str(exc))
     except Exception as exc:  # contained: nothing a stream does may stop the others
         return result(RunStatus.FAILED, _record_failure(db, connection, spec, exc))
     finally:
-        try:
-            release(db, checkpoint_id, token)
-        except Exception:  # harmless: the next run claims the checkpoint anyway
-            log.exception("%s: could not clear the run's claim", key)
+        if not finished:
+            try:
+                release(db, checkpoint_id, token)
+            except Exception:  # harmless: the next run claims the checkpoint anyway
+                log.exception("%s: could not clear the run's claim", key)
 
 
 def _record_failure(db: Database, connection: Connection, spec: StreamSpec, exc: Exception) -> str:
@@ -429,16 +464,13 @@ def _record_failure(db: Database, connection: Connection, spec: StreamSpec, exc:
 
 
 def _context(
-    db: Database,
     connection: Connection,
     spec: StreamSpec,
-    checkpoint_id: int,
+    cursor: dict[str, Any],
     options: CollectorOptions,
     progress: ProgressSink | None,
     key: str,
 ) -> StreamContext:
-    with db.session(readonly=True) as session:
-        cursor = session.exec(select(Checkpoint.cursor).where(Checkpoint.id == checkpoint_id)).one()
     secrets = Secrets(connection.secret_refs or {})
     policy = RetryPolicy.from_options(options)
 
