@@ -9,6 +9,10 @@ today's clock, so nothing arrives after the backlog: the idle pass has truly not
     python -m bench.inventory_idle                       # 1,000 and 10,000 users
     TENANTGUARD_BENCH_IDLE_SCALES=1000x1x5 python -m bench.inventory_idle   # users x days x passes
 
+Besides wall seconds it reports the product's CPU seconds per idle pass (this process, every
+thread; on a shared machine the wall time is mostly waiting for a CPU) and the database
+transactions an idle pass begins.
+
 ``TENANTGUARD_BENCH_IDLE_BASELINE=0`` leaves out the full re-read (minutes at 1,000 users);
 ``TENANTGUARD_BENCH_PROFILE=<dir>`` writes a pyinstrument profile of the idle passes to
 ``<dir>/idle-<users>.txt``.
@@ -53,16 +57,34 @@ def scales(quick: bool) -> tuple[Scale, ...]:
     return QUICK if quick else FULL
 
 
-def _passes(cycle: Any, count: int) -> list[float]:
+def _passes(cycle: Any, count: int, cpu: list[float] | None = None) -> list[float]:
+    """Wall seconds of each of `count` passes (and, into `cpu`, this process's CPU seconds: every
+    thread of the product, not the simulator's process)."""
     ctx = cycle.context(max_batches=None, notify=False)
     seconds = []
     for _ in range(count):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         result = cycle.run(ctx=ctx)
         seconds.append(time.perf_counter() - began)
+        if cpu is not None:
+            cpu.append(time.process_time() - began_cpu)
         if result.errors:
             print(f"  pass errors: {result.errors[:3]}", file=sys.stderr)
     return seconds
+
+
+def _count_transactions(engine: Any) -> dict[str, int]:
+    """Transactions begun on `engine` from now on, write and read-only (live counts)."""
+    from sqlalchemy import event
+
+    counts = {"write": 0, "read": 0}
+
+    def on_begin(connection: Any) -> None:
+        readonly = connection.get_execution_options().get("tenantguard_readonly", False)
+        counts["read" if readonly else "write"] += 1
+
+    event.listen(engine, "begin", on_begin)
+    return counts
 
 
 def _requests_since(admin_url: str, began: float) -> list[dict[str, Any]]:
@@ -121,8 +143,12 @@ def measure(scale: Scale) -> list[Figure]:
         backlog = time.perf_counter() - began
         _passes(cycle, 1)  # settles what the backlog's own audit events named
         idle_began = time.time()
+        transactions = _count_transactions(db.engine)
+        idle_cpu: list[float] = []
         with _profiled(f"idle-{scale.users}"):
-            idle = _passes(cycle, scale.passes)
+            idle = _passes(cycle, scale.passes, idle_cpu)
+        write_per_pass = transactions["write"] / scale.passes
+        read_per_pass = transactions["read"] / scale.passes
         idle_stages = _stage_seconds(cycle)
         asked = _requests_since(info["admin_url"], idle_began)
         requests_per_pass = len(asked) / scale.passes
@@ -152,10 +178,15 @@ def measure(scale: Scale) -> list[Figure]:
             notes=(
                 (f"baseline {full_median:.2f} s ({min(full):.2f}–{max(full):.2f}); " if full else "")
                 + f"backlog pass {backlog:.0f} s; "
-                f"idle pass: {requests_per_pass:.0f} requests, {sign_ins_per_pass:.0f} of them token/discovery"
+                f"idle pass: {requests_per_pass:.0f} requests, {sign_ins_per_pass:.0f} of them token/discovery, "
+                f"CPU {statistics.median(idle_cpu):.2f} s median ({min(idle_cpu):.2f}–{max(idle_cpu):.2f}), "
+                f"{write_per_pass:.0f} write + {read_per_pass:.0f} read-only transactions"
             ),
             extra={
                 "idle_seconds": idle,
+                "idle_cpu_seconds": idle_cpu,
+                "idle_write_transactions_per_pass": write_per_pass,
+                "idle_read_transactions_per_pass": read_per_pass,
                 "full_seconds": full,
                 "backlog_seconds": backlog,
                 "idle_requests_per_pass": requests_per_pass,
@@ -180,7 +211,9 @@ def run(quick: bool) -> list[Figure]:
             else ""
         )
         print(
-            f"   idle {figure.value:.2f} s{versus}; stages "
+            f"   idle {figure.value:.2f} s (CPU {statistics.median(figure.extra['idle_cpu_seconds']):.2f} s; "
+            f"{figure.extra['idle_write_transactions_per_pass']:.0f} write + "
+            f"{figure.extra['idle_read_transactions_per_pass']:.0f} read-only transactions){versus}; stages "
             f"idle {figure.extra['idle_stage_seconds']}, full {figure.extra['full_stage_seconds']}; idle requests "
             f"per pass {figure.extra['idle_requests_per_pass']:.0f} "
             f"({figure.extra['idle_sign_in_requests_per_pass']:.0f} token/discovery)",

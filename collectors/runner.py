@@ -82,15 +82,11 @@ def set_stream_health(
 def _stream_health(
     session: Session, connection: Connection, stream: str, health: Health, reason: str | None
 ) -> None:
-    checkpoint = session.exec(
-        select(Checkpoint).where(Checkpoint.connection_id == connection.id, Checkpoint.stream == stream)
-    ).first()
-    if checkpoint is None or (checkpoint.health == health and checkpoint.health_reason == reason):
+    where = (col(Checkpoint.connection_id) == connection.id, col(Checkpoint.stream) == stream)
+    current = session.exec(select(Checkpoint.health, Checkpoint.health_reason).where(*where)).first()
+    if current is None or (current[0] == health and current[1] == reason):
         return
-    before = checkpoint.health
-    checkpoint.health = health
-    checkpoint.health_reason = reason
-    session.add(checkpoint)
+    session.execute(update(Checkpoint).where(*where).values(health=health, health_reason=reason))
     record(
         session,
         actor=ACTOR,
@@ -100,7 +96,7 @@ def _stream_health(
         details={
             "connection": connection.name,
             "stream": stream,
-            "from": before,
+            "from": current[0],
             "to": health,
             "reason": reason,
         },
@@ -117,13 +113,17 @@ def refresh_connection_health(db: Database, connection: Connection, *, succeeded
         _connection_health(session, connection, succeeded=succeeded)
 
 
-def _lock_connection(session: Session, connection_id: int) -> Connection | None:
-    """The connection row, locked for this transaction on PostgreSQL (``FOR NO KEY UPDATE``: the
-    foreign-key checks of page commits still pass). Taken before any audit record, in the order
-    every writer of a connection takes them (row, then the audit chain's lock)."""
-    return session.exec(
-        select(Connection).where(Connection.id == connection_id).with_for_update(key_share=True)
+def _lock_connection(session: Session, connection_id: int) -> tuple[str, str | None] | None:
+    """The connection's (health, reason), its row locked for this transaction on PostgreSQL
+    (``FOR NO KEY UPDATE``: the foreign-key checks of page commits still pass). Taken before any
+    audit record, in the order every writer of a connection takes them (row, then the audit
+    chain's lock). Only these columns: the row's config is encrypted, and reading it costs."""
+    row = session.exec(
+        select(Connection.health, Connection.health_reason)
+        .where(Connection.id == connection_id)
+        .with_for_update(key_share=True)
     ).first()
+    return (str(row[0]), row[1]) if row is not None else None
 
 
 def _connection_health(session: Session, connection: Connection, *, succeeded: bool = False) -> None:
@@ -139,10 +139,10 @@ def _connection_health(session: Session, connection: Connection, *, succeeded: b
     health = Health.UNHEALTHY if sick else Health.OK
     reason = "; ".join(f"{stream}: {why}" for stream, why in sick)[:2000] if sick else None
     now = utcnow()
-    current.last_run_at = now
+    values: dict[str, Any] = {"last_run_at": now}
     if succeeded:
-        current.last_success_at = now
-    if current.health != health or current.health_reason != reason:
+        values["last_success_at"] = now
+    if current != (health, reason):
         record(
             session,
             actor=ACTOR,
@@ -151,14 +151,13 @@ def _connection_health(session: Session, connection: Connection, *, succeeded: b
             object_id=str(connection.id),
             details={
                 "connection": connection.name,
-                "from": current.health,
+                "from": current[0],
                 "to": health,
                 "reason": reason,
             },
         )
-        current.health = health
-        current.health_reason = reason
-    session.add(current)
+        values.update(health=health, health_reason=reason)
+    session.execute(update(Connection).where(col(Connection.id) == connection.id).values(**values))
 
 
 # ---- one page ---------------------------------------------------------------------------------
