@@ -75,25 +75,26 @@ def release(db: Database, checkpoint_id: int, token: str) -> None:
 
 
 def claim_stream(session: Session, connection_id: int, stream: str, token: str) -> tuple[int, dict[str, Any]]:
-    """In the caller's transaction: the stream's checkpoint made if it is new and claimed for
-    `token` (any earlier run is fenced off from then on); returns (checkpoint id, cursor).
+    """In the caller's transaction: the stream's checkpoint claimed for `token` (any earlier run
+    is fenced off from then on), made first if it is new; returns (checkpoint id, cursor).
 
-    One statement on both databases: ``INSERT … ON CONFLICT DO UPDATE … RETURNING``."""
+    One ``UPDATE … RETURNING`` on both databases (an ``INSERT … ON CONFLICT DO NOTHING`` before
+    it on a stream's first run only: ``ON CONFLICT DO UPDATE`` is compiled anew every time)."""
     now = utcnow()
-    statement = dialect_insert(session, Checkpoint).values(
-        connection_id=connection_id,
-        stream=stream,
-        cursor={},
-        health="unknown",
-        updated_at=now,
-        run_token=token,
-        last_run_at=now,
+    claiming = (
+        update(Checkpoint)
+        .where(col(Checkpoint.connection_id) == connection_id, col(Checkpoint.stream) == stream)
+        .values(run_token=token, last_run_at=now)
+        .returning(col(Checkpoint.id), col(Checkpoint.cursor))
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=["connection_id", "stream"],
-        set_={"run_token": token, "last_run_at": now},
-    ).returning(col(Checkpoint.id), col(Checkpoint.cursor))
-    row = session.execute(statement).one()
+    row = session.execute(claiming).first()
+    if row is None:
+        session.execute(
+            dialect_insert(session, Checkpoint)
+            .values(connection_id=connection_id, stream=stream, cursor={}, health="unknown", updated_at=now)
+            .on_conflict_do_nothing(index_elements=["connection_id", "stream"])
+        )
+        row = session.execute(claiming).one()
     return int(row[0]), dict(row[1] or {})
 
 
