@@ -12,6 +12,7 @@ is an unanchored RE2 search (case-sensitive unless `|i`); numbers equal their de
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -629,16 +630,35 @@ def _leaf_predicate(leaf: Leaf) -> Predicate:  # noqa: C901 - one small closure 
     raise CompileError(f"no predicate for {kind}")
 
 
+# predicate -> the node it was built from: lets the batch matcher (detectors.sigma.batch) check
+# that a rule's `matches` is still the compiled condition before evaluating the node column-wise
+_BUILT_FROM: weakref.WeakKeyDictionary[Predicate, Node] = weakref.WeakKeyDictionary()
+
+
+def built_from(fn: Predicate) -> Node | None:
+    """The node `predicate` built `fn` from, or None for any other callable."""
+    try:
+        return _BUILT_FROM.get(fn)
+    except TypeError:  # not weak-referenceable: not ours
+        return None
+
+
 def predicate(node: Node) -> Predicate:
     """Build the closure tree for a (simplified) node."""
+    fn = _predicate(node)
+    _BUILT_FROM[fn] = node
+    return fn
+
+
+def _predicate(node: Node) -> Predicate:
     if isinstance(node, Leaf):
         return _leaf_predicate(node)
     if isinstance(node, Never):
         return lambda view: False
     if isinstance(node, Not):
-        inner = predicate(node.child)
+        inner = _predicate(node.child)
         return lambda view: not inner(view)
-    parts = [predicate(child) for child in _cheap_first(node.children)]
+    parts = [_predicate(child) for child in _cheap_first(node.children)]
     if isinstance(node, And):
         if len(parts) == 2:
             a, b = parts

@@ -1,15 +1,16 @@
 """The detection engine: event records in (any order inside a batch), finding drafts out.
 
-Per event: one case-insensitive view, the index's candidate rules, their predicates; each match
-goes through suppressions, then to the alerter (dedup/threshold) and to the correlations that
-reference the rule. A bad event or a rule that fails on one event is reported with its id and
+Per batch: the index's rules matched column-wise per stream (see detectors.sigma.batch). Per
+matching event, in event-time order: one case-insensitive view; each match goes through
+suppressions, then to the alerter (dedup/threshold) and to the correlations that reference the
+rule. A bad event or a rule that fails on one event is reported with its id and
 the batch goes on; nothing here raises for bad input.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,20 +100,39 @@ class DetectionEngine:
     # -- batches -------------------------------------------------------------------------------
     def process(self, records: Iterable[EventRecord], *, emit: bool = True) -> BatchResult:
         """Evaluate a batch in event-time order. With `emit=False` (restart warm-up) state is
-        rebuilt but nothing is reported or counted."""
+        rebuilt but nothing is reported or counted.
+
+        Matching is stateless, so it runs first for the whole batch, column-wise per stream
+        (`RuleIndex.match_batch`); the matches then go through suppressions, alerting and
+        correlations event by event in time order, as before."""
         result = BatchResult()
         now = self.clock()
         ordered = sorted(records, key=_event_time)
+        readable: list[EventRecord] = []
         for record in ordered:
             result.events += 1
-            try:
-                view = EventView(record)
-            except Exception as exc:
-                result.errors.append(
-                    EvaluationError(record.id, None, f"unreadable event: {type(exc).__name__}: {exc}"[:300])
-                )
+            if type(record.data) is not dict and not isinstance(record.data, Mapping):
+                try:
+                    EventView(record)  # raises, saying why
+                except Exception as exc:
+                    result.errors.append(
+                        EvaluationError(
+                            record.id, None, f"unreadable event: {type(exc).__name__}: {exc}"[:300]
+                        )
+                    )
+                    continue
+            readable.append(record)
+        errors = result.errors
+
+        def one_by_one(record: EventRecord) -> list[CompiledRule]:
+            return self.match(EventView(record), errors)
+
+        matched = self.index.match_batch(readable, fallback=one_by_one)
+        for record, rules in zip(readable, matched, strict=True):
+            if not rules:
                 continue
-            for rule in self.match(view, result.errors):
+            view = EventView(record)
+            for rule in rules:
                 result.matches += 1
                 try:
                     self._on_match(rule, view, now, emit)

@@ -10,12 +10,13 @@ field plus the few rules it could match, so cost stays nearly flat as the pack g
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from detectors.sigma.compiler import required_ip_octets, required_values
+from detectors.sigma.batch import MULTI, BatchPredicate, Columns, batch_predicate, per_row
+from detectors.sigma.compiler import Predicate, built_from, required_ip_octets, required_values
 from detectors.sigma.definitions import CompiledRule
-from detectors.sigma.events import EventView
+from detectors.sigma.events import EventRecord, EventView
 from detectors.sigma.logsource import profile
 
 
@@ -91,6 +92,7 @@ class RuleIndex:
         self.streams: dict[tuple[str, str], StreamIndex] = {
             key: build_stream_index(key[0], key[1], rules) for key, rules in by_stream.items()
         }
+        self._batch: dict[int, tuple[Predicate, BatchPredicate]] = {}
 
     def candidates(self, view: EventView) -> list[CompiledRule]:
         record = view.record
@@ -155,6 +157,135 @@ class RuleIndex:
                 rule for rule in self._ip_candidates(index, view) if rule not in out and rule.matches(view)
             )
         return out
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def match_batch(
+        self,
+        records: Sequence[EventRecord],
+        fallback: Callable[[EventRecord], list[CompiledRule]] | None = None,
+    ) -> list[list[CompiledRule]]:
+        """The rules matching each record (aligned with `records`), the same lists in the same
+        order as `match(EventView(record))` gives, evaluated column-wise per stream.
+
+        A stream's rows whose column-wise evaluation raises are matched one by one through
+        `fallback` (default: `match` on a fresh view, which raises as `match` does)."""
+        out: list[list[CompiledRule]] = [[] for _ in records]
+        by_stream: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for position, record in enumerate(records):
+            by_stream[(record.provider, record.stream)].append(position)
+        streams = self.streams
+        for key, positions in by_stream.items():
+            index = streams.get(key)
+            if index is None:
+                continue
+            rows = [records[p] for p in positions]
+            try:
+                found = self._match_stream(index, rows)
+            except Exception:
+                one = fallback or (lambda record: self.match(EventView(record)))
+                for position, record in zip(positions, rows, strict=True):
+                    out[position] = one(record)
+                continue
+            for row, rules in found.items():
+                out[positions[row]] = rules
+        return out
+
+    def _predicate(self, rule: CompiledRule) -> BatchPredicate:
+        """The rule's condition column-wise; a rule whose `matches` is not the predicate compiled
+        from its node (a wrapped or replaced one) is run as it is, row by row."""
+        matches = rule.matches
+        found = self._batch.get(id(rule))
+        if found is None or found[0] is not matches:
+            if built_from(matches) is rule.node:
+                found = (matches, batch_predicate(rule.node))
+            else:
+                found = (matches, per_row(matches))
+            self._batch[id(rule)] = found
+        return found[1]
+
+    def _match_stream(self, index: StreamIndex, records: list[EventRecord]) -> dict[int, list[CompiledRule]]:
+        """{row: matching rules} for one stream's records, in `match`'s order per row."""
+        columns = Columns(records)
+        found: dict[int, list[CompiledRule]] = {}
+        predicate = self._predicate
+        everything = columns.all_rows
+
+        def add(rule: CompiledRule, rows: list[int]) -> None:
+            for row in rows:
+                hits = found.get(row)
+                if hits is None:
+                    found[row] = [rule]
+                else:
+                    hits.append(rule)
+
+        for rule in index.always:
+            add(rule, predicate(rule)(columns, everything))
+        for dotted, segments, table in index.tables:
+            full, one = columns.forms(dotted, segments, everything)
+            groups: dict[str, list[int]] = defaultdict(list)
+            several: list[int] = []
+            for row, form in enumerate(one):
+                if form is None:
+                    continue
+                if form is MULTI:
+                    several.append(row)
+                else:
+                    groups[form].append(row)
+            for form, rows in groups.items():
+                hit = table.get(form)
+                if hit:
+                    for rule in hit:
+                        add(rule, predicate(rule)(columns, rows))
+            for row in several:  # a list-valued field: each rule once, in the order `match` tries them
+                tried: set[int] = set()
+                view = columns.view(row)
+                for form in full[row]:
+                    for rule in table.get(form, ()):
+                        if id(rule) not in tried:
+                            tried.add(id(rule))
+                            if rule.matches(view):
+                                add(rule, [row])
+        if index.ip_tables:
+            self._match_ips(index, columns, found, add)
+        return found
+
+    def _match_ips(
+        self,
+        index: StreamIndex,
+        columns: Columns,
+        found: dict[int, list[CompiledRule]],
+        add: Callable[[CompiledRule, list[int]], None],
+    ) -> None:
+        everything = columns.all_rows
+        if len(index.ip_tables) == 1:
+            ((dotted, segments, by_octet),) = index.ip_tables
+            full, one = columns.ips(dotted, segments, everything)
+            groups: dict[int, list[int]] = defaultdict(list)
+            several: list[int] = []
+            for row, ip in enumerate(one):
+                if ip is None:
+                    continue
+                if ip is MULTI:
+                    several.append(row)
+                elif ip[0] == 4:
+                    groups[ip[1] >> 24].append(row)
+            for octet, rows in groups.items():
+                for rule in by_octet.get(octet, ()):
+                    # a rule already matched on a row (as `match` skips it) cannot be: each rule
+                    # is filed in one place only, so only the rows' own candidates are tried
+                    add(rule, self._predicate(rule)(columns, rows))
+            rows = several
+        else:
+            rows = everything
+        for row in rows:  # several addresses or several IP fields: `match`'s walk, row by row
+            view = columns.view(row)
+            before = found.get(row, [])
+            extra = [
+                rule for rule in self._ip_candidates(index, view) if rule not in before and rule.matches(view)
+            ]
+            for rule in extra:
+                add(rule, [row])
 
     @staticmethod
     def _ip_candidates(index: StreamIndex, view: EventView) -> list[CompiledRule]:

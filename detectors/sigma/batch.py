@@ -1,0 +1,459 @@
+"""Column-wise matching: one stream's events at a time, each rule's condition over a set of rows.
+
+`RuleIndex.match` walks one event through its candidate rules, a closure call per condition
+element per event. Here the same conditions are compiled a second time, into functions from a
+list of row numbers to the rows (of those) where the element holds: an AND narrows the rows
+child by child, an OR tries each child on the rows not matched yet, a NOT keeps the rows its
+child dropped. A leaf is one list comprehension over a *column*: the field's case-folded forms
+(or values, or IP addresses) for the batch's rows, extracted once per field per batch and
+shared by every rule reading that field. Children run in the same cheap-first order as the
+per-event predicates, so every row is tried by exactly the elements the per-event short-circuit
+would try.
+
+Semantics are the per-event ones by construction: columns are filled by the same inlined
+cases as `EventView.forms`/`resolve`/`ips`, and whatever those inlined cases do not cover (a
+path through a list, a list-valued field, a flattened dotted key ...) is read through a real
+`EventView` of that row; a leaf kind without a column form (keywords, field references, time
+parts, comparisons ...) runs the per-event leaf predicate on each row's view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from detectors.sigma.compiler import (
+    And,
+    Leaf,
+    LeafKind,
+    Never,
+    Node,
+    Not,
+    _cheap_first,
+    _leaf_predicate,
+    _text,
+)
+from detectors.sigma.events import (
+    _KEYMAPS,
+    EventRecord,
+    EventView,
+    _parse_ip_text,
+    keymap,
+    parse_ip,
+    stringform,
+)
+
+Rows = list[int]
+BatchPredicate = Callable[["Columns", Rows], Rows]
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"<{self.name}>"
+
+
+MULTI: Any = _Marker("several")  # in a `one` column: the row has several items, see `full`
+_UNSET: Any = _Marker("unset")
+_ABSENT: Any = _Marker("absent")  # the path reaches nothing
+_SLOW: Any = _Marker("slow")  # the inlined cases do not cover this row: ask its EventView
+_MISSING: Any = _Marker("missing")
+
+
+class Columns:
+    """One stream's rows of a batch and every column read from them so far.
+
+    A column is a pair: `one`, a list with, per row, the only item (form, value or address), None
+    when there is none, or MULTI; and `full`, {row: every item} for the MULTI rows only."""
+
+    __slots__ = ("records", "datas", "tops", "size", "_views", "_columns")
+
+    def __init__(self, records: Sequence[EventRecord]) -> None:
+        self.records = records
+        datas = [r.data for r in records]
+        for data in datas:
+            if type(data) is not dict and not isinstance(data, Mapping):
+                raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
+        self.datas = datas
+        shapes = _KEYMAPS.get
+        self.tops: list[dict[str, Any]] = [shapes(tuple(d)) or keymap(d) for d in datas]
+        self.size = len(datas)
+        self._views: dict[int, EventView] = {}
+        self._columns: dict[tuple[str, str], tuple[dict[int, tuple[Any, ...]], list[Any]]] = {}
+
+    @property
+    def all_rows(self) -> Rows:
+        return list(range(self.size))
+
+    def view(self, row: int) -> EventView:
+        view = self._views.get(row)
+        if view is None:
+            view = self._views[row] = EventView(self.records[row])
+        return view
+
+    def _reach(self, dotted: str, segments: tuple[str, ...], todo: Rows) -> list[Any]:
+        """Per row: the value at the path through nested objects, _ABSENT, or _SLOW (lists on
+        the way, a missing intermediate object, a flattened dotted key: the general walk)."""
+        datas, tops = self.datas, self.tops
+        first = segments[0]
+        if len(segments) == 1:
+            return [
+                datas[i][k] if (k := tops[i].get(first, _MISSING)) is not _MISSING else _ABSENT for i in todo
+            ]
+        values = [
+            datas[i][k]
+            if (k := tops[i].get(first, _MISSING)) is not _MISSING
+            else (_ABSENT if tops[i].get(dotted, _MISSING) is _MISSING else _SLOW)
+            for i in todo
+        ]
+        shapes = _KEYMAPS.get
+        for segment in segments[1:]:
+            values = [
+                v[k]
+                if type(v) is dict
+                and (k := (shapes(tuple(v)) or keymap(v)).get(segment, _MISSING)) is not _MISSING
+                else (_ABSENT if v is _ABSENT else _SLOW)
+                for v in values
+            ]
+        return values
+
+    def _column(self, kind: str, dotted: str, rows: Rows) -> tuple[Any, Rows]:
+        """(the column, the rows of `rows` it lacks); a new column covering every row is
+        returned as (None, rows) for the caller to build whole."""
+        column = self._columns.get((kind, dotted))
+        if column is None:
+            if len(rows) == self.size:
+                return None, rows
+            column = self._columns[(kind, dotted)] = ({}, [_UNSET] * self.size)
+            return column, rows
+        one = column[1]
+        return column, [i for i in rows if one[i] is _UNSET]
+
+    def _store(
+        self,
+        kind: str,
+        dotted: str,
+        column: Any,
+        todo: Rows,
+        one: list[Any],
+        full: dict[int, tuple[Any, ...]],
+    ) -> tuple[dict[int, tuple[Any, ...]], list[Any]]:
+        if column is None:
+            column = self._columns[(kind, dotted)] = (full, one)
+            return column
+        whole_full, whole_one = column
+        for i, item in zip(todo, one, strict=True):
+            whole_one[i] = item
+        whole_full.update(full)
+        return column
+
+    def forms(self, dotted: str, segments: tuple[str, ...], rows: Rows) -> tuple[dict[int, Any], list[Any]]:
+        """Case-folded forms (as `EventView.forms`) of `rows` at the path."""
+        column, todo = self._column("forms", dotted, rows)
+        if not todo:
+            return column
+        one = [
+            v.lower() if type(v) is str else (None if v is None or v is _ABSENT else _slow_form(v))
+            for v in self._reach(dotted, segments, todo)
+        ]
+        full: dict[int, tuple[Any, ...]] = {}
+        for position, item in enumerate(one):
+            if item is _SLOW:
+                row = todo[position]
+                forms = self.view(row).forms(dotted, segments)
+                if len(forms) > 1:
+                    full[row] = forms
+                one[position] = _one(forms)
+        return self._store("forms", dotted, column, todo, one, full)
+
+    def values(self, dotted: str, segments: tuple[str, ...], rows: Rows) -> tuple[dict[int, Any], list[Any]]:
+        """Leaf values (as `EventView.resolve`) of `rows` at the path; a None value reads as no value."""
+        column, todo = self._column("values", dotted, rows)
+        if not todo:
+            return column
+        one = [
+            v if type(v) is not list and type(v) is not _Marker else (None if v is _ABSENT else _SLOW)
+            for v in self._reach(dotted, segments, todo)
+        ]
+        full: dict[int, tuple[Any, ...]] = {}
+        for position, item in enumerate(one):
+            if item is _SLOW:
+                row = todo[position]
+                values = self.view(row).resolve(dotted, segments)
+                if len(values) > 1:
+                    full[row] = values
+                one[position] = _one(values)
+        return self._store("values", dotted, column, todo, one, full)
+
+    def ips(self, dotted: str, segments: tuple[str, ...], rows: Rows) -> tuple[dict[int, Any], list[Any]]:
+        """(version, address) of every IP value (as `EventView.ips`) of `rows` at the path."""
+        column, todo = self._column("ips", dotted, rows)
+        if not todo:
+            return column
+        values_full, values_one = self.values(dotted, segments, todo)
+        one = [
+            _parse_ip_text(v) if type(v) is str else (MULTI if v is MULTI else None)
+            for v in map(values_one.__getitem__, todo)
+        ]
+        full: dict[int, tuple[Any, ...]] = {}
+        for position, item in enumerate(one):
+            if item is MULTI:
+                row = todo[position]
+                found = tuple(ip for ip in map(parse_ip, values_full[row]) if ip is not None)
+                if len(found) > 1:
+                    full[row] = found
+                one[position] = _one(found)
+        return self._store("ips", dotted, column, todo, one, full)
+
+
+def _one(items: tuple[Any, ...]) -> Any:
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else MULTI
+
+
+def _slow_form(value: Any) -> Any:
+    kind = type(value)
+    if kind is int or kind is bool or kind is float:
+        return stringform(value)
+    return _SLOW
+
+
+# -- compiling a condition into a batch predicate ------------------------------------------------
+
+
+def batch_predicate(node: Node) -> BatchPredicate:
+    """The rows (of those given, in their order) where the node holds."""
+    if isinstance(node, Leaf):
+        return _leaf(node)
+    if isinstance(node, Never):
+        return lambda columns, rows: []
+    if isinstance(node, Not):
+        inner = batch_predicate(node.child)
+
+        def negated(columns: Columns, rows: Rows) -> Rows:
+            if not rows:
+                return rows
+            held = inner(columns, rows)
+            if not held:
+                return rows
+            dropped = set(held)
+            return [i for i in rows if i not in dropped]
+
+        return negated
+    parts = [batch_predicate(child) for child in _cheap_first(node.children)]
+    if isinstance(node, And):
+
+        def all_of(columns: Columns, rows: Rows) -> Rows:
+            for part in parts:
+                if not rows:
+                    break
+                rows = part(columns, rows)
+            return rows
+
+        return all_of
+
+    def any_of(columns: Columns, rows: Rows) -> Rows:
+        held: set[int] = set()
+        rest = rows
+        for part in parts:
+            if not rest:
+                break
+            hit = part(columns, rest)
+            if hit:
+                held.update(hit)
+                rest = [i for i in rest if i not in held]
+        if not held:
+            return []
+        return [i for i in rows if i in held]
+
+    return any_of
+
+
+def per_row(test: Callable[[EventView], bool]) -> BatchPredicate:
+    """A per-event predicate tried on each row's view."""
+
+    def per_view(columns: Columns, rows: Rows) -> Rows:
+        view = columns.view
+        return [i for i in rows if test(view(i))]
+
+    return per_view
+
+
+def _per_view(leaf: Leaf) -> BatchPredicate:
+    return per_row(_leaf_predicate(leaf))
+
+
+def _leaf(leaf: Leaf) -> BatchPredicate:  # noqa: C901 - one comprehension per leaf kind
+    kind = leaf.kind
+    path = leaf.path
+    if path is None:
+        return _per_view(leaf)
+    d, s = path.dotted, path.segments
+
+    if kind is LeafKind.EQUALS:
+        (allowed,) = leaf.args
+        if len(allowed) == 1:
+            (only,) = allowed
+
+            def equals_one(columns: Columns, rows: Rows) -> Rows:
+                full, one = columns.forms(d, s, rows)
+                return [i for i in rows if (f := one[i]) == only or (f is MULTI and only in full[i])]
+
+            return equals_one
+
+        def equals_any(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.forms(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (f := one[i]) in allowed or (f is MULTI and not allowed.isdisjoint(full[i]))
+            ]
+
+        return equals_any
+
+    if kind is LeafKind.CONTAINS:
+        needles = tuple(leaf.args)
+        if len(needles) == 1:
+            (needle,) = needles
+
+            def contains_one(columns: Columns, rows: Rows) -> Rows:
+                full, one = columns.forms(d, s, rows)
+                return [
+                    i
+                    for i in rows
+                    if (f := one[i]) is not None
+                    and (any(needle in x for x in full[i]) if f is MULTI else needle in f)
+                ]
+
+            return contains_one
+
+        def contains_any(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.forms(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (f := one[i]) is not None
+                and (
+                    any(n in x for x in full[i] for n in needles)
+                    if f is MULTI
+                    else any(n in f for n in needles)
+                )
+            ]
+
+        return contains_any
+
+    if kind is LeafKind.STARTSWITH or kind is LeafKind.ENDSWITH:
+        affixes = tuple(leaf.args)
+        starts = kind is LeafKind.STARTSWITH
+
+        def affix(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.forms(d, s, rows)
+            if starts:
+                return [
+                    i
+                    for i in rows
+                    if (f := one[i]) is not None
+                    and (any(x.startswith(affixes) for x in full[i]) if f is MULTI else f.startswith(affixes))
+                ]
+            return [
+                i
+                for i in rows
+                if (f := one[i]) is not None
+                and (any(x.endswith(affixes) for x in full[i]) if f is MULTI else f.endswith(affixes))
+            ]
+
+        return affix
+
+    if kind is LeafKind.ANY_VALUE:
+
+        def any_value(columns: Columns, rows: Rows) -> Rows:
+            _, one = columns.forms(d, s, rows)
+            return [i for i in rows if one[i] is not None]
+
+        return any_value
+
+    if kind is LeafKind.WILDCARD:
+        (pattern,) = leaf.args
+        fullmatch = pattern.fullmatch
+
+        def wildcard(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.forms(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (f := one[i]) is not None
+                and (
+                    any(fullmatch(x) is not None for x in full[i]) if f is MULTI else fullmatch(f) is not None
+                )
+            ]
+
+        return wildcard
+
+    if kind is LeafKind.REGEX:
+        (pattern,) = leaf.args
+        search = pattern.search
+
+        def matches_text(value: Any) -> bool:
+            text = _text(value)
+            return text is not None and search(text) is not None
+
+        def regex(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.values(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (v := one[i]) is not None
+                and (
+                    any(matches_text(x) for x in full[i])
+                    if v is MULTI
+                    else (search(v) is not None if type(v) is str else matches_text(v))
+                )
+            ]
+
+        return regex
+
+    if kind is LeafKind.CIDR:
+        networks = leaf.args
+
+        def in_networks(ip: tuple[int, int]) -> bool:
+            version, address = ip
+            for net_version, network, mask in networks:
+                if version == net_version and address & mask == network:
+                    return True
+            return False
+
+        if len(networks) == 1:
+            ((want, network, mask),) = networks
+
+            def cidr_one(columns: Columns, rows: Rows) -> Rows:
+                full, one = columns.ips(d, s, rows)
+                return [
+                    i
+                    for i in rows
+                    if (ip := one[i]) is not None
+                    and (
+                        any(map(in_networks, full[i]))
+                        if ip is MULTI
+                        else ip[0] == want and ip[1] & mask == network
+                    )
+                ]
+
+            return cidr_one
+
+        def cidr(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.ips(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (ip := one[i]) is not None
+                and (any(map(in_networks, full[i])) if ip is MULTI else in_networks(ip))
+            ]
+
+        return cidr
+
+    return _per_view(leaf)
