@@ -23,20 +23,25 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from detectors.sigma.compiler import (
+    _COMPARE,
+    _TIME_PART,
     And,
     Leaf,
     LeafKind,
     Never,
     Node,
     Not,
+    _as_datetime,
     _cheap_first,
     _leaf_predicate,
+    _number,
     _text,
 )
 from detectors.sigma.events import (
     _KEYMAPS,
     EventRecord,
     EventView,
+    _leaves,
     _parse_ip_text,
     keymap,
     parse_ip,
@@ -126,8 +131,8 @@ class Columns:
         returned as (None, rows) for the caller to build whole."""
         column = self._columns.get((kind, dotted))
         if column is None:
-            if len(rows) == self.size:
-                return None, rows
+            if len(rows) * 3 >= self.size:  # most rows will be asked for: read the field for all
+                return None, rows if len(rows) == self.size else self.all_rows
             column = self._columns[(kind, dotted)] = ({}, [_UNSET] * self.size)
             return column, rows
         one = column[1]
@@ -156,15 +161,20 @@ class Columns:
         column, todo = self._column("forms", dotted, rows)
         if not todo:
             return column
+        reached = self._reach(dotted, segments, todo)
         one = [
             v.lower() if type(v) is str else (None if v is None or v is _ABSENT else _slow_form(v))
-            for v in self._reach(dotted, segments, todo)
+            for v in reached
         ]
         full: dict[int, tuple[Any, ...]] = {}
         for position, item in enumerate(one):
             if item is _SLOW:
                 row = todo[position]
-                forms = self.view(row).forms(dotted, segments)
+                value = reached[position]
+                if type(value) is list and not any(type(x) is list for x in value):  # as EventView.forms
+                    forms = tuple(f for f in map(stringform, value) if f is not None)
+                else:
+                    forms = self.view(row).forms(dotted, segments)
                 if len(forms) > 1:
                     full[row] = forms
                 one[position] = _one(forms)
@@ -175,15 +185,18 @@ class Columns:
         column, todo = self._column("values", dotted, rows)
         if not todo:
             return column
+        reached = self._reach(dotted, segments, todo)
         one = [
             v if type(v) is not list and type(v) is not _Marker else (None if v is _ABSENT else _SLOW)
-            for v in self._reach(dotted, segments, todo)
+            for v in reached
         ]
         full: dict[int, tuple[Any, ...]] = {}
         for position, item in enumerate(one):
             if item is _SLOW:
                 row = todo[position]
-                values = self.view(row).resolve(dotted, segments)
+                value = reached[position]
+                # a list at the end of a path through objects: its leaves, as the general walk finds them
+                values = _leaves(value) if type(value) is list else self.view(row).resolve(dotted, segments)
                 if len(values) > 1:
                     full[row] = values
                 one[position] = _one(values)
@@ -208,6 +221,14 @@ class Columns:
                     full[row] = found
                 one[position] = _one(found)
         return self._store("ips", dotted, column, todo, one, full)
+
+    def present(self, dotted: str, segments: tuple[str, ...], rows: Rows) -> list[bool]:
+        """Whether the path exists (as `EventView.present`), for each of `rows` in order."""
+        reached = self._reach(dotted, segments, rows)
+        return [
+            (self.view(row).present(dotted, segments) if v is _SLOW else v is not _ABSENT)
+            for row, v in zip(rows, reached, strict=True)
+        ]
 
 
 def _one(items: tuple[Any, ...]) -> Any:
@@ -456,4 +477,71 @@ def _leaf(leaf: Leaf) -> BatchPredicate:  # noqa: C901 - one comprehension per l
 
         return cidr
 
+    if kind is LeafKind.EXISTS:
+        (wanted,) = leaf.args
+
+        def exists(columns: Columns, rows: Rows) -> Rows:
+            return [i for i, there in zip(rows, columns.present(d, s, rows), strict=True) if there is wanted]
+
+        return exists
+
+    if kind is LeafKind.NULL:  # only absent or null: a None in the `one` column is either
+
+        def null(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.values(d, s, rows)
+            return [
+                i for i in rows if (v := one[i]) is None or (v is MULTI and all(x is None for x in full[i]))
+            ]
+
+        return null
+
+    test = _value_test(leaf)
+    if test is not None:  # a test of each value on its own, never true of None
+
+        def by_value(columns: Columns, rows: Rows) -> Rows:
+            full, one = columns.values(d, s, rows)
+            return [
+                i
+                for i in rows
+                if (v := one[i]) is not None and (any(map(test, full[i])) if v is MULTI else test(v))
+            ]
+
+        return by_value
+
     return _per_view(leaf)
+
+
+def _value_test(leaf: Leaf) -> Callable[[Any], bool] | None:
+    """For leaves matching when any one value passes (None never does): that test."""
+    kind = leaf.kind
+    if kind is LeafKind.COMPARE:
+        op, number = leaf.args
+        compare = _COMPARE[op]
+
+        def compare_value(value: Any) -> bool:
+            if type(value) is bool:
+                return False
+            n = _number(value)
+            return n is not None and compare(n, number)
+
+        return compare_value
+    if kind is LeafKind.CASED:
+        mode, operand = leaf.args
+        if mode == "equals":
+            return lambda value: _text(value) == operand
+
+        def cased_pattern(value: Any) -> bool:
+            text = _text(value)
+            return text is not None and operand.fullmatch(text) is not None
+
+        return cased_pattern
+    if kind is LeafKind.TIMEPART:
+        part, number = leaf.args
+        extract = _TIME_PART[part]
+
+        def timepart(value: Any) -> bool:
+            moment = _as_datetime(value)
+            return moment is not None and extract(moment) == number
+
+        return timepart
+    return None

@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from detectors.sigma.batch import MULTI, BatchPredicate, Columns, batch_predicate, per_row
-from detectors.sigma.compiler import Predicate, built_from, required_ip_octets, required_values
+from detectors.sigma.compiler import (
+    And,
+    Leaf,
+    LeafKind,
+    Node,
+    Predicate,
+    built_from,
+    required_ip_octets,
+    required_values,
+)
 from detectors.sigma.definitions import CompiledRule
 from detectors.sigma.events import EventRecord, EventView
 from detectors.sigma.logsource import profile
@@ -92,7 +101,7 @@ class RuleIndex:
         self.streams: dict[tuple[str, str], StreamIndex] = {
             key: build_stream_index(key[0], key[1], rules) for key, rules in by_stream.items()
         }
-        self._batch: dict[int, tuple[Predicate, BatchPredicate]] = {}
+        self._batch: dict[tuple[int, str | None], tuple[Predicate, BatchPredicate]] = {}
 
     def candidates(self, view: EventView) -> list[CompiledRule]:
         record = view.record
@@ -191,17 +200,22 @@ class RuleIndex:
                 out[positions[row]] = rules
         return out
 
-    def _predicate(self, rule: CompiledRule) -> BatchPredicate:
+    def _predicate(self, rule: CompiledRule, known: str | None = None) -> BatchPredicate:
         """The rule's condition column-wise; a rule whose `matches` is not the predicate compiled
-        from its node (a wrapped or replaced one) is run as it is, row by row."""
+        from its node (a wrapped or replaced one) is run as it is, row by row.
+
+        `known`: the rule's index field, for rows whose only form there is a value the rule is
+        filed under: the condition's top-level exact matches on that field hold on those rows
+        (the rule is filed only under values every one of them allows), so they are left out."""
         matches = rule.matches
-        found = self._batch.get(id(rule))
+        found = self._batch.get((id(rule), known))
         if found is None or found[0] is not matches:
             if built_from(matches) is rule.node:
-                found = (matches, batch_predicate(rule.node))
+                rest = _without_exact(rule.node, known)
+                found = (matches, _always_rows if rest is None else batch_predicate(rest))
             else:
                 found = (matches, per_row(matches))
-            self._batch[id(rule)] = found
+            self._batch[(id(rule), known)] = found
         return found[1]
 
     def _match_stream(self, index: StreamIndex, records: list[EventRecord]) -> dict[int, list[CompiledRule]]:
@@ -236,7 +250,7 @@ class RuleIndex:
                 hit = table.get(form)
                 if hit:
                     for rule in hit:
-                        add(rule, predicate(rule)(columns, rows))
+                        add(rule, predicate(rule, dotted)(columns, rows))
             for row in several:  # a list-valued field: each rule once, in the order `match` tries them
                 tried: set[int] = set()
                 view = columns.view(row)
@@ -295,6 +309,33 @@ class RuleIndex:
                 if version == 4:
                     found.extend(r for r in by_octet.get(address >> 24, ()) if r not in found)
         return found
+
+
+def _is_exact_on(node: Node, dotted: str) -> bool:
+    return (
+        isinstance(node, Leaf)
+        and node.kind is LeafKind.EQUALS
+        and node.path is not None
+        and node.path.dotted == dotted
+    )
+
+
+def _always_rows(columns: Columns, rows: list[int]) -> list[int]:
+    return rows
+
+
+def _without_exact(node: Node, dotted: str | None) -> Node | None:
+    """The node less its top-level exact matches on `dotted` (None: nothing left to test)."""
+    if dotted is None:
+        return node
+    if _is_exact_on(node, dotted):
+        return None
+    if isinstance(node, And):
+        kept = tuple(child for child in node.children if not _is_exact_on(child, dotted))
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else And(kept)
+    return node
 
 
 def naive_match(rules: list[CompiledRule], view: EventView) -> list[CompiledRule]:
