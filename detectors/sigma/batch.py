@@ -80,9 +80,10 @@ class Columns:
     def __init__(self, records: Sequence[EventRecord]) -> None:
         self.records = records
         datas = [r.data for r in records]
-        for data in datas:
-            if type(data) is not dict and not isinstance(data, Mapping):
-                raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
+        if set(map(type, datas)) != {dict}:
+            for data in datas:
+                if not isinstance(data, Mapping):
+                    raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
         self.datas = datas
         shapes = _KEYMAPS.get
         self.tops: list[dict[str, Any]] = [shapes(tuple(d)) or keymap(d) for d in datas]
@@ -207,16 +208,23 @@ class Columns:
         column, todo = self._column("ips", dotted, rows)
         if not todo:
             return column
-        values_full, values_one = self.values(dotted, segments, todo)
+        # a text value is one address or none; any other single value none; lists and the
+        # general walk's cases go through the values column
         one = [
-            _parse_ip_text(v) if type(v) is str else (MULTI if v is MULTI else None)
-            for v in map(values_one.__getitem__, todo)
+            _parse_ip_text(v) if type(v) is str else (_SLOW if v is _SLOW or type(v) is list else None)
+            for v in self._reach(dotted, segments, todo)
         ]
         full: dict[int, tuple[Any, ...]] = {}
-        for position, item in enumerate(one):
-            if item is MULTI:
+        for position, item in enumerate(one) if _SLOW in one else ():
+            if item is _SLOW:
                 row = todo[position]
-                found = tuple(ip for ip in map(parse_ip, values_full[row]) if ip is not None)
+                values_full, values_one = self.values(dotted, segments, [row])
+                value = values_one[row]
+                if value is MULTI:
+                    found = tuple(ip for ip in map(parse_ip, values_full[row]) if ip is not None)
+                else:
+                    ip = parse_ip(value)
+                    found = () if ip is None else (ip,)
                 if len(found) > 1:
                     full[row] = found
                 one[position] = _one(found)

@@ -9,9 +9,12 @@ field plus the few rules it could match, so cost stays nearly flat as the pack g
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.sigma.batch import MULTI, BatchPredicate, Columns, batch_predicate, per_row
 from detectors.sigma.compiler import (
@@ -27,6 +30,8 @@ from detectors.sigma.compiler import (
 from detectors.sigma.definitions import CompiledRule
 from detectors.sigma.events import EventRecord, EventView
 from detectors.sigma.logsource import profile
+
+_STREAM_OF = operator.attrgetter("provider", "stream")
 
 
 @dataclass(frozen=True)
@@ -180,14 +185,15 @@ class RuleIndex:
         A stream's rows whose column-wise evaluation raises are matched one by one through
         `fallback` (default: `match` on a fresh view, which raises as `match` does)."""
         out: list[list[CompiledRule]] = [[] for _ in records]
-        by_stream: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for position, record in enumerate(records):
-            by_stream[(record.provider, record.stream)].append(position)
+        keys = list(map(_STREAM_OF, records))
         streams = self.streams
-        for key, positions in by_stream.items():
+        # positions grouped by stream, ascending inside each (a stable sort, in C)
+        ordered = sorted(range(len(records)), key=keys.__getitem__)
+        for key, grouped in itertools.groupby(ordered, key=keys.__getitem__):
             index = streams.get(key)
             if index is None:
                 continue
+            positions = list(grouped)
             rows = [records[p] for p in positions]
             try:
                 found = self._match_stream(index, rows)
@@ -237,15 +243,11 @@ class RuleIndex:
             add(rule, predicate(rule)(columns, everything))
         for dotted, segments, table in index.tables:
             full, one = columns.forms(dotted, segments, everything)
-            groups: dict[str, list[int]] = defaultdict(list)
-            several: list[int] = []
+            groups: dict[Any, list[int]] = defaultdict(list)
             for row, form in enumerate(one):
-                if form is None:
-                    continue
-                if form is MULTI:
-                    several.append(row)
-                else:
-                    groups[form].append(row)
+                groups[form].append(row)
+            groups.pop(None, None)
+            several = groups.pop(MULTI, [])
             for form, rows in groups.items():
                 hit = table.get(form)
                 if hit:
