@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,35 @@ class Router:
         return None, {}, other_method
 
 
+class ServingStats:
+    """What a listener spent answering vendor requests (``/_sim/`` excluded): requests, bytes sent,
+    CPU time of the serving threads and their wall time from request to last byte written.
+    Read through ``GET /_sim/stats`` (bench/e2e.py compares it with the collector's rate)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes = 0
+        self.cpu_seconds = 0.0
+        self.busy_seconds = 0.0
+
+    def add(self, sent: int, cpu: float, busy: float) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes += sent
+            self.cpu_seconds += cpu
+            self.busy_seconds += busy
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "bytes": self.bytes,
+                "cpu_seconds": self.cpu_seconds,
+                "busy_seconds": self.busy_seconds,
+            }
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -151,6 +181,7 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.tls = tls
+        self.stats = ServingStats()
         super().__init__(address, _RequestHandler)
         host, port = str(self.server_address[0]), int(self.server_address[1])
         self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
@@ -173,6 +204,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return
 
     def _handle(self) -> None:
+        started, cpu_started = time.perf_counter(), time.thread_time()
         parsed = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -196,6 +228,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+        if not request.path.startswith("/_sim"):
+            self.server.stats.add(
+                len(response.body), time.thread_time() - cpu_started, time.perf_counter() - started
+            )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
@@ -217,6 +253,10 @@ class Listener:
     @property
     def base_url(self) -> str:
         return self.server.base_url
+
+    @property
+    def stats(self) -> ServingStats:
+        return self.server.stats
 
     @property
     def port(self) -> int:

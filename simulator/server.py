@@ -103,6 +103,7 @@ class Simulator:
         from simulator.vendors import register_all
 
         register_all(self)
+        self.router.add("GET", r"/_sim/stats", lambda r: Response.json(self.serving_stats()), "sim", "stats")
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -199,6 +200,17 @@ class Simulator:
             **self.oidc.info(),
             **(self.mail.info() if self.mail is not None else {}),
         }
+
+    def serving_stats(self) -> dict[str, Any]:
+        """What answering vendor requests cost so far (both listeners; ``/_sim/`` excluded), and
+        the process's CPU time: a client takes two readings and divides what it read by the
+        differences (bench/e2e.py: the simulator's serving rate next to the collector's)."""
+        total: dict[str, Any] = {"requests": 0, "bytes": 0, "cpu_seconds": 0.0, "busy_seconds": 0.0}
+        for listener in (self.http, self.https):
+            for key, value in listener.stats.as_dict().items():
+                total[key] += value
+        total["process_cpu_seconds"] = time.process_time()
+        return total
 
     # ---------------------------------------------------------------- clock and faults
 
