@@ -1,7 +1,11 @@
 """Writes the collectors make, each inside the caller's transaction.
 
 Events and messages are inserted with ON CONFLICT DO NOTHING on the provider's own id, so a page
-read twice (after a crash, or through the overlap window) changes nothing. The checkpoint is
+read twice (after a crash, or through the overlap window) changes nothing. Events go in as one
+batch per page through the driver, without an ORM object or a compiled statement per row: SQLite
+``executemany`` of one prepared INSERT, PostgreSQL ``COPY`` into a temporary table and one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from it — inside the caller's transaction, so the
+page and its checkpoint still commit together. The checkpoint is
 saved in the same transaction, fenced on the run's claim (`collectors.fencing`): if a later run
 claimed the stream, the update matches no row and the whole transaction (events included) is
 rolled back.
@@ -28,6 +32,24 @@ from core.normalise import NormalisedEvent, NormalisedMessage
 from core.redaction import RedactionPolicy, redact
 
 _BATCH = 500
+EVENT_COLUMNS = (
+    "connection_id",
+    "provider",
+    "stream",
+    "provider_event_id",
+    "occurred_at",
+    "ingested_at",
+    "actor",
+    "action",
+    "target",
+    "ip",
+    "country",
+    "outcome",
+    "raw",
+)
+EVENT_KEY = ("connection_id", "stream", "provider_event_id")
+_EVENT_STAGING = "tg_event_in"
+_processors: dict[str, list[Any]] = {}
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
@@ -56,24 +78,85 @@ def insert_events(
         return 0
     now = utcnow()
     rows = [
-        {
-            "connection_id": connection_id,
-            "provider": provider,
-            "stream": stream,
-            "provider_event_id": e.provider_event_id[:500],
-            "occurred_at": e.occurred_at,
-            "ingested_at": now,
-            "actor": e.actor,
-            "action": e.action,
-            "target": e.target,
-            "ip": e.ip,
-            "country": e.country,
-            "outcome": e.outcome,
-            "raw": e.raw,  # packed once by the column type (core.packing)
-        }
+        (
+            connection_id,
+            provider,
+            stream,
+            e.provider_event_id[:500],
+            e.occurred_at,
+            now,
+            e.actor,
+            e.action,
+            e.target,
+            e.ip,
+            e.country,
+            e.outcome,
+            e.raw,
+        )
         for e in unique.values()
     ]
-    return _insert_new(session, Event, rows, ("connection_id", "stream", "provider_event_id"))
+    connection = session.connection()
+    dialect = connection.dialect
+    rows = _bound(dialect, rows)
+    driver = connection.connection.driver_connection
+    if dialect.name == "sqlite":
+        return _sqlite_insert_events(driver, rows)
+    if dialect.name == "postgresql":
+        return _postgres_copy_events(driver, rows)
+    return _insert_new(session, Event, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows], EVENT_KEY)
+
+
+def _bound(dialect: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows as the driver takes them: each column's own bind processing (the raw record
+    packed by `PackedJSON`, datetimes as `UTCDateTime` stores them), done once per value."""
+    processors = _processors.get(dialect.name)
+    if processors is None:
+        columns = Event.__table__.c  # type: ignore[attr-defined]
+        processors = [columns[name].type.bind_processor(dialect) for name in EVENT_COLUMNS]
+        _processors[dialect.name] = processors
+    active = [(i, p) for i, p in enumerate(processors) if p is not None]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, process in active:
+            values[i] = process(values[i])
+        out.append(tuple(values))
+    return out
+
+
+def _sqlite_insert_events(driver: Any, rows: list[tuple[Any, ...]]) -> int:
+    """One executemany; the rows a conflict skipped change nothing, so rowcount = new rows."""
+    sql = (
+        f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) "
+        f"ON CONFLICT ({', '.join(EVENT_KEY)}) DO NOTHING"
+    )
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _postgres_copy_events(driver: Any, rows: list[tuple[Any, ...]]) -> int:
+    """COPY into a per-session temporary table (emptied at commit), then one INSERT ... SELECT
+    that skips ids already stored; its rowcount is the number of new rows."""
+    columns = ", ".join(EVENT_COLUMNS)
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_EVENT_STAGING} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM event WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {_EVENT_STAGING} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO event ({columns}) SELECT {columns} FROM {_EVENT_STAGING} "
+            f"ON CONFLICT ({', '.join(EVENT_KEY)}) DO NOTHING"
+        )
+        new = int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM {_EVENT_STAGING}")
+    return new
 
 
 def _insert_new(session: Session, model: Any, rows: list[dict[str, Any]], key: tuple[str, ...]) -> int:
