@@ -11,10 +11,18 @@ The checkpoint is ``{"high_water": T, "window": {"start", "end", "page"} | None}
 
 A page token the provider no longer accepts (`StalePageToken`) restarts its window from the
 start. Nothing here touches the database.
+
+Reading ahead: while the runner stores one page (and its checkpoint), the next is already being
+fetched (`read_ahead`: the provider calls run in one background thread, in the order they always
+ran, at most `READ_AHEAD` pages ahead). The pages reach the runner in the same order with the
+same checkpoints, so what a crash leaves behind is unchanged: nothing fetched ahead counts until
+the runner has committed it.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +34,60 @@ from providers.errors import StalePageToken
 
 # fetch(start, end, page_token) -> (records, next page token or None, source description)
 Fetch = Callable[[datetime, datetime, Any], tuple[Sequence[Any], Any, str]]
+READ_AHEAD = 2  # pages fetched ahead of the one being stored
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterator[Any], depth: int = READ_AHEAD, name: str = "read-ahead") -> Iterator[Any]:
+    """`items`, produced by a background thread up to `depth` ahead of the consumer.
+
+    The source iterator runs entirely in that one thread (its provider client is never used from
+    two threads at once); an exception it raises reaches the consumer in place of the item it
+    would have produced. When the consumer stops early (its own error, `close()`), the producer
+    stops after the call in progress and the source is closed.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
 
 
 @dataclass(frozen=True)
@@ -112,7 +174,10 @@ def event_pages(
     checkpoint holding several independent sub-streams, e.g. O365 content types)."""
     root = dict(ctx.cursor)
     sub = dict(root.get(key) or {}) if key else root
-    for records, state, window, source in windowed_pages(sub, plan, ctx.now, fetch):
+    pages = windowed_pages(sub, plan, ctx.now, fetch)
+    if not ctx.probe:
+        pages = read_ahead(pages, name=f"read-ahead-{ctx.connection.name}")
+    for records, state, window, source in pages:
         if key:
             root = {**root, key: state}
             checkpoint = root
