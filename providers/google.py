@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -170,7 +170,24 @@ def google_service(
         client_options=options or None,
         static_discovery=True,
         cache_discovery=False,
+        model=_orjson_model(),
     )
+
+
+@cache
+def _orjson_model() -> Any:
+    """googleapiclient's JSON model with bodies parsed by orjson (the stdlib parser was a tenth of
+    a collection's CPU); the same answers otherwise — a body that is not JSON comes back as text."""
+    from googleapiclient.model import JsonModel
+
+    class OrjsonModel(JsonModel):
+        def deserialize(self, content: Any) -> Any:
+            try:
+                return orjson.loads(content)
+            except orjson.JSONDecodeError:
+                return content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+
+    return OrjsonModel(data_wrapper=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlparse
 
+import orjson
 import requests
 
 from core.models.connection import Connection
@@ -367,7 +368,7 @@ class M365Api:
             if not response.content:
                 return None, response
             try:
-                return response.json(), response
+                return orjson.loads(response.content), response
             except ValueError:
                 raise MalformedResponse(
                     f"{self.name}: {url_path(url)} returned a body that is not JSON (HTTP {status}, "
