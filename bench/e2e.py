@@ -121,6 +121,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     # the simulator's serving cost during the collect stage (differences of two GET /_sim/stats)
     simulator_serving: dict[str, float] | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # the product process's, per stage
 
 
 def _count(db: Any, table: str) -> int:
@@ -185,9 +186,10 @@ def child_main(spec: RunSpec) -> RunResult:
     for entry in stages:
         before = _serving_stats(spec.simulator_info) if entry.name == "collect" else None
         with _profiled(entry.name):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             cycle.run_stage(entry, ctx)
             result.seconds[entry.name] = time.perf_counter() - start
+            result.cpu_seconds[entry.name] = time.process_time() - cpu_start
         after = _serving_stats(spec.simulator_info) if before is not None else None
         if before is not None and after is not None:
             result.simulator_serving = {key: after[key] - before[key] for key in before}
@@ -480,6 +482,18 @@ def _figures(
                     AREA, f"stage {name} ({where})", _stats([events / s for s in seconds]), "events/s"
                 )
             )
+    cpu = [events / r.cpu_seconds["collect"] for r in results if r.cpu_seconds.get("collect")]
+    if cpu and events:
+        figures.append(
+            Figure.from_stats(
+                AREA,
+                f"stage collect per CPU-second of the product ({where})",
+                _stats(cpu),
+                "events/CPU-s",
+                notes="events stored / CPU time of the product process during the stage (all its threads): "
+                "what the collector costs, whatever the machine's load",
+            )
+        )
     figures.extend(_serving_figures(where, results))
     figures.extend(_latency_figures(where, scale, results, e2e_rate.median))
     figures.append(
