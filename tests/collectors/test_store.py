@@ -4,7 +4,9 @@ messages only redacted, unusable input quarantined with its reason."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from sqlmodel import func, select
 
 from collectors.store import insert_events, insert_messages, store_snapshots
@@ -165,3 +167,22 @@ def test_a_frame_written_with_an_earlier_shipped_dictionary_still_reads() -> Non
     assert unpack(frame) == record
     assert zstandard.get_frame_parameters(pack(record)).dict_id == CURRENT_DICTIONARY
     assert unpack(pack(record)) == record
+
+
+def test_a_batch_rolled_back_with_its_page_leaves_nothing_and_batches_in_one_transaction_count_right(
+    db: Database, make_connection
+) -> None:
+    conn = make_connection(provider="slack")
+
+    def store(session: Any, *ids: str) -> int:
+        events = [_event(i) for i in ids]
+        return insert_events(session, connection_id=conn.id, provider="slack", stream="audit", events=events)
+
+    with pytest.raises(RuntimeError), db.session() as s:
+        store(s, "1", "2")
+        raise RuntimeError("the checkpoint was refused: the page goes with it")
+    with db.session() as s:
+        counts = (store(s, "1"), store(s, "1", "2"), store(s, "2"))
+    with db.session(readonly=True) as s:
+        stored = sorted(s.exec(select(Event.provider_event_id)).all())
+    assert (counts, stored) == ((1, 1, 0), ["1", "2"])

@@ -3,10 +3,13 @@ the overlap for late data, and restarts a window whose page token went stale."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.streams.windows import WindowPlan, windowed_pages
+import pytest
+
+from collectors.streams.windows import WindowPlan, read_ahead, windowed_pages
 from providers.errors import StalePageToken
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -87,3 +90,34 @@ def test_a_pass_at_the_high_water_mark_reads_only_the_overlap() -> None:
     cursor = {"high_water": "2026-11-20T12:00:00Z", "window": None}
     pages = list(windowed_pages(cursor, PLAN, NOW + timedelta(minutes=5), source.fetch))
     assert [eid for records, *_ in pages for eid in records] == ["e1"]
+
+
+def test_reading_ahead_hands_over_the_same_pages_in_order_and_raises_where_the_source_did() -> None:
+    def source() -> Any:
+        yield from range(5)
+        raise StalePageToken("page 5 refused")
+
+    got: list[int] = []
+    with pytest.raises(StalePageToken, match="page 5"):
+        for item in read_ahead(source(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_a_consumer_that_stops_early_stops_the_reader_and_closes_its_source() -> None:
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def source() -> Any:
+        try:
+            for i in range(1000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    pages = read_ahead(source(), depth=1)
+    assert next(pages) == 0
+    pages.close()
+    assert closed.wait(timeout=30)
+    assert len(produced) <= 3  # one handed over, at most one waiting, one being made
