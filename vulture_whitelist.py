@@ -113,3 +113,4 @@ _.MONITORING
 _.jira_error  # core/models/response.py: stored, served by GET /response/incidents/{id}
 _.started_by  # core/models/response.py Drill: stored, served by GET /response/drills
 _.__getattr__  # cli.main: module attribute hook (`from cli.main import app`)
+_.deserialize  # providers/google.py OrjsonModel: googleapiclient's JsonModel hook
