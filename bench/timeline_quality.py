@@ -128,10 +128,35 @@ def score(scenario: str, workdir: Path, **options: Any) -> dict[str, Any]:
     db, truth, timings = pipeline(scenario, workdir, **options)
     try:
         result = score_against_truth(db, truth)
+        result["unmatched_details"] = _unmatched_details(db, result["unmatched_incidents"]["ids"])
     finally:
         db.dispose()
     result["timings"] = timings
     return result
+
+
+def _unmatched_details(db: Database, ids: list[int]) -> list[dict[str, Any]]:
+    """Title, priority and the rules behind each incident no story explains (what to fix for noise)."""
+    from sqlmodel import col, select
+
+    from core.models import Finding, Incident
+
+    if not ids:
+        return []
+    with db.session(readonly=True) as s:
+        incidents = s.exec(select(Incident).where(col(Incident.id).in_(ids))).all()
+        out = []
+        for incident in incidents:
+            rules = s.exec(select(Finding.rule_id).where(Finding.incident_id == incident.id)).all()
+            out.append(
+                {
+                    "id": incident.id,
+                    "priority": incident.priority,
+                    "title": incident.title,
+                    "rules": sorted(set(rules)),
+                }
+            )
+    return out
 
 
 def run(quick: bool = False) -> list[Figure]:
