@@ -8,18 +8,18 @@ entries are upserted, the priority is recomputed and a change of priority is rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlmodel import Session, col
 
-from core.audit import Actor, AuditAction, record
+from core.audit import Actor, AuditAction, AuditEntry, record_many
 from core.clock import as_utc
 from core.models.connection import Connection
-from core.models.enums import FindingKind, Priority, TimelineEntryKind
+from core.models.enums import FindingKind, FindingStatus, Priority, TimelineEntryKind
 from core.models.event import Event
 from core.models.finding import Finding
 from core.models.incident import Incident, TimelineEntry
@@ -32,11 +32,12 @@ from timeline.entities import (
     normalise_email,
     normalise_ip,
 )
-from timeline.entries import evidence_row, finding_fields, finding_row, insert_rows, simple_entry
-from timeline.evidence import collapse, load_events
+from timeline.entries import entry_row, evidence_row, finding_fields, finding_row, insert_rows
+from timeline.evidence import EventFacts, collapse, load_events
 from timeline.grouping import BROAD_PREFIX, describe_gap
 from timeline.impact import LIFTS_TO_P2, customer_impact
 from timeline.prevalence import (
+    RECENT,
     PrevalenceRules,
     common_in_findings,
     first_party_apps,
@@ -65,6 +66,9 @@ class BuildContext:
     checked_ips: set[str] = field(default_factory=set)
     learned: bool = False
     _keys: dict[int, EntityKeys] = field(default_factory=dict)
+    # Findings read for one span of first sightings (see timeline.quieting): findings do not
+    # change during one build, so a narrower span later in it is filtered from this read.
+    span_rows: tuple[datetime, datetime, list[Any]] | None = None
 
     def keys_of(self, finding_id: int, entities: Mapping[str, Any] | None) -> EntityKeys:
         """A finding's keys, worked out once per build."""
@@ -81,9 +85,28 @@ class BuildContext:
         return {k: self.common[k] for k in keys if k in self.common}
 
 
-def learn_common_keys(session: Session, ctx: BuildContext, *, since: datetime) -> None:
-    """What recent findings say is common (apps, files, IPs about many people over days)."""
-    rows = recent_finding_entities(session, since)
+def learn_common_keys(
+    session: Session, ctx: BuildContext, *, since: datetime, known: Sequence[Any] = ()
+) -> None:
+    """What recent findings say is common (apps, files, IPs about many people over days).
+
+    `known` are the rows (id, entities, first_seen, last_seen) of the findings in no incident yet,
+    the build's candidates: only the others are read."""
+    rows: list[tuple[int, Any, datetime]]
+    if known:
+        recent = since - RECENT
+        rows = [(r.id, r.entities, r.first_seen) for r in known if r.last_seen >= recent]
+        rows.extend(
+            session.execute(
+                select(col(Finding.id), col(Finding.entities), col(Finding.first_seen)).where(
+                    col(Finding.last_seen) >= recent,
+                    or_(col(Finding.incident_id).is_not(None), col(Finding.status) != FindingStatus.OPEN),
+                )
+            ).tuples()
+        )
+        rows.sort(key=lambda row: row[0])
+    else:
+        rows = recent_finding_entities(session, since)
     # keys through the build's cache: the same findings' keys are needed again for grouping
     keys = ((ctx.keys_of(finding_id, entities), seen) for finding_id, entities, seen in rows)
     ctx.common.update(common_in_findings(keys, ctx.rules))
@@ -100,9 +123,7 @@ def check_keys(session: Session, keys: Iterable[str], ctx: BuildContext) -> None
         ctx.checked_ips |= ips
 
 
-def finding_keys(
-    finding: Finding, ctx: BuildContext
-) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
+def finding_keys(finding: Any, ctx: BuildContext) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
     """(grouping keys, their labels, keys ignored with why) for one finding."""
     found = ctx.keys_of(finding.id or 0, finding.entities)
     ignored = ctx.ignored_keys(found.keys)
@@ -110,7 +131,7 @@ def finding_keys(
     return keys, dict(found.labels), ignored
 
 
-def _merge_entities(findings: Sequence[Finding]) -> dict[str, list[str]]:
+def _merge_entities(findings: Sequence[Any]) -> dict[str, list[str]]:
     merged: dict[str, dict[str, None]] = {name: {} for name in ENTITY_FIELDS}
     for finding in findings:
         for name in ENTITY_FIELDS:
@@ -127,7 +148,7 @@ def _merge_entities(findings: Sequence[Finding]) -> dict[str, list[str]]:
     return {name: list(values)[:MAX_ENTITY_VALUES] for name, values in merged.items() if values}
 
 
-def _top_finding(findings: Sequence[Finding]) -> Finding:
+def _top_finding(findings: Sequence[Any]) -> Any:
     return max(
         findings,
         key=lambda f: (severity_weight(f.severity), f.confidence, -f.first_seen.timestamp(), -(f.id or 0)),
@@ -137,7 +158,7 @@ def _top_finding(findings: Sequence[Finding]) -> Finding:
 PERSON_KEY_PREFIXES = ("person:", "email:", "account:")
 
 
-def _victims_first(keys: dict[str, None], findings: Sequence[Finding], ctx: BuildContext) -> dict[str, None]:
+def _victims_first(keys: dict[str, None], findings: Sequence[Any], ctx: BuildContext) -> dict[str, None]:
     """The person keys ordered by how much of the incident is about them (severity of the findings
     that name them, shared among the few they name), the other keys after them in their order."""
     weight: dict[str, float] = {}
@@ -150,7 +171,7 @@ def _victims_first(keys: dict[str, None], findings: Sequence[Finding], ctx: Buil
     return dict.fromkeys([*people, *(k for k in order if k not in weight)])
 
 
-def _focus_labels(keys: Iterable[str], findings: Sequence[Finding], ctx: BuildContext) -> list[str]:
+def _focus_labels(keys: Iterable[str], findings: Sequence[Any], ctx: BuildContext) -> list[str]:
     """Labels (emails) of the people the incident is about, victims first (not the broad sets a
     spray or a mass download names, which are its reach)."""
     labels: dict[str, str] = {}
@@ -160,7 +181,7 @@ def _focus_labels(keys: Iterable[str], findings: Sequence[Finding], ctx: BuildCo
 
 
 def _people_in_key_order(
-    entities: dict[str, list[str]], keys: dict[str, None], findings: Sequence[Finding], ctx: BuildContext
+    entities: dict[str, list[str]], keys: dict[str, None], findings: Sequence[Any], ctx: BuildContext
 ) -> dict[str, list[str]]:
     people = entities.get("people")
     if not people:
@@ -172,7 +193,7 @@ def _people_in_key_order(
 
 
 def _title(
-    top: Finding, findings: Sequence[Finding], entities: dict[str, list[str]], focus: Sequence[str] = ()
+    top: Any, findings: Sequence[Any], entities: dict[str, list[str]], focus: Sequence[str] = ()
 ) -> str:
     title = top.title
     named = list(focus) or entities.get("people") or entities.get("accounts") or entities.get("apps") or []
@@ -198,7 +219,7 @@ def _people(keys: Iterable[str], ctx: BuildContext) -> list[PersonSignal]:
     return people
 
 
-def _reasons_by_finding(incident: Incident) -> dict[int, str]:
+def _reasons_by_finding(incident: Any) -> dict[int, str]:
     found: dict[int, str] = {}
     for reason in incident.grouping or []:
         if reason.get("decision") in ("opened", "joined") and reason.get("finding_id") is not None:
@@ -206,7 +227,7 @@ def _reasons_by_finding(incident: Incident) -> dict[int, str]:
     return found
 
 
-def append_reasons(incident: Incident, reasons: Sequence[dict[str, Any]]) -> None:
+def append_reasons(incident: Any, reasons: Sequence[dict[str, Any]]) -> None:
     incident.grouping = bounded_reasons([*(incident.grouping or []), *reasons])
 
 
@@ -225,20 +246,114 @@ def _chunks(values: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
         yield values[start : start + size]
 
 
-def _findings_of(session: Session, incident_ids: Sequence[int]) -> dict[int, list[Finding]]:
-    found: dict[int, list[Finding]] = {i: [] for i in incident_ids}
+# What assembling an incident reads of each finding: Core rows, not ORM objects (hydrating
+# thousands of Findings was a large part of a build); a row has the Finding's attribute names.
+FINDING_COLUMNS = (
+    col(Finding.id),
+    col(Finding.rule_id),
+    col(Finding.kind),
+    col(Finding.severity),
+    col(Finding.confidence),
+    col(Finding.title),
+    col(Finding.provider),
+    col(Finding.entities),
+    col(Finding.evidence_event_ids),
+    col(Finding.first_seen),
+    col(Finding.last_seen),
+    col(Finding.count),
+    col(Finding.mitre),
+    col(Finding.context),
+    col(Finding.incident_id),
+    col(Finding.created_at),
+    col(Finding.updated_at),
+)
+
+
+def _findings_of(session: Session, incident_ids: Sequence[int]) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = {i: [] for i in incident_ids}
     for chunk in _chunks(list(incident_ids)):
-        for finding in session.execute(select(Finding).where(col(Finding.incident_id).in_(chunk))).scalars():
+        for finding in session.execute(select(*FINDING_COLUMNS).where(col(Finding.incident_id).in_(chunk))):
             found[finding.incident_id or 0].append(finding)
+    for mine in found.values():
+        mine.sort(key=lambda f: f.id)  # entities are merged in this order, whichever the database
     return found
 
 
+INCIDENT_TABLE: Any = Incident.__table__  # type: ignore[attr-defined]
+
+
+class IncidentState:
+    """An incident's columns as plain attributes (what a build reads and changes), written back
+    with `write_incidents` in one statement per set of changed columns; the lifecycle operations
+    keep using ORM Incidents, which `refresh_incidents` accepts as well."""
+
+    id: int
+
+    if TYPE_CHECKING:  # every column of Incident, as read
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update({c.name: None for c in INCIDENT_TABLE.columns})
+        self.__dict__.update(values)
+        self._stored = dict(self.__dict__)
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in self.__dict__.items()
+            if name != "_stored" and (name not in self._stored or self._stored[name] != value)
+        }
+
+    def stored(self) -> None:
+        self._stored = {k: v for k, v in self.__dict__.items() if k != "_stored"}
+
+
+def load_incidents(session: Session, ids: Iterable[int], *, lock: bool = True) -> list[IncidentState]:
+    """The incidents with these ids as IncidentStates; row-locked (PostgreSQL) so an analyst's
+    concurrent change waits for the build, never interleaves."""
+    wanted = list(ids)
+    found: list[IncidentState] = []
+    for chunk in _chunks(wanted):
+        query = select(INCIDENT_TABLE).where(INCIDENT_TABLE.c.id.in_(chunk))
+        if lock:
+            query = query.with_for_update()
+        found.extend(IncidentState(dict(row._mapping)) for row in session.execute(query))
+    return found
+
+
+def write_incidents(session: Session, incidents: Iterable[IncidentState]) -> None:
+    """Write what changed on each incident: one executemany per set of changed columns."""
+    batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for incident in incidents:
+        changed = incident.changes()
+        changed.pop("id", None)
+        if changed:
+            names = tuple(sorted(changed))
+            batches.setdefault(names, []).append({"_id": incident.id, **changed})
+        incident.stored()
+    for names, rows in batches.items():
+        statement = (
+            update(INCIDENT_TABLE)
+            .where(INCIDENT_TABLE.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in names})
+        )
+        session.connection().execute(statement, rows)
+
+
+def _orm_add(session: Session, incident: Any) -> None:
+    if isinstance(incident, Incident):
+        session.add(incident)
+
+
 def _sync_finding_entries(
-    session: Session, incidents: Sequence[Incident], findings: dict[int, list[Finding]]
+    session: Session, incidents: Sequence[Any], findings: dict[int, list[Any]], fresh: Collection[int] = ()
 ) -> None:
     ids = [i.id or 0 for i in incidents]
     existing: dict[int, dict[str, TimelineEntry]] = {i: {} for i in ids}
-    for chunk in _chunks(ids):
+    for chunk in _chunks([i for i in ids if i not in fresh]):
         for entry in session.execute(
             select(TimelineEntry).where(
                 col(TimelineEntry.incident_id).in_(chunk),
@@ -271,10 +386,14 @@ def _sync_finding_entries(
 
 
 def _rebuild_evidence(
-    session: Session, incidents: Sequence[Incident], findings: dict[int, list[Finding]], ctx: BuildContext
+    session: Session,
+    incidents: Sequence[Any],
+    findings: dict[int, list[Any]],
+    ctx: BuildContext,
+    fresh: Collection[int] = (),
 ) -> None:
     ids = [i.id or 0 for i in incidents]
-    for chunk in _chunks(ids):
+    for chunk in _chunks([i for i in ids if i not in fresh]):
         session.execute(
             delete(TimelineEntry).where(
                 col(TimelineEntry.incident_id).in_(chunk),
@@ -289,6 +408,7 @@ def _rebuild_evidence(
                 mine.setdefault(int(event_id), []).append(finding.id or 0)
     events = {e.id: e for e in load_events(session, {e for m in cited_by.values() for e in m})}
     rows: list[dict[str, Any]] = []
+    firsts: dict[int, EventFacts] = {}
     for incident in incidents:
         mine = cited_by[incident.id or 0]
         own_events = [events[e] for e in mine if e in events]
@@ -302,34 +422,56 @@ def _rebuild_evidence(
         first_finding = min((f.first_seen for f in findings[incident.id or 0]), default=incident.first_seen)
         first = min(own_events, key=lambda e: (e.occurred_at, e.id), default=None)
         incident.first_event_at = first.occurred_at if first else first_finding
-        incident.first_readable_at = (
-            readable_at(session, first.id, first.occurred_at) if first else first_finding
-        )
+        incident.first_readable_at = first_finding
+        if first is not None:
+            firsts[incident.id or 0] = first
+    added = connections_added(session, [e.id for e in firsts.values()])
+    for incident in incidents:
+        first = firsts.get(incident.id or 0)
+        if first is not None:
+            incident.first_readable_at = _readable(first.occurred_at, added.get(first.id))
     insert_rows(session, rows)
 
 
-def readable_at(session: Session, event_id: int, occurred_at: datetime) -> datetime:
-    """When the product could first read this event: when it happened, or — backfilled history
-    from before its connection was added — when the connection was added."""
-    added = session.execute(
-        select(col(Connection.created_at))
-        .join(Event, col(Event.connection_id) == col(Connection.id))
-        .where(col(Event.id) == event_id)
-    ).scalar()
+def connections_added(session: Session, event_ids: Sequence[int]) -> dict[int, datetime]:
+    """When the connection that collected each event was added (events of a connection only)."""
+    found: dict[int, datetime] = {}
+    for chunk in _chunks(sorted(set(event_ids))):
+        rows = session.execute(
+            select(col(Event.id), col(Connection.created_at))
+            .join(Connection, col(Event.connection_id) == col(Connection.id))
+            .where(col(Event.id).in_(chunk))
+        ).all()
+        found.update({event_id: added for event_id, added in rows if added is not None})
+    return found
+
+
+def _readable(occurred_at: datetime, added: datetime | None) -> datetime:
     return max(occurred_at, as_utc(added)) if added is not None else occurred_at
 
 
 def refresh_incidents(
-    session: Session, incidents: Sequence[Incident], ctx: BuildContext, *, rebuild: Iterable[int] = ()
+    session: Session,
+    incidents: Sequence[Any],
+    ctx: BuildContext,
+    *,
+    rebuild: Iterable[int] = (),
+    known: Mapping[int, list[Any]] | None = None,
 ) -> set[int]:
     """Recompute what depends on each incident's findings; returns the ids whose keys changed.
 
-    Evidence entries are rebuilt for incidents in `rebuild` (their set of findings changed) and for
-    those with a finding updated since the last build.
+    `incidents` are ORM Incidents (the lifecycle operations) or IncidentStates (the build, which
+    writes them back). Evidence entries are rebuilt for incidents in `rebuild` (their set of
+    findings changed) and for those with a finding updated since the last build. `known` gives
+    the findings (FINDING_COLUMNS rows, by id) of incidents made by this build that have no
+    timeline entries of findings, evidence or messages yet: they are not read back.
     """
     if not incidents:
         return set()
-    findings = _findings_of(session, [i.id or 0 for i in incidents])
+    known = known or {}
+    fresh = {i.id or 0 for i in incidents if (i.id or 0) in known}
+    findings = _findings_of(session, [i.id or 0 for i in incidents if (i.id or 0) not in fresh])
+    findings.update({i: list(known[i]) for i in fresh})
     entities_of = {i.id or 0: _merge_entities(findings[i.id or 0]) for i in incidents}
     all_findings = [f for mine in findings.values() for f in mine]
     if not ctx.learned and all_findings:
@@ -337,14 +479,14 @@ def refresh_incidents(
     check_keys(session, (k for f in all_findings for k in ctx.keys_of(f.id or 0, f.entities).keys), ctx)
     force = set(rebuild)
     changed_keys: set[int] = set()
-    stale: list[Incident] = []
+    stale: list[Any] = []
     live = [i for i in incidents if findings[i.id or 0]]
     for incident in incidents:
         mine = findings[incident.id or 0]
         if not mine:
             incident.finding_count = 0
             incident.updated_at = ctx.now
-            session.add(incident)
+            _orm_add(session, incident)
             continue
         if _aggregate(incident, mine, entities_of[incident.id or 0], ctx):
             changed_keys.add(incident.id or 0)
@@ -356,21 +498,27 @@ def refresh_incidents(
         ):
             stale.append(incident)
             incident.evidence_built_at = latest_update
-    _sync_finding_entries(session, live, findings)
-    _rebuild_evidence(session, stale, findings, ctx)
-    _count_messages(session, live)
+    _sync_finding_entries(session, live, findings, fresh)
+    _rebuild_evidence(session, stale, findings, ctx, fresh)
+    _count_messages(session, live, fresh)
+    changes: list[tuple[dict[str, Any], AuditEntry]] = []
     for incident in live:
-        _update_priority(
-            session, incident, findings[incident.id or 0], incident.keys, entities_of[incident.id or 0], ctx
+        change = _update_priority(
+            incident, findings[incident.id or 0], incident.keys, entities_of[incident.id or 0], ctx
         )
+        if change is not None:
+            changes.append(change)
         incident.summary = one_line_summary(incident, findings[incident.id or 0])
-        session.add(incident)
+        _orm_add(session, incident)
+    # the priority changes: their entries in one insert, their records in one chain append
+    insert_rows(session, [entry for entry, _ in changes])
+    record_many(session, [audit for _, audit in changes])
     return changed_keys
 
 
-def _count_messages(session: Session, incidents: Sequence[Incident]) -> None:
+def _count_messages(session: Session, incidents: Sequence[Any], fresh: Collection[int] = ()) -> None:
     counts: dict[int, int] = {}
-    for chunk in _chunks([i.id or 0 for i in incidents]):
+    for chunk in _chunks([i.id or 0 for i in incidents if (i.id or 0) not in fresh]):
         rows = session.execute(
             select(col(TimelineEntry.incident_id), func.count())
             .where(
@@ -385,7 +533,7 @@ def _count_messages(session: Session, incidents: Sequence[Incident]) -> None:
 
 
 def _aggregate(
-    incident: Incident, findings: Sequence[Finding], entities: dict[str, list[str]], ctx: BuildContext
+    incident: Any, findings: Sequence[Any], entities: dict[str, list[str]], ctx: BuildContext
 ) -> bool:
     """Title, severity, type, entities, times and keys from the findings; True when keys changed."""
     keys: dict[str, None] = {}
@@ -419,13 +567,13 @@ def _aggregate(
 
 
 def _update_priority(
-    session: Session,
-    incident: Incident,
-    findings: Sequence[Finding],
+    incident: Any,
+    findings: Sequence[Any],
     keys: Iterable[str],
     entities: dict[str, list[str]],
     ctx: BuildContext,
-) -> None:
+) -> tuple[dict[str, Any], AuditEntry] | None:
+    """Set the incident's priority; a change of it comes back as (entry row, audit record)."""
     signals = [
         FindingSignal(
             f.id or 0,
@@ -469,30 +617,29 @@ def _update_priority(
         incident.priority = result.priority
         set_due_dates(incident, ctx.config)
     if first_time or previous == result.priority:
-        return
+        return None
     details = {"from": previous, "to": result.priority.value, "score": result.score}
-    session.add(
-        simple_entry(
-            incident.id or 0,
-            TimelineEntryKind.PRIORITY,
-            f"priority {previous} → {result.priority.value} (score {result.score:.2f})",
-            actor=ctx.actor.name,
-            at=ctx.now,
-            body={**details, "factors": result.factors.get("factors", {})},
-        )
+    entry = entry_row(
+        incident.id or 0,
+        TimelineEntryKind.PRIORITY,
+        ctx.now,
+        "tenantguard",
+        f"priority {previous} → {result.priority.value} (score {result.score:.2f})",
+        body={**details, "factors": result.factors.get("factors", {})},
+        actor=ctx.actor.name,
     )
-    record(
-        session,
-        actor=ctx.actor,
-        action=AuditAction.INCIDENT_PRIORITY_CHANGED,
-        object_type="incident",
-        object_id=str(incident.id),
-        details=details,
+    audit = AuditEntry(
+        ctx.actor,
+        AuditAction.INCIDENT_PRIORITY_CHANGED,
+        "incident",
+        str(incident.id),
+        details,
         at=ctx.now,
     )
+    return entry, audit
 
 
-def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
+def one_line_summary(incident: Any, findings: Sequence[Any]) -> str:
     """A sentence for lists and notifications; the report has the full story."""
     entities = incident.entities or {}
     named = entities.get("people") or entities.get("accounts") or []
@@ -527,5 +674,5 @@ def one_line_summary(incident: Incident, findings: Sequence[Finding]) -> str:
     )[:2000]
 
 
-def window_of(incident: Incident, config: TimelineConfig) -> tuple[datetime, datetime]:
+def window_of(incident: Any, config: TimelineConfig) -> tuple[datetime, datetime]:
     return incident.first_seen - config.conversation_before, incident.last_seen + config.conversation_after

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 
-from core.audit import AuditAction, AuditEntry, record, record_many
+from core.audit import AuditAction, AuditEntry, record_many
 from core.clock import utcnow
 from core.db import Database
 from core.models.enums import FindingStatus, IncidentStatus, Severity, TimelineEntryKind
@@ -31,14 +31,18 @@ from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
 from core.models.noise import GroupingLesson
 from timeline.assembly import (
+    FINDING_COLUMNS,
     SYSTEM_ACTOR,
     BuildContext,
+    IncidentState,
     append_reasons,
     bounded_reasons,
     check_keys,
     learn_common_keys,
+    load_incidents,
     refresh_incidents,
     window_of,
+    write_incidents,
 )
 from timeline.config import TimelineConfig
 from timeline.conversations import (
@@ -50,8 +54,8 @@ from timeline.conversations import (
     talks_security,
 )
 from timeline.entities import IdentityIndex
-from timeline.entries import entry_row, insert_rows, message_row, simple_entry
-from timeline.grouping import FindingFacts, Group, Lesson, OpenIncident, group_findings
+from timeline.entries import entry_row, insert_rows, message_row
+from timeline.grouping import BROAD_PREFIX, FindingFacts, Group, Lesson, OpenIncident, group_findings
 from timeline.noise import low_signal
 from timeline.quieting import held_back
 
@@ -89,7 +93,12 @@ def build_incidents(
 
 
 class IncidentBuild:
-    """One build over one session; `run` does the three steps and returns the changed ids."""
+    """One build over one session; `run` does the three steps and returns the changed ids.
+
+    The findings to group are read once (Core rows, see `FINDING_COLUMNS`); a later grouping
+    round takes those still in no incident from memory. Incidents are IncidentStates, read once
+    and written back in bulk after each step; the findings of an incident made in this round are
+    the grouping's, not read back."""
 
     def __init__(self, session: Session, ctx: BuildContext) -> None:
         self.session = session
@@ -97,12 +106,15 @@ class IncidentBuild:
         self.created: list[int] = []
         self._mentions: dict[tuple[str, datetime, datetime], int] = {}
         self._window_texts: dict[tuple[datetime, datetime], list[tuple[str, str]]] = {}
+        self._states: dict[int, IncidentState] = {}
+        self._remaining: list[Any] | None = None
+        # findings (rows) of the incidents this round created, while nothing else joined them
+        self._known: dict[int, list[Any]] = {}
 
     def run(self) -> list[int]:
         touched = self.group()
         stale = self._stale_incident_ids()
-        to_refresh = self._incidents(sorted(set(touched) | stale))
-        refresh_incidents(self.session, to_refresh, self.ctx, rebuild=touched)
+        self._refresh(sorted(set(touched) | stale), touched)
         # A finding that cannot open an incident (informational, posture) may belong to one this
         # very pass created, once its window is known; grouping again until nothing moves makes
         # one build equal to any number of builds (the next scheduled pass changes nothing).
@@ -110,22 +122,31 @@ class IncidentBuild:
             more = self.group()
             if not more:
                 break
-            refresh_incidents(self.session, self._incidents(more), self.ctx, rebuild=more)
+            self._refresh(more, more)
             touched = sorted(set(touched) | set(more))
-            to_refresh = self._incidents(sorted(set(touched) | stale))
-        created = set(self.created)
-        self._note_recurrences([i for i in to_refresh if i.id in created])
+        self._note_recurrences(self._incidents(sorted(set(self.created))))
         linked = self.link_conversations()
         return sorted(set(touched) | stale | linked)
+
+    def _refresh(self, ids: Iterable[int], rebuild: Iterable[int]) -> None:
+        incidents = self._incidents(sorted(set(ids)))  # in id order, as the rows were read
+        refresh_incidents(self.session, incidents, self.ctx, rebuild=rebuild, known=self._known)
+        self._known = {}
+        write_incidents(self.session, incidents)
 
     # ------------------------------------------------------------------ step 1: grouping
 
     def group(self) -> list[int]:
-        candidates = self._candidate_findings()
+        if self._remaining is None:
+            self._remaining = self._candidate_findings()
+        candidates = self._remaining
         if not candidates:
             return []
         earliest_seen = min(row.first_seen for row in candidates)
-        learn_common_keys(self.session, self.ctx, since=earliest_seen)
+        if not self.ctx.learned:
+            # later rounds group a subset of these findings: what is common among the findings
+            # recent to the earliest of them was learned already
+            learn_common_keys(self.session, self.ctx, since=earliest_seen, known=candidates)
         check_keys(
             self.session,
             (k for row in candidates for k in self.ctx.keys_of(row.id, row.entities).keys),
@@ -138,22 +159,24 @@ class IncidentBuild:
         openers = [r for r in candidates if not low_signal(r.kind, r.severity)]
         held = held_back(self.session, self.ctx, openers, (k for i in open_incidents for k in i.keys))
         facts, ignored = self._facts(candidates, held)
-        plan = group_findings(facts, open_incidents, self.ctx.config.group_window, lessons)
+        plan = group_findings(facts, _reachable(open_incidents, facts), self.ctx.config.group_window, lessons)
         for group in plan.groups:
             _explain_ignored(group, ignored)
         fresh = [g for g in plan.groups if g.incident_id is None]
         audit: list[AuditEntry] = []  # one chain append for the pass's creations and joins
         created = self._create_all(fresh, audit)
+        rows = {row.id: row for row in candidates}
         for group, incident_id in zip(fresh, created, strict=True):
             group.incident_id = incident_id
+            if not group.absorbed_incident_ids:
+                self._known[incident_id] = [rows[f] for f in sorted(group.finding_ids)]
         fresh_ids = {id(g) for g in fresh}
         joined = [g for g in plan.groups if id(g) not in fresh_ids]
         incidents = self._incidents(sorted({g.incident_id or 0 for g in joined}))
         by_id = {incident.id: incident for incident in incidents}
         for group in joined:
-            incident = by_id[group.incident_id]
+            incident = by_id[group.incident_id or 0]
             append_reasons(incident, group.reasons)
-            self.session.add(incident)
             if group.finding_ids:
                 audit.append(
                     AuditEntry(
@@ -168,27 +191,27 @@ class IncidentBuild:
                         at=self.ctx.now,
                     )
                 )
+        write_incidents(self.session, incidents)
         record_many(self.session, audit)
-        self._assign([(g.incident_id or 0, f) for g in plan.groups for f in g.finding_ids])
+        assigned = [(g.incident_id or 0, f) for g in plan.groups for f in g.finding_ids]
+        self._assign(assigned)
+        done = {f for _, f in assigned}
+        self._remaining = [row for row in candidates if row.id not in done]
+        merges: list[AuditEntry] = []
         for group in plan.groups:
             for absorbed in group.absorbed_incident_ids:
-                self._absorb(group.incident_id or 0, absorbed, group)
+                merges.extend(self._absorb(group.incident_id or 0, absorbed, group))
+        record_many(self.session, merges)
         return [g.incident_id or 0 for g in plan.groups]
 
     def _candidate_findings(self) -> list[Any]:
-        return list(
+        return sorted(
             self.session.execute(
-                select(
-                    col(Finding.id),
-                    col(Finding.kind),
-                    col(Finding.rule_id),
-                    col(Finding.severity),
-                    col(Finding.first_seen),
-                    col(Finding.last_seen),
-                    col(Finding.entities),
-                    col(Finding.evidence_event_ids),
-                ).where(col(Finding.incident_id).is_(None), col(Finding.status) == FindingStatus.OPEN)
-            ).all()
+                select(*FINDING_COLUMNS).where(
+                    col(Finding.incident_id).is_(None), col(Finding.status) == FindingStatus.OPEN
+                )
+            ).all(),
+            key=lambda row: row.id,
         )
 
     def _facts(
@@ -296,6 +319,13 @@ class IncidentBuild:
                 insert(Incident).returning(col(Incident.id), sort_by_parameter_order=True), rows
             ).scalars()
         )
+        for row, incident_id in zip(rows, ids, strict=True):
+            # what reading the row back would give (each its own JSON values), without the read
+            values = {**row, "id": incident_id}
+            values.update(
+                {k: type(v)() for k, v in _NEW_INCIDENT_DEFAULTS.items() if isinstance(v, dict | list)}
+            )
+            self._states[incident_id] = IncidentState(values)
         entries = []
         for group, incident_id in zip(groups, ids, strict=True):
             first = group.reasons[0]["text"] if group.reasons else ""
@@ -336,42 +366,49 @@ class IncidentBuild:
             [{"finding": finding_id, "incident": incident_id} for incident_id, finding_id in pairs],
         )
 
-    def _absorb(self, incident_id: int, absorbed_id: int, group: Group) -> None:
-        """An untouched incident bridged by a new finding becomes part of `incident_id`."""
-        absorbed = self.session.get(Incident, absorbed_id)
-        if absorbed is None:
-            return
+    def _absorb(self, incident_id: int, absorbed_id: int, group: Group) -> list[AuditEntry]:
+        """An untouched incident bridged by a new finding becomes part of `incident_id`; returns
+        the merge's audit record for the caller's chain append."""
+        found = self._incidents([absorbed_id])
+        if not found:
+            return []
+        absorbed = found[0]
         move_incident_contents(self.session, absorbed_id, incident_id)
-        absorbed.status = IncidentStatus.DUPLICATE
+        absorbed.status = IncidentStatus.DUPLICATE.value
         absorbed.merged_into_id = incident_id
         absorbed.updated_at = self.ctx.now
-        self.session.add(absorbed)
+        write_incidents(self.session, [absorbed])
         why = next(
             (r["text"] for r in group.reasons if r.get("decision") == "merged"), "bridged by a finding"
         )
-        for target, title in (
-            (incident_id, f"incident #{absorbed_id} merged into this one: {why}"),
-            (absorbed_id, f"merged into incident #{incident_id}: {why}"),
-        ):
-            self.session.add(
-                simple_entry(
+        insert_rows(
+            self.session,
+            [
+                entry_row(
                     target,
                     TimelineEntryKind.MERGE,
+                    self.ctx.now,
+                    "tenantguard",
                     title,
-                    actor=SYSTEM_ACTOR.name,
-                    at=self.ctx.now,
                     body={"reason": why},
+                    actor=SYSTEM_ACTOR.name,
                 )
-            )
-        record(
-            self.session,
-            actor=SYSTEM_ACTOR,
-            action=AuditAction.INCIDENT_MERGED,
-            object_type="incident",
-            object_id=incident_id,
-            details={"merged": [absorbed_id], "reason": why, "automatic": True},
-            at=self.ctx.now,
+                for target, title in (
+                    (incident_id, f"incident #{absorbed_id} merged into this one: {why}"),
+                    (absorbed_id, f"merged into incident #{incident_id}: {why}"),
+                )
+            ],
         )
+        return [
+            AuditEntry(
+                SYSTEM_ACTOR,
+                AuditAction.INCIDENT_MERGED,
+                "incident",
+                incident_id,
+                {"merged": [absorbed_id], "reason": why, "automatic": True},
+                at=self.ctx.now,
+            )
+        ]
 
     # ------------------------------------------------------------------ step 2: refresh
 
@@ -389,17 +426,17 @@ class IncidentBuild:
                 stale.add(incident_id)
         return stale
 
-    def _incidents(self, ids: Iterable[int]) -> list[Incident]:
+    def _incidents(self, ids: Iterable[int]) -> list[IncidentState]:
+        """The incidents as IncidentStates, each read (and row-locked) once per build."""
         wanted = list(ids)
-        found: list[Incident] = []
-        for start in range(0, len(wanted), 1000):
-            chunk = wanted[start : start + 1000]
-            # Row locks (PostgreSQL): an analyst's concurrent change waits for the build, never interleaves.
-            query = select(Incident).where(col(Incident.id).in_(chunk)).with_for_update()
-            found.extend(self.session.execute(query).scalars())
-        return found
+        missing = [i for i in wanted if i not in self._states]
+        if missing:
+            self.session.flush()  # what the ORM still holds (moved entries) before the read
+            for state in load_incidents(self.session, missing):
+                self._states[state.id] = state
+        return [self._states[i] for i in wanted if i in self._states]
 
-    def _note_recurrences(self, incidents: Sequence[Incident]) -> None:
+    def _note_recurrences(self, incidents: Sequence[IncidentState]) -> None:
         """A new incident of a type seen before about the same person/asset recurs the older one."""
         if not incidents:
             return
@@ -431,28 +468,29 @@ class IncidentBuild:
             )
             if match is not None:
                 incident.recurrence_of_id = match.id
-                self.session.add(incident)
+        write_incidents(self.session, incidents)
 
     # ------------------------------------------------------------------ step 3: conversations
 
     def link_conversations(self) -> set[int]:
-        incidents = list(
+        high_water = self.session.execute(select(func.max(col(Message.id)))).scalar() or 0
+        # only the incidents with messages they have not been matched against yet are read
+        wanted = sorted(
             self.session.execute(
-                select(Incident)
-                .where(
+                select(col(Incident.id)).where(
                     col(Incident.status).in_(OPEN_FOR_CONVERSATIONS),
                     col(Incident.merged_into_id).is_(None),
                     col(Incident.finding_count) > 0,
+                    col(Incident.messages_scanned_id) < high_water,
                 )
-                .with_for_update()
             ).scalars()
         )
-        if not incidents:
+        if not wanted:
             return set()
-        high_water = self.session.execute(select(func.max(col(Message.id)))).scalar() or 0
-        pending = [i for i in incidents if i.messages_scanned_id < high_water]
-        if not pending:
-            return set()
+        pending: list[Incident] = []
+        for start in range(0, len(wanted), 1000):
+            query = select(Incident).where(col(Incident.id).in_(wanted[start : start + 1000]))
+            pending.extend(self.session.execute(query.with_for_update()).scalars())
         messages = self._messages_for(pending, high_water)
         terms = [
             incident_terms(
@@ -648,15 +686,20 @@ class IncidentBuild:
             incident.message_count = (incident.message_count or 0) + len(message_ids)
             incident.updated_at = self.ctx.now
             self.session.add(incident)
-            record(
-                self.session,
-                actor=SYSTEM_ACTOR,
-                action=AuditAction.INCIDENT_CONVERSATIONS_LINKED,
-                object_type="incident",
-                object_id=incident_id,
-                details={"message_ids": message_ids},
-                at=self.ctx.now,
-            )
+        record_many(
+            self.session,
+            [
+                AuditEntry(
+                    SYSTEM_ACTOR,
+                    AuditAction.INCIDENT_CONVERSATIONS_LINKED,
+                    "incident",
+                    incident_id,
+                    {"message_ids": message_ids},
+                    at=self.ctx.now,
+                )
+                for incident_id, message_ids in added.items()
+            ],
+        )
         return set(added)
 
 
@@ -711,6 +754,14 @@ _NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
     "message_count": 0,
     "messages_scanned_id": 0,
 }
+
+
+def _reachable(incidents: Sequence[OpenIncident], facts: Sequence[FindingFacts]) -> list[OpenIncident]:
+    """The open incidents a finding can join: those sharing a key or a broad set member with one
+    of `facts` (the others are never a candidate; left out, the grouping is the same, cheaper)."""
+    keys = {k for f in facts for k in f.keys}
+    broad = {f"{BROAD_PREFIX}{k}" for f in facts for k in f.broad}
+    return [i for i in incidents if any(k in keys or k in broad for k in i.keys)]
 
 
 def _broad_note(broad: Sequence[str]) -> str:
