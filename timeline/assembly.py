@@ -280,6 +280,7 @@ def _findings_of(session: Session, incident_ids: Sequence[int]) -> dict[int, lis
 
 
 INCIDENT_TABLE: Any = Incident.__table__  # type: ignore[attr-defined]
+_INCIDENT_COLUMNS = tuple(c.name for c in INCIDENT_TABLE.columns)
 
 
 class IncidentState:
@@ -296,7 +297,7 @@ class IncidentState:
         def __setattr__(self, name: str, value: Any) -> None: ...
 
     def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update({c.name: None for c in INCIDENT_TABLE.columns})
+        self.__dict__.update(dict.fromkeys(_INCIDENT_COLUMNS))
         self.__dict__.update(values)
         self._stored = dict(self.__dict__)
 

@@ -9,6 +9,7 @@ one host rotates through its /64); ``file:<name>``; ``app:<name>``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -76,9 +77,19 @@ def normalise_email(value: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}"
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+
+
 @lru_cache(maxsize=65_536)  # the same few addresses recur across a build's findings
 def normalise_ip(value: str) -> str | None:
     """The address as a key, or None for something that is not a routable IP."""
+    text = value.strip()
+    if _CANONICAL_IPV4.fullmatch(text):  # already as ipaddress writes it: the common case, parsed here
+        first = int(text.partition(".")[0])
+        if first == 127 or text == "0.0.0.0":
+            return None
+        return text
     try:
         address = ipaddress.ip_address(value.strip().split("%", 1)[0])
     except ValueError:

@@ -74,15 +74,7 @@ def _mass_members(
     # The rule's other findings in the span (already in incidents or digests): a rollout seen
     # over several builds is still one population.
     population = {r.id: _population(ctx, r) for r in rows}
-    for row in session.execute(
-        select(
-            col(Finding.id),
-            col(Finding.rule_id),
-            col(Finding.severity),
-            col(Finding.first_seen),
-            col(Finding.entities),
-        ).where(col(Finding.first_seen).between(start, end))
-    ).all():
+    for row in _findings_in_span(session, ctx, start, end):
         if row.id not in population:
             population[row.id] = _population(ctx, row)
     members: dict[int, dict[str, Any]] = {}
@@ -101,6 +93,26 @@ def _mass_members(
             if finding_id in wanted and not set(population[finding_id].people) & busy:
                 members[finding_id] = note
     return members
+
+
+def _findings_in_span(session: Session, ctx: BuildContext, start: datetime, end: datetime) -> list[Any]:
+    """The findings first seen between `start` and `end`; a build asks again for a narrower span
+    in a later grouping round, answered from the first read (findings do not change meanwhile)."""
+    if ctx.span_rows is not None and ctx.span_rows[0] <= start and end <= ctx.span_rows[1]:
+        return [row for row in ctx.span_rows[2] if start <= row.first_seen <= end]
+    rows = list(
+        session.execute(
+            select(
+                col(Finding.id),
+                col(Finding.rule_id),
+                col(Finding.severity),
+                col(Finding.first_seen),
+                col(Finding.entities),
+            ).where(col(Finding.first_seen).between(start, end))
+        ).all()
+    )
+    ctx.span_rows = (start, end, rows)
+    return rows
 
 
 def active_changes(session: Session, start: datetime, end: datetime) -> list[DeclaredChange]:
