@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import is_
 
 import numpy as np
 
@@ -43,8 +45,11 @@ class Vocabulary:
 
     def encode(self, values: np.ndarray, *, grow: bool) -> np.ndarray:
         """Codes for an object array; None stays -1, unknown values are -1 unless `grow`."""
-        get = self.code if grow else (lambda v: self.codes.get(v, -1))
-        return np.fromiter((-1 if v is None else get(v) for v in values), dtype=np.int64, count=len(values))
+        if grow:
+            get = self.code
+            return np.fromiter((-1 if v is None else get(v) for v in values), dtype=np.int64, count=len(values))
+        # None is never a key (growing skips it), so a plain lookup with -1 for misses does both
+        return np.fromiter(map(self.codes.get, values, repeat(-1)), dtype=np.int64, count=len(values))
 
 
 @dataclass
@@ -92,7 +97,7 @@ class BaselineSet:
             where = np.minimum(where, len(keys) - 1)
             hit = keys[where] == query[valid]
             result[np.flatnonzero(valid)[hit]] = counts[where[hit]]
-        result[np.array([v is None for v in values], dtype=bool)] = -1
+        result[np.fromiter(map(is_, values, repeat(None)), dtype=bool, count=len(values))] = -1
         return result
 
     def distinct_of(self, feature: str, person: np.ndarray) -> np.ndarray:

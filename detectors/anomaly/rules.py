@@ -9,7 +9,7 @@ MFA fatigue) need no baseline.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +123,10 @@ class BatchView:
     # rows this call judges; the others are context (the same day's earlier sign-ins, judged
     # before: a person's previous sign-in, a spray's first attempts) that only inform them
     judged: np.ndarray
+    # travel_speeds of this view against one baseline, computed once for travel and the features
+    travel: tuple[BaselineSet, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
 
 
 def join(
@@ -156,8 +160,19 @@ def travel_speeds(
     Distances use provider/database coordinates when both ends have them; otherwise country
     centres minus each country's radius, so "US then US" is 0 km and big countries never look
     far apart by accident. The previous sign-in is the person's last one in this batch, or the
-    last one the baseline remembers.
+    last one the baseline remembers. Computed once per view and baseline (the result is shared:
+    callers must not change it).
     """
+    if view.travel is not None and view.travel[0] is base:
+        return view.travel[1]
+    result = _travel_speeds(view, base)
+    view.travel = (base, result)
+    return result
+
+
+def _travel_speeds(
+    view: BatchView, base: BaselineSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     cols = view.cols
     idx = np.flatnonzero(view.success & ~view.allowed)
     n = len(cols)
@@ -288,9 +303,9 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
 def _spray_ips(cols: SignInColumns) -> set[str]:
     """IPs that failed against several different accounts in this batch (attacker infrastructure)."""
     failures: dict[str, set[str]] = defaultdict(set)
-    failure = Outcome.FAILURE.value
-    for ip, actor, outcome in zip(cols.ip, cols.actor, cols.outcome, strict=True):
-        if outcome == failure and ip:
+    rows = np.flatnonzero(cols.outcome == Outcome.FAILURE.value)
+    for ip, actor in zip(cols.ip[rows].tolist(), cols.actor[rows].tolist(), strict=True):
+        if ip:
             failures[ip].add(actor)
     return {ip for ip, actors in failures.items() if len(actors) >= 3}
 
@@ -318,13 +333,18 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
     rows = np.flatnonzero(view.success & ~view.allowed & (view.person >= 0) & view.judged)
     groups: dict[tuple[AnomalyRule, str, str], list[int]] = defaultdict(list)
     # the per-row tests as whole-array operations, then plain Python values per row
-    countries = (view.seen_country[rows] == 0).tolist()
-    networks = (view.seen_network[rows] == 0).tolist()
-    devices = ((view.seen_device[rows] == 0) & (view.devices_known[rows] > 0)).tolist()
-    for row, new_country, new_network, new_device in zip(
-        rows.tolist(), countries, networks, devices, strict=True
+    country_rows = view.seen_country[rows] == 0
+    network_rows = view.seen_network[rows] == 0
+    device_rows = (view.seen_device[rows] == 0) & (view.devices_known[rows] > 0)
+    # only rows with something new make a group: the rest (most sign-ins) are never visited
+    some = country_rows | network_rows | device_rows
+    rows = rows[some]
+    countries = country_rows[some].tolist()
+    networks = network_rows[some].tolist()
+    devices = device_rows[some].tolist()
+    for row, actor, new_country, new_network, new_device in zip(
+        rows.tolist(), cols.actor[rows].tolist(), countries, networks, devices, strict=True
     ):
-        actor = cols.actor[row]
         if new_country:
             groups[(AnomalyRule.NEW_COUNTRY, actor, str(cols.country[row]))].append(row)
         elif new_network and new_device:
@@ -395,9 +415,9 @@ def novelty(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> list[A
                 f"{rule.value}:{actor}:{value}",
                 float(at),
                 float(cols.ts[members[-1]]),
-                tuple(int(cols.event_id[m]) for m in members[:MAX_EVIDENCE]),
+                tuple(cols.event_id[members[:MAX_EVIDENCE]].tolist()),
                 (actor,),
-                tuple(sorted({cols.ip[m] for m in members if cols.ip[m]}))[:10],
+                tuple(sorted({ip for ip in cols.ip[members].tolist() if ip}))[:10],
                 cols.provider[first],
                 {
                     "value": value,
@@ -469,13 +489,21 @@ def unusual_hour(view: BatchView, base: BaselineSet, config: AnomalyConfig) -> l
 def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
     """One source IP failing against many different accounts inside the window."""
     window = config.spray_window_minutes * 60
+    failure, success = Outcome.FAILURE.value, Outcome.SUCCESS.value
+    # only an IP with enough failures can be a source: count them first (whole-array), then
+    # visit the rows of those IPs alone, in row order as before
+    failed = Counter(ip for ip in cols.ip[cols.outcome == failure].tolist() if ip)
+    sources = {ip for ip, n in failed.items() if n >= config.spray_min_accounts}
+    if not sources:
+        return []
     by_ip: dict[str, list[int]] = defaultdict(list)
-    for row, (ip, outcome) in enumerate(zip(cols.ip, cols.outcome, strict=True)):
-        if ip and outcome in (Outcome.FAILURE.value, Outcome.SUCCESS.value):
+    candidates = np.flatnonzero((cols.outcome == failure) | (cols.outcome == success))
+    for row, ip in zip(candidates.tolist(), cols.ip[candidates].tolist(), strict=True):
+        if ip in sources:
             by_ip[ip].append(row)
     hits = []
     for ip, rows in by_ip.items():
-        failures = [r for r in rows if cols.outcome[r] == Outcome.FAILURE.value]
+        failures = [r for r in rows if cols.outcome[r] == failure]
         if len(failures) < config.spray_min_accounts:
             continue
         failures.sort(key=lambda r: cols.ts[r])
@@ -496,7 +524,7 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
         successes = [
             r
             for r in rows
-            if cols.outcome[r] == Outcome.SUCCESS.value and first_ts <= cols.ts[r] <= last_ts + window
+            if cols.outcome[r] == success and first_ts <= cols.ts[r] <= last_ts + window
         ]
         ratio = len(members) / max(
             len(members)
@@ -504,7 +532,7 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
                 [
                     r
                     for r in rows
-                    if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == Outcome.SUCCESS.value
+                    if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == success
                 ]
             ),
             1,
@@ -550,10 +578,16 @@ def mfa_fatigue(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHit]:
     window = config.mfa_window_minutes * 60
     denied_by_actor: dict[str, list[int]] = defaultdict(list)
     success_by_actor: dict[str, list[int]] = defaultdict(list)
-    for row, (actor, outcome) in enumerate(zip(cols.actor, cols.outcome, strict=True)):
-        if outcome == Outcome.MFA_DENIED.value:
-            denied_by_actor[actor].append(row)
-        elif outcome == Outcome.SUCCESS.value:
+    # denials are few: find them whole-array, and the successes of the people denied enough only
+    denied = np.flatnonzero(cols.outcome == Outcome.MFA_DENIED.value)
+    for row, actor in zip(denied.tolist(), cols.actor[denied].tolist(), strict=True):
+        denied_by_actor[actor].append(row)
+    targets = {actor for actor, rows in denied_by_actor.items() if len(rows) >= config.mfa_min_denials}
+    if not targets:
+        return []
+    succeeded = np.flatnonzero(cols.outcome == Outcome.SUCCESS.value)
+    for row, actor in zip(succeeded.tolist(), cols.actor[succeeded].tolist(), strict=True):
+        if actor in targets:
             success_by_actor[actor].append(row)
     hits = []
     for actor, rows in denied_by_actor.items():

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, not_, or_
+from sqlalchemy import LargeBinary, and_, func, not_, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,13 +24,13 @@ from core.clock import as_utc, utcnow
 from core.db import Database
 from core.findings import FindingDraft, store_findings
 from core.models import Event, FindingKind
-from core.models.event import EventRow, StoredEvent, event_row_columns
+from core.packing import unpack
 from core.quarantine import quarantine
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
-from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, stored
+from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine
 from detectors.anomaly.rules import MITRE, AnomalyHit
-from detectors.anomaly.signals import activity_from, signin_from, to_columns
+from detectors.anomaly.signals import StoredEvent, activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
 from detectors.pipeline import ACTOR, PipelineResult  # detectors.pipeline imports this lazily
 
@@ -48,7 +48,22 @@ READER = GapCursor(
 # Event time (microseconds since the epoch) before which every seen event was judged.
 TIME_CURSOR = "anomaly.event_time"
 TIME_CURSOR_READER = GapCursor(TIME_CURSOR, Event)  # only its row is used (position, no gaps)
-COLUMNS = event_row_columns()
+# The event columns the engine reads, the raw record as its stored (packed) bytes: it is unpacked
+# only when a check reads it (`LazyRaw`), so an event that cannot be a sign-in or a file activity
+# (most audit records: its action column says so) is never decoded here.
+_TABLE = Event.__table__  # type: ignore[attr-defined]
+COLUMNS = [
+    _TABLE.c.id,
+    _TABLE.c.connection_id,
+    _TABLE.c.provider,
+    _TABLE.c.stream,
+    _TABLE.c.occurred_at,
+    _TABLE.c.actor,
+    _TABLE.c.action,
+    _TABLE.c.ip,
+    _TABLE.c.country,
+    type_coerce(_TABLE.c.raw, LargeBinary).label("raw"),
+]
 ID_COLUMNS = [col(Event.id), col(Event.occurred_at)]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SAVE_EVERY_BATCHES = 20
@@ -60,6 +75,76 @@ RUNBOOKS = {
     "anomaly.volume_spike": "1. Confirm with the person or their manager whether the bulk action was expected.\n2. If not, suspend the account and revoke sessions.\n3. Review shared links and external recipients of the files.",
 }
 DEFAULT_RUNBOOK = "1. Confirm with the person whether this was them.\n2. If not, revoke sessions and reset credentials.\n3. Review the activity that followed."
+
+
+class LazyRaw(Mapping[str, Any]):
+    """A stored event's raw record, unpacked on first use (then kept)."""
+
+    __slots__ = ("_data", "_value")
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+        self._value: dict[str, Any] | None = None
+
+    def _loaded(self) -> dict[str, Any]:
+        value = self._value
+        if value is None:
+            assert self._data is not None
+            value = self._value = unpack(self._data) or {}
+            self._data = None
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._loaded().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._loaded()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._loaded()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    @property
+    def decoded(self) -> bool:
+        return self._value is not None
+
+
+class _Read(NamedTuple):
+    """What the anomaly reads hand on: the engine's events, and each one's connection."""
+
+    events: list[StoredEvent]
+    connections: dict[int, int | None]
+
+
+def _events(rows: Iterable[Any]) -> _Read:
+    """Rows of `COLUMNS` as the engine's events (one per id, in the order given)."""
+    events: list[StoredEvent] = []
+    connections: dict[int, int | None] = {}
+    for row in rows:
+        ident = int(row.id)
+        if ident in connections:
+            continue
+        connections[ident] = row.connection_id
+        raw = row.raw
+        events.append(
+            StoredEvent(
+                ident,
+                row.provider,
+                row.stream,
+                row.occurred_at,
+                row.actor,
+                row.action,
+                row.ip,
+                row.country,
+                LazyRaw(bytes(raw)) if raw is not None else {},
+            )
+        )
+    return _Read(events, connections)
 
 
 def to_draft(hit: AnomalyHit) -> FindingDraft:
@@ -86,15 +171,14 @@ def to_draft(hit: AnomalyHit) -> FindingDraft:
 
 
 def quarantine_rejected(
-    session: Session, rejected: Sequence[tuple[Any, str]], rows: Mapping[int, StoredEvent]
+    session: Session, rejected: Sequence[tuple[Any, str]], connections: Mapping[int, int | None]
 ) -> list[str]:
     """Quarantine each event the engine could not read, with its reason; the messages for the run."""
     errors = []
     for event, reason in rejected:
-        row = rows.get(event.id)
         quarantine(
             session,
-            connection_id=getattr(row, "connection_id", None),
+            connection_id=connections.get(event.id),
             provider=event.provider,
             stream=event.stream,
             source=f"anomaly detection of event {event.id}",
@@ -149,7 +233,7 @@ def _judged_before(session: Session, position: int, days: int) -> list[StoredEve
         .where(col(Event.occurred_at) >= _at(position) - timedelta(days=days))
         .order_by(col(Event.occurred_at), col(Event.id))
     )
-    return [EventRow._make(row) for row in session.execute(query).all()]
+    return _events(session.execute(query)).events
 
 
 def _judged_between(session: Session, start: int, end: int) -> list[StoredEvent]:
@@ -159,7 +243,7 @@ def _judged_between(session: Session, start: int, end: int) -> list[StoredEvent]
         .where(_seen(session), col(Event.occurred_at) >= _at(start), col(Event.occurred_at) < _at(end))
         .order_by(col(Event.occurred_at), col(Event.id))
     )
-    return [EventRow._make(row) for row in session.execute(query).all()]
+    return _events(session.execute(query)).events
 
 
 @dataclass
@@ -173,13 +257,13 @@ class AnomalyPass:
     position: int = 0  # the event-time cursor after the pass
 
 
-def _full_rows(session: Session, ids: list[int]) -> list[EventRow]:
-    """The events of `ids`, in that order."""
-    found: dict[int, EventRow] = {}
+def _full_rows(session: Session, ids: list[int]) -> list[Any]:
+    """The rows (`COLUMNS`) of the events of `ids`, in that order."""
+    found: dict[int, Any] = {}
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
         query = sa_select(*COLUMNS).where(col(Event.id).in_(chunk))
-        found.update((row.id, EventRow._make(row)) for row in session.execute(query).all())
+        found.update((row.id, row) for row in session.execute(query).all())
     return [found[i] for i in ids if i in found]
 
 
@@ -206,12 +290,7 @@ def anomaly_pass(
     query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
     if until is not None:
         query = query.where(col(Event.occurred_at) < until)
-    window = [
-        EventRow._make(row)
-        for row in session.execute(
-            query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)
-        ).all()
-    ]
+    window = list(session.execute(query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)).all())
     out = AnomalyPass(pending=len(fresh) >= limit)
     if len(window) > limit:  # the rest of the window next pass, cut between two instants
         cut = window[limit].occurred_at
@@ -220,19 +299,18 @@ def anomaly_pass(
             window, position = kept, _micros(cut)
         else:  # more events at one instant than a pass holds: that instant whole
             same = query.where(col(Event.occurred_at) == cut).order_by(col(Event.id))
-            window, position = [EventRow._make(r) for r in session.execute(same).all()], _micros(cut) + 1
+            window, position = list(session.execute(same).all()), _micros(cut) + 1
         out.pending = True
     elif until is not None:
         position = max(position, _micros(until))
     elif window:
         position = max(position, _micros(window[-1].occurred_at) + 1)
-    events = late + window
-    if events:
-        rows = {e.id: e for e in events if e.id is not None}
-        result = engine.process([stored(e) for e in rows.values()])
-        out.errors = quarantine_rejected(session, result.rejected, rows)
+    read = _events(late + window)
+    if read.events:
+        result = engine.process(read.events)
+        out.errors = quarantine_rejected(session, result.rejected, read.connections)
         out.hits, out.signins, out.activities = result.hits, result.signins, result.activities
-        out.events = len(rows)
+        out.events = len(read.events)
         engine.store_model(session)
     clock.position = position
     clock.updated_at = utcnow()
@@ -255,12 +333,12 @@ def prepared_engine(
     if engine is not None and engine.position is not None and engine.position < position:
         # another process judged on from where this engine stopped (workers take turns): catch
         # up on what it judged rather than replaying everything
-        engine.process([stored(e) for e in _judged_between(session, engine.position, position)])
+        engine.process(_judged_between(session, engine.position, position))
         engine._pending_model = None
         engine.position = position
         return engine
     engine = AnomalyEngine(config, models_dir=models_dir)
-    engine.load(session, events=[stored(e) for e in _judged_before(session, position, config.baseline_days)])
+    engine.load(session, events=_judged_before(session, position, config.baseline_days))
     engine.position = position
     return engine
 
@@ -346,16 +424,16 @@ def build_baselines(
     with db.session() as session:
         last_id = 0
         while True:
-            events = session.exec(
-                select(Event)
+            rows = session.execute(
+                sa_select(*COLUMNS)
                 .where(col(Event.id) > last_id, col(Event.occurred_at) >= since)
                 .order_by(col(Event.id))
                 .limit(50_000)
             ).all()
-            if not events:
+            if not rows:
                 break
-            last_id = int(events[-1].id or 0)
-            batch = [stored(e) for e in events]
+            last_id = int(rows[-1].id or 0)
+            batch = _events(rows).events
             engine.builder.add_signins(to_columns(s for e in batch if (s := signin_from(e, engine.geo))))
             engine.builder.add_activities([a for e in batch if (a := activity_from(e))])
         engine.save(session)
