@@ -62,6 +62,41 @@ def _rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+class _PeakWatch:
+    """Samples the resident set every 20 ms; at each new high, where the main thread was (the
+    innermost product frames), so a report can say what held the memory at the peak."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0
+        self.where: list[str] = []
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.02):
+            with open("/proc/self/statm") as statm:
+                rss = int(statm.read().split()[1]) * page
+            if rss > self.peak:
+                self.peak = rss
+                frame = sys._current_frames().get(self._main)  # noqa: SLF001 - a sampler's own view
+                stack = []
+                while frame is not None and len(stack) < 8:
+                    name = frame.f_code.co_filename
+                    if "site-packages" not in name and "/lib/python" not in name:
+                        stack.append(f"{Path(name).name}:{frame.f_lineno} {frame.f_code.co_name}")
+                    frame = frame.f_back
+                self.where = stack
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> dict[str, Any]:
     from bench.e2e import _count
     from core.db import Database
@@ -81,8 +116,12 @@ def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> 
 
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
+    watch = _PeakWatch()
     cpu, start = time.process_time(), time.perf_counter()
     result = cycle.run_stage(stages["detect"], ctx)
+    watch.stop()
+    out["peak_rss_detect"] = watch.peak
+    out["peak_at"] = watch.where
     out["detect_seconds"] = time.perf_counter() - start
     out["detect_cpu_seconds"] = time.process_time() - cpu
     if profiler is not None:

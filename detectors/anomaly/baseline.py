@@ -47,7 +47,9 @@ class Vocabulary:
         """Codes for an object array; None stays -1, unknown values are -1 unless `grow`."""
         if grow:
             get = self.code
-            return np.fromiter((-1 if v is None else get(v) for v in values), dtype=np.int64, count=len(values))
+            return np.fromiter(
+                (-1 if v is None else get(v) for v in values), dtype=np.int64, count=len(values)
+            )
         # None is never a key (growing skips it), so a plain lookup with -1 for misses does both
         return np.fromiter(map(self.codes.get, values, repeat(-1)), dtype=np.int64, count=len(values))
 
@@ -134,19 +136,44 @@ class BaselineSet:
         return result
 
 
+DAY_SLOTS = 100_000  # day keys are person * DAY_SLOTS + day (days since the epoch)
+KINDS = [kind.value for kind in ActivityKind]
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _merged(
+    keys: np.ndarray, counts: np.ndarray, more: np.ndarray, more_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted (key, count) arrays as one, counts of equal keys summed (new arrays)."""
+    if not len(more):
+        return keys, counts
+    if not len(keys):
+        return more, more_counts
+    merged, inverse = np.unique(np.concatenate([keys, more]), return_inverse=True)
+    total = np.zeros(len(merged), dtype=np.int64)
+    np.add.at(total, inverse.ravel(), np.concatenate([counts, more_counts]))
+    return merged, total
+
+
 class BaselineBuilder:
-    """Accumulates history; cheap to update per batch, frozen into a BaselineSet for scoring."""
+    """Accumulates history; cheap to update per batch, frozen into a BaselineSet for scoring.
+
+    Counts are kept as sorted int64 key arrays with counts (what `freeze` hands out, without
+    sorting a dict each time), a few bytes per person and value or day, not a Python dict entry.
+    """
 
     def __init__(self) -> None:
         self.people = Vocabulary()
         self.vocab = {feature: Vocabulary() for feature in FEATURES}
-        self.pairs: dict[str, dict[int, int]] = {feature: defaultdict(int) for feature in FEATURES}
+        # per feature: sorted person * VOCAB + value codes, and how often each was seen
+        self.pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {f: (_EMPTY, _EMPTY) for f in FEATURES}
         self.hours = np.zeros((0, 24), dtype=np.int64)
         self.signins = np.zeros(0, dtype=np.int64)
-        self.days: set[int] = set()  # person * 100_000 + day
+        self.days = _EMPTY  # sorted person * DAY_SLOTS + day a person was active
         # person -> (ts, lat, lon, country, event_id, precise)
         self.last: dict[int, tuple[float, float, float, str | None, int, bool]] = {}
-        self.volume: dict[tuple[int, str, int], int] = defaultdict(int)  # (person, kind, day) -> count
+        # sorted (person * len(KINDS) + kind) * DAY_SLOTS + day, and the activity count of each
+        self.volume: tuple[np.ndarray, np.ndarray] = (_EMPTY, _EMPTY)
         self.window_start = float("inf")
         self.window_end = float("-inf")
 
@@ -166,15 +193,13 @@ class BaselineBuilder:
         self.window_start = min(self.window_start, float(columns.ts.min()))
         self.window_end = max(self.window_end, float(columns.ts.max()))
         day = (columns.ts // 86400).astype(np.int64)
-        self.days.update(np.unique(person * 100_000 + day).tolist())
+        self.days = np.union1d(self.days, person * DAY_SLOTS + day)
         p_ok = person[success]
         for feature in FEATURES:
             codes = self.vocab[feature].encode(getattr(columns, feature)[success], grow=True)
             keep = codes >= 0
             keys, counts = np.unique(p_ok[keep] * VOCAB + codes[keep], return_counts=True)
-            pairs = self.pairs[feature]
-            for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
-                pairs[key] += count
+            self.pairs[feature] = _merged(*self.pairs[feature], keys, counts.astype(np.int64))
         hour = ((columns.ts[success] % 86400) // 3600).astype(np.int64)
         np.add.at(self.hours, (p_ok, hour), 1)
         np.add.at(self.signins, p_ok, 1)
@@ -199,11 +224,16 @@ class BaselineBuilder:
                 )
 
     def add_activities(self, activities: Sequence[Activity]) -> None:
-        for activity in activities:
-            code = self.people.code(activity.actor)
-            day = int(activity.ts // 86400)
-            self.volume[(code, activity.kind.value, day)] += 1
-            self.days.add(code * 100_000 + day)
+        if activities:
+            code = self.people.code
+            kind_of = {kind: KINDS.index(kind) for kind in KINDS}
+            n = len(activities)
+            person = np.fromiter((code(a.actor) for a in activities), dtype=np.int64, count=n)
+            day = np.fromiter((int(a.ts // 86400) for a in activities), dtype=np.int64, count=n)
+            kind = np.fromiter((kind_of[a.kind.value] for a in activities), dtype=np.int64, count=n)
+            keys, counts = np.unique((person * len(KINDS) + kind) * DAY_SLOTS + day, return_counts=True)
+            self.volume = _merged(*self.volume, keys, counts.astype(np.int64))
+            self.days = np.union1d(self.days, person * DAY_SLOTS + day)
         self._grow()
 
     def freeze(self, *, volumes_before_day: int | None = None) -> BaselineSet:
@@ -211,13 +241,11 @@ class BaselineBuilder:
         that arrives over several batches is never compared with itself."""
         self._grow()
         n = len(self.people.values)
-        keys, counts = {}, {}
-        for feature in FEATURES:
-            items = sorted(self.pairs[feature].items())
-            keys[feature] = np.fromiter((k for k, _ in items), dtype=np.int64, count=len(items))
-            counts[feature] = np.fromiter((c for _, c in items), dtype=np.int64, count=len(items))
-        day_keys = np.fromiter(self.days, dtype=np.int64, count=len(self.days))
-        active = np.bincount(day_keys // 100_000, minlength=n) if len(day_keys) else np.zeros(n, np.int64)
+        # the arrays are replaced, never changed in place, by later updates: shared, not copied
+        keys = {feature: self.pairs[feature][0] for feature in FEATURES}
+        counts = {feature: self.pairs[feature][1] for feature in FEATURES}
+        day_keys = self.days
+        active = np.bincount(day_keys // DAY_SLOTS, minlength=n) if len(day_keys) else np.zeros(n, np.int64)
         last_ts = np.full(n, np.nan)
         last_lat = np.full(n, np.nan)
         last_lon = np.full(n, np.nan)
@@ -251,17 +279,20 @@ class BaselineBuilder:
     ) -> dict[str, VolumeStats]:
         stats = {}
         if before_day is not None:
-            keys = np.fromiter(self.days, dtype=np.int64, count=len(self.days))
-            keys = keys[keys % 100_000 < before_day]
-            active = np.bincount(keys // 100_000, minlength=n) if len(keys) else np.zeros(n, np.int64)
+            keys = self.days
+            keys = keys[keys % DAY_SLOTS < before_day]
+            active = np.bincount(keys // DAY_SLOTS, minlength=n) if len(keys) else np.zeros(n, np.int64)
         days = np.maximum(active[:n], 1).astype(np.float64)
-        entries = [(k, c) for k, c in self.volume.items() if before_day is None or k[2] < before_day]
-        size = len(entries)
-        person = np.fromiter((k[0] for k, _ in entries), dtype=np.int64, count=size)
-        kinds = np.array([k[1] for k, _ in entries], dtype=object)
-        counts = np.fromiter((c for _, c in entries), dtype=np.float64, count=size)
-        for kind in ActivityKind:
-            mask = kinds == kind.value if size else np.zeros(0, dtype=bool)
+        volume_keys, volume_counts = self.volume
+        if before_day is not None:
+            kept = volume_keys % DAY_SLOTS < before_day
+            volume_keys, volume_counts = volume_keys[kept], volume_counts[kept]
+        slot = volume_keys // DAY_SLOTS
+        person, kinds = slot // len(KINDS), slot % len(KINDS)
+        # integer counts: the sums below are exact whatever the order of the entries
+        counts = volume_counts.astype(np.float64)
+        for index, kind in enumerate(KINDS):
+            mask = kinds == index
             p, c = person[mask], counts[mask]
             total = np.bincount(p, weights=c, minlength=n)[:n]
             squares = np.bincount(p, weights=c * c, minlength=n)[:n]
@@ -269,7 +300,7 @@ class BaselineBuilder:
             np.maximum.at(maximum, p, c)
             mean = total / days
             std = np.sqrt(np.maximum(squares / days - mean * mean, 0.0))
-            stats[kind.value] = VolumeStats(
+            stats[kind] = VolumeStats(
                 mean,
                 std,
                 maximum,
@@ -286,11 +317,14 @@ class BaselineBuilder:
         per_person: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: {f: {} for f in FEATURES})
         for feature in FEATURES:
             values = self.vocab[feature].values
-            for key, count in self.pairs[feature].items():
+            pair_keys, pair_counts = self.pairs[feature]
+            for key, count in zip(pair_keys.tolist(), pair_counts.tolist(), strict=True):
                 per_person[key // VOCAB][feature][values[key % VOCAB]] = count
         volume_days: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-        for (person, kind, day), count in self.volume.items():
-            volume_days[person][kind][str(day)] = count
+        for key, count in zip(self.volume[0].tolist(), self.volume[1].tolist(), strict=True):
+            slot, day = divmod(key, DAY_SLOTS)
+            person, kind = divmod(slot, len(KINDS))
+            volume_days[person][KINDS[kind]][str(day)] = count
         start = datetime.fromtimestamp(self.window_start if np.isfinite(self.window_start) else 0, UTC)
         end = datetime.fromtimestamp(self.window_end if np.isfinite(self.window_end) else 0, UTC)
         rows = []

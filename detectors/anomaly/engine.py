@@ -203,6 +203,9 @@ class AnomalyEngine:
                 signins.append(signin)
             if activity is not None:
                 activities.append(activity)
+            release = getattr(event.raw, "release", None)
+            if release is not None:  # a packed record read lazily: what was needed is taken
+                release()
         return signins, activities, rejected
 
     def _close_day(self) -> None:

@@ -522,19 +522,11 @@ def password_spray(cols: SignInColumns, config: AnomalyConfig) -> list[AnomalyHi
         members = failures[best[0] : best[1] + 1]
         first_ts, last_ts = cols.ts[members[0]], cols.ts[members[-1]]
         successes = [
-            r
-            for r in rows
-            if cols.outcome[r] == success and first_ts <= cols.ts[r] <= last_ts + window
+            r for r in rows if cols.outcome[r] == success and first_ts <= cols.ts[r] <= last_ts + window
         ]
         ratio = len(members) / max(
             len(members)
-            + len(
-                [
-                    r
-                    for r in rows
-                    if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == success
-                ]
-            ),
+            + len([r for r in rows if first_ts <= cols.ts[r] <= last_ts and cols.outcome[r] == success]),
             1,
         )
         if ratio < config.spray_min_failure_ratio:

@@ -78,21 +78,23 @@ DEFAULT_RUNBOOK = "1. Confirm with the person whether this was them.\n2. If not,
 
 
 class LazyRaw(Mapping[str, Any]):
-    """A stored event's raw record, unpacked on first use (then kept)."""
+    """A stored event's raw record, unpacked on first use (then kept until `release`)."""
 
     __slots__ = ("_data", "_value")
 
     def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
+        self._data = data
         self._value: dict[str, Any] | None = None
 
     def _loaded(self) -> dict[str, Any]:
         value = self._value
         if value is None:
-            assert self._data is not None
             value = self._value = unpack(self._data) or {}
-            self._data = None
         return value
+
+    def release(self) -> None:
+        """Drop the decoded record (the engine has read what it needs); it is unpacked again if read."""
+        self._value = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._loaded().get(key, default)
@@ -290,7 +292,9 @@ def anomaly_pass(
     query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
     if until is not None:
         query = query.where(col(Event.occurred_at) < until)
-    window = list(session.execute(query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)).all())
+    window = list(
+        session.execute(query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)).all()
+    )
     out = AnomalyPass(pending=len(fresh) >= limit)
     if len(window) > limit:  # the rest of the window next pass, cut between two instants
         cut = window[limit].occurred_at

@@ -8,6 +8,7 @@ its own field names; this module is the one place that knows them. The result is
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -225,9 +226,11 @@ def signin_from(event: StoredEvent, geo: GeoLocator) -> SignIn | None:
     return SignIn(
         event_id=event.id,
         provider=provider,
-        actor=str(actor).lower(),
+        # interned: a day's sign-ins are held until the day is folded in, and each person's
+        # name and addresses repeat across them (one string each, not one per sign-in)
+        actor=sys.intern(str(actor).lower()),
         ts=event.occurred_at.timestamp(),
-        ip=ip,
+        ip=sys.intern(ip) if type(ip) is str else ip,
         country=country,
         network=info.network,
         device=device,
