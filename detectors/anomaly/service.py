@@ -111,10 +111,6 @@ class LazyRaw(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._loaded())
 
-    @property
-    def decoded(self) -> bool:
-        return self._value is not None
-
 
 class _Read(NamedTuple):
     """What the anomaly reads hand on: the engine's events, and each one's connection."""
