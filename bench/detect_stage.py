@@ -83,8 +83,8 @@ class _PeakWatch:
                 rss = int(statm.read().split()[1]) * page
             if rss > self.peak:
                 self.peak = rss
-                frame = sys._current_frames().get(self._main)  # noqa: SLF001 - a sampler's own view
-                stack = []
+                frame = sys._current_frames().get(self._main or 0)  # noqa: SLF001 - a sampler's own view
+                stack: list[str] = []
                 while frame is not None and len(stack) < 8:
                     name = frame.f_code.co_filename
                     if "site-packages" not in name and "/lib/python" not in name:
@@ -124,7 +124,7 @@ def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> 
     out["peak_at"] = watch.where
     out["detect_seconds"] = time.perf_counter() - start
     out["detect_cpu_seconds"] = time.process_time() - cpu
-    if profiler is not None:
+    if profiler is not None and profile:
         import io
         import pstats
 
