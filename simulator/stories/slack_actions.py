@@ -134,7 +134,9 @@ def _last_guest(b: StoryBuilder, step: StepSpec) -> dict[str, Any]:
 @action("slack.guest_invited")
 def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: int) -> None:
     """A member invites an outside address as a single- or multi-channel guest and adds the
-    guest to channels (private ones included): guest_created, then guest_channel_join per channel (the guest joining, Slack's documented action)."""
+    guest to channels (private ones included): guest_created (the inviter the actor, the guest the
+    entity), then guest_channel_join per channel as Slack records it: the guest joining is the actor,
+    the inviter in details.inviter."""
     person = b.person(p)
     where = b.where(p)
     email = str(p.get("email", "guest@outside.example"))
@@ -154,24 +156,32 @@ def slack_guest_invited(b: StoryBuilder, step: StepSpec, p: dict[str, Any], at: 
         if channel is None:
             raise ScenarioError(f"step {step.id}: no Slack channel #{name}")
         ts = at + (i + 1) * 40 * SECOND
-        _slack_entry(
-            b,
+        session = b.session(person, ts, where, p)  # the guest accepts from where it was invited
+        inviter = {"id": person.slack_id, "name": person.name, "email": person.email, "team": guest["team"]}
+        b.emit(
+            "slack:audit",
             ts,
+            "entry",
             person,
-            b.session(person, ts, where, p),
-            "guest_channel_join",
-            {
-                "type": "channel",
-                "channel": {
-                    "id": channel.id,
-                    "name": channel.name,
-                    "privacy": "private" if channel.private else "public",
-                    "is_shared": False,
-                    "is_org_shared": False,
+            session,
+            slack_extra(
+                "guest_channel_join",
+                guest,
+                {
+                    "type": "channel",
+                    "channel": {
+                        "id": channel.id,
+                        "name": channel.name,
+                        "privacy": "private" if channel.private else "public",
+                        "is_shared": False,
+                        "is_org_shared": False,
+                    },
                 },
-            },
-            {"guest": guest},
-            where=where,
+                session.ip,
+                session.device.model.user_agent,
+                str(b.ids.number("slack-guest-session", guest["id"]) % 10**12),
+                {"inviter": inviter},
+            ),
         )
         joined = b.state.slack_channel_guests.setdefault(channel.id, [])
         if guest["id"] not in joined:

@@ -217,10 +217,6 @@ DOCUMENTED_BEYOND_THE_SDK = {
         "entry.details.previous_ua",
         "entry.details.ip_address_details",
     },
-    # not documented: Slack records a join by invitation with the joiner as the actor and the
-    # inviter in details.inviter; the simulator keeps the inviter as the actor and the guest in
-    # details.guest while the slack_guest_in_private_channel rule reads that shape
-    "guest_channel_join": {"entry.details.guest"},
 }
 
 
