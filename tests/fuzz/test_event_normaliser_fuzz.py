@@ -65,6 +65,27 @@ SEEDS: dict[str, dict[str, Any]] = {
         "ipAddress": "203.0.113.7",
         "location": {"countryOrRegion": "NG"},
     },
+    "security_alerts": {
+        "id": "fa955a2c28-3fb5-47f2-b479-f2ee95558497",
+        "incidentId": "10042",
+        "status": "new",
+        "severity": "high",
+        "classification": "unknown",
+        "serviceSource": "microsoftDefenderForOffice365",
+        "detectionSource": "microsoftDefenderForOffice365",
+        "title": "Suspicious email forwarding activity",
+        "category": "Exfiltration",
+        "mitreTechniques": ["T1114.003"],
+        "createdDateTime": AT,
+        "lastUpdateDateTime": AT,
+        "evidence": [
+            {
+                "@odata.type": "#microsoft.graph.security.userEvidence",
+                "userAccount": {"userPrincipalName": "alice@contoso.example", "azureAdUserId": "u1"},
+            },
+            {"@odata.type": "#microsoft.graph.security.ipEvidence", "ipAddress": "203.0.113.7"},
+        ],
+    },
     "google": {
         "kind": "admin#reports#activity",
         "id": {

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bench.chaos_kill import KillLog, finish, run_with_kills
-from bench.chaos_outcome import differences, truth_event_keys
+from bench.chaos_outcome import differences
 from core.db import Database
-from tests.resilience.conftest import CleanRun, connect, outcome
+from tests.resilience.conftest import CleanRun, collected_truth, connect, outcome
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_killed_collector_and_worker_end_with_the_clean_runs_events_findings_and
     assert log.kills >= 1, f"no kill landed inside a stage: {log.describe()}"
     # everything the simulator serves is stored once, and findings and incidents are the clean run's
     problems = differences(
-        clean_run.outcome, outcome(url), truth_event_keys(clean_run.tenant.truth), clean_run.served
+        clean_run.outcome, outcome(url), collected_truth(clean_run.tenant), clean_run.served
     )
     assert problems == [], log.describe()
 
@@ -80,6 +80,6 @@ def test_simulator_faults_do_not_change_what_is_stored_or_detected(
     finish("detect", url, str(tmp_path), log=log)
     # then the outcome is the clean run's
     problems = differences(
-        clean_run.outcome, outcome(url), truth_event_keys(clean_run.tenant.truth), clean_run.served
+        clean_run.outcome, outcome(url), collected_truth(clean_run.tenant), clean_run.served
     )
     assert problems == [], log.describe()

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bench.chaos_outcome import differences, truth_event_keys
+from bench.chaos_outcome import differences
 from core.db import Database
 from core.settings import Settings
 from simulator.http import free_port
-from tests.resilience.conftest import CleanRun, connect, outcome
+from tests.resilience.conftest import CleanRun, collected_truth, connect, outcome
 
 # One budget for the whole test, inside pytest-timeout's, so that a run that does not settle fails
 # with what differs and serve's log rather than with a stack dump: generous, the machine is shared.
@@ -113,7 +113,7 @@ def test_serve_killed_mid_collection_and_mid_detection_ends_as_the_undisturbed_r
     url = db.url.render_as_string(hide_password=False)
     connect(url, clean_run.tenant.info)
     serve = Serve(url, settings.data_dir, tmp_path / "serve.log")
-    truth = truth_event_keys(clean_run.tenant.truth)
+    truth = collected_truth(clean_run.tenant)
     try:
         # when serve is SIGKILLed as soon as it has stored its first events (collection under way)
         serve.start()
