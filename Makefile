@@ -6,7 +6,6 @@ STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Four test workers on two cores: most tests spend their time waiting on the processes they start
 # (serve, simulators, Chromium), so two workers left the cores half idle (load ~1.8 during the suite).
-# --dist loadgroup: tests/conftest.py keeps each module with a module-scoped fixture on one worker.
 PYTEST_WORKERS ?= 4
 
 .PHONY: demo test lint typecheck test-sqlite browser-check test-postgresql rules-test bench chaos migrations serve clean
@@ -38,7 +37,7 @@ rules-test: $(STAMP)
 	@if $(BIN)/tenantguard rules --help >/dev/null 2>&1; then $(BIN)/tenantguard rules test; fi
 
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --db sqlite
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --db sqlite
 
 ## The browser suite (tests/console: Playwright driving Debian's Chromium) runs inside test-sqlite;
 ## this says plainly when it was skipped (CI sets TENANTGUARD_REQUIRE_BROWSER=1: then it fails).
@@ -54,7 +53,7 @@ browser-check:
 
 test-postgresql: $(STAMP)
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3)" 2>/dev/null; then \
-		TENANTGUARD_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --db postgresql; \
+		TENANTGUARD_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --db postgresql; \
 	elif [ "$$TENANTGUARD_REQUIRE_POSTGRES" = "1" ]; then \
 		echo "PostgreSQL at $(PG_URL) is unreachable and TENANTGUARD_REQUIRE_POSTGRES=1: failing"; exit 1; \
 	else \

@@ -64,26 +64,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _module_scoped(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d.scope == "module" for chain in defs for d in chain)
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "db" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.uses_db)
-        # A module-scoped fixture (a console world with serve and Chromium, a resilience clean run)
-        # is built once per worker that runs one of its tests: `make test` runs `--dist loadgroup`,
-        # and this keeps such a module's tests on one worker, so it is built once, not once per worker.
-        if _module_scoped(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    # Those groups are the longest units of work; xdist hands out work in collection order, so
-    # they go first (longest first), and the many short tests fill the workers in behind them
-    # instead of one group running alone at the end (stable sort: order within a module kept).
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
     if config.getoption("--db") != "postgresql":
         return
     keep = [
