@@ -34,26 +34,12 @@ import orjson
 import psycopg
 
 from bench.harness import Figure, Stats, print_table, rate, repeat
+from collectors.store import EVENT_COLUMNS
 from core.db import Database
 from core.packing import pack
 
 AREA = "limits"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-EVENT_COLUMNS = (
-    "connection_id",
-    "provider",
-    "stream",
-    "provider_event_id",
-    "occurred_at",
-    "ingested_at",
-    "actor",
-    "action",
-    "target",
-    "ip",
-    "country",
-    "outcome",
-    "raw",
-)
 
 
 @dataclass(frozen=True)
