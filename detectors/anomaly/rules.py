@@ -95,6 +95,10 @@ def _duration(seconds: float) -> str:
 
 # A hosting network at least this many people of the tenant use is a shared egress (a VPN).
 SHARED_EGRESS_PEOPLE = 3
+# Devices the provider identifies by its own device id (Entra joined/registered), see signals.
+REGISTERED_DEVICE_PREFIX = "id:"
+# "Too fast" on the person's own registered device: recorded for the digest, not an incident.
+OWN_DEVICE_TRAVEL_CONFIDENCE = 0.4
 
 
 @lru_cache(maxsize=4096)  # a batch names few networks, most of them many times
@@ -240,6 +244,7 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
     users_of_network = (
         base.people_using("network", cols.network) if len(flagged) else np.zeros(len(cols), dtype=np.int64)
     )
+    own_device_at = _own_registered_device_at(view, flagged)
     hits = []
     for row in flagged.tolist():
         new_country = view.seen_country[row] == 0
@@ -261,13 +266,24 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
         minutes = (cols.ts[row] - prev_ts[row]) / 60
         severity = Severity.HIGH if new_country else Severity.MEDIUM
         confidence = 0.9 if new_country else 0.7
+        own_device = None if is_hosting(cols.network[row]) else own_device_at.get((actor, cols.ip[row]))
+        if own_device is not None:
+            severity, confidence = Severity.LOW, OWN_DEVICE_TRAVEL_CONFIDENCE
         if not view.established[row]:
             severity, confidence = Severity.LOW, COLD_START_CONFIDENCE
         first = "first sign-in from" if new_country else "sign-in from a new network in"
         description = (
             f"{first} {country} for {actor}; {dist[row]:,.0f} km from their {before_country} sign-in "
             f"{_duration(minutes * 60)} earlier = {speed[row]:,.0f} km/h (limit {config.impossible_speed_kmh:,.0f} km/h). "
-            f"IP {cols.ip[row]} ({cols.network[row] or 'unknown network'})."
+            f"IP {cols.ip[row]} ({cols.network[row] or 'unknown network'})"
+            + (
+                f"; from that IP they signed in on their registered device {own_device[0].removeprefix('id:')} "
+                f"(seen {own_device[1]} times before): the person is there (a trip, or a phone and a laptop "
+                "on different networks), not someone replaying their session"
+                if own_device is not None
+                else ""
+            )
+            + "."
         )
         hits.append(
             AnomalyHit(
@@ -291,10 +307,32 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
                     "to_country": country,
                     "new_country": bool(new_country),
                     "cold_start": not bool(view.established[row]),
+                    "own_registered_device": own_device[0] if own_device is not None else None,
                 },
             )
         )
     return hits
+
+
+def _own_registered_device_at(view: BatchView, flagged: np.ndarray) -> dict[tuple[str, str], tuple[str, int]]:
+    """(person, IP) -> (device, times seen) where the batch shows the person signing in from that IP
+    on a registered device (the provider's device id, not a user-agent family) their baseline knows.
+
+    A stolen session or password is used from the thief's machine, which carries no device id of
+    the tenant's; the person's own enrolled laptop or phone at the far end says they are there.
+    """
+    if not len(flagged):
+        return {}
+    cols = view.cols
+    rows = np.flatnonzero(
+        view.success & (view.seen_device > 0) & np.isin(cols.actor, list(set(cols.actor[flagged].tolist())))
+    )
+    found: dict[tuple[str, str], tuple[str, int]] = {}
+    for row in rows.tolist():
+        device, ip = cols.device[row], cols.ip[row]
+        if ip and isinstance(device, str) and device.startswith(REGISTERED_DEVICE_PREFIX):
+            found.setdefault((cols.actor[row], ip), (device, int(view.seen_device[row])))
+    return found
 
 
 # ---------------------------------------------------------------- novelty

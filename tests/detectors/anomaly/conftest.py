@@ -29,6 +29,7 @@ def entra_signin(
     error: int = 0,
     details: str | None = None,
     device: tuple[str, str] = ("Windows 10", "Edge 120.0"),
+    device_id: str = "",
 ) -> dict[str, Any]:
     block, lat, lon, country, city = place
     return {
@@ -38,7 +39,7 @@ def entra_signin(
         "ipAddress": f"{block}.{host}",
         "clientAppUsed": "Browser",
         "status": {"errorCode": error, "failureReason": None, "additionalDetails": details},
-        "deviceDetail": {"deviceId": "", "operatingSystem": device[0], "browser": device[1]},
+        "deviceDetail": {"deviceId": device_id, "operatingSystem": device[0], "browser": device[1]},
         "location": {
             "city": city,
             "countryOrRegion": country,

@@ -95,6 +95,62 @@ def test_given_a_trip_by_plane_then_a_new_country_is_low_and_not_impossible(db, 
     )
 
 
+MUMBAI_MOBILE = ("49.34.106", 19.076, 72.8777, "IN", "Mumbai")
+
+
+def _with_laptop(rows: list[tuple], user: str, device_id: str) -> list[tuple]:
+    """`rows` with `user`'s sign-ins made on their registered laptop `device_id`."""
+    for row in rows:
+        if row[1] == "signins" and row[4] == user:
+            row[2]["deviceDetail"]["deviceId"] = device_id
+    return rows
+
+
+def test_given_a_far_sign_in_on_the_persons_own_registered_device_then_travel_is_low_and_says_why(
+    db, settings, tenant
+) -> None:
+    # A traveller's evening at home, then their enrolled laptop signs in from a Mumbai mobile
+    # network half an hour later (the simulator's trips overlap days like this; so do split tunnels).
+    tenant(_with_laptop(normal_history(USERS), "user5@acme.test", "laptop-5"))
+    home = ATTACK_DAY + timedelta(hours=13)
+    away = home + timedelta(minutes=30)
+    tenant(
+        [
+            signin_row(entra_signin("user5@acme.test", home, NEW_YORK, device_id="laptop-5"), home),
+            signin_row(entra_signin("user5@acme.test", away, MUMBAI_MOBILE, device_id="laptop-5"), away),
+        ]
+    )
+
+    detect_anomalies(db, settings)
+
+    (travel,) = [f for f in anomaly_findings(db) if f.rule_id == "anomaly.impossible_travel"]
+    assert travel.severity == "low" and travel.confidence < 0.5
+    assert travel.context["own_registered_device"] == "id:laptop-5"
+    assert "their registered device laptop-5" in travel.description
+    assert medium_plus(anomaly_findings(db)) == []
+
+
+def test_given_a_far_sign_in_without_the_persons_device_then_travel_stays_high(db, settings, tenant) -> None:
+    # The same place and time, but from a machine that carries no device of theirs: someone else.
+    tenant(_with_laptop(normal_history(USERS), "user5@acme.test", "laptop-5"))
+    home = ATTACK_DAY + timedelta(hours=13)
+    away = home + timedelta(minutes=30)
+    tenant(
+        [
+            signin_row(entra_signin("user5@acme.test", home, NEW_YORK, device_id="laptop-5"), home),
+            signin_row(
+                entra_signin("user5@acme.test", away, MUMBAI_MOBILE, device=("Windows 10", "Edge 120.0")),
+                away,
+            ),
+        ]
+    )
+
+    detect_anomalies(db, settings)
+
+    (travel,) = [f for f in anomaly_findings(db) if f.rule_id == "anomaly.impossible_travel"]
+    assert travel.severity == "high" and travel.context["own_registered_device"] is None
+
+
 def test_given_one_ip_failing_against_many_accounts_then_password_spray_names_the_ip_and_the_victim(
     db, settings, tenant
 ) -> None:
