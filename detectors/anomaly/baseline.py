@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import is_
@@ -83,6 +83,9 @@ class BaselineSet:
     volumes: dict[str, VolumeStats]
     window_start: float
     window_end: float
+    # the network and device of that last sign-in (a VPN exit on the person's own laptop is no place)
+    last_network: list[str | None] = field(default_factory=list)
+    last_device: list[str | None] = field(default_factory=list)
 
     def person_codes(self, actors: np.ndarray) -> np.ndarray:
         return self.people.encode(actors, grow=False)
@@ -170,8 +173,8 @@ class BaselineBuilder:
         self.hours = np.zeros((0, 24), dtype=np.int64)
         self.signins = np.zeros(0, dtype=np.int64)
         self.days = _EMPTY  # sorted person * DAY_SLOTS + day a person was active
-        # person -> (ts, lat, lon, country, event_id, precise)
-        self.last: dict[int, tuple[float, float, float, str | None, int, bool]] = {}
+        # person -> (ts, lat, lon, country, event_id, precise, network, device)
+        self.last: dict[int, tuple[float, float, float, str | None, int, bool, str | None, str | None]] = {}
         # sorted (person * len(KINDS) + kind) * DAY_SLOTS + day, and the activity count of each
         self.volume: tuple[np.ndarray, np.ndarray] = (_EMPTY, _EMPTY)
         self.window_start = float("inf")
@@ -221,6 +224,8 @@ class BaselineBuilder:
                     columns.country[row],
                     int(columns.event_id[row]),
                     bool(columns.precise[row]),
+                    columns.network[row],
+                    columns.device[row],
                 )
 
     def add_activities(self, activities: Sequence[Activity]) -> None:
@@ -252,9 +257,12 @@ class BaselineBuilder:
         last_event = np.full(n, -1, dtype=np.int64)
         last_precise = np.zeros(n, dtype=bool)
         last_country: list[str | None] = [None] * n
-        for code, (ts, lat, lon, country, event_id, precise) in self.last.items():
+        last_network: list[str | None] = [None] * n
+        last_device: list[str | None] = [None] * n
+        for code, (ts, lat, lon, country, event_id, precise, network, device) in self.last.items():
             last_ts[code], last_lat[code], last_lon[code] = ts, lat, lon
             last_country[code], last_event[code], last_precise[code] = country, event_id, precise
+            last_network[code], last_device[code] = network, device
         return BaselineSet(
             people=self.people,
             vocab=self.vocab,
@@ -270,6 +278,8 @@ class BaselineBuilder:
             last_event=last_event,
             last_precise=last_precise,
             volumes=self._volume_stats(n, active, volumes_before_day),
+            last_network=last_network,
+            last_device=last_device,
             window_start=self.window_start,
             window_end=self.window_end,
         )

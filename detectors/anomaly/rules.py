@@ -256,6 +256,8 @@ def impossible_travel(view: BatchView, base: BaselineSet, config: AnomalyConfig)
             # The previous sign-in came through a VPN or cloud egress this person uses: where
             # that egress is says nothing about where they were (a commercial VPN, then travel).
             continue
+        if _left_through_own_vpn(view, base, row, p, own_device_at):
+            continue
         if is_hosting(cols.network[row]) and users_of_network[row] >= SHARED_EGRESS_PEOPLE:
             continue
         if p >= 0 and is_hosting(cols.network[p]) and users_of_network[p] >= SHARED_EGRESS_PEOPLE:
@@ -333,6 +335,30 @@ def _own_registered_device_at(view: BatchView, flagged: np.ndarray) -> dict[tupl
         if ip and isinstance(device, str) and device.startswith(REGISTERED_DEVICE_PREFIX):
             found.setdefault((cols.actor[row], ip), (device, int(view.seen_device[row])))
     return found
+
+
+def _left_through_own_vpn(
+    view: BatchView,
+    base: BaselineSet,
+    row: int,
+    prev: int,
+    own_device_at: dict[tuple[str, str], tuple[str, int]],
+) -> bool:
+    """Whether the sign-in before `row` came through a hosting network (a VPN exit) on the person's
+    own registered device: the exit's location is not theirs, whether this batch saw that sign-in
+    (`prev` ≥ 0) or the baseline remembers it as their last one."""
+    cols = view.cols
+    if prev >= 0:
+        return is_hosting(cols.network[prev]) and (cols.actor[prev], cols.ip[prev]) in own_device_at
+    code = int(view.person[row])
+    if code < 0 or code >= len(base.last_device) or not is_hosting(base.last_network[code]):
+        return False
+    device = base.last_device[code]
+    if not (isinstance(device, str) and device.startswith(REGISTERED_DEVICE_PREFIX)):
+        return False
+    # more than that one sign-in: a device they had before, not one enrolled by whoever signed in
+    seen = base.count_of("device", np.array([code]), np.array([device], dtype=object))
+    return int(seen[0]) > 1
 
 
 # ---------------------------------------------------------------- novelty

@@ -151,6 +151,42 @@ def test_given_a_far_sign_in_without_the_persons_device_then_travel_stays_high(d
     assert travel.severity == "high" and travel.context["own_registered_device"] is None
 
 
+TOKYO_ISP = ("153.153.239", 35.6762, 139.6503, "JP", "Tokyo")
+
+
+def _vpn_evening_then_phone_at_home(tenant, vpn_device_id: str) -> None:
+    """user6's evening through a hosting VPN exit in Sao Paulo, then next morning a sign-in from a
+    Tokyo ISP network they never used, nine hours later (faster than a plane from Sao Paulo)."""
+    tenant(_with_laptop(normal_history(USERS), "user6@acme.test", "laptop-6"))
+    evening = ATTACK_DAY + timedelta(hours=20)
+    morning = evening + timedelta(hours=9)
+    vpn = entra_signin("user6@acme.test", evening, SAO_PAULO_HOSTING, device_id=vpn_device_id)
+    phone = entra_signin("user6@acme.test", morning, TOKYO_ISP, device=("Android", "Chrome Mobile 124"))
+    tenant([signin_row(vpn, evening), signin_row(phone, morning)])
+
+
+def test_given_the_last_sign_in_came_through_a_vpn_on_the_persons_own_laptop_then_no_travel(
+    db, settings, tenant
+) -> None:
+    # The VPN's exit is where the VPN is, not where the person was: nothing to travel from.
+    _vpn_evening_then_phone_at_home(tenant, vpn_device_id="laptop-6")
+
+    detect_anomalies(db, settings)
+
+    assert [f for f in anomaly_findings(db) if f.rule_id == "anomaly.impossible_travel"] == []
+
+
+def test_given_the_last_sign_in_came_from_hosting_without_the_persons_device_then_travel_is_reported(
+    db, settings, tenant
+) -> None:
+    # The same hop, but the hosting sign-in came from a machine with no device of theirs.
+    _vpn_evening_then_phone_at_home(tenant, vpn_device_id="")
+
+    detect_anomalies(db, settings)
+
+    assert [f.rule_id for f in anomaly_findings(db) if f.rule_id == "anomaly.impossible_travel"]
+
+
 def test_given_one_ip_failing_against_many_accounts_then_password_spray_names_the_ip_and_the_victim(
     db, settings, tenant
 ) -> None:
