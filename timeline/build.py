@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import Any
@@ -110,6 +110,10 @@ class IncidentBuild:
         self._remaining: list[Any] | None = None
         # findings (rows) of the incidents this round created, while nothing else joined them
         self._known: dict[int, list[Any]] = {}
+        self._last_round: _Round | None = None
+        self._carried: dict[int, FindingFacts] = {}
+        # the open incidents of the first round's read (since when, by id), kept up to date
+        self._open_cache: tuple[datetime, dict[int, OpenIncident]] | None = None
 
     def run(self) -> list[int]:
         touched = self.group()
@@ -158,8 +162,9 @@ class IncidentBuild:
         # Mass changes and drifts inside declared changes only matter for what could open one.
         openers = [r for r in candidates if not low_signal(r.kind, r.severity)]
         held = held_back(self.session, self.ctx, openers, (k for i in open_incidents for k in i.keys))
-        facts, ignored = self._facts(candidates, held)
+        facts, ignored = self._round_facts(candidates, held, open_incidents)
         plan = group_findings(facts, _reachable(open_incidents, facts), self.ctx.config.group_window, lessons)
+        self._note_round(plan, facts, ignored, open_incidents, held)
         for group in plan.groups:
             _explain_ignored(group, ignored)
         fresh = [g for g in plan.groups if g.incident_id is None]
@@ -203,6 +208,56 @@ class IncidentBuild:
                 merges.extend(self._absorb(group.incident_id or 0, absorbed, group))
         record_many(self.session, merges)
         return [g.incident_id or 0 for g in plan.groups]
+
+    def _round_facts(
+        self, rows: Sequence[Any], held: dict[int, dict[str, Any]], open_incidents: Sequence[OpenIncident]
+    ) -> tuple[list[FindingFacts], dict[int, dict[str, str]]]:
+        """The facts of the findings this round could assign: all of them in the first round; in a
+        later one only those the last round's changes reach (see `_Round`), which are the only ones
+        whose outcome can differ from last time (no incident or finding they could meet changed)."""
+        last = self._last_round
+        if last is None:
+            return self._facts(rows, held)
+        newly_common = set(self.ctx.common) - last.common
+        redo = [
+            row
+            for row in rows
+            if held.get(row.id) != last.held.get(row.id)
+            or (newly_common and any(k in newly_common for k in self.ctx.keys_of(row.id, row.entities).keys))
+        ]
+        fresh, ignored = self._facts(redo, held)
+        facts = {f.id: f for f in fresh}
+        facts.update({row.id: last.facts[row.id] for row in rows if row.id not in facts})
+        ignored.update({i: last.ignored[i] for i in facts if i not in ignored and i in last.ignored})
+        picked = last.reached(facts, open_incidents, set(facts) - set(last.facts) | {f.id for f in fresh})
+        self._carried = {i: f for i, f in facts.items() if i not in picked}
+        return [facts[row.id] for row in rows if row.id in picked], {
+            i: note for i, note in ignored.items() if i in facts
+        }
+
+    def _note_round(
+        self,
+        plan: Any,
+        facts: Sequence[FindingFacts],
+        ignored: dict[int, dict[str, str]],
+        open_incidents: Sequence[OpenIncident],
+        held: dict[int, dict[str, Any]],
+    ) -> None:
+        """What the next round needs to tell which findings this round's changes can reach."""
+        assigned = {f for g in plan.groups for f in g.finding_ids}
+        kept = dict(self._carried)
+        kept.update({f.id: f for f in facts if f.id not in assigned})
+        self._last_round = _Round(
+            open={i.id: i for i in open_incidents},
+            touched={g.incident_id for g in plan.groups if g.incident_id is not None}
+            | {i for g in plan.groups for i in g.absorbed_incident_ids},
+            assigned_keys={k for f in facts if f.id in assigned for k in _reach_keys(f)},
+            facts=kept,
+            ignored={i: note for i, note in ignored.items() if i in kept},
+            held=dict(held),
+            common=set(self.ctx.common),
+        )
+        self._carried = {}
 
     def _candidate_findings(self) -> list[Any]:
         return sorted(
@@ -256,6 +311,21 @@ class IncidentBuild:
         ]
 
     def _open_incidents(self, *, since: datetime, with_rules: bool = False) -> list[OpenIncident]:
+        """The open incidents last seen since `since`; read in the first round, in a later one the
+        same read brought up to date from the incidents this build changed (all in `_states`)."""
+        cache = self._open_cache
+        if with_rules or cache is None or since < cache[0]:
+            found = self._read_open_incidents(since=since, with_rules=with_rules)
+            self._open_cache = None if with_rules else (since, {i.id: i for i in found})
+            return found
+        by_id = cache[1]
+        for state in self._states.values():
+            by_id.pop(state.id, None)
+            if state.status in OPEN_FOR_GROUPING and state.merged_into_id is None:
+                by_id[state.id] = _open_incident(state)
+        return [i for i in by_id.values() if i.last_seen >= since]
+
+    def _read_open_incidents(self, *, since: datetime, with_rules: bool = False) -> list[OpenIncident]:
         rows = self.session.execute(
             select(
                 col(Incident.id),
@@ -280,19 +350,7 @@ class IncidentBuild:
                 .distinct()
             ).all():
                 rules.setdefault(incident_id, set()).add(rule_id)
-        return [
-            OpenIncident(
-                id=row.id,
-                keys=tuple(row.keys or ()),
-                first_seen=row.first_seen,
-                last_seen=row.last_seen,
-                auto_mergeable=row.status == IncidentStatus.NEW
-                and not row.assignee
-                and row.created_by == SYSTEM_ACTOR.name,
-                rules=tuple(sorted(rules.get(row.id, ()))),
-            )
-            for row in rows
-        ]
+        return [_open_incident(row, tuple(sorted(rules.get(row.id, ())))) for row in rows]
 
     def _create_all(self, groups: Sequence[Group], audit: list[AuditEntry]) -> list[int]:
         """Insert the new incidents in one statement, then their opening entries; their audit
@@ -754,6 +812,79 @@ _NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
     "message_count": 0,
     "messages_scanned_id": 0,
 }
+
+
+def _open_incident(row: Any, rules: tuple[str, ...] = ()) -> OpenIncident:
+    """An open incident (a row or an IncidentState) as the grouping sees it."""
+    return OpenIncident(
+        id=row.id,
+        keys=tuple(row.keys or ()),
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        auto_mergeable=row.status == IncidentStatus.NEW
+        and not row.assignee
+        and row.created_by == SYSTEM_ACTOR.name,
+        rules=rules,
+    )
+
+
+@dataclass
+class _Round:
+    """One grouping round, as the next round needs it.
+
+    A finding left over (it could not open an incident and joined none) is grouped again only
+    when something it could meet changed: an incident sharing one of its keys (or broad set
+    members) was joined, created, merged or refreshed, a finding assigned in the round named one
+    of its keys, or its own facts changed (a key found common since, a mass change no longer
+    holding it back); or transitively, through a finding that is grouped again. The others would
+    see what they saw last round and stay in no incident: they are left out, with the same plan."""
+
+    open: dict[int, OpenIncident]
+    touched: set[int]
+    assigned_keys: set[str]
+    facts: dict[int, FindingFacts]
+    ignored: dict[int, dict[str, str]]
+    held: dict[int, dict[str, Any]]
+    common: set[str]
+
+    def reached(
+        self, facts: dict[int, FindingFacts], open_incidents: Sequence[OpenIncident], changed: set[int]
+    ) -> set[int]:
+        """The ids among `facts` that this round must group again."""
+        now = {i.id: i for i in open_incidents}
+        seeds = set(self.assigned_keys)
+        for incident_id in self.open.keys() | now.keys():
+            before, after = self.open.get(incident_id), now.get(incident_id)
+            if incident_id in self.touched or before != after:
+                seeds.update(before.keys if before else ())
+                seeds.update(after.keys if after else ())
+        by_key: dict[str, list[int]] = {}
+        for fact in facts.values():
+            for key in _reach_keys(fact):
+                by_key.setdefault(key, []).append(fact.id)
+        picked: set[int] = set()
+        todo = [f for f in changed if f in facts]
+        for key in seeds:
+            todo.extend(by_key.get(key, ()))
+        seen_keys = set(seeds)
+        while todo:
+            finding_id = todo.pop()
+            if finding_id in picked:
+                continue
+            picked.add(finding_id)
+            for key in _reach_keys(facts[finding_id]):
+                if key not in seen_keys:
+                    seen_keys.add(key)
+                    todo.extend(by_key.get(key, ()))
+        return picked
+
+
+def _reach_keys(fact: FindingFacts) -> Iterable[str]:
+    """The keys by which a finding meets incidents and other findings (its broad set as incidents
+    keep it)."""
+    yield from fact.keys
+    for key in fact.broad:
+        yield f"{BROAD_PREFIX}{key}"
 
 
 def _reachable(incidents: Sequence[OpenIncident], facts: Sequence[FindingFacts]) -> list[OpenIncident]:
