@@ -27,6 +27,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.audit_keys import TrustedKeys, sign_statement
+from core.bulk import insert_many
 from core.clock import as_utc, isoformat, parse_time, utcnow
 from core.errors import AuditChainError
 from core.models.audit import AuditCheckpoint, AuditRecord
@@ -309,10 +310,7 @@ def record_many(session: Session, entries: Iterable[AuditEntry]) -> int:
         fields = _chain_fields(entry, seq, prev_hash)
         prev_hash = fields["hash"]
         rows.append({**fields, "at": parse_time(fields["at"])})
-    table = AuditRecord.__table__  # type: ignore[attr-defined]
-    connection = session.connection()
-    for start in range(0, len(rows), 1000):
-        connection.execute(table.insert(), rows[start : start + 1000])
+    insert_many(session.connection(), AuditRecord.__table__, rows)  # type: ignore[attr-defined]
     return len(rows)
 
 

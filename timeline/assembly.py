@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, AuditEntry, record_many
+from core.bulk import update_many
 from core.clock import as_utc
 from core.models.connection import Connection
 from core.models.enums import FindingKind, FindingStatus, Priority, TimelineEntryKind
@@ -333,15 +334,10 @@ def write_incidents(session: Session, incidents: Iterable[IncidentState]) -> Non
         changed.pop("id", None)
         if changed:
             names = tuple(sorted(changed))
-            batches.setdefault(names, []).append({"_id": incident.id, **changed})
+            batches.setdefault(names, []).append({**changed, "id": incident.id})
         incident.stored()
-    for names, rows in batches.items():
-        statement = (
-            update(INCIDENT_TABLE)
-            .where(INCIDENT_TABLE.c.id == bindparam("_id"))
-            .values({name: bindparam(name) for name in names})
-        )
-        session.connection().execute(statement, rows)
+    for rows in batches.values():
+        update_many(session.connection(), INCIDENT_TABLE, "id", rows)
 
 
 def _orm_add(session: Session, incident: Any) -> None:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
+from core.bulk import insert_many
 from core.clock import utcnow
 from core.models.enums import TimelineEntryKind
 from core.models.finding import Finding
@@ -44,9 +44,10 @@ def entry_row(
 
 
 def insert_rows(session: Session, rows: Sequence[EntryRow]) -> None:
-    """Insert many entries in one statement."""
+    """Insert many entries (`entry_row`s) in one executemany, after what the session holds."""
     if rows:
-        session.execute(insert(TimelineEntry), list(rows))
+        session.flush()
+        insert_many(session.connection(), TimelineEntry.__table__, rows)  # type: ignore[attr-defined]
 
 
 def finding_fields(
