@@ -11,7 +11,8 @@ built in two halves). ``build OUT DUMPS`` builds incidents on a copy of each pre
 the clock frozen (two builds per database: the second must change nothing, or join the second half
 of the synthetic findings) and writes ``DUMPS/<name>.jsonl``. ``compare A B`` reports the first
 difference per dump. To compare with another tree, run ``build`` from that tree's directory
-(``python -m bench.incident_dump`` imports the product from the current directory).
+(``python -m bench.incident_dump`` imports the product from the current directory). The name
+``synthetic-postgresql`` builds the synthetic findings on the benchmark PostgreSQL instead.
 
 Run: ``.venv/bin/python -m bench.incident_dump prepare /tmp/prepared``, then ``build`` and ``compare``.
 """
@@ -23,6 +24,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,12 +106,11 @@ def build(prepared: Path, dumps: Path, names: list[str]) -> None:
     dumps.mkdir(parents=True, exist_ok=True)
     wanted = names or sorted(p.stem for p in prepared.glob("*.db")) + ["synthetic"]
     for name in wanted:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
             work = Path(tmp)
             settings = _settings(work, name)
-            if name == "synthetic":
-                db = Database.from_settings(settings)
-                db.upgrade()
+            if name.startswith("synthetic"):
+                db = _synthetic_database(stack, name, settings)
                 rows = _synthetic_rows(prepared / "synthetic.json")
                 half = len(rows) // 2
                 _insert(db, rows[:half])
@@ -127,6 +128,20 @@ def build(prepared: Path, dumps: Path, names: list[str]) -> None:
                     fh.write(line + b"\n")
             db.dispose()
         print("built", name, flush=True)
+
+
+def _synthetic_database(stack: ExitStack, name: str, settings: Any) -> Any:
+    """`synthetic`: a fresh SQLite database; `synthetic-postgresql`: a fresh database on the
+    benchmark PostgreSQL (bench.limits)."""
+    from core.db import Database
+
+    if name == "synthetic-postgresql":
+        from bench.limits import postgres_database
+
+        return Database(stack.enter_context(postgres_database()), settings=settings)
+    db = Database.from_settings(settings)
+    db.upgrade()
+    return db
 
 
 def _synthetic_rows(path: Path) -> list[dict[str, Any]]:
