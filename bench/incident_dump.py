@@ -202,7 +202,9 @@ def compare(a: Path, b: Path) -> bool:
             print(f"{name}: identical ({len(la)} rows)")
             continue
         same = False
-        first = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
+        first = next(
+            (i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb))
+        )
         print(f"{name}: DIFFERENT ({len(la)} vs {len(lb)} rows), first at line {first + 1}")
         print("  A:", la[first][:600] if first < len(la) else "-")
         print("  B:", lb[first][:600] if first < len(lb) else "-")

@@ -2,15 +2,15 @@
 column type would convert it (SQLAlchemy's per-row parameter handling was a large part of writing
 thousands of timeline entries, audit records and incidents).
 
-The rows are complete: every row names the same columns, defaults are not filled in. Values go
-through the column type's own bind processor (JSON, encryption at rest); timezone-aware datetimes
-of ``UTCDateTime`` columns are written as SQLAlchemy writes them (SQLite: naive UTC text with
-microseconds; PostgreSQL: the aware value), converted here without the generic machinery.
+The rows are complete: every row names the same columns, defaults are not filled in. Values are
+converted a column at a time: through the column type's own bind processor (JSON, encryption at
+rest), ``UTCDateTime`` values written as SQLAlchemy writes them (SQLite: naive UTC text with
+microseconds; PostgreSQL: the aware value) without the generic machinery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +19,6 @@ from sqlalchemy.engine import Connection
 
 from core.clock import as_utc
 from core.models.types import UTCDateTime
-
-Converter = Callable[[Any], Any] | None
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -35,30 +33,26 @@ def _aware_time(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-def _converters(connection: Connection, table: Table, names: Sequence[str]) -> list[Converter]:
+def _column_values(connection: Connection, column_type: Any, values: list[Any]) -> list[Any]:
+    """`values` of one column as the driver takes them."""
     dialect = connection.dialect
-    found: list[Converter] = []
-    for name in names:
-        column_type = table.c[name].type
-        if isinstance(column_type, UTCDateTime):
-            found.append(_sqlite_time if dialect.name == "sqlite" else _aware_time)
-        else:
-            found.append(column_type._cached_bind_processor(dialect))
-    return found
+    if isinstance(column_type, UTCDateTime):
+        convert = _sqlite_time if dialect.name == "sqlite" else _aware_time
+        return [convert(v) for v in values]
+    process = column_type._cached_bind_processor(dialect)
+    return values if process is None else [process(v) for v in values]
+
+
+def _params(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    columns = [_column_values(connection, table.c[n].type, [row[n] for row in rows]) for n in names]
+    return list(zip(*columns, strict=True))
 
 
 def _placeholders(connection: Connection, count: int) -> list[str]:
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     return [mark] * count
-
-
-def _params(rows: Sequence[Mapping[str, Any]], names: Sequence[str], converters: list[Converter]) -> list[tuple[Any, ...]]:
-    pairs = list(zip(names, converters, strict=True))
-    if not any(convert for _, convert in pairs):
-        return [tuple(row[name] for name in names) for row in rows]
-    return [
-        tuple(convert(row[name]) if convert is not None else row[name] for name, convert in pairs) for row in rows
-    ]
 
 
 def _quoted(connection: Connection, name: str) -> str:
@@ -75,7 +69,7 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
         f"INSERT INTO {_quoted(connection, table.name)} ({columns}) "
         f"VALUES ({', '.join(_placeholders(connection, len(names)))})"
     )
-    connection.exec_driver_sql(statement, _params(rows, names, _converters(connection, table, names)))
+    connection.exec_driver_sql(statement, _params(connection, table, rows, names))
 
 
 def update_many(connection: Connection, table: Table, key: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -91,4 +85,21 @@ def update_many(connection: Connection, table: Table, key: str, rows: Sequence[M
         f"WHERE {_quoted(connection, key)} = {marks[-1]}"
     )
     every = [*names, key]
-    connection.exec_driver_sql(statement, _params(rows, every, _converters(connection, table, every)))
+    connection.exec_driver_sql(statement, _params(connection, table, rows, every))
+
+
+def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """Ids for `count` new rows of `table` (integer primary key ``id``), as inserting them without
+    ids would give: PostgreSQL takes them from the column's sequence; SQLite (one writer, the
+    transaction holds the write lock) continues after the largest id, as its rowids do."""
+    if count <= 0:
+        return []
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (table.name, count),
+        ).scalars()
+        return sorted(int(i) for i in rows)
+    last = connection.exec_driver_sql(f"SELECT max(id) FROM {_quoted(connection, table.name)}").scalar()
+    start = int(last or 0) + 1
+    return list(range(start, start + count))

@@ -8,12 +8,13 @@ entries are upserted, the priority is recomputed and a change of priority is rec
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, AuditEntry, record_many
@@ -149,10 +150,16 @@ def _merge_entities(findings: Sequence[Any]) -> dict[str, list[str]]:
     return {name: list(values)[:MAX_ENTITY_VALUES] for name, values in merged.items() if values}
 
 
+@functools.cache
+def _weight(severity: str) -> float:
+    """`severity_weight`, worked out once per severity name (not once per finding and use)."""
+    return severity_weight(severity)
+
+
 def _top_finding(findings: Sequence[Any]) -> Any:
     return max(
         findings,
-        key=lambda f: (severity_weight(f.severity), f.confidence, -f.first_seen.timestamp(), -(f.id or 0)),
+        key=lambda f: (_weight(f.severity), f.confidence, -f.first_seen.timestamp(), -(f.id or 0)),
     )
 
 
@@ -166,7 +173,7 @@ def _victims_first(keys: dict[str, None], findings: Sequence[Any], ctx: BuildCon
     for finding in findings:
         persons = [k for k in finding_keys(finding, ctx)[0] if k.startswith(PERSON_KEY_PREFIXES)]
         for key in persons:
-            weight[key] = weight.get(key, 0.0) + severity_weight(finding.severity) / len(persons)
+            weight[key] = weight.get(key, 0.0) + _weight(finding.severity) / len(persons)
     order = list(keys)
     people = sorted((k for k in order if k in weight), key=lambda k: (-weight[k], order.index(k)))
     return dict.fromkeys([*people, *(k for k in order if k not in weight)])
@@ -311,6 +318,10 @@ class IncidentState:
 
     def stored(self) -> None:
         self._stored = {k: v for k, v in self.__dict__.items() if k != "_stored"}
+
+    def stored_values(self) -> dict[str, Any]:
+        """Every column as last written or read (a new incident's row for its insert)."""
+        return {name: self._stored[name] for name in _INCIDENT_COLUMNS}
 
 
 def load_incidents(session: Session, ids: Iterable[int], *, lock: bool = True) -> list[IncidentState]:
@@ -596,7 +607,7 @@ def _update_priority(
         providers=len({f.provider for f in findings if f.provider}),
         sensitive=assets >= 1.25,
         exposed=round(assets, 4) in (1.2, 1.5),
-        severity=max((f.severity for f in findings), key=severity_weight),
+        severity=max((f.severity for f in findings), key=_weight),
         started=incident.first_seen,
         ended=incident.contained_at or incident.last_seen,
     )
@@ -655,9 +666,7 @@ def one_line_summary(incident: Any, findings: Sequence[Any]) -> str:
     severities: dict[str, int] = {}
     for finding in findings:
         severities[finding.severity] = severities.get(finding.severity, 0) + 1
-    counted = ", ".join(
-        f"{n} {s}" for s, n in sorted(severities.items(), key=lambda kv: -severity_weight(kv[0]))
-    )
+    counted = ", ".join(f"{n} {s}" for s, n in sorted(severities.items(), key=lambda kv: -_weight(kv[0])))
     raised = [
         f["why"]
         for name, f in factors.items()

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlmodel import Session, col
 
 from core.audit import AuditAction, AuditEntry, record_many
+from core.bulk import insert_many, reserve_ids
 from core.clock import utcnow
 from core.db import Database
 from core.models.enums import FindingStatus, IncidentStatus, Severity, TimelineEntryKind
@@ -32,6 +33,7 @@ from core.models.incident import Incident, Message, TimelineEntry
 from core.models.noise import GroupingLesson
 from timeline.assembly import (
     FINDING_COLUMNS,
+    INCIDENT_TABLE,
     SYSTEM_ACTOR,
     BuildContext,
     IncidentState,
@@ -372,18 +374,19 @@ class IncidentBuild:
                     "grouping": reasons,
                 }
             )
-        ids = list(
-            self.session.execute(
-                insert(Incident).returning(col(Incident.id), sort_by_parameter_order=True), rows
-            ).scalars()
-        )
+        self.session.flush()
+        connection = self.session.connection()
+        ids = reserve_ids(connection, INCIDENT_TABLE, len(rows))
+        states = []
         for row, incident_id in zip(rows, ids, strict=True):
             # what reading the row back would give (each its own JSON values), without the read
             values = {**row, "id": incident_id}
             values.update(
                 {k: type(v)() for k, v in _NEW_INCIDENT_DEFAULTS.items() if isinstance(v, dict | list)}
             )
-            self._states[incident_id] = IncidentState(values)
+            states.append(self._states.setdefault(incident_id, IncidentState(values)))
+        # every column given: what the model's defaults would fill in is in _NEW_INCIDENT_DEFAULTS
+        insert_many(connection, INCIDENT_TABLE, [s.stored_values() for s in states])
         entries = []
         for group, incident_id in zip(groups, ids, strict=True):
             first = group.reasons[0]["text"] if group.reasons else ""
