@@ -51,6 +51,7 @@ from detectors.anomaly.signals import (
     StoredEvent,
     activity_from,
     signin_from,
+    signin_order,
     to_columns,
 )
 
@@ -59,6 +60,17 @@ MODEL_KIND = "signin_forest"
 MIN_TRAINING_ROWS = 2000
 RESERVOIR = 50_000
 READ_STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS  # (provider, stream) pairs the models learn from
+
+
+def _canonical(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """A day's session features in one order whatever batches the day was judged in (the model's
+    training sample, and so the model, must not depend on how passes cut the day)."""
+    if not parts:
+        return np.zeros((0, len(session_model.FEATURES)), dtype=np.float32)
+    rows = np.concatenate(parts)
+    if len(rows) < 2:
+        return rows
+    return rows[np.lexsort(rows.T[::-1])]
 
 
 def stored(event: StoredEventRow) -> StoredEvent:
@@ -72,7 +84,14 @@ def stored(event: StoredEventRow) -> StoredEvent:
         event.ip,
         event.country,
         event.raw or {},
+        event.provider_event_id,
     )
+
+
+def event_order(event: StoredEvent) -> tuple[datetime, str, str, str, int]:
+    """Events in event time, those of one instant by provider id: the order events are judged in,
+    whatever order (ids) they were stored in."""
+    return (event.occurred_at, event.provider, event.stream, event.key, event.id)
 
 
 @dataclass
@@ -165,7 +184,7 @@ class AnomalyEngine:
         baseline the later ones are judged against, as if collected live.
         """
         by_day: dict[int, list[StoredEvent]] = {}
-        for event in sorted(events, key=lambda e: (e.occurred_at, e.id)):
+        for event in sorted(events, key=event_order):
             by_day.setdefault(int(event.occurred_at.timestamp() // 86400), []).append(event)
         result = BatchResult()
         for day in sorted(by_day):
@@ -215,8 +234,7 @@ class AnomalyEngine:
         cols = to_columns(self._today_signins)
         self.builder.add_signins(cols)
         self.builder.add_activities(self._today_activities)
-        for rows in self._today_features:
-            self._remember(rows)
+        self._remember(_canonical(self._today_features))
         self._maybe_retrain(cols.ts.max() if len(cols) else None)
         self._today_signins, self._today_activities, self._today_features = [], [], []
 
@@ -239,7 +257,7 @@ class AnomalyEngine:
                 and not self.config.is_allowed(signin.ip)
             ):
                 before = previous.get(signin.actor)
-                if before is None or (signin.ts, signin.event_id) > (before.ts, before.event_id):
+                if before is None or signin_order(signin) > signin_order(before):
                     previous[signin.actor] = signin
         for signin in previous.values():
             chosen[signin.event_id] = signin

@@ -62,7 +62,17 @@ COLUMNS = [
     _TABLE.c.action,
     _TABLE.c.ip,
     _TABLE.c.country,
+    _TABLE.c.provider_event_id,
     type_coerce(_TABLE.c.raw, LargeBinary).label("raw"),
+]
+# The order events are judged and replayed in: event time, one instant's events by their provider
+# identity (unique: connection, stream, provider id), never by id (the order they were stored in).
+JUDGING_ORDER = [
+    col(Event.occurred_at),
+    col(Event.provider),
+    col(Event.stream),
+    col(Event.provider_event_id),
+    col(Event.connection_id),
 ]
 ID_COLUMNS = [col(Event.id), col(Event.occurred_at)]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -140,6 +150,7 @@ def _events(rows: Iterable[Any]) -> _Read:
                 row.ip,
                 row.country,
                 LazyRaw(bytes(raw)) if raw is not None else {},
+                row.provider_event_id,
             )
         )
     return _Read(events, connections)
@@ -229,7 +240,7 @@ def _judged_before(session: Session, position: int, days: int) -> list[StoredEve
         sa_select(*COLUMNS)
         .where(_seen(session), col(Event.occurred_at) < _at(position))
         .where(col(Event.occurred_at) >= _at(position) - timedelta(days=days))
-        .order_by(col(Event.occurred_at), col(Event.id))
+        .order_by(*JUDGING_ORDER)
     )
     return _events(session.execute(query)).events
 
@@ -239,7 +250,7 @@ def _judged_between(session: Session, start: int, end: int) -> list[StoredEvent]
     query = (
         sa_select(*COLUMNS)
         .where(_seen(session), col(Event.occurred_at) >= _at(start), col(Event.occurred_at) < _at(end))
-        .order_by(col(Event.occurred_at), col(Event.id))
+        .order_by(*JUDGING_ORDER)
     )
     return _events(session.execute(query)).events
 
@@ -265,46 +276,61 @@ def _full_rows(session: Session, ids: list[int]) -> list[Any]:
     return [found[i] for i in ids if i in found]
 
 
+def _scan(session: Session, position: int, limit: int) -> tuple[list[int], bool]:
+    """Move the id reader over every anomaly-stream event committed since the last pass (ids and
+    times only). Returns the ids of the late arrivals among them (stored after the event-time
+    cursor, at `position`, had passed their time), at most about `limit`, and whether the reader
+    got to the end: only then has it seen everything the window may judge."""
+    late: list[int] = []
+    while True:
+        rows = READER.read(session, limit, columns=ID_COLUMNS)
+        READER.advance(session, rows)
+        late.extend(int(row.id) for row in rows if _micros(row.occurred_at) < position)
+        if len(rows) < limit:
+            return late, True
+        if len(late) >= limit:
+            return late, False
+
+
 def anomaly_pass(
     session: Session, engine: AnomalyEngine, *, until: datetime | None = None, limit: int = 20_000
 ) -> AnomalyPass:
     """Judge, in the caller's transaction, the stored events of the anomaly streams up to `until`.
 
     Events are judged in event time, not in the order they were stored: the event-time cursor
-    (`TIME_CURSOR`, microseconds) says everything before it was judged, and a pass judges the
-    seen events from it up to `until` (the time every stream the engine reads is collected to:
-    see `pipeline`; None when nothing is being collected), then moves it there. An event stored
-    after the cursor passed its time (a late arrival) is found by the id reader and judged
-    against what is known then. So the findings of a run do not depend on the order pages were
-    committed or how a crash cut the work, only on what was stored and collected up to when.
+    (`TIME_CURSOR`, microseconds) says everything before it was judged. A pass first moves the
+    id reader over every event committed since the last pass; those whose time the cursor had
+    passed are late arrivals, judged now against what is known. Then it judges every seen event
+    from the cursor up to `until` (the time every stream the engine reads is collected to: see
+    `pipeline.watermark`; None when nothing is being collected), at most `limit` of them cut
+    between two instants, one instant's events ordered by provider id (`JUDGING_ORDER`), and
+    moves the cursor there. Whether an event is judged in its place or late thus depends on its
+    time and on what was stored when the cursor passed it, never on ids or on `limit`.
     """
     clock = TIME_CURSOR_READER.row(session)
     position = int(clock.position)
-    # The id reader's rows are read without their payloads: most are judged from the time window
-    # below; only the late ones (stored after the cursor passed their time) are read in full.
-    fresh = READER.read(session, limit, columns=ID_COLUMNS)
-    READER.advance(session, fresh)
-    late = _full_rows(session, [row.id for row in fresh if _micros(row.occurred_at) < position])
-    query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
-    if until is not None:
-        query = query.where(col(Event.occurred_at) < until)
-    window = list(
-        session.execute(query.order_by(col(Event.occurred_at), col(Event.id)).limit(limit + 1)).all()
-    )
-    out = AnomalyPass(pending=len(fresh) >= limit)
-    if len(window) > limit:  # the rest of the window next pass, cut between two instants
-        cut = window[limit].occurred_at
-        kept = [e for e in window if e.occurred_at < cut]
-        if kept:
-            window, position = kept, _micros(cut)
-        else:  # more events at one instant than a pass holds: that instant whole
-            same = query.where(col(Event.occurred_at) == cut).order_by(col(Event.id))
-            window, position = list(session.execute(same).all()), _micros(cut) + 1
-        out.pending = True
-    elif until is not None:
-        position = max(position, _micros(until))
-    elif window:
-        position = max(position, _micros(window[-1].occurred_at) + 1)
+    late_ids, complete = _scan(session, position, limit)
+    late = _full_rows(session, late_ids)
+    window: list[Any] = []
+    out = AnomalyPass(pending=not complete)
+    if complete:  # else more late arrivals wait: the window waits until the reader has seen all
+        query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
+        if until is not None:
+            query = query.where(col(Event.occurred_at) < until)
+        window = list(session.execute(query.order_by(*JUDGING_ORDER).limit(limit + 1)).all())
+        if len(window) > limit:  # the rest of the window next pass, cut between two instants
+            cut = window[limit].occurred_at
+            kept = [e for e in window if e.occurred_at < cut]
+            if kept:
+                window, position = kept, _micros(cut)
+            else:  # more events at one instant than a pass holds: that instant whole
+                same = query.where(col(Event.occurred_at) == cut).order_by(*JUDGING_ORDER)
+                window, position = list(session.execute(same).all()), _micros(cut) + 1
+            out.pending = True
+        elif until is not None:
+            position = max(position, _micros(until))
+        elif window:
+            position = max(position, _micros(window[-1].occurred_at) + 1)
     read = _events(late + window)
     if read.events:
         result = engine.process(read.events)

@@ -82,6 +82,8 @@ class StoredEvent:
     ip: str | None
     country: str | None
     raw: Mapping[str, Any]
+    # the provider's id of the event: orders events of one instant whatever order they were stored in
+    key: str = ""
 
 
 def _get(raw: Mapping[str, Any], *path: str) -> Any:
@@ -166,6 +168,7 @@ class SignIn:
     longitude: float | None
     outcome: Outcome
     city: str | None = None
+    key: str = ""  # the event's provider id: orders one person's sign-ins of the same instant
 
     @property
     def at(self) -> datetime:
@@ -238,6 +241,7 @@ def signin_from(event: StoredEvent, geo: GeoLocator) -> SignIn | None:
         longitude=float(lon) if lon is not None else None,
         outcome=outcome,
         city=city,
+        key=event.key,
     )
 
 
@@ -294,8 +298,13 @@ class SignInColumns:
         return len(self.event_id)
 
 
+def signin_order(signin: SignIn) -> tuple[str, float, str, str]:
+    """Sign-ins by person and time, those of one instant by provider id (never by storage id)."""
+    return (signin.actor, signin.ts, signin.provider, signin.key)
+
+
 def to_columns(signins: Iterable[SignIn]) -> SignInColumns:
-    rows = sorted(signins, key=lambda s: (s.actor, s.ts, s.event_id))
+    rows = sorted(signins, key=signin_order)
     n = len(rows)
     lat = np.array([s.latitude if s.latitude is not None else np.nan for s in rows], dtype=np.float64)
     lon = np.array([s.longitude if s.longitude is not None else np.nan for s in rows], dtype=np.float64)
