@@ -22,7 +22,7 @@ Plugging in a detector::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,10 @@ class Detector(Protocol):
 
     def detect(self, session: Session, events: Sequence[StoredEvent]) -> Iterable[FindingDraft]: ...
 
+
+# Given each batch's events (decoded, read-only) after the rules ran: the anomaly stage's handoff
+# keeps what it needs of them, so their records are not decoded a second time.
+BatchObserver = Callable[[Sequence[StoredEvent]], None]
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules" / "detections"
 
@@ -181,8 +185,9 @@ class DetectionPipeline:
         ).all()
         self.engine.warm_up(event_record(EventRow._make(row)) for row in replay)
 
-    def run_batch(self, session: Session) -> PipelineResult:
-        """Process the next batch after the cursor, in the caller's transaction."""
+    def run_batch(self, session: Session, *, observe: BatchObserver | None = None) -> PipelineResult:
+        """Process the next batch after the cursor, in the caller's transaction; `observe` is
+        given the batch's events once the rules have run (the anomaly stage's handoff)."""
         position = self.cursor.row(session).position
         if self._position != position:  # first batch, or the cursor moved without this engine
             if self._position is not None:
@@ -218,17 +223,21 @@ class DetectionPipeline:
                 session.add(row)
                 result.suppressed += count
         result.errors.extend(str(e) for e in batch.errors[:100])
+        if observe is not None:
+            observe(events)
         self.cursor.advance(session, events)
         self._position = self.cursor.row(session).position
         return result
 
-    def run(self, db: Database, *, max_batches: int | None = None) -> PipelineResult:
+    def run(
+        self, db: Database, *, max_batches: int | None = None, observe: BatchObserver | None = None
+    ) -> PipelineResult:
         """Process everything stored so far, one transaction per batch."""
         total = PipelineResult()
         batches = 0
         while max_batches is None or batches < max_batches:
             with db.session() as session:
-                result = self.run_batch(session)
+                result = self.run_batch(session, observe=observe)
             total.add(result)
             batches += 1
             if result.events < self.batch_size:
@@ -265,13 +274,20 @@ def detect_new(
         pipeline = DetectionPipeline(load_default_pack(configured), batch_size=configured.pipeline_batch_size)
         if cache is not None:
             cache[key] = pipeline
-    result = pipeline.run(db, max_batches=max_batches)
+    handoff = None
+    if with_anomaly:
+        from detectors.anomaly import signal_handoff
+
+        handoff = signal_handoff(db, settings, cache)
+    result = pipeline.run(db, max_batches=max_batches, observe=handoff.offer if handoff is not None else None)
     with db.session(readonly=True) as session:
         result.pending = pipeline.cursor.pending(session)
     if with_anomaly:
         from detectors.anomaly import detect_anomalies
 
-        report = detect_anomalies(db, settings, until=anomaly_until, cache=cache, max_batches=max_batches)
+        report = detect_anomalies(
+            db, settings, until=anomaly_until, cache=cache, max_batches=max_batches, handoff=handoff
+        )
         result.created += report.findings_created
         result.updated += report.findings_updated
         result.findings.extend(report.findings)

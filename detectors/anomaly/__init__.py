@@ -8,7 +8,7 @@ Settings: :class:`AnomalyConfig` (env prefix ``TENANTGUARD_ANOMALY_``).
 
 from detectors.anomaly.config import AnomalyConfig
 from detectors.anomaly.engine import AnomalyEngine
-from detectors.anomaly.service import AnomalyReport, build_baselines, detect_anomalies
+from detectors.anomaly.service import AnomalyReport, build_baselines, detect_anomalies, signal_handoff
 
 __all__ = [
     "AnomalyConfig",
@@ -16,4 +16,5 @@ __all__ = [
     "AnomalyReport",
     "build_baselines",
     "detect_anomalies",
+    "signal_handoff",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlmodel import Session, col, delete, select
@@ -55,6 +56,9 @@ from detectors.anomaly.signals import (
     to_columns,
 )
 
+if TYPE_CHECKING:
+    from detectors.anomaly.handoff import SignalHandoff
+
 log = logging.getLogger(__name__)
 MODEL_KIND = "signin_forest"
 MIN_TRAINING_ROWS = 2000
@@ -71,6 +75,21 @@ def _canonical(parts: Sequence[np.ndarray]) -> np.ndarray:
     if len(rows) < 2:
         return rows
     return rows[np.lexsort(rows.T[::-1])]
+
+
+def configured_locator(config: AnomalyConfig) -> GeoLocator:
+    """The GeoIP lookup the configuration names (one per configuration, shared)."""
+    return default_locator(
+        str(config.geoip_database) if config.geoip_database else None,
+        str(config.geoip_asn_database) if config.geoip_asn_database else None,
+    )
+
+
+def read_signals(event: StoredEvent, geo: GeoLocator) -> tuple[SignIn | None, Activity | None]:
+    """The event as a sign-in and as a file activity (either or both may be None); raises on a
+    record it cannot read."""
+    signin = signin_from(event, geo) if (event.provider, event.stream) in SIGNIN_STREAMS else None
+    return signin, activity_from(event)
 
 
 def stored(event: StoredEventRow) -> StoredEvent:
@@ -116,10 +135,7 @@ class AnomalyEngine:
     ) -> None:
         self.config = config or AnomalyConfig()
         self.models_dir = models_dir
-        self.geo = geo or default_locator(
-            str(self.config.geoip_database) if self.config.geoip_database else None,
-            str(self.config.geoip_asn_database) if self.config.geoip_asn_database else None,
-        )
+        self.geo = geo or configured_locator(self.config)
         self.builder = BaselineBuilder()
         self.forest: session_model.ForestArrays | None = None
         self.model_trained_ts: float | None = None
@@ -134,6 +150,8 @@ class AnomalyEngine:
         # the event-time cursor this engine's state reflects (None: unknown), and passes run
         self.position: int | None = None
         self.passes = 0
+        # signals the rules stage already read (`detectors.anomaly.handoff`), if the caller has one
+        self.handoff: SignalHandoff | None = None
 
     # ------------------------------------------------------------ state
 
@@ -204,20 +222,23 @@ class AnomalyEngine:
     def _read(
         self, events: Sequence[StoredEvent]
     ) -> tuple[list[SignIn], list[Activity], list[tuple[StoredEvent, str]]]:
-        """Each event as a sign-in and/or an activity; one that cannot be read is set aside with
-        its reason instead of costing its batch."""
+        """Each event as a sign-in and/or an activity (taken from the handoff when the rules stage
+        already read it); one that cannot be read is set aside with its reason instead of costing
+        its batch."""
         signins: list[SignIn] = []
         activities: list[Activity] = []
         rejected: list[tuple[StoredEvent, str]] = []
+        handoff = self.handoff
         for event in events:
-            try:
-                signin = (
-                    signin_from(event, self.geo) if (event.provider, event.stream) in SIGNIN_STREAMS else None
-                )
-                activity = activity_from(event)
-            except Exception as exc:  # noqa: BLE001 - any shape a provider sends; quarantined with the reason
-                rejected.append((event, f"{type(exc).__name__}: {exc}"[:500]))
-                continue
+            taken = handoff.take(event.id, event.key) if handoff is not None else None
+            if taken is not None:
+                signin, activity = taken.signin, taken.activity
+            else:
+                try:
+                    signin, activity = read_signals(event, self.geo)
+                except Exception as exc:  # noqa: BLE001 - any shape a provider sends; quarantined with the reason
+                    rejected.append((event, f"{type(exc).__name__}: {exc}"[:500]))
+                    continue
             if signin is not None:
                 signins.append(signin)
             if activity is not None:

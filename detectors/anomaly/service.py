@@ -28,7 +28,8 @@ from core.packing import unpack
 from core.quarantine import quarantine
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
-from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine
+from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, configured_locator
+from detectors.anomaly.handoff import SignalHandoff
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import StoredEvent, activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
@@ -378,10 +379,12 @@ def detect_anomalies(
     cache: dict[str, Any] | None = None,
     max_batches: int | None = None,
     batch_size: int = 20_000,
+    handoff: SignalHandoff | None = None,
 ) -> AnomalyReport:
     """Judge the stored events up to `until` (see `anomaly_pass`), one transaction per pass;
     write findings. `cache` (the caller's, e.g. the running cycle's) keeps the engine between
-    calls; it is only a shortcut (see `prepared_engine`)."""
+    calls, `handoff` what the rules stage already read of the events; both are only shortcuts
+    (see `prepared_engine`, `detectors.anomaly.handoff`)."""
     config = config or (settings or db.settings).anomaly
     models_dir = settings.models_dir if settings is not None else None
     key = f"{db.url}|anomaly"
@@ -391,6 +394,7 @@ def detect_anomalies(
     while max_batches is None or passes < max_batches:
         with db.session() as session:
             engine = prepared_engine(session, engine, config, models_dir)
+            engine.handoff = handoff
             engine.position = None  # until this transaction commits
             done = anomaly_pass(session, engine, until=until, limit=batch_size)
             report.errors.extend(done.errors)
@@ -430,6 +434,18 @@ def detect_anomalies(
         if not done.pending:
             break
     return report
+
+
+def signal_handoff(db: Database, settings: Settings | None, cache: dict[str, Any] | None) -> SignalHandoff:
+    """The handoff from the rules stage to this one: the caller's (kept in `cache` between calls,
+    as the engine is), else a new one for this call."""
+    key = f"{db.url}|anomaly.handoff"
+    handoff = cache.get(key) if cache is not None else None
+    if handoff is None:
+        handoff = SignalHandoff(configured_locator((settings or db.settings).anomaly))
+        if cache is not None:
+            cache[key] = handoff
+    return handoff
 
 
 def build_baselines(

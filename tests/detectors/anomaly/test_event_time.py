@@ -183,7 +183,9 @@ def _same_instant() -> list[Row]:
     return [
         signin_row(entra_signin("user11@acme.test", at, NEW_YORK), at),
         signin_row(entra_signin("user11@acme.test", at, LAGOS_HOSTING, host=3), at),
-        signin_row(entra_signin("user11@acme.test", at + timedelta(minutes=30), CHICAGO), at + timedelta(minutes=30)),
+        signin_row(
+            entra_signin("user11@acme.test", at + timedelta(minutes=30), CHICAGO), at + timedelta(minutes=30)
+        ),
     ]
 
 
