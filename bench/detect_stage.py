@@ -8,9 +8,9 @@ A/B of detection should not re-collect every run).
 entries by cumulative and own time in DIR/detect.txt). ``run`` copies DB to a temporary directory and, in a child process (so ``ru_maxrss`` is the
 stages' alone, collection excluded), runs the cycle's detect stage and then identity and
 incidents (so the outcome file also says which incidents were built); it prints one JSON line:
-events, findings, incidents, detect seconds and events/s, CPU seconds, peak RSS before and after
-detect. ``--outcome`` writes what was concluded by provider identity (findings by rule and
-evidence, incidents), as bench/e2e.py's ``TENANTGUARD_BENCH_OUTCOME`` does: two commits' files are
+events, findings, incidents, detect seconds and events/s, CPU seconds, raw records decoded during
+detect (and per event), peak RSS before and after detect. ``--outcome`` writes what was concluded
+by provider identity (findings by rule and evidence, incidents), as bench/e2e.py's ``TENANTGUARD_BENCH_OUTCOME`` does: two commits' files are
 equal when they found the same. SQLite only (the database is a file to copy); the encryption key
 the collection wrote with is kept next to it (DB with the suffix ``.key``).
 """
@@ -97,7 +97,25 @@ class _PeakWatch:
         self._thread.join()
 
 
+class _DecodeCount:
+    """Counts the stored raw records unpacked (`core.packing.unpack` calls): installed before any
+    product module imports the function by name, so every caller goes through it."""
+
+    def __init__(self) -> None:
+        import core.packing
+
+        self.calls = 0
+        unpack = core.packing.unpack
+
+        def counted(data: bytes) -> Any:
+            self.calls += 1
+            return unpack(data)
+
+        core.packing.unpack = counted
+
+
 def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> dict[str, Any]:
+    decodes = _DecodeCount()
     from bench.e2e import _count
     from core.db import Database
     from core.settings import Settings
@@ -118,7 +136,9 @@ def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> 
         profiler.enable()
     watch = _PeakWatch()
     cpu, start = time.process_time(), time.perf_counter()
+    decodes.calls = 0
     result = cycle.run_stage(stages["detect"], ctx)
+    out["raw_decodes_detect"] = decodes.calls
     watch.stop()
     out["peak_rss_detect"] = watch.peak
     out["peak_at"] = watch.where
@@ -143,6 +163,7 @@ def child(url: str, data_dir: str, profile: str | None, outcome: str | None) -> 
     out["findings"] = _count(db, "finding")
     out["incidents"] = _count(db, "incident")
     out["detect_events_per_s"] = out["events"] / out["detect_seconds"]
+    out["raw_decodes_per_event"] = round(out["raw_decodes_detect"] / max(1, out["events"]), 3)
     if outcome:
         from bench.chaos_outcome import snapshot
 

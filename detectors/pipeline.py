@@ -10,6 +10,10 @@ moves in the same transaction as the findings, so a crash loses or repeats nothi
 After a restart the engine's windows are rebuilt by replaying the stored events of the last
 `replay_horizon` seconds before the cursor with emission off.
 
+`detect_new` runs the anomaly stage after the rules (in event time, its own cursors); each batch's
+decoded events are offered to it (`observe`, `detectors.anomaly.handoff`), so the anomaly stage
+does not decode their raw records a second time.
+
 Plugging in a detector::
 
     class ImpossibleTravel:

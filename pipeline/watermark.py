@@ -7,7 +7,9 @@ older than the time every stream it reads (of every enabled connection) has comp
 to, the stream's checkpoint high water. A stream that has not finished its first window holds
 everything; a failing stream, or one whose checkpoint has not moved for `HOLD_SECONDS` (nothing
 runs it), holds nothing: what it delivers later is judged as a late arrival, against what is
-known then. With no such stream configured there is nothing to wait for.
+known then. With no such stream configured there is nothing to wait for. So whether an event is
+judged in its place or as a late arrival depends on its time and on when it was collected
+relative to this watermark, not on ids (`detectors.anomaly`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Anomaly detection over stored events, in event time, with its own cursors.
 
 - :func:`detect_anomalies` judges the stored events up to a time (`anomaly_pass`: an event-time
-  cursor, and an id reader for late arrivals); `detectors.pipeline.detect_new` runs it after the
-  rules, and the cycle passes the time every stream it reads is collected to.
+  cursor, and an id reader that tells late arrivals — stored after the cursor passed their time —
+  from events judged in their place); `detectors.pipeline.detect_new` runs it after the rules
+  (handing over what they read: `detectors.anomaly.handoff`), and the cycle passes the time every
+  stream it reads is collected to. The judgement rule: `detectors.anomaly`.
 - :func:`build_baselines` learns baselines from the last N days without reporting anything
   (a new tenant's backfill, before detection starts).
 """
