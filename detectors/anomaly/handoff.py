@@ -62,6 +62,11 @@ class SignalHandoff:
             for ident in list(held)[:excess]:
                 del held[ident]
 
+    def holds(self, event_id: int, key: str) -> bool:
+        """Whether `take` would return the event's signals."""
+        signals = self._held.get(event_id)
+        return signals is not None and signals.key == key
+
     def take(self, event_id: int, key: str) -> Signals | None:
         """The signals held for the event `event_id` (provider id `key`), removed; None if not held."""
         signals = self._held.pop(event_id, None)

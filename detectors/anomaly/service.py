@@ -68,6 +68,9 @@ COLUMNS = [
     _TABLE.c.provider_event_id,
     type_coerce(_TABLE.c.raw, LargeBinary).label("raw"),
 ]
+# The window's columns: no raw record, most events' signals were handed over by the rules stage
+# (`detectors.anomaly.handoff`); the others' records are read by id (`_raw_records`).
+WINDOW_COLUMNS = COLUMNS[:-1]
 # The order events are judged and replayed in: event time, one instant's events by their provider
 # identity (unique: connection, stream, provider id), never by id (the order they were stored in).
 JUDGING_ORDER = [
@@ -132,8 +135,10 @@ class _Read(NamedTuple):
     connections: dict[int, int | None]
 
 
-def _events(rows: Iterable[Any]) -> _Read:
-    """Rows of `COLUMNS` as the engine's events (one per id, in the order given)."""
+def _events(rows: Iterable[Any], raws: Mapping[int, bytes] | None = None) -> _Read:
+    """Rows of `COLUMNS` as the engine's events (one per id, in the order given); rows of
+    `WINDOW_COLUMNS` take their raw record from `raws` (an event without one there was handed
+    over: the engine does not read its record)."""
     events: list[StoredEvent] = []
     connections: dict[int, int | None] = {}
     for row in rows:
@@ -141,7 +146,7 @@ def _events(rows: Iterable[Any]) -> _Read:
         if ident in connections:
             continue
         connections[ident] = row.connection_id
-        raw = row.raw
+        raw = row.raw if raws is None else raws.get(ident)
         events.append(
             StoredEvent(
                 ident,
@@ -295,6 +300,22 @@ def _scan(session: Session, position: int, limit: int) -> tuple[list[int], bool]
             return late, False
 
 
+def _raw_records(session: Session, ids: list[int]) -> dict[int, bytes]:
+    """The packed raw records of the events of `ids`."""
+    found: dict[int, bytes] = {}
+    for start in range(0, len(ids), 1000):
+        query = sa_select(_TABLE.c.id, COLUMNS[-1]).where(col(Event.id).in_(ids[start : start + 1000]))
+        found.update((int(row.id), bytes(row.raw)) for row in session.execute(query) if row.raw is not None)
+    return found
+
+
+def _window_events(session: Session, rows: list[Any], handoff: SignalHandoff | None) -> _Read:
+    """The window's rows as the engine's events, raw records read only for those not handed over."""
+    held = handoff.holds if handoff is not None else None
+    missing = [int(r.id) for r in rows if held is None or not held(int(r.id), r.provider_event_id)]
+    return _events(rows, _raw_records(session, missing))
+
+
 def anomaly_pass(
     session: Session, engine: AnomalyEngine, *, until: datetime | None = None, limit: int = 20_000
 ) -> AnomalyPass:
@@ -317,7 +338,7 @@ def anomaly_pass(
     window: list[Any] = []
     out = AnomalyPass(pending=not complete)
     if complete:  # else more late arrivals wait: the window waits until the reader has seen all
-        query = sa_select(*COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
+        query = sa_select(*WINDOW_COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
         if until is not None:
             query = query.where(col(Event.occurred_at) < until)
         window = list(session.execute(query.order_by(*JUDGING_ORDER).limit(limit + 1)).all())
@@ -334,7 +355,10 @@ def anomaly_pass(
             position = max(position, _micros(until))
         elif window:
             position = max(position, _micros(window[-1].occurred_at) + 1)
-    read = _events(late + window)
+    read = _events(late)
+    windowed = _window_events(session, window, engine.handoff)
+    read.events.extend(windowed.events)
+    read.connections.update(windowed.connections)
     if read.events:
         result = engine.process(read.events)
         out.errors = quarantine_rejected(session, result.rejected, read.connections)
