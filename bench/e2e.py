@@ -122,6 +122,8 @@ class RunResult:
     # the simulator's serving cost during the collect stage (differences of two GET /_sim/stats)
     simulator_serving: dict[str, float] | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # the product process's, per stage
+    # the collect stage's runs, slowest first: [connection/stream, seconds, pages, new records]
+    collect_runs: list[list[Any]] = field(default_factory=list)
 
 
 def _count(db: Any, table: str) -> int:
@@ -182,6 +184,9 @@ def child_main(spec: RunSpec) -> RunResult:
         result.seconds["seed"] = time.perf_counter() - start
         result.seeded_directly = True
         stages = [s for s in stages if s.name != "collect"]
+    only = [name for name in os.environ.get("TENANTGUARD_BENCH_E2E_ONLY", "").split(",") if name]
+    if only:  # e.g. "collect": iterate on one stage (the figures of the others are absent)
+        stages = [s for s in stages if s.name in only]
     ctx = cycle.context(max_batches=None, notify=False)
     for entry in stages:
         before = _serving_stats(spec.simulator_info) if entry.name == "collect" else None
@@ -193,6 +198,7 @@ def child_main(spec: RunSpec) -> RunResult:
         after = _serving_stats(spec.simulator_info) if before is not None else None
         if before is not None and after is not None:
             result.simulator_serving = {key: after[key] - before[key] for key in before}
+    result.collect_runs = _collect_runs(db)
     result.events = _count(db, "event")
     result.findings = _count(db, "finding")
     result.incidents = _count(db, "incident")
@@ -201,6 +207,30 @@ def child_main(spec: RunSpec) -> RunResult:
     result.idle_pass_seconds = None if result.seeded_directly else _idle_pass(cycle, ctx)
     db.dispose()
     return result
+
+
+def _collect_runs(db: Any) -> list[list[Any]]:
+    """Each stream run of the collect stage (its `collection_run` record), slowest first: where
+    the stage's wall time went (the stage lasts as long as its slowest chain of runs)."""
+    from sqlmodel import select
+
+    from core.models import Connection
+    from core.models.connection import CollectionRun
+
+    with db.session(readonly=True) as session:
+        rows = session.exec(
+            select(Connection.name, CollectionRun).where(Connection.id == CollectionRun.connection_id)
+        ).all()
+        runs = [
+            [
+                f"{name}/{run.stream}",
+                (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0,
+                run.pages,
+                run.records_new,
+            ]
+            for name, run in rows
+        ]
+    return sorted(runs, key=lambda run: -float(run[1]))
 
 
 def _serving_stats(info: dict[str, Any] | None) -> dict[str, float] | None:
@@ -236,6 +266,29 @@ def _write_outcome(db: Any, spec: RunSpec) -> None:
     path = Path(out) / f"{spec.scenario}-{spec.users}x{spec.days}-{backend}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    path.with_suffix(".events.sha256").write_text(_events_digest(db) + "\n")
+
+
+def _events_digest(db: Any) -> str:
+    """One hash of every stored event as the collector stored it — provider id, time, normalised
+    columns and the raw record (decoded, keys sorted) — in provider-id order: two collectors that
+    stored the same events byte for byte give the same digest, whatever order they stored them in."""
+    import hashlib
+
+    from sqlmodel import select
+
+    from core.models import Event
+
+    lines = []
+    with db.session(readonly=True) as session:
+        for e in session.exec(select(Event)).all():
+            fields = (e.provider, e.stream, e.provider_event_id, e.occurred_at.isoformat(), e.actor)
+            fields += (e.action, e.target, e.ip, e.country, e.outcome)
+            lines.append(orjson.dumps([*fields, e.raw], option=orjson.OPT_SORT_KEYS))
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line + b"\n")
+    return f"{digest.hexdigest()}  {len(lines)} events"
 
 
 @contextmanager
@@ -386,6 +439,18 @@ def catch_up_clock(info: dict[str, Any]) -> None:
         clock(orjson.dumps({"advance": behind}))
 
 
+def _print_collect_runs(backend: str, result: RunResult) -> None:
+    """The slowest stream runs of the collect stage, on stderr (not a figure: a profile aid)."""
+    slowest = ", ".join(
+        f"{name} {seconds:.1f}s/{pages}p/{new:,}" for name, seconds, pages, new in result.collect_runs[:8]
+    )
+    if slowest:
+        collect = result.seconds.get("collect", 0.0)
+        print(
+            f"e2e {backend}: collect {collect:.1f}s; slowest runs (s/pages/new): {slowest}", file=sys.stderr
+        )
+
+
 def _stats(values: list[float]) -> Stats:
     return Stats(statistics.median(values), min(values), max(values), len(values))
 
@@ -414,6 +479,7 @@ def backend_runs(backend: str, scale: Scale) -> tuple[list[RunResult], list[int]
                     check=True,
                 )
                 results.append(RunResult(**orjson.loads(out_path.read_bytes())))
+                _print_collect_runs(backend, results[-1])
                 added.append(database_bytes(url) - empty)
                 if run_index == 0:
                     sample = stored_events(url, LIMIT_SAMPLE)
