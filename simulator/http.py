@@ -223,9 +223,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
+            # headers and body in one write: one segment for small answers, no second wake-up
+            self._headers_buffer.append(b"\r\n")  # what end_headers() adds before flushing
             if self.command != "HEAD":
-                self.wfile.write(response.body)
+                self._headers_buffer.append(response.body)
+            self.flush_headers()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
         if not request.path.startswith("/_sim"):

@@ -128,7 +128,7 @@ def render_signin(ctx: RenderContext, record: Record) -> dict[str, Any]:
         "location": location(session),
         "appliedConditionalAccessPolicies": [
             {
-                "id": ctx.ids.guid("ca-policy", "require-mfa-all"),
+                "id": ctx.ids.constant_guid("ca-policy", "require-mfa-all"),
                 "displayName": "Require MFA for all users",
                 "enforcedGrantControls": ["Mfa"] if mfa else [],
                 "enforcedSessionControls": [],
@@ -519,6 +519,18 @@ RECORD_TYPES = {
 
 def content_type(record_body: dict[str, Any]) -> str:
     return CONTENT_TYPES.get(record_body.get("Workload", ""), "Audit.General")
+
+
+def record_content_type(ctx: RenderContext, record: Record) -> str:
+    """`content_type(render_unified_audit(ctx, record))` without rendering where the record's kind
+    decides the workload (every record but raw ones and extras that carry their own Workload):
+    the Management API's listings and blobs sort each hour's records by content type."""
+    kind, extra = record[2], record[5]
+    if kind == "raw" or (isinstance(extra, dict) and "Workload" in extra):
+        from simulator.render import render
+
+        return content_type(render(ctx, "m365:unified_audit", record))
+    return CONTENT_TYPES.get(RECORD_TYPES.get(kind, (8, "AzureActiveDirectory"))[1], "Audit.General")
 
 
 def render_unified_audit(ctx: RenderContext, record: Record) -> dict[str, Any]:

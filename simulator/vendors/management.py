@@ -8,11 +8,13 @@ the real service; blobs become listable once their hour has passed.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from simulator.activity import Record
 from simulator.http import Request, Response
 from simulator.render import render
-from simulator.render.m365 import content_type
+from simulator.render.m365 import record_content_type
 from simulator.server import ApiError
 from simulator.store import Window
 from simulator.timestamps import DAY, HOUR, parse_time, to_datetime, ual_time
@@ -145,7 +147,7 @@ class ManagementApi:
         size = self.sim.paging.management_blobs
         while bucket < end and len(blobs) < size:
             created = bucket + BUCKET
-            if start <= created < end and created <= asof and self._records(content, bucket, asof):
+            if start <= created < end and created <= asof and self._has_records(content, bucket, asof):
                 blobs.append(self._blob(request, content, bucket))
             bucket += BUCKET
         headers = {}
@@ -173,23 +175,32 @@ class ManagementApi:
 
     def _records(self, content: str, bucket: int, asof: int) -> list[dict[str, Any]]:
         """The records whose availability falls in this hour, for one content type."""
+        ctx = self.world.ctx
+        return [
+            render(ctx, STREAM, r)
+            for r in self._available(bucket, asof)
+            if record_content_type(ctx, r) == content
+        ]
+
+    def _has_records(self, content: str, bucket: int, asof: int) -> bool:
+        """Whether this hour has a blob of this content type (a listing names only those)."""
+        ctx = self.world.ctx
+        return any(record_content_type(ctx, r) == content for r in self._available(bucket, asof))
+
+    def _available(self, bucket: int, asof: int) -> Iterator[Record]:
+        """The stream's records whose availability falls in this hour (every content type)."""
         lag = self.world.scenario.lag.get(STREAM, 0)
         late = self.sim.faults.has_late()
         max_late = max([int((r.arg or 3600) * 1_000_000) for r in self.sim.faults.spec.rule("late")] or [0])
         window = Window(bucket - lag - max_late, bucket + BUCKET, descending=False)
-        out = []
         for record in self.world.store.iterate(STREAM, window):
             available = (
                 record[0]
                 + lag
                 + (self.sim.faults.late_delay("m365", "unified_audit", record[1]) if late else 0)
             )
-            if not bucket <= available < bucket + BUCKET or available > asof:
-                continue
-            body = render(self.world.ctx, STREAM, record)
-            if content_type(body) == content:
-                out.append(body)
-        return out
+            if bucket <= available < bucket + BUCKET and available <= asof:
+                yield record
 
     def blob(self, request: Request) -> Response:
         self._tenant(request)

@@ -62,11 +62,16 @@ def event_page(
         visible_at = record[0] + lag + (sim.faults.late_delay(provider, resource, record[1]) if late else 0)
         if visible_at > asof or (keep is not None and not keep(record)):
             continue
-        body = render(ctx, stream, record)
-        if predicate is not None and not predicate(body):
-            continue
-        if len(items) >= size and last is not None:
-            return Page(items, {"t": last[0], "u": last[1], "a": asof, "d": 1})
+        if predicate is None:  # this record is on the next page: no need to render it to know
+            if len(items) >= size and last is not None:
+                return Page(items, {"t": last[0], "u": last[1], "a": asof, "d": 1})
+            body = render(ctx, stream, record)
+        else:
+            body = render(ctx, stream, record)
+            if not predicate(body):
+                continue
+            if len(items) >= size and last is not None:
+                return Page(items, {"t": last[0], "u": last[1], "a": asof, "d": 1})
         items.append(body)
         last = (record[0], record[1])
     return Page(items, None)

@@ -235,3 +235,44 @@ def test_every_graph_response_has_a_request_id(make_simulator, graph):
         assert response.json()["error"]["innerError"]["request-id"] == response.headers["request-id"]
     assert responses[-1].headers["client-request-id"] == "caller-chosen-id"
     assert responses[0].headers["client-request-id"] == responses[0].headers["request-id"]
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        "createdDateTime ge 2026-03-02T06:00:00Z and createdDateTime lt 2026-03-03T00:00:00Z",
+        "createdDateTime ge 2026-03-02T06:00:00Z and createdDateTime lt 2026-03-03T00:00:00Z"
+        " and signInEventTypes/any(t: t ne 'interactiveUser')",
+        f"createdDateTime gt 2026-03-02T06:00:00Z and {NON_INTERACTIVE} and status/errorCode eq 0",
+        "createdDateTime le 2026-03-03T00:00:00Z and signInEventTypes/any(t: t eq 'interactiveUser')",
+        "(createdDateTime ge 2026-03-02T06:00:00Z and createdDateTime lt 2026-03-03T00:00:00Z)"
+        f" and {NON_INTERACTIVE}",
+        f"createdDateTime ge 2026-03-02T06:00:00Z or {NON_INTERACTIVE}",
+    ],
+)
+def test_signins_a_filter_decides_on_the_record_are_those_it_accepts_rendered(flt):
+    """What the sign-ins handler decides without rendering (the window's time, the kinds) keeps
+    exactly the records whose rendered item the whole filter accepts (interactive ones only unless
+    it names signInEventTypes), story records included."""
+    from simulator.odata import evaluate, parse_filter, time_bounds
+    from simulator.render import render
+    from simulator.store import Window
+    from simulator.vendors.graph.audit_logs import _interactive, _names_event_types, signin_filters
+    from simulator.world import build_world
+
+    world = build_world("token_theft", start="2026-03-01T00:00:00Z", users=20, days=3)
+    node = parse_filter(flt)
+    start, end = time_bounds(node, "createdDateTime")
+    window = Window(start or 0, end or 1 << 62, descending=True)
+    records = list(world.store.iterate("m365:signins", window))
+    keep, predicate = signin_filters(world.ctx, node)
+    served = [
+        r[1]
+        for r in records
+        if (keep is None or keep(r))
+        and (predicate is None or predicate(render(world.ctx, "m365:signins", r)))
+    ]
+    default = (lambda r: True) if _names_event_types(node) else _interactive
+    expected = [r[1] for r in records if default(r) and evaluate(node, render(world.ctx, "m365:signins", r))]
+
+    assert expected and served == expected

@@ -7,6 +7,12 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from simulator.render import m365 as m365_render
+from simulator.render import render
+from simulator.scenario import available_scenarios
+from simulator.world import build_world
 from tests.simulator.conftest import MANAGE_SCOPE
 from tests.simulator.test_management_api import iso, list_content
 
@@ -134,3 +140,16 @@ def test_audit_general_carries_teams_and_compliance_records(make_simulator, grap
     (cfo,) = [p for p in sim.truth["stories"][0]["people"] if p != search[0]["UserId"]]
     assert all(r["ExchangeLocations"] == [cfo] for r in search)
     assert {r["ClientIP"] for r in search} == set(sim.truth["stories"][0]["attacker_ips"])
+
+
+@pytest.mark.parametrize("name", available_scenarios())
+def test_an_hours_records_are_sorted_into_content_types_as_their_rendered_workload_says(name):
+    """The listings and blobs sort records by content type without rendering them (the record's
+    kind decides); raw records and story extras with their own Workload are rendered to know."""
+    world = build_world(name, start="2026-03-02T00:00:00Z", users=20, days=2)
+    records = list(world.store.all_records("m365:unified_audit"))
+
+    assert records
+    assert [m365_render.record_content_type(world.ctx, r) for r in records] == [
+        m365_render.content_type(render(world.ctx, "m365:unified_audit", r)) for r in records
+    ]

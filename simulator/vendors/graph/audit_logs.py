@@ -9,10 +9,13 @@ resource's properties, and every item carries only the properties its version ha
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from simulator.activity import Record
 from simulator.http import Request, Response
-from simulator.odata import AnyOf, Bool, equals_value, evaluate, time_bounds
+from simulator.odata import AnyOf, Bool, Compare, equals_value, evaluate, time_bounds
+from simulator.render import render
+from simulator.render.context import RenderContext
 from simulator.render.m365 import NONINTERACTIVE_KINDS
 from simulator.store import Window
 from simulator.vendors.graph.base import EVENT_STREAMS, GraphBase
@@ -50,6 +53,64 @@ def _interactive(record: Record) -> bool:
     return record[2] not in NONINTERACTIVE_KINDS
 
 
+_WINDOW_OPS = frozenset({"ge", "gt", "lt", "le", "eq"})
+# what a sign-in record decides without being rendered: its time (the store's window) and kind
+_RECORD_DECIDED = frozenset({"createdDateTime", "signInEventTypes"})
+
+
+def _time_clause(node: object, time_field: str) -> bool:
+    """A comparison `time_bounds` turned into the store's window (so every record read meets it)."""
+    if not isinstance(node, Compare) or node.path.lower() != time_field.lower() or node.op not in _WINDOW_OPS:
+        return False
+    return time_bounds(node, time_field) != (None, None)
+
+
+def _event_types_clause(node: object) -> bool:
+    return isinstance(node, AnyOf) and node.path.lower() == "signineventtypes"
+
+
+def _renders_itself(record: Record) -> bool:
+    """A raw record, or a story's overrides of what the record would decide: render to know."""
+    if record[2] == "raw":
+        return True
+    extra = record[5]
+    return len(extra) > 5 and bool(extra[5]) and not _RECORD_DECIDED.isdisjoint(extra[5])
+
+
+def signin_filters(
+    ctx: RenderContext, node: Any
+) -> tuple[Callable[[Record], bool] | None, Callable[[dict[str, Any]], bool] | None]:
+    """(keep, predicate) for a sign-ins `$filter`: what `keep` decides on the record (its kind;
+    its time is the store's window) is not rendered, nor evaluated again on the rendered item;
+    `predicate` tests the rest on the item. Same answers as evaluating the whole filter on every
+    rendered item: a record whose item could say otherwise (raw, or a story overriding its time or
+    kinds) is rendered and the whole filter evaluated."""
+    if node is None:
+        return _interactive, None
+    items = node.items if isinstance(node, Bool) and node.op == "and" else (node,)
+    kinds = [n for n in items if _event_types_clause(n)]
+    rest = [n for n in items if not _event_types_clause(n) and not _time_clause(n, "createdDateTime")]
+    if len(rest) == len(items):  # nothing decided on the record: as before
+        keep = _interactive if not _names_event_types(node) else None
+        return keep, lambda body: evaluate(node, body)
+    named = _names_event_types(node)
+
+    def keep(record: Record) -> bool:
+        if _renders_itself(record):
+            return (named or _interactive(record)) and evaluate(node, render(ctx, "m365:signins", record))
+        if not named:
+            return _interactive(record)
+        kind = {
+            "signInEventTypes": [
+                "nonInteractiveUser" if record[2] in NONINTERACTIVE_KINDS else "interactiveUser"
+            ]
+        }
+        return all(evaluate(n, kind) for n in kinds)
+
+    rest_node = rest[0] if len(rest) == 1 else Bool("and", tuple(rest))
+    return keep, (lambda body: evaluate(rest_node, body)) if rest else None
+
+
 class AuditLogs(GraphBase):
     def events_handler(self, name: str) -> Callable[[Request], Response]:
         stream, time_field, what = EVENT_STREAMS[name]
@@ -82,8 +143,11 @@ class AuditLogs(GraphBase):
                 self.sim.paging.graph_signins_default if name == "signins" else self.sim.paging.graph_default
             )
             size = self.top(request, default)
-            predicate = (lambda body: evaluate(node, body)) if node is not None else None
-            keep = _interactive if name == "signins" and not _names_event_types(node) else None
+            if name == "signins":
+                keep, predicate = signin_filters(self.sim.world.ctx, node)
+            else:
+                predicate = (lambda body: evaluate(node, body)) if node is not None else None
+                keep = None
             page = event_page(self.sim, stream, window, size, cursor, predicate, request.path, keep)
             items = [shape(entity, i, version) for i in page.items]
             if fields:
