@@ -94,18 +94,19 @@ def signin_filters(
         keep = _interactive if not _names_event_types(node) else None
         return keep, lambda body: evaluate(node, body)
     named = _names_event_types(node)
+    # a record's signInEventTypes is one of two values: the kinds clauses' answer for each
+    accepts = {
+        interactive: all(
+            evaluate(n, {"signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"]})
+            for n in kinds
+        )
+        for interactive in (True, False)
+    }
 
     def keep(record: Record) -> bool:
         if _renders_itself(record):
             return (named or _interactive(record)) and evaluate(node, render(ctx, "m365:signins", record))
-        if not named:
-            return _interactive(record)
-        kind = {
-            "signInEventTypes": [
-                "nonInteractiveUser" if record[2] in NONINTERACTIVE_KINDS else "interactiveUser"
-            ]
-        }
-        return all(evaluate(n, kind) for n in kinds)
+        return accepts[_interactive(record)] if named else _interactive(record)
 
     rest_node = rest[0] if len(rest) == 1 else Bool("and", tuple(rest))
     return keep, (lambda body: evaluate(rest_node, body)) if rest else None
