@@ -63,7 +63,7 @@ def activities_reader(application: str, max_window: timedelta | None = None) -> 
                 "applicationName": application,
                 "startTime": rfc3339(start),
                 "endTime": rfc3339(end),
-                "maxResults": min(ctx.page_size, 1000),
+                "maxResults": ctx.page_size_up_to(1000),
             }
             if ctx.setting("customer_id"):
                 params["customerId"] = ctx.setting("customer_id")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +16,7 @@ from collectors.streams.base import (
     StreamKind,
     StreamSpec,
     changed_users,
+    open_api,
     register,
 )
 from collectors.streams.windows import WindowPlan, event_pages
@@ -38,9 +41,18 @@ def graph_time(value: datetime) -> str:
 # ---- event streams (Graph audit logs) ---------------------------------------------------------
 
 
-def graph_event_reader(path: str, time_field: str, permission: str, extra_filter: str = "") -> Any:
+# the documented largest `$top` of the Graph reports a stream reads (saas-apis.md §7); None: the
+# configured page size (`page_size`, default 500)
+SIGNINS_MAX_TOP = 1000
+DIRECTORY_AUDITS_MAX_TOP = 1000
+
+
+def graph_event_reader(
+    path: str, time_field: str, permission: str, extra_filter: str = "", max_top: int | None = None
+) -> Any:
     def read(ctx: StreamContext) -> Iterator[Page]:
         api: M365Api = ctx.api
+        top = ctx.page_size_up_to(max_top) if max_top else ctx.page_size
 
         def fetch(start: datetime, end: datetime, token: Any) -> tuple[list[Any], Any, str]:
             if token:
@@ -48,7 +60,7 @@ def graph_event_reader(path: str, time_field: str, permission: str, extra_filter
             flt = f"{time_field} ge {graph_time(start)} and {time_field} lt {graph_time(end)}"
             if extra_filter:
                 flt = f"({flt}) and {extra_filter}"
-            return api.graph_page(path, {"$filter": flt, "$top": ctx.page_size}, permission)
+            return api.graph_page(path, {"$filter": flt, "$top": top}, permission)
 
         yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch)
 
@@ -68,6 +80,7 @@ def read_signins(ctx: StreamContext) -> Iterator[Page]:
     kinds = ctx.setting("signin_event_types") or ["interactiveUser", "nonInteractiveUser"]
     api: M365Api = ctx.api
     permission = "AuditLog.Read.All"
+    top = ctx.page_size_up_to(SIGNINS_MAX_TOP)
     for kind in kinds:
 
         def fetch(start: datetime, end: datetime, token: Any, kind: str = kind) -> tuple[list[Any], Any, str]:
@@ -75,12 +88,10 @@ def read_signins(ctx: StreamContext) -> Iterator[Page]:
                 return api.graph_page(token, None, permission)
             flt = f"createdDateTime ge {graph_time(start)} and createdDateTime lt {graph_time(end)}"
             if kind == "interactiveUser":
-                return api.graph_page(
-                    "auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission
-                )
+                return api.graph_page("auditLogs/signIns", {"$filter": flt, "$top": top}, permission)
             flt += " and signInEventTypes/any(t: t ne 'interactiveUser')"
             return api.graph_page(
-                f"{beta_url(ctx)}/auditLogs/signIns", {"$filter": flt, "$top": ctx.page_size}, permission
+                f"{beta_url(ctx)}/auditLogs/signIns", {"$filter": flt, "$top": top}, permission
             )
 
         yield from event_pages(ctx, WindowPlan.for_context(ctx), fetch, key=kind)
@@ -141,14 +152,50 @@ def _content_page(
             expect=list,
             check=_listing_problem,
         )
+    uris = [blob["contentUri"] for blob in listing]
+    if ctx.probe:
+        uris = uris[:1]
     records: list[Any] = []
-    for blob in listing:
-        uri = blob["contentUri"]
-        content, _ = api.request(uri, permission=permission, management=True, expect=list)
+    for content in _blob_contents(ctx, uris, permission):
         records.extend(content)
-        if ctx.probe:
-            break
     return records, response.headers.get("NextPageUri") or None, response.url
+
+
+BLOB_FETCHERS = 4  # content blobs of one listing page fetched at once (config `blob_fetchers`)
+
+
+def _blob_contents(ctx: StreamContext, uris: list[str], permission: str) -> Iterator[list[Any]]:
+    """Each blob's records, in listing order, fetched `blob_fetchers` at a time: a listing page
+    names up to a few dozen hourly blobs, and one request at a time left the stream waiting on
+    each answer in turn. The page is the same records in the same order either way (so are its
+    checkpoint and what a crash leaves); a blob that fails after its retries fails the page.
+    Each fetcher thread has its own API client (a requests.Session is not shared by threads)."""
+
+    def fetch(api: M365Api, uri: str) -> list[Any]:
+        content, _ = api.request(uri, permission=permission, management=True, expect=list)
+        return list(content)
+
+    workers = max(1, int(ctx.setting("blob_fetchers", BLOB_FETCHERS)))
+    if workers == 1 or len(uris) <= 1:
+        for uri in uris:
+            yield fetch(ctx.api, uri)
+        return
+    pool = ctx.extra.get("blob_pool")
+    if pool is None:
+        local = threading.local()
+
+        def own_api() -> M365Api:
+            api = getattr(local, "api", None)
+            if api is None:
+                api = local.api = open_api(ctx)
+            return api
+
+        pool = ctx.extra["blob_pool"] = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect-blobs"),
+            own_api,
+        )
+    executor, own_api = pool
+    yield from executor.map(lambda uri: fetch(own_api(), uri), uris)
 
 
 def read_unified_audit(ctx: StreamContext) -> Iterator[Page]:
@@ -156,16 +203,21 @@ def read_unified_audit(ctx: StreamContext) -> Iterator[Page]:
     plan = WindowPlan.for_context(
         ctx, max_window=timedelta(hours=23), max_age=timedelta(days=7) - timedelta(minutes=5)
     )
-    for content_type in types:
+    try:
+        for content_type in types:
 
-        def fetch(
-            start: datetime, end: datetime, token: Any, ct: str = content_type
-        ) -> tuple[list[Any], Any, str]:
-            return _content_page(ctx, ct, start, end, token)
+            def fetch(
+                start: datetime, end: datetime, token: Any, ct: str = content_type
+            ) -> tuple[list[Any], Any, str]:
+                return _content_page(ctx, ct, start, end, token)
 
-        yield from event_pages(ctx, plan, fetch, key=content_type)
-        if ctx.probe:
-            return
+            yield from event_pages(ctx, plan, fetch, key=content_type)
+            if ctx.probe:
+                return
+    finally:
+        pool = ctx.extra.pop("blob_pool", None)
+        if pool is not None:
+            pool[0].shutdown(wait=False, cancel_futures=True)
 
 
 # ---- snapshots --------------------------------------------------------------------------------
@@ -526,7 +578,12 @@ register(
         PROVIDER,
         "directory_audits",
         StreamKind.EVENTS,
-        graph_event_reader("auditLogs/directoryAudits", "activityDateTime", "AuditLog.Read.All"),
+        graph_event_reader(
+            "auditLogs/directoryAudits",
+            "activityDateTime",
+            "AuditLog.Read.All",
+            max_top=DIRECTORY_AUDITS_MAX_TOP,
+        ),
         "AuditLog.Read.All",
         300,
     )

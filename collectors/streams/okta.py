@@ -35,7 +35,7 @@ def read_logs(ctx: StreamContext) -> Iterator[Page]:
         params = {
             "since": _okta_time(start),
             "until": _okta_time(end),
-            "limit": min(ctx.page_size, 1000),
+            "limit": ctx.page_size_up_to(1000),
             "sortOrder": "ASCENDING",
         }
         return api.page("/api/v1/logs", params, permission="okta.logs.read")

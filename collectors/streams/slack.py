@@ -40,7 +40,7 @@ def read_audit(ctx: StreamContext) -> Iterator[Page]:
         params: dict[str, Any] = {
             "oldest": int(start.timestamp()),
             "latest": int(end.timestamp()),
-            "limit": min(ctx.page_size, 9999),
+            "limit": ctx.page_size_up_to(9999),
         }
         if token:
             params["cursor"] = token
