@@ -282,9 +282,9 @@ def _events_digest(db: Any) -> str:
     lines = []
     with db.session(readonly=True) as session:
         for e in session.exec(select(Event)).all():
-            fields = (e.provider, e.stream, e.provider_event_id, e.occurred_at.isoformat(), e.actor)
-            fields += (e.action, e.target, e.ip, e.country, e.outcome)
-            lines.append(orjson.dumps([*fields, e.raw], option=orjson.OPT_SORT_KEYS))
+            fields = [e.provider, e.stream, e.provider_event_id, e.occurred_at.isoformat(), e.actor]
+            fields += [e.action, e.target, e.ip, e.country, e.outcome, e.raw]
+            lines.append(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
     digest = hashlib.sha256()
     for line in sorted(lines):
         digest.update(line + b"\n")

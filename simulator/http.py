@@ -197,8 +197,9 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on small answers
     server: _Server
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's (not in its stubs): _handle writes it once
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return

@@ -91,8 +91,7 @@ def signin_filters(
     kinds = [n for n in items if _event_types_clause(n)]
     rest = [n for n in items if not _event_types_clause(n) and not _time_clause(n, "createdDateTime")]
     if len(rest) == len(items):  # nothing decided on the record: as before
-        keep = _interactive if not _names_event_types(node) else None
-        return keep, lambda body: evaluate(node, body)
+        return (_interactive if not _names_event_types(node) else None), lambda body: evaluate(node, body)
     named = _names_event_types(node)
     # a record's signInEventTypes is one of two values: the kinds clauses' answer for each
     accepts = {
