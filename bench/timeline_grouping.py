@@ -11,6 +11,8 @@ wall time says more about the neighbours than about the build), on SQLite and â€
 PostgreSQL answers (``TENANTGUARD_BENCH_POSTGRES_URL``, see bench.limits) â€” on PostgreSQL.
 
 Run: ``.venv/bin/python -m bench timeline_grouping`` (add ``--quick`` for a smoke run).
+One build, for A/B runs of two trees and profiles: ``.venv/bin/python -m bench.timeline_grouping
+--once [--postgres] [N]`` (``TENANTGUARD_BENCH_PROFILE=file`` writes a pyinstrument profile in CPU time).
 """
 
 from __future__ import annotations
@@ -258,7 +260,59 @@ def run(quick: bool = False) -> list[Figure]:
     return figures
 
 
+def build_once(n: int, postgres: bool = False, profile: str | None = None) -> str:
+    """One `build_incidents` over `n` synthetic findings on a fresh database, in CPU and wall time
+    (what an A/B of two trees alternates); with `profile`, a pyinstrument profile in CPU time."""
+    from contextlib import ExitStack
+
+    from timeline.build import build_incidents
+
+    rows = synthetic_findings(n)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if postgres:
+            from bench.limits import postgres_database
+
+            db = Database(stack.enter_context(postgres_database()))
+        else:
+            db = _fresh_database(Path(tmp), "once.db")
+        with db.session() as session:
+            session.execute(insert(Finding), rows)
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+            from pyinstrument.stack_sampler import get_stack_sampler
+
+            get_stack_sampler().timer_func = time.process_time
+            profiler = Profiler(interval=0.001, async_mode="disabled")
+            profiler.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        made = build_incidents(
+            db, Settings(data_dir=Path(tmp)), notify=False, now=START + timedelta(days=DAYS)
+        )
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler is not None and profile:
+            profiler.stop()
+            Path(profile).write_text(profiler.output_text(unicode=False, color=False))
+        db.dispose()
+    return (
+        f"build_incidents {n:,} findings ({'PostgreSQL' if postgres else 'SQLite'}, {len(made):,} incidents): "
+        f"CPU {cpu:.2f} s = {n / cpu:,.0f} findings/s, wall {wall:.2f} s = {n / wall:,.0f} findings/s"
+    )
+
+
 if __name__ == "__main__":
+    import os
     import sys
 
-    print_table(run(quick="--quick" in sys.argv))
+    if "--once" in sys.argv:
+        # python -m bench.timeline_grouping --once [--postgres] [N]; TENANTGUARD_BENCH_PROFILE=file
+        counts = [int(a) for a in sys.argv[1:] if a.isdigit()]
+        print(
+            build_once(
+                counts[0] if counts else 20_000,
+                "--postgres" in sys.argv,
+                os.environ.get("TENANTGUARD_BENCH_PROFILE"),
+            )
+        )
+    else:
+        print_table(run(quick="--quick" in sys.argv))
