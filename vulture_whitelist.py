@@ -114,3 +114,4 @@ _.jira_error  # core/models/response.py: stored, served by GET /response/inciden
 _.started_by  # core/models/response.py Drill: stored, served by GET /response/drills
 _.__getattr__  # cli.main: module attribute hook (`from cli.main import app`)
 _.deserialize  # providers/google.py OrjsonModel: googleapiclient's JsonModel hook
+_.timer_func  # bench/timeline_grouping.py: pyinstrument's stack sampler reads it (profiles in CPU time)
