@@ -89,6 +89,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.skip(reason=message))
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`make test`'s ``-n 4``: module-scoped fixtures built once, not once per worker (tests/scheduling.py)."""
+    if config.getoption("dist", "load") != "load":
+        return None  # an explicit --dist other than the default is honoured
+    from tests.scheduling import ModuleScopedFirst
+
+    return ModuleScopedFirst(config, log)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"tenantguard database: {config.getoption('--db')}"
 

@@ -34,7 +34,8 @@ from remediation import plan_for_incident
 from simulator.http import free_port
 from tests.factories import TEST_PEPPER, make_connection, make_finding, make_incident, make_principal
 
-pytestmark = pytest.mark.slow
+# six serve starts: each waits for a CPU on a loaded CI machine (300 s was not enough at load 20)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ITERATIONS = 6  # six kills at seeded moments: each mutation kind is cut mid-flight several times
 VICTIM = "alice@northwind.example"
