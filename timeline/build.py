@@ -561,6 +561,7 @@ class IncidentBuild:
                 i.keys or [],
                 self.ctx.identities,
                 i.linked_conversations or [],
+                last_seen=i.last_seen,
             )
             for i in pending
         ]

@@ -12,6 +12,9 @@ conversation window (``first_seen - before`` … ``last_seen + after``) contains
   security every day (an analyst closing alerts is no sign of anything);
 * 1 — it talks about security ("phishing", "not me", "MFA prompt", "compromised", ...).
 
+A message that only a person ties to the incident must be sent within `PERSON_ONLY_AFTER` (24 h)
+of the incident's last activity, not anywhere in the 72 h after it.
+
 It is attached when the score reaches 2, to the incident(s) with the best score (naming a person
 beats being written by one). Specific matches are settled first, so an analyst's reply in an
 incident's thread stays with that incident. Then the threads of attached messages are linked and
@@ -36,6 +39,12 @@ CHAT_MAX_AUTHORS = 3
 ROUTINE_SECURITY_MESSAGES = 3
 ROUTINE_LOOKBACK = timedelta(days=14)
 CHAT_REPLY_WINDOW = timedelta(minutes=30)
+# A message tied to an incident only through a person (written by, sent to or naming one of its
+# people, talking about security) counts up to this long after the incident's last activity; the
+# whole conversation window (`TimelineConfig.conversation_after`, 72 h) is for messages naming
+# something specific. A victim's "that wasn't me" comes within hours; one of the people talking
+# about some other alert two days later is not about this incident.
+PERSON_ONLY_AFTER = timedelta(hours=24)
 MAIL_STREAMS = frozenset({"mail", "gmail"})
 SECURITY_WORDS = (
     r"phish\w*",
@@ -141,6 +150,7 @@ class IncidentTerms:
     strong: Mapping[str, str]  # lower-case term -> what it is ("source IP 203.0.113.5")
     threads: frozenset[tuple[str, str, str]] = frozenset()
     channels: frozenset[tuple[str, str]] = frozenset()
+    person_window_end: datetime | None = None  # for person-only matches (PERSON_ONLY_AFTER); None: window_end
 
 
 @dataclass
@@ -163,8 +173,10 @@ def incident_terms(
     keys: Iterable[str],
     identities: IdentityIndex,
     linked: Iterable[Mapping[str, Any]] = (),
+    last_seen: datetime | None = None,
 ) -> IncidentTerms:
-    """Terms from an incident's entities and grouping keys (people through the identity index)."""
+    """Terms from an incident's entities and grouping keys (people through the identity index).
+    `last_seen` (the incident's last activity) bounds person-only matches (`PERSON_ONLY_AFTER`)."""
     strong: dict[str, str] = {
         f"inc-{incident_id}": "the incident",
         f"incident #{incident_id}": "the incident",
@@ -208,6 +220,7 @@ def incident_terms(
         strong,
         frozenset(threads),
         frozenset(channels),
+        None if last_seen is None else min(window[1], last_seen + PERSON_ONLY_AFTER),
     )
 
 
@@ -321,6 +334,13 @@ class ConversationLinker:
             incident = self.incidents[incident_id]
             if not self._in_window(incident, message):
                 continue
+            if (
+                incident_id not in strong
+                and incident_id not in files
+                and incident.person_window_end is not None
+                and message.sent_at > incident.person_window_end
+            ):
+                continue  # only a person ties it to the incident, and it is long after (PERSON_ONLY_AFTER)
             reasons = [
                 *sorted(set(strong.get(incident_id, ()))),
                 *sorted(set(files.get(incident_id, ()))),

@@ -147,6 +147,24 @@ def test_messages_outside_the_window_are_not_attached(db, settings, make_finding
     assert attached(db, incident_id) == {}
 
 
+def test_a_person_talking_about_security_long_after_the_incident_is_not_attached(
+    db, settings, make_finding, make_message
+) -> None:
+    # the victim is also someone who closes alerts: two days after her incident she writes about another one
+    make_finding("Impossible travel", people=["alice@northwind.example"], ips=["203.0.113.7"])
+    soon = make_message("that sign-in wasn't me", author="alice@northwind.example", sent_at=at(hours=20))
+    make_message(
+        "Closing yesterday's impossible travel alert: user was at the offsite",
+        author="alice@northwind.example",
+        sent_at=at(hours=40),
+    )
+    specific = make_message("203.0.113.7 is back in the firewall log", sent_at=at(hours=60))
+    [incident_id] = build_incidents(db, settings, notify=False)
+    # only a person ties the second message to the incident, and it is 40 h after it: not attached;
+    # a message naming the incident's IP still counts in the whole 72 h window
+    assert sorted(attached(db, incident_id)) == [soon, specific]
+
+
 def test_replies_in_the_thread_of_an_attached_message_follow_it(
     db, settings, make_finding, make_message
 ) -> None:
