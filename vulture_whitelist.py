@@ -115,3 +115,5 @@ _.started_by  # core/models/response.py Drill: stored, served by GET /response/d
 _.__getattr__  # cli.main: module attribute hook (`from cli.main import app`)
 _.deserialize  # providers/google.py OrjsonModel: googleapiclient's JsonModel hook
 _.timer_func  # bench/timeline_grouping.py: pyinstrument's stack sampler reads it (profiles in CPU time)
+_.pytest_xdist_make_scheduler  # tests/conftest.py: pytest-xdist hook
+_._split_scope  # tests/scheduling.py: xdist LoadScopeScheduling override
