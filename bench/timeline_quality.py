@@ -14,13 +14,16 @@ daily digests hold (mass changes, findings inside declared change windows) and t
 story incidents counted from when their first event could be read.
 
 Run: ``.venv/bin/python -m bench.timeline_quality [SCENARIO ...] [--quick] [--json] [--users N]
-[--days N]`` (a Markdown table per scenario; ``--json`` adds the full scores; ``--users 1000`` scores
-every scenario in a 1,000-user tenant instead of the scenario's own size, which is how the
-quiet-week figure per 1,000 users is measured), or ``python -m bench timeline_quality``.
+[--days N] [--collected DIR]`` (a Markdown table per scenario; ``--json`` adds the full scores;
+``--users 1000`` scores every scenario in a 1,000-user tenant instead of the scenario's own size,
+which is how the quiet-week figure per 1,000 users is measured; ``--collected DIR`` keeps each
+collected database in DIR and later runs score a copy of it with their own code, detect onwards),
+or ``python -m bench timeline_quality``.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -52,39 +55,79 @@ SCENARIOS = (
 
 
 def pipeline(
-    scenario: str, workdir: Path, **options: Any
+    scenario: str, workdir: Path, collected: Path | None = None, **options: Any
 ) -> tuple[Database, dict[str, Any], dict[str, float]]:
-    """Run the product over one scenario; returns the database, the truth and stage timings."""
+    """Run the product over one scenario; returns the database, the truth and stage timings.
+
+    With `collected` (a directory) the collected database and the truth are kept there after the
+    collect stage, and a later run with the same scenario and options starts from a copy of them
+    (detect onwards, with the code of that run): at 1,000 users collection is most of the time.
+    """
     from collectors import collect_once, connections_from_simulator
     from collectors.connections import sync_connections
-    from detectors.pipeline import detect_new
     from simulator.handle import start
-    from timeline import build_incidents
-    from timeline.digest import build_digests
 
-    timings: dict[str, float] = {}
+    path = workdir / f"{scenario}.db"
+    keys = {"encryption_key_file": collected / "encryption.key"} if collected else {}
+    settings = Settings(data_dir=workdir / scenario, database_url=f"sqlite:///{path}", **keys)
+    kept = _kept_database(collected, scenario, options) if collected else None
+    if kept is not None and kept.exists():
+        _copy_database(kept, path)
+        db = Database.from_settings(settings)
+        truth = json.loads(kept.with_suffix(".truth.json").read_text())
+        return db, truth, {"collect (kept)": 0.0, **_after_collect(db, settings)}
     handle = start(scenario, **options)
     try:
-        settings = Settings(data_dir=workdir / scenario, database_url=f"sqlite:///{workdir / scenario}.db")
         db = Database.from_settings(settings)
         db.upgrade()
         sync_connections(
             db, connections_from_simulator(handle.info, conversations=True), actor=Actor.system("bench")
         )
-        declare_changes(db, handle.truth)
-        for stage, run in (
-            ("collect", lambda: collect_once(db, settings)),
-            ("detect", lambda: detect_new(db, settings)),
-            ("identity", lambda: _identity(db)),
-            ("build", lambda: build_incidents(db, settings, notify=False)),
-            ("digest", lambda: build_digests(db, settings)),
-        ):
-            began = time.perf_counter()
-            run()
-            timings[stage] = time.perf_counter() - began
-        return db, handle.truth, timings
+        truth = handle.truth
+        declare_changes(db, truth)
+        began = time.perf_counter()
+        collect_once(db, settings)
+        timings = {"collect": time.perf_counter() - began}
     finally:
         handle.stop()
+    if kept is not None:
+        _copy_database(path, kept)
+        kept.with_suffix(".truth.json").write_text(json.dumps(truth, default=str))
+    return db, truth, {**timings, **_after_collect(db, settings)}
+
+
+def _after_collect(db: Database, settings: Settings) -> dict[str, float]:
+    from detectors.pipeline import detect_new
+    from timeline import build_incidents
+    from timeline.digest import build_digests
+
+    timings = {}
+    for stage, run in (
+        ("detect", lambda: detect_new(db, settings)),
+        ("identity", lambda: _identity(db)),
+        ("build", lambda: build_incidents(db, settings, notify=False)),
+        ("digest", lambda: build_digests(db, settings)),
+    ):
+        began = time.perf_counter()
+        run()
+        timings[stage] = time.perf_counter() - began
+    return timings
+
+
+def _kept_database(collected: Path, scenario: str, options: dict[str, Any]) -> Path:
+    collected.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(f"-{name}{value}" for name, value in sorted(options.items()))
+    return collected / f"{scenario}{suffix}.db"
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its WAL included), replacing `target`."""
+    import sqlite3
+
+    for extra in ("", "-wal", "-shm"):
+        Path(f"{target}{extra}").unlink(missing_ok=True)
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
 
 
 def declare_changes(db: Database, truth: dict[str, Any]) -> list[int]:
@@ -121,11 +164,12 @@ def _identity(db: Database) -> None:
     resolve_people(db)
 
 
-def score(scenario: str, workdir: Path, **options: Any) -> dict[str, Any]:
-    """Score one scenario; ``options`` go to the simulator (``users=1000`` for a 1,000-user tenant)."""
+def score(scenario: str, workdir: Path, collected: Path | None = None, **options: Any) -> dict[str, Any]:
+    """Score one scenario; ``options`` go to the simulator (``users=1000`` for a 1,000-user tenant),
+    `collected` keeps (or reuses) the collected database, see :func:`pipeline`."""
     from timeline.quality import score_against_truth
 
-    db, truth, timings = pipeline(scenario, workdir, **options)
+    db, truth, timings = pipeline(scenario, workdir, collected, **options)
     try:
         result = score_against_truth(db, truth)
         result["unmatched_details"] = _unmatched_details(db, result["unmatched_incidents"]["ids"])
@@ -239,13 +283,18 @@ if __name__ == "__main__":
             at = args.index(flag)
             options[flag[2:]] = int(args[at + 1])
             del args[at : at + 2]
+    collected = None
+    if "--collected" in args:
+        at = args.index("--collected")
+        collected = Path(args[at + 1])
+        del args[at : at + 2]
     names = [a for a in args if not a.startswith("--")] or list(
         SCENARIOS[:1] + SCENARIOS[-1:] if "--quick" in args else SCENARIOS
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            outcome = score(name, Path(tmp), **options)
+            outcome = score(name, Path(tmp), collected, **options)
             results.append(outcome)
             if "--json" in args:
                 print(
