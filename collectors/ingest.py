@@ -212,7 +212,9 @@ def entra_signin_from_portal_row(row: dict[str, Any], *, interactive: bool = Tru
         prop: cells[column] for column, prop in _ENTRA_SIGNIN_COLUMNS.items() if column in cells
     }
     code = str(cells.get("Sign-in error code") or "")
-    status: dict[str, Any] = {"errorCode": int(code) if code.lstrip("-").isdigit() else (code or None)}
+    status: dict[str, Any] = {
+        "errorCode": int(code) if code.isascii() and code.lstrip("-").isdigit() else (code or None)
+    }
     if cells.get("Failure reason"):
         status["failureReason"] = cells["Failure reason"]
     if cells.get("Status"):

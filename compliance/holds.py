@@ -174,7 +174,7 @@ def held_scope(session: Session) -> HeldScope:
             )
         ).all()
         for ref_type, ref_id in refs:
-            if ref_id and ref_id.isdigit():
+            if ref_id and ref_id.isascii() and ref_id.isdigit():
                 (scope.message_ids if ref_type == "message" else scope.event_ids).add(int(ref_id))
     return scope
 
@@ -182,7 +182,11 @@ def held_scope(session: Session) -> HeldScope:
 def _validate_target(session: Session, kind: HoldKind, target: str) -> str:
     target = target.strip()
     if kind is HoldKind.INCIDENT:
-        if not target.isdigit() or session.get(Incident, int(target)) is None:
+        # ASCII digits only: str.isdigit() also takes '¹', which int() refuses; 18 digits fit a 64-bit id
+        if (
+            not (target.isascii() and target.isdigit() and len(target) <= 18)
+            or session.get(Incident, int(target)) is None
+        ):
             raise HoldNotFoundError(f"no incident {target!r}: see `tenantguard incidents list`")
         return str(int(target))
     if "@" not in target:

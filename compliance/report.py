@@ -330,7 +330,8 @@ def resolve_tenant(session: Session, value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    row = session.get(Connection, int(text)) if text.isdigit() else None
+    numeric = text.isascii() and text.isdigit() and len(text) <= 18  # not '¹' (isdigit), not past 64 bits
+    row = session.get(Connection, int(text)) if numeric else None
     if row is None:
         row = session.exec(select(Connection).where(Connection.name == text)).first()
     if row is None or row.id is None:

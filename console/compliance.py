@@ -297,7 +297,7 @@ def request_exception(
         owner=owner,
         reason=reason,
         expires_at=expires_at,
-        connection_id=int(connection_id) if connection_id.isdigit() else None,
+        connection_id=int(connection_id) if connection_id.isascii() and connection_id.isdigit() else None,
     )
     try:
         with page.ctx.db.session() as session:

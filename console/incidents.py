@@ -265,7 +265,7 @@ def _numbers(text: str, what: str) -> list[int]:
     numbers = []
     for part in text.replace(",", " ").split():
         value = part.removeprefix("#")
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_ID:
             raise ValueError(f"{what}: {part!r} is not an incident number")
         numbers.append(int(value))
     if not numbers:

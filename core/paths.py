@@ -36,4 +36,7 @@ def dig(value: Any, *keys: str | int) -> Any:
 
 def get_path(value: Any, path: str) -> Any:
     """Follow a dotted path (``conditions.users.includeUsers``; ``items.0.id``) through nested data."""
-    return dig(value, *(int(part) if part.lstrip("-").isdigit() else part for part in path.split(".")))
+    return dig(
+        value,
+        *(int(part) if part.isascii() and part.lstrip("-").isdigit() else part for part in path.split(".")),
+    )

@@ -231,8 +231,9 @@ def handle_sms_reply(session: Session, form: Mapping[str, str], signature: str) 
         target = words.pop(1) if action == "reassign" else None
         page = latest_page_to(session, [("sms", sender), ("voice", sender)])
         incident_id = page.incident_id if page is not None else None
-        if len(words) > 1 and words[1].lstrip("#").isdigit():
-            incident_id = int(words[1].lstrip("#"))
+        number = words[1].lstrip("#") if len(words) > 1 else ""
+        if number.isascii() and number.isdigit() and len(number) <= 18:
+            incident_id = int(number)
         if incident_id is None:
             raise OncallRefused(f"no open page was sent to {sender}")
         actor = Actor(f"responder:{person.name}", Channel.API, f"twilio:{sid}")
