@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -38,6 +39,7 @@ from core.audit import Actor, AuditAction, Channel, record, verify_database
 from core.db import Database
 from core.models import ApiPrincipal, Finding, Incident, Role
 from core.settings import Settings
+from timeline.quality import score_against_truth
 
 ANALYST = "demo-analyst"
 APPROVER = "demo-approver"
@@ -70,6 +72,7 @@ class ScenarioOutcome:
     audit_records: int = 0
     audit_ok: bool = False
     audit_checkpoints: int = 0  # signed by the cycle's audit_checkpoint stage
+    against_truth: str = ""  # the incidents scored against the simulator's ground truth
 
 
 def _fresh_settings(base: Path, scenario: str) -> Settings:
@@ -187,6 +190,22 @@ def _run_cycle(db: Database, demo_settings: Settings, outcome: ScenarioOutcome) 
         console.print(Text(f"  {error}", style="yellow"))
 
 
+def _against_truth(quality: dict[str, Any]) -> str:
+    """What `timeline.quality.score_against_truth` found, in one line (bench.timeline_quality's figures)."""
+    one_urgent = sum(
+        1 for s in quality["per_story"] if len(s["incidents"]) == 1 and set(s["priorities"]) & {"P1", "P2"}
+    )
+    mttd = quality["mttd_from_readable_seconds"]
+    per_thousand = quality["incidents_per_1000_users_week"]
+    return (
+        f"{one_urgent} of {quality['stories']} stories one P1/P2 incident, "
+        f"{quality['stories_split']} split / {quality['stories_merged']} merged, "
+        f"{quality['decoys']['with_incident']} of {quality['decoys']['count']} decoys raised, "
+        f"{'—' if per_thousand is None else per_thousand} incidents per 1,000 users a week, "
+        f"MTTD from readable {'—' if mttd is None else f'{mttd:.0f} s'}"
+    )
+
+
 def _impact_note(incident: Incident) -> str:
     impact = (incident.priority_factors or {}).get("impact")
     return f", customer impact {impact['score']:g} {impact['band']}" if impact else ""
@@ -281,6 +300,8 @@ def run_scenario(
         demo_oncall.configure(db, demo_settings, sim.info, Actor.system("demo"))
         demo_response.configure(demo_settings, sim.info)
         _run_cycle(db, demo_settings, outcome)
+        outcome.against_truth = _against_truth(score_against_truth(db, sim.truth))
+        console.print(f"against the simulator's ground truth: {outcome.against_truth}", highlight=False)
         with db.session(readonly=True) as session:
             outcome.findings = Counter(f.severity for f in session.exec(select(Finding)).all())
             incidents = list(
@@ -371,6 +392,7 @@ def _summary(outcomes: list[ScenarioOutcome]) -> None:
         "events",
         "findings (crit/high/med)",
         "incidents P1/P2/P3/P4",
+        "against the ground truth",
         "plan steps",
         "executed",
         "audit",
@@ -383,6 +405,7 @@ def _summary(outcomes: list[ScenarioOutcome]) -> None:
             f"{o.events:,}",
             f"{o.findings['critical']}/{o.findings['high']}/{o.findings['medium']}",
             "/".join(str(o.incidents[p]) for p in ("P1", "P2", "P3", "P4")),
+            o.against_truth,
             str(o.planned_steps),
             str(o.executed_steps),
             f"{o.audit_records} records, {'verified' if o.audit_ok else 'BROKEN'}, "

@@ -45,6 +45,11 @@ def test_the_demo_is_short_and_leaves_a_database_that_works(tmp_path: Path) -> N
         # Then the output is a few lines, naming the P1 and the commands to look at it
         assert len(lines) < 80, text
         assert "✓ collected" in text and "findings:" in text and "P1 #" in text
+        # And it says how the incidents compare with the simulator's ground truth (issue 17's figures)
+        assert (
+            "against the simulator's ground truth: 1 of 1 stories one P1/P2 incident, 0 split / 0 merged"
+            in text
+        ), text
         data_dir = tmp_path / "demo" / "account_takeover"
         assert f"TENANTGUARD_DATA_DIR={data_dir} tenantguard incidents show" in text
         # And the simulator's secrets are owner-only files in the scenario's data dir
