@@ -117,4 +117,3 @@ _.deserialize  # providers/google.py OrjsonModel: googleapiclient's JsonModel ho
 _.timer_func  # bench/timeline_grouping.py: pyinstrument's stack sampler reads it (profiles in CPU time)
 _.pytest_xdist_make_scheduler  # tests/conftest.py: pytest-xdist hook
 _._split_scope  # tests/scheduling.py: xdist LoadScopeScheduling override
-_.loadscopereorder  # tests/scheduling.py: xdist option read by LoadScopeScheduling.schedule
