@@ -65,9 +65,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from tests.scheduling import order_heavy_first
-
-    order_heavy_first(items)  # the long work first (tests/scheduling.py)
     for item in items:
         if "db" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.uses_db)
