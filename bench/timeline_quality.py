@@ -254,15 +254,12 @@ def table(results: list[dict[str, Any]]) -> str:
     )
     lines = [head, "|" + "---|" * 10]
     for r in results:
-        one_high = sum(
-            1 for s in r["per_story"] if len(s["incidents"]) == 1 and set(s["priorities"]) & {"P1", "P2"}
-        )
         prio = ", ".join(f"{k} {v}" for k, v in sorted(r["by_priority"].items())) or "—"
         d = r["digests"]
         mttd = r["mttd_from_readable_seconds"]
         lines.append(
             f"| {r['scenario']} | {r['users']} × {r['days']} | {r['incidents']} ({prio}) "
-            f"| {r['incidents_per_1000_users_week']} | {one_high} of {r['stories']} "
+            f"| {r['incidents_per_1000_users_week']} | {r['in_one_p1_p2_incident']} of {r['stories']} "
             f"| {r['stories_split']} / {r['stories_merged']} "
             f"| {r['decoys']['with_incident']} of {r['decoys']['count']} "
             f"| {r['unmatched_incidents']['count']} {r['unmatched_incidents']['by_priority'] or ''} "

@@ -192,13 +192,10 @@ def _run_cycle(db: Database, demo_settings: Settings, outcome: ScenarioOutcome) 
 
 def _against_truth(quality: dict[str, Any]) -> str:
     """What `timeline.quality.score_against_truth` found, in one line (bench.timeline_quality's figures)."""
-    one_urgent = sum(
-        1 for s in quality["per_story"] if len(s["incidents"]) == 1 and set(s["priorities"]) & {"P1", "P2"}
-    )
     mttd = quality["mttd_from_readable_seconds"]
     per_thousand = quality["incidents_per_1000_users_week"]
     return (
-        f"{one_urgent} of {quality['stories']} stories one P1/P2 incident, "
+        f"{quality['in_one_p1_p2_incident']} of {quality['stories']} stories one P1/P2 incident, "
         f"{quality['stories_split']} split / {quality['stories_merged']} merged, "
         f"{quality['decoys']['with_incident']} of {quality['decoys']['count']} decoys raised, "
         f"{'—' if per_thousand is None else per_thousand} incidents per 1,000 users a week, "

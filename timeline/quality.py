@@ -216,6 +216,9 @@ def score_against_truth(db: Database, truth: Mapping[str, Any]) -> dict[str, Any
         "exactly_one_incident": sum(
             1 for s in per_story if len(s["incidents"]) == 1 and s["incidents"][0] not in merged
         ),
+        "in_one_p1_p2_incident": sum(
+            1 for s in per_story if len(s["incidents"]) == 1 and set(s["priorities"]) & {"P1", "P2"}
+        ),
         "incidents": len(live),
         "unmatched_incidents": {
             "count": len(unmatched),
