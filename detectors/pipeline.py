@@ -1,14 +1,19 @@
 """The detection pipeline: stored Events -> detectors -> Finding rows, one transaction per batch.
 
-It reads events after its cursor (`AnalysisCursor` "detection", a `GapCursor`: ids a concurrent
-writer commits late are read on a later pass, not skipped), runs the Sigma engine (rule
-matches, correlations, dedup/threshold, suppressions) and then every extra `Detector` plugged in
-(anomaly, identity ...), and writes what they conclude. A finding that grows inside its dedup
-period is updated in place (same `dedup_key` and `window_start`), never duplicated. The cursor
-moves in the same transaction as the findings, so a crash loses or repeats nothing.
+It reads stored events in event time (`detectors.event_time`: an id reader, `AnalysisCursor`
+"detection", a `GapCursor` that re-reads ids a concurrent writer commits late, and an event-time
+cursor "detection.event_time"), so a backlog is processed in event time however it was stored
+(streams one after another, pages newest first) and however the passes are cut; an event stored
+after the cursor passed its time is a late arrival, processed when found (its rule matches are
+reported as usual; correlations take it in within their lateness, `detectors.sigma.correlation`).
+It runs the Sigma engine (rule matches, correlations, dedup/threshold, suppressions) and then
+every extra `Detector` plugged in (anomaly, identity ...), and writes what they conclude. A
+finding that grows inside its dedup period is updated in place (same `dedup_key` and
+`window_start`), never duplicated. The cursors move in the same transaction as the findings, so a
+crash loses or repeats nothing.
 
 After a restart the engine's windows are rebuilt by replaying the stored events of the last
-`replay_horizon` seconds before the cursor with emission off.
+`replay_horizon` seconds of event time before the cursor with emission off.
 
 `detect_new` runs the anomaly stage after the rules (in event time, its own cursors); each batch's
 decoded events are offered to it (`observe`, `detectors.anomaly.handoff`), so the anomaly stage
@@ -28,21 +33,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from core.audit import Actor
 from core.clock import utcnow
 from core.db import Database
 from core.findings import FindingDraft, StoredFinding, store_findings
-from core.models import Event, Suppression
+from core.models import Suppression
 from core.models.event import EventRow, StoredEvent, event_row_columns
 from core.settings import Settings
-from detectors.cursor import DEFAULT_GAP_TIMEOUT, GapCursor
+from detectors.cursor import DEFAULT_GAP_TIMEOUT
+from detectors.event_time import EventTimeReader
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord
@@ -161,49 +166,35 @@ class DetectionPipeline:
         self.detectors = list(detectors)
         self.batch_size = batch_size
         self.cursor_name = cursor_name
-        self.cursor = GapCursor(cursor_name, Event, gap_timeout=gap_timeout)
-        self._position: int | None = None  # the cursor position the engine's windows reflect
+        self.reader = EventTimeReader(cursor_name, gap_timeout=gap_timeout)
+        self.cursor = self.reader.ids
+        self._position: tuple[int, int] | None = None  # the cursor positions the engine's windows reflect
         self._columns = event_row_columns()  # events are read as plain rows, not ORM objects
 
     def _reset(self) -> None:
         self.engine = DetectionEngine(self.pack)
         self._position = None
 
-    def _warm_up(self, session: Session, position: int) -> None:
+    def _warm_up(self, session: Session, position: tuple[int, int]) -> None:
         """Rebuild windows and open alerts from events already processed before this process."""
         self._position = position
-        if position <= 0:
-            return
-        last = session.get(Event, position)
-        if last is None:
-            last = session.exec(
-                select(Event).where(col(Event.id) <= position).order_by(col(Event.id).desc()).limit(1)
-            ).first()
-        if last is None:
-            return
-        since = last.occurred_at - timedelta(seconds=self.engine.replay_horizon())
-        replay = session.execute(
-            sa_select(*self._columns)
-            .where(col(Event.id) <= position, col(Event.occurred_at) >= since)
-            .order_by(col(Event.id))
-        ).all()
+        replay = self.reader.replay(session, position[1], self.engine.replay_horizon(), self._columns)
         self.engine.warm_up(event_record(EventRow._make(row)) for row in replay)
 
     def run_batch(self, session: Session, *, observe: BatchObserver | None = None) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction; `observe` is
         given the batch's events once the rules have run (the anomaly stage's handoff)."""
-        position = self.cursor.row(session).position
-        if self._position != position:  # first batch, or the cursor moved without this engine
+        position = self.reader.position(session)
+        if self._position != position:  # first batch, or the cursors moved without this engine
             if self._position is not None:
                 self._reset()
             self._warm_up(session, position)
-        events = [
-            EventRow._make(row) for row in self.cursor.read(session, self.batch_size, columns=self._columns)
-        ]
-        result = PipelineResult(events=len(events))
+        read = self.reader.read(session, self.batch_size, self._columns)
+        read.commit(session)
+        events = [EventRow._make(row) for row in read.rows]
+        result = PipelineResult(events=len(events), pending=read.pending)
         if not events:
-            self.cursor.advance(session, events)  # lets gaps that never filled expire
-            self._position = self.cursor.row(session).position
+            self._position = self.reader.position(session)
             return result
         now = utcnow()
         rows: dict[int | str, Suppression] = {
@@ -229,8 +220,7 @@ class DetectionPipeline:
         result.errors.extend(str(e) for e in batch.errors[:100])
         if observe is not None:
             observe(events)
-        self.cursor.advance(session, events)
-        self._position = self.cursor.row(session).position
+        self._position = self.reader.position(session)
         return result
 
     def run(
@@ -243,8 +233,9 @@ class DetectionPipeline:
             with db.session() as session:
                 result = self.run_batch(session, observe=observe)
             total.add(result)
+            total.pending = result.pending
             batches += 1
-            if result.events < self.batch_size:
+            if not result.pending:
                 break
         return total
 
@@ -285,7 +276,7 @@ def detect_new(
         handoff = signal_handoff(db, settings, cache)
     result = pipeline.run(db, max_batches=max_batches, observe=handoff.offer if handoff is not None else None)
     with db.session(readonly=True) as session:
-        result.pending = pipeline.cursor.pending(session)
+        result.pending = result.pending or pipeline.cursor.pending(session)
     if with_anomaly:
         from detectors.anomaly import detect_anomalies
 

@@ -3,7 +3,9 @@
 For each correlation the engine keeps, per group-by key, the recent matches of its member rules
 (time, event id, and for `value_count` the value) sorted by event time. An event that arrives
 out of order is inserted at its place and every window that could now be complete is checked,
-so lateness inside `timespan + allowed_lateness` changes nothing. A group that fires is cleared,
+so lateness inside `timespan + allowed_lateness` changes nothing. The late-arrival rule: a match
+more than `timespan + lateness` older than the newest match a correlation has seen is dropped
+(counted in `late_dropped`); the rule's own match is still reported (when the rule emits). A group that fires is cleared,
 so the same events never fire twice. State is bounded three ways: entries older than the
 watermark minus `timespan + lateness` are dropped, each group keeps at most `max_entries`
 entries, and at most `max_groups` groups are kept (least recently updated evicted first).

@@ -1,7 +1,9 @@
 """The detection engine: event records in (any order inside a batch), finding drafts out.
 
 Per batch: the index's rules matched column-wise per stream (see detectors.sigma.batch). Per
-matching event, in event-time order: one case-insensitive view; each match goes through
+matching event, in event-time order (one instant's events by provider identity, so neither the
+order records were fed in nor how they were cut into batches changes anything when batches come
+in event time: `detectors.event_time` reads them so): one case-insensitive view; each match goes through
 suppressions, then to the alerter (dedup/threshold) and to the correlations that reference the
 rule. A bad event or a rule that fails on one event is reported with its id and
 the batch goes on; nothing here raises for bad input.
@@ -189,5 +191,6 @@ class DetectionEngine:
         }
 
 
-def _event_time(record: EventRecord) -> float:
-    return record.ts
+def _event_time(record: EventRecord) -> tuple[float, str, str, str, str]:
+    """Event time, one instant's events by provider identity: never the order they were fed in."""
+    return (record.ts, record.provider, record.stream, record.provider_event_id or "", str(record.id))
