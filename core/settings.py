@@ -413,6 +413,13 @@ class Settings(BaseSettings):
     pipeline_max_batches: int = Field(
         default=4, ge=1, description="Detection batches one job works through before it yields."
     )
+    pipeline_partitions: int = Field(
+        default=16,
+        ge=1,
+        description="Detection partitions: each organisation's connections (config `organisation`) hash into "
+        "one, each partition is detected by its own job and cursor, so several workers detect several "
+        "tenants at once (about 4 x workers; see docs/scaling.md before changing it on a running deployment).",
+    )
     pipeline_lag_seconds: float = Field(
         default=600.0, gt=0, description="How far behind a stage may fall before /health says degraded."
     )

@@ -84,16 +84,29 @@ class GapCursor:
     """A named id cursor over one table (`model`, with an integer `id`) that re-reads its gaps."""
 
     def __init__(
-        self, name: str, model: Any, *, where: Any = None, gap_timeout: float = DEFAULT_GAP_TIMEOUT
+        self,
+        name: str,
+        model: Any,
+        *,
+        where: Any = None,
+        skip: Any = None,
+        gap_timeout: float = DEFAULT_GAP_TIMEOUT,
     ) -> None:
-        """`where`: a filter on the rows this reader cares about (others are skipped, not gaps)."""
+        """`where`: a filter on the rows this reader cares about (others are skipped, not gaps).
+
+        `skip`: the rows that are certainly not this reader's (default: those failing `where`).
+        Narrower when `where` may grow (a partition's connections: an event of a connection
+        created after the filter was made stays a gap, read again with the next filter)."""
         self.name = name
         self.model = model
         self.where = where
+        self.skip = skip
         self.gap_timeout = gap_timeout
 
-    def row(self, session: Session) -> AnalysisCursor:
-        cursor = session.get(AnalysisCursor, self.name)
+    def row(self, session: Session, *, lock: bool = False) -> AnalysisCursor:
+        """The cursor's row (made at position 0 if missing); with `lock`, locked until the
+        transaction ends (PostgreSQL), so a second reader waits and then sees where it stands."""
+        cursor = session.get(AnalysisCursor, self.name, with_for_update=lock or None)
         if cursor is None:
             cursor = AnalysisCursor(name=self.name, position=0, gaps=[])
             session.add(cursor)
@@ -171,19 +184,21 @@ class GapCursor:
         session.add(cursor)
 
     def _filtered_out(self, session: Session, position: int, newest: int, gaps: list[_Gap]) -> set[int]:
-        """Ids in the range just read (or in a gap) that exist but fail `where`: not gaps.
+        """Ids in the range just read (or in a gap) that exist but fail `where` (or match `skip`):
+        not gaps.
 
         Only rows *failing* the filter are taken: a matching row that committed after `read`
         must stay a gap to be read next time."""
         if self.where is None:
             return set()
+        skipped = self.skip if self.skip is not None else not_(self.where)
         ident = col(self.model.id)
         ranges = [(position + 1, newest)] if newest > position else []
         ranges += [(g.low, g.high) for g in gaps]
         if not ranges:
             return set()
         query = select(ident).where(or_(*(and_(ident >= low, ident <= high) for low, high in ranges)))
-        return {int(i) for i in session.exec(query.where(not_(self.where))).all()}
+        return {int(i) for i in session.exec(query.where(skipped)).all()}
 
     def _expire(self, gaps: list[_Gap], now: float) -> list[_Gap]:
         kept = [g for g in gaps if now - g.since < self.gap_timeout]

@@ -75,8 +75,10 @@ class EventTimeReader:
     """Stored events (of `where`) in event time: an id reader named `name` and an event-time
     cursor named `name` + ".event_time"."""
 
-    def __init__(self, name: str, *, where: Any = None, gap_timeout: float = DEFAULT_GAP_TIMEOUT) -> None:
-        self.ids = GapCursor(name, Event, where=where, gap_timeout=gap_timeout)
+    def __init__(
+        self, name: str, *, where: Any = None, skip: Any = None, gap_timeout: float = DEFAULT_GAP_TIMEOUT
+    ) -> None:
+        self.ids = GapCursor(name, Event, where=where, skip=skip, gap_timeout=gap_timeout)
         self.clock = GapCursor(f"{name}.event_time", Event)  # only its row is used (no gaps)
 
     def position(self, session: Session) -> tuple[int, int]:

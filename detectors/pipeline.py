@@ -160,16 +160,26 @@ class DetectionPipeline:
         batch_size: int = 5000,
         cursor_name: str = CURSOR_NAME,
         gap_timeout: float = DEFAULT_GAP_TIMEOUT,
+        where: Any = None,
+        skip: Any = None,
     ) -> None:
+        """`where`/`skip`: the events this pipeline reads and those certainly not its own (a
+        partition's, `detectors.partitions`; default every event)."""
         self.pack = pack if pack is not None else load_default_pack()
         self.engine = DetectionEngine(self.pack)
         self.detectors = list(detectors)
         self.batch_size = batch_size
         self.cursor_name = cursor_name
-        self.reader = EventTimeReader(cursor_name, gap_timeout=gap_timeout)
+        self.gap_timeout = gap_timeout
+        self.reader = EventTimeReader(cursor_name, where=where, skip=skip, gap_timeout=gap_timeout)
         self.cursor = self.reader.ids
         self._position: tuple[int, int] | None = None  # the cursor positions the engine's windows reflect
         self._columns = event_row_columns()  # events are read as plain rows, not ORM objects
+
+    def select(self, where: Any, skip: Any = None) -> None:
+        """Read these events from now on (a partition's connections, read again each run)."""
+        self.reader = EventTimeReader(self.cursor_name, where=where, skip=skip, gap_timeout=self.gap_timeout)
+        self.cursor = self.reader.ids
 
     def _reset(self) -> None:
         self.engine = DetectionEngine(self.pack)
@@ -184,6 +194,7 @@ class DetectionPipeline:
     def run_batch(self, session: Session, *, observe: BatchObserver | None = None) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction; `observe` is
         given the batch's events once the rules have run (the anomaly stage's handoff)."""
+        self.cursor.row(session, lock=True)  # a second run of these cursors waits for this one
         position = self.reader.position(session)
         if self._position != position:  # first batch, or the cursors moved without this engine
             if self._position is not None:
@@ -248,44 +259,101 @@ def detect_new(
     max_batches: int | None = None,
     cache: dict[str, Any] | None = None,
     anomaly_until: datetime | None = None,
+    partition: int | None = None,
+    with_rules: bool = True,
 ) -> PipelineResult:
     """Run detection (rules, correlations, then the anomaly detectors unless `with_anomaly` is
     False) over stored events not yet processed; detection only (posture, identity and incidents
-    are their own stages in `pipeline`). `max_batches` bounds one call (a backlog is worked
-    through over several calls; `result.pending` says more is waiting).
+    are their own stages in `pipeline`). `max_batches` bounds one call per partition (a backlog
+    is worked through over several calls; `result.pending` says more is waiting).
 
-    Anomaly detection judges in event time, with its own cursors, the events up to
-    `anomaly_until` (the time every stream it reads is collected to; None: everything stored),
-    so its findings do not depend on the order events were committed (`detectors.anomaly`).
+    Rules and correlations run per tenant partition (`detectors.partitions`), each partition
+    through its own cursor: `partition` only that one, None every partition in turn. Anomaly
+    detection judges, in event time, with its own cursors, the events up to `anomaly_until` (the
+    time every stream it reads is collected to; None: everything stored), so its findings do not
+    depend on the order events were committed (`detectors.anomaly`); it is not partitioned yet.
 
-    `cache` (owned by the caller, e.g. the running cycle) keeps a pipeline between calls so its
-    windows need not be rebuilt from stored events each time; it is only a shortcut: a pipeline
-    whose position differs from the database cursor (another process advanced it, a transaction
-    rolled back) is rebuilt from the stored events, so results never depend on it."""
-    key = f"{db.url}|rules"
-    pipeline = cache.get(key) if cache is not None else None
-    if pipeline is None:
-        configured = settings or db.settings
-        pipeline = DetectionPipeline(load_default_pack(configured), batch_size=configured.pipeline_batch_size)
-        if cache is not None:
-            cache[key] = pipeline
+    `cache` (owned by the caller, e.g. the running cycle) keeps a pipeline per partition between
+    calls so its windows need not be rebuilt from stored events each time; it is only a shortcut:
+    a pipeline whose position differs from the database cursor (another process advanced it, a
+    transaction rolled back) is rebuilt from the stored events, so results never depend on it."""
+    configured = settings or db.settings
     handoff = None
-    if with_anomaly:
+    if with_anomaly or cache is not None:  # a later call with the same cache judges anomalies
         from detectors.anomaly import signal_handoff
 
         handoff = signal_handoff(db, settings, cache)
-    result = pipeline.run(db, max_batches=max_batches, observe=handoff.offer if handoff is not None else None)
-    with db.session(readonly=True) as session:
-        result.pending = result.pending or pipeline.cursor.pending(session)
+    result = PipelineResult()
+    if with_rules:
+        observe = handoff.offer if handoff is not None else None
+        for chosen in _partitions(db, configured.pipeline_partitions, partition):
+            pipeline = _partition_pipeline(db, configured, chosen, cache)
+            ran = pipeline.run(db, max_batches=max_batches, observe=observe)
+            result.add(ran)
+            with db.session(readonly=True) as session:
+                result.pending = result.pending or ran.pending or pipeline.cursor.pending(session)
     if with_anomaly:
         from detectors.anomaly import detect_anomalies
 
         report = detect_anomalies(
             db, settings, until=anomaly_until, cache=cache, max_batches=max_batches, handoff=handoff
         )
+        result.events += report.events if not with_rules else 0
         result.created += report.findings_created
         result.updated += report.findings_updated
         result.findings.extend(report.findings)
         result.errors.extend(report.errors)
         result.pending = result.pending or report.pending
     return result
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    partition: int
+    partitions: int
+    where: Any
+    skip: Any
+
+
+def _partitions(db: Database, partitions: int, only: int | None) -> list[_Chosen]:
+    """The partitions to run (`only`, or every one in use), each with its filters, their cursors
+    made by the upgrade rule where missing."""
+    from sqlalchemy.exc import IntegrityError
+
+    from detectors.partitions import PartitionMap, ensure_cursor, partition_map
+
+    def ensured() -> tuple[PartitionMap, list[int]]:
+        with db.session() as session:
+            layout = partition_map(session, partitions)
+            chosen = [only] if only is not None else layout.used
+            for partition in chosen:
+                ensure_cursor(session, partition, layout.partitions)
+        return layout, chosen
+
+    try:
+        layout, chosen = ensured()
+    except IntegrityError:  # another process made a cursor at the same moment: it is there now
+        layout, chosen = ensured()
+    return [_Chosen(p, layout.partitions, layout.events(p), layout.others(p)) for p in chosen]
+
+
+def _partition_pipeline(
+    db: Database, settings: Settings, chosen: _Chosen, cache: dict[str, Any] | None
+) -> DetectionPipeline:
+    from detectors.partitions import cursor_name
+
+    name = cursor_name(chosen.partition, chosen.partitions)
+    key = f"{db.url}|rules|{name}"
+    pipeline = cache.get(key) if cache is not None else None
+    if pipeline is None:
+        pack_key = f"{db.url}|rules.pack"
+        pack = cache.get(pack_key) if cache is not None else None
+        if pack is None:
+            pack = load_default_pack(settings)
+            if cache is not None:
+                cache[pack_key] = pack
+        pipeline = DetectionPipeline(pack, batch_size=settings.pipeline_batch_size, cursor_name=name)
+        if cache is not None:
+            cache[key] = pipeline
+    pipeline.select(chosen.where, chosen.skip)
+    return pipeline

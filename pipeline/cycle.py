@@ -125,10 +125,14 @@ class Cycle:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def run_stage(self, stage: Stage, ctx: StageContext | None = None) -> StageResult:
+    def run_stage(
+        self, stage: Stage, ctx: StageContext | None = None, *, lock: str | None = None
+    ) -> StageResult:
+        """One stage once; `lock` is what may not run twice at once (default: the stage; a
+        detection job's partition, ``detect:<partition>``)."""
         ctx = ctx or self.context()
         began = time.perf_counter()
-        with self.lock(f"stage:{stage.name}"):
+        with self.lock(lock or f"stage:{stage.name}"):
             try:
                 result = stage.run(self.db, self.settings, self.actor, ctx)
             except Exception as exc:  # one stage's failure must not stop the others

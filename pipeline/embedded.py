@@ -3,7 +3,9 @@
 `EmbeddedScheduler` is the `pipeline.jobs.Scheduler` seam over a BackgroundScheduler: `enqueue`
 adds a one-shot job due now under the job's coalescing key (replacing one still waiting), and a
 periodic ``sweep`` job is the safety net. Collection keeps its own schedule (one job per stream,
-`collectors.scheduler`); its progress sink tells this scheduler when a page was committed.
+`collectors.scheduler`); its progress sink tells this scheduler when a page was committed, and
+for which tenant partition (``detect(partition)``: partitions run side by side on the pool, one
+run per partition at a time, as on the workers).
 
 At most one instance per key runs; a key asked for while it runs is remembered and runs once
 more when the running one ends (it then sees everything the running one may have missed). So
@@ -131,7 +133,8 @@ class EmbeddedScheduler:
 
 
 class PageTrigger:
-    """A collectors ProgressSink: every page that stored something new schedules detection."""
+    """A collectors ProgressSink: every page that stored something new schedules detection of its
+    connection's partition (the key is ``<connection name>/<stream>``)."""
 
     def __init__(self, scheduler: EmbeddedScheduler) -> None:
         self.scheduler = scheduler
@@ -141,7 +144,20 @@ class PageTrigger:
 
     def page(self, key: str, *, records: int, new: int, window: tuple[datetime, datetime] | None) -> None:
         if new:
-            page_committed(self.scheduler, None)
+            page_committed(self.scheduler, self._partition(key.rsplit("/", 1)[0]))
+
+    def _partition(self, connection_name: str) -> int | None:
+        from sqlmodel import select
+
+        from core.models import Connection
+        from detectors.partitions import organisation, partition_of
+
+        cycle = self.scheduler.cycle
+        with cycle.db.session(readonly=True) as session:
+            config = session.exec(select(Connection.config).where(Connection.name == connection_name)).first()
+        if config is None:  # renamed or removed meanwhile: every partition
+            return None
+        return partition_of(organisation(config), cycle.settings.pipeline_partitions)
 
     def waiting(self, key: str, seconds: float, why: str) -> None:
         return None

@@ -1,18 +1,20 @@
 """How far behind each stream and stage is, read from the database (any process can ask).
 
 `read_lag` gives, per stream: health, last success and how long ago; per stage: the backlog
-(detection: events after its cursor; anomaly: events of the streams it reads not yet judged in
-event time; incidents: findings that could open an incident and are in none) and the age of its
-oldest waiting item. `problems` names what fails or lags beyond the
-settings' `pipeline_lag_seconds`; `/health` says ``degraded`` when there are any.
+(detection: events after its cursors, in all and per tenant partition as ``detect:p<k>``;
+anomaly: events of the streams it reads not yet judged in event time; incidents: findings that
+could open an incident and are in none) and the age of its oldest waiting item. `problems` names
+what fails or lags beyond the settings' `pipeline_lag_seconds` (a lagging detection partition by
+its number and connections); `/health` says ``degraded`` when there are any.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import func, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
@@ -20,6 +22,7 @@ from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import AnalysisCursor, Checkpoint, Connection, Event, Finding
 from core.models.enums import FindingStatus, Health
+from detectors.partitions import cursor_name, partition_map, starting_point, stored_cursors
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # detectors.anomaly's event-time cursor and the streams it reads (equal to its TIME_CURSOR and
@@ -36,7 +39,7 @@ ANOMALY_STREAMS = frozenset(
         ("slack", "audit"),
     }
 )
-DETECTION_CURSOR = "detection"
+DETECT_PARTITION_PREFIX = "detect:p"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ class StageLag:
     stage: str
     backlog: int
     oldest_seconds: float  # how long the oldest waiting item has waited (0 when none)
+    connections: int | None = None  # a detection partition's connections
+
+
+def _is_partition(stage: StageLag) -> bool:
+    return stage.stage.startswith(DETECT_PARTITION_PREFIX)
 
 
 @dataclass
@@ -66,18 +74,25 @@ class LagReport:
         for s in self.streams:
             if s.health == Health.UNHEALTHY:
                 out.append(f"stream {s.connection}/{s.stream} failing: {s.reason or 'unknown'}"[:300])
+        partitions = any(_is_partition(stage) for stage in self.stages)
         for stage in self.stages:
+            if partitions and stage.stage == "detect":
+                continue  # named by its partitions
             if stage.backlog and stage.oldest_seconds > lag_seconds:
+                where = f" ({stage.connections} connection(s))" if stage.connections is not None else ""
                 out.append(
-                    f"stage {stage.stage} lags: {stage.backlog} waiting, oldest {stage.oldest_seconds:.0f} s"
+                    f"stage {stage.stage}{where} lags: {stage.backlog} waiting, "
+                    f"oldest {stage.oldest_seconds:.0f} s"
                 )
         for name, error in sorted((stage_errors or {}).items()):
             out.append(f"stage {name} failing: {error}"[:300])
         return out
 
 
-def read_lag(db: Database, *, now: datetime | None = None) -> LagReport:
+def read_lag(db: Database, *, now: datetime | None = None, partitions: int | None = None) -> LagReport:
+    """`partitions`: the detection partitions (default: the database's settings')."""
     now = now or utcnow()
+    count = partitions or db.settings.pipeline_partitions
     report = LagReport()
     with db.session(readonly=True) as session:
         rows = session.execute(
@@ -95,12 +110,7 @@ def read_lag(db: Database, *, now: datetime | None = None) -> LagReport:
         for name, stream, health, reason, success in rows:
             ago = (now - as_utc(success)).total_seconds() if success is not None else None
             report.streams.append(StreamLag(name, stream, health, reason, success, ago))
-        cursor = session.get(AnalysisCursor, DETECTION_CURSOR)
-        position = cursor.position if cursor is not None else 0
-        backlog, oldest = session.exec(
-            select(func.count(), func.min(Event.ingested_at)).where(col(Event.id) > position)
-        ).one()
-        report.stages.append(StageLag("detect", int(backlog or 0), _age(now, oldest)))
+        report.stages.extend(_detection_lag(session, count, now))
         # anomaly detection judges in event time, behind the slowest stream it reads: what waits
         # for it is the stored events of those streams at or after its event-time cursor
         clock = session.get(AnalysisCursor, ANOMALY_TIME_CURSOR)
@@ -122,6 +132,44 @@ def read_lag(db: Database, *, now: datetime | None = None) -> LagReport:
         ).one()
         report.stages.append(StageLag("incidents", int(waiting or 0), _age(now, oldest_finding)))
     return report
+
+
+def _detection_lag(session: Any, partitions: int, now: datetime) -> list[StageLag]:
+    """Detection's backlog in all, then per partition in use: its events not yet read, or read
+    and not yet processed in event time (where a partition's cursors are not made yet: from where
+    the upgrade rule will start them)."""
+    layout = partition_map(session, partitions)
+    readers, clocks = stored_cursors(session)
+    by_name = {row.name: row for row in readers}
+    start: tuple[int, list[list[float]], int] | None = None
+    out: list[StageLag] = []
+    for partition in layout.used:
+        name = cursor_name(partition, layout.partitions)
+        row = by_name.get(name)
+        if row is not None:
+            position = int(row.position)
+            clock = int(clocks[name].position) if name in clocks else 0
+        else:
+            start = start or starting_point(session, readers, clocks, layout.partitions)
+            position, clock = start[0], start[2]
+        backlog, oldest = session.exec(
+            select(func.count(), func.min(Event.ingested_at)).where(
+                layout.events(partition),
+                or_(
+                    col(Event.id) > position, col(Event.occurred_at) >= EPOCH + timedelta(microseconds=clock)
+                ),
+            )
+        ).one()
+        out.append(
+            StageLag(
+                f"{DETECT_PARTITION_PREFIX}{partition}",
+                int(backlog or 0),
+                _age(now, oldest),
+                connections=len(layout.members.get(partition, ())),
+            )
+        )
+    total = StageLag("detect", sum(s.backlog for s in out), max((s.oldest_seconds for s in out), default=0.0))
+    return [total, *out]
 
 
 def _age(now: datetime, then: datetime | None) -> float:

@@ -1,15 +1,22 @@
 """The cycle's jobs and the seam any task engine plugs into.
 
-Three jobs, each a plain function of a `Cycle` and a `Scheduler` (plus small JSON-able
-arguments), so APScheduler in one process (`pipeline.embedded`) and a distributed engine on
-PostgreSQL (Procrastinate workers) call the very same code:
+Jobs, each a plain function of a `Cycle` and a `Scheduler` (plus small JSON-able arguments), so
+APScheduler in one process (`pipeline.embedded`) and a distributed engine on PostgreSQL
+(Procrastinate workers) call the very same code:
 
-- ``detect``   — detection, bounded to ``pipeline_max_batches`` batches; asks for itself again
-                 while a backlog remains (so other jobs get their turn) and for ``analyse`` when
-                 it moved anything. Scheduled by every committed page of new events.
+- ``detect(partition)`` — rules and correlations of one tenant partition (`detectors.partitions`),
+                 bounded to ``pipeline_max_batches`` batches; asks for itself again while the
+                 partition's backlog remains, then for ``anomaly``, and for ``analyse`` when it
+                 moved anything. Scheduled by every committed page of new events, for the
+                 partition of the page's connection. One run at a time per partition (lock
+                 ``detect:<partition>``), any number of partitions at once. Without a partition
+                 (a job deferred before partitions, a sweep) it asks for every partition in use.
+- ``anomaly``  — the anomaly detectors, in event time, over every tenant (not partitioned yet:
+                 their baselines and model are one per deployment); one run at a time.
 - ``analyse``  — every stage after detection (posture, identity, incidents, notify, approved
                  remediation steps, and whatever is added to `STAGES`).
-- ``sweep``    — the periodic safety net: asks for ``detect`` and ``analyse`` whatever happened.
+- ``sweep``    — the periodic safety net: asks for ``detect`` of every partition, ``anomaly``
+                 and ``analyse`` whatever happened.
 
 Jobs are level-triggered (everything they do is derived from database state), so an engine may
 lose, repeat or coalesce them: a lost one is made good by the next sweep, a repeated one finds
@@ -22,12 +29,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from core.db import Database
 from pipeline.cycle import Cycle
 from pipeline.stages import DETECT, StageResult, after
 
 
 class Scheduler(Protocol):
-    """Anything that can run a job of `JOBS` soon: ``enqueue("detect", connection_id=3)``."""
+    """Anything that can run a job of `JOBS` soon: ``enqueue("detect", partition=3)``."""
 
     def enqueue(self, job: str, **args: Any) -> None: ...
 
@@ -37,12 +45,61 @@ def job_key(job: str, args: dict[str, Any]) -> str:
     return ":".join([job, *(f"{k}={args[k]}" for k in sorted(args))])
 
 
-def detect(cycle: Cycle, scheduler: Scheduler, connection_id: int | None = None) -> StageResult:
-    """Detection over new events (all connections share one cursor today; `connection_id` is
-    the connection whose page asked for it, kept in the key so engines can partition by it)."""
-    result = cycle.run_stage(DETECT)
+def job_lock(job: str, args: dict[str, Any]) -> str | None:
+    """What may not run twice at once: one partition's detection, the anomaly pass, analysis."""
+    if job == "detect" and args.get("partition") is not None:
+        return f"detect:{args['partition']}"
+    if job == "anomaly":
+        return "detect:anomaly"
+    if job == "analyse":
+        return "stage:analyse"
+    return None
+
+
+def partitions_in_use(db: Database, partitions: int) -> list[int]:
+    from detectors.partitions import partition_map
+
+    with db.session(readonly=True) as session:
+        return partition_map(session, partitions).used
+
+
+def partition_of_connection(db: Database, partitions: int, connection_id: int | None) -> int:
+    from core.models import Connection
+    from detectors.partitions import organisation, partition_of
+
+    with db.session(readonly=True) as session:
+        connection = session.get(Connection, connection_id) if connection_id is not None else None
+        return partition_of(organisation(connection.config if connection is not None else None), partitions)
+
+
+def detect(
+    cycle: Cycle, scheduler: Scheduler, partition: int | None = None, connection_id: int | None = None
+) -> StageResult | None:
+    """Detection of one tenant partition. `connection_id` alone (a trigger deferred before
+    partitions) means that connection's partition; neither means every partition in use."""
+    partitions = cycle.settings.pipeline_partitions
+    if partition is None and connection_id is not None:
+        partition = partition_of_connection(cycle.db, partitions, connection_id)
+    if partition is None:
+        for each in partitions_in_use(cycle.db, partitions):
+            scheduler.enqueue("detect", partition=each)
+        scheduler.enqueue("anomaly")
+        return None
+    ctx = cycle.context(partition=partition, with_anomaly=False)
+    result = cycle.run_stage(DETECT, ctx, lock=job_lock("detect", {"partition": partition}))
     if result.pending:
-        scheduler.enqueue("detect")
+        scheduler.enqueue("detect", partition=partition)
+    scheduler.enqueue("anomaly")
+    if result.counts or _snapshots_waiting(cycle):
+        scheduler.enqueue("analyse")
+    return result
+
+
+def anomaly(cycle: Cycle, scheduler: Scheduler) -> StageResult:
+    """The anomaly detectors once (bounded as detection is), for every tenant."""
+    result = cycle.run_stage(DETECT, cycle.context(with_rules=False), lock=job_lock("anomaly", {}))
+    if result.pending:
+        scheduler.enqueue("anomaly")
     if result.counts or _snapshots_waiting(cycle):
         scheduler.enqueue("analyse")
     return result
@@ -55,13 +112,17 @@ def analyse(cycle: Cycle, scheduler: Scheduler) -> list[StageResult]:
 
 def sweep(cycle: Cycle, scheduler: Scheduler) -> None:
     """The safety sweep: whatever triggers were lost, the whole analysis runs again."""
-    scheduler.enqueue("detect")
+    detect(cycle, scheduler)  # every partition, and the anomaly pass
     scheduler.enqueue("analyse")
 
 
-def page_committed(scheduler: Scheduler, connection_id: int | None) -> None:
-    """What a collector calls after committing a page with new events or snapshots."""
-    scheduler.enqueue("detect")
+def page_committed(scheduler: Scheduler, partition: int | None) -> None:
+    """What a collector calls after committing a page with new events or snapshots: detection
+    of the page's partition (None: every partition)."""
+    if partition is None:
+        scheduler.enqueue("detect")
+    else:
+        scheduler.enqueue("detect", partition=partition)
 
 
 def _snapshots_waiting(cycle: Cycle) -> bool:
@@ -70,4 +131,9 @@ def _snapshots_waiting(cycle: Cycle) -> bool:
     return snapshots_pending(cycle.db)
 
 
-JOBS: dict[str, Callable[..., Any]] = {"detect": detect, "analyse": analyse, "sweep": sweep}
+JOBS: dict[str, Callable[..., Any]] = {
+    "detect": detect,
+    "anomaly": anomaly,
+    "analyse": analyse,
+    "sweep": sweep,
+}

@@ -75,6 +75,8 @@ class StageContext:
 
     max_batches: int | None = None
     with_anomaly: bool = True
+    with_rules: bool = True
+    partition: int | None = None  # detection: this tenant partition's rules only (None: every one)
     notify: bool = True
     caches: dict[str, Any] = field(default_factory=dict)
     now: datetime | None = None
@@ -107,8 +109,9 @@ def collect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCont
 
 
 def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
-    """Rules and correlations over events after the detection cursor; anomaly detectors, in
-    event time, over the events older than what every stream they read is collected to."""
+    """Rules and correlations over events after each tenant partition's cursor (`ctx.partition`'s
+    alone when set); anomaly detectors, in event time, over the events older than what every
+    stream they read is collected to (the jobs run the two apart: `pipeline.jobs`)."""
     from detectors.pipeline import detect_new
     from pipeline.watermark import anomaly_watermark
 
@@ -120,6 +123,8 @@ def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageConte
         max_batches=ctx.max_batches,
         cache=ctx.caches.setdefault("detection", {}),
         anomaly_until=anomaly_watermark(db) if ctx.with_anomaly else None,
+        partition=ctx.partition,
+        with_rules=ctx.with_rules,
     )
     result.add("events", out.events)
     result.add("findings", out.created)

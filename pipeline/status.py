@@ -155,6 +155,7 @@ def task_stages() -> dict[str, list[str]]:
     return {
         "collect": ["collect"],
         "detect": [DETECT.name],
+        "anomaly": [DETECT.name],
         "analyse": [stage.name for stage in after(DETECT.name)],
         "escalate": [ESCALATIONS.name],
     }

@@ -10,9 +10,14 @@ idempotent and derived from database state (checkpoints, cursors, due timers):
   transaction, and for an events stream brings forward the inventory streams that watch it
   (`collectors.inventory.watchers`: an audit event naming an object re-reads it now, not at the
   watcher's interval); the run ends by deferring its successor ``schedule_in`` the stream's interval.
-- ``tenantguard.detect`` / ``tenantguard.analyse`` — `pipeline.jobs.detect` / `analyse`. Lock
-  ``stage:<job>``: detection keeps one cursor over every connection, so one run at a time across
-  all workers; queueing lock = the job key, so triggers coalesce into one waiting job.
+- ``tenantguard.detect(partition)`` — `pipeline.jobs.detect`: one tenant partition's rules and
+  correlations (`detectors.partitions`, a cursor per partition). Lock ``detect:<partition>``: one
+  run per partition at a time, as many partitions at once as there are free workers; queueing
+  lock = the job key (``detect:partition=<p>``), so a partition's triggers coalesce into one
+  waiting job. Every page's trigger names its connection's partition.
+- ``tenantguard.anomaly`` / ``tenantguard.analyse`` — `pipeline.jobs.anomaly` / `analyse`: the
+  anomaly pass (lock ``detect:anomaly``) and the stages after detection (lock ``stage:analyse``),
+  each one run at a time across all workers; queueing lock = the job key.
 - ``tenantguard.escalate`` — the on-call escalations stage alone, deferred ``schedule_at`` the next
   moment a step or page retry comes due (the escalation timers), one job per moment.
 - ``tenantguard.sweep`` — periodic, deduplicated across workers by Procrastinate: detection and
@@ -47,8 +52,9 @@ from core.db import Database
 from core.errors import TenantguardError
 from core.models import Connection
 from core.settings import Settings
+from detectors.partitions import organisation, partition_of
 from pipeline.cycle import Cycle
-from pipeline.jobs import JOBS, job_key
+from pipeline.jobs import JOBS, job_key, job_lock
 from pipeline.stages import ESCALATIONS
 
 log = logging.getLogger("tenantguard.workers")
@@ -61,7 +67,7 @@ TASKS: dict[str, tuple[str, int]] = {  # task -> (queue, priority)
     "collect": (COLLECT_QUEUE, 0),
     **{
         name: (ANALYSIS_QUEUE, ANALYSIS_PRIORITY)
-        for name in ("detect", "analyse", "escalate", "sweep", "periodic_sweep", "recover")
+        for name in ("detect", "anomaly", "analyse", "escalate", "sweep", "periodic_sweep", "recover")
     },
 }
 # A stream whose run died with its worker goes before every routine run.
@@ -189,8 +195,9 @@ class WorkerApp:
         """One of `pipeline.jobs.JOBS`, coalesced on its key."""
         if job not in JOBS:
             raise KeyError(f"unknown pipeline job {job!r}; known: {', '.join(JOBS)}")
-        lock = f"stage:{job}" if job != "sweep" else None
-        return self.defer(job, lock=lock, queueing_lock=job_key(job, {}), session=session, **args)
+        return self.defer(
+            job, lock=job_lock(job, args), queueing_lock=job_key(job, args), session=session, **args
+        )
 
     def defer_escalation_timer(self) -> None:
         """A delayed job for the next moment on-call has something to do (one job per moment)."""
@@ -215,6 +222,7 @@ class WorkerApp:
 
         task("collect")(self.collect)
         task("detect")(self.detect)
+        task("anomaly")(self.anomaly)
         task("analyse")(self.analyse)
         task("escalate")(self.escalate)
         task("sweep")(self.sweep_job)
@@ -239,8 +247,10 @@ class WorkerApp:
 
         watching = watchers(connection, stream) if spec.kind is StreamKind.EVENTS else []
 
+        partition = partition_of(organisation(connection.config), self.settings.pipeline_partitions)
+
         def page_stored(session: Session, conn: Connection) -> None:
-            self.defer_job("detect", session=session, connection_id=conn.id)
+            self.defer_job("detect", session=session, partition=partition)
             for watcher in watching:  # audit events may name inventory objects: re-read them now
                 self.collect_soon(connection_id, watcher, session=session)
 
@@ -256,8 +266,11 @@ class WorkerApp:
         self.defer_collect(connection_id, stream, schedule_in={"seconds": seconds})
         return str(result.status)
 
-    def detect(self, connection_id: int | None = None) -> None:
-        JOBS["detect"](self.cycle, self.scheduler, connection_id=connection_id)
+    def detect(self, partition: int | None = None, connection_id: int | None = None) -> None:
+        JOBS["detect"](self.cycle, self.scheduler, partition=partition, connection_id=connection_id)
+
+    def anomaly(self) -> None:
+        JOBS["anomaly"](self.cycle, self.scheduler)
 
     def analyse(self) -> None:
         JOBS["analyse"](self.cycle, self.scheduler)
@@ -325,6 +338,9 @@ class WorkerApp:
         if name == "collect":
             # ahead of the routine runs: this stream is the one furthest behind
             self.defer_collect(int(args["connection_id"]), str(args["stream"]), priority=RECOVERED_PRIORITY)
+        elif name == "detect":
+            kept = {k: args[k] for k in ("partition", "connection_id") if args.get(k) is not None}
+            self.defer_job(name, **kept)
         elif name in JOBS:
             self.defer_job(name)
         elif name == "escalate":

@@ -60,7 +60,7 @@ class SignalHandoff:
         excess = len(held) - self.capacity
         if excess > 0:  # the oldest first (dicts keep insertion order)
             for ident in list(held)[:excess]:
-                del held[ident]
+                held.pop(ident, None)  # taken meanwhile by the anomaly stage (another thread)
 
     def holds(self, event_id: int, key: str) -> bool:
         """Whether `take` would return the event's signals."""
