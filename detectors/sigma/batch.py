@@ -20,6 +20,7 @@ parts, comparisons ...) runs the per-event leaf predicate on each row's view.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from detectors.sigma.compiler import (
@@ -46,6 +47,7 @@ from detectors.sigma.events import (
     keymap,
     parse_ip,
     stringform,
+    walk,
 )
 
 Rows = list[int]
@@ -75,18 +77,21 @@ class Columns:
     A column is a pair: `one`, a list with, per row, the only item (form, value or address), None
     when there is none, or MULTI; and `full`, {row: every item} for the MULTI rows only."""
 
-    __slots__ = ("records", "datas", "tops", "size", "_views", "_columns")
+    __slots__ = ("records", "datas", "tops", "shapes", "plain", "size", "_views", "_columns")
 
     def __init__(self, records: Sequence[EventRecord]) -> None:
         self.records = records
         datas = [r.data for r in records]
-        if set(map(type, datas)) != {dict}:
+        self.plain = set(map(type, datas)) == {dict}  # dict.get may be mapped over them, in C
+        if not self.plain:
             for data in datas:
                 if not isinstance(data, Mapping):
                     raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
         self.datas = datas
         shapes = _KEYMAPS.get
         self.tops: list[dict[str, Any]] = [shapes(tuple(d)) or keymap(d) for d in datas]
+        # the distinct top-level shapes' key maps (a stream's batch has a handful)
+        self.shapes = list(dict(zip(map(id, self.tops), self.tops, strict=True)).values())
         self.size = len(datas)
         self._views: dict[int, EventView] = {}
         self._columns: dict[tuple[str, str], tuple[dict[int, tuple[Any, ...]], list[Any]]] = {}
@@ -101,21 +106,30 @@ class Columns:
             view = self._views[row] = EventView(self.records[row])
         return view
 
+    def _walk(self, row: int, dotted: str, segments: tuple[str, ...]) -> tuple[tuple[Any, ...], bool]:
+        """The general walk of one row (what its `EventView` resolves a row `_reach` calls _SLOW
+        to: its inlined cases fail there too), without building the view."""
+        return walk(self.datas[row], dotted, segments, self.tops[row])
+
     def _reach(self, dotted: str, segments: tuple[str, ...], todo: Rows) -> list[Any]:
         """Per row: the value at the path through nested objects, _ABSENT, or _SLOW (lists on
         the way, a missing intermediate object, a flattened dotted key: the general walk)."""
         datas, tops = self.datas, self.tops
         first = segments[0]
-        if len(segments) == 1:
+        values = self._top_level(first, dotted if len(segments) > 1 else None, todo)
+        if values is None and len(segments) == 1:
             return [
                 datas[i][k] if (k := tops[i].get(first, _MISSING)) is not _MISSING else _ABSENT for i in todo
             ]
-        values = [
-            datas[i][k]
-            if (k := tops[i].get(first, _MISSING)) is not _MISSING
-            else (_ABSENT if tops[i].get(dotted, _MISSING) is _MISSING else _SLOW)
-            for i in todo
-        ]
+        if values is None:
+            values = [
+                datas[i][k]
+                if (k := tops[i].get(first, _MISSING)) is not _MISSING
+                else (_ABSENT if tops[i].get(dotted, _MISSING) is _MISSING else _SLOW)
+                for i in todo
+            ]
+        if len(segments) == 1:
+            return values
         shapes = _KEYMAPS.get
         for segment in segments[1:]:
             values = [
@@ -126,6 +140,26 @@ class Columns:
                 for v in values
             ]
         return values
+
+    def _top_level(self, first: str, dotted: str | None, todo: Rows) -> list[Any] | None:
+        """The rows' values under the top-level key `first` (any case), _ABSENT where there is
+        none, when every shape spells that key one way (or lacks it, and lacks the flattened
+        `dotted` key a longer path could be written as): one `dict.get` per row, mapped in C.
+        None: the shapes differ, the rows take the per-row walk."""
+        spelled = {keys.get(first, _MISSING) for keys in self.shapes}
+        if len(spelled) > 2 or not self.plain:
+            return None
+        if _MISSING in spelled:
+            if dotted is not None and any(keys.get(dotted, _MISSING) is not _MISSING for keys in self.shapes):
+                return None  # a flattened "a.b" key: the general walk
+            spelled.discard(_MISSING)
+            if not spelled:
+                return [_ABSENT] * len(todo)
+        elif len(spelled) > 1:
+            return None
+        (key,) = spelled
+        datas = self.datas if len(todo) == self.size else [self.datas[i] for i in todo]
+        return list(map(dict.get, datas, repeat(key, len(datas)), repeat(_ABSENT, len(datas))))
 
     def _column(self, kind: str, dotted: str, rows: Rows) -> tuple[Any, Rows]:
         """(the column, the rows of `rows` it lacks); a new column covering every row is
@@ -164,7 +198,9 @@ class Columns:
             return column
         reached = self._reach(dotted, segments, todo)
         one = [
-            v.lower() if type(v) is str else (None if v is None or v is _ABSENT else _slow_form(v))
+            v.lower()
+            if (kind := type(v)) is str
+            else (str(v) if kind is int else (None if v is None or v is _ABSENT else _slow_form(v)))
             for v in reached
         ]
         full: dict[int, tuple[Any, ...]] = {}
@@ -175,7 +211,7 @@ class Columns:
                 if type(value) is list and not any(type(x) is list for x in value):  # as EventView.forms
                     forms = tuple(f for f in map(stringform, value) if f is not None)
                 else:
-                    forms = self.view(row).forms(dotted, segments)
+                    forms = _forms(self._walk(row, dotted, segments)[0])
                 if len(forms) > 1:
                     full[row] = forms
                 one[position] = _one(forms)
@@ -197,7 +233,7 @@ class Columns:
                 row = todo[position]
                 value = reached[position]
                 # a list at the end of a path through objects: its leaves, as the general walk finds them
-                values = _leaves(value) if type(value) is list else self.view(row).resolve(dotted, segments)
+                values = _leaves(value) if type(value) is list else self._walk(row, dotted, segments)[0]
                 if len(values) > 1:
                     full[row] = values
                 one[position] = _one(values)
@@ -234,9 +270,14 @@ class Columns:
         """Whether the path exists (as `EventView.present`), for each of `rows` in order."""
         reached = self._reach(dotted, segments, rows)
         return [
-            (self.view(row).present(dotted, segments) if v is _SLOW else v is not _ABSENT)
+            (self._walk(row, dotted, segments)[1] if v is _SLOW else v is not _ABSENT)
             for row, v in zip(rows, reached, strict=True)
         ]
+
+
+def _forms(values: tuple[Any, ...]) -> tuple[str, ...]:
+    """The case-folded forms of leaf values (as `EventView.forms` makes them)."""
+    return tuple(f for f in map(stringform, values) if f is not None)
 
 
 def _one(items: tuple[Any, ...]) -> Any:
@@ -433,6 +474,8 @@ def _leaf(leaf: Leaf) -> BatchPredicate:  # noqa: C901 - one comprehension per l
 
         def regex(columns: Columns, rows: Rows) -> Rows:
             full, one = columns.values(d, s, rows)
+            # a stream's text values repeat (app names, operations): each distinct one searched once
+            seen: dict[str, bool] = {}
             return [
                 i
                 for i in rows
@@ -440,7 +483,15 @@ def _leaf(leaf: Leaf) -> BatchPredicate:  # noqa: C901 - one comprehension per l
                 and (
                     any(matches_text(x) for x in full[i])
                     if v is MULTI
-                    else (search(v) is not None if type(v) is str else matches_text(v))
+                    else (
+                        (
+                            found
+                            if (found := seen.get(v)) is not None
+                            else seen.setdefault(v, search(v) is not None)
+                        )
+                        if type(v) is str
+                        else matches_text(v)
+                    )
                 )
             ]
 

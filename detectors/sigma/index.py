@@ -9,7 +9,6 @@ field plus the few rules it could match, so cost stays nearly flat as the pack g
 
 from __future__ import annotations
 
-import itertools
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -185,15 +184,16 @@ class RuleIndex:
         A stream's rows whose column-wise evaluation raises are matched one by one through
         `fallback` (default: `match` on a fresh view, which raises as `match` does)."""
         out: list[list[CompiledRule]] = [[] for _ in records]
-        keys = list(map(_STREAM_OF, records))
         streams = self.streams
-        # positions grouped by stream, ascending inside each (a stable sort, in C)
-        ordered = sorted(range(len(records)), key=keys.__getitem__)
-        for key, grouped in itertools.groupby(ordered, key=keys.__getitem__):
+        # positions grouped by stream, ascending inside each (one pass: half a sort's cost)
+        by_stream: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for position, key in enumerate(map(_STREAM_OF, records)):
+            by_stream[key].append(position)
+        for key in sorted(by_stream):
             index = streams.get(key)
             if index is None:
                 continue
-            positions = list(grouped)
+            positions = by_stream[key]
             rows = [records[p] for p in positions]
             try:
                 found = self._match_stream(index, rows)
