@@ -77,7 +77,7 @@ class Columns:
     A column is a pair: `one`, a list with, per row, the only item (form, value or address), None
     when there is none, or MULTI; and `full`, {row: every item} for the MULTI rows only."""
 
-    __slots__ = ("records", "datas", "tops", "shapes", "plain", "size", "_views", "_columns")
+    __slots__ = ("records", "datas", "tops", "shapes", "plain", "size", "_all", "_views", "_columns")
 
     def __init__(self, records: Sequence[EventRecord]) -> None:
         self.records = records
@@ -88,17 +88,21 @@ class Columns:
                 if not isinstance(data, Mapping):
                     raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
         self.datas = datas
-        shapes = _KEYMAPS.get
-        self.tops: list[dict[str, Any]] = [shapes(tuple(d)) or keymap(d) for d in datas]
+        self.tops: list[dict[str, Any]] = _keymaps(datas) if self.plain else list(map(keymap, datas))
         # the distinct top-level shapes' key maps (a stream's batch has a handful)
         self.shapes = list(dict(zip(map(id, self.tops), self.tops, strict=True)).values())
         self.size = len(datas)
+        self._all: Rows | None = None
         self._views: dict[int, EventView] = {}
         self._columns: dict[tuple[str, str], tuple[dict[int, tuple[Any, ...]], list[Any]]] = {}
 
     @property
     def all_rows(self) -> Rows:
-        return list(range(self.size))
+        """Every row, in order (one list per batch: predicates never change the lists they get)."""
+        rows = self._all
+        if rows is None:
+            rows = self._all = list(range(self.size))
+        return rows
 
     def view(self, row: int) -> EventView:
         view = self._views.get(row)
@@ -132,11 +136,29 @@ class Columns:
             return values
         shapes = _KEYMAPS.get
         for segment in segments[1:]:
+            probe = next((v for v in values if type(v) is dict), None)
+            known = _plain_keymap(probe) if probe is not None else None
+            spelled = known.get(segment, _MISSING) if known is not None else _MISSING
+            if spelled is _MISSING:
+                values = [
+                    v[k]
+                    if type(v) is dict
+                    and (k := (shapes(tuple(v)) or keymap(v)).get(segment, _MISSING)) is not _MISSING
+                    else (_ABSENT if v is _ABSENT else _SLOW)
+                    for v in values
+                ]
+                continue
+            assert probe is not None
+            same = probe.keys()  # objects with these keys spell the segment `spelled`
             values = [
-                v[k]
-                if type(v) is dict
-                and (k := (shapes(tuple(v)) or keymap(v)).get(segment, _MISSING)) is not _MISSING
-                else (_ABSENT if v is _ABSENT else _SLOW)
+                v[spelled]
+                if type(v) is dict and v.keys() == same
+                else (
+                    v[k]
+                    if type(v) is dict
+                    and (k := (shapes(tuple(v)) or keymap(v)).get(segment, _MISSING)) is not _MISSING
+                    else (_ABSENT if v is _ABSENT else _SLOW)
+                )
                 for v in values
             ]
         return values
@@ -273,6 +295,27 @@ class Columns:
             (self._walk(row, dotted, segments)[1] if v is _SLOW else v is not _ABSENT)
             for row, v in zip(rows, reached, strict=True)
         ]
+
+
+def _plain_keymap(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The object's key map when no two of its keys differ only in case: then every object with
+    the same *set* of keys has the same map, whatever their order (a set comparison, in C, costs
+    a third of building the key tuple the map is cached under)."""
+    mapping = keymap(obj)
+    return mapping if len(mapping) == len(obj) else None
+
+
+def _keymaps(datas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`keymap` of each object; those with the first object's keys share its map."""
+    if not datas:
+        return []
+    first = datas[0]
+    known = _plain_keymap(first)
+    shapes = _KEYMAPS.get
+    if known is None:
+        return [shapes(tuple(d)) or keymap(d) for d in datas]
+    same = first.keys()
+    return [known if d.keys() == same else (shapes(tuple(d)) or keymap(d)) for d in datas]
 
 
 def _forms(values: tuple[Any, ...]) -> tuple[str, ...]:

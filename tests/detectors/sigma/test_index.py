@@ -135,3 +135,24 @@ def test_the_batch_matcher_agrees_on_awkward_shapes_and_every_value_kind(make_pa
     records = [EventRecord(n, "m365", "signins", float(n), data) for n, data in enumerate(shapes)]
     records.append(EventRecord("other", "m365", "unified_audit", 0.0, {"Operation": "x"}))
     assert _same_as_per_event(RuleIndex(pack.rules), records) > 10
+
+
+def test_objects_with_the_same_keys_in_another_order_or_differing_only_in_case_match_as_per_event(
+    make_pack,
+) -> None:
+    # the batch reads a key map once for objects with the first object's set of keys: order
+    # must not matter, and keys that differ only in case must still go through their own map
+    pack = make_pack(
+        rule_yaml("s:\n  status.errorCode: 50126\ncondition: s", name="failure"),
+        rule_yaml("s:\n  appDisplayName|contains: graph\ncondition: s", name="graph"),
+    )
+    shapes = [
+        {"appDisplayName": "Teams", "status": {"errorCode": 0, "failureReason": "none"}},
+        {"status": {"failureReason": "bad", "errorCode": 50126}, "appDisplayName": "Graph Explorer"},
+        {"status": {"ErrorCode": 50126, "errorCode": 0}, "appDisplayName": "Teams"},
+        {"status": {"errorCode": 0, "ErrorCode": 50126}, "APPDISPLAYNAME": "graph", "appDisplayName": "x"},
+        {"appDisplayName": "x", "APPDISPLAYNAME": "graph", "status": {"errorCode": 50126}},
+        {"appDisplayName": ["Teams", "Graph"], "status": [{"errorCode": 50126}]},
+    ]
+    records = [EventRecord(n, "m365", "signins", float(n), data) for n, data in enumerate(shapes)]
+    assert _same_as_per_event(RuleIndex(pack.rules), records) >= 3
