@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from detectors.sigma.compiler import (
     _COMPARE,
@@ -88,7 +88,8 @@ class Columns:
                 if not isinstance(data, Mapping):
                     raise TypeError(f"event data must be a JSON object, not {type(data).__name__}")
         self.datas = datas
-        self.tops: list[dict[str, Any]] = _keymaps(datas) if self.plain else list(map(keymap, datas))
+        plain = cast(list[dict[str, Any]], datas)  # when self.plain
+        self.tops: list[dict[str, Any]] = _keymaps(plain) if self.plain else list(map(keymap, datas))
         # the distinct top-level shapes' key maps (a stream's batch has a handful)
         self.shapes = list(dict(zip(map(id, self.tops), self.tops, strict=True)).values())
         self.size = len(datas)
@@ -180,7 +181,8 @@ class Columns:
         elif len(spelled) > 1:
             return None
         (key,) = spelled
-        datas = self.datas if len(todo) == self.size else [self.datas[i] for i in todo]
+        whole = cast(list[dict[str, Any]], self.datas)  # self.plain: every one a dict
+        datas = whole if len(todo) == self.size else [whole[i] for i in todo]
         return list(map(dict.get, datas, repeat(key, len(datas)), repeat(_ABSENT, len(datas))))
 
     def _column(self, kind: str, dotted: str, rows: Rows) -> tuple[Any, Rows]:
