@@ -15,6 +15,14 @@ not grow with N; the product's does. Sampled every few seconds for the run:
     python -m bench.scale_out                                      # 50 tenants, 3 workers, 60 s, 300 s
     TENANTGUARD_BENCH_SCALE_OUT="20x3x30x180" python -m bench.scale_out  # tenants x workers x interval x seconds
     --quick: 6 tenants, 2 workers, 20 s interval, 90 s
+
+    python -m bench.scale_out --detection                          # detection: 6 tenants x 5,000 events, 1 vs 3 workers
+    TENANTGUARD_BENCH_DETECTION="12x5000" python -m bench.scale_out --detection   # tenants x events each
+    --detection --quick: 3 tenants x 2,000 events
+
+The detection figure stores every tenant's backlog first, then times 1 and then 3 worker
+processes (one job at a time each) in the same run, from the first detection job to every
+tenant partition's cursor past its newest event: the ratio is what per-tenant partitions buy.
 """
 
 from __future__ import annotations
@@ -269,12 +277,257 @@ def figures(
     ]
 
 
+# --- detection across tenants: 1 worker against 3 -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectionScale:
+    tenants: int
+    events: int  # stored per tenant before the workers start
+    workers: tuple[int, ...] = (1, 3)
+
+
+def detection_scale(quick: bool) -> DetectionScale:
+    configured = os.environ.get("TENANTGUARD_BENCH_DETECTION")
+    if configured:
+        tenants, events = (int(n) for n in configured.split("x"))
+        return DetectionScale(tenants, events)
+    return DetectionScale(3, 2000) if quick else DetectionScale(6, 5000)
+
+
+def _stored_tenants(url: str, scale: DetectionScale, *, ready: Any = None) -> dict[int, int]:
+    """`scale.tenants` organisations of one disabled connection each (nothing to collect), then,
+    once `ready()` returns, `scale.events` provider-shaped events stored per tenant in one COPY
+    (bench.limits' mix: sign-ins, directory audits, Google and Slack activity of 200 users over a
+    week); the event time of each partition's newest event, in microseconds, by partition."""
+    import psycopg
+
+    from bench.limits import _pg_tuple, sample_events
+    from collectors.store import EVENT_COLUMNS
+    from core.db import Database
+    from core.models import Connection
+    from detectors.event_time import micros
+    from detectors.partitions import partition_of
+
+    db = Database(url)
+    newest: dict[int, int] = {}
+    try:
+        ids = []
+        with db.session() as session:
+            for tenant in range(scale.tenants):
+                connection = Connection(
+                    name=f"t{tenant:03d}-entra",
+                    provider="m365",
+                    tenant=f"t{tenant:03d}.example",
+                    enabled=False,
+                    config={"organisation": f"t{tenant:03d}"},
+                )
+                session.add(connection)
+                session.flush()
+                ids.append(int(connection.id or 0))
+        partitions = db.settings.pipeline_partitions
+        if ready is not None:
+            ready()
+        now = datetime.now(UTC)
+        with psycopg.connect(url) as conn, conn.cursor() as cur:
+            with cur.copy(f"COPY event ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                for tenant, connection_id in enumerate(ids):
+                    rows = [row for _, row in sample_events(scale.events, seed=tenant, users=200)]
+                    for row in rows:
+                        copy.write_row(_pg_tuple(row, connection_id, now))
+                    partition = partition_of(f"t{tenant:03d}", partitions)
+                    newest[partition] = max(
+                        newest.get(partition, 0), max(micros(r.occurred_at) for r in rows)
+                    )
+            conn.commit()
+    finally:
+        db.dispose()
+    return newest
+
+
+def _anomaly_newest(url: str) -> int:
+    """The event time (microseconds) of the newest stored event of the streams anomaly detection reads."""
+    from sqlalchemy import func, tuple_
+    from sqlmodel import col, select
+
+    from core.db import Database
+    from core.models import Event
+    from detectors.event_time import micros
+    from pipeline.health import ANOMALY_STREAMS
+
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as session:
+            newest = session.exec(
+                select(func.max(Event.occurred_at)).where(
+                    tuple_(col(Event.provider), col(Event.stream)).in_(sorted(ANOMALY_STREAMS))
+                )
+            ).one()
+    finally:
+        db.dispose()
+    return micros(newest) if newest is not None else 0
+
+
+def _anomaly_done(url: str, newest: int) -> bool:
+    from core.db import Database
+    from core.models.anomaly import AnalysisCursor
+    from pipeline.health import ANOMALY_TIME_CURSOR
+
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as session:
+            row = session.get(AnalysisCursor, ANOMALY_TIME_CURSOR)
+            return row is not None and int(row.position) > newest
+    finally:
+        db.dispose()
+
+
+def _detected(url: str, newest: dict[int, int]) -> tuple[bool, bool]:
+    """(has detection started, has every partition processed its newest event)."""
+    from sqlmodel import col, select
+
+    from core.db import Database
+    from core.models.anomaly import AnalysisCursor
+    from detectors.partitions import CLOCK_SUFFIX, cursor_name
+
+    db = Database(url)
+    try:
+        with db.session(readonly=True) as session:
+            rows = session.exec(
+                select(AnalysisCursor).where(col(AnalysisCursor.name).startswith("detection.p"))
+            ).all()
+    finally:
+        db.dispose()
+    partitions = db.settings.pipeline_partitions
+    clocks = {row.name: int(row.position) for row in rows if row.name.endswith(CLOCK_SUFFIX)}
+    done = all(clocks.get(cursor_name(p, partitions) + CLOCK_SUFFIX, 0) > last for p, last in newest.items())
+    return bool(rows), done
+
+
+def _workers_up(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+    return int(row[0]) if row else 0
+
+
+def measure_detection(
+    scale: DetectionScale, workers: int, timeout: float = 900.0
+) -> tuple[float, float, float]:
+    """Seconds from storing every tenant's backlog (one COPY, the workers already up and idle) to
+    every tenant's backlog through the rules and correlations (each tenant partition's event-time
+    cursor past its newest event), and to the anomaly pass too (one for every tenant, not
+    partitioned), with `workers` worker processes (one job at a time each); the load average at
+    the end."""
+    with tempfile.TemporaryDirectory(prefix="tg-bench-detect-") as tmp, postgres_database() as url:
+        env = {
+            **os.environ,
+            "TENANTGUARD_DATABASE_URL": url,
+            "TENANTGUARD_DATA_DIR": str(Path(tmp) / "data"),
+            "TENANTGUARD_PIPELINE_ENGINE": "procrastinate",
+            "TENANTGUARD_PIPELINE_SWEEP_SECONDS": "1",
+            "TENANTGUARD_LOG_LEVEL": "WARNING",
+        }
+        log_path = Path(tmp) / "workers.log"
+        log = log_path.open("ab")
+        processes: list[subprocess.Popen] = []
+        deadline = time.time() + timeout
+
+        def check() -> None:
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a worker exited:\n{log_path.read_text()[-3000:]}")
+            if time.time() > deadline:
+                raise RuntimeError(f"detection not done within {timeout:.0f} s")
+
+        def ready() -> None:  # every worker registered, then a few idle sweeps (imports done)
+            processes.extend(
+                subprocess.Popen([*CLI, "worker", "--concurrency", "1"], env=env, stdout=log, stderr=log)
+                for _ in range(workers)
+            )
+            while _workers_up(url) < workers:
+                check()
+                time.sleep(0.25)
+            time.sleep(3)
+
+        try:
+            newest = _stored_tenants(url, scale, ready=ready)
+            began = time.time()
+            anomaly_newest = _anomaly_newest(url)
+            rules = everything = None
+            while rules is None or everything is None:
+                check()
+                if rules is None and _detected(url, newest)[1]:
+                    rules = time.time() - began
+                if everything is None and rules is not None and _anomaly_done(url, anomaly_newest):
+                    everything = time.time() - began
+                time.sleep(0.25)
+            return rules, everything, os.getloadavg()[0]
+        finally:
+            _stop(processes)
+            log.close()
+
+
+def detection_figures(quick: bool) -> list[Figure]:
+    from core.settings import Settings
+    from detectors.partitions import partition_of
+
+    scale = detection_scale(quick)
+    partitions = Settings().pipeline_partitions
+    used = len({partition_of(f"t{t:03d}", partitions) for t in range(scale.tenants)})
+    total = scale.tenants * scale.events
+    load_before = os.getloadavg()[0]
+    rules: dict[int, float] = {}
+    everything: dict[int, float] = {}
+    loads: dict[int, float] = {}
+    for workers in scale.workers:
+        print(
+            f"-- {AREA}: detection, {scale.tenants} tenants x {scale.events} events, {workers} worker(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        rules[workers], everything[workers], loads[workers] = measure_detection(scale, workers)
+    one = scale.workers[0]
+    label = f"{scale.tenants} tenants x {scale.events:,} stored events ({used} of {partitions} partitions)"
+    out = []
+    for name, seconds in (("rules and correlations", rules), ("rules, correlations and anomaly", everything)):
+        for workers in scale.workers:
+            out.append(
+                Figure(
+                    AREA,
+                    f"detection throughput ({name}), {label}, {workers} worker(s)",
+                    total / seconds[workers],
+                    "events/s",
+                    baseline_name=f"{one} worker" if workers != one else None,
+                    baseline=total / seconds[one] if workers != one else None,
+                    notes=f"{total:,} events in {seconds[workers]:.1f} s"
+                    + (
+                        f"; {seconds[one] / seconds[workers]:.2f}x the {one}-worker rate"
+                        if workers != one
+                        else ""
+                    )
+                    + f"; load average {load_before:.1f} before, {loads[workers]:.1f} at the end (2 CPUs, shared)",
+                )
+            )
+    return out
+
+
 def run(quick: bool) -> list[Figure]:
     problem = postgres_problem()
     if problem:
         print(f"-- {AREA}: skipped, PostgreSQL unavailable ({problem})", file=sys.stderr)
         return []
     result: list[Figure] = []
+    if "--detection" in sys.argv:
+        measured = detection_figures(quick)
+        for figure in measured:
+            print(
+                f"   {figure.name}: {figure.value:.1f} {figure.unit}; {figure.notes}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return measured
     for scale in scales(quick):
         print(f"-- {AREA}: {scale}", file=sys.stderr, flush=True)
         measured = measure(scale)
