@@ -10,11 +10,14 @@ microseconds; PostgreSQL: the aware value) without the generic machinery.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+import orjson
+from sqlalchemy import JSON, Table
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from core.clock import as_utc
@@ -26,11 +29,70 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = as_utc(value)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 def _aware_time(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
+
+
+# what json.dumps would refuse (or write otherwise) makes orjson raise: such values go the column
+# type's own way (the stdlib)
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether `value` holds a NaN or an infinity (which orjson writes as null, the stdlib not)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    if type(value) is dict:
+        return any(_non_finite(v) for v in value.values())
+    if type(value) is list or type(value) is tuple:
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def _json_bytes(value: Any) -> bytes | None:
+    """A dict or list as JSON by orjson (the same values as the stdlib's text, several times
+    faster), or None for what the column's own processor must write."""
+    if type(value) is not dict and type(value) is not list:
+        return None
+    try:
+        text = orjson.dumps(value, option=_ORJSON_STRICT)
+    except TypeError:  # keys that are not strings, integers beyond 64 bits, other types
+        return None
+    if b"null" in text and _non_finite(value):
+        return None
+    return text
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _json_values(connection: Connection, column_type: Any, values: list[Any]) -> list[Any]:
+    """A JSON column's values as the driver takes them: what the column type's processor gives,
+    with the JSON written by orjson (SQLite: the text; PostgreSQL: psycopg's Json/Jsonb wrapper
+    around the bytes)."""
+    dialect: Any = connection.dialect
+    process = column_type._cached_bind_processor(dialect)
+    if dialect.name == "sqlite":
+        wrap: Any = None
+    elif dialect.name == "postgresql" and hasattr(dialect, "_psycopg_Jsonb"):
+        impl = column_type.dialect_impl(dialect)
+        wrap = dialect._psycopg_Jsonb if isinstance(impl, JSONB) else dialect._psycopg_Json
+    else:
+        return values if process is None else [process(v) for v in values]
+    out = []
+    for value in values:
+        text = _json_bytes(value)
+        if text is None:
+            out.append(value if process is None else process(value))
+        elif wrap is None:
+            out.append(text.decode())
+        else:
+            out.append(wrap(text, dumps=_as_is))
+    return out
 
 
 def _column_values(connection: Connection, column_type: Any, values: list[Any]) -> list[Any]:
@@ -38,7 +100,18 @@ def _column_values(connection: Connection, column_type: Any, values: list[Any]) 
     dialect = connection.dialect
     if isinstance(column_type, UTCDateTime):
         convert = _sqlite_time if dialect.name == "sqlite" else _aware_time
-        return [convert(v) for v in values]
+        # the same instant recurs (the build's time in every row): converted once; values equal
+        # as datetimes are one instant, which is all the conversion depends on
+        done: dict[datetime | None, Any] = {}
+        out = []
+        for value in values:
+            if value in done:
+                out.append(done[value])
+            else:
+                out.append(done.setdefault(value, convert(value)))
+        return out
+    if type(column_type) is JSON:
+        return _json_values(connection, column_type, values)
     process = column_type._cached_bind_processor(dialect)
     return values if process is None else [process(v) for v in values]
 

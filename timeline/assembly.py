@@ -71,6 +71,9 @@ class BuildContext:
     # Findings read for one span of first sightings (see timeline.quieting): findings do not
     # change during one build, so a narrower span later in it is filtered from this read.
     span_rows: tuple[datetime, datetime, list[Any]] | None = None
+    # The build's candidates (FINDING_COLUMNS rows of the open findings in no incident, as read at
+    # its start): a read of findings by time takes these from memory and only the others from SQL.
+    candidates: Sequence[Any] = ()
 
     def keys_of(self, finding_id: int, entities: Mapping[str, Any] | None) -> EntityKeys:
         """A finding's keys, worked out once per build."""

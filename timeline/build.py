@@ -145,6 +145,7 @@ class IncidentBuild:
     def group(self) -> list[int]:
         if self._remaining is None:
             self._remaining = self._candidate_findings()
+            self.ctx.candidates = self._remaining
         candidates = self._remaining
         if not candidates:
             return []
@@ -381,9 +382,7 @@ class IncidentBuild:
         for row, incident_id in zip(rows, ids, strict=True):
             # what reading the row back would give (each its own JSON values), without the read
             values = {**row, "id": incident_id}
-            values.update(
-                {k: type(v)() for k, v in _NEW_INCIDENT_DEFAULTS.items() if isinstance(v, dict | list)}
-            )
+            values.update({name: kind() for name, kind in _NEW_INCIDENT_CONTAINERS})
             states.append(self._states.setdefault(incident_id, IncidentState(values)))
         # every column given: what the model's defaults would fill in is in _NEW_INCIDENT_DEFAULTS
         insert_many(connection, INCIDENT_TABLE, [s.stored_values() for s in states])
@@ -816,6 +815,11 @@ _NEW_INCIDENT_DEFAULTS: dict[str, Any] = {
     "message_count": 0,
     "messages_scanned_id": 0,
 }
+
+
+_NEW_INCIDENT_CONTAINERS = [
+    (name, type(value)) for name, value in _NEW_INCIDENT_DEFAULTS.items() if isinstance(value, dict | list)
+]
 
 
 def _open_incident(row: Any, rules: tuple[str, ...] = ()) -> OpenIncident:

@@ -134,6 +134,11 @@ class IdentityIndex:
     # Provider user ids (Slack U…/W…, Entra object ids, Teams ids) -> the account's e-mail or name,
     # for accounts with or without a person: what timelines and titles show instead of the raw id.
     account_names: dict[str, str] = field(default_factory=dict)
+    # raw person/account value (and whether it came from `accounts`) -> its (key, label) or None,
+    # worked out once per index: the same few people recur across a build's findings
+    _person_keys: dict[tuple[str, bool], tuple[str, str] | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, session: Session) -> IdentityIndex:
@@ -264,47 +269,71 @@ MAX_NAMED = 3
 _PROVIDERS = frozenset(p.value for p in Provider)
 
 
+def _person_key(raw: str, identities: IdentityIndex, accounts: bool) -> tuple[str, str] | None:
+    person = identities.person_for(raw)
+    if person is not None:
+        return f"person:{person}", identities.label(f"person:{person}")
+    if "@" in raw:
+        email = normalise_email(raw)
+        return f"email:{email}", email
+    if accounts:
+        named = identities.account_names.get(raw.strip().lower())
+        label = f"{named} ({raw.strip()})" if named and named != raw.strip() else raw.strip()
+        return f"account:{raw.strip().lower()}", label
+    return None
+
+
 def _person_keys(raws: list[str], identities: IdentityIndex, *, accounts: bool) -> dict[str, str]:
     found: dict[str, str] = {}
+    memo = identities._person_keys
     for raw in raws:
-        person = identities.person_for(raw)
-        if person is not None:
-            found.setdefault(f"person:{person}", identities.label(f"person:{person}"))
-        elif "@" in raw:
-            email = normalise_email(raw)
-            found.setdefault(f"email:{email}", email)
-        elif accounts:
-            named = identities.account_names.get(raw.strip().lower())
-            label = f"{named} ({raw.strip()})" if named and named != raw.strip() else raw.strip()
-            found.setdefault(f"account:{raw.strip().lower()}", label)
+        pair = memo.get((raw, accounts), _UNKNOWN)
+        if pair is _UNKNOWN:
+            pair = memo[(raw, accounts)] = _person_key(raw, identities, accounts)
+        if pair is not None:
+            found.setdefault(pair[0], pair[1])
     return found
+
+
+_UNKNOWN: Any = object()
 
 
 def keys_for(entities: Mapping[str, Any] | None, identities: IdentityIndex) -> EntityKeys:
     """Turn a finding's `entities` JSON into grouping keys (people resolved through `identities`)."""
     entities = entities or {}
-    from_people = _person_keys(_strings(entities.get("people")), identities, accounts=False)
-    from_accounts = _person_keys(_strings(entities.get("accounts")), identities, accounts=True)
+    people_raw = entities.get("people")
+    accounts_raw = entities.get("accounts")
+    from_people = _person_keys(_strings(people_raw), identities, accounts=False) if people_raw else {}
+    from_accounts = _person_keys(_strings(accounts_raw), identities, accounts=True) if accounts_raw else {}
     people = {**from_people, **from_accounts}
-    files = {
-        f"file:{n}": raw.strip() for raw in _strings(entities.get("files")) if (n := normalise_name(raw))
-    }
+    files_raw = entities.get("files")
+    files = (
+        {f"file:{n}": raw.strip() for raw in _strings(files_raw) if (n := normalise_name(raw))}
+        if files_raw
+        else {}
+    )
     keys: dict[str, str] = {}
     broad: dict[str, str] = {}
     (broad if max(len(from_people), len(from_accounts)) > MAX_NAMED else keys).update(people)
-    for raw in _strings(entities.get("ips")):
-        ip = normalise_ip(raw)
-        if ip is not None:
-            keys.setdefault(f"ip:{ip}", ip)
+    ips_raw = entities.get("ips")
+    if ips_raw:
+        for raw in _strings(ips_raw):
+            ip = normalise_ip(raw)
+            if ip is not None:
+                keys.setdefault(f"ip:{ip}", ip)
     (broad if len(files) > MAX_NAMED else keys).update(files)
-    for raw in _strings(entities.get("apps")):
-        name = normalise_name(raw)
-        if name:
-            keys.setdefault(f"app:{name}", raw.strip())
+    apps_raw = entities.get("apps")
+    if apps_raw:
+        for raw in _strings(apps_raw):
+            name = normalise_name(raw)
+            if name:
+                keys.setdefault(f"app:{name}", raw.strip())
     return EntityKeys(tuple(keys), {**keys, **broad}, tuple(broad))
 
 
 def _strings(values: Any) -> list[str]:
+    if type(values) is list and all(type(v) is str and v.strip() for v in values):
+        return values  # the common case: a list of non-blank strings, as they are
     if isinstance(values, str):
         return [values] if values.strip() else []
     if not isinstance(values, list | tuple | set):

@@ -119,8 +119,15 @@ class PriorityResult:
     factors: dict[str, Any]
 
 
+_WEIGHT_OF_NAME = {severity.value: weight for severity, weight in SEVERITY_WEIGHT.items()}
+
+
 def severity_weight(severity: str) -> float:
     """Weight of a severity name; an unknown name counts as medium rather than failing the build."""
+    if type(severity) is str:  # a plain name as read (an enum member hashes by its name)
+        found = _WEIGHT_OF_NAME.get(severity)
+        if found is not None:
+            return found
     try:
         return SEVERITY_WEIGHT[Severity(severity)]
     except ValueError:

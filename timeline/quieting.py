@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session, col
 
+from core.models.enums import FindingStatus
 from core.models.finding import Finding
 from core.models.noise import ChangeWindow
 from timeline.assembly import BuildContext
@@ -100,17 +101,23 @@ def _findings_in_span(session: Session, ctx: BuildContext, start: datetime, end:
     in a later grouping round, answered from the first read (findings do not change meanwhile)."""
     if ctx.span_rows is not None and ctx.span_rows[0] <= start and end <= ctx.span_rows[1]:
         return [row for row in ctx.span_rows[2] if start <= row.first_seen <= end]
-    rows = list(
-        session.execute(
-            select(
-                col(Finding.id),
-                col(Finding.rule_id),
-                col(Finding.severity),
-                col(Finding.first_seen),
-                col(Finding.entities),
-            ).where(col(Finding.first_seen).between(start, end))
-        ).all()
-    )
+    query = select(
+        col(Finding.id),
+        col(Finding.rule_id),
+        col(Finding.severity),
+        col(Finding.first_seen),
+        col(Finding.entities),
+    ).where(col(Finding.first_seen).between(start, end))
+    if not ctx.candidates:
+        rows = list(session.execute(query).all())
+    else:
+        # the candidates were read at the build's start (they may be in an incident since): the
+        # rest from SQL, a finding in both is one population member (the caller keys them by id)
+        others = query.where(
+            or_(col(Finding.incident_id).is_not(None), col(Finding.status) != FindingStatus.OPEN)
+        )
+        rows = [row for row in ctx.candidates if start <= row.first_seen <= end]
+        rows.extend(session.execute(others).all())
     ctx.span_rows = (start, end, rows)
     return rows
 
