@@ -66,6 +66,7 @@ class BuildContext:
     # Keys too common to group by, with why (see timeline.prevalence); IPs checked against events.
     common: dict[str, str] = field(default_factory=dict)
     checked_ips: set[str] = field(default_factory=set)
+    checked_keys: set[str] = field(default_factory=set)
     learned: bool = False
     _keys: dict[int, EntityKeys] = field(default_factory=dict)
     # Findings read for one span of first sightings (see timeline.quieting): findings do not
@@ -119,8 +120,14 @@ def learn_common_keys(
 
 
 def check_keys(session: Session, keys: Iterable[str], ctx: BuildContext) -> None:
-    """Add first-party apps and shared IPs among `keys` to `ctx.common` (IPs queried once per build)."""
-    wanted = set(keys)
+    """Add first-party apps and shared IPs among `keys` to `ctx.common` (IPs queried once per build).
+
+    Each key is checked once per build: what a check added stays in `ctx.common` (it only grows,
+    and what is learned from findings is learned before the first check)."""
+    wanted = set(keys) - ctx.checked_keys
+    if not wanted:
+        return
+    ctx.checked_keys |= wanted
     ctx.common.update(first_party_apps(wanted))
     ips = {k.partition(":")[2] for k in wanted if k.startswith("ip:")} - ctx.checked_ips
     if ips:
@@ -169,12 +176,15 @@ def _top_finding(findings: Sequence[Any]) -> Any:
 PERSON_KEY_PREFIXES = ("person:", "email:", "account:")
 
 
-def _victims_first(keys: dict[str, None], findings: Sequence[Any], ctx: BuildContext) -> dict[str, None]:
+def _victims_first(
+    keys: dict[str, None], findings: Sequence[Any], own_keys: Sequence[tuple[str, ...]]
+) -> dict[str, None]:
     """The person keys ordered by how much of the incident is about them (severity of the findings
-    that name them, shared among the few they name), the other keys after them in their order."""
+    that name them, shared among the few they name), the other keys after them in their order;
+    `own_keys` are each finding's grouping keys (`finding_keys`)."""
     weight: dict[str, float] = {}
-    for finding in findings:
-        persons = [k for k in finding_keys(finding, ctx)[0] if k.startswith(PERSON_KEY_PREFIXES)]
+    for finding, mine in zip(findings, own_keys, strict=True):
+        persons = [k for k in mine if k.startswith(PERSON_KEY_PREFIXES)]
         for key in persons:
             weight[key] = weight.get(key, 0.0) + _weight(finding.severity) / len(persons)
     order = list(keys)
@@ -549,12 +559,13 @@ def _aggregate(
     """Title, severity, type, entities, times and keys from the findings; True when keys changed."""
     keys: dict[str, None] = {}
     broad: dict[str, None] = {}
-    for finding in findings:
-        for key in finding_keys(finding, ctx)[0]:
+    own_keys = [finding_keys(finding, ctx)[0] for finding in findings]
+    for finding, mine in zip(findings, own_keys, strict=True):
+        for key in mine:
             keys.setdefault(key, None)
         for key in ctx.keys_of(finding.id or 0, finding.entities).broad:
             broad.setdefault(f"{BROAD_PREFIX}{key}", None)
-    keys = _victims_first(keys, findings, ctx)
+    keys = _victims_first(keys, findings, own_keys)
     entities = _people_in_key_order(entities, keys, findings, ctx)
     keys.update(dict.fromkeys(list(broad)[:MAX_BROAD_KEYS]))
     top = _top_finding(findings)
