@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,12 @@ from api.app import create_app
 from api.config import ApiSettings
 from core.db import Database
 from core.settings import Settings
+from tests.cli_process import run_cli
 
 
 def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
+    return run_cli(
+        args,
         env={
             **os.environ,
             "TENANTGUARD_DATA_DIR": str(data_dir),

@@ -6,21 +6,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from collectors.simulator_link import write_connections_file
+from tests.cli_process import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def tenantguard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
+    return run_cli(
+        args,
         env={**os.environ, "COLUMNS": "200", **env},
         timeout=300,
     )

@@ -11,22 +11,17 @@ import io
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli_process import run_cli
+
 
 def tenantguard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **env},
-        timeout=180,
-    )
+    return run_cli(args, env={**os.environ, "COLUMNS": "200", **env})
 
 
 def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:

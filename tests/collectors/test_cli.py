@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,14 @@ from collectors import connections_from_simulator
 from collectors.connections import definitions_to_toml
 from core.db import Database
 from core.models import Event
+from tests.cli_process import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tenantguard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
+    return run_cli(
+        args,
         env={**os.environ, "COLUMNS": "200", **env},
         cwd=ROOT,
         timeout=180,

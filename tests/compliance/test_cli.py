@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
 from core.models import Role
 from core.settings import Settings
+from tests.cli_process import run_cli
 from tests.compliance.conftest import AssessedTenant
 from tests.factories import TEST_PEPPER, make_principal
 
@@ -24,10 +24,8 @@ def _run(settings: Settings, *args: str, token: str | None = None) -> subprocess
     }
     if token is not None:
         env["TENANTGUARD_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
+    return run_cli(
+        args,
         env=env,
         timeout=300,
     )

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.audit import Actor, AuditAction, Channel
+from tests.cli_process import run_cli
 
 
 def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
+    return run_cli(
+        args,
         env={**os.environ, **env},
         cwd=cwd,
         timeout=120,

@@ -8,11 +8,14 @@ truth by provider event id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from core.findings import FindingDraft
 from detectors.pipeline import default_rules_path
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord, make_records
@@ -44,7 +47,17 @@ def scenario_events(world) -> Iterator[EventRecord]:
                 yield replace(made, id=event_id, provider_event_id=event_id)
 
 
-def _detect(scenario: str):
+Detected = tuple[dict[str, Any], list[FindingDraft]]
+
+
+@pytest.fixture(scope="module")
+def detect() -> Callable[[str], Detected]:
+    """A scenario's world rendered and matched once for the three checks below (module scope: the
+    suite's scheduler keeps this file on one worker, tests/scheduling.py)."""
+    return functools.cache(_detect)
+
+
+def _detect(scenario: str) -> Detected:
     world = simulator_world.build_world(scenario)
     result = DetectionEngine(PACK).process(list(scenario_events(world)))
     assert result.errors == []
@@ -52,8 +65,8 @@ def _detect(scenario: str):
 
 
 @pytest.mark.parametrize("scenario", ATTACKS)
-def test_every_detectable_attack_step_is_found(scenario: str) -> None:
-    truth, findings = _detect(scenario)
+def test_every_detectable_attack_step_is_found(detect: Callable[[str], Detected], scenario: str) -> None:
+    truth, findings = detect(scenario)
     evidence = {event_id for f in findings for event_id in f.evidence_event_ids}
     missed = [
         f"{story['id']}/{step['id']}: {step['title']}"
@@ -65,8 +78,10 @@ def test_every_detectable_attack_step_is_found(scenario: str) -> None:
 
 
 @pytest.mark.parametrize("scenario", ATTACKS)
-def test_each_attack_story_raises_at_least_one_high_finding(scenario: str) -> None:
-    truth, findings = _detect(scenario)
+def test_each_attack_story_raises_at_least_one_high_finding(
+    detect: Callable[[str], Detected], scenario: str
+) -> None:
+    truth, findings = detect(scenario)
     story_events = {e["id"] for s in truth["stories"] for step in s["steps"] for e in step["events"]}
     assert any(
         f.severity in ("high", "critical") and story_events & set(f.evidence_event_ids) for f in findings
@@ -74,8 +89,10 @@ def test_each_attack_story_raises_at_least_one_high_finding(scenario: str) -> No
 
 
 @pytest.mark.parametrize("scenario", ["quiet_week", *ATTACKS])
-def test_benign_activity_and_decoys_stay_at_low_severity_or_below(scenario: str) -> None:
-    truth, findings = _detect(scenario)
+def test_benign_activity_and_decoys_stay_at_low_severity_or_below(
+    detect: Callable[[str], Detected], scenario: str
+) -> None:
+    truth, findings = detect(scenario)
     story_events = {e["id"] for s in truth["stories"] for step in s["steps"] for e in step["events"]}
     loud = [
         f"{f.severity} {f.rule_id}: {f.title}"

@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import select
 
 from core.models import AuditRecord, ComplianceException, Role
+from tests.cli_process import run_cli
 from tests.factories import TEST_PEPPER, make_incident
-from tests.serve_process import CLI
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -38,9 +38,7 @@ def tenantguard(settings, database_url: str, tmp_path: Path) -> Run:  # type: ig
 
     def run(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(base, TENANTGUARD_TOKEN=token) if token else base
-        return subprocess.run(
-            [*CLI, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
+        return run_cli(args, env=env)
 
     return run
 

@@ -19,6 +19,7 @@ import pytest
 from sqlmodel import select
 
 from core.models import ActionStatus, Approval, AuditRecord, RemediationAction, Role
+from tests.cli_process import run_cli
 from tests.factories import TEST_PEPPER, MadePrincipal
 from tests.security.conftest import Served
 
@@ -46,9 +47,7 @@ def tenantguard(
         environment = {**base, **env}
         if token is not None:
             environment["TENANTGUARD_TOKEN"] = token
-        return subprocess.run(
-            [*CLI, *args], env=environment, input=stdin, capture_output=True, text=True, timeout=180
-        )
+        return run_cli(args, env=environment, input=stdin)
 
     return run
 

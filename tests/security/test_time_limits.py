@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from core.models import Role
+from core.models import Connection, Role
 from tests.factories import MadePrincipal
 from tests.security.conftest import BlackHole, Served
 
@@ -64,17 +64,28 @@ def test_a_connection_check_against_a_provider_that_never_answers_ends_with_a_50
 
 
 def test_a_request_not_answered_within_the_request_time_limit_gets_a_503(
-    serve: Callable[..., Served], make_principal: Callable[..., MadePrincipal], black_hole: BlackHole
+    serve: Callable[..., Served],
+    make_principal: Callable[..., MadePrincipal],
+    make_connection: Callable[..., Connection],
+    black_hole: BlackHole,
 ) -> None:
-    # given serve with a 1 s request limit and a probe limit of ten minutes
+    # given serve with a 1 s request limit and a probe limit of ten minutes, and a connection to a
+    # provider that never answers (stored through the audited path beforehand: creating it through
+    # this serve would itself race the 1 s limit on a loaded machine)
     admin = make_principal(Role.ADMIN, name="the-admin").token
+    connection = make_connection(
+        "unanswering-slack",
+        "slack",
+        config={"base_url": f"{black_hole.url}/api/", "audit_base_url": f"{black_hole.url}/audit/v1/"},
+        secrets={"bot_token": "env:TG_TEST_SLACK_BOT", "audit_token": "env:TG_TEST_SLACK_AUDIT"},
+        streams=("users",),
+    ).id
     served = serve(
         TENANTGUARD_API_CONNECTION_CHECK_SECONDS="600",
         TENANTGUARD_API_REQUEST_TIME_LIMIT_SECONDS="1",
         **_SECRETS,
     )
     with served.client(admin) as client:
-        connection = _connect_to(client, black_hole)
         # when a probe hangs on the provider
         answer = client.post(f"/connections/{connection}/check")
         # then the caller is answered by the request limit, as problem+json with its request id
