@@ -240,3 +240,26 @@ def test_health_names_the_lagging_partition(db: Database, settings: Settings) ->
     assert stages[f"detect:p{partition_of(CONTOSO, P)}"].backlog == 0
     problems = [p for p in lag.problems(600) if "detect" in p]
     assert len(problems) == 1 and problems[0].startswith(f"stage {north} (1 connection(s)) lags: 3 waiting")
+
+
+def test_a_committed_page_asks_for_its_connections_partition_alone(db: Database, settings: Settings) -> None:
+    from pipeline.cycle import Cycle
+    from pipeline.embedded import PageTrigger
+
+    class Asked:
+        def __init__(self) -> None:
+            self.cycle = Cycle(db, settings)
+            self.jobs: list[tuple[str, dict]] = []
+
+        def enqueue(self, job: str, **args: object) -> None:
+            self.jobs.append((job, args))
+
+    # given serve's page trigger and a northwind connection
+    _connection(db, "northwind-entra", NORTHWIND)
+    asked = Asked()
+    trigger = PageTrigger(asked)  # type: ignore[arg-type]
+    # when a page with new events is committed, and one with nothing new
+    trigger.page("northwind-entra/signins", records=5, new=5, window=None)
+    trigger.page("northwind-entra/signins", records=5, new=0, window=None)
+    # then detection of northwind's partition alone was asked for, once
+    assert asked.jobs == [("detect", {"partition": partition_of(NORTHWIND, P)})]
