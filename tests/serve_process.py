@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from simulator.http import free_port
+from tests.cli_process import ForkedProcess, popen_cli
 
 CLI = [sys.executable, "-c", "from cli.main import run; run()"]
 WAIT_SECONDS = 240  # generous: CI is a loaded machine
 
 
-def stop(process: subprocess.Popen[Any]) -> None:
+def stop(process: subprocess.Popen[Any] | ForkedProcess) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -33,8 +34,8 @@ def serve_until(
 ) -> Any:
     """Run serve until `done()` returns something truthy; returns it. `what` names what never came."""
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [*CLI, "serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
+        server = popen_cli(
+            ["serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + WAIT_SECONDS

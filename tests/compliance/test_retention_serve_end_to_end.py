@@ -29,6 +29,7 @@ from core.db import Database
 from core.models import AuditCheckpoint, AuditRecord, Event, Finding, Incident, Message, Role, TimelineEntry
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 
 pytestmark = pytest.mark.slow
 
@@ -122,8 +123,8 @@ def test_serve_applies_retention_by_itself_and_keeps_what_is_on_hold(
     )
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
+        server = popen_cli(
+            ["serve", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from core.models.connection import Checkpoint
 from core.settings import Settings
 from detectors.posture import snapshots_pending
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,8 @@ def test_serve_runs_posture_and_serves_the_framework_reports_to_a_compliance_off
     log = tmp_path / "serve.log"
     # when `tenantguard serve` runs by itself until posture has been evaluated
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from cli.main import run; run()", "serve", "--port", str(port)],
+        server = popen_cli(
+            ["serve", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from core.audit import Actor
 from core.db import Database
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import ForkedProcess, popen_cli
 from tests.factories import TEST_PEPPER, make_principal
 
 CHROMIUM = os.environ.get("TENANTGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -89,7 +89,7 @@ class ConsoleServer:
             return orjson.loads(response.read())
 
 
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_healthy(url: str, server: ForkedProcess, log: Path) -> None:
     deadline = time.monotonic() + 120
     while True:
         assert server.poll() is None, f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
@@ -147,9 +147,8 @@ def console(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
         log = tmp / "serve.log"
         with log.open("wb") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-c", "from cli.main import run; run()", "serve", "--no-scheduler"]
-                + ["--port", str(port)],
+            server = popen_cli(
+                ["serve", "--no-scheduler", "--port", str(port)],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -30,6 +30,7 @@ from core.models import AuditRecord, Incident
 from core.models.oncall import Escalation, Page
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 from tests.oncall.conftest import slack_users
 from tests.oncall.test_escalation import twilio
 
@@ -178,9 +179,7 @@ def test_serve_pages_the_on_call_escalates_and_stops_on_a_slack_acknowledgement(
         assert done.returncode == 0, done.stderr + done.stdout
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            cli + ["serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        server = popen_cli(["serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             # Level 1: the schedule's on-call (alice) on Slack, SMS and e-mail.
             sms = _wait(

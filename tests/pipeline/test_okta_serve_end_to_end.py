@@ -17,6 +17,7 @@ from core.db import Database
 from core.models import Finding, Incident
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 from tests.serve_process import CLI, stop
 
 # a provider story through the same storage path as the account takeover the PostgreSQL suite runs
@@ -67,8 +68,8 @@ def test_serve_raises_an_urgent_incident_from_the_okta_story(
         }
         log = tmp_path / "serve.log"
         with log.open("w") as out:
-            server = subprocess.Popen(
-                [*CLI, "serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
+            server = popen_cli(
+                ["serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
             )
             deadline = time.monotonic() + 300  # generous: a loaded machine
             while not _okta_urgent_incidents(db):

@@ -19,6 +19,7 @@ from core.db import Database
 from core.models import Incident
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 from tests.serve_process import CLI, stop
 
 pytestmark = pytest.mark.slow
@@ -75,8 +76,8 @@ def test_serve_watches_the_simulator_through_its_written_connections_file(
         }
         log = tmp_path / "serve.log"
         with log.open("w") as out:
-            server = subprocess.Popen(
-                [*CLI, "serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
+            server = popen_cli(
+                ["serve", "--port", str(free_port())], env=env, stdout=out, stderr=subprocess.STDOUT
             )
             deadline = time.monotonic() + 300  # generous: a loaded machine (the goal is 2 minutes)
             while not _urgent_incidents(db):

@@ -40,6 +40,7 @@ from core.db import Database
 from core.models import Drill, Incident, IncidentResponse, TimelineEntry
 from core.settings import Settings
 from simulator.http import free_port
+from tests.cli_process import popen_cli
 from tests.response.conftest import (
     INTAKE_SECRET,
     ROUTING_KEY,
@@ -138,9 +139,7 @@ def test_serve_runs_channel_updates_status_page_jira_postmortem_and_a_drill(
     approver = run("principals", "create", "approver", "--role", "approver").strip().splitlines()[-1]
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            cli + ["serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        server = popen_cli(["serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             _wait(lambda: _up(api), "serve to answer", server, log, 120)
             alert = {

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from core.settings import Settings
 from simulator.http import free_port
 from tests.api.conftest import api_settings, app, as_role, client  # noqa: F401 - the API tests' fixtures
 from tests.api.test_oidc import identity_provider, signing_key  # noqa: F401 - a loopback SSO issuer
+from tests.cli_process import ForkedProcess, popen_cli
 from tests.factories import TEST_PEPPER
 from tests.remediation.conftest import ato_incident  # noqa: F401 - an account-takeover incident
 
@@ -72,7 +72,7 @@ def black_hole() -> Iterator[BlackHole]:
 
 @dataclass
 class Served:
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     url: str
     log: Path
 
@@ -100,9 +100,8 @@ def serve(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Cal
             **env,
         )
         with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-c", "from cli.main import run; run()", "serve", "--no-scheduler"]
-                + ["--port", str(port)],
+            process = popen_cli(
+                ["serve", "--no-scheduler", "--port", str(port)],
                 env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,
