@@ -8,6 +8,12 @@ rule and dedup key when
   that same window, whatever its status (an alert that grows after triage is still that alert);
 - otherwise (posture, drift, identity): an open one last seen within `dedup_period` (None: any
   time), so a setting that stays wrong is one finding until it is resolved.
+
+Tenants: the dedup key of a detection finding (Sigma rules, correlations, anomaly) names its
+tenant (:func:`tenant_key`, applied by the detection stage, `detectors.pipeline.by_tenant`), so two
+tenants' findings with the same key (one IP spraying both) are two findings. The default tenant's
+key is the key itself, exactly as stored before tenants: a single-tenant deployment keeps its keys,
+and an upgraded one continues its open findings instead of opening them again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,20 @@ MAX_EVIDENCE = 200
 MAX_TITLE = 500
 MAX_DEDUP_KEY = 500
 DEFAULT_DEDUP_PERIOD = timedelta(hours=24)
+TENANT_PREFIX = "tenant:"
+
+
+def tenant_key(tenant: str, dedup_key: str) -> str:
+    """The dedup key of `dedup_key` in `tenant` (an organisation; ``""`` the default tenant, whose
+    key is unchanged). The tenant comes first, so cutting a long key to MAX_DEDUP_KEY keeps it."""
+    return f"{TENANT_PREFIX}{tenant}|{dedup_key}" if tenant else dedup_key
+
+
+def tenant_of(dedup_key: str | None) -> str:
+    """The tenant a stored dedup key names (``""``: the default tenant); see :func:`tenant_key`."""
+    if not dedup_key or not dedup_key.startswith(TENANT_PREFIX):
+        return ""
+    return dedup_key[len(TENANT_PREFIX) :].partition("|")[0]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from detectors.anomaly.handoff import SignalHandoff
 from detectors.anomaly.rules import MITRE, AnomalyHit
 from detectors.anomaly.signals import StoredEvent, activity_from, signin_from, to_columns
 from detectors.cursor import GapCursor
-from detectors.pipeline import ACTOR, PipelineResult  # detectors.pipeline imports this lazily
+from detectors.pipeline import ACTOR, PipelineResult, by_tenant  # detectors.pipeline imports this lazily
 
 CURSOR = "anomaly"
 # The streams anomaly detection reads, through a cursor that re-reads ids committed late: it finds
@@ -426,7 +426,7 @@ def detect_anomalies(
             report.errors.extend(done.errors)
             drafts = [to_draft(hit) for hit in done.hits]
             pipeline_result = PipelineResult()
-            pipeline_result.record(store_findings(session, drafts, actor=ACTOR))
+            pipeline_result.record(store_findings(session, by_tenant(session, drafts), actor=ACTOR))
             report.model_trained |= engine.store_model(session) is not None
             report.events += done.events
             report.signins += done.signins
