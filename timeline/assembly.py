@@ -287,6 +287,7 @@ FINDING_COLUMNS = (
     col(Finding.incident_id),
     col(Finding.created_at),
     col(Finding.updated_at),
+    col(Finding.dedup_key),
 )
 
 

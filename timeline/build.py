@@ -27,6 +27,7 @@ from core.audit import AuditAction, AuditEntry, record_many
 from core.bulk import insert_many, reserve_ids
 from core.clock import utcnow
 from core.db import Database
+from core.findings import TENANT_PREFIX, tenant_of
 from core.models.enums import FindingStatus, IncidentStatus, Severity, TimelineEntryKind
 from core.models.finding import Finding
 from core.models.incident import Incident, Message, TimelineEntry
@@ -116,6 +117,8 @@ class IncidentBuild:
         self._carried: dict[int, FindingFacts] = {}
         # the open incidents of the first round's read (since when, by id), kept up to date
         self._open_cache: tuple[datetime, dict[int, OpenIncident]] | None = None
+        # incident id -> its findings' tenant, when not the default (`core.findings.tenant_of`)
+        self._tenants: dict[int, str] = {}
 
     def run(self) -> list[int]:
         touched = self.group()
@@ -296,6 +299,7 @@ class IncidentBuild:
                     can_open=not low_signal(row.kind, row.severity) and row.id not in held,
                     broad=found.broad,
                     rule=row.rule_id,
+                    tenant=tenant_of(row.dedup_key),
                 )
             )
         return facts, ignored_by_finding
@@ -325,7 +329,7 @@ class IncidentBuild:
         for state in self._states.values():
             by_id.pop(state.id, None)
             if state.status in OPEN_FOR_GROUPING and state.merged_into_id is None:
-                by_id[state.id] = _open_incident(state)
+                by_id[state.id] = _open_incident(state, tenant=self._tenants.get(state.id, ""))
         return [i for i in by_id.values() if i.last_seen >= since]
 
     def _read_open_incidents(self, *, since: datetime, with_rules: bool = False) -> list[OpenIncident]:
@@ -353,7 +357,24 @@ class IncidentBuild:
                 .distinct()
             ).all():
                 rules.setdefault(incident_id, set()).add(rule_id)
-        return [_open_incident(row, tuple(sorted(rules.get(row.id, ())))) for row in rows]
+        self._read_tenants([row.id for row in rows])
+        return [
+            _open_incident(row, tuple(sorted(rules.get(row.id, ()))), self._tenants.get(row.id, ""))
+            for row in rows
+        ]
+
+    def _read_tenants(self, incident_ids: Sequence[int]) -> None:
+        """The tenant of each incident whose findings name one (the others are the default's)."""
+        for start in range(0, len(incident_ids), 1000):
+            for incident_id, key in self.session.execute(
+                select(col(Finding.incident_id), func.max(col(Finding.dedup_key)))
+                .where(
+                    col(Finding.incident_id).in_(incident_ids[start : start + 1000]),
+                    col(Finding.dedup_key).startswith(TENANT_PREFIX),
+                )
+                .group_by(col(Finding.incident_id))
+            ).all():
+                self._tenants[int(incident_id)] = tenant_of(key)
 
     def _create_all(self, groups: Sequence[Group], audit: list[AuditEntry]) -> list[int]:
         """Insert the new incidents in one statement, then their opening entries; their audit
@@ -388,6 +409,8 @@ class IncidentBuild:
         insert_many(connection, INCIDENT_TABLE, [s.stored_values() for s in states])
         entries = []
         for group, incident_id in zip(groups, ids, strict=True):
+            if group.tenant:
+                self._tenants[incident_id] = group.tenant
             first = group.reasons[0]["text"] if group.reasons else ""
             entries.append(
                 entry_row(
@@ -822,7 +845,7 @@ _NEW_INCIDENT_CONTAINERS = [
 ]
 
 
-def _open_incident(row: Any, rules: tuple[str, ...] = ()) -> OpenIncident:
+def _open_incident(row: Any, rules: tuple[str, ...] = (), tenant: str = "") -> OpenIncident:
     """An open incident (a row or an IncidentState) as the grouping sees it."""
     return OpenIncident(
         id=row.id,
@@ -833,6 +856,7 @@ def _open_incident(row: Any, rules: tuple[str, ...] = ()) -> OpenIncident:
         and not row.assignee
         and row.created_by == SYSTEM_ACTOR.name,
         rules=rules,
+        tenant=tenant,
     )
 
 

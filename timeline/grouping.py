@@ -40,6 +40,7 @@ class FindingFacts:
     # What it names too many of to group by (a spray's targets); overlapping sets still link.
     broad: tuple[str, ...] = ()
     rule: str = ""
+    tenant: str = ""  # its organisation (`core.findings.tenant_of`): nothing joins across tenants
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class OpenIncident:
     # Untouched by humans (new, unassigned, system-made): may be merged automatically.
     auto_mergeable: bool
     rules: tuple[str, ...] = ()  # its findings' rule ids (read when a split taught a lesson)
+    tenant: str = ""  # its findings' organisation
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Group:
     absorbed_incident_ids: list[int] = field(default_factory=list)
     merged_into: Group | None = None
     rules: set[str] = field(default_factory=set)
+    tenant: str = ""
 
     @property
     def changed(self) -> bool:
@@ -171,6 +174,7 @@ class Grouper:
                 incident.id, incident.first_seen, incident.last_seen, incident.auto_mergeable
             )
             group.rules.update(incident.rules)
+            group.tenant = incident.tenant
             broad = [k.removeprefix(BROAD_PREFIX) for k in incident.keys if k.startswith(BROAD_PREFIX)]
             for key in incident.keys:
                 if key.startswith(BROAD_PREFIX):
@@ -198,7 +202,7 @@ class Grouper:
             if use is None:
                 continue
             group = _root(use.group)
-            if not self._in_window(group, use, finding):
+            if group.tenant != finding.tenant or not self._in_window(group, use, finding):
                 continue
             taught = next(
                 (t for t in self._lessons.get(key, ()) if t.forbids(finding.rule, group.rules)), None
@@ -209,6 +213,8 @@ class Grouper:
                 continue
             found.setdefault(group.ref, (group, []))[1].append((key, use))
         for use in self._overlapping(finding):
+            if _root(use.group).tenant != finding.tenant:
+                continue
             found.setdefault(_root(use.group).ref, (_root(use.group), []))[1].append((TARGETS_KEY, use))
         return found
 
@@ -253,6 +259,7 @@ class Grouper:
                 self._ungrouped.append(finding.id)
                 return
             group = self._new_group(None, finding.first_seen, finding.last_seen, True)
+            group.tenant = finding.tenant
             self._record(group, finding, "opened", [], None, None)
         else:
             # Prefer an existing incident (ids stay stable), then the most shared keys, then the oldest.
