@@ -37,7 +37,7 @@ rules-test: $(STAMP)
 	@if $(BIN)/tenantguard rules --help >/dev/null 2>&1; then $(BIN)/tenantguard rules test; fi
 
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --db sqlite
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25 --db sqlite
 
 ## The browser suite (tests/console: Playwright driving Debian's Chromium) runs inside test-sqlite;
 ## this says plainly when it was skipped (CI sets TENANTGUARD_REQUIRE_BROWSER=1: then it fails).
@@ -53,7 +53,7 @@ browser-check:
 
 test-postgresql: $(STAMP)
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3)" 2>/dev/null; then \
-		TENANTGUARD_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --db postgresql; \
+		TENANTGUARD_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25 --db postgresql; \
 	elif [ "$$TENANTGUARD_REQUIRE_POSTGRES" = "1" ]; then \
 		echo "PostgreSQL at $(PG_URL) is unreachable and TENANTGUARD_REQUIRE_POSTGRES=1: failing"; exit 1; \
 	else \

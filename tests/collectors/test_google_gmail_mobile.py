@@ -15,7 +15,6 @@ from core.db import Database
 from core.models import Event, Finding
 from core.settings import Settings
 from detectors.pipeline import detect_new
-from simulator.timestamps import settled_period_start
 
 SCENARIO = """
 id: gmail_mobile_check
@@ -49,12 +48,12 @@ stories:
 
 
 def test_gmail_log_and_mobile_streams_store_the_documented_events_and_the_rules_fire(
-    db: Database, settings: Settings, make_simulator, tmp_path: Path
+    db: Database, settings: Settings, settled_simulator, tmp_path: Path
 ) -> None:
     # given a story with a phone compromised then wiped, and malware, phishing and clean mail
     path = tmp_path / "gmail_mobile_check.yaml"
     path.write_text(SCENARIO)
-    sim = make_simulator(str(path), start=settled_period_start(2))
+    sim = settled_simulator(str(path), days=2)
     story = sim.truth["stories"][0]
     expected = {e["id"] for s in story["steps"] for e in s["events"]}
     # when only the Google gmail_log and mobile streams are collected, then detection runs

@@ -11,14 +11,13 @@ from collectors.connections import sync_connections
 from core.db import Database
 from core.models import Event
 from core.settings import Settings
-from simulator.timestamps import settled_period_start
 
 
 def test_the_takeout_stream_stores_each_takeout_event_of_the_story(
-    db: Database, settings: Settings, make_simulator
+    db: Database, settings: Settings, settled_simulator
 ) -> None:
     # given the google_delegated_admin story, whose new super admin takes out the helpdesk account
-    sim = make_simulator("google_delegated_admin", users=20, days=3, start=settled_period_start(3))
+    sim = settled_simulator("google_delegated_admin", users=20, days=3)
     story = sim.truth["stories"][0]
     expected = {e["id"] for s in story["steps"] if s["id"] == "takeout" for e in s["events"]}
     # when only the Google takeout stream is collected

@@ -13,14 +13,13 @@ from core.db import Database
 from core.models import Event, Finding
 from core.settings import Settings
 from detectors.pipeline import detect_new
-from simulator.timestamps import settled_period_start
 
 
 def test_the_defender_alert_of_the_takeover_is_stored_and_becomes_a_high_finding_on_the_victim(
-    db: Database, settings: Settings, make_simulator
+    db: Database, settings: Settings, settled_simulator
 ) -> None:
     # given the account takeover, whose forwarding rule raises a Defender for Office 365 alert
-    sim = make_simulator("account_takeover", users=20, days=3, start=settled_period_start(3))
+    sim = settled_simulator("account_takeover", users=20, days=3)
     story = sim.truth["stories"][0]
     [step] = [s for s in story["steps"] if s["id"] == "defender_alert"]
     assert stream_spec("m365", "security_alerts").enabled_by_default  # runs without configuration

@@ -19,7 +19,6 @@ from remediation import demo_flow
 from remediation.approvals import approve
 from remediation.executor import execute, rollback
 from remediation.planner import get_plan
-from simulator.timestamps import settled_period_start
 from tests.scenario_run import run_and_score
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
@@ -35,10 +34,10 @@ def _guest_channels(sim: Any) -> set[str]:
 
 
 def test_the_guest_leaves_every_channel_and_the_inviter_is_signed_out_then_the_removal_rolls_back(
-    db, settings, make_simulator, analyst, approver, second_approver
+    db, settings, settled_simulator, analyst, approver, second_approver
 ) -> None:
     # given the story collected and turned into one urgent incident by the product
-    sim = make_simulator("slack_guest_exfiltration", start=settled_period_start(7))
+    sim = settled_simulator("slack_guest_exfiltration")
     result = run_and_score(db, settings, sim)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.timestamps import settled_period_start
 from tests.scenario_run import run_and_score
 from tests.simulator.test_google import REPORTS, activities
 
@@ -90,8 +89,8 @@ def test_the_new_super_admin_takes_out_the_helpdesk_account_as_the_takeout_appli
 
 @pytest.mark.one_backend
 @pytest.mark.slow
-def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, make_simulator):
-    handle = make_simulator("google_delegated_admin", start=settled_period_start(7))
+def test_the_delegated_admin_story_becomes_one_incident_and_the_trip_none(db, settings, settled_simulator):
+    handle = settled_simulator("google_delegated_admin")
     result = run_and_score(db, settings, handle)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1

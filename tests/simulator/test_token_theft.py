@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.timestamps import settled_period_start
 from tests.scenario_run import run_and_score
 from tests.simulator.conftest import MANAGE_SCOPE
 from tests.simulator.test_management_fidelity import records
@@ -94,8 +93,10 @@ def test_pim_activation_and_app_only_writes_as_the_services_log_them(make_simula
 
 @pytest.mark.one_backend
 @pytest.mark.slow
-def test_the_token_theft_story_becomes_one_p1_incident_and_the_lookalike_none(db, settings, make_simulator):
-    handle = make_simulator("token_theft", start=settled_period_start(7))
+def test_the_token_theft_story_becomes_one_p1_incident_and_the_lookalike_none(
+    db, settings, settled_simulator
+):
+    handle = settled_simulator("token_theft")
     result = run_and_score(db, settings, handle)
     assert result["stories_split"] == result["stories_merged"] == 0
     assert result["exactly_one_incident"] == result["stories"] == 1
