@@ -575,6 +575,7 @@ class IncidentBuild:
             query = select(Incident).where(col(Incident.id).in_(wanted[start : start + 1000]))
             pending.extend(self.session.execute(query.with_for_update()).scalars())
         messages = self._messages_for(pending, high_water)
+        about = self._findings_about(pending)
         terms = [
             incident_terms(
                 i.id or 0,
@@ -584,6 +585,7 @@ class IncidentBuild:
                 self.ctx.identities,
                 i.linked_conversations or [],
                 last_seen=i.last_seen,
+                about=[i.title, *about.get(i.id or 0, ())],
             )
             for i in pending
         ]
@@ -596,6 +598,20 @@ class IncidentBuild:
             incident.messages_scanned_id = high_water
             self.session.add(incident)
         return changed
+
+    def _findings_about(self, incidents: Sequence[Incident]) -> dict[int, list[str]]:
+        """Each incident's findings as words: their titles and rule ids (`IncidentTerms.about`)."""
+        about: dict[int, list[str]] = {}
+        ids = [i.id for i in incidents if i.id is not None]
+        for start in range(0, len(ids), 1000):
+            rows = self.session.execute(
+                select(col(Finding.incident_id), col(Finding.title), col(Finding.rule_id)).where(
+                    col(Finding.incident_id).in_(ids[start : start + 1000])
+                )
+            )
+            for incident_id, title, rule_id in rows:
+                about.setdefault(incident_id, []).extend((title, rule_id.replace("_", " ")))
+        return about
 
     def _security_history(
         self, messages: Sequence[MessageFacts], terms: Sequence[IncidentTerms]

@@ -13,7 +13,9 @@ conversation window (``first_seen - before`` … ``last_seen + after``) contains
 * 1 — it talks about security ("phishing", "not me", "MFA prompt", "compromised", ...).
 
 A message that only a person ties to the incident must be sent within `PERSON_ONLY_AFTER` (24 h)
-of the incident's last activity, not anywhere in the 72 h after it.
+of the incident's last activity, not anywhere in the 72 h after it; and when it names the kind of
+alert it is about ("closing yesterday's impossible travel alert"), that kind must be one of the
+incident's findings (`alert_kinds`): it is talk about some other alert, not about this incident.
 
 It is attached when the score reaches 2, to the incident(s) with the best score (naming a person
 beats being written by one). Specific matches are settled first, so an analyst's reply in an
@@ -96,6 +98,23 @@ SECURITY_WORDS = (
     r"offboarding",
     r"last day",
 )
+# "the impossible travel alert", "yesterday's phishing alerts": a message naming the kind of alert
+# (or finding, detection) it is about; the words before it are the kind.
+_ALERT_KIND = re.compile(
+    r"((?:[a-z0-9][\w'-]* ){0,3}[a-z0-9][\w'-]*) (?:alert|alarm|detection|finding)s?(?!\w)", re.IGNORECASE
+)
+# Words in front of "alert" that say nothing of its kind, nor do what every alert is about
+# ("a weird login alert").
+_NOT_A_KIND_WORDS = (
+    "a an the this that these those my your our their his her its any every each another other "
+    "same new old open opened closed closing close resolved resolving false positive true real "
+    "security yesterday today tonight last first second next weekly daily one two an earlier got "
+    "get saw see seen have had has is was about on of for re fw fwd to from and or an critical "
+    "high medium low urgent p1 p2 p3 p4 i we you me us just also still weird strange odd "
+    "unexpected unusual suspicious random login log-in logon sign-in signin in access activity "
+    "account accounts email mail user users okta microsoft google slack"
+)
+_NOT_A_KIND = frozenset(_NOT_A_KIND_WORDS.split())
 _SECURITY = re.compile(r"(?<!\w)(?:" + "|".join(SECURITY_WORDS) + r")(?!\w)", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}")
 _SLACK_MENTION = re.compile(r"<@([A-Za-z0-9]{2,30})(?:\|[^>]{0,100})?>")
@@ -151,6 +170,9 @@ class IncidentTerms:
     threads: frozenset[tuple[str, str, str]] = frozenset()
     channels: frozenset[tuple[str, str]] = frozenset()
     person_window_end: datetime | None = None  # for person-only matches (PERSON_ONLY_AFTER); None: window_end
+    # What the incident's findings are (their titles and rule ids, lower case): a person-only
+    # message naming another kind of alert is not about it (`alert_kinds`); "" when unknown.
+    about: str = ""
 
 
 @dataclass
@@ -166,6 +188,30 @@ class ConversationMatch:
     rank: int = 0
 
 
+def alert_kinds(text: str) -> list[tuple[str, ...]]:
+    """The kinds of alert a message names, each as its words ("closing yesterday's impossible travel
+    alert" -> [("impossible", "travel")]); a bare "security alert" or "weird login alert" names none.
+
+    A person-only message whose security talk is all such names is skipped for an incident of
+    another kind; one that also says "that wasn't me" is not."""
+    kinds = []
+    for found in _ALERT_KIND.finditer(text):
+        kind: list[str] = []
+        for word in reversed(found.group(1).lower().split()):  # the words right before "alert"
+            if word in _NOT_A_KIND or word.endswith(("'s", "\u2019s", ":", ",", ";")):
+                break  # "yesterday's", "queue:", "the" end the kind
+            kind.insert(0, word)
+        if kind:
+            kinds.append(tuple(kind))
+    return kinds
+
+
+def _is_about(kind: tuple[str, ...], about: str) -> bool:
+    """Whether an incident whose findings read `about` is of this alert kind (any of its words, or
+    their stems: "phishing" finds "phish", "travel" finds "travelled")."""
+    return any(word[:5] in about for word in kind if len(word) >= 3)
+
+
 def incident_terms(
     incident_id: int,
     window: tuple[datetime, datetime],
@@ -174,9 +220,11 @@ def incident_terms(
     identities: IdentityIndex,
     linked: Iterable[Mapping[str, Any]] = (),
     last_seen: datetime | None = None,
+    about: Iterable[str] = (),
 ) -> IncidentTerms:
     """Terms from an incident's entities and grouping keys (people through the identity index).
-    `last_seen` (the incident's last activity) bounds person-only matches (`PERSON_ONLY_AFTER`)."""
+    `last_seen` (the incident's last activity) bounds person-only matches (`PERSON_ONLY_AFTER`);
+    `about` (its findings' titles and rule ids) the kinds of alert they may name (`alert_kinds`)."""
     strong: dict[str, str] = {
         f"inc-{incident_id}": "the incident",
         f"incident #{incident_id}": "the incident",
@@ -221,6 +269,7 @@ def incident_terms(
         frozenset(threads),
         frozenset(channels),
         None if last_seen is None else min(window[1], last_seen + PERSON_ONLY_AFTER),
+        " ".join(about).lower(),
     )
 
 
@@ -329,6 +378,8 @@ class ConversationLinker:
                     f"in channel {message.channel} linked to the incident"
                 )
         security = _SECURITY.search(text)
+        # the kinds of alert it names, when nothing else in it talks about security
+        kinds = alert_kinds(text) if not _SECURITY.search(_ALERT_KIND.sub(" ", text)) else []
         matches: list[ConversationMatch] = []
         for incident_id in set(strong) | set(files) | set(people):
             incident = self.incidents[incident_id]
@@ -341,6 +392,14 @@ class ConversationLinker:
                 and message.sent_at > incident.person_window_end
             ):
                 continue  # only a person ties it to the incident, and it is long after (PERSON_ONLY_AFTER)
+            if (
+                incident_id not in strong
+                and incident_id not in files
+                and incident.about
+                and kinds
+                and not any(_is_about(kind, incident.about) for kind in kinds)
+            ):
+                continue  # only a person ties it, and it is about another kind of alert
             reasons = [
                 *sorted(set(strong.get(incident_id, ()))),
                 *sorted(set(files.get(incident_id, ()))),

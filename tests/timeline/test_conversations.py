@@ -165,6 +165,33 @@ def test_a_person_talking_about_security_long_after_the_incident_is_not_attached
     assert sorted(attached(db, incident_id)) == [soon, specific]
 
 
+def test_a_person_closing_another_kind_of_alert_is_not_attached_and_one_of_its_kind_is(
+    db, settings, make_finding, make_message
+) -> None:
+    # the traveller is also someone who closes alerts: hours later she writes about a phishing
+    # alert, and about an impossible travel alert
+    make_finding("Impossible travel: Lisbon then Sydney in 2 hours", people=["alice@northwind.example"])
+    other = make_message(
+        "Closing yesterday's phishing alert: it was the simulation",
+        author="alice@northwind.example",
+        sent_at=at(hours=7),
+    )
+    same = make_message(
+        "Closing yesterday's impossible travel alert: user was at the offsite",
+        author="alice@northwind.example",
+        sent_at=at(hours=8),
+    )
+    victim = make_message(
+        "Weird login alert from Okta, that wasn't me", author="alice@northwind.example", sent_at=at(hours=9)
+    )
+    [incident_id] = build_incidents(db, settings, notify=False)
+    # then the alert of another kind is not about this incident; its own kind, and a victim's
+    # "that wasn't me" beside a plain login alert, are
+    found = attached(db, incident_id)
+    assert other not in found
+    assert sorted(found) == [same, victim]
+
+
 def test_replies_in_the_thread_of_an_attached_message_follow_it(
     db, settings, make_finding, make_message
 ) -> None:
