@@ -35,7 +35,7 @@ STREAMS = {
     "google": ["login", "admin", "drive", "token", "saml", "user_accounts"],
     "slack": ["audit"],
 }
-COPIES = 3  # three connections to each SaaS: 33 streams
+COPIES = 3  # three tenants, each with a connection to each SaaS: 33 streams
 
 
 def _truth(sim) -> set[tuple[str, str, str]]:
@@ -74,7 +74,7 @@ def _pid(worker: str) -> int:
 
 @pytest.fixture
 def workers(db: Database, database_url: str, tmp_path: Path, past_simulator) -> Iterator[dict]:
-    """Three `tenantguard worker` processes over 33 streams of a throttling tenant, polled every 2 s."""
+    """Three `tenantguard worker` processes over 33 streams of three throttling tenants, polled every 2 s."""
     if db.dialect != "postgresql":
         pytest.skip("workers are a PostgreSQL deployment; SQLite is for one process")
     sim = past_simulator(faults="429=0.1,500=0.02,retry_after=0:1")
@@ -87,7 +87,10 @@ def workers(db: Database, database_url: str, tmp_path: Path, past_simulator) -> 
                 streams={provider: streams},
                 intervals=dict.fromkeys(streams, 2),
             ):
-                definitions.append(dataclasses.replace(d, name=f"{d.name}-{copy}"))
+                # each copy is its own tenant (organisation): tenants' detection spreads across
+                # workers as a deployment's would, rather than every event in one partition
+                config = {**d.config, "organisation": f"tenant-{copy}"}
+                definitions.append(dataclasses.replace(d, name=f"{d.name}-{copy}", config=config))
     connections = tmp_path / "connections.toml"
     connections.write_text(definitions_to_toml(definitions))
     env = {
