@@ -24,6 +24,7 @@ def test_the_demo_is_short_and_leaves_a_database_that_works(tmp_path: Path) -> N
         "TENANTGUARD_DATA_DIR": str(tmp_path),
         "TENANTGUARD_DATABASE_URL": "",
         "COLUMNS": "160",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack (see _finish)
     }
     demo = subprocess.Popen(
         [*CLI, "demo", "-s", "account_takeover", "--users", "30", "--days", "3", "--keep-simulator"],
@@ -70,7 +71,7 @@ def test_the_demo_is_short_and_leaves_a_database_that_works(tmp_path: Path) -> N
         assert tested.returncode == 0, tested.stdout
         # When the operator presses Ctrl-C, the demo finishes with its summary
         demo.send_signal(signal.SIGINT)
-        rest, _ = demo.communicate(timeout=120)
+        rest = _finish(demo)
         assert demo.returncode == 0, rest
         assert "Demo summary" in rest
         listed = subprocess.run(
@@ -84,3 +85,15 @@ def test_the_demo_is_short_and_leaves_a_database_that_works(tmp_path: Path) -> N
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def _finish(demo: subprocess.Popen[str]) -> str:
+    """The demo's output after Ctrl-C; if it does not end within 120 s, fail with where each of
+    its threads stood (faulthandler's dump on SIGABRT), not a bare timeout."""
+    try:
+        rest, _ = demo.communicate(timeout=120)
+        return rest
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGABRT)
+        dumped, _ = demo.communicate(timeout=60)
+        pytest.fail("the demo did not end within 120 s of Ctrl-C; its threads:\n" + dumped[-8000:])
