@@ -31,7 +31,7 @@ Plugging in a detector::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -128,9 +128,12 @@ class PipelineResult:
                 self.findings.append(finding.id)
 
 
-def event_record(event: StoredEvent) -> EventRecord:
-    """A stored Event as the engine's record: stored events are already in the normalised shape."""
+def event_record(event: StoredEvent, tenants: Mapping[int, str] | None = None) -> EventRecord:
+    """A stored Event as the engine's record: stored events are already in the normalised shape.
+    `tenants`: connection id -> organisation (`connection_tenants`), so that the engine's windows
+    and alerts keep tenants apart."""
     assert event.id is not None
+    connection = event.connection_id
     return EventRecord(
         event.id,
         event.provider,
@@ -138,7 +141,14 @@ def event_record(event: StoredEvent) -> EventRecord:
         event.occurred_at.timestamp(),
         event.raw or {},
         event.provider_event_id,
+        tenants.get(connection, "") if tenants and connection is not None else "",
     )
+
+
+def connection_tenants(session: Session) -> dict[int, str]:
+    """Each connection's organisation, for those that name one (one query: connections are few)."""
+    rows = session.exec(select(Connection.id, Connection.config)).all()
+    return {int(cid): name for cid, config in rows if cid is not None and (name := organisation(config))}
 
 
 def by_tenant(session: Session, drafts: Sequence[FindingDraft]) -> list[FindingDraft]:
@@ -231,7 +241,8 @@ class DetectionPipeline:
         """Rebuild windows and open alerts from events already processed before this process."""
         self._position = position
         replay = self.reader.replay(session, position[1], self.engine.replay_horizon(), self._columns)
-        self.engine.warm_up(event_record(EventRow._make(row)) for row in replay)
+        tenants = connection_tenants(session)
+        self.engine.warm_up(event_record(EventRow._make(row), tenants) for row in replay)
 
     def run_batch(self, session: Session, *, observe: BatchObserver | None = None) -> PipelineResult:
         """Process the next batch after the cursor, in the caller's transaction; `observe` is
@@ -254,7 +265,8 @@ class DetectionPipeline:
             row.id: row for row in _active_suppressions(session, now) if row.id is not None
         }
         self.engine.set_suppressions(_spec(row) for row in rows.values())
-        records = [event_record(event) for event in events]
+        tenants = connection_tenants(session)
+        records = [event_record(event, tenants) for event in events]
         batch = self.engine.process(records)
         drafts = list(batch.findings)
         for detector in self.detectors:

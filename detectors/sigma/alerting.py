@@ -154,7 +154,9 @@ class Alerter:
     """Holds open alerts (bounded) and turns hits into fired/updated alerts."""
 
     def __init__(self, *, max_open: int = 200_000) -> None:
-        self.open: dict[str, OpenAlert] = {}
+        # by (tenant, dedup key): two tenants' matches are two alerts, whose drafts keep the
+        # plain key (the detection stage adds the tenant, `detectors.pipeline.by_tenant`)
+        self.open: dict[tuple[str, str], OpenAlert] = {}
         self.max_open = max_open
         self.dirty: dict[int, OpenAlert] = {}
         self._watermark = 0.0
@@ -165,16 +167,17 @@ class Alerter:
         spec = source.alert
         assert spec is not None
         key = dedup_key(source, hit.view, hit.group)
-        alert = self.open.get(key)
+        slot = (hit.view.record.tenant, key)
+        alert = self.open.get(slot)
         first = hit.first_ts if hit.first_ts is not None else hit.ts
         if alert is not None and not (
             alert.window_start - spec.dedup_period < hit.ts < alert.window_start + spec.dedup_period
         ):
-            self.open.pop(key, None)
+            self.open.pop(slot, None)
             alert = None
         if alert is None:
             alert = OpenAlert(key=key, source=source, window_start=hit.ts, first_seen=first, last_seen=hit.ts)
-            self.open[key] = alert
+            self.open[slot] = alert
             if len(self.open) > self.max_open:
                 self.open.pop(next(iter(self.open)))
         alert.first_seen = min(alert.first_seen, first)

@@ -1,6 +1,6 @@
 """Sigma correlations evaluated natively, in event time, with bounded state.
 
-For each correlation the engine keeps, per group-by key, the recent matches of its member rules
+For each correlation the engine keeps, per tenant and group-by key, the recent matches of its member rules
 (time, event id, and for `value_count` the value) sorted by event time. An event that arrives
 out of order is inserted at its place and every window that could now be complete is checked,
 so lateness inside `timespan + allowed_lateness` changes nothing. The late-arrival rule: a match
@@ -137,6 +137,8 @@ class CorrelationState:
         if ts > self.watermark:
             self.watermark = ts
         key_parts, shown = self._group_values(member_id, view)
+        if view.record.tenant:  # one tenant's window never counts another's events
+            key_parts = (view.record.tenant, *key_parts)
         key: str | tuple[str, ...] = key_parts[0] if len(key_parts) == 1 else key_parts
         value = None
         if self.corr.value_field is not None:

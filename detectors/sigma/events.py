@@ -38,6 +38,9 @@ class EventRecord:
     ts: float  # event time, epoch seconds
     data: Mapping[str, Any]
     provider_event_id: str | None = None
+    # The organisation whose connection stored it (`detectors.partitions.organisation`; "" the
+    # default): correlation windows and open alerts never mix two tenants' events.
+    tenant: str = ""
 
     @property
     def time(self) -> datetime:

@@ -1,17 +1,19 @@
 """Findings and incidents of different tenants never merge: one IP spraying two organisations is
 two findings (the dedup key names the tenant) and two incidents, while the default tenant's keys
-stay exactly as they were stored before tenants."""
+stay exactly as they were stored before tenants; and two tenants read by one partition's engine
+never share a correlation window."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.db import Database
 from core.findings import tenant_key
-from core.models import Incident
+from core.models import Event, Incident
 from core.settings import Settings
+from detectors.partitions import partition_of
 from detectors.pipeline import detect_new
 from tests.pipeline.test_partitions import CONTOSO, NORTHWIND, T0, _connection, _spray, _sprays
 from timeline.build import build_incidents
@@ -78,3 +80,29 @@ def test_two_tenants_sprayed_together_are_two_incidents_in_one_build(
     build_incidents(db, settings, now=T0.replace(hour=4), notify=False)
     findings = _sprays(db)
     assert len(findings) == 2 and len({f.incident_id for f in findings} - {None}) == 2
+
+
+def test_two_tenants_of_one_partition_never_add_up_to_a_spray(db: Database, settings: Settings) -> None:
+    # given two tenants that hash into the same detection partition, so one engine reads both
+    fabrikam, fourthcoffee = "fabrikam", "fourthcoffee"
+    assert partition_of(fabrikam, settings.pipeline_partitions) == partition_of(
+        fourthcoffee, settings.pipeline_partitions
+    )
+    a = _connection(db, "fabrikam-entra", fabrikam)
+    b = _connection(db, "fourthcoffee-entra", fourthcoffee)
+    # when one IP fails the passwords of 6 accounts in each (a spray needs 10 in 30 minutes)
+    _spray(db, a, range(6), T0, "fabrikam.example", ip=IP)
+    _spray(db, b, range(6), T0 + timedelta(seconds=15), "fourthcoffee.example", ip=IP)
+    detect_new(db, settings, with_anomaly=False)
+    # then no tenant saw a spray: the 12 accounts are never counted in one window
+    assert _sprays(db) == []
+    # and when the first tenant's spray goes on to 12 accounts, its finding holds its events alone
+    more = _spray(db, a, range(6, 12), T0 + timedelta(minutes=3), "fabrikam.example", ip=IP)
+    detect_new(db, settings, with_anomaly=False)
+    (finding,) = _sprays(db)
+    assert finding.dedup_key.startswith(tenant_key(fabrikam, ""))
+    with db.session(readonly=True) as session:
+        connections = set(
+            session.exec(select(Event.connection_id).where(col(Event.id).in_(finding.evidence_event_ids)))
+        )
+    assert connections == {a} and set(more) <= set(finding.evidence_event_ids)
