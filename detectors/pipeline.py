@@ -151,11 +151,14 @@ def connection_tenants(session: Session) -> dict[int, str]:
     return {int(cid): name for cid, config in rows if cid is not None and (name := organisation(config))}
 
 
-def by_tenant(session: Session, drafts: Sequence[FindingDraft]) -> list[FindingDraft]:
+def by_tenant(
+    session: Session, drafts: Sequence[FindingDraft], tenants: Mapping[int, str] | None = None
+) -> list[FindingDraft]:
     """`drafts` with dedup keys that name their tenant (`core.findings.tenant_key`): the
     organisation (`detectors.partitions.organisation`) of the connection of each draft's first
     stored evidence event. A draft without one, or of a connection without an organisation, is of
-    the default tenant and keeps its key. Two queries per batch, whatever its size."""
+    the default tenant and keeps its key. `tenants`: `connection_tenants`, when the caller has
+    read it already. At most two queries per batch, whatever its size."""
     first = {i: ids[0] for i, d in enumerate(drafts) if (ids := _stored_ids(d.evidence_event_ids))}
     if not first:
         return list(drafts)
@@ -171,14 +174,9 @@ def by_tenant(session: Session, drafts: Sequence[FindingDraft]) -> list[FindingD
             ).all()
             if event_id is not None and connection_id is not None
         )
-    tenants: dict[int, str] = {}
-    if connection_of:
-        rows = session.exec(
-            select(Connection.id, Connection.config).where(
-                col(Connection.id).in_(set(connection_of.values()))
-            )
-        ).all()
-        tenants = {int(cid): organisation(config) for cid, config in rows if cid is not None}
+    if connection_of and tenants is None:
+        tenants = connection_tenants(session)
+    tenants = tenants or {}
     keyed = list(drafts)
     for i, event_id in first.items():
         tenant = tenants.get(connection_of.get(event_id, -1), "")
@@ -275,7 +273,7 @@ class DetectionPipeline:
                 result.errors.extend(getattr(detector, "errors", ())[:100])
             except Exception as exc:  # one detector's bug must not stop detection
                 result.errors.append(f"detector {detector.name}: {type(exc).__name__}: {exc}")
-        result.record(store_findings(session, by_tenant(session, drafts), actor=ACTOR))
+        result.record(store_findings(session, by_tenant(session, drafts, tenants), actor=ACTOR))
         for suppression_id, count in batch.suppressed.items():
             row = rows.get(suppression_id)
             if row is not None:

@@ -108,8 +108,8 @@ _ALERT_KIND = re.compile(
 _NOT_A_KIND_WORDS = (
     "a an the this that these those my your our their his her its any every each another other "
     "same new old open opened closed closing close resolved resolving false positive true real "
-    "security yesterday today tonight last first second next weekly daily one two an earlier got "
-    "get saw see seen have had has is was about on of for re fw fwd to from and or an critical "
+    "security yesterday today tonight last first second next weekly daily one two earlier got "
+    "get saw see seen have had has is was about on of for re fw fwd to from and or critical "
     "high medium low urgent p1 p2 p3 p4 i we you me us just also still weird strange odd "
     "unexpected unusual suspicious random login log-in logon sign-in signin in access activity "
     "account accounts email mail user users okta microsoft google slack"
@@ -378,8 +378,14 @@ class ConversationLinker:
                     f"in channel {message.channel} linked to the incident"
                 )
         security = _SECURITY.search(text)
-        # the kinds of alert it names, when nothing else in it talks about security
-        kinds = alert_kinds(text) if not _SECURITY.search(_ALERT_KIND.sub(" ", text)) else []
+        # the kinds of alert it names, when nothing else in it talks about security (read only
+        # for a message that a person alone ties to an incident: most messages are no candidate)
+        person_only = set(people) - set(strong) - set(files)
+        kinds = (
+            alert_kinds(text)
+            if person_only and security and not _SECURITY.search(_ALERT_KIND.sub(" ", text))
+            else []
+        )
         matches: list[ConversationMatch] = []
         for incident_id in set(strong) | set(files) | set(people):
             incident = self.incidents[incident_id]
@@ -393,10 +399,9 @@ class ConversationLinker:
             ):
                 continue  # only a person ties it to the incident, and it is long after (PERSON_ONLY_AFTER)
             if (
-                incident_id not in strong
-                and incident_id not in files
+                kinds
+                and incident_id in person_only
                 and incident.about
-                and kinds
                 and not any(_is_about(kind, incident.about) for kind in kinds)
             ):
                 continue  # only a person ties it, and it is about another kind of alert
