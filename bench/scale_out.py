@@ -345,39 +345,48 @@ def _stored_tenants(url: str, scale: DetectionScale, *, ready: Any = None) -> di
     return newest
 
 
-def _anomaly_newest(url: str) -> int:
-    """The event time (microseconds) of the newest stored event of the streams anomaly detection reads."""
-    from sqlalchemy import func, tuple_
-    from sqlmodel import col, select
+def _anomaly_newest(url: str) -> dict[int, int]:
+    """The event time (microseconds) of the newest stored event of the streams anomaly detection
+    reads, by tenant partition."""
+    from sqlalchemy import func
+    from sqlmodel import select
 
     from core.db import Database
     from core.models import Event
     from detectors.event_time import micros
-    from pipeline.health import ANOMALY_STREAMS
+    from detectors.partitions import ANOMALY, partition_map
 
     db = Database(url)
     try:
         with db.session(readonly=True) as session:
-            newest = session.exec(
-                select(func.max(Event.occurred_at)).where(
-                    tuple_(col(Event.provider), col(Event.stream)).in_(sorted(ANOMALY_STREAMS))
-                )
-            ).one()
+            layout = partition_map(session, db.settings.pipeline_partitions)
+            newest: dict[int, int] = {}
+            for partition in layout.used:
+                at = session.exec(
+                    select(func.max(Event.occurred_at)).where(ANOMALY.scoped(layout.events(partition)))
+                ).one()
+                if at is not None:
+                    newest[partition] = micros(at)
     finally:
         db.dispose()
-    return micros(newest) if newest is not None else 0
+    return newest
 
 
-def _anomaly_done(url: str, newest: int) -> bool:
+def _anomaly_done(url: str, newest: dict[int, int]) -> bool:
+    """Has every partition's anomaly pass judged past its newest event?"""
     from core.db import Database
     from core.models.anomaly import AnalysisCursor
-    from pipeline.health import ANOMALY_TIME_CURSOR
+    from detectors.partitions import ANOMALY, CLOCK_SUFFIX, cursor_name
 
     db = Database(url)
     try:
+        partitions = db.settings.pipeline_partitions
         with db.session(readonly=True) as session:
-            row = session.get(AnalysisCursor, ANOMALY_TIME_CURSOR)
-            return row is not None and int(row.position) > newest
+            for partition, last in newest.items():
+                row = session.get(AnalysisCursor, cursor_name(partition, partitions, ANOMALY) + CLOCK_SUFFIX)
+                if row is None or int(row.position) <= last:
+                    return False
+        return True
     finally:
         db.dispose()
 
@@ -417,8 +426,8 @@ def measure_detection(
 ) -> tuple[float, float, float]:
     """Seconds from storing every tenant's backlog (one COPY, the workers already up and idle) to
     every tenant's backlog through the rules and correlations (each tenant partition's event-time
-    cursor past its newest event), and to the anomaly pass too (one for every tenant, not
-    partitioned), with `workers` worker processes (one job at a time each); the load average at
+    cursor past its newest event), and to the anomaly passes too (each partition's anomaly
+    event-time cursor past its newest event of the anomaly streams), with `workers` worker processes (one job at a time each); the load average at
     the end."""
     with tempfile.TemporaryDirectory(prefix="tg-bench-detect-") as tmp, postgres_database() as url:
         env = {

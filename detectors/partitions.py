@@ -22,6 +22,11 @@ cursor (the upgrade) the new cursors start exactly at its position. For a change
 between the lowest old cursor and the others are read again (findings grow in place, their
 counts by those events): change P when detection has caught up (an old partition with nothing left to read counts as at
 the newest event). The old cursors are left as they are and no longer move.
+
+Anomaly detection is partitioned the same way, with its own family of cursors (`CursorFamily`):
+``anomaly.p<k>of<P>`` (the id reader over the anomaly streams of the partition's connections) and
+``anomaly.p<k>of<P>.event_time``, started by the same upgrade rule from the single ``anomaly`` and
+``anomaly.event_time`` cursors (`detectors.anomaly.service`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, func, or_
+from sqlalchemy import and_, false, func, not_, or_
 from sqlmodel import Session, col, select
 
 from core.clock import as_utc, utcnow
@@ -40,8 +45,11 @@ from core.models.anomaly import AnalysisCursor
 from detectors.cursor import GapCursor
 
 __all__ = [
+    "ANOMALY",
+    "DETECTION",
     "LEGACY_CURSOR",
     "ORGANISATION_KEY",
+    "CursorFamily",
     "PartitionMap",
     "cursor_name",
     "ensure_cursor",
@@ -51,9 +59,61 @@ __all__ = [
 ]
 
 LEGACY_CURSOR = "detection"  # the one cursor over every event, before partitions
-CURSOR_PREFIX = "detection.p"
 CLOCK_SUFFIX = ".event_time"  # the event-time cursor beside each id reader (`detectors.event_time`)
 ORGANISATION_KEY = "organisation"
+
+
+@dataclass(frozen=True)
+class CursorFamily:
+    """One detector's partition cursors: the single cursor it had before partitions (`legacy`,
+    with its event-time cursor `legacy + CLOCK_SUFFIX`), the partitions' names after it, and the
+    streams its readers care about at all (`streams`, None: every event)."""
+
+    legacy: str
+    streams: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def prefix(self) -> str:
+        return self.legacy + ".p"
+
+    @property
+    def where(self) -> Any:
+        """The family's events (None: all)."""
+        if self.streams is None:
+            return None
+        return and_(
+            col(Event.provider).in_(sorted({p for p, _ in self.streams})),
+            col(Event.stream).in_(sorted({s for _, s in self.streams})),
+        )
+
+    def scoped(self, events: Any) -> Any:
+        """A partition's events (`PartitionMap.events`) narrowed to the family's."""
+        where = self.where
+        return events if where is None else and_(where, events)
+
+    def skip(self, others: Any) -> Any:
+        """What a partition's reader of this family passes over (`PartitionMap.others`, and
+        events not of the family's streams)."""
+        where = self.where
+        return others if where is None else or_(not_(where), others)
+
+
+DETECTION = CursorFamily(LEGACY_CURSOR)  # rules and correlations (`detectors.pipeline`)
+# the anomaly detectors (`detectors.anomaly.service`), over the streams they read (equal to
+# `detectors.anomaly.engine.READ_STREAMS`: tests/pipeline/test_health.py checks; not imported, so
+# that `pipeline.health` reads it without importing the detectors)
+ANOMALY = CursorFamily(
+    "anomaly",
+    frozenset(
+        {
+            ("m365", "signins"),
+            ("m365", "unified_audit"),
+            ("google", "login"),
+            ("google", "drive"),
+            ("slack", "audit"),
+        }
+    ),
+)
 
 
 def organisation(config: Mapping[str, Any] | None) -> str:
@@ -67,8 +127,8 @@ def partition_of(organisation_name: str, partitions: int) -> int:
     return int.from_bytes(digest, "big") % max(1, partitions)
 
 
-def cursor_name(partition: int, partitions: int) -> str:
-    return f"{CURSOR_PREFIX}{partition}of{partitions}"
+def cursor_name(partition: int, partitions: int, family: CursorFamily = DETECTION) -> str:
+    return f"{family.prefix}{partition}of{partitions}"
 
 
 @dataclass(frozen=True)
@@ -115,33 +175,39 @@ def partition_map(session: Session, partitions: int) -> PartitionMap:
     )
 
 
-def stored_cursors(session: Session) -> tuple[list[AnalysisCursor], dict[str, AnalysisCursor]]:
-    """The detection id readers stored (the single one, every partition's) and, by the reader's
+def stored_cursors(
+    session: Session, family: CursorFamily = DETECTION
+) -> tuple[list[AnalysisCursor], dict[str, AnalysisCursor]]:
+    """The family's id readers stored (the single one, every partition's) and, by the reader's
     name, their event-time cursors."""
     rows = session.exec(
         select(AnalysisCursor).where(
             or_(
-                col(AnalysisCursor.name).startswith(LEGACY_CURSOR + "."),
-                col(AnalysisCursor.name) == LEGACY_CURSOR,
+                col(AnalysisCursor.name).startswith(family.legacy + "."),
+                col(AnalysisCursor.name) == family.legacy,
             )
         )
     ).all()
+    prefix = family.prefix
     readers = [
         r
         for r in rows
-        if r.name == LEGACY_CURSOR
-        or (r.name.startswith(CURSOR_PREFIX) and "." not in r.name[len(CURSOR_PREFIX) :])
+        if r.name == family.legacy or (r.name.startswith(prefix) and "." not in r.name[len(prefix) :])
     ]
     clocks = {r.name.removesuffix(CLOCK_SUFFIX): r for r in rows if r.name.endswith(CLOCK_SUFFIX)}
     return readers, clocks
 
 
-def _layout(name: str) -> str:
-    return name.rsplit("of", 1)[-1] if name.startswith(CURSOR_PREFIX) else LEGACY_CURSOR
+def _layout(name: str, family: CursorFamily) -> str:
+    return name.rsplit("of", 1)[-1] if name.startswith(family.prefix) else family.legacy
 
 
 def starting_point(
-    session: Session, readers: Iterable[AnalysisCursor], clocks: Mapping[str, AnalysisCursor], partitions: int
+    session: Session,
+    readers: Iterable[AnalysisCursor],
+    clocks: Mapping[str, AnalysisCursor],
+    partitions: int,
+    family: CursorFamily = DETECTION,
 ) -> tuple[int, list[list[float]], int]:
     """Where a new partition's cursors start (the upgrade rule): among the cursors of an earlier
     layout (the single cursor, or the partition cursors of another P), those of the one that
@@ -151,18 +217,20 @@ def starting_point(
     passes over unread is read later as a late arrival, never lost."""
     layouts: dict[str, list[AnalysisCursor]] = {}
     for row in readers:
-        if _layout(row.name) != str(partitions):
-            layouts.setdefault(_layout(row.name), []).append(row)
+        if _layout(row.name, family) != str(partitions):
+            layouts.setdefault(_layout(row.name, family), []).append(row)
     if not layouts:
         return 0, [], 0
     layout, rows = max(layouts.items(), key=lambda item: max(as_utc(r.updated_at) for r in item[1]))
     busy = [True] * len(rows)
     positions = [int(row.position) for row in rows]
-    if layout != LEGACY_CURSOR:
+    if layout != family.legacy:
         old = partition_map(session, int(layout))
         head = int(session.exec(select(func.max(Event.id))).one() or 0)
         busy = [
-            GapCursor(row.name, Event, where=old.events(_partition(row.name))).pending(session)
+            GapCursor(row.name, Event, where=family.scoped(old.events(_partition(row.name, family)))).pending(
+                session
+            )
             for row in rows
         ]
         positions = [p if waiting else max(p, head) for p, waiting in zip(positions, busy, strict=True)]
@@ -179,19 +247,21 @@ def starting_point(
     return low, gaps, clock
 
 
-def _partition(name: str) -> int:
-    return int(name.removeprefix(CURSOR_PREFIX).split("of", 1)[0])
+def _partition(name: str, family: CursorFamily) -> int:
+    return int(name.removeprefix(family.prefix).split("of", 1)[0])
 
 
-def ensure_cursor(session: Session, partition: int, partitions: int) -> AnalysisCursor:
+def ensure_cursor(
+    session: Session, partition: int, partitions: int, family: CursorFamily = DETECTION
+) -> AnalysisCursor:
     """The partition's id reader row (and its event-time cursor), made by the upgrade rule
     (module docstring) if missing."""
-    name = cursor_name(partition, partitions)
+    name = cursor_name(partition, partitions, family)
     row = session.get(AnalysisCursor, name)
     if row is not None:
         return row
-    readers, clocks = stored_cursors(session)
-    position, gaps, clock = starting_point(session, readers, clocks, partitions)
+    readers, clocks = stored_cursors(session, family)
+    position, gaps, clock = starting_point(session, readers, clocks, partitions, family)
     row = AnalysisCursor(name=name, position=position, gaps=gaps, updated_at=utcnow())
     session.add(row)
     if session.get(AnalysisCursor, name + CLOCK_SUFFIX) is None:

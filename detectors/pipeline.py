@@ -48,7 +48,7 @@ from core.models.event import EventRow, StoredEvent, event_row_columns
 from core.settings import Settings
 from detectors.cursor import DEFAULT_GAP_TIMEOUT
 from detectors.event_time import EventTimeReader
-from detectors.partitions import organisation
+from detectors.partitions import DETECTION, CursorFamily, organisation
 from detectors.sigma.definitions import RulePack
 from detectors.sigma.engine import DetectionEngine
 from detectors.sigma.events import EventRecord
@@ -83,6 +83,9 @@ class Detector(Protocol):
 # Given each batch's events (decoded, read-only) after the rules ran: the anomaly stage's handoff
 # keeps what it needs of them, so their records are not decoded a second time.
 BatchObserver = Callable[[Sequence[StoredEvent]], None]
+# The event time before which every stream anomaly detection reads of these connections (a
+# partition's) is collected; None when there is nothing to wait for (`pipeline.watermark`).
+Watermark = Callable[[Sequence[int]], datetime | None]
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules" / "detections"
 
@@ -310,7 +313,7 @@ def detect_new(
     with_anomaly: bool = True,
     max_batches: int | None = None,
     cache: dict[str, Any] | None = None,
-    anomaly_until: datetime | None = None,
+    anomaly_watermark: Watermark | None = None,
     partition: int | None = None,
     with_rules: bool = True,
 ) -> PipelineResult:
@@ -321,9 +324,10 @@ def detect_new(
 
     Rules and correlations run per tenant partition (`detectors.partitions`), each partition
     through its own cursor: `partition` only that one, None every partition in turn. Anomaly
-    detection judges, in event time, with its own cursors, the events up to `anomaly_until` (the
-    time every stream it reads is collected to; None: everything stored), so its findings do not
-    depend on the order events were committed (`detectors.anomaly`); it is not partitioned yet.
+    detection runs per partition too, with its own cursors, judging in event time the events up
+    to the partition's `anomaly_watermark` (the time every stream it reads of the partition's
+    connections is collected to; None: everything stored), so its findings do not depend on the
+    order events were committed (`detectors.anomaly`), nor wait for another tenant's streams.
 
     `cache` (owned by the caller, e.g. the running cycle) keeps a pipeline per partition between
     calls so its windows need not be rebuilt from stored events each time; it is only a shortcut:
@@ -338,7 +342,7 @@ def detect_new(
     result = PipelineResult()
     if with_rules:
         observe = handoff.offer if handoff is not None else None
-        for chosen in _partitions(db, configured.pipeline_partitions, partition):
+        for chosen in chosen_partitions(db, configured.pipeline_partitions, partition):
             pipeline = _partition_pipeline(db, configured, chosen, cache)
             ran = pipeline.run(db, max_batches=max_batches, observe=observe)
             result.add(ran)
@@ -348,7 +352,13 @@ def detect_new(
         from detectors.anomaly import detect_anomalies
 
         report = detect_anomalies(
-            db, settings, until=anomaly_until, cache=cache, max_batches=max_batches, handoff=handoff
+            db,
+            settings,
+            watermark=anomaly_watermark,
+            cache=cache,
+            max_batches=max_batches,
+            handoff=handoff,
+            partition=partition,
         )
         result.events += report.events if not with_rules else 0
         result.created += report.findings_created
@@ -360,41 +370,55 @@ def detect_new(
 
 
 @dataclass(frozen=True)
-class _Chosen:
+class ChosenPartition:
+    """A partition to run: its cursor's name, the filters of its reader, its connections."""
+
     partition: int
     partitions: int
+    name: str
     where: Any
     skip: Any
+    connections: tuple[int, ...]
 
 
-def _partitions(db: Database, partitions: int, only: int | None) -> list[_Chosen]:
-    """The partitions to run (`only`, or every one in use), each with its filters, their cursors
-    made by the upgrade rule where missing."""
+def chosen_partitions(
+    db: Database, partitions: int, only: int | None, family: CursorFamily = DETECTION
+) -> list[ChosenPartition]:
+    """The partitions to run (`only`, or every one in use), each with its family's filters, their
+    cursors made by the upgrade rule where missing."""
     from sqlalchemy.exc import IntegrityError
 
-    from detectors.partitions import PartitionMap, ensure_cursor, partition_map
+    from detectors.partitions import PartitionMap, cursor_name, ensure_cursor, partition_map
 
     def ensured() -> tuple[PartitionMap, list[int]]:
         with db.session() as session:
             layout = partition_map(session, partitions)
             chosen = [only] if only is not None else layout.used
             for partition in chosen:
-                ensure_cursor(session, partition, layout.partitions)
+                ensure_cursor(session, partition, layout.partitions, family)
         return layout, chosen
 
     try:
         layout, chosen = ensured()
     except IntegrityError:  # another process made a cursor at the same moment: it is there now
         layout, chosen = ensured()
-    return [_Chosen(p, layout.partitions, layout.events(p), layout.others(p)) for p in chosen]
+    return [
+        ChosenPartition(
+            p,
+            layout.partitions,
+            cursor_name(p, layout.partitions, family),
+            family.scoped(layout.events(p)),
+            family.skip(layout.others(p)),
+            layout.members.get(p, ()),
+        )
+        for p in chosen
+    ]
 
 
 def _partition_pipeline(
-    db: Database, settings: Settings, chosen: _Chosen, cache: dict[str, Any] | None
+    db: Database, settings: Settings, chosen: ChosenPartition, cache: dict[str, Any] | None
 ) -> DetectionPipeline:
-    from detectors.partitions import cursor_name
-
-    name = cursor_name(chosen.partition, chosen.partitions)
+    name = chosen.name
     key = f"{db.url}|rules|{name}"
     pipeline = cache.get(key) if cache is not None else None
     if pipeline is None:

@@ -2,7 +2,8 @@
 
 `read_lag` gives, per stream: health, last success and how long ago; per stage: the backlog
 (detection: events after its cursors, in all and per tenant partition as ``detect:p<k>``;
-anomaly: events of the streams it reads not yet judged in event time; incidents: findings that
+anomaly: events of the streams it reads not yet judged in event time, likewise per partition
+as ``anomaly:p<k>``; incidents: findings that
 could open an incident and are in none) and the age of its oldest waiting item. `problems` names
 what fails or lags beyond the settings' `pipeline_lag_seconds` (a lagging detection partition by
 its number and connections); `/health` says ``degraded`` when there are any.
@@ -14,32 +15,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, tuple_
+from sqlalchemy import func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from core.clock import as_utc, utcnow
 from core.db import Database
-from core.models import AnalysisCursor, Checkpoint, Connection, Event, Finding
+from core.models import Checkpoint, Connection, Event, Finding
 from core.models.enums import FindingStatus, Health
-from detectors.partitions import cursor_name, partition_map, starting_point, stored_cursors
+from detectors.partitions import (
+    ANOMALY,
+    DETECTION,
+    CursorFamily,
+    cursor_name,
+    partition_map,
+    starting_point,
+    stored_cursors,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# detectors.anomaly's event-time cursor and the streams it reads (equal to its TIME_CURSOR and
-# READ_STREAMS, tests/pipeline/test_health.py checks): not imported, since /health runs on the
-# API's threads while the cycle's threads may be importing detectors.anomaly, and two threads
-# importing one package at once can fail (KeyError from importlib)
-ANOMALY_TIME_CURSOR = "anomaly.event_time"
-ANOMALY_STREAMS = frozenset(
-    {
-        ("m365", "signins"),
-        ("m365", "unified_audit"),
-        ("google", "login"),
-        ("google", "drive"),
-        ("slack", "audit"),
-    }
-)
-DETECT_PARTITION_PREFIX = "detect:p"
+# the streams detectors.anomaly reads (`ANOMALY`, equal to its READ_STREAMS: tests/pipeline/
+# test_health.py checks): not imported from it, since /health runs on the API's threads while the
+# cycle's threads may be importing detectors.anomaly, and two threads importing one package at
+# once can fail (KeyError from importlib)
+ANOMALY_STREAMS = ANOMALY.streams or frozenset()
+# a partition's stage in the report: ``detect:p<k>`` (rules), ``anomaly:p<k>`` (anomaly detectors)
+PARTITION_STAGES = {"detect": DETECTION, "anomaly": ANOMALY}
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,10 @@ class StageLag:
     connections: int | None = None  # a detection partition's connections
 
 
-def _is_partition(stage: StageLag) -> bool:
-    return stage.stage.startswith(DETECT_PARTITION_PREFIX)
+def _partition_of(stage: StageLag) -> str | None:
+    """The stage a partition's entry belongs to (``detect`` for ``detect:p3``), else None."""
+    name, _, rest = stage.stage.partition(":p")
+    return name if rest and name in PARTITION_STAGES else None
 
 
 @dataclass
@@ -74,9 +77,9 @@ class LagReport:
         for s in self.streams:
             if s.health == Health.UNHEALTHY:
                 out.append(f"stream {s.connection}/{s.stream} failing: {s.reason or 'unknown'}"[:300])
-        partitions = any(_is_partition(stage) for stage in self.stages)
+        partitioned = {name for stage in self.stages if (name := _partition_of(stage))}
         for stage in self.stages:
-            if partitions and stage.stage == "detect":
+            if stage.stage in partitioned:
                 continue  # named by its partitions
             if stage.backlog and stage.oldest_seconds > lag_seconds:
                 where = f" ({stage.connections} connection(s))" if stage.connections is not None else ""
@@ -110,18 +113,11 @@ def read_lag(db: Database, *, now: datetime | None = None, partitions: int | Non
         for name, stream, health, reason, success in rows:
             ago = (now - as_utc(success)).total_seconds() if success is not None else None
             report.streams.append(StreamLag(name, stream, health, reason, success, ago))
-        report.stages.extend(_detection_lag(session, count, now))
-        # anomaly detection judges in event time, behind the slowest stream it reads: what waits
-        # for it is the stored events of those streams at or after its event-time cursor
-        clock = session.get(AnalysisCursor, ANOMALY_TIME_CURSOR)
-        judged_to = EPOCH + timedelta(microseconds=clock.position if clock is not None else 0)
-        held, oldest_held = session.exec(
-            select(func.count(), func.min(Event.ingested_at)).where(
-                tuple_(col(Event.provider), col(Event.stream)).in_(sorted(ANOMALY_STREAMS)),
-                col(Event.occurred_at) >= judged_to,
-            )
-        ).one()
-        report.stages.append(StageLag("anomaly", int(held or 0), _age(now, oldest_held)))
+        report.stages.extend(_partition_lags(session, count, now, "detect"))
+        # anomaly detection judges in event time, behind the slowest stream it reads of the
+        # partition's connections: what waits for it is the stored events of those streams at or
+        # after its event-time cursor
+        report.stages.extend(_partition_lags(session, count, now, "anomaly"))
         waiting, oldest_finding = session.exec(
             select(func.count(), func.min(Finding.created_at)).where(
                 col(Finding.incident_id).is_(None),
@@ -134,41 +130,42 @@ def read_lag(db: Database, *, now: datetime | None = None, partitions: int | Non
     return report
 
 
-def _detection_lag(session: Any, partitions: int, now: datetime) -> list[StageLag]:
-    """Detection's backlog in all, then per partition in use: its events not yet read, or read
-    and not yet processed in event time (where a partition's cursors are not made yet: from where
-    the upgrade rule will start them)."""
+def _partition_lags(session: Any, partitions: int, now: datetime, stage: str) -> list[StageLag]:
+    """A partitioned stage's backlog in all, then per partition in use (``<stage>:p<k>``). Detection:
+    a partition's events not yet read, or read and not yet processed in event time; anomaly: its
+    events of the anomaly streams not yet judged in event time. Where a partition's cursors are
+    not made yet: from where the upgrade rule will start them."""
+    family: CursorFamily = PARTITION_STAGES[stage]
     layout = partition_map(session, partitions)
-    readers, clocks = stored_cursors(session)
+    readers, clocks = stored_cursors(session, family)
     by_name = {row.name: row for row in readers}
     start: tuple[int, list[list[float]], int] | None = None
     out: list[StageLag] = []
     for partition in layout.used:
-        name = cursor_name(partition, layout.partitions)
+        name = cursor_name(partition, layout.partitions, family)
         row = by_name.get(name)
         if row is not None:
             position = int(row.position)
             clock = int(clocks[name].position) if name in clocks else 0
         else:
-            start = start or starting_point(session, readers, clocks, layout.partitions)
+            start = start or starting_point(session, readers, clocks, layout.partitions, family)
             position, clock = start[0], start[2]
+        unjudged = col(Event.occurred_at) >= EPOCH + timedelta(microseconds=clock)
+        waiting = or_(col(Event.id) > position, unjudged) if family is DETECTION else unjudged
         backlog, oldest = session.exec(
             select(func.count(), func.min(Event.ingested_at)).where(
-                layout.events(partition),
-                or_(
-                    col(Event.id) > position, col(Event.occurred_at) >= EPOCH + timedelta(microseconds=clock)
-                ),
+                family.scoped(layout.events(partition)), waiting
             )
         ).one()
         out.append(
             StageLag(
-                f"{DETECT_PARTITION_PREFIX}{partition}",
+                f"{stage}:p{partition}",
                 int(backlog or 0),
                 _age(now, oldest),
                 connections=len(layout.members.get(partition, ())),
             )
         )
-    total = StageLag("detect", sum(s.backlog for s in out), max((s.oldest_seconds for s in out), default=0.0))
+    total = StageLag(stage, sum(s.backlog for s in out), max((s.oldest_seconds for s in out), default=0.0))
     return [total, *out]
 
 

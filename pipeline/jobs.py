@@ -6,17 +6,19 @@ APScheduler in one process (`pipeline.embedded`) and a distributed engine on Pos
 
 - ``detect(partition)`` — rules and correlations of one tenant partition (`detectors.partitions`),
                  bounded to ``pipeline_max_batches`` batches; asks for itself again while the
-                 partition's backlog remains, then for ``anomaly``, and for ``analyse`` when it
+                 partition's backlog remains, then for its ``anomaly``, and for ``analyse`` when it
                  moved anything. Scheduled by every committed page of new events, for the
                  partition of the page's connection. One run at a time per partition (lock
                  ``detect:<partition>``), any number of partitions at once. Without a partition
                  (a job deferred before partitions, a sweep) it asks for every partition in use.
-- ``anomaly``  — the anomaly detectors, in event time, over every tenant (not partitioned yet:
-                 their baselines and model are one per deployment); one run at a time.
+- ``anomaly(partition)`` — the anomaly detectors of one tenant partition, in event time (each
+                 partition its own cursors, baselines, model and watermark); one run at a time
+                 per partition (lock ``detect:anomaly:<partition>``). Without a partition it asks
+                 for every partition in use.
 - ``analyse``  — every stage after detection (posture, identity, incidents, notify, approved
                  remediation steps, and whatever is added to `STAGES`).
-- ``sweep``    — the periodic safety net: asks for ``detect`` of every partition, ``anomaly``
-                 and ``analyse`` whatever happened.
+- ``sweep``    — the periodic safety net: asks for ``detect`` and ``anomaly`` of every
+                 partition and ``analyse`` whatever happened.
 
 Jobs are level-triggered (everything they do is derived from database state), so an engine may
 lose, repeat or coalesce them: a lost one is made good by the next sweep, a repeated one finds
@@ -46,11 +48,12 @@ def job_key(job: str, args: dict[str, Any]) -> str:
 
 
 def job_lock(job: str, args: dict[str, Any]) -> str | None:
-    """What may not run twice at once: one partition's detection, the anomaly pass, analysis."""
+    """What may not run twice at once: one partition's detection, one partition's anomaly pass,
+    analysis."""
     if job == "detect" and args.get("partition") is not None:
         return f"detect:{args['partition']}"
-    if job == "anomaly":
-        return "detect:anomaly"
+    if job == "anomaly" and args.get("partition") is not None:
+        return f"detect:anomaly:{args['partition']}"
     if job == "analyse":
         return "stage:analyse"
     return None
@@ -83,23 +86,29 @@ def detect(
     if partition is None:
         for each in partitions_in_use(cycle.db, partitions):
             scheduler.enqueue("detect", partition=each)
-        scheduler.enqueue("anomaly")
+            scheduler.enqueue("anomaly", partition=each)
         return None
     ctx = cycle.context(partition=partition, with_anomaly=False)
     result = cycle.run_stage(DETECT, ctx, lock=job_lock("detect", {"partition": partition}))
     if result.pending:
         scheduler.enqueue("detect", partition=partition)
-    scheduler.enqueue("anomaly")
+    scheduler.enqueue("anomaly", partition=partition)
     if result.counts or _snapshots_waiting(cycle):
         scheduler.enqueue("analyse")
     return result
 
 
-def anomaly(cycle: Cycle, scheduler: Scheduler) -> StageResult:
-    """The anomaly detectors once (bounded as detection is), for every tenant."""
-    result = cycle.run_stage(DETECT, cycle.context(with_rules=False), lock=job_lock("anomaly", {}))
+def anomaly(cycle: Cycle, scheduler: Scheduler, partition: int | None = None) -> StageResult | None:
+    """The anomaly detectors of one tenant partition once (bounded as detection is); without a
+    partition (a job deferred before partitions), asks for every partition in use."""
+    if partition is None:
+        for each in partitions_in_use(cycle.db, cycle.settings.pipeline_partitions):
+            scheduler.enqueue("anomaly", partition=each)
+        return None
+    ctx = cycle.context(partition=partition, with_rules=False)
+    result = cycle.run_stage(DETECT, ctx, lock=job_lock("anomaly", {"partition": partition}))
     if result.pending:
-        scheduler.enqueue("anomaly")
+        scheduler.enqueue("anomaly", partition=partition)
     if result.counts or _snapshots_waiting(cycle):
         scheduler.enqueue("analyse")
     return result
@@ -112,7 +121,7 @@ def analyse(cycle: Cycle, scheduler: Scheduler) -> list[StageResult]:
 
 def sweep(cycle: Cycle, scheduler: Scheduler) -> None:
     """The safety sweep: whatever triggers were lost, the whole analysis runs again."""
-    detect(cycle, scheduler)  # every partition, and the anomaly pass
+    detect(cycle, scheduler)  # every partition's detection and anomaly pass
     scheduler.enqueue("analyse")
 
 

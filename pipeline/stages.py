@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func
@@ -110,8 +111,9 @@ def collect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageCont
 
 def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageContext) -> StageResult:
     """Rules and correlations over events after each tenant partition's cursor (`ctx.partition`'s
-    alone when set); anomaly detectors, in event time, over the events older than what every
-    stream they read is collected to (the jobs run the two apart: `pipeline.jobs`)."""
+    alone when set); anomaly detectors, per partition too and in event time, over the events
+    older than what every stream they read of the partition's connections is collected to (the
+    jobs run the two apart: `pipeline.jobs`)."""
     from detectors.pipeline import detect_new
     from pipeline.watermark import anomaly_watermark
 
@@ -122,7 +124,7 @@ def detect_stage(db: Database, settings: Settings, actor: Actor, ctx: StageConte
         with_anomaly=ctx.with_anomaly,
         max_batches=ctx.max_batches,
         cache=ctx.caches.setdefault("detection", {}),
-        anomaly_until=anomaly_watermark(db) if ctx.with_anomaly else None,
+        anomaly_watermark=partial(anomaly_watermark, db) if ctx.with_anomaly else None,
         partition=ctx.partition,
         with_rules=ctx.with_rules,
     )

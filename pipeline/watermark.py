@@ -3,8 +3,8 @@
 Anomaly detection judges events in event time (`detectors.anomaly`): a sign-in is compared with
 what the person did before it, in any stream. Collectors commit page by page and stream by
 stream, in no order across streams, so the detector waits for the slowest: it judges events
-older than the time every stream it reads (of every enabled connection) has completely read up
-to, the stream's checkpoint high water. A stream that has not finished its first window holds
+older than the time every stream it reads (of every enabled connection of the tenant partition
+it judges) has completely read up to, the stream's checkpoint high water. A stream that has not finished its first window holds
 everything; a failing stream, or one whose checkpoint has not moved for `HOLD_SECONDS` (nothing
 runs it), holds nothing: what it delivers later is judged as a late arrival, against what is
 known then. With no such stream configured there is nothing to wait for. So whether an event is
@@ -14,7 +14,7 @@ relative to this watermark, not on ids (`detectors.anomaly`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,15 +54,21 @@ def _high_water(cursor: Mapping[str, Any], keys: tuple[str, ...] | list[str] | N
     return min(marks) if marks else None
 
 
-def anomaly_watermark(db: Database, *, now: datetime | None = None) -> datetime | None:
-    """The event time before which every stream anomaly detection reads is collected; None
-    when no enabled connection collects such a stream (everything stored is complete)."""
+def anomaly_watermark(
+    db: Database, connections: Sequence[int] | None = None, *, now: datetime | None = None
+) -> datetime | None:
+    """The event time before which every stream anomaly detection reads (of the enabled
+    `connections`, a tenant partition's; None: of every connection) is collected; None when no
+    such stream is collected (everything stored is complete)."""
     now = now or utcnow()
     with db.session(readonly=True) as session:
-        connections = session.exec(select(Connection).where(col(Connection.enabled))).all()
+        query = select(Connection).where(col(Connection.enabled))
+        if connections is not None:
+            query = query.where(col(Connection.id).in_(list(connections)))
+        enabled = session.exec(query).all()
         checkpoints = {(row.connection_id, row.stream): row for row in session.exec(select(Checkpoint)).all()}
     marks: list[datetime] = []
-    for connection in connections:
+    for connection in enabled:
         for spec in configured_streams(connection):
             if (connection.provider, spec.name) not in READ_STREAMS:
                 continue

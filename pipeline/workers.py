@@ -15,9 +15,11 @@ idempotent and derived from database state (checkpoints, cursors, due timers):
   run per partition at a time, as many partitions at once as there are free workers; queueing
   lock = the job key (``detect:partition=<p>``), so a partition's triggers coalesce into one
   waiting job. Every page's trigger names its connection's partition.
-- ``tenantguard.anomaly`` / ``tenantguard.analyse`` — `pipeline.jobs.anomaly` / `analyse`: the
-  anomaly pass (lock ``detect:anomaly``) and the stages after detection (lock ``stage:analyse``),
-  each one run at a time across all workers; queueing lock = the job key.
+- ``tenantguard.anomaly(partition)`` — `pipeline.jobs.anomaly`: one tenant partition's anomaly
+  pass (lock ``detect:anomaly:<partition>``: partitions side by side, one run per partition);
+  queueing lock = the job key (``anomaly:partition=<p>``).
+- ``tenantguard.analyse`` — `pipeline.jobs.analyse`: the stages after detection (lock
+  ``stage:analyse``), one run at a time across all workers; queueing lock = the job key.
 - ``tenantguard.escalate`` — the on-call escalations stage alone, deferred ``schedule_at`` the next
   moment a step or page retry comes due (the escalation timers), one job per moment.
 - ``tenantguard.sweep`` — periodic, deduplicated across workers by Procrastinate: detection and
@@ -269,8 +271,8 @@ class WorkerApp:
     def detect(self, partition: int | None = None, connection_id: int | None = None) -> None:
         JOBS["detect"](self.cycle, self.scheduler, partition=partition, connection_id=connection_id)
 
-    def anomaly(self) -> None:
-        JOBS["anomaly"](self.cycle, self.scheduler)
+    def anomaly(self, partition: int | None = None) -> None:
+        JOBS["anomaly"](self.cycle, self.scheduler, partition=partition)
 
     def analyse(self) -> None:
         JOBS["analyse"](self.cycle, self.scheduler)
@@ -338,7 +340,7 @@ class WorkerApp:
         if name == "collect":
             # ahead of the routine runs: this stream is the one furthest behind
             self.defer_collect(int(args["connection_id"]), str(args["stream"]), priority=RECOVERED_PRIORITY)
-        elif name == "detect":
+        elif name in ("detect", "anomaly"):
             kept = {k: args[k] for k in ("partition", "connection_id") if args.get(k) is not None}
             self.defer_job(name, **kept)
         elif name in JOBS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column
+from sqlalchemy import BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -13,10 +13,14 @@ from core.models.types import JSONType, UTCDateTime
 
 
 class PersonBaseline(SQLModel, table=True):
-    """One person's (actor's) habits over a window: countries, networks, devices, hours, volumes."""
+    """One person's (actor's) habits over a window: countries, networks, devices, hours, volumes,
+    as learned by one anomaly engine (`scope`: its cursor, one per tenant partition)."""
+
+    __table_args__ = (UniqueConstraint("scope", "actor"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    actor: str = Field(max_length=500, unique=True, index=True)
+    scope: str = Field(default="anomaly", max_length=100)
+    actor: str = Field(max_length=500)
     built_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     window_start: datetime = Field(sa_type=UTCDateTime)
     window_end: datetime = Field(sa_type=UTCDateTime)

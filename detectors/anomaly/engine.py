@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODEL_KIND = "signin_forest"
+WHOLE_SCOPE = "anomaly"  # the single cursor before partitions (`detectors.anomaly.service.CURSOR`)
 MIN_TRAINING_ROWS = 2000
 RESERVOIR = 50_000
 READ_STREAMS = SIGNIN_STREAMS | ACTIVITY_STREAMS  # (provider, stream) pairs the models learn from
@@ -132,6 +133,7 @@ class AnomalyEngine:
         *,
         models_dir: Path | None = None,
         geo: GeoLocator | None = None,
+        scope: str = WHOLE_SCOPE,
     ) -> None:
         self.config = config or AnomalyConfig()
         self.models_dir = models_dir
@@ -152,6 +154,15 @@ class AnomalyEngine:
         self.passes = 0
         # signals the rules stage already read (`detectors.anomaly.handoff`), if the caller has one
         self.handoff: SignalHandoff | None = None
+        # what this engine judges (its cursor's name: one per tenant partition, `detectors.partitions`):
+        # its baselines are saved under it, its model stored as its own kind
+        self.scope = scope
+
+    @property
+    def model_kind(self) -> str:
+        """The kind this engine's model is stored as: one per scope (the single one before
+        partitions is `MODEL_KIND`)."""
+        return MODEL_KIND if self.scope == WHOLE_SCOPE else f"{MODEL_KIND}@{self.scope}"
 
     # ------------------------------------------------------------ state
 
@@ -161,12 +172,17 @@ class AnomalyEngine:
         undisturbed run would be in. Baselines are derived from the events, never read from the
         saved `PersonBaseline` rows (a summary for people and privacy requests, saved as of a
         moment that need not be the cursor's)."""
-        record = session.exec(
-            select(AnomalyModel)
-            .where(AnomalyModel.kind == MODEL_KIND)
-            .order_by(col(AnomalyModel.trained_at).desc())
-            .limit(1)
-        ).first()
+        record = None
+        # this scope's newest model, else the deployment-wide one of before partitions (an upgrade)
+        for kind in dict.fromkeys((self.model_kind, MODEL_KIND)):
+            record = session.exec(
+                select(AnomalyModel)
+                .where(AnomalyModel.kind == kind)
+                .order_by(col(AnomalyModel.trained_at).desc())
+                .limit(1)
+            ).first()
+            if record is not None:
+                break
         if record is not None:
             try:
                 self.forest = session_model.load(Path(record.path), record.sha256)
@@ -181,9 +197,11 @@ class AnomalyEngine:
             self._pending_model = None  # retrained while replaying: already stored then, or close
 
     def save(self, session: Session, *, now: datetime | None = None) -> int:
-        """Replace the stored baselines with the builder's current state."""
+        """Replace the stored baselines of this engine's scope with the builder's current state."""
         rows = self.builder.to_rows(now or utcnow())
-        session.exec(delete(PersonBaseline))
+        for row in rows:
+            row.scope = self.scope
+        session.exec(delete(PersonBaseline).where(col(PersonBaseline.scope) == self.scope))
         session.add_all(rows)
         return len(rows)
 
@@ -432,7 +450,7 @@ class AnomalyEngine:
         now = utcnow()
         stored_model = session_model.save(forest, self.models_dir, now)
         row = AnomalyModel(
-            kind=MODEL_KIND,
+            kind=self.model_kind,
             trained_at=now,
             samples=samples,
             features=list(session_model.FEATURES),

@@ -1,12 +1,13 @@
 """Anomaly detection over stored events, in event time, with its own cursors.
 
-- :func:`detect_anomalies` judges the stored events up to a time (`anomaly_pass`: an event-time
-  cursor, and an id reader that tells late arrivals — stored after the cursor passed their time —
-  from events judged in their place); `detectors.pipeline.detect_new` runs it after the rules
-  (handing over what they read: `detectors.anomaly.handoff`), and the cycle passes the time every
-  stream it reads is collected to. The judgement rule: `detectors.anomaly`.
-- :func:`build_baselines` learns baselines from the last N days without reporting anything
-  (a new tenant's backfill, before detection starts).
+- :func:`detect_anomalies` judges each tenant partition's stored events up to a time
+  (`anomaly_pass`: an event-time cursor, and an id reader that tells late arrivals — stored
+  after the cursor passed their time — from events judged in their place);
+  `detectors.pipeline.detect_new` runs it after the rules (handing over what they read:
+  `detectors.anomaly.handoff`), and the cycle passes the time every stream it reads of the
+  partition's connections is collected to. The judgement rule: `detectors.anomaly`.
+- A new tenant's backfill needs no separate learning step: judged in event time, its first
+  days are the baseline its later days are judged against (`AnomalyEngine.process`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import LargeBinary, and_, func, not_, or_, type_coerce
+from sqlalchemy import LargeBinary, and_, not_, or_, type_coerce
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from core.audit import Actor, AuditAction, record
 from core.clock import as_utc, utcnow
@@ -30,27 +31,28 @@ from core.packing import unpack
 from core.quarantine import quarantine
 from core.settings import Settings
 from detectors.anomaly.config import AnomalyConfig
-from detectors.anomaly.engine import READ_STREAMS, AnomalyEngine, configured_locator
+from detectors.anomaly.engine import AnomalyEngine, configured_locator
 from detectors.anomaly.handoff import SignalHandoff
 from detectors.anomaly.rules import MITRE, AnomalyHit
-from detectors.anomaly.signals import StoredEvent, activity_from, signin_from, to_columns
+from detectors.anomaly.signals import StoredEvent
 from detectors.cursor import GapCursor
-from detectors.pipeline import ACTOR, PipelineResult, by_tenant  # detectors.pipeline imports this lazily
-
-CURSOR = "anomaly"
-# The streams anomaly detection reads, through a cursor that re-reads ids committed late: it finds
-# the events stored after the event-time cursor passed their time.
-READER = GapCursor(
-    CURSOR,
-    Event,
-    where=and_(
-        col(Event.provider).in_(sorted({p for p, _ in READ_STREAMS})),
-        col(Event.stream).in_(sorted({s for _, s in READ_STREAMS})),
-    ),
+from detectors.partitions import ANOMALY, CLOCK_SUFFIX
+from detectors.pipeline import (  # detectors.pipeline imports this lazily
+    ACTOR,
+    ChosenPartition,
+    PipelineResult,
+    Watermark,
+    by_tenant,
+    chosen_partitions,
 )
-# Event time (microseconds since the epoch) before which every seen event was judged.
-TIME_CURSOR = "anomaly.event_time"
-TIME_CURSOR_READER = GapCursor(TIME_CURSOR, Event)  # only its row is used (position, no gaps)
+
+# Anomaly detection runs per tenant partition (`detectors.partitions`), each partition through
+# two cursors of the `ANOMALY` family: an id reader over the partition's events of the streams
+# anomaly detection reads (``anomaly.p<k>of<P>``), which finds the events stored after the
+# event-time cursor passed their time, and that event-time cursor (``anomaly.p<k>of<P>.event_time``,
+# microseconds before which every seen event was judged). Each partition has its own engine:
+# baselines, model (`AnomalyEngine.scope`) and watermark, so one tenant's backlog or failing stream
+# never holds another's judgement, and workers judge partitions side by side.
 # The event columns the engine reads, the raw record as its stored (packed) bytes: it is unpacked
 # only when a check reads it (`LazyRaw`), so an event that cannot be a sign-in or a file activity
 # (most audit records: its action column says so) is never decoded here.
@@ -83,6 +85,35 @@ JUDGING_ORDER = [
 ID_COLUMNS = [col(Event.id), col(Event.occurred_at)]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SAVE_EVERY_BATCHES = 20
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one anomaly engine judges: a tenant partition's events of the anomaly streams, through
+    its id reader (`reader`) and event-time cursor (`clock`, only its row is used)."""
+
+    reader: GapCursor
+    connections: tuple[int, ...] = ()  # the partition's connections (its watermark's streams)
+
+    @property
+    def name(self) -> str:
+        return self.reader.name
+
+    @property
+    def clock(self) -> GapCursor:
+        return GapCursor(self.name + CLOCK_SUFFIX, Event)
+
+    @classmethod
+    def of(cls, chosen: ChosenPartition) -> Scope:
+        return cls(GapCursor(chosen.name, Event, where=chosen.where, skip=chosen.skip), chosen.connections)
+
+
+def scopes(db: Database, partitions: int, only: int | None = None) -> list[Scope]:
+    """The partitions' scopes to judge (`only`, or every partition in use), their cursors made by
+    the upgrade rule where missing (`detectors.partitions`: from the single cursors before
+    partitions, or another partition count's)."""
+    return [Scope.of(chosen) for chosen in chosen_partitions(db, partitions, only, ANOMALY)]
+
 
 RUNBOOKS = {
     "anomaly.impossible_travel": "1. Ask the person whether they signed in from both places (VPN?).\n2. If not, revoke their sessions and reset the password.\n3. Review what the session did after sign-in.",
@@ -228,36 +259,38 @@ def _at(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
 
-def _seen(session: Session) -> Any:
-    """Events of the streams anomaly detection reads that its id reader has seen (read or passed
-    over as not its own): at or below its position and in none of its gaps."""
-    row = READER.row(session)
+def _seen(session: Session, reader: GapCursor) -> Any:
+    """The scope's events that its id reader has seen (read, not passed over as not its own): at
+    or below its position and in none of its gaps."""
+    row = reader.row(session)
     ident = col(Event.id)
-    seen = and_(READER.where, ident <= row.position)
+    seen = and_(reader.where, ident <= row.position)
     gaps = [(int(g[0]), int(g[1])) for g in row.gaps or []]
     if gaps:
         seen = and_(seen, not_(or_(*(and_(ident >= low, ident <= high) for low, high in gaps))))
     return seen
 
 
-def _judged_before(session: Session, position: int, days: int) -> list[StoredEvent]:
+def _judged_before(session: Session, reader: GapCursor, position: int, days: int) -> list[StoredEvent]:
     """What an engine at `position` has judged: the seen events of the last `days` before it."""
     if position <= 0:
         return []
     query = (
         sa_select(*COLUMNS)
-        .where(_seen(session), col(Event.occurred_at) < _at(position))
+        .where(_seen(session, reader), col(Event.occurred_at) < _at(position))
         .where(col(Event.occurred_at) >= _at(position) - timedelta(days=days))
         .order_by(*JUDGING_ORDER)
     )
     return _events(session.execute(query)).events
 
 
-def _judged_between(session: Session, start: int, end: int) -> list[StoredEvent]:
+def _judged_between(session: Session, reader: GapCursor, start: int, end: int) -> list[StoredEvent]:
     """The seen events of event time [start, end), in event time."""
     query = (
         sa_select(*COLUMNS)
-        .where(_seen(session), col(Event.occurred_at) >= _at(start), col(Event.occurred_at) < _at(end))
+        .where(
+            _seen(session, reader), col(Event.occurred_at) >= _at(start), col(Event.occurred_at) < _at(end)
+        )
         .order_by(*JUDGING_ORDER)
     )
     return _events(session.execute(query)).events
@@ -284,15 +317,15 @@ def _full_rows(session: Session, ids: list[int]) -> list[Any]:
     return [found[i] for i in ids if i in found]
 
 
-def _scan(session: Session, position: int, limit: int) -> tuple[list[int], bool]:
+def _scan(session: Session, reader: GapCursor, position: int, limit: int) -> tuple[list[int], bool]:
     """Move the id reader over every anomaly-stream event committed since the last pass (ids and
     times only). Returns the ids of the late arrivals among them (stored after the event-time
     cursor, at `position`, had passed their time), at most about `limit`, and whether the reader
     got to the end: only then has it seen everything the window may judge."""
     late: list[int] = []
     while True:
-        rows = READER.read(session, limit, columns=ID_COLUMNS)
-        READER.advance(session, rows)
+        rows = reader.read(session, limit, columns=ID_COLUMNS)
+        reader.advance(session, rows)
         late.extend(int(row.id) for row in rows if _micros(row.occurred_at) < position)
         if len(rows) < limit:
             return late, True
@@ -317,12 +350,17 @@ def _window_events(session: Session, rows: list[Any], handoff: SignalHandoff | N
 
 
 def anomaly_pass(
-    session: Session, engine: AnomalyEngine, *, until: datetime | None = None, limit: int = 20_000
+    session: Session,
+    engine: AnomalyEngine,
+    scope: Scope,
+    *,
+    until: datetime | None = None,
+    limit: int = 20_000,
 ) -> AnomalyPass:
-    """Judge, in the caller's transaction, the stored events of the anomaly streams up to `until`.
+    """Judge, in the caller's transaction, the scope's stored events up to `until`.
 
     Events are judged in event time, not in the order they were stored: the event-time cursor
-    (`TIME_CURSOR`, microseconds) says everything before it was judged. A pass first moves the
+    (`scope.clock`, microseconds) says everything before it was judged. A pass first moves the
     id reader over every event committed since the last pass; those whose time the cursor had
     passed are late arrivals, judged now against what is known. Then it judges every seen event
     from the cursor up to `until` (the time every stream the engine reads is collected to: see
@@ -331,14 +369,16 @@ def anomaly_pass(
     moves the cursor there. Whether an event is judged in its place or late thus depends on its
     time and on what was stored when the cursor passed it, never on ids or on `limit`.
     """
-    clock = TIME_CURSOR_READER.row(session)
+    clock = scope.clock.row(session)
     position = int(clock.position)
-    late_ids, complete = _scan(session, position, limit)
+    late_ids, complete = _scan(session, scope.reader, position, limit)
     late = _full_rows(session, late_ids)
     window: list[Any] = []
     out = AnomalyPass(pending=not complete)
     if complete:  # else more late arrivals wait: the window waits until the reader has seen all
-        query = sa_select(*WINDOW_COLUMNS).where(_seen(session), col(Event.occurred_at) >= _at(position))
+        query = sa_select(*WINDOW_COLUMNS).where(
+            _seen(session, scope.reader), col(Event.occurred_at) >= _at(position)
+        )
         if until is not None:
             query = query.where(col(Event.occurred_at) < until)
         window = list(session.execute(query.order_by(*JUDGING_ORDER).limit(limit + 1)).all())
@@ -377,21 +417,22 @@ def prepared_engine(
     engine: AnomalyEngine | None,
     config: AnomalyConfig,
     models_dir: Path | None,
+    scope: Scope,
 ) -> AnomalyEngine:
-    """`engine` when it reflects the event-time cursor; else a new one that replayed what was
-    judged before (another process moved the cursor, a transaction rolled back, a restart)."""
-    position = int(TIME_CURSOR_READER.row(session).position)
+    """`engine` when it reflects the scope's event-time cursor; else a new one that replayed what
+    was judged before (another process moved the cursor, a transaction rolled back, a restart)."""
+    position = int(scope.clock.row(session).position)
     if engine is not None and engine.position == position:
         return engine
     if engine is not None and engine.position is not None and engine.position < position:
         # another process judged on from where this engine stopped (workers take turns): catch
         # up on what it judged rather than replaying everything
-        engine.process(_judged_between(session, engine.position, position))
+        engine.process(_judged_between(session, scope.reader, engine.position, position))
         engine._pending_model = None
         engine.position = position
         return engine
-    engine = AnomalyEngine(config, models_dir=models_dir)
-    engine.load(session, events=_judged_before(session, position, config.baseline_days))
+    engine = AnomalyEngine(config, models_dir=models_dir, scope=scope.name)
+    engine.load(session, events=_judged_before(session, scope.reader, position, config.baseline_days))
     engine.position = position
     return engine
 
@@ -402,27 +443,62 @@ def detect_anomalies(
     *,
     config: AnomalyConfig | None = None,
     until: datetime | None = None,
+    watermark: Watermark | None = None,
     cache: dict[str, Any] | None = None,
     max_batches: int | None = None,
     batch_size: int = 20_000,
     handoff: SignalHandoff | None = None,
+    partition: int | None = None,
 ) -> AnomalyReport:
-    """Judge the stored events up to `until` (see `anomaly_pass`), one transaction per pass;
-    write findings. `cache` (the caller's, e.g. the running cycle's) keeps the engine between
-    calls, `handoff` what the rules stage already read of the events; both are only shortcuts
-    (see `prepared_engine`, `detectors.anomaly.handoff`)."""
-    config = config or (settings or db.settings).anomaly
-    models_dir = settings.models_dir if settings is not None else None
-    key = f"{db.url}|anomaly"
-    engine = cache.get(key) if cache is not None else None
+    """Judge each tenant partition's stored events (`partition`'s alone when set) up to `until`,
+    or up to the partition's `watermark` (see `anomaly_pass`), one transaction per pass; write
+    findings. `max_batches` bounds the passes per partition. `cache` (the caller's, e.g. the
+    running cycle's) keeps each partition's engine between calls, `handoff` what the rules stage
+    already read of the events; both are only shortcuts (see `prepared_engine`,
+    `detectors.anomaly.handoff`)."""
+    configured = settings or db.settings
     report = AnomalyReport()
+    for scope in scopes(db, configured.pipeline_partitions, partition):
+        limit = watermark(scope.connections) if watermark is not None else until
+        _detect_scope(
+            db,
+            settings,
+            scope,
+            report,
+            config=config or configured.anomaly,
+            until=limit,
+            cache=cache,
+            max_batches=max_batches,
+            batch_size=batch_size,
+            handoff=handoff,
+        )
+    return report
+
+
+def _detect_scope(
+    db: Database,
+    settings: Settings | None,
+    scope: Scope,
+    report: AnomalyReport,
+    *,
+    config: AnomalyConfig,
+    until: datetime | None,
+    cache: dict[str, Any] | None,
+    max_batches: int | None,
+    batch_size: int,
+    handoff: SignalHandoff | None,
+) -> None:
+    """`detect_anomalies` of one scope, added to `report`."""
+    models_dir = settings.models_dir if settings is not None else None
+    key = f"{db.url}|anomaly|{scope.name}"
+    engine = cache.get(key) if cache is not None else None
     passes = 0
     while max_batches is None or passes < max_batches:
         with db.session() as session:
-            engine = prepared_engine(session, engine, config, models_dir)
+            engine = prepared_engine(session, engine, config, models_dir, scope)
             engine.handoff = handoff
             engine.position = None  # until this transaction commits
-            done = anomaly_pass(session, engine, until=until, limit=batch_size)
+            done = anomaly_pass(session, engine, scope, until=until, limit=batch_size)
             report.errors.extend(done.errors)
             drafts = [to_draft(hit) for hit in done.hits]
             pipeline_result = PipelineResult()
@@ -445,21 +521,20 @@ def detect_anomalies(
                     actor=Actor.system("anomaly"),
                     action=AuditAction.ANOMALY_DETECTED,
                     object_type="anomaly_run",
-                    object_id=str(done.position),
+                    object_id=f"{scope.name}@{done.position}",
                     details={
-                        "events": report.events,
-                        "created": report.findings_created,
-                        "updated": report.findings_updated,
+                        "events": done.events,
+                        "created": pipeline_result.created,
+                        "updated": pipeline_result.updated,
                     },
                 )
         engine.position = done.position
         if cache is not None:
             cache[key] = engine
         passes += 1
-        report.pending = done.pending
         if not done.pending:
-            break
-    return report
+            return
+    report.pending = True
 
 
 def signal_handoff(db: Database, settings: Settings | None, cache: dict[str, Any] | None) -> SignalHandoff:
@@ -472,53 +547,3 @@ def signal_handoff(db: Database, settings: Settings | None, cache: dict[str, Any
         if cache is not None:
             cache[key] = handoff
     return handoff
-
-
-def build_baselines(
-    db: Database,
-    settings: Settings | None = None,
-    *,
-    days: int | None = None,
-    config: AnomalyConfig | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Learn baselines from the last `days` of stored events without reporting anything; returns people.
-
-    The `anomaly` cursor moves past what was learned from, so those events are not reported later.
-    """
-    config = config or (settings or db.settings).anomaly
-    engine = AnomalyEngine(config, models_dir=settings.models_dir if settings else None)
-    since = (now or utcnow()) - timedelta(days=days or config.baseline_days)
-    with db.session() as session:
-        last_id = 0
-        while True:
-            rows = session.execute(
-                sa_select(*COLUMNS)
-                .where(col(Event.id) > last_id, col(Event.occurred_at) >= since)
-                .order_by(col(Event.id))
-                .limit(50_000)
-            ).all()
-            if not rows:
-                break
-            last_id = int(rows[-1].id or 0)
-            batch = _events(rows).events
-            engine.builder.add_signins(to_columns(s for e in batch if (s := signin_from(e, engine.geo))))
-            engine.builder.add_activities([a for e in batch if (a := activity_from(e))])
-        engine.save(session)
-        # what was learned from is history, not news: detection continues after it (and a
-        # restarted engine replays it as judged)
-        cursor = READER.row(session)
-        cursor.position = max(cursor.position, last_id)
-        cursor.updated_at = utcnow()
-        session.add(cursor)
-        newest = session.exec(
-            select(func.max(Event.occurred_at)).where(
-                col(Event.id) <= last_id, col(Event.occurred_at) >= since
-            )
-        ).one()
-        if newest is not None:
-            clock = TIME_CURSOR_READER.row(session)
-            clock.position = max(clock.position, _micros(newest) + 1)
-            clock.updated_at = utcnow()
-            session.add(clock)
-        return len(engine.builder.people.values)

@@ -49,7 +49,8 @@ def test_a_failing_stream_and_events_waiting_for_anomaly_detection_are_named(
     assert anomaly.backlog == 1 and anomaly.oldest_seconds >= 7200
     problems = lag.problems(60)
     assert "stream acme-google/login failing: 401 from the Reports API" in problems
-    assert any(p.startswith("stage anomaly lags: 1 waiting") for p in problems)
+    # named by its tenant partition, as detection is
+    assert any(p.startswith("stage anomaly:p") and "lags: 1 waiting" in p for p in problems)
     # and once judged, the anomaly stage no longer lags
     detect_anomalies(db, settings)
     [anomaly] = [s for s in read_lag(db, now=now).stages if s.stage == "anomaly"]
@@ -58,9 +59,13 @@ def test_a_failing_stream_and_events_waiting_for_anomaly_detection_are_named(
     )
 
 
-def test_health_names_anomaly_detection_s_cursor_and_streams_as_detectors_anomaly_does() -> None:
-    from detectors.anomaly.engine import READ_STREAMS
-    from detectors.anomaly.service import TIME_CURSOR
-    from pipeline.health import ANOMALY_STREAMS, ANOMALY_TIME_CURSOR
+def test_health_names_anomaly_detection_s_cursors_and_streams_as_detectors_anomaly_does() -> None:
+    from detectors.anomaly.engine import READ_STREAMS, WHOLE_SCOPE
+    from detectors.partitions import ANOMALY
+    from pipeline.health import ANOMALY_STREAMS
 
-    assert (TIME_CURSOR, frozenset(READ_STREAMS)) == (ANOMALY_TIME_CURSOR, ANOMALY_STREAMS)
+    assert (
+        (ANOMALY.legacy, ANOMALY.streams)
+        == (WHOLE_SCOPE, frozenset(READ_STREAMS))
+        == (WHOLE_SCOPE, ANOMALY_STREAMS)
+    )

@@ -346,6 +346,7 @@ def upgrade() -> None:
     op.create_table(
         "personbaseline",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("built_at", core.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("window_start", core.models.types.UTCDateTime(timezone=True), nullable=False),
@@ -383,8 +384,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("scope", "actor"),
     )
-    op.create_index(op.f("ix_personbaseline_actor"), "personbaseline", ["actor"], unique=True)
     op.create_table(
         "suppression",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -1125,7 +1126,6 @@ def downgrade() -> None:
     op.drop_table("account")
     op.drop_index(op.f("ix_suppression_rule_id"), table_name="suppression")
     op.drop_table("suppression")
-    op.drop_index(op.f("ix_personbaseline_actor"), table_name="personbaseline")
     op.drop_table("personbaseline")
     op.drop_index(op.f("ix_person_primary_email"), table_name="person")
     op.drop_table("person")
