@@ -31,6 +31,7 @@ class Request:
     body: bytes
     base_url: str  # scheme://host:port of this listener
     raw_query: str = ""
+    batch: str | None = None  # the request id of the JSON batch this request came in (Graph $batch)
     route: Any = None
     params: dict[str, str] = field(default_factory=dict)
     _form: dict[str, Any] | None = None

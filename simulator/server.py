@@ -383,6 +383,7 @@ class Simulator:
                 "resource": route.resource if route else None,
                 "fault": fault,
                 "audience": request.params.get("_token_audience"),
+                "batch": request.batch,
             }
         )
 

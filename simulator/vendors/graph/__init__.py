@@ -3,6 +3,7 @@
 Paths live under /graph/v1.0 and /graph/beta. Lists page with `$top` and an absolute
 `@odata.nextLink` carrying `$skiptoken`; delta queries (`users/delta`,
 `groups/delta`, `servicePrincipals/delta`) end with `@odata.deltaLink` (see delta.py).
+`POST $batch` answers up to 20 of these requests in one (batch.py).
 One mixin per area (audit_logs, directory, protection, content) on a shared base.
 """
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 from simulator.vendors.graph.audit_logs import AuditLogs
 from simulator.vendors.graph.base import EVENT_STREAMS, USER, G
+from simulator.vendors.graph.batch import batch_handler
 from simulator.vendors.graph.content import Content
 from simulator.vendors.graph.directory import Directory
 from simulator.vendors.graph.protection import Protection
@@ -147,3 +149,4 @@ def register(sim: Simulator) -> None:
     ]
     for method, path, handler, resource in routes:
         add(method, G + path, handler, "m365", resource, "graph")
+    add("POST", G + r"/\$batch", batch_handler(sim), "m365", "batch", "graph")
