@@ -12,7 +12,10 @@ stream polled each `interval` seconds. This process polls, about once a second:
   incident (b), and the simulator's Slack log for the incident's first announcement (c).
 
 Figures are per evidence event, p50/p95/max over every event of every story, at one poll's
-resolution. Events that become readable only after the run's horizon (the Management API's
+resolution; (a) is also broken down by stream and by the first finding's kind. A correlation's
+first events wait for the attack itself to reach the threshold, so (a') and (b') are per finding:
+from the moment the evidence the finding first held was all readable to the finding and to its
+incident — what the product adds. Events that become readable only after the run's horizon (the Management API's
 hourly blobs) are counted and left out.
 
     python -m bench.latency                                   # 1,000 users, 5 stories, 30 s interval
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import signal
 import statistics
@@ -115,6 +119,10 @@ class Watch:
     finding: dict[tuple[str, str, str], float] = field(default_factory=dict)
     incident: dict[tuple[str, str, str], float] = field(default_factory=dict)
     notified: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    rule: dict[tuple[str, str, str], str] = field(default_factory=dict)  # the first finding's rule
+    # per finding: when it was first seen, the evidence it held then, when its incident was first seen
+    opened: dict[int, tuple[float, frozenset[tuple[str, str, str]]]] = field(default_factory=dict)
+    grouped: dict[int, float] = field(default_factory=dict)
     polls: int = 0
 
 
@@ -153,16 +161,23 @@ def _poll(admin: str, db: Any, wanted: dict[tuple[str, str], set[str]], watch: W
             for row in session.execute(text("SELECT id, provider, stream, provider_event_id FROM event"))
             if (row[1], row[2], row[3]) in keys
         }
-        rows = session.execute(text("SELECT evidence_event_ids, incident_id FROM finding")).all()
+        rows = session.execute(text("SELECT evidence_event_ids, incident_id, rule_id, id FROM finding")).all()
     changes = httpx.get(f"{admin}/changes", timeout=60).json()
     posts = [str(c.get("target", {}).get("text", "")) for c in changes if c.get("action") == "post_message"]
-    for evidence, incident_id in rows:
+    for evidence, incident_id, rule_id, finding_id in rows:
         evidence_ids = evidence if isinstance(evidence, list) else yaml.safe_load(evidence or "[]")
+        held = frozenset(k for e in evidence_ids or [] if (k := stored.get(e)) is not None)
+        if held and finding_id not in watch.opened:
+            watch.opened[finding_id] = (now, held)
+        if held and incident_id is not None:
+            watch.grouped.setdefault(finding_id, now)
         for event_id in evidence_ids or []:
             key = stored.get(event_id)
             if key is None:
                 continue
-            watch.finding.setdefault(key, now)
+            if key not in watch.finding:
+                watch.finding[key] = now
+                watch.rule[key] = str(rule_id)
             if incident_id is not None:
                 watch.incident.setdefault(key, now)
                 if any(f"Incident #{incident_id}:" in p for p in posts):
@@ -172,6 +187,40 @@ def _poll(admin: str, db: Any, wanted: dict[tuple[str, str], set[str]], watch: W
 
 def _latencies(watch: Watch, reached: dict[tuple[str, str, str], float]) -> list[float]:
     return sorted(max(0.0, reached[k] - watch.readable[k]) for k in reached if k in watch.readable)
+
+
+def per_finding(watch: Watch, reached: dict[int, float]) -> list[float]:
+    """For each attack finding: from the moment the evidence it first held was all readable (the
+    last of it) to `reached` (the finding seen, its incident seen). A correlation's first events
+    wait for the attack to reach its threshold; this leaves that wait out: what the product adds."""
+    out = []
+    for finding_id, (_, held) in watch.opened.items():
+        times = [watch.readable[k] for k in held if k in watch.readable]
+        if finding_id in reached and len(times) == len(held):
+            out.append(max(0.0, reached[finding_id] - max(times)))
+    return sorted(out)
+
+
+def breakdown(watch: Watch) -> dict[str, dict[str, float]]:
+    """(a) readable → finding by the event's stream and by the kind of the first finding that held
+    it (an anomaly rule or a Sigma rule/correlation): where the tail comes from."""
+    groups: dict[str, list[float]] = {}
+    for key, found in watch.finding.items():
+        if key not in watch.readable:
+            continue
+        wait = max(0.0, found - watch.readable[key])
+        kind = "anomaly" if watch.rule.get(key, "").startswith("anomaly.") else "rules"
+        for name in (f"stream {key[0]}/{key[1]}", f"found by {kind}"):
+            groups.setdefault(name, []).append(wait)
+    return {
+        name: {
+            "events": len(values),
+            "p50": _percentile(sorted(values), 50),
+            "p95": _percentile(sorted(values), 95),
+            "max": max(values),
+        }
+        for name, values in sorted(groups.items())
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -281,6 +330,38 @@ def figures(scale: Scale, watch: Watch, truth_events: int) -> list[Figure]:
     # The latency rows are over evidence events: the attack events a finding holds. Count the same
     # events here — not every ground-truth event (conversation messages, undetectable steps), and
     # not an evidence event whose readable moment was never seen (it is in no latency row).
+    first_seen = {finding_id: at for finding_id, (at, _) in watch.opened.items()}
+    for what, seen in (
+        ("(a') last evidence readable → finding, per finding", first_seen),
+        ("(b') last evidence readable → incident, per finding", watch.grouped),
+    ):
+        values = per_finding(watch, seen)
+        p50, p95 = _percentile(values, 50), _percentile(values, 95)
+        out.append(
+            Figure(
+                AREA,
+                f"{what}, {label}",
+                p95,
+                "s (p95)",
+                min(values) if values else None,
+                max(values) if values else None,
+                len(values),
+                notes=f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(values) if values else float('nan'):.1f} s "
+                f"over {len(values)} findings",
+                extra={"p50": p50, "p95": p95, "values": values},
+            )
+        )
+    parts = breakdown(watch)
+    out[0] = dataclasses.replace(
+        out[0],
+        notes=out[0].notes
+        + "; "
+        + "; ".join(
+            f"{name}: {v['events']:.0f} events, p50 {v['p50']:.1f} s, p95 {v['p95']:.1f} s, max {v['max']:.1f} s"
+            for name, v in parts.items()
+        ),
+        extra={**out[0].extra, "breakdown": parts},
+    )
     evidence = set(watch.finding)
     measured = evidence & set(watch.readable)
     out.append(
