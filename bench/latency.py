@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import os
 import signal
 import statistics
@@ -302,66 +301,51 @@ def measure(scale: Scale) -> list[Figure]:
     return figures(scale, watch, sum(len(v) for v in wanted.values()))
 
 
+def _figure(
+    name: str, values: list[float], counted: str, goal: str | None = None, notes: str = "", **extra: Any
+) -> Figure:
+    """A latency row: p95 as its value, p50/p95/max over `values` (each one of `counted`)."""
+    p50, p95 = _percentile(values, 50), _percentile(values, 95)
+    high = max(values) if values else None
+    return Figure(
+        AREA,
+        name,
+        p95,
+        "s (p95)",
+        min(values) if values else None,
+        high,
+        len(values),
+        goal=goal,
+        notes=f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {high if high is not None else float('nan'):.1f} s "
+        f"over {len(values)} {counted}{notes}",
+        extra={"p50": p50, "p95": p95, "max": high, "values": values, **extra},
+    )
+
+
 def figures(scale: Scale, watch: Watch, truth_events: int) -> list[Figure]:
     label = f"{scale.users:,} users, {scale.stories} stories, {scale.interval} s interval"
-    out = []
-    for what, reached, goal in (
-        ("(a) readable → finding", watch.finding, None),
-        ("(b) readable → incident", watch.incident, f"p95 ≤ {scale.interval + 5} s (interval + 5 s)"),
-        ("(c) readable → first notification", watch.notified, None),
-    ):
-        values = _latencies(watch, reached)
-        p50, p95 = _percentile(values, 50), _percentile(values, 95)
-        out.append(
-            Figure(
-                AREA,
-                f"{what}, {label}",
-                p95,
-                "s (p95)",
-                min(values) if values else None,
-                max(values) if values else None,
-                len(values),
-                goal=goal,
-                notes=f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(values) if values else float('nan'):.1f} s "
-                f"over {len(values)} evidence events",
-                extra={"p50": p50, "p95": p95, "max": max(values) if values else None, "values": values},
-            )
-        )
-    # The latency rows are over evidence events: the attack events a finding holds. Count the same
-    # events here — not every ground-truth event (conversation messages, undetectable steps), and
-    # not an evidence event whose readable moment was never seen (it is in no latency row).
+    parts = breakdown(watch)
+    detail = "".join(
+        f"; {name}: {v['events']:.0f} events, p50 {v['p50']:.1f} s, p95 {v['p95']:.1f} s, max {v['max']:.1f} s"
+        for name, v in parts.items()
+    )
+    out = [
+        _figure(f"(a) readable → finding, {label}", _latencies(watch, watch.finding), "evidence events",
+                notes=detail, breakdown=parts),
+        _figure(f"(b) readable → incident, {label}", _latencies(watch, watch.incident), "evidence events",
+                goal=f"p95 ≤ {scale.interval + 5} s (interval + 5 s)"),
+        _figure(f"(c) readable → first notification, {label}", _latencies(watch, watch.notified),
+                "evidence events"),
+    ]  # fmt: skip
     first_seen = {finding_id: at for finding_id, (at, _) in watch.opened.items()}
     for what, seen in (
         ("(a') last evidence readable → finding, per finding", first_seen),
         ("(b') last evidence readable → incident, per finding", watch.grouped),
     ):
-        values = per_finding(watch, seen)
-        p50, p95 = _percentile(values, 50), _percentile(values, 95)
-        out.append(
-            Figure(
-                AREA,
-                f"{what}, {label}",
-                p95,
-                "s (p95)",
-                min(values) if values else None,
-                max(values) if values else None,
-                len(values),
-                notes=f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(values) if values else float('nan'):.1f} s "
-                f"over {len(values)} findings",
-                extra={"p50": p50, "p95": p95, "values": values},
-            )
-        )
-    parts = breakdown(watch)
-    out[0] = dataclasses.replace(
-        out[0],
-        notes=out[0].notes
-        + "; "
-        + "; ".join(
-            f"{name}: {v['events']:.0f} events, p50 {v['p50']:.1f} s, p95 {v['p95']:.1f} s, max {v['max']:.1f} s"
-            for name, v in parts.items()
-        ),
-        extra={**out[0].extra, "breakdown": parts},
-    )
+        out.append(_figure(f"{what}, {label}", per_finding(watch, seen), "findings"))
+    # The latency rows are over evidence events: the attack events a finding holds. Count the same
+    # events here — not every ground-truth event (conversation messages, undetectable steps), and
+    # not an evidence event whose readable moment was never seen (it is in no latency row).
     evidence = set(watch.finding)
     measured = evidence & set(watch.readable)
     out.append(

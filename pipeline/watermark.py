@@ -66,7 +66,8 @@ def anomaly_watermark(
         if connections is not None:
             query = query.where(col(Connection.id).in_(list(connections)))
         enabled = session.exec(query).all()
-        checkpoints = {(row.connection_id, row.stream): row for row in session.exec(select(Checkpoint)).all()}
+        stored = select(Checkpoint).where(col(Checkpoint.connection_id).in_([c.id for c in enabled]))
+        checkpoints = {(row.connection_id, row.stream): row for row in session.exec(stored).all()}
     marks: list[datetime] = []
     for connection in enabled:
         for spec in configured_streams(connection):

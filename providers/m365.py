@@ -447,6 +447,10 @@ class M365Api:
     def graph_all(self, path: str, params: Mapping[str, Any] | None, permission: str) -> Iterator[Any]:
         items, link, _ = self.graph_page(path, params, permission)
         yield from items
+        yield from self._pages_after(link, permission)
+
+    def _pages_after(self, link: str | None, permission: str) -> Iterator[Any]:
+        """The items of the pages from `link` (an ``@odata.nextLink``) on."""
         while link:
             items, link, _ = self.graph_page(link, None, permission)
             yield from items
@@ -488,12 +492,8 @@ class M365Api:
         if status == 404:
             return None
         if status == 200 and isinstance(page, dict) and isinstance(page.get("value"), list):
-            items = list(page["value"])
             link = page.get("@odata.nextLink")
-            while link:
-                more, link, _ = self.graph_page(str(link), None, permission)
-                items.extend(more)
-            return items
+            return [*page["value"], *self._pages_after(str(link) if link else None, permission)]
         try:
             return list(self.graph_all(path, {}, permission))
         except NotFound:

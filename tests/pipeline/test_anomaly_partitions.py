@@ -18,7 +18,14 @@ from detectors.anomaly import detect_anomalies
 from detectors.partitions import ANOMALY, CLOCK_SUFFIX, cursor_name, partition_of
 from pipeline.jobs import job_lock
 from pipeline.watermark import EPOCH, anomaly_watermark
-from tests.detectors.anomaly.conftest import NEW_YORK, SAO_PAULO_HOSTING, START, entra_signin, signin_row
+from tests.detectors.anomaly.conftest import (
+    NEW_YORK,
+    SAO_PAULO_HOSTING,
+    START,
+    entra_signin,
+    signin_row,
+    write_events,
+)
 from tests.pipeline.test_partitions import CONTOSO, NORTHWIND, P
 
 USERS = [f"user{i}@shared.test" for i in range(12)]  # the same addresses in both tenants
@@ -32,24 +39,6 @@ def _connection(db: Database, name: str, organisation: str) -> int:
         session.add(row)
         session.flush()
         return int(row.id or 0)
-
-
-def _write(db: Database, connection_id: int, rows: list[tuple]) -> None:
-    with db.session() as session:
-        for provider, stream, raw, at, actor, action, ip in rows:
-            session.add(
-                Event(
-                    connection_id=connection_id,
-                    provider=provider,
-                    stream=stream,
-                    provider_event_id=f"{connection_id}-{raw['id']}",
-                    occurred_at=at,
-                    actor=actor,
-                    action=action,
-                    ip=ip,
-                    raw=raw,
-                )
-            )
 
 
 def _habit(place: tuple[str, float, float, str, str], days: int = 14) -> list[tuple]:
@@ -89,11 +78,11 @@ def test_each_tenant_is_judged_against_its_own_people(db: Database, settings: Se
     # day, contoso's from New York
     a = _connection(db, "northwind-entra", NORTHWIND)
     b = _connection(db, "contoso-entra", CONTOSO)
-    _write(db, a, _habit(SAO_PAULO_HOSTING))
-    _write(db, b, _habit(NEW_YORK))
+    write_events(db, a, _habit(SAO_PAULO_HOSTING))
+    write_events(db, b, _habit(NEW_YORK))
     # when user3 of each signs in from Brazil and anomaly detection runs
-    _write(db, a, _brazil("user3@shared.test"))
-    _write(db, b, _brazil("user3@shared.test"))
+    write_events(db, a, _brazil("user3@shared.test"))
+    write_events(db, b, _brazil("user3@shared.test"))
     report = detect_anomalies(db, settings)
     # then only contoso's user3 is in a new country: northwind's Brazilian habit is not contoso's
     assert report.signins > 0
@@ -130,8 +119,8 @@ def test_a_tenant_whose_stream_has_not_finished_its_first_window_holds_only_itse
     # stream still in its first window (a new tenant's backlog)
     a = _connection(db, "northwind-entra", NORTHWIND)
     b = _connection(db, "contoso-entra", CONTOSO)
-    _write(db, a, _habit(NEW_YORK))
-    _write(db, b, _habit(NEW_YORK) + _brazil("user3@shared.test"))
+    write_events(db, a, _habit(NEW_YORK))
+    write_events(db, b, _habit(NEW_YORK) + _brazil("user3@shared.test"))
     mark = {"high_water": (ATTACK + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
     with db.session() as session:
         cursor = {"interactiveUser": mark, "nonInteractiveUser": mark}
@@ -156,7 +145,7 @@ def test_the_single_anomaly_cursors_of_before_are_upgraded_without_judging_anyth
 
     # given a single-tenant deployment judged by the single cursors of before partitions
     connection = _connection(db, "acme-entra", "")
-    _write(db, connection, _habit(NEW_YORK) + _brazil("user3@shared.test"))
+    write_events(db, connection, _habit(NEW_YORK) + _brazil("user3@shared.test"))
     detect_anomalies(db, settings)
     (finding,) = _new_countries(db)
     with db.session() as session:

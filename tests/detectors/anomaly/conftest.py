@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,29 @@ def entra_signin(
     }
 
 
+Row = tuple[str, str, dict[str, Any], datetime, str | None, str | None, str | None]
+
+
+def write_events(db: Database, connection_id: int, rows: list[Row]) -> int:
+    """Store rows (provider, stream, raw, at, actor, action, ip) as events of the connection."""
+    with db.session() as session:
+        for provider, stream, raw, at, actor, action, ip in rows:
+            session.add(
+                Event(
+                    connection_id=connection_id,
+                    provider=provider,
+                    stream=stream,
+                    provider_event_id=str(raw.get("id") or raw.get("Id") or next(_ids)),
+                    occurred_at=at,
+                    actor=actor,
+                    action=action,
+                    ip=ip,
+                    raw=raw,
+                )
+            )
+    return len(rows)
+
+
 @pytest.fixture
 def tenant(db: Database) -> Callable[..., int]:
     """Write events: tenant(stream_rows) where rows are (provider, stream, raw, at, actor, action, ip)."""
@@ -56,28 +80,7 @@ def tenant(db: Database) -> Callable[..., int]:
         session.add(connection)
         session.flush()
         connection_id = int(connection.id or 0)
-
-    def write(
-        rows: list[tuple[str, str, dict[str, Any], datetime, str | None, str | None, str | None]],
-    ) -> int:
-        with db.session() as session:
-            for provider, stream, raw, at, actor, action, ip in rows:
-                session.add(
-                    Event(
-                        connection_id=connection_id,
-                        provider=provider,
-                        stream=stream,
-                        provider_event_id=str(raw.get("id") or raw.get("Id") or next(_ids)),
-                        occurred_at=at,
-                        actor=actor,
-                        action=action,
-                        ip=ip,
-                        raw=raw,
-                    )
-                )
-        return len(rows)
-
-    return write
+    return functools.partial(write_events, db, connection_id)
 
 
 def signin_row(raw: dict[str, Any], at: datetime) -> tuple:
