@@ -184,6 +184,9 @@ class PipelineGauges(Collector):
             labels=["stage"],
         )
         runs = CounterMetricFamily("tenantguard_stage_runs", "Stage runs in this process.", labels=["stage"])
+        busy = CounterMetricFamily(
+            "tenantguard_stage_seconds", "Time spent running each stage in this process.", labels=["stage"]
+        )
         processed = CounterMetricFamily(
             "tenantguard_stage_processed",
             "What stages processed (events, findings, incidents, notifications, ...).",
@@ -196,12 +199,14 @@ class PipelineGauges(Collector):
             if record.last_success is not None:
                 last.add_metric([name], record.last_success)
             runs.add_metric([name], record.runs)
+            busy.add_metric([name], record.seconds_total)
             for kind, value in record.totals.items():
                 processed.add_metric([name, kind], value)
             for kind, value in record.errors.items():
                 errors.add_metric([name, kind], value)
         yield last
         yield runs
+        yield busy
         yield processed
         yield errors
         queued = GaugeMetricFamily("tenantguard_pipeline_queued_jobs", "Pipeline jobs waiting to run.")

@@ -20,6 +20,8 @@ hourly blobs) are counted and left out.
 
     python -m bench.latency                                   # 1,000 users, 5 stories, 30 s interval
     TENANTGUARD_BENCH_LATENCY="200x5x30" python -m bench.latency  # users x stories x interval
+    TENANTGUARD_BENCH_KEEP=/tmp/lat python -m bench.latency      # keep serve.log, simulator.log, the db
+    TENANTGUARD_BENCH_LATENCY_LEAD=1500 ...                      # seconds before the first story (the backlog)
 """
 
 from __future__ import annotations
@@ -247,10 +249,17 @@ def measure(scale: Scale) -> list[Figure]:
     from core.db import Database
     from simulator.http import free_port
 
-    with tempfile.TemporaryDirectory(prefix="tg-bench-latency-") as tmp_name:
+    keep = os.environ.get(
+        "TENANTGUARD_BENCH_KEEP"
+    )  # a directory: serve's and the simulator's logs stay there
+    with (
+        contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tg-bench-latency-")
+    ) as tmp_name:
         tmp = Path(tmp_name)
-        # the first story starts once serve has had time to read the backlog (~a minute per 100 users)
-        lead = max(90, scale.users * 60 // 100)
+        tmp.mkdir(parents=True, exist_ok=True)
+        # the first story starts once serve has had time to read the backlog (~a minute per 100
+        # users under load; ~7 s per 100 on a quiet machine: TENANTGUARD_BENCH_LATENCY_LEAD seconds)
+        lead = int(os.environ.get("TENANTGUARD_BENCH_LATENCY_LEAD") or max(90, scale.users * 60 // 100))
         end, starts = write_scenario(tmp / "scenario.yaml", scale.stories, int(time.time()) + lead)
         connections = tmp / "connections.toml"
         simulator = subprocess.Popen(

@@ -10,6 +10,14 @@ A run that stored new audit events runs at once the inventory streams that watch
 (`collectors.inventory.watchers`: e.g. a Google token revoke re-reads that user's grants now, not
 at the tokens stream's hourly interval); one asked for while it runs runs again right after.
 
+Polls are in phase per tenant (`poll_phase`): the event streams of one organisation fall due
+together, at an offset within their interval hashed from the organisation (organisations spread
+over the interval), and its snapshot streams half an interval later. Anomaly detection waits for
+every anomaly stream of the tenant to be collected past an event's time (the event-time
+watermark, `pipeline.watermark`); with the streams' phases scattered (each set by when its job
+was first added) that took up to one more interval after the event's own stream had read it.
+`tenantguard worker` defers each stream's next run to the same moments (`next_poll`).
+
 A run that failed (the provider down after the run's own retries, a database error, a run fenced
 off) is tried again on a doubling delay from `RETRY_FIRST_SECONDS`, never later than its interval,
 instead of waiting out a whole interval (5 to 60 minutes) with the stream's data unread.
@@ -19,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +43,7 @@ from collectors.store import prune_runs
 from collectors.streams.base import StreamKind, configured_streams, stream_spec
 from core.db import Database
 from core.models import Connection
+from core.models.connection import organisation
 from core.settings import Settings
 from providers.errors import ProviderError
 
@@ -46,6 +56,46 @@ RETRY_FIRST_SECONDS = 5.0
 def retry_delay(failures: int, interval: float) -> float:
     """Seconds before the next try of a stream that failed `failures` times in a row (1-based)."""
     return min(float(interval), RETRY_FIRST_SECONDS * 2 ** max(0, failures - 1))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def poll_phase(connection: Connection, kind: StreamKind, interval: float) -> float:
+    """Seconds into each `interval` (counted from the epoch) at which a stream of this kind of
+    this connection is polled: the same for every event stream of the connection's organisation
+    with that interval (so the tenant's event-time watermark moves once they are all read),
+    spread over the interval across organisations, half an interval later for snapshot streams
+    (their burst of reads does not queue in front of the event streams')."""
+    interval = max(1.0, float(interval))
+    millis = zlib.crc32(organisation(connection.config).encode()) % int(interval * 1000)
+    offset = millis / 1000 + (0.0 if kind is StreamKind.EVENTS else interval / 2)
+    return offset % interval
+
+
+def next_poll(connection: Connection, kind: StreamKind, interval: float, after: datetime) -> datetime:
+    """The first moment after `after` in the stream's phase (`poll_phase`)."""
+    return PhaseTrigger(connection, kind, interval).tick_after(after)
+
+
+class PhaseTrigger(IntervalTrigger):
+    """APScheduler's interval trigger held to the stream's phase: a run moved by hand (run now,
+    a retry after a failure, the first run when the job is added) is followed by the next moment
+    in phase, where the plain trigger would go on from the moved run (previous + interval)."""
+
+    def __init__(self, connection: Connection, kind: StreamKind, interval: float) -> None:
+        seconds = max(1.0, float(interval))
+        anchor = EPOCH + timedelta(seconds=poll_phase(connection, kind, seconds))
+        super().__init__(seconds=seconds, start_date=anchor, timezone=UTC)
+
+    def tick_after(self, moment: datetime) -> datetime:
+        ticks = (moment - self.start_date).total_seconds() // self.interval_length + 1
+        return self.start_date + timedelta(seconds=ticks * self.interval_length)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None:
+            return super().get_next_fire_time(previous_fire_time, now)
+        return self.tick_after(previous_fire_time)
 
 
 def job_id(connection: Connection, stream: str) -> str:
@@ -153,23 +203,28 @@ class CollectorJobs:
                 log.error("connections file: %s", exc)
         with self.db.session() as session:
             prune_runs(session, keep_days=self.options.run_history_days)
-        wanted: dict[str, tuple[Connection, str, int]] = {}
+        wanted: dict[str, tuple[Connection, str, PhaseTrigger]] = {}
         for connection in select_connections(self.db):
             for spec in configured_streams(connection):
                 seconds = interval_for(connection, spec.name, spec.interval_seconds)
-                wanted[job_id(connection, spec.name)] = (connection, spec.name, seconds)
+                trigger = PhaseTrigger(connection, spec.kind, seconds)
+                wanted[job_id(connection, spec.name)] = (connection, spec.name, trigger)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("collect:") and job.id not in wanted:
                 job.remove()
-        for identifier, (connection, stream, seconds) in wanted.items():
+        for identifier, (connection, stream, trigger) in wanted.items():
             existing = self.scheduler.get_job(identifier)
-            if existing is not None and getattr(existing.trigger, "interval", None) is not None:
-                if existing.trigger.interval.total_seconds() == seconds:
-                    continue
+            same = isinstance(getattr(existing, "trigger", None), PhaseTrigger) and (
+                existing.trigger.interval,
+                existing.trigger.start_date,
+            ) == (trigger.interval, trigger.start_date)
+            if same:
+                continue
+            if existing is not None:
                 existing.remove()
             self.scheduler.add_job(
                 self.run,
-                IntervalTrigger(seconds=seconds),
+                trigger,
                 args=(connection.id, stream),
                 id=identifier,
                 name=f"{connection.name}/{stream}",

@@ -42,6 +42,7 @@ from sqlmodel import Session, col, select
 from core.clock import as_utc, utcnow
 from core.models import Connection, Event
 from core.models.anomaly import AnalysisCursor
+from core.models.connection import ORGANISATION_KEY, organisation
 from detectors.cursor import GapCursor
 
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
 
 LEGACY_CURSOR = "detection"  # the one cursor over every event, before partitions
 CLOCK_SUFFIX = ".event_time"  # the event-time cursor beside each id reader (`detectors.event_time`)
-ORGANISATION_KEY = "organisation"
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,6 @@ ANOMALY = CursorFamily(
         }
     ),
 )
-
-
-def organisation(config: Mapping[str, Any] | None) -> str:
-    """The organisation a connection belongs to (its config's ``organisation``; default ``""``)."""
-    return str((config or {}).get(ORGANISATION_KEY) or "").strip()
 
 
 def partition_of(organisation_name: str, partitions: int) -> int:

@@ -34,6 +34,7 @@ class StageRecord:
     last_success: float | None = None
     last_error: str | None = None
     seconds: float = 0.0  # of the last run
+    seconds_total: float = 0.0  # of every run
     errors: dict[str, int] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     pending: bool = False
@@ -53,6 +54,7 @@ class StageBook:
             record.runs += 1
             record.last_run = now
             record.seconds = seconds
+            record.seconds_total += seconds
             record.pending = result.pending
             for name, value in result.counts.items():
                 record.totals[name] = record.totals.get(name, 0) + value

@@ -24,11 +24,12 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from collectors.report import RunStatus
 from core.clock import utcnow
 from core.db import Database
 from core.settings import Settings
 from pipeline.cycle import Cycle
-from pipeline.jobs import JOBS, job_key, page_committed
+from pipeline.jobs import JOBS, job_key, page_committed, stream_read
 
 log = logging.getLogger("tenantguard.pipeline")
 SWEEP_JOB = "pipeline:sweep"
@@ -134,7 +135,8 @@ class EmbeddedScheduler:
 
 class PageTrigger:
     """A collectors ProgressSink: every page that stored something new schedules detection of its
-    connection's partition (the key is ``<connection name>/<stream>``)."""
+    connection's partition (the key is ``<connection name>/<stream>``), and every run of an anomaly
+    stream that read to its end schedules its partition's anomaly pass (`pipeline.jobs.stream_read`)."""
 
     def __init__(self, scheduler: EmbeddedScheduler) -> None:
         self.scheduler = scheduler
@@ -144,9 +146,11 @@ class PageTrigger:
 
     def page(self, key: str, *, records: int, new: int, window: tuple[datetime, datetime] | None) -> None:
         if new:
-            page_committed(self.scheduler, self._partition(key.rsplit("/", 1)[0]))
+            found = self._connection(key.rsplit("/", 1)[0])
+            page_committed(self.scheduler, found[1] if found is not None else None)
 
-    def _partition(self, connection_name: str) -> int | None:
+    def _connection(self, connection_name: str) -> tuple[str, int] | None:
+        """(provider, partition) of a connection; None when it was renamed or removed meanwhile."""
         from sqlmodel import select
 
         from core.models import Connection
@@ -154,16 +158,23 @@ class PageTrigger:
 
         cycle = self.scheduler.cycle
         with cycle.db.session(readonly=True) as session:
-            config = session.exec(select(Connection.config).where(Connection.name == connection_name)).first()
-        if config is None:  # renamed or removed meanwhile: every partition
+            row = session.exec(
+                select(Connection.provider, Connection.config).where(Connection.name == connection_name)
+            ).first()
+        if row is None:
             return None
-        return partition_of(organisation(config), cycle.settings.pipeline_partitions)
+        return row[0], partition_of(organisation(row[1]), cycle.settings.pipeline_partitions)
 
     def waiting(self, key: str, seconds: float, why: str) -> None:
         return None
 
     def finished(self, key: str, status: str) -> None:
-        return None
+        if status != RunStatus.SUCCEEDED:
+            return
+        connection_name, stream = key.rsplit("/", 1)
+        found = self._connection(connection_name)
+        if found is not None:
+            stream_read(self.scheduler, found[0], stream, found[1])
 
 
 def embedded(db: Database, settings: Settings, *, collect: bool = True) -> tuple[EmbeddedScheduler, Any]:

@@ -134,6 +134,18 @@ def page_committed(scheduler: Scheduler, partition: int | None) -> None:
         scheduler.enqueue("detect", partition=partition)
 
 
+def stream_read(scheduler: Scheduler, provider: str, stream: str, partition: int) -> None:
+    """What a collector calls after a stream's run read to its end: a stream anomaly detection
+    reads moved its tenant's event-time watermark (`pipeline.watermark`), so the partition's
+    anomaly pass may go further — even when this run stored nothing new and so asked for nothing.
+    The tenant's event streams are polled in phase (`collectors.scheduler.poll_phase`): the last
+    of them to finish lets the anomaly pass through the events the first ones read."""
+    from detectors.partitions import ANOMALY
+
+    if ANOMALY.streams is None or (provider, stream) in ANOMALY.streams:
+        scheduler.enqueue("anomaly", partition=partition)
+
+
 def _snapshots_waiting(cycle: Cycle) -> bool:
     from detectors.posture import snapshots_pending
 

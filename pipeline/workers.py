@@ -9,7 +9,8 @@ idempotent and derived from database state (checkpoints, cursors, due timers):
   worker is free. Every page that stores something new defers ``detect`` inside the page's own
   transaction, and for an events stream brings forward the inventory streams that watch it
   (`collectors.inventory.watchers`: an audit event naming an object re-reads it now, not at the
-  watcher's interval); the run ends by deferring its successor ``schedule_in`` the stream's interval.
+  watcher's interval); the run ends by deferring its successor to the stream's next poll in phase
+  (`collectors.scheduler.next_poll`: a tenant's event streams fall due together).
 - ``tenantguard.detect(partition)`` — `pipeline.jobs.detect`: one tenant partition's rules and
   correlations (`detectors.partitions`, a cursor per partition). Lock ``detect:<partition>``: one
   run per partition at a time, as many partitions at once as there are free workers; queueing
@@ -56,7 +57,7 @@ from core.models import Connection
 from core.settings import Settings
 from detectors.partitions import organisation, partition_of
 from pipeline.cycle import Cycle
-from pipeline.jobs import JOBS, job_key, job_lock
+from pipeline.jobs import JOBS, job_key, job_lock, stream_read
 from pipeline.stages import ESCALATIONS
 
 log = logging.getLogger("tenantguard.workers")
@@ -236,8 +237,9 @@ class WorkerApp:
     def collect(self, connection_id: int, stream: str) -> str:
         from collectors.inventory import watchers
         from collectors.runner import run_stream, select_connections
-        from collectors.scheduler import interval_for
+        from collectors.scheduler import interval_for, next_poll
         from collectors.streams.base import StreamKind, stream_spec
+        from core.clock import utcnow
 
         connection = next(iter(select_connections(self.db, [connection_id])), None)
         if connection is None:
@@ -264,8 +266,13 @@ class WorkerApp:
             owner=self.worker_name,
             in_transaction=page_stored,
         )
+        if result.ok:
+            stream_read(self.scheduler, connection.provider, stream, partition)
         seconds = interval_for(connection, stream, spec.interval_seconds)
-        self.defer_collect(connection_id, stream, schedule_in={"seconds": seconds})
+        # the next run in the stream's phase, as `serve` schedules it (collectors.scheduler.poll_phase)
+        self.defer_collect(
+            connection_id, stream, schedule_at=next_poll(connection, spec.kind, seconds, utcnow())
+        )
         return str(result.status)
 
     def detect(self, partition: int | None = None, connection_id: int | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,15 @@ from sqlmodel import Field, SQLModel
 from core.clock import utcnow
 from core.models.enums import Health
 from core.models.types import EncryptedJSON, JSONType, UTCDateTime
+
+ORGANISATION_KEY = "organisation"
+
+
+def organisation(config: Mapping[str, Any] | None) -> str:
+    """The organisation a connection belongs to (its config's ``organisation``; default ``""``):
+    the tenant its detection partition (`detectors.partitions`) and its poll phase
+    (`collectors.scheduler.poll_phase`) are derived from."""
+    return str((config or {}).get(ORGANISATION_KEY) or "").strip()
 
 
 class Connection(SQLModel, table=True):

@@ -79,3 +79,40 @@ def test_a_failing_or_stalled_stream_does_not_hold_it(db: Database) -> None:
     assert anomaly_watermark(db, now=NOW) == T
     # while the same drive checkpoint, moving, holds it back
     assert anomaly_watermark(db, now=stalled + timedelta(seconds=1)) == T - timedelta(days=1)
+
+
+class _Recorder:
+    """A `pipeline.jobs.Scheduler` that keeps what it was asked for (and the cycle PageTrigger reads)."""
+
+    def __init__(self, cycle) -> None:  # type: ignore[no-untyped-def]
+        self.cycle = cycle
+        self.asked: list[tuple[str, dict]] = []
+
+    def enqueue(self, job: str, **args) -> None:  # type: ignore[no-untyped-def]
+        self.asked.append((job, args))
+
+
+def test_an_anomaly_stream_read_to_its_end_asks_for_its_partitions_anomaly_pass(
+    db: Database, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from core.settings import Settings
+    from detectors.partitions import partition_of
+    from pipeline.cycle import Cycle
+    from pipeline.embedded import PageTrigger
+
+    assert isinstance(settings, Settings)
+    with db.session() as session:
+        session.add(
+            Connection(name="contoso-m365", provider="m365", tenant="t", config={"organisation": "contoso"})
+        )
+    recorder = _Recorder(Cycle(db, settings))
+    trigger = PageTrigger(recorder)  # type: ignore[arg-type]
+    partition = partition_of("contoso", settings.pipeline_partitions)
+    # a sign-in run that stored nothing new still moved the tenant's watermark: its anomaly pass
+    trigger.finished("contoso-m365/signins", "succeeded")
+    assert recorder.asked == [("anomaly", {"partition": partition})]
+    # a snapshot stream, a failed run, a connection gone meanwhile: nothing
+    trigger.finished("contoso-m365/users", "succeeded")
+    trigger.finished("contoso-m365/signins", "failed: HTTP 503")
+    trigger.finished("gone/signins", "succeeded")
+    assert recorder.asked == [("anomaly", {"partition": partition})]
