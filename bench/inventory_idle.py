@@ -13,13 +13,15 @@ Besides wall seconds it reports the product's CPU seconds per idle pass (this pr
 thread; on a shared machine the wall time is mostly waiting for a CPU) and the database
 transactions an idle pass begins.
 
-``TENANTGUARD_BENCH_IDLE_BASELINE=0`` leaves out the full re-read (minutes at 1,000 users);
+``TENANTGUARD_BENCH_KEEP=<dir>`` keeps the database there (what each pass stored: ``configsnapshot``,
+``collectionrun``). ``TENANTGUARD_BENCH_IDLE_BASELINE=0`` leaves out the full re-read (minutes at 1,000 users);
 ``TENANTGUARD_BENCH_PROFILE=<dir>`` writes a pyinstrument profile of the idle passes to
 ``<dir>/idle-<users>.txt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -130,8 +132,11 @@ def measure(scale: Scale) -> list[Figure]:
 
     ends = (int(time.time()) // DAY) * DAY  # the last UTC midnight
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends - scale.days * DAY))
+    keep = os.environ.get("TENANTGUARD_BENCH_KEEP")  # a directory: the database stays there
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp,
+        contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp,
         simulator_process("account_takeover", scale.users, scale.days, 7, start=start) as info,
     ):
         if info is None:

@@ -318,13 +318,30 @@ def _object_drift(
 def detect_snapshot_drift(
     session: Session, checks: Sequence[PostureCheck], *, limit: int = 20_000
 ) -> list[FindingDraft]:
-    """Compare every snapshot stored since the last pass with the one before it."""
+    """Compare every snapshot stored since the last pass with the one before it, `limit` at a
+    time, to the end: the checks' evaluation that follows (every current object) runs once for
+    what is stored now, instead of once per `limit` snapshots of a backlog (168,000 snapshots of
+    a 10,000-user tenant's first read took nine posture passes of ~8 s each)."""
     drift_checks: dict[tuple[str, str], list[PostureCheck]] = defaultdict(list)
     for check in checks:
         if check.drift and check.scope is Scope.EACH:
             drift_checks[(check.provider.value, check.object_type)].append(check)
     types = {object_type for _, object_type in drift_checks}
-    read = DRIFT_READER.read(session, limit)  # every type, so skipped-over ids are true gaps
+    drafts: list[FindingDraft] = []
+    while True:
+        read = DRIFT_READER.read(session, limit)  # every type, so skipped-over ids are true gaps
+        drafts.extend(_drift_drafts(session, read, types, drift_checks))
+        DRIFT_READER.advance(session, read)
+        if len(read) < limit:
+            return drafts
+
+
+def _drift_drafts(
+    session: Session,
+    read: Sequence[ConfigSnapshot],
+    types: set[str],
+    drift_checks: Mapping[tuple[str, str], Sequence[PostureCheck]],
+) -> list[FindingDraft]:
     drafts = []
     for snapshot in (s for s in read if s.object_type in types):
         applicable = [
@@ -352,7 +369,6 @@ def detect_snapshot_drift(
                         snapshot_id=snapshot.id,
                     )
                 )
-    DRIFT_READER.advance(session, read)
     return drafts
 
 

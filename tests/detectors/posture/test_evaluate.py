@@ -238,3 +238,25 @@ def test_given_tenant_wide_drift_whose_object_id_the_audit_event_does_not_name_t
     for finding in drift:
         assert finding.evidence_event_ids == [event_id], finding.rule_id
         assert finding.context["changed_by"] == "mallory@corp.test"
+
+
+def test_a_backlog_of_snapshots_is_compared_to_the_end_in_one_pass_a_batch_at_a_time(
+    db, connection, store_snapshot
+) -> None:
+    from detectors.posture import snapshots_pending
+    from detectors.posture.service import detect_snapshot_drift, shipped_checks
+
+    # given a tenant's first read: seven objects, then the less-secure-apps setting switched on
+    cid = connection("google")
+    setting = "security.less_secure_apps"
+    for k in range(6):
+        store_snapshot(cid, "google", "user", f"u{k}@corp.test", {"primaryEmail": f"u{k}@corp.test"}, T0)
+    for on, at in ((False, T0), (True, T0 + timedelta(hours=1))):
+        value = {"setting": {"type": f"settings/{setting}", "value": {"allowLessSecureApps": on}}}
+        store_snapshot(cid, "google", "tenant_settings", setting, value, at)
+    # when drift is compared three snapshots at a time
+    with db.session() as session:
+        drafts = detect_snapshot_drift(session, shipped_checks(), limit=3)
+    # then one call went through all eight (the change is in the last batch) and nothing waits
+    assert [d.rule_id for d in drafts] == ["google.less_secure_apps_off"]
+    assert not snapshots_pending(db)
