@@ -6,12 +6,14 @@ all, prints one table and writes ``bench/results/latest.json`` (machine, version
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -73,6 +75,19 @@ class Figure:
     @classmethod
     def from_stats(cls, area: str, name: str, stats: Stats, unit: str, **kwargs: Any) -> Figure:
         return cls(area, name, stats.median, unit, stats.low, stats.high, stats.runs, **kwargs)
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str) -> Iterator[Path]:
+    """A run's directory: ``TENANTGUARD_BENCH_KEEP`` (created if need be, left behind with its
+    database and logs for a look afterwards), else a temporary one removed at the end."""
+    keep = os.environ.get("TENANTGUARD_BENCH_KEEP")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        yield Path(keep)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def machine() -> dict[str, Any]:

@@ -21,20 +21,17 @@ transactions an idle pass begins.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.e2e import _profiled, connect_simulator, simulator_process
-from bench.harness import Figure, print_table
+from bench.harness import Figure, print_table, work_dir
 
 AREA = "inventory idle pass"
 DAY = 86_400
@@ -132,18 +129,15 @@ def measure(scale: Scale) -> list[Figure]:
 
     ends = (int(time.time()) // DAY) * DAY  # the last UTC midnight
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends - scale.days * DAY))
-    keep = os.environ.get("TENANTGUARD_BENCH_KEEP")  # a directory: the database stays there
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
     with (
-        contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tg-bench-idle-") as tmp,
+        work_dir("tg-bench-idle-") as tmp,
         simulator_process("account_takeover", scale.users, scale.days, 7, start=start) as info,
     ):
         if info is None:
             raise RuntimeError("the simulator is not installed")
         # today's clock: the period is over, its last events are readable, nothing new comes
         httpx.post(f"{info['admin_url']}/clock", json={"advance": time.time() - ends}, timeout=30)
-        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{Path(tmp) / 'idle.db'}")
+        settings = Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'idle.db'}")
         db = Database.from_settings(settings)
         db.upgrade()
         connect_simulator(db, info)

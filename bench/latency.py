@@ -33,7 +33,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ import httpx
 import yaml
 from sqlalchemy.exc import OperationalError
 
-from bench.harness import Figure, print_table
+from bench.harness import Figure, print_table, work_dir
 
 AREA = "detection latency (clocked)"
 DAY, MINUTE = 86_400, 60
@@ -249,14 +248,7 @@ def measure(scale: Scale) -> list[Figure]:
     from core.db import Database
     from simulator.http import free_port
 
-    keep = os.environ.get(
-        "TENANTGUARD_BENCH_KEEP"
-    )  # a directory: serve's and the simulator's logs stay there
-    with (
-        contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tg-bench-latency-")
-    ) as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.mkdir(parents=True, exist_ok=True)
+    with work_dir("tg-bench-latency-") as tmp:
         # the first story starts once serve has had time to read the backlog (~a minute per 100
         # users under load; ~7 s per 100 on a quiet machine: TENANTGUARD_BENCH_LATENCY_LEAD seconds)
         lead = int(os.environ.get("TENANTGUARD_BENCH_LATENCY_LEAD") or max(90, scale.users * 60 // 100))

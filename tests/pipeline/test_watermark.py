@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlmodel import select
 
 from core.db import Database
 from core.models import Checkpoint, Connection
 from core.models.enums import Health
+from core.settings import Settings
+from pipeline.cycle import Cycle
 from pipeline.watermark import EPOCH, HOLD_SECONDS, anomaly_watermark
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -84,23 +87,20 @@ def test_a_failing_or_stalled_stream_does_not_hold_it(db: Database) -> None:
 class _Recorder:
     """A `pipeline.jobs.Scheduler` that keeps what it was asked for (and the cycle PageTrigger reads)."""
 
-    def __init__(self, cycle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, cycle: Cycle) -> None:
         self.cycle = cycle
-        self.asked: list[tuple[str, dict]] = []
+        self.asked: list[tuple[str, dict[str, Any]]] = []
 
-    def enqueue(self, job: str, **args) -> None:  # type: ignore[no-untyped-def]
+    def enqueue(self, job: str, **args: Any) -> None:
         self.asked.append((job, args))
 
 
 def test_an_anomaly_stream_read_to_its_end_asks_for_its_partitions_anomaly_pass(
-    db: Database, settings
-) -> None:  # type: ignore[no-untyped-def]
-    from core.settings import Settings
+    db: Database, settings: Settings
+) -> None:
     from detectors.partitions import partition_of
-    from pipeline.cycle import Cycle
     from pipeline.embedded import PageTrigger
 
-    assert isinstance(settings, Settings)
     with db.session() as session:
         session.add(
             Connection(name="contoso-m365", provider="m365", tenant="t", config={"organisation": "contoso"})
